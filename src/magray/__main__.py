@@ -1,0 +1,3 @@
+from magray.cli.main import main
+
+main()

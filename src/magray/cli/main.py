@@ -1,0 +1,43 @@
+"""The ``magray`` command: registers every command group. Imports stay light for fast --help."""
+
+from __future__ import annotations
+
+import typer
+
+from magray import __version__
+from magray.cli import config_cmd, ingest, memory, models
+from magray.cli.app import MagrayGroup
+
+app = typer.Typer(
+    cls=MagrayGroup,
+    help="MAGRAY: a local-first AI agent for the terminal that remembers.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"magray {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """MAGRAY: a local-first AI agent for the terminal that remembers."""
+
+
+app.add_typer(memory.app, name="memory")
+app.add_typer(models.app, name="models")
+app.add_typer(config_cmd.app, name="config")
+app.command("ingest")(ingest.ingest)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="magray")

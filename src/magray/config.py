@@ -1,0 +1,250 @@
+"""Settings: one frozen object, merged from defaults < config.toml < MAGRAY_* env < flags.
+
+Every setting has a dotted key (``memory.vector_dtype``), a type, a default and a
+one-line description. The environment variable for a key is ``MAGRAY_`` plus the
+key upper-cased with dots as underscores (``MAGRAY_MEMORY_VECTOR_DTYPE``).
+``Settings.sources`` tells where each value came from, for ``magray config show``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from magray.errors import ConfigError
+from magray.paths import Paths, resolve_paths
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting's schema."""
+
+    key: str
+    default: Any
+    kind: type
+    help: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("embed.model", "default", str, "Active embedding model (see `magray models list`)."),
+    Option("embed.device", "auto", str, "Where to run models.", choices=("auto", "cpu", "cuda")),
+    Option("embed.threads", 0, int, "Intra-op threads for ONNX Runtime (0 = all cores).", minimum=0),
+    Option("embed.batch_size", 32, int, "Texts per embedding batch.", minimum=1, maximum=4096),
+    Option("embed.max_length", 0, int, "Token limit per text (0 = the model's own).", minimum=0),
+    Option("memory.ttl_interact_hours", 24.0, float, "TTL of the Interact layer.", minimum=0),
+    Option("memory.ttl_insights_days", 90.0, float, "TTL of the Insights layer.", minimum=0),
+    Option(
+        "memory.vector_dtype",
+        "f32",
+        str,
+        "Scalar type of the HNSW index (vectors in the store stay f32).",
+        choices=("f32", "f16", "i8"),
+    ),
+    Option("memory.lock_timeout", 10.0, float, "Seconds to wait for the writer lock.", minimum=0),
+    Option("memory.auto_lifecycle", True, bool, "Run promote + expire automatically on writes."),
+    Option(
+        "memory.lifecycle_interval_minutes",
+        60.0,
+        float,
+        "Minimum minutes between automatic lifecycle runs.",
+        minimum=0,
+    ),
+    Option("search.mode", "hybrid", str, "Default recall mode.", ("hybrid", "vector", "keyword")),
+    Option("search.rrf_k", 60.0, float, "Reciprocal-rank-fusion constant.", minimum=1),
+    Option("search.vector_weight", 1.0, float, "Weight of the vector ranking in fusion.", minimum=0),
+    Option("search.keyword_weight", 1.0, float, "Weight of the BM25 ranking in fusion.", minimum=0),
+    Option("search.weight_interact", 1.0, float, "Fusion weight of Interact hits.", minimum=0),
+    Option("search.weight_insights", 1.0, float, "Fusion weight of Insights hits.", minimum=0),
+    Option("search.weight_assets", 1.0, float, "Fusion weight of Assets hits.", minimum=0),
+    Option(
+        "search.recency_half_life_days",
+        0.0,
+        float,
+        "Recency boost half-life (0 = no recency boost).",
+        minimum=0,
+    ),
+    Option("search.rerank", False, bool, "Rerank hits with the installed cross-encoder."),
+    Option("search.reranker", "reranker", str, "Name of the reranker model to use."),
+)
+
+_BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}
+
+
+def env_var(key: str) -> str:
+    """The environment variable that sets ``key``."""
+    return "MAGRAY_" + key.upper().replace(".", "_")
+
+
+def _coerce(option: Option, raw: Any, where: str) -> Any:
+    """Turn ``raw`` into the option's type, or raise a ConfigError naming ``where``."""
+    value: Any
+    try:
+        if option.kind is bool:
+            if isinstance(raw, bool):
+                value = raw
+            elif isinstance(raw, str) and raw.strip().lower() in {"1", "true", "yes", "on"}:
+                value = True
+            elif isinstance(raw, str) and raw.strip().lower() in {"0", "false", "no", "off"}:
+                value = False
+            else:
+                raise ValueError
+        elif option.kind is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise ValueError
+            value = int(raw)
+        elif option.kind is float:
+            if isinstance(raw, bool):
+                raise ValueError
+            value = float(raw)
+        else:
+            if not isinstance(raw, str):
+                raise ValueError
+            value = raw.strip()
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{where}: {option.key} must be a {option.kind.__name__} (got {raw!r})."
+        ) from None
+    if option.choices and value not in option.choices:
+        raise ConfigError(
+            f"{where}: {option.key} must be one of {', '.join(option.choices)} (got {value!r})."
+        )
+    if option.minimum is not None and value < option.minimum:
+        raise ConfigError(f"{where}: {option.key} must be ≥ {option.minimum} (got {value!r}).")
+    if option.maximum is not None and value > option.maximum:
+        raise ConfigError(f"{where}: {option.key} must be ≤ {option.maximum} (got {value!r}).")
+    return value
+
+
+def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in table.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, key + "."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read ``config.toml`` as flat dotted keys; unknown keys of known sections are errors."""
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove the file.") from None
+    flat = _flatten(data)
+    known_sections = {k.split(".")[0] for k in _BY_KEY}
+    for key in flat:
+        if key.split(".")[0] in known_sections and key not in _BY_KEY:
+            raise ConfigError(f"{path}: unknown setting {key!r}; see `magray config show`.")
+    return flat
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The merged settings of one run. Read values with ``settings[key]`` or the helpers."""
+
+    paths: Paths
+    values: Mapping[str, Any]
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values[key]
+
+    def get_str(self, key: str) -> str:
+        value = self.values[key]
+        assert isinstance(value, str)
+        return value
+
+    def get_int(self, key: str) -> int:
+        value = self.values[key]
+        assert isinstance(value, int)
+        return value
+
+    def get_float(self, key: str) -> float:
+        value = self.values[key]
+        assert isinstance(value, float)
+        return value
+
+    def get_bool(self, key: str) -> bool:
+        value = self.values[key]
+        assert isinstance(value, bool)
+        return value
+
+    def with_overrides(self, overrides: Mapping[str, Any], source: str = "flag") -> Settings:
+        """A copy with ``overrides`` (None values are ignored) applied on top."""
+        values = dict(self.values)
+        sources = dict(self.sources)
+        for key, raw in overrides.items():
+            if raw is None:
+                continue
+            option = _BY_KEY.get(key)
+            if option is None:
+                raise ConfigError(f"unknown setting {key!r}; see `magray config show`.")
+            values[key] = _coerce(option, raw, source)
+            sources[key] = source
+        return Settings(paths=self.paths, values=values, sources=sources)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    paths_factory: Callable[[], Paths] = resolve_paths,
+) -> Settings:
+    """Load settings: defaults < config.toml < environment < ``overrides`` (flags)."""
+    env = os.environ if env is None else env
+    paths = paths_factory()
+    values: dict[str, Any] = {o.key: o.default for o in OPTIONS}
+    sources: dict[str, str] = {o.key: "default" for o in OPTIONS}
+    for key, raw in read_config_file(paths.config_file).items():
+        option = _BY_KEY.get(key)
+        if option is None:
+            continue  # sections owned by other parts of MAGRAY (e.g. [llm])
+        values[key] = _coerce(option, raw, str(paths.config_file))
+        sources[key] = str(paths.config_file)
+    for option in OPTIONS:
+        name = env_var(option.key)
+        if name in env:
+            values[option.key] = _coerce(option, env[name], name)
+            sources[option.key] = name
+    settings = Settings(paths=paths, values=values, sources=sources)
+    return settings.with_overrides(overrides or {})
+
+
+def option(key: str) -> Option:
+    """The schema of ``key``; raises ConfigError for an unknown key."""
+    try:
+        return _BY_KEY[key]
+    except KeyError:
+        raise ConfigError(f"unknown setting {key!r}; see `magray config show`.") from None
+
+
+def write_setting(path: Path, key: str, raw: str) -> Any:
+    """Validate ``raw`` for ``key`` and store it in ``config.toml`` atomically."""
+    import tomli_w
+
+    opt = option(key)
+    value = _coerce(opt, raw, "value")
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it.") from None
+    section, _, name = key.partition(".")
+    table = data.setdefault(section, {})
+    table[name] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+    return value

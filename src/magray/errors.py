@@ -1,0 +1,98 @@
+"""The error tree of MAGRAY.
+
+Every error the core raises on purpose is a ``MagrayError`` whose message is one
+sentence a user can act on. The CLI prints it on one line and exits with
+``exit_code``; nothing below is ever shown as a traceback.
+
+```
+MagrayError                      exit 1 unless noted
+├── UsageError                   exit 2  bad arguments or input values
+├── ConfigError                  exit 1  invalid config.toml / environment value
+├── NotFoundError                exit 3  no such record, model, file, backup
+├── StoreError                   exit 1  the SQLite store cannot be used
+│   ├── StoreLockedError         exit 1  another process holds the writer lock
+│   ├── SchemaError              exit 1  store written by a newer MAGRAY
+│   └── BackupError              exit 1  damaged or incompatible backup / import
+├── IndexCorruptError            exit 1  a derived index cannot be repaired in place
+├── ModelError                   exit 1  embedding model missing, corrupt, incompatible
+│   ├── ModelNotInstalledError   exit 1  model files absent: names the install command
+│   └── DimensionMismatchError   exit 1  store vectors vs active model differ
+├── NetworkError                 exit 5  a download or remote call failed
+└── DeniedError                  exit 4  refused by policy
+```
+"""
+
+from __future__ import annotations
+
+
+class MagrayError(Exception):
+    """Root of every error MAGRAY raises on purpose."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(MagrayError):
+    """Arguments or input values are invalid."""
+
+    exit_code = 2
+
+
+class ConfigError(MagrayError):
+    """A configuration value is invalid."""
+
+
+class NotFoundError(MagrayError):
+    """A record, model, file or backup does not exist."""
+
+    exit_code = 3
+
+
+class StoreError(MagrayError):
+    """The memory store cannot be used."""
+
+
+class StoreLockedError(StoreError):
+    """Another process is writing to the store."""
+
+
+class SchemaError(StoreError):
+    """The store's schema is newer than this MAGRAY understands."""
+
+
+class BackupError(StoreError):
+    """A backup, restore, export or import cannot proceed safely."""
+
+
+class IndexCorruptError(MagrayError):
+    """A derived index is damaged and could not be repaired in place."""
+
+
+class ModelError(MagrayError):
+    """An embedding or reranking model cannot be used."""
+
+
+class ModelNotInstalledError(ModelError):
+    """The model's files are not installed."""
+
+
+class DimensionMismatchError(ModelError):
+    """The store holds vectors of a different model or dimension."""
+
+
+class NetworkError(MagrayError):
+    """A network operation failed or the network is unavailable."""
+
+    exit_code = 5
+
+
+class DeniedError(MagrayError):
+    """An action was refused by the permission policy."""
+
+    exit_code = 4

@@ -1,0 +1,143 @@
+"""The values of the memory: layers, records, queries and hits."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Layer(StrEnum):
+    """The three memory layers, from short-lived to permanent."""
+
+    INTERACT = "interact"
+    INSIGHTS = "insights"
+    ASSETS = "assets"
+
+    @property
+    def next(self) -> Layer | None:
+        """The layer a record of this layer is promoted to, or None for Assets."""
+        order = list(Layer)
+        i = order.index(self)
+        return order[i + 1] if i + 1 < len(order) else None
+
+
+class SearchMode(StrEnum):
+    HYBRID = "hybrid"
+    VECTOR = "vector"
+    KEYWORD = "keyword"
+
+
+def content_hash(text: str) -> str:
+    """sha256 of the NFC-normalised text: the identity of a record's content."""
+    return hashlib.sha256(unicodedata.normalize("NFC", text).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where an ingested chunk came from: a path or URL plus offsets."""
+
+    uri: str
+    start: int | None = None  # character offset of the chunk's first character
+    end: int | None = None  # character offset one past the chunk's last character
+    line_start: int | None = None
+    line_end: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One memory."""
+
+    id: str
+    text: str
+    layer: Layer
+    kind: str
+    tags: tuple[str, ...]
+    project: str | None
+    session: str | None
+    source: Source | None
+    created_at: float
+    updated_at: float
+    layer_since: float  # when the record entered its current layer (TTL counts from here)
+    last_access_at: float | None
+    access_count: int
+    importance: float
+    pinned: bool
+    promotion_score: float | None
+    content_hash: str
+    embedding_model: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    """What a caller supplies to remember something."""
+
+    text: str
+    layer: Layer = Layer.INTERACT
+    kind: str = "note"
+    tags: tuple[str, ...] = ()
+    project: str | None = None
+    session: str | None = None
+    source: Source | None = None
+    importance: float = 0.5
+    pinned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Restrictions on what recall, list or export may return."""
+
+    layers: tuple[Layer, ...] = ()  # empty = all layers
+    tags: tuple[str, ...] = ()  # a record must carry all of them
+    kind: str | None = None
+    project: str | None = None
+    session: str | None = None
+    created_after: float | None = None
+    created_before: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(
+            self.tags
+            or self.kind
+            or self.project
+            or self.session
+            or self.created_after is not None
+            or self.created_before is not None
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """A recall request."""
+
+    text: str
+    k: int = 10
+    mode: SearchMode = SearchMode.HYBRID
+    filters: Filters = field(default_factory=Filters)
+    rerank: bool = False
+    explain: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """How a hit's fused score came about (for ``--explain``)."""
+
+    vector_rank: int | None = None
+    vector_score: float | None = None  # cosine similarity
+    keyword_rank: int | None = None
+    keyword_score: float | None = None  # BM25 (higher is better)
+    fused_score: float = 0.0
+    layer_weight: float = 1.0
+    recency_factor: float = 1.0
+    rerank_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A recalled record with its final score."""
+
+    record: Record
+    score: float
+    explanation: Explanation | None = None

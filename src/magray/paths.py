@@ -1,0 +1,76 @@
+"""Where MAGRAY keeps things.
+
+With ``MAGRAY_HOME`` set, everything (config, data, models, logs) lives under it.
+Otherwise the platform's user directories are used. ``MAGRAY_MODELS_DIR`` moves
+only the models, so several homes can share one installed copy.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+APP_NAME = "magray"
+
+
+@dataclass(frozen=True, slots=True)
+class Paths:
+    """The directories of one MAGRAY home."""
+
+    config_dir: Path
+    data_dir: Path
+    models_dir: Path
+    logs_dir: Path
+
+    @property
+    def config_file(self) -> Path:
+        return self.config_dir / "config.toml"
+
+    @property
+    def keys_file(self) -> Path:
+        return self.config_dir / "keys.toml"
+
+    @property
+    def memory_db(self) -> Path:
+        return self.data_dir / "memory.db"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def log_file(self) -> Path:
+        return self.logs_dir / "magray.log"
+
+
+def resolve_paths(env: os._Environ[str] | dict[str, str] | None = None) -> Paths:
+    """Work out the directories from the environment."""
+    env = os.environ if env is None else env
+    home = env.get("MAGRAY_HOME")
+    if home:
+        root = Path(home).expanduser().resolve()
+        paths = Paths(
+            config_dir=root,
+            data_dir=root / "data",
+            models_dir=root / "models",
+            logs_dir=root / "logs",
+        )
+    else:
+        import platformdirs
+
+        paths = Paths(
+            config_dir=Path(platformdirs.user_config_dir(APP_NAME)),
+            data_dir=Path(platformdirs.user_data_dir(APP_NAME)),
+            models_dir=Path(platformdirs.user_data_dir(APP_NAME)) / "models",
+            logs_dir=Path(platformdirs.user_log_dir(APP_NAME)),
+        )
+    models = env.get("MAGRAY_MODELS_DIR")
+    if models:
+        paths = Paths(
+            config_dir=paths.config_dir,
+            data_dir=paths.data_dir,
+            models_dir=Path(models).expanduser().resolve(),
+            logs_dir=paths.logs_dir,
+        )
+    return paths
