@@ -2,6 +2,56 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
 
-def ingest() -> None:
-    """Ingest files and folders into memory."""
+import typer
+
+from magray.cli.context import open_memory, parse_layer
+
+
+def ingest(
+    paths: list[Path] = typer.Argument(..., help="Files and folders to ingest."),
+    layer: str = typer.Option("assets", "--layer", help="interact | insights | assets."),
+    project: str | None = typer.Option(None, "--project", help="Project the chunks belong to."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Ingest files and folders into memory (respects .gitignore; incremental by content hash).
+
+    Example: magray ingest README.md docs --project magray
+    """
+    from magray.cli import render
+    from magray.memory.ingest import ingest as run_ingest
+
+    target = parse_layer(layer)
+    with open_memory() as memory, render.progress("ingesting files") as bar:
+        report = run_ingest(memory, paths, layer=target, project=project, progress=bar)
+        memory.sync_indexes()
+    data: dict[str, Any] = {
+        "layer": str(target),
+        "project": project,
+        "files": {
+            "added": report.files_added,
+            "updated": report.files_updated,
+            "unchanged": report.files_unchanged,
+            "removed": report.files_removed,
+        },
+        "chunks": {
+            "added": report.chunks_added,
+            "kept": report.chunks_kept,
+            "removed": report.chunks_removed,
+        },
+        "skipped": [{"path": uri, "reason": reason} for uri, reason in report.skipped],
+    }
+    if json_out:
+        typer.echo(json.dumps(data, ensure_ascii=False))
+        return
+    f, c = data["files"], data["chunks"]
+    typer.echo(
+        f"files: {f['added']} added, {f['updated']} updated, {f['unchanged']} unchanged,"
+        f" {f['removed']} removed · chunks: {c['added']} added, {c['kept']} kept,"
+        f" {c['removed']} removed"
+    )
+    for uri, reason in report.skipped:
+        render.note(f"skipped {uri}: {reason}")

@@ -1,7 +1,291 @@
-"""`magray memory ...` commands."""
+"""`magray memory ...`: add, search, get, list, forget, stats, reindex, verify and lifecycle."""
 
 from __future__ import annotations
 
-from magray.cli.app import new_app
+import json
+from typing import TYPE_CHECKING, Any
 
-app = new_app("memory commands.")
+import typer
+
+from magray.cli.app import new_app
+from magray.cli.context import iso, open_memory, parse_layer, parse_time, read_text
+
+if TYPE_CHECKING:
+    from magray.memory.records import Hit, Record
+
+app = new_app("Remember, recall and maintain the three-layer memory.")
+
+JSON = typer.Option(False, "--json", help="Print JSON (a stable contract).")
+
+
+def record_json(record: Record) -> dict[str, Any]:
+    src = record.source
+    return {
+        "id": record.id,
+        "text": record.text,
+        "layer": str(record.layer),
+        "kind": record.kind,
+        "tags": list(record.tags),
+        "project": record.project,
+        "session": record.session,
+        "source": None
+        if src is None
+        else {
+            "uri": src.uri,
+            "start": src.start,
+            "end": src.end,
+            "line_start": src.line_start,
+            "line_end": src.line_end,
+        },
+        "created_at": iso(record.created_at),
+        "updated_at": iso(record.updated_at),
+        "last_access_at": iso(record.last_access_at),
+        "access_count": record.access_count,
+        "importance": record.importance,
+        "pinned": record.pinned,
+        "promotion_score": record.promotion_score,
+        "embedding_model": record.embedding_model,
+    }
+
+
+def hit_json(hit: Hit) -> dict[str, Any]:
+    r = hit.record
+    out: dict[str, Any] = {
+        "id": r.id,
+        "text": r.text,
+        "layer": str(r.layer),
+        "score": hit.score,
+        "kind": r.kind,
+        "tags": list(r.tags),
+        "project": r.project,
+        "created_at": iso(r.created_at),
+        "access_count": r.access_count,
+    }
+    if r.source is not None:
+        out["source"] = {"uri": r.source.uri, "line_start": r.source.line_start}
+    e = hit.explanation
+    if e is not None:
+        out["explain"] = {
+            "vector_rank": e.vector_rank,
+            "vector_score": e.vector_score,
+            "keyword_rank": e.keyword_rank,
+            "keyword_score": e.keyword_score,
+            "fused_score": e.fused_score,
+            "layer_weight": e.layer_weight,
+            "recency_factor": e.recency_factor,
+            "rerank_score": e.rerank_score,
+        }
+    return out
+
+
+def emit(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False))
+
+
+@app.command("add")
+def add(
+    text: str = typer.Argument(..., help="The text to remember, or '-' to read standard input."),
+    layer: str = typer.Option("interact", "--layer", help="interact | insights | assets."),
+    tag: list[str] = typer.Option([], "--tag", help="A tag (repeatable)."),
+    kind: str = typer.Option("note", "--kind", help="What it is: note, fact, code, ..."),
+    project: str | None = typer.Option(None, "--project", help="Project it belongs to."),
+    session: str | None = typer.Option(None, "--session", help="Session/conversation id."),
+    importance: float = typer.Option(0.5, "--importance", help="0–1, how much it matters."),
+    pin: bool = typer.Option(False, "--pin", help="Pinned records never expire."),
+    json_out: bool = JSON,
+) -> None:
+    """Remember TEXT.
+
+    Example: magray memory add "The staging DB is on port 5433" --layer insights --tag infra
+    """
+    from magray.memory.records import NewRecord
+
+    item = NewRecord(
+        text=read_text(text),
+        layer=parse_layer(layer),
+        kind=kind,
+        tags=tuple(tag),
+        project=project,
+        session=session,
+        importance=importance,
+        pinned=pin,
+    )
+    with open_memory() as memory:
+        result = memory.remember(item)
+    if json_out:
+        emit({"id": result.id, "layer": str(result.layer), "created": result.created})
+    else:
+        verb = "remembered" if result.created else "already known (access bumped)"
+        typer.echo(f"{result.id}  {verb} in {result.layer}")
+
+
+@app.command("search")
+def search(
+    query: str = typer.Argument(..., help="What to look for ('-' reads standard input)."),
+    k: int = typer.Option(10, "-k", help="How many hits."),
+    layer: list[str] = typer.Option([], "--layer", help="Restrict to a layer (repeatable)."),
+    tag: list[str] = typer.Option([], "--tag", help="Require a tag (repeatable)."),
+    kind: str | None = typer.Option(None, "--kind", help="Only this kind."),
+    project: str | None = typer.Option(None, "--project", help="Only this project."),
+    session: str | None = typer.Option(None, "--session", help="Only this session."),
+    after: str | None = typer.Option(None, "--created-after", help="ISO date/time."),
+    before: str | None = typer.Option(None, "--created-before", help="ISO date/time."),
+    mode: str | None = typer.Option(None, "--mode", help="hybrid | vector | keyword."),
+    rerank: bool | None = typer.Option(None, "--rerank/--no-rerank", help="Cross-encoder rerank."),
+    explain: bool = typer.Option(False, "--explain", help="Show each hit's component ranks."),
+    json_out: bool = JSON,
+) -> None:
+    """Recall memories by meaning and keywords.
+
+    Example: magray memory search "database port" --layer insights --explain
+    """
+    from magray.cli import render
+    from magray.errors import UsageError
+    from magray.memory.records import Filters, Query, SearchMode
+
+    with open_memory(**{"search.mode": mode, "search.rerank": rerank}) as memory:
+        try:
+            search_mode = SearchMode(memory.settings.get_str("search.mode"))
+        except ValueError:
+            raise UsageError("--mode must be hybrid, vector or keyword.") from None
+        q = Query(
+            text=read_text(query),
+            k=k,
+            mode=search_mode,
+            filters=Filters(
+                layers=tuple(parse_layer(x) for x in layer),
+                tags=tuple(tag),
+                kind=kind,
+                project=project,
+                session=session,
+                created_after=parse_time(after, "--created-after"),
+                created_before=parse_time(before, "--created-before"),
+            ),
+            rerank=memory.settings.get_bool("search.rerank"),
+            explain=explain,
+        )
+        hits = memory.recall(q)
+    if json_out:
+        emit({"query": q.text, "hits": [hit_json(h) for h in hits]})
+    else:
+        render.hits(hits, explain=explain)
+
+
+@app.command("get")
+def get(
+    id: str = typer.Argument(..., help="Memory id (or a unique prefix)."),
+    json_out: bool = JSON,
+) -> None:
+    """Show one memory.
+
+    Example: magray memory get 01jd3x
+    """
+    from magray.cli import render
+
+    with open_memory() as memory:
+        record = memory.get(id)
+    if json_out:
+        emit(record_json(record))
+    else:
+        render.record(record)
+
+
+@app.command("list")
+def list_(
+    layer: list[str] = typer.Option([], "--layer", help="Restrict to a layer (repeatable)."),
+    limit: int = typer.Option(20, "--limit", help="How many (newest first)."),
+    offset: int = typer.Option(0, "--offset", help="Skip this many."),
+    project: str | None = typer.Option(None, "--project", help="Only this project."),
+    json_out: bool = JSON,
+) -> None:
+    """List memories, newest first.
+
+    Example: magray memory list --layer assets --limit 5
+    """
+    from magray.cli import render
+    from magray.memory.records import Filters
+
+    filters = Filters(layers=tuple(parse_layer(x) for x in layer), project=project)
+    with open_memory() as memory:
+        records = memory.list_records(filters, limit=limit, offset=offset)
+    if json_out:
+        emit({"records": [record_json(r) for r in records]})
+    else:
+        render.records(records)
+
+
+@app.command("forget")
+def forget(
+    id: str = typer.Argument(..., help="Memory id (or a unique prefix)."),
+    json_out: bool = JSON,
+) -> None:
+    """Delete one memory for good.
+
+    Example: magray memory forget 01jd3x
+    """
+    with open_memory() as memory:
+        record = memory.forget(id)
+    if json_out:
+        emit({"id": record.id, "forgotten": True})
+    else:
+        typer.echo(f"{record.id}  forgotten")
+
+
+@app.command("stats")
+def stats(json_out: bool = JSON) -> None:
+    """Records and bytes per layer, index health, model.
+
+    Example: magray memory stats --json
+    """
+    from magray.cli import render
+
+    with open_memory() as memory:
+        data = memory.stats()
+    if json_out:
+        emit(data)
+    else:
+        render.stats(data)
+
+
+@app.command("reindex")
+def reindex(
+    reembed: bool = typer.Option(
+        False, "--reembed", help="Re-embed records whose vectors are not from the active model."
+    ),
+    json_out: bool = JSON,
+) -> None:
+    """Rebuild the keyword and vector indexes from the store (and re-embed with --reembed).
+
+    Example: magray memory reindex --reembed
+    """
+    from magray.cli import render
+    from magray.memory.maintenance import reindex as run_reindex
+
+    with open_memory() as memory, render.progress("re-embedding") as bar:
+        if not reembed:
+            memory.check_model()
+        result = run_reindex(memory, reembed_vectors=reembed, progress=bar)
+    if json_out:
+        emit(result)
+    else:
+        typer.echo(f"reindexed: {result['indexed']}; re-embedded {result['reembedded']} record(s)")
+
+
+@app.command("verify")
+def verify(json_out: bool = JSON) -> None:
+    """Check the store and its indexes; exits 1 on any inconsistency.
+
+    Example: magray memory verify --json
+    """
+    from magray.memory.maintenance import verify as run_verify
+
+    with open_memory() as memory:
+        report = run_verify(memory)
+    if json_out:
+        emit({"ok": report.ok, "problems": report.problems, "checked": report.checked})
+    else:
+        for problem in report.problems:
+            typer.echo(f"problem: {problem}")
+        typer.echo("ok" if report.ok else f"{len(report.problems)} problem(s) found")
+    if not report.ok:
+        raise typer.Exit(1)

@@ -70,3 +70,83 @@ def progress(label: str) -> Iterator[ProgressBar]:
         transient=True,
     ) as bar:
         yield ProgressBar(bar, label)
+
+
+def _snippet(text: str, width: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def hits(items: Sequence[Any], *, explain: bool) -> None:
+    """Search hits: rank, id, layer, score, snippet (and component ranks with explain)."""
+    if not items:
+        err.print("[dim]no memories matched.[/]")
+        return
+    for rank, hit in enumerate(items, 1):
+        r = hit.record
+        where = f" [dim]{r.source.uri}:{r.source.line_start}[/]" if r.source else ""
+        out.print(
+            f"[bold]{rank:>2}.[/] [cyan]{r.id}[/] [magenta]{r.layer}[/]"
+            f" [dim]{hit.score:.4f}[/]{where}"
+        )
+        out.print(f"    {_snippet(r.text)}", markup=False)
+        e = hit.explanation
+        if explain and e is not None:
+            parts = [
+                f"vector #{e.vector_rank} ({e.vector_score:.3f})" if e.vector_rank else "vector —",
+                f"bm25 #{e.keyword_rank} ({e.keyword_score:.2f})" if e.keyword_rank else "bm25 —",
+                f"layer×{e.layer_weight:g}",
+                f"recency×{e.recency_factor:.3f}",
+            ]
+            if e.rerank_score is not None:
+                parts.append(f"rerank {e.rerank_score:.3f}")
+            out.print("    [dim]" + " · ".join(parts) + "[/]")
+
+
+def record(r: Any) -> None:
+    table = Table(show_header=False, box=None)
+    table.add_column(style="dim")
+    table.add_column()
+    for name in ("id", "layer", "kind", "tags", "project", "session", "importance", "pinned"):
+        value = getattr(r, name)
+        table.add_row(name, ", ".join(value) if isinstance(value, tuple) else str(value))
+    table.add_row("accesses", str(r.access_count))
+    if r.source is not None:
+        table.add_row("source", f"{r.source.uri} lines {r.source.line_start}–{r.source.line_end}")
+    out.print(table)
+    out.print(r.text, markup=False)
+
+
+def records(items: Sequence[Any]) -> None:
+    if not items:
+        err.print("[dim]no memories.[/]")
+        return
+    for r in items:
+        pin = " 📌" if r.pinned else ""
+        out.print(f"[cyan]{r.id}[/] [magenta]{r.layer:<8}[/]{pin} {_snippet(r.text, 100)}")
+
+
+def stats(data: Mapping[str, Any]) -> None:
+    table = Table(show_header=True, header_style="bold")
+    for col in ("layer", "records", "pinned", "text bytes", "vector bytes", "indexed", "backlog"):
+        table.add_column(col)
+    index = data.get("index", {})
+    for layer, row in data["layers"].items():
+        health = index.get(layer, {}) if isinstance(index, dict) else {}
+        table.add_row(
+            layer,
+            str(row["records"]),
+            str(row["pinned"]),
+            str(row["text_bytes"]),
+            str(row["vector_bytes"]),
+            str(health.get("indexed", "—")),
+            str(health.get("backlog", "—")),
+        )
+    out.print(table)
+    model = data["model"]
+    out.print(f"[dim]store:[/] {data['path']} ({data['db_bytes']} bytes)")
+    out.print(
+        f"[dim]model:[/] stored={model['stored']} dim={model['dim']} active={model['active']}"
+    )
+    if isinstance(index, dict) and "error" in index:
+        warn(index["error"])

@@ -1,0 +1,71 @@
+"""Shared CLI plumbing: settings with flag overrides, opening the memory, parsing values."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from magray.errors import UsageError
+
+if TYPE_CHECKING:
+    from magray.config import Settings
+    from magray.memory.records import Layer
+    from magray.memory.service import Memory
+
+
+def settings(**overrides: Any) -> Settings:
+    from magray.config import load_settings
+
+    return load_settings(overrides)
+
+
+def open_memory(**overrides: Any) -> Memory:
+    from magray.cli import render
+    from magray.memory.service import Memory
+
+    return Memory(settings(**overrides), warn=render.warn)
+
+
+def parse_layer(value: str) -> Layer:
+    from magray.memory.records import Layer
+
+    try:
+        return Layer(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(layer.value for layer in Layer)
+        raise UsageError(f"unknown layer {value!r}; use one of {choices}.") from None
+
+
+def parse_time(value: str | None, flag: str) -> float | None:
+    """ISO date/time (UTC unless it says otherwise) → unix seconds."""
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise UsageError(
+            f"{flag} wants an ISO date or time like 2026-01-31 or 2026-01-31T14:00 (got {value!r})."
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def read_text(text: str) -> str:
+    """The argument, or standard input when it is '-'."""
+    if text == "-":
+        if sys.stdin.isatty():
+            raise UsageError("'-' reads the text from standard input; pipe something in.")
+        data = sys.stdin.buffer.read()
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError("standard input is not UTF-8 text.") from None
+    return text

@@ -1,0 +1,167 @@
+"""Numbered schema migrations of the memory store, recorded in ``schema_migrations``.
+
+Design notes:
+- ``records.num`` is an AUTOINCREMENT integer: it labels the record in the vector indexes and
+  is never reused, so a stale index entry can never point at a different record.
+- ``records_fts`` is an external-content FTS5 table kept in step by triggers, inside the same
+  transaction as the record: the keyword index cannot drift from the records.
+- ``index_journal`` is written by triggers whenever a record's vector enters or leaves a layer.
+  The derived HNSW files remember the journal sequence they reflect and catch up from it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+M1_INITIAL = """
+        CREATE TABLE records (
+            num INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            text TEXT NOT NULL,
+            layer TEXT NOT NULL CHECK (layer IN ('interact', 'insights', 'assets')),
+            kind TEXT NOT NULL,
+            tags TEXT NOT NULL DEFAULT '[]',
+            project TEXT NOT NULL DEFAULT '',
+            session TEXT,
+            source_uri TEXT,
+            source_start INTEGER,
+            source_end INTEGER,
+            source_line_start INTEGER,
+            source_line_end INTEGER,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            layer_since REAL NOT NULL,
+            last_access_at REAL,
+            access_count INTEGER NOT NULL DEFAULT 0,
+            importance REAL NOT NULL DEFAULT 0.5 CHECK (importance >= 0 AND importance <= 1),
+            pinned INTEGER NOT NULL DEFAULT 0,
+            promotion_score REAL,
+            content_hash TEXT NOT NULL,
+            embedding_model TEXT,
+            vector BLOB
+        );
+        CREATE UNIQUE INDEX records_dedup ON records (layer, project, content_hash);
+        CREATE INDEX records_layer_created ON records (layer, created_at);
+        CREATE INDEX records_source ON records (source_uri);
+        CREATE INDEX records_session ON records (session);
+
+        CREATE TABLE record_tags (
+            num INTEGER NOT NULL REFERENCES records (num) ON DELETE CASCADE,
+            tag TEXT NOT NULL,
+            PRIMARY KEY (tag, num)
+        ) WITHOUT ROWID;
+        CREATE INDEX record_tags_num ON record_tags (num);
+
+        CREATE VIRTUAL TABLE records_fts USING fts5 (
+            text,
+            content = 'records',
+            content_rowid = 'num',
+            tokenize = 'porter unicode61 remove_diacritics 2'
+        );
+        CREATE TRIGGER records_fts_insert AFTER INSERT ON records BEGIN
+            INSERT INTO records_fts (rowid, text) VALUES (new.num, new.text);
+        END;
+        CREATE TRIGGER records_fts_delete AFTER DELETE ON records BEGIN
+            INSERT INTO records_fts (records_fts, rowid, text) VALUES ('delete', old.num, old.text);
+        END;
+        CREATE TRIGGER records_fts_update AFTER UPDATE OF text ON records BEGIN
+            INSERT INTO records_fts (records_fts, rowid, text) VALUES ('delete', old.num, old.text);
+            INSERT INTO records_fts (rowid, text) VALUES (new.num, new.text);
+        END;
+
+        CREATE TABLE index_journal (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            num INTEGER NOT NULL,
+            layer TEXT NOT NULL,
+            op TEXT NOT NULL CHECK (op IN ('add', 'remove'))
+        );
+        CREATE INDEX index_journal_layer ON index_journal (layer, seq);
+        CREATE TRIGGER records_journal_insert AFTER INSERT ON records
+        WHEN new.vector IS NOT NULL BEGIN
+            INSERT INTO index_journal (num, layer, op) VALUES (new.num, new.layer, 'add');
+        END;
+        CREATE TRIGGER records_journal_delete AFTER DELETE ON records
+        WHEN old.vector IS NOT NULL BEGIN
+            INSERT INTO index_journal (num, layer, op) VALUES (old.num, old.layer, 'remove');
+        END;
+        CREATE TRIGGER records_journal_update_old AFTER UPDATE OF layer, vector, embedding_model
+        ON records WHEN old.vector IS NOT NULL BEGIN
+            INSERT INTO index_journal (num, layer, op) VALUES (old.num, old.layer, 'remove');
+        END;
+        CREATE TRIGGER records_journal_update_new AFTER UPDATE OF layer, vector, embedding_model
+        ON records WHEN new.vector IS NOT NULL BEGIN
+            INSERT INTO index_journal (num, layer, op) VALUES (new.num, new.layer, 'add');
+        END;
+
+        CREATE TABLE access_log (
+            num INTEGER NOT NULL REFERENCES records (num) ON DELETE CASCADE,
+            at REAL NOT NULL
+        );
+        CREATE INDEX access_log_num ON access_log (num, at);
+
+        CREATE TABLE ingested_sources (
+            uri TEXT NOT NULL,
+            project TEXT NOT NULL DEFAULT '',
+            layer TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            chunks INTEGER NOT NULL,
+            ingested_at REAL NOT NULL,
+            PRIMARY KEY (uri, project, layer)
+        );
+
+        CREATE TABLE lifecycle_log (
+            at REAL NOT NULL,
+            record_id TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('promote', 'expire', 'merge')),
+            from_layer TEXT NOT NULL,
+            to_layer TEXT,
+            score REAL,
+            reasons TEXT NOT NULL DEFAULT ''
+        );
+
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+# (version, name, SQL script). A script runs inside one transaction with its bookkeeping row.
+MIGRATIONS: tuple[tuple[int, str, str], ...] = ((1, "initial schema", M1_INITIAL),)
+
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The highest migration applied to ``conn`` (0 for an empty database)."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if not exists:
+        return 0
+    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply pending migrations, each in its own transaction. Returns the versions applied."""
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    applied: list[int] = []
+    have = current_version(conn)
+    for version, name, script in MIGRATIONS:
+        if version <= have:
+            continue
+        quoted = name.replace("'", "''")
+        try:
+            # executescript commits any open transaction first, so BEGIN lives in the script.
+            conn.executescript(
+                f"BEGIN IMMEDIATE;\n{script}\n"
+                "INSERT INTO schema_migrations (version, name, applied_at) "
+                f"VALUES ({int(version)}, '{quoted}', {time.time()!r});\nCOMMIT;"
+            )
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied

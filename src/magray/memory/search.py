@@ -1,0 +1,187 @@
+"""Hybrid retrieval: ANN per layer + BM25 (FTS5), fused by weighted reciprocal ranks.
+
+``fuse`` is pure and property-tested; the I/O lives in ``keyword_search`` and the
+``IndexSet`` (vector side).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from magray.memory.records import Explanation, Filters, Layer
+from magray.memory.store import Store, filter_sql
+
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+# Query-side stopwords only: documents keep every word, BM25's IDF does the rest.
+_STOPWORDS = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "from",
+        "has",
+        "have",
+        "in",
+        "is",
+        "it",
+        "its",
+        "of",
+        "on",
+        "or",
+        "that",
+        "the",
+        "this",
+        "to",
+        "was",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "why",
+        "will",
+        "with",
+        "how",
+        "do",
+        "does",
+        "did",
+        "can",
+        "could",
+        "should",
+        "would",
+        "not",
+        "no",
+        "i",
+        "you",
+        "he",
+        "she",
+        "we",
+        "they",
+        "them",
+        "their",
+        "our",
+        "your",
+        "my",
+        "me",
+    ]
+)
+MAX_QUERY_TERMS = 64
+
+
+def keyword_query(text: str) -> str | None:
+    """An FTS5 MATCH expression: the query's distinct words, quoted, OR-ed together."""
+    words = [w.lower() for w in _TOKEN.findall(text)]
+    content = [w for w in words if w not in _STOPWORDS] or words
+    terms = list(dict.fromkeys(content))[:MAX_QUERY_TERMS]
+    if not terms:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def keyword_search(
+    store: Store, text: str, filters: Filters, limit: int
+) -> list[tuple[int, float]]:
+    """(label, BM25 score — higher is better) of the best keyword matches."""
+    match = keyword_query(text)
+    if match is None:
+        return []
+    cond, params = filter_sql(filters)
+    rows = store.conn.execute(
+        "SELECT r.num, -bm25(records_fts) AS score FROM records_fts"
+        " JOIN records r ON r.num = records_fts.rowid"
+        f" WHERE records_fts MATCH ? AND {cond} ORDER BY score DESC LIMIT ?",
+        [match, *params, limit],
+    ).fetchall()
+    return [(int(num), float(score)) for num, score in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class FusionParams:
+    """How the two rankings are combined (settings search.*)."""
+
+    rrf_k: float = 60.0
+    vector_weight: float = 1.0
+    keyword_weight: float = 1.0
+    layer_weights: Mapping[Layer, float] = field(default_factory=lambda: dict.fromkeys(Layer, 1.0))
+    recency_half_life_days: float = 0.0  # 0 disables the recency boost
+    recency_boost: float = 0.25  # at most +25 % for a brand-new record
+
+
+def recency_factor(age_seconds: float, params: FusionParams) -> float:
+    """1 + boost·2^(−age/half-life): new records gain up to ``boost``, old ones gain ~0."""
+    if params.recency_half_life_days <= 0:
+        return 1.0
+    half_life = params.recency_half_life_days * 86400.0
+    return 1.0 + params.recency_boost * math.pow(2.0, -max(age_seconds, 0.0) / half_life)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What fusion needs to know about one hydrated record."""
+
+    num: int
+    layer: Layer
+    created_at: float
+
+
+def fuse(
+    vector: Sequence[tuple[int, float]],
+    keyword: Sequence[tuple[int, float]],
+    candidates: Mapping[int, Candidate],
+    params: FusionParams,
+    now: float,
+) -> list[tuple[int, float, Explanation]]:
+    """Weighted reciprocal-rank fusion, best first.
+
+    Both inputs are (label, score) lists already in best-first order; labels missing from
+    ``candidates`` (filtered out or deleted) are dropped *before* ranks are assigned.
+    """
+    v_rank: dict[int, tuple[int, float]] = {}
+    for num, score in vector:
+        if num in candidates and num not in v_rank:
+            v_rank[num] = (len(v_rank) + 1, score)
+    k_rank: dict[int, tuple[int, float]] = {}
+    for num, score in keyword:
+        if num in candidates and num not in k_rank:
+            k_rank[num] = (len(k_rank) + 1, score)
+    fused: list[tuple[int, float, Explanation]] = []
+    for num in dict.fromkeys([*v_rank, *k_rank]):
+        cand = candidates[num]
+        base = 0.0
+        vr = v_rank.get(num)
+        kr = k_rank.get(num)
+        if vr is not None:
+            base += params.vector_weight / (params.rrf_k + vr[0])
+        if kr is not None:
+            base += params.keyword_weight / (params.rrf_k + kr[0])
+        layer_weight = params.layer_weights.get(cand.layer, 1.0)
+        recency = recency_factor(now - cand.created_at, params)
+        score = base * layer_weight * recency
+        fused.append(
+            (
+                num,
+                score,
+                Explanation(
+                    vector_rank=vr[0] if vr else None,
+                    vector_score=vr[1] if vr else None,
+                    keyword_rank=kr[0] if kr else None,
+                    keyword_score=kr[1] if kr else None,
+                    fused_score=score,
+                    layer_weight=layer_weight,
+                    recency_factor=recency,
+                ),
+            )
+        )
+    fused.sort(key=lambda item: (-item[1], item[0]))
+    return fused

@@ -1,0 +1,316 @@
+"""The ``Memory`` facade: remember, recall, get, list, forget, stats, reindex, verify.
+
+Lifecycle (promote/expire) lives in ``lifecycle.py``, backups and JSONL transfer in
+``backup.py`` and ``transfer.py``, ingest in ``ingest.py``; they all work through this class.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from magray.config import Settings
+from magray.embed.base import Embedder, Reranker
+from magray.errors import DimensionMismatchError, ModelError, UsageError
+from magray.memory.index_sync import IndexSet, Warn
+from magray.memory.records import Filters, Hit, Layer, NewRecord, Query, Record, SearchMode
+from magray.memory.search import Candidate, FusionParams, fuse, keyword_search
+from magray.memory.store import Store
+
+log = logging.getLogger("magray")
+
+Progress = Callable[[int, int | None], None]
+WRITE_BATCH = 256
+RERANK_DEPTH = 50
+
+
+@dataclass(frozen=True, slots=True)
+class RememberResult:
+    id: str
+    layer: Layer
+    created: bool
+
+
+def validate(item: NewRecord) -> None:
+    """Reject input a user should fix, with one sentence saying how."""
+    if not item.text.strip():
+        raise UsageError("the text to remember is empty; give some text or pipe it with '-'.")
+    if "\x00" in item.text:
+        raise UsageError("the text contains NUL bytes; remember text, not binary data.")
+    if not 0.0 <= item.importance <= 1.0:
+        raise UsageError(f"importance must be between 0 and 1 (got {item.importance}).")
+    if not item.kind.strip():
+        raise UsageError("kind must not be empty.")
+    for tag in item.tags:
+        if not tag.strip() or "," in tag:
+            raise UsageError(f"invalid tag {tag!r}: tags are non-empty and contain no commas.")
+
+
+class Memory:
+    """Three-layer semantic memory over one SQLite store and its derived indexes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        reranker: Reranker | None = None,
+        warn: Warn | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = Store(
+            settings.paths.memory_db, lock_timeout=settings.get_float("memory.lock_timeout")
+        )
+        self._embedder = embedder
+        self._reranker = reranker
+        self._indexes: IndexSet | None = None
+        self.warn: Warn = warn or (lambda msg: log.warning("%s", msg))
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- models and indexes ----------------------------------------------------------------
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from magray.embed import load_embedder
+
+            self._embedder = load_embedder(self.settings)
+        return self._embedder
+
+    @property
+    def stored_model(self) -> tuple[str | None, int | None]:
+        model = self.store.meta("embedding_model")
+        dim = self.store.meta("embedding_dim")
+        return model, int(dim) if dim else None
+
+    def check_model(self) -> None:
+        """Refuse to mix vectors: the store's model must be the active model."""
+        model, dim = self.stored_model
+        if model is None:
+            return
+        active = self.embedder
+        if dim != active.dim:
+            raise DimensionMismatchError(
+                f"this store holds {dim}-d vectors of {model} but the active model"
+                f" {active.model_id} makes {active.dim}-d vectors; run `magray memory reindex"
+                f" --reembed` to re-embed it, or set embed.model back to {model}."
+            )
+        if model != active.model_id:
+            raise DimensionMismatchError(
+                f"this store was embedded with {model} but the active model is"
+                f" {active.model_id}; run `magray memory reindex --reembed` to re-embed it,"
+                f" or set embed.model back to {model}."
+            )
+
+    @property
+    def indexes(self) -> IndexSet:
+        if self._indexes is None:
+            self.check_model()
+            self._indexes = IndexSet(
+                self.store,
+                self.settings.paths.index_dir,
+                model_id=self.embedder.model_id,
+                dim=self.embedder.dim,
+                dtype=self.settings.get_str("memory.vector_dtype"),
+                warn=self.warn,
+            )
+        return self._indexes
+
+    # -- writing ---------------------------------------------------------------------------
+    def remember(self, item: NewRecord) -> RememberResult:
+        return self.remember_many([item])[0]
+
+    def remember_many(
+        self, items: Sequence[NewRecord], progress: Progress | None = None
+    ) -> list[RememberResult]:
+        """Embed and store ``items``; identical content in the same layer+project is bumped."""
+        for item in items:
+            validate(item)
+        self.check_model()
+        embedder = self.embedder
+        results: list[RememberResult] = []
+        for start in range(0, len(items), WRITE_BATCH):
+            batch = items[start : start + WRITE_BATCH]
+            vectors = embedder.embed_documents([item.text for item in batch])  # outside the lock
+            now = time.time()
+            with self.store.write() as conn:
+                if self.store.meta("embedding_model") is None:
+                    Store.set_meta(conn, "embedding_model", embedder.model_id)
+                    Store.set_meta(conn, "embedding_dim", str(embedder.dim))
+                for item, vec in zip(batch, vectors, strict=True):
+                    res = Store.insert(
+                        conn,
+                        item,
+                        vector=np.asarray(vec, dtype="<f4").tobytes(),
+                        model_id=embedder.model_id,
+                        now=now,
+                    )
+                    results.append(RememberResult(id=res.id, layer=res.layer, created=res.created))
+            if progress:
+                progress(len(results), len(items))
+        return results
+
+    def forget(self, id_or_prefix: str) -> Record:
+        stored = self.store.resolve(id_or_prefix)
+        with self.store.write() as conn:
+            conn.execute("DELETE FROM records WHERE num = ?", (stored.num,))
+        return stored.record
+
+    # -- reading ---------------------------------------------------------------------------
+    def get(self, id_or_prefix: str) -> Record:
+        return self.store.resolve(id_or_prefix).record
+
+    def list_records(
+        self, filters: Filters | None = None, *, limit: int = 20, offset: int = 0
+    ) -> list[Record]:
+        """Records matching ``filters``, newest first."""
+        if limit < 1:
+            raise UsageError(f"limit must be at least 1 (got {limit}).")
+        if offset < 0:
+            raise UsageError(f"offset must not be negative (got {offset}).")
+        rows = self.store.list_records(filters or Filters(), limit=limit, offset=offset)
+        return [s.record for s in rows]
+
+    def fusion_params(self) -> FusionParams:
+        s = self.settings
+        return FusionParams(
+            rrf_k=s.get_float("search.rrf_k"),
+            vector_weight=s.get_float("search.vector_weight"),
+            keyword_weight=s.get_float("search.keyword_weight"),
+            layer_weights={layer: s.get_float(f"search.weight_{layer}") for layer in Layer},
+            recency_half_life_days=s.get_float("search.recency_half_life_days"),
+        )
+
+    def embed_query(self, text: str) -> npt.NDArray[np.float32]:
+        return np.asarray(self.embedder.embed_queries([text])[0], dtype=np.float32)
+
+    def recall(self, query: Query, *, record_access: bool = True) -> list[Hit]:
+        """Hybrid (or vector / keyword) search with filters; bumps access stats of the hits."""
+        if not query.text.strip():
+            raise UsageError("the search query is empty; give some words to search for.")
+        if query.k < 1:
+            raise UsageError(f"-k must be at least 1 (got {query.k}).")
+        filters = query.filters
+        depth = max(query.k, RERANK_DEPTH if query.rerank else 0)
+        pool = max(100, 2 * depth)
+        vector: list[tuple[int, float]] = []
+        keyword: list[tuple[int, float]] = []
+        if query.mode in (SearchMode.HYBRID, SearchMode.VECTOR):
+            qvec = self.embed_query(query.text)
+            for layer in filters.layers or tuple(Layer):
+                vector.extend(self.indexes.search(layer, qvec, pool, filters))
+            vector.sort(key=lambda kv: -kv[1])
+        if query.mode in (SearchMode.HYBRID, SearchMode.KEYWORD):
+            keyword = keyword_search(self.store, query.text, filters, pool)
+        rows = self.store.fetch([n for n, _ in vector] + [n for n, _ in keyword], filters)
+        cands = {n: Candidate(n, r.record.layer, r.record.created_at) for n, r in rows.items()}
+        params = self.fusion_params()
+        if query.mode is SearchMode.VECTOR:
+            params = FusionParams(
+                rrf_k=params.rrf_k,
+                keyword_weight=0.0,
+                layer_weights=params.layer_weights,
+                recency_half_life_days=params.recency_half_life_days,
+            )
+        elif query.mode is SearchMode.KEYWORD:
+            params = FusionParams(
+                rrf_k=params.rrf_k,
+                vector_weight=0.0,
+                layer_weights=params.layer_weights,
+                recency_half_life_days=params.recency_half_life_days,
+            )
+        fused = fuse(vector, keyword, cands, params, time.time())[:depth]
+        hits = [
+            Hit(rows[n].record, score, expl if query.explain else None) for n, score, expl in fused
+        ]
+        if query.rerank:
+            hits = self._rerank(query, hits)
+        hits = hits[: query.k]
+        if record_access:
+            num_by_id = {row.record.id: num for num, row in rows.items()}
+            self.store.record_access([num_by_id[h.record.id] for h in hits], time.time())
+        return hits
+
+    @property
+    def reranker(self) -> Reranker | None:
+        if self._reranker is None:
+            from magray.embed import load_reranker
+
+            self._reranker = load_reranker(self.settings)
+        return self._reranker
+
+    def _rerank(self, query: Query, hits: list[Hit]) -> list[Hit]:
+        from dataclasses import replace
+
+        reranker = self.reranker
+        if reranker is None:
+            raise ModelError(
+                "no reranker is installed; add one with `magray models add bge-reranker-v2-m3"
+                " PATH` (or install it online with `magray models install bge-reranker-v2-m3`)."
+            )
+        if not hits:
+            return hits
+        scores = reranker.score(query.text, [h.record.text for h in hits])
+        order = np.argsort(-scores, kind="stable")
+        out: list[Hit] = []
+        for i in order:
+            hit = hits[int(i)]
+            expl = hit.explanation
+            if expl is not None:
+                expl = replace(expl, rerank_score=float(scores[i]))
+            out.append(Hit(hit.record, float(scores[i]), expl))
+        return out
+
+    # -- maintenance -----------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        layers: dict[str, Any] = {}
+        for layer in Layer:
+            row = self.store.conn.execute(
+                "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(text AS BLOB))), 0),"
+                " COALESCE(SUM(LENGTH(vector)), 0), COALESCE(SUM(pinned), 0)"
+                " FROM records WHERE layer = ?",
+                (str(layer),),
+            ).fetchone()
+            layers[str(layer)] = {
+                "records": int(row[0]),
+                "text_bytes": int(row[1]),
+                "vector_bytes": int(row[2]),
+                "pinned": int(row[3]),
+            }
+        model, dim = self.stored_model
+        db = self.settings.paths.memory_db
+        wal = db.with_name(db.name + "-wal")
+        out: dict[str, Any] = {
+            "path": str(db),
+            "db_bytes": (db.stat().st_size if db.exists() else 0)
+            + (wal.stat().st_size if wal.exists() else 0),
+            "layers": layers,
+            "model": {"stored": model, "dim": dim, "active": self.settings.get_str("embed.model")},
+            "index": {},
+        }
+        if model is not None:
+            try:
+                health = self.indexes.health()
+                out["index"] = {str(k): v for k, v in health.items()}
+                out["model"]["active"] = self.embedder.model_id
+            except ModelError as exc:
+                out["index"] = {"error": str(exc)}
+        return out
+
+    def sync_indexes(self) -> None:
+        """Fold all pending vectors into the index files (after bulk writes)."""
+        if self.stored_model[0] is not None:
+            self.indexes.sync()

@@ -1,0 +1,180 @@
+"""The Memory facade on a real SQLite store, with the hashing embedder as a seam."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from magray.config import load_settings
+from magray.errors import DimensionMismatchError, NotFoundError, StoreLockedError, UsageError
+from magray.memory.maintenance import reindex, verify
+from magray.memory.records import Filters, Layer, NewRecord, Query, SearchMode
+from magray.memory.service import Memory
+from tests.fakes import HashEmbedder
+
+DOCS = [
+    ("The staging database listens on port 5433", Layer.INSIGHTS, ("infra",)),
+    ("Deploys run every Tuesday after the standup", Layer.INTERACT, ("process",)),
+    ("Use ruff and mypy before every commit", Layer.ASSETS, ("style",)),
+    ("Кошка спит на диване весь день", Layer.INTERACT, ("ru",)),
+    ("Production database backups are taken nightly", Layer.ASSETS, ("infra",)),
+]
+
+
+def make(embedder: HashEmbedder | None = None, **overrides: object) -> Memory:
+    return Memory(load_settings(overrides), embedder=embedder or HashEmbedder())
+
+
+@pytest.fixture
+def memory() -> Memory:
+    mem = make()
+    for text, layer, tags in DOCS:
+        mem.remember(NewRecord(text=text, layer=layer, tags=tags, project="demo"))
+    return mem
+
+
+def test_remember_dedups_same_content_in_same_layer_and_project(memory: Memory) -> None:
+    again = memory.remember(NewRecord(text=DOCS[0][0], layer=Layer.INSIGHTS, project="demo"))
+    assert again.created is False
+    assert memory.get(again.id).access_count == 1
+    other_layer = memory.remember(NewRecord(text=DOCS[0][0], layer=Layer.ASSETS, project="demo"))
+    assert other_layer.created is True
+    assert memory.store.count() == len(DOCS) + 1
+
+
+@pytest.mark.parametrize("mode", list(SearchMode))
+def test_recall_finds_the_matching_record_in_every_mode(memory: Memory, mode: SearchMode) -> None:
+    hits = memory.recall(Query(text="database port", k=3, mode=mode))
+    assert hits
+    assert "port 5433" in hits[0].record.text
+
+
+def test_recall_tokenizes_cyrillic(memory: Memory) -> None:
+    hits = memory.recall(Query(text="кошка", k=3, mode=SearchMode.KEYWORD))
+    assert hits and hits[0].record.text.startswith("Кошка")
+
+
+def test_filters_restrict_hits(memory: Memory) -> None:
+    hits = memory.recall(
+        Query(text="database", k=10, filters=Filters(layers=(Layer.ASSETS,), tags=("infra",)))
+    )
+    assert [h.record.text for h in hits] == [DOCS[4][0]]
+    none = memory.recall(Query(text="database", filters=Filters(project="other")))
+    assert none == []
+
+
+def test_explain_reports_component_ranks(memory: Memory) -> None:
+    hit = memory.recall(Query(text="database port", k=1, explain=True))[0]
+    assert hit.explanation is not None
+    assert hit.explanation.keyword_rank == 1
+    assert hit.explanation.vector_rank is not None
+
+
+def test_recall_bumps_access_stats(memory: Memory) -> None:
+    hit = memory.recall(Query(text="ruff mypy", k=1))[0]
+    record = memory.get(hit.record.id)
+    assert record.access_count == hit.record.access_count + 1
+    assert record.last_access_at is not None
+    assert memory.store.conn.execute("SELECT COUNT(*) FROM access_log").fetchone()[0] >= 1
+
+
+def test_forget_removes_from_both_indexes(memory: Memory) -> None:
+    hit = memory.recall(Query(text="nightly backups", k=1))[0]
+    memory.forget(hit.record.id[:8])
+    for mode in SearchMode:
+        texts = [h.record.text for h in memory.recall(Query(text="nightly backups", mode=mode))]
+        assert hit.record.text not in texts
+    with pytest.raises(NotFoundError):
+        memory.get(hit.record.id)
+
+
+def test_bad_input_is_a_usage_error(memory: Memory) -> None:
+    with pytest.raises(UsageError):
+        memory.remember(NewRecord(text="   "))
+    with pytest.raises(UsageError):
+        memory.remember(NewRecord(text="x", importance=1.5))
+    with pytest.raises(UsageError):
+        memory.recall(Query(text=""))
+    with pytest.raises(UsageError):
+        memory.get("ab")
+
+
+def test_a_different_model_is_refused_before_writing(memory: Memory) -> None:
+    other = make(HashEmbedder(dim=32))
+    with pytest.raises(DimensionMismatchError, match="reindex --reembed"):
+        other.remember(NewRecord(text="new text"))
+    same_dim_other_model = make(HashEmbedder(dim=64, model_id="other-64"))
+    with pytest.raises(DimensionMismatchError):
+        same_dim_other_model.recall(Query(text="database"))
+    assert memory.store.count() == len(DOCS)
+
+
+def test_reembed_switches_the_store_to_the_new_model(memory: Memory) -> None:
+    other = make(HashEmbedder(dim=32, model_id="hash-32"))
+    result = reindex(other, reembed_vectors=True)
+    assert result["reembedded"] == len(DOCS)
+    assert other.stored_model == ("hash-32", 32)
+    assert "5433" in other.recall(Query(text="database port", k=1))[0].record.text
+    assert verify(other).ok
+
+
+def test_index_backlog_is_searched_and_folded(memory: Memory) -> None:
+    memory.sync_indexes()
+    health = memory.indexes.health()
+    assert sum(int(h["indexed"]) for h in health.values()) == len(DOCS)
+    late = memory.remember(NewRecord(text="A brand new fact about zebras", layer=Layer.ASSETS))
+    fresh = make()
+    hit = fresh.recall(Query(text="zebras", k=1, mode=SearchMode.VECTOR))[0]
+    assert hit.record.id == late.id
+    assert fresh.indexes.health()[Layer.ASSETS]["backlog"] == 1
+
+
+def test_damaged_index_file_is_rebuilt_with_a_warning(memory: Memory) -> None:
+    memory.sync_indexes()
+    path = memory.indexes.path(Layer.ASSETS)
+    path.write_bytes(b"garbage" * 10)
+    warnings: list[str] = []
+    fresh = Memory(load_settings(), embedder=HashEmbedder(), warn=warnings.append)
+    hits = fresh.recall(Query(text="ruff mypy commit", k=1, mode=SearchMode.VECTOR))
+    assert "ruff" in hits[0].record.text
+    assert any("rebuilding" in w for w in warnings)
+    assert verify(fresh).ok
+
+
+def test_verify_detects_a_missing_index_entry(memory: Memory) -> None:
+    memory.sync_indexes()
+    assert verify(memory).ok
+    # Corrupt the truth behind the index's back: drop a journal-less vector row change.
+    memory.store.conn.execute("DROP TRIGGER records_journal_delete")
+    memory.store.conn.execute(
+        "DELETE FROM records WHERE layer = 'assets' AND text LIKE 'Use ruff%'"
+    )
+    report = verify(make())
+    assert not report.ok
+    assert any("assets vector index" in p for p in report.problems)
+
+
+def test_writer_lock_times_out_with_a_clear_error(memory: Memory) -> None:
+    other = make(**{"memory.lock_timeout": "0.2"})
+    with memory.store.locked(), pytest.raises(StoreLockedError, match="another magray process"):
+        other.remember(NewRecord(text="blocked"))
+
+
+def test_readers_do_not_block_while_a_writer_holds_the_lock(memory: Memory) -> None:
+    reader = make()
+    with memory.store.write():
+        started = time.perf_counter()
+        hits = reader.recall(Query(text="database", k=2))
+        assert hits
+        assert time.perf_counter() - started < 5
+
+
+def test_store_is_wal_and_fts_is_consistent(memory: Memory, magray_home: Path) -> None:
+    conn = sqlite3.connect(magray_home / "data" / "memory.db")
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == [1]
+    assert verify(memory).ok
