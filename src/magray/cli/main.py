@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from magray import __version__
-from magray.cli import config_cmd, ingest, memory, models
+from magray.cli import bench, config_cmd, ingest, memory, models
 from magray.cli.app import MagrayGroup
 
 app = typer.Typer(
@@ -35,6 +35,7 @@ def _root(
 app.add_typer(memory.app, name="memory")
 app.add_typer(models.app, name="models")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(bench.app, name="bench")
 app.command("ingest")(ingest.ingest)
 
 
