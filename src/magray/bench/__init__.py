@@ -1,0 +1,1 @@
+"""Benchmarks of MAGRAY itself: retrieval quality on BEIR-format datasets."""
