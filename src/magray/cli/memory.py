@@ -289,3 +289,7 @@ def verify(json_out: bool = JSON) -> None:
         typer.echo("ok" if report.ok else f"{len(report.problems)} problem(s) found")
     if not report.ok:
         raise typer.Exit(1)
+
+
+# backup, restore, export and import live in their own module; importing it registers them.
+from magray.cli import memory_data as _memory_data  # noqa: E402, F401

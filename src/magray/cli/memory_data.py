@@ -1,0 +1,137 @@
+"""`magray memory backup|restore|export|import`: keeping the memory safe and portable.
+
+Registered on the ``magray memory`` group by ``magray.cli.memory`` importing this module.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from magray.cli.context import open_memory, parse_layer, settings
+from magray.cli.memory import JSON, app, emit
+
+
+@app.command("backup")
+def backup(
+    path: Path | None = typer.Argument(
+        None, help="New or empty directory (default: <data dir>/backups/<UTC time>)."
+    ),
+    json_out: bool = JSON,
+) -> None:
+    """Take a consistent backup of the store and its indexes while MAGRAY keeps running.
+
+    Example: magray memory backup ~/magray-backups/before-upgrade
+    """
+    from magray.memory.backup import backup as run_backup
+
+    with open_memory() as memory:
+        manifest = run_backup(memory, path)
+    if json_out:
+        emit({"path": str(manifest.path), **manifest.to_json()})
+    else:
+        typer.echo(f"backed up {manifest.records} record(s) to {manifest.path}")
+
+
+@app.command("restore")
+def restore(
+    path: Path = typer.Argument(..., help="A backup directory made by `magray memory backup`."),
+    force: bool = typer.Option(False, "--force", help="Replace a store that holds records."),
+    json_out: bool = JSON,
+) -> None:
+    """Replace the store with a verified backup (all or nothing; stop other magray first).
+
+    Example: magray memory restore ~/magray-backups/before-upgrade --force
+    """
+    from magray.memory.backup import restore as run_restore
+
+    manifest = run_restore(settings(), path, force=force)
+    if json_out:
+        emit({"path": str(manifest.path), "restored": manifest.records, "counts": manifest.counts})
+    else:
+        typer.echo(f"restored {manifest.records} record(s) from {manifest.path}")
+
+
+@app.command("export")
+def export(
+    path: str = typer.Argument("-", help="Output .jsonl file, or '-' for standard output."),
+    layer: list[str] = typer.Option([], "--layer", help="Only this layer (repeatable)."),
+    project: str | None = typer.Option(None, "--project", help="Only this project."),
+    vectors: bool = typer.Option(
+        False, "--vectors", help="Include the vectors (import then re-embeds nothing)."
+    ),
+) -> None:
+    """Export memories as JSON Lines (one record per line, after a header line).
+
+    Example: magray memory export memories.jsonl --layer assets --vectors
+    """
+    from magray.cli import render
+    from magray.memory.records import Filters
+    from magray.memory.transfer import export as run_export
+
+    filters = Filters(layers=tuple(parse_layer(x) for x in layer), project=project)
+    with open_memory() as memory, render.progress("exporting") as bar:
+        if path == "-":
+            out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
+            try:
+                n = run_export(memory, out, filters=filters, with_vectors=vectors, progress=bar)
+            finally:
+                out.detach()
+            return
+        target = Path(path).expanduser()
+        tmp = target.with_name(target.name + ".tmp")
+        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+            n = run_export(memory, fh, filters=filters, with_vectors=vectors, progress=bar)
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    render.note(f"exported {n} record(s) to {target}")
+
+
+@app.command("import")
+def import_(
+    path: str = typer.Argument(..., help="A .jsonl file (from `memory export`), or '-'."),
+    skip_bad: bool = typer.Option(
+        False, "--skip-bad", help="Import the valid lines and report the bad ones."
+    ),
+    json_out: bool = JSON,
+) -> None:
+    """Import memories from JSON Lines; nothing is imported if any line is bad.
+
+    Example: magray memory import memories.jsonl --skip-bad --json
+    """
+    from magray.cli import render
+    from magray.errors import NotFoundError
+    from magray.memory.transfer import import_ as run_import
+
+    if path == "-":
+        src = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")
+    else:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise NotFoundError(f"no file {file} to import.")
+        src = file.open("r", encoding="utf-8")
+    try:
+        with open_memory() as memory, render.progress("importing") as bar:
+            report = run_import(memory, src, skip_bad=skip_bad, progress=bar)
+    except UnicodeDecodeError:
+        from magray.errors import UsageError
+
+        raise UsageError(f"{path} is not UTF-8 text; export files are UTF-8 JSON Lines.") from None
+    finally:
+        if path == "-":
+            src.detach()
+        else:
+            src.close()
+    if json_out:
+        emit(report.to_json())
+        return
+    for bad in report.skipped_bad:
+        render.warn(f"line {bad.line} skipped: {bad.error}")
+    typer.echo(
+        f"imported {report.imported} record(s), {report.duplicates} duplicate(s) skipped,"
+        f" {len(report.skipped_bad)} bad line(s) skipped, {report.embedded} embedded"
+    )

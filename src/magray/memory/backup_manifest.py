@@ -1,0 +1,179 @@
+"""The manifest of a MAGRAY backup and the file helpers backups are made with.
+
+``manifest.json`` records the backup format, MAGRAY and schema versions, the embedding model,
+the record count of each layer, and the size and sha256 of every file in the backup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from magray.errors import BackupError, NotFoundError
+from magray.memory.migrations import SCHEMA_VERSION
+from magray.memory.records import Layer
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DB_FILE = "memory.db"
+INDEX_DIR = "index"
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class BackupFile:
+    """One file of a backup, relative to the backup directory."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class BackupManifest:
+    """What ``manifest.json`` says about a backup."""
+
+    path: Path
+    format: int
+    magray_version: str
+    schema_version: int
+    embedding_model: str | None
+    embedding_dim: int | None
+    created_at: float
+    counts: Mapping[str, int]
+    files: tuple[BackupFile, ...]
+
+    @property
+    def records(self) -> int:
+        return sum(self.counts.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "magray_backup": self.format,
+            "magray_version": self.magray_version,
+            "schema_version": self.schema_version,
+            "embedding_model": self.embedding_model,
+            "embedding_dim": self.embedding_dim,
+            "created_at": datetime.fromtimestamp(self.created_at, UTC).isoformat(),
+            "created_at_unix": self.created_at,
+            "counts": dict(self.counts),
+            "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in self.files],
+        }
+
+
+# -- small file helpers -------------------------------------------------------------------
+def fsync_file(path: Path) -> None:
+    with path.open("rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def copy_hashed(src: Path, dst: Path) -> str:
+    """Copy ``src`` to ``dst``, fsync it, and return the sha256 of the bytes written."""
+    digest = hashlib.sha256()
+    with src.open("rb") as fin, dst.open("wb") as fout:
+        while chunk := fin.read(_CHUNK):
+            digest.update(chunk)
+            fout.write(chunk)
+        fout.flush()
+        os.fsync(fout.fileno())
+    return digest.hexdigest()
+
+
+def layer_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    counts = {str(layer): 0 for layer in Layer}
+    for layer, n in conn.execute("SELECT layer, COUNT(*) FROM records GROUP BY layer"):
+        counts[str(layer)] = int(n)
+    return counts
+
+
+def meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+# -- reading and verifying a backup -------------------------------------------------------
+def bad(src: Path, why: str) -> BackupError:
+    return BackupError(f"{src} is not a usable backup: {why}; nothing was changed.")
+
+
+def read_manifest(src: Path) -> BackupManifest:
+    """Parse ``src/manifest.json`` strictly; raises BackupError naming what is wrong."""
+    if not src.exists():
+        raise NotFoundError(f"no backup at {src}; see `magray memory backup`.")
+    path = src / MANIFEST
+    if not path.is_file():
+        raise bad(src, f"it has no {MANIFEST}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        fmt = data["magray_backup"]
+        schema = data["schema_version"]
+        counts = data["counts"]
+        files = data["files"]
+        model = data.get("embedding_model")
+        dim = data.get("embedding_dim")
+        ok = (
+            isinstance(fmt, int)
+            and isinstance(schema, int)
+            and isinstance(counts, dict)
+            and all(isinstance(v, int) for v in counts.values())
+            and isinstance(files, list)
+            and (model is None or isinstance(model, str))
+            and (dim is None or isinstance(dim, int))
+        )
+        entries = tuple(BackupFile(str(f["path"]), int(f["size"]), str(f["sha256"])) for f in files)
+        created = float(data.get("created_at_unix", 0.0))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise bad(src, f"{MANIFEST} is damaged or truncated") from None
+    if not ok:
+        raise bad(src, f"{MANIFEST} has fields of the wrong type")
+    if fmt > FORMAT_VERSION:
+        raise bad(
+            src, f"it is backup format {fmt}, newer than this MAGRAY reads ({FORMAT_VERSION})"
+        )
+    if schema > SCHEMA_VERSION:
+        raise bad(
+            src, f"it holds schema {schema}, newer than this MAGRAY's {SCHEMA_VERSION}; upgrade"
+        )
+    names = [f.path for f in entries]
+    if DB_FILE not in names:
+        raise bad(src, f"{MANIFEST} lists no {DB_FILE}")
+    for name in names:
+        parts = Path(name).parts
+        if Path(name).is_absolute() or ".." in parts or not parts:
+            raise bad(src, f"{MANIFEST} names an unsafe path {name!r}")
+        if len(parts) > 1 and (parts[0] != INDEX_DIR or len(parts) != 2):
+            raise bad(src, f"{MANIFEST} names an unexpected file {name!r}")
+    return BackupManifest(
+        path=src,
+        format=fmt,
+        magray_version=str(data.get("magray_version", "?")),
+        schema_version=schema,
+        embedding_model=model,
+        embedding_dim=dim,
+        created_at=created,
+        counts={str(k): int(v) for k, v in counts.items()},
+        files=entries,
+    )

@@ -1,0 +1,174 @@
+"""One line of a MAGRAY JSONL export: encoding a record, and checking a line to import.
+
+Timestamps are unix seconds (floats) so a record round-trips exactly; a vector is base64 of
+little-endian float32 with its ``dim``. ``normalise`` accepts a full exported record or a
+hand-written one with just ``text`` and ``layer`` (the rest gets defaults).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from typing import Any
+
+import numpy as np
+
+from magray.memory.records import Layer, content_hash
+from magray.memory.store import StoredRow, new_id
+
+
+def record_line(row: StoredRow, vector: bytes | None) -> dict[str, Any]:
+    """The JSON object of one exported record."""
+    r = row.record
+    src = r.source
+    out: dict[str, Any] = {
+        "id": r.id,
+        "text": r.text,
+        "layer": str(r.layer),
+        "kind": r.kind,
+        "tags": list(r.tags),
+        "project": r.project,
+        "session": r.session,
+        "source": None
+        if src is None
+        else {
+            "uri": src.uri,
+            "start": src.start,
+            "end": src.end,
+            "line_start": src.line_start,
+            "line_end": src.line_end,
+        },
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "layer_since": r.layer_since,
+        "last_access_at": r.last_access_at,
+        "access_count": r.access_count,
+        "importance": r.importance,
+        "pinned": r.pinned,
+        "promotion_score": r.promotion_score,
+        "content_hash": r.content_hash,
+        "embedding_model": r.embedding_model,
+    }
+    if vector is not None:
+        out["vector"] = base64.b64encode(vector).decode("ascii")
+        out["dim"] = len(vector) // 4
+    return out
+
+
+class InvalidLine(ValueError):
+    """A line that cannot be imported; the message says why."""
+
+
+def _num(obj: dict[str, Any], key: str, *, default: float | None, nullable: bool) -> float | None:
+    if key not in obj:
+        return default
+    value = obj[key]
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidLine(f"{key} must be a number (got {value!r})")
+    return float(value)
+
+
+def _opt_str(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InvalidLine(f"{key} must be a string or null (got {value!r})")
+    return value
+
+
+def _opt_int(obj: dict[str, Any], key: str) -> int | None:
+    value = obj.get(key)
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise InvalidLine(f"{key} must be an integer or null (got {value!r})")
+    return value
+
+
+def normalise(obj: Any, model_id: str, dim: int, now: float) -> dict[str, Any]:
+    """Check one record object; return it complete (defaults filled) or raise InvalidLine."""
+    if not isinstance(obj, dict):
+        raise InvalidLine("a line must be a JSON object")
+    text = obj.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidLine("text is missing or empty")
+    if "\x00" in text:
+        raise InvalidLine("text contains NUL bytes")
+    try:
+        layer = Layer(str(obj.get("layer")))
+    except ValueError:
+        raise InvalidLine(f"unknown layer {obj.get('layer')!r}") from None
+    id_ = obj.get("id") or new_id(now)
+    if not isinstance(id_, str) or not id_.strip():
+        raise InvalidLine("id must be a non-empty string")
+    kind = obj.get("kind", "note")
+    if not isinstance(kind, str) or not kind.strip():
+        raise InvalidLine("kind must be a non-empty string")
+    tags = obj.get("tags", [])
+    if not isinstance(tags, list) or not all(
+        isinstance(t, str) and t.strip() and "," not in t for t in tags
+    ):
+        raise InvalidLine("tags must be a list of non-empty strings without commas")
+    importance = _num(obj, "importance", default=0.5, nullable=False)
+    assert importance is not None
+    if not 0.0 <= importance <= 1.0:
+        raise InvalidLine(f"importance must be between 0 and 1 (got {importance})")
+    pinned = obj.get("pinned", False)
+    if not isinstance(pinned, bool):
+        raise InvalidLine("pinned must be true or false")
+    access_count = obj.get("access_count", 0)
+    if isinstance(access_count, bool) or not isinstance(access_count, int) or access_count < 0:
+        raise InvalidLine("access_count must be a non-negative integer")
+    source = obj.get("source")
+    if source is not None:
+        if not isinstance(source, dict) or not isinstance(source.get("uri"), str):
+            raise InvalidLine("source must be null or an object with a string uri")
+        for key in ("start", "end", "line_start", "line_end"):
+            _opt_int(source, key)
+    chash = content_hash(text)
+    if obj.get("content_hash", chash) != chash:
+        raise InvalidLine("content_hash does not match the text")
+    created = _num(obj, "created_at", default=now, nullable=False)
+    rec: dict[str, Any] = {
+        "id": id_.strip().lower(),
+        "text": text,
+        "layer": str(layer),
+        "kind": kind,
+        "tags": list(dict.fromkeys(tags)),
+        "project": _opt_str(obj, "project") or "",
+        "session": _opt_str(obj, "session"),
+        "source": source,
+        "created_at": created,
+        "updated_at": _num(obj, "updated_at", default=created, nullable=False),
+        "layer_since": _num(obj, "layer_since", default=created, nullable=False),
+        "last_access_at": _num(obj, "last_access_at", default=None, nullable=True),
+        "access_count": access_count,
+        "importance": importance,
+        "pinned": pinned,
+        "promotion_score": _num(obj, "promotion_score", default=None, nullable=True),
+        "content_hash": chash,
+        "embedding_model": _opt_str(obj, "embedding_model"),
+        "vector": None,
+    }
+    if obj.get("vector") is not None:
+        rec["vector"] = _check_vector(obj, rec["embedding_model"], model_id, dim)
+    return rec
+
+
+def _check_vector(obj: dict[str, Any], model: str | None, model_id: str, dim: int) -> str:
+    vec, vdim = obj.get("vector"), obj.get("dim")
+    if not isinstance(vec, str):
+        raise InvalidLine("vector must be a base64 string")
+    if isinstance(vdim, bool) or not isinstance(vdim, int) or vdim < 1:
+        raise InvalidLine("a vector needs a positive integer dim")
+    try:
+        blob = base64.b64decode(vec, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidLine("vector is not valid base64") from None
+    if len(blob) != 4 * vdim:
+        raise InvalidLine(f"vector has {len(blob) // 4} values but dim says {vdim}")
+    if model == model_id and vdim != dim:
+        raise InvalidLine(f"vector of {model} has dim {vdim} but the model makes {dim}")
+    if not np.isfinite(np.frombuffer(blob, dtype="<f4")).all():
+        raise InvalidLine("vector holds NaN or infinite values")
+    return vec

@@ -1,0 +1,152 @@
+"""JSONL export and validated, all-or-nothing import."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from magray.config import load_settings
+from magray.errors import BackupError
+from magray.memory.records import Filters, Layer, NewRecord, Query, SearchMode, Source
+from magray.memory.service import Memory
+from magray.memory.transfer import export, import_
+from tests.fakes import HashEmbedder
+
+
+def make(home: Path | None = None, embedder: HashEmbedder | None = None) -> Memory:
+    settings = load_settings()
+    if home is not None:
+        from magray.paths import Paths
+
+        paths = Paths(home / "config", home / "data", home / "models", home / "logs")
+        settings = load_settings(paths_factory=lambda: paths)
+    return Memory(settings, embedder=embedder or HashEmbedder())
+
+
+@pytest.fixture
+def source() -> Memory:
+    memory = make()
+    memory.remember_many(
+        [
+            NewRecord(
+                text="The staging database listens on port 5433",
+                layer=Layer.INSIGHTS,
+                tags=("infra", "db"),
+                project="demo",
+                importance=0.9,
+            ),
+            NewRecord(text="Deploys run every Tuesday", session="s1", kind="fact"),
+            NewRecord(
+                text="Use ruff before every commit",
+                layer=Layer.ASSETS,
+                pinned=True,
+                source=Source("docs/style.md", 0, 28, 1, 1),
+            ),
+            NewRecord(text="Кошка спит на диване", tags=("ru",)),
+        ]
+    )
+    memory.recall(Query(text="ruff commit", k=1))  # access stats to carry over
+    return memory
+
+
+def records(memory: Memory) -> list[object]:
+    return sorted((row.record for row in memory.store.iter_all()), key=lambda r: r.id)
+
+
+def dump(memory: Memory, **kwargs: object) -> str:
+    out = io.StringIO()
+    export(memory, out, **kwargs)  # type: ignore[arg-type]
+    return out.getvalue()
+
+
+def test_export_writes_header_then_one_record_per_line(source: Memory) -> None:
+    lines = dump(source, filters=Filters(layers=(Layer.INTERACT,))).splitlines()
+    header = json.loads(lines[0])
+    assert header["magray_export"] == 1 and header["model"] == "hash-64" and header["dim"] == 64
+    rows = [json.loads(x) for x in lines[1:]]
+    assert {r["layer"] for r in rows} == {"interact"} and len(rows) == 2
+    assert "vector" not in rows[0]
+
+
+@pytest.mark.parametrize("with_vectors", [True, False])
+def test_export_import_round_trips_exactly(
+    source: Memory, tmp_path: Path, with_vectors: bool
+) -> None:
+    text = dump(source, with_vectors=with_vectors)
+    embedder = HashEmbedder()
+    with make(tmp_path / "other", embedder) as target:
+        report = import_(target, io.StringIO(text))
+        assert report.imported == 4 and report.duplicates == 0 and not report.skipped_bad
+        assert records(target) == records(source)
+        assert embedder.calls == (0 if with_vectors else 1)
+        assert report.embedded == (0 if with_vectors else 4)
+        hits = target.recall(Query(text="database port", k=1, mode=SearchMode.VECTOR))
+        assert "5433" in hits[0].record.text
+        again = import_(target, io.StringIO(text))
+        assert again.imported == 0 and again.duplicates == 4
+
+
+def test_vectors_of_another_model_are_re_embedded(source: Memory, tmp_path: Path) -> None:
+    text = dump(source, with_vectors=True)
+    embedder = HashEmbedder(dim=32)
+    with make(tmp_path / "other", embedder) as target:
+        report = import_(target, io.StringIO(text))
+        assert report.imported == 4 and report.embedded == 4
+        assert {r.embedding_model for r in records(target)} == {"hash-32"}
+
+
+def _lines(source: Memory) -> list[str]:
+    return dump(source).splitlines()
+
+
+def test_bad_lines_are_named_and_nothing_is_imported(source: Memory, tmp_path: Path) -> None:
+    lines = _lines(source)  # header + 4 records
+    lines[2] = "{not json"
+    bad_layer = json.loads(lines[4])
+    bad_layer["layer"] = "attic"
+    lines[4] = json.dumps(bad_layer)
+    with make(tmp_path / "other") as target:
+        with pytest.raises(BackupError) as err:
+            import_(target, io.StringIO("\n".join(lines)))
+        assert "line 3: invalid JSON" in str(err.value)
+        assert "line 5: unknown layer 'attic'" in str(err.value)
+        assert target.store.count() == 0
+        report = import_(target, io.StringIO("\n".join(lines)), skip_bad=True)
+        assert report.imported == 2
+        assert [(b.line, b.error.split(" ")[0]) for b in report.skipped_bad] == [
+            (3, "invalid"),
+            (5, "unknown"),
+        ]
+        assert target.store.count() == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"importance": 1.5}, "importance"),
+        ({"tags": "infra"}, "tags"),
+        ({"text": ""}, "text"),
+        ({"created_at": "yesterday"}, "created_at"),
+        ({"content_hash": "0" * 64}, "content_hash"),
+        ({"vector": "AAAA", "dim": 64}, "vector has 0 values"),
+        ({"vector": "!!", "dim": 1}, "base64"),
+    ],
+)
+def test_each_invalid_field_is_reported(
+    source: Memory, tmp_path: Path, change: dict[str, object], reason: str
+) -> None:
+    row = json.loads(_lines(source)[1])
+    row.update(change)
+    with make(tmp_path / "other") as target, pytest.raises(BackupError, match=reason):
+        import_(target, io.StringIO(json.dumps(row) + "\n"))
+
+
+def test_minimal_hand_written_lines_get_defaults(tmp_path: Path) -> None:
+    with make(tmp_path / "other") as target:
+        report = import_(target, io.StringIO('{"text": "hello world", "layer": "assets"}\n'))
+        assert report.imported == 1
+        record = records(target)[0]
+        assert record.layer is Layer.ASSETS and record.kind == "note" and record.importance == 0.5
