@@ -1,0 +1,96 @@
+"""Local embeddings and reranking on ONNX Runtime.
+
+The public API; heavy modules (numpy, onnxruntime, tokenizers) load on first use so that
+``import magray.embed`` stays cheap.
+
+```
+load_embedder(settings, name=None, *, cached=True) -> Embedder
+load_reranker(settings, name=None) -> Reranker | None
+install_model(name, models_dir) -> Path
+model_spec(name, models_dir=None) -> ModelSpec
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from magray.config import Settings
+    from magray.embed.base import Embedder, Reranker
+    from magray.embed.registry import ModelSpec
+
+__all__ = ["install_model", "load_embedder", "load_reranker", "model_spec"]
+
+
+def model_spec(name: str, models_dir: Path | None = None) -> ModelSpec:
+    """The spec of model ``name`` (or alias such as ``default``); NotFoundError if unknown."""
+    from magray.embed import registry
+
+    return registry.model_spec(name, models_dir)
+
+
+def install_model(name: str, models_dir: Path) -> Path:
+    """Install model ``name`` under ``models_dir`` (idempotent); returns its folder."""
+    from magray.embed import install
+
+    return install.install_model(name, models_dir)
+
+
+def load_embedder(settings: Settings, name: str | None = None, *, cached: bool = True) -> Embedder:
+    """The embedder for ``name`` (default: setting ``embed.model``), verified on first load.
+
+    Raises ``ModelNotInstalledError`` naming the install command when its files are absent,
+    ``ModelError`` when they are corrupt. With ``cached`` it reuses vectors from
+    ``<data_dir>/embed-cache.db``.
+    """
+    from magray.embed.install import verify
+    from magray.embed.onnx import OnnxEmbedder
+
+    models_dir = settings.paths.models_dir
+    spec = model_spec(name or settings.get_str("embed.model"), models_dir)
+    folder = verify(spec, models_dir)
+    embedder: Embedder = OnnxEmbedder(
+        spec,
+        folder,
+        device=settings.get_str("embed.device"),
+        threads=settings.get_int("embed.threads"),
+        batch_size=settings.get_int("embed.batch_size"),
+        max_length=settings.get_int("embed.max_length"),
+    )
+    if cached:
+        from magray.embed.cache import CachedEmbedder, EmbeddingCache
+
+        cache = EmbeddingCache(settings.paths.data_dir / "embed-cache.db")
+        embedder = CachedEmbedder(embedder, cache)
+    return embedder
+
+
+def load_reranker(settings: Settings, name: str | None = None) -> Reranker | None:
+    """The installed reranker ``name`` (default: setting ``search.reranker``), or None.
+
+    The name ``reranker`` means "any installed reranker".
+    """
+    from magray.embed.install import is_installed, verify
+    from magray.embed.registry import all_specs
+    from magray.embed.rerank import OnnxReranker
+
+    models_dir = settings.paths.models_dir
+    wanted = (name or settings.get_str("search.reranker")).strip().lower()
+    if wanted == "reranker":
+        candidates = [
+            s for s in all_specs(models_dir) if s.kind == "reranker" and is_installed(s, models_dir)
+        ]
+    else:
+        spec = model_spec(wanted, models_dir)
+        candidates = [spec] if is_installed(spec, models_dir) else []
+    if not candidates:
+        return None
+    spec = candidates[0]
+    return OnnxReranker(
+        spec,
+        verify(spec, models_dir),
+        device=settings.get_str("embed.device"),
+        threads=settings.get_int("embed.threads"),
+    )

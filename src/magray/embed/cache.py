@@ -1,0 +1,140 @@
+"""A SQLite cache of embeddings keyed by (model_id, content hash), and ``CachedEmbedder``.
+
+The cache lives at ``<data_dir>/embed-cache.db`` in WAL mode, so several MAGRAY processes
+can read and write it at once. Vectors are little-endian float32 BLOBs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from magray.embed.base import Embedder, Vectors
+from magray.errors import StoreError
+
+QUERY_SUFFIX = "#query"
+_CHUNK = 500
+
+
+class EmbeddingCache:
+    """Vectors by (model_id, content_hash)."""
+
+    def __init__(self, path: Path, *, timeout: float = 10.0) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS embeddings (model_id TEXT NOT NULL,"
+                " content_hash TEXT NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL,"
+                " PRIMARY KEY (model_id, content_hash)) WITHOUT ROWID"
+            )
+            self._db.commit()
+        except sqlite3.Error as exc:
+            raise StoreError(f"the embedding cache {path} cannot be opened ({exc}).") from None
+        self._lock = threading.Lock()
+
+    def get_many(self, model_id: str, hashes: Sequence[str]) -> dict[str, Vectors]:
+        found: dict[str, Vectors] = {}
+        unique = list(dict.fromkeys(hashes))
+        with self._lock:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT content_hash, dim, vector FROM embeddings"
+                    f" WHERE model_id = ? AND content_hash IN ({marks})",
+                    (model_id, *chunk),
+                ).fetchall()
+                for digest, dim, blob in rows:
+                    vec = np.frombuffer(blob, dtype="<f4")
+                    if vec.shape[0] == dim:
+                        found[digest] = vec.astype(np.float32)
+        return found
+
+    def put_many(self, model_id: str, items: Sequence[tuple[str, Vectors]]) -> None:
+        rows = [
+            (model_id, digest, int(v.shape[0]), np.asarray(v, dtype="<f4").tobytes())
+            for digest, v in items
+        ]
+        with self._lock:
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO embeddings (model_id, content_hash, dim, vector)"
+                    " VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.commit()
+            except sqlite3.OperationalError:
+                self._db.rollback()  # another process holds the lock: skip caching this time
+
+    def count(self, model_id: str | None = None) -> int:
+        with self._lock:
+            if model_id is None:
+                row = self._db.execute("SELECT count(*) FROM embeddings").fetchone()
+            else:
+                row = self._db.execute(
+                    "SELECT count(*) FROM embeddings WHERE model_id = ?", (model_id,)
+                ).fetchone()
+        return int(row[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class CachedEmbedder:
+    """Wraps an ``Embedder``: only texts missing from the cache are embedded."""
+
+    def __init__(self, inner: Embedder, cache: EmbeddingCache) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def __getattr__(self, name: str) -> object:  # provider, spec, ... of the inner embedder
+        return getattr(self.inner, name)
+
+    def stats(self) -> dict[str, int]:
+        return {"hits": self.hits, "misses": self.misses}
+
+    def embed_documents(self, texts: Sequence[str]) -> Vectors:
+        return self._embed(texts, self.model_id, self.inner.embed_documents)
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        return self._embed(texts, self.model_id + QUERY_SUFFIX, self.inner.embed_queries)
+
+    def _embed(self, texts: Sequence[str], key: str, embed: object) -> Vectors:
+        from magray.memory.records import content_hash
+
+        assert callable(embed)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        hashes = [content_hash(t) for t in texts]
+        found = self.cache.get_many(key, hashes)
+        missing: dict[str, str] = {}
+        for digest, text in zip(hashes, texts, strict=True):
+            if digest not in found and digest not in missing:
+                missing[digest] = text
+        self.hits += sum(1 for h in hashes if h in found)
+        self.misses += len(hashes) - sum(1 for h in hashes if h in found)
+        if missing:
+            vectors = embed(list(missing.values()))
+            fresh = list(zip(missing, vectors, strict=True))
+            self.cache.put_many(key, fresh)
+            found.update(fresh)
+        return np.vstack([found[h] for h in hashes]).astype(np.float32, copy=False)

