@@ -35,11 +35,25 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("embed.model", "default", str, "Active embedding model (see `magray models list`)."),
     Option("embed.device", "auto", str, "Where to run models.", choices=("auto", "cpu", "cuda")),
-    Option("embed.threads", 0, int, "Intra-op threads for ONNX Runtime (0 = all cores).", minimum=0),
+    Option(
+        "embed.threads", 0, int, "Intra-op threads for ONNX Runtime (0 = all cores).", minimum=0
+    ),
     Option("embed.batch_size", 32, int, "Texts per embedding batch.", minimum=1, maximum=4096),
     Option("embed.max_length", 0, int, "Token limit per text (0 = the model's own).", minimum=0),
-    Option("memory.ttl_interact_hours", 24.0, float, "TTL of the Interact layer.", minimum=0),
-    Option("memory.ttl_insights_days", 90.0, float, "TTL of the Insights layer.", minimum=0),
+    Option(
+        "memory.ttl_interact_hours",
+        24.0,
+        float,
+        "TTL of the Interact layer (0 = never expires).",
+        minimum=0,
+    ),
+    Option(
+        "memory.ttl_insights_days",
+        90.0,
+        float,
+        "TTL of the Insights layer (0 = never expires).",
+        minimum=0,
+    ),
     Option(
         "memory.vector_dtype",
         "f32",
@@ -56,9 +70,19 @@ OPTIONS: tuple[Option, ...] = (
         "Minimum minutes between automatic lifecycle runs.",
         minimum=0,
     ),
+    Option(
+        "memory.promote_threshold",
+        0.6,
+        float,
+        "Score at or above which a record moves up a layer.",
+        minimum=0,
+        maximum=1,
+    ),
     Option("search.mode", "hybrid", str, "Default recall mode.", ("hybrid", "vector", "keyword")),
     Option("search.rrf_k", 60.0, float, "Reciprocal-rank-fusion constant.", minimum=1),
-    Option("search.vector_weight", 1.0, float, "Weight of the vector ranking in fusion.", minimum=0),
+    Option(
+        "search.vector_weight", 1.0, float, "Weight of the vector ranking in fusion.", minimum=0
+    ),
     Option("search.keyword_weight", 1.0, float, "Weight of the BM25 ranking in fusion.", minimum=0),
     Option("search.weight_interact", 1.0, float, "Fusion weight of Interact hits.", minimum=0),
     Option("search.weight_insights", 1.0, float, "Fusion weight of Insights hits.", minimum=0),

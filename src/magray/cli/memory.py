@@ -291,5 +291,76 @@ def verify(json_out: bool = JSON) -> None:
         raise typer.Exit(1)
 
 
+def _decision_json(d: Any) -> dict[str, Any]:
+    return {
+        "id": d.record_id,
+        "from": str(d.from_layer),
+        "to": None if d.to_layer is None else str(d.to_layer),
+        "score": round(d.score, 4),
+        "rule_score": round(d.rule_score, 4),
+        "model_score": None if d.model_score is None else round(d.model_score, 4),
+        "reasons": list(d.reasons),
+    }
+
+
+@app.command("promote")
+def promote(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Explain decisions, change nothing."),
+    json_out: bool = JSON,
+) -> None:
+    """Promote records Interact → Insights → Assets by rules plus a learned scorer.
+
+    Example: magray memory promote --dry-run
+    """
+    from magray.cli import render
+    from magray.memory.lifecycle import promote as run_promote
+
+    with open_memory() as memory:
+        report = run_promote(memory, dry_run=dry_run)
+    if json_out:
+        emit(
+            {
+                "dry_run": dry_run,
+                "model": report.model,
+                "promoted": [_decision_json(d) for d in report.promoted],
+                "kept": [_decision_json(d) for d in report.kept],
+            }
+        )
+        return
+    render.decisions(report.promoted, report.kept, dry_run=dry_run, model=report.model)
+
+
+@app.command("expire")
+def expire(
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would expire."),
+    json_out: bool = JSON,
+) -> None:
+    """Delete unpinned records whose layer TTL has passed unpromoted.
+
+    Example: magray memory expire --dry-run
+    """
+    from magray.memory.lifecycle import expire as run_expire
+
+    with open_memory() as memory:
+        report = run_expire(memory, dry_run=dry_run)
+    items = [
+        {
+            "id": e.record_id,
+            "layer": str(e.layer),
+            "age_hours": round(e.age_hours, 2),
+            "ttl_hours": e.ttl_hours,
+            "reason": e.reason,
+        }
+        for e in report.expired
+    ]
+    if json_out:
+        emit({"dry_run": dry_run, "expired": items})
+        return
+    verb = "would expire" if dry_run else "expired"
+    for item in items:
+        typer.echo(f"{item['id']}  {verb}: {item['reason']}")
+    typer.echo(f"{len(items)} record(s) {verb}")
+
+
 # backup, restore, export and import live in their own module; importing it registers them.
 from magray.cli import memory_data as _memory_data  # noqa: E402, F401

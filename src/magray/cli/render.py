@@ -150,3 +150,20 @@ def stats(data: Mapping[str, Any]) -> None:
     )
     if isinstance(index, dict) and "error" in index:
         warn(index["error"])
+
+
+def decisions(
+    promoted: Sequence[Any], kept: Sequence[Any], *, dry_run: bool, model: Mapping[str, Any]
+) -> None:
+    """Promotion decisions with their reasons."""
+    verb = "would promote" if dry_run else "promoted"
+    for d in promoted:
+        out.print(f"[cyan]{d.record_id}[/] [green]{verb}[/] {d.from_layer} → {d.to_layer}")
+        for reason in d.reasons:
+            out.print(f"    [dim]{reason}[/]", markup=True)
+    if dry_run:
+        for d in kept:
+            out.print(f"[cyan]{d.record_id}[/] stays in {d.from_layer} ({d.score:.2f})")
+            out.print(f"    [dim]{'; '.join(d.reasons)}[/]")
+    source = model.get("source", "?")
+    out.print(f"{len(promoted)} {verb}, {len(kept)} kept · scorer: {source}")

@@ -103,7 +103,8 @@ class IndexSet:
                 )
                 index = None
         except IndexCorruptError as exc:
-            if path.exists() or self._expected_count(layer) > 0:
+            # No file yet is the normal state of a new store: build it quietly.
+            if path.exists() or Path(str(path) + ".json").exists():
                 self._warn(f"the {layer} vector index is unusable ({exc}); rebuilding it.")
         if index is None:
             index = self._rebuild(layer)

@@ -123,8 +123,26 @@ M1_INITIAL = """
         CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+# Expired records leave their access history behind, so the learned promotion model also
+# sees the records that were *not* re-used (otherwise it would learn from survivors only).
+M2_HISTORY_ARCHIVE = """
+        CREATE TABLE history_archive (
+            record_id TEXT PRIMARY KEY,
+            layer TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            layer_since REAL NOT NULL,
+            importance REAL NOT NULL,
+            pinned INTEGER NOT NULL,
+            access_times TEXT NOT NULL,
+            archived_at REAL NOT NULL
+        );
+"""
+
 # (version, name, SQL script). A script runs inside one transaction with its bookkeeping row.
-MIGRATIONS: tuple[tuple[int, str, str], ...] = ((1, "initial schema", M1_INITIAL),)
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "initial schema", M1_INITIAL),
+    (2, "history archive for promotion learning", M2_HISTORY_ARCHIVE),
+)
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

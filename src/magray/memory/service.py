@@ -161,6 +161,9 @@ class Memory:
                     results.append(RememberResult(id=res.id, layer=res.layer, created=res.created))
             if progress:
                 progress(len(results), len(items))
+        from magray.memory import lifecycle
+
+        lifecycle.maybe_run(self)
         return results
 
     def forget(self, id_or_prefix: str) -> Record:

@@ -32,14 +32,16 @@ RECORD_COLUMNS = (
 
 
 def new_id(now: float | None = None) -> str:
-    """A sortable 18-character id: 48 bits of milliseconds then 40 random bits, base32."""
-    millis = int((time.time() if now is None else now) * 1000) & ((1 << 48) - 1)
-    value = (millis << 40) | secrets.randbits(40)
+    """A random 16-character base32 id (80 bits): short prefixes are unique in practice.
+
+    ``now`` is accepted for API symmetry; ordering lives in ``created_at``, not in the id.
+    """
+    value = secrets.randbits(80)
     chars = []
-    for _ in range(18):
+    for _ in range(16):
         chars.append(_ID_ALPHABET[value & 31])
         value >>= 5
-    return "".join(reversed(chars))
+    return "".join(chars)
 
 
 @dataclass(frozen=True, slots=True)
