@@ -1,0 +1,438 @@
+"""The derived HNSW vector index: one usearch file per layer and model.
+
+The store (SQLite) is the source of truth; this file is a cache of its vectors that can
+always be rebuilt from it. Each index file ``<name>`` has a JSON sidecar ``<name>.json``
+holding an :class:`IndexState`: the model, dimension and scalar type it was built for,
+the live count, the store journal sequence it reflects (``applied_seq``, opaque here), an
+order-independent checksum of the live labels and the sha256 of the index file.
+
+Saving is atomic per file (temp file, fsync, ``os.replace``, directory fsync): index first,
+then sidecar. A crash in between leaves a new index beside the old sidecar, which
+:meth:`VectorIndex.open` detects (the sidecar's file identity and sha256 no longer match)
+and reports as :class:`~magray.errors.IndexCorruptError`, so the caller rebuilds.
+
+Library and parameters (``docs/benchmarks.md``, ``benchmarks/vector_index.py``): usearch,
+cosine metric, ``CONNECTIVITY`` 16 and ``EXPANSION_ADD`` 128. Up to ``EXACT_LIMIT`` vectors
+a search is brute force (recall 1.0, about as fast as the graph at that size); above, the
+search expansion grows with the index size (:func:`expansion_for`) so that recall@10
+stays at or above 0.95 on embedding-like data.
+
+Quantization: ``f16`` halves the file at no measurable recall cost; ``i8`` quarters it but
+loses recall, so callers over-fetch :meth:`VectorIndex.candidates` labels and rescore them
+with the exact f32 vectors from the store before cutting to ``k``.
+
+Concurrency: one writer per file (the store's writer lock); any number of readers open the
+saved file read-only as a memory-mapped view, which a writer's ``os.replace`` never
+disturbs. One ``VectorIndex`` object may be shared by threads (a lock serialises calls).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import threading
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from magray.errors import DimensionMismatchError, IndexCorruptError, UsageError
+
+DTYPES = ("f32", "f16", "i8")
+FORMAT = 1
+CONNECTIVITY = 16  # graph degree (M): 16 is the recall/size sweet spot in the benchmark
+EXPANSION_ADD = 128  # ef_construction: build quality; build ~1 ms/vector on one core
+EXACT_LIMIT = 20_000  # brute force below this size: recall 1.0 at ~2 ms per query
+# Search expansion (ef) as a function of size, from the benchmark's "latent" data: recall@10
+# >= 0.95 needed ef 128 at 10K (f16) and grows about linearly with log2(N).
+EF_BASE = 128  # ef at N = 10K
+EF_PER_DOUBLING = 24  # extra ef each time N doubles beyond 10K
+EF_MAX = 1024
+I8_OVERFETCH = 4  # i8: fetch 4 k candidates, rescore in f32 (recall@10 back >= 0.95)
+
+Labels = npt.NDArray[np.int64]
+Vectors = npt.NDArray[np.float32]
+_MASK = (1 << 64) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class IndexState:
+    """What an index file holds; persisted beside it as the JSON sidecar ``<name>.json``."""
+
+    model_id: str
+    dim: int
+    dtype: str  # "f32" | "f16" | "i8"
+    count: int  # live vectors
+    applied_seq: int  # the store's journal sequence this file reflects (set by the store)
+    label_checksum: str  # xor of splitmix64(label) over the live labels, 16 hex digits
+    file_sha256: str  # sha256 of the index file written by save() ("" before the first save)
+
+
+def _mix(labels: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """splitmix64 finaliser: a well-spread 64-bit hash of each label."""
+    with np.errstate(over="ignore"):
+        z = labels + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def _xor_labels(labels: npt.NDArray[np.uint64]) -> int:
+    if len(labels) == 0:
+        return 0
+    return int(np.bitwise_xor.reduce(_mix(labels))) & _MASK
+
+
+def label_checksum(labels: npt.ArrayLike) -> str:
+    """Order-independent checksum of a set of distinct labels (as in ``IndexState``)."""
+    return f"{_xor_labels(_keys(labels)):016x}"
+
+
+def expansion_for(n: int, k: int) -> int:
+    """Search expansion (ef) for an index of ``n`` vectors asked for ``k`` results."""
+    doublings = max(0.0, math.log2(max(n, 1) / 10_000))
+    ef = EF_BASE + EF_PER_DOUBLING * math.ceil(doublings)
+    return int(min(EF_MAX, max(ef, 2 * k)))
+
+
+def candidates_for(dtype: str, k: int) -> int:
+    """How many labels to fetch from an index of ``dtype`` to rescore down to ``k``."""
+    return k * I8_OVERFETCH if dtype == "i8" else k
+
+
+def _keys(labels: npt.ArrayLike) -> npt.NDArray[np.uint64]:
+    arr = np.asarray(labels)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise UsageError("vector index labels must be a 1-D array of integers.")
+    if arr.size and arr.dtype.kind == "i" and int(arr.min()) < 0:
+        raise UsageError("vector index labels must be non-negative integers.")
+    return arr.astype(np.uint64, copy=False)
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _identity(st: os.stat_result) -> list[int]:
+    """Changes whenever the file is replaced or rewritten (rename gives a new inode)."""
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_sidecar(path: Path) -> tuple[IndexState, list[int] | None]:
+    try:
+        raw = json.loads(_sidecar(path).read_text(encoding="utf-8"))
+        if raw.get("format") != FORMAT:
+            raise ValueError(f"format {raw.get('format')!r}")
+        state = IndexState(
+            model_id=str(raw["model_id"]),
+            dim=int(raw["dim"]),
+            dtype=str(raw["dtype"]),
+            count=int(raw["count"]),
+            applied_seq=int(raw["applied_seq"]),
+            label_checksum=str(raw["label_checksum"]),
+            file_sha256=str(raw["file_sha256"]),
+        )
+        ident = raw.get("file_identity")
+        return state, [int(v) for v in ident] if isinstance(ident, list) else None
+    except FileNotFoundError:
+        raise IndexCorruptError(f"the vector index sidecar {_sidecar(path)} is missing.") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexCorruptError(
+            f"the vector index sidecar {_sidecar(path)} is unreadable ({exc})."
+        ) from None
+
+
+class VectorIndex:
+    """An HNSW index of L2-normalised vectors keyed by int64 labels (cosine similarity)."""
+
+    def __init__(
+        self, path: Path, index: Any, state: IndexState, *, writable: bool, threads: int
+    ) -> None:
+        """Use :meth:`create` or :meth:`open`."""
+        self.path = path
+        self._index = index
+        self._state = state
+        self._checksum = int(state.label_checksum, 16)
+        self._writable = writable
+        self.threads = threads
+        self._lock = threading.RLock()
+
+    # -- construction ------------------------------------------------------------------
+    @staticmethod
+    def _check_params(dim: int, dtype: str) -> None:
+        if dtype not in DTYPES:
+            raise UsageError(f"vector dtype must be one of {', '.join(DTYPES)}, not {dtype!r}.")
+        if dim <= 0:
+            raise UsageError(f"vector dimension must be positive, not {dim}.")
+
+    @classmethod
+    def create(
+        cls, path: Path, *, model_id: str, dim: int, dtype: str = "f32", threads: int = 1
+    ) -> VectorIndex:
+        """A new empty, writable index that :meth:`save` will write to ``path``."""
+        from usearch.index import Index
+
+        cls._check_params(dim, dtype)
+        index = Index(
+            ndim=dim,
+            metric="cos",
+            dtype=dtype,
+            connectivity=CONNECTIVITY,
+            expansion_add=EXPANSION_ADD,
+        )
+        state = IndexState(model_id, dim, dtype, 0, 0, f"{0:016x}", "")
+        return cls(Path(path), index, state, writable=True, threads=threads)
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        model_id: str,
+        dim: int,
+        dtype: str,
+        writable: bool,
+        threads: int = 1,
+        verify: bool | None = None,
+    ) -> VectorIndex:
+        """Open a saved index; raise ``IndexCorruptError`` if it cannot be trusted.
+
+        Read-only opens memory-map the file (a few ms at any size). The sha256 of the
+        file is checked when ``verify`` is true, and by default (``None``) whenever the
+        index is opened writable or the file is not the very file the sidecar was
+        written with (its inode, size and times differ, as after a crash between the two
+        writes or a copy); a read-only open of an untouched pair skips the hash.
+        """
+        cls._check_params(dim, dtype)
+        path = Path(path)
+        for _attempt in range(3):
+            state, ident = _read_sidecar(path)
+            if (state.model_id, state.dim, state.dtype) != (model_id, dim, dtype):
+                raise IndexCorruptError(
+                    f"the vector index {path.name} was built for {state.model_id}"
+                    f" ({state.dim}-d {state.dtype}), not {model_id} ({dim}-d {dtype})."
+                )
+            try:
+                before = os.stat(path)
+            except FileNotFoundError:
+                raise IndexCorruptError(f"the vector index file {path} is missing.") from None
+            check = verify if verify is not None else writable or _identity(before) != ident
+            if check and _sha256_file(path) != state.file_sha256:
+                if _read_sidecar(path)[0] != state:
+                    continue  # a writer saved meanwhile: read the new pair
+                raise IndexCorruptError(
+                    f"the vector index file {path.name} does not match its sidecar"
+                    " (damaged, or an interrupted save)."
+                )
+            index = cls._load(path, writable=writable)
+            if _identity(os.stat(path)) != _identity(before):
+                continue  # replaced while loading: start again
+            cls._check_loaded(path, index, state, full=check)
+            return cls(path, index, state, writable=writable, threads=threads)
+        raise IndexCorruptError(f"the vector index {path.name} kept changing while being opened.")
+
+    @staticmethod
+    def _load(path: Path, *, writable: bool) -> Any:
+        from usearch.index import Index
+
+        try:
+            index = Index.restore(str(path), view=not writable)
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise IndexCorruptError(
+                f"the vector index file {path.name} is unreadable ({exc})."
+            ) from None
+        if index is None:
+            raise IndexCorruptError(f"the vector index file {path.name} is not a usearch index.")
+        return index
+
+    @staticmethod
+    def _check_loaded(path: Path, index: Any, state: IndexState, *, full: bool) -> None:
+        found = (int(index.ndim), str(index.dtype).rsplit(".", 1)[-1].lower(), len(index))
+        if found != (state.dim, state.dtype, state.count):
+            raise IndexCorruptError(
+                f"the vector index file {path.name} holds {found[2]} {found[0]}-d {found[1]}"
+                f" vectors but its sidecar says {state.count} {state.dim}-d {state.dtype}."
+            )
+        if full:
+            keys = np.asarray(index.keys, dtype=np.uint64)
+            if f"{_xor_labels(keys):016x}" != state.label_checksum:
+                raise IndexCorruptError(
+                    f"the labels in {path.name} do not match its sidecar's checksum."
+                )
+
+    # -- facts -------------------------------------------------------------------------
+    @property
+    def state(self) -> IndexState:
+        """The current state (count and checksum follow every add/remove)."""
+        with self._lock:
+            return replace(
+                self._state, count=len(self._index), label_checksum=f"{self._checksum:016x}"
+            )
+
+    @property
+    def writable(self) -> bool:
+        return self._writable
+
+    @property
+    def expansion_search(self) -> int:
+        """The ef a top-10 search uses at the current size (0 when searched exactly)."""
+        n = len(self)
+        return 0 if n <= EXACT_LIMIT else expansion_for(n, 10)
+
+    def set_applied_seq(self, seq: int) -> None:
+        """Record the store journal sequence the index reflects (persisted by save)."""
+        with self._lock:
+            self._state = replace(self._state, applied_seq=int(seq))
+
+    def candidates(self, k: int) -> int:
+        """How many labels to ask :meth:`search` for when rescoring down to ``k`` in f32."""
+        return candidates_for(self._state.dtype, k)
+
+    def labels(self) -> Labels:
+        """The live labels, in no particular order."""
+        with self._lock:
+            return np.asarray(self._index.keys, dtype=np.uint64).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, label: object) -> bool:
+        if not isinstance(label, int | np.integer) or int(label) < 0:
+            return False
+        return bool(self._index.contains(int(label)))
+
+    # -- writes ------------------------------------------------------------------------
+    def _require_writable(self) -> None:
+        if not self._writable:
+            raise UsageError(
+                f"the vector index {self.path.name} was opened read-only; open it writable."
+            )
+
+    def add(self, labels: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        """Insert vectors under labels; a label already present is replaced (upsert).
+
+        Vectors must be L2-normalised float32 rows of the index dimension. If a label
+        repeats within one call, its last vector wins.
+        """
+        keys = _keys(labels)
+        vecs = np.asarray(vectors, dtype=np.float32)
+        if vecs.ndim == 1:
+            vecs = vecs.reshape(1, -1)
+        if vecs.ndim != 2 or vecs.shape[1] != self._state.dim:
+            raise DimensionMismatchError(
+                f"vectors have shape {vecs.shape}, the index holds {self._state.dim}-d vectors."
+            )
+        if len(vecs) != len(keys):
+            raise UsageError(f"{len(keys)} labels given for {len(vecs)} vectors.")
+        if len(keys) == 0:
+            return
+        with self._lock:
+            self._require_writable()
+            uniq, first_in_reversed = np.unique(keys[::-1], return_index=True)
+            if len(uniq) != len(keys):
+                rows = len(keys) - 1 - first_in_reversed
+                keys, vecs = keys[rows], vecs[rows]
+            present = np.asarray(self._index.contains(keys), dtype=bool).reshape(-1)
+            if present.any():
+                self._index.remove(keys[present])
+            self._index.add(keys, np.ascontiguousarray(vecs), threads=self.threads)
+            self._checksum ^= _xor_labels(keys[~present])
+
+    def remove(self, labels: npt.ArrayLike) -> None:
+        """Remove labels; labels not in the index are ignored."""
+        keys = np.unique(_keys(labels))
+        if len(keys) == 0:
+            return
+        with self._lock:
+            self._require_writable()
+            present = np.asarray(self._index.contains(keys), dtype=bool).reshape(-1)
+            if present.any():
+                self._index.remove(keys[present])
+                self._checksum ^= _xor_labels(keys[present])
+
+    def save(self) -> None:
+        """Write the index, then its sidecar, each atomically (see the module docstring)."""
+        with self._lock:
+            self._require_writable()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            try:
+                self._index.save(str(tmp))
+                with open(tmp, "rb+") as f:
+                    os.fsync(f.fileno())
+                sha = _sha256_file(tmp)
+                os.replace(tmp, self.path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            _fsync_dir(self.path.parent)
+            self._state = replace(self.state, file_sha256=sha)
+            doc: dict[str, Any] = {"format": FORMAT, **asdict(self._state)}
+            doc["file_identity"] = _identity(os.stat(self.path))
+            _write_atomic(_sidecar(self.path), json.dumps(doc, indent=1).encode("utf-8"))
+
+    # -- reads -------------------------------------------------------------------------
+    def search(self, query: npt.ArrayLike, k: int) -> list[tuple[Labels, Vectors]]:
+        """The ``k`` nearest labels and their cosine similarities per query, best first.
+
+        ``query`` is one vector ``(dim,)`` or a batch ``(n, dim)``; the answer has one
+        ``(labels, similarities)`` pair per query, shorter than ``k`` when the index holds
+        fewer vectors.
+        """
+        q = np.asarray(query, dtype=np.float32)
+        if q.ndim == 1:
+            q = q.reshape(1, -1)
+        if q.ndim != 2 or q.shape[1] != self._state.dim:
+            raise DimensionMismatchError(
+                f"query has shape {q.shape}, the index holds {self._state.dim}-d vectors."
+            )
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        with self._lock:
+            n = len(self._index)
+            count = min(int(k), n)
+            if count <= 0 or len(q) == 0:
+                return [empty for _ in range(len(q))]
+            exact = n <= EXACT_LIMIT
+            if not exact:
+                self._index.expansion_search = expansion_for(n, count)
+            found = self._index.search(
+                np.ascontiguousarray(q), count, threads=self.threads, exact=exact
+            )
+        keys = np.asarray(found.keys, dtype=np.uint64).reshape(len(q), -1)
+        dist = np.asarray(found.distances, dtype=np.float32).reshape(len(q), -1)
+        counts = np.asarray(getattr(found, "counts", [keys.shape[1]]), dtype=np.int64)
+        out: list[tuple[Labels, Vectors]] = []
+        for row, c in enumerate(counts.reshape(-1).tolist()):
+            out.append((keys[row, :c].astype(np.int64), (1.0 - dist[row, :c]).astype(np.float32)))
+        return out

@@ -1,0 +1,276 @@
+"""The derived HNSW vector index: upserts, recall, quantization, persistence, corruption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from magray.errors import DimensionMismatchError, IndexCorruptError, UsageError
+from magray.memory import vector_index as vi
+from magray.memory.vector_index import VectorIndex, label_checksum
+
+DIM = 32
+
+
+def unit(n: int, dim: int = DIM, seed: int = 0) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def make(tmp_path: Path, n: int = 100, dtype: str = "f32", seed: int = 0) -> VectorIndex:
+    index = VectorIndex.create(tmp_path / "l.usearch", model_id="m", dim=DIM, dtype=dtype)
+    index.add(np.arange(n, dtype=np.int64), unit(n, seed=seed))
+    return index
+
+
+def reopen(path: Path, **kw: object) -> VectorIndex:
+    args: dict[str, object] = {"model_id": "m", "dim": DIM, "dtype": "f32", "writable": False}
+    args.update(kw)
+    return VectorIndex.open(path, **args)  # type: ignore[arg-type]
+
+
+def test_add_search_remove(tmp_path: Path) -> None:
+    index = make(tmp_path)
+    vecs = unit(100)
+    labels, sims = index.search(vecs[3], 5)[0]
+    assert labels[0] == 3 and sims[0] == pytest.approx(1.0, abs=1e-5)
+    assert labels.dtype == np.int64 and sims.dtype == np.float32
+    assert np.all(np.diff(sims) <= 1e-6)  # best first
+    index.remove(np.array([3, 12345]))  # a missing label is ignored
+    assert len(index) == 99 and 3 not in index
+    assert 3 not in index.search(vecs[3], 10)[0][0]
+    assert sorted(index.labels().tolist()) == [i for i in range(100) if i != 3]
+
+
+def test_upsert_replaces_vector(tmp_path: Path) -> None:
+    index = make(tmp_path)
+    before = index.state.label_checksum
+    vecs = unit(100)
+    index.add(np.array([5]), vecs[70:71])
+    assert len(index) == 100 and index.state.label_checksum == before
+    labels, sims = index.search(vecs[70], 2)[0]
+    assert set(labels.tolist()) == {5, 70} and sims[1] == pytest.approx(1.0, abs=1e-5)
+    index.add(np.array([200, 200]), vecs[:2])  # the last vector of a repeated label wins
+    assert len(index) == 101
+    assert index.search(vecs[1], 3)[0][0][:2].tolist() in ([1, 200], [200, 1])
+
+
+def test_batch_queries_and_small_k(tmp_path: Path) -> None:
+    index = make(tmp_path, n=20)
+    out = index.search(unit(20)[:3], 50)  # k > count
+    assert len(out) == 3 and all(len(labels) == 20 for labels, _ in out)
+    assert [labels[0] for labels, _ in out] == [0, 1, 2]
+    assert index.search(unit(20)[0], 0)[0][0].size == 0
+
+
+def test_empty_index(tmp_path: Path) -> None:
+    index = VectorIndex.create(tmp_path / "e.usearch", model_id="m", dim=DIM)
+    labels, sims = index.search(unit(1)[0], 10)[0]
+    assert labels.size == 0 and sims.size == 0
+    index.save()
+    assert len(reopen(tmp_path / "e.usearch")) == 0
+
+
+def test_recall_against_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vi, "EXACT_LIMIT", 0)  # force the graph search
+    data, queries = unit(5000, 64, seed=1), unit(100, 64, seed=2)
+    index = VectorIndex.create(tmp_path / "r.usearch", model_id="m", dim=64, dtype="f16")
+    index.add(np.arange(5000), data)
+    truth = np.argsort(-(queries @ data.T), axis=1)[:, :10]
+    found = index.search(queries, 10)
+    recall = np.mean(
+        [
+            len(set(f.tolist()) & set(t.tolist())) / 10
+            for (f, _), t in zip(found, truth, strict=True)
+        ]
+    )
+    assert recall >= 0.95
+
+
+@pytest.mark.parametrize("dtype", ["f16", "i8"])
+def test_quantized_roundtrip_and_rescore(tmp_path: Path, dtype: str) -> None:
+    data = unit(300)
+    index = make(tmp_path, n=300, dtype=dtype)
+    index.save()
+    view = reopen(index.path, dtype=dtype)
+    assert view.state.dtype == dtype and len(view) == 300
+    k = 10
+    fetch = view.candidates(k)
+    assert fetch == (4 * k if dtype == "i8" else k)
+    query = data[42]
+    labels, sims = view.search(query, fetch)[0]
+    rescored = labels[np.argsort(-(data[labels] @ query))][:k]
+    assert rescored[0] == 42 and sims[0] == pytest.approx(1.0, abs=0.02)
+    with pytest.raises(IndexCorruptError):
+        reopen(index.path, dtype="f32")
+
+
+def test_save_open_roundtrip(tmp_path: Path) -> None:
+    index = make(tmp_path)
+    index.set_applied_seq(41)
+    index.save()
+    state = index.state
+    assert state.file_sha256 and state.count == 100 and state.applied_seq == 41
+    view = reopen(index.path)
+    assert view.state == state and not view.writable
+    assert view.search(unit(100)[9], 1)[0][0].tolist() == [9]
+    with pytest.raises(UsageError):
+        view.add(np.array([1]), unit(1))
+    writer = reopen(index.path, writable=True)
+    writer.remove([0, 1])
+    writer.add([500], unit(1, seed=9))
+    writer.save()
+    again = reopen(index.path, verify=True)
+    assert len(again) == 99 and again.state.label_checksum == label_checksum(again.labels())
+    assert again.state.applied_seq == 41
+
+
+def test_missing_files(tmp_path: Path) -> None:
+    with pytest.raises(IndexCorruptError):
+        reopen(tmp_path / "nothing.usearch")
+    index = make(tmp_path)
+    index.save()
+    index.path.unlink()
+    with pytest.raises(IndexCorruptError, match="missing"):
+        reopen(index.path)
+
+
+def test_corrupted_file(tmp_path: Path) -> None:
+    index = make(tmp_path)
+    index.save()
+    raw = bytearray(index.path.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    index.path.write_bytes(bytes(raw))
+    for writable in (False, True):
+        with pytest.raises(IndexCorruptError, match="does not match"):
+            reopen(index.path, writable=writable)
+
+
+def test_truncated_file(tmp_path: Path) -> None:
+    index = make(tmp_path)
+    index.save()
+    raw = index.path.read_bytes()
+    index.path.write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(IndexCorruptError):
+        reopen(index.path)
+    # even a skipped hash cannot hide a truncated file: usearch refuses to map it
+    with pytest.raises(IndexCorruptError):
+        reopen(index.path, verify=False)
+
+
+def test_unreadable_sidecar(tmp_path: Path) -> None:
+    index = make(tmp_path)
+    index.save()
+    sidecar = tmp_path / "l.usearch.json"
+    sidecar.write_text("{not json", encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="unreadable"):
+        reopen(index.path)
+
+
+@pytest.mark.parametrize(
+    ("field", "kw"), [("model_id", {"model_id": "other"}), ("dim", {"dim": 16})]
+)
+def test_sidecar_mismatch(tmp_path: Path, field: str, kw: dict[str, object]) -> None:
+    index = make(tmp_path)
+    index.save()
+    with pytest.raises(IndexCorruptError, match="built for"):
+        reopen(index.path, **kw)
+
+
+def test_sidecar_edited_count_detected(tmp_path: Path) -> None:
+    index = make(tmp_path)
+    index.save()
+    sidecar = tmp_path / "l.usearch.json"
+    doc = json.loads(sidecar.read_text(encoding="utf-8"))
+    doc["count"] = 7
+    sidecar.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="sidecar says"):
+        reopen(index.path, verify=False)
+
+
+def test_crash_between_index_and_sidecar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    index = make(tmp_path)
+    index.save()
+    index.add([7], unit(1, seed=5))  # upsert: same count, same labels, new file content
+
+    def crash(path: Path, data: bytes) -> None:
+        raise OSError("power cut")
+
+    monkeypatch.setattr(vi, "_write_atomic", crash)
+    with pytest.raises(OSError, match="power cut"):
+        index.save()  # the new index file is in place, the old sidecar beside it
+    assert not list(tmp_path.glob(".*tmp"))
+    with pytest.raises(IndexCorruptError, match="interrupted save"):
+        reopen(index.path)  # detected on the default (fast) read-only path too
+
+
+def test_copied_pair_still_opens(tmp_path: Path) -> None:
+    index = make(tmp_path)
+    index.save()
+    other = tmp_path / "copy"
+    other.mkdir()
+    (other / "l.usearch").write_bytes(index.path.read_bytes())
+    (other / "l.usearch.json").write_bytes((tmp_path / "l.usearch.json").read_bytes())
+    assert len(reopen(other / "l.usearch")) == 100  # new inode: hashed, and it matches
+
+
+def test_reader_keeps_its_view_across_a_save(tmp_path: Path) -> None:
+    index = make(tmp_path)
+    index.save()
+    view = reopen(index.path)
+    index.remove(np.arange(50))
+    index.save()
+    assert len(view) == 100 and view.search(unit(100)[0], 1)[0][0].tolist() == [0]
+    assert len(reopen(index.path)) == 50
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    index = make(tmp_path, n=5)
+    with pytest.raises(DimensionMismatchError):
+        index.add([1], unit(1, dim=8))
+    with pytest.raises(DimensionMismatchError):
+        index.search(unit(1, dim=8)[0], 3)
+    with pytest.raises(UsageError):
+        index.add([-1], unit(1))
+    with pytest.raises(UsageError):
+        index.add([1, 2], unit(1))
+    with pytest.raises(UsageError):
+        VectorIndex.create(tmp_path / "x", model_id="m", dim=DIM, dtype="f64")
+
+
+def test_expansion_grows_with_size() -> None:
+    efs = [vi.expansion_for(n, 10) for n in (10_000, 100_000, 1_000_000, 2**80)]
+    assert efs == sorted(efs) and efs[-1] == vi.EF_MAX
+    assert vi.expansion_for(10_000, 500) == 1000  # never below 2 k
+
+
+labels_strategy = st.lists(st.integers(0, 2**63 - 1), unique=True, max_size=50)
+
+
+@settings(max_examples=50, deadline=None)
+@given(labels=labels_strategy, seed=st.integers(0, 2**32 - 1))
+def test_label_checksum_order_independent(labels: list[int], seed: int) -> None:
+    arr = np.asarray(labels, dtype=np.int64)
+    shuffled = np.random.default_rng(seed).permutation(arr)
+    assert label_checksum(arr) == label_checksum(shuffled)
+    if labels:
+        assert label_checksum(arr) != label_checksum(arr[1:])
+
+
+@settings(max_examples=20, deadline=None)
+@given(first=labels_strategy, second=labels_strategy)
+def test_incremental_checksum_matches_recomputed(
+    tmp_path_factory: pytest.TempPathFactory, first: list[int], second: list[int]
+) -> None:
+    path = tmp_path_factory.mktemp("h") / "h.usearch"
+    index = VectorIndex.create(path, model_id="m", dim=8)
+    index.add(first, unit(len(first), dim=8))
+    index.add(second, unit(len(second), dim=8, seed=1))
+    index.remove(first[::2])
+    assert index.state.label_checksum == label_checksum(index.labels())
+    assert index.state.count == len((set(first) | set(second)) - set(first[::2]))
