@@ -178,3 +178,17 @@ def test_store_is_wal_and_fts_is_consistent(memory: Memory, magray_home: Path) -
     versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
     assert versions == [1, 2]
     assert verify(memory).ok
+
+
+def test_disk_full_fails_cleanly_and_loses_nothing(memory: Memory) -> None:
+    from magray.errors import StoreError
+
+    before = memory.store.count()
+    pages = memory.store.conn.execute("PRAGMA page_count").fetchone()[0]
+    memory.store.conn.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(StoreError, match="full"):
+        memory.remember_many([NewRecord(text=f"filler {i} " + "x" * 4000) for i in range(50)])
+    memory.store.conn.execute("PRAGMA max_page_count = 1073741823")
+    assert memory.store.count() == before
+    assert verify(memory).ok
+    assert memory.remember(NewRecord(text="writes work again")).created

@@ -24,6 +24,11 @@ from magray.memory.sources import Skipped, SkipReason, SourceFile, walk
 from magray.memory.store import Store
 
 EMBED_BATCH = 256
+# Chunk sizes fit a 256-token embedding window (about 3–4 characters a token for code and
+# prose), so chunks are embedded whole instead of truncated.
+CHUNK_TARGET_CHARS = 700
+CHUNK_MAX_CHARS = 1000
+CHUNK_OVERLAP_CHARS = 100
 
 Progress = Callable[[int, int | None], None]
 
@@ -210,7 +215,15 @@ def ingest(
         if known == item.content_hash:
             job.report.files_unchanged += 1
             continue
-        pieces = chunk(item.text, kind=item.kind, uri=item.uri, language=item.language)
+        pieces = chunk(
+            item.text,
+            kind=item.kind,
+            uri=item.uri,
+            language=item.language,
+            target_chars=CHUNK_TARGET_CHARS,
+            max_chars=CHUNK_MAX_CHARS,
+            overlap_chars=CHUNK_OVERLAP_CHARS,
+        )
         for piece in pieces:
             validate(NewRecord(text=piece.text))
         pending.append(_Plan(file=item, chunks=pieces, existed=known is not None))
