@@ -66,3 +66,42 @@ def retrieval(
             f"{name:<10} {row['ndcg_at_10']:>8.4f} {row['recall_at_100']:>8.4f}"
             f" {row['ms_per_query']:>9.1f}"
         )
+
+
+@app.command("embed")
+def embed(
+    model: str | None = typer.Option(None, "--model", help="Embedding model (embed.model)."),
+    threads: str = typer.Option("1,2", "--threads", help="Comma-separated thread counts."),
+    corpus: Path | None = typer.Option(
+        None, "--corpus", help="BEIR corpus.jsonl (default ../shared/data/scifact/corpus.jsonl)."
+    ),
+    limit: int = typer.Option(512, "--limit", help="Number of texts to embed."),
+    repeat: int = typer.Option(3, "--repeat", help="Runs per measurement; the best is kept."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON (a stable contract)."),
+) -> None:
+    """Sentences/s of MAGRAY's embedding path vs a raw ONNX Runtime session, per thread count.
+
+    Example: magray bench embed --model default-int8 --threads 1,2 --json
+    """
+    from magray.cli.context import settings
+    from magray.embed.bench import bench_corpus, bench_embed
+    from magray.errors import UsageError
+
+    try:
+        counts = [int(t) for t in threads.split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(f"--threads wants numbers like 1,2 (got {threads!r}).") from None
+    if not counts or min(counts) < 0:
+        raise UsageError(f"--threads wants numbers like 1,2 (got {threads!r}).")
+    texts = bench_corpus(corpus, limit)
+    report = bench_embed(settings(), model, counts, texts=texts, repeat=max(1, repeat))
+    if json_out:
+        typer.echo(json.dumps(report))
+        return
+    typer.echo(f"model {report['model']}, {report['texts']} texts, {report['tokens']} tokens")
+    typer.echo(f"{'threads':>7} {'magray/s':>9} {'raw ORT/s':>10} {'ratio':>6}")
+    for row in report["rows"]:
+        typer.echo(
+            f"{row['threads']:>7} {row['magray_per_s']:>9.1f} {row['raw_ort_per_s']:>10.1f}"
+            f" {row['ratio']:>6.3f}"
+        )

@@ -1,7 +1,138 @@
-"""`magray models ...` commands."""
+"""`magray models ...`: list, inspect, install, add and remove embedding/reranking models."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import typer
+
 from magray.cli.app import new_app
 
-app = new_app("models commands.")
+app = new_app("Embedding and reranking models: list, info, install, add, remove.")
+
+
+@app.command("list")
+def list_models(
+    json_out: bool = typer.Option(False, "--json", help="Print JSON (a stable contract)."),
+) -> None:
+    """List known models: name, kind, dim, installed, active, provider.
+
+    Example: magray models list --json
+    """
+    from magray.cli.context import settings
+    from magray.embed.info import model_rows
+
+    rows = model_rows(settings())
+    if json_out:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    typer.echo(f"{'name':<24} {'kind':<9} {'dim':>5} {'installed':<9} {'active':<6} provider")
+    for r in rows:
+        typer.echo(
+            f"{r['name']:<24} {r['kind']:<9} {r['dim']:>5} {'yes' if r['installed'] else 'no':<9}"
+            f" {'yes' if r['active'] else '':<6} {r['provider']}"
+        )
+
+
+@app.command("info")
+def info(
+    name: str = typer.Argument(..., help="Model name or alias (default, default-int8, ...)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON (a stable contract)."),
+) -> None:
+    """Show one model's spec, files and the provider that runs it on this machine.
+
+    Example: magray models info default
+    """
+    from magray.cli.context import settings
+    from magray.embed.info import model_row
+    from magray.embed.registry import model_spec
+
+    config = settings()
+    row = model_row(model_spec(name, config.paths.models_dir), config, probe=True)
+    if json_out:
+        typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    for key, value in row.items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        typer.echo(
+            f"{key:<16} {shown!r}"
+            if isinstance(shown, str) and "\n" in shown
+            else f"{key:<16} {shown}"
+        )
+
+
+@app.command("install")
+def install(
+    name: str = typer.Argument("default", help="Model name or alias."),
+    force: bool = typer.Option(False, "--force", help="Reinstall even if already installed."),
+) -> None:
+    """Install a model: `default` is built offline; hub models need network and huggingface_hub.
+
+    Example: magray models install default-int8
+    """
+    import time
+
+    from magray.cli import render
+    from magray.cli.context import settings
+    from magray.embed.install import install_model, is_installed
+    from magray.embed.registry import model_spec
+
+    models_dir = settings().paths.models_dir
+    spec = model_spec(name, models_dir)
+    if not force and is_installed(spec, models_dir):
+        folder = install_model(name, models_dir)
+        render.note(f"{spec.name} is already installed in {folder}.")
+        return
+    started = time.perf_counter()
+    folder = install_model(name, models_dir, force=force)
+    typer.echo(f"installed {spec.name} in {folder} ({time.perf_counter() - started:.1f} s)")
+
+
+@app.command("add")
+def add(
+    name: str = typer.Argument(..., help="Name to register (a known family name or a new one)."),
+    path: Path = typer.Argument(..., help="Folder with model.onnx and tokenizer.json."),
+    family: str | None = typer.Option(None, "--family", help="Known model whose spec to use."),
+    pooling: str | None = typer.Option(None, "--pooling", help="mean | cls | last_token."),
+    dim: int | None = typer.Option(None, "--dim", help="Output dimension."),
+    kind: str | None = typer.Option(None, "--kind", help="embedder | reranker."),
+    query_prefix: str | None = typer.Option(None, "--query-prefix", help="Text before queries."),
+    max_length: int | None = typer.Option(None, "--max-length", help="Token limit per text."),
+) -> None:
+    """Register your own ONNX model folder (stored in <models dir>/registry.json).
+
+    Example: magray models add bge-m3 ~/models/bge-m3-onnx
+    """
+    from magray.cli.context import settings
+    from magray.embed.registry import register_user_model
+
+    spec = register_user_model(
+        settings().paths.models_dir,
+        name,
+        path,
+        family=family,
+        pooling=pooling,
+        dim=dim,
+        kind=kind,
+        query_prefix=query_prefix,
+        max_length=max_length,
+    )
+    typer.echo(
+        f"added {spec.name} ({spec.kind}, {spec.dim}-d, {spec.pooling} pooling) → {spec.path}"
+    )
+
+
+@app.command("remove")
+def remove(name: str = typer.Argument(..., help="Model name or alias.")) -> None:
+    """Delete an installed model (user models are only unregistered, their files stay).
+
+    Example: magray models remove default-int8
+    """
+    from magray.cli.context import settings
+    from magray.embed.install import remove_model
+    from magray.errors import NotFoundError
+
+    if not remove_model(name, settings().paths.models_dir):
+        raise NotFoundError(f"model {name!r} is not installed.")
+    typer.echo(f"removed {name}")

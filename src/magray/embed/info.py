@@ -1,0 +1,75 @@
+"""What ``magray models list/info`` shows: one row of facts per model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from magray.embed.install import MANIFEST, install_command, is_installed
+from magray.embed.registry import MODEL_FILE, ModelSpec, all_specs, model_spec
+from magray.embed.session import choose_providers
+
+if TYPE_CHECKING:
+    from magray.config import Settings
+
+
+def _active_names(settings: Settings) -> set[str]:
+    names: set[str] = set()
+    models_dir = settings.paths.models_dir
+    for key in ("embed.model", "search.reranker"):
+        try:
+            names.add(model_spec(settings.get_str(key), models_dir).name)
+        except Exception:  # an unknown configured name is reported by `load_embedder`
+            continue
+    return names
+
+
+def model_row(spec: ModelSpec, settings: Settings, *, probe: bool = False) -> dict[str, Any]:
+    """Facts about ``spec``; with ``probe`` an installed model is loaded to report its provider.
+
+    ``provider`` is the provider a session would use (probe: the one it does use).
+    """
+    models_dir = settings.paths.models_dir
+    installed = is_installed(spec, models_dir)
+    folder = spec.folder(models_dir)
+    provider = choose_providers(settings.get_str("embed.device"))[0]
+    row: dict[str, Any] = {
+        "name": spec.name,
+        "aliases": list(spec.aliases),
+        "kind": spec.kind,
+        "dim": spec.dim,
+        "pooling": spec.pooling,
+        "max_length": spec.max_length,
+        "installed": installed,
+        "active": spec.name in _active_names(settings),
+        "provider": provider,
+        "source": spec.source,
+        "license": spec.license,
+        "hub_repo": spec.hub_repo,
+        "path": str(folder),
+        "install": install_command(spec),
+    }
+    if probe:
+        row["padding_side"] = spec.padding_side
+        row["query_prefix"] = spec.query_prefix
+        row["document_prefix"] = spec.document_prefix
+        row["description"] = spec.description
+        row["bytes"] = (
+            sum(p.stat().st_size for p in folder.iterdir() if p.is_file()) if installed else 0
+        )
+        row["manifest"] = str(folder / MANIFEST) if (folder / MANIFEST).exists() else None
+        if installed:
+            from magray.embed.session import OnnxSession
+
+            session = OnnxSession(
+                folder / MODEL_FILE,
+                device=settings.get_str("embed.device"),
+                threads=settings.get_int("embed.threads"),
+            )
+            row["provider"] = session.provider
+            row["inputs"] = list(session.input_names)
+    return row
+
+
+def model_rows(settings: Settings) -> list[dict[str, Any]]:
+    """One row per known model (built-in and user-registered)."""
+    return [model_row(s, settings) for s in all_specs(settings.paths.models_dir)]
