@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +31,28 @@ def magray_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
             monkeypatch.delenv(name)
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     yield home
+
+
+@pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    """The real default model (all-MiniLM-L6-v2, fp32), installed into the shared dir once."""
+    from magray.embed import install_model
+
+    return install_model("default", TEST_MODELS_DIR)
+
+
+@pytest.fixture(scope="session")
+def int8_model_dir(default_model_dir: Path) -> Path:
+    """The real int8 default model, installed into the shared dir once."""
+    from magray.embed import install_model
+
+    return install_model("default-int8", TEST_MODELS_DIR)
+
+
+@pytest.fixture
+def real_embedder(default_model_dir: Path, magray_home: Path) -> Any:
+    """The real default embedder (no cache), loaded through the public API."""
+    from magray.config import load_settings
+    from magray.embed import load_embedder
+
+    return load_embedder(load_settings(), "default", cached=False)

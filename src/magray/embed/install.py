@@ -113,12 +113,19 @@ def install_model(name: str, models_dir: Path, *, force: bool = False) -> Path:
     folder = spec.folder(models_dir)
     if spec.source == "user":
         return verify(spec, models_dir)
+    from filelock import FileLock
+
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(models_dir / f".{spec.name}.lock")):  # one installer per model at a time
+        return _install_locked(spec, models_dir, folder, force=force)
+
+
+def _install_locked(spec: ModelSpec, models_dir: Path, folder: Path, *, force: bool) -> Path:
     if not force and is_installed(spec, models_dir):
         try:
             return verify(spec, models_dir)
         except ModelError as exc:
             log.warning("reinstalling %s: %s", spec.name, exc)
-    models_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{spec.name}-", dir=models_dir))
     try:
         if spec.source == "build":
@@ -189,12 +196,15 @@ def _quantize(spec: ModelSpec, models_dir: Path, staging: Path) -> dict[str, Any
     root.setLevel(logging.ERROR)  # quantize_dynamic logs a pre-processing hint to the root logger
     try:
         quantize_dynamic(
-            str(base_folder / MODEL_FILE), str(staging / MODEL_FILE), weight_type=QuantType.QInt8
+            str(base_folder / MODEL_FILE),
+            str(staging / MODEL_FILE),
+            weight_type=QuantType.QInt8,
+            per_channel=True,  # one scale per output column: cosine to fp32 ~0.99, not ~0.93
         )
     finally:
         root.setLevel(level)
     shutil.copyfile(base_folder / TOKENIZER_FILE, staging / TOKENIZER_FILE)
-    return {"quantized_from": spec.base, "weight_type": "int8"}
+    return {"quantized_from": spec.base, "weight_type": "int8", "per_channel": True}
 
 
 def _hub_reachable(endpoint: str) -> None:

@@ -41,13 +41,14 @@ def session_options(threads: int) -> Any:
     options.intra_op_num_threads = max(0, threads)
     options.inter_op_num_threads = 1
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3  # the core never prints; ORT's warnings go nowhere
+    options.log_severity_level = 4  # the core never prints: failures surface as ModelError
     return options
 
 
 def _ort_session(path: str, options: Any, providers: list[str]) -> Any:
     import onnxruntime
 
+    onnxruntime.set_default_logger_severity(4)
     return onnxruntime.InferenceSession(path, sess_options=options, providers=providers)
 
 
