@@ -18,6 +18,13 @@ MagrayError                      exit 1 unless noted
 │   ├── ModelNotInstalledError   exit 1  model files absent: names the install command
 │   └── DimensionMismatchError   exit 1  store vectors vs active model differ
 ├── NetworkError                 exit 5  a download or remote call failed
+├── ProviderError                exit 5  an LLM provider failed
+│   ├── ProviderUnavailableError exit 5  timeout, connection refused, 5xx (retryable)
+│   ├── RateLimitError           exit 5  429; carries retry_after seconds (retryable)
+│   ├── ProviderResponseError    exit 5  malformed or refused response (not retryable)
+│   ├── MissingKeyError          exit 1  no API key: names the env var and `magray keys set`
+│   ├── UnknownProviderError     exit 2  no such provider/model: lists what exists
+│   └── BudgetExceededError      exit 1  the daily token/cost budget is spent
 └── DeniedError                  exit 4  refused by policy
 ```
 """
@@ -90,6 +97,51 @@ class NetworkError(MagrayError):
     """A network operation failed or the network is unavailable."""
 
     exit_code = 5
+
+
+class ProviderError(MagrayError):
+    """An LLM provider failed."""
+
+    exit_code = 5
+    retryable: bool = False
+
+
+class ProviderUnavailableError(ProviderError):
+    """Timeout, refused connection or server error: worth retrying or falling back."""
+
+    retryable = True
+
+
+class RateLimitError(ProviderError):
+    """The provider said 429; ``retry_after`` is its hint in seconds (if any)."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderResponseError(ProviderError):
+    """The provider answered something unusable (malformed, refused, bad request)."""
+
+
+class MissingKeyError(ProviderError):
+    """No API key is configured for a provider that needs one."""
+
+    exit_code = 1
+
+
+class UnknownProviderError(ProviderError):
+    """No provider or model of that name."""
+
+    exit_code = 2
+
+
+class BudgetExceededError(ProviderError):
+    """The daily token or cost budget is spent."""
+
+    exit_code = 1
 
 
 class DeniedError(MagrayError):

@@ -1,0 +1,113 @@
+"""The values every LLM provider speaks: messages, streamed chunks, usage, and the protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model asked for (native tool calling)."""
+
+    id: str
+    name: str
+    arguments: str  # JSON text, as the model produced it
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None  # for role == "tool": which call this answers
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One piece of a streamed answer. The last chunk carries ``usage`` and ``finish_reason``."""
+
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage | None = None
+    finish_reason: str | None = None  # "stop" | "length" | "tool_calls" | "interrupted" | ...
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What to generate. ``None`` fields fall back to the provider's configuration."""
+
+    messages: tuple[Message, ...]
+    model: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    stop: tuple[str, ...] = ()
+    tools: tuple[dict[str, Any], ...] = ()  # JSON-Schema function specs (OpenAI shape)
+    timeout: float | None = None  # seconds for the whole request
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A finished (non-streamed or fully collected) answer."""
+
+    text: str
+    model: str
+    provider: str
+    usage: Usage = field(default_factory=Usage)
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: str | None = None
+    latency_ms: float = 0.0
+    first_token_ms: float | None = None
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """An LLM backend. Errors are raised as ``magray.errors.ProviderError`` subclasses."""
+
+    @property
+    def name(self) -> str:
+        """The configured provider name (e.g. ``local``, ``openai``, ``ollama``)."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """The default model id of this provider."""
+        ...
+
+    @property
+    def supports_tools(self) -> bool:
+        """Whether the provider does native function calling."""
+        ...
+
+    def stream(self, request: Request) -> Iterator[Chunk]:
+        """Yield the answer as it is generated; the final chunk carries usage."""
+        ...
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """A (possibly approximate) token count of ``messages`` for context budgeting."""
+        ...
+
+    @property
+    def context_window(self) -> int:
+        """Maximum tokens of prompt plus answer."""
+        ...
