@@ -1,0 +1,242 @@
+"""One grounded turn: recall → fit the context → stream the answer → cite → remember → log.
+
+The prompt numbers the recalled memories ``[1] … [n]``; the model is asked to cite them, and
+the citations in its answer are mapped back to memory ids. When the prompt would overflow
+the model's context, the lowest-ranked memories are dropped first, then the oldest turns of
+the conversation, and the result says so in ``notes``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from magray.agent.conversations import ConversationLog, Turn
+from magray.errors import UsageError
+from magray.llm.base import Chunk, Message, Provider, Request, Usage
+from magray.memory.records import Hit, Layer, NewRecord, Query
+
+SYSTEM_PROMPT = (
+    "You are MAGRAY, a concise assistant in the user's terminal. Use the numbered memories "
+    "when they are relevant and cite them inline like [1] or [2]. If the memories do not "
+    "contain the answer, say so in one sentence, then answer briefly from general knowledge."
+)
+RECALL_K = 6
+ANSWER_RESERVE = 512  # tokens kept free for the answer when the request sets no max_tokens
+HISTORY_TURNS = 6
+_CITATION = re.compile(r"\[(\d{1,2})\]")
+
+
+class LLM(Protocol):
+    """What a session needs from the LLM layer (the router implements it)."""
+
+    def provider(self, name: str | None = None) -> Provider: ...
+
+    def stream(self, request: Request, provider: str | None = None) -> Iterator[Chunk]: ...
+
+
+class Recaller(Protocol):
+    def recall(self, query: Query, *, record_access: bool = True) -> list[Hit]: ...
+
+    def remember(self, item: NewRecord) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class UsedMemory:
+    id: str
+    layer: Layer
+    score: float
+    text: str
+    uri: str | None
+
+
+@dataclass
+class AskResult:
+    answer: str
+    provider: str
+    model: str
+    conversation_id: str
+    memories: list[UsedMemory]
+    cited: list[str]
+    usage: Usage
+    latency_ms: float
+    first_token_ms: float | None
+    finish_reason: str | None
+    notes: list[str] = field(default_factory=list)
+
+
+def new_conversation_id() -> str:
+    return "c" + secrets.token_hex(6)
+
+
+def memory_block(memories: Sequence[UsedMemory]) -> str:
+    lines = ["Memories:"]
+    for i, m in enumerate(memories, 1):
+        where = f" ({m.uri})" if m.uri else ""
+        lines.append(f"[{i}]{where} {' '.join(m.text.split())}")
+    return "\n".join(lines)
+
+
+def build_messages(
+    question: str,
+    memories: Sequence[UsedMemory],
+    history: Sequence[Turn],
+    *,
+    budget: int,
+    count: Callable[[Sequence[Message]], int],
+) -> tuple[list[Message], list[UsedMemory], list[Turn], list[str]]:
+    """Messages that fit ``budget`` tokens, dropping low-ranked memories then old turns."""
+    mems = list(memories)
+    turns = list(history)
+    notes: list[str] = []
+
+    def assemble() -> list[Message]:
+        system = SYSTEM_PROMPT + ("\n\n" + memory_block(mems) if mems else "")
+        out = [Message("system", system)]
+        for t in turns:
+            out += [Message("user", t.prompt), Message("assistant", t.answer)]
+        out.append(Message("user", question))
+        return out
+
+    messages = assemble()
+    dropped_mems = dropped_turns = 0
+    while count(messages) > budget and (mems or turns):
+        if mems:
+            mems.pop()
+            dropped_mems += 1
+        else:
+            turns.pop(0)
+            dropped_turns += 1
+        messages = assemble()
+    if count(messages) > budget:
+        raise UsageError(
+            f"the question alone ({count(messages)} tokens) does not fit the model's context"
+            f" ({budget} tokens for the prompt); shorten it or use a larger model."
+        )
+    if dropped_mems:
+        notes.append(f"context full: left out the {dropped_mems} lowest-ranked memories")
+    if dropped_turns:
+        notes.append(f"context full: left out the {dropped_turns} oldest conversation turns")
+    return messages, mems, turns, notes
+
+
+def citations(answer: str, memories: Sequence[UsedMemory]) -> list[str]:
+    """Memory ids cited as ``[n]`` in ``answer``, in order of first citation."""
+    ids: list[str] = []
+    for match in _CITATION.finditer(answer):
+        n = int(match.group(1))
+        if 1 <= n <= len(memories) and memories[n - 1].id not in ids:
+            ids.append(memories[n - 1].id)
+    return ids
+
+
+class Session:
+    """Asks questions grounded in memory and remembers the exchange."""
+
+    def __init__(self, llm: LLM, memory: Recaller | None, log: ConversationLog) -> None:
+        self.llm = llm
+        self.memory = memory
+        self.log = log
+
+    def ask(
+        self,
+        question: str,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        conversation_id: str | None = None,
+        on_text: Callable[[str], None] | None = None,
+        max_tokens: int | None = None,
+    ) -> AskResult:
+        if not question.strip():
+            raise UsageError("the question is empty; ask something, or pipe it in with '-'.")
+        prov = self.llm.provider(provider)
+        conv = conversation_id or new_conversation_id()
+        history = self.log.turns(conv, limit=HISTORY_TURNS) if conversation_id else []
+        recalled: list[UsedMemory] = []
+        if self.memory is not None:
+            hits = self.memory.recall(Query(text=question, k=RECALL_K))
+            recalled = [
+                UsedMemory(
+                    h.record.id,
+                    h.record.layer,
+                    h.score,
+                    h.record.text,
+                    h.record.source.uri if h.record.source else None,
+                )
+                for h in hits
+            ]
+        reserve = max_tokens or ANSWER_RESERVE
+        budget = max(prov.context_window - reserve, 64)
+        messages, used, _, notes = build_messages(
+            question, recalled, history, budget=budget, count=prov.count_tokens
+        )
+        request = Request(messages=tuple(messages), model=model, max_tokens=max_tokens)
+        parts: list[str] = []
+        usage = Usage()
+        finish: str | None = None
+        started = time.perf_counter()
+        first: float | None = None
+        try:
+            for chunk in self.llm.stream(request, provider=prov.name):
+                if chunk.text:
+                    if first is None:
+                        first = (time.perf_counter() - started) * 1000
+                    parts.append(chunk.text)
+                    if on_text is not None:
+                        on_text(chunk.text)
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if chunk.finish_reason:
+                    finish = chunk.finish_reason
+        except KeyboardInterrupt:
+            finish = "interrupted"
+            notes.append("stopped by Ctrl-C; the partial answer was kept")
+        latency = (time.perf_counter() - started) * 1000
+        answer = "".join(parts).strip()
+        cited = citations(answer, used)
+        result = AskResult(
+            answer=answer,
+            provider=prov.name,
+            model=model or prov.model,
+            conversation_id=conv,
+            memories=used,
+            cited=cited,
+            usage=usage,
+            latency_ms=latency,
+            first_token_ms=first,
+            finish_reason=finish,
+            notes=notes,
+        )
+        self._remember(question, result)
+        return result
+
+    def _remember(self, question: str, result: AskResult) -> None:
+        self.log.record(
+            Turn(
+                conversation_id=result.conversation_id,
+                at=time.time(),
+                prompt=question,
+                answer=result.answer,
+                provider=result.provider,
+                model=result.model,
+                prompt_tokens=result.usage.prompt_tokens,
+                completion_tokens=result.usage.completion_tokens,
+                latency_ms=result.latency_ms,
+                memories=tuple(result.cited),
+                finish_reason=result.finish_reason,
+            )
+        )
+        if self.memory is not None and result.answer:
+            self.memory.remember(
+                NewRecord(
+                    text=f"Q: {question.strip()}\nA: {result.answer}",
+                    layer=Layer.INTERACT,
+                    kind="exchange",
+                    session=result.conversation_id,
+                )
+            )

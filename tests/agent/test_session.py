@@ -1,0 +1,156 @@
+"""The grounded ask turn with a scripted LLM seam and a real memory store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from magray.agent.conversations import ConversationLog
+from magray.agent.session import Session, build_messages, citations
+from magray.config import load_settings
+from magray.errors import UsageError
+from magray.llm.base import Chunk, Message, Request, Usage
+from magray.memory.records import Filters, Layer, NewRecord, Query
+from magray.memory.service import Memory
+from tests.fakes import HashEmbedder
+
+
+@dataclass
+class ScriptedProvider:
+    answer: str = "The staging database listens on port 5433 [1]."
+    window: int = 4096
+    interrupt_after: int | None = None
+    requests: list[Request] = field(default_factory=list)
+
+    name: str = "scripted"
+    model: str = "scripted-1"
+    supports_tools: bool = False
+
+    @property
+    def context_window(self) -> int:
+        return self.window
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        return sum(len(m.content.split()) + 4 for m in messages)
+
+    def stream(self, request: Request) -> Iterator[Chunk]:
+        self.requests.append(request)
+        words = self.answer.split(" ")
+        for i, word in enumerate(words):
+            if self.interrupt_after is not None and i == self.interrupt_after:
+                raise KeyboardInterrupt
+            yield Chunk(text=word if i == 0 else " " + word)
+        yield Chunk(usage=Usage(42, len(words)), finish_reason="stop")
+
+
+class ScriptedLLM:
+    def __init__(self, provider: ScriptedProvider) -> None:
+        self._provider = provider
+
+    def provider(self, name: str | None = None) -> ScriptedProvider:
+        return self._provider
+
+    def stream(self, request: Request, provider: str | None = None) -> Iterator[Chunk]:
+        return self._provider.stream(request)
+
+
+@pytest.fixture
+def memory() -> Memory:
+    mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
+    mem.remember(NewRecord(text="The staging database listens on port 5433", layer=Layer.INSIGHTS))
+    mem.remember(NewRecord(text="Lunch on Fridays is pizza", layer=Layer.ASSETS))
+    return mem
+
+
+@pytest.fixture
+def log(magray_home: Path) -> ConversationLog:
+    return ConversationLog(magray_home / "data" / "conversations.db")
+
+
+def test_answer_is_grounded_cited_remembered_and_logged(
+    memory: Memory, log: ConversationLog
+) -> None:
+    provider = ScriptedProvider()
+    session = Session(ScriptedLLM(provider), memory, log)
+    streamed: list[str] = []
+    result = session.ask("which port does the staging database use?", on_text=streamed.append)
+    system = provider.requests[0].messages[0].content
+    assert "[1]" in system and "port 5433" in system
+    assert "".join(streamed).strip() == result.answer
+    assert result.cited == [result.memories[0].id]
+    assert "5433" in result.memories[0].text
+    assert result.usage.prompt_tokens == 42
+    exchanges = memory.list_records(Filters(layers=(Layer.INTERACT,), kind="exchange"))
+    assert exchanges[0].session == result.conversation_id
+    assert exchanges[0].text.startswith("Q: which port")
+    turns = log.turns(result.conversation_id)
+    assert turns[0].memories == tuple(result.cited)
+
+
+def test_continuing_a_conversation_sends_earlier_turns(
+    memory: Memory, log: ConversationLog
+) -> None:
+    provider = ScriptedProvider()
+    session = Session(ScriptedLLM(provider), memory, log)
+    first = session.ask("which port does staging use?")
+    assert log.last_conversation() == first.conversation_id
+    second = session.ask("and production?", conversation_id=first.conversation_id)
+    assert second.conversation_id == first.conversation_id
+    roles = [m.role for m in provider.requests[1].messages]
+    assert roles == ["system", "user", "assistant", "user"]
+    assert len(log.turns(first.conversation_id)) == 2
+
+
+def test_no_memory_mode_neither_recalls_nor_stores(memory: Memory, log: ConversationLog) -> None:
+    provider = ScriptedProvider(answer="Plain answer.")
+    result = Session(ScriptedLLM(provider), None, log).ask("anything?")
+    assert result.memories == []
+    assert "Memories:" not in provider.requests[0].messages[0].content
+    assert memory.recall(Query(text="Plain answer", k=5)) == [] or all(
+        h.record.kind != "exchange" for h in memory.recall(Query(text="Plain answer", k=5))
+    )
+
+
+def test_ctrl_c_keeps_the_partial_answer(memory: Memory, log: ConversationLog) -> None:
+    provider = ScriptedProvider(answer="one two three four five", interrupt_after=3)
+    result = Session(ScriptedLLM(provider), memory, log).ask("count please")
+    assert result.answer == "one two three"
+    assert result.finish_reason == "interrupted"
+    assert any("Ctrl-C" in n for n in result.notes)
+    assert log.turns(result.conversation_id)[0].answer == "one two three"
+
+
+def test_overflow_drops_memories_first_then_old_turns() -> None:
+    from magray.agent.conversations import Turn
+    from magray.agent.session import UsedMemory
+
+    mems = [UsedMemory(f"m{i}", Layer.ASSETS, 1.0 - i / 10, "word " * 50, None) for i in range(5)]
+    turns = [Turn("c", 0.0, "old q " * 20, "old a " * 20, "p", "m", 0, 0, 0.0, (), None)] * 3
+
+    def count(messages: Sequence[Message]) -> int:
+        return sum(len(m.content.split()) for m in messages)
+
+    full = count(build_messages("q?", mems, turns, budget=10**6, count=count)[0])
+    _, kept, kept_turns, notes = build_messages("q?", mems, turns, budget=full - 30, count=count)
+    assert [m.id for m in kept] == ["m0", "m1", "m2", "m3"] and len(kept_turns) == 3
+    assert "lowest-ranked" in notes[0]
+    _, kept, kept_turns, notes = build_messages("q?", mems, turns, budget=150, count=count)
+    assert kept == [] and len(kept_turns) < 3
+    assert any("oldest conversation turns" in n for n in notes)
+    with pytest.raises(UsageError, match="does not fit"):
+        build_messages("long " * 500, [], [], budget=100, count=count)
+
+
+def test_citations_map_numbers_to_ids() -> None:
+    from magray.agent.session import UsedMemory
+
+    mems = [UsedMemory(f"id{i}", Layer.ASSETS, 1.0, "t", None) for i in range(3)]
+    assert citations("see [2] and [1], again [2]; not [9]", mems) == ["id1", "id0"]
+
+
+def test_empty_question_is_a_usage_error(memory: Memory, log: ConversationLog) -> None:
+    with pytest.raises(UsageError):
+        Session(ScriptedLLM(ScriptedProvider()), memory, log).ask("   ")
