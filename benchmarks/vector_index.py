@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 DIM = 384
 K = 10
-EFS = (16, 24, 32, 48, 64, 96, 128, 192, 256)
+EFS = (16, 32, 64, 96, 128, 192, 256, 384, 512)
 TARGET = 0.95
 
 F32 = npt.NDArray[np.float32]

@@ -274,3 +274,13 @@ def test_incremental_checksum_matches_recomputed(
     index.remove(first[::2])
     assert index.state.label_checksum == label_checksum(index.labels())
     assert index.state.count == len((set(first) | set(second)) - set(first[::2]))
+
+
+def test_repeated_upserts_do_not_grow_the_file(tmp_path: Path) -> None:
+    index = make(tmp_path, n=200)
+    index.save()
+    size = index.path.stat().st_size
+    for seed in range(3):
+        index.add(np.arange(200), unit(200, seed=seed + 10))
+    index.save()
+    assert index.path.stat().st_size == size and len(index) == 200
