@@ -192,3 +192,20 @@ def test_disk_full_fails_cleanly_and_loses_nothing(memory: Memory) -> None:
     assert memory.store.count() == before
     assert verify(memory).ok
     assert memory.remember(NewRecord(text="writes work again")).created
+
+
+@pytest.mark.parametrize("dtype", ["f16", "i8"])
+def test_quantized_indexes_rescore_with_exact_vectors(dtype: str) -> None:
+    mem = make(**{"memory.vector_dtype": dtype})
+    for text, layer, tags in DOCS:
+        mem.remember(NewRecord(text=text, layer=layer, tags=tags))
+    mem.sync_indexes()
+    hit = make(**{"memory.vector_dtype": dtype}).recall(
+        Query(text="database port", k=1, mode=SearchMode.VECTOR)
+    )[0]
+    exact = float(HashEmbedder()._one("database port") @ HashEmbedder()._one(hit.record.text))
+    assert "5433" in hit.record.text
+    assert hit.explanation is None
+    assert abs(hit.score - mem.fusion_params().vector_weight / (60 + 1)) < 1e-9
+    assert exact > 0
+    assert mem.indexes.path(Layer.INSIGHTS).name.endswith(f".{dtype}.usearch")

@@ -255,15 +255,27 @@ class IndexSet:
         scores: dict[int, float] = {}
         if len(state.index):
             stale = set(state.pending_labels.tolist()) | state.pending_gone
-            labels, sims = state.index.search(query, fetch + len(stale))[0]
+            wanted = state.index.candidates(fetch) + len(stale)
+            labels, sims = state.index.search(query, wanted)[0]
             for label, sim in zip(labels.tolist(), sims.tolist(), strict=True):
                 if label not in stale:
                     scores[int(label)] = float(sim)
+            if self.dtype != "f32" and scores:
+                scores = self._rescore(list(scores), query)
         if len(state.pending_labels):
             sims = state.pending_vectors @ query
             for label, sim in zip(state.pending_labels.tolist(), sims.tolist(), strict=True):
                 scores[int(label)] = float(sim)
         return sorted(scores.items(), key=lambda kv: -kv[1])[:fetch]
+
+    def _rescore(self, labels: list[int], query: npt.NDArray[np.float32]) -> dict[int, float]:
+        """Exact float32 cosines from the store for candidates found in a quantized index."""
+        found = self.store.vectors(labels)
+        return {
+            num: float(decode(blob, self.dim) @ query)
+            for num, (model, blob) in found.items()
+            if model == self.model_id
+        }
 
     def _exact_filtered(
         self, filters: Filters, query: npt.NDArray[np.float32], k: int
