@@ -106,6 +106,14 @@ def env_var(key: str) -> str:
     return "MAGRAY_" + key.upper().replace(".", "_")
 
 
+_KIND_NAMES: dict[type, str] = {
+    bool: "true or false",
+    int: "a whole number",
+    float: "a number",
+    str: "text",
+}
+
+
 def _coerce(option: Option, raw: Any, where: str) -> Any:
     """Turn ``raw`` into the option's type, or raise a ConfigError naming ``where``."""
     value: Any
@@ -133,7 +141,7 @@ def _coerce(option: Option, raw: Any, where: str) -> Any:
             value = raw.strip()
     except (TypeError, ValueError):
         raise ConfigError(
-            f"{where}: {option.key} must be a {option.kind.__name__} (got {raw!r})."
+            f"{where}: {option.key} must be {_KIND_NAMES[option.kind]} (got {raw!r})."
         ) from None
     if option.choices and value not in option.choices:
         raise ConfigError(
@@ -257,7 +265,7 @@ def write_setting(path: Path, key: str, raw: str) -> Any:
     import tomli_w
 
     opt = option(key)
-    value = _coerce(opt, raw, "value")
+    value = _coerce(opt, raw, "config set")
     data: dict[str, Any] = {}
     if path.exists():
         try:

@@ -143,24 +143,27 @@ def search(
     from magray.errors import UsageError
     from magray.memory.records import Filters, Query, SearchMode
 
+    if mode is not None:
+        mode = mode.strip().lower()
+        if mode not in {m.value for m in SearchMode}:
+            choices = ", ".join(m.value for m in SearchMode)
+            raise UsageError(f"--mode must be one of {choices} (got {mode!r}).")
+    text = read_text(query)
+    filters = Filters(
+        layers=tuple(parse_layer(x) for x in layer),
+        tags=tuple(tag),
+        kind=kind,
+        project=project,
+        session=session,
+        created_after=parse_time(after, "--created-after"),
+        created_before=parse_time(before, "--created-before"),
+    )
     with open_memory(**{"search.mode": mode, "search.rerank": rerank}) as memory:
-        try:
-            search_mode = SearchMode(memory.settings.get_str("search.mode"))
-        except ValueError:
-            raise UsageError("--mode must be hybrid, vector or keyword.") from None
         q = Query(
-            text=read_text(query),
+            text=text,
             k=k,
-            mode=search_mode,
-            filters=Filters(
-                layers=tuple(parse_layer(x) for x in layer),
-                tags=tuple(tag),
-                kind=kind,
-                project=project,
-                session=session,
-                created_after=parse_time(after, "--created-after"),
-                created_before=parse_time(before, "--created-before"),
-            ),
+            mode=SearchMode(memory.settings.get_str("search.mode")),
+            filters=filters,
             rerank=memory.settings.get_bool("search.rerank"),
             explain=explain,
         )
@@ -268,7 +271,8 @@ def reindex(
     if json_out:
         emit(result)
     else:
-        typer.echo(f"reindexed: {result['indexed']}; re-embedded {result['reembedded']} record(s)")
+        per_layer = ", ".join(f"{layer} {n}" for layer, n in result["indexed"].items())
+        typer.echo(f"reindexed: {per_layer}; re-embedded {result['reembedded']} record(s)")
 
 
 @app.command("verify")

@@ -145,11 +145,19 @@ def stats(data: Mapping[str, Any]) -> None:
     out.print(table)
     model = data["model"]
     out.print(f"[dim]store:[/] {data['path']} ({data['db_bytes']} bytes)")
-    out.print(
-        f"[dim]model:[/] stored={model['stored']} dim={model['dim']} active={model['active']}"
-    )
+    stored = model["stored"] or "none yet"
+    dim = model["dim"] or "—"
+    out.print(f"[dim]model:[/] stored={stored} dim={dim} active={model['active']}")
     if isinstance(index, dict) and "error" in index:
         warn(index["error"])
+        return
+    for layer, health in index.items() if isinstance(index, dict) else ():
+        expected, indexed = health.get("expected"), health.get("indexed")
+        if expected is not None and indexed is not None and expected != indexed:
+            warn(
+                f"the {layer} vector index holds {indexed} vector(s) for {expected} record(s);"
+                " run `magray memory verify`, then `magray memory reindex`."
+            )
 
 
 def decisions(
