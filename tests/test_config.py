@@ -83,3 +83,15 @@ def test_every_setting_is_documented() -> None:
     doc = (REPO / "docs" / "configuration.md").read_text()
     missing = [o.key for o in OPTIONS if f"`{o.key}`" not in doc]
     assert not missing, f"document these settings in docs/configuration.md: {missing}"
+
+
+def test_magray_home_that_is_a_file_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    afile = tmp_path / "not-a-folder"
+    afile.write_text("x")
+    monkeypatch.setenv("MAGRAY_HOME", str(afile))
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        resolve_paths()
+    result = CliRunner().invoke(app, ["memory", "list"])
+    assert result.exit_code == 1 and "is a file, not a folder" in result.stderr

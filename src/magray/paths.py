@@ -50,6 +50,10 @@ def resolve_paths(env: os._Environ[str] | dict[str, str] | None = None) -> Paths
     home = env.get("MAGRAY_HOME")
     if home:
         root = Path(home).expanduser().resolve()
+        if root.exists() and not root.is_dir():
+            from magray.errors import ConfigError
+
+            raise ConfigError(f"MAGRAY_HOME={home} is a file, not a folder; point it at a folder.")
         paths = Paths(
             config_dir=root,
             data_dir=root / "data",

@@ -152,9 +152,13 @@ def test_verify_detects_a_missing_index_entry(memory: Memory) -> None:
     memory.store.conn.execute(
         "DELETE FROM records WHERE layer = 'assets' AND text LIKE 'Use ruff%'"
     )
-    report = verify(make())
+    report = verify(memory)  # this process still holds the index as it was
     assert not report.ok
     assert any("assets vector index" in p for p in report.problems)
+    warnings: list[str] = []
+    fresh = Memory(load_settings(), embedder=HashEmbedder(), warn=warnings.append)
+    assert verify(fresh).ok  # a fresh open notices the count mismatch and rebuilds
+    assert any("disagrees with the store" in w for w in warnings)
 
 
 def test_writer_lock_times_out_with_a_clear_error(memory: Memory) -> None:

@@ -65,7 +65,7 @@ def read_text(text: str) -> str:
             raise UsageError("'-' reads the text from standard input; pipe something in.")
         data = sys.stdin.buffer.read()
         try:
-            return data.decode("utf-8")
+            return data.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             raise UsageError("standard input is not UTF-8 text.") from None
     return text

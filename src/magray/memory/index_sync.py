@@ -111,10 +111,28 @@ class IndexSet:
         state = _LayerState(index=index)
         self._layers[layer] = state
         self._load_backlog(layer, state)
+        if self._live_count(state) != self._expected_count(layer):
+            self._warn(
+                f"the {layer} vector index disagrees with the store"
+                f" ({self._live_count(state)} vectors, {self._expected_count(layer)} expected);"
+                " rebuilding it."
+            )
+            with self.store.locked():
+                state = _LayerState(index=self._rebuild(layer))
+            self._layers[layer] = state
+            self._load_backlog(layer, state)
         if len(state.pending_labels) >= FOLD_THRESHOLD:
             self._try_fold(layer)
             state = self._layers[layer]
         return state
+
+    @staticmethod
+    def _live_count(state: _LayerState) -> int:
+        """Vectors a search of ``state`` can return: the file plus backlog, minus removals."""
+        index = state.index
+        added = sum(1 for label in state.pending_labels.tolist() if label not in index)
+        removed = sum(1 for label in state.pending_gone if label in index)
+        return len(index) + added - removed
 
     def _expected_count(self, layer: Layer) -> int:
         row = self.store.conn.execute(

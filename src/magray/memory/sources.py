@@ -351,7 +351,7 @@ def walk(
     absolute = sorted({Path(os.path.abspath(p)) for p in paths})
     for path in absolute:
         if not path.exists():
-            raise NotFoundError(f"No such file or folder: {path}.")
+            raise NotFoundError(f"no such file or folder: {path}; check the path and try again.")
     roots = tuple(p.resolve() for p in absolute if p.is_dir())
     state = _Walk(base, base.resolve(), roots, max_bytes, include_hidden)
     return _walk(state, absolute)
