@@ -152,10 +152,10 @@ def stats(data: Mapping[str, Any]) -> None:
         warn(index["error"])
         return
     for layer, health in index.items() if isinstance(index, dict) else ():
-        expected, indexed = health.get("expected"), health.get("indexed")
+        expected, indexed = health.get("expected"), health.get("searchable")
         if expected is not None and indexed is not None and expected != indexed:
             warn(
-                f"the {layer} vector index holds {indexed} vector(s) for {expected} record(s);"
+                f"the {layer} vector index finds {indexed} vector(s) for {expected} record(s);"
                 " run `magray memory verify`, then `magray memory reindex`."
             )
 

@@ -321,6 +321,7 @@ class IndexSet:
             out[layer] = {
                 "indexed": len(state.index),
                 "backlog": len(state.pending_labels),
+                "searchable": self._live_count(state),
                 "expected": self._expected_count(layer),
                 "file": str(self.path(layer)),
             }
