@@ -25,7 +25,7 @@ def pool(hidden: npt.NDArray[Any], mask: npt.NDArray[Any], how: str) -> Vectors:
         raise ModelError(f"the model returned shape {hidden.shape}; expected (batch, seq, dim).")
     if how == "mean":
         m = mask.astype(np.float32)
-        summed: Vectors = np.einsum("bsd,bs->bd", hidden, m)
+        summed: Vectors = np.matmul(m[:, None, :], hidden)[:, 0, :]
         counts: Vectors = np.maximum(m.sum(axis=1, keepdims=True), 1e-9)
         return summed / counts
     if how == "cls":
