@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import traceback
@@ -72,3 +73,24 @@ def new_app(help_text: str) -> typer.Typer:
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
     )
+
+
+class _ConsoleHandler(logging.Handler):
+    """Shows the core's log warnings as MAGRAY-style lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from magray.cli import render
+
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            render.warn(message)
+        else:
+            render.note(message)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """Route the ``magray`` logger to stderr once (warnings, or info with ``verbose``)."""
+    logger = logging.getLogger("magray")
+    if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
+        logger.addHandler(_ConsoleHandler())
+    logger.setLevel(logging.INFO if verbose else logging.WARNING)

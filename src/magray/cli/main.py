@@ -6,7 +6,7 @@ import typer
 
 from magray import __version__
 from magray.cli import bench, config_cmd, ingest, memory, models
-from magray.cli.app import MagrayGroup
+from magray.cli.app import MagrayGroup, configure_logging
 
 app = typer.Typer(
     cls=MagrayGroup,
@@ -28,8 +28,10 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show informational logs."),
 ) -> None:
     """MAGRAY: a local-first AI agent for the terminal that remembers."""
+    configure_logging(verbose)
 
 
 app.add_typer(memory.app, name="memory")

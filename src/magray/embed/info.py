@@ -40,7 +40,9 @@ def model_row(spec: ModelSpec, settings: Settings, *, probe: bool = False) -> di
         "pooling": spec.pooling,
         "max_length": spec.max_length,
         "installed": installed,
-        "active": spec.name in _active_names(settings),
+        # The embedder in use is active even when missing (loading it then says how to
+        # install it); a reranker counts only when it is installed and would be used.
+        "active": spec.name in _active_names(settings) and (installed or spec.kind != "reranker"),
         "provider": provider,
         "source": spec.source,
         "license": spec.license,
