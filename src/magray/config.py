@@ -79,6 +79,13 @@ OPTIONS: tuple[Option, ...] = (
         maximum=1,
     ),
     Option("search.mode", "hybrid", str, "Default recall mode.", ("hybrid", "vector", "keyword")),
+    Option(
+        "search.fusion",
+        "convex",
+        str,
+        "How hybrid search combines vector and BM25 results (see docs/benchmarks.md).",
+        choices=("convex", "rrf"),
+    ),
     Option("search.rrf_k", 60.0, float, "Reciprocal-rank-fusion constant.", minimum=1),
     Option(
         "search.vector_weight", 1.0, float, "Weight of the vector ranking in fusion.", minimum=0

@@ -10,10 +10,15 @@ import pytest
 from typer.testing import CliRunner
 
 import magray.embed
-from magray.bench.beir import load_dataset
+from magray.bench.beir import Dataset, load_dataset
 from magray.bench.metrics import dcg, ndcg_at_k, recall_at_k
+from magray.bench.retrieval import bench_settings, run_benchmark
 from magray.cli.main import app
+from magray.config import load_settings
+from magray.embed import install_model
 from magray.errors import NotFoundError, UsageError
+from magray.memory.service import Memory
+from tests.conftest import SHARED_DATA
 from tests.fakes import HashEmbedder
 
 runner = CliRunner()
@@ -191,3 +196,51 @@ def test_bench_retrieval_errors(tmp_path: Path, hash_embedder: HashEmbedder) -> 
     result = runner.invoke(app, ["bench", "retrieval", "--dataset", str(root), "--mode", "fuzzy"])
     assert result.exit_code == 2
     assert "unknown mode 'fuzzy'" in result.stderr
+
+
+# -- golden quality with the real default model -------------------------------------------
+GOLDEN_QUERIES = 100
+GOLDEN_DISTRACTORS = 500
+# Measured with all-minilm-l6-v2 (fp32), convex fusion α = 0.5: hybrid nDCG@10 0.863
+# (keyword 0.817, vector 0.865), Recall@100 1.0; floors are those minus 0.03.
+GOLDEN_HYBRID_FLOOR = 0.83
+GOLDEN_RECALL_FLOOR = 0.97
+# On this small, easy corpus dense retrieval alone is strong; hybrid must stay within this.
+GOLDEN_EPSILON = 0.02
+
+
+def golden_subset(root: Path) -> Dataset:
+    """The first judged SciFact train queries, their relevant abstracts and fixed distractors."""
+    full = load_dataset(root)
+    ids = full.judged_queries[:GOLDEN_QUERIES]
+    relevant = {d for q in ids for d, grade in full.qrels[q].items() if grade > 0}
+    others = [d for d in full.corpus if d not in relevant][:GOLDEN_DISTRACTORS]
+    keep = relevant | set(others)
+    return Dataset(
+        name="scifact-golden",
+        path=root,
+        corpus={d: doc for d, doc in full.corpus.items() if d in keep},
+        queries={q: full.queries[q] for q in ids},
+        qrels={q: full.qrels[q] for q in ids},
+    )
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_golden_hybrid_quality_on_scifact_subset(capsys: pytest.CaptureFixture[str]) -> None:
+    root = SHARED_DATA / "scifact"
+    if not (root / "corpus.jsonl").is_file():
+        pytest.skip(f"{root} is not available")
+    settings = load_settings()
+    install_model("default", settings.paths.models_dir)  # idempotent; `make test` fills it
+    data = golden_subset(root)
+    with Memory(bench_settings(settings, data.name)) as memory:
+        report = run_benchmark(memory, data, ["keyword", "vector", "hybrid"])
+    with capsys.disabled():
+        print("\ngolden scifact subset:", json.dumps(report["modes"]))
+    modes = report["modes"]
+    keyword, vector, hybrid = (modes[m]["ndcg_at_10"] for m in ("keyword", "vector", "hybrid"))
+    assert report["queries"] == GOLDEN_QUERIES
+    assert hybrid >= GOLDEN_HYBRID_FLOOR
+    assert hybrid > max(keyword, vector) - GOLDEN_EPSILON
+    assert modes["hybrid"]["recall_at_100"] >= GOLDEN_RECALL_FLOOR

@@ -213,6 +213,7 @@ def run_benchmark(
         "reused_vectors": report.reused_vectors,
         "ingest_seconds": round(report.seconds, 2),
         "fusion": {
+            "method": memory.settings.get_str("search.fusion"),
             "rrf_k": memory.settings.get_float("search.rrf_k"),
             "vector_weight": memory.settings.get_float("search.vector_weight"),
             "keyword_weight": memory.settings.get_float("search.keyword_weight"),

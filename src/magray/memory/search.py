@@ -1,7 +1,8 @@
-"""Hybrid retrieval: ANN per layer + BM25 (FTS5), fused by weighted reciprocal ranks.
+"""Hybrid retrieval: ANN per layer + BM25 (FTS5), fused by weighted reciprocal ranks or by
+a convex combination of min-max-normalised scores (setting ``search.fusion``).
 
-``fuse`` is pure and property-tested; the I/O lives in ``keyword_search`` and the
-``IndexSet`` (vector side).
+``fuse`` and ``fuse_convex`` are pure and property-tested; the I/O lives in
+``keyword_search`` and the ``IndexSet`` (vector side).
 """
 
 from __future__ import annotations
@@ -116,6 +117,7 @@ class FusionParams:
     layer_weights: Mapping[Layer, float] = field(default_factory=lambda: dict.fromkeys(Layer, 1.0))
     recency_half_life_days: float = 0.0  # 0 disables the recency boost
     recency_boost: float = 0.25  # at most +25 % for a brand-new record
+    method: str = "rrf"  # "rrf" (``fuse``) or "convex" (``fuse_convex``)
 
 
 def recency_factor(age_seconds: float, params: FusionParams) -> float:
@@ -185,3 +187,76 @@ def fuse(
         )
     fused.sort(key=lambda item: (-item[1], item[0]))
     return fused
+
+
+def _minmax(
+    pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]
+) -> dict[int, float]:
+    """Scores of the labels present in ``candidates`` mapped to [0, 1] (best = 1)."""
+    kept: dict[int, float] = {}
+    for num, score in pairs:
+        if num in candidates and num not in kept:
+            kept[num] = score
+    if not kept:
+        return {}
+    lo, hi = min(kept.values()), max(kept.values())
+    span = hi - lo
+    return {num: (score - lo) / span if span > 0 else 1.0 for num, score in kept.items()}
+
+
+def fuse_convex(
+    vector: Sequence[tuple[int, float]],
+    keyword: Sequence[tuple[int, float]],
+    candidates: Mapping[int, Candidate],
+    params: FusionParams,
+    now: float,
+) -> list[tuple[int, float, Explanation]]:
+    """Convex combination of min-max-normalised scores, best first.
+
+    score = α·norm(cosine) + (1 − α)·norm(BM25) with α = vector_weight / (vector_weight +
+    keyword_weight); each list is normalised over its own candidates (after dropping labels
+    missing from ``candidates``), and a label absent from a list scores 0 there. Unlike RRF it
+    keeps how far apart the scores are, not just their order. Layer weight and recency
+    multiply the result exactly as in ``fuse``.
+    """
+    total = params.vector_weight + params.keyword_weight
+    alpha = params.vector_weight / total if total > 0 else 0.5
+    v_norm = _minmax(vector, candidates)
+    k_norm = _minmax(keyword, candidates)
+    v_rank = {num: (i, score) for i, (num, score) in enumerate(_dedup(vector, candidates), 1)}
+    k_rank = {num: (i, score) for i, (num, score) in enumerate(_dedup(keyword, candidates), 1)}
+    fused: list[tuple[int, float, Explanation]] = []
+    for num in dict.fromkeys([*v_norm, *k_norm]):
+        cand = candidates[num]
+        base = alpha * v_norm.get(num, 0.0) + (1.0 - alpha) * k_norm.get(num, 0.0)
+        layer_weight = params.layer_weights.get(cand.layer, 1.0)
+        recency = recency_factor(now - cand.created_at, params)
+        score = base * layer_weight * recency
+        vr, kr = v_rank.get(num), k_rank.get(num)
+        fused.append(
+            (
+                num,
+                score,
+                Explanation(
+                    vector_rank=vr[0] if vr else None,
+                    vector_score=vr[1] if vr else None,
+                    keyword_rank=kr[0] if kr else None,
+                    keyword_score=kr[1] if kr else None,
+                    fused_score=score,
+                    layer_weight=layer_weight,
+                    recency_factor=recency,
+                ),
+            )
+        )
+    fused.sort(key=lambda item: (-item[1], item[0]))
+    return fused
+
+
+def _dedup(
+    pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]
+) -> list[tuple[int, float]]:
+    seen: dict[int, float] = {}
+    for num, score in pairs:
+        if num in candidates and num not in seen:
+            seen[num] = score
+    return list(seen.items())

@@ -20,7 +20,7 @@ from magray.embed.base import Embedder, Reranker
 from magray.errors import DimensionMismatchError, ModelError, UsageError
 from magray.memory.index_sync import IndexSet, Warn
 from magray.memory.records import Filters, Hit, Layer, NewRecord, Query, Record, SearchMode
-from magray.memory.search import Candidate, FusionParams, fuse, keyword_search
+from magray.memory.search import Candidate, FusionParams, fuse, fuse_convex, keyword_search
 from magray.memory.store import Store
 
 log = logging.getLogger("magray")
@@ -195,6 +195,7 @@ class Memory:
             keyword_weight=s.get_float("search.keyword_weight"),
             layer_weights={layer: s.get_float(f"search.weight_{layer}") for layer in Layer},
             recency_half_life_days=s.get_float("search.recency_half_life_days"),
+            method=s.get_str("search.fusion"),
         )
 
     def embed_query(self, text: str) -> npt.NDArray[np.float32]:
@@ -235,7 +236,8 @@ class Memory:
                 layer_weights=params.layer_weights,
                 recency_half_life_days=params.recency_half_life_days,
             )
-        fused = fuse(vector, keyword, cands, params, time.time())[:depth]
+        fuse_fn = fuse_convex if params.method == "convex" else fuse
+        fused = fuse_fn(vector, keyword, cands, params, time.time())[:depth]
         hits = [
             Hit(rows[n].record, score, expl if query.explain else None) for n, score, expl in fused
         ]

@@ -1,0 +1,58 @@
+"""``fuse_convex``: the score-normalised convex combination used by hybrid search."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from magray.memory.records import Layer
+from magray.memory.search import Candidate, FusionParams, fuse_convex
+
+NOW = 1_000_000.0
+
+
+def cands(nums: list[int]) -> dict[int, Candidate]:
+    return {n: Candidate(n, Layer.ASSETS, NOW) for n in nums}
+
+
+def test_by_hand() -> None:
+    vector = [(1, 0.9), (2, 0.5), (3, 0.1)]  # normalised: 1, 0.5, 0
+    keyword = [(3, 12.0), (4, 2.0)]  # normalised: 1, 0
+    fused = fuse_convex(vector, keyword, cands([1, 2, 3, 4]), FusionParams(method="convex"), NOW)
+    assert [(n, pytest.approx(s)) for n, s, _ in fused] == [(1, 0.5), (3, 0.5), (2, 0.25), (4, 0.0)]
+    expl = fused[1][2]
+    assert (expl.vector_rank, expl.keyword_rank, expl.keyword_score) == (3, 1, 12.0)
+
+
+def test_weights_set_alpha_and_missing_candidates_are_dropped_before_normalising() -> None:
+    vector = [(9, 0.99), (1, 0.9), (2, 0.1)]  # 9 is filtered out
+    keyword = [(2, 5.0), (1, 1.0)]
+    only_vector = FusionParams(vector_weight=1.0, keyword_weight=0.0)
+    fused = fuse_convex(vector, keyword, cands([1, 2]), only_vector, NOW)
+    assert [(n, s) for n, s, _ in fused] == [(1, 1.0), (2, 0.0)]
+    only_keyword = FusionParams(vector_weight=0.0, keyword_weight=2.0)
+    assert [n for n, _, _ in fuse_convex(vector, keyword, cands([1, 2]), only_keyword, NOW)] == [
+        2,
+        1,
+    ]
+
+
+ranked = st.lists(
+    st.tuples(st.integers(0, 30), st.floats(-50, 50, allow_nan=False)), max_size=25
+).map(lambda pairs: sorted(pairs, key=lambda p: -p[1]))
+
+
+@given(ranked, ranked, st.floats(0, 5), st.floats(0, 5))
+def test_scores_are_bounded_sorted_and_cover_every_candidate(
+    vector: list[tuple[int, float]], keyword: list[tuple[int, float]], wv: float, wk: float
+) -> None:
+    pool = cands(list(range(0, 31, 2)))  # odd labels are "filtered out"
+    params = FusionParams(vector_weight=wv, keyword_weight=wk)
+    fused = fuse_convex(vector, keyword, pool, params, NOW)
+    nums = [n for n, _, _ in fused]
+    assert len(nums) == len(set(nums))
+    assert set(nums) == {n for n, _ in [*vector, *keyword] if n in pool}
+    scores = [s for _, s, _ in fused]
+    assert scores == sorted(scores, reverse=True)
+    assert all(-1e-9 <= s <= 1.0 + 1e-9 for s in scores)
