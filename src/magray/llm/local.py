@@ -8,6 +8,8 @@ bounded answer length: answers stay on topic and end.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
 import threading
@@ -25,7 +27,7 @@ DEFAULT_MODEL = "gemma-3-270m"
 DEFAULT_FILE = "gemma-3-270m-q4_k_m.gguf"
 DEFAULT_MAX_TOKENS = 160
 DEFAULT_N_CTX = 2048
-STOPS = ("\nQuestion:", "\nNotes:", "\nUser:", "\n\n\n")
+STOPS = ("\nQuestion:", "\nNotes:", "\nUser:", "\n[", "\n\n\n")
 
 FEW_SHOT = """MAGRAY answers questions in one to three sentences. It uses the numbered notes \
 when they help and cites them like [1].
@@ -103,8 +105,11 @@ def _load(path: Path, n_ctx: int, threads: int) -> Any:
             raise ProviderError(
                 "the local provider needs llama-cpp-python; run `pip install 'magray[local]'`."
             ) from None
+        # llama.cpp's log callback prints some notices (e.g. about its KV cache) to
+        # sys.stderr even when quiet; MAGRAY reports failures as its own errors instead.
         try:
-            llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False)
+            with contextlib.redirect_stderr(io.StringIO()):
+                llm = Llama(model_path=str(path), n_ctx=n_ctx, n_threads=threads, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ProviderError(f"llama.cpp could not load {path} ({exc}).") from None
         _loaded[key] = llm
