@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from magray import __version__
-from magray.cli import bench, config_cmd, ingest, memory, models
+from magray.cli import bench, config_cmd, ingest, keys, llm, memory, models
 from magray.cli.app import MagrayGroup, configure_logging
 
 app = typer.Typer(
@@ -38,6 +38,8 @@ app.add_typer(memory.app, name="memory")
 app.add_typer(models.app, name="models")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(bench.app, name="bench")
+app.add_typer(llm.app, name="llm")
+app.add_typer(keys.app, name="keys")
 app.command("ingest")(ingest.ingest)
 
 

@@ -1,0 +1,199 @@
+"""The ``[llm]`` section of ``config.toml``: providers, the default, the fallback chain, budgets.
+
+```toml
+[llm]
+default = "openai"             # which provider answers when none is asked for
+fallback = ["ollama", "local"] # tried in order when the default fails (retryable errors)
+daily_token_budget = 200000    # 0 = no limit
+daily_cost_budget_usd = 2.0    # 0 = no limit (needs price_per_1k_* on the providers)
+
+[llm.providers.openai]
+type = "openai"
+model = "gpt-4o-mini"
+api_key_env = "OPENAI_API_KEY"
+```
+
+The TOML is validated with pydantic here, at the boundary, and turned into frozen
+dataclasses. With no ``[llm]`` section at all a built-in ``local`` provider (the embedded
+llama.cpp model) exists and is the default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from magray.errors import ConfigError, UnknownProviderError
+
+if TYPE_CHECKING:
+    from magray.config import Settings
+
+ProviderType = Literal["openai", "anthropic", "local"]
+PROVIDER_TYPES: tuple[str, ...] = ("openai", "anthropic", "local")
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_LOCAL_TIMEOUT = 300.0
+
+
+class _ProviderModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: ProviderType
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    timeout: float | None = Field(default=None, gt=0)
+    max_tokens: int | None = Field(default=None, gt=0)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    context_window: int | None = Field(default=None, gt=0)
+    price_per_1k_prompt: float | None = Field(default=None, ge=0)
+    price_per_1k_completion: float | None = Field(default=None, ge=0)
+    model_path: str | None = None
+    threads: int = Field(default=0, ge=0)
+    n_ctx: int | None = Field(default=None, gt=0)
+
+
+class _LLMModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    default: str | None = None
+    fallback: list[str] = Field(default_factory=list)
+    daily_token_budget: int = Field(default=0, ge=0)
+    daily_cost_budget_usd: float = Field(default=0.0, ge=0)
+    providers: dict[str, _ProviderModel] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """One configured provider (``[llm.providers.NAME]``)."""
+
+    name: str
+    type: str
+    model: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    max_tokens: int | None = None
+    temperature: float | None = None
+    max_retries: int = 2
+    context_window: int | None = None
+    price_per_1k_prompt: float | None = None
+    price_per_1k_completion: float | None = None
+    model_path: Path | None = None
+    threads: int = 0
+    n_ctx: int | None = None
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """US dollars for a call of that size (0 when no prices are configured)."""
+        return (
+            prompt_tokens * (self.price_per_1k_prompt or 0.0)
+            + completion_tokens * (self.price_per_1k_completion or 0.0)
+        ) / 1000.0
+
+
+BUILTIN_LOCAL = ProviderConfig(name="local", type="local", timeout=DEFAULT_LOCAL_TIMEOUT)
+
+
+@dataclass(frozen=True, slots=True)
+class LLMConfig:
+    """The whole ``[llm]`` section, validated."""
+
+    default: str
+    fallback: tuple[str, ...] = ()
+    daily_token_budget: int = 0
+    daily_cost_budget_usd: float = 0.0
+    providers: dict[str, ProviderConfig] = field(default_factory=dict)
+    source: str = "built-in"
+
+    def get(self, name: str) -> ProviderConfig:
+        """The provider called ``name``; UnknownProviderError lists the configured ones."""
+        try:
+            return self.providers[name]
+        except KeyError:
+            known = ", ".join(sorted(self.providers)) or "(none)"
+            raise UnknownProviderError(
+                f"no LLM provider named {name!r}; configured: {known} (see `magray llm list`)."
+            ) from None
+
+    def chain(self, first: str | None = None) -> tuple[str, ...]:
+        """``first`` (or the default), then the fallback chain, without repeats."""
+        head = first or self.default
+        self.get(head)
+        return tuple(dict.fromkeys([head, *self.fallback]))
+
+
+def _location(error: Any) -> str:
+    parts = [str(p) for p in error.get("loc", ())]
+    return "llm." + ".".join(parts) if parts else "llm"
+
+
+def parse_llm_config(table: dict[str, Any], source: str = "config.toml") -> LLMConfig:
+    """Validate an ``[llm]`` table (as read from TOML); ConfigError names the key and file."""
+    try:
+        raw = _LLMModel.model_validate(table)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(
+            f"{source}: {_location(first)} is invalid ({first['msg'].lower()}); "
+            "see docs/llm.md for the [llm] settings."
+        ) from None
+    providers: dict[str, ProviderConfig] = {}
+    for name, p in raw.providers.items():
+        if p.type == "local":
+            timeout = p.timeout or DEFAULT_LOCAL_TIMEOUT
+        else:
+            timeout = p.timeout or DEFAULT_TIMEOUT
+        providers[name] = ProviderConfig(
+            name=name,
+            type=p.type,
+            model=p.model,
+            base_url=p.base_url,
+            api_key_env=p.api_key_env,
+            timeout=timeout,
+            max_tokens=p.max_tokens,
+            temperature=p.temperature,
+            max_retries=p.max_retries,
+            context_window=p.context_window,
+            price_per_1k_prompt=p.price_per_1k_prompt,
+            price_per_1k_completion=p.price_per_1k_completion,
+            model_path=Path(p.model_path).expanduser() if p.model_path else None,
+            threads=p.threads,
+            n_ctx=p.n_ctx,
+        )
+    if "local" not in providers:
+        providers["local"] = BUILTIN_LOCAL
+    default = raw.default or ("local" if not raw.providers else next(iter(raw.providers)))
+    for key, name in [("default", default)] + [("fallback", n) for n in raw.fallback]:
+        if name not in providers:
+            known = ", ".join(sorted(providers))
+            raise ConfigError(
+                f"{source}: llm.{key} names provider {name!r}, which is not configured "
+                f"(configured: {known})."
+            )
+    return LLMConfig(
+        default=default,
+        fallback=tuple(raw.fallback),
+        daily_token_budget=raw.daily_token_budget,
+        daily_cost_budget_usd=raw.daily_cost_budget_usd,
+        providers=providers,
+        source=source,
+    )
+
+
+def load_llm_config(settings: Settings) -> LLMConfig:
+    """Read ``[llm]`` from the user's ``config.toml`` (built-in ``local`` when absent)."""
+    path = settings.paths.config_file
+    if not path.exists():
+        return parse_llm_config({}, str(path))
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove the file.") from None
+    table = data.get("llm", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: llm must be a table ([llm]).")
+    return parse_llm_config(table, str(path))

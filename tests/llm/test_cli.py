@@ -1,0 +1,85 @@
+"""`magray llm list|test|usage` and `magray keys set|list|remove` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from magray.cli.main import app
+
+from .conftest import Reply, Scripted, oa_stream
+
+KEY = "sk-secret-abcdefghijklmnop9876"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def _config(home: Path, url: str, extra: str = "") -> None:
+    (home / "config.toml").write_text(
+        f'[llm]\ndefault = "oa"\nfallback = ["local"]\n{extra}\n[llm.providers.oa]\n'
+        f'type = "openai"\nbase_url = "{url}/v1"\nmodel = "gpt-test"\n'
+        'api_key_env = "MAGRAY_TEST_OA_KEY"\ntimeout = 5\nmax_retries = 0\n'
+    )
+
+
+def test_keys_set_list_remove_never_print_the_key(runner: CliRunner, magray_home: Path) -> None:
+    done = runner.invoke(app, ["keys", "set", "oa"], input=KEY + "\n")
+    assert done.exit_code == 0, done.output
+    assert KEY not in done.output
+    keys_file = magray_home / "keys.toml"
+    assert stat.S_IMODE(keys_file.stat().st_mode) == 0o600
+    listed = runner.invoke(app, ["keys", "list", "--json"])
+    assert json.loads(listed.stdout) == {"oa": "sk-…9876"} and KEY not in listed.output
+    assert "sk-…9876" in runner.invoke(app, ["keys", "list"]).stdout
+    assert runner.invoke(app, ["keys", "remove", "oa"]).exit_code == 0
+    assert runner.invoke(app, ["keys", "remove", "oa"]).exit_code == 3
+
+
+def test_llm_list_json(runner: CliRunner, magray_home: Path, server: Scripted) -> None:
+    _config(magray_home, server.url)
+    runner.invoke(app, ["keys", "set", "oa"], input=KEY + "\n")
+    done = runner.invoke(app, ["llm", "list", "--json"])
+    assert done.exit_code == 0, done.output
+    rows = {r["name"]: r for r in json.loads(done.stdout)}
+    assert rows["oa"]["default"] is True and rows["oa"]["key"] == "set"
+    assert rows["oa"]["base_url"] == f"{server.url}/v1" and rows["oa"]["breaker"] == "closed"
+    assert rows["local"]["type"] == "local" and rows["local"]["fallback"] is True
+    assert KEY not in done.output
+
+
+def test_llm_test_and_usage(runner: CliRunner, magray_home: Path, server: Scripted) -> None:
+    _config(magray_home, server.url)
+    runner.invoke(app, ["keys", "set", "oa"], input=KEY + "\n")
+    server.add(oa_stream(["Hello", " there"], usage=(9, 2)))
+    done = runner.invoke(app, ["llm", "test", "--json"])
+    assert done.exit_code == 0, done.output
+    row = json.loads(done.stdout)
+    assert row["provider"] == "oa" and row["text"] == "Hello there"
+    assert row["completion_tokens"] == 2 and row["first_token_ms"] is not None
+    usage = runner.invoke(app, ["llm", "usage", "--json"])
+    rows = json.loads(usage.stdout)
+    assert [(r["provider"], r["calls"], r["prompt_tokens"]) for r in rows] == [("oa", 1, 9)]
+    assert "gpt-test" in runner.invoke(app, ["llm", "usage"]).stdout
+
+
+def test_errors_and_exit_codes(runner: CliRunner, magray_home: Path, server: Scripted) -> None:
+    _config(magray_home, server.url)
+    done = runner.invoke(app, ["llm", "test", "nope"])
+    assert done.exit_code == 2 and "configured: local, oa" in done.output
+    done = runner.invoke(app, ["llm", "test", "oa"])
+    assert done.exit_code == 1
+    assert "MAGRAY_TEST_OA_KEY" in done.output and "magray keys set oa" in done.output
+    runner.invoke(app, ["keys", "set", "oa"], input=KEY + "\n")
+    server.add(Reply(500, {"error": {"message": "down"}}))
+    done = runner.invoke(app, ["llm", "test", "oa"])
+    assert done.exit_code == 5 and f"{server.url}/v1" in done.output
+    (magray_home / "config.toml").write_text('[llm.providers.x]\ntype = "gpt"\n')
+    done = runner.invoke(app, ["llm", "list"])
+    assert done.exit_code == 1 and "llm.providers.x.type" in done.output

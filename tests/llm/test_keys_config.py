@@ -1,0 +1,79 @@
+"""Keys file (0600, masked, redacted) and [llm] configuration parsing."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from magray.config import load_settings
+from magray.errors import ConfigError, MissingKeyError
+from magray.llm._http import retry_after_seconds
+from magray.llm.config import load_llm_config, parse_llm_config
+from magray.llm.keys import KeyStore, mask, redact, require_key
+
+
+def test_keys_file_is_0600_and_masked(magray_home: Path) -> None:
+    store = KeyStore(load_settings().paths.keys_file)
+    store.set("openai", "sk-proj-abcdefghijklmnop1234")
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert store.list() == {"openai": "sk-…1234"}
+    assert store.get("openai") == "sk-proj-abcdefghijklmnop1234"
+    assert redact("boom sk-proj-abcdefghijklmnop1234 boom") == "boom sk-…1234 boom"
+    store.remove("openai")
+    assert store.list() == {}
+
+
+def test_missing_key_names_env_var_and_command(magray_home: Path) -> None:
+    cfg = parse_llm_config(
+        {"providers": {"openai": {"type": "openai", "api_key_env": "OPENAI_API_KEY"}}}
+    ).get("openai")
+    with pytest.raises(MissingKeyError) as info:
+        require_key(cfg, KeyStore(magray_home / "keys.toml"), env={})
+    assert "OPENAI_API_KEY" in str(info.value) and "magray keys set openai" in str(info.value)
+    KeyStore(magray_home / "keys.toml").set("openai", "sk-fromfile-xyz9")
+    assert require_key(cfg, KeyStore(magray_home / "keys.toml"), env={}) == "sk-fromfile-xyz9"
+    env = {"OPENAI_API_KEY": "sk-fromenv-abc1"}
+    assert require_key(cfg, KeyStore(magray_home / "keys.toml"), env=env) == "sk-fromenv-abc1"
+
+
+def test_no_config_means_builtin_local(magray_home: Path) -> None:
+    cfg = load_llm_config(load_settings())
+    assert cfg.default == "local" and cfg.get("local").type == "local"
+    assert cfg.chain() == ("local",)
+
+
+def test_config_parsed(magray_home: Path) -> None:
+    (magray_home / "config.toml").write_text(
+        '[llm]\ndefault = "oa"\nfallback = ["local"]\ndaily_token_budget = 5\n'
+        '[llm.providers.oa]\ntype = "openai"\nmodel = "m"\ntimeout = 3\n'
+    )
+    cfg = load_llm_config(load_settings())
+    assert cfg.chain() == ("oa", "local") and cfg.get("oa").timeout == 3.0
+    assert cfg.daily_token_budget == 5
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ('[llm.providers.x]\ntype = "gpt"\n', "llm.providers.x.type"),
+        ('[llm.providers.x]\ntype = "openai"\ntimeout = -1\n', "llm.providers.x.timeout"),
+        ('[llm.providers.x]\ntype = "openai"\nmodell = "m"\n', "llm.providers.x.modell"),
+        ('[llm]\ndefault = "nope"\n', "llm.default names provider 'nope'"),
+    ],
+)
+def test_invalid_config_names_key_and_file(magray_home: Path, toml: str, needle: str) -> None:
+    (magray_home / "config.toml").write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_llm_config(load_settings())
+    assert needle in str(info.value) and "config.toml" in str(info.value)
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after_seconds({"retry-after": "12"}) == 12.0
+    assert retry_after_seconds({"retry-after-ms": "1500"}) == 1.5
+    date = "Wed, 21 Oct 2015 07:28:10 GMT"
+    assert retry_after_seconds({"retry-after": date}, now=lambda: 1445412480.0) == 10.0
+    assert retry_after_seconds({"retry-after": "soon"}) is None
+    assert mask("short") == "…****"
