@@ -27,9 +27,11 @@ test-models: $(STAMP)
 	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install default
 	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install default-int8
 
+# The main job on the embedded defaults: remember MAGRAY's own docs, then answer a question
+# about them with the local model, streaming and citing the memories it used. Offline.
 run: models
 	$(BIN)/magray ingest README.md docs --project magray
-	$(BIN)/magray memory search "how does MAGRAY decide what to keep?" -k 5 --project magray
+	$(BIN)/magray ask "How does MAGRAY decide which memories to keep and which to forget?"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

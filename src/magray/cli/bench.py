@@ -105,3 +105,31 @@ def embed(
             f"{row['threads']:>7} {row['magray_per_s']:>9.1f} {row['raw_ort_per_s']:>10.1f}"
             f" {row['ratio']:>6.3f}"
         )
+
+
+@app.command("llm")
+def llm(
+    provider: str | None = typer.Option(None, "--provider", help="A local provider (default)."),
+    runs: int = typer.Option(3, "--runs", help="Timed runs per side (median reported)."),
+    max_tokens: int = typer.Option(64, "--max-tokens", help="Tokens to generate per run."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Tokens/s and time to first token: MAGRAY's stack vs raw llama.cpp, same run.
+
+    Example: magray bench llm --json
+    """
+    import json
+
+    from magray.cli.context import settings as load
+    from magray.llm.bench import bench_llm
+
+    result = bench_llm(load(), provider=provider, runs=runs, max_tokens=max_tokens)
+    if json_out:
+        typer.echo(json.dumps(result))
+        return
+    m, r = result["magray"], result["raw_llama_cpp"]
+    typer.echo(
+        f"{result['provider']} ({result['model']}): MAGRAY {m['tokens_per_s']} tok/s,"
+        f" first token {m['first_token_ms']} ms · raw llama.cpp {r['tokens_per_s']} tok/s,"
+        f" first token {r['first_token_ms']} ms · ratio {result['ratio']}"
+    )

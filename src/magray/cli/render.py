@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
@@ -175,3 +176,38 @@ def decisions(
             out.print(f"    [dim]{'; '.join(d.reasons)}[/]")
     source = model.get("source", "?")
     out.print(f"{len(promoted)} {verb}, {len(kept)} kept · scorer: {source}")
+
+
+_noted: set[str] = set()
+
+
+def note_once(message: str) -> None:
+    """A note shown at most once per process (e.g. per chat session)."""
+    if message not in _noted:
+        _noted.add(message)
+        note(message)
+
+
+def sources(result: Any) -> None:
+    """The memories an answer cited, as ``[n] id layer source``."""
+    if not result.cited:
+        return
+    index = {m.id: (i, m) for i, m in enumerate(result.memories, 1)}
+    for memory_id in result.cited:
+        i, m = index[memory_id]
+        where = f" {m.uri}" if m.uri else ""
+        err.print(f"[dim][{i}] {m.id} {m.layer}{where}[/]")
+
+
+def turns(items: Sequence[Any]) -> None:
+    if not items:
+        err.print("[dim]no conversations yet.[/]")
+        return
+    for t in items:
+        when = datetime.fromtimestamp(t.at, UTC).strftime("%Y-%m-%d %H:%M")
+        out.print(
+            f"[dim]{when}[/] [cyan]{t.conversation_id}[/] {t.provider}/{t.model}"
+            f" [dim]{t.prompt_tokens}+{t.completion_tokens} tokens, {t.latency_ms:.0f} ms[/]"
+        )
+        out.print(f"  [bold]Q:[/] {_snippet(t.prompt, 120)}")
+        out.print(f"  [bold]A:[/] {_snippet(t.answer, 240)}")

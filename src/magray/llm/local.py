@@ -16,10 +16,14 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magray.errors import ModelNotInstalledError, ProviderError, ProviderResponseError
 from magray.llm.base import Chunk, Message, Request, Usage
+
+if TYPE_CHECKING:
+    from magray.config import Settings
+    from magray.llm.config import ProviderConfig
 
 log = logging.getLogger("magray")
 
@@ -117,33 +121,24 @@ def _load(path: Path, n_ctx: int, threads: int) -> Any:
 
 
 class LocalProvider:
-    """An in-process llama.cpp model."""
+    """An in-process llama.cpp model, configured by ``[llm.providers.NAME]`` (type local)."""
 
-    def __init__(
-        self,
-        *,
-        name: str = "local",
-        model_path: Path,
-        model: str | None = None,
-        n_ctx: int = DEFAULT_N_CTX,
-        threads: int = 0,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        if not model_path.is_file():
+    def __init__(self, config: ProviderConfig, settings: Settings) -> None:
+        path = config.model_path or ensure_default_model(settings.paths.models_dir)
+        if not path.is_file():
             raise ModelNotInstalledError(
-                f"the local model file {model_path} does not exist; fix model_path in"
-                " config.toml or remove it to use the default model."
+                f"the local model file {path} does not exist; fix model_path of"
+                f" [llm.providers.{config.name}] in config.toml, or remove it to use the"
+                " default model."
             )
-        self._name = name
-        self._path = model_path
-        self._model = model or model_path.stem
-        self._n_ctx = n_ctx
-        self._threads = threads or max(1, min(os.cpu_count() or 1, 4))
-        self._max_tokens = max_tokens or DEFAULT_MAX_TOKENS
-        self._temperature = 0.2 if temperature is None else temperature
-        self._timeout = timeout
+        self._name = config.name
+        self._path = path
+        self._model = config.model or path.stem
+        self._n_ctx = config.n_ctx or DEFAULT_N_CTX
+        self._threads = config.threads or max(1, min(os.cpu_count() or 1, 4))
+        self._max_tokens = config.max_tokens or DEFAULT_MAX_TOKENS
+        self._temperature = 0.2 if config.temperature is None else config.temperature
+        self._timeout = config.timeout
 
     @property
     def name(self) -> str:

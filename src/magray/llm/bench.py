@@ -1,0 +1,118 @@
+"""`magray bench llm`: generation speed through MAGRAY's stack vs raw llama.cpp, same run.
+
+Both sides use the same loaded model, the same rendered prompt, stop sequences, greedy
+decoding and token budget, alternating runs so machine load hits both alike. MAGRAY's side
+goes through the router (budget check, breaker, usage recording) and the local provider.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from magray.config import Settings
+from magray.errors import UsageError
+from magray.llm.base import Chunk, Message, Request
+
+PROMPT = (
+    Message(
+        "system",
+        "Memories:\n[1] MAGRAY keeps memories in three layers: Interact, Insights and Assets.",
+    ),
+    Message("user", "Explain MAGRAY's memory layers in a few sentences."),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunStats:
+    tokens: int
+    seconds: float
+    first_token_ms: float
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+
+def _measure(chunks: Iterator[tuple[str, int | None]]) -> RunStats:
+    started = time.perf_counter()
+    first: float | None = None
+    pieces = 0
+    reported: int | None = None
+    for text, usage_tokens in chunks:
+        if text and first is None:
+            first = time.perf_counter() - started
+        if text:
+            pieces += 1
+        if usage_tokens is not None:
+            reported = usage_tokens
+    elapsed = time.perf_counter() - started
+    return RunStats(reported if reported is not None else pieces, elapsed, (first or 0.0) * 1000)
+
+
+def _summary(runs: list[RunStats]) -> dict[str, float]:
+    return {
+        "tokens_per_s": round(statistics.median(r.tokens_per_s for r in runs), 2),
+        "first_token_ms": round(statistics.median(r.first_token_ms for r in runs), 1),
+        "tokens": round(statistics.median(r.tokens for r in runs), 1),
+    }
+
+
+def bench_llm(
+    settings: Settings, *, provider: str | None = None, runs: int = 3, max_tokens: int = 64
+) -> dict[str, Any]:
+    """Median tokens/s and time to first token, MAGRAY vs raw llama.cpp."""
+    from magray.llm.local import STOPS, LocalProvider, render_completion_prompt
+    from magray.llm.router import Router
+
+    if runs < 1 or max_tokens < 1:
+        raise UsageError("--runs and --max-tokens must be at least 1.")
+    router = Router(settings)
+    local = router.provider(provider)
+    if not isinstance(local, LocalProvider):
+        raise UsageError(
+            f"bench llm compares against raw llama.cpp, so it needs a local provider;"
+            f" {local.name!r} is not one."
+        )
+    request = Request(messages=PROMPT, max_tokens=max_tokens, temperature=0.0)
+    prompt = render_completion_prompt(PROMPT)
+    llm = local.llm
+
+    def magray_side() -> Iterator[tuple[str, int | None]]:
+        chunk: Chunk
+        for chunk in router.stream(request, provider=local.name):
+            yield chunk.text, chunk.usage.completion_tokens if chunk.usage else None
+
+    def raw_side() -> Iterator[tuple[str, int | None]]:
+        produced = []
+        for part in llm.create_completion(
+            prompt, max_tokens=max_tokens, temperature=0.0, stop=list(STOPS), stream=True
+        ):
+            text = part["choices"][0]["text"]
+            produced.append(text)
+            yield text, None
+        yield "", len(llm.tokenize("".join(produced).encode("utf-8"), add_bos=False))
+
+    list(raw_side())  # warm-up: page the weights in, fill caches
+    ours: list[RunStats] = []
+    raw: list[RunStats] = []
+    for _ in range(runs):
+        raw.append(_measure(raw_side()))
+        ours.append(_measure(magray_side()))
+    magray = _summary(ours)
+    baseline = _summary(raw)
+    ratio = magray["tokens_per_s"] / baseline["tokens_per_s"] if baseline["tokens_per_s"] else 0.0
+    return {
+        "provider": local.name,
+        "model": local.model,
+        "runs": runs,
+        "max_tokens": max_tokens,
+        "prompt_tokens": len(llm.tokenize(prompt.encode("utf-8"), add_bos=True)),
+        "magray": magray,
+        "raw_llama_cpp": baseline,
+        "ratio": round(ratio, 3),
+        "target_ratio": 0.9,
+    }
