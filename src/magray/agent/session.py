@@ -18,7 +18,7 @@ from typing import Protocol
 from magray.agent.conversations import ConversationLog, Turn
 from magray.errors import UsageError
 from magray.llm.base import Chunk, Message, Provider, Request, Usage
-from magray.memory.records import Hit, Layer, NewRecord, Query
+from magray.memory.records import Filters, Hit, Layer, NewRecord, Query
 
 SYSTEM_PROMPT = (
     "You are MAGRAY, a concise assistant in the user's terminal. Use the numbered memories "
@@ -28,6 +28,7 @@ SYSTEM_PROMPT = (
 RECALL_K = 6
 ANSWER_RESERVE = 512  # tokens kept free for the answer when the request sets no max_tokens
 HISTORY_TURNS = 6
+EXCHANGE = "exchange"  # the kind of records that store asked questions and their answers
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 
 
@@ -159,18 +160,26 @@ class Session:
         history = self.log.turns(conv, limit=HISTORY_TURNS) if conversation_id else []
         recalled: list[UsedMemory] = []
         if self.memory is not None:
-            hits = self.memory.recall(Query(text=question, k=RECALL_K))
+            # Small models ground better on fewer, shorter notes: a provider may say so.
+            k = int(getattr(prov, "recall_k", RECALL_K))
+            chars = getattr(prov, "memory_chars", None)
+            # Earlier exchanges are not evidence: the conversation's own turns come from
+            # the log, and recalling answers would let a model quote itself.
+            hits = self.memory.recall(
+                Query(text=question, k=k, filters=Filters(exclude_kinds=(EXCHANGE,)))
+            )
             recalled = [
                 UsedMemory(
                     h.record.id,
                     h.record.layer,
                     h.score,
-                    h.record.text,
+                    h.record.text if chars is None else h.record.text[: int(chars)],
                     h.record.source.uri if h.record.source else None,
                 )
                 for h in hits
             ]
-        reserve = max_tokens or ANSWER_RESERVE
+        # a small context (n_ctx = 512) must not be all reserve: llama.cpp trims max_tokens
+        reserve = max_tokens or min(ANSWER_RESERVE, prov.context_window // 2)
         budget = max(prov.context_window - reserve, 64)
         messages, used, _, notes = build_messages(
             question, recalled, history, budget=budget, count=prov.count_tokens
@@ -236,7 +245,7 @@ class Session:
                 NewRecord(
                     text=f"Q: {question.strip()}\nA: {result.answer}",
                     layer=Layer.INTERACT,
-                    kind="exchange",
+                    kind=EXCHANGE,
                     session=result.conversation_id,
                 )
             )

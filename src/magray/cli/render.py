@@ -189,14 +189,17 @@ def note_once(message: str) -> None:
 
 
 def sources(result: Any) -> None:
-    """The memories an answer cited, as ``[n] id layer source``."""
-    if not result.cited:
-        return
+    """The memories an answer cited as ``[n] id layer source`` (or, if it cited none, the
+    memories it was grounded on)."""
     index = {m.id: (i, m) for i, m in enumerate(result.memories, 1)}
-    for memory_id in result.cited:
+    shown = result.cited or [m.id for m in result.memories]
+    if not shown:
+        return
+    err.print("[dim]cited:[/]" if result.cited else "[dim]grounded on:[/]")
+    for memory_id in shown:
         i, m = index[memory_id]
         where = f" {m.uri}" if m.uri else ""
-        err.print(f"[dim][{i}] {m.id} {m.layer}{where}[/]")
+        err.print(f"[dim]  [{i}] {m.id} {m.layer}{where}[/]")
 
 
 def turns(items: Sequence[Any]) -> None:

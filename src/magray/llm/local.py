@@ -8,6 +8,7 @@ bounded answer length: answers stay on topic and end.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import logging
@@ -31,6 +32,7 @@ DEFAULT_MODEL = "gemma-3-270m"
 DEFAULT_FILE = "gemma-3-270m-q4_k_m.gguf"
 DEFAULT_MAX_TOKENS = 160
 DEFAULT_N_CTX = 2048
+REPEAT_PENALTY = 1.2  # small base models loop without it
 STOPS = ("\nQuestion:", "\nNotes:", "\nUser:", "\n[", "\n\n\n")
 
 FEW_SHOT = """MAGRAY answers questions in one to three sentences. It uses the numbered notes \
@@ -50,6 +52,17 @@ Answer: Run `make test`; it lints the code and runs the whole suite [1].
 
 _load_lock = threading.Lock()
 _loaded: dict[tuple[str, int, int], Any] = {}
+
+
+@atexit.register
+def _close_models() -> None:
+    """Free loaded models before interpreter teardown (their finalizers fail after it)."""
+    with _load_lock:
+        for llm in _loaded.values():
+            close = getattr(llm, "close", None)
+            if close is not None:
+                close()
+        _loaded.clear()
 
 
 def default_model_path(models_dir: Path) -> Path:
@@ -157,6 +170,16 @@ class LocalProvider:
         return self._n_ctx
 
     @property
+    def recall_k(self) -> int:
+        """How many memories to put in the prompt: small models do better with few."""
+        return 3 if self.is_tiny_default else 6
+
+    @property
+    def memory_chars(self) -> int | None:
+        """Memories are cut to this many characters for small models (None: whole)."""
+        return 400 if self.is_tiny_default else None
+
+    @property
     def is_tiny_default(self) -> bool:
         return self._path.name == DEFAULT_FILE
 
@@ -197,7 +220,8 @@ class LocalProvider:
                 prompt,
                 max_tokens=max_tokens,
                 temperature=temperature,
-                stop=stops,
+                stop=[*stops, "\n"],  # the few-shot answers are one line each
+                repeat_penalty=REPEAT_PENALTY,
                 stream=True,
             )
             key = "text"

@@ -265,6 +265,7 @@ class IndexSet:
             session=filters.session,
             created_after=filters.created_after,
             created_before=filters.created_before,
+            exclude_kinds=filters.exclude_kinds,
         )
         if filters.active and self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
             return self._exact_filtered(layer_filters, query, k)

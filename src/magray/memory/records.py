@@ -95,12 +95,14 @@ class Filters:
     session: str | None = None
     created_after: float | None = None
     created_before: float | None = None
+    exclude_kinds: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
         return bool(
             self.tags
             or self.kind
+            or self.exclude_kinds
             or self.project
             or self.session
             or self.created_after is not None

@@ -119,6 +119,9 @@ def filter_sql(filters: Filters, alias: str = "r") -> tuple[str, list[Any]]:
     if filters.kind:
         parts.append(f"{alias}.kind = ?")
         params.append(filters.kind)
+    if filters.exclude_kinds:
+        parts.append(f"{alias}.kind NOT IN ({','.join('?' * len(filters.exclude_kinds))})")
+        params.extend(filters.exclude_kinds)
     if filters.project:
         parts.append(f"{alias}.project = ?")
         params.append(filters.project)
