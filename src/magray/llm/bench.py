@@ -34,7 +34,14 @@ class RunStats:
 
     @property
     def tokens_per_s(self) -> float:
+        """End to end: generated tokens over the whole call, prompt processing included."""
         return self.tokens / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def decode_tokens_per_s(self) -> float:
+        """Generation speed after the first token."""
+        decode = self.seconds - self.first_token_ms / 1000
+        return (self.tokens - 1) / decode if self.tokens > 1 and decode > 0 else 0.0
 
 
 def _measure(chunks: Iterator[tuple[str, int | None]]) -> RunStats:
@@ -56,6 +63,7 @@ def _measure(chunks: Iterator[tuple[str, int | None]]) -> RunStats:
 def _summary(runs: list[RunStats]) -> dict[str, float]:
     return {
         "tokens_per_s": round(statistics.median(r.tokens_per_s for r in runs), 2),
+        "decode_tokens_per_s": round(statistics.median(r.decode_tokens_per_s for r in runs), 2),
         "first_token_ms": round(statistics.median(r.first_token_ms for r in runs), 1),
         "tokens": round(statistics.median(r.tokens for r in runs), 1),
     }
