@@ -6,6 +6,7 @@ Lifecycle (promote/expire) lives in ``lifecycle.py``, backups and JSONL transfer
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -223,19 +224,9 @@ class Memory:
         cands = {n: Candidate(n, r.record.layer, r.record.created_at) for n, r in rows.items()}
         params = self.fusion_params()
         if query.mode is SearchMode.VECTOR:
-            params = FusionParams(
-                rrf_k=params.rrf_k,
-                keyword_weight=0.0,
-                layer_weights=params.layer_weights,
-                recency_half_life_days=params.recency_half_life_days,
-            )
+            params = dataclasses.replace(params, vector_weight=1.0, keyword_weight=0.0)
         elif query.mode is SearchMode.KEYWORD:
-            params = FusionParams(
-                rrf_k=params.rrf_k,
-                vector_weight=0.0,
-                layer_weights=params.layer_weights,
-                recency_half_life_days=params.recency_half_life_days,
-            )
+            params = dataclasses.replace(params, vector_weight=0.0, keyword_weight=1.0)
         fuse_fn = fuse_convex if params.method == "convex" else fuse
         fused = fuse_fn(vector, keyword, cands, params, time.time())[:depth]
         hits = [
