@@ -284,3 +284,22 @@ def test_repeated_upserts_do_not_grow_the_file(tmp_path: Path) -> None:
         index.add(np.arange(200), unit(200, seed=seed + 10))
     index.save()
     assert index.path.stat().st_size == size and len(index) == 200
+
+
+def test_opening_an_index_first_does_not_crash_the_embedding_runtime(tmp_path: Path) -> None:
+    """Importing onnxruntime after usearch's SIMD library used to kill the process."""
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from pathlib import Path\n"
+        "from magray.memory.vector_index import VectorIndex\n"
+        f"idx = VectorIndex.create(Path({str(tmp_path / 'x.usearch')!r}), model_id='m', dim=4)\n"
+        "idx.add(np.arange(2), np.eye(2, 4, dtype=np.float32))\n"
+        "import onnxruntime\n"
+        "print('ok', onnxruntime.get_device())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("ok")

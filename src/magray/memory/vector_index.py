@@ -28,6 +28,7 @@ disturbs. One ``VectorIndex`` object may be shared by threads (a lock serialises
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -58,6 +59,20 @@ I8_OVERFETCH = 4  # i8: fetch 4 k candidates, rescore in f32 (recall@10 back >= 
 Labels = npt.NDArray[np.int64]
 Vectors = npt.NDArray[np.float32]
 _MASK = (1 << 64) - 1
+
+
+def _usearch_index() -> Any:
+    """usearch's ``Index`` class, imported after ONNX Runtime.
+
+    Importing ``onnxruntime`` *after* usearch's SIMD library (numkong) crashes the process
+    with a segmentation fault (onnxruntime 1.32 with usearch 2.26 / numkong 7.8); the other
+    order is fine. MAGRAY imports ONNX Runtime lazily, so the index makes sure it comes first.
+    """
+    with contextlib.suppress(ImportError):
+        import onnxruntime  # noqa: F401
+    from usearch.index import Index
+
+    return Index
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +217,7 @@ class VectorIndex:
         cls, path: Path, *, model_id: str, dim: int, dtype: str = "f32", threads: int = 1
     ) -> VectorIndex:
         """A new empty, writable index that :meth:`save` will write to ``path``."""
-        from usearch.index import Index
+        Index = _usearch_index()
 
         cls._check_params(dim, dtype)
         index = Index(
@@ -265,7 +280,7 @@ class VectorIndex:
 
     @staticmethod
     def _load(path: Path, *, writable: bool) -> Any:
-        from usearch.index import Index
+        Index = _usearch_index()
 
         try:
             index = Index.restore(str(path), view=not writable)
