@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -70,9 +71,21 @@ def show_result(session: Session, result: AskResult) -> None:
         render.note_once(TINY_MODEL_NOTE)
 
 
-def stream_out(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+def streamer() -> Callable[[str], None]:
+    """Writes an answer to stdout as it streams, without the model's leading whitespace."""
+    started = False
+
+    def write(text: str) -> None:
+        nonlocal started
+        if not started:
+            text = text.lstrip()
+            if not text:
+                return
+            started = True
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    return write
 
 
 def ask(
@@ -108,7 +121,7 @@ def ask(
         provider=provider,
         model=model,
         conversation_id=conv,
-        on_text=None if json_out else stream_out,
+        on_text=None if json_out else streamer(),
     )
     if json_out:
         typer.echo(json.dumps(result_json(result), ensure_ascii=False))

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from magray.cli.ask import make_session, show_result, stream_out
+from magray.cli.ask import make_session, show_result, streamer
 
 if TYPE_CHECKING:
     from magray.agent.session import Session
@@ -55,7 +55,7 @@ class Chat:
                     say("usage: /remember TEXT (memory must be on)")
                 else:
                     keep = name == "remember!"
-                    memory.remember(
+                    kept = memory.remember(
                         NewRecord(
                             text=arg,
                             layer=Layer.ASSETS if keep else Layer.INSIGHTS,
@@ -64,7 +64,8 @@ class Chat:
                             session=self.conversation,
                         )
                     )
-                    say(f"remembered in {'assets (pinned)' if keep else 'insights'}")
+                    where = "assets (pinned)" if keep else "insights"
+                    say(f"remembered {getattr(kept, 'id', '')} in {where}")
             elif name == "forget":
                 forget = getattr(memory, "forget", None)
                 if forget is None or not arg:
@@ -93,7 +94,9 @@ class Chat:
             else:
                 say(f"unknown command /{name}; /help lists them")
         except MagrayError as exc:
-            say(f"error: {exc}")
+            from magray.cli.app import error_line
+
+            error_line(exc.message)
         return True
 
     def turn(self, text: str) -> None:
@@ -105,7 +108,7 @@ class Chat:
                 provider=self.provider,
                 model=self.model,
                 conversation_id=self.conversation,
-                on_text=stream_out,
+                on_text=streamer(),
             )
         except MagrayError as exc:
             from magray.cli.app import error_line
