@@ -1,0 +1,208 @@
+"""`magray tasks ...`: add, list, show, done, rm, depends, ready, graph."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from magray.cli.app import new_app
+from magray.cli.context import iso
+
+if TYPE_CHECKING:
+    from magray.tasks import Task, TaskGraph
+
+app = new_app("Plan work as a graph of tasks with priorities and dependencies.")
+
+JSON = typer.Option(False, "--json", help="Print JSON (a stable contract).")
+
+
+def _graph() -> TaskGraph:
+    from magray.tasks import TaskGraph
+
+    return TaskGraph()
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "title": task.title,
+        "notes": task.notes,
+        "state": task.state.value,
+        "priority": task.priority,
+        "depends_on": list(task.depends_on),
+        "memory": list(task.memory_ids),
+        "created_at": iso(task.created_at),
+        "updated_at": iso(task.updated_at),
+        "done_at": iso(task.done_at),
+    }
+
+
+def emit(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False))
+
+
+@app.command("add")
+def add(
+    title: str = typer.Argument(..., help="What has to be done."),
+    priority: int = typer.Option(3, "--priority", "-p", help="1 (highest) to 5 (lowest)."),
+    depends: list[str] = typer.Option([], "--depends", help="A task it waits for (repeatable)."),
+    note: str = typer.Option("", "--note", help="Free-text notes."),
+    memory: list[str] = typer.Option([], "--memory", help="A linked memory id (repeatable)."),
+    json_out: bool = JSON,
+) -> None:
+    """Add a task.
+
+    Example: magray tasks add "Write the release notes" --priority 2 --depends 3f9k
+    """
+    with _graph() as graph:
+        task = graph.add(
+            title, priority=priority, depends_on=depends, notes=note, memory_ids=memory
+        )
+    if json_out:
+        emit(
+            {
+                "id": task.id,
+                "title": task.title,
+                "state": task.state.value,
+                "priority": task.priority,
+                "depends_on": list(task.depends_on),
+            }
+        )
+    else:
+        typer.echo(f"{task.id}  added (P{task.priority})")
+
+
+@app.command("list")
+def list_(
+    state: list[str] = typer.Option([], "--state", help="Only this state (repeatable)."),
+    json_out: bool = JSON,
+) -> None:
+    """List tasks by priority then age.
+
+    Example: magray tasks list --state todo --state doing
+    """
+    from magray.tasks import parse_state
+    from magray.tasks.model import task_line
+
+    states = [parse_state(s) for s in state]
+    with _graph() as graph:
+        tasks = graph.tasks(states)
+    if json_out:
+        emit([task_json(t) for t in tasks])
+    else:
+        for t in tasks:
+            typer.echo(task_line(t))
+
+
+@app.command("show")
+def show(
+    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+    json_out: bool = JSON,
+) -> None:
+    """Show one task with its dependencies, dependents and memory links.
+
+    Example: magray tasks show 3f9k
+    """
+    with _graph() as graph:
+        task = graph.resolve(task_id)
+        dependents = graph.dependents(task.id)
+    if json_out:
+        emit({**task_json(task), "dependents": dependents})
+        return
+    typer.echo(f"{task.id}  {task.title}")
+    typer.echo(f"state:      {task.state.value}")
+    typer.echo(f"priority:   {task.priority}")
+    typer.echo(f"created:    {iso(task.created_at)}")
+    if task.done_at is not None:
+        typer.echo(f"done:       {iso(task.done_at)}")
+    typer.echo(f"depends on: {', '.join(task.depends_on) or '-'}")
+    typer.echo(f"dependents: {', '.join(dependents) or '-'}")
+    if task.memory_ids:
+        typer.echo(f"memory:     {', '.join(task.memory_ids)}")
+    if task.notes:
+        typer.echo(f"notes:      {task.notes}")
+
+
+@app.command("done")
+def done(
+    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+    json_out: bool = JSON,
+) -> None:
+    """Mark a task done; prints the tasks that became ready.
+
+    Example: magray tasks done 3f9k
+    """
+    with _graph() as graph:
+        before = {t.id for t in graph.ready()}
+        task = graph.done(task_id)
+        unblocked = [t for t in graph.ready() if t.id not in before]
+    if json_out:
+        emit({"id": task.id, "state": task.state.value, "unblocked": [t.id for t in unblocked]})
+        return
+    typer.echo(f"{task.id}  done")
+    for t in unblocked:
+        typer.echo(f"now ready: {t.id}  {t.title}")
+
+
+@app.command("rm")
+def rm(
+    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+    force: bool = typer.Option(False, "--force", help="Also remove other tasks' links to it."),
+) -> None:
+    """Remove a task (refused while others depend on it, unless --force).
+
+    Example: magray tasks rm 3f9k --force
+    """
+    with _graph() as graph:
+        task = graph.remove(task_id, force=force)
+    typer.echo(f"{task.id}  removed")
+
+
+@app.command("depends")
+def depends(
+    task_id: str = typer.Argument(..., metavar="ID", help="The task that waits."),
+    on_id: str = typer.Argument(..., metavar="ON_ID", help="The task it waits for."),
+) -> None:
+    """Make ID depend on ON_ID (cycles and self-dependencies are refused).
+
+    Example: magray tasks depends 3f9k 8hq2
+    """
+    with _graph() as graph:
+        task = graph.depend(task_id, on_id)
+    typer.echo(f"{task.id}  depends on {', '.join(task.depends_on)}")
+
+
+@app.command("ready")
+def ready(json_out: bool = JSON) -> None:
+    """Todo tasks whose dependencies are all done, by priority then age.
+
+    Example: magray tasks ready --json
+    """
+    from magray.tasks.model import task_line
+
+    with _graph() as graph:
+        tasks = graph.ready()
+    if json_out:
+        emit([task_json(t) for t in tasks])
+    else:
+        for t in tasks:
+            typer.echo(task_line(t))
+
+
+@app.command("graph")
+def graph(
+    mermaid: bool = typer.Option(False, "--mermaid", help="Print a Mermaid `graph TD` block."),
+) -> None:
+    """Draw the task graph as a text tree (or Mermaid).
+
+    Example: magray tasks graph --mermaid > tasks.mmd
+    """
+    from magray.tasks import to_mermaid, to_tree
+
+    with _graph() as store:
+        tasks = store.tasks()
+    text = to_mermaid(tasks) if mermaid else to_tree(tasks)
+    if text:
+        typer.echo(text)

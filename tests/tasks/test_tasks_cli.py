@@ -1,0 +1,98 @@
+"""`magray tasks` JSON contracts, text output and exit codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from click.testing import Result
+from typer.testing import CliRunner
+
+from magray.cli.main import app
+
+RUNNER = CliRunner()
+
+
+def run(*args: str) -> Result:
+    result = RUNNER.invoke(app, ["tasks", *args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def ok_json(*args: str) -> Any:
+    result = run(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def fails(args: Sequence[str], code: int, needle: str) -> None:
+    result = run(*args)
+    assert result.exit_code == code, result.output
+    assert result.stdout == ""
+    assert needle in result.stderr
+    assert result.stderr.strip().count("\n") == 0  # one line
+
+
+def test_add_list_show_ready_done_contracts() -> None:
+    a = ok_json("add", "Design", "--priority", "2", "--note", "why", "--memory", "mem1abcd")
+    assert a == {"id": a["id"], "title": "Design", "state": "todo", "priority": 2, "depends_on": []}
+    b = ok_json("add", "Build", "--depends", a["id"][:4])
+    assert b["depends_on"] == [a["id"]]
+
+    listed = ok_json("list")
+    assert [x["id"] for x in listed] == [a["id"], b["id"]]
+    assert set(listed[0]) == {
+        "id", "title", "notes", "state", "priority", "depends_on", "memory",
+        "created_at", "updated_at", "done_at",
+    }  # fmt: skip
+    assert listed[0]["memory"] == ["mem1abcd"] and listed[0]["notes"] == "why"
+
+    shown = ok_json("show", b["id"])
+    assert shown["depends_on"] == [a["id"]] and shown["dependents"] == []
+    assert ok_json("show", a["id"])["dependents"] == [b["id"]]
+
+    assert [x["id"] for x in ok_json("ready")] == [a["id"]]
+    done = ok_json("done", a["id"])
+    assert done == {"id": a["id"], "state": "done", "unblocked": [b["id"]]}
+    assert [x["id"] for x in ok_json("ready")] == [b["id"]]
+    assert [x["id"] for x in ok_json("list", "--state", "done")] == [a["id"]]
+    assert ok_json("list", "--state", "DONE", "--state", "todo") == ok_json("list")
+
+
+def test_text_output() -> None:
+    a = ok_json("add", "First", "-p", "1")["id"]
+    b = ok_json("add", "Second", "--depends", a)["id"]
+    assert run("list").stdout == f"[ ] {a}  P1  First\n[ ] {b}  P3  Second\n"
+    assert run("graph").stdout == f"[ ] {a}  P1  First\n└─ [ ] {b}  P3  Second\n"
+    mermaid = run("graph", "--mermaid").stdout
+    assert mermaid.startswith("graph TD\n") and f"    {a} --> {b}\n" in mermaid
+    result = run("done", a)
+    assert result.stdout == f"{a}  done\nnow ready: {b}  Second\n"
+
+
+def test_depends_cycle_and_self_exit_codes() -> None:
+    a = ok_json("add", "A")["id"]
+    b = ok_json("add", "B", "--depends", a)["id"]
+    fails(["depends", a, b], 1, f"cycle: {a} → {b} → {a}")
+    fails(["depends", a, a], 2, "cannot depend on itself")
+    result = run("depends", b, a)  # already there: idempotent
+    assert result.exit_code == 0 and result.stdout == f"{b}  depends on {a}\n"
+
+
+def test_rm_refusal_and_force() -> None:
+    a = ok_json("add", "A")["id"]
+    b = ok_json("add", "B", "--depends", a)["id"]
+    fails(["rm", a], 1, "--force")
+    assert run("rm", a, "--force").stdout == f"{a}  removed\n"
+    assert ok_json("show", b)["depends_on"] == []
+
+
+def test_user_errors_exit_codes() -> None:
+    fails(["show", "zzzz"], 3, "no task with id")
+    fails(["done", "zzzz"], 3, "no task with id")
+    fails(["add", "x", "--depends", "zzzz"], 3, "no task with id")
+    fails(["add", "x", "--priority", "6"], 2, "priority must be 1")
+    fails(["list", "--state", "later"], 2, "unknown task state")
+    fails(["show", "ab"], 2, "at least 3 characters")
