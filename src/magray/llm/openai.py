@@ -30,6 +30,8 @@ DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_CONTEXT = 8192
 NO_KEY = "not-needed"  # local servers ignore the key but the SDK wants one
 
+DEFAULT_MAX_TOKENS = 1024  # when neither the request nor the config sets a limit
+
 
 def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     """MAGRAY messages as chat-completions message dicts."""
@@ -148,9 +150,8 @@ class OpenAIProvider:
             "messages": to_openai_messages(request.messages),
             "stream": True,
         }
-        max_tokens = request.max_tokens or self.config.max_tokens
-        if max_tokens:
-            kwargs["max_tokens"] = max_tokens
+        # Always bounded: a base model behind an OpenAI-compatible server may never stop.
+        kwargs["max_tokens"] = request.max_tokens or self.config.max_tokens or DEFAULT_MAX_TOKENS
         temperature = (
             self.config.temperature if request.temperature is None else request.temperature
         )
