@@ -25,6 +25,8 @@ MagrayError                      exit 1 unless noted
 │   ├── MissingKeyError          exit 1  no API key: names the env var and `magray keys set`
 │   ├── UnknownProviderError     exit 2  no such provider/model: lists what exists
 │   └── BudgetExceededError      exit 1  the daily token/cost budget is spent
+├── ToolError                    exit 1  a tool failed (bad target, not a git repository, …)
+├── PolicyError                  exit 1  an invalid policy rule or policy.toml
 └── DeniedError                  exit 4  refused by policy
 ```
 """
@@ -142,6 +144,14 @@ class BudgetExceededError(ProviderError):
     """The daily token or cost budget is spent."""
 
     exit_code = 1
+
+
+class ToolError(MagrayError):
+    """A tool could not do what it was asked (the message says why and what to do)."""
+
+
+class PolicyError(MagrayError):
+    """A permission-policy rule or the policy file is invalid."""
 
 
 class DeniedError(MagrayError):

@@ -5,7 +5,20 @@ from __future__ import annotations
 import typer
 
 from magray import __version__
-from magray.cli import ask, bench, chat, config_cmd, ingest, keys, llm, memory, models, tasks
+from magray.cli import (
+    ask,
+    bench,
+    chat,
+    config_cmd,
+    ingest,
+    keys,
+    llm,
+    memory,
+    models,
+    policy,
+    tasks,
+    tools,
+)
 from magray.cli.app import MagrayGroup, configure_logging
 
 app = typer.Typer(
@@ -40,6 +53,8 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(bench.app, name="bench")
 app.add_typer(llm.app, name="llm")
 app.add_typer(keys.app, name="keys")
+app.add_typer(tools.app, name="tools")
+app.add_typer(policy.app, name="policy")
 app.add_typer(tasks.app, name="tasks")
 app.command("ingest")(ingest.ingest)
 app.command("ask")(ask.ask)

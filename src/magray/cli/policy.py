@@ -1,0 +1,103 @@
+"""`magray policy ...`: show, add and reset the rules that allow, ask about or deny tool calls."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from magray.cli.app import new_app
+
+app = new_app("The permission policy for tools: show, allow, deny, reset (deny always wins).")
+
+
+def _file() -> Path:
+    from magray.cli.context import settings
+    from magray.tools.policy import policy_file
+
+    return policy_file(settings().paths.config_dir)
+
+
+@app.command("show")
+def show(
+    json_out: bool = typer.Option(False, "--json", help="Print JSON: {file, rules, defaults}."),
+) -> None:
+    """Show the stored rules and the defaults that apply when no rule matches.
+
+    Example: magray policy show --json
+    """
+    from magray.tools.policy import load_rules
+
+    path = _file()
+    rules = load_rules(path)
+    defaults = {
+        "read": "allow",
+        "write": "ask",
+        "exec": "ask",
+        "network": "ask",
+        "outside roots": "deny",
+    }
+    if json_out:
+        payload = {"file": str(path), "rules": [r.to_dict() for r in rules], "defaults": defaults}
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    typer.echo(f"# {path}", err=True)
+    if not rules:
+        typer.echo("no rules; the defaults apply.", err=True)
+    for rule in rules:
+        typer.echo(rule.describe())
+    typer.echo("defaults: " + ", ".join(f"{k} → {v}" for k, v in defaults.items()), err=True)
+
+
+def _add(action: str, tool: str, path: str | None, command: str | None) -> None:
+    from magray.tools.policy import Action, add_rule, make_rule
+
+    rule = make_rule(tool, Action(action), path=path, command=command)
+    add_rule(_file(), rule)
+    typer.echo(f"added: {rule.describe()}", err=True)
+
+
+_TOOL = typer.Argument(..., help="Tool name or glob (shell_exec, git_*, *).")
+_PATH = typer.Option(None, "--path", help="Only for path arguments matching this glob.")
+_COMMAND = typer.Option(None, "--command", help="Only for commands starting with this argv.")
+
+
+@app.command("allow")
+def allow(tool: str = _TOOL, path: str | None = _PATH, command: str | None = _COMMAND) -> None:
+    """Allow calls of TOOL without asking (a matching deny rule still wins).
+
+    Example: magray policy allow shell_exec --command "git status"
+    """
+    _add("allow", tool, path, command)
+
+
+@app.command("ask")
+def ask(tool: str = _TOOL, path: str | None = _PATH, command: str | None = _COMMAND) -> None:
+    """Ask before calls of TOOL (reads are otherwise allowed without asking).
+
+    Example: magray policy ask file_read --path ".env"
+    """
+    _add("ask", tool, path, command)
+
+
+@app.command("deny")
+def deny(tool: str = _TOOL, path: str | None = _PATH, command: str | None = _COMMAND) -> None:
+    """Deny calls of TOOL; deny beats every allow.
+
+    Example: magray policy deny file_write --path "secrets/**"
+    """
+    _add("deny", tool, path, command)
+
+
+@app.command("reset")
+def reset() -> None:
+    """Remove every rule, going back to the defaults.
+
+    Example: magray policy reset
+    """
+    from magray.tools.policy import reset_rules
+
+    path = _file()
+    removed = reset_rules(path)
+    typer.echo("removed every rule" if removed else "there were no rules", err=True)

@@ -1,0 +1,125 @@
+"""`magray tools ...`: list the agent's tools and run one under the permission policy."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from magray.cli.app import new_app
+from magray.errors import UsageError
+
+app = new_app("The agent's tools: list them, or run one under the permission policy.")
+
+
+def parse_args(pairs: list[str]) -> dict[str, Any]:
+    """``k=v`` pairs; a value that parses as JSON is taken as JSON, otherwise as text."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--arg wants KEY=VALUE (got {pair!r}).")
+        try:
+            value: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        out[key.strip()] = value
+    return out
+
+
+@app.command("list")
+def list_tools(
+    json_out: bool = typer.Option(
+        False, "--json", help="Print JSON: name, description, risk, schema."
+    ),
+) -> None:
+    """List the built-in tools with their risk class.
+
+    Example: magray tools list --json
+    """
+    from magray.tools.registry import default_registry
+
+    tools = list(default_registry())
+    if json_out:
+        rows = [
+            {
+                "name": t.name,
+                "description": t.description,
+                "risk": t.risk.value,
+                "schema": t.schema(),
+            }
+            for t in tools
+        ]
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for tool in tools:
+        typer.echo(f"{tool.name:<14} {tool.risk.value:<8} {tool.description}")
+
+
+def _confirm(name: str, preview: str) -> bool:
+    typer.echo(f"{name} wants to do:\n{preview}", err=True)
+    return typer.confirm("Allow it?", default=False, err=True)
+
+
+@app.command("run")
+def run_tool(
+    name: str = typer.Argument(..., help="Tool name (see `magray tools list`)."),
+    arg: list[str] = typer.Option(
+        [], "--arg", "-a", help="Argument KEY=VALUE (VALUE parsed as JSON when it parses)."
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Approve calls the policy would ask about."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would happen; change nothing."
+    ),
+    read_only: bool = typer.Option(False, "--read-only", help="Deny writes, commands and network."),
+    root: list[Path] = typer.Option(
+        [], "--root", help="Allowed workspace root (repeatable; default: the current folder)."
+    ),
+    timeout: float = typer.Option(
+        30.0, "--timeout", min=0.1, help="Seconds before the tool is killed."
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Run one tool. Exit 4 when the policy denies it or an ask cannot be asked (no TTY).
+
+    Example: magray tools run file_edit --arg path=README.md --arg search=foo --arg replace=bar
+    """
+    from magray.cli.context import settings
+    from magray.tools.audit import AuditLog, audit_file
+    from magray.tools.base import ToolContext
+    from magray.tools.invoke import invoke
+    from magray.tools.policy import Mode, Policy, load_rules, policy_file
+    from magray.tools.registry import default_registry
+
+    tool = default_registry().get(name)
+    paths = settings().paths
+    roots = tuple(p.expanduser() for p in root) or (Path.cwd(),)
+    for r in roots:
+        if not r.is_dir():
+            raise UsageError(f"--root {r} is not a folder.")
+    ctx = ToolContext(roots=roots, timeout=timeout)
+    mode = Mode(yes=yes, read_only=read_only, dry_run=dry_run)
+    policy = Policy(rules=load_rules(policy_file(paths.config_dir)), mode=mode)
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    done = invoke(
+        tool,
+        parse_args(arg),
+        ctx,
+        policy,
+        AuditLog(audit_file(paths.data_dir)),
+        confirm=_confirm if interactive else None,
+    )
+    if json_out:
+        typer.echo(json.dumps(done.to_dict(), ensure_ascii=False))
+    else:
+        if done.result.output:
+            typer.echo(done.result.output.rstrip("\n"))
+        if done.result.error:
+            typer.echo(f"{name}: {done.result.error}", err=True)
+    if not done.result.ok:
+        raise typer.Exit(1)

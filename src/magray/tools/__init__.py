@@ -1,0 +1,1 @@
+"""Tools the agent can use: files, git, shell; a permission policy and an audit log."""

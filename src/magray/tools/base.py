@@ -1,0 +1,144 @@
+"""The tool protocol: a name, a description, pydantic arguments, a risk class, preview and run.
+
+A tool's ``Args`` model gives the JSON Schema used for native function calling
+(``Tool.schema()``); ``preview`` is the dry run (a unified diff for file changes,
+the exact argv for commands); ``run`` does the work inside a ``ToolContext`` and
+returns a ``ToolResult`` whose output is capped. Tools raise ``ToolError`` when
+they cannot do what was asked and ``DeniedError`` when a target is out of bounds.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from magray.errors import UsageError
+
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_OUTPUT_CAP = 64_000
+
+
+class Risk(StrEnum):
+    """What running a tool can do to the world."""
+
+    READ = "read"
+    WRITE = "write"
+    EXEC = "exec"
+    NETWORK = "network"
+
+
+class ToolArgs(BaseModel):
+    """Base of every tool's arguments: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+A = TypeVar("A", bound=ToolArgs)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    """What a tool returns: ``output`` for people (capped), ``data`` for programs (JSON-able)."""
+
+    ok: bool
+    output: str = ""
+    data: Any = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": self.ok, "output": self.output, "data": self.data, "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """Where and how tools run: allowed roots (the first is the workspace), limits, environment."""
+
+    roots: tuple[Path, ...] = field(default_factory=lambda: (Path.cwd(),))
+    timeout: float = DEFAULT_TIMEOUT
+    output_cap: int = DEFAULT_OUTPUT_CAP
+    env: Mapping[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.roots:
+            raise UsageError("at least one workspace root is needed.")
+        object.__setattr__(self, "roots", tuple(Path(r).resolve() for r in self.roots))
+
+    @property
+    def workspace(self) -> Path:
+        """The first root: relative paths are taken from here."""
+        return self.roots[0]
+
+    def base_env(self) -> Mapping[str, str]:
+        return os.environ if self.env is None else self.env
+
+
+def cap_output(text: str, cap: int) -> str:
+    """``text`` cut to ``cap`` characters, with a note saying how much was left out."""
+    if len(text) <= cap:
+        return text
+    dropped = len(text) - cap
+    return text[:cap] + f"\n[… output truncated: {dropped} more characters not shown]"
+
+
+class Tool(ABC, Generic[A]):
+    """One action the agent can take. Subclasses set the class attributes and ``run``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    risk: ClassVar[Risk]
+    Args: type[A]
+    #: argument fields holding paths (str or list of str) that must stay inside the roots
+    path_fields: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def schema(cls) -> dict[str, Any]:
+        """The JSON Schema of the arguments, for native function calling."""
+        schema = cls.Args.model_json_schema()
+        schema.pop("title", None)
+        return schema
+
+    def parse(self, raw: Mapping[str, Any]) -> A:
+        """Validate raw arguments; a UsageError names every bad field."""
+        try:
+            return self.Args.model_validate(dict(raw))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}"
+                for err in exc.errors()
+            )
+            raise UsageError(f"{self.name}: invalid arguments ({problems}).") from None
+
+    def risk_for(self, args: A) -> Risk:
+        """The risk of this call (a tool may be read-only for some arguments)."""
+        return self.risk
+
+    def path_args(self, args: A) -> list[str]:
+        """The path arguments of this call, for the roots check and path rules."""
+        paths: list[str] = []
+        for name in self.path_fields:
+            value = getattr(args, name)
+            if isinstance(value, str):
+                paths.append(value)
+            elif isinstance(value, list | tuple):
+                paths.extend(str(v) for v in value)
+        return paths
+
+    def command(self, args: A) -> list[str] | None:
+        """The argv this call runs, if it runs a command (for command-prefix rules)."""
+        return None
+
+    def preview(self, args: A, ctx: ToolContext) -> str:
+        """A dry run: what would happen, changing nothing."""
+        shown = ", ".join(f"{k}={v!r}" for k, v in args.model_dump().items())
+        return f"{self.name}({shown})"
+
+    @abstractmethod
+    def run(self, args: A, ctx: ToolContext) -> ToolResult:
+        """Do the work."""

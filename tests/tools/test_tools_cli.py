@@ -1,0 +1,89 @@
+"""`magray tools` and `magray policy` through the CLI runner (exit 4 on denial)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from click.testing import Result
+from typer.testing import CliRunner
+
+from magray.cli.main import app
+from magray.tools.audit import AuditLog
+
+RUNNER = CliRunner()
+
+
+def run(args: Sequence[str]) -> Result:
+    result = RUNNER.invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def test_tools_list_json() -> None:
+    result = run(["tools", "list", "--json"])
+    assert result.exit_code == 0
+    tools = {t["name"]: t for t in json.loads(result.stdout)}
+    assert {"file_read", "file_edit", "git_commit", "shell_exec"} <= set(tools)
+    assert tools["file_edit"]["risk"] == "write"
+    assert tools["file_edit"]["schema"]["required"] == ["path", "search", "replace"]
+    assert tools["shell_exec"]["schema"]["properties"]["argv"]["type"] == "array"
+
+
+def test_run_read_allowed_by_default(workspace: Path) -> None:
+    result = run(["tools", "run", "file_read", "--root", str(workspace), "--arg", "path=hello.txt"])
+    assert result.exit_code == 0
+    assert result.stdout == "one\ntwo\nthree\n"
+
+
+def test_non_interactive_ask_exits_4(workspace: Path, magray_home: Path) -> None:
+    args = ["tools", "run", "file_write", "--root", str(workspace)]
+    result = run([*args, "-a", "path=a.txt", "-a", "content=x"])
+    assert result.exit_code == 4
+    assert "nobody can be asked" in result.stderr
+    assert not (workspace / "a.txt").exists()
+    rows = AuditLog(magray_home / "data" / "audit.db").rows()
+    assert [(r.tool, r.outcome) for r in rows] == [("file_write", "denied")]
+
+
+def test_yes_json_and_dry_run(workspace: Path) -> None:
+    base = ["tools", "run", "shell_exec", "--root", str(workspace), "--json"]
+    result = run([*base, "--yes", "-a", 'argv=["echo", "a; rm -rf /"]'])
+    assert result.exit_code == 0
+    payload = json.loads(result.stdout)
+    assert payload["output"] == "a; rm -rf /\n" and payload["decision"] == "allow"
+    dry = run([*base, "--dry-run", "-a", 'argv=["touch", "x"]'])
+    assert dry.exit_code == 0 and json.loads(dry.stdout)["dry_run"] is True
+    assert not (workspace / "x").exists()
+
+
+def test_read_only_denies_with_exit_4(workspace: Path) -> None:
+    args = ["tools", "run", "file_delete", "--root", str(workspace), "--read-only", "--yes"]
+    result = run([*args, "-a", "path=hello.txt"])
+    assert result.exit_code == 4
+    assert (workspace / "hello.txt").exists()
+
+
+def test_policy_allow_deny_show_reset(workspace: Path) -> None:
+    assert run(["policy", "allow", "file_write"]).exit_code == 0
+    assert run(["policy", "deny", "file_write", "--path", "secrets/**"]).exit_code == 0
+    assert run(["policy", "allow", "shell_exec", "--command", "git status"]).exit_code == 0
+    shown = json.loads(run(["policy", "show", "--json"]).stdout)
+    assert shown["rules"][1] == {"tool": "file_write", "action": "deny", "path": "secrets/**"}
+    write = ["tools", "run", "file_write", "--root", str(workspace), "-a", "content=x"]
+    assert run([*write, "-a", "path=notes.txt"]).exit_code == 0
+    denied = run([*write, "-a", "path=secrets/k.txt"])
+    assert denied.exit_code == 4
+    assert "deny file_write path='secrets/**'" in denied.stderr
+    assert run(["policy", "reset"]).exit_code == 0
+    assert json.loads(run(["policy", "show", "--json"]).stdout)["rules"] == []
+
+
+def test_bad_invocations(workspace: Path) -> None:
+    assert run(["tools", "run", "nope"]).exit_code == 3
+    bad = run(["tools", "run", "file_read", "--root", str(workspace), "-a", "nokey"])
+    assert bad.exit_code == 2
+    outside = run(["tools", "run", "git_status", "--root", str(workspace)])
+    assert outside.exit_code == 1 and "not inside a git repository" in outside.stderr
