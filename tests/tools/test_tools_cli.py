@@ -87,3 +87,48 @@ def test_bad_invocations(workspace: Path) -> None:
     assert bad.exit_code == 2
     outside = run(["tools", "run", "git_status", "--root", str(workspace)])
     assert outside.exit_code == 1 and "not inside a git repository" in outside.stderr
+
+
+def test_audit_command_lists_calls(workspace: Path) -> None:
+    run(["tools", "run", "file_read", "--root", str(workspace), "-a", "path=hello.txt"])
+    run(["tools", "run", "file_read", "--root", str(workspace), "-a", "path=../x"])
+    rows = json.loads(run(["tools", "audit", "--json"]).stdout)
+    assert [(r["tool"], r["decision"], r["outcome"]) for r in rows] == [
+        ("file_read", "allow", "ok"),
+        ("file_read", "deny", "denied"),
+    ]
+    assert "args_sha256" in rows[0] and rows[0]["time"].endswith("Z")
+
+
+def test_real_subprocess_without_a_tty_exits_4(workspace: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "magray", "tools", "run", "shell_exec", "--root", str(workspace)]
+    done = subprocess.run(
+        [*cmd, "-a", 'argv=["touch", "pwned"]'],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env={**os.environ},
+        timeout=60,
+    )
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.startswith("error: denied: shell_exec")
+    assert not (workspace / "pwned").exists()
+
+
+def test_arg_values_json_unless_the_field_is_text() -> None:
+    from magray.cli.tools import parse_args
+    from magray.tools.registry import default_registry
+
+    schema = default_registry().get("file_edit").schema()
+    assert parse_args(["path=a", "replace=2", "search=null"], schema) == {
+        "path": "a",
+        "replace": "2",
+        "search": "null",
+    }
+    read = default_registry().get("file_read").schema()
+    assert parse_args(["start_line=2", 'path="x"'], read) == {"start_line": 2, "path": "x"}
+    assert parse_args(['argv=["a", "b"]', "n=x y"]) == {"argv": ["a", "b"], "n": "x y"}

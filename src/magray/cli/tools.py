@@ -15,18 +15,36 @@ from magray.errors import UsageError
 app = new_app("The agent's tools: list them, or run one under the permission policy.")
 
 
-def parse_args(pairs: list[str]) -> dict[str, Any]:
-    """``k=v`` pairs; a value that parses as JSON is taken as JSON, otherwise as text."""
+def _text_fields(schema: dict[str, Any]) -> set[str]:
+    """Argument names whose only scalar type is text (their values are never JSON-parsed)."""
+    out = set()
+    for name, prop in schema.get("properties", {}).items():
+        kinds = {p.get("type") for p in prop.get("anyOf", [prop])} - {"null"}
+        if kinds == {"string"}:
+            out.add(name)
+    return out
+
+
+def parse_args(pairs: list[str], schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``k=v`` pairs; a value that parses as JSON is taken as JSON, otherwise as text.
+
+    Text-only arguments in ``schema`` get the raw text unless it is a JSON string
+    (``replace=2`` is "2"; ``content="a\\nb"`` has a newline).
+    """
+    text = _text_fields(schema or {})
     out: dict[str, Any] = {}
     for pair in pairs:
         key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise UsageError(f"--arg wants KEY=VALUE (got {pair!r}).")
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:
             value = raw
-        out[key.strip()] = value
+        if key in text and not isinstance(value, str):
+            value = raw
+        out[key] = value
     return out
 
 
@@ -108,7 +126,7 @@ def run_tool(
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     done = invoke(
         tool,
-        parse_args(arg),
+        parse_args(arg, tool.schema()),
         ctx,
         policy,
         AuditLog(audit_file(paths.data_dir)),
@@ -123,3 +141,30 @@ def run_tool(
             typer.echo(f"{name}: {done.result.error}", err=True)
     if not done.result.ok:
         raise typer.Exit(1)
+
+
+@app.command("audit")
+def audit(
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="Most recent rows to show."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON rows."),
+) -> None:
+    """Show the newest audit rows: every policy decision and tool call (arguments as digests).
+
+    Example: magray tools audit --limit 5 --json
+    """
+    from dataclasses import asdict
+
+    from magray.cli.context import iso, settings
+    from magray.tools.audit import AuditLog, audit_file
+
+    rows = AuditLog(audit_file(settings().paths.data_dir)).rows(limit)
+    if json_out:
+        typer.echo(json.dumps([{**asdict(r), "time": iso(r.ts)} for r in rows], indent=2))
+        return
+    if not rows:
+        typer.echo("no tool calls recorded yet.", err=True)
+    for r in rows:
+        typer.echo(
+            f"{iso(r.ts)}  {r.tool:<14} {r.decision:<6} {r.outcome:<8} {r.duration_ms:>6} ms"
+            f"  {r.args_sha256[:12]}  {r.detail}"
+        )
