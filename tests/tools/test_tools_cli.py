@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
 from magray.cli.main import app
 from magray.tools.audit import AuditLog
+from tests.conftest import REPO
 
 RUNNER = CliRunner()
 
@@ -132,3 +135,11 @@ def test_arg_values_json_unless_the_field_is_text() -> None:
     read = default_registry().get("file_read").schema()
     assert parse_args(["start_line=2", 'path="x"'], read) == {"start_line": 2, "path": "x"}
     assert parse_args(['argv=["a", "b"]', "n=x y"]) == {"argv": ["a", "b"], "n": "x y"}
+
+
+def test_docs_python_example_runs(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (REPO / "docs" / "tools.md").read_text(encoding="utf-8")
+    [snippet] = re.findall(r"```python\n(.*?)```", text, re.S)
+    monkeypatch.chdir(workspace)
+    exec(compile(snippet, "docs/tools.md", "exec"), {})
+    assert (workspace / "audit.db").exists()
