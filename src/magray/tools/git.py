@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from abc import abstractmethod
 from typing import Any
 
 from pydantic import Field
@@ -26,8 +27,9 @@ def _ref(value: str, what: str) -> str:
 class GitTool(Tool[Any]):
     """Shared plumbing: the repository check and running ``git`` with a clean environment."""
 
+    @abstractmethod
     def argv(self, args: Any, ctx: ToolContext) -> list[str]:
-        raise NotImplementedError
+        """The git arguments (after ``git``) for ``args``."""
 
     def git(self, argv: list[str], ctx: ToolContext) -> tuple[bool, str, Any]:
         root = ctx.workspace
