@@ -31,7 +31,7 @@ test-models: $(STAMP)
 # about them with the local model, streaming and citing the memories it used. Offline.
 run: models
 	$(BIN)/magray ingest README.md docs --project magray
-	$(BIN)/magray ask "How does MAGRAY decide which memories to keep and which to forget?"
+	$(BIN)/magray ask "What are the three layers of MAGRAY's memory?"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

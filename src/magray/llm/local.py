@@ -35,8 +35,7 @@ DEFAULT_N_CTX = 2048
 REPEAT_PENALTY = 1.2  # small base models loop without it
 STOPS = ("\nQuestion:", "\nNotes:", "\nUser:", "\n[", "\n\n\n")
 
-FEW_SHOT = """MAGRAY answers questions in one to three sentences. It uses the numbered notes \
-when they help and cites them like [1].
+FEW_SHOT = """Questions answered from numbered notes, citing the note used.
 
 Notes:
 [1] The Eiffel Tower in Paris was completed in 1889 for the World's Fair.
