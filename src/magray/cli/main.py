@@ -13,9 +13,11 @@ from magray.cli import (
     ingest,
     keys,
     llm,
+    mcp,
     memory,
     models,
     policy,
+    run,
     tasks,
     tools,
 )
@@ -56,10 +58,12 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(tools.app, name="tools")
 app.add_typer(policy.app, name="policy")
 app.add_typer(tasks.app, name="tasks")
+app.add_typer(mcp.app, name="mcp")
 app.command("ingest")(ingest.ingest)
 app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
 app.command("logs")(ask.logs)
+app.command("run")(run.run)
 
 
 def main() -> None:

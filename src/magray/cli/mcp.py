@@ -1,0 +1,111 @@
+"""`magray mcp ...`: add, list and remove MCP servers whose tools the agent may call."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+
+from magray.cli.app import new_app
+from magray.errors import MagrayError
+
+app = new_app("MCP servers: their tools join the agent's, under the permission policy.")
+
+
+def _file() -> Any:
+    from magray.cli.context import settings
+    from magray.tools.mcp import mcp_file
+
+    return mcp_file(settings().paths.config_dir)
+
+
+@app.command("add", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def add(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Server name (tools become mcp__NAME__TOOL)."),
+    url: str | None = typer.Option(None, "--url", help="Streamable HTTP endpoint."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.1, help="Seconds for connecting and for each call (default 30)."
+    ),
+    replace: bool = typer.Option(False, "--replace", help="Overwrite a server of that name."),
+) -> None:
+    """Add a stdio server (the command after --) or a streamable HTTP server (--url).
+
+    Example: magray mcp add files -- npx -y @modelcontextprotocol/server-filesystem .
+    """
+    from magray.tools.mcp import add_server, make_server
+
+    command = list(ctx.args)
+    server = make_server(name, command=command or None, url=url, timeout=timeout)
+    add_server(_file(), server, replace=replace)
+    typer.echo(f"added MCP server {server.name} ({server.transport}: {server.target})", err=True)
+
+
+@app.command("list")
+def list_servers(
+    json_out: bool = typer.Option(
+        False,
+        "--json",
+        help="Print JSON: [{name, transport, target, timeout, ok, error, tools: [{name, "
+        "tool, description, risk, schema}]}].",
+    ),
+    timeout: float = typer.Option(
+        10.0, "--timeout", min=0.1, help="Seconds to wait for each server to answer."
+    ),
+) -> None:
+    """List the configured servers and the tools each offers (unreachable ones say so).
+
+    Example: magray mcp list --json
+    """
+    from magray.tools.mcp import load_servers, server_tools
+
+    rows: list[dict[str, Any]] = []
+    for server in load_servers(_file()).values():
+        row: dict[str, Any] = {
+            "name": server.name,
+            "transport": server.transport,
+            "target": server.target,
+            "timeout": server.timeout,
+            "ok": True,
+            "error": None,
+            "tools": [],
+        }
+        try:
+            tools = server_tools(server, timeout=min(timeout, server.timeout))
+        except MagrayError as exc:
+            row.update(ok=False, error=exc.message)
+        else:
+            row["tools"] = [
+                {
+                    "name": t.name,
+                    "tool": t.remote_name,
+                    "description": t.description,
+                    "risk": t.risk.value,
+                    "schema": t.schema(),
+                }
+                for t in tools
+            ]
+        rows.append(row)
+    if json_out:
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not rows:
+        typer.echo("no MCP servers configured; add one with `magray mcp add`.", err=True)
+    for row in rows:
+        state = f"{len(row['tools'])} tools" if row["ok"] else f"unreachable: {row['error']}"
+        typer.echo(f"{row['name']}  {row['transport']}  {row['target']}  ({state})")
+        for t in row["tools"]:
+            typer.echo(f"  {t['name']:<30} {t['risk']:<8} {t['description']}")
+
+
+@app.command("remove")
+def remove(name: str = typer.Argument(..., help="Server name.")) -> None:
+    """Remove a server (its tools leave the agent).
+
+    Example: magray mcp remove files
+    """
+    from magray.tools.mcp import remove_server
+
+    gone = remove_server(_file(), name)
+    typer.echo(f"removed MCP server {gone.name}", err=True)

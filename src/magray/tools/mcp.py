@@ -1,0 +1,500 @@
+"""MCP servers as agent tools: configuration, a synchronous client, and tool adapters.
+
+Servers live in ``<config_dir>/mcp.toml``::
+
+    [servers.demo]
+    command = ["python", "server.py"]   # stdio: the server is started as a child process
+    timeout = 30
+
+    [servers.remote]
+    url = "http://127.0.0.1:8000/mcp"   # streamable HTTP
+
+Every tool a server lists becomes a ``McpTool`` named ``mcp__<server>__<tool>``, with risk
+``exec`` for stdio servers and ``network`` for HTTP ones, so the default policy *asks*.
+
+The ``mcp`` SDK is asynchronous; this module is a synchronous facade over it. Each
+operation (list the tools, call one tool) opens its own session, does its work and closes
+it, inside ``anyio.run`` on a short-lived helper thread, so it works the same whether or not
+the caller already runs an event loop. A stdio server is therefore started once per
+operation: simple and leak-free, at the cost of the server's start-up time per call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import tempfile
+import threading
+import tomllib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pydantic import ConfigDict
+
+from magray.errors import ConfigError, MagrayError, NotFoundError, ToolError, UsageError
+from magray.tools.base import (
+    DEFAULT_TIMEOUT,
+    Risk,
+    Tool,
+    ToolArgs,
+    ToolContext,
+    ToolResult,
+    cap_output,
+)
+
+if TYPE_CHECKING:
+    from mcp.client.session import ClientSession
+
+    from magray.tools.registry import ToolRegistry
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+PREFIX = "mcp__"
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+INSTALL_HINT = "the MCP client needs the `mcp` package: pip install 'magray[mcp]'."
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class McpServer:
+    """One configured server: ``command`` (stdio) or ``url`` (streamable HTTP)."""
+
+    name: str
+    command: tuple[str, ...] = ()
+    url: str | None = None
+    timeout: float = DEFAULT_TIMEOUT
+
+    @property
+    def transport(self) -> str:
+        return "http" if self.url else "stdio"
+
+    @property
+    def risk(self) -> Risk:
+        return Risk.NETWORK if self.url else Risk.EXEC
+
+    @property
+    def target(self) -> str:
+        """What the server is: its URL or its command line."""
+        return self.url or " ".join(self.command)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"url": self.url} if self.url else {"command": list(self.command)}
+        out["timeout"] = self.timeout
+        return out
+
+
+def mcp_file(config_dir: Path) -> Path:
+    return config_dir / "mcp.toml"
+
+
+def check_name(name: str) -> str:
+    """A server name usable inside tool names (letters, digits, ``-``, ``_``; no ``__``)."""
+    if not _NAME.match(name) or "__" in name:
+        raise UsageError(
+            f"server name {name!r} must be 1-32 letters, digits, '-' or '_' (no '__')."
+        )
+    return name
+
+
+def make_server(
+    name: str,
+    command: list[str] | None = None,
+    url: str | None = None,
+    timeout: float | None = None,
+) -> McpServer:
+    """A validated server definition: exactly one of ``command`` and ``url``."""
+    check_name(name)
+    if bool(command) == bool(url):
+        raise UsageError(f"server {name!r} needs either a command (after --) or --url, not both.")
+    if url is not None and not re.match(r"https?://", url):
+        raise UsageError(f"--url {url!r} must start with http:// or https://.")
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"server {name!r}: timeout must be a positive number of seconds.")
+    return McpServer(
+        name=name,
+        command=tuple(command or ()),
+        url=url,
+        timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
+    )
+
+
+def _parse_server(name: str, raw: Any, where: Path) -> McpServer:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: [servers.{name}] must be a table.")
+    unknown = set(raw) - {"command", "url", "timeout"}
+    if unknown:
+        raise ConfigError(f"{where}: [servers.{name}] has unknown field(s) {sorted(unknown)}.")
+    command, url, timeout = raw.get("command"), raw.get("url"), raw.get("timeout")
+    if command is not None and (
+        not isinstance(command, list) or not all(isinstance(c, str) for c in command)
+    ):
+        raise ConfigError(f"{where}: [servers.{name}] command must be a list of strings.")
+    if not isinstance(url, str | None) or not isinstance(timeout, int | float | None):
+        raise ConfigError(f"{where}: [servers.{name}] url must be text and timeout a number.")
+    try:
+        return make_server(name, command, url, timeout)
+    except UsageError as exc:
+        raise ConfigError(f"{where}: {exc.message}") from None
+
+
+def load_servers(path: Path) -> dict[str, McpServer]:
+    """The servers in ``mcp.toml`` by name (none when the file does not exist)."""
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or delete it.") from None
+    servers = data.get("servers", {})
+    if not isinstance(servers, dict):
+        raise ConfigError(f"{path}: 'servers' must be a table of [servers.NAME] tables.")
+    return {name: _parse_server(name, raw, path) for name, raw in sorted(servers.items())}
+
+
+def save_servers(path: Path, servers: Mapping[str, McpServer]) -> None:
+    """Write ``servers`` to ``mcp.toml`` atomically."""
+    import tomli_w
+
+    from magray.tools.files_edit import atomic_write
+
+    body = {"servers": {name: s.to_dict() for name, s in sorted(servers.items())}}
+    atomic_write(path, tomli_w.dumps(body))
+
+
+def add_server(path: Path, server: McpServer, replace: bool = False) -> None:
+    """Add ``server``; an existing name is an error unless ``replace``."""
+    servers = load_servers(path)
+    if server.name in servers and not replace:
+        raise UsageError(
+            f"an MCP server named {server.name!r} exists; `magray mcp remove {server.name}` first."
+        )
+    save_servers(path, {**servers, server.name: server})
+
+
+def remove_server(path: Path, name: str) -> McpServer:
+    """Remove the server ``name`` and return it."""
+    servers = load_servers(path)
+    if name not in servers:
+        raise NotFoundError(f"no MCP server named {name!r} (see `magray mcp list`).")
+    gone = servers.pop(name)
+    save_servers(path, servers)
+    return gone
+
+
+def get_server(path: Path, name: str) -> McpServer:
+    servers = load_servers(path)
+    if name not in servers:
+        known = ", ".join(servers) or "none configured"
+        raise NotFoundError(
+            f"no MCP server named {name!r} ({known}); add it with `magray mcp add`."
+        )
+    return servers[name]
+
+
+# --- the synchronous client -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class McpToolInfo:
+    """A tool as a server lists it."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+def _require_sdk() -> None:
+    try:
+        import mcp  # noqa: F401
+    except ImportError:
+        raise MagrayError(INSTALL_HINT) from None
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real error inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def _run_sync(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run ``fn`` in a fresh event loop on a helper thread and return its result."""
+    import anyio
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = anyio.run(fn)
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="magray-mcp", daemon=True)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
+def _stderr_tail(errlog: IO[str] | None) -> str:
+    if errlog is None:
+        return ""
+    try:
+        errlog.seek(0)
+        lines = [ln.strip() for ln in errlog.read().splitlines() if ln.strip()]
+    except (OSError, ValueError):
+        return ""
+    return f" (server stderr: {lines[-1][:200]})" if lines else ""
+
+
+async def _with_session(
+    server: McpServer,
+    connect_timeout: float,
+    work: Callable[[ClientSession], Awaitable[T]],
+    errlog: IO[str] | None,
+) -> T:
+    import anyio
+    from mcp.client.session import ClientSession
+
+    async def in_session(read: Any, write: Any) -> T:
+        async with ClientSession(read, write) as session:
+            with anyio.fail_after(connect_timeout):
+                await session.initialize()
+            return await work(session)
+
+    if server.url:
+        from mcp.client.streamable_http import streamable_http_client
+
+        async with streamable_http_client(server.url) as streams:
+            return await in_session(streams[0], streams[1])
+    from mcp.client.stdio import StdioServerParameters, stdio_client
+
+    params = StdioServerParameters(command=server.command[0], args=list(server.command[1:]))
+    async with stdio_client(params, errlog=errlog) as streams:  # type: ignore[arg-type]
+        return await in_session(streams[0], streams[1])
+
+
+def _session_call(
+    server: McpServer,
+    connect_timeout: float,
+    work: Callable[[ClientSession], Awaitable[T]],
+    what: str,
+    deadline: float,
+) -> T:
+    """Open a session on ``server``, run ``work`` in it, close it; errors become ToolError."""
+    _require_sdk()
+    import anyio
+
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as errlog:
+        stderr = None if server.url else errlog
+
+        async def main() -> T:
+            with anyio.fail_after(deadline):
+                return await _with_session(server, connect_timeout, work, stderr)
+
+        try:
+            return _run_sync(main)
+        except MagrayError:
+            raise
+        except BaseException as exc:
+            leaf = _leaf(exc)
+            if isinstance(leaf, MagrayError):
+                raise leaf from None
+            if isinstance(leaf, KeyboardInterrupt):
+                raise leaf from None
+            if isinstance(leaf, TimeoutError):
+                detail = "timed out"
+            else:
+                detail = f"{type(leaf).__name__}: {leaf}".rstrip(": ")
+            raise ToolError(
+                f"MCP server {server.name!r} ({server.target}): {what} failed: {detail}"
+                f"{_stderr_tail(stderr)}."
+            ) from None
+
+
+def list_server_tools(server: McpServer, timeout: float | None = None) -> list[McpToolInfo]:
+    """The tools ``server`` offers (connecting within ``timeout``, default the server's)."""
+    limit = server.timeout if timeout is None else timeout
+
+    async def work(session: ClientSession) -> list[McpToolInfo]:
+        out: list[McpToolInfo] = []
+        cursor: str | None = None
+        while True:
+            if cursor is None:
+                page = await session.list_tools()
+            else:
+                from mcp_types import PaginatedRequestParams
+
+                page = await session.list_tools(params=PaginatedRequestParams(cursor=cursor))
+            for t in page.tools:
+                schema = dict(t.input_schema or {})
+                out.append(McpToolInfo(t.name, t.description or "", schema))
+            cursor = page.next_cursor
+            if not cursor:
+                return out
+
+    return _session_call(server, limit, work, "listing tools", limit * 2)
+
+
+def _content_text(item: Any) -> str:
+    kind = getattr(item, "type", "")
+    if kind == "text":
+        return str(item.text)
+    if kind == "resource":
+        resource = item.resource
+        return str(getattr(resource, "text", None) or f"[resource {resource.uri}]")
+    return f"[{kind or 'unknown'} content]"
+
+
+def call_server_tool(
+    server: McpServer, tool: str, arguments: Mapping[str, Any], timeout: float
+) -> ToolResult:
+    """Call ``tool`` on ``server``; the call (not the start-up) must finish within ``timeout``."""
+    import anyio
+
+    async def work(session: ClientSession) -> ToolResult:
+        try:
+            with anyio.fail_after(timeout):
+                result = await session.call_tool(tool, dict(arguments))
+        except TimeoutError:
+            raise ToolError(
+                f"MCP tool {tool!r} on server {server.name!r} did not answer within "
+                f"{timeout:g} s; raise the timeout or check the server."
+            ) from None
+        text = "\n".join(_content_text(c) for c in result.content)
+        data = result.structured_content
+        if data is None:
+            data = {"content": text}
+        if result.is_error:
+            return ToolResult(ok=False, output=text, data=data, error=text or "the tool failed")
+        return ToolResult(ok=True, output=text, data=data)
+
+    return _session_call(
+        server, server.timeout, work, f"calling {tool!r}", server.timeout + timeout
+    )
+
+
+# --- tools for the agent --------------------------------------------------------------------
+
+
+class McpArgs(ToolArgs):
+    """Any JSON object: the server's schema is checked in ``McpTool.parse``."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+def _check_schema(tool: str, schema: Mapping[str, Any], raw: Mapping[str, Any]) -> None:
+    try:
+        import jsonschema  # type: ignore[import-untyped]
+    except ImportError:  # pragma: no cover - jsonschema comes with mcp
+        missing = [k for k in schema.get("required", []) if k not in raw]
+        if missing:
+            raise UsageError(f"{tool}: missing required argument(s) {missing}.") from None
+        return
+    try:
+        jsonschema.validate(dict(raw), dict(schema))
+    except jsonschema.ValidationError as exc:
+        where = ".".join(str(p) for p in exc.absolute_path) or "arguments"
+        raise UsageError(f"{tool}: invalid arguments ({where}: {exc.message}).") from None
+    except jsonschema.SchemaError:
+        log.debug("MCP tool %s has an invalid input schema; arguments not checked", tool)
+
+
+class McpTool(Tool[McpArgs]):
+    """A tool of an MCP server; ``tool_for`` makes one class per server tool."""
+
+    Args = McpArgs
+    server: ClassVar[McpServer]
+    remote_name: ClassVar[str]
+    input_schema: ClassVar[dict[str, Any]]
+
+    @classmethod
+    def schema(cls) -> dict[str, Any]:
+        schema = dict(cls.input_schema)
+        schema.pop("title", None)
+        schema.setdefault("type", "object")
+        return schema
+
+    def parse(self, raw: Mapping[str, Any]) -> McpArgs:
+        _check_schema(self.name, self.schema(), raw)
+        return super().parse(raw)
+
+    def arguments(self, args: McpArgs) -> dict[str, Any]:
+        return dict(args.model_extra or {})
+
+    def preview(self, args: McpArgs, ctx: ToolContext) -> str:
+        shown = json.dumps(self.arguments(args), ensure_ascii=False, sort_keys=True)
+        return f"MCP server {self.server.name} ({self.server.target}): {self.remote_name} {shown}"
+
+    def run(self, args: McpArgs, ctx: ToolContext) -> ToolResult:
+        timeout = min(ctx.timeout, self.server.timeout)
+        result = call_server_tool(self.server, self.remote_name, self.arguments(args), timeout)
+        return ToolResult(
+            ok=result.ok,
+            output=cap_output(result.output, ctx.output_cap),
+            data=result.data,
+            error=result.error,
+        )
+
+
+def tool_name(server: str, tool: str) -> str:
+    """``mcp__<server>__<tool>``, with characters function calling refuses replaced by ``_``."""
+    return f"{PREFIX}{server}__{_UNSAFE.sub('_', tool)}"
+
+
+def tool_for(server: McpServer, info: McpToolInfo) -> McpTool:
+    """A ``McpTool`` for ``info`` on ``server``."""
+    name = tool_name(server.name, info.name)
+    description = info.description.strip() or f"{info.name} (MCP server {server.name})"
+    cls = type(
+        f"McpTool_{_UNSAFE.sub('_', name)}",
+        (McpTool,),
+        {
+            "name": name,
+            "description": f"[MCP {server.name}] {description}",
+            "risk": server.risk,
+            "server": server,
+            "remote_name": info.name,
+            "input_schema": info.input_schema,
+        },
+    )
+    tool: McpTool = cls()
+    return tool
+
+
+def server_tools(server: McpServer, timeout: float | None = None) -> list[McpTool]:
+    """Adapters for every tool ``server`` lists."""
+    return [tool_for(server, info) for info in list_server_tools(server, timeout)]
+
+
+def discover(
+    registry: ToolRegistry, config_dir: Path, timeout: float | None = None
+) -> list[McpTool]:
+    """Register the tools of every configured server; a failing server is one warning.
+
+    Returns the tools added.
+    """
+    added: list[McpTool] = []
+    for server in load_servers(mcp_file(config_dir)).values():
+        try:
+            tools = server_tools(server, timeout)
+        except MagrayError as exc:
+            log.warning("MCP server %s skipped: %s", server.name, exc.message)
+            continue
+        for tool in tools:
+            try:
+                registry.register(tool)
+            except MagrayError as exc:
+                log.warning("MCP tool %s skipped: %s", tool.name, exc.message)
+                continue
+            added.append(tool)
+    return added
