@@ -17,7 +17,6 @@ from magray.cli import (
     memory,
     models,
     policy,
-    run,
     tasks,
     tools,
 )
@@ -63,7 +62,6 @@ app.command("ingest")(ingest.ingest)
 app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
 app.command("logs")(ask.logs)
-app.command("run")(run.run)
 
 
 def main() -> None:
