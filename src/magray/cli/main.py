@@ -17,6 +17,7 @@ from magray.cli import (
     memory,
     models,
     policy,
+    run,
     tasks,
     tools,
 )
@@ -62,6 +63,7 @@ app.command("ingest")(ingest.ingest)
 app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
 app.command("logs")(ask.logs)
+app.command("run")(run.run)
 
 
 def main() -> None:

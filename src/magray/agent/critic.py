@@ -1,0 +1,60 @@
+"""The critic: does what the steps produced meet the goal? Asked of the LLM as JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from magray.agent.executor import StepResult
+from magray.agent.planner import LLM, first_json_object
+from magray.llm.base import Message, Request, Usage
+
+_SYSTEM = (
+    "You check whether an agent's tool steps achieved the user's goal. Reply with one JSON "
+    'object: {"done": true or false, "answer": "a short answer or summary for the user", '
+    '"reason": "if not done, what went wrong and what to try instead"}.'
+)
+OUTPUT_SHOWN = 2_000  # characters of each step's output shown to the critic
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    done: bool
+    answer: str
+    reason: str
+    usage: Usage
+
+
+def step_report(results: Sequence[StepResult]) -> str:
+    """The steps' outcomes as text for the critic and for re-planning."""
+    lines = []
+    for r in results:
+        line = f"- {r.id} {r.tool}: {r.status}"
+        if r.error:
+            line += f" (error: {r.error})"
+        if r.output:
+            line += f"\n  output: {r.output[:OUTPUT_SHOWN].strip()}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+class Critic:
+    def __init__(self, llm: LLM, *, provider: str | None = None) -> None:
+        self.llm = llm
+        self.provider = provider
+
+    def judge(self, goal: str, results: Sequence[StepResult]) -> Verdict:
+        """The LLM's verdict; an answer without JSON counts as done only if every step is ok."""
+        user = f"Goal: {goal}\n\nSteps:\n{step_report(results)}"
+        messages = (Message("system", _SYSTEM), Message("user", user))
+        done = self.llm.complete(Request(messages), self.provider)
+        raw = first_json_object(done.text)
+        all_ok = all(r.status == "ok" for r in results)
+        if raw is None:
+            return Verdict(all_ok, done.text.strip(), "", done.usage)
+        return Verdict(
+            bool(raw.get("done", all_ok)),
+            str(raw.get("answer", "") or ""),
+            str(raw.get("reason", "") or ""),
+            done.usage,
+        )

@@ -1,0 +1,173 @@
+"""One agent run: plan → approve → execute → critic → re-plan (bounded) → remember.
+
+Limits: ``max_steps`` per plan, ``max_replans`` re-plans after the critic says the goal is
+not met, and ``token_budget`` over the sum of the LLM usage of the run. A denied step
+stops the run at once (no re-plan): the report names the step and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from magray.agent.critic import Critic, step_report
+from magray.agent.executor import DENIED, Executor, StepResult
+from magray.agent.plan import Plan
+from magray.agent.planner import Planner
+from magray.llm.base import Usage
+from magray.memory.records import Layer, NewRecord
+from magray.tools.base import Risk
+from magray.tools.registry import ToolRegistry
+
+#: shown each plan before it runs (side effects or not); returns whether it may run
+Approve = Callable[[Plan], bool]
+AGENT_RUN = "agent_run"
+
+
+class Rememberer(Protocol):
+    def remember(self, item: NewRecord) -> object: ...
+
+
+@dataclass
+class RunReport:
+    goal: str
+    plan: Plan | None = None
+    steps: list[StepResult] = field(default_factory=list)
+    result: str = ""
+    replans: int = 0
+    denied: StepResult | None = None
+    approved: bool = True
+    done: bool = False
+    usage: Usage = field(default_factory=Usage)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "goal": self.goal,
+            "plan": [s.to_dict() for s in self.plan.steps] if self.plan else [],
+            "steps": [s.to_dict() for s in self.steps],
+            "result": self.result,
+            "replans": self.replans,
+            "done": self.done,
+            "denied": self.denied.id if self.denied else None,
+            "usage": {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+            },
+            "notes": self.notes,
+        }
+
+    def summary(self) -> str:
+        """The text remembered in the Interact layer."""
+        lines = [f"Agent run: {self.goal}", f"Result: {self.result}"]
+        if self.steps:
+            lines.append(step_report(self.steps))
+        return "\n".join(lines)
+
+
+def has_side_effects(plan: Plan, registry: ToolRegistry) -> bool:
+    for step in plan.steps:
+        tool = registry.get(step.tool)
+        if tool.risk_for(tool.parse(step.args)) is not Risk.READ:
+            return True
+    return False
+
+
+class Agent:
+    def __init__(
+        self,
+        planner: Planner,
+        executor: Executor,
+        critic: Critic,
+        *,
+        approve: Approve | None = None,
+        memory: Rememberer | None = None,
+        max_replans: int = 1,
+        token_budget: int | None = None,
+    ) -> None:
+        self.planner = planner
+        self.executor = executor
+        self.critic = critic
+        self.approve = approve
+        self.memory = memory
+        self.max_replans = max_replans
+        self.token_budget = token_budget
+
+    def _over_budget(self, report: RunReport) -> bool:
+        return self.token_budget is not None and report.usage.total_tokens >= self.token_budget
+
+    def run(self, goal: str) -> RunReport:
+        """Do ``goal``; the report is remembered as one ``agent_run`` record."""
+        report = RunReport(goal)
+        try:
+            self._run(report)
+        finally:
+            self._remember(report)
+        return report
+
+    def _run(self, report: RunReport) -> None:
+        context = ""
+        while True:
+            planned = self.planner.plan(report.goal, context)
+            report.usage = report.usage + planned.usage
+            if planned.plan is None:
+                report.result = planned.answer or ""
+                report.done = True
+                return
+            plan = report.plan = planned.plan
+            if self.approve is not None and not self.approve(plan):
+                report.approved = False
+                report.result = "the plan was not approved; nothing was run."
+                return
+            results = self.executor.run(plan)
+            report.steps.extend(results)
+            if self.executor.policy.mode.dry_run:
+                report.done = True
+                report.result = "dry run: the plan was previewed; nothing was changed."
+                return
+            denied = next((r for r in results if r.status == DENIED), None)
+            if denied is not None:
+                report.denied = denied
+                report.result = (
+                    f"stopped: step {denied.id} ({denied.tool}) was denied: {denied.error}"
+                )
+                return
+            if self._over_budget(report):
+                report.notes.append("token budget spent; the critic was not asked.")
+                report.result = step_report(results)
+                return
+            verdict = self.critic.judge(report.goal, results)
+            report.usage = report.usage + verdict.usage
+            report.done = verdict.done
+            report.result = verdict.answer or verdict.reason
+            if verdict.done:
+                return
+            if report.replans >= self.max_replans:
+                report.notes.append(f"goal not met after {report.replans} re-plan(s).")
+                return
+            if self._over_budget(report):
+                report.notes.append("token budget spent; no re-plan.")
+                return
+            report.replans += 1
+            context = (
+                f"A previous plan did not meet the goal.\nSteps:\n{step_report(results)}\n"
+                f"Critic: {verdict.reason}\nPlan again, avoiding what failed."
+            )
+
+    def _remember(self, report: RunReport) -> None:
+        if self.memory is None:
+            return
+        self.memory.remember(
+            NewRecord(
+                text=report.summary(),
+                layer=Layer.INTERACT,
+                kind=AGENT_RUN,
+                tags=("agent",),
+            )
+        )
+
+
+def report_json(report: RunReport) -> str:
+    return json.dumps(report.to_dict(), ensure_ascii=False, indent=2)

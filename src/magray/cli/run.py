@@ -1,0 +1,138 @@
+"""`magray run TASK`: plan with the LLM, show and approve the plan, execute it under the policy.
+
+Exit codes: 0 done, 1 the goal was not met (or the plan was not approved), 4 a step was
+denied by the policy (including an ask with nobody to ask), 5 the LLM failed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from magray.cli.context import read_text
+from magray.errors import MagrayError, UsageError
+
+if TYPE_CHECKING:
+    from magray.agent.plan import Plan
+    from magray.memory.records import NewRecord
+
+
+class _QuietMemory:
+    """Remembers through the memory service; a failure is a warning, never a failed run."""
+
+    def remember(self, item: NewRecord) -> object:
+        from magray.cli import render
+        from magray.cli.context import open_memory
+
+        try:
+            memory = open_memory()
+            try:
+                return memory.remember(item)
+            finally:
+                memory.close()
+        except MagrayError as exc:
+            render.warn(f"the run was not remembered: {exc.message}")
+            return None
+
+
+def run(
+    task: str = typer.Argument(..., help="What to do, or '-' to read standard input."),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Approve the plan and the policy's asks (never a deny)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Plan and preview; change nothing."),
+    read_only: bool = typer.Option(False, "--read-only", help="Deny writes, commands, network."),
+    max_steps: int = typer.Option(12, "--max-steps", min=1, help="Most steps in one plan."),
+    max_replans: int = typer.Option(1, "--max-replans", min=0, help="Re-plans after failure."),
+    provider: str | None = typer.Option(None, "--provider", help="Provider name (llm list)."),
+    root: list[Path] = typer.Option(
+        [], "--root", help="Allowed workspace root (repeatable; default: the current folder)."
+    ),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds per step."),
+    no_memory: bool = typer.Option(False, "--no-memory", help="Do not remember the run."),
+    json_out: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
+) -> None:
+    """Do a task with the agent: plan, approve, run the steps under the policy, check, re-plan.
+
+    Example: magray run "fix the typo in README.md and commit it" --yes
+    """
+    from magray.agent.critic import Critic
+    from magray.agent.executor import Executor
+    from magray.agent.plan import describe
+    from magray.agent.planner import Planner
+    from magray.agent.runner import Agent, has_side_effects
+    from magray.cli.context import settings as load
+    from magray.llm.router import Router
+    from magray.tools.audit import AuditLog, audit_file
+    from magray.tools.base import ToolContext
+    from magray.tools.policy import Mode, Policy, load_rules, policy_file
+    from magray.tools.registry import default_registry
+
+    goal = read_text(task).strip()
+    if not goal:
+        raise UsageError("the task is empty; say what to do, or pipe it in with '-'.")
+    roots = tuple(p.expanduser() for p in root) or (Path.cwd(),)
+    for r in roots:
+        if not r.is_dir():
+            raise UsageError(f"--root {r} is not a folder.")
+    settings = load()
+    paths = settings.paths
+    registry = default_registry()
+    policy = Policy(
+        rules=load_rules(policy_file(paths.config_dir)),
+        mode=Mode(yes=yes, read_only=read_only, dry_run=dry_run),
+    )
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    approved_plan = {"yes": False}
+
+    def approve(plan: Plan) -> bool:
+        typer.echo(f"Plan for: {plan.goal}\n{describe(plan)}", err=True)
+        if yes or dry_run or not has_side_effects(plan, registry):
+            return True
+        if not interactive:
+            return True  # the policy turns each ask into a denial (exit 4)
+        ok = typer.confirm("Run this plan?", default=False, err=True)
+        approved_plan["yes"] = ok
+        return ok
+
+    def confirm(name: str, preview: str) -> bool:
+        if approved_plan["yes"]:
+            return True
+        typer.echo(f"{name} wants to do:\n{preview}", err=True)
+        return typer.confirm("Allow it?", default=False, err=True)
+
+    with Router(settings) as router:
+        agent = Agent(
+            Planner(router, registry, provider=provider, max_steps=max_steps),
+            Executor(
+                registry,
+                ToolContext(roots=roots, timeout=timeout),
+                policy,
+                AuditLog(audit_file(paths.data_dir)),
+                confirm=confirm if interactive else None,
+            ),
+            Critic(router, provider=provider),
+            approve=approve,
+            memory=None if no_memory else _QuietMemory(),
+            max_replans=max_replans,
+        )
+        report = agent.run(goal)
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        for step in report.steps:
+            line = f"{step.id} {step.tool}: {step.status}"
+            typer.echo(line + (f" — {step.error}" if step.error else ""), err=True)
+        typer.echo(report.result)
+    if report.denied is not None:
+        if not json_out:
+            from magray.cli.app import error_line
+
+            error_line(report.result)
+        raise typer.Exit(4)
+    if not report.approved or not report.done:
+        raise typer.Exit(1)
