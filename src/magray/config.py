@@ -103,6 +103,18 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option("search.rerank", False, bool, "Rerank hits with the installed cross-encoder."),
     Option("search.reranker", "reranker", str, "Name of the reranker model to use."),
+    Option(
+        "web.search_url",
+        "",
+        str,
+        "Web search provider URL with {query} (JSON results); empty = web_search is off.",
+    ),
+    Option(
+        "web.search_key_env",
+        "",
+        str,
+        "Environment variable holding the search provider's API key (empty = none).",
+    ),
 )
 
 _BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}

@@ -50,10 +50,12 @@ def show(
     typer.echo("defaults: " + ", ".join(f"{k} → {v}" for k, v in defaults.items()), err=True)
 
 
-def _add(action: str, tool: str, path: str | None, command: str | None) -> None:
+def _add(
+    action: str, tool: str, path: str | None, command: str | None, host: str | None = None
+) -> None:
     from magray.tools.policy import Action, add_rule, make_rule
 
-    rule = make_rule(tool, Action(action), path=path, command=command)
+    rule = make_rule(tool, Action(action), path=path, command=command, host=host)
     add_rule(_file(), rule)
     typer.echo(f"added: {rule.describe()}", err=True)
 
@@ -61,33 +63,50 @@ def _add(action: str, tool: str, path: str | None, command: str | None) -> None:
 _TOOL = typer.Argument(..., help="Tool name or glob (shell_exec, git_*, *).")
 _PATH = typer.Option(None, "--path", help="Only for path arguments matching this glob.")
 _COMMAND = typer.Option(None, "--command", help="Only for commands starting with this argv.")
+_HOST = typer.Option(None, "--host", help="Only for network calls to hosts matching this glob.")
 
 
 @app.command("allow")
-def allow(tool: str = _TOOL, path: str | None = _PATH, command: str | None = _COMMAND) -> None:
+def allow(
+    tool: str = _TOOL,
+    path: str | None = _PATH,
+    command: str | None = _COMMAND,
+    host: str | None = _HOST,
+) -> None:
     """Allow calls of TOOL without asking (a matching deny rule still wins).
 
     Example: magray policy allow shell_exec --command "git status"
+    (or: magray policy allow web_fetch --host docs.python.org)
     """
-    _add("allow", tool, path, command)
+    _add("allow", tool, path, command, host)
 
 
 @app.command("ask")
-def ask(tool: str = _TOOL, path: str | None = _PATH, command: str | None = _COMMAND) -> None:
+def ask(
+    tool: str = _TOOL,
+    path: str | None = _PATH,
+    command: str | None = _COMMAND,
+    host: str | None = _HOST,
+) -> None:
     """Ask before calls of TOOL (reads are otherwise allowed without asking).
 
     Example: magray policy ask file_read --path ".env"
     """
-    _add("ask", tool, path, command)
+    _add("ask", tool, path, command, host)
 
 
 @app.command("deny")
-def deny(tool: str = _TOOL, path: str | None = _PATH, command: str | None = _COMMAND) -> None:
+def deny(
+    tool: str = _TOOL,
+    path: str | None = _PATH,
+    command: str | None = _COMMAND,
+    host: str | None = _HOST,
+) -> None:
     """Deny calls of TOOL; deny beats every allow.
 
     Example: magray policy deny file_write --path "secrets/**"
     """
-    _add("deny", tool, path, command)
+    _add("deny", tool, path, command, host)
 
 
 @app.command("reset")

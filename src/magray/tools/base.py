@@ -64,6 +64,8 @@ class ToolContext:
     timeout: float = DEFAULT_TIMEOUT
     output_cap: int = DEFAULT_OUTPUT_CAP
     env: Mapping[str, str] | None = None
+    #: host globs that web tools may reach even when they resolve to private addresses
+    allow_private_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.roots:
@@ -133,6 +135,10 @@ class Tool(ABC, Generic[A]):
     def command(self, args: A) -> list[str] | None:
         """The argv this call runs, if it runs a command (for command-prefix rules)."""
         return None
+
+    def hosts(self, args: A) -> list[str]:
+        """The network hosts this call reaches, if any (for host rules)."""
+        return []
 
     def preview(self, args: A, ctx: ToolContext) -> str:
         """A dry run: what would happen, changing nothing."""

@@ -9,7 +9,8 @@ Order of decision for one call:
 
 A rule names a tool (a glob like ``git_*``) and optionally a ``path`` glob
 (``secrets/**``, matched against paths relative to the root) or a ``command``
-prefix (``git status`` matches ``git status --short``). Rules live in
+prefix (``git status`` matches ``git status --short``) or a ``host`` glob
+(``docs.python.org``, ``*.example.com``) for network tools. Rules live in
 ``<config_dir>/policy.toml`` as ``[[rules]]`` tables.
 """
 
@@ -44,6 +45,7 @@ class Rule:
     action: Action
     path: str | None = None
     command: str | None = None
+    host: str | None = None
 
     def to_dict(self) -> dict[str, str]:
         out = {"tool": self.tool, "action": self.action.value}
@@ -51,11 +53,14 @@ class Rule:
             out["path"] = self.path
         if self.command is not None:
             out["command"] = self.command
+        if self.host is not None:
+            out["host"] = self.host
         return out
 
     def describe(self) -> str:
         extra = f" path={self.path!r}" if self.path else ""
         extra += f" command={self.command!r}" if self.command else ""
+        extra += f" host={self.host!r}" if self.host else ""
         return f"{self.action.value} {self.tool}{extra}"
 
 
@@ -112,9 +117,15 @@ class Policy:
     rules: tuple[Rule, ...] = ()
     mode: Mode = field(default_factory=Mode)
 
-    def _matches(self, rule: Rule, tool: Tool[Any], rel_paths: list[str], argv: Any) -> bool:
+    def _matches(
+        self, rule: Rule, tool: Tool[Any], rel_paths: list[str], argv: Any, hosts: list[str]
+    ) -> bool:
         if not fnmatchcase(tool.name, rule.tool):
             return False
+        if rule.host is not None:
+            want = rule.host.lower().rstrip(".")
+            if not any(fnmatchcase(h.lower().rstrip("."), want) for h in hosts):
+                return False
         if rule.path is not None:
             regex = glob_to_regex(rule.path.strip("/") or "**")
             if not any(regex.match(p) for p in rel_paths):
@@ -138,7 +149,8 @@ class Policy:
                 Action.DENY, f"{tool.name} is a {risk.value} tool and the run is read-only."
             )
         argv = tool.command(args)
-        matched = [r for r in self.rules if self._matches(r, tool, rel_paths, argv)]
+        hosts = tool.hosts(args)
+        matched = [r for r in self.rules if self._matches(r, tool, rel_paths, argv, hosts)]
         for action in (Action.DENY, Action.ALLOW, Action.ASK):
             hits = [r for r in matched if r.action is action]
             if hits:
@@ -161,30 +173,39 @@ def _parse_rule(raw: Any, where: str) -> Rule:
         raise PolicyError(
             f"{where}: rule for {raw['tool']!r} needs action allow, ask or deny."
         ) from None
-    unknown = set(raw) - {"tool", "action", "path", "command"}
+    unknown = set(raw) - {"tool", "action", "path", "command", "host"}
     if unknown:
         raise PolicyError(f"{where}: unknown rule field(s) {', '.join(sorted(unknown))}.")
-    path, command = raw.get("path"), raw.get("command")
-    if not isinstance(path, str | None) or not isinstance(command, str | None):
-        raise PolicyError(f"{where}: path and command must be text.")
-    return make_rule(raw["tool"], action, path=path, command=command)
+    path, command, host = raw.get("path"), raw.get("command"), raw.get("host")
+    if not all(isinstance(v, str | None) for v in (path, command, host)):
+        raise PolicyError(f"{where}: path, command and host must be text.")
+    return make_rule(raw["tool"], action, path=path, command=command, host=host)
 
 
 def make_rule(
-    tool: str, action: Action, path: str | None = None, command: str | None = None
+    tool: str,
+    action: Action,
+    path: str | None = None,
+    command: str | None = None,
+    host: str | None = None,
 ) -> Rule:
-    """A validated rule (a tool glob, at most one of path / command)."""
+    """A validated rule (a tool glob, at most one of path / command / host)."""
     if not tool.strip():
         raise PolicyError("a rule needs a tool name or glob, e.g. shell_exec or git_*.")
-    if path is not None and command is not None:
-        raise PolicyError("a rule takes --path or --command, not both; add two rules.")
+    if sum(v is not None for v in (path, command, host)) > 1:
+        raise PolicyError(
+            "a rule takes one of --path, --command or --host, not both; add separate rules."
+        )
+    if host is not None and not host.strip():
+        raise PolicyError("a host rule needs a host name or glob, e.g. docs.python.org.")
     if command is not None:
         try:
             if not shlex.split(command):
                 raise ValueError
         except ValueError:
             raise PolicyError(f"command prefix {command!r} is empty or badly quoted.") from None
-    return Rule(tool=tool.strip(), action=action, path=path, command=command)
+    host = host.strip().lower() if host is not None else None
+    return Rule(tool=tool.strip(), action=action, path=path, command=command, host=host)
 
 
 def load_rules(path: Path) -> tuple[Rule, ...]:

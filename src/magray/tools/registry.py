@@ -1,8 +1,19 @@
-"""Tools by name. Built-ins register through ``register``, the same path plugins will use."""
+"""Tools by name. Built-ins and plugins register the same way: entry points of ``magray.tools``.
+
+Each entry point names a callable that returns a ``Tool`` or an iterable of tools.
+The built-ins are declared as entry points too, and are also loaded from
+``BUILTIN_PROVIDERS`` when the installed metadata lacks them (an editable install
+made before they were declared), never twice. A plugin that fails to load or
+returns something else becomes one warning; the other tools still load.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import importlib
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from importlib import metadata
 from typing import Any
 
 from magray.errors import NotFoundError, ToolError
@@ -44,17 +55,79 @@ class ToolRegistry:
         return len(self._tools)
 
 
-def register_builtins(registry: ToolRegistry) -> None:
-    """Register MAGRAY's own file, git and shell tools."""
-    from magray.tools import files, files_edit, git, shell
+ENTRY_POINT_GROUP = "magray.tools"
 
-    for module in (files, files_edit, git, shell):
-        for tool in module.TOOLS:
+#: the built-in providers, by entry-point name: "module:attribute"
+BUILTIN_PROVIDERS: dict[str, str] = {
+    "files": "magray.tools.files:TOOLS",
+    "files_edit": "magray.tools.files_edit:TOOLS",
+    "git": "magray.tools.git:TOOLS",
+    "shell": "magray.tools.shell:TOOLS",
+    "web": "magray.tools.web:TOOLS",
+    "memory": "magray.tools.memory_tools:TOOLS",
+    "tasks": "magray.tools.task_tools:TOOLS",
+}
+
+log = logging.getLogger("magray")
+
+Warn = Callable[[str], None]
+
+
+def _load_target(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+def _tools_from(provider: Any) -> list[Tool[Any]]:
+    """The tools a provider gives: a Tool, an iterable of tools, or a callable returning those."""
+    made = provider() if callable(provider) and not isinstance(provider, Tool) else provider
+    items: Iterable[Any] = [made] if isinstance(made, Tool) else made
+    tools = list(items)
+    bad = [t for t in tools if not isinstance(t, Tool)]
+    if bad:
+        raise TypeError(f"returned {type(bad[0]).__name__}, not a magray Tool")
+    return tools
+
+
+def _register_from(registry: ToolRegistry, name: str, load: Callable[[], Any], warn: Warn) -> None:
+    try:
+        tools = _tools_from(load())
+        for tool in tools:
+            registry.register(tool)
+    except Exception as exc:
+        warn(f"tool plugin {name!r} was skipped: {exc}")
+
+
+def register_builtins(registry: ToolRegistry) -> None:
+    """Register MAGRAY's own tools (files, git, shell, web, memory, tasks)."""
+    for spec in BUILTIN_PROVIDERS.values():
+        for tool in _tools_from(_load_target(spec)):
             registry.register(tool)
 
 
-def default_registry() -> ToolRegistry:
-    """A registry holding the built-in tools."""
+def load_plugins(registry: ToolRegistry, warn: Warn | None = None) -> None:
+    """Register the tools of every ``magray.tools`` entry point, built-ins included.
+
+    Built-ins missing from the installed metadata are loaded directly; an entry point
+    that points at a built-in provider is not loaded twice.
+    """
+    say: Warn = warn or (lambda msg: log.warning("%s", msg))
+    seen: set[str] = set()
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.value in seen:
+            continue
+        seen.add(ep.value)
+        _register_from(registry, ep.name, ep.load, say)
+    for name, spec in BUILTIN_PROVIDERS.items():
+        if spec not in seen:
+            _register_from(registry, name, functools.partial(_load_target, spec), say)
+
+
+def default_registry(warn: Warn | None = None) -> ToolRegistry:
+    """A registry holding the built-in tools and those of installed plugins."""
     registry = ToolRegistry()
-    register_builtins(registry)
+    load_plugins(registry, warn)
     return registry

@@ -1,0 +1,115 @@
+"""memory_remember, memory_recall and memory_forget: the agent's hands on ``Memory``.
+
+Each call opens the memory through a factory (by default the user's store with the
+configured embedder) and closes it afterwards, so tools hold no open store between calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import Field
+
+from magray.memory.records import Hit, Layer, NewRecord, Query, Record
+from magray.memory.service import Memory
+from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult, cap_output
+
+MemoryFactory = Callable[[], Memory]
+
+
+def open_memory() -> Memory:
+    """The user's memory with the configured settings and embedder."""
+    from magray.config import load_settings
+
+    return Memory(load_settings())
+
+
+def record_dict(record: Record) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "text": record.text,
+        "layer": record.layer.value,
+        "kind": record.kind,
+        "tags": list(record.tags),
+        "created_at": record.created_at,
+    }
+
+
+class _MemoryTool(Tool[Any]):
+    def __init__(self, memory: MemoryFactory = open_memory) -> None:
+        self._memory = memory
+
+
+class RememberArgs(ToolArgs):
+    text: str = Field(min_length=1, description="What to remember.")
+    layer: Layer = Field(default=Layer.INTERACT, description="Memory layer.")
+    tags: list[str] = Field(default_factory=list, description="Tags (no commas).")
+
+
+class MemoryRemember(_MemoryTool):
+    name = "memory_remember"
+    description = "Store a piece of text in MAGRAY's memory (layer: interact, insights, assets)."
+    risk = Risk.WRITE
+    Args = RememberArgs
+
+    def run(self, args: RememberArgs, ctx: ToolContext) -> ToolResult:
+        item = NewRecord(text=args.text, layer=args.layer, tags=tuple(args.tags))
+        with self._memory() as memory:
+            done = memory.remember(item)
+        verb = "remembered" if done.created else "already remembered"
+        data = {"id": done.id, "layer": done.layer.value, "created": done.created}
+        return ToolResult(ok=True, output=f"{verb} {done.id} in {done.layer.value}", data=data)
+
+
+class RecallArgs(ToolArgs):
+    query: str = Field(min_length=1, description="What to look for.")
+    k: int = Field(default=5, ge=1, le=100, description="How many memories to return.")
+
+
+def _hit_dict(hit: Hit) -> dict[str, Any]:
+    return {**record_dict(hit.record), "score": hit.score}
+
+
+class MemoryRecall(_MemoryTool):
+    name = "memory_recall"
+    description = "Search MAGRAY's memory (hybrid vector + keyword) and return the best matches."
+    risk = Risk.READ
+    Args = RecallArgs
+
+    def run(self, args: RecallArgs, ctx: ToolContext) -> ToolResult:
+        with self._memory() as memory:
+            hits = memory.recall(Query(text=args.query, k=args.k))
+        found = [_hit_dict(h) for h in hits]
+        lines = [f"{h['id']} [{h['layer']}] {h['score']:.3f} {h['text']}" for h in found]
+        shown = "\n".join(lines) if lines else "nothing recalled"
+        return ToolResult(ok=True, output=cap_output(shown, ctx.output_cap), data=found)
+
+
+class ForgetArgs(ToolArgs):
+    id: str = Field(min_length=1, description="Record id (or a unique prefix) to forget.")
+
+
+class MemoryForget(_MemoryTool):
+    name = "memory_forget"
+    description = "Delete one memory record by id."
+    risk = Risk.WRITE
+    Args = ForgetArgs
+
+    def preview(self, args: ForgetArgs, ctx: ToolContext) -> str:
+        with self._memory() as memory:
+            record = memory.get(args.id)
+        return f"forget {record.id}: {record.text[:200]}"
+
+    def run(self, args: ForgetArgs, ctx: ToolContext) -> ToolResult:
+        with self._memory() as memory:
+            record = memory.forget(args.id)
+        return ToolResult(ok=True, output=f"forgot {record.id}", data=record_dict(record))
+
+
+def tools(memory: MemoryFactory = open_memory) -> tuple[Tool[Any], ...]:
+    """The memory tools over ``memory`` (a factory of open ``Memory`` objects)."""
+    return (MemoryRemember(memory), MemoryRecall(memory), MemoryForget(memory))
+
+
+TOOLS: tuple[Tool[Any], ...] = tools()

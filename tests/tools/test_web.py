@@ -1,0 +1,214 @@
+"""web_fetch and web_search: the SSRF guard, caps, redirects and HTML → text, on loopback."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magray.config import load_settings
+from magray.errors import DeniedError, ToolError, UsageError
+from magray.tools.audit import AuditLog
+from magray.tools.base import ToolContext
+from magray.tools.invoke import invoke
+from magray.tools.policy import Action, Mode, Policy, make_rule
+from magray.tools.web import WebFetch, WebSearch
+from magray.tools.web_text import html_to_text
+
+PAGE = (
+    "<html><head><title>The Title</title><style>p{}</style></head><body>"
+    "<nav>menu</nav><script>alert(1)</script><h1>Hello</h1><p>First  para.</p>"
+    "<p>Second<br>line</p><ul><li>one</li><li>two</li></ul></body></html>"
+)
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, body: bytes, ctype: str, **headers: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers.items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        port = self.server.server_address[1]
+        if self.path == "/page":
+            self._send(200, PAGE.encode(), "text/html; charset=utf-8")
+        elif self.path == "/big":
+            self._send(200, b"x" * 50_000, "text/plain")
+        elif self.path == "/slow":
+            time.sleep(2)
+            self._send(200, b"late", "text/plain")
+        elif self.path == "/redirect":
+            self._send(302, b"", "text/plain", Location=f"http://127.0.0.1:{port}/page")
+        elif self.path.startswith("/search"):
+            results = {"results": [{"title": "T", "url": "https://e.test/", "content": "S"}]}
+            self._send(200, json.dumps(results).encode(), "application/json")
+        else:
+            self._send(404, b"no", "text/plain")
+
+
+@pytest.fixture
+def server() -> Iterator[int]:
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv.server_address[1]
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def audit(tmp_path: Path) -> AuditLog:
+    return AuditLog(tmp_path / "audit.db")
+
+
+YES = Policy(mode=Mode(yes=True))
+
+
+def fetch(url: str, ctx: ToolContext, audit: AuditLog, tool: WebFetch | None = None) -> Any:
+    return invoke(tool or WebFetch(), {"url": url}, ctx, YES, audit)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/",
+        "http://localhost:8080/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/",
+        "http://[::1]/",
+        "http://100.64.0.1/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0.0.0.0/",
+    ],
+)
+def test_private_addresses_are_refused_and_audited(
+    url: str, ctx: ToolContext, audit: AuditLog
+) -> None:
+    with pytest.raises(DeniedError, match="server-side request forgery"):
+        fetch(url, ctx, audit)
+    row = audit.rows()[-1]
+    assert (row.tool, row.decision, row.outcome) == ("web_fetch", "allow", "denied")
+
+
+def test_a_name_resolving_to_loopback_is_refused(
+    ctx: ToolContext, audit: AuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fake(host: str, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        assert host == "innocent.example"
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    with pytest.raises(DeniedError, match=r"innocent\.example resolves to 127\.0\.0\.1"):
+        fetch("http://innocent.example/", ctx, audit)
+    assert audit.rows()[-1].outcome == "denied"
+
+
+def test_only_http_and_https(ctx: ToolContext, audit: AuditLog) -> None:
+    with pytest.raises(UsageError, match="only http and https"):
+        fetch("file:///etc/passwd", ctx, audit)
+
+
+def test_html_is_made_readable(server: int, workspace: Path, audit: AuditLog) -> None:
+    ctx = ToolContext(roots=(workspace,), timeout=5, allow_private_hosts=("127.0.0.1",))
+    done = fetch(f"http://127.0.0.1:{server}/page", ctx, audit)
+    assert done.result.data["title"] == "The Title"
+    assert done.result.output == (
+        "# The Title\n\n# Hello\n\nFirst para.\n\nSecond\nline\n\n- one\n- two"
+    )
+
+
+def test_html_to_text_drops_scripts_and_keeps_headings() -> None:
+    title, text = html_to_text(PAGE)
+    assert title == "The Title"
+    assert "alert" not in text and "menu" not in text and "p{}" not in text
+    assert text.startswith("# Hello")
+
+
+def test_redirect_to_loopback_is_refused(
+    server: int, workspace: Path, audit: AuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first hop's host is allowed to be private; the redirect goes to 127.0.0.1, which is not.
+    real = socket.getaddrinfo
+
+    def fake(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == "allowed.test":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    ctx = ToolContext(roots=(workspace,), timeout=5, allow_private_hosts=("allowed.test",))
+    with pytest.raises(DeniedError, match=r"127\.0\.0\.1 resolves to 127\.0\.0\.1"):
+        fetch(f"http://allowed.test:{server}/redirect", ctx, audit)
+    assert audit.rows()[-1].outcome == "denied"
+    # the same redirect is followed when both hosts are allowed
+    ctx = ToolContext(
+        roots=(workspace,), timeout=5, allow_private_hosts=("allowed.test", "127.0.0.1")
+    )
+    done = fetch(f"http://allowed.test:{server}/redirect", ctx, audit)
+    assert done.result.data["redirects"] == [f"http://allowed.test:{server}/redirect"]
+    assert done.result.data["title"] == "The Title"
+
+
+def test_oversized_body_is_cut_with_a_note(server: int, workspace: Path, audit: AuditLog) -> None:
+    ctx = ToolContext(roots=(workspace,), timeout=5, allow_private_hosts=("127.0.0.1",))
+    done = fetch(f"http://127.0.0.1:{server}/big", ctx, audit, WebFetch(max_bytes=1000))
+    assert done.result.data["truncated"] is True
+    assert done.result.data["bytes"] == 1000
+    assert done.result.output.endswith("[… body truncated at 1000 bytes]")
+
+
+def test_slow_server_hits_the_time_cap(server: int, workspace: Path, audit: AuditLog) -> None:
+    ctx = ToolContext(roots=(workspace,), timeout=0.5, allow_private_hosts=("127.0.0.1",))
+    with pytest.raises(ToolError, match=r"longer than 0\.5s"):
+        fetch(f"http://127.0.0.1:{server}/slow", ctx, audit)
+    assert audit.rows()[-1].outcome == "error"
+
+
+def test_http_errors_are_failed_results(server: int, workspace: Path, audit: AuditLog) -> None:
+    ctx = ToolContext(roots=(workspace,), timeout=5, allow_private_hosts=("127.0.0.1",))
+    done = fetch(f"http://127.0.0.1:{server}/missing", ctx, audit)
+    assert not done.result.ok and "HTTP 404" in (done.result.error or "")
+
+
+def test_host_rules_decide(ctx: ToolContext, audit: AuditLog) -> None:
+    tool = WebFetch()
+    policy = Policy(rules=(make_rule("web_fetch", Action.DENY, host="*.evil.test"),))
+    with pytest.raises(DeniedError, match=r"host='\*\.evil\.test'"):
+        invoke(tool, {"url": "https://www.evil.test/"}, ctx, policy, audit)
+    assert audit.rows()[-1].decision == "deny"
+    allow = Policy(rules=(make_rule("web_fetch", Action.ALLOW, host="docs.python.org"),))
+    args = tool.parse({"url": "https://docs.python.org/3/"})
+    assert allow.decide(tool, args, ctx).action is Action.ALLOW
+    other = tool.parse({"url": "https://example.org/"})
+    assert allow.decide(tool, other, ctx).action is Action.ASK
+
+
+def test_web_search_without_a_provider_says_how_to_configure(
+    ctx: ToolContext, audit: AuditLog
+) -> None:
+    with pytest.raises(ToolError, match=r"no web search provider is configured.*web\.search_url"):
+        invoke(WebSearch(), {"query": "python"}, ctx, YES, audit)
+
+
+def test_web_search_through_a_configured_provider(
+    server: int, ctx: ToolContext, audit: AuditLog
+) -> None:
+    url = f"http://127.0.0.1:{server}/search?q={{query}}"
+    tool = WebSearch(lambda: load_settings({"web.search_url": url}))
+    done = invoke(tool, {"query": "a b"}, ctx, YES, audit)
+    assert done.result.data == [{"title": "T", "url": "https://e.test/", "snippet": "S"}]
