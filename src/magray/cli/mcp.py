@@ -109,3 +109,60 @@ def remove(name: str = typer.Argument(..., help="Server name.")) -> None:
 
     gone = remove_server(_file(), name)
     typer.echo(f"removed MCP server {gone.name}", err=True)
+
+
+@app.command("call")
+def call(
+    server: str = typer.Argument(..., help="Server name (see `magray mcp list`)."),
+    tool: str = typer.Argument(..., help="The server's own tool name, e.g. add."),
+    arg: list[str] = typer.Option(
+        [], "--arg", "-a", help="Argument KEY=VALUE (VALUE parsed as JSON when it parses)."
+    ),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Approve the call if the policy asks."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the call; make none."),
+    timeout: float = typer.Option(30.0, "--timeout", min=0.1, help="Seconds for the call."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Call one tool of a server under the permission policy (exit 4 when denied).
+
+    Example: magray mcp call demo add --arg a=2 --arg b=3 --yes
+    """
+    import sys
+    from pathlib import Path
+
+    from magray.cli.context import settings
+    from magray.cli.tools import _confirm, parse_args
+    from magray.errors import NotFoundError
+    from magray.tools.audit import AuditLog, audit_file
+    from magray.tools.base import ToolContext
+    from magray.tools.invoke import invoke
+    from magray.tools.mcp import get_server, server_tools
+    from magray.tools.policy import Mode, Policy, load_rules, policy_file
+
+    paths = settings().paths
+    found = {t.remote_name: t for t in server_tools(get_server(_file(), server))}
+    if tool not in found:
+        known = ", ".join(sorted(found)) or "none"
+        raise NotFoundError(f"MCP server {server!r} has no tool {tool!r}; it has: {known}.")
+    chosen = found[tool]
+    policy = Policy(
+        rules=load_rules(policy_file(paths.config_dir)), mode=Mode(yes=yes, dry_run=dry_run)
+    )
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    done = invoke(
+        chosen,
+        parse_args(arg, chosen.schema()),
+        ToolContext(roots=(Path.cwd(),), timeout=timeout),
+        policy,
+        AuditLog(audit_file(paths.data_dir)),
+        confirm=_confirm if interactive else None,
+    )
+    if json_out:
+        typer.echo(json.dumps(done.to_dict(), ensure_ascii=False))
+    else:
+        if done.result.output:
+            typer.echo(done.result.output.rstrip("\n"))
+        if done.result.error and done.result.error != done.result.output:
+            typer.echo(f"{chosen.name}: {done.result.error}", err=True)
+    if not done.result.ok:
+        raise typer.Exit(1)
