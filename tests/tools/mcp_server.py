@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import sys
-import time
 
+import anyio
 from mcp.server.mcpserver import MCPServer
 
 server = MCPServer("magray-test")
@@ -23,9 +23,9 @@ def echo(text: str) -> str:
 
 
 @server.tool()
-def slow(seconds: float = 30.0) -> str:
+async def slow(seconds: float = 30.0) -> str:
     """Sleep, then answer (for timeout tests)."""
-    time.sleep(seconds)
+    await anyio.sleep(seconds)
     return "woke up"
 
 

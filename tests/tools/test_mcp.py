@@ -204,10 +204,6 @@ def test_mcp_call_cli_under_policy(demo: None) -> None:
     done = run(["mcp", "call", "demo", "add", "--arg", "a=2", "--arg", "b=3", "--yes", "--json"])
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["output"] == "5"
-    echoed = run(["mcp", "call", "demo", "echo", "--arg", "text=42", "--yes"])
-    assert echoed.stdout == "42\n"
-    failed = run(["mcp", "call", "demo", "fail", "--yes"])
-    assert failed.exit_code == 1
     missing = run(["mcp", "call", "demo", "nope"])
     assert missing.exit_code == 3 and "has no tool 'nope'" in missing.output
     assert run(["mcp", "call", "ghost", "add"]).exit_code == 3
