@@ -141,3 +141,43 @@ def test_read_only_denies_writes(
     result = run(["edit", flag, "--yes", "--root", str(repo), "--json", "--no-memory"])
     assert result.exit_code == 4
     assert "read-only" in json.loads(result.stdout)["steps"][0]["error"]
+
+
+@pytest.mark.parametrize(("answer", "code"), [("y\n", 0), ("n\n", 1)])
+def test_interactive_plan_approval(
+    server: Scripted,
+    magray_home: Path,
+    repo: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    answer: str,
+    code: int,
+) -> None:
+    monkeypatch.setattr("magray.cli.run._interactive", lambda: True)
+    openai_config(magray_home, server.url)
+    server.add(edit_commit_plan(), oa_verdict(True, "Committed."))
+    args = ["edit and commit", "--root", str(repo), "--json", "--no-memory"]
+    result = RUNNER.invoke(app, ["run", *args], input=answer)
+    assert result.exit_code == code, result.output
+    assert "Run this plan?" in result.stderr
+    out = json.loads(result.stdout[result.stdout.index("{") :])  # after the echoed answer
+    if code == 0:
+        assert [s["decision"] for s in out["steps"]] == ["allow"] * 3
+        assert git(repo, "log", "--format=%s", "-1").strip() == "Digits"
+    else:
+        assert out["steps"] == [] and "not approved" in out["result"]
+        assert (repo / "notes.txt").read_text() == "one\ntwo\nthree\n"
+
+
+def test_save_tasks_stores_the_plan(server: Scripted, magray_home: Path, repo: Path) -> None:
+    openai_config(magray_home, server.url)
+    server.add(edit_commit_plan())
+    args = ["edit and commit", "--dry-run", "--save-tasks", "--root", str(repo), "--json"]
+    result = run([*args, "--no-memory"])
+    assert result.exit_code == 0, result.output
+    ids = json.loads(result.stdout)["tasks"]
+    from magray.tasks.graph import TaskGraph
+
+    with TaskGraph() as graph:
+        commit = graph.resolve(ids[2])
+    assert commit.title.startswith("git_commit: ")
+    assert json.loads(commit.notes) == {"message": "Digits"}

@@ -111,3 +111,15 @@ def test_direct_answer_needs_no_plan(
     assert report.plan is None and report.steps == []
     assert report.result == "2 + 2 is 4." and report.done
     assert json.loads(json.dumps(report.to_dict()))["plan"] == []
+
+
+def test_token_budget_stops_before_the_critic(
+    server: Scripted, magray_home: Path, repo: Path, make_agent: Any
+) -> None:
+    openai_config(magray_home, server.url)
+    server.add(oa_plan(step("s", "git_status", {})))
+    report = make_agent(repo, token_budget=5).run("status")
+    assert [s.status for s in report.steps] == ["ok"]
+    assert report.usage.total_tokens == 10 and not report.done
+    assert report.notes == ["token budget spent; the critic was not asked."]
+    assert len(server.requests) == 1

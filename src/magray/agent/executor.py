@@ -151,7 +151,7 @@ class Executor:
             while True:
                 if denied is None:
                     for step in plan.steps:
-                        if step.id in results or step in running.values():
+                        if step.id in results or step.id in {s.id for s in running.values()}:
                             continue
                         deps = [results.get(d) for d in step.depends_on]
                         if any(r is not None and r.status != OK for r in deps):

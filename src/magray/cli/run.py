@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from magray.memory.records import NewRecord
 
 
+def _interactive() -> bool:
+    """Whether a person can be asked (standard input and error are terminals)."""
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
 class _QuietMemory:
     """Remembers through the memory service; a failure is a warning, never a failed run."""
 
@@ -53,6 +58,12 @@ def run(
         [], "--root", help="Allowed workspace root (repeatable; default: the current folder)."
     ),
     timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds per step."),
+    token_budget: int | None = typer.Option(
+        None, "--token-budget", min=1, help="Stop planning once the run used this many tokens."
+    ),
+    save_tasks: bool = typer.Option(
+        False, "--save-tasks", help="Also store the final plan as tasks (magray tasks list)."
+    ),
     no_memory: bool = typer.Option(False, "--no-memory", help="Do not remember the run."),
     json_out: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
@@ -86,7 +97,7 @@ def run(
         rules=load_rules(policy_file(paths.config_dir)),
         mode=Mode(yes=yes, read_only=read_only, dry_run=dry_run),
     )
-    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    interactive = _interactive()
     approved_plan = {"yes": False}
 
     def approve(plan: Plan) -> bool:
@@ -119,10 +130,14 @@ def run(
             approve=approve,
             memory=None if no_memory else _QuietMemory(),
             max_replans=max_replans,
+            token_budget=token_budget,
         )
         report = agent.run(goal)
+    out = report.to_dict()
+    if save_tasks and report.plan is not None:
+        out["tasks"] = _save_tasks(report.plan)
     if json_out:
-        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
     else:
         for step in report.steps:
             line = f"{step.id} {step.tool}: {step.status}"
@@ -136,3 +151,20 @@ def run(
         raise typer.Exit(4)
     if not report.approved or not report.done:
         raise typer.Exit(1)
+
+
+def _save_tasks(plan: Plan) -> list[str]:
+    """Store ``plan`` in the task graph; the new task ids in step order."""
+    from magray.tasks.graph import save_plan
+    from magray.tasks.model import PlanStep
+
+    steps = [
+        PlanStep(
+            id=s.id,
+            title=f"{s.tool}: {s.why or plan.goal}"[:200],
+            depends_on=s.depends_on,
+            notes=json.dumps(dict(s.args), ensure_ascii=False),
+        )
+        for s in plan.steps
+    ]
+    return [t.id for t in save_plan(steps)]
