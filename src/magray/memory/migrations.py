@@ -12,7 +12,10 @@ Design notes:
 from __future__ import annotations
 
 import sqlite3
-import time
+
+from magray.sqlite_migrations import apply, current_version
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "current_version", "migrate"]
 
 M1_INITIAL = """
         CREATE TABLE records (
@@ -147,39 +150,6 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
-def current_version(conn: sqlite3.Connection) -> int:
-    """The highest migration applied to ``conn`` (0 for an empty database)."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
-    ).fetchone()
-    if not exists:
-        return 0
-    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-    return int(row[0] or 0)
-
-
 def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply pending migrations, each in its own transaction. Returns the versions applied."""
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-    )
-    applied: list[int] = []
-    have = current_version(conn)
-    for version, name, script in MIGRATIONS:
-        if version <= have:
-            continue
-        quoted = name.replace("'", "''")
-        try:
-            # executescript commits any open transaction first, so BEGIN lives in the script.
-            conn.executescript(
-                f"BEGIN IMMEDIATE;\n{script}\n"
-                "INSERT INTO schema_migrations (version, name, applied_at) "
-                f"VALUES ({int(version)}, '{quoted}', {time.time()!r});\nCOMMIT;"
-            )
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        applied.append(version)
-    return applied
+    return apply(conn, MIGRATIONS)
