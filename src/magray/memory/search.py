@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from magray.memory.records import Explanation, Filters, Layer
@@ -137,6 +137,54 @@ class Candidate:
     created_at: float
 
 
+Ranked = dict[int, tuple[int, float]]  # label → (1-based rank, score)
+
+
+def _dedup(
+    pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]
+) -> list[tuple[int, float]]:
+    """``pairs`` without labels missing from ``candidates`` or seen before, order kept."""
+    seen: dict[int, float] = {}
+    for num, score in pairs:
+        if num in candidates and num not in seen:
+            seen[num] = score
+    return list(seen.items())
+
+
+def _ranks(pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]) -> Ranked:
+    return {num: (i, score) for i, (num, score) in enumerate(_dedup(pairs, candidates), 1)}
+
+
+def _combine(
+    v_rank: Ranked,
+    k_rank: Ranked,
+    candidates: Mapping[int, Candidate],
+    params: FusionParams,
+    now: float,
+    base: Callable[[int], float],
+) -> list[tuple[int, float, Explanation]]:
+    """``base(label)`` × layer weight × recency for every label of either list, best first."""
+    fused: list[tuple[int, float, Explanation]] = []
+    for num in dict.fromkeys([*v_rank, *k_rank]):
+        cand = candidates[num]
+        layer_weight = params.layer_weights.get(cand.layer, 1.0)
+        recency = recency_factor(now - cand.created_at, params)
+        score = base(num) * layer_weight * recency
+        vr, kr = v_rank.get(num), k_rank.get(num)
+        explanation = Explanation(
+            vector_rank=vr[0] if vr else None,
+            vector_score=vr[1] if vr else None,
+            keyword_rank=kr[0] if kr else None,
+            keyword_score=kr[1] if kr else None,
+            fused_score=score,
+            layer_weight=layer_weight,
+            recency_factor=recency,
+        )
+        fused.append((num, score, explanation))
+    fused.sort(key=lambda item: (-item[1], item[0]))
+    return fused
+
+
 def fuse(
     vector: Sequence[tuple[int, float]],
     keyword: Sequence[tuple[int, float]],
@@ -149,54 +197,24 @@ def fuse(
     Both inputs are (label, score) lists already in best-first order; labels missing from
     ``candidates`` (filtered out or deleted) are dropped *before* ranks are assigned.
     """
-    v_rank: dict[int, tuple[int, float]] = {}
-    for num, score in vector:
-        if num in candidates and num not in v_rank:
-            v_rank[num] = (len(v_rank) + 1, score)
-    k_rank: dict[int, tuple[int, float]] = {}
-    for num, score in keyword:
-        if num in candidates and num not in k_rank:
-            k_rank[num] = (len(k_rank) + 1, score)
-    fused: list[tuple[int, float, Explanation]] = []
-    for num in dict.fromkeys([*v_rank, *k_rank]):
-        cand = candidates[num]
-        base = 0.0
-        vr = v_rank.get(num)
-        kr = k_rank.get(num)
-        if vr is not None:
-            base += params.vector_weight / (params.rrf_k + vr[0])
-        if kr is not None:
-            base += params.keyword_weight / (params.rrf_k + kr[0])
-        layer_weight = params.layer_weights.get(cand.layer, 1.0)
-        recency = recency_factor(now - cand.created_at, params)
-        score = base * layer_weight * recency
-        fused.append(
-            (
-                num,
-                score,
-                Explanation(
-                    vector_rank=vr[0] if vr else None,
-                    vector_score=vr[1] if vr else None,
-                    keyword_rank=kr[0] if kr else None,
-                    keyword_score=kr[1] if kr else None,
-                    fused_score=score,
-                    layer_weight=layer_weight,
-                    recency_factor=recency,
-                ),
-            )
-        )
-    fused.sort(key=lambda item: (-item[1], item[0]))
-    return fused
+    v_rank, k_rank = _ranks(vector, candidates), _ranks(keyword, candidates)
+
+    def base(num: int) -> float:
+        total = 0.0
+        if (vr := v_rank.get(num)) is not None:
+            total += params.vector_weight / (params.rrf_k + vr[0])
+        if (kr := k_rank.get(num)) is not None:
+            total += params.keyword_weight / (params.rrf_k + kr[0])
+        return total
+
+    return _combine(v_rank, k_rank, candidates, params, now, base)
 
 
 def _minmax(
     pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]
 ) -> dict[int, float]:
     """Scores of the labels present in ``candidates`` mapped to [0, 1] (best = 1)."""
-    kept: dict[int, float] = {}
-    for num, score in pairs:
-        if num in candidates and num not in kept:
-            kept[num] = score
+    kept = dict(_dedup(pairs, candidates))
     if not kept:
         return {}
     lo, hi = min(kept.values()), max(kept.values())
@@ -223,40 +241,10 @@ def fuse_convex(
     alpha = params.vector_weight / total if total > 0 else 0.5
     v_norm = _minmax(vector, candidates)
     k_norm = _minmax(keyword, candidates)
-    v_rank = {num: (i, score) for i, (num, score) in enumerate(_dedup(vector, candidates), 1)}
-    k_rank = {num: (i, score) for i, (num, score) in enumerate(_dedup(keyword, candidates), 1)}
-    fused: list[tuple[int, float, Explanation]] = []
-    for num in dict.fromkeys([*v_norm, *k_norm]):
-        cand = candidates[num]
-        base = alpha * v_norm.get(num, 0.0) + (1.0 - alpha) * k_norm.get(num, 0.0)
-        layer_weight = params.layer_weights.get(cand.layer, 1.0)
-        recency = recency_factor(now - cand.created_at, params)
-        score = base * layer_weight * recency
-        vr, kr = v_rank.get(num), k_rank.get(num)
-        fused.append(
-            (
-                num,
-                score,
-                Explanation(
-                    vector_rank=vr[0] if vr else None,
-                    vector_score=vr[1] if vr else None,
-                    keyword_rank=kr[0] if kr else None,
-                    keyword_score=kr[1] if kr else None,
-                    fused_score=score,
-                    layer_weight=layer_weight,
-                    recency_factor=recency,
-                ),
-            )
-        )
-    fused.sort(key=lambda item: (-item[1], item[0]))
-    return fused
 
+    def base(num: int) -> float:
+        return alpha * v_norm.get(num, 0.0) + (1.0 - alpha) * k_norm.get(num, 0.0)
 
-def _dedup(
-    pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]
-) -> list[tuple[int, float]]:
-    seen: dict[int, float] = {}
-    for num, score in pairs:
-        if num in candidates and num not in seen:
-            seen[num] = score
-    return list(seen.items())
+    return _combine(
+        _ranks(vector, candidates), _ranks(keyword, candidates), candidates, params, now, base
+    )
