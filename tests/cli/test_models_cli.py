@@ -83,3 +83,21 @@ def test_bench_embed_json(default_model_dir: Path, tmp_path: Path) -> None:
     assert report["model"] == "all-minilm-l6-v2" and report["texts"] == 8
     assert report["threads"] == 1 and report["magray_per_s"] > 0 and report["raw_ort_per_s"] > 0
     assert report["rows"][0]["threads"] == 1
+
+
+def test_install_repairs_a_corrupt_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    models = tmp_path / "models"
+    monkeypatch.setenv("MAGRAY_MODELS_DIR", str(models))
+    assert runner.invoke(app, ["models", "install", "default"]).exit_code == 0
+    onnx = models / "all-minilm-l6-v2" / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[5000] ^= 0xFF
+    onnx.write_bytes(bytes(data))
+    broken = runner.invoke(app, ["memory", "add", "hello"])
+    assert broken.exit_code == 1
+    assert "magray models install all-minilm-l6-v2" in broken.stderr
+    repaired = runner.invoke(app, ["models", "install", "default"])
+    assert repaired.exit_code == 0
+    assert repaired.stdout.startswith("reinstalled all-minilm-l6-v2")
+    assert "corrupt" in repaired.stderr
+    assert runner.invoke(app, ["memory", "add", "hello"]).exit_code == 0

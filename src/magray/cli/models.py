@@ -75,18 +75,25 @@ def install(
 
     from magray.cli import render
     from magray.cli.context import settings
-    from magray.embed.install import install_model, is_installed
+    from magray.embed.install import install_model, is_installed, verify
     from magray.embed.registry import model_spec
+    from magray.errors import ModelError
 
     models_dir = settings().paths.models_dir
     spec = model_spec(name, models_dir)
+    verb = "installed"
     if not force and is_installed(spec, models_dir):
-        folder = install_model(name, models_dir)
-        render.note(f"{spec.name} is already installed in {folder}.")
-        return
+        try:
+            folder = verify(spec, models_dir, fresh=True)
+        except ModelError as exc:
+            render.warn(f"{str(exc).split(';')[0]}; reinstalling.")
+            force, verb = True, "reinstalled"
+        else:
+            render.note(f"{spec.name} is already installed in {folder}.")
+            return
     started = time.perf_counter()
     folder = install_model(name, models_dir, force=force)
-    typer.echo(f"installed {spec.name} in {folder} ({time.perf_counter() - started:.1f} s)")
+    typer.echo(f"{verb} {spec.name} in {folder} ({time.perf_counter() - started:.1f} s)")
 
 
 @app.command("add")

@@ -71,8 +71,9 @@ def is_installed(spec: ModelSpec, models_dir: Path) -> bool:
     return (folder / MANIFEST).is_file() and (folder / MODEL_FILE).is_file()
 
 
-def verify(spec: ModelSpec, models_dir: Path) -> Path:
-    """Check the model's files against its manifest (once per process); returns the folder."""
+def verify(spec: ModelSpec, models_dir: Path, *, fresh: bool = False) -> Path:
+    """Check the model's files against its manifest (once per process unless ``fresh``);
+    returns the folder."""
     folder = spec.folder(models_dir)
     fix = install_command(spec)
     if not is_installed(spec, models_dir):
@@ -88,7 +89,7 @@ def verify(spec: ModelSpec, models_dir: Path) -> Path:
         return folder
     stat = manifest.stat()
     key = (str(folder), stat.st_mtime, stat.st_size)
-    if key in _verified:
+    if key in _verified and not fresh:
         return folder
     try:
         files: dict[str, str] = json.loads(manifest.read_text(encoding="utf-8"))["files"]

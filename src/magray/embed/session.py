@@ -82,8 +82,11 @@ class OnnxSession:
             session = self._factory(str(self.path), options, providers)
         except Exception as exc:
             if providers == [CPU]:
+                name = self.path.parent.name
                 raise ModelError(
-                    f"{self.path} cannot be loaded by ONNX Runtime ({exc}); reinstall the model."
+                    f"{self.path} cannot be loaded by ONNX Runtime ({exc}); reinstall it with"
+                    f" `magray models install {name}` (or `magray models add {name} PATH`"
+                    " for a model of your own)."
                 ) from None
             log.warning(
                 "%s failed to load (%s); running %s on CPU.", providers[0], exc, self.path.name
