@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from magray.errors import MagrayError, ProviderError, ProviderResponseError
 from magray.errors import ProviderUnavailableError as Unavailable
-from magray.llm._http import estimate_tokens, map_status_error
+from magray.llm._http import estimate_tokens
+from magray.llm._sdk import SdkProvider
 from magray.llm.base import Chunk, Message, Request, ToolCall, Usage
 from magray.llm.config import ProviderConfig
-from magray.llm.keys import redact
-from magray.llm.openai import _transport_kind
 
 if TYPE_CHECKING:
     from anthropic import Anthropic
@@ -74,74 +73,27 @@ def to_anthropic_tools(tools: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-class AnthropicProvider:
+class AnthropicProvider(SdkProvider):
     """Claude models through the official ``anthropic`` SDK."""
+
+    default_model = DEFAULT_MODEL
+    default_context = DEFAULT_CONTEXT
 
     def __init__(self, config: ProviderConfig, api_key: str) -> None:
         try:
             import anthropic
         except ImportError:  # pragma: no cover - a core dependency
             raise ProviderError("the anthropic provider needs: pip install anthropic") from None
-        self.config = config
-        self.base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
-        self._sdk = anthropic
-        self._client: Anthropic = anthropic.Anthropic(
-            base_url=self.base_url, api_key=api_key, timeout=config.timeout, max_retries=0
+        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        client: Anthropic = anthropic.Anthropic(
+            base_url=base_url, api_key=api_key, timeout=config.timeout, max_retries=0
         )
+        super().__init__(config, base_url, anthropic, client)
 
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def model(self) -> str:
-        return self.config.model or DEFAULT_MODEL
-
-    @property
-    def supports_tools(self) -> bool:
-        return True
-
-    @property
-    def context_window(self) -> int:
-        return self.config.context_window or DEFAULT_CONTEXT
-
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        return sum(estimate_tokens(m.content) + 4 for m in messages)
-
-    def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._client.close()
-
-    def list_models(self) -> list[str]:
-        return sorted(m.id for m in self._client.models.list(timeout=min(self.config.timeout, 10)))
-
-    def _map(self, exc: BaseException) -> MagrayError:
-        sdk = self._sdk
-        where = self.base_url
-        if isinstance(exc, MagrayError):
-            return exc
-        if isinstance(exc, sdk.APITimeoutError) or _transport_kind(exc) == "timeout":
-            return Unavailable(
-                f"provider {self.name!r} at {where} did not answer within "
-                f"{self.config.timeout:g} s."
-            )
-        if isinstance(exc, sdk.APIConnectionError) or _transport_kind(exc) == "connection":
-            return Unavailable(
-                f"provider {self.name!r} at {where} cannot be reached ({redact(str(exc))})."
-            )
-        if isinstance(exc, sdk.APIStatusError):
-            status = int(getattr(exc, "status_code", 0) or 0)
-            if status == 529:  # overloaded
-                return Unavailable(f"provider {self.name!r} at {where} is overloaded (529).")
-            return map_status_error(exc, self.name, where, self.list_models)
-        if isinstance(exc, (json.JSONDecodeError, sdk.APIResponseValidationError)):
-            return ProviderResponseError(
-                f"provider {self.name!r} at {where} sent a malformed response."
-            )
-        return ProviderResponseError(
-            f"provider {self.name!r} at {where} sent an unusable response "
-            f"({type(exc).__name__}: {redact(str(exc))[:200]})."
-        )
+    def _status_error(self, exc: Any) -> MagrayError:
+        if int(getattr(exc, "status_code", 0) or 0) == 529:  # overloaded
+            return Unavailable(f"provider {self.name!r} at {self.base_url} is overloaded (529).")
+        return super()._status_error(exc)
 
     def _kwargs(self, request: Request) -> dict[str, Any]:
         system, messages = to_anthropic(request.messages)

@@ -7,20 +7,17 @@ and fallback are the router's job. SDK exceptions become MAGRAY's ProviderError 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from magray.errors import (
-    MagrayError,
     ProviderError,
     ProviderResponseError,
-    ProviderUnavailableError,
 )
-from magray.llm._http import estimate_tokens, map_status_error
+from magray.llm._http import estimate_tokens
+from magray.llm._sdk import SdkProvider
 from magray.llm.base import Chunk, Message, Request, ToolCall, Usage
 from magray.llm.config import ProviderConfig
-from magray.llm.keys import redact
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -55,92 +52,25 @@ def to_openai_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
     return out
 
 
-def _transport_kind(exc: BaseException) -> str | None:
-    """'timeout' / 'connection' for the HTTP library's own errors, else None."""
-    for cls in type(exc).__mro__:
-        if not cls.__module__.startswith("httpx"):
-            continue
-        if cls.__name__ == "TimeoutException":
-            return "timeout"
-        if cls.__name__ in ("TransportError", "HTTPError", "StreamError"):
-            return "connection"
-    return None
-
-
-class OpenAIProvider:
+class OpenAIProvider(SdkProvider):
     """A chat-completions provider through the official ``openai`` SDK."""
+
+    default_model = DEFAULT_MODEL
+    default_context = DEFAULT_CONTEXT
 
     def __init__(self, config: ProviderConfig, api_key: str | None) -> None:
         try:
             import openai
         except ImportError:  # pragma: no cover - a core dependency
             raise ProviderError("the openai provider needs: pip install openai") from None
-        self.config = config
-        self.base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
-        self._sdk = openai
-        self._client: OpenAI = openai.OpenAI(
-            base_url=self.base_url,
+        base_url = (config.base_url or DEFAULT_BASE_URL).rstrip("/")
+        client: OpenAI = openai.OpenAI(
+            base_url=base_url,
             api_key=api_key or NO_KEY,
             timeout=config.timeout,
             max_retries=0,
         )
-
-    @property
-    def name(self) -> str:
-        return self.config.name
-
-    @property
-    def model(self) -> str:
-        return self.config.model or DEFAULT_MODEL
-
-    @property
-    def supports_tools(self) -> bool:
-        return True
-
-    @property
-    def context_window(self) -> int:
-        return self.config.context_window or DEFAULT_CONTEXT
-
-    def count_tokens(self, messages: Sequence[Message]) -> int:
-        return sum(estimate_tokens(m.content) + 4 for m in messages)
-
-    def close(self) -> None:
-        """Close the HTTP connection pool."""
-        self._client.close()
-
-    def list_models(self) -> list[str]:
-        """Model ids the server offers (``GET /models``)."""
-        return sorted(m.id for m in self._client.models.list(timeout=min(self.config.timeout, 10)))
-
-    # -- errors ---------------------------------------------------------------------------
-
-    def _map(self, exc: BaseException) -> MagrayError:
-        sdk = self._sdk
-        if isinstance(exc, MagrayError):
-            return exc
-        if isinstance(exc, sdk.APITimeoutError) or _transport_kind(exc) == "timeout":
-            return ProviderUnavailableError(
-                f"provider {self.name!r} at {self.base_url} did not answer within "
-                f"{self.config.timeout:g} s."
-            )
-        if isinstance(exc, sdk.APIConnectionError) or _transport_kind(exc) == "connection":
-            return ProviderUnavailableError(
-                f"provider {self.name!r} at {self.base_url} cannot be reached ({redact(str(exc))})."
-            )
-        if isinstance(exc, sdk.APIStatusError):
-            return map_status_error(exc, self.name, self.base_url, self.list_models)
-        if isinstance(exc, (json.JSONDecodeError, sdk.APIResponseValidationError)):
-            return ProviderResponseError(
-                f"provider {self.name!r} at {self.base_url} sent a malformed response."
-            )
-        if isinstance(exc, sdk.APIError):
-            return ProviderResponseError(
-                f"provider {self.name!r} failed: {redact(str(exc))[:300]}."
-            )
-        return ProviderResponseError(
-            f"provider {self.name!r} at {self.base_url} sent an unusable response "
-            f"({type(exc).__name__})."
-        )
+        super().__init__(config, base_url, openai, client)
 
     # -- generation -----------------------------------------------------------------------
 
