@@ -115,6 +115,34 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "Environment variable holding the search provider's API key (empty = none).",
     ),
+    Option(
+        "tools.roots",
+        "",
+        str,
+        "Workspace roots of the agent's tools, separated by the OS path separator "
+        "(':' or ';'); the first is the workspace; empty = the current folder.",
+    ),
+    Option(
+        "tools.timeout",
+        60.0,
+        float,
+        "Seconds one tool call may take before it is stopped.",
+        minimum=0.1,
+    ),
+    Option(
+        "tools.allow_private_hosts",
+        "",
+        str,
+        "Comma-separated host globs that web tools may reach on loopback/private addresses.",
+    ),
+    Option("mcp.enabled", True, bool, "Offer the tools of configured MCP servers to the agent."),
+    Option(
+        "mcp.list_timeout",
+        10.0,
+        float,
+        "Seconds to wait for an MCP server to list its tools when they are discovered.",
+        minimum=0.1,
+    ),
 )
 
 _BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}

@@ -55,9 +55,13 @@ def run(
     max_replans: int = typer.Option(1, "--max-replans", min=0, help="Re-plans after failure."),
     provider: str | None = typer.Option(None, "--provider", help="Provider name (llm list)."),
     root: list[Path] = typer.Option(
-        [], "--root", help="Allowed workspace root (repeatable; default: the current folder)."
+        [],
+        "--root",
+        help="Allowed workspace root (repeatable; default: tools.roots, else the current folder).",
     ),
-    timeout: float = typer.Option(60.0, "--timeout", min=0.1, help="Seconds per step."),
+    timeout: float | None = typer.Option(
+        None, "--timeout", min=0.1, help="Seconds per step (default: tools.timeout, 60)."
+    ),
     token_budget: int | None = typer.Option(
         None, "--token-budget", min=1, help="Stop planning once the run used this many tokens."
     ),
@@ -65,6 +69,9 @@ def run(
         False, "--save-tasks", help="Also store the final plan as tasks (magray tasks list)."
     ),
     no_memory: bool = typer.Option(False, "--no-memory", help="Do not remember the run."),
+    no_mcp: bool = typer.Option(
+        False, "--no-mcp", help="Leave out the tools of configured MCP servers."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the run report as JSON."),
 ) -> None:
     """Do a task with the agent: plan, approve, run the steps under the policy, check, re-plan.
@@ -77,26 +84,19 @@ def run(
     from magray.agent.planner import Planner
     from magray.agent.runner import Agent, has_side_effects
     from magray.cli.context import settings as load
+    from magray.cli.toolenv import tool_context, tool_policy, tool_registry
     from magray.llm.router import Router
     from magray.tools.audit import AuditLog, audit_file
-    from magray.tools.base import ToolContext
-    from magray.tools.policy import Mode, Policy, load_rules, policy_file
-    from magray.tools.registry import default_registry
+    from magray.tools.policy import Mode
 
     goal = read_text(task).strip()
     if not goal:
         raise UsageError("the task is empty; say what to do, or pipe it in with '-'.")
-    roots = tuple(p.expanduser() for p in root) or (Path.cwd(),)
-    for r in roots:
-        if not r.is_dir():
-            raise UsageError(f"--root {r} is not a folder.")
     settings = load()
     paths = settings.paths
-    registry = default_registry()
-    policy = Policy(
-        rules=load_rules(policy_file(paths.config_dir)),
-        mode=Mode(yes=yes, read_only=read_only, dry_run=dry_run),
-    )
+    ctx = tool_context(settings, root, timeout)
+    registry = tool_registry(settings, mcp=not no_mcp)
+    policy = tool_policy(settings, Mode(yes=yes, read_only=read_only, dry_run=dry_run))
     interactive = _interactive()
     approved_plan = {"yes": False}
 
@@ -121,7 +121,7 @@ def run(
             Planner(router, registry, provider=provider, max_steps=max_steps),
             Executor(
                 registry,
-                ToolContext(roots=roots, timeout=timeout),
+                ctx,
                 policy,
                 AuditLog(audit_file(paths.data_dir)),
                 confirm=confirm if interactive else None,

@@ -53,14 +53,18 @@ def list_tools(
     json_out: bool = typer.Option(
         False, "--json", help="Print JSON: name, description, risk, schema."
     ),
+    no_mcp: bool = typer.Option(
+        False, "--no-mcp", help="Leave out MCP servers' tools (they are not started)."
+    ),
 ) -> None:
-    """List the built-in tools with their risk class.
+    """List the agent's tools with their risk class: built-ins, plugins and MCP servers' tools.
 
     Example: magray tools list --json
     """
-    from magray.tools.registry import default_registry
+    from magray.cli.context import settings
+    from magray.cli.toolenv import tool_registry
 
-    tools = list(default_registry())
+    tools = list(tool_registry(settings(), mcp=not no_mcp))
     if json_out:
         rows = [
             {
@@ -96,10 +100,15 @@ def run_tool(
     ),
     read_only: bool = typer.Option(False, "--read-only", help="Deny writes, commands and network."),
     root: list[Path] = typer.Option(
-        [], "--root", help="Allowed workspace root (repeatable; default: the current folder)."
+        [],
+        "--root",
+        help="Allowed workspace root (repeatable; default: tools.roots, else the current folder).",
     ),
-    timeout: float = typer.Option(
-        30.0, "--timeout", min=0.1, help="Seconds before the tool is killed."
+    timeout: float | None = typer.Option(
+        None,
+        "--timeout",
+        min=0.1,
+        help="Seconds before the tool is stopped (default: tools.timeout).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -107,22 +116,19 @@ def run_tool(
 
     Example: magray tools run file_edit --arg path=README.md --arg search=foo --arg replace=bar
     """
-    from magray.cli.context import settings
+    from magray.cli.context import settings as load
+    from magray.cli.toolenv import tool_context, tool_policy, tool_registry
     from magray.tools.audit import AuditLog, audit_file
-    from magray.tools.base import ToolContext
     from magray.tools.invoke import invoke
-    from magray.tools.policy import Mode, Policy, load_rules, policy_file
-    from magray.tools.registry import default_registry
+    from magray.tools.mcp import server_of
+    from magray.tools.policy import Mode
 
-    tool = default_registry().get(name)
-    paths = settings().paths
-    roots = tuple(p.expanduser() for p in root) or (Path.cwd(),)
-    for r in roots:
-        if not r.is_dir():
-            raise UsageError(f"--root {r} is not a folder.")
-    ctx = ToolContext(roots=roots, timeout=timeout)
-    mode = Mode(yes=yes, read_only=read_only, dry_run=dry_run)
-    policy = Policy(rules=load_rules(policy_file(paths.config_dir)), mode=mode)
+    settings = load()
+    server = server_of(name)
+    tool = tool_registry(settings, mcp=server is not None, only_server=server).get(name)
+    paths = settings.paths
+    ctx = tool_context(settings, root, timeout)
+    policy = tool_policy(settings, Mode(yes=yes, read_only=read_only, dry_run=dry_run))
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     done = invoke(
         tool,

@@ -477,24 +477,61 @@ def server_tools(server: McpServer, timeout: float | None = None) -> list[McpToo
 
 
 def discover(
-    registry: ToolRegistry, config_dir: Path, timeout: float | None = None
+    registry: ToolRegistry,
+    config_dir: Path,
+    timeout: float | None = None,
+    *,
+    only: str | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[McpTool]:
-    """Register the tools of every configured server; a failing server is one warning.
+    """Register the tools of every configured server (or only the server ``only``).
 
-    Returns the tools added.
+    Servers are asked concurrently, so discovery takes as long as the slowest server,
+    at most ``timeout`` seconds each. A server that fails is one warning; the others
+    still register. Returns the tools added, in server then tool order.
+
+    Raises:
+        NotFoundError: ``only`` names no configured server.
     """
-    added: list[McpTool] = []
-    for server in load_servers(mcp_file(config_dir)).values():
+    say = warn or (lambda msg: log.warning("%s", msg))
+    servers = load_servers(mcp_file(config_dir))
+    if only is not None:
+        if only not in servers:
+            raise NotFoundError(
+                f"no MCP server named {only!r}; see `magray mcp list` or add it with "
+                "`magray mcp add`."
+            )
+        servers = {only: servers[only]}
+    if not servers:
+        return []
+    from concurrent.futures import ThreadPoolExecutor
+
+    def listed(server: McpServer) -> list[McpTool] | MagrayError:
         try:
-            tools = server_tools(server, timeout)
+            return server_tools(server, timeout)
         except MagrayError as exc:
-            log.warning("MCP server %s skipped: %s", server.name, exc.message)
+            return exc
+
+    with ThreadPoolExecutor(max_workers=min(8, len(servers))) as pool:
+        answers = list(pool.map(listed, servers.values()))
+    added: list[McpTool] = []
+    for server, answer in zip(servers.values(), answers, strict=True):
+        if isinstance(answer, MagrayError):
+            say(f"MCP server {server.name} skipped: {answer.message}")
             continue
-        for tool in tools:
+        for tool in answer:
             try:
                 registry.register(tool)
             except MagrayError as exc:
-                log.warning("MCP tool %s skipped: %s", tool.name, exc.message)
+                say(f"MCP tool {tool.name} skipped: {exc.message}")
                 continue
             added.append(tool)
     return added
+
+
+def server_of(tool_name_: str) -> str | None:
+    """The server part of ``mcp__<server>__<tool>``, or None for other names."""
+    if not tool_name_.startswith(PREFIX):
+        return None
+    server, sep, _ = tool_name_[len(PREFIX) :].partition("__")
+    return server if sep and server else None

@@ -1,0 +1,66 @@
+"""Workspace roots, timeouts and private hosts from settings for `magray run` / `magray tools`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from magray.cli.main import app
+from magray.cli.toolenv import tool_context, workspace_roots
+from magray.config import load_settings
+from magray.errors import UsageError
+
+RUNNER = CliRunner()
+
+
+def test_roots_come_from_flags_then_settings_then_cwd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b, c = (tmp_path / n for n in "abc")
+    for d in (a, b, c):
+        d.mkdir()
+    monkeypatch.chdir(c)
+    assert workspace_roots(load_settings(), []) == (c,)
+    monkeypatch.setenv("MAGRAY_TOOLS_ROOTS", f"{a}{os.pathsep}{b}")
+    assert workspace_roots(load_settings(), []) == (a, b)
+    assert workspace_roots(load_settings(), [c]) == (c,)
+    monkeypatch.setenv("MAGRAY_TOOLS_ROOTS", str(tmp_path / "missing"))
+    with pytest.raises(UsageError, match=r"tools\.roots: .*missing is not a folder"):
+        workspace_roots(load_settings(), [])
+
+
+def test_context_takes_timeout_and_private_hosts_from_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAGRAY_TOOLS_TIMEOUT", "7.5")
+    monkeypatch.setenv("MAGRAY_TOOLS_ALLOW_PRIVATE_HOSTS", "127.0.0.1, *.lan ,")
+    ctx = tool_context(load_settings(), [tmp_path])
+    assert ctx.timeout == 7.5
+    assert ctx.allow_private_hosts == ("127.0.0.1", "*.lan")
+    assert tool_context(load_settings(), [tmp_path], timeout=2).timeout == 2
+
+
+def test_tools_run_uses_the_configured_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "hello.txt").write_text("hi from the configured root\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert RUNNER.invoke(app, ["config", "set", "tools.roots", str(ws)]).exit_code == 0
+    result = RUNNER.invoke(app, ["tools", "run", "file_read", "-a", "path=hello.txt", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "hi from the configured root" in json.loads(result.stdout)["output"]
+
+
+def test_bad_configured_root_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAGRAY_TOOLS_ROOTS", "/no/such/folder")
+    result = RUNNER.invoke(app, ["tools", "run", "file_list"])
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: tools.roots: /no/such/folder is not a folder; name an existing folder."
+    )
