@@ -25,6 +25,8 @@ MagrayError                      exit 1 unless noted
 │   ├── MissingKeyError          exit 1  no API key: names the env var and `magray keys set`
 │   ├── UnknownProviderError     exit 2  no such provider/model: lists what exists
 │   └── BudgetExceededError      exit 1  the daily token/cost budget is spent
+├── CycleError                   exit 1  a task dependency would close a cycle; carries cycle
+├── HasDependentsError           exit 1  a task others depend on is removed without --force
 ├── ToolError                    exit 1  a tool failed (bad target, not a git repository, …)
 ├── PolicyError                  exit 1  an invalid policy rule or policy.toml
 └── DeniedError                  exit 4  refused by policy
@@ -32,6 +34,8 @@ MagrayError                      exit 1 unless noted
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class MagrayError(Exception):
@@ -144,6 +148,26 @@ class BudgetExceededError(ProviderError):
     """The daily token or cost budget is spent."""
 
     exit_code = 1
+
+
+class CycleError(MagrayError):
+    """A dependency would close a cycle; ``cycle`` lists the ids, first == last."""
+
+    def __init__(self, cycle: Sequence[str]) -> None:
+        self.cycle = tuple(cycle)
+        path = " → ".join(self.cycle)
+        super().__init__(f"that dependency would create a cycle: {path}; nothing was changed.")
+
+
+class HasDependentsError(MagrayError):
+    """A task others depend on cannot be removed without ``--force``."""
+
+    def __init__(self, task_id: str, dependents: Sequence[str]) -> None:
+        self.dependents = tuple(dependents)
+        names = ", ".join(self.dependents)
+        super().__init__(
+            f"task {task_id} is a dependency of {names}; use --force to remove it and those links."
+        )
 
 
 class ToolError(MagrayError):

@@ -8,8 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from magray.errors import NotFoundError, SchemaError, UsageError
-from magray.tasks import CycleError, HasDependentsError, PlanStep, TaskGraph, TaskState, save_plan
+from magray.errors import (
+    CycleError,
+    HasDependentsError,
+    NotFoundError,
+    SchemaError,
+    UsageError,
+)
+from magray.tasks import PlanStep, TaskGraph, TaskState, save_plan
 from magray.tasks.graph import default_path
 
 

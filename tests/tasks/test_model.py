@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from magray.errors import CycleError
 from magray.tasks import (
-    CycleError,
     Task,
     TaskState,
     find_cycle,

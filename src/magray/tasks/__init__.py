@@ -2,15 +2,14 @@
 
 Public API: ``TaskGraph`` (the SQLite store), ``save_plan`` (store an agent's plan as tasks),
 the values ``Task``/``PlanStep``/``TaskState`` and the pure functions ``find_cycle``,
-``ready``, ``topological_order``, ``to_mermaid`` and ``to_tree``.
+``ready``, ``topological_order``, ``to_mermaid`` and ``to_tree``. Its errors
+(``CycleError``, ``HasDependentsError``) live in ``magray.errors`` with the rest of the tree.
 """
 
 from __future__ import annotations
 
 from magray.tasks.graph import TaskGraph, default_path, save_plan
 from magray.tasks.model import (
-    CycleError,
-    HasDependentsError,
     PlanStep,
     Task,
     TaskState,
@@ -23,8 +22,6 @@ from magray.tasks.model import (
 )
 
 __all__ = [
-    "CycleError",
-    "HasDependentsError",
     "PlanStep",
     "Task",
     "TaskGraph",

@@ -10,12 +10,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from magray.errors import NotFoundError, StoreError, StoreLockedError, UsageError
+from magray.errors import (
+    CycleError,
+    HasDependentsError,
+    NotFoundError,
+    StoreError,
+    StoreLockedError,
+    UsageError,
+)
 from magray.tasks.migrations import migrate
 from magray.tasks.model import (
     MIN_ID_PREFIX,
-    CycleError,
-    HasDependentsError,
     PlanStep,
     Task,
     TaskState,

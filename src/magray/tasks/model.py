@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from magray.errors import MagrayError, UsageError
+from magray.errors import CycleError, UsageError
 
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 ID_LENGTH = 8  # 40 random bits: a task list is small, collisions are retried on insert
@@ -29,26 +29,6 @@ class TaskState(StrEnum):
     BLOCKED = "blocked"
     DONE = "done"
     CANCELLED = "cancelled"
-
-
-class CycleError(MagrayError):
-    """A dependency would close a cycle; ``cycle`` lists the ids, first == last."""
-
-    def __init__(self, cycle: Sequence[str]) -> None:
-        self.cycle = tuple(cycle)
-        path = " → ".join(self.cycle)
-        super().__init__(f"that dependency would create a cycle: {path}; nothing was changed.")
-
-
-class HasDependentsError(MagrayError):
-    """A task others depend on cannot be removed without ``--force``."""
-
-    def __init__(self, task_id: str, dependents: Sequence[str]) -> None:
-        self.dependents = tuple(dependents)
-        names = ", ".join(self.dependents)
-        super().__init__(
-            f"task {task_id} is a dependency of {names}; use --force to remove it and those links."
-        )
 
 
 @dataclass(frozen=True, slots=True)
