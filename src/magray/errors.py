@@ -27,7 +27,9 @@ MagrayError                      exit 1 unless noted
 │   └── BudgetExceededError      exit 1  the daily token/cost budget is spent
 ├── CycleError                   exit 1  a task dependency would close a cycle; carries cycle
 ├── HasDependentsError           exit 1  a task others depend on is removed without --force
-├── ToolError                    exit 1  a tool failed (bad target, not a git repository, …)
+├── ToolError                    exit 1  a tool failed (bad target, not a git repository, …);
+│                                        transient=True: worth one more try (connection
+│                                        refused, timeout, HTTP 429/502/503/504, lock held)
 ├── PolicyError                  exit 1  an invalid policy rule or policy.toml
 └── DeniedError                  exit 4  refused by policy
 ```
@@ -171,7 +173,16 @@ class HasDependentsError(MagrayError):
 
 
 class ToolError(MagrayError):
-    """A tool could not do what it was asked (the message says why and what to do)."""
+    """A tool could not do what it was asked (the message says why and what to do).
+
+    ``transient`` marks a failure that may pass on its own (a refused or dropped
+    connection, a timeout, HTTP 429/502/503/504, a lock another process holds); the
+    agent's executor tries such a step once more.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class PolicyError(MagrayError):

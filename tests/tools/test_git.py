@@ -6,8 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from magray.agent.executor import Executor
+from magray.agent.plan import Plan, Step
 from magray.errors import ToolError
+from magray.tools.audit import AuditLog
 from magray.tools.base import ToolContext, ToolResult
+from magray.tools.policy import Mode, Policy
 from magray.tools.registry import default_registry
 
 TOOLS = default_registry()
@@ -53,3 +57,19 @@ def test_failed_git_command_is_a_failed_result(repo: Path, ctx: ToolContext) -> 
     result = call(ctx, "git_commit", message="nothing staged")
     assert not result.ok
     assert result.error and result.error.startswith("git failed")
+    assert result.data["transient"] is False
+
+
+def test_a_held_index_lock_is_transient_and_retried_once(
+    repo: Path, ctx: ToolContext, tmp_path: Path
+) -> None:
+    (repo / "hello.txt").write_text("changed\n", encoding="utf-8")
+    (repo / ".git" / "index.lock").write_text("", encoding="utf-8")
+    result = call(ctx, "git_add", paths=["hello.txt"])
+    assert not result.ok and "index.lock': File exists" in result.output
+    assert result.data["transient"] is True
+    audit = AuditLog(tmp_path / "audit.db")
+    executor = Executor(TOOLS, ctx, Policy(mode=Mode(yes=True)), audit)
+    (step,) = executor.run(Plan("stage", (Step("s", "git_add", {"paths": ["hello.txt"]}),)))
+    assert (step.status, step.attempts) == ("failed", 2)
+    assert [r.outcome for r in audit.rows()] == ["failed", "failed"]

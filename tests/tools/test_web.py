@@ -13,12 +13,15 @@ from typing import Any
 
 import pytest
 
+from magray.agent.executor import Executor, is_transient
+from magray.agent.plan import Plan, Step
 from magray.config import load_settings
 from magray.errors import DeniedError, ToolError, UsageError
 from magray.tools.audit import AuditLog
 from magray.tools.base import ToolContext
 from magray.tools.invoke import invoke
 from magray.tools.policy import Action, Mode, Policy, make_rule
+from magray.tools.registry import default_registry
 from magray.tools.web import WebFetch, WebSearch
 from magray.tools.web_text import html_to_text
 
@@ -53,6 +56,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, b"late", "text/plain")
         elif self.path == "/redirect":
             self._send(302, b"", "text/plain", Location=f"http://127.0.0.1:{port}/page")
+        elif self.path == "/flaky":
+            # busy on the first request, fine from the second on
+            hits = getattr(self.server, "flaky_hits", 0)
+            self.server.flaky_hits = hits + 1  # type: ignore[attr-defined]
+            if hits == 0:
+                self._send(503, b"busy", "text/plain", **{"Retry-After": "1"})
+            else:
+                self._send(200, b"fine", "text/plain")
+        elif self.path.startswith("/status/"):
+            code = int(self.path.split("?", 1)[0].rsplit("/", 1)[1])
+            self._send(code, b"status", "text/plain")
         elif self.path.startswith("/search"):
             results = {"results": [{"title": "T", "url": "https://e.test/", "content": "S"}]}
             self._send(200, json.dumps(results).encode(), "application/json")
@@ -174,8 +188,9 @@ def test_oversized_body_is_cut_with_a_note(server: int, workspace: Path, audit: 
 
 def test_slow_server_hits_the_time_cap(server: int, workspace: Path, audit: AuditLog) -> None:
     ctx = ToolContext(roots=(workspace,), timeout=0.5, allow_private_hosts=("127.0.0.1",))
-    with pytest.raises(ToolError, match=r"longer than 0\.5s"):
+    with pytest.raises(ToolError, match=r"longer than 0\.5s") as info:
         fetch(f"http://127.0.0.1:{server}/slow", ctx, audit)
+    assert info.value.transient is True
     assert audit.rows()[-1].outcome == "error"
 
 
@@ -183,6 +198,79 @@ def test_http_errors_are_failed_results(server: int, workspace: Path, audit: Aud
     ctx = ToolContext(roots=(workspace,), timeout=5, allow_private_hosts=("127.0.0.1",))
     done = fetch(f"http://127.0.0.1:{server}/missing", ctx, audit)
     assert not done.result.ok and "HTTP 404" in (done.result.error or "")
+    assert done.result.data["transient"] is False
+
+
+@pytest.mark.parametrize(
+    ("status", "transient"),
+    [(429, True), (502, True), (503, True), (504, True), (400, False), (403, False), (500, False)],
+)
+def test_only_try_again_statuses_are_transient(
+    status: int, transient: bool, server: int, workspace: Path, audit: AuditLog
+) -> None:
+    ctx = ToolContext(roots=(workspace,), timeout=5, allow_private_hosts=("127.0.0.1",))
+    done = fetch(f"http://127.0.0.1:{server}/status/{status}", ctx, audit)
+    assert not done.result.ok
+    assert done.result.data["transient"] is transient
+    assert is_transient(done.result, None) is transient
+
+
+def run_step(url: str, ctx: ToolContext, audit: AuditLog) -> Any:
+    executor = Executor(default_registry(), ctx, YES, audit)
+    (result,) = executor.run(Plan("fetch", (Step("s", "web_fetch", {"url": url}),)))
+    return result
+
+
+def test_executor_retries_a_503_once_and_the_step_succeeds(
+    server: int, workspace: Path, audit: AuditLog
+) -> None:
+    ctx = ToolContext(roots=(workspace,), timeout=5, allow_private_hosts=("127.0.0.1",))
+    result = run_step(f"http://127.0.0.1:{server}/flaky", ctx, audit)
+    assert (result.status, result.attempts, result.output) == ("ok", 2, "fine")
+    assert [r.outcome for r in audit.rows()] == ["failed", "ok"]
+
+
+def test_executor_does_not_retry_a_404(server: int, workspace: Path, audit: AuditLog) -> None:
+    ctx = ToolContext(roots=(workspace,), timeout=5, allow_private_hosts=("127.0.0.1",))
+    result = run_step(f"http://127.0.0.1:{server}/missing", ctx, audit)
+    assert (result.status, result.attempts) == ("failed", 1)
+    assert "HTTP 404" in result.error
+    assert [r.outcome for r in audit.rows()] == ["failed"]
+
+
+def test_a_refused_connection_is_transient(workspace: Path, audit: AuditLog) -> None:
+    with socket.socket() as sock:  # a port nobody listens on once the socket is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ctx = ToolContext(roots=(workspace,), timeout=5, allow_private_hosts=("127.0.0.1",))
+    with pytest.raises(ToolError, match="failed") as info:
+        fetch(f"http://127.0.0.1:{port}/", ctx, audit)
+    assert info.value.transient is True
+    # retried once by the executor, then reported as an error
+    result = run_step(f"http://127.0.0.1:{port}/", ctx, audit)
+    assert (result.status, result.attempts) == ("error", 2)
+
+
+@pytest.mark.parametrize(
+    ("code", "transient"), [(socket.EAI_AGAIN, True), (socket.EAI_NONAME, False)]
+)
+def test_only_a_temporary_dns_failure_is_transient(
+    code: int, transient: bool, ctx: ToolContext, audit: AuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fake(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror(code, "name resolution failed")
+
+    monkeypatch.setattr(socket, "getaddrinfo", fake)
+    with pytest.raises(ToolError, match="cannot resolve host") as info:
+        fetch("http://somewhere.example/", ctx, audit)
+    assert info.value.transient is transient
+
+
+def test_refusals_and_plain_tool_errors_are_not_transient() -> None:
+    assert ToolError("plain").transient is False
+    assert is_transient(None, ToolError("plain")) is False
+    assert is_transient(None, ToolError("busy", transient=True)) is True
+    assert is_transient(None, DeniedError("refused")) is False
 
 
 def test_host_rules_decide(ctx: ToolContext, audit: AuditLog) -> None:
@@ -212,3 +300,14 @@ def test_web_search_through_a_configured_provider(
     tool = WebSearch(lambda: load_settings({"web.search_url": url}))
     done = invoke(tool, {"query": "a b"}, ctx, YES, audit)
     assert done.result.data == [{"title": "T", "url": "https://e.test/", "snippet": "S"}]
+
+
+@pytest.mark.parametrize(("status", "transient"), [(503, True), (429, True), (401, False)])
+def test_web_search_marks_a_busy_provider_transient(
+    status: int, transient: bool, server: int, ctx: ToolContext, audit: AuditLog
+) -> None:
+    url = f"http://127.0.0.1:{server}/status/{status}?q={{query}}"
+    tool = WebSearch(lambda: load_settings({"web.search_url": url}))
+    with pytest.raises(ToolError, match=f"HTTP {status}") as info:
+        invoke(tool, {"query": "a b"}, ctx, YES, audit)
+    assert info.value.transient is transient

@@ -3,7 +3,8 @@
 Every step goes through ``magray.tools.invoke.invoke`` (policy decision, asking, audit).
 A step whose dependencies did not all succeed is skipped. A denied step stops the plan:
 nothing new starts, and what has not run is skipped with the denial as the reason. A
-transient failure (a timeout, or a ``ToolError`` marked ``transient``) is retried once.
+transient failure is retried once: a ``ToolError`` raised with ``transient=True``, or a
+failed ``ToolResult`` whose ``data`` has ``"transient": true`` or ``"timed_out": true``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from magray.agent.plan import Plan, Step, resolve
-from magray.errors import DeniedError, MagrayError
+from magray.errors import DeniedError, MagrayError, ToolError
 from magray.tools.audit import AuditLog
 from magray.tools.base import ToolContext, ToolResult
 from magray.tools.invoke import Confirm, Invocation, invoke
@@ -54,12 +55,14 @@ class StepResult:
 
 
 def is_transient(result: ToolResult | None, exc: MagrayError | None) -> bool:
-    """Worth one more try: a timeout, or an error that says it is transient."""
+    """Worth one more try: a ``ToolError(transient=True)``, or a failed result whose
+    ``data`` says ``transient`` or ``timed_out`` (or whose error says it timed out)."""
     if exc is not None:
-        return bool(getattr(exc, "transient", False))
+        return isinstance(exc, ToolError) and exc.transient
     if result is not None and not result.ok:
         data = result.data if isinstance(result.data, Mapping) else {}
-        return bool(data.get("timed_out")) or "timed out" in (result.error or "")
+        marked = bool(data.get("transient")) or bool(data.get("timed_out"))
+        return marked or "timed out" in (result.error or "")
     return False
 
 

@@ -1,7 +1,12 @@
-"""Git tools through the real ``git`` binary (argv, never a shell), in the workspace repository."""
+"""Git tools through the real ``git`` binary (argv, never a shell), in the workspace repository.
+
+A failure because another git process holds a lock (``Unable to create '….lock': File
+exists``) or a timeout is marked transient, so the agent's executor tries it once more.
+"""
 
 from __future__ import annotations
 
+import re
 import shlex
 from abc import abstractmethod
 from typing import Any
@@ -15,6 +20,8 @@ from magray.tools.shell import run_argv
 
 _GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "PAGER": "cat", "LC_ALL": "C"}
 _LOG_FORMAT = "--format=%h%x1f%ad%x1f%an%x1f%s"
+#: git's words when another process holds index.lock, HEAD.lock, a ref's lock, …
+_LOCK_HELD = re.compile(r"Unable to create '[^']*\.lock': File exists")
 
 
 def _ref(value: str, what: str) -> str:
@@ -40,8 +47,11 @@ class GitTool(Tool[Any]):
             )
         done = run_argv(["git", *argv], root, ctx, _GIT_ENV)
         if done.timed_out:
-            raise ToolError(f"git {argv[0]} timed out after {ctx.timeout:g} s.")
-        return done.returncode == 0, done.output, {"exit_code": done.returncode}
+            raise ToolError(f"git {argv[0]} timed out after {ctx.timeout:g} s.", transient=True)
+        data: dict[str, Any] = {"exit_code": done.returncode}
+        if done.returncode != 0:
+            data["transient"] = _LOCK_HELD.search(done.output) is not None
+        return done.returncode == 0, done.output, data
 
     def preview(self, args: Any, ctx: ToolContext) -> str:
         return shlex.join(["git", *self.argv(args, ctx)])

@@ -69,7 +69,11 @@ def resolve(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise ToolError(f"cannot resolve host {host!r} ({exc}); check the URL.") from None
+        # EAI_AGAIN is "temporary failure in name resolution": the resolver may answer later.
+        again = isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_AGAIN
+        raise ToolError(
+            f"cannot resolve host {host!r} ({exc}); check the URL.", transient=again
+        ) from None
     seen: list[str] = []
     for _family, _type, _proto, _canon, sockaddr in infos:
         addr = str(sockaddr[0]).split("%", 1)[0]

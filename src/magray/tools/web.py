@@ -5,10 +5,16 @@ pinned socket; TLS still verifies the certificate for the host name and sends it
 SNI), so DNS cannot be rebound between check and connect. Redirects are followed by
 hand, at most ``MAX_REDIRECTS`` of them, each hop checked again. The body is read in
 chunks and reading stops at ``max_bytes`` (with a note) or when the time cap is spent.
+
+Failures that may pass on their own are marked transient (the agent's executor tries
+them once more): a refused, reset or dropped connection, an unreachable network, the
+time cap, and the statuses in ``TRANSIENT_STATUSES``. Other 4xx/5xx answers, SSRF
+refusals, TLS errors and size-cap cuts are not.
 """
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
 import os
@@ -33,6 +39,9 @@ DEFAULT_MAX_BYTES = 2_000_000
 USER_AGENT = "magray-web-fetch/0.1 (+https://github.com/magray)"
 _CHUNK = 16_384
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+#: statuses that mean "try again later": rate limited, bad gateway, unavailable, gateway timeout
+TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+_TRANSIENT_ERRNOS = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN})
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +88,20 @@ class _PinnedHTTPS(_PinnedHTTP):
 def _remaining(deadline: float, url: str, timeout: float) -> float:
     left = deadline - time.monotonic()
     if left <= 0:
-        raise ToolError(f"fetching {url} took longer than {timeout:g}s; try a smaller page.")
+        raise ToolError(
+            f"fetching {url} took longer than {timeout:g}s; try a smaller page.", transient=True
+        )
     return left
+
+
+def _is_transient(exc: OSError | http.client.HTTPException) -> bool:
+    """Whether a connection failure may pass: refused, reset, cut or unreachable, yes;
+    TLS (certificate) failures and malformed answers, no."""
+    if isinstance(exc, ssl.SSLError):
+        return False
+    if isinstance(exc, ConnectionError | http.client.IncompleteRead):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS
 
 
 def fetch(
@@ -96,7 +117,8 @@ def fetch(
     Raises:
         UsageError: not an http(s) URL.
         DeniedError: a hop leads to a loopback, private, link-local, … address.
-        ToolError: network failure, too many redirects, or the time cap was spent.
+        ToolError: network failure, too many redirects, or the time cap was spent
+            (``transient`` when a second try may work).
     """
     deadline = time.monotonic() + timeout
     hops: list[str] = []
@@ -138,10 +160,14 @@ def fetch(
             )
         except TimeoutError:
             raise ToolError(
-                f"fetching {current} took longer than {timeout:g}s; try again or a smaller page."
+                f"fetching {current} took longer than {timeout:g}s; try again or a smaller page.",
+                transient=True,
             ) from None
         except (OSError, http.client.HTTPException) as exc:
-            raise ToolError(f"fetching {current} failed ({exc or type(exc).__name__}).") from None
+            raise ToolError(
+                f"fetching {current} failed ({exc or type(exc).__name__}).",
+                transient=_is_transient(exc),
+            ) from None
         finally:
             conn.close()
     raise ToolError(f"{url} redirected more than {MAX_REDIRECTS} times; giving up.")
@@ -208,6 +234,7 @@ class WebFetch(Tool[WebFetchArgs]):
             "bytes": len(got.body),
             "truncated": got.truncated,
             "redirects": list(got.redirects),
+            "transient": got.status in TRANSIENT_STATUSES,
         }
         ok = got.status < 400
         error = None if ok else f"{got.url} answered HTTP {got.status}."
@@ -303,7 +330,10 @@ class WebSearch(Tool[WebSearchArgs]):
             headers=headers,
         )
         if got.status >= 400:
-            raise ToolError(f"the search provider answered HTTP {got.status}.")
+            raise ToolError(
+                f"the search provider answered HTTP {got.status}.",
+                transient=got.status in TRANSIENT_STATUSES,
+            )
         try:
             payload = json.loads(got.body.decode(got.charset, errors="replace"))
         except (json.JSONDecodeError, LookupError):
