@@ -56,6 +56,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._send(200, b"late", "text/plain")
         elif self.path == "/redirect":
             self._send(302, b"", "text/plain", Location=f"http://127.0.0.1:{port}/page")
+        elif self.path == "/to-localhost":
+            self._send(302, b"", "text/plain", Location=f"http://localhost:{port}/page")
         elif self.path == "/flaky":
             # busy on the first request, fine from the second on
             hits = getattr(self.server, "flaky_hits", 0)
@@ -284,6 +286,113 @@ def test_host_rules_decide(ctx: ToolContext, audit: AuditLog) -> None:
     assert allow.decide(tool, args, ctx).action is Action.ALLOW
     other = tool.parse({"url": "https://example.org/"})
     assert allow.decide(tool, other, ctx).action is Action.ASK
+
+
+BOTH_LOOPBACKS = ("127.0.0.1", "localhost")
+
+
+def loopback_rules(localhost: Action | None) -> tuple[Any, ...]:
+    """web_fetch allowed on 127.0.0.1, plus a ``localhost`` rule with the given action."""
+    allow = make_rule("web_fetch", Action.ALLOW, host="127.0.0.1")
+    if localhost is None:
+        return (allow,)
+    return (allow, make_rule("web_fetch", localhost, host="localhost"))
+
+
+def test_a_redirect_to_a_denied_host_is_refused_and_audited(
+    server: int, workspace: Path, audit: AuditLog
+) -> None:
+    ctx = ToolContext(roots=(workspace,), timeout=5, allow_private_hosts=BOTH_LOOPBACKS)
+    url = f"http://127.0.0.1:{server}/to-localhost"
+    for mode in (Mode(), Mode(yes=True)):  # --yes never overrides a deny rule
+        policy = Policy(rules=loopback_rules(Action.DENY), mode=mode)
+        with pytest.raises(DeniedError) as info:
+            invoke(WebFetch(), {"url": url}, ctx, policy, audit, confirm=lambda t, s: True)
+        assert info.value.message == (
+            "denied: web_fetch: redirect to localhost: "
+            "policy rule: deny web_fetch host='localhost'."
+        )
+        row = audit.rows()[-1]
+        assert (row.decision, row.outcome) == ("allow", "denied")
+        assert row.detail == info.value.message
+
+
+def test_a_redirect_to_an_allowed_host_is_followed(
+    server: int, workspace: Path, audit: AuditLog
+) -> None:
+    ctx = ToolContext(roots=(workspace,), timeout=5, allow_private_hosts=BOTH_LOOPBACKS)
+    policy = Policy(rules=loopback_rules(Action.ALLOW))
+    url = f"http://127.0.0.1:{server}/to-localhost"
+    done = invoke(WebFetch(), {"url": url}, ctx, policy, audit)
+    assert done.result.data["url"] == f"http://localhost:{server}/page"
+    assert done.result.data["redirects"] == [url]
+    assert audit.rows()[-1].outcome == "ok"
+
+
+def test_a_redirect_to_a_host_that_would_ask_is_asked(
+    server: int, workspace: Path, audit: AuditLog
+) -> None:
+    ctx = ToolContext(roots=(workspace,), timeout=5, allow_private_hosts=BOTH_LOOPBACKS)
+    url = f"http://127.0.0.1:{server}/to-localhost"
+    policy = Policy(rules=loopback_rules(None))
+    # nobody to ask: refused, naming the rule that would allow it
+    with pytest.raises(DeniedError, match=r"redirect to localhost: .*web_fetch --host localhost"):
+        invoke(WebFetch(), {"url": url}, ctx, policy, audit)
+    assert audit.rows()[-1].outcome == "denied"
+    # a person is asked about the hop (not about the first host, which a rule allows)
+    asked: list[str] = []
+    answer = False
+
+    def confirm(tool: str, shown: str) -> bool:
+        asked.append(shown)
+        return answer
+
+    with pytest.raises(DeniedError, match="refused by the user"):
+        invoke(WebFetch(), {"url": url}, ctx, policy, audit, confirm)
+    answer = True
+    done = invoke(WebFetch(), {"url": url}, ctx, policy, audit, confirm)
+    assert done.result.data["title"] == "The Title"
+    assert asked == [f"follow a redirect: GET http://localhost:{server}/page"] * 2
+    # --yes approves the hop like any other ask
+    yes = Policy(rules=loopback_rules(None), mode=Mode(yes=True))
+    assert invoke(WebFetch(), {"url": url}, ctx, yes, audit).result.ok
+
+
+def test_a_redirect_within_the_same_host_is_not_decided_again(
+    server: int, workspace: Path, audit: AuditLog
+) -> None:
+    ctx = ToolContext(roots=(workspace,), timeout=5, allow_private_hosts=("127.0.0.1",))
+    policy = Policy(rules=loopback_rules(None))
+
+    def nobody(tool: str, shown: str) -> bool:
+        raise AssertionError(f"asked about {shown}")
+
+    done = invoke(
+        WebFetch(), {"url": f"http://127.0.0.1:{server}/redirect"}, ctx, policy, audit, nobody
+    )
+    assert done.result.data["title"] == "The Title"
+
+
+def test_cli_refuses_a_redirect_to_a_denied_host_with_exit_4(
+    server: int, workspace: Path, magray_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from magray.cli.main import app
+
+    runner = CliRunner()
+    monkeypatch.setenv("MAGRAY_TOOLS_ALLOW_PRIVATE_HOSTS", "127.0.0.1,localhost")
+    for verb, host in (("allow", "127.0.0.1"), ("deny", "localhost")):
+        assert runner.invoke(app, ["policy", verb, "web_fetch", "--host", host]).exit_code == 0
+    url = f"url=http://127.0.0.1:{server}/to-localhost"
+    done = runner.invoke(app, ["tools", "run", "web_fetch", "--root", str(workspace), "-a", url])
+    assert done.exit_code == 4
+    assert done.stderr == (
+        "error: denied: web_fetch: redirect to localhost: "
+        "policy rule: deny web_fetch host='localhost'.\n"
+    )
+    rows = AuditLog(magray_home / "data" / "audit.db").rows()
+    assert [(r.decision, r.outcome) for r in rows] == [("allow", "denied")]
 
 
 def test_web_search_without_a_provider_says_how_to_configure(

@@ -5,13 +5,15 @@ A tool's ``Args`` model gives the JSON Schema used for native function calling
 the exact argv for commands); ``run`` does the work inside a ``ToolContext`` and
 returns a ``ToolResult`` whose output is capped. Tools raise ``ToolError`` when
 they cannot do what was asked and ``DeniedError`` when a target is out of bounds.
+A tool that reaches a host its arguments did not name (a redirect) asks
+``ToolContext.check_redirect`` first, which ``invoke`` fills from the policy.
 """
 
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -42,6 +44,9 @@ class ToolArgs(BaseModel):
 
 A = TypeVar("A", bound=ToolArgs)
 
+#: decides a redirect to a URL on a host the call's arguments did not name; raises DeniedError
+RedirectCheck = Callable[[str], None]
+
 
 @dataclass(frozen=True, slots=True)
 class ToolResult:
@@ -66,6 +71,8 @@ class ToolContext:
     env: Mapping[str, str] | None = None
     #: host globs that web tools may reach even when they resolve to private addresses
     allow_private_hosts: tuple[str, ...] = ()
+    #: the policy's word on a redirect to another host (set by ``invoke``; None: no policy)
+    check_redirect: RedirectCheck | None = None
 
     def __post_init__(self) -> None:
         if not self.roots:

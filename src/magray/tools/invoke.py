@@ -1,16 +1,22 @@
-"""Calling a tool under the policy: validate, decide, ask, preview or run, and audit it all."""
+"""Calling a tool under the policy: validate, decide, ask, preview or run, and audit it all.
+
+The tool runs with ``ToolContext.check_redirect`` set to the policy's decision for a
+redirect to another host, settled like the call's own (``--yes``, ``confirm``, else deny);
+a refused hop raises ``DeniedError`` from ``run`` and is audited as ``denied``.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import urlsplit
 
 from magray.errors import DeniedError, MagrayError
 from magray.tools.audit import AuditLog
-from magray.tools.base import Tool, ToolContext, ToolResult
-from magray.tools.policy import Action, Policy
+from magray.tools.base import RedirectCheck, Tool, ToolContext, ToolResult
+from magray.tools.policy import Action, Decision, Policy
 
 #: asks a person to approve a call: (tool name, preview) -> approved?
 Confirm = Callable[[str, str], bool]
@@ -38,6 +44,56 @@ class Invocation:
         }
 
 
+def _settle(
+    decision: Decision,
+    tool: str,
+    policy: Policy,
+    confirm: Confirm | None,
+    show: Callable[[], str],
+    rule_hint: str,
+) -> tuple[Action, str]:
+    """``decision`` with an ask turned into allow or deny (unless the run is a dry run).
+
+    ``--yes`` approves; else ``confirm`` is shown ``show()``; with nobody to ask it is a
+    denial whose reason names the rule to add (``magray policy allow TOOL{rule_hint}``).
+    """
+    action, reason = decision.action, decision.reason
+    if action is not Action.ASK or policy.mode.dry_run:
+        return action, reason
+    if policy.mode.yes:
+        return Action.ALLOW, f"{reason}; approved by --yes"
+    if confirm is None:
+        return Action.DENY, (
+            f"{tool} needs approval ({reason}) and nobody can be asked; "
+            f"rerun with --yes or add `magray policy allow {tool}{rule_hint}`"
+        )
+    if confirm(tool, show()):
+        return Action.ALLOW, f"{reason}; approved by the user"
+    return Action.DENY, f"{reason}; refused by the user"
+
+
+def _redirect_check(
+    tool: Tool[Any], args: Any, ctx: ToolContext, policy: Policy, confirm: Confirm | None
+) -> RedirectCheck:
+    """The policy's word on a redirect to ``url``: decided as a call to its host would be."""
+
+    def check(url: str) -> None:
+        host = (urlsplit(url.strip()).hostname or "").rstrip(".")
+        decision = policy.decide(tool, args, ctx, hosts=[host])
+        action, reason = _settle(
+            decision,
+            tool.name,
+            policy,
+            confirm,
+            lambda: f"follow a redirect: GET {url}",
+            f" --host {host}",
+        )
+        if action is Action.DENY:
+            raise DeniedError(f"denied: {tool.name}: redirect to {host}: {reason.rstrip('.')}.")
+
+    return check
+
+
 def invoke(
     tool: Tool[Any],
     raw_args: Mapping[str, Any],
@@ -52,31 +108,18 @@ def invoke(
 
     Raises:
         UsageError: the arguments do not fit the tool's schema.
-        DeniedError: the policy (or the person asked) refused the call.
+        DeniedError: the policy (or the person asked) refused the call or a redirect hop.
         ToolError: the tool could not do what was asked.
     """
     args = tool.parse(raw_args)
     decision = policy.decide(tool, args, ctx)
-    action, reason = decision.action, decision.reason
-    if action is Action.ASK and not policy.mode.dry_run:
-        if policy.mode.yes:
-            action, reason = Action.ALLOW, f"{reason}; approved by --yes"
-        elif confirm is None:
-            action = Action.DENY
-            reason = (
-                f"{tool.name} needs approval ({reason}) and nobody can be asked; "
-                f"rerun with --yes or add `magray policy allow {tool.name}`"
-            )
-        else:
-            try:
-                shown = tool.preview(args, ctx)
-            except MagrayError as exc:
-                audit.record(tool.name, raw_args, "ask", "error", detail=exc.message)
-                raise
-            if confirm(tool.name, shown):
-                action, reason = Action.ALLOW, f"{reason}; approved by the user"
-            else:
-                action, reason = Action.DENY, f"{reason}; refused by the user"
+    try:
+        action, reason = _settle(
+            decision, tool.name, policy, confirm, lambda: tool.preview(args, ctx), ""
+        )
+    except MagrayError as exc:
+        audit.record(tool.name, raw_args, "ask", "error", detail=exc.message)
+        raise
     if action is Action.DENY:
         audit.record(tool.name, raw_args, "deny", "denied", detail=reason)
         raise DeniedError(f"denied: {tool.name}: {reason.rstrip('.')}.")
@@ -90,8 +133,9 @@ def invoke(
         result = ToolResult(ok=True, output=shown, data={"preview": shown})
         return Invocation(tool.name, action.value, reason, result, dry_run=True)
     started = time.monotonic()
+    guarded = replace(ctx, check_redirect=_redirect_check(tool, args, ctx, policy, confirm))
     try:
-        result = tool.run(args, ctx)
+        result = tool.run(args, guarded)
     except MagrayError as exc:
         elapsed = int((time.monotonic() - started) * 1000)
         outcome = "denied" if isinstance(exc, DeniedError) else "error"

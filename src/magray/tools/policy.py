@@ -12,6 +12,11 @@ A rule names a tool (a glob like ``git_*``) and optionally a ``path`` glob
 prefix (``git status`` matches ``git status --short``) or a ``host`` glob
 (``docs.python.org``, ``*.example.com``) for network tools. Rules live in
 ``<config_dir>/policy.toml`` as ``[[rules]]`` tables.
+
+A redirect to a host the call did not name is decided again, as a call to that host
+would be (``decide(..., hosts=[host])``, asked through ``invoke``): deny rules win on
+every hop, an allow rule lets it through, and an ask needs ``--yes`` or a person's
+approval, like any other ask. Redirects within hosts already reached are not re-decided.
 """
 
 from __future__ import annotations
@@ -134,8 +139,14 @@ class Policy:
             return argv is not None and _command_matches(rule.command, argv)
         return True
 
-    def decide(self, tool: Tool[Any], args: Any, ctx: ToolContext) -> Decision:
-        """The decision for calling ``tool`` with (validated) ``args`` in ``ctx``."""
+    def decide(
+        self, tool: Tool[Any], args: Any, ctx: ToolContext, *, hosts: Sequence[str] | None = None
+    ) -> Decision:
+        """The decision for calling ``tool`` with (validated) ``args`` in ``ctx``.
+
+        ``hosts`` replaces the hosts the arguments name (``tool.hosts(args)``): the
+        decision for a redirect hop to another host.
+        """
         rel_paths: list[str] = []
         for raw in tool.path_args(args):
             try:
@@ -149,8 +160,8 @@ class Policy:
                 Action.DENY, f"{tool.name} is a {risk.value} tool and the run is read-only."
             )
         argv = tool.command(args)
-        hosts = tool.hosts(args)
-        matched = [r for r in self.rules if self._matches(r, tool, rel_paths, argv, hosts)]
+        reached = tool.hosts(args) if hosts is None else list(hosts)
+        matched = [r for r in self.rules if self._matches(r, tool, rel_paths, argv, reached)]
         for action in (Action.DENY, Action.ALLOW, Action.ASK):
             hits = [r for r in matched if r.action is action]
             if hits:

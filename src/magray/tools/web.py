@@ -3,7 +3,9 @@
 Connections go to the address ``netguard.check_url`` checked (``http.client`` with a
 pinned socket; TLS still verifies the certificate for the host name and sends it as
 SNI), so DNS cannot be rebound between check and connect. Redirects are followed by
-hand, at most ``MAX_REDIRECTS`` of them, each hop checked again. The body is read in
+hand, at most ``MAX_REDIRECTS`` of them, each hop checked again by the SSRF guard and,
+when it leads to a host not reached before, by the policy (``ctx.check_redirect``,
+asked before the new host is even resolved). The body is read in
 chunks and reading stops at ``max_bytes`` (with a note) or when the time cap is spent.
 
 Failures that may pass on their own are marked transient (the agent's executor tries
@@ -30,7 +32,15 @@ from pydantic import Field
 
 from magray.config import Settings
 from magray.errors import ToolError
-from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult, cap_output
+from magray.tools.base import (
+    RedirectCheck,
+    Risk,
+    Tool,
+    ToolArgs,
+    ToolContext,
+    ToolResult,
+    cap_output,
+)
 from magray.tools.netguard import Target, check_url
 from magray.tools.web_text import html_to_text
 
@@ -104,6 +114,13 @@ def _is_transient(exc: OSError | http.client.HTTPException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS
 
 
+def _hostname(url: str) -> str:
+    try:
+        return (urlsplit(url.strip()).hostname or "").rstrip(".")
+    except ValueError:
+        return ""  # check_url says what is wrong with it
+
+
 def fetch(
     url: str,
     *,
@@ -111,19 +128,30 @@ def fetch(
     max_bytes: int,
     allow_private: Sequence[str] = (),
     headers: Mapping[str, str] | None = None,
+    check_redirect: RedirectCheck | None = None,
 ) -> Fetched:
     """GET ``url`` under the SSRF guard, following redirects by hand, within the caps.
 
+    ``check_redirect`` is called with each redirect URL whose host was not reached before
+    in this chain; it raises ``DeniedError`` to refuse the hop.
+
     Raises:
         UsageError: not an http(s) URL.
-        DeniedError: a hop leads to a loopback, private, link-local, … address.
+        DeniedError: a hop leads to a loopback, private, link-local, … address, or
+            ``check_redirect`` refused it.
         ToolError: network failure, too many redirects, or the time cap was spent
             (``transient`` when a second try may work).
     """
     deadline = time.monotonic() + timeout
     hops: list[str] = []
     current = url
+    reached = {_hostname(url)}
     for _ in range(MAX_REDIRECTS + 1):
+        host = _hostname(current)
+        if host and host not in reached:
+            if check_redirect is not None:
+                check_redirect(current)
+            reached.add(host)
         target = check_url(current, allow_private)
         cls = _PinnedHTTPS if target.scheme == "https" else _PinnedHTTP
         conn = cls(target, timeout=_remaining(deadline, current, timeout))
@@ -136,6 +164,7 @@ def fetch(
             resp = conn.getresponse()
             location = resp.getheader("Location")
             if resp.status in _REDIRECTS and location:
+                resp.close()  # the next hop may be refused: release this socket now
                 hops.append(current)
                 current = urljoin(current, location)
                 continue
@@ -221,6 +250,7 @@ class WebFetch(Tool[WebFetchArgs]):
             timeout=ctx.timeout,
             max_bytes=self.max_bytes,
             allow_private=ctx.allow_private_hosts,
+            check_redirect=ctx.check_redirect,
         )
         title, text = readable(got)
         if got.truncated:
@@ -328,6 +358,7 @@ class WebSearch(Tool[WebSearchArgs]):
             max_bytes=DEFAULT_MAX_BYTES,
             allow_private=(*ctx.allow_private_hosts, host),
             headers=headers,
+            check_redirect=ctx.check_redirect,
         )
         if got.status >= 400:
             raise ToolError(
