@@ -1,19 +1,27 @@
-"""The models MAGRAY knows: built-in specs plus the user's own (``<models_dir>/registry.json``).
+"""The models MAGRAY knows: built-in and plugin specs plus the user's own (``registry.json``).
 
 A ``ModelSpec`` says everything the runtime needs to use a model: its files, output
 dimension, pooling, padding side, query/document prefixes and token limit. Names are
 case-insensitive; aliases (``default``, ``default-int8``) resolve to a spec's name.
+
+Specs come from entry points of the ``magray.embedders`` group, built-ins included: each
+names a ``ModelSpec``, an iterable of specs, or a callable returning either. The built-ins
+are also loaded from ``BUILTIN_EMBEDDERS`` when the installed metadata lacks them, never
+twice. A plugin that fails, or whose names clash with known ones, is one warning. Entry
+points are read on first use, not when this module is imported.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from magray.errors import ConfigError, NotFoundError, UsageError
+from magray.plugins import Warn, load_each
 
 Pooling = Literal["mean", "cls", "last_token"]
 Kind = Literal["embedder", "reranker"]
@@ -161,6 +169,61 @@ BUILTIN: tuple[ModelSpec, ...] = (
 )
 
 
+ENTRY_POINT_GROUP = "magray.embedders"
+
+#: the built-in model specs, by entry-point name: "module:attribute"
+BUILTIN_EMBEDDERS: dict[str, str] = {"builtin": "magray.embed.registry:BUILTIN"}
+
+_known: tuple[ModelSpec, ...] | None = None  # built-in and plugin specs; None until first use
+
+
+def _valid_name(name: str) -> bool:
+    return bool(name) and not any(c in name for c in "/\\ ") and not name.startswith(".")
+
+
+def _specs_from(provider: Any) -> list[ModelSpec]:
+    """What an entry point gives: a spec, an iterable of specs, or a callable returning those."""
+    made = provider() if callable(provider) else provider
+    items: Iterable[Any] = [made] if isinstance(made, ModelSpec) else made
+    specs = list(items)
+    for spec in specs:
+        if not isinstance(spec, ModelSpec):
+            raise TypeError(f"it gave a {type(spec).__name__}, not a magray ModelSpec")
+        for name in (spec.name, *spec.aliases):
+            if name != name.strip().lower() or not _valid_name(name):
+                raise ValueError(f"model name {name!r} must be one lower-case word")
+        if spec.pooling not in POOLINGS:
+            raise ValueError(
+                f"{spec.name!r} has pooling {spec.pooling!r}, not {' or '.join(POOLINGS)}"
+            )
+    return specs
+
+
+def load_plugins(warn: Warn | None = None) -> tuple[ModelSpec, ...]:
+    """(Re-)read the ``magray.embedders`` entry points, built-ins first; returns their specs."""
+    global _known
+    found: list[ModelSpec] = []
+    taken: set[str] = set()
+
+    def use(plugin: str, provider: Any) -> None:
+        specs = _specs_from(provider)
+        names = [n for s in specs for n in (s.name, *s.aliases)]
+        clash = sorted({n for n in names if n in taken or names.count(n) > 1})
+        if clash:
+            raise ValueError(f"model name {clash[0]!r} is already registered")
+        found.extend(specs)
+        taken.update(names)
+
+    load_each(ENTRY_POINT_GROUP, BUILTIN_EMBEDDERS, use, noun="embedder", warn=warn)
+    _known = tuple(found)
+    return _known
+
+
+def known_specs() -> tuple[ModelSpec, ...]:
+    """The built-in specs and those of installed plugins (not the user's)."""
+    return _known if _known is not None else load_plugins()
+
+
 def _registry_path(models_dir: Path) -> Path:
     return models_dir / REGISTRY_FILE
 
@@ -187,14 +250,14 @@ def _write_user_specs(models_dir: Path, specs: list[ModelSpec]) -> None:
 
 
 def all_specs(models_dir: Path | None = None) -> list[ModelSpec]:
-    """The user's models first, then the built-ins they do not replace.
+    """The user's models first, then the built-in and plugin models they do not replace.
 
     Registering a built-in's name (``magray models add bge-m3 PATH``) points that model at
     the user's folder.
     """
     users = user_specs(models_dir) if models_dir is not None else []
     taken = {s.name for s in users}
-    return [*users, *(s for s in BUILTIN if s.name not in taken)]
+    return [*users, *(s for s in known_specs() if s.name not in taken)]
 
 
 def model_spec(name: str, models_dir: Path | None = None) -> ModelSpec:
@@ -228,7 +291,7 @@ def register_user_model(
     used unless overridden; without one, ``pooling`` and ``dim`` are required.
     """
     key = name.strip().lower()
-    if not key or any(c in key for c in "/\\ ") or key.startswith("."):
+    if not _valid_name(key):
         raise UsageError(f"model name {name!r} must be one word without slashes or spaces.")
     folder = folder.expanduser().resolve()
     missing = [f for f in (MODEL_FILE, TOKENIZER_FILE) if not (folder / f).is_file()]

@@ -14,8 +14,9 @@ api_key_env = "OPENAI_API_KEY"
 ```
 
 The TOML is validated with pydantic here, at the boundary, and turned into frozen
-dataclasses. With no ``[llm]`` section at all a built-in ``local`` provider (the embedded
-llama.cpp model) exists and is the default.
+dataclasses. ``type`` is a type from ``llm/registry.py``: ``openai``, ``anthropic``,
+``local``, or one an installed plugin adds (see docs/plugins.md). With no ``[llm]`` section
+at all a built-in ``local`` provider (the embedded llama.cpp model) exists and is the default.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -32,8 +33,6 @@ from magray.errors import ConfigError, UnknownProviderError
 if TYPE_CHECKING:
     from magray.config import Settings
 
-ProviderType = Literal["openai", "anthropic", "local"]
-PROVIDER_TYPES: tuple[str, ...] = ("openai", "anthropic", "local")
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_LOCAL_TIMEOUT = 300.0
 
@@ -41,7 +40,7 @@ DEFAULT_LOCAL_TIMEOUT = 300.0
 class _ProviderModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: ProviderType
+    type: str  # a registered provider type: built-in or from a plugin (llm/registry.py)
     base_url: str | None = None
     model: str | None = None
     api_key_env: str | None = None
@@ -141,8 +140,13 @@ def parse_llm_config(table: dict[str, Any], source: str = "config.toml") -> LLMC
             f"{source}: {_location(first)} is invalid ({first['msg'].lower()}); "
             "see docs/llm.md for the [llm] settings."
         ) from None
+    from magray.llm.registry import provider_types, unknown_type  # it imports this module
+
+    known_types = provider_types()
     providers: dict[str, ProviderConfig] = {}
     for name, p in raw.providers.items():
+        if p.type not in known_types:
+            raise unknown_type(p.type, f"{source}: llm.providers.{name}.type")
         if p.type == "local":
             timeout = p.timeout or DEFAULT_LOCAL_TIMEOUT
         else:
