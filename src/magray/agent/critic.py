@@ -38,13 +38,32 @@ def step_report(results: Sequence[StepResult]) -> str:
     return "\n".join(lines)
 
 
+def rule_verdict(results: Sequence[StepResult]) -> Verdict:
+    """The verdict without an LLM (base models cannot judge): done when every step is ok.
+
+    The answer is the last step's output, or the failures when some step did not succeed.
+    """
+    bad = [r for r in results if r.status != "ok"]
+    if bad:
+        reason = "; ".join(f"{r.id} {r.tool} {r.status}: {r.error or ''}".strip() for r in bad)
+        return Verdict(False, "", reason, Usage())
+    last = results[-1].output.strip() if results else ""
+    answer = last[:OUTPUT_SHOWN] or f"{len(results)} step(s) done."
+    return Verdict(True, answer, "", Usage())
+
+
 class Critic:
     def __init__(self, llm: LLM, *, provider: str | None = None) -> None:
         self.llm = llm
         self.provider = provider
 
     def judge(self, goal: str, results: Sequence[StepResult]) -> Verdict:
-        """The LLM's verdict; an answer without JSON counts as done only if every step is ok."""
+        """The LLM's verdict; an answer without JSON counts as done only if every step is ok.
+
+        Base models are not asked: ``rule_verdict`` decides from the step statuses.
+        """
+        if getattr(self.llm.provider(self.provider), "base_model", False):
+            return rule_verdict(results)
         user = f"Goal: {goal}\n\nSteps:\n{step_report(results)}"
         messages = (Message("system", _SYSTEM), Message("user", user))
         done = self.llm.complete(Request(messages), self.provider)

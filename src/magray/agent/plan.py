@@ -120,6 +120,8 @@ def order(plan: Plan) -> list[Step]:
 def validate(plan: Plan, registry: ToolRegistry, *, max_steps: int | None = None) -> list[str]:
     """Every problem with ``plan`` (empty when it can run)."""
     problems: list[str] = []
+    if not plan.steps:
+        problems.append("the plan has no steps")
     if max_steps is not None and len(plan.steps) > max_steps:
         problems.append(f"the plan has {len(plan.steps)} steps; at most {max_steps} are allowed")
     ids = [s.id for s in plan.steps]

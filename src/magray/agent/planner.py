@@ -1,8 +1,10 @@
 """Intent and planning: the model either answers directly or submits a plan of tool steps.
 
 Providers with native function calling (OpenAI, Anthropic) are offered one function,
-``submit_plan``; others get a few-shot JSON protocol and the first JSON object of their
-answer is taken as the plan. A plan that fails validation goes back to the model with the
+``submit_plan``; chat models without it get a few-shot JSON protocol and the first JSON
+object of their answer is taken as the plan; base models (the embedded local model) get a
+completion prompt of the worked examples nearest the request and a JSON grammar
+(``magray.agent.fewshot``). A plan that fails validation goes back to the model with the
 problems listed, at most ``max_repairs`` times.
 """
 
@@ -13,6 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from magray.agent.fewshot import (
+    MAX_STEPS,
+    STOP,
+    ExampleSelector,
+    chain,
+    completion_prompt,
+    plan_schema,
+)
 from magray.agent.plan import Plan, plan_from_json, validate
 from magray.errors import ProviderResponseError, UsageError
 from magray.llm.base import Completion, Message, Provider, Request, ToolCall, Usage
@@ -116,15 +126,60 @@ class Planner:
         provider: str | None = None,
         max_repairs: int = 2,
         max_steps: int | None = None,
+        selector: ExampleSelector | None = None,
     ) -> None:
         self.llm = llm
         self.registry = registry
+        self.selector = selector or ExampleSelector()
         self.provider = provider
         self.max_repairs = max_repairs
         self.max_steps = max_steps
 
     def native(self) -> bool:
         return bool(self.llm.provider(self.provider).supports_tools)
+
+    def base_model(self) -> bool:
+        """The provider runs a base model: plan by worked examples and a JSON grammar."""
+        return bool(getattr(self.llm.provider(self.provider), "base_model", False))
+
+    def _plan_by_examples(self, goal: str, context: str) -> Planned:
+        """Few-shot completion with the nearest examples; greedy first, then sampled retries."""
+        shots = self.selector.select(goal, self.registry)
+        prompt = completion_prompt(goal, shots, context)
+        steps = min(self.max_steps or MAX_STEPS, MAX_STEPS)
+        schema = plan_schema(self.registry, steps, self.selector.candidates(shots))
+        usage = Usage()
+        problems: list[str] = []
+        for attempt in range(self.max_repairs + 1):
+            request = Request(
+                (Message("user", prompt),),
+                max_tokens=200,
+                temperature=0.0 if attempt == 0 else 0.7,
+                stop=STOP,
+                completion=True,
+                json_schema=schema,
+            )
+            done = self.llm.complete(request, self.provider)
+            usage = usage + done.usage
+            raw = first_json_object(done.text)
+            if raw is None or ("steps" not in raw and "answer" in raw):
+                answer = raw.get("answer") if raw is not None else done.text
+                return Planned(None, str(answer or "").strip(), usage, attempt)
+            if "steps" not in raw:
+                problems = ["the answer was cut off before the plan was complete"]
+                continue
+            try:
+                plan = plan_from_json(goal, chain(raw))
+                problems = validate(plan, self.registry, max_steps=self.max_steps)
+            except UsageError as exc:
+                problems = [exc.message.rstrip(".")]
+            if not problems:
+                return Planned(plan, None, usage, attempt)
+        raise UsageError(
+            f"the model's plan stayed invalid after {self.max_repairs} retries: "
+            + "; ".join(problems)
+            + "."
+        )
 
     def plan(self, goal: str, context: str = "") -> Planned:
         """Ask for a plan for ``goal``; ``context`` tells it what went wrong before.
@@ -133,6 +188,8 @@ class Planner:
             UsageError: the model kept proposing invalid plans after ``max_repairs`` repairs.
             ProviderError: the LLM could not be reached.
         """
+        if self.base_model():
+            return self._plan_by_examples(goal, context)
         native = self.native()
         system = f"{_RULES}\n\n{tool_catalogue(self.registry)}"
         if not native:

@@ -79,12 +79,14 @@ def run(
     Example: magray run "fix the typo in README.md and commit it" --yes
     """
     from magray.agent.critic import Critic
+    from magray.agent.fewshot import ExampleSelector
     from magray.agent.executor import Executor
     from magray.agent.plan import describe
     from magray.agent.planner import Planner
     from magray.agent.runner import Agent, has_side_effects
     from magray.cli.context import settings as load
     from magray.cli.toolenv import tool_context, tool_policy, tool_registry
+    from magray.embed import load_embedder
     from magray.llm.router import Router
     from magray.tools.audit import AuditLog, audit_file
     from magray.tools.policy import Mode
@@ -118,7 +120,13 @@ def run(
 
     with Router(settings) as router:
         agent = Agent(
-            Planner(router, registry, provider=provider, max_steps=max_steps),
+            Planner(
+                router,
+                registry,
+                provider=provider,
+                max_steps=max_steps,
+                selector=ExampleSelector(lambda: load_embedder(settings)),
+            ),
             Executor(
                 registry,
                 ctx,

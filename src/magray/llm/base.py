@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -64,6 +64,12 @@ class Request:
     stop: tuple[str, ...] = ()
     tools: tuple[dict[str, Any], ...] = ()  # JSON-Schema function specs (OpenAI shape)
     timeout: float | None = None  # seconds for the whole request
+    #: the last user message is a raw prompt to continue (base models); chat models see
+    #: it as an ordinary message
+    completion: bool = False
+    #: constrain the answer to JSON matching this schema where the provider can (the local
+    #: provider compiles it to a llama.cpp grammar); others ignore it
+    json_schema: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

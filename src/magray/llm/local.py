@@ -11,11 +11,12 @@ from __future__ import annotations
 import atexit
 import contextlib
 import io
+import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -132,6 +133,25 @@ def _load(path: Path, n_ctx: int, threads: int) -> Any:
         return llm
 
 
+_grammars: dict[str, Any] = {}
+
+
+def _grammar(schema: Mapping[str, Any]) -> Any:
+    """A llama.cpp grammar for JSON matching ``schema`` (compiled once per schema)."""
+    key = json.dumps(schema, sort_keys=True)
+    with _load_lock:
+        if key not in _grammars:
+            from llama_cpp.llama_grammar import LlamaGrammar
+
+            try:
+                _grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
+            except (ValueError, RuntimeError, KeyError) as exc:
+                raise ProviderError(
+                    f"llama.cpp could not compile the JSON schema ({exc})."
+                ) from None
+        return _grammars[key]
+
+
 class LocalProvider:
     """An in-process llama.cpp model, configured by ``[llm.providers.NAME]`` (type local)."""
 
@@ -183,6 +203,11 @@ class LocalProvider:
         return self._path.name == DEFAULT_FILE
 
     @property
+    def base_model(self) -> bool:
+        """True for a model without a chat template: planners should use completion prompts."""
+        return self._chat_template() is None
+
+    @property
     def llm(self) -> Any:
         return _load(self._path, self._n_ctx, self._threads)
 
@@ -202,7 +227,19 @@ class LocalProvider:
         timeout = request.timeout or self._timeout
         stops = list(dict.fromkeys([*STOPS, *request.stop]))
         started = time.monotonic()
-        if self._chat_template() is not None:
+        if request.completion:
+            prompt = "\n\n".join(m.content for m in request.messages if m.role != "assistant")
+            prompt_tokens = len(llm.tokenize(prompt.encode("utf-8"), add_bos=True))
+            parts = llm.create_completion(
+                prompt,
+                max_tokens=max_tokens,
+                temperature=temperature,
+                stop=list(request.stop) or None,
+                grammar=_grammar(request.json_schema) if request.json_schema else None,
+                stream=True,
+            )
+            key = "text"
+        elif self._chat_template() is not None:
             parts = llm.create_chat_completion(
                 messages=[{"role": m.role, "content": m.content} for m in request.messages],
                 max_tokens=max_tokens,
