@@ -151,8 +151,9 @@ def test_tool_errors_and_timeouts(demo: None, tmp_path: Path) -> None:
 
     slow = tools["mcp__demo__slow"]
     started = time.monotonic()
-    with pytest.raises(ToolError, match="did not answer within 1 s"):
+    with pytest.raises(ToolError, match="did not answer within 1 s") as info:
         slow.run(slow.parse({"seconds": 20}), ctx)
+    assert info.value.transient  # the executor tries a timed-out step once more
     # the call gives up at 1 s; closing the hung server takes the SDK's short grace period
     assert time.monotonic() - started < 15
 
@@ -207,3 +208,14 @@ def test_mcp_call_cli_under_policy(demo: None) -> None:
     missing = run(["mcp", "call", "demo", "nope"])
     assert missing.exit_code == 3 and "has no tool 'nope'" in missing.output
     assert run(["mcp", "call", "ghost", "add"]).exit_code == 3
+
+
+def test_unreachable_http_server_is_transient_a_missing_command_is_not(tmp_path: Path) -> None:
+    gone = make_server("gone", url=f"http://127.0.0.1:{_free_port()}/mcp", timeout=3)
+    with pytest.raises(ToolError, match="listing tools failed") as info:
+        server_tools(gone)
+    assert info.value.transient
+    missing = make_server("missing", command=[str(tmp_path / "no-such-server")], timeout=3)
+    with pytest.raises(ToolError) as info:
+        server_tools(missing)
+    assert not info.value.transient

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from magray.tools import registry as registry_mod
 from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult
 from magray.tools.registry import ENTRY_POINT_GROUP, default_registry
 
@@ -58,14 +57,14 @@ def fake_entry_points(*values: tuple[str, str]) -> Any:
 def test_every_builtin_is_registered_without_installed_entry_points(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(registry_mod.metadata, "entry_points", fake_entry_points())
+    monkeypatch.setattr(metadata, "entry_points", fake_entry_points())
     assert set(default_registry().names()) >= BUILTIN_NAMES
 
 
 def test_plugins_load_and_broken_ones_become_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     here = __name__
     monkeypatch.setattr(
-        registry_mod.metadata,
+        metadata,
         "entry_points",
         fake_entry_points(
             ("echo", f"{here}:make_echo"),
@@ -87,14 +86,16 @@ def test_plugins_load_and_broken_ones_become_warnings(monkeypatch: pytest.Monkey
 
 def test_a_plugin_clashing_with_a_builtin_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(
-        registry_mod.metadata,
+        metadata,
         "entry_points",
         fake_entry_points(("dupe", "magray.tools.web:TOOLS"), ("dupe2", f"{__name__}:dupe")),
     )
     warnings: list[str] = []
     tools = default_registry(warn=warnings.append)
     assert "web_fetch" in tools
-    assert len(warnings) == 1 and "already registered" in warnings[0]
+    # built-ins load first: both clashing plugins are skipped, never the built-in
+    assert len(warnings) == 2 and all("already registered" in w for w in warnings)
+    assert any("'dupe2'" in w for w in warnings)
 
 
 def dupe() -> Any:

@@ -79,8 +79,8 @@ def run(
     Example: magray run "fix the typo in README.md and commit it" --yes
     """
     from magray.agent.critic import Critic
-    from magray.agent.fewshot import ExampleSelector
     from magray.agent.executor import Executor
+    from magray.agent.fewshot import ExampleSelector
     from magray.agent.plan import describe
     from magray.agent.planner import Planner
     from magray.agent.runner import Agent, has_side_effects

@@ -57,6 +57,8 @@ T = TypeVar("T")
 PREFIX = "mcp__"
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+#: httpx errors of an HTTP server that is (for now) out of reach
+_TRANSIENT_HTTP = {"ConnectError", "ConnectTimeout", "ReadTimeout", "RemoteProtocolError"}
 INSTALL_HINT = "the MCP client needs the `mcp` package: pip install 'magray[mcp]'."
 
 
@@ -315,9 +317,15 @@ def _session_call(
                 detail = "timed out"
             else:
                 detail = f"{type(leaf).__name__}: {leaf}".rstrip(": ")
+            # a timeout or a dropped/refused connection may pass; a server that exits
+            # or answers nonsense will not
+            transient = isinstance(leaf, TimeoutError | ConnectionError) or (
+                server.url is not None and type(leaf).__name__ in _TRANSIENT_HTTP
+            )
             raise ToolError(
                 f"MCP server {server.name!r} ({server.target}): {what} failed: {detail}"
-                f"{_stderr_tail(stderr)}."
+                f"{_stderr_tail(stderr)}.",
+                transient=transient,
             ) from None
 
 
@@ -368,7 +376,8 @@ def call_server_tool(
         except TimeoutError:
             raise ToolError(
                 f"MCP tool {tool!r} on server {server.name!r} did not answer within "
-                f"{timeout:g} s; raise the timeout or check the server."
+                f"{timeout:g} s; raise the timeout or check the server.",
+                transient=True,
             ) from None
         text = "\n".join(_content_text(c) for c in result.content)
         data = result.structured_content

@@ -3,20 +3,18 @@
 Each entry point names a callable that returns a ``Tool`` or an iterable of tools.
 The built-ins are declared as entry points too, and are also loaded from
 ``BUILTIN_PROVIDERS`` when the installed metadata lacks them (an editable install
-made before they were declared), never twice. A plugin that fails to load or
-returns something else becomes one warning; the other tools still load.
+made before they were declared), never twice; they load before any plugin (see
+``magray.plugins``). A plugin that fails to load, returns something else or reuses a
+tool name becomes one warning; the other tools still load.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import logging
 from collections.abc import Callable, Iterable, Iterator
-from importlib import metadata
 from typing import Any
 
 from magray.errors import NotFoundError, ToolError
+from magray.plugins import load_each, load_target
 from magray.tools.base import Tool
 
 
@@ -68,17 +66,7 @@ BUILTIN_PROVIDERS: dict[str, str] = {
     "tasks": "magray.tools.task_tools:TOOLS",
 }
 
-log = logging.getLogger("magray")
-
 Warn = Callable[[str], None]
-
-
-def _load_target(spec: str) -> Any:
-    module_name, _, attr = spec.partition(":")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split(".") if attr else ():
-        obj = getattr(obj, part)
-    return obj
 
 
 def _tools_from(provider: Any) -> list[Tool[Any]]:
@@ -92,38 +80,29 @@ def _tools_from(provider: Any) -> list[Tool[Any]]:
     return tools
 
 
-def _register_from(registry: ToolRegistry, name: str, load: Callable[[], Any], warn: Warn) -> None:
-    try:
-        tools = _tools_from(load())
-        for tool in tools:
-            registry.register(tool)
-    except Exception as exc:
-        warn(f"tool plugin {name!r} was skipped: {exc}")
-
-
 def register_builtins(registry: ToolRegistry) -> None:
     """Register MAGRAY's own tools (files, git, shell, web, memory, tasks)."""
     for spec in BUILTIN_PROVIDERS.values():
-        for tool in _tools_from(_load_target(spec)):
+        for tool in _tools_from(load_target(spec)):
             registry.register(tool)
 
 
 def load_plugins(registry: ToolRegistry, warn: Warn | None = None) -> None:
-    """Register the tools of every ``magray.tools`` entry point, built-ins included.
+    """Register the tools of every ``magray.tools`` entry point, built-ins first.
 
-    Built-ins missing from the installed metadata are loaded directly; an entry point
-    that points at a built-in provider is not loaded twice.
+    A plugin cannot take a built-in tool's name: the built-ins are registered before any
+    other entry point, so a clash skips the plugin (one warning), never the built-in.
     """
-    say: Warn = warn or (lambda msg: log.warning("%s", msg))
-    seen: set[str] = set()
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.value in seen:
-            continue
-        seen.add(ep.value)
-        _register_from(registry, ep.name, ep.load, say)
-    for name, spec in BUILTIN_PROVIDERS.items():
-        if spec not in seen:
-            _register_from(registry, name, functools.partial(_load_target, spec), say)
+
+    def use(name: str, provider: Any) -> None:
+        tools = _tools_from(provider)
+        clash = [t.name for t in tools if t.name in registry]
+        if clash:
+            raise ToolError(f"a tool named {clash[0]!r} is already registered")
+        for tool in tools:
+            registry.register(tool)
+
+    load_each(ENTRY_POINT_GROUP, BUILTIN_PROVIDERS, use, noun="tool", warn=warn)
 
 
 def default_registry(warn: Warn | None = None) -> ToolRegistry:
