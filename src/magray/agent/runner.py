@@ -130,9 +130,9 @@ class Agent:
             denied = next((r for r in results if r.status == DENIED), None)
             if denied is not None:
                 report.denied = denied
-                report.result = (
-                    f"stopped: step {denied.id} ({denied.tool}) was denied: {denied.error}"
-                )
+                report.result = f"stopped: step {denied.id} ({denied.tool}) was denied: " + (
+                    denied.error or ""
+                ).removeprefix("denied: ")
                 return
             if self._over_budget(report):
                 report.notes.append("token budget spent; the critic was not asked.")
