@@ -95,6 +95,16 @@ def test_embedding_failure_falls_back_to_words(caplog: pytest.LogCaptureFixture)
     assert selector.method == "lexical" and "word overlap" in caplog.text
 
 
+def test_follow_nearest_lets_the_nearest_example_decide() -> None:
+    selector = ExampleSelector(k=4, follow_nearest=True)
+    shots = selector.select("show the commit history please", REGISTRY)
+    assert selector.candidates(shots) == {"git_log"}
+    shots = selector.select("who wrote Hamlet really?", REGISTRY)
+    assert selector.candidates(shots) == {"answer"}
+    pool = ExampleSelector(k=4).candidates(shots)
+    assert pool is not None and "answer" in pool and len(pool) > 1
+
+
 def test_fixed_selector_offers_every_tool() -> None:
     selector = FixedSelector()
     a = selector.select("anything", REGISTRY)
@@ -122,15 +132,19 @@ def test_prompt_compact_form_and_chain() -> None:
 
 
 def test_plan_schema_inlines_refs_and_limits_tools() -> None:
-    schema = plan_schema(REGISTRY, 2, {"task_update", "git_log"})
+    schema = plan_schema(REGISTRY, 2, {"task_update", "git_log"})  # no direct answer
     text = json.dumps(schema)
     assert "$ref" not in text and "$defs" not in text and '"title"' not in text
-    steps = schema["anyOf"][1]["properties"]["steps"]
+    steps = schema["properties"]["steps"]
     assert steps["maxItems"] == 2
     consts = [alt["properties"]["tool"]["const"] for alt in steps["items"]["anyOf"]]
     assert consts == ["git_log", "task_update"]
     update = steps["items"]["anyOf"][1]["properties"]["args"]
     assert "done" in json.dumps(update["properties"]["state"])  # the enum, inlined
+    with_answer = plan_schema(REGISTRY, 3, {"answer", "git_log"})
+    assert [set(c["properties"]) for c in with_answer["anyOf"]] == [{"answer"}, {"steps"}]
+    assert plan_schema(REGISTRY, 3, {"answer"})["required"] == ["answer"]
+    assert len(plan_schema(REGISTRY)["anyOf"][1]["properties"]["steps"]["items"]["anyOf"]) == 25
     assert grammar_schema({"type": "string", "pattern": "x+", "format": "uri"}) == {
         "type": "string"
     }

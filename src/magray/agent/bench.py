@@ -5,7 +5,11 @@ Each case is a request and the tools that would be right for its first step (or
 `magray run` — same prompt, same grammar, same repairs — against the chosen provider;
 nothing is executed. Measured, not asserted: the figures depend on the model.
 
-Reported per strategy (how the few-shot examples are chosen for base models):
+Reported per strategy (how base models get their examples and candidate tools:
+``nearest-tool`` the nearest example decides the tool, the model fills the arguments — the
+default of `magray run`; ``nearest`` the model chooses among the six nearest examples'
+tools; ``lexical`` the same by word overlap; ``fixed`` six fixed examples, every tool —
+the baseline):
 ``tool_accuracy`` (first step's tool, or a direct answer, is one of the expected),
 ``intent_accuracy`` (plan vs direct answer right), ``valid`` (a plan that passed
 validation, or an answer), latency percentiles, and every case.
@@ -65,7 +69,7 @@ CASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("what is the boiling point of water in Celsius?", (ANSWER,)),
 )
 
-STRATEGIES = ("nearest", "lexical", "fixed")
+STRATEGIES = ("nearest-tool", "nearest", "lexical", "fixed")
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -77,10 +81,12 @@ def _percentile(values: Sequence[float], q: float) -> float:
 
 def selector_for(settings: Settings, strategy: str) -> ExampleSelector:
     """The example selector a strategy names (``nearest`` needs the embedding model)."""
-    if strategy == "nearest":
+    if strategy in ("nearest", "nearest-tool"):
         from magray.embed import load_embedder
 
-        return ExampleSelector(lambda: load_embedder(settings))
+        return ExampleSelector(
+            lambda: load_embedder(settings), follow_nearest=strategy == "nearest-tool"
+        )
     if strategy == "lexical":
         return ExampleSelector()
     if strategy == "fixed":
@@ -133,7 +139,7 @@ def bench_agent(
     settings: Settings,
     *,
     provider: str | None = None,
-    strategies: Sequence[str] = ("nearest",),
+    strategies: Sequence[str] = ("nearest-tool",),
     limit: int | None = None,
 ) -> dict[str, Any]:
     """Tool-choice accuracy of ``provider`` (default: the local model) per strategy."""

@@ -26,6 +26,8 @@ from magray.tools.registry import ToolRegistry
 log = logging.getLogger("magray")
 
 Example = tuple[str, Mapping[str, Any]]
+#: the candidate meaning "answer directly, no tool"
+ANSWER = "answer"
 
 HEAD = (
     "Each request is answered with JSON: a plan of tool steps that carry it out, or "
@@ -70,7 +72,9 @@ class ExampleSelector:
     """Picks the ``k`` worked examples closest to a request.
 
     ``embedder`` is a factory called once, on first use; if it fails (no model installed)
-    the selector says so once in the log and falls back to word overlap.
+    the selector says so once in the log and falls back to word overlap. With
+    ``follow_nearest`` the nearest example decides the tools (or a direct answer) and the
+    model fills in the arguments; otherwise the model chooses among the examples' tools.
     """
 
     def __init__(
@@ -79,23 +83,29 @@ class ExampleSelector:
         *,
         examples: Sequence[Example] = EXAMPLES,
         k: int = 6,
+        follow_nearest: bool = False,
     ) -> None:
         self._factory = embedder
         self._embedder: Embeds | None = None
         self._vectors: Any = None
         self.examples = list(examples)
         self.k = k
+        self.follow_nearest = follow_nearest
 
     @property
     def method(self) -> str:
         return "embedding" if self._factory is not None else "lexical"
 
     def candidates(self, shots: Sequence[Example]) -> set[str] | None:
-        """The tools the model may choose from: those of the chosen examples."""
-        tools: set[str] = set()
+        """What the model may choose from: the tools of the chosen examples, or a direct
+        answer (``ANSWER``). With ``follow_nearest`` only what the nearest example did."""
+        if self.follow_nearest and shots:
+            nearest = shots[-1][1]
+            return example_tools(nearest) or {ANSWER}
+        tools: set[str] = {ANSWER}
         for _, answer in shots:
             tools |= example_tools(answer)
-        return tools or None
+        return tools
 
     def _embed(self) -> Embeds | None:
         if self._factory is None:
@@ -233,7 +243,8 @@ def plan_schema(
 ) -> dict[str, Any]:
     """JSON Schema of a compact answer: ``{"answer"}`` or ``{"steps": [{"tool", "args"}]}``.
 
-    One alternative per tool (only ``tools`` when given), each with its own argument schema.
+    One alternative per tool (only ``tools`` when given), each with its own argument schema;
+    the direct answer only when ``tools`` is None or holds ``ANSWER``.
     """
     alternatives = []
     for tool in registry:
@@ -248,19 +259,20 @@ def plan_schema(
                 "required": ["tool", "args"],
             }
         )
-    steps = {
-        "type": "array",
-        "items": {"anyOf": alternatives},
-        "minItems": 1,
-        "maxItems": max_steps,
+    answer = {
+        "type": "object",
+        "properties": {"answer": {"type": "string", "maxLength": MAX_ANSWER_CHARS}},
+        "required": ["answer"],
     }
-    return {
-        "anyOf": [
-            {
-                "type": "object",
-                "properties": {"answer": {"type": "string", "maxLength": MAX_ANSWER_CHARS}},
-                "required": ["answer"],
-            },
-            {"type": "object", "properties": {"steps": steps}, "required": ["steps"]},
-        ]
-    }
+    choices: list[dict[str, Any]] = []
+    if tools is None or ANSWER in tools or not alternatives:
+        choices.append(answer)
+    if alternatives:
+        steps = {
+            "type": "array",
+            "items": {"anyOf": alternatives},
+            "minItems": 1,
+            "maxItems": max_steps,
+        }
+        choices.append({"type": "object", "properties": {"steps": steps}, "required": ["steps"]})
+    return choices[0] if len(choices) == 1 else {"anyOf": choices}

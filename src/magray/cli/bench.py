@@ -139,17 +139,17 @@ def llm(
 def agent(
     provider: str | None = typer.Option(None, "--provider", help="Provider (default: local)."),
     strategy: list[str] = typer.Option(
-        ["nearest"],
+        ["nearest-tool"],
         "--strategy",
-        help="How base models get their examples: nearest (embedding), lexical, fixed. "
-        "Repeat to compare in one run.",
+        help="How base models get examples and candidate tools: nearest-tool, nearest, "
+        "lexical, fixed (see docs/agent.md). Repeat to compare in one run.",
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N cases."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (every case included)."),
 ) -> None:
     """Tool-choice accuracy of the planner on labelled requests (nothing is executed).
 
-    Example: magray bench agent --strategy nearest --strategy fixed --json
+    Example: magray bench agent --strategy nearest-tool --strategy fixed --json
     """
     import json
 
@@ -161,9 +161,9 @@ def agent(
         typer.echo(json.dumps(result, ensure_ascii=False))
         return
     typer.echo(f"{result['provider']} ({result['model']})")
-    typer.echo(f"{'strategy':<9} {'tool acc':>8} {'intent':>7} {'valid':>6} {'median ms':>10}")
+    typer.echo(f"{'strategy':<13} {'tool acc':>8} {'intent':>7} {'valid':>6} {'median ms':>10}")
     for name, s in result["strategies"].items():
         typer.echo(
-            f"{name:<9} {s['tool_accuracy']:>8.3f} {s['intent_accuracy']:>7.3f}"
+            f"{name:<13} {s['tool_accuracy']:>8.3f} {s['intent_accuracy']:>7.3f}"
             f" {s['valid']:>6.3f} {s['median_ms']:>10.0f}"
         )

@@ -125,7 +125,7 @@ def run(
                 registry,
                 provider=provider,
                 max_steps=max_steps,
-                selector=ExampleSelector(lambda: load_embedder(settings)),
+                selector=ExampleSelector(lambda: load_embedder(settings), follow_nearest=True),
             ),
             Executor(
                 registry,
