@@ -176,6 +176,27 @@ def test_base_model_direct_answer_cut_off_and_invalid_retries() -> None:
         Planner(Base([bad] * 3), REGISTRY).plan("read it")
 
 
+def test_base_model_paths_must_come_from_the_request() -> None:
+    made_up = (
+        '{"steps": [{"tool": "file_write", "args": {"path": "notes/todo.md", "content": "x"}}]}'
+    )
+    named = json.dumps(
+        {
+            "steps": [
+                {"tool": "file_edit", "args": {"path": "Notes.txt", "search": "a", "replace": "b"}}
+            ]
+        }
+    )
+    llm = Base([made_up, named])
+    planned = Planner(llm, REGISTRY).plan("in notes.txt change a to b")
+    assert planned.plan is not None and planned.plan.steps[0].args["path"] == "Notes.txt"
+    assert planned.repairs == 1
+    with pytest.raises(UsageError, match=r"the path 'notes/todo\.md' is not in the request"):
+        Planner(Base([made_up] * 3), REGISTRY).plan("in notes.txt change a to b")
+    globbed = '{"steps": [{"tool": "file_glob", "args": {"pattern": "**/*.md", "path": "."}}]}'
+    assert Planner(Base([globbed]), REGISTRY).plan("find markdown files").plan is not None
+
+
 def test_critic_does_not_ask_a_base_model() -> None:
     llm = Base([])
     ok = [StepResult("s1", "git_log", "ok", output="abc123 First\n")]

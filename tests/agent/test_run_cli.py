@@ -181,3 +181,41 @@ def test_save_tasks_stores_the_plan(server: Scripted, magray_home: Path, repo: P
         commit = graph.resolve(ids[2])
     assert commit.title.startswith("git_commit: ")
     assert json.loads(commit.notes) == {"message": "Digits"}
+
+
+def test_dry_run_text_shows_previews_and_a_failing_step_is_not_done(
+    server: Scripted, magray_home: Path, repo: Path
+) -> None:
+    openai_config(magray_home, server.url)
+    server.add(edit_commit_plan())
+    result = run(["edit and commit", "--dry-run", "--root", str(repo), "--no-memory"])
+    assert result.exit_code == 0, result.output
+    assert "edit file_edit: ok" in result.stderr and "-two" in result.stderr
+    assert "+2" in result.stderr
+
+    server.add(
+        oa_plan(step("edit", "file_edit", {"path": "nope.txt", "search": "a", "replace": "b"}))
+    )
+    result = run(["edit", "--dry-run", "--root", str(repo), "--json", "--no-memory"])
+    assert result.exit_code == 1
+    out = json.loads(result.stdout)
+    assert out["done"] is False and out["steps"][0]["status"] == "error"
+    assert out["result"].startswith("dry run: step edit (file_edit) would fail:")
+
+
+def test_replan_is_labelled_and_results_follow_their_plan(
+    server: Scripted, magray_home: Path, repo: Path
+) -> None:
+    openai_config(magray_home, server.url)
+    server.add(
+        oa_plan(step("r", "file_read", {"path": "missing.txt"})),
+        oa_verdict(False, reason="the file does not exist"),
+        oa_plan(step("r", "file_read", {"path": "notes.txt"})),
+        oa_verdict(True, "one two three"),
+    )
+    result = run(["read the notes", "--root", str(repo), "--no-memory"])
+    assert result.exit_code == 0, result.output
+    err = result.stderr
+    first, replan = err.index("Plan for: read the notes"), err.index("Re-plan 1 for:")
+    failed, ok = err.index("r file_read: error"), err.index("r file_read: ok")
+    assert first < failed < replan < ok

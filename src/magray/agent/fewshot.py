@@ -20,6 +20,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from magray.agent.examples import EXAMPLES
+from magray.agent.plan import Plan
 from magray.errors import MagrayError
 from magray.tools.registry import ToolRegistry
 
@@ -276,3 +277,22 @@ def plan_schema(
         }
         choices.append({"type": "object", "properties": {"steps": steps}, "required": ["steps"]})
     return choices[0] if len(choices) == 1 else {"anyOf": choices}
+
+
+def ungrounded(plan: Plan, goal: str, registry: ToolRegistry) -> list[str]:
+    """Path arguments a base model made up: not in the request (``.`` and globs excepted).
+
+    A small model copies paths from its examples; a write to such a path could create or
+    overwrite the wrong file, so a plan naming one is sampled again, then refused.
+    """
+    text = goal.lower()
+    problems = []
+    for step in plan.steps:
+        tool = registry.get(step.tool)
+        for path in tool.path_args(tool.parse(step.args)):
+            clean = path.strip().strip("/").lower()
+            if clean in ("", ".", "./") or any(c in clean for c in "*?["):
+                continue
+            if clean not in text:
+                problems.append(f"step {step.id}: the path {path!r} is not in the request")
+    return problems

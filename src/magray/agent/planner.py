@@ -22,6 +22,7 @@ from magray.agent.fewshot import (
     chain,
     completion_prompt,
     plan_schema,
+    ungrounded,
 )
 from magray.agent.plan import Plan, plan_from_json, validate
 from magray.errors import ProviderResponseError, UsageError
@@ -171,6 +172,7 @@ class Planner:
             try:
                 plan = plan_from_json(goal, chain(raw))
                 problems = validate(plan, self.registry, max_steps=self.max_steps)
+                problems = problems or ungrounded(plan, goal, self.registry)
             except UsageError as exc:
                 problems = [exc.message.rstrip(".")]
             if not problems:
@@ -178,7 +180,7 @@ class Planner:
         raise UsageError(
             f"the model's plan stayed invalid after {self.max_repairs} retries: "
             + "; ".join(problems)
-            + "."
+            + "; name files exactly as they are, or plan with a stronger provider (--provider)."
         )
 
     def plan(self, goal: str, context: str = "") -> Planned:

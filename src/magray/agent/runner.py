@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from magray.agent.critic import Critic, step_report
-from magray.agent.executor import DENIED, Executor, StepResult
+from magray.agent.executor import DENIED, OK, Executor, StepResult
 from magray.agent.plan import Plan
 from magray.agent.planner import Planner
 from magray.llm.base import Usage
@@ -86,6 +86,7 @@ class Agent:
         memory: Rememberer | None = None,
         max_replans: int = 1,
         token_budget: int | None = None,
+        on_results: Callable[[list[StepResult]], None] | None = None,
     ) -> None:
         self.planner = planner
         self.executor = executor
@@ -94,6 +95,7 @@ class Agent:
         self.memory = memory
         self.max_replans = max_replans
         self.token_budget = token_budget
+        self.on_results = on_results
 
     def _over_budget(self, report: RunReport) -> bool:
         return self.token_budget is not None and report.usage.total_tokens >= self.token_budget
@@ -123,9 +125,17 @@ class Agent:
                 return
             results = self.executor.run(plan)
             report.steps.extend(results)
-            if self.executor.policy.mode.dry_run:
-                report.done = True
-                report.result = "dry run: the plan was previewed; nothing was changed."
+            if self.on_results is not None:
+                self.on_results(results)
+            dry = self.executor.policy.mode.dry_run
+            if dry and not any(r.status == DENIED for r in results):  # denials: below
+                bad = next((r for r in results if r.status != OK), None)
+                report.done = bad is None
+                report.result = (
+                    "dry run: the plan was previewed; nothing was changed."
+                    if bad is None
+                    else f"dry run: step {bad.id} ({bad.tool}) would fail: {bad.error}"
+                )
                 return
             denied = next((r for r in results if r.status == DENIED), None)
             if denied is not None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +19,7 @@ from magray.cli.context import read_text
 from magray.errors import MagrayError, UsageError
 
 if TYPE_CHECKING:
+    from magray.agent.executor import StepResult
     from magray.agent.plan import Plan
     from magray.memory.records import NewRecord
 
@@ -102,8 +105,12 @@ def run(
     interactive = _interactive()
     approved_plan = {"yes": False}
 
+    plans = {"shown": 0}
+
     def approve(plan: Plan) -> bool:
-        typer.echo(f"Plan for: {plan.goal}\n{describe(plan)}", err=True)
+        title = "Plan for" if not plans["shown"] else f"Re-plan {plans['shown']} for"
+        plans["shown"] += 1
+        typer.echo(f"{title}: {plan.goal}\n{describe(plan)}", err=True)
         if yes or dry_run or not has_side_effects(plan, registry):
             return True
         if not interactive:
@@ -139,6 +146,7 @@ def run(
             memory=None if no_memory else _QuietMemory(),
             max_replans=max_replans,
             token_budget=token_budget,
+            on_results=None if json_out else partial(_show_steps, dry_run=dry_run),
         )
         report = agent.run(goal)
     out = report.to_dict()
@@ -146,10 +154,7 @@ def run(
         out["tasks"] = _save_tasks(report.plan)
     if json_out:
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
-    else:
-        for step in report.steps:
-            line = f"{step.id} {step.tool}: {step.status}"
-            typer.echo(line + (f" — {step.error}" if step.error else ""), err=True)
+    elif report.denied is None:
         typer.echo(report.result)
     if report.denied is not None:
         if not json_out:
@@ -159,6 +164,17 @@ def run(
         raise typer.Exit(4)
     if not report.approved or not report.done:
         raise typer.Exit(1)
+
+
+def _show_steps(results: Sequence[StepResult], *, dry_run: bool) -> None:
+    """Each step's outcome on stderr as a round finishes (with the preview in a dry run)."""
+    for step in results:
+        line = f"{step.id} {step.tool}: {step.status}"
+        if step.error and step.status != "denied":  # a denial is reported once, at the end
+            line += f" — {step.error}"
+        typer.echo(line, err=True)
+        if dry_run and step.status == "ok" and step.output:
+            typer.echo(step.output.rstrip("\n"), err=True)
 
 
 def _save_tasks(plan: Plan) -> list[str]:
