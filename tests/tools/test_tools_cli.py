@@ -143,3 +143,36 @@ def test_docs_python_example_runs(workspace: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(workspace)
     exec(compile(snippet, "docs/tools.md", "exec"), {})
     assert (workspace / "audit.db").exists()
+
+
+def test_json_errors_still_print_an_object(workspace: Path) -> None:
+    denied = run(
+        ["tools", "run", "file_read", "--root", str(workspace), "-a", "path=../x", "--json"]
+    )
+    assert denied.exit_code == 4
+    out = json.loads(denied.stdout)
+    assert out["ok"] is False and out["decision"] == "deny" and out["exit_code"] == 4
+    assert "outside the workspace roots" in out["error"]
+    assert denied.stderr.startswith("error: ")
+    missing = run(
+        ["tools", "run", "file_read", "--root", str(workspace), "-a", "path=nope", "--json"]
+    )
+    out = json.loads(missing.stdout)
+    assert missing.exit_code == out["exit_code"] != 0 and out["decision"] is None
+
+
+def test_policy_refuses_rules_that_could_never_match() -> None:
+    typo = run(["policy", "deny", "file_edti"])
+    assert typo.exit_code == 1 and "no tool named 'file_edti'" in typo.stderr
+    assert (
+        "--command applies to shell_exec"
+        in run(["policy", "allow", "file_write", "--command", "git"]).stderr
+    )
+    assert "reaches no host" in run(["policy", "allow", "file_write", "--host", "x.org"]).stderr
+    assert "takes no path" in run(["policy", "deny", "git_log", "--path", "a/**"]).stderr
+    assert run(["policy", "deny", "git_*"]).exit_code == 0  # globs and MCP names as they are
+    assert run(["policy", "allow", "mcp__demo__add"]).exit_code == 0
+    again = run(["policy", "deny", "git_*"])
+    assert again.exit_code == 0 and "already there" in again.stderr
+    rules = json.loads(run(["policy", "show", "--json"]).stdout)["rules"]
+    assert [r["tool"] for r in rules] == ["git_*", "mcp__demo__add"]

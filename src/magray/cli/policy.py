@@ -53,11 +53,42 @@ def show(
 def _add(
     action: str, tool: str, path: str | None, command: str | None, host: str | None = None
 ) -> None:
-    from magray.tools.policy import Action, add_rule, make_rule
+    from magray.tools.policy import Action, add_rule, load_rules, make_rule
 
     rule = make_rule(tool, Action(action), path=path, command=command, host=host)
+    _check_applies(rule.tool, path, command, host)
+    if rule in load_rules(_file()):
+        typer.echo(f"already there: {rule.describe()}", err=True)
+        return
     add_rule(_file(), rule)
     typer.echo(f"added: {rule.describe()}", err=True)
+
+
+def _check_applies(tool: str, path: str | None, command: str | None, host: str | None) -> None:
+    """Refuse a rule that could never match: an unknown tool, or a filter it cannot have.
+
+    Globs (``git_*``) and MCP tools (``mcp__server__tool``, discovered at run time) are
+    taken as they are.
+    """
+    from magray.errors import PolicyError
+    from magray.tools.base import Risk
+    from magray.tools.registry import default_registry
+
+    if any(c in tool for c in "*?[") or tool.startswith("mcp__"):
+        return
+    registry = default_registry()
+    if tool not in registry:
+        raise PolicyError(
+            f"no tool named {tool!r}, so the rule would never match; see `magray tools list`"
+            " (globs such as git_* are fine)."
+        )
+    found = registry.get(tool)
+    if command is not None and found.risk is not Risk.EXEC:
+        raise PolicyError(f"{tool} runs no command; --command applies to shell_exec.")
+    if host is not None and found.risk is not Risk.NETWORK:
+        raise PolicyError(f"{tool} reaches no host; --host applies to web_fetch and web_search.")
+    if path is not None and not found.path_fields:
+        raise PolicyError(f"{tool} takes no path; drop --path or name a file tool.")
 
 
 _TOOL = typer.Argument(..., help="Tool name or glob (shell_exec, git_*, *).")

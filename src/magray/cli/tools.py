@@ -10,7 +10,7 @@ from typing import Any
 import typer
 
 from magray.cli.app import new_app
-from magray.errors import UsageError
+from magray.errors import DeniedError, MagrayError, UsageError
 
 app = new_app("The agent's tools: list them, or run one under the permission policy.")
 
@@ -130,14 +130,28 @@ def run_tool(
     ctx = tool_context(settings, root, timeout)
     policy = tool_policy(settings, Mode(yes=yes, read_only=read_only, dry_run=dry_run))
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
-    done = invoke(
-        tool,
-        parse_args(arg, tool.schema()),
-        ctx,
-        policy,
-        AuditLog(audit_file(paths.data_dir)),
-        confirm=_confirm if interactive else None,
-    )
+    try:
+        done = invoke(
+            tool,
+            parse_args(arg, tool.schema()),
+            ctx,
+            policy,
+            AuditLog(audit_file(paths.data_dir)),
+            confirm=_confirm if interactive else None,
+        )
+    except MagrayError as exc:
+        if json_out:  # scripts get an object on stdout in every case; the error line too
+            failed = {
+                "tool": name,
+                "decision": "deny" if isinstance(exc, DeniedError) else None,
+                "ok": False,
+                "output": "",
+                "data": None,
+                "error": exc.message,
+                "exit_code": exc.exit_code,
+            }
+            typer.echo(json.dumps(failed, ensure_ascii=False))
+        raise
     if json_out:
         typer.echo(json.dumps(done.to_dict(), ensure_ascii=False))
     else:
