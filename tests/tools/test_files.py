@@ -23,6 +23,8 @@ def test_read_whole_and_line_range(ctx: ToolContext) -> None:
     part = call(ctx, "file_read", path="hello.txt", start_line=2, end_line=3)
     assert part.output == "two\nthree\n"
     assert part.data["total_lines"] == 3
+    with pytest.raises(ToolError, match=r"hello\.txt has 3 line"):
+        call(ctx, "file_read", path="hello.txt", start_line=10**15)
 
 
 def test_read_missing_file_is_a_tool_error(ctx: ToolContext) -> None:

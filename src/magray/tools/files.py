@@ -67,6 +67,10 @@ class FileRead(Tool[ReadArgs]):
         end = min(args.end_line or len(lines), len(lines))
         if args.end_line is not None and args.end_line < start:
             raise ToolError(f"end_line {args.end_line} is before start_line {start}.")
+        if start > max(len(lines), 1):
+            raise ToolError(
+                f"{args.path} has {len(lines)} line(s); start_line {start} is past its end."
+            )
         text = "".join(lines[start - 1 : end])
         data = {"path": relative_to_roots(path, ctx.roots), "start_line": start}
         data.update({"end_line": end, "total_lines": len(lines)})
