@@ -193,6 +193,8 @@ def test_base_model_paths_must_come_from_the_request() -> None:
     assert planned.repairs == 1
     with pytest.raises(UsageError, match=r"the path 'notes/todo\.md' is not in the request"):
         Planner(Base([made_up] * 3), REGISTRY).plan("in notes.txt change a to b")
+    read = '{"steps": [{"tool": "file_read", "args": {"path": "docs/README.md"}}]}'
+    assert Planner(Base([read]), REGISTRY).plan("show README.md").plan is not None
     globbed = '{"steps": [{"tool": "file_glob", "args": {"pattern": "**/*.md", "path": "."}}]}'
     assert Planner(Base([globbed]), REGISTRY).plan("find markdown files").plan is not None
 

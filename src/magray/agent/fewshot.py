@@ -280,16 +280,22 @@ def plan_schema(
 
 
 def ungrounded(plan: Plan, goal: str, registry: ToolRegistry) -> list[str]:
-    """Path arguments a base model made up: not in the request (``.`` and globs excepted).
+    """Paths a base model made up for a step with side effects: not in the request.
 
-    A small model copies paths from its examples; a write to such a path could create or
-    overwrite the wrong file, so a plan naming one is sampled again, then refused.
+    A small model copies paths from its examples; a write, move or delete of such a path
+    could hit the wrong file, so a plan naming one is sampled again, then refused. Reads
+    are left alone: a made-up path there fails harmlessly. (``.`` and globs excepted.)
     """
+    from magray.tools.base import Risk
+
     text = goal.lower()
     problems = []
     for step in plan.steps:
         tool = registry.get(step.tool)
-        for path in tool.path_args(tool.parse(step.args)):
+        args = tool.parse(step.args)
+        if tool.risk_for(args) is Risk.READ:
+            continue
+        for path in tool.path_args(args):
             clean = path.strip().strip("/").lower()
             if clean in ("", ".", "./") or any(c in clean for c in "*?["):
                 continue
