@@ -29,7 +29,9 @@ def test_roots_come_from_flags_then_settings_then_cwd(
     assert workspace_roots(load_settings(), []) == (a, b)
     assert workspace_roots(load_settings(), [c]) == (c,)
     monkeypatch.setenv("MAGRAY_TOOLS_ROOTS", str(tmp_path / "missing"))
-    with pytest.raises(UsageError, match=r"tools\.roots: .*missing is not a folder"):
+    with pytest.raises(
+        UsageError, match=r"tools\.roots \(from MAGRAY_TOOLS_ROOTS\): .*missing is not a folder"
+    ):
         workspace_roots(load_settings(), [])
 
 
@@ -62,5 +64,6 @@ def test_bad_configured_root_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) 
     result = RUNNER.invoke(app, ["tools", "run", "file_list"])
     assert result.exit_code == 2
     assert result.stderr.strip() == (
-        "error: tools.roots: /no/such/folder is not a folder; name an existing folder."
+        "error: tools.roots (from MAGRAY_TOOLS_ROOTS): /no/such/folder is not a folder;"
+        " name an existing folder."
     )

@@ -85,11 +85,11 @@ def test_mermaid_exact() -> None:
         t("bbb", "aaa", state=TaskState.DONE),
         t("ccc", "aaa", "bbb", state=TaskState.BLOCKED),
     ]
-    tasks[0] = Task(id="aaa", title='Say "hi" & go', priority=1)
+    tasks[0] = Task(id="aaa", title='Say "hi" & <b>go</b>', priority=1)
     assert to_mermaid(tasks) == "\n".join(
         [
             "graph TD",
-            '    aaa["Say #quot;hi#quot; #amp; go"]:::todo',
+            '    aaa["Say #quot;hi#quot; #amp; #lt;b#gt;go#lt;/b#gt;"]:::todo',
             '    bbb["Task bbb"]:::done',
             '    ccc["Task ccc"]:::blocked',
             "    aaa --> bbb",

@@ -176,3 +176,14 @@ def test_policy_refuses_rules_that_could_never_match() -> None:
     assert again.exit_code == 0 and "already there" in again.stderr
     rules = json.loads(run(["policy", "show", "--json"]).stdout)["rules"]
     assert [r["tool"] for r in rules] == ["git_*", "mcp__demo__add"]
+
+
+def test_policy_remove_one_rule() -> None:
+    assert run(["policy", "allow", "shell_exec", "--command", "git status"]).exit_code == 0
+    assert run(["policy", "deny", "file_write", "--path", "secrets/**"]).exit_code == 0
+    gone = run(["policy", "remove", "shell_exec", "--command", "git status"])
+    assert gone.exit_code == 0 and "removed: allow shell_exec" in gone.stderr
+    rules = json.loads(run(["policy", "show", "--json"]).stdout)["rules"]
+    assert [(r["tool"], r["action"]) for r in rules] == [("file_write", "deny")]
+    missing = run(["policy", "remove", "shell_exec"])
+    assert missing.exit_code == 3 and "no rule for 'shell_exec'" in missing.stderr

@@ -9,7 +9,9 @@ import typer
 
 from magray.cli.app import new_app
 
-app = new_app("The permission policy for tools: show, allow, deny, reset (deny always wins).")
+app = new_app(
+    "The permission policy for tools: show, allow, ask, deny, remove, reset (deny always wins)."
+)
 
 
 def _file() -> Path:
@@ -138,6 +140,32 @@ def deny(
     Example: magray policy deny file_write --path "secrets/**"
     """
     _add("deny", tool, path, command, host)
+
+
+@app.command("remove")
+def remove(
+    tool: str = _TOOL,
+    path: str | None = _PATH,
+    command: str | None = _COMMAND,
+    host: str | None = _HOST,
+) -> None:
+    """Remove the rules for TOOL with exactly these filters (any action), leaving the rest.
+
+    Example: magray policy remove shell_exec --command "git status"
+    """
+    from magray.errors import NotFoundError
+    from magray.tools.policy import load_rules, save_rules
+
+    file = _file()
+    rules = load_rules(file)
+    key = (tool.strip(), path, command, host.strip().lower() if host else None)
+    kept = [r for r in rules if (r.tool, r.path, r.command, r.host) != key]
+    if len(kept) == len(rules):
+        raise NotFoundError(f"no rule for {tool!r} with those filters; see `magray policy show`.")
+    save_rules(file, kept)
+    for rule in rules:
+        if rule not in kept:
+            typer.echo(f"removed: {rule.describe()}", err=True)
 
 
 @app.command("reset")

@@ -27,7 +27,9 @@ def workspace_roots(settings: Settings, flags: Sequence[Path]) -> tuple[Path, ..
         roots, where = [p.expanduser() for p in flags], "--root"
     else:
         configured = [r for r in settings.get_str("tools.roots").split(os.pathsep) if r.strip()]
-        roots, where = [Path(r.strip()).expanduser() for r in configured], "tools.roots"
+        source = settings.sources.get("tools.roots", "default")
+        roots = [Path(r.strip()).expanduser() for r in configured]
+        where = f"tools.roots (from {source})"
     if not roots:
         return (Path.cwd(),)
     for root in roots:

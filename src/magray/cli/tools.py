@@ -77,8 +77,9 @@ def list_tools(
         ]
         typer.echo(json.dumps(rows, indent=2))
         return
+    width = max((len(t.name) for t in tools), default=0) + 2
     for tool in tools:
-        typer.echo(f"{tool.name:<14} {tool.risk.value:<8} {tool.description}")
+        typer.echo(f"{tool.name:<{width}}{tool.risk.value:<9}{tool.description}")
 
 
 def _confirm(name: str, preview: str) -> bool:

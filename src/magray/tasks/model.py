@@ -178,7 +178,13 @@ _MERMAID_STYLE = {
 
 
 def _mermaid_label(title: str) -> str:
-    return title.replace("&", "#amp;").replace('"', "#quot;").replace("\n", " ")
+    return (
+        title.replace("&", "#amp;")
+        .replace('"', "#quot;")
+        .replace("<", "#lt;")
+        .replace(">", "#gt;")
+        .replace("\n", " ")
+    )
 
 
 def to_mermaid(tasks: Iterable[Task]) -> str:
