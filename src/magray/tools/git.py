@@ -56,11 +56,16 @@ class GitTool(Tool[Any]):
     def preview(self, args: Any, ctx: ToolContext) -> str:
         return shlex.join(["git", *self.argv(args, ctx)])
 
+    @staticmethod
+    def failure(output: str, data: Any) -> ToolResult:
+        """A failed git call; the error is git's last line (``fatal: …``)."""
+        last = output.strip().splitlines()[-1] if output.strip() else "no output"
+        return ToolResult(ok=False, output=output, data=data, error=f"git failed: {last}")
+
     def run(self, args: Any, ctx: ToolContext) -> ToolResult:
         ok, output, data = self.git(self.argv(args, ctx), ctx)
         if not ok:
-            first = output.strip().splitlines()[-1] if output.strip() else "no output"
-            return ToolResult(ok=False, output=output, data=data, error=f"git failed: {first}")
+            return self.failure(output, data)
         return ToolResult(ok=True, output=output, data=data)
 
 
@@ -117,7 +122,7 @@ class GitLog(GitTool):
     def run(self, args: Any, ctx: ToolContext) -> ToolResult:
         ok, output, data = self.git(self.argv(args, ctx), ctx)
         if not ok:
-            return ToolResult(ok=False, output=output, data=data, error="git log failed")
+            return self.failure(output, data)
         commits = []
         for line in output.splitlines():
             parts = line.split("\x1f")
