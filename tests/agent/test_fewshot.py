@@ -207,3 +207,10 @@ def test_critic_does_not_ask_a_base_model() -> None:
     bad = [*ok, StepResult("s2", "git_show", "failed", error="unknown revision")]
     verdict = Critic(llm).judge("show history", bad)
     assert not verdict.done and "s2 git_show failed: unknown revision" in verdict.reason
+
+
+def test_base_model_replan_samples_instead_of_repeating() -> None:
+    llm = Base(['{"steps": [{"tool": "git_status", "args": {}}]}'])
+    Planner(llm, REGISTRY).plan("status?", context="step s1 failed")
+    assert llm.requests[0].temperature == 0.7
+    assert "(step s1 failed)" in llm.requests[0].messages[0].content

@@ -144,7 +144,7 @@ class Planner:
         return bool(getattr(self.llm.provider(self.provider), "base_model", False))
 
     def _plan_by_examples(self, goal: str, context: str) -> Planned:
-        """Few-shot completion with the nearest examples; greedy first, then sampled retries."""
+        """Few-shot completion with the nearest examples; greedy first, then sampled."""
         shots = self.selector.select(goal, self.registry)
         prompt = completion_prompt(goal, shots, context)
         steps = min(self.max_steps or MAX_STEPS, MAX_STEPS)
@@ -155,7 +155,8 @@ class Planner:
             request = Request(
                 (Message("user", prompt),),
                 max_tokens=200,
-                temperature=0.0 if attempt == 0 else 0.7,
+                # greedy first; sampled on retries and re-plans (greedy would repeat the plan)
+                temperature=0.0 if attempt == 0 and not context else 0.7,
                 stop=STOP,
                 completion=True,
                 json_schema=schema,
