@@ -126,3 +126,19 @@ def llama_server_url(local_gguf: Path, tmp_path_factory: pytest.TempPathFactory)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+MCP_SERVER = REPO / "tests" / "tools" / "mcp_server.py"
+
+
+@pytest.fixture
+def mcp_demo() -> None:
+    """The test MCP server (tests/tools/mcp_server.py) registered as `demo` via `magray mcp add`."""
+    import sys
+
+    from typer.testing import CliRunner
+
+    from magray.cli.main import app
+
+    result = CliRunner().invoke(app, ["mcp", "add", "demo", "--", sys.executable, str(MCP_SERVER)])
+    assert result.exit_code == 0, result.output

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +16,6 @@ from .conftest import Scripted, oa_plan, oa_verdict, openai_config, step
 
 pytest.importorskip("mcp")
 
-SERVER = Path(__file__).resolve().parent.parent / "tools" / "mcp_server.py"
 RUNNER = CliRunner()
 
 
@@ -26,12 +24,6 @@ def cli(args: Sequence[str]) -> Result:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
-
-
-@pytest.fixture
-def demo() -> None:
-    result = cli(["mcp", "add", "demo", "--", sys.executable, str(SERVER)])
-    assert result.exit_code == 0, result.output
 
 
 def sum_plan() -> object:
@@ -47,7 +39,7 @@ def sum_plan() -> object:
 
 
 def test_agent_calls_mcp_tool_and_uses_its_output(
-    demo: None, server: Scripted, magray_home: Path, repo: Path
+    mcp_demo: None, server: Scripted, magray_home: Path, repo: Path
 ) -> None:
     openai_config(magray_home, server.url)
     server.add(sum_plan(), oa_verdict(True, "2 + 3 = 5, saved in sum.txt."))
@@ -66,7 +58,7 @@ def test_agent_calls_mcp_tool_and_uses_its_output(
 
 
 def test_mcp_tools_ask_by_default_so_a_noninteractive_run_is_denied(
-    demo: None, server: Scripted, magray_home: Path, repo: Path
+    mcp_demo: None, server: Scripted, magray_home: Path, repo: Path
 ) -> None:
     openai_config(magray_home, server.url)
     server.add(sum_plan())
@@ -81,7 +73,7 @@ def test_mcp_tools_ask_by_default_so_a_noninteractive_run_is_denied(
 
 
 def test_policy_rule_allows_an_mcp_tool_and_deny_wins(
-    demo: None, server: Scripted, magray_home: Path, repo: Path
+    mcp_demo: None, server: Scripted, magray_home: Path, repo: Path
 ) -> None:
     openai_config(magray_home, server.url)
     assert cli(["policy", "allow", "mcp__demo__*"]).exit_code == 0
@@ -99,7 +91,7 @@ def test_policy_rule_allows_an_mcp_tool_and_deny_wins(
 
 
 def test_no_mcp_leaves_the_servers_out(
-    demo: None, server: Scripted, magray_home: Path, repo: Path
+    mcp_demo: None, server: Scripted, magray_home: Path, repo: Path
 ) -> None:
     openai_config(magray_home, server.url)
     server.add(oa_plan(step("add", "mcp__demo__add", {"a": 1, "b": 1})))
@@ -111,7 +103,7 @@ def test_no_mcp_leaves_the_servers_out(
     assert "mcp__demo__add" not in server.requests[0]["messages"][0]["content"]
 
 
-def test_tools_cli_lists_and_runs_mcp_tools(demo: None, tmp_path: Path) -> None:
+def test_tools_cli_lists_and_runs_mcp_tools(mcp_demo: None, tmp_path: Path) -> None:
     listed = json.loads(cli(["tools", "list", "--json"]).stdout)
     by_name = {t["name"]: t for t in listed}
     assert by_name["mcp__demo__add"]["risk"] == "exec"
@@ -131,7 +123,7 @@ def test_tools_cli_lists_and_runs_mcp_tools(demo: None, tmp_path: Path) -> None:
     assert ghost.exit_code == 3 and "no MCP server named 'ghost'" in ghost.stderr
 
 
-def test_mcp_enabled_false_hides_the_servers(demo: None, magray_home: Path) -> None:
+def test_mcp_enabled_false_hides_the_servers(mcp_demo: None, magray_home: Path) -> None:
     assert cli(["config", "set", "mcp.enabled", "false"]).exit_code == 0
     listed = json.loads(cli(["tools", "list", "--json"]).stdout)
     assert not any(t["name"].startswith("mcp__") for t in listed)

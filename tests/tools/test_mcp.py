@@ -33,7 +33,8 @@ from magray.tools.registry import ToolRegistry
 
 pytest.importorskip("mcp")
 
-SERVER = Path(__file__).with_name("mcp_server.py")
+from tests.conftest import MCP_SERVER as SERVER
+
 RUNNER = CliRunner()
 
 
@@ -42,13 +43,6 @@ def run(args: Sequence[str]) -> Result:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result
-
-
-@pytest.fixture
-def demo() -> None:
-    """The test server registered as `demo` through `magray mcp add`."""
-    result = run(["mcp", "add", "demo", "--", sys.executable, str(SERVER)])
-    assert result.exit_code == 0, result.output
 
 
 def _config_dir() -> Path:
@@ -61,7 +55,7 @@ def _tool(name: str) -> object:
     return registry.get(name)
 
 
-def test_add_list_remove(demo: None) -> None:
+def test_add_list_remove(mcp_demo: None) -> None:
     assert get_server(mcp_file(_config_dir()), "demo").command == (sys.executable, str(SERVER))
     result = run(["mcp", "list", "--json"])
     assert result.exit_code == 0, result.output
@@ -105,7 +99,7 @@ def test_unknown_server_is_a_clear_error() -> None:
 
 
 def test_discover_skips_a_broken_server(
-    demo: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    mcp_demo: None, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     run(["mcp", "add", "broken", "--", str(tmp_path / "missing")])
     registry = ToolRegistry()
@@ -114,7 +108,9 @@ def test_discover_skips_a_broken_server(
     assert "MCP server broken skipped" in caplog.text
 
 
-def test_default_policy_asks_so_noninteractive_call_is_denied(demo: None, tmp_path: Path) -> None:
+def test_default_policy_asks_so_noninteractive_call_is_denied(
+    mcp_demo: None, tmp_path: Path
+) -> None:
     tool = _tool("mcp__demo__add")
     audit = AuditLog(tmp_path / "audit.db")
     ctx = ToolContext(roots=(tmp_path,), timeout=10)
@@ -124,7 +120,7 @@ def test_default_policy_asks_so_noninteractive_call_is_denied(demo: None, tmp_pa
     assert (row.tool, row.decision, row.outcome) == ("mcp__demo__add", "deny", "denied")
 
 
-def test_call_with_yes_and_preview(demo: None, tmp_path: Path) -> None:
+def test_call_with_yes_and_preview(mcp_demo: None, tmp_path: Path) -> None:
     tool = _tool("mcp__demo__add")
     audit = AuditLog(tmp_path / "audit.db")
     ctx = ToolContext(roots=(tmp_path,), timeout=10)
@@ -141,7 +137,7 @@ def test_call_with_yes_and_preview(demo: None, tmp_path: Path) -> None:
         invoke(tool, {"a": 1}, ctx, Policy(mode=Mode(yes=True)), audit)  # type: ignore[arg-type]
 
 
-def test_tool_errors_and_timeouts(demo: None, tmp_path: Path) -> None:
+def test_tool_errors_and_timeouts(mcp_demo: None, tmp_path: Path) -> None:
     server = get_server(mcp_file(_config_dir()), "demo")
     tools = {t.name: t for t in server_tools(server)}
     assert tools["mcp__demo__slow"].risk is Risk.EXEC
@@ -199,7 +195,7 @@ def test_streamable_http_server(http_server: str, tmp_path: Path) -> None:
     assert done.result.output == "hi"
 
 
-def test_mcp_call_cli_under_policy(demo: None) -> None:
+def test_mcp_call_cli_under_policy(mcp_demo: None) -> None:
     denied = run(["mcp", "call", "demo", "add", "--arg", "a=2", "--arg", "b=3"])
     assert denied.exit_code == 4 and "needs approval" in denied.output
     done = run(["mcp", "call", "demo", "add", "--arg", "a=2", "--arg", "b=3", "--yes", "--json"])
