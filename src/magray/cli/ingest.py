@@ -19,6 +19,9 @@ def ingest(
 ) -> None:
     """Ingest files and folders into memory (respects .gitignore; incremental by content hash).
 
+    Files are stored by absolute path; a file is forgotten only when it is gone from a
+    folder named here.
+
     Example: magray ingest README.md docs --project magray
     """
     from magray.cli import render
@@ -55,3 +58,7 @@ def ingest(
     )
     for uri, reason in report.skipped:
         render.note(f"skipped {uri}: {reason}")
+    for uri in report.restored:
+        render.note(f"restored the missing chunks of {uri}")
+    for uri in report.removed:
+        render.note(f"forgot {uri}: it is no longer in the folder it was ingested from")
