@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from magray.cli.context import open_memory, parse_layer
+from magray.cli.memory import check_utf8
 
 
 def ingest(
@@ -27,6 +28,7 @@ def ingest(
     from magray.cli import render
     from magray.memory.ingest import ingest as run_ingest
 
+    check_utf8(project=project)
     target = parse_layer(layer)
     with open_memory() as memory, render.progress("ingesting files") as bar:
         report = run_ingest(memory, paths, layer=target, project=project, progress=bar)

@@ -316,6 +316,19 @@ class Ingestor:
                 self.report.removed.append(uri)
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(uri: str) -> str:
+    """A path fit to print: bytes of a name that are not UTF-8 shown as escapes."""
+    return uri.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _plan(job: Ingestor, item: SourceFile, key: str) -> _Plan | None:
     """What to write for one walked file, or None when the store already holds it."""
     known = job.known(key, item.content_hash)
@@ -364,15 +377,18 @@ def ingest(
                 key = source_key(item.path)
                 keep.extend((key, key.rstrip("/") + "/"))
             if item.reason is not SkipReason.IGNORED:
-                job.report.skipped.append((item.uri, str(item.reason)))
+                job.report.skipped.append((_shown(item.uri), str(item.reason)))
             continue
         key = source_key(item.path)
         seen.add(key)
         done += 1
+        if not _utf8(key):
+            job.report.skipped.append((_shown(item.uri), "name is not valid UTF-8"))
+            continue
         try:
             plan = _plan(job, item, key)
         except UsageError as exc:
-            job.report.skipped.append((item.uri, exc.message.rstrip(".")))
+            job.report.skipped.append((_shown(item.uri), exc.message.rstrip(".")))
             keep.append(key)
             continue
         if plan is None:
