@@ -195,3 +195,7 @@ def test_stored_values_no_magray_writes_do_not_break_reads(tmp_path: Path) -> No
         assert (record.created_at, record.updated_at, record.access_count) == (0.0, 0.0, 0)
         assert record.tags == () and record.source == Source("a.md", None, None, 1, 1)
         assert memory.recall(Query(text="odd row", mode=SearchMode.KEYWORD))
+        with memory.store.write() as conn:
+            conn.execute("UPDATE records SET created_at = 'soon'")
+        for mode in SearchMode:
+            assert memory.recall(Query(text="odd row", mode=mode, filters=Filters(kind="note")))
