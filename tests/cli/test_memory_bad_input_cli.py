@@ -77,6 +77,7 @@ def count() -> int:
         (["memory", "list", "--offset", "-1"], 2, ["offset"]),
         (["memory", "add", "caf\udce9"], 2, ["the text is not valid UTF-8", "pipe"]),
         (["memory", "add", "ok", "--tag", "\udcff"], 2, ["--tag is not valid UTF-8"]),
+        (["memory", "add", "x" * 1_000_001], 2, ["1,000,001 characters", "magray ingest"]),
         (["memory", "search", "x", "--project", "\udcff"], 2, ["--project"]),
         (["memory", "get", "ab\udcffcd"], 2, ["the id"]),
         (["config", "set", "search.rrf_k", "nan"], 1, ["search.rrf_k", "finite"]),
