@@ -72,7 +72,7 @@ def count() -> int:
 @pytest.mark.parametrize(
     ("args", "code", "needles"),
     [
-        (["memory", "search", "x", "-k", "99999999999999999999"], 2, ["-k", "at most 10000"]),
+        (["memory", "search", "x", "-k", "99999999999999999999"], 2, ["-k", "at most 10,000"]),
         (["memory", "list", "--limit", "9223372036854775808"], 2, ["limit", "2**63"]),
         (["memory", "list", "--offset", "-1"], 2, ["offset"]),
         (["memory", "add", "caf\udce9"], 2, ["the text is not valid UTF-8", "pipe"]),

@@ -47,7 +47,7 @@ log = logging.getLogger("magray")
 Progress = Callable[[int, int | None], None]
 WRITE_BATCH = 256
 RERANK_DEPTH = 50
-MAX_K = 10_000
+MAX_K = 10_000  # the most hits one recall returns
 
 
 def _plain_order(params: FusionParams, layers: Sequence[Layer]) -> bool:
@@ -259,7 +259,7 @@ class Memory:
         if query.k < 1:
             raise UsageError(f"-k must be at least 1 (got {query.k}).")
         if query.k > MAX_K:
-            raise UsageError(f"-k must be at most {MAX_K} (got {query.k}).")
+            raise UsageError(f"-k must be at most {MAX_K:,} (got {query.k}).")
         filters = query.filters
         params = self.fusion_params()
         if query.mode is SearchMode.VECTOR:
