@@ -34,6 +34,7 @@ from typing import Any
 from magray.errors import DeniedError, PolicyError
 from magray.tools.base import Risk, Tool, ToolContext
 from magray.tools.paths import relative_to_roots, resolve_inside
+from magray.tools.shell import program_running_option
 
 
 class Action(StrEnum):
@@ -136,7 +137,11 @@ class Policy:
             if not any(regex.match(p) for p in rel_paths):
                 return False
         if rule.command is not None:
-            return argv is not None and _command_matches(rule.command, argv)
+            if argv is None or not _command_matches(rule.command, argv):
+                return False
+            # an allowed prefix never covers options that make the program run others
+            start = len(shlex.split(rule.command))
+            return rule.action is not Action.ALLOW or program_running_option(argv, start) is None
         return True
 
     def decide(
@@ -162,13 +167,19 @@ class Policy:
         argv = tool.command(args)
         reached = tool.hosts(args) if hosts is None else list(hosts)
         matched = [r for r in self.rules if self._matches(r, tool, rel_paths, argv, reached)]
+        decision = Decision(Action.ASK, f"{risk.value} tools ask by default")
+        if risk is Risk.READ:
+            decision = Decision(Action.ALLOW, "reads inside the workspace are allowed by default")
         for action in (Action.DENY, Action.ALLOW, Action.ASK):
             hits = [r for r in matched if r.action is action]
             if hits:
-                return Decision(action, f"policy rule: {hits[0].describe()}")
-        if risk is Risk.READ:
-            return Decision(Action.ALLOW, "reads inside the workspace are allowed by default")
-        return Decision(Action.ASK, f"{risk.value} tools ask by default")
+                decision = Decision(action, f"policy rule: {hits[0].describe()}")
+                break
+        if decision.action is Action.ALLOW:
+            why = tool.approval_reason(args, ctx)
+            if why is not None:
+                return Decision(Action.ASK, why)
+        return decision
 
 
 def policy_file(config_dir: Path) -> Path:
