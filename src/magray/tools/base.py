@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -49,6 +49,18 @@ A = TypeVar("A", bound=ToolArgs)
 RedirectCheck = Callable[[str], None]
 
 
+class PathFilter(Protocol):
+    """The policy's word on paths a tool meets while walking folders (set by ``invoke``)."""
+
+    def hides(self, rel: str) -> bool:
+        """True when the tool must skip ``rel`` (a path relative to its root)."""
+        ...
+
+    def patterns(self) -> tuple[str, ...]:
+        """The path globs denied to the tool; each covers a folder and all under it."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ToolResult:
     """What a tool returns: ``output`` for people (capped), ``data`` for programs (JSON-able)."""
@@ -76,6 +88,8 @@ class ToolContext:
     check_redirect: RedirectCheck | None = None
     #: the OS sandbox of commands and git (``tools.sandbox``)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    #: the paths this tool must skip when it walks folders (set by ``invoke``; None: none)
+    path_filter: PathFilter | None = None
 
     def __post_init__(self) -> None:
         if not self.roots:
@@ -108,6 +122,8 @@ class Tool(ABC, Generic[A]):
     Args: type[A]
     #: argument fields holding paths (str or list of str) that must stay inside the roots
     path_fields: ClassVar[tuple[str, ...]] = ()
+    #: path fields naming folders the call moves whole: the policy checks every path under them
+    subtree_fields: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def schema(cls) -> dict[str, Any]:

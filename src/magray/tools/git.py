@@ -112,7 +112,7 @@ class GitTool(Tool[Any]):
 
     def excludes(self, repo: Repo, ctx: ToolContext) -> list[str]:
         """``:(exclude)`` pathspecs for the paths that deny rules cover."""
-        return path_excludes(ctx.denied_paths, repo.prefix)
+        return path_excludes(ctx, repo.prefix)
 
     def git(self, argv: list[str], ctx: ToolContext, args: Any = None) -> tuple[bool, str, Any]:
         repo = self.repo(ctx)
@@ -252,7 +252,7 @@ class GitShow(GitTool):
     def run(self, args: Any, ctx: ToolContext) -> ToolResult:
         repo = self.repo(ctx)
         rev = _ref(args.rev, "revision")
-        denied = refused_path(rev, ctx.denied_paths, repo.prefix)
+        denied = refused_path(rev, ctx, repo.prefix)
         if denied is not None:
             raise DeniedError(
                 f"denied: git_show: {denied} is covered by a deny path rule "
@@ -264,7 +264,8 @@ class GitShow(GitTool):
                 f"git_show shows files by path only (REV:PATH, e.g. HEAD:README.md); {rev!r} "
                 "names a file's contents by hash."
             )
-        ok, output, data = self.git_in(repo, [*self.argv(args, ctx), *self.pathspecs(args, repo, ctx)], ctx, args)
+        argv = [*self.argv(args, ctx), *self.pathspecs(args, repo, ctx)]
+        ok, output, data = self.git_in(repo, argv, ctx, args)
         if not ok:
             return self.failure(output, data)
         return ToolResult(ok=True, output=output, data=data)

@@ -12,10 +12,9 @@ not read; the committer identity is taken from the global config by value only.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from magray.tools.base import ToolContext
-from magray.tools.policy import glob_to_regex
 
 GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -101,6 +100,8 @@ def identity_env(local_config: str, ctx: ToolContext) -> dict[str, str]:
 def _under_top(glob: str, prefix: str) -> str | None:
     """A root-relative ``glob`` made relative to the repository top (``prefix`` in the root)."""
     glob = glob.strip("/") or "**"
+    if glob.endswith("/**"):
+        glob = glob[:-3]
     if prefix == ".":
         return glob
     if glob.startswith(prefix + "/"):
@@ -108,37 +109,32 @@ def _under_top(glob: str, prefix: str) -> str | None:
     return glob if glob.startswith("**") else None
 
 
-def path_excludes(globs: Sequence[str], prefix: str) -> list[str]:
-    """``:(exclude)`` pathspecs leaving out each denied glob, and everything under it."""
+def path_excludes(ctx: ToolContext, prefix: str) -> list[str]:
+    """``:(exclude)`` pathspecs leaving out each denied glob and everything under it."""
+    globs = ctx.path_filter.patterns() if ctx.path_filter is not None else ()
     out: list[str] = []
     for glob in globs:
         spec = _under_top(glob, prefix)
-        if spec is None:
-            continue
-        out.append(f":(top,exclude,glob){spec}")
-        if not spec.endswith("/**"):
-            out.append(f":(top,exclude,glob){spec}/**")
+        if spec is not None:
+            out += [f":(top,exclude,glob){spec}", f":(top,exclude,glob){spec}/**"]
     return out
 
 
-def refused_path(rev: str, globs: Sequence[str], prefix: str) -> str | None:
-    """The path in a ``REV:PATH`` revision that a denied glob covers, if any.
+def refused_path(rev: str, ctx: ToolContext, prefix: str) -> str | None:
+    """The path in a ``REV:PATH`` revision that the policy hides from the tool, if any.
 
     Every split at a ``:`` is tried, so a ``:`` inside the revision part (``HEAD^{/fix:}``)
     cannot hide a path.
     """
-    if not globs:
+    if ctx.path_filter is None:
         return None
     for i, char in enumerate(rev):
-        if char != ":":
-            continue
         path = rev[i + 1 :]
-        if not path:
+        if char != ":" or not path:
             continue
         rel = posixpath.normpath(path.lstrip("/"))
         if prefix != ".":
             rel = posixpath.join(prefix, rel)
-        regexes = [glob_to_regex(g.strip("/") or "**") for g in globs]
-        if any(r.match(p) for r in regexes for p in (rel, rel + "/")):
+        if ctx.path_filter.hides(rel):
             return path
     return None
