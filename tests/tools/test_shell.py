@@ -10,7 +10,8 @@ import pytest
 
 from magray.errors import DeniedError
 from magray.tools.base import ToolContext, ToolResult
-from magray.tools.shell import ShellExec, scrub_env
+from magray.tools.sandbox import clean_env
+from magray.tools.shell import ShellExec, program_running_option
 
 SHELL = ShellExec()
 
@@ -43,15 +44,19 @@ def test_output_is_capped_with_a_note(workspace: Path) -> None:
     assert result.data["truncated"] is True
 
 
-def test_secrets_are_scrubbed_from_the_environment(workspace: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "sk-x", "GH_TOKEN": "t", "HOME": "/tmp"}
-    env["MAGRAY_ANTHROPIC_KEY"] = "k"
+def test_the_environment_is_an_allow_list(workspace: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "sk-x", "GH_PAT": "t", "HOME": "/tmp"}
+    env |= {"DATABASE_URL": "postgres://u:p@h/db", "HF_AUTH": "hf", "LC_ALL": "C", "TZ": "UTC"}
     ctx = ToolContext(roots=(workspace,), env=env)
     out = run(ctx, ["env"]).output
-    assert "OPENAI_API_KEY" not in out and "sk-x" not in out
-    assert "GH_TOKEN" not in out and "MAGRAY_ANTHROPIC_KEY" not in out
-    assert "HOME=/tmp" in out
-    assert scrub_env({"DB_PASSWORD": "p", "LANG": "C"}) == {"LANG": "C"}
+    for secret in ("OPENAI_API_KEY", "sk-x", "GH_PAT", "DATABASE_URL", "postgres", "HF_AUTH"):
+        assert secret not in out
+    assert {"HOME=/tmp", "LC_ALL=C", "TZ=UTC"} <= set(out.splitlines())
+    assert clean_env({"DB_PASSWORD": "p", "LANG": "C", "LC_CTYPE": "C"}) == {
+        "LANG": "C",
+        "LC_CTYPE": "C",
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+    }
 
 
 def test_failing_command_reports_its_exit_status(ctx: ToolContext) -> None:
@@ -69,4 +74,22 @@ def test_cwd_must_stay_inside_the_roots(ctx: ToolContext, workspace: Path) -> No
 
 def test_preview_shows_the_exact_argv(ctx: ToolContext) -> None:
     shown = SHELL.preview(SHELL.parse({"argv": ["echo", "a b"]}), ctx)
-    assert shown.endswith("&& echo 'a b')")
+    assert shown.endswith("&& echo 'a b')  # workspace-write, no network")
+
+
+@pytest.mark.parametrize(
+    ("argv", "start", "found"),
+    [
+        (["git", "fetch", "--upload-pack=touch /tmp/x", "origin"], 2, "--upload-pack=touch /tmp/x"),
+        (["git", "fetch", "--upload-pack", "x"], 2, "--upload-pack"),
+        (["git", "clone", "-ux", "repo"], 2, "-ux"),
+        (["git", "log", "--output=/elsewhere/x"], 2, "--output=/elsewhere/x"),
+        (["/usr/bin/git", "fetch", "-c", "core.sshCommand=x"], 2, "-c"),
+        (["find", ".", "-exec", "rm", "{}", ";"], 1, "-exec"),
+        (["git", "fetch", "origin", "--", "-u"], 2, None),
+        (["git", "fetch", "origin"], 2, None),
+        (["pytest", "-x"], 1, None),
+    ],
+)
+def test_program_running_options(argv: list[str], start: int, found: str | None) -> None:
+    assert program_running_option(argv, start) == found

@@ -64,7 +64,8 @@ def sandbox_config(settings: Settings) -> SandboxConfig:
     from magray.cli import render
     from magray.tools.sandbox import SandboxConfig, SandboxMode, unavailable
 
-    config = SandboxConfig(SandboxMode(settings.get_str("tools.sandbox")), settings.get_str("tools.bwrap"))
+    mode = SandboxMode(settings.get_str("tools.sandbox"))
+    config = SandboxConfig(mode, settings.get_str("tools.bwrap"))
     why = unavailable(config)
     if why is not None and config not in _warned:
         _warned.add(config)

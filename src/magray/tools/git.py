@@ -28,6 +28,7 @@ from magray.tools import sandbox
 from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult
 from magray.tools.git_safety import (
     GIT_ENV,
+    discovery,
     identity_env,
     no_programs,
     path_excludes,
@@ -70,10 +71,10 @@ class GitTool(Tool[Any]):
         """The git arguments (after ``git``) for ``args``."""
 
     def _raw(self, argv: list[str], ctx: ToolContext, safe: tuple[str, ...] = ()) -> Completed:
-        """``git`` with the safe environment, read-only inside the sandbox."""
-        confinement = sandbox.Confinement(readable=ctx.roots)
+        """One of the tools' own ``git`` queries, with the safe environment, read-only."""
         env = {**GIT_ENV, "GIT_OPTIONAL_LOCKS": "0"}
-        return run_argv(["git", *no_programs(safe), *argv], ctx.workspace, ctx, env, confinement)
+        full = ["git", *no_programs(safe), *argv]
+        return run_argv(full, ctx.workspace, ctx, env, discovery(ctx))
 
     def repo(self, ctx: ToolContext) -> Repo:
         """The workspace's repository; refused when it is larger than the roots."""
@@ -101,9 +102,9 @@ class GitTool(Tool[Any]):
 
     def confinement(self, repo: Repo, ctx: ToolContext, args: Any) -> sandbox.Confinement:
         """Read tools see the roots read-only; write tools may write them and the git folders."""
-        if self.risk_for(args) is Risk.READ:
-            return sandbox.Confinement(readable=ctx.roots)
         outside = tuple(d for d in repo.git_dirs if not any(d.is_relative_to(r) for r in ctx.roots))
+        if self.risk_for(args) is Risk.READ:
+            return sandbox.Confinement(readable=(*ctx.roots, *outside))
         return sandbox.Confinement(writable=(*ctx.roots, *outside))
 
     def extra_env(self, repo: Repo, ctx: ToolContext, args: Any) -> dict[str, str]:
@@ -264,11 +265,22 @@ class GitShow(GitTool):
                 f"git_show shows files by path only (REV:PATH, e.g. HEAD:README.md); {rev!r} "
                 "names a file's contents by hash."
             )
-        argv = [*self.argv(args, ctx), *self.pathspecs(args, repo, ctx)]
+        specs = self.pathspecs(args, repo, ctx)
+        header = ""
+        if specs:
+            # the message always shows; the diff leaves out the denied paths
+            ok, header, data = self.git_in(repo, ["show", "-s", "--no-color", rev], ctx, args)
+            if not ok:
+                return self.failure(header, data)
+        argv = [*self.argv(args, ctx), *specs]
+        if specs:
+            argv.insert(1, "--format=")
         ok, output, data = self.git_in(repo, argv, ctx, args)
         if not ok:
             return self.failure(output, data)
-        return ToolResult(ok=True, output=output, data=data)
+        if header and output:
+            header += "\n"
+        return ToolResult(ok=True, output=header + output, data=data)
 
     def pathspecs(self, args: Any, repo: Repo, ctx: ToolContext) -> list[str]:
         return [] if ":" in args.rev else super().pathspecs(args, repo, ctx)

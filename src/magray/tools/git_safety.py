@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterable
+from pathlib import Path
 
 from magray.tools.base import ToolContext
+from magray.tools.sandbox import Confinement
 
 GIT_ENV = {
     "GIT_CONFIG_NOSYSTEM": "1",
@@ -72,13 +74,22 @@ def no_programs(filter_config: Iterable[str]) -> list[str]:
     return out
 
 
+def discovery(ctx: ToolContext) -> Confinement:
+    """Read-only, with the host's ``/tmp`` visible: for finding the repository and config.
+
+    Commands get a private ``/tmp``; the tools' own queries must see a repository (or a
+    home folder) that lies there, as git outside the sandbox would.
+    """
+    tmp = (Path("/tmp"),) if Path("/tmp").is_dir() else ()
+    return Confinement(readable=(*tmp, *ctx.roots))
+
+
 def identity_env(local_config: str, ctx: ToolContext) -> dict[str, str]:
     """Author and committer from the user's global git config, where the repository has none.
 
     ``local_config`` holds the lines of ``git config --get-regexp '^user\\.(name|email)$'``
     run on the repository alone.
     """
-    from magray.tools.sandbox import Confinement
     from magray.tools.shell import run_argv
 
     have = {line.split(" ", 1)[0] for line in local_config.splitlines()}
@@ -86,7 +97,7 @@ def identity_env(local_config: str, ctx: ToolContext) -> dict[str, str]:
         return {}
     env = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     argv = ["git", "config", "--global", "--get-regexp", r"^user\.(name|email)$"]
-    done = run_argv(argv, ctx.workspace, ctx, env, Confinement(readable=ctx.roots))
+    done = run_argv(argv, ctx.workspace, ctx, env, discovery(ctx))
     out: dict[str, str] = {}
     for line in done.output.splitlines() if done.returncode == 0 else []:
         key, _, value = line.partition(" ")

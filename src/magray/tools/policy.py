@@ -48,8 +48,8 @@ from typing import Any
 from magray.errors import DeniedError, PolicyError
 from magray.tools.base import Risk, Tool, ToolContext
 from magray.tools.paths import relative_to_roots, resolve_inside
-from magray.tools.shell import program_running_option
 from magray.tools.policy_builtin import BUILTIN_NAMES, BUILTIN_RULES, BuiltinRule
+from magray.tools.shell import program_running_option
 
 
 class Action(StrEnum):
