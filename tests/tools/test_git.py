@@ -10,8 +10,8 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from magray.agent.executor import Executor
-from magray.cli.main import app
 from magray.agent.plan import Plan, Step
+from magray.cli.main import app
 from magray.errors import ToolError
 from magray.tools.audit import AuditLog
 from magray.tools.base import ToolContext, ToolResult
