@@ -276,3 +276,24 @@ def test_git_add_skips_denied_paths_and_checkout_refuses_to_rewrite_them(
     result = git_tool(secret_repo, "git_checkout", "ref=old")
     assert result.exit_code == 4 and "deny path rule" in result.stderr
     assert (secret_repo / "secrets" / "key.txt").read_text(encoding="utf-8") == "TOPSECRET\n"
+
+
+def test_core_worktree_outside_the_roots_is_refused(repo: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    git(repo, "config", "core.worktree", str(elsewhere))
+    result = git_tool(repo, "git_checkout", "ref=main")
+    assert result.exit_code == 4 and "larger than the workspace roots" in result.stderr
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_linked_worktree_reads_and_commits(repo: Path, tmp_path: Path) -> None:
+    """The worktree's git folder lies outside the root: the sandbox lets git use it."""
+    linked = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "-b", "side", str(linked))
+    (linked / "hello.txt").write_text("from the worktree\n", encoding="utf-8")
+    assert "M hello.txt" in git_tool(linked, "git_status").stdout
+    assert git_tool(linked, "git_add", 'paths=["hello.txt"]').exit_code == 0
+    committed = git_tool(linked, "git_commit", "message=In the worktree")
+    assert committed.exit_code == 0, committed.stderr
+    assert git(repo, "log", "-1", "--format=%s", "side").strip() == "In the worktree"
