@@ -399,3 +399,16 @@ def test_an_ssrf_refusal_is_audited_as_deny(workspace: Path, magray_home: Path) 
     result = tool(workspace, "web_fetch", "url=http://127.0.0.1:9/", yes=True)
     assert result.exit_code == 4 and "server-side request forgery" in result.stderr
     assert [(r.decision, r.outcome) for r in audit_rows(magray_home)] == [("deny", "denied")]
+
+
+def test_nul_bytes_in_a_command_or_url_are_refused_not_crashes(
+    workspace: Path, magray_home: Path
+) -> None:
+    result = tool(workspace, "shell_exec", 'argv=["echo", "a\\u0000b"]', yes=True)
+    assert result.exit_code == 4 and "NUL byte" in result.stderr
+    result = tool(workspace, "web_fetch", 'url="http://example.com/a\\u0000b"', yes=True)
+    assert result.exit_code == 2 and "control characters" in result.stderr
+    assert [(r.decision, r.outcome) for r in audit_rows(magray_home)] == [
+        ("deny", "denied"),
+        ("allow", "error"),
+    ]

@@ -58,8 +58,8 @@ def show(
         typer.echo(json.dumps(payload, indent=2))
         return
     typer.echo(f"# {path}", err=True)
-    for rule, on in builtin:
-        typer.echo(rule.describe() + ("" if on else " (switched off in policy.toml)"))
+    for fixed, on in builtin:
+        typer.echo(fixed.describe() + ("" if on else " (switched off in policy.toml)"))
     if not rules:
         typer.echo("no rules; the defaults apply.", err=True)
     for rule in rules:

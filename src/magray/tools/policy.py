@@ -286,6 +286,8 @@ class Policy:
             rel_paths.extend(self._subtree_paths(tool, args, ctx))
         except DeniedError as exc:
             return Decision(Action.DENY, exc.message)
+        if any("\x00" in word for word in tool.command(args) or ()):
+            return Decision(Action.DENY, "the command contains a NUL byte; remove it.")
         risk = tool.risk_for(args)
         builtin = self._builtin_denial(tool, args, rel_paths, ctx, risk)
         if builtin is not None:
