@@ -127,6 +127,13 @@ DESTRUCTIVE = [
     ["chmod", "-R", "777", "/"],
     ["chown", "-R", "nobody:nogroup", "/"],
     ["chmod", "--recursive", "000", "~"],
+    ["rm", "-rf", "//"],
+    ["rm", "-rf", "/tmp/../"],
+    ["timeout", "-s", "KILL", "5", "rm", "-rf", "/"],
+    ["find", ".", "-exec", "rm", "-rf", "/", ";"],
+    ["bash", "-c", "eval 'rm -rf /'"],
+    ["bash", "-c", "function f { f | f & }; f"],
+    ["sudo", "dd", "of=/dev/nvme0n1", "if=/dev/urandom"],
 ]
 
 
@@ -159,6 +166,8 @@ def test_deleting_the_workspace_itself_is_denied_and_nothing_runs(workspace: Pat
         ["chmod", "-R", "u+w", "."],
         ["echo", "rm -rf /"],
         ["git", "status"],
+        ["git", "rm", "-r", "--cached", "."],
+        ["sh", "-c", "rm -rf build && echo done"],
     ],
     ids=lambda a: " ".join(a),
 )
