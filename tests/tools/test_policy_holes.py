@@ -421,3 +421,17 @@ def test_nul_bytes_in_a_command_or_url_are_refused_not_crashes(
         ("deny", "denied"),
         ("allow", "error"),
     ]
+
+
+def test_credentials_follow_only_the_same_origin() -> None:
+    from magray.tools.web import hop_headers, same_origin
+
+    first = "http://search.example/q"
+    assert same_origin(first, "http://search.example:80/other")
+    assert same_origin(first, "https://search.example/q")  # the upgrade to TLS
+    assert not same_origin("https://search.example/q", "http://search.example/q")
+    assert not same_origin(first, "http://search.example:8080/q")
+    assert not same_origin(first, "http://evil.example/q")
+    headers = {"Authorization": "Bearer k", "Cookie": "c=1", "Accept": "application/json"}
+    assert hop_headers(first, "http://evil.example/", headers) == {"Accept": "application/json"}
+    assert hop_headers(first, first, headers) == headers
