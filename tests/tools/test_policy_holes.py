@@ -69,6 +69,9 @@ def test_writes_moves_and_deletes_under_git_are_denied_under_yes(
         result = tool(workspace, name, *args, yes=True)
         assert result.exit_code == 4, (name, args, result.output)
         assert "built-in rule git-metadata" in result.stderr
+    argv = json.dumps(["sh", "-c", "echo 'touch pwned' > post-commit"])
+    result = tool(workspace, "shell_exec", f"argv={argv}", "cwd=.git/hooks", yes=True)
+    assert result.exit_code == 4 and "built-in rule git-metadata" in result.stderr
     assert not (workspace / ".git" / "hooks" / "post-commit").exists()
     assert (workspace / ".git" / "config").read_text(encoding="utf-8") == "[core]\n"
     assert (workspace / "sub" / ".git").is_dir()
@@ -375,10 +378,13 @@ def two_servers() -> Iterator[tuple[Any, Any]]:
         srv.server_close()
 
 
+@pytest.mark.parametrize("other", ["127.0.0.1", "localhost"], ids=["other-port", "other-host"])
 def test_web_search_keeps_its_key_from_a_redirect_target(
-    two_servers: tuple[Any, Any], workspace: Path, monkeypatch: pytest.MonkeyPatch
+    other: str, two_servers: tuple[Any, Any], workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first, second = two_servers
+    first.redirect_to = f"http://{other}:{second.server_address[1]}"
+    monkeypatch.setenv("MAGRAY_TOOLS_ALLOW_PRIVATE_HOSTS", "localhost")
     monkeypatch.setenv(
         "MAGRAY_WEB_SEARCH_URL", f"http://127.0.0.1:{first.server_address[1]}/s?q={{query}}"
     )

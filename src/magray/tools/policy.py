@@ -237,7 +237,7 @@ class Policy:
         raw_cwd = getattr(args, "cwd", None)
         if argv is not None and isinstance(raw_cwd, str):
             cwd = resolve_inside(raw_cwd, ctx.roots)
-        write = risk is Risk.WRITE
+        write = risk in (Risk.WRITE, Risk.EXEC)  # a command run from .git/ writes there
         for rule in BUILTIN_RULES:
             if not self.builtin_enabled(rule):
                 continue

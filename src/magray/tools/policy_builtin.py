@@ -5,7 +5,8 @@ Each has a name; ``policy.toml`` can switch one off by name
 Nothing else removes them.
 
 - ``git-metadata``: writes, moves and deletes of paths inside any ``.git`` folder (a
-  hook or ``core.fsmonitor`` written there runs code), and moves of folders holding one.
+  hook or ``core.fsmonitor`` written there runs code), moves of folders holding one, and
+  commands whose working folder is inside one.
 - ``rm-recursive-root``: a recursive ``rm`` of ``/``, the home folder, a workspace root
   or a folder above one (``rm -rf /``, ``rm -fr ~``, ``rm -r --no-preserve-root /``).
 - ``mkfs``: making a file system (``mkfs``, ``mkfs.*``, ``mke2fs``).
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 #: checks one call: (relative paths of its path arguments, argv or None, workspace roots,
-#: working folder of a command, whether the call writes) -> why it is denied, or None
+#: working folder of a command, whether the call writes or runs a command) -> why it is
+#: denied, or None
 Check = Callable[[list[str], Sequence[str] | None, Sequence[Path], Path, bool], str | None]
 
 
@@ -259,7 +261,7 @@ BUILTIN_RULES: tuple[BuiltinRule, ...] = (
     BuiltinRule(
         "git-metadata",
         "write tools",
-        "writes, moves and deletes inside any .git folder",
+        "writes, moves and deletes inside any .git folder, commands run from one",
         _git_metadata,
     ),
     BuiltinRule(
