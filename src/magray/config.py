@@ -61,6 +61,14 @@ OPTIONS: tuple[Option, ...] = (
         "Scalar type of the HNSW index (vectors in the store stay f32).",
         choices=("f32", "f16", "i8"),
     ),
+    Option(
+        "memory.search_ef",
+        0,
+        int,
+        "HNSW search expansion (0 = chosen from the index size; raise it for more recall).",
+        minimum=0,
+        maximum=4096,
+    ),
     Option("memory.lock_timeout", 10.0, float, "Seconds to wait for the writer lock.", minimum=0),
     Option("memory.auto_lifecycle", True, bool, "Run promote + expire automatically on writes."),
     Option(

@@ -72,8 +72,10 @@ class IndexSet:
         dim: int,
         dtype: str,
         warn: Warn | None = None,
+        ef: int = 0,
     ) -> None:
         self.store = store
+        self.ef = ef
         self.index_dir = index_dir
         self.model_id = model_id
         self.dim = dim
@@ -275,11 +277,12 @@ class IndexSet:
         if len(state.index):
             stale = set(state.pending_labels.tolist()) | state.pending_gone
             wanted = state.index.candidates(fetch) + len(stale)
+            state.index.ef = self.ef
             labels, sims = state.index.search(query, wanted)[0]
             for label, sim in zip(labels.tolist(), sims.tolist(), strict=True):
                 if label not in stale:
                     scores[int(label)] = float(sim)
-            if self.dtype != "f32" and scores:
+            if self.dtype == "i8" and scores:  # f16 keeps cosines exact enough
                 scores = self._rescore(list(scores), query)
         if len(state.pending_labels):
             sims = state.pending_vectors @ query

@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magray.errors import NotFoundError, SchemaError, StoreError, StoreLockedError, UsageError
 from magray.memory.migrations import SCHEMA_VERSION, current_version, migrate
 from magray.memory.records import Filters, Layer, NewRecord, Record, Source, content_hash
+
+if TYPE_CHECKING:
+    from magray.memory.search import Candidate
 
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 MIN_ID_PREFIX = 4
@@ -178,6 +181,7 @@ class Store:
         self.lock_timeout = lock_timeout
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(path) + ".lock")
+        self._stats_conn: sqlite3.Connection | None = None  # access stats (see record_access)
         try:
             self.conn = _connect(path)
             have = current_version(self.conn)
@@ -194,6 +198,9 @@ class Store:
                 migrate(self.conn)
 
     def close(self) -> None:
+        if self._stats_conn is not None:
+            self._stats_conn.close()
+            self._stats_conn = None
         self.conn.close()
 
     # -- locking and transactions -------------------------------------------------------
@@ -331,27 +338,32 @@ class Store:
         """Bump access stats of recalled records in one short transaction (best effort).
 
         Stats never block or fail a search: if another process holds the store, they are
-        skipped.
+        skipped. They go through a second connection that commits without an fsync
+        (``synchronous = NORMAL``): a power cut may lose the last few, never a record.
         """
         if not nums:
             return
+        if self._stats_conn is None:
+            self._stats_conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0.2
+            )
+            self._stats_conn.execute("PRAGMA synchronous = NORMAL")
+            self._stats_conn.execute("PRAGMA busy_timeout = 200")
+        conn = self._stats_conn
         try:
-            self.conn.execute("PRAGMA busy_timeout = 200")
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany(
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
                 "UPDATE records SET access_count = access_count + 1, last_access_at = ?"
                 " WHERE num = ?",
                 [(now, n) for n in nums],
             )
-            self.conn.executemany(
+            conn.executemany(
                 "INSERT INTO access_log (num, at) VALUES (?, ?)", [(n, now) for n in nums]
             )
-            self.conn.execute("COMMIT")
+            conn.execute("COMMIT")
         except sqlite3.Error:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-        finally:
-            self.conn.execute("PRAGMA busy_timeout = 30000")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
 
     # -- reads ---------------------------------------------------------------------------
     def resolve(self, id_or_prefix: str) -> StoredRow:
@@ -390,6 +402,24 @@ class Store:
             for row in rows:
                 stored = row_to_record(row)
                 found[stored.num] = stored
+        return found
+
+    def candidates(self, cands: Mapping[int, Candidate], filters: Filters) -> dict[int, Candidate]:
+        """``cands`` restricted to labels that exist and match ``filters``, with their
+        current layer and creation time (a narrow read: no text, no vector)."""
+        from magray.memory.search import Candidate
+
+        wanted = list(cands)
+        cond, params = filter_sql(filters)
+        found: dict[int, Candidate] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            for num, layer, created in self.conn.execute(
+                f"SELECT r.num, r.layer, r.created_at FROM records r WHERE r.num IN"
+                f" ({','.join('?' * len(chunk))}) AND {cond}",
+                [*chunk, *params],
+            ):
+                found[int(num)] = Candidate(int(num), Layer(layer), float(created))
         return found
 
     def list_records(self, filters: Filters, *, limit: int, offset: int = 0) -> list[StoredRow]:
