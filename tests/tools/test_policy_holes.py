@@ -441,3 +441,12 @@ def test_credentials_follow_only_the_same_origin() -> None:
     headers = {"Authorization": "Bearer k", "Cookie": "c=1", "Accept": "application/json"}
     assert hop_headers(first, "http://evil.example/", headers) == {"Accept": "application/json"}
     assert hop_headers(first, first, headers) == headers
+
+
+def test_a_runaway_pattern_stops_at_the_timeout(workspace: Path) -> None:
+    (workspace / "a.txt").write_text("a" * 64 + "!\n", encoding="utf-8")
+    result = run(
+        ["tools", "run", "file_grep", "--root", str(workspace), "--timeout", "0.5"]
+        + ["--arg", "pattern=(a|aa)+$", "--arg", "path=a.txt"]
+    )
+    assert result.exit_code == 1 and "took longer than 0.5s" in result.stderr

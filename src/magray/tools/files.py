@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import stat
 import time
 from collections.abc import Iterator
@@ -75,6 +74,16 @@ class Walk:
                 "or raise --timeout.",
                 transient=False,
             )
+
+    def search(self, pattern: Any, line: str) -> bool:
+        """Whether the compiled ``regex`` pattern matches in ``line``, within the deadline."""
+        try:
+            left = max(self.deadline - time.monotonic(), 0.001)
+            return pattern.search(line, timeout=left) is not None
+        except TimeoutError:
+            self.deadline = 0.0
+            self.check_time()
+            raise
 
     def visible(self, path: Path) -> bool:
         """Whether ``path`` may be shown: inside the roots, no loop, not hidden by the policy."""
@@ -245,9 +254,13 @@ class FileGrep(Tool[GrepArgs]):
         top = resolve_inside(args.path, ctx.roots)
         if not top.exists():
             raise ToolError(f"{args.path} does not exist.")
+        # the ``regex`` engine takes a timeout, so a pattern that backtracks without end
+        # (``(a|aa)+$``) is stopped at the call's deadline like the walk itself
+        import regex
+
         try:
-            regex = re.compile(args.pattern, re.IGNORECASE if args.ignore_case else 0)
-        except re.error as exc:
+            compiled = regex.compile(args.pattern, regex.IGNORECASE if args.ignore_case else 0)
+        except regex.error as exc:
             raise ToolError(f"invalid regular expression {args.pattern!r}: {exc}.") from None
         walk = Walk(self.name, ctx)
         matches: list[dict[str, Any]] = []
@@ -261,7 +274,7 @@ class FileGrep(Tool[GrepArgs]):
                 continue  # binary, large, unreadable or non-regular files are skipped
             rel = relative_to_roots(path.resolve(), ctx.roots)
             for number, line in enumerate(text.splitlines(), start=1):
-                if regex.search(line):
+                if walk.search(compiled, line):
                     matches.append({"path": rel, "line": number, "text": line})
                     if len(matches) >= args.max_matches:
                         break
