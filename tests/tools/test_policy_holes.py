@@ -445,8 +445,6 @@ def test_credentials_follow_only_the_same_origin() -> None:
 
 def test_a_runaway_pattern_stops_at_the_timeout(workspace: Path) -> None:
     (workspace / "a.txt").write_text("a" * 64 + "!\n", encoding="utf-8")
-    result = run(
-        ["tools", "run", "file_grep", "--root", str(workspace), "--timeout", "0.5"]
-        + ["--arg", "pattern=(a|aa)+$", "--arg", "path=a.txt"]
-    )
+    args = ["--timeout", "0.5", "--arg", "pattern=(a|aa)+$", "--arg", "path=a.txt"]
+    result = run(["tools", "run", "file_grep", "--root", str(workspace), *args])
     assert result.exit_code == 1 and "took longer than 0.5s" in result.stderr
