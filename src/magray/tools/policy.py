@@ -242,7 +242,7 @@ class Policy:
         raw_cwd = getattr(args, "cwd", None)
         if argv is not None and isinstance(raw_cwd, str):
             cwd = resolve_inside(raw_cwd, ctx.roots)
-        write = risk is Risk.WRITE
+        write = risk in (Risk.WRITE, Risk.EXEC)  # a command run from .git/ writes there
         for rule in BUILTIN_RULES:
             if not self.builtin_enabled(rule):
                 continue
@@ -291,6 +291,8 @@ class Policy:
             rel_paths.extend(self._subtree_paths(tool, args, ctx))
         except DeniedError as exc:
             return Decision(Action.DENY, exc.message)
+        if any("\x00" in word for word in tool.command(args) or ()):
+            return Decision(Action.DENY, "the command contains a NUL byte; remove it.")
         risk = tool.risk_for(args)
         builtin = self._builtin_denial(tool, args, rel_paths, ctx, risk)
         if builtin is not None:

@@ -5,7 +5,8 @@ Each has a name; ``policy.toml`` can switch one off by name
 Nothing else removes them.
 
 - ``git-metadata``: writes, moves and deletes of paths inside any ``.git`` folder (a
-  hook or ``core.fsmonitor`` written there runs code), and moves of folders holding one.
+  hook or ``core.fsmonitor`` written there runs code), moves of folders holding one, and
+  commands whose working folder is inside one.
 - ``rm-recursive-root``: a recursive ``rm`` of ``/``, the home folder, a workspace root
   or a folder above one (``rm -rf /``, ``rm -fr ~``, ``rm -r --no-preserve-root /``).
 - ``mkfs``: making a file system (``mkfs``, ``mkfs.*``, ``mke2fs``).
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 #: checks one call: (relative paths of its path arguments, argv or None, workspace roots,
-#: working folder of a command, whether the call writes) -> why it is denied, or None
+#: working folder of a command, whether the call writes or runs a command) -> why it is
+#: denied, or None
 Check = Callable[[list[str], Sequence[str] | None, Sequence[Path], Path, bool], str | None]
 
 
@@ -98,13 +100,21 @@ def _strip_wrappers(argv: list[str]) -> list[str]:
 
 
 def _simple_commands(argv: Sequence[str], depth: int = 0) -> list[list[str]]:
-    """The simple commands ``argv`` runs, looking inside ``sh -c SCRIPT`` (a few levels)."""
-    words = _strip_wrappers(list(argv))
+    """The commands ``argv`` may run: itself, every tail of it that starts at a word (so a
+    wrapper's options, ``xargs`` or ``find -exec`` do not hide a program), and what it runs
+    inside ``sh -c SCRIPT`` or ``eval`` (a few levels deep)."""
+    words = list(argv)
     if not words:
         return []
-    found = [words]
-    if depth < 3 and _program(words[0]) in _SHELLS:
-        scripts = [words[i + 1] for i, w in enumerate(words[:-1]) if re.fullmatch(r"-\w*c", w)]
+    # ``git rm -r --cached .`` is git's own subcommand, not the rm program
+    found = [words[i:] for i in range(len(words)) if i == 0 or _program(words[i - 1]) != "git"]
+    head = _strip_wrappers(words)
+    if depth < 3 and head:
+        scripts: list[str] = []
+        if _program(head[0]) in _SHELLS:
+            scripts = [head[i + 1] for i, w in enumerate(head[:-1]) if re.fullmatch(r"-\w*c", w)]
+        elif head[0] == "eval":
+            scripts = [" ".join(head[1:])]
         for script in scripts:
             for part in _split_script(script):
                 found.extend(_simple_commands(part, depth + 1))
@@ -158,12 +168,14 @@ def _target(word: str, cwd: Path) -> Path | None:
     path = Path(os.path.expanduser(text)) if text.startswith("~") else Path(text)
     if not path.is_absolute():
         path = cwd / path
-    return Path(os.path.normpath(path))
+    return Path("/" + os.path.normpath(path).lstrip("/"))
 
 
 def _covers(target: Path, protected: Sequence[Path]) -> bool:
-    """True when ``target`` is one of ``protected`` or a folder above one."""
-    return any(target == p or p.is_relative_to(target) for p in protected)
+    """True when ``target`` (as written, or with its symlinks resolved) is one of
+    ``protected`` or a folder above one."""
+    real = Path(os.path.realpath(target))
+    return any(t == p or p.is_relative_to(t) for t in (target, real) for p in protected)
 
 
 def _recursive(flags: set[str]) -> bool:
@@ -235,7 +247,7 @@ def _dd_device(
     return None
 
 
-_FORK_BOMB = re.compile(r"([\w:.]+)\s*\(\)\s*\{[^}]*\1\s*\|\s*&?\s*\1\s*&")
+_FORK_BOMB = re.compile(r"(?:function\s+)?([\w:.]+)\s*(?:\(\s*\))?\s*\{[^}]*?\1\s*\|\s*&?\s*\1\s*&")
 
 
 def _fork_bomb(
@@ -249,7 +261,7 @@ BUILTIN_RULES: tuple[BuiltinRule, ...] = (
     BuiltinRule(
         "git-metadata",
         "write tools",
-        "writes, moves and deletes inside any .git folder",
+        "writes, moves and deletes inside any .git folder, commands run from one",
         _git_metadata,
     ),
     BuiltinRule(
