@@ -75,9 +75,18 @@ def test_touch_outside_the_root_writes_nothing_outside(nested: Path, tmp_path: P
 
 def test_the_rest_of_the_file_system_is_read_only(workspace: Path) -> None:
     ctx = ToolContext(roots=(workspace,), timeout=30)
-    result = call(ctx, ["touch", str(REPO / "sandbox-escape.txt")])
-    assert not result.ok and "Read-only file system" in result.output
-    assert not (REPO / "sandbox-escape.txt").exists()
+    escape = REPO / "sandbox-escape.txt"
+    try:
+        result = call(ctx, ["touch", str(escape)])
+        assert not result.ok and "Read-only file system" in result.output
+        # not even by remounting / (bwrap keeps root's capabilities unless they are dropped)
+        remount = call(ctx, ["sh", "-c", f"mount -o remount,rw / ; touch {escape}"])
+        assert not remount.ok and "Read-only file system" in remount.output
+        assert not escape.exists()
+    finally:
+        escape.unlink(missing_ok=True)
+    status = call(ctx, ["cat", "/proc/self/status"]).output
+    assert "CapEff:\t0000000000000000" in status
 
 
 def test_git_folder_is_read_only_for_commands(repo: Path) -> None:

@@ -8,9 +8,11 @@ Modes (the ``tools.sandbox`` setting), after Codex CLI:
 * ``full-access``: everything the user can write is writable and the network is on.
 
 In every mode the process gets a fresh ``/proc`` in its own PID namespace (it cannot
-read MAGRAY's environment through ``/proc/$PPID/environ``), a private ``/tmp``, a new
+read MAGRAY's environment through ``/proc/$PPID/environ``), its own IPC namespace, a new
 session (no terminal injection), no network unless the call is allowed it (or the mode
-is ``full-access``), and an environment built from an allow-list (``clean_env``).
+is ``full-access``), and an environment built from an allow-list (``clean_env``). Outside
+``full-access`` it also gets a private ``/tmp`` and ``/run`` (no daemon sockets) and no
+capabilities (bwrap run by root would otherwise keep them, and could remount ``/``).
 
 Every process started here is registered until it ends; ``kill_running()`` kills them
 all with their process trees (``bwrap --unshare-pid --die-with-parent``: when bwrap
@@ -88,8 +90,8 @@ def clean_env(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-_PROBE = ("--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--unshare-pid")
-_PROBE_TAIL = ("--unshare-net", "--die-with-parent", "--new-session", "true")
+_PROBE = ("--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run")
+_PROBE_TAIL = ("--unshare-pid", "--unshare-ipc", "--unshare-net", "--cap-drop", "ALL", "true")
 
 
 @functools.cache
@@ -134,16 +136,28 @@ def bwrap_argv(
         out += ["--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc"]
     else:
         out += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        # /run holds the sockets of daemons (docker, dbus, a user's agents): out of reach
+        out += ["--tmpfs", "/run", *_resolver_binds()]
         bind = "--bind" if config.mode is SandboxMode.WORKSPACE_WRITE else "--ro-bind"
         for path in confinement.writable:
             out += [bind, str(path), str(path)]
         for path in confinement.readable:
             out += ["--ro-bind", str(path), str(path)]
-    out += ["--unshare-pid", "--die-with-parent", "--new-session"]
+        # root keeps every capability in bwrap unless told otherwise (and could remount /)
+        out += ["--cap-drop", "ALL"]
+    out += ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
     if not confinement.network and config.mode is not SandboxMode.FULL_ACCESS:
         out.append("--unshare-net")
     out += ["--chdir", str(cwd), "--", *argv]
     return out
+
+
+def _resolver_binds() -> list[str]:
+    """Re-bind the folder under /run that ``/etc/resolv.conf`` points to (systemd-resolved)."""
+    target = Path("/etc/resolv.conf").resolve()
+    if target.is_relative_to("/run") and target.parent.is_dir():
+        return ["--ro-bind", str(target.parent), str(target.parent)]
+    return []
 
 
 _running: dict[int, subprocess.Popen[bytes]] = {}
