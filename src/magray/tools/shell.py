@@ -34,14 +34,12 @@ _RUNS_PROGRAMS: dict[str, tuple[str, ...]] = {
         "--upload-pack",
         "--receive-pack",
         "--exec",
-        "-u",
+        "--exec-path",
         "--config",
-        "-c",
+        "--config-env",
         "--ext-diff",
         "--textconv",
-        "-O",
         "--open-files-in-pager",
-        "-x",
         "--extcmd",
         "--template",
         "--output",
@@ -54,25 +52,62 @@ _RUNS_PROGRAMS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: git's short options that run programs, per subcommand ("" = before the subcommand)
+_GIT_SHORT: dict[str, tuple[str, ...]] = {
+    "": ("-c",),
+    "clone": ("-u", "-c"),
+    "archive": ("-o",),
+    "commit": ("-c", "-C"),
+    "difftool": ("-x", "-t"),
+    "grep": ("-O",),
+    "rebase": ("-x",),
+}
+
+#: programs whose short options may be clustered (``-vu CMD``) and long ones abbreviated
+_GETOPT = frozenset({"git", "tar"})
+
+
+def _risky(arg: str, option: str, getopt: bool) -> bool:
+    if arg == option or arg.startswith(option + "="):
+        return True
+    if len(option) == 2 and getopt:  # a short option, alone, clustered or glued to its value
+        return arg.startswith("-") and not arg.startswith("--") and option[1] in arg[1:]
+    if len(option) == 2:
+        return arg.startswith(option)
+    name = arg.split("=", 1)[0]
+    # git takes any unambiguous prefix of a long option: --upload-p=CMD
+    return getopt and option.startswith("--") and len(name) > 3 and option.startswith(name)
+
+
 def program_running_option(argv: Sequence[str], start: int) -> str | None:
     """The first argument of ``argv[start:]`` that makes ``argv[0]`` run other programs.
 
-    Both spellings count: ``--upload-pack=x``, ``--upload-pack x`` and short options
-    glued to their value (``-ux``).
+    Every spelling counts: ``--upload-pack=x`` and ``--upload-pack x``, an abbreviated
+    long option (``--upload-p=x``), short options clustered or glued to their value
+    (``-vu x``, ``-ux``), and ``tar``'s old dashless cluster (``tar xIf prog a.tar``).
+    Arguments after ``--`` are not options.
     """
     if not argv:
         return None
-    risky = _RUNS_PROGRAMS.get(Path(argv[0]).name)
+    program = Path(argv[0]).name
+    risky = _RUNS_PROGRAMS.get(program)
     if risky is None:
         return None
-    for arg in argv[start:]:
+    getopt = program in _GETOPT
+    subcommand: str | None = ""
+    for i in range(1, len(argv)):
+        arg = argv[i]
         if arg == "--":
             return None
-        for option in risky:
-            if arg == option or arg.startswith(option + "="):
-                return arg
-            if len(option) == 2 and option[0] == "-" and arg.startswith(option):
-                return arg
+        if program == "tar" and i == 1 and not arg.startswith("-"):
+            arg = "-" + arg  # tar's first argument may be a cluster without its '-'
+        options = risky
+        if program == "git":
+            options = (*risky, *_GIT_SHORT.get(subcommand or "", ()))
+            if subcommand == "" and not arg.startswith("-") and argv[i - 1] not in ("-C", "-c"):
+                subcommand = arg
+        if i >= start and any(_risky(arg, option, getopt) for option in options):
+            return argv[i]
     return None
 
 
