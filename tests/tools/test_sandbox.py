@@ -216,6 +216,10 @@ def test_network_when_the_call_is_allowed_it(workspace: Path, listener: int) -> 
     assert json.loads(result.stdout)["output"] == "hello\n"
     read_only = shell(workspace, _connect(listener), "--read-only", "-a", "network=true")
     assert read_only.exit_code == 4
+    # an allow rule for the command does not grant it the network: that is asked per call
+    assert cli(["policy", "allow", "shell_exec", "--command", sys.executable]).exit_code == 0
+    ruled = shell(workspace, _connect(listener), "-a", "network=true")
+    assert ruled.exit_code == 4 and "approved call by call" in json.loads(ruled.stdout)["error"]
 
 
 def test_without_a_sandbox_every_command_asks(workspace: Path) -> None:

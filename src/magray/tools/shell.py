@@ -2,8 +2,8 @@
 
 The process runs confined by ``tools.sandbox`` (see ``magray.tools.sandbox``): the roots
 writable (their ``.git`` read-only), the rest of the file system read-only, no network
-unless the call asks for it (``network=true``, which the policy treats as a network
-call), only allow-listed environment variables. On timeout, cancellation
+unless the call asks for it (``network=true``: a network call that is approved call by
+call, never by a rule), only allow-listed environment variables. On timeout, cancellation
 (``sandbox.kill_running``) or when the program ends, its whole process tree is killed.
 Output goes to a temporary file (never an unbounded pipe) and only the first
 ``output_cap`` characters come back, with a note when some were cut.
@@ -191,7 +191,7 @@ class ExecArgs(ToolArgs):
     argv: list[str] = Field(min_length=1, description="Program and arguments; no shell is used.")
     cwd: str | None = Field(None, description="Working folder inside the workspace.")
     network: bool = Field(
-        False, description="Let the command reach the network (asks, like other network calls)."
+        False, description="Let the command reach the network (always asks for approval)."
     )
 
 
@@ -214,9 +214,11 @@ class ShellExec(Tool[ExecArgs]):
 
     def approval_reason(self, args: ExecArgs, ctx: ToolContext) -> str | None:
         why = sandbox.unavailable(ctx.sandbox)
-        if why is None:
-            return None
-        return f"no OS sandbox is available ({why}), so every command asks for approval"
+        if why is not None:
+            return f"no OS sandbox is available ({why}), so every command asks for approval"
+        if args.network and ctx.sandbox.mode is not sandbox.SandboxMode.FULL_ACCESS:
+            return "network access for a command is approved call by call (or full-access)"
+        return None
 
     def preview(self, args: ExecArgs, ctx: ToolContext) -> str:
         cwd = resolve_inside(args.cwd or ".", ctx.roots)
