@@ -57,8 +57,8 @@ class Repo:
 
     top: Path
     git_dirs: tuple[Path, ...]
-    #: ``-c`` overrides that disable every program the config names
-    safe: tuple[str, ...]
+    #: the ``filter.*`` lines of the repository's config (each driver is turned off)
+    filters: tuple[str, ...]
     #: the top folder relative to the root holding it ("." when it is the root)
     prefix: str
 
@@ -70,20 +70,23 @@ class GitTool(Tool[Any]):
     def argv(self, args: Any, ctx: ToolContext) -> list[str]:
         """The git arguments (after ``git``) for ``args``."""
 
-    def _raw(self, argv: list[str], ctx: ToolContext, safe: tuple[str, ...] = ()) -> Completed:
+    def query(self, argv: list[str], ctx: ToolContext, filters: tuple[str, ...] = ()) -> Completed:
         """One of the tools' own ``git`` queries, with the safe environment, read-only."""
         env = {**GIT_ENV, "GIT_OPTIONAL_LOCKS": "0"}
-        full = ["git", *no_programs(safe), *argv]
+        full = ["git", *no_programs(filters), *argv]
         return run_argv(full, ctx.workspace, ctx, env, discovery(ctx))
 
     def repo(self, ctx: ToolContext) -> Repo:
         """The workspace's repository; refused when it is larger than the roots."""
         root = ctx.workspace
-        where = self._raw(["rev-parse", "--show-toplevel", "--git-dir", "--git-common-dir"], ctx)
-        lines = where.output.strip().splitlines()
+        where = self.query(["rev-parse", "--show-toplevel", "--git-dir", "--git-common-dir"], ctx)
+        lines = where.output.strip().splitlines()[-3:]
         if where.returncode != 0 or len(lines) != 3:
+            said = (
+                f" (git: {lines[-1]})" if lines and "not a git repository" not in lines[-1] else ""
+            )
             raise ToolError(
-                f"{root} is not inside a git repository; run `git init` there or pass --root."
+                f"{root} is not inside a git repository{said}; run `git init` there or pass --root."
             )
         top = Path(lines[0]).resolve()
         try:
@@ -95,7 +98,7 @@ class GitTool(Tool[Any]):
                 f"tools use it, or run `git init` in {root} for a repository of its own."
             ) from None
         dirs = tuple(dict.fromkeys((root / line).resolve() for line in lines[1:]))
-        listed = self._raw(["config", "--get-regexp", r"^filter\."], ctx)
+        listed = self.query(["config", "--get-regexp", r"^filter\."], ctx)
         drivers = listed.output.splitlines() if listed.returncode == 0 else []
         prefix = relative_to_roots(top, ctx.roots)
         return Repo(top, dirs, tuple(drivers), prefix)
@@ -123,7 +126,7 @@ class GitTool(Tool[Any]):
         self, repo: Repo, argv: list[str], ctx: ToolContext, args: Any
     ) -> tuple[bool, str, Any]:
         env = {**GIT_ENV, **self.extra_env(repo, ctx, args)}
-        full = ["git", *no_programs(repo.safe), *argv]
+        full = ["git", *no_programs(repo.filters), *argv]
         done = run_argv(full, ctx.workspace, ctx, env, self.confinement(repo, ctx, args))
         if done.timed_out:
             raise ToolError(f"git {argv[0]} timed out after {ctx.timeout:g} s.", transient=True)
@@ -259,7 +262,7 @@ class GitShow(GitTool):
                 f"denied: git_show: {denied} is covered by a deny path rule "
                 "(see `magray policy list`)."
             )
-        kind = self._raw(["cat-file", "-t", rev], ctx, repo.safe)
+        kind = self.query(["cat-file", "-t", rev], ctx, repo.filters)
         if kind.returncode == 0 and kind.output.strip() == "blob" and ":" not in rev:
             raise ToolError(
                 f"git_show shows files by path only (REV:PATH, e.g. HEAD:README.md); {rev!r} "
@@ -321,7 +324,7 @@ class GitCommit(GitTool):
         return ["commit", "--no-verify", "-m", args.message]
 
     def extra_env(self, repo: Repo, ctx: ToolContext, args: Any) -> dict[str, str]:
-        local = self._raw(["config", "--get-regexp", r"^user\.(name|email)$"], ctx, repo.safe)
+        local = self.query(["config", "--get-regexp", r"^user\.(name|email)$"], ctx, repo.filters)
         return identity_env(local.output if local.returncode == 0 else "", ctx)
 
 
@@ -369,8 +372,8 @@ class GitCheckout(GitTool):
             # a switch that would rewrite denied paths is refused
             rev = _ref(args.ref, "ref")
             spec = [f":(top,glob){x.split(')', 1)[1]}" for x in excludes]
-            changed = self._raw(
-                ["diff", "--name-only", *_NO_EXT, "HEAD", rev, "--", *spec], ctx, repo.safe
+            changed = self.query(
+                ["diff", "--name-only", *_NO_EXT, "HEAD", rev, "--", *spec], ctx, repo.filters
             )
             if changed.returncode == 0 and changed.output.strip():
                 first = changed.output.split()[0]
