@@ -48,7 +48,7 @@ from typing import Any
 from magray.errors import DeniedError, PolicyError
 from magray.tools.base import Risk, Tool, ToolContext
 from magray.tools.paths import relative_to_roots, resolve_inside
-from magray.tools.policy_builtin import BUILTIN_NAMES, BUILTIN_RULES, BuiltinRule
+from magray.tools.policy_builtin import BUILTIN_NAMES, BUILTIN_RULES, BuiltinRule, in_git_dir
 
 
 class Action(StrEnum):
@@ -147,7 +147,7 @@ def _command_matches(prefix: str, argv: Sequence[str]) -> bool:
 
 
 #: the most entries a move's source folder is walked for denied paths
-SUBTREE_LIMIT = 100_000
+SUBTREE_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,8 +191,12 @@ class Policy:
             want = rule.host.lower().rstrip(".")
             if not any(fnmatchcase(h.lower().rstrip("."), want) for h in hosts):
                 return False
-        if rule.path is not None and not any(path_matches(rule.path, p) for p in rel_paths):
-            return False
+        if rule.path is not None:
+            # an allow rule covers a call only when it covers every path the call names;
+            # deny and ask rules, when they cover any of them
+            hit = all if rule.action is Action.ALLOW else any
+            if not rel_paths or not hit(path_matches(rule.path, p) for p in rel_paths):
+                return False
         if rule.command is not None:
             return argv is not None and _command_matches(rule.command, argv)
         return True
@@ -251,19 +255,48 @@ class Policy:
         return None
 
     def _subtree_paths(self, tool: Tool[Any], args: Any, ctx: ToolContext) -> list[str]:
-        """Relative paths under the folders this call moves, for the rules to see."""
+        """Paths under the folders this call moves that a deny or ask rule could care about:
+        a ``.git`` folder, a path a path rule for the tool covers (not walked further)."""
+        globs = [
+            r.path
+            for r in self.rules
+            if r.path is not None
+            and r.action is not Action.ALLOW
+            and fnmatchcase(tool.name, r.tool)
+        ]
+        git = any(b.name == "git-metadata" and self.builtin_enabled(b) for b in BUILTIN_RULES)
+        if not tool.subtree_fields or not (globs or git):
+            return []
+
+        def wanted(rel: str) -> bool:
+            return (git and in_git_dir(rel)) or any(path_matches(g, rel) for g in globs)
+
         out: list[str] = []
+        seen = 0
         for name in tool.subtree_fields:
             value = getattr(args, name, None)
             if not isinstance(value, str):
                 continue
             top = resolve_inside(value, ctx.roots)
-            if not top.is_dir() or top.is_symlink():
+            if not top.is_dir():
                 continue
             for dirpath, dirnames, filenames in os.walk(top):
-                for entry in (*dirnames, *filenames):
-                    out.append(relative_to_roots(Path(dirpath) / entry, ctx.roots))
-                if len(out) > SUBTREE_LIMIT:
+                here = Path(dirpath)
+                kept = []
+                for entry in dirnames:
+                    rel = relative_to_roots(here / entry, ctx.roots)
+                    if wanted(rel):
+                        out.append(rel)  # covered: nothing under it needs a look
+                    else:
+                        kept.append(entry)
+                dirnames[:] = kept
+                out.extend(
+                    rel
+                    for rel in (relative_to_roots(here / f, ctx.roots) for f in filenames)
+                    if wanted(rel)
+                )
+                seen += len(kept) + len(filenames)
+                if seen > SUBTREE_LIMIT:
                     raise DeniedError(
                         f"{value} holds more than {SUBTREE_LIMIT} entries, too many to check "
                         "against the path rules; move smaller folders."
@@ -283,13 +316,13 @@ class Policy:
             for raw in tool.path_args(args):
                 resolved = resolve_inside(raw, ctx.roots)
                 rel_paths.append(relative_to_roots(resolved, ctx.roots))
-            rel_paths.extend(self._subtree_paths(tool, args, ctx))
+            inside = self._subtree_paths(tool, args, ctx)
         except DeniedError as exc:
             return Decision(Action.DENY, exc.message)
         if any("\x00" in word for word in tool.command(args) or ()):
             return Decision(Action.DENY, "the command contains a NUL byte; remove it.")
         risk = tool.risk_for(args)
-        builtin = self._builtin_denial(tool, args, rel_paths, ctx, risk)
+        builtin = self._builtin_denial(tool, args, [*rel_paths, *inside], ctx, risk)
         if builtin is not None:
             return builtin
         if self.mode.read_only and risk is not Risk.READ:
@@ -298,7 +331,17 @@ class Policy:
             )
         argv = tool.command(args)
         reached = tool.hosts(args) if hosts is None else list(hosts)
-        matched = [r for r in self.rules if self._matches(r, tool, rel_paths, argv, reached)]
+        matched = [
+            r
+            for r in self.rules
+            if self._matches(
+                r,
+                tool,
+                rel_paths if r.action is Action.ALLOW else [*rel_paths, *inside],
+                argv,
+                reached,
+            )
+        ]
         for action in (Action.DENY, Action.ALLOW, Action.ASK):
             hits = [r for r in matched if r.action is action]
             if hits:
