@@ -35,20 +35,22 @@ approval, like any other ask. Redirects within hosts already reached are not re-
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from magray.errors import DeniedError, PolicyError
 from magray.tools.base import Risk, Tool, ToolContext
 from magray.tools.paths import relative_to_roots, resolve_inside
 from magray.tools.policy_builtin import BUILTIN_NAMES, BUILTIN_RULES, BuiltinRule, in_git_dir
+from magray.tools.policy_paths import PathFilter as PathFilter  # re-exported
+from magray.tools.policy_paths import glob_to_regex as glob_to_regex
+from magray.tools.policy_paths import path_matches as path_matches
 
 
 class Action(StrEnum):
@@ -99,45 +101,6 @@ class Decision:
     reason: str
 
 
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """A path glob: ``**`` crosses folders, ``*`` and ``?`` stay within one."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def path_matches(pattern: str, rel: str) -> bool:
-    """True when the path glob ``pattern`` covers ``rel`` (a path relative to its root).
-
-    A pattern covers what it matches and everything under it: ``secrets/**`` and
-    ``secrets`` both cover ``secrets`` and ``secrets/a/key.txt``.
-    """
-    glob = pattern.strip("/") or "**"
-    if glob.endswith("/**"):
-        glob = glob[:-3]
-    regex = glob_to_regex(glob)
-    parts = PurePosixPath(rel).parts
-    if rel in ("", "."):
-        return bool(regex.match("."))
-    return any(regex.match("/".join(parts[: i + 1])) for i in range(len(parts)))
-
-
 def _command_matches(prefix: str, argv: Sequence[str]) -> bool:
     try:
         want = shlex.split(prefix)
@@ -148,23 +111,6 @@ def _command_matches(prefix: str, argv: Sequence[str]) -> bool:
 
 #: the most entries a move's source folder is walked for denied paths
 SUBTREE_LIMIT = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class PathFilter:
-    """What one tool may not see: the paths a walk (grep, glob, list, git) must skip."""
-
-    policy: Policy
-    tool: str
-
-    def hides(self, rel: str) -> bool:
-        """True when a call of the tool on ``rel`` would be denied (or asked, without --yes)."""
-        action = self.policy.path_action(self.tool, rel)
-        return action is Action.DENY or (action is Action.ASK and not self.policy.mode.yes)
-
-    def patterns(self) -> tuple[str, ...]:
-        """The path globs denied to the tool (each covers a folder and all under it)."""
-        return tuple(self.policy.denied_paths(self.tool))
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,16 +133,21 @@ class Policy:
     ) -> bool:
         if not fnmatchcase(tool.name, rule.tool):
             return False
+        # an allow rule covers a call only when it covers every path the call names;
+        # deny and ask rules, when they cover any of them
+        if (
+            rule.path is not None
+            and rule.action is Action.ALLOW
+            and not all(path_matches(rule.path, p) for p in rel_paths)
+        ):
+            return False
+
         if rule.host is not None:
             want = rule.host.lower().rstrip(".")
             if not any(fnmatchcase(h.lower().rstrip("."), want) for h in hosts):
                 return False
-        if rule.path is not None:
-            # an allow rule covers a call only when it covers every path the call names;
-            # deny and ask rules, when they cover any of them
-            hit = all if rule.action is Action.ALLOW else any
-            if not rel_paths or not hit(path_matches(rule.path, p) for p in rel_paths):
-                return False
+        if rule.path is not None and not any(path_matches(rule.path, p) for p in rel_paths):
+            return False
         if rule.command is not None:
             return argv is not None and _command_matches(rule.command, argv)
         return True
@@ -255,14 +206,12 @@ class Policy:
         return None
 
     def _subtree_paths(self, tool: Tool[Any], args: Any, ctx: ToolContext) -> list[str]:
-        """Paths under the folders this call moves that a deny or ask rule could care about:
+        """Paths under the folders this call moves that a deny rule could care about:
         a ``.git`` folder, a path a path rule for the tool covers (not walked further)."""
         globs = [
             r.path
             for r in self.rules
-            if r.path is not None
-            and r.action is not Action.ALLOW
-            and fnmatchcase(tool.name, r.tool)
+            if r.path is not None and r.action is Action.DENY and fnmatchcase(tool.name, r.tool)
         ]
         git = any(b.name == "git-metadata" and self.builtin_enabled(b) for b in BUILTIN_RULES)
         if not tool.subtree_fields or not (globs or git):
@@ -303,6 +252,15 @@ class Policy:
                     )
         return out
 
+    def _inner_denial(self, tool: Tool[Any], inside: list[str]) -> Decision | None:
+        """A deny path rule covering a path inside a folder the call moves (an ask rule there
+        changes nothing: a move asks by default, and an allow on the folder itself wins)."""
+        for rule in self.rules:
+            deny = rule.action is Action.DENY and rule.path is not None
+            if deny and self._matches(rule, tool, inside, None, []):
+                return Decision(Action.DENY, f"policy rule: {rule.describe()}")
+        return None
+
     def decide(
         self, tool: Tool[Any], args: Any, ctx: ToolContext, *, hosts: Sequence[str] | None = None
     ) -> Decision:
@@ -329,19 +287,13 @@ class Policy:
             return Decision(
                 Action.DENY, f"{tool.name} is a {risk.value} tool and the run is read-only."
             )
+        inner = self._inner_denial(tool, inside)
+        if inner is not None:
+            return inner
+
         argv = tool.command(args)
         reached = tool.hosts(args) if hosts is None else list(hosts)
-        matched = [
-            r
-            for r in self.rules
-            if self._matches(
-                r,
-                tool,
-                rel_paths if r.action is Action.ALLOW else [*rel_paths, *inside],
-                argv,
-                reached,
-            )
-        ]
+        matched = [r for r in self.rules if self._matches(r, tool, rel_paths, argv, reached)]
         for action in (Action.DENY, Action.ALLOW, Action.ASK):
             hits = [r for r in matched if r.action is action]
             if hits:
