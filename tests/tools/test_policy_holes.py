@@ -448,3 +448,20 @@ def test_a_runaway_pattern_stops_at_the_timeout(workspace: Path) -> None:
     args = ["--timeout", "0.5", "--arg", "pattern=(a|aa)+$", "--arg", "path=a.txt"]
     result = run(["tools", "run", "file_grep", "--root", str(workspace), *args])
     assert result.exit_code == 1 and "took longer than 0.5s" in result.stderr
+
+
+def test_an_allow_path_rule_covers_a_call_only_when_it_covers_every_path(
+    workspace: Path,
+) -> None:
+    (workspace / "scratch" / "deep" / "scratch").mkdir(parents=True)
+    (workspace / "scratch" / "x.txt").write_text("new", encoding="utf-8")
+    (workspace / "code").mkdir()
+    (workspace / "code" / "scratch").mkdir()
+    assert run(["policy", "allow", "file_move", "--path", "**/scratch/**"]).exit_code == 0
+    # the destination is outside the allowed folder: asked (and nobody can be asked)
+    args = ("src=scratch/x.txt", "dst=hello.txt", "overwrite=true")
+    assert tool(workspace, "file_move", *args).exit_code == 4
+    assert (workspace / "hello.txt").read_text(encoding="utf-8") == "one\ntwo\nthree\n"
+    # a folder holding an allowed path is not allowed by it
+    assert tool(workspace, "file_move", "src=code", "dst=moved").exit_code == 4
+    assert tool(workspace, "file_move", "src=scratch/x.txt", "dst=scratch/y.txt").exit_code == 0

@@ -35,20 +35,22 @@ approval, like any other ask. Redirects within hosts already reached are not re-
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from magray.errors import DeniedError, PolicyError
 from magray.tools.base import Risk, Tool, ToolContext
 from magray.tools.paths import relative_to_roots, resolve_inside
-from magray.tools.policy_builtin import BUILTIN_NAMES, BUILTIN_RULES, BuiltinRule
+from magray.tools.policy_builtin import BUILTIN_NAMES, BUILTIN_RULES, BuiltinRule, in_git_dir
+from magray.tools.policy_paths import PathFilter as PathFilter  # re-exported
+from magray.tools.policy_paths import glob_to_regex as glob_to_regex
+from magray.tools.policy_paths import path_matches as path_matches
 from magray.tools.shell import program_running_option
 
 
@@ -100,45 +102,6 @@ class Decision:
     reason: str
 
 
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """A path glob: ``**`` crosses folders, ``*`` and ``?`` stay within one."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def path_matches(pattern: str, rel: str) -> bool:
-    """True when the path glob ``pattern`` covers ``rel`` (a path relative to its root).
-
-    A pattern covers what it matches and everything under it: ``secrets/**`` and
-    ``secrets`` both cover ``secrets`` and ``secrets/a/key.txt``.
-    """
-    glob = pattern.strip("/") or "**"
-    if glob.endswith("/**"):
-        glob = glob[:-3]
-    regex = glob_to_regex(glob)
-    parts = PurePosixPath(rel).parts
-    if rel in ("", "."):
-        return bool(regex.match("."))
-    return any(regex.match("/".join(parts[: i + 1])) for i in range(len(parts)))
-
-
 def _command_matches(prefix: str, argv: Sequence[str]) -> bool:
     try:
         want = shlex.split(prefix)
@@ -148,24 +111,7 @@ def _command_matches(prefix: str, argv: Sequence[str]) -> bool:
 
 
 #: the most entries a move's source folder is walked for denied paths
-SUBTREE_LIMIT = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class PathFilter:
-    """What one tool may not see: the paths a walk (grep, glob, list, git) must skip."""
-
-    policy: Policy
-    tool: str
-
-    def hides(self, rel: str) -> bool:
-        """True when a call of the tool on ``rel`` would be denied (or asked, without --yes)."""
-        action = self.policy.path_action(self.tool, rel)
-        return action is Action.DENY or (action is Action.ASK and not self.policy.mode.yes)
-
-    def patterns(self) -> tuple[str, ...]:
-        """The path globs denied to the tool (each covers a folder and all under it)."""
-        return tuple(self.policy.denied_paths(self.tool))
+SUBTREE_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +134,15 @@ class Policy:
     ) -> bool:
         if not fnmatchcase(tool.name, rule.tool):
             return False
+        # an allow rule covers a call only when it covers every path the call names;
+        # deny and ask rules, when they cover any of them
+        if (
+            rule.path is not None
+            and rule.action is Action.ALLOW
+            and not all(path_matches(rule.path, p) for p in rel_paths)
+        ):
+            return False
+
         if rule.host is not None:
             want = rule.host.lower().rstrip(".")
             if not any(fnmatchcase(h.lower().rstrip("."), want) for h in hosts):
@@ -256,24 +211,60 @@ class Policy:
         return None
 
     def _subtree_paths(self, tool: Tool[Any], args: Any, ctx: ToolContext) -> list[str]:
-        """Relative paths under the folders this call moves, for the rules to see."""
+        """Paths under the folders this call moves that a deny rule could care about:
+        a ``.git`` folder, a path a path rule for the tool covers (not walked further)."""
+        globs = [
+            r.path
+            for r in self.rules
+            if r.path is not None and r.action is Action.DENY and fnmatchcase(tool.name, r.tool)
+        ]
+        git = any(b.name == "git-metadata" and self.builtin_enabled(b) for b in BUILTIN_RULES)
+        if not tool.subtree_fields or not (globs or git):
+            return []
+
+        def wanted(rel: str) -> bool:
+            return (git and in_git_dir(rel)) or any(path_matches(g, rel) for g in globs)
+
         out: list[str] = []
+        seen = 0
         for name in tool.subtree_fields:
             value = getattr(args, name, None)
             if not isinstance(value, str):
                 continue
             top = resolve_inside(value, ctx.roots)
-            if not top.is_dir() or top.is_symlink():
+            if not top.is_dir():
                 continue
             for dirpath, dirnames, filenames in os.walk(top):
-                for entry in (*dirnames, *filenames):
-                    out.append(relative_to_roots(Path(dirpath) / entry, ctx.roots))
-                if len(out) > SUBTREE_LIMIT:
+                here = Path(dirpath)
+                kept = []
+                for entry in dirnames:
+                    rel = relative_to_roots(here / entry, ctx.roots)
+                    if wanted(rel):
+                        out.append(rel)  # covered: nothing under it needs a look
+                    else:
+                        kept.append(entry)
+                dirnames[:] = kept
+                out.extend(
+                    rel
+                    for rel in (relative_to_roots(here / f, ctx.roots) for f in filenames)
+                    if wanted(rel)
+                )
+                seen += len(kept) + len(filenames)
+                if seen > SUBTREE_LIMIT:
                     raise DeniedError(
                         f"{value} holds more than {SUBTREE_LIMIT} entries, too many to check "
                         "against the path rules; move smaller folders."
                     )
         return out
+
+    def _inner_denial(self, tool: Tool[Any], inside: list[str]) -> Decision | None:
+        """A deny path rule covering a path inside a folder the call moves (an ask rule there
+        changes nothing: a move asks by default, and an allow on the folder itself wins)."""
+        for rule in self.rules:
+            deny = rule.action is Action.DENY and rule.path is not None
+            if deny and self._matches(rule, tool, inside, None, []):
+                return Decision(Action.DENY, f"policy rule: {rule.describe()}")
+        return None
 
     def decide(
         self, tool: Tool[Any], args: Any, ctx: ToolContext, *, hosts: Sequence[str] | None = None
@@ -288,19 +279,23 @@ class Policy:
             for raw in tool.path_args(args):
                 resolved = resolve_inside(raw, ctx.roots)
                 rel_paths.append(relative_to_roots(resolved, ctx.roots))
-            rel_paths.extend(self._subtree_paths(tool, args, ctx))
+            inside = self._subtree_paths(tool, args, ctx)
         except DeniedError as exc:
             return Decision(Action.DENY, exc.message)
         if any("\x00" in word for word in tool.command(args) or ()):
             return Decision(Action.DENY, "the command contains a NUL byte; remove it.")
         risk = tool.risk_for(args)
-        builtin = self._builtin_denial(tool, args, rel_paths, ctx, risk)
+        builtin = self._builtin_denial(tool, args, [*rel_paths, *inside], ctx, risk)
         if builtin is not None:
             return builtin
         if self.mode.read_only and risk is not Risk.READ:
             return Decision(
                 Action.DENY, f"{tool.name} is a {risk.value} tool and the run is read-only."
             )
+        inner = self._inner_denial(tool, inside)
+        if inner is not None:
+            return inner
+
         argv = tool.command(args)
         reached = tool.hosts(args) if hosts is None else list(hosts)
         matched = [r for r in self.rules if self._matches(r, tool, rel_paths, argv, reached)]
