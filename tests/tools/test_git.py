@@ -287,13 +287,32 @@ def test_core_worktree_outside_the_roots_is_refused(repo: Path, tmp_path: Path) 
     assert list(elsewhere.iterdir()) == []
 
 
-def test_a_linked_worktree_reads_and_commits(repo: Path, tmp_path: Path) -> None:
-    """The worktree's git folder lies outside the root: the sandbox lets git use it."""
+def test_a_linked_worktree_writes_only_when_its_git_folder_is_a_root(
+    repo: Path, tmp_path: Path
+) -> None:
+    """The worktree's git folder lies outside the root: reads work, writes need a --root."""
     linked = tmp_path / "linked"
     git(repo, "worktree", "add", "-q", "-b", "side", str(linked))
     (linked / "hello.txt").write_text("from the worktree\n", encoding="utf-8")
     assert "M hello.txt" in git_tool(linked, "git_status").stdout
-    assert git_tool(linked, "git_add", 'paths=["hello.txt"]').exit_code == 0
-    committed = git_tool(linked, "git_commit", "message=In the worktree")
+    refused = git_tool(linked, "git_add", 'paths=["hello.txt"]')
+    assert refused.exit_code == 4
+    assert f"--root {repo / '.git'}" in " ".join(refused.stderr.split())
+    both = ["tools", "run", "--root", str(linked), "--root", str(repo / ".git"), "--yes"]
+    assert cli([*both[:2], "git_add", *both[2:], "-a", 'paths=["hello.txt"]']).exit_code == 0
+    committed = cli([*both[:2], "git_commit", *both[2:], "-a", "message=In the worktree"])
     assert committed.exit_code == 0, committed.stderr
     assert git(repo, "log", "-1", "--format=%s", "side").strip() == "In the worktree"
+
+
+def test_a_git_file_pointing_elsewhere_cannot_be_written_through(
+    workspace: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q", "-b", "main")
+    (workspace / ".git").write_text(f"gitdir: {other / '.git'}\n", encoding="utf-8")
+    result = git_tool(workspace, "git_add", 'paths=["hello.txt"]')
+    assert result.exit_code == 4 and "outside the workspace roots" in result.stderr
+    assert git(other, "status", "--porcelain", "--untracked-files=no") == ""
+    assert not (other / ".git" / "index").exists()

@@ -108,7 +108,13 @@ class GitTool(Tool[Any]):
         outside = tuple(d for d in repo.git_dirs if not any(d.is_relative_to(r) for r in ctx.roots))
         if self.risk_for(args) is Risk.READ:
             return sandbox.Confinement(readable=(*ctx.roots, *outside))
-        return sandbox.Confinement(writable=(*ctx.roots, *outside))
+        if outside:
+            # a linked worktree, or a `.git` file that points anywhere: writes stay in the roots
+            raise DeniedError(
+                f"denied: {self.name}: the repository's git folder {outside[0]} is outside the "
+                f"workspace roots; add it with --root {outside[0]} to let git write there."
+            )
+        return sandbox.Confinement(writable=ctx.roots)
 
     def extra_env(self, repo: Repo, ctx: ToolContext, args: Any) -> dict[str, str]:
         """Environment for the main call beyond ``GIT_ENV``."""

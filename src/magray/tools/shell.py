@@ -125,12 +125,15 @@ class Completed:
 
 
 def workspace_confinement(ctx: ToolContext, network: bool = False) -> sandbox.Confinement:
-    """The roots writable, their top-level ``.git`` read-only: the confinement of commands."""
+    """The roots writable, their top-level ``.git`` read-only: the confinement of commands.
+
+    A root that is itself a ``.git`` folder (added for a linked worktree) stays read-only.
+    """
     git_dirs = tuple(
         root / ".git"
         for root in ctx.roots
         if (root / ".git").exists() and not (root / ".git").is_symlink()
-    )
+    ) + tuple(root for root in ctx.roots if root.name == ".git")
     return sandbox.Confinement(writable=ctx.roots, readable=git_dirs, network=network)
 
 
