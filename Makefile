@@ -17,7 +17,9 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
 .PHONY: run test lint bench models test-models clean format
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml scripts/system-deps.sh
+	# System packages first: bubblewrap, the OS sandbox of the agent's commands.
+	bash scripts/system-deps.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c 'import llama_cpp' 2>/dev/null || $(BIN)/python -m pip install -q --no-cache-dir '$(LLAMA_CPP)'
