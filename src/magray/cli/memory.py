@@ -410,7 +410,7 @@ def expire(
         planned = run_expire(memory, dry_run=True)
         texts = _texts(memory, [e.record_id for e in planned.expired])
         report = planned if dry_run else run_expire(memory, dry_run=False)
-    items = [
+    items: list[dict[str, Any]] = [
         {
             "id": e.record_id,
             "text": texts.get(e.record_id),
@@ -428,7 +428,7 @@ def expire(
     for item in items:
         typer.echo(f"{item['id']}  {verb}: {item['reason']}")
         if item["text"]:
-            typer.echo(f"    {_short(item['text'])}")
+            typer.echo(f"    {_short(str(item['text']))}")
     typer.echo(f"{len(items)} record(s) {verb}")
 
 
