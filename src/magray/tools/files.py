@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
-from fnmatch import fnmatch
+from fnmatch import fnmatch, fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -102,22 +104,34 @@ class Walk:
             return False
         return True
 
-    def files(self, top: Path) -> Iterator[Path]:
-        """Files under ``top`` (sorted), or ``top`` itself when it is a file."""
-        if not top.is_dir():
-            if self.visible(top):
-                yield top
-            return
+    def entries(self, top: Path, max_depth: int | None = None) -> Iterator[tuple[Path, bool]]:
+        """``(path, is_folder)`` for what lies under the folder ``top``, folders before their
+        contents, names sorted; ``max_depth`` limits how many levels down it goes."""
         for dirpath, dirnames, filenames in os.walk(top):
             self.check_time()
             here = Path(dirpath)
             dirnames[:] = sorted(
                 d for d in dirnames if d not in SKIP_DIRS and self.visible(here / d)
             )
+            depth = len(here.relative_to(top).parts) + 1
+            for name in dirnames:
+                yield here / name, True
+            if max_depth is not None and depth >= max_depth:
+                dirnames.clear()
             for name in sorted(filenames):
                 path = here / name
                 if self.visible(path):
-                    yield path
+                    yield path, False
+
+    def files(self, top: Path) -> Iterator[Path]:
+        """Files under ``top`` (sorted), or ``top`` itself when it is a file."""
+        if not top.is_dir():
+            if self.visible(top):
+                yield top
+            return
+        for path, is_dir in self.entries(top):
+            if not is_dir:
+                yield path
 
     def notes(self) -> str:
         out = [f"[skipped {rel}: a symlink loop]" for rel in self.loops[:20]]
@@ -218,21 +232,38 @@ class FileGlob(Tool[GlobArgs]):
         top = resolve_inside(args.path, ctx.roots)
         if Path(args.pattern).is_absolute() or ".." in Path(args.pattern).parts:
             raise ToolError("the glob pattern must be relative and must not contain '..'.")
+        pattern = [p for p in args.pattern.split("/") if p not in ("", ".")]
+        if not pattern:
+            raise ToolError("the glob pattern is empty; try '**/*.py'.")
         walk = Walk(self.name, ctx)
+        # a literal start (``src/**/*.py``) is walked from there; no ``**``: a fixed depth
+        fixed = 0
+        while fixed < len(pattern) - 1 and not _MAGIC.search(pattern[fixed]):
+            fixed += 1
+        base = top.joinpath(*pattern[:fixed])
+        depth = None if "**" in pattern else len(pattern) - fixed
         found: list[str] = []
-        for path in sorted(top.glob(args.pattern)):
-            walk.check_time()
-            parents = path.relative_to(top).parents
-            if any(part in SKIP_DIRS for part in path.relative_to(top).parts):
-                continue
-            if not all(walk.visible(top / p) for p in parents if str(p) != "."):
-                continue
-            if not walk.visible(path):
-                continue
-            found.append(relative_to_roots(path, ctx.roots))
-            if len(found) >= args.max_entries:
-                break
+        if base.is_dir() and (base == top or walk.visible(base)):
+            for path, _ in walk.entries(base, depth):
+                if glob_match(tuple(pattern), path.relative_to(top).parts):
+                    found.append(relative_to_roots(path, ctx.roots))
+        found.sort()
+        del found[args.max_entries :]
         return ToolResult(ok=True, output=walk.finish(found), data=found)
+
+
+_MAGIC = re.compile(r"[*?\[]")
+
+
+@functools.lru_cache(maxsize=4096)
+def glob_match(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    """Whether path ``parts`` match glob ``pattern`` parts: ``**`` is any number of folders,
+    ``*``, ``?`` and ``[...]`` match within one name (as ``pathlib`` globs do)."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(glob_match(pattern[1:], parts[i:]) for i in range(len(parts) + 1))
+    return bool(parts) and fnmatchcase(parts[0], pattern[0]) and glob_match(pattern[1:], parts[1:])
 
 
 class GrepArgs(ToolArgs):
