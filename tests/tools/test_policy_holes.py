@@ -465,3 +465,18 @@ def test_an_allow_path_rule_covers_a_call_only_when_it_covers_every_path(
     # a folder holding an allowed path is not allowed by it
     assert tool(workspace, "file_move", "src=code", "dst=moved").exit_code == 4
     assert tool(workspace, "file_move", "src=scratch/x.txt", "dst=scratch/y.txt").exit_code == 0
+
+
+def test_glob_keeps_pathlib_semantics(workspace: Path) -> None:
+    from magray.tools.base import ToolContext
+    from magray.tools.files import FileGlob
+
+    (workspace / "pkg" / "sub").mkdir()
+    (workspace / "pkg" / "sub" / "deep.py").write_text("", encoding="utf-8")
+    (workspace / ".hidden.py").write_text("", encoding="utf-8")
+    ctx = ToolContext(roots=(workspace,))
+    glob = FileGlob()
+    for pattern in ("**/*.py", "*", "pkg/*", "[a-h]*.txt", "pkg/**/d?ep.py", "**/sub"):
+        mine = glob.run(glob.parse({"pattern": pattern}), ctx).data
+        ref = sorted(p.relative_to(workspace).as_posix() for p in workspace.glob(pattern))
+        assert mine == ref, pattern
