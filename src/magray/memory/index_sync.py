@@ -92,13 +92,13 @@ class IndexSet:
         if state is not None:
             return state
         path = self.path(layer)
-        head = self.store.journal_head()
         index: VectorIndex | None = None
         try:
             index = VectorIndex.open(
                 path, model_id=self.model_id, dim=self.dim, dtype=self.dtype, writable=False
             )
-            if index.state.applied_seq > head:
+            # the head read after the file: a writer commits before it saves the index
+            if index.state.applied_seq > self.store.journal_head():
                 self._warn(
                     f"the {layer} vector index is newer than the store (restored database?);"
                     " rebuilding it from the store."
@@ -107,7 +107,9 @@ class IndexSet:
         except IndexCorruptError as exc:
             # No file yet is the normal state of a new store: build it quietly.
             if path.exists() or Path(str(path) + ".json").exists():
-                self._warn(f"the {layer} vector index is unusable ({exc}); rebuilding it.")
+                index = self._open_after_writer(path)
+                if index is None:
+                    self._warn(f"the {layer} vector index is unusable ({exc}); rebuilding it.")
         if index is None:
             index = self._rebuild(layer)
         state = _LayerState(index=index)
@@ -127,6 +129,22 @@ class IndexSet:
             self._try_fold(layer)
             state = self._layers[layer]
         return state
+
+    def _open_after_writer(self, path: Path) -> VectorIndex | None:
+        """Open ``path`` again once no writer is saving it; None if it is still unusable.
+
+        A writer saves the index file, then its sidecar, under the writer lock: a reader in
+        between (say, while the first writer creates the file) sees a pair that does not
+        match. Waiting for the lock lets that save finish; a damaged file stays damaged.
+        """
+        try:
+            with self.store.locked():
+                index = VectorIndex.open(
+                    path, model_id=self.model_id, dim=self.dim, dtype=self.dtype, writable=False
+                )
+        except (IndexCorruptError, StoreLockedError):
+            return None
+        return index if index.state.applied_seq <= self.store.journal_head() else None
 
     @staticmethod
     def _live_count(state: _LayerState) -> int:
@@ -269,7 +287,7 @@ class IndexSet:
             created_before=filters.created_before,
             exclude_kinds=filters.exclude_kinds,
         )
-        if filters.active and self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
+        if filters.selective and self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
             return self._exact_filtered(layer_filters, query, k)
         state = self._open(layer)
         fetch = k * (4 if filters.active else 1)

@@ -21,6 +21,8 @@ from magray.embed.base import Embedder, Reranker
 from magray.errors import DimensionMismatchError, ModelError, UsageError
 from magray.memory.index_sync import IndexSet, Warn
 from magray.memory.records import (
+    MAX_INT,
+    MAX_TEXT_CHARS,
     Explanation,
     Filters,
     Hit,
@@ -45,7 +47,7 @@ log = logging.getLogger("magray")
 Progress = Callable[[int, int | None], None]
 WRITE_BATCH = 256
 RERANK_DEPTH = 50
-MAX_K = 10_000
+MAX_K = 10_000  # the most hits one recall returns
 
 
 def _plain_order(params: FusionParams, layers: Sequence[Layer]) -> bool:
@@ -65,6 +67,11 @@ def validate(item: NewRecord) -> None:
     """Reject input a user should fix, with one sentence saying how."""
     if not item.text.strip():
         raise UsageError("the text to remember is empty; give some text or pipe it with '-'.")
+    if len(item.text) > MAX_TEXT_CHARS:
+        raise UsageError(
+            f"the text has {len(item.text):,} characters, more than one memory holds"
+            f" ({MAX_TEXT_CHARS:,}); split it, or save it as a file and `magray ingest` it."
+        )
     if "\x00" in item.text:
         raise UsageError("the text contains NUL bytes; remember text, not binary data.")
     if not 0.0 <= item.importance <= 1.0:
@@ -205,10 +212,10 @@ class Memory:
         self, filters: Filters | None = None, *, limit: int = 20, offset: int = 0
     ) -> list[Record]:
         """Records matching ``filters``, newest first."""
-        if limit < 1:
-            raise UsageError(f"limit must be at least 1 (got {limit}).")
-        if offset < 0:
-            raise UsageError(f"offset must not be negative (got {offset}).")
+        if not 1 <= limit <= MAX_INT:
+            raise UsageError(f"limit must be between 1 and 2**63 - 1 (got {limit}).")
+        if not 0 <= offset <= MAX_INT:
+            raise UsageError(f"offset must be between 0 and 2**63 - 1 (got {offset}).")
         rows = self.store.list_records(filters or Filters(), limit=limit, offset=offset)
         return [s.record for s in rows]
 
@@ -252,7 +259,7 @@ class Memory:
         if query.k < 1:
             raise UsageError(f"-k must be at least 1 (got {query.k}).")
         if query.k > MAX_K:
-            raise UsageError(f"-k must be at most {MAX_K} (got {query.k}).")
+            raise UsageError(f"-k must be at most {MAX_K:,} (got {query.k}).")
         filters = query.filters
         params = self.fusion_params()
         if query.mode is SearchMode.VECTOR:

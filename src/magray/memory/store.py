@@ -8,6 +8,7 @@ committed record survive kill -9 and power loss.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -62,7 +63,34 @@ class InsertResult:
     created: bool
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _real(value: Any, default: float) -> float:
+    """A stored number as a finite float; anything else (text, infinity) as ``default``."""
+    return float(value) if _finite(value) else default
+
+
+def _opt_real(value: Any) -> float | None:
+    return float(value) if _finite(value) else None
+
+
+def _opt_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    try:
+        tags = json.loads(value)
+    except (TypeError, ValueError, RecursionError):
+        return ()
+    return tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
+
+
 def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
+    """A stored row as a ``Record``; a value no MAGRAY writes (text in a number column, a
+    timestamp of infinity: hand edits, other tools) reads as a harmless default."""
     (
         num,
         id_,
@@ -88,24 +116,28 @@ def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
         chash,
         model,
     ) = tuple(row)
-    source = Source(uri, start, end, line_start, line_end) if uri is not None else None
+    source = None
+    if uri is not None:
+        offsets = (_opt_int(start), _opt_int(end), _opt_int(line_start), _opt_int(line_end))
+        source = Source(str(uri), *offsets)
+    created = _real(created_at, 0.0)
     record = Record(
         id=id_,
-        text=text,
+        text=text if isinstance(text, str) else str(text),
         layer=Layer(layer),
-        kind=kind,
-        tags=tuple(json.loads(tags)),
+        kind=str(kind),
+        tags=_tags(tags),
         project=project or None,
         session=session,
         source=source,
-        created_at=created_at,
-        updated_at=updated_at,
-        layer_since=layer_since,
-        last_access_at=last_access_at,
-        access_count=access_count,
-        importance=importance,
+        created_at=created,
+        updated_at=_real(updated_at, created),
+        layer_since=_real(layer_since, created),
+        last_access_at=_opt_real(last_access_at),
+        access_count=access_count if isinstance(access_count, int) and access_count >= 0 else 0,
+        importance=_real(importance, 0.5),
         pinned=bool(pinned),
-        promotion_score=promotion_score,
+        promotion_score=_opt_real(promotion_score),
         content_hash=chash,
         embedding_model=model,
     )
