@@ -480,3 +480,23 @@ def test_glob_keeps_pathlib_semantics(workspace: Path) -> None:
         mine = glob.run(glob.parse({"pattern": pattern}), ctx).data
         ref = sorted(p.relative_to(workspace).as_posix() for p in workspace.glob(pattern))
         assert mine == ref, pattern
+
+
+GREP_PATTERNS = ["^b", "a$", r"\bfoo\b", r"x\s*y", "^$", r"\Afoo", r"o\Z", "foo(?!$)"]
+GREP_PATTERNS += ["(?<=^)b", "(?s)a.b", "[^a]z", r"\Bz", "(?m)^z", "z*", r"o(?=\n)"]
+
+
+@pytest.mark.parametrize("pattern", GREP_PATTERNS)
+def test_grep_matches_line_by_line(pattern: str, workspace: Path) -> None:
+    import re
+
+    from magray.tools.base import ToolContext
+    from magray.tools.files import FileGrep
+
+    text = "foo\nbar\r\nbaz\x0cfoo bar\n\nx\ny\nzz\u2028a\nxy\nbz\n"
+    (workspace / "t.txt").write_text(text, encoding="utf-8", newline="")
+    grep = FileGrep()
+    got = grep.run(grep.parse({"pattern": pattern, "path": "t.txt"}), ToolContext((workspace,)))
+    lines = text.splitlines()
+    want = [n for n, line in enumerate(lines, 1) if re.search(pattern, line)]
+    assert [m["line"] for m in got.data] == want

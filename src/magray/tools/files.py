@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import os
 import re
 import stat
@@ -77,29 +79,45 @@ class Walk:
                 transient=False,
             )
 
-    def search(self, pattern: Any, line: str) -> bool:
-        """Whether the compiled ``regex`` pattern matches in ``line``, within the deadline."""
+    def find(self, pattern: Any, text: str, pos: int = 0) -> Any:
+        """The first match of the compiled ``regex`` pattern in ``text`` from ``pos``, or
+        None; a ToolError when the deadline passes first."""
         try:
             left = max(self.deadline - time.monotonic(), 0.001)
-            return pattern.search(line, timeout=left) is not None
+            return pattern.search(text, pos, timeout=left)
         except TimeoutError:
             self.deadline = 0.0
             self.check_time()
             raise
 
-    def visible(self, path: Path) -> bool:
-        """Whether ``path`` may be shown: inside the roots, no loop, not hidden by the policy."""
-        rel = relative_to_roots(path, self.ctx.roots)
-        real = real_path(path)
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the (resolved) root holding it."""
+        for root in self.ctx.roots:
+            if path == root or path.is_relative_to(root):
+                return path.relative_to(root).as_posix() or "."
+        return path.as_posix()
+
+    def visible(self, path: Path, parent_real: Path | None = None) -> bool:
+        """Whether ``path`` may be shown: inside the roots, no loop, not hidden by the policy.
+
+        ``parent_real``: the real path of its folder when known (saves resolving it).
+        """
+        return self._visible(path, self._real(path, parent_real))
+
+    def _real(self, path: Path, parent_real: Path | None) -> Path | None:
+        if parent_real is not None and not os.path.islink(path):
+            return parent_real / path.name
+        return real_path(path)
+
+    def _visible(self, path: Path, real: Path | None) -> bool:
+        rel = self.rel(path)
         if real is None:
             self.loops.append(rel)
             return False
         if not any(real == r or real.is_relative_to(r) for r in self.ctx.roots):
             return False
         hide = self.ctx.path_filter
-        if hide is not None and (
-            hide.hides(rel) or hide.hides(relative_to_roots(real, self.ctx.roots))
-        ):
+        if hide is not None and (hide.hides(rel) or (real != path and hide.hides(self.rel(real)))):
             self.hidden += 1
             return False
         return True
@@ -107,20 +125,25 @@ class Walk:
     def entries(self, top: Path, max_depth: int | None = None) -> Iterator[tuple[Path, bool]]:
         """``(path, is_folder)`` for what lies under the folder ``top``, folders before their
         contents, names sorted; ``max_depth`` limits how many levels down it goes."""
+        reals: dict[str, Path | None] = {str(top): real_path(top)}
         for dirpath, dirnames, filenames in os.walk(top):
             self.check_time()
             here = Path(dirpath)
-            dirnames[:] = sorted(
-                d for d in dirnames if d not in SKIP_DIRS and self.visible(here / d)
-            )
-            depth = len(here.relative_to(top).parts) + 1
-            for name in dirnames:
+            here_real = reals.pop(dirpath, None)
+            kept = []
+            for name in sorted(dirnames):
+                real = self._real(here / name, here_real)
+                if name not in SKIP_DIRS and self._visible(here / name, real):
+                    kept.append(name)
+                    reals[os.path.join(dirpath, name)] = real
+            dirnames[:] = kept
+            for name in kept:
                 yield here / name, True
-            if max_depth is not None and depth >= max_depth:
+            if max_depth is not None and len(here.relative_to(top).parts) + 1 >= max_depth:
                 dirnames.clear()
             for name in sorted(filenames):
                 path = here / name
-                if self.visible(path):
+                if self.visible(path, here_real):
                     yield path, False
 
     def files(self, top: Path) -> Iterator[Path]:
@@ -289,10 +312,16 @@ class FileGrep(Tool[GrepArgs]):
         # (``(a|aa)+$``) is stopped at the call's deadline like the walk itself
         import regex
 
+        flags = regex.IGNORECASE if args.ignore_case else 0
         try:
-            compiled = regex.compile(args.pattern, regex.IGNORECASE if args.ignore_case else 0)
+            compiled = regex.compile(args.pattern, flags)
         except regex.error as exc:
             raise ToolError(f"invalid regular expression {args.pattern!r}: {exc}.") from None
+        # one search over a whole file first (a file with no match costs one call); only
+        # for patterns that match a line's span the same inside the file as on its own
+        whole = None
+        if not any(token in args.pattern for token in _LINE_BOUND):
+            whole = regex.compile(args.pattern, flags | regex.MULTILINE)
         walk = Walk(self.name, ctx)
         matches: list[dict[str, Any]] = []
         for path in walk.files(top):
@@ -303,16 +332,45 @@ class FileGrep(Tool[GrepArgs]):
                 text = read_bytes(path).decode("utf-8")
             except (UnicodeDecodeError, ToolError):
                 continue  # binary, large, unreadable or non-regular files are skipped
-            rel = relative_to_roots(path.resolve(), ctx.roots)
-            for number, line in enumerate(text.splitlines(), start=1):
-                if walk.search(compiled, line):
-                    matches.append({"path": rel, "line": number, "text": line})
-                    if len(matches) >= args.max_matches:
-                        break
+            rel = walk.rel(path if not os.path.islink(path) else path.resolve())
+            lines = text.splitlines()
+            for index in _matching_lines(walk, compiled, whole, lines):
+                matches.append({"path": rel, "line": index + 1, "text": lines[index]})
+                if len(matches) >= args.max_matches:
+                    break
             if len(matches) >= args.max_matches:
                 break
-        lines = [f"{m['path']}:{m['line']}:{m['text']}" for m in matches]
-        return ToolResult(ok=True, output=walk.finish(lines), data=matches)
+        shown = [f"{m['path']}:{m['line']}:{m['text']}" for m in matches]
+        return ToolResult(ok=True, output=walk.finish(shown), data=matches)
+
+
+def _matching_lines(walk: Walk, line_re: Any, whole_re: Any, lines: list[str]) -> Iterator[int]:
+    """Indexes of the lines ``line_re`` matches, in order.
+
+    With ``whole_re`` (the pattern in MULTILINE mode) the file is searched as one text and
+    only the line each match starts in is tried on its own; the next search starts at the
+    following line, so a match that runs on cannot hide a later line's match.
+    """
+    if whole_re is None:
+        yield from (i for i, line in enumerate(lines) if walk.find(line_re, line) is not None)
+        return
+    if not lines:
+        return
+    text = "\n".join(lines)
+    starts = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+    pos = 0
+    while (found := walk.find(whole_re, text, pos)) is not None:
+        index = bisect.bisect_right(starts, found.start()) - 1
+        if walk.find(line_re, lines[index]) is not None:
+            yield index
+        if index + 1 >= len(lines):
+            return
+        pos = starts[index + 1]
+
+
+#: pattern parts that see past a line's ends (string anchors, lookarounds): such patterns
+#: are matched line by line only
+_LINE_BOUND = ("\\A", "\\Z", "\\z", "\\G", "(?=", "(?!", "(?<=", "(?<!")
 
 
 TOOLS: tuple[Tool[Any], ...] = (FileRead(), FileList(), FileGlob(), FileGrep())
