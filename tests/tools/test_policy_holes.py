@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 from click.testing import Result
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from magray.cli.main import app
@@ -500,3 +502,27 @@ def test_grep_matches_line_by_line(pattern: str, workspace: Path) -> None:
     lines = text.splitlines()
     want = [n for n, line in enumerate(lines, 1) if re.search(pattern, line)]
     assert [m["line"] for m in got.data] == want
+
+
+@settings(max_examples=300, deadline=None)
+@example(lines=["o", "x"], pattern=r"o\Z")
+@example(lines=["x", "foo"], pattern=r"\Afoo")
+@example(lines=["xa", "xb"], pattern=r"x[^y]*b")
+@example(lines=["a\rb"], pattern="^b")
+@given(
+    lines=st.lists(st.text(alphabet="abfoz xy\r\x0c", max_size=8), max_size=6),
+    pattern=st.sampled_from([*GREP_PATTERNS, "a", "b+", "^a.*b$", "a\\s+b", "x[^y]*b", "(a|b)\\1"]),
+)
+def test_grep_matches_what_a_line_by_line_search_matches(lines: list[str], pattern: str) -> None:
+    import re
+
+    import regex
+
+    from magray.tools.base import ToolContext
+    from magray.tools.files import _LINE_BOUND, Walk, _matching_lines
+
+    walk = Walk("file_grep", ToolContext((Path.cwd(),)))
+    split = "\n".join(lines).splitlines()
+    whole = None if any(t in pattern for t in _LINE_BOUND) else regex.compile(pattern, regex.M)
+    got = list(_matching_lines(walk, regex.compile(pattern), whole, split))
+    assert got == [i for i, line in enumerate(split) if re.search(pattern, line)]
