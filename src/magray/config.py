@@ -158,6 +158,20 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0.1,
     ),
     Option(
+        "tools.sandbox",
+        "workspace-write",
+        str,
+        "OS sandbox of commands and git: read-only, workspace-write (roots writable) "
+        "or full-access.",
+        choices=("read-only", "workspace-write", "full-access"),
+    ),
+    Option(
+        "tools.bwrap",
+        "bwrap",
+        str,
+        "The bubblewrap program that confines commands (a name on PATH or a path).",
+    ),
+    Option(
         "tools.allow_private_hosts",
         "",
         str,

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from magray.errors import UsageError
+from magray.tools.sandbox import SandboxConfig
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_OUTPUT_CAP = 64_000
@@ -85,6 +86,8 @@ class ToolContext:
     allow_private_hosts: tuple[str, ...] = ()
     #: the policy's word on a redirect to another host (set by ``invoke``; None: no policy)
     check_redirect: RedirectCheck | None = None
+    #: the OS sandbox of commands and git (``tools.sandbox``)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     #: the paths this tool must skip when it walks folders (set by ``invoke``; None: none)
     path_filter: PathFilter | None = None
 
@@ -154,6 +157,10 @@ class Tool(ABC, Generic[A]):
             elif isinstance(value, list | tuple):
                 paths.extend(str(v) for v in value)
         return paths
+
+    def approval_reason(self, args: A, ctx: ToolContext) -> str | None:
+        """Why this call must be asked even when a rule allows it (None: no such reason)."""
+        return None
 
     def command(self, args: A) -> list[str] | None:
         """The argv this call runs, if it runs a command (for command-prefix rules)."""

@@ -52,6 +52,7 @@ from magray.tools.policy_builtin import BUILTIN_NAMES, BUILTIN_RULES, BuiltinRul
 from magray.tools.policy_paths import PathFilter as PathFilter  # re-exported
 from magray.tools.policy_paths import glob_to_regex as glob_to_regex
 from magray.tools.policy_paths import path_matches as path_matches
+from magray.tools.shell import program_running_option
 
 
 class Action(StrEnum):
@@ -149,7 +150,11 @@ class Policy:
         if rule.path is not None and not any(path_matches(rule.path, p) for p in rel_paths):
             return False
         if rule.command is not None:
-            return argv is not None and _command_matches(rule.command, argv)
+            if argv is None or not _command_matches(rule.command, argv):
+                return False
+            # an allowed prefix never covers options that make the program run others
+            start = len(shlex.split(rule.command))
+            return rule.action is not Action.ALLOW or program_running_option(argv, start) is None
         return True
 
     def path_action(self, tool: str, rel: str) -> Action | None:
@@ -294,13 +299,19 @@ class Policy:
         argv = tool.command(args)
         reached = tool.hosts(args) if hosts is None else list(hosts)
         matched = [r for r in self.rules if self._matches(r, tool, rel_paths, argv, reached)]
+        decision = Decision(Action.ASK, f"{risk.value} tools ask by default")
+        if risk is Risk.READ:
+            decision = Decision(Action.ALLOW, "reads inside the workspace are allowed by default")
         for action in (Action.DENY, Action.ALLOW, Action.ASK):
             hits = [r for r in matched if r.action is action]
             if hits:
-                return Decision(action, f"policy rule: {hits[0].describe()}")
-        if risk is Risk.READ:
-            return Decision(Action.ALLOW, "reads inside the workspace are allowed by default")
-        return Decision(Action.ASK, f"{risk.value} tools ask by default")
+                decision = Decision(action, f"policy rule: {hits[0].describe()}")
+                break
+        if decision.action is Action.ALLOW:
+            why = tool.approval_reason(args, ctx)
+            if why is not None:
+                return Decision(Action.ASK, why)
+        return decision
 
 
 def policy_file(config_dir: Path) -> Path:
