@@ -7,8 +7,8 @@ the server's ``Retry-After`` when it sent one, on 429 and 503 alike (up to ``max
 circuit breaker per provider opens after ``breaker_threshold`` consecutive failures and lets
 one trial call through (half-open) after ``breaker_cooldown`` seconds; its state is kept in
 ``llm.db`` so it holds across CLI invocations. A daily token/cost budget is checked before
-each call and every call's usage is recorded. Once a stream has shown text to the caller, a failure is
-raised, never retried or handed to another provider: that would repeat the answer.
+each call and every call's usage is recorded. Once a stream has shown text to the caller, a
+failure is raised, never retried or handed to another provider: that would repeat the answer.
 """
 
 from __future__ import annotations
