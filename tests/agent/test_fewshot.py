@@ -22,7 +22,7 @@ from magray.agent.fewshot import (
 )
 from magray.agent.plan import plan_from_json, validate
 from magray.agent.planner import Planner
-from magray.errors import ModelNotInstalledError, PlanError, UsageError
+from magray.errors import ModelNotInstalledError, PlanError
 from magray.llm.base import Capabilities, Completion, Request, Usage
 from magray.tools.registry import default_registry
 
