@@ -86,8 +86,8 @@ class Approvals:
         """Whether ``plan`` may run (asking when it has side effects not yet approved)."""
         self._plan_approved = False
         tools = side_effect_tools(plan, self.registry)
-        if self.yes or not tools:
-            return True
+        if self.yes or not tools or self.mode is Mode.READ_ONLY:
+            return True  # read-only: the policy refuses the side effects, nobody is asked
         if all(self._automatic(t) for t in tools):
             self._plan_approved = True
             return True
@@ -103,4 +103,6 @@ class Approvals:
         """The policy's ask for one step: approved with its plan, else asked."""
         if self._plan_approved or self._automatic(tool):
             return True
+        if self.mode is Mode.READ_ONLY:
+            return False
         return self.asker is not None and self.asker.confirm(tool, preview)
