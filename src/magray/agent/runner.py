@@ -25,8 +25,6 @@ from magray.agent.session import AGENT_RUN, FROM_AGENT
 from magray.errors import MagrayError, PlanError
 from magray.llm.base import Usage
 from magray.memory.records import Layer, NewRecord, Source
-from magray.tools.base import Risk
-from magray.tools.registry import ToolRegistry
 
 #: shown each plan before it runs (side effects or not); returns whether it may run
 Approve = Callable[[Plan], bool]
@@ -86,14 +84,6 @@ class RunReport:
         if self.steps:
             lines.append(step_report(self.steps))
         return "\n".join(lines)
-
-
-def has_side_effects(plan: Plan, registry: ToolRegistry) -> bool:
-    for step in plan.steps:
-        tool = registry.get(step.tool)
-        if tool.risk_for(tool.parse(step.args)) is not Risk.READ:
-            return True
-    return False
 
 
 class Agent:
