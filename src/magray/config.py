@@ -8,6 +8,7 @@ key upper-cased with dots as underscores (``MAGRAY_MEMORY_VECTOR_DTYPE``).
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -36,10 +37,22 @@ OPTIONS: tuple[Option, ...] = (
     Option("embed.model", "default", str, "Active embedding model (see `magray models list`)."),
     Option("embed.device", "auto", str, "Where to run models.", choices=("auto", "cpu", "cuda")),
     Option(
-        "embed.threads", 0, int, "Intra-op threads for ONNX Runtime (0 = all cores).", minimum=0
+        "embed.threads",
+        0,
+        int,
+        "Intra-op threads for ONNX Runtime (0 = all cores).",
+        minimum=0,
+        maximum=1024,
     ),
     Option("embed.batch_size", 32, int, "Texts per embedding batch.", minimum=1, maximum=4096),
-    Option("embed.max_length", 0, int, "Token limit per text (0 = the model's own).", minimum=0),
+    Option(
+        "embed.max_length",
+        0,
+        int,
+        "Token limit per text (0 = the model's own).",
+        minimum=0,
+        maximum=1_000_000,
+    ),
     Option(
         "memory.ttl_interact_hours",
         24.0,
@@ -60,6 +73,14 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "Scalar type of the HNSW index (vectors in the store stay f32).",
         choices=("f32", "f16", "i8"),
+    ),
+    Option(
+        "memory.search_ef",
+        0,
+        int,
+        "HNSW search expansion (0 = chosen from the index size; raise it for more recall).",
+        minimum=0,
+        maximum=4096,
     ),
     Option("memory.lock_timeout", 10.0, float, "Seconds to wait for the writer lock.", minimum=0),
     Option("memory.auto_lifecycle", True, bool, "Run promote + expire automatically on writes."),
@@ -86,7 +107,7 @@ OPTIONS: tuple[Option, ...] = (
         "How hybrid search combines vector and BM25 results (see docs/benchmarks.md).",
         choices=("convex", "rrf"),
     ),
-    Option("search.rrf_k", 60.0, float, "Reciprocal-rank-fusion constant.", minimum=1),
+    Option("search.rrf_k", 60.0, float, "Reciprocal-rank-fusion constant.", minimum=1, maximum=1e6),
     Option(
         "search.vector_weight", 1.0, float, "Weight of the vector ranking in fusion.", minimum=0
     ),
@@ -182,11 +203,13 @@ def _coerce(option: Option, raw: Any, where: str) -> Any:
             if isinstance(raw, bool):
                 raise ValueError
             value = float(raw)
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: {option.key} must be a finite number (got {raw!r}).")
         else:
             if not isinstance(raw, str):
                 raise ValueError
             value = raw.strip()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(
             f"{where}: {option.key} must be {_KIND_NAMES[option.kind]} (got {raw!r})."
         ) from None

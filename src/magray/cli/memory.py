@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from magray.cli.app import new_app
-from magray.cli.context import iso, open_memory, parse_layer, parse_time, read_text
+from magray.cli.context import iso, open_memory, parse_layer, parse_time, read_text, utf8_arg
 
 if TYPE_CHECKING:
     from magray.memory.records import Hit, Record
@@ -78,6 +78,13 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     return out
 
 
+def check_utf8(**options: str | list[str] | None) -> None:
+    """Refuse option values that are not UTF-8 (``--tag`` etc., named by their flag)."""
+    for name, value in options.items():
+        for item in [value] if isinstance(value, str) else value or []:
+            utf8_arg(item, "--" + name)
+
+
 def emit(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False))
 
@@ -100,6 +107,7 @@ def add(
     """
     from magray.memory.records import NewRecord
 
+    check_utf8(tag=tag, kind=kind, project=project, session=session)
     item = NewRecord(
         text=read_text(text),
         layer=parse_layer(layer),
@@ -149,6 +157,7 @@ def search(
             choices = ", ".join(m.value for m in SearchMode)
             raise UsageError(f"--mode must be one of {choices} (got {mode!r}).")
     text = read_text(query)
+    check_utf8(tag=tag, kind=kind, project=project, session=session)
     filters = Filters(
         layers=tuple(parse_layer(x) for x in layer),
         tags=tuple(tag),
@@ -185,6 +194,7 @@ def get(
     """
     from magray.cli import render
 
+    utf8_arg(id, "the id")
     with open_memory() as memory:
         record = memory.get(id)
     if json_out:
@@ -208,6 +218,7 @@ def list_(
     from magray.cli import render
     from magray.memory.records import Filters
 
+    check_utf8(project=project)
     filters = Filters(layers=tuple(parse_layer(x) for x in layer), project=project)
     with open_memory() as memory:
         records = memory.list_records(filters, limit=limit, offset=offset)
@@ -226,6 +237,7 @@ def forget(
 
     Example: magray memory forget 01jd3x
     """
+    utf8_arg(id, "the id")
     with open_memory() as memory:
         record = memory.forget(id)
     if json_out:

@@ -62,7 +62,7 @@ def load_embedder(settings: Settings, name: str | None = None, *, cached: bool =
     if cached:
         from magray.embed.cache import CachedEmbedder, EmbeddingCache
 
-        cache = EmbeddingCache(settings.paths.data_dir / "embed-cache.db")
+        cache = EmbeddingCache(settings.paths.embed_cache_db)
         embedder = CachedEmbedder(embedder, cache)
     return embedder
 

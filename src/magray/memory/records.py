@@ -7,6 +7,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+MAX_INT = 2**63 - 1  # the largest integer SQLite stores
+MIN_TIME = -62_135_596_800.0  # 0001-01-01T00:00:00Z: timestamps outside the years 1‥9999
+MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z  cannot be shown as dates
+MAX_TEXT_CHARS = 1_000_000  # the longest text one memory holds (embedders read far less)
+
 
 class Layer(StrEnum):
     """The three memory layers, from short-lived to permanent."""

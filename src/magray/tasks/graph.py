@@ -38,7 +38,7 @@ def default_path() -> Path:
     """Where the task graph of the current MAGRAY home lives."""
     from magray.paths import resolve_paths
 
-    return resolve_paths().data_dir / "tasks.db"
+    return resolve_paths().tasks_db
 
 
 def _connect(path: Path) -> sqlite3.Connection:
