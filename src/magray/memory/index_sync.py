@@ -287,7 +287,7 @@ class IndexSet:
             created_before=filters.created_before,
             exclude_kinds=filters.exclude_kinds,
         )
-        if filters.active and self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
+        if filters.selective and self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
             return self._exact_filtered(layer_filters, query, k)
         state = self._open(layer)
         fetch = k * (4 if filters.active else 1)
