@@ -95,7 +95,15 @@ class AgentTurn:
         recalled = self.session.recall(request, provider)
         if act and self.agent is not None:
             memories = planning_memories(recalled)
-            planned = self.agent.planner.plan(request, "", memories)
+            try:
+                planned = self.agent.planner.plan(request, "", memories)
+            except KeyboardInterrupt:
+                report = RunReport(request, interrupted=True)
+                report.result = "interrupted (Ctrl-C) before a plan was made; nothing ran."
+                if on_text is not None:
+                    on_text(report.result)
+                conv = conversation_id or new_conversation_id()
+                return TurnResult(report.result, conv, recalled, run=report)
             if planned.plan is not None or self.answer_from_planner:
                 report = self.agent.run(request, memories, planned)
                 if on_text is not None and report.result:
