@@ -1,4 +1,5 @@
-"""`magray tasks ...`: add, list, show, done, rm, depends, ready, graph."""
+"""`magray tasks ...`: add, list, show, start, block, cancel, reopen, done, edit, rm, depends,
+ready, graph."""
 
 from __future__ import annotations
 
@@ -144,6 +145,89 @@ def done(
     typer.echo(f"{task.id}  done")
     for t in unblocked:
         typer.echo(f"now ready: {t.id}  {t.title}")
+
+
+def _move(task_id: str, state: str, json_out: bool) -> None:
+    from magray.tasks import TaskState
+
+    with _graph() as graph:
+        task = graph.set_state(task_id, TaskState(state))
+    if json_out:
+        emit(task_json(task))
+    else:
+        typer.echo(f"{task.id}  {task.state.value}")
+
+
+@app.command("start")
+def start(
+    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+    json_out: bool = JSON,
+) -> None:
+    """Mark a task as being worked on (doing).
+
+    Example: magray tasks start 3f9k
+    """
+    _move(task_id, "doing", json_out)
+
+
+@app.command("block")
+def block(
+    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+    json_out: bool = JSON,
+) -> None:
+    """Mark a task as blocked (waiting on something outside the graph).
+
+    Example: magray tasks block 3f9k
+    """
+    _move(task_id, "blocked", json_out)
+
+
+@app.command("cancel")
+def cancel(
+    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+    json_out: bool = JSON,
+) -> None:
+    """Cancel a task (kept in the graph, never ready again unless reopened).
+
+    Example: magray tasks cancel 3f9k
+    """
+    _move(task_id, "cancelled", json_out)
+
+
+@app.command("reopen")
+def reopen(
+    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+    json_out: bool = JSON,
+) -> None:
+    """Put a task back to todo (from done, doing, blocked or cancelled).
+
+    Example: magray tasks reopen 3f9k
+    """
+    _move(task_id, "todo", json_out)
+
+
+@app.command("edit")
+def edit(
+    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+    title: str | None = typer.Option(None, "--title", help="A new title (rename)."),
+    notes: str | None = typer.Option(None, "--notes", help="New notes."),
+    priority: int | None = typer.Option(None, "--priority", help="1 (highest) to 5."),
+    json_out: bool = JSON,
+) -> None:
+    """Rename a task or change its notes or priority.
+
+    Example: magray tasks edit 3f9k --title "Write the runbook"
+    """
+    from magray.errors import UsageError
+
+    if title is None and notes is None and priority is None:
+        raise UsageError("nothing to change; give --title, --notes or --priority.")
+    with _graph() as graph:
+        task = graph.edit(task_id, title=title, notes=notes, priority=priority)
+    if json_out:
+        emit(task_json(task))
+    else:
+        typer.echo(f"{task.id}  {task.title}")
 
 
 @app.command("rm")
