@@ -19,7 +19,8 @@ MagrayError                      exit 1 unless noted
 │   └── DimensionMismatchError   exit 1  store vectors vs active model differ
 ├── NetworkError                 exit 5  a download or remote call failed
 ├── ProviderError                exit 5  an LLM provider failed
-│   ├── ProviderUnavailableError exit 5  timeout, connection refused, 5xx (retryable)
+│   ├── ProviderUnavailableError exit 5  timeout, connection refused, 5xx (retryable;
+│   │                                    carries retry_after when a 503 sent one)
 │   ├── RateLimitError           exit 5  429; carries retry_after seconds (retryable)
 │   ├── ProviderResponseError    exit 5  malformed or refused response (not retryable)
 │   ├── MissingKeyError          exit 1  no API key: names the env var and `magray keys set`
@@ -113,6 +114,11 @@ class ProviderError(MagrayError):
     exit_code = 5
     retryable: bool = False
 
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        #: the server's ``Retry-After`` hint in seconds (429 and 503 send one), if any
+        self.retry_after = retry_after
+
 
 class ProviderUnavailableError(ProviderError):
     """Timeout, refused connection or server error: worth retrying or falling back."""
@@ -124,10 +130,6 @@ class RateLimitError(ProviderError):
     """The provider said 429; ``retry_after`` is its hint in seconds (if any)."""
 
     retryable = True
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class ProviderResponseError(ProviderError):

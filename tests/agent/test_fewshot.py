@@ -23,7 +23,7 @@ from magray.agent.fewshot import (
 from magray.agent.plan import plan_from_json, validate
 from magray.agent.planner import Planner
 from magray.errors import ModelNotInstalledError, UsageError
-from magray.llm.base import Completion, Request, Usage
+from magray.llm.base import Capabilities, Completion, Request, Usage
 from magray.tools.registry import default_registry
 
 REGISTRY = default_registry()
@@ -31,12 +31,14 @@ REGISTRY = default_registry()
 
 @dataclass
 class Base:
-    """A scripted base model (``base_model`` like the embedded local provider)."""
+    """A scripted base model (no chat template, like the embedded default model)."""
 
     answers: list[str]
     requests: list[Request] = field(default_factory=list)
     supports_tools: bool = False
-    base_model: bool = True
+    capabilities: Capabilities = field(
+        default_factory=lambda: Capabilities(chat_template=False, json_schema=True)
+    )
 
     def provider(self, name: str | None = None) -> Any:
         return self

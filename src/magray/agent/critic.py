@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from magray.agent.executor import StepResult
 from magray.agent.planner import LLM, first_json_object
-from magray.llm.base import Message, Request, Usage
+from magray.llm.base import Message, Request, Usage, capabilities_of
 
 _SYSTEM = (
     "You check whether an agent's tool steps achieved the user's goal. Reply with one JSON "
@@ -62,7 +62,7 @@ class Critic:
 
         Base models are not asked: ``rule_verdict`` decides from the step statuses.
         """
-        if getattr(self.llm.provider(self.provider), "base_model", False):
+        if not capabilities_of(self.llm.provider(self.provider)).chat_template:
             return rule_verdict(results)
         user = f"Goal: {goal}\n\nSteps:\n{step_report(results)}"
         messages = (Message("system", _SYSTEM), Message("user", user))

@@ -26,7 +26,15 @@ from magray.agent.fewshot import (
 )
 from magray.agent.plan import Plan, plan_from_json, validate
 from magray.errors import ProviderResponseError, UsageError
-from magray.llm.base import Completion, Message, Provider, Request, ToolCall, Usage
+from magray.llm.base import (
+    Completion,
+    Message,
+    Provider,
+    Request,
+    ToolCall,
+    Usage,
+    capabilities_of,
+)
 from magray.tools.registry import ToolRegistry
 
 SUBMIT = "submit_plan"
@@ -137,11 +145,11 @@ class Planner:
         self.max_steps = max_steps
 
     def native(self) -> bool:
-        return bool(self.llm.provider(self.provider).supports_tools)
+        return capabilities_of(self.llm.provider(self.provider)).native_tools
 
     def base_model(self) -> bool:
         """The provider runs a base model: plan by worked examples and a JSON grammar."""
-        return bool(getattr(self.llm.provider(self.provider), "base_model", False))
+        return not capabilities_of(self.llm.provider(self.provider)).chat_template
 
     def _plan_by_examples(self, goal: str, context: str) -> Planned:
         """Few-shot completion with the nearest examples; greedy first, then sampled."""

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from magray.agent.conversations import ConversationLog, Turn
 from magray.errors import UsageError
-from magray.llm.base import Chunk, Message, Provider, Request, Usage
+from magray.llm.base import Chunk, Message, Provider, Request, Usage, capabilities_of
 from magray.memory.records import Filters, Hit, Layer, NewRecord, Query
 
 SYSTEM_PROMPT = (
@@ -26,6 +26,8 @@ SYSTEM_PROMPT = (
     "contain the answer, say so in one sentence, then answer briefly from general knowledge."
 )
 RECALL_K = 6
+SMALL_RECALL_K = 3  # small models ground better on fewer, shorter notes
+SMALL_MEMORY_CHARS = 400
 ANSWER_RESERVE = 512  # tokens kept free for the answer when the request sets no max_tokens
 HISTORY_TURNS = 6
 EXCHANGE = "exchange"  # the kind of records that store asked questions and their answers
@@ -161,8 +163,9 @@ class Session:
         recalled: list[UsedMemory] = []
         if self.memory is not None:
             # Small models ground better on fewer, shorter notes: a provider may say so.
-            k = int(getattr(prov, "recall_k", RECALL_K))
-            chars = getattr(prov, "memory_chars", None)
+            small = capabilities_of(prov).small
+            k = SMALL_RECALL_K if small else RECALL_K
+            chars = SMALL_MEMORY_CHARS if small else None
             # Earlier exchanges are not evidence: the conversation's own turns come from
             # the log, and recalling answers would let a model quote itself.
             hits = self.memory.recall(

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from magray.cli.context import iso, read_text
+from magray.llm.base import capabilities_of
 
 if TYPE_CHECKING:
     from magray.agent.conversations import ConversationLog
@@ -67,7 +68,7 @@ def show_result(session: Session, result: AskResult) -> None:
     for note in result.notes:
         render.note(note)
     provider = session.llm.provider(result.provider)
-    if getattr(provider, "is_tiny_default", False):
+    if capabilities_of(provider).small:
         render.note_once(TINY_MODEL_NOTE)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magray.errors import ModelNotInstalledError, ProviderError, ProviderResponseError
-from magray.llm.base import Chunk, Message, Request, Usage
+from magray.llm.base import Capabilities, Chunk, Message, Request, Usage
 
 if TYPE_CHECKING:
     from magray.config import Settings
@@ -187,6 +187,18 @@ class LocalProvider:
     @property
     def context_window(self) -> int:
         return self._n_ctx
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Grammar-constrained JSON always; a chat template only if the GGUF carries one."""
+        return Capabilities(
+            chat_template=self._chat_template() is not None,
+            json_schema=True,
+            native_tools=False,
+            context_window=self._n_ctx,
+            streaming=True,
+            small=self.is_tiny_default,
+        )
 
     @property
     def recall_k(self) -> int:
