@@ -32,7 +32,9 @@ MagrayError                      exit 1 unless noted
 │                                        transient=True: worth one more try (connection
 │                                        refused, timeout, HTTP 429/502/503/504, lock held)
 ├── PolicyError                  exit 1  an invalid policy rule or policy.toml
-└── DeniedError                  exit 4  refused by policy
+├── DeniedError                  exit 4  refused by policy
+└── PlanError                    exit 6  the model gave no usable plan: still invalid after
+                                         the repairs, or an empty answer twice
 ```
 """
 
@@ -195,3 +197,9 @@ class DeniedError(MagrayError):
     """An action was refused by the permission policy."""
 
     exit_code = 4
+
+
+class PlanError(MagrayError):
+    """The model gave no usable plan: invalid after every repair, or nothing at all."""
+
+    exit_code = 6

@@ -1,12 +1,15 @@
 """`magray run TASK`: plan with the LLM, show and approve the plan, execute it under the policy.
 
-Exit codes: 0 done, 1 the goal was not met (or the plan was not approved), 4 a step was
-denied by the policy (including an ask with nobody to ask), 5 the LLM failed.
+Exit codes: 0 done, 1 the goal was not met (or the plan was not approved), 2 bad
+arguments, 4 a step was denied by the policy (including an ask with nobody to ask), 5 the
+LLM failed, 6 the model gave no usable plan, 130 interrupted (Ctrl-C). Whatever the exit,
+once a step has run the report (``--json``: the JSON report) is printed with it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -151,15 +154,26 @@ def run(
         report = agent.run(goal)
     out = report.to_dict()
     if save_tasks and report.plan is not None:
-        out["tasks"] = _save_tasks(report.plan)
+        done = set() if dry_run else report.succeeded()
+        out["tasks"] = _save_tasks(report.plan, done)
+    from magray.cli.app import error_line
+
     if json_out:
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
-    elif report.denied is None:
+    elif report.denied is None and report.error is None and not report.interrupted:
         typer.echo(report.result)
+    if report.interrupted:
+        error_line(report.result)
+        if report.abandoned:  # a tool blocked outside any process: do not wait for it
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise typer.Exit(130)
+    if report.error is not None:
+        error_line(report.error.message)
+        raise typer.Exit(report.error.exit_code)
     if report.denied is not None:
         if not json_out:
-            from magray.cli.app import error_line
-
             error_line(report.result)
         raise typer.Exit(4)
     if not report.approved or not report.done:
@@ -177,10 +191,10 @@ def _show_steps(results: Sequence[StepResult], *, dry_run: bool) -> None:
             typer.echo(step.output.rstrip("\n"), err=True)
 
 
-def _save_tasks(plan: Plan) -> list[str]:
-    """Store ``plan`` in the task graph; the new task ids in step order."""
-    from magray.tasks.graph import save_plan
-    from magray.tasks.model import PlanStep
+def _save_tasks(plan: Plan, done: set[str]) -> list[str]:
+    """Store ``plan`` in the task graph, the steps in ``done`` as done; ids in step order."""
+    from magray.tasks.graph import TaskGraph
+    from magray.tasks.model import PlanStep, TaskState
 
     steps = [
         PlanStep(
@@ -191,4 +205,9 @@ def _save_tasks(plan: Plan) -> list[str]:
         )
         for s in plan.steps
     ]
-    return [t.id for t in save_plan(steps)]
+    with TaskGraph() as graph:
+        tasks = graph.save_plan(steps)
+        for step, task in zip(plan.steps, tasks, strict=True):
+            if step.id in done:
+                graph.set_state(task.id, TaskState.DONE)
+    return [t.id for t in tasks]
