@@ -46,6 +46,7 @@ RULES = (
     "the workspace.\n\n" + RULE
 )
 MAX_PLAN_TOKENS = 256
+SHOTS_AS_TURNS = False
 
 
 class GrammarChat:
@@ -84,9 +85,10 @@ class GrammarChat:
         steps = min(self.max_steps or MAX_STEPS, MAX_STEPS)
         schema = plan_schema(self.registry, steps, self._candidates(shots))
         messages = [Message("system", f"{RULES}\n\n{tool_catalogue(self.registry)}")]
-        for request, answer in shots:
-            messages.append(Message("user", request))
-            messages.append(Message("assistant", json.dumps(compact(answer), ensure_ascii=False)))
+        if SHOTS_AS_TURNS:
+            for request, answer in shots:
+                messages.append(Message("user", request))
+                messages.append(Message("assistant", json.dumps(compact(answer))))
         messages.append(Message("user", user_prompt(goal, context, memories)))
         usage = Usage()
         problems: list[str] = []
