@@ -36,7 +36,7 @@ def qwen(qwen_gguf: Path) -> LocalProvider:
 
 
 def answer(provider: LocalProvider, question: str) -> str:
-    messages, used, _, _ = build_messages(
+    messages, _, _, _ = build_messages(
         question,
         MEMORIES,
         [],
