@@ -34,5 +34,5 @@ def test_cases_cover_the_docs_and_their_answers_are_there() -> None:
 
 def test_docs_paths_need_the_checkout(tmp_path: Path) -> None:
     assert [p.name for p in docs_paths(REPO)] == ["README.md", "docs"]
-    with pytest.raises(UsageError, match="no README.md or docs/"):
+    with pytest.raises(UsageError, match=r"no README\.md or docs/"):
         docs_paths(tmp_path)
