@@ -131,7 +131,8 @@ def llm(
     typer.echo(
         f"{result['provider']} ({result['model']}): MAGRAY {m['tokens_per_s']} tok/s,"
         f" first token {m['first_token_ms']} ms · raw llama.cpp {r['tokens_per_s']} tok/s,"
-        f" first token {r['first_token_ms']} ms · ratio {result['ratio']}"
+        f" first token {r['first_token_ms']} ms · ratio {result['ratio']} · cached prompt:"
+        f" first token {result['cached_prompt']['first_token_ms']} ms"
     )
 
 
