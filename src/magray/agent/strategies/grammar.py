@@ -115,8 +115,8 @@ class GrammarChat:
         schema = self.schema(self._candidates(shots))
         catalogue = tool_catalogue(self.registry) + "\n- answer: reply in text, no tool needed"
         messages = [Message("system", f"{RULES}\n\n{catalogue}")]
-        for request, answer in shots:
-            messages.append(Message("user", request))
+        for asked, answer in shots:
+            messages.append(Message("user", asked))
             messages.append(Message("assistant", json.dumps(as_steps(answer))))
         messages.append(Message("user", user_prompt(goal, context, memories)))
         usage = Usage()
