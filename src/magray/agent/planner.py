@@ -4,7 +4,9 @@ The strategy follows what the provider declares (``magray.llm.base.Capabilities`
 native function calling gets ``NativeTools`` (one function, ``submit_plan``); a chat model
 without it gets ``JsonProtocol`` (the first JSON object of its answer is the plan); a base
 model without a chat template gets ``WorkedExamples`` (a completion prompt of the nearest
-worked examples and a JSON grammar). Each lives in ``magray.agent.strategies``. A plan
+worked examples and a JSON grammar); a chat model whose provider honours a JSON schema (the
+embedded local chat models) gets ``GrammarChat`` (the chat template, the nearest examples
+as turns and the plan's JSON schema as a grammar). Each lives in ``magray.agent.strategies``. A plan
 that fails validation goes back to the model with the problems listed, at most
 ``max_repairs`` times; then ``PlanError`` (exit 6).
 """
@@ -22,6 +24,7 @@ from magray.agent.strategies.base import (
     tool_catalogue,
 )
 from magray.agent.strategies.examples import WorkedExamples
+from magray.agent.strategies.grammar import GrammarChat
 from magray.agent.strategies.json_protocol import JsonProtocol
 from magray.agent.strategies.native import NativeTools
 from magray.llm.base import capabilities_of
@@ -76,6 +79,15 @@ class Planner:
         if caps.native_tools:
             return NativeTools(
                 llm, registry, provider=provider, max_repairs=repairs, max_steps=steps
+            )
+        if caps.json_schema:
+            return GrammarChat(
+                llm,
+                registry,
+                provider=provider,
+                max_repairs=repairs,
+                max_steps=steps,
+                selector=self.selector,
             )
         return JsonProtocol(llm, registry, provider=provider, max_repairs=repairs, max_steps=steps)
 
