@@ -113,6 +113,17 @@ def test_chat_answers_a_question_by_streaming_after_deciding_not_to_act(
     assert answer_prompt["stream"] is True
 
 
+def test_chat_without_tools_only_answers(server: Scripted, magray_home: Path, repo: Path) -> None:
+    openai_config(magray_home, server.url)
+    server.add(oa_stream(["Paris."]))
+    result = RUNNER.invoke(
+        app, ["chat", "--no-tools", "--no-memory"], input="Capital of France?\n/exit\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Paris." in result.stdout and len(server.requests) == 1
+    assert "tools" not in server.requests[0]
+
+
 def test_run_chooses_an_argument_from_a_remembered_fact(
     server: Scripted, magray_home: Path, repo: Path, default_model_dir: Path
 ) -> None:

@@ -80,6 +80,7 @@ class Chat:
         settings: Settings | None = None,
         read: Read | None = None,
         roots: Sequence[Path] = (),
+        tools: bool = True,
     ) -> None:
         from magray.agent.approvals import Mode
 
@@ -90,6 +91,7 @@ class Chat:
         self.settings = settings
         self.read: Read = read or (lambda question: None)
         self.roots = tuple(roots)
+        self.tools = tools
         self.mode = Mode.ASK_FIRST
         self._agent: Agent | None = None
         self._approvals: Approvals | None = None
@@ -98,8 +100,9 @@ class Chat:
         """Tools need a provider that can plan (a chat template) and the settings."""
         from magray.llm.base import capabilities_of
 
-        provider = self.session.llm.provider(self.provider)
-        return self.settings is not None and capabilities_of(provider).chat_template
+        if not self.tools or self.settings is None:
+            return False
+        return capabilities_of(self.session.llm.provider(self.provider)).chat_template
 
     def agent(self) -> Agent:
         """The agent of this chat, built on first use (tools, policy, approvals)."""
@@ -321,6 +324,7 @@ def chat(
     mode: str = typer.Option(
         "ask-first", "--mode", help="ask-first, auto-edit or read-only (/mode switches)."
     ),
+    no_tools: bool = typer.Option(False, "--no-tools", help="Only answer; never plan or act."),
 ) -> None:
     """Chat with MAGRAY: answers stream, grounded in memory, and it can act; /help for commands.
 
@@ -350,7 +354,9 @@ def chat(
                 typer.echo(answer)
             return answer
 
-    state = Chat(session, provider, model, settings=settings, read=read, roots=root)
+    state = Chat(
+        session, provider, model, settings=settings, read=read, roots=root, tools=not no_tools
+    )
     state.set_mode(mode)
     state.session.llm.provider(provider)  # fail fast on an unknown provider
     for line in lines:
