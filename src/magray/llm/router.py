@@ -275,14 +275,14 @@ class Router:
             cfg = self.config.get(name)
             if self.breaker_state(name) == OPEN:
                 state = self.usage.breaker(name)
-                wait = self.breaker_cooldown - (self._clock() - (state.opened_at or 0.0))
+                left = self.breaker_cooldown - (self._clock() - (state.opened_at or 0.0))
                 others = [n for n in self.config.providers if n != name]
                 hint = f"; ask with --provider {others[0]}" if others else ""
                 failures.append(
                     (
                         name,
                         ProviderUnavailableError(
-                            f"provider {name!r} is paused for {max(wait, 0.0):.0f} s more after"
+                            f"provider {name!r} is paused for {max(left, 0.0):.0f} s more after"
                             f" {state.failures} failures in a row (circuit open){hint}, or list"
                             " a fallback: `magray config set llm.fallback local`"
                         ),
