@@ -321,10 +321,12 @@ class Backend(Protocol):
         """Up to ``k`` (label, cosine) of ``layer``'s vectors nearest to ``query``, best first,
         searched among the vectors of the store's embedding model.
 
-        With active filters the result holds up to ``4·k`` labels that are candidates only:
-        the caller re-reads them (``candidates``/``fetch``) with the filters. An empty store
-        or layer gives []. The search is approximate (recall ≥ 0.95 at the default
-        settings); filtered searches over small sets may be exact.
+        Labels are candidates only: with active filters the result holds up to ``4·k``
+        labels that may not all match, and a record deleted or moved to another layer since
+        this process last read the index may still appear. The caller re-reads them
+        (``candidates``/``fetch``) with the filters. An empty store or layer gives []. The
+        search is approximate (recall ≥ 0.95 at the default settings); filtered searches
+        over small sets may be exact.
         """
         ...
 
