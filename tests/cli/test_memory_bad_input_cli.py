@@ -193,7 +193,7 @@ BACKUP_THEN_HANG = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {repo!r})
     from magray.config import load_settings
-    from magray.memory.transfer.jsonl import backup
+    from magray.memory.transfer import backup
     from magray.memory.service import Memory
     from tests.fakes import HashEmbedder
 
