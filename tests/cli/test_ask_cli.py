@@ -22,7 +22,7 @@ from magray.cli.main import app
 from tests.conftest import TEST_MODELS_DIR
 
 RUNNER = CliRunner()
-LOCAL_TOML = '[llm.providers.local]\ntype = "local"\nthreads = 1\n'
+LOCAL_TOML = '[llm.providers.local]\ntype = "local"\nmodel = "local-tiny"\nthreads = 1\n'
 FACT = "The MAGRAY mascot is a purple heron named Quillon who lives in Zurich."
 ASK_KEYS = {
     "answer",
@@ -203,7 +203,8 @@ def test_context_overflow_leaves_out_memories(
     magray_home: Path, local_gguf: Path, default_model_dir: Path
 ) -> None:
     (magray_home / "config.toml").write_text(
-        '[llm.providers.local]\ntype = "local"\nthreads = 1\nn_ctx = 512\nmax_tokens = 32\n',
+        '[llm.providers.local]\ntype = "local"\nmodel = "local-tiny"\nthreads = 1\n'
+        "n_ctx = 512\nmax_tokens = 32\n",
         encoding="utf-8",
     )
     for i, topic in enumerate(["harbour", "lighthouse", "ferry", "tides"]):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from magray.cli.context import iso, read_text
+from magray.llm.base import capabilities_of
 
 if TYPE_CHECKING:
     from magray.agent.conversations import ConversationLog
@@ -67,7 +68,7 @@ def show_result(session: Session, result: AskResult) -> None:
     for note in result.notes:
         render.note(note)
     provider = session.llm.provider(result.provider)
-    if getattr(provider, "is_tiny_default", False):
+    if capabilities_of(provider).small:
         render.note_once(TINY_MODEL_NOTE)
 
 
@@ -116,13 +117,22 @@ def ask(
         conv = session.log.last_conversation()
     elif conversation and not session.log.exists(conversation):
         raise NotFoundError(f"no conversation {conversation!r}; see `magray logs`.")
-    result = session.ask(
-        text,
-        provider=provider,
-        model=model,
-        conversation_id=conv,
-        on_text=None if json_out else streamer(),
+    from magray.agent.turn import AgentTurn
+
+    # the agent turn without acting: recall, answer (streamed, cited), remember
+    result = (
+        AgentTurn(session)
+        .take(
+            text,
+            act=False,
+            provider=provider,
+            model=model,
+            conversation_id=conv,
+            on_text=None if json_out else streamer(),
+        )
+        .ask
     )
+    assert result is not None  # a turn that may not act always answers
     if json_out:
         typer.echo(json.dumps(result_json(result), ensure_ascii=False))
     else:
