@@ -18,11 +18,16 @@ def show(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     Example: magray config show --json
     """
     from magray.cli import render
-    from magray.config import OPTIONS, load_settings
+    from magray.config import OPTIONS, load_settings, shown
 
     settings = load_settings()
     rows = [
-        {"key": o.key, "value": settings[o.key], "source": settings.sources[o.key], "help": o.help}
+        {
+            "key": o.key,
+            "value": shown(o.key, settings[o.key]),
+            "source": settings.sources[o.key],
+            "help": o.help,
+        }
         for o in OPTIONS
     ]
     paths = {
