@@ -18,12 +18,17 @@ def show(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     Example: magray config show --json
     """
     from magray.cli import render
-    from magray.config import OPTIONS, load_settings
+    from magray.config import OPTIONS, load_settings, shown
     from magray.llm.config import llm_rows, load_llm_config
 
     settings = load_settings()
     rows = [
-        {"key": o.key, "value": settings[o.key], "source": settings.sources[o.key], "help": o.help}
+        {
+            "key": o.key,
+            "value": shown(o.key, settings[o.key]),
+            "source": settings.sources[o.key],
+            "help": o.help,
+        }
         for o in OPTIONS
     ]
     rows += llm_rows(load_llm_config(settings))
@@ -69,7 +74,7 @@ def get(
 
     Example: magray config get search.mode
     """
-    from magray.config import load_settings, option
+    from magray.config import load_settings, option, shown
     from magray.llm.config import llm_rows, load_llm_config
 
     settings = load_settings()
@@ -78,7 +83,7 @@ def get(
         value, source = llm[key]["value"], llm[key]["source"]
     else:
         option(key)
-        value, source = settings[key], settings.sources[key]
+        value, source = shown(key, settings[key]), settings.sources[key]
     if isinstance(value, list):
         value = ",".join(value) if not json_out else value
     if json_out:
