@@ -19,6 +19,7 @@ from magray.cli import (
     models,
     policy,
     run,
+    sources,
     tasks,
     tools,
 )
@@ -60,6 +61,7 @@ app.add_typer(tools.app, name="tools")
 app.add_typer(policy.app, name="policy")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(mcp.app, name="mcp")
+app.add_typer(sources.app, name="sources")
 app.command("ingest")(ingest.ingest)
 app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
@@ -67,6 +69,7 @@ app.command("logs")(ask.logs)
 app.command("run")(run.run)
 app.command("backup")(home.backup)
 app.command("restore")(home.restore)
+app.command("forget")(sources.forget)
 
 
 def main() -> None:

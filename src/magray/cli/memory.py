@@ -437,5 +437,7 @@ def _short(text: str, width: int = 76) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-# backup, restore, export and import live in their own module; importing it registers them.
+# backup, restore, export, import (and pin, move, edit, clear) live in their own modules;
+# importing them registers them.
 from magray.cli import memory_data as _memory_data  # noqa: E402, F401
+from magray.cli import memory_edit as _memory_edit  # noqa: E402, F401
