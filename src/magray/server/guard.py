@@ -38,10 +38,6 @@ READ_ONLY_POSTS = {"/v1/memories/search"}
 _RID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class BodyTooLarge(Exception):
-    pass
-
-
 async def send_problem(
     send: Send, status: int, slug: str, title: str, detail: str, headers: dict[str, str]
 ) -> None:
@@ -116,18 +112,34 @@ class Guard:
             )
             return
         received = 0
+        over = {"flag": False, "answered": False}
 
         async def receive_limited() -> Message:
+            # Past the limit the app is told the client left; its answer is replaced by 413.
             nonlocal received
+            if over["flag"]:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
-                    raise BodyTooLarge
+                    over["flag"] = True
+                    return {"type": "http.disconnect"}
             return message
 
+        async def send_or_413(message: Message) -> None:
+            if not over["flag"]:
+                await send(message)
+                return
+            if not over["answered"]:
+                over["answered"] = True
+                self.metrics.rejected.labels("too_large").inc()
+                await send_problem(send, 413, "too-large", "Request body too large",
+                                   f"the body is larger than the limit of {self.max_body:,}"
+                                   " bytes; send less per request (batches, smaller files).", {})
+
         if path.startswith(EXEMPT):
-            await self.app(scope, receive_limited, send)
+            await self.app(scope, receive_limited, send_or_413)
             return
         if self.slots.locked() and self.waiting >= self.queue_size:
             self.metrics.rejected.labels("queue_full").inc()
@@ -149,27 +161,16 @@ class Guard:
             self.waiting -= 1
             self.metrics.queued.dec()
         self.metrics.in_flight.inc()
-        started = {"sent": False}
-
-        async def send_tracked(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                started["sent"] = True
-            await send(message)
 
         try:
-            await self.app(scope, receive_limited, send_tracked)
-        except BodyTooLarge:
-            self.metrics.rejected.labels("too_large").inc()
-            if not started["sent"]:
-                await send_problem(
-                    send,
-                    413,
-                    "too-large",
-                    "Request body too large",
-                    f"the body is larger than the limit of {self.max_body:,}"
-                    " bytes; send less per request.",
-                    {},
-                )
+            await self.app(scope, receive_limited, send_or_413)
+            if over["flag"] and not over["answered"]:
+                await send_or_413({"type": "http.response.start"})
+        except Exception:
+            if not over["flag"]:
+                raise
+            if not over["answered"]:
+                await send_or_413({"type": "http.response.start"})
         finally:
             self.slots.release()
             self.metrics.in_flight.dec()

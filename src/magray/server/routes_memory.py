@@ -174,7 +174,7 @@ def backup(svc: Svc, who: Admin) -> dict[str, Any]:
     tenant = svc.tenant(who)
     with tenant.lock:
         manifest = run_backup(tenant.runtime.memory)
-    return {"name": manifest.path.name, **manifest.to_json()}
+    return {"name": manifest.path.name, "records": manifest.records, **manifest.to_json()}
 
 
 @router.get(
