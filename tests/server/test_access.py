@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any
 
@@ -43,9 +44,9 @@ def test_reader_that_writes_is_403(client: TestClient, key: Any) -> None:
 
 def test_revoked_key_is_401(make_client: AppFactory) -> None:
     runner = CliRunner()
-    made = runner.invoke(cli, ["auth", "create-key", "--role", "reader", "--tenant", "t1", "--json"])
+    args = ["auth", "create-key", "--role", "reader", "--tenant", "t1", "--json"]
+    made = runner.invoke(cli, args)
     assert made.exit_code == 0, made.output
-    import json
 
     data = json.loads(made.output)
     assert set(data) == {"id", "key", "role", "tenant"} and data["tenant"] == "t1"

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
 from tests.llm.conftest import Reply, Scripted, oa_stream
 from tests.server.conftest import AppFactory

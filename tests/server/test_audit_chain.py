@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ def test_intact_chain_verifies(chain: AuditChain) -> None:
     assert result.ok and result.checked == 5
     entries = chain.entries()
     assert entries[0].prev_hash == "0" * 64
-    assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(entries))
 
 
 def test_modified_entry_is_named(chain: AuditChain) -> None:
@@ -69,8 +70,9 @@ def test_rehashed_edit_is_still_caught(chain: AuditChain) -> None:
     from magray.observability.audit_chain import entry_hash
 
     e = chain.entries()[2]
-    forged = entry_hash(e.seq, e.ts, e.tenant, "intruder", e.action, e.target, e.outcome,
-                        e.detail, e.prev_hash)
+    forged = entry_hash(
+        e.seq, e.ts, e.tenant, "intruder", e.action, e.target, e.outcome, e.detail, e.prev_hash
+    )
     with sqlite3.connect(chain.path) as conn:
         conn.execute("UPDATE chain SET actor = 'intruder', hash = ? WHERE seq = 3", (forged,))
     result = chain.verify()
@@ -103,3 +105,19 @@ def test_server_audits_mutations_and_denials(
         conn.execute("UPDATE chain SET outcome = 'ok' WHERE seq = 2")
     bad = runner.invoke(cli, ["audit", "verify"])
     assert bad.exit_code == 1 and "broken at entry 2" in bad.output
+
+
+def test_tool_audit_joins_the_chain(magray_home: Path) -> None:
+    from magray.runtime import Runtime
+
+    with Runtime.load() as rt:
+        rt.audit.record("shell", {"cmd": "ls"}, "allow", "ok", 12)
+        rt.audit.record("write_file", {"path": "x"}, "deny", "denied")
+        assert [r.tool for r in rt.audit.rows()] == ["shell", "write_file"]
+    chain = AuditChain(chain_file(magray_home / "data"))
+    entries = chain.entries()
+    assert [(e.actor, e.action, e.outcome) for e in entries] == [
+        ("agent", "tool shell", "allow/ok"),
+        ("agent", "tool write_file", "deny/denied"),
+    ]
+    assert chain.verify().ok

@@ -37,8 +37,7 @@ def test_metrics_count_requests_and_describe_the_store(client: TestClient, key: 
     total = "magray_http_requests_total"
     assert value(found, "magray_http_requests", total, route="/v1/memories", status="201") == 3
     assert (
-        value(found, "magray_http_requests", total, route="/v1/memories/search", status="200")
-        == 2
+        value(found, "magray_http_requests", total, route="/v1/memories/search", status="200") == 2
     )
     assert value(found, "magray_http_requests", total, route="/v1/memories/{id}", status="404") == 1
     assert value(found, "magray_http_requests", total, route="/v1/memories", status="401") == 1

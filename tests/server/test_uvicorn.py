@@ -104,12 +104,16 @@ def test_real_server_answers_logs_json_and_stops_work_on_disconnect(
         key = json.loads(cli(magray_home, "auth", "create-key", "--role", "writer", "--json"))
         h = {"Authorization": f"Bearer {key['key']}", "X-Request-ID": "req-abc-123"}
         added = httpx.post(
-            served.url + "/v1/memories", json={"text": "Real model, real server."}, headers=h,
+            served.url + "/v1/memories",
+            json={"text": "Real model, real server."},
+            headers=h,
             timeout=DEADLINE,
         )
         assert added.status_code == 201, added.text
         found = httpx.post(
-            served.url + "/v1/memories/search", json={"query": "real server"}, headers=h,
+            served.url + "/v1/memories/search",
+            json={"query": "real server"},
+            headers=h,
             timeout=DEADLINE,
         ).json()
         assert found["hits"][0]["id"] == added.json()["id"]
@@ -138,9 +142,7 @@ def test_real_server_answers_logs_json_and_stops_work_on_disconnect(
     assert {x["route"] for x in mine} >= {"/v1/memories", "/v1/memories/search"}
 
 
-def test_graceful_shutdown_finishes_the_request_in_flight(
-    serve: Any, magray_home: Path
-) -> None:
+def test_graceful_shutdown_finishes_the_request_in_flight(serve: Any, magray_home: Path) -> None:
     gate = Gate("All done.")
     with gate.running():
         served = serve(gate.url)

@@ -134,9 +134,15 @@ class Guard:
             if not over["answered"]:
                 over["answered"] = True
                 self.metrics.rejected.labels("too_large").inc()
-                await send_problem(send, 413, "too-large", "Request body too large",
-                                   f"the body is larger than the limit of {self.max_body:,}"
-                                   " bytes; send less per request (batches, smaller files).", {})
+                await send_problem(
+                    send,
+                    413,
+                    "too-large",
+                    "Request body too large",
+                    f"the body is larger than the limit of {self.max_body:,}"
+                    " bytes; send less per request (batches, smaller files).",
+                    {},
+                )
 
         if path.startswith(EXEMPT):
             await self.app(scope, receive_limited, send_or_413)

@@ -15,6 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from magray.observability.audit_chain import chain_file
 from magray.runtime import Runtime
 from magray.server.keys import check_tenant
 
@@ -130,7 +131,13 @@ class TenantPool:
             if tenant is None:
                 settings = tenant_settings(self.settings, name)
                 settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
-                tenant = Tenant(name, Runtime(settings, embedder=embedder))
+                runtime = Runtime(
+                    settings,
+                    embedder=embedder,
+                    tenant=name,
+                    audit_chain=chain_file(self.settings.paths.data_dir),
+                )
+                tenant = Tenant(name, runtime)
                 self._tenants[name] = tenant
             return tenant
 
