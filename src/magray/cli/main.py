@@ -7,9 +7,12 @@ import typer
 from magray import __version__
 from magray.cli import (
     ask,
+    audit,
+    auth,
     bench,
     chat,
     config_cmd,
+    health,
     ingest,
     keys,
     llm,
@@ -18,6 +21,7 @@ from magray.cli import (
     models,
     policy,
     run,
+    serve,
     tasks,
     tools,
 )
@@ -64,6 +68,10 @@ app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
 app.command("logs")(ask.logs)
 app.command("run")(run.run)
+app.add_typer(auth.app, name="auth")
+app.add_typer(audit.app, name="audit")
+app.command("serve")(serve.serve)
+app.command("health")(health.health)
 
 
 def main() -> None:
