@@ -170,7 +170,9 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Any:
         queue_size=settings.get_int("server.queue_size"),
     )
     guard.fastapi = app  # type: ignore[attr-defined]
-    return guard
+    from magray.server.ui.site import with_dashboard
+
+    return with_dashboard(guard)
 
 
 def factory() -> Any:
