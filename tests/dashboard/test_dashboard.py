@@ -136,7 +136,7 @@ def test_agent_run_streams_its_plan_and_waits_for_approval(
     )
     page = open_page("admin")
     page.goto(site.url + "/ui/agent")
-    page.get_by_label("Task").fill("write two as a digit in notes.txt")
+    page.get_by_role("textbox", name="Task").fill("write two as a digit in notes.txt")
     page.get_by_role("button", name="Start").click()
     page.wait_for_url(re.compile(r".*/ui/agent/runs/[0-9a-f]+$"))
     step_row = page.locator("#plan li[data-step=edit]")
