@@ -24,6 +24,7 @@ from magray.cli import (
     serve,
     tasks,
     tools,
+    ui,
 )
 from magray.cli.app import MagrayGroup, configure_logging
 
@@ -71,6 +72,7 @@ app.command("run")(run.run)
 app.add_typer(auth.app, name="auth")
 app.add_typer(audit.app, name="audit")
 app.command("serve")(serve.serve)
+app.command("ui")(ui.ui)
 app.command("health")(health.health)
 
 

@@ -16,7 +16,11 @@ from urllib.parse import urlencode
 
 Message = MutableMapping[str, Any]
 ASGIApp = Callable[
-    [MutableMapping[str, Any], Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]],
+    [
+        MutableMapping[str, Any],
+        Callable[[], Awaitable[Message]],
+        Callable[[Message], Awaitable[None]],
+    ],
     Awaitable[None],
 ]
 
@@ -59,8 +63,12 @@ class Api:
         self, method: str, path: str, params: dict[str, Any] | None, accept: str, size: int
     ) -> dict[str, Any]:
         query = urlencode(
-            [(k, x) for k, v in (params or {}).items() if v is not None
-             for x in (v if isinstance(v, list) else [v])]
+            [
+                (k, x)
+                for k, v in (params or {}).items()
+                if v is not None
+                for x in (v if isinstance(v, list) else [v])
+            ]
         )
         headers = [
             (b"host", b"magray-ui"),

@@ -54,8 +54,7 @@ class Ui:
         return self.templates.TemplateResponse(request, name, context, status_code=status)
 
     def error(self, request: Request, user: User | None, status: int, message: str) -> Response:
-        return self.render(request, "error.html", user, status=status, code=status,
-                           message=message)
+        return self.render(request, "error.html", user, status=status, code=status, message=message)
 
 
 def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -66,13 +65,21 @@ def page(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         ui.sampler.ensure_running()
         user = session.current_user(request, ui.services.auth.keys)
         if user is None:
-            target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+            target = quote(
+                request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            )
             if request.headers.get("hx-request"):
-                return Response(status_code=204, headers={"HX-Redirect": f"/ui/login?next={target}"})
+                return Response(
+                    status_code=204, headers={"HX-Redirect": f"/ui/login?next={target}"}
+                )
             return RedirectResponse(f"/ui/login?next={target}", status_code=303)
         if request.method != "GET" and not await session.csrf_ok(request, user):
-            return ui.error(request, user, 403, "the form has expired or came from another"
-                            " site; reload the page and try again.")
+            return ui.error(
+                request,
+                user,
+                403,
+                "the form has expired or came from another site; reload the page and try again.",
+            )
         return await handler(request, ui, user)
 
     return endpoint
@@ -85,7 +92,9 @@ def _safe_next(value: str | None) -> str:
 async def login(request: Request) -> Response:
     ui: Ui = request.app.state.ui
     if request.method == "GET":
-        return ui.render(request, "login.html", None, next=_safe_next(request.query_params.get("next")))
+        return ui.render(
+            request, "login.html", None, next=_safe_next(request.query_params.get("next"))
+        )
     if not session.same_origin(request):
         return ui.error(request, None, 403, "sign in from this server's own page.")
     form = await request.form()
@@ -93,9 +102,15 @@ async def login(request: Request) -> Response:
     target = _safe_next(str(form.get("next") or ""))
     user = session.lookup(key, ui.services.auth.keys)
     if user is None:
-        return ui.render(request, "login.html", None, status=401, next=target,
-                         message="That API key is unknown or revoked; create one with"
-                         " `magray auth create-key --role reader --tenant NAME`.")
+        return ui.render(
+            request,
+            "login.html",
+            None,
+            status=401,
+            next=target,
+            message="That API key is unknown or revoked; create one with"
+            " `magray auth create-key --role reader --tenant NAME`.",
+        )
     response = RedirectResponse(target, status_code=303)
     session.set_login(response, request, key)
     return response

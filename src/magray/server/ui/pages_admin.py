@@ -25,8 +25,13 @@ def _missing(answer: Answer, route: str) -> str | None:
     return answer.problem()
 
 
-async def admin(request: Request, ui: Ui, user: User, created: dict[str, Any] | None = None,
-                note: str | None = None) -> Response:
+async def admin(
+    request: Request,
+    ui: Ui,
+    user: User,
+    created: dict[str, Any] | None = None,
+    note: str | None = None,
+) -> Response:
     api = ui.api(request, user)
     audit = await api.get("/v1/audit", limit=50)
     if audit.status in (401, 403):

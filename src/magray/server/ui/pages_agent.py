@@ -24,7 +24,8 @@ async def agent(request: Request, ui: Ui, user: User) -> Response:
     from magray.agent.runner import AGENT_RUN
 
     listing = await ui.api(request, user).get("/v1/memories", limit=500)
-    past = [r for r in listing.json()["records"] if r.get("kind") == AGENT_RUN][:20] if listing.ok else []
+    records = listing.json()["records"] if listing.ok else []
+    past = [r for r in records if r.get("kind") == AGENT_RUN][:20]
     return ui.render(request, "agent.html", user, past=past)
 
 

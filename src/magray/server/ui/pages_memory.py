@@ -26,12 +26,14 @@ def _layers(stats: dict[str, Any]) -> list[dict[str, Any]]:
         row = per.get(name, {}) if isinstance(per, dict) else {}
         if not isinstance(row, dict):
             row = {"records": row}
-        rows.append({
-            "name": name,
-            "records": row.get("records", 0) or 0,
-            "bytes": (row.get("text_bytes", 0) or 0) + (row.get("vector_bytes", 0) or 0),
-            "pinned": row.get("pinned", 0) or 0,
-        })
+        rows.append(
+            {
+                "name": name,
+                "records": row.get("records", 0) or 0,
+                "bytes": (row.get("text_bytes", 0) or 0) + (row.get("vector_bytes", 0) or 0),
+                "pinned": row.get("pinned", 0) or 0,
+            }
+        )
     return rows
 
 
@@ -75,7 +77,9 @@ def _search_body(params: Any) -> dict[str, Any]:
 async def search(request: Request, ui: Ui, user: User) -> Response:
     body = _search_body(request.query_params)
     if not body["query"]:
-        return ui.render(request, "_hits.html", user, hits=None, message="Type something to search for.")
+        return ui.render(
+            request, "_hits.html", user, hits=None, message="Type something to search for."
+        )
     answer = await ui.api(request, user).post("/v1/memories/search", body)
     if not answer.ok:
         return ui.render(request, "_hits.html", user, hits=None, message=answer.problem())
@@ -111,14 +115,22 @@ async def record(request: Request, ui: Ui, user: User) -> Response:
     if not answer.ok:
         return ui.error(request, user, answer.status, answer.problem())
     rec = answer.json()
-    return ui.render(request, "record.html", user, rec=rec, why=_why(rec),
-                     flash=request.query_params.get("flash"))
+    return ui.render(
+        request,
+        "record.html",
+        user,
+        rec=rec,
+        why=_why(rec),
+        flash=request.query_params.get("flash"),
+    )
 
 
 def _why(rec: dict[str, Any]) -> list[str]:
     """Plain words for the promotion score's inputs the record carries."""
-    out = [f"accessed {rec.get('access_count', 0)} times"
-           + (f", last at {rec['last_access_at']}" if rec.get("last_access_at") else "")]
+    out = [
+        f"accessed {rec.get('access_count', 0)} times"
+        + (f", last at {rec['last_access_at']}" if rec.get("last_access_at") else "")
+    ]
     out.append(f"importance {rec.get('importance', 0):.2f}")
     if rec.get("pinned"):
         out.append("pinned: never expires, always kept")
@@ -164,8 +176,9 @@ async def lifecycle(request: Request, ui: Ui, user: User) -> Response:
     )
     if not answer.ok:
         return ui.render(request, "_lifecycle.html", user, action=action, error=answer.problem())
-    return ui.render(request, "_lifecycle.html", user, action=action, report=answer.json(),
-                     applied=apply)
+    return ui.render(
+        request, "_lifecycle.html", user, action=action, report=answer.json(), applied=apply
+    )
 
 
 def routes(page: Callable[[Any], Callable[[Request], Awaitable[Response]]]) -> list[Route]:

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 INTERVAL = 10.0
 WINDOW = 3600.0
@@ -92,7 +93,7 @@ class Sampler:
             self.sample()
         rows = [s for s in self.samples if now - s.at <= WINDOW]
         out: list[Point] = []
-        for a, b in zip(rows, rows[1:], strict=False):
+        for a, b in pairwise(rows):
             span = max(b.at - a.at, 1e-6)
             n = b.recall_count - a.recall_count
             out.append(
