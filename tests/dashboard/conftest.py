@@ -39,7 +39,9 @@ CHROMIUM_ARGS = [
 ]
 DEADLINE = 180.0  # seconds: generous, only ever reached when something is broken
 # Where screenshots go: docs/img when MAGRAY_DOCS_SCREENSHOTS=1, else the test's temp dir.
+# (Read at import: the autouse home fixture clears MAGRAY_* variables before each test.)
 DOCS_IMG = REPO / "docs" / "img"
+TO_DOCS = os.environ.get("MAGRAY_DOCS_SCREENSHOTS") == "1"
 
 
 def free_port() -> int:
@@ -205,7 +207,7 @@ def sign_in(page: Any, site: Site, key: str) -> None:
 
 def shot(page: Any, name: str, tmp_path: Path) -> Path:
     """A full-page screenshot (into docs/img when MAGRAY_DOCS_SCREENSHOTS=1)."""
-    folder = DOCS_IMG if os.environ.get("MAGRAY_DOCS_SCREENSHOTS") == "1" else tmp_path
+    folder = DOCS_IMG if TO_DOCS else tmp_path
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
