@@ -182,7 +182,8 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_WAIT_POLICY": "PASSIVE"}
     cmd = [sys.executable, __file__, "serve", str(home), str(port), mode, str(opts.workers)]
-    proc = subprocess.Popen(cmd, env=env, stderr=open(home / f"serve-{mode}.log", "wb"))
+    with (home / f"serve-{mode}.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, env=env, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc)
@@ -195,8 +196,16 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
         warm = ["wrk", "-t1", "-c4", "-d3s", "-s", str(script), url]
         subprocess.run(warm, capture_output=True, check=True)
         cmd_wrk = [
-            "wrk", f"-t{opts.threads}", f"-c{opts.connections}", f"-d{opts.seconds}s",
-            "--latency", "--timeout", "10s", "-s", str(script), url,
+            "wrk",
+            f"-t{opts.threads}",
+            f"-c{opts.connections}",
+            f"-d{opts.seconds}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
         ]
         out = subprocess.run(cmd_wrk, capture_output=True, text=True, check=True).stdout
         (home / f"wrk-{mode}.txt").write_text(out, "utf-8")

@@ -9,19 +9,19 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.agent.conftest import oa_plan, oa_verdict, repo, step  # noqa: F401
+from tests.agent.conftest import oa_plan, oa_verdict, step
 from tests.llm.conftest import Scripted
 from tests.server.conftest import AppFactory
 from tests.server.llm_servers import provider_toml
-from tests.server.test_ask import parse_sse, server  # noqa: F401
+from tests.server.test_ask import parse_sse
 
 DEADLINE = 120.0
 
 
 @pytest.fixture
 def agent_client(
-    server: Scripted,  # noqa: F811
-    repo: Path,  # noqa: F811
+    server: Scripted,
+    repo: Path,
     magray_home: Path,
     monkeypatch: pytest.MonkeyPatch,
     make_client: AppFactory,
@@ -47,7 +47,7 @@ def test_run_waits_for_approval_then_acts(
     agent_client: TestClient,
     server: Scripted,
     repo: Path,
-    key: Any,  # noqa: F811
+    key: Any,
 ) -> None:
     server.add(
         oa_plan(step("write", "file_write", {"path": "out.txt", "content": "hello\n"})),
@@ -76,7 +76,7 @@ def test_refused_plan_does_nothing_and_runs_are_per_tenant(
     agent_client: TestClient,
     server: Scripted,
     repo: Path,
-    key: Any,  # noqa: F811
+    key: Any,
 ) -> None:
     server.add(oa_plan(step("write", "file_write", {"path": "no.txt", "content": "x"})))
     h = key("admin")
