@@ -184,12 +184,12 @@ def _check_sources(conn: sqlite3.Connection, report: VerifyReport) -> None:
     report.checked["sources"] = len(rows)
     report.checked["relative_sources"] = relative
     if lost:
-        path, layer, project = lost[0]
-        command = f"magray ingest {shlex.quote(path)} --layer {layer}"
+        where, layer, project = lost[0]
+        command = f"magray ingest {shlex.quote(where)} --layer {layer}"
         if project:
             command += f" --project {shlex.quote(project)}"
         more = f" and {len(lost) - 1} more" if len(lost) > 1 else ""
         report.problem(
             f"{len(lost)} ingested file(s) lost their memories while the files still exist"
-            f" ({path}{more}); ingest them again to restore them, e.g. `{command}`."
+            f" ({where}{more}); ingest them again to restore them, e.g. `{command}`."
         )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from magray.memory.records import Explanation, Filters, Layer
-from magray.memory.store import Store, filter_sql
+from magray.memory.store import Store, filter_sql, stored_float
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # Query-side stopwords only: documents keep every word, BM25's IDF does the rest.
@@ -128,7 +128,7 @@ def keyword_hits(
         )
         params = [match, *fparams, limit]
     rows = store.conn.execute(sql, params).fetchall()
-    return [(int(n), float(score), Layer(layer), float(at)) for n, score, layer, at in rows]
+    return [(int(n), float(score), Layer(layer), stored_float(at)) for n, score, layer, at in rows]
 
 
 @dataclass(frozen=True, slots=True)
