@@ -233,7 +233,12 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
         out = subprocess.run(cmd_wrk, capture_output=True, text=True, check=True).stdout
         (home / f"wrk-{mode}.txt").write_text(out, "utf-8")
         print(out, file=sys.stderr)
-        return parse_wrk(out)
+        result = parse_wrk(out)
+        if mode == "cached":  # the HTTP floor: the same load on GET /healthz (no work)
+            floor = [*cmd_wrk[:-3], url + "/healthz"]
+            out = subprocess.run(floor, capture_output=True, text=True, check=True).stdout
+            result["healthz_floor"] = parse_wrk(out)
+        return result
     finally:
         proc.terminate()
         proc.wait(60)
