@@ -168,8 +168,8 @@ def restore_home(settings: Any, src: Path, *, force: bool = False) -> dict[str, 
         BackupError: the backup is damaged, or the home already holds data and ``force`` is
             not set. Nothing is changed in either case.
     """
-    from magray.memory.backup_manifest import read_manifest
     from magray.memory.backup import restore as restore_memory
+    from magray.memory.backup_manifest import read_manifest
 
     src = src.expanduser().absolute()
     doc = read_home_manifest(src)

@@ -82,6 +82,17 @@ class Runs:
             raise NotFoundError(f"no run {run_id!r}.")
         return run
 
+    def refuse_waiting(self) -> None:
+        """Refuse every plan that waits for an approval (the server is shutting down)."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            with run.changed:
+                if run.waiting:
+                    run.decision = False
+                    run.waiting = False
+                    run.changed.notify_all()
+
     def start(self, tenant: Tenant, goal: str, options: dict[str, Any]) -> Run:
         run = Run(id=secrets.token_hex(8), tenant=tenant.name, goal=goal)
         with self._lock:
