@@ -43,3 +43,16 @@ def test_health_fails_with_a_reason_when_the_model_is_unknown(
 def test_serve_help_is_quick_to_reach() -> None:
     out = CliRunner().invoke(cli, ["serve", "--help"])
     assert out.exit_code == 0 and "--workers" in out.output
+
+
+def test_serve_on_a_busy_port_is_one_line() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = CliRunner().invoke(cli, ["serve", "--port", str(port)])
+    assert out.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in out.output
+    assert "Traceback" not in out.output
