@@ -128,6 +128,28 @@ def factory() -> Any:
     return create_app(base, embedder=embedder)
 
 
+def direct_baseline(home: Path, model_id: str, queries: list[str], mode: str) -> dict[str, Any]:
+    """The named baseline: the same recalls in-process, one at a time, no HTTP."""
+    from magray.memory.records import Query, SearchMode
+    from magray.memory.service import Memory
+
+    q = np.load(home / "queries.npz")
+    table = dict(zip([str(t) for t in q["texts"]], q["vectors"], strict=True))
+    times: list[float] = []
+    with Memory(settings_for(home), embedder=TableEmbedder(model_id, DIM, table)) as memory:
+        memory.recall(Query(text=queries[0], mode=SearchMode(mode)))
+        for text in queries[:200]:
+            t = time.perf_counter()
+            memory.recall(Query(text=text, k=10, mode=SearchMode(mode)))
+            times.append(time.perf_counter() - t)
+    ms = np.asarray(times) * 1000
+    return {
+        "recalls_per_s": round(len(times) / sum(times), 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+    }
+
+
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 300) -> None:
     deadline = time.monotonic() + deadline_s
     while True:
@@ -182,26 +204,41 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_WAIT_POLICY": "PASSIVE"}
     cmd = [sys.executable, __file__, "serve", str(home), str(port), mode, str(opts.workers)]
-    proc = subprocess.Popen(cmd, env=env, stderr=open(home / f"serve-{mode}.log", "wb"))
+    with (home / f"serve-{mode}.log").open("wb") as log:
+        proc = subprocess.Popen(cmd, env=env, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, proc)
         bodies = home / "bodies.jsonl"
         bodies.write_text(
-            "".join(json.dumps({"query": q, "k": 10}) + "\n" for q in queries), "utf-8"
+            "".join(json.dumps({"query": q, "k": 10, "mode": opts.mode}) + "\n" for q in queries),
+            "utf-8",
         )
         script = home / "search.lua"
         script.write_text(WRK_LUA % {"bodies": bodies, "key": key}, "utf-8")
         warm = ["wrk", "-t1", "-c4", "-d3s", "-s", str(script), url]
         subprocess.run(warm, capture_output=True, check=True)
         cmd_wrk = [
-            "wrk", f"-t{opts.threads}", f"-c{opts.connections}", f"-d{opts.seconds}s",
-            "--latency", "--timeout", "10s", "-s", str(script), url,
+            "wrk",
+            f"-t{opts.threads}",
+            f"-c{opts.connections}",
+            f"-d{opts.seconds}s",
+            "--latency",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            url,
         ]
         out = subprocess.run(cmd_wrk, capture_output=True, text=True, check=True).stdout
         (home / f"wrk-{mode}.txt").write_text(out, "utf-8")
         print(out, file=sys.stderr)
-        return parse_wrk(out)
+        result = parse_wrk(out)
+        if mode == "cached":  # the HTTP floor: the same load on GET /healthz (no work)
+            floor = [*cmd_wrk[:-3], url + "/healthz"]
+            out = subprocess.run(floor, capture_output=True, text=True, check=True).stdout
+            result["healthz_floor"] = parse_wrk(out)
+        return result
     finally:
         proc.terminate()
         proc.wait(60)
@@ -218,6 +255,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--modes", default="cached,embed")
+    parser.add_argument("--mode", default="hybrid", choices=["hybrid", "vector", "keyword"])
     opts = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("benchmarks/server.py needs wrk: apt-get install wrk")
@@ -237,7 +275,9 @@ def main() -> None:
             "workers": opts.workers,
             "cpus": os.cpu_count(),
             "build_s": built["build_s"],
-            "route": "POST /v1/memories/search k=10 hybrid",
+            "route": f"POST /v1/memories/search k=10 {opts.mode}",
+            "load_average": os.getloadavg()[0],
+            "baseline_in_process": direct_baseline(home, model_id, built["queries"], opts.mode),
         }
         for mode in opts.modes.split(","):
             report[mode] = run_mode(home, mode, key, built["queries"], opts)

@@ -93,10 +93,24 @@ def search_json(query: str, hits: list[Hit]) -> dict[str, Any]:
     return {"query": query, "hits": [hit_json(h) for h in hits]}
 
 
-def decision_json(d: Any) -> dict[str, Any]:
-    """One promotion decision (a ``lifecycle`` decision)."""
+def texts_of(memory: Any, ids: list[str]) -> dict[str, str]:
+    """The text of each record still in the store (a merged or expired one is gone)."""
+    from magray.errors import NotFoundError
+
+    out: dict[str, str] = {}
+    for rid in ids:
+        try:
+            out[rid] = memory.get(rid).text
+        except NotFoundError:
+            continue
+    return out
+
+
+def decision_json(d: Any, texts: dict[str, str] | None = None) -> dict[str, Any]:
+    """One promotion decision (a ``lifecycle`` decision) with the record's text if known."""
     return {
         "id": d.record_id,
+        "text": (texts or {}).get(d.record_id),
         "from": str(d.from_layer),
         "to": None if d.to_layer is None else str(d.to_layer),
         "score": round(d.score, 4),
@@ -106,23 +120,28 @@ def decision_json(d: Any) -> dict[str, Any]:
     }
 
 
-def promote_json(report: Any, *, dry_run: bool) -> dict[str, Any]:
+def promote_json(
+    report: Any, *, dry_run: bool, texts: dict[str, str] | None = None
+) -> dict[str, Any]:
     """A promotion run as ``memory promote --json`` prints it."""
     return {
         "dry_run": dry_run,
         "model": report.model,
-        "promoted": [decision_json(d) for d in report.promoted],
-        "kept": [decision_json(d) for d in report.kept],
+        "promoted": [decision_json(d, texts) for d in report.promoted],
+        "kept": [decision_json(d, texts) for d in report.kept],
     }
 
 
-def expire_json(report: Any, *, dry_run: bool) -> dict[str, Any]:
+def expire_json(
+    report: Any, *, dry_run: bool, texts: dict[str, str] | None = None
+) -> dict[str, Any]:
     """An expiry run as ``memory expire --json`` prints it."""
     return {
         "dry_run": dry_run,
         "expired": [
             {
                 "id": e.record_id,
+                "text": (texts or {}).get(e.record_id),
                 "layer": str(e.layer),
                 "age_hours": round(e.age_hours, 2),
                 "ttl_hours": e.ttl_hours,

@@ -12,7 +12,9 @@ from starlette.testclient import TestClient
 from magray.config import load_settings
 from magray.server.app import create_app
 from magray.server.keys import KeyStore, Role, keys_file
+from tests.agent.conftest import repo  # noqa: F401  (a temp git workspace)
 from tests.fakes import HashEmbedder
+from tests.llm.conftest import server  # noqa: F401  (a scripted OpenAI server)
 
 AppFactory = Callable[..., TestClient]
 

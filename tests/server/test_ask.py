@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +18,6 @@ def llm(server: Scripted, magray_home: Path, monkeypatch: pytest.MonkeyPatch) ->
     (magray_home / "config.toml").write_text(provider_toml(server.url), encoding="utf-8")
     monkeypatch.setenv("TEST_KEY", "sk-test-1234567890abcd")
     return server
-
-
-@pytest.fixture
-def server() -> Iterator[Scripted]:
-    from tests.llm import conftest
-
-    yield from conftest.server.__wrapped__()  # type: ignore[attr-defined]
 
 
 def parse_sse(text: str) -> list[tuple[str, dict[str, Any], str]]:

@@ -28,17 +28,31 @@ def test_health_json_matches_readyz(default_model_dir: Path, magray_home: Path) 
     assert human.exit_code == 0 and "embedding_model" in human.output
 
 
-def test_health_fails_with_a_reason_when_the_model_is_missing(
-    magray_home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def test_health_fails_with_a_reason_when_the_model_is_unknown(
+    magray_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MAGRAY_MODELS_DIR", str(tmp_path / "no-models"))
+    monkeypatch.setenv("MAGRAY_EMBED_MODEL", "no-such-model")
     out = CliRunner().invoke(cli, ["health", "--json"])
     assert out.exit_code == 1
     checks = {c["name"]: c for c in json.loads(out.output)["checks"]}
     assert checks["embedding_model"]["ok"] is False
-    assert "magray models install" in checks["embedding_model"]["detail"]
+    assert "no-such-model" in checks["embedding_model"]["detail"]
+    assert checks["store"]["ok"] is True
 
 
 def test_serve_help_is_quick_to_reach() -> None:
     out = CliRunner().invoke(cli, ["serve", "--help"])
     assert out.exit_code == 0 and "--workers" in out.output
+
+
+def test_serve_on_a_busy_port_is_one_line() -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = CliRunner().invoke(cli, ["serve", "--port", str(port)])
+    assert out.exit_code == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in out.output
+    assert "Traceback" not in out.output

@@ -85,7 +85,7 @@ def test_lifecycle_stats_verify_backup_export(client: TestClient, h: dict[str, s
     assert json.loads(lines[0])["magray_export"] and json.loads(lines[1])["text"] == FACT
 
 
-def test_ingest_uploaded_files(client: TestClient, h: dict[str, str]) -> None:
+def test_ingest_uploaded_files(client: TestClient, h: dict[str, str], magray_home: Path) -> None:
     files = [("files", ("notes.md", b"# Deploy\n\nDeploys go out on Tuesdays.\n", "text/plain"))]
     r = client.post("/v1/ingest", files=files, data={"project": "ops"}, headers=h)
     assert r.status_code == 200, r.text
@@ -94,9 +94,16 @@ def test_ingest_uploaded_files(client: TestClient, h: dict[str, str]) -> None:
     assert again["files"]["unchanged"] == 1
     hits = client.post("/v1/memories/search", json={"query": "Tuesdays"}, headers=h).json()
     assert "Tuesdays" in hits["hits"][0]["text"]
-    bad = [("files", ("../../etc/passwd", b"x", "text/plain"))]
-    refused = client.post("/v1/ingest", files=bad, headers=h)
-    assert refused.status_code == 200 or refused.status_code == 422  # the name is reduced
+    # a path in the name is reduced to its last part, inside the tenant's uploads folder
+    sneaky = [("files", ("../../escape.md", b"Escaped text.\n", "text/plain"))]
+    kept = client.post("/v1/ingest", files=sneaky, headers=h)
+    assert kept.status_code == 200, kept.text
+    uploads = magray_home / "data" / "tenants" / "default" / "uploads"
+    assert (uploads / "escape.md").is_file()
+    assert not (magray_home / "data" / "escape.md").exists()
+    hidden = [("files", (".env", b"SECRET=1\n", "text/plain"))]
+    refused = client.post("/v1/ingest", files=hidden, headers=h)
+    assert refused.status_code == 422 and "invalid file name" in refused.json()["detail"]
 
 
 @pytest.mark.model

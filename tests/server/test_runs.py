@@ -9,19 +9,19 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from tests.agent.conftest import oa_plan, oa_verdict, repo, step  # noqa: F401
+from tests.agent.conftest import oa_plan, oa_verdict, step
 from tests.llm.conftest import Scripted
 from tests.server.conftest import AppFactory
 from tests.server.llm_servers import provider_toml
-from tests.server.test_ask import parse_sse, server  # noqa: F401
+from tests.server.test_ask import parse_sse
 
 DEADLINE = 120.0
 
 
 @pytest.fixture
 def agent_client(
-    server: Scripted,  # noqa: F811
-    repo: Path,  # noqa: F811
+    server: Scripted,
+    repo: Path,
     magray_home: Path,
     monkeypatch: pytest.MonkeyPatch,
     make_client: AppFactory,
@@ -47,7 +47,7 @@ def test_run_waits_for_approval_then_acts(
     agent_client: TestClient,
     server: Scripted,
     repo: Path,
-    key: Any,  # noqa: F811
+    key: Any,
 ) -> None:
     server.add(
         oa_plan(step("write", "file_write", {"path": "out.txt", "content": "hello\n"})),
@@ -76,7 +76,7 @@ def test_refused_plan_does_nothing_and_runs_are_per_tenant(
     agent_client: TestClient,
     server: Scripted,
     repo: Path,
-    key: Any,  # noqa: F811
+    key: Any,
 ) -> None:
     server.add(oa_plan(step("write", "file_write", {"path": "no.txt", "content": "x"})))
     h = key("admin")
@@ -97,3 +97,23 @@ def test_refused_plan_does_nothing_and_runs_are_per_tenant(
     assert data["events"][-1]["data"]["approved"] is False
     again = agent_client.post(f"/v1/runs/{rid}/approve", json={"approve": True}, headers=h)
     assert again.status_code == 422 and "not waiting" in again.json()["detail"]
+
+
+def test_shutdown_refuses_a_waiting_plan(
+    server: Scripted, repo: Path, magray_home: Path, monkeypatch: pytest.MonkeyPatch, key: Any
+) -> None:
+    """Closing the app does not wait ten minutes for an approval that will not come."""
+    from magray.config import load_settings
+    from magray.server.app import create_app
+    from tests.fakes import HashEmbedder
+
+    (magray_home / "config.toml").write_text(provider_toml(server.url), encoding="utf-8")
+    monkeypatch.setenv("TEST_KEY", "sk-test-1234567890abcd")
+    monkeypatch.setenv("MAGRAY_TOOLS_ROOTS", str(repo))
+    monkeypatch.setenv("MAGRAY_MCP_ENABLED", "false")
+    server.add(oa_plan(step("write", "file_write", {"path": "late.txt", "content": "x"})))
+    h = key("admin")
+    with TestClient(create_app(load_settings(), embedder=HashEmbedder())) as client:
+        rid = client.post("/v1/runs", json={"goal": "write late.txt"}, headers=h).json()["id"]
+        wait_for(client, rid, h, "waiting_for_approval")
+    assert not (repo / "late.txt").exists()

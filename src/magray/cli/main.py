@@ -13,6 +13,7 @@ from magray.cli import (
     chat,
     config_cmd,
     health,
+    home,
     ingest,
     keys,
     llm,
@@ -69,6 +70,8 @@ app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
 app.command("logs")(ask.logs)
 app.command("run")(run.run)
+app.command("backup")(home.backup)
+app.command("restore")(home.restore)
 app.add_typer(auth.app, name="auth")
 app.add_typer(audit.app, name="audit")
 app.command("serve")(serve.serve)

@@ -9,7 +9,7 @@ import typer
 
 from magray.cli.app import new_app
 from magray.cli.context import open_memory, parse_layer, parse_time, read_text, utf8_arg
-from magray.views import promote_json, record_json, search_json
+from magray.views import promote_json, record_json, search_json, texts_of
 
 app = new_app("Remember, recall and maintain the three-layer memory.")
 
@@ -293,10 +293,11 @@ def promote(
 
     with open_memory() as memory:
         report = run_promote(memory, dry_run=dry_run)
+        texts = texts_of(memory, [d.record_id for d in [*report.promoted, *report.kept]])
     if json_out:
-        emit(promote_json(report, dry_run=dry_run))
+        emit(promote_json(report, dry_run=dry_run, texts=texts))
         return
-    render.decisions(report.promoted, report.kept, dry_run=dry_run, model=report.model)
+    render.decisions(report.promoted, report.kept, dry_run=dry_run, model=report.model, texts=texts)
 
 
 @app.command("expire")
@@ -312,8 +313,10 @@ def expire(
     from magray.views import expire_json
 
     with open_memory() as memory:
-        report = run_expire(memory, dry_run=dry_run)
-    data = expire_json(report, dry_run=dry_run)
+        planned = run_expire(memory, dry_run=True)
+        texts = texts_of(memory, [e.record_id for e in planned.expired])
+        report = planned if dry_run else run_expire(memory, dry_run=False)
+    data = expire_json(report, dry_run=dry_run, texts=texts)
     items = data["expired"]
     if json_out:
         emit(data)
@@ -321,7 +324,14 @@ def expire(
     verb = "would expire" if dry_run else "expired"
     for item in items:
         typer.echo(f"{item['id']}  {verb}: {item['reason']}")
+        if item["text"]:
+            typer.echo(f"    {_short(str(item['text']))}")
     typer.echo(f"{len(items)} record(s) {verb}")
+
+
+def _short(text: str, width: int = 76) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 # backup, restore, export and import live in their own module; importing it registers them.

@@ -31,6 +31,7 @@ def serve(
     from magray.observability.logs import configure_json_logs
 
     settings()  # a bad config is one clear line before anything listens
+    _check_port(host, port)
     configure_json_logs()
     uvicorn.run(
         "magray.server.app:factory",
@@ -42,3 +43,22 @@ def serve(
         timeout_graceful_shutdown=30,
         proxy_headers=False,
     )
+
+
+def _check_port(host: str, port: int) -> None:
+    """One clear line when the address cannot be listened on (in use, not local, ...)."""
+    import socket
+
+    from magray.errors import UsageError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, addr = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(addr)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port"
+            " or --host, or stop what uses it."
+        ) from None

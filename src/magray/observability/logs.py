@@ -11,7 +11,7 @@ from typing import IO, Any
 
 request_id: ContextVar[str] = ContextVar("magray_request_id", default="-")
 
-_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -144,6 +144,9 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Any:
         try:
             yield
         finally:
+            runs = getattr(app.state, "runs", None)
+            if runs is not None:  # a plan waiting for approval would hold the shutdown
+                runs.refuse_waiting()
             pool.close()
             log.info("magray server stopped")
 

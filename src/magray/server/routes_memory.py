@@ -148,23 +148,28 @@ def verify(svc: Svc, who: Reader) -> dict[str, Any]:
 @router.post("/memories/promote", summary="Promote records up a layer (dry_run explains).")
 def promote(svc: Svc, who: Writer, dry_run: Annotated[bool, Query()] = False) -> dict[str, Any]:
     from magray.memory.lifecycle import promote as run_promote
-    from magray.views import promote_json
+    from magray.views import promote_json, texts_of
 
     tenant = svc.tenant(who)
     with tenant.lock:
-        report = run_promote(tenant.runtime.memory, dry_run=dry_run)
-    return promote_json(report, dry_run=dry_run)
+        memory = tenant.runtime.memory
+        report = run_promote(memory, dry_run=dry_run)
+        texts = texts_of(memory, [d.record_id for d in [*report.promoted, *report.kept]])
+    return promote_json(report, dry_run=dry_run, texts=texts)
 
 
 @router.post("/memories/expire", summary="Delete records whose TTL passed (dry_run lists).")
 def expire(svc: Svc, who: Writer, dry_run: Annotated[bool, Query()] = False) -> dict[str, Any]:
     from magray.memory.lifecycle import expire as run_expire
-    from magray.views import expire_json
+    from magray.views import expire_json, texts_of
 
     tenant = svc.tenant(who)
     with tenant.lock:
-        report = run_expire(tenant.runtime.memory, dry_run=dry_run)
-    return expire_json(report, dry_run=dry_run)
+        memory = tenant.runtime.memory
+        planned = run_expire(memory, dry_run=True)
+        texts = texts_of(memory, [e.record_id for e in planned.expired])
+        report = planned if dry_run else run_expire(memory, dry_run=False)
+    return expire_json(report, dry_run=dry_run, texts=texts)
 
 
 @router.post("/memories/backup", summary="A consistent backup of the tenant's store (admin).")

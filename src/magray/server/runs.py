@@ -82,6 +82,17 @@ class Runs:
             raise NotFoundError(f"no run {run_id!r}.")
         return run
 
+    def refuse_waiting(self) -> None:
+        """Refuse every plan that waits for an approval (the server is shutting down)."""
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            with run.changed:
+                if run.waiting:
+                    run.decision = False
+                    run.waiting = False
+                    run.changed.notify_all()
+
     def start(self, tenant: Tenant, goal: str, options: dict[str, Any]) -> Run:
         run = Run(id=secrets.token_hex(8), tenant=tenant.name, goal=goal)
         with self._lock:
@@ -135,7 +146,8 @@ def _agent(tenant: Tenant, run: Run, options: dict[str, Any]) -> Any:
     from magray.agent.critic import Critic
     from magray.agent.executor import Executor
     from magray.agent.planner import Planner
-    from magray.agent.runner import Agent, has_side_effects
+    from magray.agent.runner import Agent
+    from magray.tools.base import Risk
     from magray.tools.policy import Mode
 
     rt = tenant.runtime
@@ -143,8 +155,16 @@ def _agent(tenant: Tenant, run: Run, options: dict[str, Any]) -> Any:
     mode = Mode(read_only=bool(options.get("read_only")), dry_run=bool(options.get("dry_run")))
     approved = {"yes": False}
 
+    def acts(plan: Plan) -> bool:
+        """Whether a step of ``plan`` does more than read."""
+        for s in plan.steps:
+            tool = registry.get(s.tool)
+            if tool.risk_for(tool.parse(s.args)) is not Risk.READ:
+                return True
+        return False
+
     def approve(plan: Plan) -> bool:
-        needs = has_side_effects(plan, registry) and not mode.dry_run
+        needs = acts(plan) and not mode.dry_run
         run.emit("plan", {**_plan_json(plan), "needs_approval": needs})
         if not needs:
             return True
