@@ -232,3 +232,21 @@ def test_static_assets_ship_in_the_package(site: Site) -> None:
     assert js.status_code == 200 and "htmx" in js.text
     page = httpx.get(site.url + "/ui/login", timeout=60).text
     assert "http://" not in page.replace(site.url, "") and "https://" not in page
+
+
+def test_a_record_from_a_file_links_its_source_with_offsets(open_page: Any, site: Site) -> None:
+    text = "# Kettle\n\nDescale the kettle with citric acid once a month.\n"
+    answer = httpx.post(
+        site.url + "/v1/ingest",
+        headers={"Authorization": f"Bearer {site.key('admin')}"},
+        files={"files": ("kettle.md", text.encode(), "text/markdown")},
+        timeout=180,
+    )
+    assert answer.status_code == 200, answer.text
+    page = open_page("admin")
+    search(page, site, "how to descale the kettle")
+    page.locator(".hit .hit-text", has_text="citric acid").first.click()
+    source = page.locator("a.source")
+    expect(source).to_contain_text("kettle.md")
+    expect(source).to_have_attribute("href", re.compile(r"^file:///.*kettle\.md#L\d+$"))
+    expect(page.locator("dl.facts")).to_contain_text(re.compile(r"bytes \d+–\d+, lines \d+–\d+"))

@@ -67,6 +67,7 @@ class Sampler:
     def __init__(self, read: Callable[[], bytes], *, interval: float = INTERVAL) -> None:
         self.read = read
         self.interval = interval
+        self.min_gap = 0.5  # seconds: a page drawn twice at once samples once
         self.samples: deque[Sample] = deque(maxlen=int(WINDOW / interval) + 2)
         self._task: asyncio.Task[None] | None = None
 
@@ -89,7 +90,7 @@ class Sampler:
     def points(self, tenant: str) -> list[Point]:
         """The last hour as intervals; the newest sample is taken now."""
         now = time.time()
-        if not self.samples or now - self.samples[-1].at >= 0.5:
+        if not self.samples or now - self.samples[-1].at >= self.min_gap:
             self.sample()
         rows = [s for s in self.samples if now - s.at <= WINDOW]
         out: list[Point] = []
