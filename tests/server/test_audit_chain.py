@@ -121,3 +121,13 @@ def test_tool_audit_joins_the_chain(magray_home: Path) -> None:
         ("agent", "tool write_file", "deny/denied"),
     ]
     assert chain.verify().ok
+
+
+def test_cli_tool_calls_join_the_chain(magray_home: Path, tmp_path: Path) -> None:
+    (tmp_path / "hello.txt").write_text("hi\n", encoding="utf-8")
+    args = ["tools", "run", "file_read", "--arg", "path=hello.txt", "--root", str(tmp_path)]
+    done = CliRunner().invoke(cli, args)
+    assert done.exit_code == 0, done.output
+    entries = AuditChain(chain_file(magray_home / "data")).entries()
+    assert [(e.actor, e.action) for e in entries] == [("agent", "tool file_read")]
+    assert entries[0].outcome.startswith("allow")

@@ -43,3 +43,11 @@ class ChainedAuditLog(AuditLog):
             outcome=f"{decision}/{outcome}",
             detail=json.dumps({"duration_ms": duration_ms, "detail": detail[:500]}),
         )
+
+
+def tool_audit_log(data_dir: Path, tenant: str = "local") -> ChainedAuditLog:
+    """The tool audit log of the home at ``data_dir``, joined to that home's chain."""
+    from magray.observability.audit_chain import chain_file
+    from magray.tools.audit import audit_file
+
+    return ChainedAuditLog(audit_file(data_dir), AuditChain(chain_file(data_dir)), tenant)

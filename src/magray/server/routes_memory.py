@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO, cast
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import StreamingResponse
@@ -195,21 +195,37 @@ def export(
     project: Annotated[str | None, Query(max_length=500)] = None,
     vectors: Annotated[bool, Query()] = False,
 ) -> StreamingResponse:
-    import io
+    import tempfile
 
     from magray.memory.records import Filters, Layer
     from magray.memory.transfer import export as run_export
 
     tenant = svc.tenant(who)
     filters = Filters(layers=tuple(Layer(x) for x in layer), project=project)
-    buffer = io.StringIO()
-    with tenant.lock:
-        run_export(tenant.runtime.memory, buffer, filters=filters, with_vectors=vectors)
+    # Written under the tenant's lock into a spooled file (memory up to 8 MiB, then the
+    # tenant's own folder), then streamed without the lock.
+    spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115  (closed when the stream ends)
+        max_size=8 * 1024 * 1024,
+        mode="w+",
+        encoding="utf-8",
+        newline="\n",
+        dir=tenant.runtime.paths.data_dir,
+    )
+    try:
+        with tenant.lock:
+            out = cast("TextIO", spool)  # a text file object, as export wants
+            run_export(tenant.runtime.memory, out, filters=filters, with_vectors=vectors)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
 
     def lines() -> Iterator[bytes]:
-        buffer.seek(0)
-        for line in buffer:
-            yield line.encode("utf-8")
+        try:
+            for line in spool:
+                yield line.encode("utf-8")
+        finally:
+            spool.close()
 
     return StreamingResponse(lines(), media_type="application/x-ndjson")
 
