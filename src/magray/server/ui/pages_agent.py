@@ -21,7 +21,7 @@ SSE = "text/event-stream"
 
 
 async def agent(request: Request, ui: Ui, user: User) -> Response:
-    from magray.agent.runner import AGENT_RUN
+    from magray.agent.session import AGENT_RUN
 
     listing = await ui.api(request, user).get("/v1/memories", limit=500)
     records = listing.json()["records"] if listing.ok else []
