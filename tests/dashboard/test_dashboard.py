@@ -222,7 +222,12 @@ def test_phone_width_and_dark_mode_stay_readable(
     background = page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
     assert background == "rgb(17, 20, 24)"
     shot(page, "memory-phone-dark", tmp_path)
-    # Keyboard: '/' focuses the search box; Tab reaches the skip link first.
+    # Keyboard: Tab reaches the skip link first, Enter on it moves to the content; '/'
+    # focuses the search box.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "main"
     page.keyboard.press("/")
     assert page.evaluate("document.activeElement.name") == "query"
 

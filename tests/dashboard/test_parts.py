@@ -98,3 +98,18 @@ def test_the_api_client_goes_through_auth_and_tenants(magray_home: Any) -> None:
 
     asyncio.run(scenario())
     app.fastapi.state.services.tenants.close()
+
+
+def test_dashboard_forms_over_the_body_limit_are_refused(magray_home: Any) -> None:
+    from starlette.testclient import TestClient
+
+    app = create_app(load_settings(), embedder=HashEmbedder())
+    with TestClient(app, base_url="http://127.0.0.1:8765") as client:
+        big = client.post(
+            "/ui/login",
+            content=b"k=" + b"x" * (3 * 1024 * 1024),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert big.status_code == 413 and "too large" in big.text
+        small = client.post("/ui/login", data={"key": "nope"})
+        assert small.status_code == 401 and "unknown or revoked" in small.text
