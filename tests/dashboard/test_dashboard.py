@@ -74,7 +74,7 @@ def test_add_search_explain_and_forget(open_page: Any, site: Site, tmp_path: Pat
 
     first.locator(".hit-text").click()
     page.wait_for_url(f"**/ui/memory/{rid}")
-    expect(page.locator("dl.facts")).to_contain_text("recalls")
+    expect(page.locator("dl.facts")).to_contain_text(re.compile(r"\d+ recalls?, last at"))
     shot(page, "record", tmp_path)
     page.get_by_role("button", name="Forget").click()
     page.wait_for_url("**/ui/memory?flash=*")
@@ -143,6 +143,7 @@ def test_agent_run_streams_its_plan_and_waits_for_approval(
     expect(step_row).to_contain_text("file_edit")
     expect(step_row.locator("pre[data-arg=search]")).to_have_text("two")
     expect(step_row.locator("pre[data-arg=replace]")).to_have_text("2")
+    expect(step_row.locator("pre.diff")).to_have_text("--- notes.txt\n+++ notes.txt\n-two\n+2")
     approve = page.get_by_role("button", name="Approve and run")
     expect(approve).to_be_visible()
     assert (site.workspace / "notes.txt").read_text() == "one\ntwo\nthree\n"  # not yet

@@ -127,8 +127,9 @@ async def record(request: Request, ui: Ui, user: User) -> Response:
 
 def _why(rec: dict[str, Any]) -> list[str]:
     """Plain words for the promotion score's inputs the record carries."""
+    n = rec.get("access_count", 0)
     out = [
-        f"accessed {rec.get('access_count', 0)} times"
+        f"recalled {n} time{'' if n == 1 else 's'}"
         + (f", last at {rec['last_access_at']}" if rec.get("last_access_at") else "")
     ]
     out.append(f"importance {rec.get('importance', 0):.2f}")

@@ -56,9 +56,20 @@ function chat() {
   });
 }
 
+function diffOf(args) {
+  // A search-and-replace edit as the lines it removes and adds.
+  if (typeof args.search !== "string" || typeof args.replace !== "string") return null;
+  const lines = [`--- ${args.path || ""}`, `+++ ${args.path || ""}`];
+  args.search.split("\n").forEach((l) => lines.push("-" + l));
+  args.replace.split("\n").forEach((l) => lines.push("+" + l));
+  return el("pre", { class: "diff", "aria-label": "change" }, lines.join("\n"));
+}
+
 function showArgs(args) {
   // The exact call: an argv or command line as one line, file edits as their text.
   const wrap = el("div");
+  const diff = diffOf(args || {});
+  if (diff) wrap.append(diff);
   for (const [k, v] of Object.entries(args || {})) {
     const text = Array.isArray(v) ? v.map((x) => JSON.stringify(x)).join(" ") :
       typeof v === "string" ? v : JSON.stringify(v, null, 2);
