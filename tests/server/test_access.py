@@ -147,3 +147,13 @@ def test_full_queue_is_503_with_retry_after(make_client: AppFactory, key: Any) -
         thread.join()
     assert first["r"].status_code == 201
     assert client.get("/v1/memories", headers=h).status_code == 200
+
+
+def test_openapi_declares_the_bearer_scheme(client: TestClient) -> None:
+    doc = client.get("/openapi.json").json()
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["HTTPBearer"]["scheme"] == "bearer"
+    assert doc["paths"]["/v1/memories"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert "security" not in doc["paths"]["/healthz"]["get"]
+    ask = doc["paths"]["/v1/ask"]["post"]["responses"]["200"]["content"]
+    assert set(ask) == {"application/json", "text/event-stream"}

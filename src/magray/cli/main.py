@@ -23,6 +23,7 @@ from magray.cli import (
     policy,
     run,
     serve,
+    sources,
     tasks,
     tools,
     ui,
@@ -65,6 +66,7 @@ app.add_typer(tools.app, name="tools")
 app.add_typer(policy.app, name="policy")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(mcp.app, name="mcp")
+app.add_typer(sources.app, name="sources")
 app.command("ingest")(ingest.ingest)
 app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
@@ -72,6 +74,7 @@ app.command("logs")(ask.logs)
 app.command("run")(run.run)
 app.command("backup")(home.backup)
 app.command("restore")(home.restore)
+app.command("forget")(sources.forget)
 app.add_typer(auth.app, name="auth")
 app.add_typer(audit.app, name="audit")
 app.command("serve")(serve.serve)

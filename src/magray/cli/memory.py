@@ -9,7 +9,8 @@ import typer
 
 from magray.cli.app import new_app
 from magray.cli.context import open_memory, parse_layer, parse_time, read_text, utf8_arg
-from magray.views import promote_json, record_json, search_json, texts_of
+from magray.views import promote_json, search_json, texts_of
+from magray.views import record_json as record_json  # memory_edit shares it
 
 app = new_app("Remember, recall and maintain the three-layer memory.")
 
@@ -289,7 +290,7 @@ def promote(
     Example: magray memory promote --dry-run
     """
     from magray.cli import render
-    from magray.memory.lifecycle import promote as run_promote
+    from magray.memory.lifecycle.run import promote as run_promote
 
     with open_memory() as memory:
         report = run_promote(memory, dry_run=dry_run)
@@ -309,7 +310,7 @@ def expire(
 
     Example: magray memory expire --dry-run
     """
-    from magray.memory.lifecycle import expire as run_expire
+    from magray.memory.lifecycle.run import expire as run_expire
     from magray.views import expire_json
 
     with open_memory() as memory:
@@ -334,5 +335,7 @@ def _short(text: str, width: int = 76) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-# backup, restore, export and import live in their own module; importing it registers them.
+# backup, restore, export, import (and pin, move, edit, clear) live in their own modules;
+# importing them registers them.
 from magray.cli import memory_data as _memory_data  # noqa: E402, F401
+from magray.cli import memory_edit as _memory_edit  # noqa: E402, F401

@@ -27,7 +27,7 @@ class Check:
 
 def _store(rt: Runtime) -> Check:
     try:
-        rt.memory.store.conn.execute("SELECT 1").fetchone()
+        rt.memory.backend.layer_stats()
     except Exception as exc:
         return Check("store", False, f"the memory store cannot be read: {exc}")
     return Check("store", True, "open")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from magray.server.auth import Principal
 from magray.server.keys import Role
@@ -37,10 +38,18 @@ def services(request: Request) -> Services:
     return svc
 
 
+# Declares the bearer scheme in the OpenAPI document (generated clients send the key); the
+# check itself is the authenticator's, with MAGRAY's own 401 problems.
+bearer = HTTPBearer(auto_error=False, description="An API key from `magray auth create-key`.")
+
+
 def need(role: Role) -> Any:
     """A dependency: the caller, if its key allows ``role`` and it is within its rate."""
 
-    def dependency(request: Request) -> Principal:
+    def dependency(
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Principal:
         return services(request).auth.require(role)(request)
 
     return Depends(dependency)

@@ -147,7 +147,7 @@ def verify(svc: Svc, who: Reader) -> dict[str, Any]:
 
 @router.post("/memories/promote", summary="Promote records up a layer (dry_run explains).")
 def promote(svc: Svc, who: Writer, dry_run: Annotated[bool, Query()] = False) -> dict[str, Any]:
-    from magray.memory.lifecycle import promote as run_promote
+    from magray.memory.lifecycle.run import promote as run_promote
     from magray.views import promote_json, texts_of
 
     tenant = svc.tenant(who)
@@ -160,7 +160,7 @@ def promote(svc: Svc, who: Writer, dry_run: Annotated[bool, Query()] = False) ->
 
 @router.post("/memories/expire", summary="Delete records whose TTL passed (dry_run lists).")
 def expire(svc: Svc, who: Writer, dry_run: Annotated[bool, Query()] = False) -> dict[str, Any]:
-    from magray.memory.lifecycle import expire as run_expire
+    from magray.memory.lifecycle.run import expire as run_expire
     from magray.views import expire_json, texts_of
 
     tenant = svc.tenant(who)
@@ -174,7 +174,7 @@ def expire(svc: Svc, who: Writer, dry_run: Annotated[bool, Query()] = False) -> 
 
 @router.post("/memories/backup", summary="A consistent backup of the tenant's store (admin).")
 def backup(svc: Svc, who: Admin) -> dict[str, Any]:
-    from magray.memory.backup import backup as run_backup
+    from magray.memory.transfer.backup import backup as run_backup
 
     tenant = svc.tenant(who)
     with tenant.lock:
@@ -198,7 +198,7 @@ def export(
     import tempfile
 
     from magray.memory.records import Filters, Layer
-    from magray.memory.transfer import export as run_export
+    from magray.memory.transfer.jsonl import export as run_export
 
     tenant = svc.tenant(who)
     filters = Filters(layers=tuple(Layer(x) for x in layer), project=project)
@@ -251,7 +251,7 @@ def ingest(
     layer: Annotated[LayerName, Form()] = "assets",
     project: Annotated[str | None, Form(max_length=500)] = None,
 ) -> dict[str, Any]:
-    from magray.memory.ingest import ingest as run_ingest
+    from magray.memory.ingest.pipeline import ingest as run_ingest
     from magray.memory.records import Layer
     from magray.views import ingest_json
 
