@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from magray.errors import UsageError
+from magray.views import iso as iso
 
 if TYPE_CHECKING:
     from magray.config import Settings
@@ -64,16 +65,6 @@ def parse_time(value: str | None, flag: str) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
-
-
-def iso(ts: float | None) -> str | None:
-    """Unix seconds as ``2026-01-31T14:00:00Z``; None when absent or not a representable date."""
-    if ts is None:
-        return None
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def read_text(text: str | None, what: str = "the text") -> str:

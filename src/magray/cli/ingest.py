@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -29,6 +28,7 @@ def ingest(
 
     from magray.cli import render
     from magray.memory.ingest.pipeline import ingest as run_ingest
+    from magray.views import ingest_json
 
     check_utf8(project=project)
     target = parse_layer(layer)
@@ -36,24 +36,8 @@ def ingest(
         report = run_ingest(memory, paths, layer=target, project=project, progress=bar)
         memory.sync_indexes()
     onnx = sys.modules.get("magray.embed.onnx")  # loaded only when something was embedded
-    truncated = onnx.truncated_count() if onnx is not None else 0
-    data: dict[str, Any] = {
-        "layer": str(target),
-        "project": project,
-        "files": {
-            "added": report.files_added,
-            "updated": report.files_updated,
-            "unchanged": report.files_unchanged,
-            "removed": report.files_removed,
-        },
-        "chunks": {
-            "added": report.chunks_added,
-            "kept": report.chunks_kept,
-            "removed": report.chunks_removed,
-        },
-        "skipped": [{"path": uri, "reason": reason} for uri, reason in report.skipped],
-        "truncated": truncated,
-    }
+    data = ingest_json(report, layer=str(target), project=project)
+    data["truncated"] = truncated = onnx.truncated_count() if onnx is not None else 0
     if json_out:
         typer.echo(json.dumps(data, ensure_ascii=False))
         return

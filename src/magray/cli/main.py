@@ -7,9 +7,12 @@ import typer
 from magray import __version__
 from magray.cli import (
     ask,
+    audit,
+    auth,
     bench,
     chat,
     config_cmd,
+    health,
     home,
     ingest,
     keys,
@@ -19,9 +22,11 @@ from magray.cli import (
     models,
     policy,
     run,
+    serve,
     sources,
     tasks,
     tools,
+    ui,
 )
 from magray.cli.app import MagrayGroup, configure_logging
 
@@ -70,6 +75,11 @@ app.command("run")(run.run)
 app.command("backup")(home.backup)
 app.command("restore")(home.restore)
 app.command("forget")(sources.forget)
+app.add_typer(auth.app, name="auth")
+app.add_typer(audit.app, name="audit")
+app.command("serve")(serve.serve)
+app.command("ui")(ui.ui)
+app.command("health")(health.health)
 
 
 def main() -> None:
