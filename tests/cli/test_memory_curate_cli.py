@@ -84,3 +84,20 @@ def test_sources_list_and_forget_by_source_or_project(tmp_path: Path) -> None:
     assert again.exit_code == 0 and "1 added" in again.stdout
     nothing = run("forget")
     assert nothing.exit_code == 2 and "--source" in nothing.stderr
+
+
+def test_reading_commands_on_a_fresh_home_create_nothing(magray_home: Path) -> None:
+    for args in (
+        ("memory", "stats"),
+        ("memory", "list"),
+        ("memory", "verify"),
+        ("memory", "export", "-"),
+        ("sources", "list"),
+        ("tasks", "list"),
+    ):
+        result = run(*args)
+        assert result.exit_code == 0, (args, result.output)
+    assert run("memory", "get", "abcd").exit_code == 3
+    assert not (magray_home / "data").exists()
+    stats = ok("memory", "stats")
+    assert stats["db_bytes"] == 0 and stats["path"] == str(magray_home / "data" / "memory.db")

@@ -21,11 +21,25 @@ def settings(**overrides: Any) -> Settings:
     return load_settings(overrides)
 
 
-def open_memory(**overrides: Any) -> Memory:
+def open_memory(*, reading: bool = False, **overrides: Any) -> Memory:
+    """The memory of this home. A command that only ``reading`` a home that has no store
+    yet gets an empty one in a temporary folder: it creates nothing in the home."""
     from magray.cli import render
     from magray.memory.service import Memory
 
-    return Memory(settings(**overrides), warn=render.warn)
+    current = settings(**overrides)
+    paths = current.paths
+    if reading and current.get_str("memory.backend") == "sqlite" and not paths.memory_db.exists():
+        import atexit
+        import dataclasses
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        empty = Path(tempfile.mkdtemp(prefix="magray-empty-"))
+        atexit.register(shutil.rmtree, empty, ignore_errors=True)
+        current = dataclasses.replace(current, paths=dataclasses.replace(paths, data_dir=empty))
+    return Memory(current, warn=render.warn)
 
 
 def parse_layer(value: str) -> Layer:

@@ -24,6 +24,8 @@ def ingest(
 
     Example: magray ingest README.md docs --project magray
     """
+    import sys
+
     from magray.cli import render
     from magray.memory.ingest.pipeline import ingest as run_ingest
     from magray.views import ingest_json
@@ -33,7 +35,9 @@ def ingest(
     with open_memory() as memory, render.progress("ingesting files") as bar:
         report = run_ingest(memory, paths, layer=target, project=project, progress=bar)
         memory.sync_indexes()
-    data = ingest_json(report, layer=str(target), project=project)
+    onnx = sys.modules.get("magray.embed.onnx")  # loaded only when something was embedded
+    truncated = onnx.truncated_count() if onnx is not None else 0
+    data = ingest_json(report, layer=str(target), project=project, truncated=truncated)
     if json_out:
         typer.echo(json.dumps(data, ensure_ascii=False))
         return
@@ -49,3 +53,9 @@ def ingest(
         render.note(f"restored the missing chunks of {uri}")
     for uri in report.removed:
         render.note(f"forgot {uri}: it is no longer in the folder it was ingested from")
+    if truncated:
+        render.note(
+            f"{truncated} chunk(s) were longer than the embedding model's limit and their"
+            " vectors cover only the beginning; keyword search sees all of the text (a model"
+            " with a longer context helps: see `magray models list`)."
+        )

@@ -140,7 +140,7 @@ def search(
         created_before=parse_time(before, "--created-before"),
         exclude_kinds=() if include_exchanges or kind else GENERATED_KINDS,
     )
-    with open_memory(**{"search.mode": mode, "search.rerank": rerank}) as memory:
+    with open_memory(reading=True, **{"search.mode": mode, "search.rerank": rerank}) as memory:
         q = Query(
             text=text,
             k=k,
@@ -168,7 +168,7 @@ def get(
     from magray.cli import render
 
     utf8_arg(id, "the id")
-    with open_memory() as memory:
+    with open_memory(reading=True) as memory:
         record = memory.get(id)
     if json_out:
         emit(record_json(record))
@@ -193,7 +193,7 @@ def list_(
 
     check_utf8(project=project)
     filters = Filters(layers=tuple(parse_layer(x) for x in layer), project=project)
-    with open_memory() as memory:
+    with open_memory(reading=True) as memory:
         records = memory.list_records(filters, limit=limit, offset=offset)
     if json_out:
         emit({"records": [record_json(r) for r in records]})
@@ -226,9 +226,14 @@ def stats(json_out: bool = JSON) -> None:
     Example: magray memory stats --json
     """
     from magray.cli import render
+    from magray.cli.context import settings
 
-    with open_memory() as memory:
+    with open_memory(reading=True) as memory:
         data = memory.stats()
+    home = settings()
+    if home.get_str("memory.backend") == "sqlite" and not home.paths.memory_db.exists():
+        data["path"] = str(home.paths.memory_db)  # an empty home: where the store will be
+        data["db_bytes"] = 0
     if json_out:
         emit(data)
     else:
@@ -268,7 +273,7 @@ def verify(json_out: bool = JSON) -> None:
     """
     from magray.memory.maintenance import verify as run_verify
 
-    with open_memory() as memory:
+    with open_memory(reading=True) as memory:
         report = run_verify(memory)
     if json_out:
         emit({"ok": report.ok, "problems": report.problems, "checked": report.checked})

@@ -26,7 +26,7 @@ def list_(
 
     if project is not None:
         utf8_arg(project, "--project")
-    with open_memory() as memory:
+    with open_memory(reading=True) as memory:
         states = memory.backend.sources(project)
     rows = [
         {"path": s.uri, "project": s.project or None, "layer": str(s.layer), "chunks": s.chunks}
