@@ -10,7 +10,12 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The shared data sets (``../shared/data`` beside the checkout; a git worktree nested deeper
+# finds the nearest one above it). Tests that need them fail when they are missing.
+SHARED_DATA = next(
+    (p / "shared" / "data" for p in REPO.parents if (p / "shared" / "data").is_dir()),
+    REPO.parent / "shared" / "data",
+)
 # One installed copy of the real models for the whole suite (`make test` fills it first).
 TEST_MODELS_DIR = Path(os.environ.get("MAGRAY_TEST_MODELS_DIR", REPO / ".cache" / "models"))
 

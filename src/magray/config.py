@@ -8,6 +8,7 @@ key upper-cased with dots as underscores (``MAGRAY_MEMORY_VECTOR_DTYPE``).
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -36,10 +37,22 @@ OPTIONS: tuple[Option, ...] = (
     Option("embed.model", "default", str, "Active embedding model (see `magray models list`)."),
     Option("embed.device", "auto", str, "Where to run models.", choices=("auto", "cpu", "cuda")),
     Option(
-        "embed.threads", 0, int, "Intra-op threads for ONNX Runtime (0 = all cores).", minimum=0
+        "embed.threads",
+        0,
+        int,
+        "Intra-op threads for ONNX Runtime (0 = all cores).",
+        minimum=0,
+        maximum=1024,
     ),
     Option("embed.batch_size", 32, int, "Texts per embedding batch.", minimum=1, maximum=4096),
-    Option("embed.max_length", 0, int, "Token limit per text (0 = the model's own).", minimum=0),
+    Option(
+        "embed.max_length",
+        0,
+        int,
+        "Token limit per text (0 = the model's own).",
+        minimum=0,
+        maximum=1_000_000,
+    ),
     Option(
         "memory.ttl_interact_hours",
         24.0,
@@ -60,6 +73,21 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "Scalar type of the HNSW index (vectors in the store stay f32).",
         choices=("f32", "f16", "i8"),
+    ),
+    Option(
+        "memory.add_layer",
+        "assets",
+        str,
+        "Layer of what `memory add` stores when no --layer is given (assets keep it for good).",
+        choices=("interact", "insights", "assets"),
+    ),
+    Option(
+        "memory.search_ef",
+        0,
+        int,
+        "HNSW search expansion (0 = chosen from the index size; raise it for more recall).",
+        minimum=0,
+        maximum=4096,
     ),
     Option("memory.lock_timeout", 10.0, float, "Seconds to wait for the writer lock.", minimum=0),
     Option("memory.auto_lifecycle", True, bool, "Run promote + expire automatically on writes."),
@@ -86,7 +114,7 @@ OPTIONS: tuple[Option, ...] = (
         "How hybrid search combines vector and BM25 results (see docs/benchmarks.md).",
         choices=("convex", "rrf"),
     ),
-    Option("search.rrf_k", 60.0, float, "Reciprocal-rank-fusion constant.", minimum=1),
+    Option("search.rrf_k", 60.0, float, "Reciprocal-rank-fusion constant.", minimum=1, maximum=1e6),
     Option(
         "search.vector_weight", 1.0, float, "Weight of the vector ranking in fusion.", minimum=0
     ),
@@ -128,6 +156,20 @@ OPTIONS: tuple[Option, ...] = (
         float,
         "Seconds one tool call may take before it is stopped.",
         minimum=0.1,
+    ),
+    Option(
+        "tools.sandbox",
+        "workspace-write",
+        str,
+        "OS sandbox of commands and git: read-only, workspace-write (roots writable) "
+        "or full-access.",
+        choices=("read-only", "workspace-write", "full-access"),
+    ),
+    Option(
+        "tools.bwrap",
+        "bwrap",
+        str,
+        "The bubblewrap program that confines commands (a name on PATH or a path).",
     ),
     Option(
         "tools.allow_private_hosts",
@@ -182,11 +224,13 @@ def _coerce(option: Option, raw: Any, where: str) -> Any:
             if isinstance(raw, bool):
                 raise ValueError
             value = float(raw)
+            if not math.isfinite(value):
+                raise ConfigError(f"{where}: {option.key} must be a finite number (got {raw!r}).")
         else:
             if not isinstance(raw, str):
                 raise ValueError
             value = raw.strip()
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(
             f"{where}: {option.key} must be {_KIND_NAMES[option.kind]} (got {raw!r})."
         ) from None
@@ -224,7 +268,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     known_sections = {k.split(".")[0] for k in _BY_KEY}
     for key in flat:
         if key.split(".")[0] in known_sections and key not in _BY_KEY:
-            raise ConfigError(f"{path}: unknown setting {key!r}; see `magray config show`.")
+            raise ConfigError(f"{path}: {unknown_setting(key)}")
     return flat
 
 
@@ -268,7 +312,7 @@ class Settings:
                 continue
             option = _BY_KEY.get(key)
             if option is None:
-                raise ConfigError(f"unknown setting {key!r}; see `magray config show`.")
+                raise ConfigError(unknown_setting(key))
             values[key] = _coerce(option, raw, source)
             sources[key] = source
         return Settings(paths=self.paths, values=values, sources=sources)
@@ -299,12 +343,45 @@ def load_settings(
     return settings.with_overrides(overrides or {})
 
 
+def unknown_setting(key: str) -> str:
+    """The one-line message for a mistyped key, with the closest known keys."""
+    import difflib
+
+    close = difflib.get_close_matches(key, list(_BY_KEY), n=2, cutoff=0.6)
+    hint = f" did you mean {' or '.join(close)}?" if close else ""
+    return f"unknown setting {key!r};{hint} see `magray config show`."
+
+
+def unset_setting(path: Path, key: str) -> bool:
+    """Remove ``key`` from ``config.toml`` (atomically); False if it was not set there."""
+    import tomli_w
+
+    option(key)
+    if not path.exists():
+        return False
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it.") from None
+    section, _, name = key.partition(".")
+    table = data.get(section)
+    if not isinstance(table, dict) or name not in table:
+        return False
+    del table[name]
+    if not table:
+        del data[section]
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
 def option(key: str) -> Option:
     """The schema of ``key``; raises ConfigError for an unknown key."""
     try:
         return _BY_KEY[key]
     except KeyError:
-        raise ConfigError(f"unknown setting {key!r}; see `magray config show`.") from None
+        raise ConfigError(unknown_setting(key)) from None
 
 
 def write_setting(path: Path, key: str, raw: str) -> Any:

@@ -40,6 +40,38 @@ class Paths:
         return self.data_dir / "index"
 
     @property
+    def tasks_db(self) -> Path:
+        return self.data_dir / "tasks.db"
+
+    @property
+    def llm_db(self) -> Path:
+        """LLM usage log and circuit-breaker state."""
+        return self.data_dir / "llm.db"
+
+    @property
+    def conversations_db(self) -> Path:
+        return self.data_dir / "conversations.db"
+
+    @property
+    def audit_db(self) -> Path:
+        return self.data_dir / "audit.db"
+
+    @property
+    def embed_cache_db(self) -> Path:
+        return self.data_dir / "embed-cache.db"
+
+    def databases(self) -> dict[str, Path]:
+        """Every SQLite database of this home, by name."""
+        return {
+            "memory": self.memory_db,
+            "tasks": self.tasks_db,
+            "llm": self.llm_db,
+            "conversations": self.conversations_db,
+            "audit": self.audit_db,
+            "embed_cache": self.embed_cache_db,
+        }
+
+    @property
     def log_file(self) -> Path:
         return self.logs_dir / "magray.log"
 

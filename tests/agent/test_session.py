@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from magray.agent.conversations import ConversationLog
-from magray.agent.session import Session, build_messages, citations
+from magray.agent.session import EXCHANGE, Session, build_messages, citations
 from magray.config import load_settings
 from magray.errors import UsageError
 from magray.llm.base import Chunk, Message, Request, Usage
-from magray.memory.records import Filters, Layer, NewRecord, Query
+from magray.memory.records import Filters, Layer, NewRecord
 from magray.memory.service import Memory
 from tests.fakes import HashEmbedder
 
@@ -105,13 +105,16 @@ def test_continuing_a_conversation_sends_earlier_turns(
 
 
 def test_no_memory_mode_neither_recalls_nor_stores(memory: Memory, log: ConversationLog) -> None:
+    """``memory`` is this home's default store: where a session that stored would write."""
+    exchanges = Filters(kind=EXCHANGE)
     provider = ScriptedProvider(answer="Plain answer.")
     result = Session(ScriptedLLM(provider), None, log).ask("anything?")
     assert result.memories == []
     assert "Memories:" not in provider.requests[0].messages[0].content
-    assert memory.recall(Query(text="Plain answer", k=5)) == [] or all(
-        h.record.kind != "exchange" for h in memory.recall(Query(text="Plain answer", k=5))
-    )
+    assert memory.store.count(exchanges) == 0
+    # the same turn with the memory passed stores its exchange where the count looks
+    with_memory = Session(ScriptedLLM(provider), memory, log).ask("anything?")
+    assert with_memory.memories and memory.store.count(exchanges) == 1
 
 
 def test_ctrl_c_keeps_the_partial_answer(memory: Memory, log: ConversationLog) -> None:

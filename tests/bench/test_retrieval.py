@@ -229,8 +229,7 @@ def golden_subset(root: Path) -> Dataset:
 @pytest.mark.slow
 def test_golden_hybrid_quality_on_scifact_subset(capsys: pytest.CaptureFixture[str]) -> None:
     root = SHARED_DATA / "scifact"
-    if not (root / "corpus.jsonl").is_file():
-        pytest.skip(f"{root} is not available")
+    assert (root / "corpus.jsonl").is_file(), f"the golden data set {root} is missing"
     settings = load_settings()
     install_model("default", settings.paths.models_dir)  # idempotent; `make test` fills it
     data = golden_subset(root)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,7 +44,8 @@ def test_ingest_is_incremental(tree: Path) -> None:
     first = ingest(memory, [tree], project="demo", root=tree)
     assert first.files_added == 3
     uris = {r.source.uri for r in memory.list_records(limit=100) if r.source}
-    assert uris == {"README.md", "docs/guide.md", "tool.py"}
+    real = tree.resolve()
+    assert uris == {f"{real}/README.md", f"{real}/docs/guide.md", f"{real}/tool.py"}
     assert ("logo.png", "binary") in first.skipped
     records = memory.list_records(limit=100)
     assert all(r.layer is Layer.ASSETS and r.project == "demo" for r in records)
@@ -60,11 +63,11 @@ def test_ingest_is_incremental(tree: Path) -> None:
     assert changed.files_removed == 1
     assert changed.chunks_added >= 1
     uris = {r.source.uri for r in memory.list_records(limit=100) if r.source}
-    assert uris == {"README.md", "docs/guide.md"}
+    assert uris == {f"{real}/README.md", f"{real}/docs/guide.md"}
     hits = memory.recall(Query(text="emperor penguins huddle", k=1, mode=SearchMode.KEYWORD))
     assert hits[0].record.source is not None
     src = hits[0].record.source
-    assert src.uri == "docs/guide.md"
+    assert src.uri == f"{real}/docs/guide.md"
     assert src.start is not None and src.end is not None
     assert guide.read_text()[src.start : src.end] == hits[0].record.text
     memory.sync_indexes()
@@ -99,3 +102,87 @@ def test_missing_path_is_not_found(tree: Path) -> None:
     memory = make(HashEmbedder())
     with pytest.raises(NotFoundError):
         ingest(memory, [tree / "nope"], root=tree)
+
+
+def test_ingest_forgets_only_under_the_folders_it_walked(tmp_path: Path) -> None:
+    notes, code = tmp_path / "notes", tmp_path / "code"
+    notes.mkdir()
+    code.mkdir()
+    (notes / "a.md").write_text("# Notes\n\nPenguins live in the south.\n")
+    (code / "b.py").write_text("def fly():\n    return False\n")
+    memory = make(HashEmbedder())
+    assert ingest(memory, [notes], root=notes).files_added == 1
+    second = ingest(memory, [code], root=code)
+    assert (second.files_added, second.files_removed) == (1, 0)
+    # the same folder reached another way, from another folder, and through a link
+    (tmp_path / "link").symlink_to(notes)
+    for path, root in ((notes, tmp_path), (tmp_path / "link", code)):
+        again = ingest(memory, [path], root=root)
+        assert (again.files_unchanged, again.files_added, again.files_removed) == (1, 0, 0)
+    assert memory.store.count() == 2
+    (notes / "a.md").unlink()
+    gone = ingest(memory, [notes], root=code)
+    assert gone.removed == [f"{notes.resolve()}/a.md"] and memory.store.count() == 1
+
+
+def test_named_file_that_turned_binary_is_forgotten_and_unreadable_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory = make(HashEmbedder())
+    doc = tmp_path / "doc.txt"
+    doc.write_text("plain words about penguins\n")
+    ingest(memory, [doc], root=tmp_path)
+    doc.write_bytes(b"x" * 9000 + b"\0tail")
+    report = ingest(memory, [doc], root=tmp_path)
+    assert ("doc.txt", "binary") in report.skipped and report.files_removed == 1
+
+    folder = tmp_path / "locked"
+    (folder / "inner").mkdir(parents=True)
+    (folder / "inner" / "n.md").write_text("kept while unreadable\n")
+    ingest(memory, [folder], root=tmp_path)
+    real_scandir = os.scandir
+
+    def deny(path: Any) -> Any:
+        if Path(path).name == "inner":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", deny)
+    report = ingest(memory, [folder], root=tmp_path)
+    assert ("locked/inner", "unreadable") in report.skipped
+    assert report.files_removed == 0 and memory.store.count() == 1
+
+
+def test_relative_sources_of_an_older_store_are_adopted(tree: Path) -> None:
+    memory = make(HashEmbedder())
+    ingest(memory, [tree], root=tree)
+    real = tree.resolve()
+    with memory.store.write() as conn:  # what an older MAGRAY stored, run from tree
+        for table, column in (("records", "source_uri"), ("ingested_sources", "uri")):
+            conn.execute(
+                f"UPDATE {table} SET {column} = substr({column}, ?)", (len(str(real)) + 2,)
+            )
+    (tree / "tool.py").write_text("def fly():\n    return 'changed, so not adopted'\n")
+    report = ingest(memory, [tree], root=tree)
+    assert (report.files_unchanged, report.files_added, report.files_removed) == (2, 1, 0)
+    uris = {r.source.uri for r in memory.list_records(limit=100) if r.source}
+    assert {f"{real}/README.md", f"{real}/docs/guide.md", "tool.py"} <= uris
+    assert verify(memory).checked["relative_sources"] == 1
+
+
+def test_lost_chunks_are_reported_by_verify_and_restored_by_ingest(tree: Path) -> None:
+    memory = make(HashEmbedder())
+    ingest(memory, [tree], root=tree)
+    memory.sync_indexes()
+    guide = f"{tree.resolve()}/docs/guide.md"
+    with memory.store.write() as conn:
+        conn.execute("DELETE FROM records WHERE source_uri = ?", (guide,))
+    memory.sync_indexes()
+    report = verify(memory)
+    assert not report.ok
+    [problem] = report.problems
+    assert guide in problem and f"magray ingest {guide} --layer assets" in problem
+    again = ingest(memory, [tree], root=tree)
+    assert again.restored == [guide] and again.files_updated == 1 and again.chunks_added >= 1
+    memory.sync_indexes()
+    assert verify(memory).ok

@@ -210,3 +210,41 @@ def test_quantized_indexes_rescore_with_exact_vectors(dtype: str) -> None:
     assert "5433" in hit.record.text
     assert 0 < hit.score <= 1
     assert mem.indexes.path(Layer.INSIGHTS).name.endswith(f".{dtype}.usearch")
+
+
+@pytest.mark.parametrize("mode", list(SearchMode))
+def test_ranks_do_not_depend_on_k(mode: SearchMode) -> None:
+    """The top 5 of k = 5 are the top 5 of k = 50 and of k = all, in every mode."""
+    memory = make(**{"search.weight_assets": 1.3, "search.recency_half_life_days": 3.0})
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
+    items = [
+        NewRecord(
+            text=f"{words[i % 8]} {words[(i * 3) % 8]} note {i} about {words[(i * 5) % 8]}",
+            layer=list(Layer)[i % 3],
+        )
+        for i in range(300)
+    ]
+    memory.remember_many(items)
+    query = "alpha gamma note"
+    tops = [
+        [h.record.id for h in memory.recall(Query(text=query, k=k, mode=mode))][:5]
+        for k in (5, 50, 300)
+    ]
+    assert tops[0] == tops[1] == tops[2]
+    assert len(tops[0]) == 5
+
+
+def test_recall_fetches_full_records_only_for_hits(memory: Memory) -> None:
+    memory.remember_many([NewRecord(text=f"shared words record {i}") for i in range(150)])
+    fetched: list[int] = []
+    original = memory.store.fetch
+
+    def counting(nums, filters=None):  # type: ignore[no-untyped-def]
+        nums = list(nums)
+        fetched.extend(nums)
+        return original(nums, filters)
+
+    memory.store.fetch = counting  # type: ignore[method-assign]
+    hits = memory.recall(Query(text="shared words record", k=3))
+    assert len(hits) == 3
+    assert len(fetched) == 3

@@ -157,6 +157,26 @@ def test_binary_by_nul_byte_and_by_extension(tree: Path) -> None:
     assert isinstance(item, Skipped) and item.reason is SkipReason.BINARY
 
 
+def test_nul_byte_after_the_first_8_kib_is_binary(tree: Path) -> None:
+    write(tree / "late.txt", b"text " * 2000 + b"\x00 and more")
+    write(tree / "wide.txt", "\ufeffok\x00".encode("utf-16"))
+    _, skipped = run([tree], tree)
+    assert skipped == {"late.txt": "binary", "wide.txt": "binary"}
+
+
+def test_invalid_gitignore_pattern_is_left_out_with_a_warning(
+    tree: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tree / "src" / ".gitignore", "z.txt\n\\\n")
+    files, skipped = run([tree], tree)
+    assert "src/app.py" in files and skipped == {
+        "src/.gitignore": "ignored",
+        "src/z.txt": "ignored",
+    }
+    [warning] = [r.getMessage() for r in caplog.records]
+    assert str(tree / "src" / ".gitignore") in warning and "line 2" in warning
+
+
 def test_too_large_even_when_explicit(tree: Path) -> None:
     big = write(tree / "big.md", "x" * 101)
     write(tree / "ok.md", "x" * 100)

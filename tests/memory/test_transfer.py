@@ -108,17 +108,22 @@ def test_bad_lines_are_named_and_nothing_is_imported(source: Memory, tmp_path: P
     bad_layer = json.loads(lines[4])
     bad_layer["layer"] = "attic"
     lines[4] = json.dumps(bad_layer)
+    no_layer = json.loads(lines[1])
+    del no_layer["layer"]
+    lines.append(json.dumps(no_layer))
     with make(tmp_path / "other") as target:
         with pytest.raises(BackupError) as err:
             import_(target, io.StringIO("\n".join(lines)))
         assert "line 3: invalid JSON" in str(err.value)
         assert "line 5: unknown layer 'attic'" in str(err.value)
+        assert "line 6: missing field layer" in str(err.value)
         assert target.store.count() == 0
         report = import_(target, io.StringIO("\n".join(lines)), skip_bad=True)
         assert report.imported == 2
         assert [(b.line, b.error.split(" ")[0]) for b in report.skipped_bad] == [
             (3, "invalid"),
             (5, "unknown"),
+            (6, "missing"),
         ]
         assert target.store.count() == 2
 
@@ -133,6 +138,22 @@ def test_bad_lines_are_named_and_nothing_is_imported(source: Memory, tmp_path: P
         ({"content_hash": "0" * 64}, "content_hash"),
         ({"vector": "AAAA", "dim": 64}, "vector has 0 values"),
         ({"vector": "!!", "dim": 1}, "base64"),
+        ({"created_at": 1e300}, "created_at must be unix seconds between the years 1 and 9999"),
+        ({"created_at": -1e15}, "created_at must be unix seconds"),
+        ({"created_at": 10**400}, "created_at must be a finite number"),
+        ({"updated_at": 1e300}, "updated_at"),
+        ({"layer_since": -1e15}, "layer_since"),
+        ({"last_access_at": 1e300}, "last_access_at"),
+        ({"importance": 10**30}, "importance"),
+        ({"promotion_score": 10**400}, "promotion_score"),
+        ({"access_count": 2**63}, "access_count must be a non-negative integer below 2"),
+        ({"access_count": -1}, "access_count"),
+        ({"access_count": 1.5}, "access_count"),
+        ({"source": {"uri": "a.md", "start": 2**63}}, "start must be a non-negative integer"),
+        ({"source": {"uri": "a.md", "line_end": -3}}, "line_end"),
+        ({"source": {"uri": "a.md", "start": 9, "end": 2}}, "end must not be before start"),
+        ({"source": {"uri": "a.md", "line_start": "1"}}, "line_start"),
+        ({"text": "x" * 1_000_001}, "more than 1,000,000"),
     ],
 )
 def test_each_invalid_field_is_reported(
@@ -150,3 +171,36 @@ def test_minimal_hand_written_lines_get_defaults(tmp_path: Path) -> None:
         assert report.imported == 1
         record = records(target)[0]
         assert record.layer is Layer.ASSETS and record.kind == "note" and record.importance == 0.5
+
+
+def test_long_and_deeply_nested_lines_are_bad_lines(tmp_path: Path) -> None:
+    from magray.memory.transfer import MAX_LINE_CHARS
+
+    long_line = json.dumps({"text": "w" * (MAX_LINE_CHARS + 10), "layer": "assets"})
+    lines = [long_line, "[" * 100_000, '{"text": "kept", "layer": "assets"}']
+    with make(tmp_path / "other") as target:
+        report = import_(target, io.StringIO("\n".join(lines) + "\n"), skip_bad=True)
+        assert report.imported == 1
+        assert [(b.line, b.error) for b in report.skipped_bad] == [
+            (1, f"the line is longer than {MAX_LINE_CHARS:,} characters"),
+            (2, "invalid JSON (nested too deeply)"),
+        ]
+
+
+def test_stored_values_no_magray_writes_do_not_break_reads(tmp_path: Path) -> None:
+    with make(tmp_path / "other") as memory:
+        memory.remember(NewRecord(text="odd row", source=Source("a.md", 0, 7, 1, 1)))
+        with memory.store.write() as conn:
+            conn.execute(
+                "UPDATE records SET created_at = 1e999, updated_at = 'soon', layer_since = -1e300,"
+                " last_access_at = 'x', access_count = 'many', tags = '{bad',"
+                " source_start = 'a', source_end = -4, promotion_score = 'p'"
+            )
+        [record] = memory.list_records()
+        assert (record.created_at, record.updated_at, record.access_count) == (0.0, 0.0, 0)
+        assert record.tags == () and record.source == Source("a.md", None, None, 1, 1)
+        assert memory.recall(Query(text="odd row", mode=SearchMode.KEYWORD))
+        with memory.store.write() as conn:
+            conn.execute("UPDATE records SET created_at = 'soon'")
+        for mode in SearchMode:
+            assert memory.recall(Query(text="odd row", mode=mode, filters=Filters(kind="note")))

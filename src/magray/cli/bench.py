@@ -9,7 +9,10 @@ import typer
 
 from magray.cli.app import new_app
 
-app = new_app("Benchmarks: embedding speed and retrieval quality on this machine.")
+app = new_app(
+    "Benchmarks on this machine: memory recall, embedding speed, retrieval quality, the local"
+    " LLM and the agent's planner."
+)
 
 
 @app.command("retrieval")
@@ -66,6 +69,31 @@ def retrieval(
             f"{name:<10} {row['ndcg_at_10']:>8.4f} {row['recall_at_100']:>8.4f}"
             f" {row['ms_per_query']:>9.1f}"
         )
+
+
+@app.command("memory")
+def memory(
+    n: int = typer.Option(10_000, "--n", min=100, max=10_000_000, help="Records to store."),
+    dim: int = typer.Option(384, "--dim", min=8, max=4096, help="Vector dimension."),
+    queries: int = typer.Option(200, "--queries", min=10, max=10_000, help="Timed queries."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON (a stable contract)."),
+) -> None:
+    """The recall path on N synthetic records vs raw hnswlib and numpy, in one run.
+
+    No model runs: an embedder seam hands precomputed vectors to the public Memory API.
+    The store lives in a temporary folder and is deleted afterwards.
+
+    Example: magray bench memory --n 100000 --json
+    """
+    from magray.bench.memory import run
+
+    report = run(n, dim, queries=queries)
+    if json_out:
+        typer.echo(json.dumps(report))
+        return
+    width = max(len(key) for key in report)
+    for key, value in report.items():
+        typer.echo(f"{key:<{width}}  {value}")
 
 
 @app.command("embed")

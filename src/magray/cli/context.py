@@ -53,19 +53,34 @@ def parse_time(value: str | None, flag: str) -> float | None:
 
 
 def iso(ts: float | None) -> str | None:
+    """Unix seconds as ``2026-01-31T14:00:00Z``; None when absent or not a representable date."""
     if ts is None:
         return None
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
-def read_text(text: str) -> str:
-    """The argument, or standard input when it is '-'."""
-    if text == "-":
-        if sys.stdin.isatty():
+def read_text(text: str | None, what: str = "the text") -> str:
+    """The argument, or standard input when it is '-' or left out (like simonw/llm)."""
+    if text is None or text == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            if text is None:
+                raise UsageError(f"give {what} as an argument or pipe it in on standard input.")
             raise UsageError("'-' reads the text from standard input; pipe something in.")
         data = sys.stdin.buffer.read()
         try:
             return data.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
             raise UsageError("standard input is not UTF-8 text.") from None
-    return text
+    return utf8_arg(text, "the text", "check the terminal's encoding, or pipe the text in with '-'")
+
+
+def utf8_arg(value: str, what: str, advice: str = "check the terminal's encoding") -> str:
+    """``value`` if it is valid UTF-8 text; command-line bytes that are not arrive escaped."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{what} is not valid UTF-8; {advice}.") from None
+    return value

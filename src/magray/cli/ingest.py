@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from magray.cli.context import open_memory, parse_layer
+from magray.cli.memory import check_utf8
 
 
 def ingest(
@@ -19,11 +20,15 @@ def ingest(
 ) -> None:
     """Ingest files and folders into memory (respects .gitignore; incremental by content hash).
 
+    Files are stored by absolute path; a file is forgotten only when it is gone from a
+    folder named here.
+
     Example: magray ingest README.md docs --project magray
     """
     from magray.cli import render
     from magray.memory.ingest import ingest as run_ingest
 
+    check_utf8(project=project)
     target = parse_layer(layer)
     with open_memory() as memory, render.progress("ingesting files") as bar:
         report = run_ingest(memory, paths, layer=target, project=project, progress=bar)
@@ -55,3 +60,7 @@ def ingest(
     )
     for uri, reason in report.skipped:
         render.note(f"skipped {uri}: {reason}")
+    for uri in report.restored:
+        render.note(f"restored the missing chunks of {uri}")
+    for uri in report.removed:
+        render.note(f"forgot {uri}: it is no longer in the folder it was ingested from")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from magray.cli.app import new_app
-from magray.cli.context import iso, open_memory, parse_layer, parse_time, read_text
+from magray.cli.context import iso, open_memory, parse_layer, parse_time, read_text, utf8_arg
 
 if TYPE_CHECKING:
     from magray.memory.records import Hit, Record
@@ -78,14 +78,27 @@ def hit_json(hit: Hit) -> dict[str, Any]:
     return out
 
 
+def check_utf8(**options: str | list[str] | None) -> None:
+    """Refuse option values that are not UTF-8 (``--tag`` etc., named by their flag)."""
+    for name, value in options.items():
+        for item in [value] if isinstance(value, str) else value or []:
+            utf8_arg(item, "--" + name)
+
+
 def emit(data: Any) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False))
 
 
 @app.command("add")
 def add(
-    text: str = typer.Argument(..., help="The text to remember, or '-' to read standard input."),
-    layer: str = typer.Option("interact", "--layer", help="interact | insights | assets."),
+    text: str | None = typer.Argument(
+        None, help="The text to remember (read from standard input when left out or '-')."
+    ),
+    layer: str | None = typer.Option(
+        None,
+        "--layer",
+        help="interact | insights | assets (default: the memory.add_layer setting, assets).",
+    ),
     tag: list[str] = typer.Option([], "--tag", help="A tag (repeatable)."),
     kind: str = typer.Option("note", "--kind", help="What it is: note, fact, code, ..."),
     project: str | None = typer.Option(None, "--project", help="Project it belongs to."),
@@ -94,15 +107,18 @@ def add(
     pin: bool = typer.Option(False, "--pin", help="Pinned records never expire."),
     json_out: bool = JSON,
 ) -> None:
-    """Remember TEXT.
+    """Remember TEXT (or standard input) — kept for good in Assets unless --layer says.
 
-    Example: magray memory add "The staging DB is on port 5433" --layer insights --tag infra
+    Example: magray memory add "The staging DB is on port 5433" --tag infra
     """
     from magray.memory.records import NewRecord
 
+    check_utf8(tag=tag, kind=kind, project=project, session=session)
+    body = read_text(text)
+    memory = open_memory()
     item = NewRecord(
-        text=read_text(text),
-        layer=parse_layer(layer),
+        text=body,
+        layer=parse_layer(layer or memory.settings.get_str("memory.add_layer")),
         kind=kind,
         tags=tuple(tag),
         project=project,
@@ -110,18 +126,38 @@ def add(
         importance=importance,
         pinned=pin,
     )
-    with open_memory() as memory:
+    with memory:
         result = memory.remember(item)
+        keep = _how_long(memory.settings, result.layer, pinned=pin)
     if json_out:
         emit({"id": result.id, "layer": str(result.layer), "created": result.created})
     else:
         verb = "remembered" if result.created else "already known (access bumped)"
-        typer.echo(f"{result.id}  {verb} in {result.layer}")
+        typer.echo(f"{result.id}  {verb} in {result.layer} ({keep})")
+
+
+def _how_long(settings: Any, layer: Any, *, pinned: bool) -> str:
+    """How long a record of ``layer`` is kept, in words."""
+    from magray.memory.records import Layer
+
+    if pinned or layer is Layer.ASSETS:
+        return "kept until you forget it"
+    if layer is Layer.INTERACT:
+        hours = settings.get_float("memory.ttl_interact_hours")
+        span = f"{hours:g} h"
+    else:
+        days = settings.get_float("memory.ttl_insights_days")
+        span = f"{days:g} days"
+    if span.startswith("0 "):
+        return "kept until you forget it"
+    return f"expires after {span} unless it is recalled often enough to be promoted, or pinned"
 
 
 @app.command("search")
 def search(
-    query: str = typer.Argument(..., help="What to look for ('-' reads standard input)."),
+    query: str | None = typer.Argument(
+        None, help="What to look for (read from standard input when left out or '-')."
+    ),
     k: int = typer.Option(10, "-k", help="How many hits."),
     layer: list[str] = typer.Option([], "--layer", help="Restrict to a layer (repeatable)."),
     tag: list[str] = typer.Option([], "--tag", help="Require a tag (repeatable)."),
@@ -133,6 +169,11 @@ def search(
     mode: str | None = typer.Option(None, "--mode", help="hybrid | vector | keyword."),
     rerank: bool | None = typer.Option(None, "--rerank/--no-rerank", help="Cross-encoder rerank."),
     explain: bool = typer.Option(False, "--explain", help="Show each hit's component ranks."),
+    include_exchanges: bool = typer.Option(
+        False,
+        "--include-exchanges",
+        help="Also search stored question/answer exchanges and agent runs (left out by default).",
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Recall memories by meaning and keywords.
@@ -141,14 +182,15 @@ def search(
     """
     from magray.cli import render
     from magray.errors import UsageError
-    from magray.memory.records import Filters, Query, SearchMode
+    from magray.memory.records import GENERATED_KINDS, Filters, Query, SearchMode
 
     if mode is not None:
         mode = mode.strip().lower()
         if mode not in {m.value for m in SearchMode}:
             choices = ", ".join(m.value for m in SearchMode)
             raise UsageError(f"--mode must be one of {choices} (got {mode!r}).")
-    text = read_text(query)
+    text = read_text(query, "the query")
+    check_utf8(tag=tag, kind=kind, project=project, session=session)
     filters = Filters(
         layers=tuple(parse_layer(x) for x in layer),
         tags=tuple(tag),
@@ -157,6 +199,7 @@ def search(
         session=session,
         created_after=parse_time(after, "--created-after"),
         created_before=parse_time(before, "--created-before"),
+        exclude_kinds=() if include_exchanges or kind else GENERATED_KINDS,
     )
     with open_memory(**{"search.mode": mode, "search.rerank": rerank}) as memory:
         q = Query(
@@ -185,6 +228,7 @@ def get(
     """
     from magray.cli import render
 
+    utf8_arg(id, "the id")
     with open_memory() as memory:
         record = memory.get(id)
     if json_out:
@@ -208,6 +252,7 @@ def list_(
     from magray.cli import render
     from magray.memory.records import Filters
 
+    check_utf8(project=project)
     filters = Filters(layers=tuple(parse_layer(x) for x in layer), project=project)
     with open_memory() as memory:
         records = memory.list_records(filters, limit=limit, offset=offset)
@@ -226,6 +271,7 @@ def forget(
 
     Example: magray memory forget 01jd3x
     """
+    utf8_arg(id, "the id")
     with open_memory() as memory:
         record = memory.forget(id)
     if json_out:
@@ -295,9 +341,23 @@ def verify(json_out: bool = JSON) -> None:
         raise typer.Exit(1)
 
 
-def _decision_json(d: Any) -> dict[str, Any]:
+def _texts(memory: Any, ids: list[str]) -> dict[str, str]:
+    """The text of each record still in the store (a merged or expired one is gone)."""
+    from magray.errors import NotFoundError
+
+    out: dict[str, str] = {}
+    for rid in ids:
+        try:
+            out[rid] = memory.get(rid).text
+        except NotFoundError:
+            continue
+    return out
+
+
+def _decision_json(d: Any, texts: dict[str, str]) -> dict[str, Any]:
     return {
         "id": d.record_id,
+        "text": texts.get(d.record_id),
         "from": str(d.from_layer),
         "to": None if d.to_layer is None else str(d.to_layer),
         "score": round(d.score, 4),
@@ -321,17 +381,18 @@ def promote(
 
     with open_memory() as memory:
         report = run_promote(memory, dry_run=dry_run)
+        texts = _texts(memory, [d.record_id for d in [*report.promoted, *report.kept]])
     if json_out:
         emit(
             {
                 "dry_run": dry_run,
                 "model": report.model,
-                "promoted": [_decision_json(d) for d in report.promoted],
-                "kept": [_decision_json(d) for d in report.kept],
+                "promoted": [_decision_json(d, texts) for d in report.promoted],
+                "kept": [_decision_json(d, texts) for d in report.kept],
             }
         )
         return
-    render.decisions(report.promoted, report.kept, dry_run=dry_run, model=report.model)
+    render.decisions(report.promoted, report.kept, dry_run=dry_run, model=report.model, texts=texts)
 
 
 @app.command("expire")
@@ -346,10 +407,13 @@ def expire(
     from magray.memory.lifecycle import expire as run_expire
 
     with open_memory() as memory:
-        report = run_expire(memory, dry_run=dry_run)
-    items = [
+        planned = run_expire(memory, dry_run=True)
+        texts = _texts(memory, [e.record_id for e in planned.expired])
+        report = planned if dry_run else run_expire(memory, dry_run=False)
+    items: list[dict[str, Any]] = [
         {
             "id": e.record_id,
+            "text": texts.get(e.record_id),
             "layer": str(e.layer),
             "age_hours": round(e.age_hours, 2),
             "ttl_hours": e.ttl_hours,
@@ -363,7 +427,14 @@ def expire(
     verb = "would expire" if dry_run else "expired"
     for item in items:
         typer.echo(f"{item['id']}  {verb}: {item['reason']}")
+        if item["text"]:
+            typer.echo(f"    {_short(str(item['text']))}")
     typer.echo(f"{len(items)} record(s) {verb}")
+
+
+def _short(text: str, width: int = 76) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 # backup, restore, export and import live in their own module; importing it registers them.

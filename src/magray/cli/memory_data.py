@@ -12,8 +12,9 @@ from pathlib import Path
 
 import typer
 
-from magray.cli.context import open_memory, parse_layer, settings
+from magray.cli.context import open_memory, parse_layer, settings, utf8_arg
 from magray.cli.memory import JSON, app, emit
+from magray.errors import BackupError, UsageError
 
 
 @app.command("backup")
@@ -74,21 +75,58 @@ def export(
     from magray.memory.transfer import export as run_export
 
     filters = Filters(layers=tuple(parse_layer(x) for x in layer), project=project)
+    target = None if path == "-" else export_target(path)
     with open_memory() as memory, render.progress("exporting") as bar:
-        if path == "-":
+        if target is None:
             out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
             try:
                 n = run_export(memory, out, filters=filters, with_vectors=vectors, progress=bar)
             finally:
                 out.detach()
             return
-        target = Path(path).expanduser()
-        tmp = target.with_name(target.name + ".tmp")
-        with tmp.open("w", encoding="utf-8", newline="\n") as fh:
-            n = run_export(memory, fh, filters=filters, with_vectors=vectors, progress=bar)
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        _sweep_exports(target)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+                n = run_export(memory, fh, filters=filters, with_vectors=vectors, progress=bar)
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise BackupError(
+                f"writing {target} failed ({exc.strerror or exc}); check the path and free space."
+            ) from None
+        finally:
+            tmp.unlink(missing_ok=True)
     render.note(f"exported {n} record(s) to {target}")
+
+
+def _sweep_exports(target: Path) -> None:
+    """Remove the temporary files of exports to ``target`` whose process was killed."""
+    import re
+
+    from magray.memory.backup_manifest import process_running
+
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.tmp$")
+    for entry in target.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match and entry.is_file() and not process_running(int(match.group(1))):
+            entry.unlink(missing_ok=True)
+
+
+def export_target(path: str) -> Path:
+    """The file an export writes, checked before anything is written."""
+    from magray.errors import NotFoundError
+
+    target = Path(utf8_arg(path, "the path")).expanduser().absolute()
+    if target.is_dir():
+        raise UsageError(
+            f"{target} is a folder; give a file name such as {target / 'memories.jsonl'}."
+        )
+    if not target.parent.is_dir():
+        raise NotFoundError(
+            f"no folder {target.parent} to write {target.name} into; create it first."
+        )
+    return target
 
 
 @app.command("import")

@@ -89,7 +89,7 @@ class Router:
     @property
     def usage(self) -> UsageStore:
         if self._usage is None:
-            self._usage = UsageStore(self.settings.paths.data_dir / "llm.db")
+            self._usage = UsageStore(self.settings.paths.llm_db)
         return self._usage
 
     def names(self) -> list[str]:

@@ -23,6 +23,10 @@ verified temporary copy. Only then, holding the writer lock, it swaps the files 
    one ``os.replace`` and the directory is fsynced;
 4. the backup's index files are moved into place.
 
+Backups and restores work in a hidden folder beside their target
+(``.NAME.magray-tmp-PID-….tmp``); one left by a killed process is removed by the next
+backup or restore there.
+
 A crash before step 3 leaves the old store (its indexes are rebuilt on next open); a crash
 after it leaves the restored store (with or without its index files, which are rebuilt if
 missing). There is no state in between.
@@ -34,7 +38,6 @@ import json
 import os
 import shutil
 import sqlite3
-import tempfile
 import time
 from contextlib import closing
 from datetime import UTC, datetime
@@ -58,7 +61,10 @@ from magray.memory.backup_manifest import (
     layer_counts,
     meta,
     read_manifest,
+    retired_dir,
     sha256,
+    sweep_stale,
+    work_dir,
 )
 from magray.memory.migrations import current_version
 from magray.memory.records import Layer
@@ -108,7 +114,8 @@ def backup(memory: Memory, dest: Path | None = None) -> BackupManifest:
     dest = (dest or default_backup_dir(memory.settings)).expanduser().absolute()
     _check_dest(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent))
+    sweep_stale(dest.parent)
+    work = work_dir(dest.parent, dest.name)
     try:
         files: list[BackupFile] = []
         index_src = memory.settings.paths.index_dir
@@ -163,7 +170,7 @@ def _install_dir(work: Path, dest: Path) -> None:
     """Move the finished backup into place; a previous backup there is replaced."""
     old: Path | None = None
     if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        old = retired_dir(dest.parent, dest.name)
         os.replace(dest, old)
     os.replace(work, dest)
     fsync_dir(dest.parent)
@@ -273,7 +280,8 @@ def restore(settings: Settings, src: Path, *, force: bool = False) -> BackupMani
     db = paths.memory_db
     _refuse_non_empty(db, force)
     paths.data_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=paths.data_dir))
+    sweep_stale(paths.data_dir)
+    staging = work_dir(paths.data_dir, "restore")
     try:
         _stage(manifest, staging)
         from filelock import FileLock, Timeout

@@ -9,7 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import shutil
 import sqlite3
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +28,11 @@ MANIFEST = "manifest.json"
 DB_FILE = "memory.db"
 INDEX_DIR = "index"
 _CHUNK = 1 << 20
+_MAX_MANIFEST = 16 << 20  # a manifest lists a handful of files: a few KiB
+# Work folders of backups and restores: `.<name>.magray-tmp-<pid>-<random>.tmp`. One whose
+# process is gone (killed mid-way) is removed by the next backup or restore beside it.
+_TEMP_TAG = "magray-tmp-"
+_TEMP_NAME = re.compile(r"^\..*\.magray-tmp-(\d+)-[^/]*\.tmp$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +90,45 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def work_dir(parent: Path, name: str) -> Path:
+    """A new hidden work folder in ``parent``, named so that ``sweep_stale`` knows its owner."""
+    tag = f".{name}.{_TEMP_TAG}{os.getpid()}-"
+    return Path(tempfile.mkdtemp(prefix=tag, suffix=".tmp", dir=parent))
+
+
+def retired_dir(parent: Path, name: str) -> Path:
+    """Where a replaced backup waits to be deleted (swept like a work folder if left behind)."""
+    return parent / f".{name}.{_TEMP_TAG}{os.getpid()}-old.tmp"
+
+
+def sweep_stale(parent: Path) -> list[Path]:
+    """Delete the work folders in ``parent`` whose process no longer runs; returns them."""
+    swept: list[Path] = []
+    try:
+        entries = list(parent.iterdir())
+    except OSError:
+        return swept
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match and entry.is_dir() and not process_running(int(match.group(1))):
+            shutil.rmtree(entry, ignore_errors=True)
+            swept.append(entry)
+    return swept
+
+
+def process_running(pid: int) -> bool:
+    """Whether ``pid`` may still run (True where that cannot be told)."""
+    if pid == os.getpid() or os.name != "posix":
+        return True  # never guess on systems without signal 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists but belongs to someone else
+    return True
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
@@ -127,6 +174,8 @@ def read_manifest(src: Path) -> BackupManifest:
     if not path.is_file():
         raise bad(src, f"it has no {MANIFEST}")
     try:
+        if path.stat().st_size > _MAX_MANIFEST:
+            raise ValueError("too large")
         data = json.loads(path.read_text(encoding="utf-8"))
         fmt = data["magray_backup"]
         schema = data["schema_version"]
@@ -145,7 +194,7 @@ def read_manifest(src: Path) -> BackupManifest:
         )
         entries = tuple(BackupFile(str(f["path"]), int(f["size"]), str(f["sha256"])) for f in files)
         created = float(data.get("created_at_unix", 0.0))
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, RecursionError, OSError):
         raise bad(src, f"{MANIFEST} is damaged or truncated") from None
     if not ok:
         raise bad(src, f"{MANIFEST} has fields of the wrong type")

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,8 +73,10 @@ class IndexSet:
         dim: int,
         dtype: str,
         warn: Warn | None = None,
+        ef: int = 0,
     ) -> None:
         self.store = store
+        self.ef = ef
         self.index_dir = index_dir
         self.model_id = model_id
         self.dim = dim
@@ -90,13 +93,13 @@ class IndexSet:
         if state is not None:
             return state
         path = self.path(layer)
-        head = self.store.journal_head()
         index: VectorIndex | None = None
         try:
             index = VectorIndex.open(
                 path, model_id=self.model_id, dim=self.dim, dtype=self.dtype, writable=False
             )
-            if index.state.applied_seq > head:
+            # the head read after the file: a writer commits before it saves the index
+            if index.state.applied_seq > self.store.journal_head():
                 self._warn(
                     f"the {layer} vector index is newer than the store (restored database?);"
                     " rebuilding it from the store."
@@ -105,17 +108,20 @@ class IndexSet:
         except IndexCorruptError as exc:
             # No file yet is the normal state of a new store: build it quietly.
             if path.exists() or Path(str(path) + ".json").exists():
-                self._warn(f"the {layer} vector index is unusable ({exc}); rebuilding it.")
+                index = self._open_after_writer(path)
+                if index is None:
+                    self._warn(f"the {layer} vector index is unusable ({exc}); rebuilding it.")
         if index is None:
             index = self._rebuild(layer)
         state = _LayerState(index=index)
         self._layers[layer] = state
-        self._load_backlog(layer, state)
-        if self._live_count(state) != self._expected_count(layer):
+        with self._snapshot():  # backlog and count from one state of the store
+            self._load_backlog(layer, state)
+            live, expected = self._live_count(state), self._expected_count(layer)
+        if live != expected:
             self._warn(
                 f"the {layer} vector index disagrees with the store"
-                f" ({self._live_count(state)} vectors, {self._expected_count(layer)} expected);"
-                " rebuilding it."
+                f" ({live} vectors, {expected} expected); rebuilding it."
             )
             with self.store.locked():
                 state = _LayerState(index=self._rebuild(layer))
@@ -125,6 +131,35 @@ class IndexSet:
             self._try_fold(layer)
             state = self._layers[layer]
         return state
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the store, whatever writers commit meanwhile."""
+        conn = self.store.conn
+        if conn.in_transaction:  # already inside one (a writer's own transaction)
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+
+    def _open_after_writer(self, path: Path) -> VectorIndex | None:
+        """Open ``path`` again once no writer is saving it; None if it is still unusable.
+
+        A writer saves the index file, then its sidecar, under the writer lock: a reader in
+        between (say, while the first writer creates the file) sees a pair that does not
+        match. Waiting for the lock lets that save finish; a damaged file stays damaged.
+        """
+        try:
+            with self.store.locked():
+                index = VectorIndex.open(
+                    path, model_id=self.model_id, dim=self.dim, dtype=self.dtype, writable=False
+                )
+        except (IndexCorruptError, StoreLockedError):
+            return None
+        return index if index.state.applied_seq <= self.store.journal_head() else None
 
     @staticmethod
     def _live_count(state: _LayerState) -> int:
@@ -267,7 +302,7 @@ class IndexSet:
             created_before=filters.created_before,
             exclude_kinds=filters.exclude_kinds,
         )
-        if filters.active and self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
+        if filters.selective and self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
             return self._exact_filtered(layer_filters, query, k)
         state = self._open(layer)
         fetch = k * (4 if filters.active else 1)
@@ -275,11 +310,12 @@ class IndexSet:
         if len(state.index):
             stale = set(state.pending_labels.tolist()) | state.pending_gone
             wanted = state.index.candidates(fetch) + len(stale)
+            state.index.ef = self.ef
             labels, sims = state.index.search(query, wanted)[0]
             for label, sim in zip(labels.tolist(), sims.tolist(), strict=True):
                 if label not in stale:
                     scores[int(label)] = float(sim)
-            if self.dtype != "f32" and scores:
+            if self.dtype == "i8" and scores:  # f16 keeps cosines exact enough
                 scores = self._rescore(list(scores), query)
         if len(state.pending_labels):
             sims = state.pending_vectors @ query

@@ -1,22 +1,37 @@
 """Ingest files and folders: walk → chunk → embed → store, incremental by content hash.
 
+Sources are stored by their absolute, resolved path, so the folder an ingest runs from and
+the way a folder is reached (``ingest proj`` from its parent, ``ingest .`` inside it, a
+symbolic link) never change which file a record belongs to.
+
 A file whose content hash is unchanged since the last ingest (same layer and project) is
-skipped without reading its chunks again. A changed file keeps the records of chunks that
-did not change (their access history and promotion survive), drops the chunks that are gone
-and adds new ones. Files that disappeared from an ingested folder are forgotten. Each batch
-of files is written in one transaction together with its bookkeeping row, so an interrupted
-ingest leaves whole files only and the next run picks up the rest.
+skipped without reading its chunks again, unless some of its chunks are no longer in the
+store (then they are restored). A changed file keeps the records of chunks that did not
+change (their access history and promotion survive), drops the chunks that are gone and
+adds new ones. A file is forgotten only when it was ingested from under a folder this
+ingest walked (or was named itself) and is no longer found there; an unreadable file or
+folder keeps its records. Each batch of files is written in one transaction together with
+its bookkeeping row, so an interrupted ingest leaves whole files only and the next run picks
+up the rest.
+
+Stores written before sources were absolute hold paths relative to the folder each ingest
+ran from. When an ingest walks a file that such a relative path names (relative to the
+current folder) and the file's content hash is the one recorded, the path is rewritten to
+the absolute one; other relative paths are left alone (``memory verify`` counts them).
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 
+from magray.errors import UsageError
 from magray.memory.chunking import Chunk, chunk
 from magray.memory.records import Layer, NewRecord, content_hash
 from magray.memory.service import Memory, validate
@@ -43,22 +58,68 @@ class IngestReport:
     chunks_kept: int = 0
     chunks_removed: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (uri, reason)
+    removed: list[str] = field(default_factory=list)  # stored paths of the forgotten files
+    restored: list[str] = field(default_factory=list)  # unchanged files whose chunks came back
 
 
 @dataclass
 class _Plan:
     file: SourceFile
+    key: str
     chunks: list[Chunk]
     existed: bool
 
 
-def _prefix(path: Path, root: Path) -> str | None:
-    """The uri prefix of an ingested folder (None when outside the root: absolute uris)."""
-    try:
-        rel = path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return path.resolve().as_posix() + "/"
-    return "" if rel == "." else rel + "/"
+def source_key(path: Path) -> str:
+    """The stored uri of a file: its absolute path with symbolic links resolved."""
+    return Path(os.path.realpath(path)).as_posix()
+
+
+def is_absolute_uri(uri: str) -> bool:
+    """Whether a stored source uri is an absolute path (older stores hold relative ones)."""
+    return PurePosixPath(uri).is_absolute() or PureWindowsPath(uri).is_absolute()
+
+
+def _folder_prefix(folder: Path) -> str:
+    key = source_key(folder)
+    return key if key.endswith("/") else key + "/"
+
+
+def chunks_of(file: SourceFile, key: str) -> list[Chunk]:
+    """The chunks ``ingest`` makes of ``file``, each recorded under ``key``."""
+    return chunk(
+        file.text,
+        kind=file.kind,
+        uri=key,
+        language=file.language,
+        target_chars=CHUNK_TARGET_CHARS,
+        max_chars=CHUNK_MAX_CHARS,
+        overlap_chars=CHUNK_OVERLAP_CHARS,
+    )
+
+
+def lost_chunks(
+    conn: sqlite3.Connection, file: SourceFile, key: str, *, layer: str, project: str, chunks: int
+) -> bool:
+    """Whether chunks recorded for ``file`` at its last ingest are missing from the store.
+
+    Cheap when nothing is lost (one count); otherwise the file is chunked again and each
+    chunk looked up by content, so chunks shared with another file do not count as lost.
+    """
+    (have,) = conn.execute(
+        "SELECT COUNT(*) FROM records WHERE source_uri = ? AND project = ? AND layer = ?",
+        (key, project, layer),
+    ).fetchone()
+    if int(have) >= chunks:
+        return False
+    for piece in chunks_of(file, key):
+        found = conn.execute(
+            "SELECT 1 FROM records WHERE layer = ? AND project = ? AND content_hash = ?",
+            (layer, project, content_hash(piece.text)),
+        ).fetchone()
+        if found is None:
+            return True
+    return False
 
 
 class Ingestor:
@@ -71,13 +132,64 @@ class Ingestor:
         self.project = project or ""
         self.root = root or Path.cwd()
         self.report = IngestReport()
+        self._legacy: dict[str, tuple[str, str]] | None = None
 
-    def known_hash(self, uri: str) -> str | None:
+    def known(self, key: str, current_hash: str) -> tuple[str, int] | None:
+        """(content hash, chunk count) recorded at the file's last ingest, if any."""
         row = self.store.conn.execute(
-            "SELECT content_hash FROM ingested_sources WHERE uri = ? AND project = ? AND layer = ?",
-            (uri, self.project, str(self.layer)),
+            "SELECT content_hash, chunks FROM ingested_sources"
+            " WHERE uri = ? AND project = ? AND layer = ?",
+            (key, self.project, str(self.layer)),
         ).fetchone()
-        return None if row is None else str(row[0])
+        if row is None:
+            row = self._adopt_legacy(key, current_hash)
+        return None if row is None else (str(row[0]), int(row[1]))
+
+    def _adopt_legacy(self, key: str, current_hash: str) -> tuple[str, int] | None:
+        """Rewrite a relative source path of an older store that names ``key``, if it does.
+
+        The relative path is resolved against ``root``; it is adopted only when the file's
+        content hash is the one recorded, so a same-named file of another folder never
+        takes over the records of the file that was ingested.
+        """
+        if self._legacy is None:
+            rows = self.store.conn.execute(
+                "SELECT uri, content_hash FROM ingested_sources WHERE project = ? AND layer = ?",
+                (self.project, str(self.layer)),
+            ).fetchall()
+            self._legacy = {
+                source_key(self.root / uri): (str(uri), str(h))
+                for uri, h in rows
+                if not is_absolute_uri(uri)
+            }
+        old = self._legacy.pop(key, None)
+        if old is None:
+            return None
+        rel, recorded = old
+        if current_hash != recorded:
+            return None
+        scope = (self.project, str(self.layer))
+        with self.store.write() as conn:
+            conn.execute(
+                "UPDATE records SET source_uri = ? WHERE source_uri = ? AND project = ?"
+                " AND layer = ?",
+                (key, rel, *scope),
+            )
+            conn.execute(
+                "UPDATE OR IGNORE ingested_sources SET uri = ? WHERE uri = ? AND project = ?"
+                " AND layer = ?",
+                (key, rel, *scope),
+            )
+            conn.execute(
+                "DELETE FROM ingested_sources WHERE uri = ? AND project = ? AND layer = ?",
+                (rel, *scope),
+            )
+            row = conn.execute(
+                "SELECT content_hash, chunks FROM ingested_sources"
+                " WHERE uri = ? AND project = ? AND layer = ?",
+                (key, *scope),
+            ).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))
 
     def write(self, plans: list[_Plan]) -> None:
         """Embed the new chunks of ``plans`` and store them with their bookkeeping rows."""
@@ -93,7 +205,7 @@ class Ingestor:
                 Store.set_meta(conn, "embedding_model", embedder.model_id)
                 Store.set_meta(conn, "embedding_dim", str(embedder.dim))
             for plan in plans:
-                uri = plan.file.uri
+                uri = plan.key
                 keep = {content_hash(c.text) for c in plan.chunks}
                 old = conn.execute(
                     "SELECT num, content_hash FROM records WHERE source_uri = ? AND project = ?"
@@ -162,20 +274,35 @@ class Ingestor:
                 else:
                     self.report.files_added += 1
 
-    def forget_missing(self, folders: Sequence[Path], seen: set[str]) -> None:
-        """Forget files that were ingested from ``folders`` before but are gone now."""
-        stale: list[str] = []
-        for folder in folders:
-            prefix = _prefix(folder, self.root)
-            rows = self.store.conn.execute(
-                "SELECT uri FROM ingested_sources WHERE project = ? AND layer = ?",
-                (self.project, str(self.layer)),
-            ).fetchall()
-            stale.extend(uri for (uri,) in rows if uri.startswith(prefix or "") and uri not in seen)
+    def forget_missing(
+        self,
+        folders: Iterable[Path],
+        named: Iterable[Path],
+        seen: set[str],
+        keep: Sequence[str],
+    ) -> None:
+        """Forget files ingested before from under ``folders`` (or ``named``) not ``seen`` now.
+
+        ``keep`` holds the stored paths of unreadable files and folders (a folder's path ends
+        with "/"): what was ingested from them stays.
+        """
+        prefixes = tuple(_folder_prefix(f) for f in folders)
+        named_keys = {source_key(p) for p in named}
+        rows = self.store.conn.execute(
+            "SELECT uri FROM ingested_sources WHERE project = ? AND layer = ?",
+            (self.project, str(self.layer)),
+        ).fetchall()
+        stale = [
+            str(uri)
+            for (uri,) in rows
+            if uri not in seen
+            and (uri in named_keys or uri.startswith(prefixes))
+            and not any(uri == k or (k.endswith("/") and uri.startswith(k)) for k in keep)
+        ]
         if not stale:
             return
         with self.store.write() as conn:
-            for uri in dict.fromkeys(stale):
+            for uri in stale:
                 cur = conn.execute(
                     "DELETE FROM records WHERE source_uri = ? AND project = ? AND layer = ?",
                     (uri, self.project, str(self.layer)),
@@ -186,6 +313,41 @@ class Ingestor:
                     (uri, self.project, str(self.layer)),
                 )
                 self.report.files_removed += 1
+                self.report.removed.append(uri)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _shown(uri: str) -> str:
+    """A path fit to print: bytes of a name that are not UTF-8 shown as escapes."""
+    return uri.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _plan(job: Ingestor, item: SourceFile, key: str) -> _Plan | None:
+    """What to write for one walked file, or None when the store already holds it."""
+    known = job.known(key, item.content_hash)
+    if known is not None and known[0] == item.content_hash:
+        if not lost_chunks(
+            job.store.conn,
+            item,
+            key,
+            layer=str(job.layer),
+            project=job.project,
+            chunks=known[1],
+        ):
+            job.report.files_unchanged += 1
+            return None
+        job.report.restored.append(key)
+    pieces = chunks_of(item, key)
+    for piece in pieces:
+        validate(NewRecord(text=piece.text))
+    return _Plan(file=item, key=key, chunks=pieces, existed=known is not None)
 
 
 def ingest(
@@ -197,44 +359,50 @@ def ingest(
     root: Path | None = None,
     progress: Progress | None = None,
 ) -> IngestReport:
-    """Ingest ``paths`` (files and folders) into ``layer`` of ``memory``."""
+    """Ingest ``paths`` (files and folders) into ``layer`` of ``memory``.
+
+    ``root`` only shapes the paths reported as skipped (relative to it when under it) and
+    resolves the relative source paths of older stores; default: the current folder.
+    """
     memory.check_model()
     job = Ingestor(memory, layer=layer, project=project, root=root)
     seen: set[str] = set()
+    keep: list[str] = []
     pending: list[_Plan] = []
     pending_chunks = 0
     done = 0
     for item in walk(paths, root=job.root):
         if isinstance(item, Skipped):
+            if item.reason is SkipReason.UNREADABLE:
+                key = source_key(item.path)
+                keep.extend((key, key.rstrip("/") + "/"))
             if item.reason is not SkipReason.IGNORED:
-                job.report.skipped.append((item.uri, str(item.reason)))
+                job.report.skipped.append((_shown(item.uri), str(item.reason)))
             continue
-        seen.add(item.uri)
-        known = job.known_hash(item.uri)
+        key = source_key(item.path)
+        seen.add(key)
         done += 1
-        if known == item.content_hash:
-            job.report.files_unchanged += 1
+        if not _utf8(key):
+            job.report.skipped.append((_shown(item.uri), "name is not valid UTF-8"))
             continue
-        pieces = chunk(
-            item.text,
-            kind=item.kind,
-            uri=item.uri,
-            language=item.language,
-            target_chars=CHUNK_TARGET_CHARS,
-            max_chars=CHUNK_MAX_CHARS,
-            overlap_chars=CHUNK_OVERLAP_CHARS,
-        )
-        for piece in pieces:
-            validate(NewRecord(text=piece.text))
-        pending.append(_Plan(file=item, chunks=pieces, existed=known is not None))
-        pending_chunks += len(pieces)
+        try:
+            plan = _plan(job, item, key)
+        except UsageError as exc:
+            job.report.skipped.append((_shown(item.uri), exc.message.rstrip(".")))
+            keep.append(key)
+            continue
+        if plan is None:
+            continue
+        pending.append(plan)
+        pending_chunks += len(plan.chunks)
         if pending_chunks >= EMBED_BATCH:
             job.write(pending)
             pending, pending_chunks = [], 0
             if progress:
                 progress(done, None)
     job.write(pending)
-    job.forget_missing([p for p in paths if p.is_dir()], seen)
+    folders = [p for p in paths if p.is_dir()]
+    job.forget_missing(folders, [p for p in paths if not p.is_dir()], seen, keep)
     if progress:
         progress(done, done)
     return job.report

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,5 +151,45 @@ def verify(memory: Memory) -> VerifyReport:
                     f"the {layer} vector index misses {missing} and has {extra} extra vector(s);"
                     " run `magray memory reindex`."
                 )
+    _check_sources(conn, report)
     report.checked["meta"] = json.dumps({"model": model, "dim": dim})
     return report
+
+
+def _check_sources(conn: sqlite3.Connection, report: VerifyReport) -> None:
+    """Ingested files whose chunks are gone from the store while the files are unchanged.
+
+    Relative paths (stores from before sources were absolute) are looked up from the
+    current folder and counted in ``checked["relative_sources"]``.
+    """
+    from magray.memory.ingest import is_absolute_uri, lost_chunks
+    from magray.memory.sources import SourceFile, read_source
+
+    lost: list[tuple[str, str, str]] = []
+    relative = 0
+    rows = conn.execute(
+        "SELECT uri, project, layer, content_hash, chunks FROM ingested_sources ORDER BY uri"
+    ).fetchall()
+    for uri, project, layer, chash, chunks in rows:
+        if not is_absolute_uri(uri):
+            relative += 1
+        path = Path(uri)
+        if not path.is_file():
+            continue
+        file = read_source(path, uri=uri)
+        if not isinstance(file, SourceFile) or file.content_hash != chash:
+            continue  # changed since: the next ingest of its folder updates it anyway
+        if lost_chunks(conn, file, uri, layer=layer, project=project, chunks=int(chunks)):
+            lost.append((str(path.resolve()), str(layer), str(project)))
+    report.checked["sources"] = len(rows)
+    report.checked["relative_sources"] = relative
+    if lost:
+        where, layer, project = lost[0]
+        command = f"magray ingest {shlex.quote(where)} --layer {layer}"
+        if project:
+            command += f" --project {shlex.quote(project)}"
+        more = f" and {len(lost) - 1} more" if len(lost) > 1 else ""
+        report.problem(
+            f"{len(lost)} ingested file(s) lost their memories while the files still exist"
+            f" ({where}{more}); ingest them again to restore them, e.g. `{command}`."
+        )

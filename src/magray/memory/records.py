@@ -7,6 +7,11 @@ import unicodedata
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+MAX_INT = 2**63 - 1  # the largest integer SQLite stores
+MIN_TIME = -62_135_596_800.0  # 0001-01-01T00:00:00Z: timestamps outside the years 1‥9999
+MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z  cannot be shown as dates
+MAX_TEXT_CHARS = 1_000_000  # the longest text one memory holds (embedders read far less)
+
 
 class Layer(StrEnum):
     """The three memory layers, from short-lived to permanent."""
@@ -21,6 +26,12 @@ class Layer(StrEnum):
         order = list(Layer)
         i = order.index(self)
         return order[i + 1] if i + 1 < len(order) else None
+
+
+# Kinds of records MAGRAY writes itself: asked questions with their answers, and agent runs.
+# Searches leave them out unless asked to include them, so they never outrank what the
+# user stored.
+GENERATED_KINDS = ("exchange", "agent_run")
 
 
 class SearchMode(StrEnum):
@@ -96,6 +107,18 @@ class Filters:
     created_after: float | None = None
     created_before: float | None = None
     exclude_kinds: tuple[str, ...] = ()
+
+    @property
+    def selective(self) -> bool:
+        """Whether the filters may leave only a small part of a layer (exclusions do not)."""
+        return bool(
+            self.tags
+            or self.kind
+            or self.project
+            or self.session
+            or self.created_after is not None
+            or self.created_before is not None
+        )
 
     @property
     def active(self) -> bool:

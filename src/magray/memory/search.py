@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from magray.memory.records import Explanation, Filters, Layer
-from magray.memory.store import Store, filter_sql
+from magray.memory.store import Store, filter_sql, stored_float
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # Query-side stopwords only: documents keep every word, BM25's IDF does the rest.
@@ -78,6 +78,9 @@ _STOPWORDS = frozenset(
     ]
 )
 MAX_QUERY_TERMS = 64
+# Candidates per list that score normalisation spans; recall fetches at least this many
+# (per layer for vectors) so that ranks never depend on the k asked for.
+NORM_DEPTH = 100
 
 
 def keyword_query(text: str) -> str | None:
@@ -94,17 +97,38 @@ def keyword_search(
     store: Store, text: str, filters: Filters, limit: int
 ) -> list[tuple[int, float]]:
     """(label, BM25 score — higher is better) of the best keyword matches."""
+    return [(num, score) for num, score, _, _ in keyword_hits(store, text, filters, limit)]
+
+
+def keyword_hits(
+    store: Store, text: str, filters: Filters, limit: int
+) -> list[tuple[int, float, Layer, float]]:
+    """(label, BM25 score, layer, created_at) of the best keyword matches, best first.
+
+    Without filters, FTS5 ranks on its own and only the top ``limit`` rows are joined with
+    their records; with filters, every match is joined so the filter can apply.
+    """
     match = keyword_query(text)
     if match is None:
         return []
-    cond, params = filter_sql(filters)
-    rows = store.conn.execute(
-        "SELECT r.num, -bm25(records_fts) AS score FROM records_fts"
-        " JOIN records r ON r.num = records_fts.rowid"
-        f" WHERE records_fts MATCH ? AND {cond} ORDER BY score DESC LIMIT ?",
-        [match, *params, limit],
-    ).fetchall()
-    return [(int(num), float(score)) for num, score in rows]
+    if filters == Filters():
+        sql = (
+            "SELECT f.rowid, f.score, r.layer, r.created_at FROM (SELECT rowid,"
+            " -bm25(records_fts) AS score FROM records_fts WHERE records_fts MATCH ?"
+            " ORDER BY score DESC LIMIT ?) f JOIN records r ON r.num = f.rowid"
+            " ORDER BY f.score DESC"
+        )
+        params: list[object] = [match, limit]
+    else:
+        cond, fparams = filter_sql(filters)
+        sql = (
+            "SELECT r.num, -bm25(records_fts) AS score, r.layer, r.created_at FROM records_fts"
+            " JOIN records r ON r.num = records_fts.rowid"
+            f" WHERE records_fts MATCH ? AND {cond} ORDER BY score DESC LIMIT ?"
+        )
+        params = [match, *fparams, limit]
+    rows = store.conn.execute(sql, params).fetchall()
+    return [(int(n), float(score), Layer(layer), stored_float(at)) for n, score, layer, at in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,13 +237,19 @@ def fuse(
 def _minmax(
     pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]
 ) -> dict[int, float]:
-    """Scores of the labels present in ``candidates`` mapped to [0, 1] (best = 1)."""
+    """Scores of the labels present in ``candidates`` mapped to [0, 1] (best = 1).
+
+    The low anchor is the score at rank ``NORM_DEPTH`` (or the last rank of a shorter list)
+    and lower scores clip to 0, so a label's normalised score — and with it the ranking —
+    does not depend on how many candidates beyond that rank were fetched.
+    """
     kept = dict(_dedup(pairs, candidates))
     if not kept:
         return {}
-    lo, hi = min(kept.values()), max(kept.values())
+    ordered = sorted(kept.values(), reverse=True)
+    hi, lo = ordered[0], ordered[min(NORM_DEPTH, len(ordered)) - 1]
     span = hi - lo
-    return {num: (score - lo) / span if span > 0 else 1.0 for num, score in kept.items()}
+    return {num: max(0.0, (score - lo) / span) if span > 0 else 1.0 for num, score in kept.items()}
 
 
 def fuse_convex(

@@ -20,8 +20,26 @@ from magray.config import Settings
 from magray.embed.base import Embedder, Reranker
 from magray.errors import DimensionMismatchError, ModelError, UsageError
 from magray.memory.index_sync import IndexSet, Warn
-from magray.memory.records import Filters, Hit, Layer, NewRecord, Query, Record, SearchMode
-from magray.memory.search import Candidate, FusionParams, fuse, fuse_convex, keyword_search
+from magray.memory.records import (
+    MAX_INT,
+    MAX_TEXT_CHARS,
+    Explanation,
+    Filters,
+    Hit,
+    Layer,
+    NewRecord,
+    Query,
+    Record,
+    SearchMode,
+)
+from magray.memory.search import (
+    NORM_DEPTH,
+    Candidate,
+    FusionParams,
+    fuse,
+    fuse_convex,
+    keyword_hits,
+)
 from magray.memory.store import Store
 
 log = logging.getLogger("magray")
@@ -29,6 +47,13 @@ log = logging.getLogger("magray")
 Progress = Callable[[int, int | None], None]
 WRITE_BATCH = 256
 RERANK_DEPTH = 50
+MAX_K = 10_000  # the most hits one recall returns
+
+
+def _plain_order(params: FusionParams, layers: Sequence[Layer]) -> bool:
+    """Whether fused vector scores keep the cosine order (equal weights, no recency)."""
+    weights = {params.layer_weights.get(layer, 1.0) for layer in layers}
+    return len(weights) == 1 and params.recency_half_life_days <= 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +67,11 @@ def validate(item: NewRecord) -> None:
     """Reject input a user should fix, with one sentence saying how."""
     if not item.text.strip():
         raise UsageError("the text to remember is empty; give some text or pipe it with '-'.")
+    if len(item.text) > MAX_TEXT_CHARS:
+        raise UsageError(
+            f"the text has {len(item.text):,} characters, more than one memory holds"
+            f" ({MAX_TEXT_CHARS:,}); split it, or save it as a file and `magray ingest` it."
+        )
     if "\x00" in item.text:
         raise UsageError("the text contains NUL bytes; remember text, not binary data.")
     if not 0.0 <= item.importance <= 1.0:
@@ -127,6 +157,7 @@ class Memory:
                 dim=self.embedder.dim,
                 dtype=self.settings.get_str("memory.vector_dtype"),
                 warn=self.warn,
+                ef=self.settings.get_int("memory.search_ef"),
             )
         return self._indexes
 
@@ -181,10 +212,10 @@ class Memory:
         self, filters: Filters | None = None, *, limit: int = 20, offset: int = 0
     ) -> list[Record]:
         """Records matching ``filters``, newest first."""
-        if limit < 1:
-            raise UsageError(f"limit must be at least 1 (got {limit}).")
-        if offset < 0:
-            raise UsageError(f"offset must not be negative (got {offset}).")
+        if not 1 <= limit <= MAX_INT:
+            raise UsageError(f"limit must be between 1 and 2**63 - 1 (got {limit}).")
+        if not 0 <= offset <= MAX_INT:
+            raise UsageError(f"offset must be between 0 and 2**63 - 1 (got {offset}).")
         rows = self.store.list_records(filters or Filters(), limit=limit, offset=offset)
         return [s.record for s in rows]
 
@@ -202,42 +233,96 @@ class Memory:
     def embed_query(self, text: str) -> npt.NDArray[np.float32]:
         return np.asarray(self.embedder.embed_queries([text])[0], dtype=np.float32)
 
+    def vector_candidates(
+        self,
+        qvec: npt.NDArray[np.float32],
+        k: int,
+        filters: Filters,
+        layers: tuple[Layer, ...],
+    ) -> list[tuple[int, float]]:
+        """(label, cosine) of the best vector matches over ``layers``, best first."""
+        out: list[tuple[int, float]] = []
+        for layer in layers:
+            out.extend(self.indexes.search(layer, qvec, k, filters))
+        out.sort(key=lambda kv: -kv[1])
+        return out
+
     def recall(self, query: Query, *, record_access: bool = True) -> list[Hit]:
-        """Hybrid (or vector / keyword) search with filters; bumps access stats of the hits."""
+        """Hybrid (or vector / keyword) search with filters; bumps access stats of the hits.
+
+        Fusion works on labels, scores, layers and times only; full records are read for
+        the hits that are returned. Every list fetches at least ``NORM_DEPTH`` candidates
+        (per layer for vectors), so a hit's rank does not depend on ``k``.
+        """
         if not query.text.strip():
             raise UsageError("the search query is empty; give some words to search for.")
         if query.k < 1:
             raise UsageError(f"-k must be at least 1 (got {query.k}).")
+        if query.k > MAX_K:
+            raise UsageError(f"-k must be at most {MAX_K:,} (got {query.k}).")
         filters = query.filters
-        depth = max(query.k, RERANK_DEPTH if query.rerank else 0)
-        pool = max(100, 2 * depth)
-        vector: list[tuple[int, float]] = []
-        keyword: list[tuple[int, float]] = []
-        if query.mode in (SearchMode.HYBRID, SearchMode.VECTOR):
-            qvec = self.embed_query(query.text)
-            for layer in filters.layers or tuple(Layer):
-                vector.extend(self.indexes.search(layer, qvec, pool, filters))
-            vector.sort(key=lambda kv: -kv[1])
-        if query.mode in (SearchMode.HYBRID, SearchMode.KEYWORD):
-            keyword = keyword_search(self.store, query.text, filters, pool)
-        rows = self.store.fetch([n for n, _ in vector] + [n for n, _ in keyword], filters)
-        cands = {n: Candidate(n, r.record.layer, r.record.created_at) for n, r in rows.items()}
         params = self.fusion_params()
         if query.mode is SearchMode.VECTOR:
             params = dataclasses.replace(params, vector_weight=1.0, keyword_weight=0.0)
         elif query.mode is SearchMode.KEYWORD:
             params = dataclasses.replace(params, vector_weight=0.0, keyword_weight=1.0)
+        depth = max(query.k, RERANK_DEPTH if query.rerank else 0)
+        pool = max(NORM_DEPTH, 2 * depth)
+        layers = filters.layers or tuple(Layer)
+        now = time.time()
+        cands: dict[int, Candidate] = {}
+        vector: list[tuple[int, float]] = []
+        keyword: list[tuple[int, float]] = []
+        if query.mode in (SearchMode.HYBRID, SearchMode.VECTOR):
+            qvec = self.embed_query(query.text)
+            # Vector mode under a plain cosine order (equal layer weights, no recency) is
+            # exact with k per layer; anything else needs the normalisation pool.
+            plain = query.mode is SearchMode.VECTOR and _plain_order(params, layers)
+            per_layer = depth if plain else pool
+            for layer in layers:
+                for num, sim in self.indexes.search(layer, qvec, per_layer, filters):
+                    vector.append((num, sim))
+                    cands[num] = Candidate(num, layer, 0.0)
+            vector.sort(key=lambda kv: -kv[1])
+        if query.mode in (SearchMode.HYBRID, SearchMode.KEYWORD):
+            for num, score, layer, created in keyword_hits(self.store, query.text, filters, pool):
+                keyword.append((num, score))
+                cands[num] = Candidate(num, layer, created)
+        if filters.active or params.recency_half_life_days > 0:
+            # Vector labels are candidates only: check them against the filters and learn
+            # their creation times from the store.
+            cands = self.store.candidates(cands, filters)
         fuse_fn = fuse_convex if params.method == "convex" else fuse
-        fused = fuse_fn(vector, keyword, cands, params, time.time())[:depth]
-        hits = [
-            Hit(rows[n].record, score, expl if query.explain else None) for n, score, expl in fused
-        ]
+        fused = fuse_fn(vector, keyword, cands, params, now)
+        labelled = self._hydrate(fused, depth, filters, explain=query.explain)
+        hits = [hit for _, hit in labelled]
         if query.rerank:
             hits = self._rerank(query, hits)
         hits = hits[: query.k]
         if record_access:
-            num_by_id = {row.record.id: num for num, row in rows.items()}
-            self.store.record_access([num_by_id[h.record.id] for h in hits], time.time())
+            num_of = {hit.record.id: num for num, hit in labelled}
+            self.store.record_access([num_of[h.record.id] for h in hits], time.time())
+        return hits
+
+    def _hydrate(
+        self,
+        fused: list[tuple[int, float, Explanation]],
+        depth: int,
+        filters: Filters,
+        *,
+        explain: bool,
+    ) -> list[tuple[int, Hit]]:
+        """(label, hit) of the best ``depth`` fused labels that still exist and match."""
+        hits: list[tuple[int, Hit]] = []
+        start = 0
+        while len(hits) < depth and start < len(fused):
+            chunk = fused[start : start + depth - len(hits)]
+            start += len(chunk)
+            rows = self.store.fetch([num for num, _, _ in chunk], filters)
+            for num, score, expl in chunk:
+                row = rows.get(num)
+                if row is not None:  # deleted or moved away since the index was read
+                    hits.append((num, Hit(row.record, score, expl if explain else None)))
         return hits
 
     @property

@@ -11,6 +11,8 @@ Rules:
   ``.gitignore`` on the way applies to its own subtree with git's semantics
   (deeper files win, ``!negation`` re-includes, an ignored folder is not entered);
   ``.gitignore`` files between ``root`` and an explicitly named folder apply too.
+  A pattern git would not accept (such as a lone backslash) is left out with a warning naming
+  the file and line; the rest of that ``.gitignore`` still applies.
   Version-control, dependency, cache and build folders (``ALWAYS_SKIPPED``) and
   hidden entries (dotfiles such as ``.env``, which often hold secrets) are left
   out unless ``include_hidden`` is set. Each left-out entry is reported once, as
@@ -20,8 +22,8 @@ Rules:
   "symlink outside roots". Each real folder is entered once and each real file
   read once, so link loops end and duplicates vanish silently.
 - Decoding: UTF-8 (a BOM is stripped), or UTF-16 when the file starts with a
-  UTF-16 BOM. A file with a NUL byte in its first 8 KiB or a known binary
-  extension is "binary". A file where at most 1% of the bytes are not valid
+  UTF-16 BOM. A file with a NUL byte anywhere (a NUL character, for UTF-16) or a
+  known binary extension is "binary". A file where at most 1% of the bytes are not valid
   UTF-8 is kept with those bytes replaced by U+FFFD (a stray Latin-1 byte in a
   licence header should not lose the file); above that it is "not utf-8 decodable".
 """
@@ -29,6 +31,7 @@ Rules:
 from __future__ import annotations
 
 import codecs
+import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -116,7 +119,8 @@ CODE_FILENAMES = {
     "Gemfile": "ruby",
 }
 
-_SNIFF_BYTES = 8192
+log = logging.getLogger("magray")
+
 _MAX_BAD_FRACTION = 0.01
 _ESCAPED = re.compile("[\udc80-\udcff]")
 
@@ -140,6 +144,7 @@ class SourceFile:
         path: absolute path with symlinks resolved.
         uri: posix path relative to the walk root when under it, else absolute
             (symlinks resolved first when the target lies under the root).
+            For display: ``ingest`` stores a file under ``path``, never under ``uri``.
         text: the decoded text (BOM removed, line endings untouched).
         content_hash: ``records.content_hash(text)``.
         kind: "markdown", "code" or "text" (what ``chunking.chunk`` takes).
@@ -181,10 +186,11 @@ def decode(data: bytes) -> str | None:
     """Decode file bytes as described in the module docstring; None if not text."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         try:
-            return data.decode("utf-16")
+            text = data.decode("utf-16")
         except UnicodeDecodeError:
             return None
-    if b"\0" in data[:_SNIFF_BYTES]:
+        return None if "\0" in text else text
+    if b"\0" in data:
         return None
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8) :]
@@ -195,6 +201,35 @@ def decode(data: bytes) -> str | None:
     text = data.decode("utf-8", errors="surrogateescape")
     text, bad = _ESCAPED.subn("\ufffd", text)
     return text if bad <= len(data) * _MAX_BAD_FRACTION else None
+
+
+def _binary(data: bytes) -> bool:
+    """Whether undecodable ``data`` is binary (holds NUL) rather than text in another encoding."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return "\0" in data.decode("utf-16")
+        except UnicodeDecodeError:
+            return False
+    return b"\0" in data
+
+
+def _gitignore_spec(gitignore: Path, lines: list[str]) -> GitIgnoreSpec:
+    """The patterns of one ``.gitignore``; an invalid one is left out with a warning."""
+    try:
+        return GitIgnoreSpec.from_lines(lines)
+    except ValueError:
+        pass
+    good: list[str] = []
+    for number, line in enumerate(lines, 1):
+        try:
+            GitIgnoreSpec.from_lines([line])
+        except ValueError:
+            log.warning(
+                "%s line %d: %r is not a valid pattern; it is left out.", gitignore, number, line
+            )
+            continue
+        good.append(line)
+    return GitIgnoreSpec.from_lines(good)
 
 
 def read_source(path: Path, *, uri: str, max_bytes: int = 2_000_000) -> SourceFile | Skipped:
@@ -215,9 +250,7 @@ def read_source(path: Path, *, uri: str, max_bytes: int = 2_000_000) -> SourceFi
         return Skipped(path, uri, SkipReason.TOO_LARGE)
     text = decode(data)
     if text is None:
-        sniff = data[:_SNIFF_BYTES]
-        binary = b"\0" in sniff and not sniff.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
-        return Skipped(path, uri, SkipReason.BINARY if binary else SkipReason.NOT_UTF8)
+        return Skipped(path, uri, SkipReason.BINARY if _binary(data) else SkipReason.NOT_UTF8)
     kind, language = classify(path)
     if kind == "text" and real.name != path.name:
         kind, language = classify(real)
@@ -236,7 +269,7 @@ class _Rules:
             lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
             return self
-        return _Rules((*self.specs, (folder, GitIgnoreSpec.from_lines(lines))))
+        return _Rules((*self.specs, (folder, _gitignore_spec(gitignore, lines))))
 
     def ignores(self, path: Path, is_dir: bool) -> bool:
         ignored = False

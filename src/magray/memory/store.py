@@ -8,17 +8,21 @@ committed record survive kill -9 and power loss.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magray.errors import NotFoundError, SchemaError, StoreError, StoreLockedError, UsageError
 from magray.memory.migrations import SCHEMA_VERSION, current_version, migrate
 from magray.memory.records import Filters, Layer, NewRecord, Record, Source, content_hash
+
+if TYPE_CHECKING:
+    from magray.memory.search import Candidate
 
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 MIN_ID_PREFIX = 4
@@ -59,7 +63,34 @@ class InsertResult:
     created: bool
 
 
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def stored_float(value: Any, default: float = 0.0) -> float:
+    """A stored number as a finite float; anything else (text, infinity) as ``default``."""
+    return float(value) if _finite(value) else default
+
+
+def _optstored_float(value: Any) -> float | None:
+    return float(value) if _finite(value) else None
+
+
+def _opt_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    try:
+        tags = json.loads(value)
+    except (TypeError, ValueError, RecursionError):
+        return ()
+    return tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
+
+
 def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
+    """A stored row as a ``Record``; a value no MAGRAY writes (text in a number column, a
+    timestamp of infinity: hand edits, other tools) reads as a harmless default."""
     (
         num,
         id_,
@@ -85,24 +116,28 @@ def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
         chash,
         model,
     ) = tuple(row)
-    source = Source(uri, start, end, line_start, line_end) if uri is not None else None
+    source = None
+    if uri is not None:
+        offsets = (_opt_int(start), _opt_int(end), _opt_int(line_start), _opt_int(line_end))
+        source = Source(str(uri), *offsets)
+    created = stored_float(created_at, 0.0)
     record = Record(
         id=id_,
-        text=text,
+        text=text if isinstance(text, str) else str(text),
         layer=Layer(layer),
-        kind=kind,
-        tags=tuple(json.loads(tags)),
+        kind=str(kind),
+        tags=_tags(tags),
         project=project or None,
         session=session,
         source=source,
-        created_at=created_at,
-        updated_at=updated_at,
-        layer_since=layer_since,
-        last_access_at=last_access_at,
-        access_count=access_count,
-        importance=importance,
+        created_at=created,
+        updated_at=stored_float(updated_at, created),
+        layer_since=stored_float(layer_since, created),
+        last_access_at=_optstored_float(last_access_at),
+        access_count=access_count if isinstance(access_count, int) and access_count >= 0 else 0,
+        importance=stored_float(importance, 0.5),
         pinned=bool(pinned),
-        promotion_score=promotion_score,
+        promotion_score=_optstored_float(promotion_score),
         content_hash=chash,
         embedding_model=model,
     )
@@ -178,6 +213,7 @@ class Store:
         self.lock_timeout = lock_timeout
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(path) + ".lock")
+        self._stats_conn: sqlite3.Connection | None = None  # access stats (see record_access)
         try:
             self.conn = _connect(path)
             have = current_version(self.conn)
@@ -194,6 +230,9 @@ class Store:
                 migrate(self.conn)
 
     def close(self) -> None:
+        if self._stats_conn is not None:
+            self._stats_conn.close()
+            self._stats_conn = None
         self.conn.close()
 
     # -- locking and transactions -------------------------------------------------------
@@ -331,27 +370,32 @@ class Store:
         """Bump access stats of recalled records in one short transaction (best effort).
 
         Stats never block or fail a search: if another process holds the store, they are
-        skipped.
+        skipped. They go through a second connection that commits without an fsync
+        (``synchronous = NORMAL``): a power cut may lose the last few, never a record.
         """
         if not nums:
             return
+        if self._stats_conn is None:
+            self._stats_conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0.2
+            )
+            self._stats_conn.execute("PRAGMA synchronous = NORMAL")
+            self._stats_conn.execute("PRAGMA busy_timeout = 200")
+        conn = self._stats_conn
         try:
-            self.conn.execute("PRAGMA busy_timeout = 200")
-            self.conn.execute("BEGIN IMMEDIATE")
-            self.conn.executemany(
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
                 "UPDATE records SET access_count = access_count + 1, last_access_at = ?"
                 " WHERE num = ?",
                 [(now, n) for n in nums],
             )
-            self.conn.executemany(
+            conn.executemany(
                 "INSERT INTO access_log (num, at) VALUES (?, ?)", [(n, now) for n in nums]
             )
-            self.conn.execute("COMMIT")
+            conn.execute("COMMIT")
         except sqlite3.Error:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-        finally:
-            self.conn.execute("PRAGMA busy_timeout = 30000")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
 
     # -- reads ---------------------------------------------------------------------------
     def resolve(self, id_or_prefix: str) -> StoredRow:
@@ -390,6 +434,24 @@ class Store:
             for row in rows:
                 stored = row_to_record(row)
                 found[stored.num] = stored
+        return found
+
+    def candidates(self, cands: Mapping[int, Candidate], filters: Filters) -> dict[int, Candidate]:
+        """``cands`` restricted to labels that exist and match ``filters``, with their
+        current layer and creation time (a narrow read: no text, no vector)."""
+        from magray.memory.search import Candidate
+
+        wanted = list(cands)
+        cond, params = filter_sql(filters)
+        found: dict[int, Candidate] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            for num, layer, created in self.conn.execute(
+                f"SELECT r.num, r.layer, r.created_at FROM records r WHERE r.num IN"
+                f" ({','.join('?' * len(chunk))}) AND {cond}",
+                [*chunk, *params],
+            ):
+                found[int(num)] = Candidate(int(num), Layer(layer), stored_float(created))
         return found
 
     def list_records(self, filters: Filters, *, limit: int, offset: int = 0) -> list[StoredRow]:

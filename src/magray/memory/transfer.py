@@ -5,7 +5,8 @@ each following line is one record with every field of ``Record`` (timestamps as 
 seconds, so an export imported elsewhere round-trips exactly) and, with vectors,
 ``"vector"`` (base64 of little-endian float32) plus ``"dim"``.
 
-Import validates every line before it writes anything. Valid lines are spooled to a
+Import validates every line before it writes anything; a line longer than
+``MAX_LINE_CHARS`` is a bad line without being parsed. Valid lines are spooled to a
 temporary file, vectors of other models (or missing ones) are embedded outside the writer
 lock, then the whole file is inserted in ONE transaction: an import is all or nothing.
 Records keep their ids, timestamps and access statistics. A record whose id already exists,
@@ -27,13 +28,14 @@ import numpy as np
 
 from magray.errors import BackupError
 from magray.memory.migrations import SCHEMA_VERSION
-from magray.memory.records import Filters
+from magray.memory.records import MAX_TEXT_CHARS, Filters
 from magray.memory.service import Memory, Progress
 from magray.memory.store import Store, StoredRow
 from magray.memory.transfer_line import InvalidLine, normalise, record_line
 
 EXPORT_FORMAT = 1
 BATCH = 256
+MAX_LINE_CHARS = 8 * MAX_TEXT_CHARS  # room for the longest text, JSON escapes and a vector
 _MAX_LISTED = 5
 
 
@@ -108,19 +110,40 @@ class ImportReport:
         }
 
 
+def _lines(src: TextIO) -> Iterator[tuple[int, str | None]]:
+    """(number, text) of each line of ``src``; None for a line over ``MAX_LINE_CHARS``."""
+    lineno = 0
+    while line := src.readline(MAX_LINE_CHARS + 1):
+        lineno += 1
+        if len(line) <= MAX_LINE_CHARS or line.endswith("\n"):
+            yield lineno, line
+            continue
+        while (rest := src.readline(1 << 20)) and not rest.endswith("\n"):
+            pass  # skip the rest of the long line without keeping it
+        yield lineno, None
+
+
+def _parse(raw: str | None) -> Any:
+    if raw is None:
+        raise InvalidLine(f"the line is longer than {MAX_LINE_CHARS:,} characters")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise InvalidLine(f"invalid JSON ({exc.args[0] if exc.args else exc})") from None
+    except RecursionError:
+        raise InvalidLine("invalid JSON (nested too deeply)") from None
+
+
 def _validate(src: TextIO, spool: IO[str], model_id: str, dim: int, report: ImportReport) -> int:
     """Check every line of ``src``; valid records go to ``spool``. Returns how many."""
     now = time.time()
     valid = 0
     first = True
-    for lineno, raw in enumerate(src, 1):
-        if not raw.strip():
+    for lineno, raw in _lines(src):
+        if raw is not None and not raw.strip():
             continue
         try:
-            try:
-                obj = json.loads(raw)
-            except ValueError as exc:
-                raise InvalidLine(f"invalid JSON ({exc.args[0] if exc.args else exc})") from None
+            obj = _parse(raw)
             if first and isinstance(obj, dict) and "magray_export" in obj:
                 first = False
                 version = obj["magray_export"]

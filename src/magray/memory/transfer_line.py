@@ -2,7 +2,10 @@
 
 Timestamps are unix seconds (floats) so a record round-trips exactly; a vector is base64 of
 little-endian float32 with its ``dim``. ``normalise`` accepts a full exported record or a
-hand-written one with just ``text`` and ``layer`` (the rest gets defaults).
+hand-written one with just ``text`` and ``layer`` (the rest gets defaults), and checks every
+field against what the store and its readers can hold: timestamps between the years 1 and
+9999 (``MIN_TIME``‥``MAX_TIME``), counts and source offsets as non-negative integers that
+fit SQLite's 64 bits, texts of at most ``MAX_TEXT_CHARS`` characters.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from magray.memory.records import Layer, content_hash
+from magray.memory.records import MAX_INT, MAX_TEXT_CHARS, MAX_TIME, MIN_TIME, Layer, content_hash
 from magray.memory.store import StoredRow, new_id
 
 
@@ -66,9 +69,36 @@ def _num(obj: dict[str, Any], key: str, *, default: float | None, nullable: bool
     value = obj[key]
     if value is None and nullable:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidLine(f"{key} must be a number (got {value!r})")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidLine(f"{key} must be a number (got {_short(value)})")
+    if (isinstance(value, int) and abs(value) > MAX_INT) or not math.isfinite(value):
+        raise InvalidLine(f"{key} must be a finite number (got {_short(value)})")
     return float(value)
+
+
+def _time(obj: dict[str, Any], key: str, *, default: float | None, nullable: bool) -> float | None:
+    value = _num(obj, key, default=default, nullable=nullable)
+    if value is not None and not MIN_TIME <= value <= MAX_TIME:
+        raise InvalidLine(
+            f"{key} must be unix seconds between the years 1 and 9999 (got {_short(value)})"
+        )
+    return value
+
+
+def _count(obj: dict[str, Any], key: str, *, default: int | None) -> int | None:
+    """A non-negative integer that fits SQLite's 64 bits (or null when ``default`` is None)."""
+    value = obj.get(key, default)
+    if value is None and default is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+        kind = "a non-negative integer" + (" or null" if default is None else "")
+        raise InvalidLine(f"{key} must be {kind} below 2**63 (got {_short(value)})")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _opt_str(obj: dict[str, Any], key: str) -> str | None:
@@ -78,11 +108,18 @@ def _opt_str(obj: dict[str, Any], key: str) -> str | None:
     return value
 
 
-def _opt_int(obj: dict[str, Any], key: str) -> int | None:
-    value = obj.get(key)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise InvalidLine(f"{key} must be an integer or null (got {value!r})")
-    return value
+def _source(source: Any) -> dict[str, Any] | None:
+    if source is None:
+        return None
+    if not isinstance(source, dict) or not isinstance(source.get("uri"), str):
+        raise InvalidLine("source must be null or an object with a string uri")
+    out: dict[str, Any] = {"uri": source["uri"]}
+    for key in ("start", "end", "line_start", "line_end"):
+        out[key] = _count(source, key, default=None)
+    for first, last in (("start", "end"), ("line_start", "line_end")):
+        if out[first] is not None and out[last] is not None and out[last] < out[first]:
+            raise InvalidLine(f"source {last} must not be before {first}")
+    return out
 
 
 def normalise(obj: Any, model_id: str, dim: int, now: float) -> dict[str, Any]:
@@ -92,12 +129,18 @@ def normalise(obj: Any, model_id: str, dim: int, now: float) -> dict[str, Any]:
     text = obj.get("text")
     if not isinstance(text, str) or not text.strip():
         raise InvalidLine("text is missing or empty")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InvalidLine(f"text has {len(text):,} characters, more than {MAX_TEXT_CHARS:,}")
     if "\x00" in text:
         raise InvalidLine("text contains NUL bytes")
+    if obj.get("layer") is None:
+        raise InvalidLine("missing field layer (one of interact, insights, assets)")
     try:
         layer = Layer(str(obj.get("layer")))
     except ValueError:
-        raise InvalidLine(f"unknown layer {obj.get('layer')!r}") from None
+        raise InvalidLine(
+            f"unknown layer {obj.get('layer')!r}; use one of interact, insights, assets"
+        ) from None
     id_ = obj.get("id") or new_id(now)
     if not isinstance(id_, str) or not id_.strip():
         raise InvalidLine("id must be a non-empty string")
@@ -116,19 +159,12 @@ def normalise(obj: Any, model_id: str, dim: int, now: float) -> dict[str, Any]:
     pinned = obj.get("pinned", False)
     if not isinstance(pinned, bool):
         raise InvalidLine("pinned must be true or false")
-    access_count = obj.get("access_count", 0)
-    if isinstance(access_count, bool) or not isinstance(access_count, int) or access_count < 0:
-        raise InvalidLine("access_count must be a non-negative integer")
-    source = obj.get("source")
-    if source is not None:
-        if not isinstance(source, dict) or not isinstance(source.get("uri"), str):
-            raise InvalidLine("source must be null or an object with a string uri")
-        for key in ("start", "end", "line_start", "line_end"):
-            _opt_int(source, key)
+    access_count = _count(obj, "access_count", default=0)
+    source = _source(obj.get("source"))
     chash = content_hash(text)
     if obj.get("content_hash", chash) != chash:
         raise InvalidLine("content_hash does not match the text")
-    created = _num(obj, "created_at", default=now, nullable=False)
+    created = _time(obj, "created_at", default=now, nullable=False)
     rec: dict[str, Any] = {
         "id": id_.strip().lower(),
         "text": text,
@@ -139,9 +175,9 @@ def normalise(obj: Any, model_id: str, dim: int, now: float) -> dict[str, Any]:
         "session": _opt_str(obj, "session"),
         "source": source,
         "created_at": created,
-        "updated_at": _num(obj, "updated_at", default=created, nullable=False),
-        "layer_since": _num(obj, "layer_since", default=created, nullable=False),
-        "last_access_at": _num(obj, "last_access_at", default=None, nullable=True),
+        "updated_at": _time(obj, "updated_at", default=created, nullable=False),
+        "layer_since": _time(obj, "layer_since", default=created, nullable=False),
+        "last_access_at": _time(obj, "last_access_at", default=None, nullable=True),
         "access_count": access_count,
         "importance": importance,
         "pinned": pinned,

@@ -47,12 +47,14 @@ DTYPES = ("f32", "f16", "i8")
 FORMAT = 1
 CONNECTIVITY = 16  # graph degree (M): 16 is the recall/size sweet spot in the benchmark
 EXPANSION_ADD = 128  # ef_construction: build quality; build ~1 ms/vector on one core
-EXACT_LIMIT = 20_000  # brute force below this size: recall 1.0 at ~2 ms per query
-# Search expansion (ef) as a function of size, from the benchmark's "latent" data: recall@10
-# >= 0.95 needs ef 128 at 10K and about 400 at 100K (ef 256 gave only 0.91 there), so ef
-# grows as N**0.6: 128 at 10K, ~510 at 100K, capped at EF_MAX (~2 M vectors).
-EF_BASE = 128  # ef at N = 10K
-EF_EXPONENT = 0.6
+EXACT_LIMIT = 2_000  # brute force below this size: recall 1.0 and as fast as the graph
+# Search expansion (ef) as a function of size, from ``magray bench memory`` (clustered
+# vectors with a low intrinsic dimension, like sentence embeddings): raw hnswlib reaches
+# recall@10 0.97 at ef 16 on 100K such vectors; MAGRAY keeps a wide margin with ef 64 at
+# 10K growing as N**0.3 (~128 at 100K, ~256 at 1M), capped at EF_MAX. Harder data (nearly
+# isotropic vectors) needs more: set ``memory.search_ef`` to fix ef by hand.
+EF_BASE = 64  # ef at N = 10K
+EF_EXPONENT = 0.3
 EF_MAX = 2048
 I8_OVERFETCH = 4  # i8: fetch 4 k candidates, rescore in f32 (recall@10 back >= 0.95)
 
@@ -61,15 +63,28 @@ Vectors = npt.NDArray[np.float32]
 _MASK = (1 << 64) - 1
 
 
+# Whether opening an index first imports ONNX Runtime (see ``_usearch_index``). A process
+# that never runs an ONNX model (an embedder seam, a benchmark) turns it off with
+# ``preload_onnxruntime(False)`` and saves the import.
+_PRELOAD = True
+
+
+def preload_onnxruntime(enabled: bool) -> None:
+    """Choose whether the first index opened imports ONNX Runtime before usearch."""
+    global _PRELOAD
+    _PRELOAD = enabled
+
+
 def _usearch_index() -> Any:
-    """usearch's ``Index`` class, imported after ONNX Runtime.
+    """usearch's ``Index`` class, imported after ONNX Runtime (unless preloading is off).
 
     Importing ``onnxruntime`` *after* usearch's SIMD library (numkong) crashes the process
     with a segmentation fault (onnxruntime 1.32 with usearch 2.26 / numkong 7.8); the other
     order is fine. MAGRAY imports ONNX Runtime lazily, so the index makes sure it comes first.
     """
-    with contextlib.suppress(ImportError):
-        import onnxruntime  # noqa: F401
+    if _PRELOAD:
+        with contextlib.suppress(ImportError):
+            import onnxruntime  # noqa: F401
     from usearch.index import Index
 
     return Index
@@ -108,8 +123,13 @@ def label_checksum(labels: npt.ArrayLike) -> str:
     return f"{_xor_labels(_keys(labels)):016x}"
 
 
-def expansion_for(n: int, k: int) -> int:
-    """Search expansion (ef) for an index of ``n`` vectors asked for ``k`` results."""
+def expansion_for(n: int, k: int, fixed: int = 0) -> int:
+    """Search expansion (ef) for an index of ``n`` vectors asked for ``k`` results.
+
+    ``fixed`` > 0 replaces the size-based choice (still at least ``k``).
+    """
+    if fixed > 0:
+        return int(max(fixed, k))
     ef = math.ceil(EF_BASE * max(1.0, n / 10_000) ** EF_EXPONENT)
     return int(min(EF_MAX, max(ef, 2 * k)))
 
@@ -202,6 +222,7 @@ class VectorIndex:
         self._checksum = int(state.label_checksum, 16)
         self._writable = writable
         self.threads = threads
+        self.ef = 0  # search expansion; 0 = chosen from the size (``expansion_for``)
         self._lock = threading.RLock()
 
     # -- construction ------------------------------------------------------------------
@@ -324,7 +345,7 @@ class VectorIndex:
     def expansion_search(self) -> int:
         """The ef a top-10 search uses at the current size (0 when searched exactly)."""
         n = len(self)
-        return 0 if n <= EXACT_LIMIT else expansion_for(n, 10)
+        return 0 if n <= EXACT_LIMIT else expansion_for(n, 10, self.ef)
 
     def set_applied_seq(self, seq: int) -> None:
         """Record the store journal sequence the index reflects (persisted by save)."""
@@ -440,7 +461,7 @@ class VectorIndex:
                 return [empty for _ in range(len(q))]
             exact = n <= EXACT_LIMIT
             if not exact:
-                self._index.expansion_search = expansion_for(n, count)
+                self._index.expansion_search = expansion_for(n, count, self.ef)
             found = self._index.search(
                 np.ascontiguousarray(q), count, threads=self.threads, exact=exact
             )

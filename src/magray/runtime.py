@@ -1,0 +1,205 @@
+"""The runtime: every service of one MAGRAY process, built once from settings.
+
+The CLI and the HTTP server parse their input, ask the runtime for what they need and
+render the result; they never wire services themselves. Each service is created on first
+use (so ``magray --help`` or ``magray config show`` never opens a store or loads a model)
+and closed by :meth:`Runtime.close` (or the ``with`` block)::
+
+    with Runtime.load() as rt:
+        hits = rt.memory.recall(Query(text="staging port"))
+
+What it owns: the settings and paths, the memory (store, indexes, embedder), the LLM router,
+the tool registry, the tool policy, the tool audit log, the conversation log and the task
+graph. Everything is typed and lazily imported: creating a runtime imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magray.errors import UsageError
+
+if TYPE_CHECKING:
+    from magray.agent.conversations import ConversationLog
+    from magray.config import Settings
+    from magray.embed.base import Embedder
+    from magray.llm.router import Router
+    from magray.memory.service import Memory
+    from magray.tasks.graph import TaskGraph
+    from magray.tools.audit import AuditLog
+    from magray.tools.base import ToolContext
+    from magray.tools.policy import Mode, Policy
+    from magray.tools.registry import ToolRegistry
+    from magray.tools.sandbox import SandboxConfig
+
+Warn = Callable[[str], None]
+
+
+def _log_warning(message: str) -> None:
+    import logging
+
+    logging.getLogger("magray").warning("%s", message)
+
+
+class Runtime:
+    """The services of one process. Not thread-safe to *create*; safe to share once made."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        warn: Warn | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.settings = settings
+        self.warn: Warn = warn or _log_warning
+        self._embedder = embedder
+        self._closers: list[Callable[[], None]] = []
+
+    @classmethod
+    def load(
+        cls,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        warn: Warn | None = None,
+        embedder: Embedder | None = None,
+    ) -> Runtime:
+        """A runtime over the merged settings (defaults < file < env < ``overrides``)."""
+        from magray.config import load_settings
+
+        return cls(load_settings(overrides or {}), warn=warn, embedder=embedder)
+
+    def __enter__(self) -> Runtime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close every service that was created, newest first."""
+        while self._closers:
+            self._closers.pop()()
+
+    @property
+    def paths(self) -> Any:
+        return self.settings.paths
+
+    # -- memory ----------------------------------------------------------------------------
+    @cached_property
+    def memory(self) -> Memory:
+        from magray.memory.service import Memory
+
+        memory = Memory(self.settings, embedder=self._embedder, warn=self.warn)
+        self._closers.append(memory.close)
+        return memory
+
+    # -- LLM -------------------------------------------------------------------------------
+    @cached_property
+    def router(self) -> Router:
+        from magray.llm.router import Router
+
+        router = Router(self.settings)
+        self._closers.append(router.close)
+        return router
+
+    # -- conversations and tasks -----------------------------------------------------------
+    @cached_property
+    def conversations(self) -> ConversationLog:
+        from magray.agent.conversations import ConversationLog
+
+        log = ConversationLog(self.paths.conversations_db)
+        self._closers.append(log.close)
+        return log
+
+    @cached_property
+    def tasks(self) -> TaskGraph:
+        from magray.tasks.graph import TaskGraph
+
+        graph = TaskGraph(self.paths.tasks_db)
+        self._closers.append(graph.close)
+        return graph
+
+    # -- tools -----------------------------------------------------------------------------
+    @cached_property
+    def audit(self) -> AuditLog:
+        from magray.tools.audit import AuditLog
+
+        return AuditLog(self.paths.audit_db)
+
+    def workspace_roots(self, flags: Sequence[Path] = ()) -> tuple[Path, ...]:
+        """The tools' allowed roots: ``--root`` flags, else ``tools.roots``, else the cwd.
+
+        The first root is the workspace. UsageError for a root that is no folder.
+        """
+        if flags:
+            roots, where = [p.expanduser() for p in flags], "--root"
+        else:
+            raw = self.settings.get_str("tools.roots")
+            roots = [Path(r.strip()).expanduser() for r in raw.split(os.pathsep) if r.strip()]
+            where = f"tools.roots (from {self.settings.sources.get('tools.roots', 'default')})"
+        if not roots:
+            return (Path.cwd(),)
+        for root in roots:
+            if not root.is_dir():
+                raise UsageError(f"{where}: {root} is not a folder; name an existing folder.")
+        return tuple(roots)
+
+    def tool_context(self, flags: Sequence[Path] = (), timeout: float | None = None) -> ToolContext:
+        """Where the tools run: roots, per-call timeout, private hosts web tools may reach."""
+        from magray.tools.base import ToolContext
+
+        hosts = tuple(
+            h.strip()
+            for h in self.settings.get_str("tools.allow_private_hosts").split(",")
+            if h.strip()
+        )
+        return ToolContext(
+            roots=self.workspace_roots(flags),
+            timeout=self.settings.get_float("tools.timeout") if timeout is None else timeout,
+            allow_private_hosts=hosts,
+            sandbox=self.sandbox,
+        )
+
+    @cached_property
+    def sandbox(self) -> SandboxConfig:
+        """The OS sandbox of commands (``tools.sandbox``); warns once if it cannot confine."""
+        from magray.tools.sandbox import SandboxConfig, SandboxMode, unavailable
+
+        mode = SandboxMode(self.settings.get_str("tools.sandbox"))
+        config = SandboxConfig(mode, self.settings.get_str("tools.bwrap"))
+        why = unavailable(config)
+        if why is not None:
+            self.warn(f"no OS sandbox for commands: {why}; every command will ask for approval.")
+        return config
+
+    def tool_registry(self, *, mcp: bool = True, only_server: str | None = None) -> ToolRegistry:
+        """Built-in and plugin tools, plus MCP tools when ``mcp`` and ``mcp.enabled`` say so.
+
+        ``only_server`` limits MCP discovery to that server (one process started, not all).
+        """
+        from magray.tools.registry import default_registry
+
+        registry = default_registry(warn=self.warn)
+        if mcp and self.settings.get_bool("mcp.enabled"):
+            from magray.tools.mcp import discover, load_servers, mcp_file
+
+            config_dir = self.paths.config_dir
+            if load_servers(mcp_file(config_dir)):
+                discover(
+                    registry,
+                    config_dir,
+                    self.settings.get_float("mcp.list_timeout"),
+                    only=only_server,
+                    warn=self.warn,
+                )
+        return registry
+
+    def policy(self, mode: Mode) -> Policy:
+        """The user's rules (policy.toml) under ``mode``."""
+        from magray.tools.policy import Policy, load_rules, policy_file
+
+        return Policy(rules=load_rules(policy_file(self.paths.config_dir)), mode=mode)

@@ -1,0 +1,48 @@
+"""`magray bench memory`: every figure the contract names, from one small real run."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from magray.cli.main import app
+
+KEYS = {
+    "n",
+    "dim",
+    "recall_at_10",
+    "vector_p50_ms",
+    "vector_p99_ms",
+    "recall_p50_ms",
+    "hybrid_p50_ms",
+    "hybrid_p99_ms",
+    "filtered_p50_ms",
+    "exact_p50_ms",
+    "hnswlib_p50_ms",
+    "hnswlib_recall_at_10",
+    "insert_per_s",
+    "bytes_per_vector_disk",
+    "bytes_per_vector_ram",
+    "open_s",
+}
+
+
+def test_bench_memory_json_contract() -> None:
+    result = CliRunner().invoke(
+        app, ["bench", "memory", "--n", "600", "--dim", "32", "--queries", "20", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report) >= KEYS, KEYS - set(report)
+    assert report["n"] == 600 and report["dim"] == 32
+    # Below the brute-force limit every search is exact.
+    assert report["recall_at_10"] == 1.0
+    assert report["filtered_recall_at_10"] == 1.0
+    assert 0.0 < report["hnswlib_recall_at_10"] <= 1.0
+    assert report["bytes_per_vector_disk"] > 32 * 4
+
+
+def test_bench_memory_rejects_bad_sizes() -> None:
+    result = CliRunner().invoke(app, ["bench", "memory", "--n", "5"])
+    assert result.exit_code == 2

@@ -1,0 +1,78 @@
+"""The derived index files and a reader that opens them while a writer saves them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from magray.config import load_settings
+from magray.memory.records import Layer, NewRecord, Query, SearchMode
+from magray.memory.service import Memory
+from tests.fakes import HashEmbedder
+
+
+def make(warnings: list[str] | None = None) -> Memory:
+    settings = load_settings({"memory.auto_lifecycle": False})
+    warn = warnings.append if warnings is not None else None
+    return Memory(settings, embedder=HashEmbedder(), warn=warn)
+
+
+def test_reader_between_a_writers_two_files_waits_for_the_save(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with make() as writer:
+        writer.remember(NewRecord(text="penguins huddle in winter", layer=Layer.ASSETS))
+        writer.sync_indexes()
+        sidecar = Path(str(writer.indexes.path(Layer.ASSETS)) + ".json")
+    saved = sidecar.read_bytes()
+    query = Query(text="penguins huddle", mode=SearchMode.VECTOR)
+
+    # A save replaces the index file first, then writes its sidecar, holding the writer
+    # lock throughout: a reader that asks for the lock gets it once the sidecar is there.
+    sidecar.unlink()
+    warnings: list[str] = []
+    with make(warnings) as reader:
+        real_locked = reader.store.locked
+
+        @contextmanager
+        def locked(timeout: float | None = None) -> Iterator[None]:
+            sidecar.write_bytes(saved)  # the writer finishes its save and lets go
+            with real_locked(timeout):
+                yield
+
+        monkeypatch.setattr(reader.store, "locked", locked)
+        assert reader.recall(query)
+    assert warnings == []
+
+    # with no writer at work, a missing sidecar is damage: rebuilt, with a warning
+    sidecar.unlink()
+    with make(warnings) as reader:
+        assert reader.recall(query)
+    assert len(warnings) == 1 and "sidecar" in warnings[0] and "rebuilding" in warnings[0]
+
+
+def test_a_write_committed_while_a_reader_opens_the_index_is_no_disagreement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from magray.memory.index_sync import IndexSet
+
+    with make() as writer:
+        writer.remember(NewRecord(text="penguins huddle in winter", layer=Layer.ASSETS))
+        writer.sync_indexes()
+        real_load = IndexSet._load_backlog
+        committed: list[str] = []
+
+        def load_then_write(self: IndexSet, layer: Layer, state: object) -> None:
+            real_load(self, layer, state)  # type: ignore[arg-type]
+            if layer is Layer.ASSETS and not committed:  # another process commits now
+                result = writer.remember(NewRecord(text=f"note {layer}", layer=layer))
+                committed.append(result.id)
+
+        monkeypatch.setattr(IndexSet, "_load_backlog", load_then_write)
+        warnings: list[str] = []
+        with make(warnings) as reader:
+            assert reader.recall(Query(text="penguins huddle", mode=SearchMode.VECTOR))
+        assert committed and warnings == []
