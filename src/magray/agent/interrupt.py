@@ -2,12 +2,14 @@
 
 Tools such as ``shell_exec`` start each command in a session of its own (so a terminal's
 Ctrl-C does not reach it, and a timeout can kill its whole group). When the user presses
-Ctrl-C, the agent kills those trees itself: every process that descends from MAGRAY and
-was started after the plan began running (``Children.snapshot`` records what existed
-before), each by its process group and then by pid. Extra ``KILL_HOOKS`` run first (a
-sandbox that keeps its own processes registers one here).
+Ctrl-C, the agent kills those trees itself: first every command the sandbox is running
+(``magray.tools.sandbox.kill_running``: the tool calls waiting on them return at once),
+then any other process that descends from MAGRAY and was started after the plan began
+running (``Children.snapshot`` records what existed before) — an MCP server a step
+started, a program that left its group — each by its process group and then by pid.
 
-Process discovery reads ``/proc`` (Linux); elsewhere only the hooks run.
+Process discovery reads ``/proc`` (Linux); elsewhere only the sandbox's commands are
+killed.
 """
 
 from __future__ import annotations
@@ -16,11 +18,8 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-
-#: called (without arguments) when a run is interrupted, before the process trees are killed
-KILL_HOOKS: list[Callable[[], None]] = []
 
 _PROC = Path("/proc")
 
@@ -78,9 +77,9 @@ class Children:
         self._before = descendants(os.getpid())
 
     def kill(self) -> None:
-        for hook in list(KILL_HOOKS):
-            with contextlib.suppress(Exception):  # one failing hook must not stop the kill
-                hook()
+        from magray.tools.sandbox import kill_running
+
+        kill_running()
         # twice: a process may have forked between the listing and the kill
         for _ in range(2):
             kill_trees(descendants(os.getpid()) - self._before)

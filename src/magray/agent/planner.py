@@ -65,18 +65,31 @@ class Planner:
     def strategy(self) -> Strategy:
         """The strategy the provider's declared capabilities call for."""
         caps = capabilities_of(self.llm.provider(self.provider))
-        kw = {
-            "provider": self.provider,
-            "max_repairs": self.max_repairs,
-            "max_steps": self.max_steps,
-        }
+        llm, registry = self.llm, self.registry
+        provider, repairs, steps = self.provider, self.max_repairs, self.max_steps
         if not caps.chat_template:
-            return WorkedExamples(self.llm, self.registry, selector=self.selector, **kw)
+            return WorkedExamples(
+                llm,
+                registry,
+                provider=provider,
+                max_repairs=repairs,
+                max_steps=steps,
+                selector=self.selector,
+            )
         if caps.native_tools:
-            return NativeTools(self.llm, self.registry, **kw)
+            return NativeTools(
+                llm, registry, provider=provider, max_repairs=repairs, max_steps=steps
+            )
         if caps.json_schema:
-            return GrammarChat(self.llm, self.registry, selector=self.selector, **kw)
-        return JsonProtocol(self.llm, self.registry, **kw)
+            return GrammarChat(
+                llm,
+                registry,
+                provider=provider,
+                max_repairs=repairs,
+                max_steps=steps,
+                selector=self.selector,
+            )
+        return JsonProtocol(llm, registry, provider=provider, max_repairs=repairs, max_steps=steps)
 
     def base_model(self) -> bool:
         """The provider runs a base model: plan by worked examples and a JSON grammar."""

@@ -20,19 +20,15 @@ from typing import Any, Protocol
 from magray.agent.critic import Critic, step_report
 from magray.agent.executor import DENIED, OK, Executor, Interrupted, StepResult
 from magray.agent.plan import Plan
-from magray.agent.planner import Planner
+from magray.agent.planner import Planned, Planner
+from magray.agent.session import AGENT_RUN, FROM_AGENT
 from magray.errors import MagrayError, PlanError
 from magray.llm.base import Usage
 from magray.memory.records import Layer, NewRecord, Source
-from magray.tools.base import Risk
-from magray.tools.registry import ToolRegistry
 
 #: shown each plan before it runs (side effects or not); returns whether it may run
 Approve = Callable[[Plan], bool]
-AGENT_RUN = "agent_run"
-#: the tag of memories the agent wrote (not the user): recall shows them as untrusted data
-FROM_AGENT = "source:agent"
-AGENT_SOURCE = "magray:agent-run"
+AGENT_SOURCE = "magray:agent-run"  # the source uri of agent-run memories
 
 
 class Rememberer(Protocol):
@@ -90,14 +86,6 @@ class RunReport:
         return "\n".join(lines)
 
 
-def has_side_effects(plan: Plan, registry: ToolRegistry) -> bool:
-    for step in plan.steps:
-        tool = registry.get(step.tool)
-        if tool.risk_for(tool.parse(step.args)) is not Risk.READ:
-            return True
-    return False
-
-
 class Agent:
     def __init__(
         self,
@@ -123,15 +111,16 @@ class Agent:
     def _over_budget(self, report: RunReport) -> bool:
         return self.token_budget is not None and report.usage.total_tokens >= self.token_budget
 
-    def run(self, goal: str, memories: str = "") -> RunReport:
-        """Do ``goal`` (``memories``: what recall found, given to the planner).
+    def run(self, goal: str, memories: str = "", planned: Planned | None = None) -> RunReport:
+        """Do ``goal`` (``memories``: what recall found, given to the planner; ``planned``:
+        the planner's first answer when the caller already asked for it).
 
         The report is remembered as one ``agent_run`` record. An error before any step
         ran is raised; after steps ran it is kept in ``report.error`` with those steps.
         """
         report = RunReport(goal)
         try:
-            self._run(report, memories)
+            self._run(report, memories, planned)
         except Interrupted as exc:
             report.steps.extend(exc.results)
             report.plan_status = {r.id: r.status for r in exc.results}
@@ -158,10 +147,11 @@ class Agent:
         ran = [r for r in report.steps if r.status not in ("skipped",)]
         report.result = f"interrupted (Ctrl-C) after {len(ran)} step(s) started."
 
-    def _run(self, report: RunReport, memories: str) -> None:
+    def _run(self, report: RunReport, memories: str, first: Planned | None) -> None:
         context = ""
         while True:
-            planned = self.planner.plan(report.goal, context, memories)
+            planned = first or self.planner.plan(report.goal, context, memories)
+            first = None
             report.usage = report.usage + planned.usage
             if planned.plan is None:
                 if not (planned.answer or "").strip():  # strategies never return this

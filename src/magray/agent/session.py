@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from magray.agent.conversations import ConversationLog, Turn
+from magray.agent.untrusted import RULE, untrusted
 from magray.errors import UsageError
 from magray.llm.base import Chunk, Message, Provider, Request, Usage, capabilities_of
-from magray.memory.records import Filters, Hit, Layer, NewRecord, Query
+from magray.memory.records import Filters, Hit, Layer, NewRecord, Query, Record
 
 SYSTEM_PROMPT = (
     "You are MAGRAY, a concise assistant in the user's terminal. Use the numbered memories "
@@ -39,6 +40,8 @@ MIN_MEMORY_TOKENS = 60  # a memory cut shorter than this is left out instead
 ANSWER_RESERVE = 512  # tokens kept free for the answer when the request sets no max_tokens
 HISTORY_TURNS = 6
 EXCHANGE = "exchange"  # the kind of records that store asked questions and their answers
+AGENT_RUN = "agent_run"  # the kind of records that store agent runs
+FROM_AGENT = "source:agent"  # the provenance tag of what the agent (not the user) wrote
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 
 
@@ -63,6 +66,8 @@ class UsedMemory:
     score: float
     text: str
     uri: str | None
+    #: the agent wrote it (a run's record, tool output included), not the user
+    from_agent: bool = False
 
 
 @dataclass
@@ -85,11 +90,20 @@ def new_conversation_id() -> str:
 
 
 def memory_block(memories: Sequence[UsedMemory]) -> str:
+    """The numbered memories; what the agent wrote is delimited as untrusted data."""
     lines = ["Memories:"]
     for i, m in enumerate(memories, 1):
         where = f" ({m.uri})" if m.uri else ""
-        lines.append(f"[{i}]{where} {' '.join(m.text.split())}")
+        text = " ".join(m.text.split())
+        if m.from_agent:
+            text = untrusted(f"memory {m.id}: an earlier agent run", text)
+        lines.append(f"[{i}]{where} {text}")
     return "\n".join(lines)
+
+
+def from_agent(record: Record) -> bool:
+    """Whether the agent wrote ``record`` (its provenance tag), not the user."""
+    return FROM_AGENT in record.tags or record.kind == AGENT_RUN
 
 
 def fit_memories(
@@ -106,7 +120,7 @@ def fit_memories(
                 break
             cut = m.text[: max(1, len(m.text) * left // max(size, 1))]
             cut = cut.rsplit(" ", 1)[0] if " " in cut else cut
-            m = UsedMemory(m.id, m.layer, m.score, cut + " …", m.uri)
+            m = UsedMemory(m.id, m.layer, m.score, cut + " …", m.uri, m.from_agent)
             size = left
         kept.append(m)
         left -= size
@@ -131,7 +145,10 @@ def build_messages(
     notes: list[str] = []
 
     def assemble() -> list[Message]:
-        system = system_prompt + ("\n\n" + memory_block(mems) if mems else "")
+        system = system_prompt
+        if any(m.from_agent for m in mems):
+            system += " " + RULE
+        system += "\n\n" + memory_block(mems) if mems else ""
         out = [Message("system", system)]
         for t in turns:
             out += [Message("user", t.prompt), Message("assistant", t.answer)]
@@ -178,6 +195,30 @@ class Session:
         self.memory = memory
         self.log = log
 
+    def recall(self, question: str, provider: str | None = None) -> list[UsedMemory]:
+        """The memories relevant to ``question`` (none without a memory service)."""
+        if self.memory is None:
+            return []
+        # Small models ground better on fewer, shorter notes: a provider may say so.
+        small = capabilities_of(self.llm.provider(provider)).small
+        k = SMALL_RECALL_K if small else RECALL_K
+        # Earlier exchanges are not evidence: the conversation's own turns come from
+        # the log, and recalling answers would let a model quote itself.
+        hits = self.memory.recall(
+            Query(text=question, k=k, filters=Filters(exclude_kinds=(EXCHANGE,)))
+        )
+        return [
+            UsedMemory(
+                h.record.id,
+                h.record.layer,
+                h.score,
+                h.record.text,
+                h.record.source.uri if h.record.source else None,
+                from_agent(h.record),
+            )
+            for h in hits
+        ]
+
     def ask(
         self,
         question: str,
@@ -187,32 +228,17 @@ class Session:
         conversation_id: str | None = None,
         on_text: Callable[[str], None] | None = None,
         max_tokens: int | None = None,
+        recalled: Sequence[UsedMemory] | None = None,
     ) -> AskResult:
+        """Answer ``question`` from ``recalled`` memories (recalled here when None)."""
         if not question.strip():
             raise UsageError("the question is empty; ask something, or pipe it in with '-'.")
         prov = self.llm.provider(provider)
         conv = conversation_id or new_conversation_id()
         history = self.log.turns(conv, limit=HISTORY_TURNS) if conversation_id else []
-        recalled: list[UsedMemory] = []
         small = capabilities_of(prov).small
-        if self.memory is not None:
-            # Small models ground better on fewer, shorter notes: a provider may say so.
-            k = SMALL_RECALL_K if small else RECALL_K
-            # Earlier exchanges are not evidence: the conversation's own turns come from
-            # the log, and recalling answers would let a model quote itself.
-            hits = self.memory.recall(
-                Query(text=question, k=k, filters=Filters(exclude_kinds=(EXCHANGE,)))
-            )
-            recalled = [
-                UsedMemory(
-                    h.record.id,
-                    h.record.layer,
-                    h.score,
-                    h.record.text,
-                    h.record.source.uri if h.record.source else None,
-                )
-                for h in hits
-            ]
+        if recalled is None:
+            recalled = self.recall(question, prov.name)
         # a small context (n_ctx = 512) must not be all reserve: llama.cpp trims max_tokens
         reserve = max_tokens or min(ANSWER_RESERVE, prov.context_window // 2)
         budget = max(prov.context_window - reserve, 64)

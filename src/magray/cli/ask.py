@@ -117,13 +117,22 @@ def ask(
         conv = session.log.last_conversation()
     elif conversation and not session.log.exists(conversation):
         raise NotFoundError(f"no conversation {conversation!r}; see `magray logs`.")
-    result = session.ask(
-        text,
-        provider=provider,
-        model=model,
-        conversation_id=conv,
-        on_text=None if json_out else streamer(),
+    from magray.agent.turn import AgentTurn
+
+    # the agent turn without acting: recall, answer (streamed, cited), remember
+    result = (
+        AgentTurn(session)
+        .take(
+            text,
+            act=False,
+            provider=provider,
+            model=model,
+            conversation_id=conv,
+            on_text=None if json_out else streamer(),
+        )
+        .ask
     )
+    assert result is not None  # a turn that may not act always answers
     if json_out:
         typer.echo(json.dumps(result_json(result), ensure_ascii=False))
     else:
