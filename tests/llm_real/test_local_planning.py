@@ -62,8 +62,10 @@ def test_bench_agent_cli_reports_accuracy(
 ) -> None:
     result = CliRunner().invoke(
         app,
-        ["bench", "agent", "--provider", "local-tiny", "--limit", "2", "--strategy", "lexical"]
-        + ["--json"],
+        [
+            *("bench", "agent", "--provider", "local-tiny"),
+            *("--limit", "2", "--strategy", "lexical", "--json"),
+        ],
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
