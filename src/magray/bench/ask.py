@@ -103,6 +103,7 @@ CASES: tuple[AskCase, ...] = (
 
 
 def _normal(text: str) -> str:
+    text = re.sub(r"\[\d{1,2}\]", " ", text)  # citations are not answers: [3] is not "3"
     flat = " ".join(text.lower().replace("`", "").replace("*", "").split())
     return re.sub(r"\b(\d+)\.0\b", r"\1", flat)  # 10.0 seconds is 10 seconds
 
