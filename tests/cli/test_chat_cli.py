@@ -95,3 +95,15 @@ def test_bench_llm_json_shape(home: Path) -> None:
     assert sum(r["calls"] for r in usage if r["provider"] == "local") == 3
     bad = RUNNER.invoke(app, ["bench", "llm", "--runs", "0", "--json"])
     assert bad.exit_code == 2
+
+
+def test_chat_continue_resumes_the_last_conversation(home: Path) -> None:
+    nothing = RUNNER.invoke(app, ["chat", "-c", "--no-tools"], input="hi\n")
+    assert nothing.exit_code == 3 and "no earlier conversation" in nothing.stderr
+    first = RUNNER.invoke(app, ["chat", "--no-tools"], input="What is two plus two?\n")
+    assert first.exit_code == 0, first.output
+    again = RUNNER.invoke(app, ["chat", "-c", "--no-tools"], input="And three plus three?\n")
+    assert again.exit_code == 0, again.output
+    logs = json.loads(RUNNER.invoke(app, ["logs", "-n", "2", "--json"]).stdout)
+    assert logs[0]["conversation_id"] == logs[1]["conversation_id"]
+    assert f"resuming conversation {logs[0]['conversation_id']}" in again.stderr

@@ -35,7 +35,7 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     import magray.cli.memory as memory
     import magray.cli.memory_data as memory_data
 
-    def open_memory(**overrides: object) -> Memory:
+    def open_memory(*, reading: bool = False, **overrides: object) -> Memory:
         return Memory(context.settings(**overrides), embedder=HashEmbedder())
 
     for module in (context, memory, memory_data, ingest):
@@ -66,7 +66,7 @@ def seed(n: int = 3) -> None:
 
 def count() -> int:
     with Memory(load_settings(), embedder=HashEmbedder()) as memory:
-        return memory.store.count()
+        return memory.backend.count()
 
 
 @pytest.mark.parametrize(
@@ -193,7 +193,7 @@ BACKUP_THEN_HANG = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {repo!r})
     from magray.config import load_settings
-    from magray.memory import backup
+    from magray.memory.transfer import backup
     from magray.memory.service import Memory
     from tests.fakes import HashEmbedder
 

@@ -10,7 +10,7 @@ import pytest
 
 from magray.config import load_settings
 from magray.errors import NotFoundError
-from magray.memory.ingest import ingest
+from magray.memory.ingest.pipeline import ingest
 from magray.memory.maintenance import verify
 from magray.memory.records import Filters, Layer, Query, SearchMode
 from magray.memory.service import Memory
@@ -119,10 +119,10 @@ def test_ingest_forgets_only_under_the_folders_it_walked(tmp_path: Path) -> None
     for path, root in ((notes, tmp_path), (tmp_path / "link", code)):
         again = ingest(memory, [path], root=root)
         assert (again.files_unchanged, again.files_added, again.files_removed) == (1, 0, 0)
-    assert memory.store.count() == 2
+    assert memory.backend.count() == 2
     (notes / "a.md").unlink()
     gone = ingest(memory, [notes], root=code)
-    assert gone.removed == [f"{notes.resolve()}/a.md"] and memory.store.count() == 1
+    assert gone.removed == [f"{notes.resolve()}/a.md"] and memory.backend.count() == 1
 
 
 def test_named_file_that_turned_binary_is_forgotten_and_unreadable_kept(
@@ -150,14 +150,14 @@ def test_named_file_that_turned_binary_is_forgotten_and_unreadable_kept(
     monkeypatch.setattr(os, "scandir", deny)
     report = ingest(memory, [folder], root=tmp_path)
     assert ("locked/inner", "unreadable") in report.skipped
-    assert report.files_removed == 0 and memory.store.count() == 1
+    assert report.files_removed == 0 and memory.backend.count() == 1
 
 
 def test_relative_sources_of_an_older_store_are_adopted(tree: Path) -> None:
     memory = make(HashEmbedder())
     ingest(memory, [tree], root=tree)
     real = tree.resolve()
-    with memory.store.write() as conn:  # what an older MAGRAY stored, run from tree
+    with memory.backend.store.write() as conn:  # what an older MAGRAY stored, run from tree
         for table, column in (("records", "source_uri"), ("ingested_sources", "uri")):
             conn.execute(
                 f"UPDATE {table} SET {column} = substr({column}, ?)", (len(str(real)) + 2,)
@@ -175,7 +175,7 @@ def test_lost_chunks_are_reported_by_verify_and_restored_by_ingest(tree: Path) -
     ingest(memory, [tree], root=tree)
     memory.sync_indexes()
     guide = f"{tree.resolve()}/docs/guide.md"
-    with memory.store.write() as conn:
+    with memory.backend.store.write() as conn:
         conn.execute("DELETE FROM records WHERE source_uri = ?", (guide,))
     memory.sync_indexes()
     report = verify(memory)
@@ -186,3 +186,25 @@ def test_lost_chunks_are_reported_by_verify_and_restored_by_ingest(tree: Path) -
     assert again.restored == [guide] and again.files_updated == 1 and again.chunks_added >= 1
     memory.sync_indexes()
     assert verify(memory).ok
+
+
+def test_progress_counts_files_against_a_known_total(tree: Path) -> None:
+    calls: list[tuple[int, int | None]] = []
+    ingest(make(HashEmbedder()), [tree], root=tree, progress=lambda d, t: calls.append((d, t)))
+    assert calls and all(t == 3 for _, t in calls)  # README, guide, tool.py (logo: binary)
+    assert calls[-1] == (3, 3)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_a_piped_progress_bar_prints_a_heartbeat(capsys: pytest.CaptureFixture[str]) -> None:
+    from magray.cli import render
+
+    bar = render.ProgressBar(None, "ingesting files")
+    now = [0.0]
+    bar._clock = lambda: now[0]
+    bar._last = 0.0
+    bar(1, 10)
+    assert capsys.readouterr().err == ""  # quiet until a long job has run a while
+    now[0] = render.HEARTBEAT_S + 1
+    bar(7, 10)
+    assert "ingesting files: 7/10" in capsys.readouterr().err

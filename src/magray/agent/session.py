@@ -8,6 +8,7 @@ the conversation, and the result says so in ``notes``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import time
@@ -190,10 +191,20 @@ def citations(answer: str, memories: Sequence[UsedMemory]) -> list[str]:
 class Session:
     """Asks questions grounded in memory and remembers the exchange."""
 
-    def __init__(self, llm: LLM, memory: Recaller | None, log: ConversationLog) -> None:
+    def __init__(
+        self,
+        llm: LLM,
+        memory: Recaller | None,
+        log: ConversationLog,
+        *,
+        scope: Filters | None = None,
+        k: int | None = None,
+    ) -> None:
         self.llm = llm
         self.memory = memory
         self.log = log
+        self.scope = scope or Filters()  # what recall may draw on (project, layers, tags)
+        self.k = k  # memories recalled per question (None: chosen for the provider)
 
     def recall(self, question: str, provider: str | None = None) -> list[UsedMemory]:
         """The memories relevant to ``question`` (none without a memory service)."""
@@ -201,12 +212,12 @@ class Session:
             return []
         # Small models ground better on fewer, shorter notes: a provider may say so.
         small = capabilities_of(self.llm.provider(provider)).small
-        k = SMALL_RECALL_K if small else RECALL_K
+        k = self.k or (SMALL_RECALL_K if small else RECALL_K)
         # Earlier exchanges are not evidence: the conversation's own turns come from
         # the log, and recalling answers would let a model quote itself.
-        hits = self.memory.recall(
-            Query(text=question, k=k, filters=Filters(exclude_kinds=(EXCHANGE,)))
-        )
+        excluded = tuple(dict.fromkeys((*self.scope.exclude_kinds, EXCHANGE)))
+        filters = dataclasses.replace(self.scope, exclude_kinds=excluded)
+        hits = self.memory.recall(Query(text=question, k=k, filters=filters))
         return [
             UsedMemory(
                 h.record.id,

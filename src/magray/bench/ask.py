@@ -148,7 +148,7 @@ def bench_ask(
     from magray.llm.config import load_llm_config
     from magray.llm.local_models import with_local_models
     from magray.llm.router import Router
-    from magray.memory.ingest import ingest
+    from magray.memory.ingest.pipeline import ingest
     from magray.memory.service import Memory
 
     if limit is not None and limit < 1:

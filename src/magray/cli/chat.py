@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from magray.cli.ask import make_session, show_result, streamer
+from magray.cli.ask import check_k, make_session, recall_scope, show_result, streamer
 
 if TYPE_CHECKING:
     from magray.agent.approvals import Approvals, Choice
@@ -121,7 +121,7 @@ class Chat:
         from magray.agent.runner import Agent
         from magray.cli.toolenv import tool_context, tool_registry
         from magray.embed import load_embedder
-        from magray.tools.audit import AuditLog, audit_file
+        from magray.observability.tool_audit import tool_audit_log
 
         settings = self.settings
         assert settings is not None  # can_act() checked it
@@ -151,7 +151,7 @@ class Chat:
                 registry,
                 tool_context(settings, self.roots),
                 self._policy(),
-                AuditLog(audit_file(settings.paths.data_dir)),
+                tool_audit_log(settings.paths.data_dir),
                 confirm=approvals.confirm,
             ),
             Critic(llm, provider=self.provider),
@@ -325,6 +325,11 @@ def chat(
         "ask-first", "--mode", help="ask-first, auto-edit or read-only (/mode switches)."
     ),
     no_tools: bool = typer.Option(False, "--no-tools", help="Only answer; never plan or act."),
+    cont: bool = typer.Option(False, "-c", "--continue", help="Resume the last conversation."),
+    project: str | None = typer.Option(None, "--project", help="Recall only this project."),
+    layer: list[str] = typer.Option([], "--layer", help="Recall only this layer (repeatable)."),
+    tag: list[str] = typer.Option([], "--tag", help="Recall only records with this tag."),
+    k: int | None = typer.Option(None, "-k", help="How many memories to recall (1–100)."),
 ) -> None:
     """Chat with MAGRAY: answers stream, grounded in memory, and it can act; /help for commands.
 
@@ -335,7 +340,12 @@ def chat(
 
     settings = load()
     workspace_roots(settings, root)  # a bad --root fails before the chat starts
-    session = make_session(settings, use_memory=not no_memory)
+    session = make_session(
+        settings,
+        use_memory=not no_memory,
+        scope=recall_scope(project, layer, tag),
+        k=check_k(k),
+    )
     interactive = sys.stdin.isatty()
     if interactive:
         settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
@@ -359,6 +369,9 @@ def chat(
     )
     state.set_mode(mode)
     state.session.llm.provider(provider)  # fail fast on an unknown provider
+    if cont:  # no earlier conversation: NotFoundError, exit 3, before the chat starts
+        state.conversation = session.log.last_conversation()
+        typer.echo(f"resuming conversation {state.conversation}", err=True)
     for line in lines:
         text = line.strip()
         if not text:

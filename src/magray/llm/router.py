@@ -274,11 +274,17 @@ class Router:
         for index, name in enumerate(chain):
             cfg = self.config.get(name)
             if self.breaker_state(name) == OPEN:
+                state = self.usage.breaker(name)
+                left = self.breaker_cooldown - (self._clock() - (state.opened_at or 0.0))
+                others = [n for n in self.config.providers if n != name]
+                hint = f"; ask with --provider {others[0]}" if others else ""
                 failures.append(
                     (
                         name,
                         ProviderUnavailableError(
-                            f"provider {name!r} is paused after repeated failures (circuit open)."
+                            f"provider {name!r} is paused for {max(left, 0.0):.0f} s more after"
+                            f" {state.failures} failures in a row (circuit open){hint}, or list"
+                            " a fallback: `magray config set llm.fallback local`"
                         ),
                     )
                 )

@@ -1,0 +1,355 @@
+"""The SQLite store: the source of truth for records, tags, access history and metadata.
+
+One writer at a time (a file lock beside the database, with a clear error on timeout);
+readers never block (WAL). Every write is one transaction; ``synchronous=FULL`` makes a
+committed record survive kill -9 and power loss.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from magray.errors import NotFoundError, SchemaError, StoreError, StoreLockedError, UsageError
+from magray.hashing import content_hash
+from magray.memory.backends.base import Candidate, InsertResult, StoredRow
+from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION, current_version, migrate
+from magray.memory.backends.sqlite.rows import (
+    RECORD_COLUMNS,
+    filter_sql,
+    row_to_record,
+    stored_float,
+)
+from magray.memory.records import MIN_ID_PREFIX, Filters, Layer, NewRecord, new_id
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return conn
+
+
+def translate_sqlite_error(exc: sqlite3.Error, path: Path) -> StoreError:
+    text = str(exc).lower()
+    if "disk is full" in text or "disk i/o" in text:
+        return StoreError(f"the disk holding {path} is full or failing; free space and retry.")
+    if "malformed" in text or "not a database" in text:
+        return StoreError(
+            f"{path} is damaged ({exc}); restore a backup with `magray memory restore PATH`."
+        )
+    if "locked" in text or "busy" in text:
+        return StoreLockedError(f"{path} is busy in another process; try again in a moment.")
+    return StoreError(f"the memory store {path} failed: {exc}.")
+
+
+class Store:
+    """Low-level access to one SQLite memory database."""
+
+    def __init__(self, path: Path, *, lock_timeout: float = 10.0) -> None:
+        from filelock import FileLock
+
+        self.path = path
+        self.lock_timeout = lock_timeout
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = FileLock(str(path) + ".lock")
+        self._stats_conn: sqlite3.Connection | None = None  # access stats (see record_access)
+        try:
+            self.conn = _connect(path)
+            have = current_version(self.conn)
+        except sqlite3.Error as exc:
+            raise translate_sqlite_error(exc, path) from None
+        if have > SCHEMA_VERSION:
+            self.conn.close()
+            raise SchemaError(
+                f"{path} was written by a newer MAGRAY (schema {have} > {SCHEMA_VERSION});"
+                " upgrade MAGRAY to use it."
+            )
+        if have < SCHEMA_VERSION:
+            with self.locked():
+                migrate(self.conn)
+
+    def close(self) -> None:
+        if self._stats_conn is not None:
+            self._stats_conn.close()
+            self._stats_conn = None
+        self.conn.close()
+
+    # -- locking and transactions -------------------------------------------------------
+    @contextmanager
+    def locked(self, timeout: float | None = None) -> Iterator[None]:
+        """Hold the one-writer lock (re-entrant within a process)."""
+        from filelock import Timeout
+
+        wait = self.lock_timeout if timeout is None else timeout
+        try:
+            self._lock.acquire(timeout=wait)
+        except Timeout:
+            raise StoreLockedError(
+                f"another magray process is writing to {self.path}; waited {wait:g} s —"
+                " try again when it finishes (or raise memory.lock_timeout)."
+            ) from None
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    @property
+    def lock_held(self) -> bool:
+        return bool(self._lock.is_locked)
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction under the writer lock; rolled back on any error."""
+        with self.locked():
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise translate_sqlite_error(exc, self.path) from None
+            try:
+                yield self.conn
+                self.conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise translate_sqlite_error(exc, self.path) from None
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+
+    # -- metadata ------------------------------------------------------------------------
+    def meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- writes --------------------------------------------------------------------------
+    @staticmethod
+    def insert(
+        conn: sqlite3.Connection,
+        item: NewRecord,
+        *,
+        vector: bytes | None,
+        model_id: str | None,
+        now: float,
+    ) -> InsertResult:
+        """Insert ``item`` or, if the same content is in the same layer+project, bump it."""
+        chash = content_hash(item.text)
+        project = item.project or ""
+        tags = tuple(dict.fromkeys(item.tags))
+        existing = conn.execute(
+            "SELECT num, id, tags, embedding_model FROM records"
+            " WHERE layer = ? AND project = ? AND content_hash = ?",
+            (str(item.layer), project, chash),
+        ).fetchone()
+        if existing is not None:
+            num, id_, old_tags, old_model = existing
+            merged = tuple(dict.fromkeys((*json.loads(old_tags), *tags)))
+            conn.execute(
+                "UPDATE records SET access_count = access_count + 1, last_access_at = ?,"
+                " updated_at = ?, tags = ?, importance = MAX(importance, ?),"
+                " pinned = MAX(pinned, ?) WHERE num = ?",
+                (now, now, json.dumps(merged), item.importance, int(item.pinned), num),
+            )
+            if vector is not None and old_model != model_id:
+                conn.execute(
+                    "UPDATE records SET vector = ?, embedding_model = ? WHERE num = ?",
+                    (vector, model_id, num),
+                )
+            conn.execute("INSERT INTO access_log (num, at) VALUES (?, ?)", (num, now))
+            conn.executemany(
+                "INSERT OR IGNORE INTO record_tags (num, tag) VALUES (?, ?)",
+                [(num, t) for t in merged],
+            )
+            return InsertResult(num=num, id=id_, layer=item.layer, created=False)
+        src = item.source
+        id_ = new_id()
+        cur = conn.execute(
+            "INSERT INTO records (id, text, layer, kind, tags, project, session, source_uri,"
+            " source_start, source_end, source_line_start, source_line_end, created_at,"
+            " updated_at, layer_since, importance, pinned, content_hash, embedding_model, vector)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                id_,
+                item.text,
+                str(item.layer),
+                item.kind,
+                json.dumps(tags),
+                project,
+                item.session,
+                src.uri if src else None,
+                src.start if src else None,
+                src.end if src else None,
+                src.line_start if src else None,
+                src.line_end if src else None,
+                now,
+                now,
+                now,
+                item.importance,
+                int(item.pinned),
+                chash,
+                model_id if vector is not None else None,
+                vector,
+            ),
+        )
+        num = int(cur.lastrowid or 0)
+        conn.executemany(
+            "INSERT OR IGNORE INTO record_tags (num, tag) VALUES (?, ?)", [(num, t) for t in tags]
+        )
+        return InsertResult(num=num, id=id_, layer=item.layer, created=True)
+
+    def record_access(self, nums: Sequence[int], now: float) -> None:
+        """Bump access stats of recalled records in one short transaction (best effort).
+
+        Stats never block or fail a search: if another process holds the store, they are
+        skipped. They go through a second connection that commits without an fsync
+        (``synchronous = NORMAL``): a power cut may lose the last few, never a record.
+        """
+        if not nums:
+            return
+        if self._stats_conn is None:
+            self._stats_conn = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=0.2
+            )
+            self._stats_conn.execute("PRAGMA synchronous = NORMAL")
+            self._stats_conn.execute("PRAGMA busy_timeout = 200")
+        conn = self._stats_conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "UPDATE records SET access_count = access_count + 1, last_access_at = ?"
+                " WHERE num = ?",
+                [(now, n) for n in nums],
+            )
+            conn.executemany(
+                "INSERT INTO access_log (num, at) VALUES (?, ?)", [(n, now) for n in nums]
+            )
+            conn.execute("COMMIT")
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+
+    # -- reads ---------------------------------------------------------------------------
+    def resolve(self, id_or_prefix: str) -> StoredRow:
+        """The record whose id is ``id_or_prefix`` or uniquely starts with it."""
+        key = id_or_prefix.strip().lower()
+        if len(key) < MIN_ID_PREFIX:
+            raise UsageError(f"give at least {MIN_ID_PREFIX} characters of a memory id.")
+        rows = self.conn.execute(
+            f"SELECT {RECORD_COLUMNS} FROM records WHERE id >= ? AND id < ? ORDER BY id LIMIT 6",
+            (key, key + "\uffff"),
+        ).fetchall()
+        exact = [r for r in rows if r[1] == key]
+        if exact:
+            return row_to_record(exact[0])
+        if not rows:
+            raise NotFoundError(f"no memory with id {id_or_prefix!r}; see `magray memory list`.")
+        if len(rows) > 1:
+            ids = ", ".join(r[1] for r in rows[:5])
+            raise UsageError(f"id prefix {id_or_prefix!r} is ambiguous ({ids}); give more of it.")
+        return row_to_record(rows[0])
+
+    def fetch(self, nums: Iterable[int], filters: Filters | None = None) -> dict[int, StoredRow]:
+        """Records by label, restricted to ``filters``; missing ones are simply absent."""
+        wanted = list(dict.fromkeys(nums))
+        if not wanted:
+            return {}
+        cond, params = filter_sql(filters or Filters())
+        found: dict[int, StoredRow] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            rows = self.conn.execute(
+                f"SELECT {RECORD_COLUMNS} FROM records r WHERE r.num IN"
+                f" ({','.join('?' * len(chunk))}) AND {cond}",
+                [*chunk, *params],
+            ).fetchall()
+            for row in rows:
+                stored = row_to_record(row)
+                found[stored.num] = stored
+        return found
+
+    def candidates(self, nums: Iterable[int], filters: Filters) -> dict[int, Candidate]:
+        """Labels among ``nums`` that exist and match ``filters``, with their current layer
+        and creation time (a narrow read: no text, no vector)."""
+        wanted = list(dict.fromkeys(nums))
+        cond, params = filter_sql(filters)
+        found: dict[int, Candidate] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            for num, layer, created in self.conn.execute(
+                f"SELECT r.num, r.layer, r.created_at FROM records r WHERE r.num IN"
+                f" ({','.join('?' * len(chunk))}) AND {cond}",
+                [*chunk, *params],
+            ):
+                found[int(num)] = Candidate(int(num), Layer(layer), stored_float(created))
+        return found
+
+    def list_records(self, filters: Filters, *, limit: int, offset: int = 0) -> list[StoredRow]:
+        cond, params = filter_sql(filters)
+        rows = self.conn.execute(
+            f"SELECT {RECORD_COLUMNS} FROM records r WHERE {cond}"
+            " ORDER BY r.created_at DESC, r.num DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        ).fetchall()
+        return [row_to_record(r) for r in rows]
+
+    def iter_all(self, filters: Filters | None = None, batch: int = 1000) -> Iterator[StoredRow]:
+        """Every record in ``num`` order, fetched in batches (for export and reindex)."""
+        cond, params = filter_sql(filters or Filters())
+        last = 0
+        while True:
+            rows = self.conn.execute(
+                f"SELECT {RECORD_COLUMNS} FROM records r WHERE r.num > ? AND {cond}"
+                " ORDER BY r.num LIMIT ?",
+                [last, *params, batch],
+            ).fetchall()
+            if not rows:
+                return
+            for row in rows:
+                yield row_to_record(row)
+            last = rows[-1][0]
+
+    def vectors(self, nums: Sequence[int]) -> dict[int, tuple[str | None, bytes]]:
+        """(embedding model, float32 LE bytes) of each label that has a vector."""
+        out: dict[int, tuple[str | None, bytes]] = {}
+        for i in range(0, len(nums), 500):
+            chunk = list(nums[i : i + 500])
+            for num, model, blob in self.conn.execute(
+                "SELECT num, embedding_model, vector FROM records WHERE vector IS NOT NULL"
+                f" AND num IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                out[num] = (model, blob)
+        return out
+
+    def count(self, filters: Filters | None = None) -> int:
+        cond, params = filter_sql(filters or Filters())
+        row = self.conn.execute(f"SELECT COUNT(*) FROM records r WHERE {cond}", params).fetchone()
+        return int(row[0])
+
+    def journal_head(self) -> int:
+        row = self.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM index_journal").fetchone()
+        return int(row[0])
+
+    def journal_since(self, layer: Layer, seq: int) -> list[tuple[int, int, str]]:
+        """(seq, num, op) journal entries of ``layer`` after ``seq``."""
+        return [
+            (int(s), int(n), str(o))
+            for s, n, o in self.conn.execute(
+                "SELECT seq, num, op FROM index_journal WHERE layer = ? AND seq > ? ORDER BY seq",
+                (str(layer), seq),
+            )
+        ]

@@ -1,0 +1,158 @@
+"""Fusion of the vector and keyword rankings: weighted reciprocal ranks or a convex
+combination of min-max-normalised scores (setting ``search.fusion``).
+
+``fuse`` and ``fuse_convex`` are pure and property-tested; the searches themselves are the
+backend's (``Backend.vector_search`` and ``Backend.keyword_search``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from magray.memory.backends.base import Candidate
+from magray.memory.records import Explanation, Layer
+from magray.memory.search.keywords import NORM_DEPTH
+
+__all__ = ["NORM_DEPTH", "Candidate", "FusionParams", "fuse", "fuse_convex", "recency_factor"]
+
+
+@dataclass(frozen=True, slots=True)
+class FusionParams:
+    """How the two rankings are combined (settings search.*)."""
+
+    rrf_k: float = 60.0
+    vector_weight: float = 1.0
+    keyword_weight: float = 1.0
+    layer_weights: Mapping[Layer, float] = field(default_factory=lambda: dict.fromkeys(Layer, 1.0))
+    recency_half_life_days: float = 0.0  # 0 disables the recency boost
+    recency_boost: float = 0.25  # at most +25 % for a brand-new record
+    method: str = "rrf"  # "rrf" (``fuse``) or "convex" (``fuse_convex``)
+
+
+def recency_factor(age_seconds: float, params: FusionParams) -> float:
+    """1 + boost·2^(−age/half-life): new records gain up to ``boost``, old ones gain ~0."""
+    if params.recency_half_life_days <= 0:
+        return 1.0
+    half_life = params.recency_half_life_days * 86400.0
+    return 1.0 + params.recency_boost * math.pow(2.0, -max(age_seconds, 0.0) / half_life)
+
+
+Ranked = dict[int, tuple[int, float]]  # label → (1-based rank, score)
+
+
+def _dedup(
+    pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]
+) -> list[tuple[int, float]]:
+    """``pairs`` without labels missing from ``candidates`` or seen before, order kept."""
+    seen: dict[int, float] = {}
+    for num, score in pairs:
+        if num in candidates and num not in seen:
+            seen[num] = score
+    return list(seen.items())
+
+
+def _ranks(pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]) -> Ranked:
+    return {num: (i, score) for i, (num, score) in enumerate(_dedup(pairs, candidates), 1)}
+
+
+def _combine(
+    v_rank: Ranked,
+    k_rank: Ranked,
+    candidates: Mapping[int, Candidate],
+    params: FusionParams,
+    now: float,
+    base: Callable[[int], float],
+) -> list[tuple[int, float, Explanation]]:
+    """``base(label)`` × layer weight × recency for every label of either list, best first."""
+    fused: list[tuple[int, float, Explanation]] = []
+    for num in dict.fromkeys([*v_rank, *k_rank]):
+        cand = candidates[num]
+        layer_weight = params.layer_weights.get(cand.layer, 1.0)
+        recency = recency_factor(now - cand.created_at, params)
+        score = base(num) * layer_weight * recency
+        vr, kr = v_rank.get(num), k_rank.get(num)
+        explanation = Explanation(
+            vector_rank=vr[0] if vr else None,
+            vector_score=vr[1] if vr else None,
+            keyword_rank=kr[0] if kr else None,
+            keyword_score=kr[1] if kr else None,
+            fused_score=score,
+            layer_weight=layer_weight,
+            recency_factor=recency,
+        )
+        fused.append((num, score, explanation))
+    fused.sort(key=lambda item: (-item[1], item[0]))
+    return fused
+
+
+def fuse(
+    vector: Sequence[tuple[int, float]],
+    keyword: Sequence[tuple[int, float]],
+    candidates: Mapping[int, Candidate],
+    params: FusionParams,
+    now: float,
+) -> list[tuple[int, float, Explanation]]:
+    """Weighted reciprocal-rank fusion, best first.
+
+    Both inputs are (label, score) lists already in best-first order; labels missing from
+    ``candidates`` (filtered out or deleted) are dropped *before* ranks are assigned.
+    """
+    v_rank, k_rank = _ranks(vector, candidates), _ranks(keyword, candidates)
+
+    def base(num: int) -> float:
+        total = 0.0
+        if (vr := v_rank.get(num)) is not None:
+            total += params.vector_weight / (params.rrf_k + vr[0])
+        if (kr := k_rank.get(num)) is not None:
+            total += params.keyword_weight / (params.rrf_k + kr[0])
+        return total
+
+    return _combine(v_rank, k_rank, candidates, params, now, base)
+
+
+def _minmax(
+    pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]
+) -> dict[int, float]:
+    """Scores of the labels present in ``candidates`` mapped to [0, 1] (best = 1).
+
+    The low anchor is the score at rank ``NORM_DEPTH`` (or the last rank of a shorter list)
+    and lower scores clip to 0, so a label's normalised score — and with it the ranking —
+    does not depend on how many candidates beyond that rank were fetched.
+    """
+    kept = dict(_dedup(pairs, candidates))
+    if not kept:
+        return {}
+    ordered = sorted(kept.values(), reverse=True)
+    hi, lo = ordered[0], ordered[min(NORM_DEPTH, len(ordered)) - 1]
+    span = hi - lo
+    return {num: max(0.0, (score - lo) / span) if span > 0 else 1.0 for num, score in kept.items()}
+
+
+def fuse_convex(
+    vector: Sequence[tuple[int, float]],
+    keyword: Sequence[tuple[int, float]],
+    candidates: Mapping[int, Candidate],
+    params: FusionParams,
+    now: float,
+) -> list[tuple[int, float, Explanation]]:
+    """Convex combination of min-max-normalised scores, best first.
+
+    score = α·norm(cosine) + (1 − α)·norm(BM25) with α = vector_weight / (vector_weight +
+    keyword_weight); each list is normalised over its own candidates (after dropping labels
+    missing from ``candidates``), and a label absent from a list scores 0 there. Unlike RRF it
+    keeps how far apart the scores are, not just their order. Layer weight and recency
+    multiply the result exactly as in ``fuse``.
+    """
+    total = params.vector_weight + params.keyword_weight
+    alpha = params.vector_weight / total if total > 0 else 0.5
+    v_norm = _minmax(vector, candidates)
+    k_norm = _minmax(keyword, candidates)
+
+    def base(num: int) -> float:
+        return alpha * v_norm.get(num, 0.0) + (1.0 - alpha) * k_norm.get(num, 0.0)
+
+    return _combine(
+        _ranks(vector, candidates), _ranks(keyword, candidates), candidates, params, now, base
+    )
