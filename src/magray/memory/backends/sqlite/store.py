@@ -8,177 +8,22 @@ committed record survive kill -9 and power loss.
 from __future__ import annotations
 
 import json
-import math
-import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from magray.errors import NotFoundError, SchemaError, StoreError, StoreLockedError, UsageError
-from magray.memory.migrations import SCHEMA_VERSION, current_version, migrate
-from magray.memory.records import Filters, Layer, NewRecord, Record, Source, content_hash
-
-if TYPE_CHECKING:
-    from magray.memory.search import Candidate
-
-_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-MIN_ID_PREFIX = 4
-
-RECORD_COLUMNS = (
-    "num, id, text, layer, kind, tags, project, session, source_uri, source_start, source_end,"
-    " source_line_start, source_line_end, created_at, updated_at, layer_since, last_access_at,"
-    " access_count, importance, pinned, promotion_score, content_hash, embedding_model"
+from magray.hashing import content_hash
+from magray.memory.backends.base import Candidate, InsertResult, StoredRow
+from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION, current_version, migrate
+from magray.memory.backends.sqlite.rows import (
+    RECORD_COLUMNS,
+    filter_sql,
+    row_to_record,
+    stored_float,
 )
-
-
-def new_id(now: float | None = None) -> str:
-    """A random 16-character base32 id (80 bits): short prefixes are unique in practice.
-
-    ``now`` is accepted for API symmetry; ordering lives in ``created_at``, not in the id.
-    """
-    value = secrets.randbits(80)
-    chars = []
-    for _ in range(16):
-        chars.append(_ID_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(chars)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRow:
-    """A record plus its internal index label."""
-
-    num: int
-    record: Record
-
-
-@dataclass(frozen=True, slots=True)
-class InsertResult:
-    num: int
-    id: str
-    layer: Layer
-    created: bool
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def stored_float(value: Any, default: float = 0.0) -> float:
-    """A stored number as a finite float; anything else (text, infinity) as ``default``."""
-    return float(value) if _finite(value) else default
-
-
-def _optstored_float(value: Any) -> float | None:
-    return float(value) if _finite(value) else None
-
-
-def _opt_int(value: Any) -> int | None:
-    return value if isinstance(value, int) and value >= 0 else None
-
-
-def _tags(value: Any) -> tuple[str, ...]:
-    try:
-        tags = json.loads(value)
-    except (TypeError, ValueError, RecursionError):
-        return ()
-    return tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
-
-
-def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
-    """A stored row as a ``Record``; a value no MAGRAY writes (text in a number column, a
-    timestamp of infinity: hand edits, other tools) reads as a harmless default."""
-    (
-        num,
-        id_,
-        text,
-        layer,
-        kind,
-        tags,
-        project,
-        session,
-        uri,
-        start,
-        end,
-        line_start,
-        line_end,
-        created_at,
-        updated_at,
-        layer_since,
-        last_access_at,
-        access_count,
-        importance,
-        pinned,
-        promotion_score,
-        chash,
-        model,
-    ) = tuple(row)
-    source = None
-    if uri is not None:
-        offsets = (_opt_int(start), _opt_int(end), _opt_int(line_start), _opt_int(line_end))
-        source = Source(str(uri), *offsets)
-    created = stored_float(created_at, 0.0)
-    record = Record(
-        id=id_,
-        text=text if isinstance(text, str) else str(text),
-        layer=Layer(layer),
-        kind=str(kind),
-        tags=_tags(tags),
-        project=project or None,
-        session=session,
-        source=source,
-        created_at=created,
-        updated_at=stored_float(updated_at, created),
-        layer_since=stored_float(layer_since, created),
-        last_access_at=_optstored_float(last_access_at),
-        access_count=access_count if isinstance(access_count, int) and access_count >= 0 else 0,
-        importance=stored_float(importance, 0.5),
-        pinned=bool(pinned),
-        promotion_score=_optstored_float(promotion_score),
-        content_hash=chash,
-        embedding_model=model,
-    )
-    return StoredRow(num=num, record=record)
-
-
-def filter_sql(filters: Filters, alias: str = "r") -> tuple[str, list[Any]]:
-    """A SQL condition (always valid after WHERE) and its parameters for ``filters``."""
-    parts: list[str] = ["1"]
-    params: list[Any] = []
-    if filters.layers:
-        parts.append(f"{alias}.layer IN ({','.join('?' * len(filters.layers))})")
-        params.extend(str(layer) for layer in filters.layers)
-    if filters.kind:
-        parts.append(f"{alias}.kind = ?")
-        params.append(filters.kind)
-    if filters.exclude_kinds:
-        parts.append(f"{alias}.kind NOT IN ({','.join('?' * len(filters.exclude_kinds))})")
-        params.extend(filters.exclude_kinds)
-    if filters.project:
-        parts.append(f"{alias}.project = ?")
-        params.append(filters.project)
-    if filters.session:
-        parts.append(f"{alias}.session = ?")
-        params.append(filters.session)
-    if filters.created_after is not None:
-        parts.append(f"{alias}.created_at >= ?")
-        params.append(filters.created_after)
-    if filters.created_before is not None:
-        parts.append(f"{alias}.created_at < ?")
-        params.append(filters.created_before)
-    if filters.tags:
-        tags = sorted(set(filters.tags))
-        marks = ",".join("?" * len(tags))
-        parts.append(
-            f"{alias}.num IN (SELECT num FROM record_tags WHERE tag IN ({marks})"
-            " GROUP BY num HAVING COUNT(*) = ?)"
-        )
-        params.extend(tags)
-        params.append(len(tags))
-    return " AND ".join(parts), params
+from magray.memory.records import MIN_ID_PREFIX, Filters, Layer, NewRecord, new_id
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -331,7 +176,7 @@ class Store:
             )
             return InsertResult(num=num, id=id_, layer=item.layer, created=False)
         src = item.source
-        id_ = new_id(now)
+        id_ = new_id()
         cur = conn.execute(
             "INSERT INTO records (id, text, layer, kind, tags, project, session, source_uri,"
             " source_start, source_end, source_line_start, source_line_end, created_at,"
@@ -436,12 +281,10 @@ class Store:
                 found[stored.num] = stored
         return found
 
-    def candidates(self, cands: Mapping[int, Candidate], filters: Filters) -> dict[int, Candidate]:
-        """``cands`` restricted to labels that exist and match ``filters``, with their
-        current layer and creation time (a narrow read: no text, no vector)."""
-        from magray.memory.search import Candidate
-
-        wanted = list(cands)
+    def candidates(self, nums: Iterable[int], filters: Filters) -> dict[int, Candidate]:
+        """Labels among ``nums`` that exist and match ``filters``, with their current layer
+        and creation time (a narrow read: no text, no vector)."""
+        wanted = list(dict.fromkeys(nums))
         cond, params = filter_sql(filters)
         found: dict[int, Candidate] = {}
         for i in range(0, len(wanted), 500):
