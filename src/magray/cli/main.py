@@ -10,6 +10,7 @@ from magray.cli import (
     bench,
     chat,
     config_cmd,
+    conversations,
     ingest,
     keys,
     llm,
@@ -60,6 +61,7 @@ app.add_typer(policy.app, name="policy")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(mcp.app, name="mcp")
 app.command("ingest")(ingest.ingest)
+app.command("import")(conversations.import_conversations)
 app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
 app.command("logs")(ask.logs)

@@ -38,6 +38,7 @@ def record_json(record: Record) -> dict[str, Any]:
             "line_end": src.line_end,
         },
         "created_at": iso(record.created_at),
+        "occurred_at": iso(record.occurred_at),
         "updated_at": iso(record.updated_at),
         "last_access_at": iso(record.last_access_at),
         "access_count": record.access_count,
@@ -59,6 +60,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "tags": list(r.tags),
         "project": r.project,
         "created_at": iso(r.created_at),
+        "occurred_at": iso(r.occurred_at),
         "access_count": r.access_count,
     }
     if r.source is not None:
@@ -105,6 +107,12 @@ def add(
     session: str | None = typer.Option(None, "--session", help="Session/conversation id."),
     importance: float = typer.Option(0.5, "--importance", help="0–1, how much it matters."),
     pin: bool = typer.Option(False, "--pin", help="Pinned records never expire."),
+    at: str | None = typer.Option(
+        None,
+        "--at",
+        metavar="ISO",
+        help="When it happened (ISO date/time, UTC unless given); default: now.",
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Remember TEXT (or standard input) — kept for good in Assets unless --layer says.
@@ -125,6 +133,7 @@ def add(
         session=session,
         importance=importance,
         pinned=pin,
+        occurred_at=parse_time(at, "--at"),
     )
     with memory:
         result = memory.remember(item)

@@ -25,6 +25,8 @@ from magray.memory.backends.base import Candidate, Warn
 from magray.memory.records import (
     MAX_INT,
     MAX_TEXT_CHARS,
+    MAX_TIME,
+    MIN_TIME,
     Explanation,
     Filters,
     Hit,
@@ -71,6 +73,11 @@ def validate(item: NewRecord) -> None:
         raise UsageError("the text contains NUL bytes; remember text, not binary data.")
     if not 0.0 <= item.importance <= 1.0:
         raise UsageError(f"importance must be between 0 and 1 (got {item.importance}).")
+    if item.occurred_at is not None and not MIN_TIME <= item.occurred_at <= MAX_TIME:
+        raise UsageError(
+            "occurred_at must be unix seconds between the years 1 and 9999"
+            f" (got {item.occurred_at!r})."
+        )
     if not item.kind.strip():
         raise UsageError("kind must not be empty.")
     for tag in item.tags:

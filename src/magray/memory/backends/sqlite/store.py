@@ -18,6 +18,7 @@ from magray.hashing import content_hash
 from magray.memory.backends.base import Candidate, InsertResult, StoredRow
 from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION, current_version, migrate
 from magray.memory.backends.sqlite.rows import (
+    EVENT_AT,
     RECORD_COLUMNS,
     filter_sql,
     row_to_record,
@@ -180,8 +181,8 @@ class Store:
         cur = conn.execute(
             "INSERT INTO records (id, text, layer, kind, tags, project, session, source_uri,"
             " source_start, source_end, source_line_start, source_line_end, created_at,"
-            " updated_at, layer_since, importance, pinned, content_hash, embedding_model, vector)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " updated_at, layer_since, importance, pinned, content_hash, embedding_model, vector,"
+            " occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 id_,
                 item.text,
@@ -203,6 +204,7 @@ class Store:
                 chash,
                 model_id if vector is not None else None,
                 vector,
+                item.occurred_at,
             ),
         )
         num = int(cur.lastrowid or 0)
@@ -290,7 +292,7 @@ class Store:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             for num, layer, created in self.conn.execute(
-                f"SELECT r.num, r.layer, r.created_at FROM records r WHERE r.num IN"
+                f"SELECT r.num, r.layer, {EVENT_AT} FROM records r WHERE r.num IN"
                 f" ({','.join('?' * len(chunk))}) AND {cond}",
                 [*chunk, *params],
             ):
