@@ -39,11 +39,12 @@ KS = (5, 10, 25, 50)
 DEPTH = max(KS)
 TURN_KIND = "turn"
 # mode → (search mode, settings that differ from the defaults)
+PLAIN = {"search.context_weight": 0.0, "search.session_weight": 0.0}
 MODES: dict[str, tuple[SearchMode, dict[str, Any]]] = {
-    "keyword": (SearchMode.KEYWORD, {}),
-    "vector": (SearchMode.VECTOR, {}),
-    "hybrid": (SearchMode.HYBRID, {"search.context_weight": 0.0}),
-    "context": (SearchMode.HYBRID, {}),
+    "keyword": (SearchMode.KEYWORD, PLAIN),
+    "vector": (SearchMode.VECTOR, PLAIN),
+    "hybrid": (SearchMode.HYBRID, PLAIN),
+    "context": (SearchMode.HYBRID, {}),  # the default ranking: hybrid plus context
 }
 F32 = npt.NDArray[np.float32]
 _DIA = re.compile(r"D(\d+):")

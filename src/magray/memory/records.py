@@ -171,6 +171,7 @@ class Explanation:
     layer_weight: float = 1.0
     recency_factor: float = 1.0
     rerank_score: float | None = None
+    context_score: float | None = None  # what neighbours and session added
 
 
 @dataclass(frozen=True, slots=True)

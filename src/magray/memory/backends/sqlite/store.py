@@ -284,19 +284,20 @@ class Store:
         return found
 
     def candidates(self, nums: Iterable[int], filters: Filters) -> dict[int, Candidate]:
-        """Labels among ``nums`` that exist and match ``filters``, with their current layer
-        and creation time (a narrow read: no text, no vector)."""
+        """Labels among ``nums`` that exist and match ``filters``, with their current layer,
+        event time and session (a narrow read: no text, no vector)."""
         wanted = list(dict.fromkeys(nums))
         cond, params = filter_sql(filters)
         found: dict[int, Candidate] = {}
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
-            for num, layer, created in self.conn.execute(
-                f"SELECT r.num, r.layer, {EVENT_AT} FROM records r WHERE r.num IN"
+            for num, layer, created, session in self.conn.execute(
+                f"SELECT r.num, r.layer, {EVENT_AT}, r.session FROM records r WHERE r.num IN"
                 f" ({','.join('?' * len(chunk))}) AND {cond}",
                 [*chunk, *params],
             ):
-                found[int(num)] = Candidate(int(num), Layer(layer), stored_float(created))
+                session = session if isinstance(session, str) else None
+                found[int(num)] = Candidate(int(num), Layer(layer), stored_float(created), session)
         return found
 
     def list_records(self, filters: Filters, *, limit: int, offset: int = 0) -> list[StoredRow]:
