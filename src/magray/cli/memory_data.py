@@ -104,7 +104,7 @@ def _sweep_exports(target: Path) -> None:
     """Remove the temporary files of exports to ``target`` whose process was killed."""
     import re
 
-    from magray.memory.backup_manifest import process_running
+    from magray.memory.transfer.manifest import process_running
 
     pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.tmp$")
     for entry in target.parent.iterdir():

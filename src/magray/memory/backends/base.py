@@ -129,8 +129,9 @@ class Backend(Protocol):
 
         A new record gets a fresh id and label, ``created_at = updated_at = layer_since =
         now``, ``occurred_at`` as the item gives it (None: not known), access count 0. An
-        item whose dedup key (layer, project, content hash) is already stored — also by an earlier item of the same batch — is not duplicated: the
-        stored record gets one more access at ``now`` (count, ``last_access_at`` and the
+        item whose dedup key (layer, project, content hash) is already stored — also by an
+        earlier item of the same batch — is not duplicated: the stored record gets one more
+        access at ``now`` (count, ``last_access_at`` and the
         access history), ``updated_at = now``, its tags become the union (stored order
         first), importance and pinned their maximum; its vector is replaced only when it
         was of another model. The first write to an empty store records ``model_id`` and
