@@ -130,6 +130,7 @@ HIT_FIELDS = {
     "tags",
     "project",
     "created_at",
+    "occurred_at",
     "access_count",
 }
 
