@@ -76,6 +76,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
             "layer_weight": e.layer_weight,
             "recency_factor": e.recency_factor,
             "rerank_score": e.rerank_score,
+            "context_score": e.context_score,
         }
     return out
 
