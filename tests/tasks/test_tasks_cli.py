@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from click.testing import Result
@@ -111,3 +112,10 @@ def test_states_and_edit() -> None:
     fails(["edit", a["id"], "--title", "  "], 2, "cannot be empty")
     fails(["edit", a["id"], "--priority", "9"], 2, "priority must be 1")
     fails(["start", "zzzz"], 3, "zzzz")
+
+
+def test_reading_a_fresh_home_creates_nothing(magray_home: Path) -> None:
+    for args in (("list",), ("ready",), ("graph",)):
+        assert run(*args).exit_code == 0
+    assert run("show", "abcd").exit_code == 3
+    assert not (magray_home / "data").exists()

@@ -11,6 +11,7 @@ from magray.cli import (
     chat,
     config_cmd,
     conversations,
+    home,
     ingest,
     keys,
     llm,
@@ -66,6 +67,8 @@ app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
 app.command("logs")(ask.logs)
 app.command("run")(run.run)
+app.command("backup")(home.backup)
+app.command("restore")(home.restore)
 
 
 def main() -> None:

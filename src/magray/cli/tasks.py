@@ -19,9 +19,16 @@ app = new_app("Plan work as a graph of tasks with priorities and dependencies.")
 JSON = typer.Option(False, "--json", help="Print JSON (a stable contract).")
 
 
-def _graph() -> TaskGraph:
-    from magray.tasks import TaskGraph
+def _graph(*, reading: bool = False) -> TaskGraph:
+    """The task graph; a command that only reads a home without one sees an empty graph
+    (in memory) instead of creating folders and a database."""
+    from pathlib import Path
 
+    from magray.tasks import TaskGraph
+    from magray.tasks.graph import default_path
+
+    if reading and not default_path().exists():
+        return TaskGraph(Path(":memory:"))
     return TaskGraph()
 
 
@@ -88,7 +95,7 @@ def list_(
     from magray.tasks.model import task_line
 
     states = [parse_state(s) for s in state]
-    with _graph() as graph:
+    with _graph(reading=True) as graph:
         tasks = graph.tasks(states)
     if json_out:
         emit([task_json(t) for t in tasks])
@@ -106,7 +113,7 @@ def show(
 
     Example: magray tasks show 3f9k
     """
-    with _graph() as graph:
+    with _graph(reading=True) as graph:
         task = graph.resolve(task_id)
         dependents = graph.dependents(task.id)
     if json_out:
@@ -266,7 +273,7 @@ def ready(json_out: bool = JSON) -> None:
     """
     from magray.tasks.model import task_line
 
-    with _graph() as graph:
+    with _graph(reading=True) as graph:
         tasks = graph.ready()
     if json_out:
         emit([task_json(t) for t in tasks])
@@ -285,7 +292,7 @@ def graph(
     """
     from magray.tasks import to_mermaid, to_tree
 
-    with _graph() as store:
+    with _graph(reading=True) as store:
         tasks = store.tasks()
     text = to_mermaid(tasks) if mermaid else to_tree(tasks)
     if text:

@@ -28,7 +28,7 @@ def stored_float(value: Any, default: float = 0.0) -> float:
     return float(value) if _finite(value) else default
 
 
-def _opt_stored_float(value: Any) -> float | None:
+def _opt_float(value: Any) -> float | None:
     return float(value) if _finite(value) else None
 
 
@@ -90,14 +90,14 @@ def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
         created_at=created,
         updated_at=stored_float(updated_at, created),
         layer_since=stored_float(layer_since, created),
-        last_access_at=_opt_stored_float(last_access_at),
+        last_access_at=_opt_float(last_access_at),
         access_count=access_count if isinstance(access_count, int) and access_count >= 0 else 0,
         importance=stored_float(importance, 0.5),
         pinned=bool(pinned),
-        promotion_score=_opt_stored_float(promotion_score),
+        promotion_score=_opt_float(promotion_score),
         content_hash=chash,
         embedding_model=model,
-        occurred_at=_opt_stored_float(occurred_at),
+        occurred_at=_opt_float(occurred_at),
     )
     return StoredRow(num=num, record=record)
 
