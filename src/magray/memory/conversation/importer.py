@@ -61,8 +61,9 @@ def exchanges(turns: Sequence[ChatTurn]) -> list[list[ChatTurn]]:
     for turn in turns:
         first = opener.setdefault(turn.session, turn.speaker)
         last = groups[-1][-1] if groups else None
-        same_session = last is not None and last.session == turn.session
-        if same_session and not (turn.speaker == first and last.speaker != first):
+        opens = last is None or last.session != turn.session
+        opens = opens or (last is not None and turn.speaker == first != last.speaker)
+        if not opens:
             groups[-1].append(turn)
         else:
             groups.append([turn])
