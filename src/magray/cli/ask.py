@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from magray.cli.context import iso, read_text
 from magray.llm.base import capabilities_of
+from magray.views import ask_json
 
 if TYPE_CHECKING:
     from magray.agent.conversations import ConversationLog
@@ -66,24 +67,7 @@ def check_k(k: int | None) -> int | None:
     return k
 
 
-def result_json(result: AskResult) -> dict[str, Any]:
-    return {
-        "answer": result.answer,
-        "provider": result.provider,
-        "model": result.model,
-        "conversation_id": result.conversation_id,
-        "memories": [
-            {"id": m.id, "layer": str(m.layer), "score": m.score} for m in result.memories
-        ],
-        "cited": result.cited,
-        "usage": {
-            "prompt_tokens": result.usage.prompt_tokens,
-            "completion_tokens": result.usage.completion_tokens,
-        },
-        "latency_ms": round(result.latency_ms, 1),
-        "finish_reason": result.finish_reason,
-        "notes": result.notes,
-    }
+result_json = ask_json  # the one shape the server shares
 
 
 def show_result(session: Session, result: AskResult) -> None:

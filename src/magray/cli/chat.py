@@ -121,7 +121,7 @@ class Chat:
         from magray.agent.runner import Agent
         from magray.cli.toolenv import tool_context, tool_registry
         from magray.embed import load_embedder
-        from magray.tools.audit import AuditLog, audit_file
+        from magray.observability.tool_audit import tool_audit_log
 
         settings = self.settings
         assert settings is not None  # can_act() checked it
@@ -151,7 +151,7 @@ class Chat:
                 registry,
                 tool_context(settings, self.roots),
                 self._policy(),
-                AuditLog(audit_file(settings.paths.data_dir)),
+                tool_audit_log(settings.paths.data_dir),
                 confirm=approvals.confirm,
             ),
             Critic(llm, provider=self.provider),

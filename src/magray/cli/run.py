@@ -126,7 +126,7 @@ def run(
     from magray.cli.toolenv import tool_context, tool_policy, tool_registry
     from magray.embed import load_embedder
     from magray.llm.router import Router
-    from magray.tools.audit import AuditLog, audit_file
+    from magray.observability.tool_audit import tool_audit_log
     from magray.tools.policy import Mode
 
     goal = read_text(task).strip()
@@ -161,7 +161,7 @@ def run(
                 registry,
                 ctx,
                 policy,
-                AuditLog(audit_file(paths.data_dir)),
+                tool_audit_log(paths.data_dir),
                 confirm=approvals.confirm if interactive else None,
             ),
             Critic(router, provider=provider),
