@@ -43,6 +43,8 @@ def test_import_then_reimport_then_search_and_add_at(default_model_dir: Path) ->
     record = ok_json("memory", "get", added["id"])  # type: ignore[index]
     assert record["occurred_at"] == "2024-02-01T10:30:00Z"  # type: ignore[index]
     assert record["created_at"] != record["occurred_at"]  # type: ignore[index]
+    shown = RUNNER.invoke(app, ["memory", "get", added["id"]])  # type: ignore[index]
+    assert shown.exit_code == 0 and "2024-02-01T10:30:00Z" in shown.stdout
 
 
 def test_bad_input_is_one_line_without_traceback(tmp_path: Path) -> None:
