@@ -119,3 +119,15 @@ def test_bad_input_is_one_sentence_naming_where(
 def test_fixture_files_are_valid_json() -> None:
     for name in ("chatgpt.json", "claude.json"):
         assert isinstance(json.loads((FIXTURES / name).read_text()), list)
+
+
+def test_a_turn_memory_refuses_names_its_conversation(tmp_path: Path) -> None:
+    path = tmp_path / "chat.jsonl"
+    path.write_text('{"session": "s9", "speaker": "a", "text": "nul \\u0000 byte"}\n')
+    with (
+        make() as memory,
+        pytest.raises(UsageError, match="conversation s9: the text contains NUL"),
+    ):
+        import_conversations(memory, path, "jsonl-chat")
+    with make() as memory:
+        assert memory.list_records() == []

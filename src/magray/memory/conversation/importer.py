@@ -20,7 +20,7 @@ from magray.errors import UsageError
 from magray.hashing import content_hash
 from magray.memory.conversation.formats import ChatTurn, read_turns
 from magray.memory.records import Filters, Layer, NewRecord, Source
-from magray.memory.service import Memory, Progress
+from magray.memory.service import Memory, Progress, validate
 
 TURN_KIND = "turn"
 PER = ("turn", "exchange")
@@ -98,6 +98,11 @@ def import_conversations(
     """Store the turns of an exported chat history that the store does not hold yet."""
     turns = read_turns(path, fmt)
     items = conversation_records(turns, fmt, per=per, layer=layer, project=project)
+    for item in items:
+        try:
+            validate(item)
+        except UsageError as exc:
+            raise UsageError(f"{path}: conversation {item.session}: {exc}") from None
     stored = {
         row.record.content_hash
         for row in memory.backend.iter_records(
