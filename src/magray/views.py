@@ -155,8 +155,10 @@ def expire_json(
     }
 
 
-def ingest_json(report: Any, *, layer: str, project: str | None) -> dict[str, Any]:
-    """An ingest run as ``magray ingest --json`` prints it."""
+def ingest_json(
+    report: Any, *, layer: str, project: str | None, truncated: int = 0
+) -> dict[str, Any]:
+    """An ingest run as ``magray ingest --json`` prints it (``truncated``: texts cut to fit)."""
     return {
         "layer": layer,
         "project": project,
@@ -172,6 +174,7 @@ def ingest_json(report: Any, *, layer: str, project: str | None) -> dict[str, An
             "removed": report.chunks_removed,
         },
         "skipped": [{"path": uri, "reason": reason} for uri, reason in report.skipped],
+        "truncated": truncated,
     }
 
 

@@ -157,3 +157,20 @@ def test_openapi_declares_the_bearer_scheme(client: TestClient) -> None:
     assert "security" not in doc["paths"]["/healthz"]["get"]
     ask = doc["paths"]["/v1/ask"]["post"]["responses"]["200"]["content"]
     assert set(ask) == {"application/json", "text/event-stream"}
+
+
+def test_a_client_sending_bad_keys_is_throttled_not_logged_forever(
+    make_client: AppFactory, key: Any, magray_home: Any
+) -> None:
+    from magray.observability.audit_chain import AuditChain, chain_file
+
+    client = make_client(server__rate=0.001, server__burst=2)
+    bad = {"Authorization": "Bearer mgr_guess"}
+    assert client.get("/v1/memories", headers=bad).status_code == 401
+    assert client.get("/v1/memories").status_code == 401
+    r = client.get("/v1/memories", headers=bad)
+    assert "without a valid API key" in assert_problem(r, 429)["detail"]
+    assert int(r.headers["retry-after"]) >= 1
+    denied = AuditChain(chain_file(magray_home / "data")).entries()
+    assert [e.outcome for e in denied] == ["denied", "denied"]
+    assert client.get("/v1/memories", headers=key("reader")).status_code == 200

@@ -54,7 +54,7 @@ def cli(home: Path, *args: str) -> str:
 def serve(magray_home: Path, default_model_dir: Path) -> Iterator[Any]:
     procs: list[subprocess.Popen[bytes]] = []
 
-    def start(llm_url: str) -> Served:
+    def start(llm_url: str, *extra: str) -> Served:
         (magray_home / "config.toml").write_text(provider_toml(llm_url), encoding="utf-8")
         port = free_port()
         log = magray_home / "serve.log"
@@ -67,7 +67,7 @@ def serve(magray_home: Path, default_model_dir: Path) -> Iterator[Any]:
         }
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "magray", "serve", "--port", str(port)],
+                [sys.executable, "-m", "magray", "serve", "--port", str(port), *extra],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -174,3 +174,31 @@ def test_graceful_shutdown_finishes_the_request_in_flight(serve: Any, magray_hom
     assert result["r"].json()["answer"] == "All done."
     assert code in (0, -signal.SIGTERM), served.log_text()
     assert "Finished server process" in served.log_text()
+
+
+def test_two_workers_share_one_audit_chain(serve: Any, magray_home: Path) -> None:
+    """Writes answered by two worker processes append to one chain that still verifies."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from magray.observability.audit_chain import AuditChain, chain_file
+
+    served = serve("http://127.0.0.1:9", "--workers", "2")
+    key = json.loads(cli(magray_home, "auth", "create-key", "--role", "writer", "--json"))
+    h = {"Authorization": f"Bearer {key['key']}"}
+
+    def add(i: int) -> int:
+        r = httpx.post(
+            served.url + "/v1/memories", json={"text": f"note {i}"}, headers=h, timeout=DEADLINE
+        )
+        return r.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(add, range(24)))
+    assert codes == [201] * 24
+    served.proc.send_signal(signal.SIGTERM)
+    served.proc.wait(DEADLINE)
+    chain = AuditChain(chain_file(magray_home / "data"))
+    assert len(chain.entries()) == 24
+    assert chain.verify().ok
+    workers = {x for x in served.log_text().splitlines() if "Started server process" in x}
+    assert len(workers) == 2

@@ -36,8 +36,8 @@ def ingest(
         report = run_ingest(memory, paths, layer=target, project=project, progress=bar)
         memory.sync_indexes()
     onnx = sys.modules.get("magray.embed.onnx")  # loaded only when something was embedded
-    data = ingest_json(report, layer=str(target), project=project)
-    data["truncated"] = truncated = onnx.truncated_count() if onnx is not None else 0
+    truncated = onnx.truncated_count() if onnx is not None else 0
+    data = ingest_json(report, layer=str(target), project=project, truncated=truncated)
     if json_out:
         typer.echo(json.dumps(data, ensure_ascii=False))
         return

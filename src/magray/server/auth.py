@@ -55,13 +55,27 @@ class Authenticator:
             self._cache[h] = (key, now)
         return key
 
+    def _throttle_denials(self, client: str) -> None:
+        """Refusals are audited; a client sending many bad keys gets 429s, which are not."""
+        wait = self.buckets.take(f"client:{client}")
+        if wait > 0:
+            raise Problem(
+                429,
+                "rate-limited",
+                "Too many refused requests",
+                "this client sent too many requests without a valid API key; retry after the"
+                " seconds in Retry-After with a valid key.",
+                {"Retry-After": TokenBuckets.retry_after(wait)},
+            )
+
     def principal(self, request: Request) -> Principal:
         header = request.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
+        client = request.client.host if request.client else ""
         if not header:
-            client = request.client.host if request.client else ""
             if not self.auth_on and client in LOOPBACK:
                 return Principal("anonymous", Role.ADMIN, DEFAULT_TENANT)
+            self._throttle_denials(client)
             raise Problem(
                 401,
                 "unauthorized",
@@ -72,6 +86,7 @@ class Authenticator:
             )
         key = self._lookup(secret.strip()) if scheme.lower() == "bearer" else None
         if key is None:
+            self._throttle_denials(client)
             request.state.presented = "invalid-key"
             raise Problem(
                 401,

@@ -271,8 +271,17 @@ def ingest(
         target.write_bytes(upload.file.read())
         saved.append(target)
     with tenant.lock:
+        before = _truncated()
         report = run_ingest(
             tenant.runtime.memory, saved, layer=Layer(layer), project=project, root=uploads
         )
         tenant.runtime.memory.sync_indexes()
-    return ingest_json(report, layer=layer, project=project)
+        truncated = _truncated() - before  # other tenants may embed meanwhile: an estimate
+    return ingest_json(report, layer=layer, project=project, truncated=max(0, truncated))
+
+
+def _truncated() -> int:
+    import sys
+
+    onnx = sys.modules.get("magray.embed.onnx")  # loaded only when something was embedded
+    return int(onnx.truncated_count()) if onnx is not None else 0
