@@ -26,6 +26,7 @@ class MemoryIn(Body):
     session: str | None = Field(None, max_length=500)
     importance: float = Field(0.5, ge=0.0, le=1.0)
     pin: bool = False
+    at: str | None = Field(None, description="When it happened: ISO date or time (UTC by default).")
 
 
 class Remembered(BaseModel):
