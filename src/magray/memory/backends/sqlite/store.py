@@ -49,6 +49,9 @@ def translate_sqlite_error(exc: sqlite3.Error, path: Path) -> StoreError:
     return StoreError(f"the memory store {path} failed: {exc}.")
 
 
+_LAYERS = {layer.value: layer for layer in Layer}
+
+
 class Store:
     """Low-level access to one SQLite memory database."""
 
@@ -296,8 +299,15 @@ class Store:
                 f" ({','.join('?' * len(chunk))}) AND {cond}",
                 [*chunk, *params],
             ):
-                session = session if isinstance(session, str) else None
-                found[int(num)] = Candidate(int(num), Layer(layer), stored_float(created), session)
+                # The hot path of recall (hundreds of rows a query): plain values go straight
+                # through; anything odd takes the careful conversion.
+                at = created if type(created) is float and created - created == 0.0 else None
+                found[num] = Candidate(
+                    num,
+                    _LAYERS[layer],
+                    stored_float(created) if at is None else at,
+                    session if type(session) is str else None,
+                )
         return found
 
     def list_records(self, filters: Filters, *, limit: int, offset: int = 0) -> list[StoredRow]:
