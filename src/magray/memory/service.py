@@ -333,6 +333,8 @@ class Memory:
         elif query.mode is SearchMode.KEYWORD:
             params = dataclasses.replace(params, vector_weight=0.0, keyword_weight=1.0)
         context = self.context_params()
+        if context.active and not self.backend.has_sessions():
+            context = ContextParams()  # no conversation in the store: nothing to lift
         depth = max(query.k, RERANK_DEPTH if query.rerank else 0)
         pool = max(NORM_DEPTH, 2 * depth)
         layers = filters.layers or tuple(Layer)

@@ -221,6 +221,11 @@ class Backend(Protocol):
         """How many records match ``filters``."""
         ...
 
+    def has_sessions(self) -> bool:
+        """Whether any record belongs to a session (a conversation): recall's session
+        context is skipped for stores without one. Must be cheap (an index lookup)."""
+        ...
+
     def vectors(self, nums: Sequence[int]) -> dict[int, tuple[str | None, bytes]]:
         """(embedding model, float32 bytes) of each label that holds a vector."""
         ...
