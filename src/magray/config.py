@@ -82,6 +82,19 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0,
         maximum=4096,
     ),
+    Option(
+        "memory.backend",
+        "sqlite",
+        str,
+        "Where memories are stored (see docs/memory.md, Storage backends).",
+        choices=("sqlite", "postgres"),
+    ),
+    Option(
+        "memory.dsn",
+        "",
+        str,
+        "Connection string of the postgres backend, e.g. postgresql://user@host/db.",
+    ),
     Option("memory.lock_timeout", 10.0, float, "Seconds to wait for the writer lock.", minimum=0),
     Option("memory.auto_lifecycle", True, bool, "Run promote + expire automatically on writes."),
     Option(
