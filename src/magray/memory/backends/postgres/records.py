@@ -1,0 +1,268 @@
+"""Records of the PostgreSQL backend: inserts with deduplication, deletes, access stats
+and every read by label, id, filter or page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from magray.errors import NotFoundError, UsageError
+from magray.memory.backends.base import Candidate, InsertResult, LayerStats, StoredRow
+from magray.memory.backends.postgres.core import (
+    COLUMNS,
+    Core,
+    filter_sql,
+    new_id,
+    to_row,
+    vector_param,
+)
+from magray.memory.records import Filters, Layer, NewRecord, content_hash
+
+if TYPE_CHECKING:
+    import psycopg
+
+MIN_ID_PREFIX = 4
+
+_INSERT = (
+    "INSERT INTO records (id, text, layer, kind, tags, project, session, source_uri,"
+    " source_start, source_end, source_line_start, source_line_end, created_at, updated_at,"
+    " layer_since, importance, pinned, content_hash, embedding_model, embedding)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " RETURNING num"
+)
+
+
+def insert_one(
+    conn: psycopg.Connection[Any], item: NewRecord, vector: bytes, model_id: str, now: float
+) -> InsertResult:
+    """Insert ``item`` or bump the record holding its dedup key (inside a write)."""
+    chash = content_hash(item.text)
+    project = item.project or ""
+    tags = list(dict.fromkeys(item.tags))
+    found = conn.execute(
+        "SELECT num, id, tags, embedding_model FROM records"
+        " WHERE layer = %s AND project = %s AND content_hash = %s FOR UPDATE",
+        (str(item.layer), project, chash),
+    ).fetchone()
+    if found is not None:
+        num, id_, old_tags, old_model = found
+        merged = list(dict.fromkeys([*old_tags, *tags]))
+        conn.execute(
+            "UPDATE records SET access_count = access_count + 1, last_access_at = %s,"
+            " updated_at = %s, tags = %s, importance = GREATEST(importance, %s),"
+            " pinned = pinned OR %s WHERE num = %s",
+            (now, now, merged, item.importance, item.pinned, num),
+        )
+        if old_model != model_id:
+            conn.execute(
+                "UPDATE records SET embedding = %s, embedding_model = %s WHERE num = %s",
+                (vector_param(vector), model_id, num),
+            )
+        conn.execute("INSERT INTO access_log (num, at) VALUES (%s, %s)", (num, now))
+        return InsertResult(num=int(num), id=str(id_), layer=item.layer, created=False)
+    src = item.source
+    id_ = new_id()
+    row = conn.execute(
+        _INSERT,
+        (
+            id_,
+            item.text,
+            str(item.layer),
+            item.kind,
+            tags,
+            project,
+            item.session,
+            src.uri if src else None,
+            src.start if src else None,
+            src.end if src else None,
+            src.line_start if src else None,
+            src.line_end if src else None,
+            now,
+            now,
+            now,
+            item.importance,
+            item.pinned,
+            chash,
+            model_id,
+            vector_param(vector),
+        ),
+    ).fetchone()
+    assert row is not None
+    return InsertResult(num=int(row[0]), id=id_, layer=item.layer, created=True)
+
+
+class RecordsMixin(Core):
+    # -- writes ---------------------------------------------------------------------------
+    def insert(
+        self, items: Sequence[tuple[NewRecord, bytes]], *, model_id: str, dim: int, now: float
+    ) -> list[InsertResult]:
+        if not items:
+            return []
+        with self._write() as conn:
+            self._ensure_model(conn, model_id, dim)
+            return [insert_one(conn, item, vec, model_id, now) for item, vec in items]
+
+    def delete(self, nums: Iterable[int]) -> int:
+        wanted = list(dict.fromkeys(int(n) for n in nums))
+        if not wanted:
+            return 0
+        with self._write() as conn:
+            cur = conn.execute("DELETE FROM records WHERE num = ANY(%s)", (wanted,))
+            return int(cur.rowcount)
+
+    def record_access(self, nums: Sequence[int], now: float) -> None:
+        """Best effort: skipped when the writer lock is held elsewhere."""
+        if not nums:
+            return
+        try:
+            with self._read() as conn:
+                (got,) = conn.execute(
+                    "SELECT pg_try_advisory_xact_lock(hashtext(%s))",
+                    (f"magray.memory.{self.schema}",),
+                ).fetchone() or (False,)
+                if not got:
+                    return
+                conn.execute("SELECT set_config('synchronous_commit', 'off', true)")
+                conn.execute(
+                    "UPDATE records SET access_count = access_count + 1, last_access_at = %s"
+                    " WHERE num = ANY(%s)",
+                    (now, list(nums)),
+                )
+                conn.execute(
+                    "INSERT INTO access_log (num, at) SELECT r.num, %s FROM records r"
+                    " JOIN unnest(%s::bigint[]) AS n(num) ON n.num = r.num",
+                    (now, list(nums)),
+                )
+        except Exception:  # stats never fail a search
+            return
+
+    # -- reads ----------------------------------------------------------------------------
+    def resolve(self, id_or_prefix: str) -> StoredRow:
+        key = id_or_prefix.strip().lower()
+        if len(key) < MIN_ID_PREFIX:
+            raise UsageError(f"give at least {MIN_ID_PREFIX} characters of a memory id.")
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM records WHERE id >= %s AND id < %s ORDER BY id LIMIT 6",
+                (key, key + "\uffff"),
+            ).fetchall()
+        exact = [r for r in rows if r[1] == key]
+        if exact:
+            return to_row(exact[0])
+        if not rows:
+            raise NotFoundError(f"no memory with id {id_or_prefix!r}; see `magray memory list`.")
+        if len(rows) > 1:
+            ids = ", ".join(str(r[1]) for r in rows[:5])
+            raise UsageError(f"id prefix {id_or_prefix!r} is ambiguous ({ids}); give more of it.")
+        return to_row(rows[0])
+
+    def fetch(self, nums: Iterable[int], filters: Filters | None = None) -> dict[int, StoredRow]:
+        wanted = list(dict.fromkeys(int(n) for n in nums))
+        if not wanted:
+            return {}
+        cond, params = filter_sql(filters or Filters())
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM records r WHERE r.num = ANY(%s) AND {cond}",
+                [wanted, *params],
+            ).fetchall()
+        return {s.num: s for s in map(to_row, rows)}
+
+    def candidates(self, nums: Iterable[int], filters: Filters) -> dict[int, Candidate]:
+        wanted = list(dict.fromkeys(int(n) for n in nums))
+        if not wanted:
+            return {}
+        cond, params = filter_sql(filters)
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT r.num, r.layer, r.created_at FROM records r WHERE r.num = ANY(%s)"
+                f" AND {cond}",
+                [wanted, *params],
+            ).fetchall()
+        return {int(n): Candidate(int(n), Layer(layer), float(at)) for n, layer, at in rows}
+
+    def list_records(self, filters: Filters, *, limit: int, offset: int = 0) -> list[StoredRow]:
+        cond, params = filter_sql(filters)
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {COLUMNS} FROM records r WHERE {cond}"
+                " ORDER BY r.created_at DESC, r.num DESC LIMIT %s OFFSET %s",
+                [*params, limit, offset],
+            ).fetchall()
+        return [to_row(r) for r in rows]
+
+    def iter_records(
+        self, filters: Filters | None = None, batch: int = 1000
+    ) -> Iterator[StoredRow]:
+        cond, params = filter_sql(filters or Filters())
+        last = 0
+        while True:
+            with self._read() as conn:
+                rows = conn.execute(
+                    f"SELECT {COLUMNS} FROM records r WHERE r.num > %s AND {cond}"
+                    " ORDER BY r.num LIMIT %s",
+                    [last, *params, batch],
+                ).fetchall()
+            if not rows:
+                return
+            yield from map(to_row, rows)
+            last = int(rows[-1][0])
+
+    def count(self, filters: Filters | None = None) -> int:
+        cond, params = filter_sql(filters or Filters())
+        with self._read() as conn:
+            row = conn.execute(f"SELECT COUNT(*) FROM records r WHERE {cond}", params).fetchone()
+        return int(row[0]) if row else 0
+
+    def vectors(self, nums: Sequence[int]) -> dict[int, tuple[str | None, bytes]]:
+        from magray.memory.backends.postgres.core import vector_bytes
+
+        wanted = [int(n) for n in nums]
+        if not wanted:
+            return {}
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT num, embedding_model, embedding::vector FROM records"
+                " WHERE embedding IS NOT NULL AND num = ANY(%s)",
+                (wanted,),
+            ).fetchall()
+        return {int(n): (model, vector_bytes(v)) for n, model, v in rows}
+
+    def layer_stats(self) -> dict[Layer, LayerStats]:
+        out = {layer: LayerStats(0, 0, 0, 0) for layer in Layer}
+        with self._read() as conn:
+            for layer, n, text_bytes, dims, pinned in conn.execute(
+                "SELECT layer, COUNT(*), COALESCE(SUM(octet_length(text)), 0),"
+                " COALESCE(SUM(vector_dims(embedding::vector)), 0),"
+                " COUNT(*) FILTER (WHERE pinned) FROM records GROUP BY layer"
+            ):
+                out[Layer(layer)] = LayerStats(int(n), int(text_bytes), 4 * int(dims), int(pinned))
+        return out
+
+    def size_bytes(self) -> int:
+        """Tables (with their TOAST and keyword/B-tree indexes), without the HNSW indexes."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relkind = 'r'",
+                (self.schema,),
+            ).fetchone()
+            hnsw = conn.execute(
+                "SELECT COALESCE(SUM(pg_relation_size(c.oid)), 0) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relkind = 'i' AND c.relname LIKE 'records_hnsw_%%'",
+                (self.schema,),
+            ).fetchone()
+        return int(row[0] if row else 0) - int(hnsw[0] if hnsw else 0)
+
+    def index_bytes(self) -> int:
+        """Bytes of the HNSW indexes (for the benchmark)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT COALESCE(SUM(pg_relation_size(c.oid)), 0) FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relkind = 'i' AND c.relname LIKE 'records_hnsw_%%'",
+                (self.schema,),
+            ).fetchone()
+        return int(row[0]) if row else 0
