@@ -380,3 +380,4 @@ def expire(
 
 # backup, restore, export and import live in their own module; importing it registers them.
 from magray.cli import memory_data as _memory_data  # noqa: E402, F401
+from magray.cli import memory_migrate as _memory_migrate  # noqa: E402, F401
