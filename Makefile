@@ -10,7 +10,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # llama-cpp-python compiles llama.cpp the first time; pip caches the wheel afterwards.
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: run test lint bench models test-models clean format
+.PHONY: run run-postgres test lint bench models test-models clean format
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -32,6 +32,12 @@ test-models: $(STAMP)
 run: models
 	$(BIN)/magray ingest README.md docs --project magray
 	$(BIN)/magray ask "What are the three layers of MAGRAY's memory?"
+
+# The same main job with the memory on the bundled PostgreSQL + pgvector (in the data dir).
+run-postgres: models
+	$(BIN)/python -m magray.memory.backends.postgres.bundled -- sh -c '\
+	  $(BIN)/magray ingest README.md docs --project magray && \
+	  $(BIN)/magray ask "What are the three layers of MAGRAY'"'"'s memory?"'
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -77,3 +77,39 @@ def start(pgdata: Path, *, delete_on_stop: bool = False) -> BundledServer:
                 " LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8' LOCALE 'C.UTF-8'"
             )
     return BundledServer(dsn=handle.get_uri(database=DATABASE), handle=handle)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m magray.memory.backends.postgres.bundled [--data DIR] -- COMMAND...``:
+    run COMMAND with MAGRAY's memory on the bundled PostgreSQL (started in DIR, by default
+    ``<data dir>/postgres``, and stopped afterwards; the data stays for the next run)."""
+    import subprocess
+    import sys
+
+    from magray.paths import resolve_paths
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    pgdata = resolve_paths().data_dir / "postgres"
+    if args[:1] == ["--data"] and len(args) > 1:
+        pgdata = Path(args[1])
+        args = args[2:]
+    if args[:1] == ["--"]:
+        args = args[1:]
+    if not args:
+        print("usage: python -m magray.memory.backends.postgres.bundled [--data DIR] -- COMMAND")
+        return 2
+    try:
+        server = start(pgdata)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    env = {**os.environ, "MAGRAY_MEMORY_BACKEND": "postgres", "MAGRAY_MEMORY_DSN": server.dsn}
+    print(f"memory on the bundled PostgreSQL: {server.dsn}", file=sys.stderr)
+    try:
+        return subprocess.call(args, env=env)
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

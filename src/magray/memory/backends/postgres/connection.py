@@ -80,6 +80,16 @@ def translate(exc: Exception, where: str) -> StoreError:
     return StoreError(f"the PostgreSQL memory store at {where} failed: {text}.")
 
 
+def require_pgvector(version: str, where: str) -> None:
+    """Refuse pgvector before 0.8: its filtered HNSW scans return too few rows."""
+    if parse_version(version) < MIN_PGVECTOR:
+        raise StoreError(
+            f"the database at {where} has pgvector {version}; MAGRAY needs 0.8 or newer"
+            " (filtered vector search returns too few rows before it): upgrade the package"
+            " on the server, then run ALTER EXTENSION vector UPDATE."
+        )
+
+
 def check_server(conn: psycopg.Connection[Any], where: str) -> str:
     """Create pgvector if missing and refuse versions without iterative index scans.
 
@@ -98,12 +108,7 @@ def check_server(conn: psycopg.Connection[Any], where: str) -> str:
             "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
         ).fetchone()
     version = str(row[0]) if row else "0"
-    if parse_version(version) < MIN_PGVECTOR:
-        raise StoreError(
-            f"the database at {where} has pgvector {version}; MAGRAY needs 0.8 or newer"
-            " (filtered vector search returns too few rows before it): run"
-            " ALTER EXTENSION vector UPDATE after upgrading the package."
-        )
+    require_pgvector(version, where)
     (encoding,) = conn.execute("SHOW server_encoding").fetchone() or ("?",)
     if str(encoding).upper() not in {"UTF8", "UTF-8"}:
         raise StoreError(
