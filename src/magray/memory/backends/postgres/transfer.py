@@ -110,18 +110,18 @@ class TransferMixin(Core):
             with self._pool.connection() as conn:
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-                with (folder / RECORDS_FILE).open("w", encoding="utf-8") as out:
-                    with conn.cursor(name="magray_snapshot") as cur:
-                        cur.itersize = 1000
-                        cur.execute(
-                            f"SELECT {COLUMNS}, embedding::vector FROM records ORDER BY num"
-                        )
-                        for row in cur:
-                            stored = to_row(row[:-1])
-                            vec = vector_bytes(row[-1]) if row[-1] is not None else None
-                            line = record_line(stored, vec)
-                            out.write(json.dumps(line, ensure_ascii=False) + "\n")
-                            counts[str(stored.record.layer)] += 1
+                with (
+                    (folder / RECORDS_FILE).open("w", encoding="utf-8") as out,
+                    conn.cursor(name="magray_snapshot") as cur,
+                ):
+                    cur.itersize = 1000
+                    cur.execute(f"SELECT {COLUMNS}, embedding::vector FROM records ORDER BY num")
+                    for row in cur:
+                        stored = to_row(row[:-1])
+                        vec = vector_bytes(row[-1]) if row[-1] is not None else None
+                        line = record_line(stored, vec)
+                        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+                        counts[str(stored.record.layer)] += 1
                 with (folder / STATE_FILE).open("w", encoding="utf-8") as out:
                     for line in self._state_lines(conn, meta):
                         out.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -165,8 +165,8 @@ class TransferMixin(Core):
             "SELECT record_id, layer, created_at, layer_since, importance, pinned,"
             " access_times, archived_at FROM history_archive ORDER BY record_id"
         ):
-            keys = ("record_id", "layer", "created_at", "layer_since", "importance", "pinned")
-            out = dict(zip(keys, row[:6], strict=True))
+            names = ("record_id", "layer", "created_at", "layer_since", "importance", "pinned")
+            out = dict(zip(names, row[:6], strict=True))
             yield {
                 "table": "history_archive",
                 **out,
@@ -177,8 +177,8 @@ class TransferMixin(Core):
             "SELECT uri, project, layer, content_hash, chunks, ingested_at FROM ingested_sources"
             " ORDER BY uri, project, layer"
         ):
-            keys = ("uri", "project", "layer", "content_hash", "chunks", "ingested_at")
-            yield {"table": "ingested_sources", **dict(zip(keys, row, strict=True))}
+            cols = ("uri", "project", "layer", "content_hash", "chunks", "ingested_at")
+            yield {"table": "ingested_sources", **dict(zip(cols, row, strict=True))}
 
     # -- integrity --------------------------------------------------------------------------
     def verify(self) -> StoreCheck:
