@@ -19,6 +19,7 @@ from magray.memory.backends.postgres.core import Core, filter_sql
 from magray.memory.records import Filters, Layer
 
 MAX_EF = 1000  # pgvector's upper bound of hnsw.ef_search
+DF_CAP = 2000  # document frequencies are counted up to this many records
 
 
 class SearchMixin(Core):
@@ -77,17 +78,28 @@ class SearchMixin(Core):
 
     @staticmethod
     def _idf(conn: Any, words: Sequence[str]) -> dict[str, float]:
-        """BM25's inverse document frequency of each word (0 for words no record holds)."""
-        row = conn.execute("SELECT COUNT(*) FROM records").fetchone()
+        """BM25's inverse document frequency of each word (0 for words no record holds).
+
+        The record count is the planner's estimate once the table is large, and document
+        frequencies are counted up to ``DF_CAP``: a word in more records than that is
+        common, and its weight changes little with the exact count.
+        """
+        row = conn.execute(
+            "SELECT GREATEST(reltuples::bigint, 0) FROM pg_class WHERE oid = 'records'::regclass"
+        ).fetchone()
         total = int(row[0]) if row else 0
+        if total < DF_CAP:
+            row = conn.execute("SELECT COUNT(*) FROM records").fetchone()
+            total = int(row[0]) if row else 0
         out: dict[str, float] = {}
         for w in words:
             found = conn.execute(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM records"
-                " WHERE tsv @@ plainto_tsquery('simple', fold(%s)) LIMIT 100000) m",
-                (w,),
+                " WHERE tsv @@ plainto_tsquery('simple', fold(%s)) LIMIT %s) m",
+                (w, DF_CAP),
             ).fetchone()
             df = int(found[0]) if found else 0
+            total = max(total, df)
             out[w] = math.log(1.0 + (total - df + 0.5) / (df + 0.5)) if df else 0.0
         return out
 
