@@ -13,15 +13,28 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def postgres_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The DSN of a UTF-8 ``magray`` database on a bundled cluster started once per session."""
+def postgres_dsn() -> Iterator[str]:
+    """The DSN of a UTF-8 ``magray`` database on a bundled cluster started once per session.
+
+    The cluster lives in a temp folder of its own, not under pytest's: run as root, the
+    server runs as a system user of its own, and pytest resets its folders to mode 0700.
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
     from magray.memory.backends.postgres.bundled import start
 
-    server = start(tmp_path_factory.mktemp("postgres") / "pgdata", delete_on_stop=True)
+    parent = Path(tempfile.mkdtemp(prefix="magray-pg-"))
+    parent.chmod(0o755)
     try:
-        yield server.dsn
+        server = start(parent / "pgdata", delete_on_stop=True)
+        try:
+            yield server.dsn
+        finally:
+            server.stop()
     finally:
-        server.stop()
+        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture
