@@ -37,7 +37,7 @@ from magray.bench.retrieval import (
 )
 from magray.config import load_settings
 from magray.memory.records import Explanation
-from magray.memory.search import Candidate, FusionParams, fuse
+from magray.memory.search.fusion import Candidate, FusionParams, fuse
 from magray.memory.service import Memory
 
 REPO = Path(__file__).resolve().parent.parent

@@ -153,7 +153,7 @@ def bench_usearch(data: F32, queries: F32, truth: I64, tmp: Path, dtype: str) ->
 
 
 def bench_magray(data: F32, queries: F32, truth: I64, tmp: Path, dtype: str) -> dict[str, Any]:
-    from magray.memory.vector_index import VectorIndex
+    from magray.memory.backends.sqlite.vector_index import VectorIndex
 
     n = len(data)
     path = tmp / f"m.{dtype}.usearch"

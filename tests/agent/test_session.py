@@ -111,10 +111,10 @@ def test_no_memory_mode_neither_recalls_nor_stores(memory: Memory, log: Conversa
     result = Session(ScriptedLLM(provider), None, log).ask("anything?")
     assert result.memories == []
     assert "Memories:" not in provider.requests[0].messages[0].content
-    assert memory.store.count(exchanges) == 0
+    assert memory.backend.count(exchanges) == 0
     # the same turn with the memory passed stores its exchange where the count looks
     with_memory = Session(ScriptedLLM(provider), memory, log).ask("anything?")
-    assert with_memory.memories and memory.store.count(exchanges) == 1
+    assert with_memory.memories and memory.backend.count(exchanges) == 1
 
 
 def test_ctrl_c_keeps_the_partial_answer(memory: Memory, log: ConversationLog) -> None:

@@ -66,7 +66,7 @@ def seed(n: int = 3) -> None:
 
 def count() -> int:
     with Memory(load_settings(), embedder=HashEmbedder()) as memory:
-        return memory.store.count()
+        return memory.backend.count()
 
 
 @pytest.mark.parametrize(
@@ -185,7 +185,7 @@ BACKUP_THEN_HANG = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {repo!r})
     from magray.config import load_settings
-    from magray.memory import backup
+    from magray.memory.transfer import backup
     from magray.memory.service import Memory
     from tests.fakes import HashEmbedder
 

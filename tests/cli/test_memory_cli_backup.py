@@ -142,7 +142,7 @@ def test_kill_9_mid_write_loses_no_committed_record() -> None:
         proc.wait()
         committed.extend(proc.stdout.read().split())
     with Memory(load_settings(), embedder=HashEmbedder()) as memory:
-        stored = {row.record.id for row in memory.store.iter_all()}
+        stored = {row.record.id for row in memory.backend.iter_records()}
         assert set(committed) <= stored
         report = verify(memory)
         assert report.ok, report.problems

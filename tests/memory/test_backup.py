@@ -10,8 +10,8 @@ import pytest
 
 from magray.config import load_settings
 from magray.errors import BackupError, NotFoundError
-from magray.memory.backup import MANIFEST, backup, restore
-from magray.memory.migrations import SCHEMA_VERSION
+from magray.memory.transfer.backup import MANIFEST, backup, restore
+from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION
 from magray.memory.records import Layer, NewRecord, Query, SearchMode
 from magray.memory.service import Memory
 from tests.fakes import HashEmbedder
@@ -36,7 +36,7 @@ def fill(memory: Memory) -> None:
 
 
 def snapshot(memory: Memory) -> list[object]:
-    return [row.record for row in memory.store.iter_all()]
+    return [row.record for row in memory.backend.iter_records()]
 
 
 def test_backup_is_online_while_another_connection_holds_a_write_transaction(
@@ -44,7 +44,7 @@ def test_backup_is_online_while_another_connection_holds_a_write_transaction(
 ) -> None:
     with make() as memory:
         fill(memory)
-        other = sqlite3.connect(memory.store.path, isolation_level=None)
+        other = sqlite3.connect(memory.backend.store.path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         other.execute("UPDATE records SET text = 'uncommitted' WHERE layer = 'assets'")
         manifest = backup(memory, tmp_path / "bk")
@@ -162,7 +162,7 @@ def test_restore_into_non_empty_store_needs_force(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match="--force"):
         restore(load_settings(), tmp_path / "bk")
     with make() as memory:
-        assert memory.store.count() == len(DOCS) + 1
+        assert memory.backend.count() == len(DOCS) + 1
 
 
 def test_restore_refuses_while_another_process_has_the_store_open(tmp_path: Path) -> None:
@@ -171,7 +171,7 @@ def test_restore_refuses_while_another_process_has_the_store_open(tmp_path: Path
         backup(memory, tmp_path / "bk")
         with pytest.raises(BackupError, match="open"):
             restore(load_settings(), tmp_path / "bk", force=True)
-        assert memory.store.count() == len(DOCS)
+        assert memory.backend.count() == len(DOCS)
 
 
 def test_restore_of_missing_backup_is_not_found(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magray.errors import UsageError
-from magray.memory.chunking import KINDS, Chunk, chunk
+from magray.memory.ingest.chunking import KINDS, Chunk, chunk
 
 
 def check_invariants(text: str, chunks: list[Chunk], max_chars: int, overlap: int) -> None:

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from magray.memory.records import Layer
-from magray.memory.search import Candidate, FusionParams, fuse_convex
+from magray.memory.search.fusion import Candidate, FusionParams, fuse_convex
 
 NOW = 1_000_000.0
 

@@ -26,7 +26,7 @@ def test_reader_between_a_writers_two_files_waits_for_the_save(
     with make() as writer:
         writer.remember(NewRecord(text="penguins huddle in winter", layer=Layer.ASSETS))
         writer.sync_indexes()
-        sidecar = Path(str(writer.indexes.path(Layer.ASSETS)) + ".json")
+        sidecar = Path(str(writer.backend.indexes.path(Layer.ASSETS)) + ".json")
     saved = sidecar.read_bytes()
     query = Query(text="penguins huddle", mode=SearchMode.VECTOR)
 
@@ -35,7 +35,7 @@ def test_reader_between_a_writers_two_files_waits_for_the_save(
     sidecar.unlink()
     warnings: list[str] = []
     with make(warnings) as reader:
-        real_locked = reader.store.locked
+        real_locked = reader.backend.store.locked
 
         @contextmanager
         def locked(timeout: float | None = None) -> Iterator[None]:
@@ -43,7 +43,7 @@ def test_reader_between_a_writers_two_files_waits_for_the_save(
             with real_locked(timeout):
                 yield
 
-        monkeypatch.setattr(reader.store, "locked", locked)
+        monkeypatch.setattr(reader.backend.store, "locked", locked)
         assert reader.recall(query)
     assert warnings == []
 

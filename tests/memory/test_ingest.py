@@ -10,7 +10,7 @@ import pytest
 
 from magray.config import load_settings
 from magray.errors import NotFoundError
-from magray.memory.ingest import ingest
+from magray.memory.ingest.pipeline import ingest
 from magray.memory.maintenance import verify
 from magray.memory.records import Filters, Layer, Query, SearchMode
 from magray.memory.service import Memory
@@ -119,10 +119,10 @@ def test_ingest_forgets_only_under_the_folders_it_walked(tmp_path: Path) -> None
     for path, root in ((notes, tmp_path), (tmp_path / "link", code)):
         again = ingest(memory, [path], root=root)
         assert (again.files_unchanged, again.files_added, again.files_removed) == (1, 0, 0)
-    assert memory.store.count() == 2
+    assert memory.backend.count() == 2
     (notes / "a.md").unlink()
     gone = ingest(memory, [notes], root=code)
-    assert gone.removed == [f"{notes.resolve()}/a.md"] and memory.store.count() == 1
+    assert gone.removed == [f"{notes.resolve()}/a.md"] and memory.backend.count() == 1
 
 
 def test_named_file_that_turned_binary_is_forgotten_and_unreadable_kept(
@@ -150,14 +150,14 @@ def test_named_file_that_turned_binary_is_forgotten_and_unreadable_kept(
     monkeypatch.setattr(os, "scandir", deny)
     report = ingest(memory, [folder], root=tmp_path)
     assert ("locked/inner", "unreadable") in report.skipped
-    assert report.files_removed == 0 and memory.store.count() == 1
+    assert report.files_removed == 0 and memory.backend.count() == 1
 
 
 def test_relative_sources_of_an_older_store_are_adopted(tree: Path) -> None:
     memory = make(HashEmbedder())
     ingest(memory, [tree], root=tree)
     real = tree.resolve()
-    with memory.store.write() as conn:  # what an older MAGRAY stored, run from tree
+    with memory.backend.store.write() as conn:  # what an older MAGRAY stored, run from tree
         for table, column in (("records", "source_uri"), ("ingested_sources", "uri")):
             conn.execute(
                 f"UPDATE {table} SET {column} = substr({column}, ?)", (len(str(real)) + 2,)
@@ -175,7 +175,7 @@ def test_lost_chunks_are_reported_by_verify_and_restored_by_ingest(tree: Path) -
     ingest(memory, [tree], root=tree)
     memory.sync_indexes()
     guide = f"{tree.resolve()}/docs/guide.md"
-    with memory.store.write() as conn:
+    with memory.backend.store.write() as conn:
         conn.execute("DELETE FROM records WHERE source_uri = ?", (guide,))
     memory.sync_indexes()
     report = verify(memory)

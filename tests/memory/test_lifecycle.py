@@ -7,7 +7,7 @@ import json
 import pytest
 
 from magray.config import load_settings
-from magray.memory import lifecycle
+from magray.memory.lifecycle import run as lifecycle
 from magray.memory.records import Filters, Layer, NewRecord, Query, SearchMode
 from magray.memory.service import Memory
 from tests.fakes import HashEmbedder
@@ -21,8 +21,8 @@ def make(**overrides: object) -> Memory:
 
 
 def access(memory: Memory, record_id: str, times: list[float]) -> None:
-    num = memory.store.resolve(record_id).num
-    with memory.store.write() as conn:
+    num = memory.backend.resolve(record_id).num
+    with memory.backend.store.write() as conn:
         conn.executemany(
             "INSERT INTO access_log (num, at) VALUES (?, ?)", [(num, t) for t in times]
         )
@@ -62,7 +62,7 @@ def test_frequently_used_interact_record_is_promoted(memory: Memory) -> None:
         )
     )
     assert hits and hits[0].record.id == hot.id
-    log = memory.store.conn.execute("SELECT action, to_layer FROM lifecycle_log").fetchall()
+    log = memory.backend.store.conn.execute("SELECT action, to_layer FROM lifecycle_log").fetchall()
     assert log == [("promote", "insights")]
 
 
@@ -77,10 +77,10 @@ def test_promotion_onto_identical_content_merges(memory: Memory) -> None:
     a = memory.remember(NewRecord(text="same words", layer=Layer.INSIGHTS))
     b = memory.remember(NewRecord(text="same words", pinned=True))
     lifecycle.promote(memory, now=memory.get(b.id).created_at + 60)
-    assert memory.store.count() == 1
+    assert memory.backend.count() == 1
     merged = memory.get(a.id)
     assert merged.pinned
-    assert memory.store.conn.execute("SELECT action FROM lifecycle_log").fetchone()[0] == "merge"
+    assert memory.backend.store.conn.execute("SELECT action FROM lifecycle_log").fetchone()[0] == "merge"
 
 
 def test_expire_removes_old_unpinned_records_and_archives_history(memory: Memory) -> None:
@@ -93,12 +93,12 @@ def test_expire_removes_old_unpinned_records_and_archives_history(memory: Memory
 
     dry = lifecycle.expire(memory, dry_run=True, now=now)
     assert [e.record_id for e in dry.expired] == [old.id]
-    assert memory.store.count() == 3
+    assert memory.backend.count() == 3
 
     lifecycle.expire(memory, now=now)
     remaining = {r.id for r in memory.list_records(limit=10)}
     assert remaining == {keep.id, asset.id}
-    archived = memory.store.conn.execute(
+    archived = memory.backend.store.conn.execute(
         "SELECT record_id, access_times FROM history_archive"
     ).fetchall()
     assert archived[0][0] == old.id and json.loads(archived[0][1]) == [created + 60]
@@ -126,7 +126,7 @@ def test_learned_scorer_is_trained_from_history_and_stored(memory: Memory) -> No
     assert report.model["source"] == "trained"
     assert any(d.model_score is not None for d in report.promoted + report.kept)
     lifecycle.promote(memory, now=now)
-    stored = json.loads(memory.store.meta(lifecycle.META_MODEL) or "{}")
+    stored = json.loads(memory.backend.meta(lifecycle.META_MODEL) or "{}")
     assert stored["n_samples"] >= 50
     again = lifecycle.promote(memory, dry_run=True, now=now + 60)
     assert again.model["source"] == "stored"
@@ -142,7 +142,7 @@ def test_rules_only_until_enough_data(memory: Memory) -> None:
 def test_automatic_lifecycle_runs_on_write_and_is_rate_limited() -> None:
     memory = make(**{"memory.auto_lifecycle": True, "memory.lifecycle_interval_minutes": 60})
     memory.remember(NewRecord(text="first write triggers a lifecycle run"))
-    first = memory.store.meta(lifecycle.META_LAST_RUN)
+    first = memory.backend.meta(lifecycle.META_LAST_RUN)
     assert first is not None
     memory.remember(NewRecord(text="second write within the hour does not"))
-    assert memory.store.meta(lifecycle.META_LAST_RUN) == first
+    assert memory.backend.meta(lifecycle.META_LAST_RUN) == first

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magray.errors import ModelError, UsageError
-from magray.memory.expire import DAY, DEFAULT_TTLS, HOUR
-from magray.memory.promote import (
+from magray.memory.lifecycle.expire import DAY, DEFAULT_TTLS, HOUR
+from magray.memory.lifecycle.promote import (
     FEATURE_NAMES,
     MIN_TRAINING_EXAMPLES,
     SNAPSHOTS_PER_RECORD,

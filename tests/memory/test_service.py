@@ -42,7 +42,7 @@ def test_remember_dedups_same_content_in_same_layer_and_project(memory: Memory) 
     assert memory.get(again.id).access_count == 1
     other_layer = memory.remember(NewRecord(text=DOCS[0][0], layer=Layer.ASSETS, project="demo"))
     assert other_layer.created is True
-    assert memory.store.count() == len(DOCS) + 1
+    assert memory.backend.count() == len(DOCS) + 1
 
 
 @pytest.mark.parametrize("mode", list(SearchMode))
@@ -78,7 +78,7 @@ def test_recall_bumps_access_stats(memory: Memory) -> None:
     record = memory.get(hit.record.id)
     assert record.access_count == hit.record.access_count + 1
     assert record.last_access_at is not None
-    assert memory.store.conn.execute("SELECT COUNT(*) FROM access_log").fetchone()[0] >= 1
+    assert memory.backend.store.conn.execute("SELECT COUNT(*) FROM access_log").fetchone()[0] >= 1
 
 
 def test_forget_removes_from_both_indexes(memory: Memory) -> None:
@@ -109,7 +109,7 @@ def test_a_different_model_is_refused_before_writing(memory: Memory) -> None:
     same_dim_other_model = make(HashEmbedder(dim=64, model_id="other-64"))
     with pytest.raises(DimensionMismatchError):
         same_dim_other_model.recall(Query(text="database"))
-    assert memory.store.count() == len(DOCS)
+    assert memory.backend.count() == len(DOCS)
 
 
 def test_reembed_switches_the_store_to_the_new_model(memory: Memory) -> None:
@@ -123,18 +123,18 @@ def test_reembed_switches_the_store_to_the_new_model(memory: Memory) -> None:
 
 def test_index_backlog_is_searched_and_folded(memory: Memory) -> None:
     memory.sync_indexes()
-    health = memory.indexes.health()
+    health = memory.backend.indexes.health()
     assert sum(int(h["indexed"]) for h in health.values()) == len(DOCS)
     late = memory.remember(NewRecord(text="A brand new fact about zebras", layer=Layer.ASSETS))
     fresh = make()
     hit = fresh.recall(Query(text="zebras", k=1, mode=SearchMode.VECTOR))[0]
     assert hit.record.id == late.id
-    assert fresh.indexes.health()[Layer.ASSETS]["backlog"] == 1
+    assert fresh.backend.indexes.health()[Layer.ASSETS]["backlog"] == 1
 
 
 def test_damaged_index_file_is_rebuilt_with_a_warning(memory: Memory) -> None:
     memory.sync_indexes()
-    path = memory.indexes.path(Layer.ASSETS)
+    path = memory.backend.indexes.path(Layer.ASSETS)
     path.write_bytes(b"garbage" * 10)
     warnings: list[str] = []
     fresh = Memory(load_settings(), embedder=HashEmbedder(), warn=warnings.append)
@@ -148,8 +148,8 @@ def test_verify_detects_a_missing_index_entry(memory: Memory) -> None:
     memory.sync_indexes()
     assert verify(memory).ok
     # Corrupt the truth behind the index's back: drop a journal-less vector row change.
-    memory.store.conn.execute("DROP TRIGGER records_journal_delete")
-    memory.store.conn.execute(
+    memory.backend.store.conn.execute("DROP TRIGGER records_journal_delete")
+    memory.backend.store.conn.execute(
         "DELETE FROM records WHERE layer = 'assets' AND text LIKE 'Use ruff%'"
     )
     report = verify(memory)  # this process still holds the index as it was
@@ -163,13 +163,13 @@ def test_verify_detects_a_missing_index_entry(memory: Memory) -> None:
 
 def test_writer_lock_times_out_with_a_clear_error(memory: Memory) -> None:
     other = make(**{"memory.lock_timeout": "0.2"})
-    with memory.store.locked(), pytest.raises(StoreLockedError, match="another magray process"):
+    with memory.backend.store.locked(), pytest.raises(StoreLockedError, match="another magray process"):
         other.remember(NewRecord(text="blocked"))
 
 
 def test_readers_do_not_block_while_a_writer_holds_the_lock(memory: Memory) -> None:
     reader = make()
-    with memory.store.write():
+    with memory.backend.store.write():
         started = time.perf_counter()
         hits = reader.recall(Query(text="database", k=2))
         assert hits
@@ -187,13 +187,13 @@ def test_store_is_wal_and_fts_is_consistent(memory: Memory, magray_home: Path) -
 def test_disk_full_fails_cleanly_and_loses_nothing(memory: Memory) -> None:
     from magray.errors import StoreError
 
-    before = memory.store.count()
-    pages = memory.store.conn.execute("PRAGMA page_count").fetchone()[0]
-    memory.store.conn.execute(f"PRAGMA max_page_count = {pages}")
+    before = memory.backend.count()
+    pages = memory.backend.store.conn.execute("PRAGMA page_count").fetchone()[0]
+    memory.backend.store.conn.execute(f"PRAGMA max_page_count = {pages}")
     with pytest.raises(StoreError, match="full"):
         memory.remember_many([NewRecord(text=f"filler {i} " + "x" * 4000) for i in range(50)])
-    memory.store.conn.execute("PRAGMA max_page_count = 1073741823")
-    assert memory.store.count() == before
+    memory.backend.store.conn.execute("PRAGMA max_page_count = 1073741823")
+    assert memory.backend.count() == before
     assert verify(memory).ok
     assert memory.remember(NewRecord(text="writes work again")).created
 
@@ -209,7 +209,7 @@ def test_quantized_indexes_rescore_with_exact_vectors(dtype: str) -> None:
     )[0]
     assert "5433" in hit.record.text
     assert 0 < hit.score <= 1
-    assert mem.indexes.path(Layer.INSIGHTS).name.endswith(f".{dtype}.usearch")
+    assert mem.backend.indexes.path(Layer.INSIGHTS).name.endswith(f".{dtype}.usearch")
 
 
 @pytest.mark.parametrize("mode", list(SearchMode))
@@ -237,14 +237,14 @@ def test_ranks_do_not_depend_on_k(mode: SearchMode) -> None:
 def test_recall_fetches_full_records_only_for_hits(memory: Memory) -> None:
     memory.remember_many([NewRecord(text=f"shared words record {i}") for i in range(150)])
     fetched: list[int] = []
-    original = memory.store.fetch
+    original = memory.backend.store.fetch
 
     def counting(nums, filters=None):  # type: ignore[no-untyped-def]
         nums = list(nums)
         fetched.extend(nums)
         return original(nums, filters)
 
-    memory.store.fetch = counting  # type: ignore[method-assign]
+    memory.backend.store.fetch = counting  # type: ignore[method-assign]
     hits = memory.recall(Query(text="shared words record", k=3))
     assert len(hits) == 3
     assert len(fetched) == 3

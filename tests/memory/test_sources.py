@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from magray.errors import NotFoundError
-from magray.memory.records import content_hash
-from magray.memory.sources import (
+from magray.hashing import content_hash
+from magray.memory.ingest.sources import (
     Skipped,
     SkipReason,
     SourceFile,

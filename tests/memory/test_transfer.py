@@ -12,7 +12,7 @@ from magray.config import load_settings
 from magray.errors import BackupError
 from magray.memory.records import Filters, Layer, NewRecord, Query, SearchMode, Source
 from magray.memory.service import Memory
-from magray.memory.transfer import export, import_
+from magray.memory.transfer.jsonl import export, import_
 from tests.fakes import HashEmbedder
 
 
@@ -53,7 +53,7 @@ def source() -> Memory:
 
 
 def records(memory: Memory) -> list[object]:
-    return sorted((row.record for row in memory.store.iter_all()), key=lambda r: r.id)
+    return sorted((row.record for row in memory.backend.iter_records()), key=lambda r: r.id)
 
 
 def dump(memory: Memory, **kwargs: object) -> str:
@@ -113,14 +113,14 @@ def test_bad_lines_are_named_and_nothing_is_imported(source: Memory, tmp_path: P
             import_(target, io.StringIO("\n".join(lines)))
         assert "line 3: invalid JSON" in str(err.value)
         assert "line 5: unknown layer 'attic'" in str(err.value)
-        assert target.store.count() == 0
+        assert target.backend.count() == 0
         report = import_(target, io.StringIO("\n".join(lines)), skip_bad=True)
         assert report.imported == 2
         assert [(b.line, b.error.split(" ")[0]) for b in report.skipped_bad] == [
             (3, "invalid"),
             (5, "unknown"),
         ]
-        assert target.store.count() == 2
+        assert target.backend.count() == 2
 
 
 @pytest.mark.parametrize(
@@ -169,7 +169,7 @@ def test_minimal_hand_written_lines_get_defaults(tmp_path: Path) -> None:
 
 
 def test_long_and_deeply_nested_lines_are_bad_lines(tmp_path: Path) -> None:
-    from magray.memory.transfer import MAX_LINE_CHARS
+    from magray.memory.transfer.jsonl import MAX_LINE_CHARS
 
     long_line = json.dumps({"text": "w" * (MAX_LINE_CHARS + 10), "layer": "assets"})
     lines = [long_line, "[" * 100_000, '{"text": "kept", "layer": "assets"}']
@@ -185,7 +185,7 @@ def test_long_and_deeply_nested_lines_are_bad_lines(tmp_path: Path) -> None:
 def test_stored_values_no_magray_writes_do_not_break_reads(tmp_path: Path) -> None:
     with make(tmp_path / "other") as memory:
         memory.remember(NewRecord(text="odd row", source=Source("a.md", 0, 7, 1, 1)))
-        with memory.store.write() as conn:
+        with memory.backend.store.write() as conn:
             conn.execute(
                 "UPDATE records SET created_at = 1e999, updated_at = 'soon', layer_since = -1e300,"
                 " last_access_at = 'x', access_count = 'many', tags = '{bad',"

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magray.errors import DimensionMismatchError, IndexCorruptError, UsageError
-from magray.memory import vector_index as vi
-from magray.memory.vector_index import VectorIndex, label_checksum
+from magray.memory.backends.sqlite import vector_index as vi
+from magray.memory.backends.sqlite.vector_index import VectorIndex, label_checksum
 
 DIM = 32
 
@@ -314,7 +314,7 @@ def test_opening_an_index_first_does_not_crash_the_embedding_runtime(tmp_path: P
     code = (
         "import numpy as np\n"
         "from pathlib import Path\n"
-        "from magray.memory.vector_index import VectorIndex\n"
+        "from magray.memory.backends.sqlite.vector_index import VectorIndex\n"
         f"idx = VectorIndex.create(Path({str(tmp_path / 'x.usearch')!r}), model_id='m', dim=4)\n"
         "idx.add(np.arange(2), np.eye(2, 4, dtype=np.float32))\n"
         "import onnxruntime\n"

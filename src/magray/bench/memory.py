@@ -277,7 +277,7 @@ def _numbers(memory: Any, texts: list[str]) -> dict[str, int]:
 
 def _label_map(memory: Any, num_of: dict[str, int], texts: list[str]) -> dict[int, int]:
     """Index labels (store row numbers) → position in the synthetic data."""
-    return {row.num: num_of[row.record.text] for row in memory.store.iter_all()}
+    return {row.num: num_of[row.record.text] for row in memory.backend.iter_records()}
 
 
 _CHILD = """
@@ -288,7 +288,7 @@ from pathlib import Path
 from magray.bench.memory import TableEmbedder, bench_settings
 from magray.memory.records import Query, SearchMode
 from magray.memory.service import Memory
-from magray.memory.vector_index import preload_onnxruntime
+from magray.memory.backends.sqlite.vector_index import preload_onnxruntime
 preload_onnxruntime(False)  # this process never runs an ONNX model
 root, dim, text = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 vec = np.load(sys.argv[4])

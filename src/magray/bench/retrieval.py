@@ -24,8 +24,9 @@ from magray.bench.beir import Dataset
 from magray.bench.metrics import mean, ndcg_at_k, recall_at_k
 from magray.config import Settings
 from magray.errors import UsageError
+from magray.memory.backends.base import Candidate
 from magray.memory.records import Explanation, Filters, Layer, NewRecord, Query, SearchMode, Source
-from magray.memory.search import Candidate, keyword_search
+from magray.memory.search.keywords import keyword_terms
 from magray.memory.service import Memory, Progress
 
 MODES = ("keyword", "vector", "hybrid", "rerank")
@@ -82,20 +83,16 @@ def ingest(memory: Memory, dataset: Dataset, progress: Progress | None = None) -
     memory.check_model()
     model_id = memory.embedder.model_id
     stored = {
-        chash: (num, model)
-        for num, chash, model in memory.store.conn.execute(
-            "SELECT num, content_hash, embedding_model FROM records"
-            " WHERE layer = ? AND kind = ? AND vector IS NOT NULL",
-            (str(Layer.ASSETS), DOC_KIND),
-        )
+        row.record.content_hash: (row.num, row.record.embedding_model)
+        for row in memory.backend.iter_records(Filters(layers=(Layer.ASSETS,), kind=DOC_KIND))
+        if row.record.embedding_model is not None
     }
     stale = [num for chash, (num, model) in stored.items() if chash not in wanted]
     missing = [
         item for chash, item in wanted.items() if stored.get(chash, (0, None))[1] != model_id
     ]
     if stale:
-        with memory.store.write() as conn:
-            conn.executemany("DELETE FROM records WHERE num = ?", [(n,) for n in stale])
+        memory.backend.delete(stale)
     if missing:
         memory.remember_many(missing, progress)
     elif progress:
@@ -110,7 +107,7 @@ def ingest(memory: Memory, dataset: Dataset, progress: Progress | None = None) -
 
 
 def _hash(text: str) -> str:
-    from magray.memory.records import content_hash
+    from magray.hashing import content_hash
 
     return content_hash(text)
 
@@ -244,9 +241,10 @@ def collect_rankings(
     out: list[QueryRankings] = []
     labels: dict[int, list[str]] = {}
     for qid, text, qvec in zip(ids, texts, vectors, strict=True):
-        vec = memory.indexes.search(Layer.ASSETS, qvec, pool, ASSETS_ONLY)
-        kw = keyword_search(memory.store, text, ASSETS_ONLY, pool)
-        rows = memory.store.fetch([n for n, _ in vec] + [n for n, _ in kw], ASSETS_ONLY)
+        vec = memory.vector_candidates(qvec, pool, ASSETS_ONLY, (Layer.ASSETS,))
+        hits = memory.backend.keyword_search(keyword_terms(text), ASSETS_ONLY, pool)
+        kw = [(h.num, h.score) for h in hits]
+        rows = memory.backend.fetch([n for n, _ in vec] + [n for n, _ in kw], ASSETS_ONLY)
         for num, row in rows.items():
             labels.setdefault(num, by_hash.get(row.record.content_hash, []))
         cands = {n: Candidate(n, r.record.layer, r.record.created_at) for n, r in rows.items()}

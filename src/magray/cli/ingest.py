@@ -26,7 +26,7 @@ def ingest(
     Example: magray ingest README.md docs --project magray
     """
     from magray.cli import render
-    from magray.memory.ingest import ingest as run_ingest
+    from magray.memory.ingest.pipeline import ingest as run_ingest
 
     check_utf8(project=project)
     target = parse_layer(layer)

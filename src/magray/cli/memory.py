@@ -329,7 +329,7 @@ def promote(
     Example: magray memory promote --dry-run
     """
     from magray.cli import render
-    from magray.memory.lifecycle import promote as run_promote
+    from magray.memory.lifecycle.run import promote as run_promote
 
     with open_memory() as memory:
         report = run_promote(memory, dry_run=dry_run)
@@ -355,7 +355,7 @@ def expire(
 
     Example: magray memory expire --dry-run
     """
-    from magray.memory.lifecycle import expire as run_expire
+    from magray.memory.lifecycle.run import expire as run_expire
 
     with open_memory() as memory:
         report = run_expire(memory, dry_run=dry_run)

@@ -28,7 +28,7 @@ def backup(
 
     Example: magray memory backup ~/magray-backups/before-upgrade
     """
-    from magray.memory.backup import backup as run_backup
+    from magray.memory.transfer.backup import backup as run_backup
 
     with open_memory() as memory:
         manifest = run_backup(memory, path)
@@ -48,7 +48,7 @@ def restore(
 
     Example: magray memory restore ~/magray-backups/before-upgrade --force
     """
-    from magray.memory.backup import restore as run_restore
+    from magray.memory.transfer.backup import restore as run_restore
 
     manifest = run_restore(settings(), path, force=force)
     if json_out:
@@ -72,7 +72,7 @@ def export(
     """
     from magray.cli import render
     from magray.memory.records import Filters
-    from magray.memory.transfer import export as run_export
+    from magray.memory.transfer.jsonl import export as run_export
 
     filters = Filters(layers=tuple(parse_layer(x) for x in layer), project=project)
     target = None if path == "-" else export_target(path)
@@ -129,7 +129,7 @@ def import_(
     """
     from magray.cli import render
     from magray.errors import NotFoundError
-    from magray.memory.transfer import import_ as run_import
+    from magray.memory.transfer.jsonl import import_ as run_import
 
     if path == "-":
         src = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")

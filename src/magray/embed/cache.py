@@ -119,7 +119,7 @@ class CachedEmbedder:
         return self._embed(texts, self.model_id + QUERY_SUFFIX, self.inner.embed_queries)
 
     def _embed(self, texts: Sequence[str], key: str, embed: object) -> Vectors:
-        from magray.memory.records import content_hash
+        from magray.hashing import content_hash
 
         assert callable(embed)
         if not texts:

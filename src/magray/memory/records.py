@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import unicodedata
+import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -11,6 +10,19 @@ MAX_INT = 2**63 - 1  # the largest integer SQLite stores
 MIN_TIME = -62_135_596_800.0  # 0001-01-01T00:00:00Z: timestamps outside the years 1‥9999
 MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z  cannot be shown as dates
 MAX_TEXT_CHARS = 1_000_000  # the longest text one memory holds (embedders read far less)
+MIN_ID_PREFIX = 4  # the fewest characters of an id that name a record
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_id() -> str:
+    """A random 16-character base32 record id (80 bits): short prefixes are unique in
+    practice; ordering lives in ``created_at``, not in the id."""
+    value = secrets.randbits(80)
+    chars = []
+    for _ in range(16):
+        chars.append(_ID_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(chars)
 
 
 class Layer(StrEnum):
@@ -32,11 +44,6 @@ class SearchMode(StrEnum):
     HYBRID = "hybrid"
     VECTOR = "vector"
     KEYWORD = "keyword"
-
-
-def content_hash(text: str) -> str:
-    """sha256 of the NFC-normalised text: the identity of a record's content."""
-    return hashlib.sha256(unicodedata.normalize("NFC", text).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

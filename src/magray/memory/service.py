@@ -1,7 +1,8 @@
-"""The ``Memory`` facade: remember, recall, get, list, forget, stats, reindex, verify.
+"""The ``Memory`` facade: remember, recall, get, list, forget, stats.
 
-Lifecycle (promote/expire) lives in ``lifecycle.py``, backups and JSONL transfer in
-``backup.py`` and ``transfer.py``, ingest in ``ingest.py``; they all work through this class.
+Storage is the backend's (``memory.backends``, setting ``memory.backend``); lifecycle
+(``memory.lifecycle``), ingest (``memory.ingest``), backups and JSONL transfer
+(``memory.transfer``) and maintenance work through this class and its ``backend``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import numpy.typing as npt
 from magray.config import Settings
 from magray.embed.base import Embedder, Reranker
 from magray.errors import DimensionMismatchError, ModelError, UsageError
-from magray.memory.index_sync import IndexSet, Warn
+from magray.memory.backends import Backend, open_backend
+from magray.memory.backends.base import Candidate, Warn
 from magray.memory.records import (
     MAX_INT,
     MAX_TEXT_CHARS,
@@ -32,15 +34,8 @@ from magray.memory.records import (
     Record,
     SearchMode,
 )
-from magray.memory.search import (
-    NORM_DEPTH,
-    Candidate,
-    FusionParams,
-    fuse,
-    fuse_convex,
-    keyword_hits,
-)
-from magray.memory.store import Store
+from magray.memory.search.fusion import NORM_DEPTH, FusionParams, fuse, fuse_convex
+from magray.memory.search.keywords import keyword_terms
 
 log = logging.getLogger("magray")
 
@@ -84,7 +79,7 @@ def validate(item: NewRecord) -> None:
 
 
 class Memory:
-    """Three-layer semantic memory over one SQLite store and its derived indexes."""
+    """Three-layer semantic memory over one store (``backend``) and its derived indexes."""
 
     def __init__(
         self,
@@ -93,15 +88,14 @@ class Memory:
         embedder: Embedder | None = None,
         reranker: Reranker | None = None,
         warn: Warn | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.settings = settings
-        self.store = Store(
-            settings.paths.memory_db, lock_timeout=settings.get_float("memory.lock_timeout")
-        )
+        self.warn: Warn = warn or (lambda msg: log.warning("%s", msg))
+        self.backend: Backend = backend or open_backend(settings, warn=lambda m: self.warn(m))
         self._embedder = embedder
         self._reranker = reranker
-        self._indexes: IndexSet | None = None
-        self.warn: Warn = warn or (lambda msg: log.warning("%s", msg))
+        self._model_checked = False  # the vector side is checked once per Memory
 
     def __enter__(self) -> Memory:
         return self
@@ -110,7 +104,7 @@ class Memory:
         self.close()
 
     def close(self) -> None:
-        self.store.close()
+        self.backend.close()
 
     # -- models and indexes ----------------------------------------------------------------
     @property
@@ -123,9 +117,12 @@ class Memory:
 
     @property
     def stored_model(self) -> tuple[str | None, int | None]:
-        model = self.store.meta("embedding_model")
-        dim = self.store.meta("embedding_dim")
-        return model, int(dim) if dim else None
+        return self.backend.embedding_model()
+
+    def _check_vectors(self) -> None:
+        if not self._model_checked:
+            self.check_model()
+            self._model_checked = True
 
     def check_model(self) -> None:
         """Refuse to mix vectors: the store's model must be the active model."""
@@ -146,21 +143,6 @@ class Memory:
                 f" or set embed.model back to {model}."
             )
 
-    @property
-    def indexes(self) -> IndexSet:
-        if self._indexes is None:
-            self.check_model()
-            self._indexes = IndexSet(
-                self.store,
-                self.settings.paths.index_dir,
-                model_id=self.embedder.model_id,
-                dim=self.embedder.dim,
-                dtype=self.settings.get_str("memory.vector_dtype"),
-                warn=self.warn,
-                ef=self.settings.get_int("memory.search_ef"),
-            )
-        return self._indexes
-
     # -- writing ---------------------------------------------------------------------------
     def remember(self, item: NewRecord) -> RememberResult:
         return self.remember_many([item])[0]
@@ -177,36 +159,31 @@ class Memory:
         for start in range(0, len(items), WRITE_BATCH):
             batch = items[start : start + WRITE_BATCH]
             vectors = embedder.embed_documents([item.text for item in batch])  # outside the lock
-            now = time.time()
-            with self.store.write() as conn:
-                if self.store.meta("embedding_model") is None:
-                    Store.set_meta(conn, "embedding_model", embedder.model_id)
-                    Store.set_meta(conn, "embedding_dim", str(embedder.dim))
-                for item, vec in zip(batch, vectors, strict=True):
-                    res = Store.insert(
-                        conn,
-                        item,
-                        vector=np.asarray(vec, dtype="<f4").tobytes(),
-                        model_id=embedder.model_id,
-                        now=now,
-                    )
-                    results.append(RememberResult(id=res.id, layer=res.layer, created=res.created))
+            pairs = [
+                (item, np.asarray(vec, dtype="<f4").tobytes())
+                for item, vec in zip(batch, vectors, strict=True)
+            ]
+            inserted = self.backend.insert(
+                pairs, model_id=embedder.model_id, dim=embedder.dim, now=time.time()
+            )
+            results.extend(
+                RememberResult(id=r.id, layer=r.layer, created=r.created) for r in inserted
+            )
             if progress:
                 progress(len(results), len(items))
-        from magray.memory import lifecycle
+        from magray.memory.lifecycle import run as lifecycle
 
         lifecycle.maybe_run(self)
         return results
 
     def forget(self, id_or_prefix: str) -> Record:
-        stored = self.store.resolve(id_or_prefix)
-        with self.store.write() as conn:
-            conn.execute("DELETE FROM records WHERE num = ?", (stored.num,))
+        stored = self.backend.resolve(id_or_prefix)
+        self.backend.delete([stored.num])
         return stored.record
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, id_or_prefix: str) -> Record:
-        return self.store.resolve(id_or_prefix).record
+        return self.backend.resolve(id_or_prefix).record
 
     def list_records(
         self, filters: Filters | None = None, *, limit: int = 20, offset: int = 0
@@ -216,7 +193,7 @@ class Memory:
             raise UsageError(f"limit must be between 1 and 2**63 - 1 (got {limit}).")
         if not 0 <= offset <= MAX_INT:
             raise UsageError(f"offset must be between 0 and 2**63 - 1 (got {offset}).")
-        rows = self.store.list_records(filters or Filters(), limit=limit, offset=offset)
+        rows = self.backend.list_records(filters or Filters(), limit=limit, offset=offset)
         return [s.record for s in rows]
 
     def fusion_params(self) -> FusionParams:
@@ -241,9 +218,10 @@ class Memory:
         layers: tuple[Layer, ...],
     ) -> list[tuple[int, float]]:
         """(label, cosine) of the best vector matches over ``layers``, best first."""
+        self._check_vectors()
         out: list[tuple[int, float]] = []
         for layer in layers:
-            out.extend(self.indexes.search(layer, qvec, k, filters))
+            out.extend(self.backend.vector_search(layer, qvec, k, filters))
         out.sort(key=lambda kv: -kv[1])
         return out
 
@@ -275,23 +253,25 @@ class Memory:
         keyword: list[tuple[int, float]] = []
         if query.mode in (SearchMode.HYBRID, SearchMode.VECTOR):
             qvec = self.embed_query(query.text)
+            self._check_vectors()
             # Vector mode under a plain cosine order (equal layer weights, no recency) is
             # exact with k per layer; anything else needs the normalisation pool.
             plain = query.mode is SearchMode.VECTOR and _plain_order(params, layers)
             per_layer = depth if plain else pool
             for layer in layers:
-                for num, sim in self.indexes.search(layer, qvec, per_layer, filters):
+                for num, sim in self.backend.vector_search(layer, qvec, per_layer, filters):
                     vector.append((num, sim))
                     cands[num] = Candidate(num, layer, 0.0)
             vector.sort(key=lambda kv: -kv[1])
         if query.mode in (SearchMode.HYBRID, SearchMode.KEYWORD):
-            for num, score, layer, created in keyword_hits(self.store, query.text, filters, pool):
-                keyword.append((num, score))
-                cands[num] = Candidate(num, layer, created)
+            terms = keyword_terms(query.text)
+            for hit in self.backend.keyword_search(terms, filters, pool):
+                keyword.append((hit.num, hit.score))
+                cands[hit.num] = Candidate(hit.num, hit.layer, hit.created_at)
         if filters.active or params.recency_half_life_days > 0:
             # Vector labels are candidates only: check them against the filters and learn
             # their creation times from the store.
-            cands = self.store.candidates(cands, filters)
+            cands = self.backend.candidates(cands, filters)
         fuse_fn = fuse_convex if params.method == "convex" else fuse
         fused = fuse_fn(vector, keyword, cands, params, now)
         labelled = self._hydrate(fused, depth, filters, explain=query.explain)
@@ -301,7 +281,7 @@ class Memory:
         hits = hits[: query.k]
         if record_access:
             num_of = {hit.record.id: num for num, hit in labelled}
-            self.store.record_access([num_of[h.record.id] for h in hits], time.time())
+            self.backend.record_access([num_of[h.record.id] for h in hits], time.time())
         return hits
 
     def _hydrate(
@@ -318,7 +298,7 @@ class Memory:
         while len(hits) < depth and start < len(fused):
             chunk = fused[start : start + depth - len(hits)]
             start += len(chunk)
-            rows = self.store.fetch([num for num, _, _ in chunk], filters)
+            rows = self.backend.fetch([num for num, _, _ in chunk], filters)
             for num, score, expl in chunk:
                 row = rows.get(num)
                 if row is not None:  # deleted or moved away since the index was read
@@ -357,34 +337,27 @@ class Memory:
 
     # -- maintenance -----------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
-        layers: dict[str, Any] = {}
-        for layer in Layer:
-            row = self.store.conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(text AS BLOB))), 0),"
-                " COALESCE(SUM(LENGTH(vector)), 0), COALESCE(SUM(pinned), 0)"
-                " FROM records WHERE layer = ?",
-                (str(layer),),
-            ).fetchone()
-            layers[str(layer)] = {
-                "records": int(row[0]),
-                "text_bytes": int(row[1]),
-                "vector_bytes": int(row[2]),
-                "pinned": int(row[3]),
+        layers = {
+            str(layer): {
+                "records": st.records,
+                "text_bytes": st.text_bytes,
+                "vector_bytes": st.vector_bytes,
+                "pinned": st.pinned,
             }
+            for layer, st in self.backend.layer_stats().items()
+        }
         model, dim = self.stored_model
-        db = self.settings.paths.memory_db
-        wal = db.with_name(db.name + "-wal")
         out: dict[str, Any] = {
-            "path": str(db),
-            "db_bytes": (db.stat().st_size if db.exists() else 0)
-            + (wal.stat().st_size if wal.exists() else 0),
+            "path": self.backend.location,
+            "db_bytes": self.backend.size_bytes(),
             "layers": layers,
             "model": {"stored": model, "dim": dim, "active": self.settings.get_str("embed.model")},
             "index": {},
         }
         if model is not None:
             try:
-                health = self.indexes.health()
+                self.check_model()
+                health = self.backend.index_health()
                 out["index"] = {str(k): v for k, v in health.items()}
                 out["model"]["active"] = self.embedder.model_id
             except ModelError as exc:
@@ -394,4 +367,5 @@ class Memory:
     def sync_indexes(self) -> None:
         """Fold all pending vectors into the index files (after bulk writes)."""
         if self.stored_model[0] is not None:
-            self.indexes.sync()
+            self.check_model()
+            self.backend.sync_indexes()

@@ -417,6 +417,10 @@ class Backend(Protocol):
         """Bookkeeping rows of ingested files, by uri; None means any project / layer."""
         ...
 
+    def source(self, uri: str, project: str, layer: Layer) -> SourceState | None:
+        """The bookkeeping row of one ingested file, or None if it was never ingested."""
+        ...
+
     def rename_source(self, old_uri: str, new_uri: str, project: str, layer: Layer) -> None:
         """Move a file's bookkeeping row and its records from ``old_uri`` to ``new_uri``
         (in one transaction); a row already at ``new_uri`` wins over the old one."""

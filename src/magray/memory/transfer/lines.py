@@ -17,8 +17,18 @@ from typing import Any
 
 import numpy as np
 
-from magray.memory.records import MAX_INT, MAX_TEXT_CHARS, MAX_TIME, MIN_TIME, Layer, content_hash
-from magray.memory.store import StoredRow, new_id
+from magray.hashing import content_hash
+from magray.memory.backends.base import StoredRow
+from magray.memory.records import (
+    MAX_INT,
+    MAX_TEXT_CHARS,
+    MAX_TIME,
+    MIN_TIME,
+    Layer,
+    Record,
+    Source,
+    new_id,
+)
 
 
 def record_line(row: StoredRow, vector: bytes | None) -> dict[str, Any]:
@@ -137,7 +147,7 @@ def normalise(obj: Any, model_id: str, dim: int, now: float) -> dict[str, Any]:
         layer = Layer(str(obj.get("layer")))
     except ValueError:
         raise InvalidLine(f"unknown layer {obj.get('layer')!r}") from None
-    id_ = obj.get("id") or new_id(now)
+    id_ = obj.get("id") or new_id()
     if not isinstance(id_, str) or not id_.strip():
         raise InvalidLine("id must be a non-empty string")
     kind = obj.get("kind", "note")
@@ -204,3 +214,30 @@ def _check_vector(obj: dict[str, Any], model: str | None, model_id: str, dim: in
     if not np.isfinite(np.frombuffer(blob, dtype="<f4")).all():
         raise InvalidLine("vector holds NaN or infinite values")
     return vec
+
+
+def to_record(rec: dict[str, Any], model_id: str) -> Record:
+    """The ``Record`` of a line checked by ``normalise`` (its vector as of ``model_id``)."""
+    src = rec["source"]
+    return Record(
+        id=rec["id"],
+        text=rec["text"],
+        layer=Layer(rec["layer"]),
+        kind=rec["kind"],
+        tags=tuple(rec["tags"]),
+        project=rec["project"] or None,
+        session=rec["session"],
+        source=None
+        if src is None
+        else Source(src["uri"], src["start"], src["end"], src["line_start"], src["line_end"]),
+        created_at=rec["created_at"],
+        updated_at=rec["updated_at"],
+        layer_since=rec["layer_since"],
+        last_access_at=rec["last_access_at"],
+        access_count=rec["access_count"],
+        importance=rec["importance"],
+        pinned=rec["pinned"],
+        promotion_score=rec["promotion_score"],
+        content_hash=rec["content_hash"],
+        embedding_model=model_id,
+    )

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,8 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from magray.errors import BackupError, NotFoundError
-from magray.memory.migrations import SCHEMA_VERSION
-from magray.memory.records import Layer
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -148,18 +145,6 @@ def copy_hashed(src: Path, dst: Path) -> str:
     return digest.hexdigest()
 
 
-def layer_counts(conn: sqlite3.Connection) -> dict[str, int]:
-    counts = {str(layer): 0 for layer in Layer}
-    for layer, n in conn.execute("SELECT layer, COUNT(*) FROM records GROUP BY layer"):
-        counts[str(layer)] = int(n)
-    return counts
-
-
-def meta(conn: sqlite3.Connection, key: str) -> str | None:
-    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
-
-
 # -- reading and verifying a backup -------------------------------------------------------
 def bad(src: Path, why: str) -> BackupError:
     return BackupError(f"{src} is not a usable backup: {why}; nothing was changed.")
@@ -201,13 +186,7 @@ def read_manifest(src: Path) -> BackupManifest:
         raise bad(
             src, f"it is backup format {fmt}, newer than this MAGRAY reads ({FORMAT_VERSION})"
         )
-    if schema > SCHEMA_VERSION:
-        raise bad(
-            src, f"it holds schema {schema}, newer than this MAGRAY's {SCHEMA_VERSION}; upgrade"
-        )
     names = [f.path for f in entries]
-    if DB_FILE not in names:
-        raise bad(src, f"{MANIFEST} lists no {DB_FILE}")
     for name in names:
         parts = Path(name).parts
         if Path(name).is_absolute() or ".." in parts or not parts:

@@ -25,9 +25,9 @@ import numpy as np
 import numpy.typing as npt
 
 from magray.errors import IndexCorruptError, StoreLockedError
+from magray.memory.backends.sqlite.store import Store
+from magray.memory.backends.sqlite.vector_index import VectorIndex
 from magray.memory.records import Filters, Layer
-from magray.memory.store import Store
-from magray.memory.vector_index import VectorIndex
 
 log = logging.getLogger("magray")
 
@@ -320,7 +320,7 @@ class IndexSet:
     def _exact_filtered(
         self, filters: Filters, query: npt.NDArray[np.float32], k: int
     ) -> list[tuple[int, float]]:
-        from magray.memory.store import filter_sql
+        from magray.memory.backends.sqlite.store import filter_sql
 
         cond, params = filter_sql(filters)
         rows = self.store.conn.execute(
@@ -334,6 +334,12 @@ class IndexSet:
         sims = matrix @ query
         top = np.argsort(-sims)[:k]
         return [(int(rows[i][0]), float(sims[i])) for i in top]
+
+    def live_labels(self, layer: Layer) -> set[int]:
+        """The labels a search of ``layer`` can return now (file plus backlog)."""
+        state = self._open(layer)
+        live = set(state.index.labels().tolist()) - state.pending_gone
+        return live | set(state.pending_labels.tolist())
 
     def health(self) -> dict[Layer, dict[str, int | str]]:
         """Per-layer index facts for ``stats``: vectors in the file, backlog, expected."""

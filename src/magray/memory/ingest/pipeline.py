@@ -23,7 +23,6 @@ the absolute one; other relative paths are left alone (``memory verify`` counts 
 from __future__ import annotations
 
 import os
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,11 +31,12 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import numpy as np
 
 from magray.errors import UsageError
-from magray.memory.chunking import Chunk, chunk
-from magray.memory.records import Layer, NewRecord, content_hash
+from magray.hashing import content_hash
+from magray.memory.backends.base import Backend, SourceChunk, SourceWrite
+from magray.memory.ingest.chunking import Chunk, chunk
+from magray.memory.ingest.sources import Skipped, SkipReason, SourceFile, walk
+from magray.memory.records import Layer, NewRecord
 from magray.memory.service import Memory, validate
-from magray.memory.sources import Skipped, SkipReason, SourceFile, walk
-from magray.memory.store import Store
 
 EMBED_BATCH = 256
 # Chunk sizes fit a 256-token embedding window (about 3–4 characters a token for code and
@@ -99,27 +99,17 @@ def chunks_of(file: SourceFile, key: str) -> list[Chunk]:
 
 
 def lost_chunks(
-    conn: sqlite3.Connection, file: SourceFile, key: str, *, layer: str, project: str, chunks: int
+    backend: Backend, file: SourceFile, key: str, *, layer: Layer, project: str, chunks: int
 ) -> bool:
     """Whether chunks recorded for ``file`` at its last ingest are missing from the store.
 
     Cheap when nothing is lost (one count); otherwise the file is chunked again and each
     chunk looked up by content, so chunks shared with another file do not count as lost.
     """
-    (have,) = conn.execute(
-        "SELECT COUNT(*) FROM records WHERE source_uri = ? AND project = ? AND layer = ?",
-        (key, project, layer),
-    ).fetchone()
-    if int(have) >= chunks:
+    if backend.source_chunk_count(key, project, layer) >= chunks:
         return False
-    for piece in chunks_of(file, key):
-        found = conn.execute(
-            "SELECT 1 FROM records WHERE layer = ? AND project = ? AND content_hash = ?",
-            (layer, project, content_hash(piece.text)),
-        ).fetchone()
-        if found is None:
-            return True
-    return False
+    hashes = {content_hash(piece.text) for piece in chunks_of(file, key)}
+    return bool(hashes - backend.stored_hashes(layer, project, hashes))
 
 
 class Ingestor:
@@ -127,7 +117,7 @@ class Ingestor:
         self, memory: Memory, *, layer: Layer, project: str | None, root: Path | None
     ) -> None:
         self.memory = memory
-        self.store = memory.store
+        self.backend = memory.backend
         self.layer = layer
         self.project = project or ""
         self.root = root or Path.cwd()
@@ -136,16 +126,12 @@ class Ingestor:
 
     def known(self, key: str, current_hash: str) -> tuple[str, int] | None:
         """(content hash, chunk count) recorded at the file's last ingest, if any."""
-        row = self.store.conn.execute(
-            "SELECT content_hash, chunks FROM ingested_sources"
-            " WHERE uri = ? AND project = ? AND layer = ?",
-            (key, self.project, str(self.layer)),
-        ).fetchone()
-        if row is None:
-            row = self._adopt_legacy(key, current_hash)
-        return None if row is None else (str(row[0]), int(row[1]))
+        row = self.backend.source(key, self.project, self.layer)
+        if row is None and self._adopt_legacy(key, current_hash):
+            row = self.backend.source(key, self.project, self.layer)
+        return None if row is None else (row.content_hash, row.chunks)
 
-    def _adopt_legacy(self, key: str, current_hash: str) -> tuple[str, int] | None:
+    def _adopt_legacy(self, key: str, current_hash: str) -> bool:
         """Rewrite a relative source path of an older store that names ``key``, if it does.
 
         The relative path is resolved against ``root``; it is adopted only when the file's
@@ -153,43 +139,19 @@ class Ingestor:
         takes over the records of the file that was ingested.
         """
         if self._legacy is None:
-            rows = self.store.conn.execute(
-                "SELECT uri, content_hash FROM ingested_sources WHERE project = ? AND layer = ?",
-                (self.project, str(self.layer)),
-            ).fetchall()
             self._legacy = {
-                source_key(self.root / uri): (str(uri), str(h))
-                for uri, h in rows
-                if not is_absolute_uri(uri)
+                source_key(self.root / row.uri): (row.uri, row.content_hash)
+                for row in self.backend.sources(self.project, self.layer)
+                if not is_absolute_uri(row.uri)
             }
         old = self._legacy.pop(key, None)
         if old is None:
-            return None
+            return False
         rel, recorded = old
         if current_hash != recorded:
-            return None
-        scope = (self.project, str(self.layer))
-        with self.store.write() as conn:
-            conn.execute(
-                "UPDATE records SET source_uri = ? WHERE source_uri = ? AND project = ?"
-                " AND layer = ?",
-                (key, rel, *scope),
-            )
-            conn.execute(
-                "UPDATE OR IGNORE ingested_sources SET uri = ? WHERE uri = ? AND project = ?"
-                " AND layer = ?",
-                (key, rel, *scope),
-            )
-            conn.execute(
-                "DELETE FROM ingested_sources WHERE uri = ? AND project = ? AND layer = ?",
-                (rel, *scope),
-            )
-            row = conn.execute(
-                "SELECT content_hash, chunks FROM ingested_sources"
-                " WHERE uri = ? AND project = ? AND layer = ?",
-                (key, *scope),
-            ).fetchone()
-        return None if row is None else (str(row[0]), int(row[1]))
+            return False
+        self.backend.rename_source(rel, key, self.project, self.layer)
+        return True
 
     def write(self, plans: list[_Plan]) -> None:
         """Embed the new chunks of ``plans`` and store them with their bookkeeping rows."""
@@ -198,81 +160,34 @@ class Ingestor:
         embedder = self.memory.embedder
         texts = [c.text for p in plans for c in p.chunks]
         vectors = embedder.embed_documents(texts) if texts else np.zeros((0, embedder.dim))
-        now = time.time()
         it = iter(vectors)
-        with self.store.write() as conn:
-            if self.store.meta("embedding_model") is None:
-                Store.set_meta(conn, "embedding_model", embedder.model_id)
-                Store.set_meta(conn, "embedding_dim", str(embedder.dim))
-            for plan in plans:
-                uri = plan.key
-                keep = {content_hash(c.text) for c in plan.chunks}
-                old = conn.execute(
-                    "SELECT num, content_hash FROM records WHERE source_uri = ? AND project = ?"
-                    " AND layer = ?",
-                    (uri, self.project, str(self.layer)),
-                ).fetchall()
-                gone = [num for num, h in old if h not in keep]
-                kept = {h for _, h in old if h in keep}
-                conn.executemany("DELETE FROM records WHERE num = ?", [(n,) for n in gone])
-                self.report.chunks_removed += len(gone)
-                for c in plan.chunks:
-                    vec = next(it)
-                    h = content_hash(c.text)
-                    if h in kept:
-                        conn.execute(
-                            "UPDATE records SET source_start = ?, source_end = ?,"
-                            " source_line_start = ?, source_line_end = ?, updated_at = ?"
-                            " WHERE source_uri = ? AND project = ? AND layer = ?"
-                            " AND content_hash = ?",
-                            (
-                                c.source.start,
-                                c.source.end,
-                                c.source.line_start,
-                                c.source.line_end,
-                                now,
-                                uri,
-                                self.project,
-                                str(self.layer),
-                                h,
-                            ),
-                        )
-                        self.report.chunks_kept += 1
-                        continue
-                    item = NewRecord(
-                        text=c.text,
-                        layer=self.layer,
-                        kind=plan.file.kind,
-                        tags=(plan.file.language,) if plan.file.language else (),
-                        project=self.project or None,
-                        source=c.source,
-                    )
-                    Store.insert(
-                        conn,
-                        item,
-                        vector=np.asarray(vec, dtype="<f4").tobytes(),
-                        model_id=embedder.model_id,
-                        now=now,
-                    )
-                    self.report.chunks_added += 1
-                conn.execute(
-                    "INSERT INTO ingested_sources (uri, project, layer, content_hash, chunks,"
-                    " ingested_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (uri, project, layer)"
-                    " DO UPDATE SET content_hash = excluded.content_hash,"
-                    " chunks = excluded.chunks, ingested_at = excluded.ingested_at",
-                    (
-                        uri,
-                        self.project,
-                        str(self.layer),
-                        plan.file.content_hash,
-                        len(plan.chunks),
-                        now,
-                    ),
+        files: list[SourceWrite] = []
+        for plan in plans:
+            pieces = []
+            for c in plan.chunks:
+                item = NewRecord(
+                    text=c.text,
+                    layer=self.layer,
+                    kind=plan.file.kind,
+                    tags=(plan.file.language,) if plan.file.language else (),
+                    project=self.project or None,
+                    source=c.source,
                 )
-                if plan.existed:
-                    self.report.files_updated += 1
-                else:
-                    self.report.files_added += 1
+                pieces.append(SourceChunk(item, np.asarray(next(it), dtype="<f4").tobytes()))
+            files.append(
+                SourceWrite(plan.key, self.project, self.layer, plan.file.content_hash, pieces)
+            )
+        result = self.backend.write_sources(
+            files, model_id=embedder.model_id, dim=embedder.dim, now=time.time()
+        )
+        self.report.chunks_added += result.added
+        self.report.chunks_kept += result.kept
+        self.report.chunks_removed += result.removed
+        for plan in plans:
+            if plan.existed:
+                self.report.files_updated += 1
+            else:
+                self.report.files_added += 1
 
     def forget_missing(
         self,
@@ -288,32 +203,18 @@ class Ingestor:
         """
         prefixes = tuple(_folder_prefix(f) for f in folders)
         named_keys = {source_key(p) for p in named}
-        rows = self.store.conn.execute(
-            "SELECT uri FROM ingested_sources WHERE project = ? AND layer = ?",
-            (self.project, str(self.layer)),
-        ).fetchall()
         stale = [
-            str(uri)
-            for (uri,) in rows
-            if uri not in seen
-            and (uri in named_keys or uri.startswith(prefixes))
-            and not any(uri == k or (k.endswith("/") and uri.startswith(k)) for k in keep)
+            row.uri
+            for row in self.backend.sources(self.project, self.layer)
+            if row.uri not in seen
+            and (row.uri in named_keys or row.uri.startswith(prefixes))
+            and not any(row.uri == k or (k.endswith("/") and row.uri.startswith(k)) for k in keep)
         ]
         if not stale:
             return
-        with self.store.write() as conn:
-            for uri in stale:
-                cur = conn.execute(
-                    "DELETE FROM records WHERE source_uri = ? AND project = ? AND layer = ?",
-                    (uri, self.project, str(self.layer)),
-                )
-                self.report.chunks_removed += cur.rowcount
-                conn.execute(
-                    "DELETE FROM ingested_sources WHERE uri = ? AND project = ? AND layer = ?",
-                    (uri, self.project, str(self.layer)),
-                )
-                self.report.files_removed += 1
-                self.report.removed.append(uri)
+        self.report.chunks_removed += self.backend.forget_sources(stale, self.project, self.layer)
+        self.report.files_removed += len(stale)
+        self.report.removed.extend(stale)
 
 
 def _utf8(text: str) -> bool:
@@ -334,12 +235,7 @@ def _plan(job: Ingestor, item: SourceFile, key: str) -> _Plan | None:
     known = job.known(key, item.content_hash)
     if known is not None and known[0] == item.content_hash:
         if not lost_chunks(
-            job.store.conn,
-            item,
-            key,
-            layer=str(job.layer),
-            project=job.project,
-            chunks=known[1],
+            job.backend, item, key, layer=job.layer, project=job.project, chunks=known[1]
         ):
             job.report.files_unchanged += 1
             return None

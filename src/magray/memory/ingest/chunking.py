@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from magray.errors import UsageError
-from magray.memory._segments import (
+from magray.memory.ingest.segments import (
     CODE,
     PROSE,
     Builder,

@@ -1,18 +1,18 @@
-"""Online backups of the memory store and verified, all-or-nothing restores.
+"""Snapshots and verified, all-or-nothing restores of the SQLite backend.
 
-A backup is a directory::
+A backup folder (see ``memory.transfer.backup``) holds::
 
     memory.db        a consistent snapshot made with SQLite's online backup API
     index/...        copies of the derived vector index files (optional: they are rebuilt)
     manifest.json    versions, model, record counts per layer, sha256 + size of every file
 
-``backup`` runs while other processes read and write. The index files are copied first,
+``snapshot`` runs while other processes read and write. The index files are copied first,
 under the writer lock, so none is half-written and none is ahead of the database snapshot
 taken right after (an index behind the store just catches up from the journal).
 
-``restore`` checks everything before it touches the live store: the manifest, every file's
-size and sha256, the schema version, ``PRAGMA integrity_check`` and the record counts of a
-verified temporary copy. Only then, holding the writer lock, it swaps the files in:
+``restore`` checks everything before it touches the live store: every file's size and
+sha256, the schema version, ``PRAGMA integrity_check`` and the record counts of a verified
+temporary copy. Only then, holding the writer lock, it swaps the files in:
 
 1. the old database is checkpointed and switched out of WAL mode, which needs exclusive
    access (so a restore refuses while another process has the store open) and leaves a
@@ -23,10 +23,6 @@ verified temporary copy. Only then, holding the writer lock, it swaps the files 
    one ``os.replace`` and the directory is fsynced;
 4. the backup's index files are moved into place.
 
-Backups and restores work in a hidden folder beside their target
-(``.NAME.magray-tmp-PID-….tmp``); one left by a killed process is removed by the next
-backup or restore there.
-
 A crash before step 3 leaves the old store (its indexes are rebuilt on next open); a crash
 after it leaves the restored store (with or without its index files, which are rebuilt if
 missing). There is no state in between.
@@ -34,148 +30,77 @@ missing). There is no state in between.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
-import time
 from contextlib import closing
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from magray import __version__
 from magray.config import Settings
 from magray.errors import BackupError
-from magray.memory.backup_manifest import (
+from magray.memory.backends.base import Snapshot
+from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION, current_version
+from magray.memory.backends.sqlite.store import Store
+from magray.memory.records import Layer
+from magray.memory.transfer.manifest import (
     DB_FILE,
-    FORMAT_VERSION,
     INDEX_DIR,
     MANIFEST,
-    BackupFile,
     BackupManifest,
     bad,
     copy_hashed,
     fsync_dir,
     fsync_file,
-    layer_counts,
-    meta,
-    read_manifest,
-    retired_dir,
-    sha256,
     sweep_stale,
     work_dir,
 )
-from magray.memory.migrations import current_version
-from magray.memory.records import Layer
-from magray.memory.store import Store
-
-if TYPE_CHECKING:
-    from magray.memory.service import Memory
 
 
-# -- backup -------------------------------------------------------------------------------
-def default_backup_dir(settings: Settings, now: float | None = None) -> Path:
-    """``<data_dir>/backups/<UTC timestamp>``, made unique if that name is taken."""
-    stamp = datetime.fromtimestamp(time.time() if now is None else now, UTC)
-    base = settings.paths.data_dir / "backups" / stamp.strftime("%Y%m%dT%H%M%SZ")
-    dest, n = base, 1
-    while dest.exists():
-        n += 1
-        dest = base.with_name(f"{base.name}-{n}")
-    return dest
+def layer_counts(conn: sqlite3.Connection) -> dict[str, int]:
+    counts = {str(layer): 0 for layer in Layer}
+    for layer, n in conn.execute("SELECT layer, COUNT(*) FROM records GROUP BY layer"):
+        counts[str(layer)] = int(n)
+    return counts
 
 
-def _check_dest(dest: Path) -> None:
-    if not dest.exists():
-        return
-    if not dest.is_dir():
-        raise BackupError(f"{dest} is a file; give a new or empty directory for the backup.")
-    if any(dest.iterdir()) and not (dest / MANIFEST).is_file():
-        raise BackupError(
-            f"{dest} is not empty and is not a MAGRAY backup; give a new or empty directory."
-        )
+def _meta(conn: sqlite3.Connection, key: str) -> str | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return None if row is None else str(row[0])
 
 
-def backup(memory: Memory, dest: Path | None = None) -> BackupManifest:
-    """Snapshot the store (online) and its index files into ``dest`` with a manifest.
-
-    Args:
-        memory: the open memory whose store is backed up; other processes may keep using it.
-        dest: a new or empty directory, or a previous backup to overwrite; default
-            ``<data_dir>/backups/<UTC timestamp>``.
-
-    Returns:
-        The manifest written into the backup.
-
-    Raises:
-        BackupError: ``dest`` is a non-empty directory that is not a backup, or a write failed.
-    """
-    dest = (dest or default_backup_dir(memory.settings)).expanduser().absolute()
-    _check_dest(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(dest.parent)
-    work = work_dir(dest.parent, dest.name)
+# -- snapshot -----------------------------------------------------------------------------
+def snapshot(store: Store, index_dir: Path, work: Path) -> Snapshot:
+    """Copy the index files (under the writer lock), then the database, into ``work``."""
+    files: list[str] = []
+    with store.locked():
+        if index_dir.is_dir():
+            for path in sorted(p for p in index_dir.iterdir() if p.is_file()):
+                if path.name.endswith(".tmp"):
+                    continue
+                (work / INDEX_DIR).mkdir(exist_ok=True)
+                copy_hashed(path, work / INDEX_DIR / path.name)
+                files.append(f"{INDEX_DIR}/{path.name}")
+    db_copy = work / DB_FILE
     try:
-        files: list[BackupFile] = []
-        index_src = memory.settings.paths.index_dir
-        # Index files first and under the writer lock: whole files, never ahead of the snapshot.
-        with memory.store.locked():
-            if index_src.is_dir():
-                for path in sorted(p for p in index_src.iterdir() if p.is_file()):
-                    if path.name.endswith(".tmp"):
-                        continue
-                    (work / INDEX_DIR).mkdir(exist_ok=True)
-                    target = work / INDEX_DIR / path.name
-                    sha = copy_hashed(path, target)
-                    files.append(BackupFile(f"{INDEX_DIR}/{path.name}", target.stat().st_size, sha))
-        db_copy = work / DB_FILE
-        try:
-            with closing(sqlite3.connect(db_copy, isolation_level=None)) as dst:
-                memory.store.conn.backup(dst)  # one step: a consistent read snapshot
-                dst.execute("PRAGMA journal_mode = DELETE")  # self-contained, no -wal beside it
-                schema = current_version(dst)
-                counts = layer_counts(dst)
-                model = meta(dst, "embedding_model")
-                dim = meta(dst, "embedding_dim")
-        except sqlite3.Error as exc:
-            raise BackupError(f"the snapshot of {memory.store.path} failed ({exc}).") from None
-        fsync_file(db_copy)
-        files.insert(0, BackupFile(DB_FILE, db_copy.stat().st_size, sha256(db_copy)))
-        manifest = BackupManifest(
-            path=dest,
-            format=FORMAT_VERSION,
-            magray_version=__version__,
-            schema_version=schema,
-            embedding_model=model,
-            embedding_dim=int(dim) if dim else None,
-            created_at=time.time(),
-            counts=counts,
-            files=tuple(files),
-        )
-        (work / MANIFEST).write_text(json.dumps(manifest.to_json(), indent=2), encoding="utf-8")
-        fsync_file(work / MANIFEST)
-        if (work / INDEX_DIR).is_dir():
-            fsync_dir(work / INDEX_DIR)
-        fsync_dir(work)
-        _install_dir(work, dest)
-        return manifest
-    except OSError as exc:
-        raise BackupError(f"writing the backup to {dest} failed ({exc}).") from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _install_dir(work: Path, dest: Path) -> None:
-    """Move the finished backup into place; a previous backup there is replaced."""
-    old: Path | None = None
-    if dest.exists():
-        old = retired_dir(dest.parent, dest.name)
-        os.replace(dest, old)
-    os.replace(work, dest)
-    fsync_dir(dest.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        with closing(sqlite3.connect(db_copy, isolation_level=None)) as dst:
+            store.conn.backup(dst)  # one step: a consistent read snapshot
+            dst.execute("PRAGMA journal_mode = DELETE")  # self-contained, no -wal beside it
+            schema = current_version(dst)
+            counts = layer_counts(dst)
+            model = _meta(dst, "embedding_model")
+            dim = _meta(dst, "embedding_dim")
+    except sqlite3.Error as exc:
+        raise BackupError(f"the snapshot of {store.path} failed ({exc}).") from None
+    fsync_file(db_copy)
+    if (work / INDEX_DIR).is_dir():
+        fsync_dir(work / INDEX_DIR)
+    return Snapshot(
+        files=(DB_FILE, *files),
+        schema_version=schema,
+        embedding_model=model,
+        embedding_dim=int(dim) if dim else None,
+        counts=counts,
+    )
 
 
 # -- verifying a backup ---------------------------------------------------------------------
@@ -258,24 +183,18 @@ def _retire_old_database(db: Path) -> None:
         db.with_name(db.name + suffix).unlink(missing_ok=True)
 
 
-def restore(settings: Settings, src: Path, *, force: bool = False) -> BackupManifest:
-    """Replace the memory store with the backup in ``src``, verified first, all or nothing.
-
-    Args:
-        settings: whose ``paths`` name the live store and index directory.
-        src: a backup directory made by ``backup``.
-        force: replace a store that holds records.
-
-    Returns:
-        The manifest of the restored backup.
-
-    Raises:
-        NotFoundError: ``src`` does not exist.
-        BackupError: the backup is damaged or incompatible, the live store holds records and
-            ``force`` is not set, or another process has the store open. Nothing is changed.
-    """
-    src = src.expanduser().absolute()
-    manifest = read_manifest(src)
+def restore(settings: Settings, manifest: BackupManifest, *, force: bool = False) -> None:
+    """Replace the store with the backup ``manifest`` describes, verified first, all or
+    nothing (see the module docstring)."""
+    src = manifest.path
+    if manifest.schema_version > SCHEMA_VERSION:
+        raise bad(
+            src,
+            f"it holds schema {manifest.schema_version}, newer than this MAGRAY's"
+            f" {SCHEMA_VERSION}; upgrade",
+        )
+    if DB_FILE not in [f.path for f in manifest.files]:
+        raise bad(src, f"{MANIFEST} lists no {DB_FILE}")
     paths = settings.paths
     db = paths.memory_db
     _refuse_non_empty(db, force)
@@ -318,4 +237,3 @@ def restore(settings: Settings, src: Path, *, force: bool = False) -> BackupMani
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     Store(db, lock_timeout=settings.get_float("memory.lock_timeout")).close()  # WAL + migrate
-    return manifest

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
@@ -27,13 +26,13 @@ from typing import IO, Any, TextIO
 import numpy as np
 
 from magray.errors import BackupError
-from magray.memory.migrations import SCHEMA_VERSION
-from magray.memory.records import MAX_TEXT_CHARS, Filters
+from magray.memory.backends.base import Backend, StoredRow
+from magray.memory.records import MAX_TEXT_CHARS, Filters, Layer
 from magray.memory.service import Memory, Progress
-from magray.memory.store import Store, StoredRow
-from magray.memory.transfer_line import InvalidLine, normalise, record_line
+from magray.memory.transfer.lines import InvalidLine, normalise, record_line, to_record
 
 EXPORT_FORMAT = 1
+RECORD_SCHEMA = 2  # the "schema" of the header: the record fields this MAGRAY writes
 BATCH = 256
 MAX_LINE_CHARS = 8 * MAX_TEXT_CHARS  # room for the longest text, JSON escapes and a vector
 _MAX_LISTED = 5
@@ -61,17 +60,17 @@ def export(
 ) -> int:
     """Write the records matching ``filters`` to ``out`` as JSONL; returns how many.
 
-    Streams in batches (``Store.iter_all``): memory use does not grow with the store.
+    Streams in batches (``Backend.iter_records``): memory use does not grow with the store.
     """
-    store = memory.store
+    backend = memory.backend
     filters = filters or Filters()
     model, dim = memory.stored_model
-    header = {"magray_export": EXPORT_FORMAT, "schema": SCHEMA_VERSION, "model": model, "dim": dim}
+    header = {"magray_export": EXPORT_FORMAT, "schema": RECORD_SCHEMA, "model": model, "dim": dim}
     out.write(json.dumps(header) + "\n")
-    total = store.count(filters)
+    total = backend.count(filters)
     done = 0
-    for batch in _batches(store.iter_all(filters), BATCH):
-        vectors = store.vectors([row.num for row in batch]) if with_vectors else {}
+    for batch in _batches(backend.iter_records(filters), BATCH):
+        vectors = backend.vectors([row.num for row in batch]) if with_vectors else {}
         for row in batch:
             blob = vectors.get(row.num)
             line = record_line(row, blob[1] if blob else None)
@@ -183,60 +182,9 @@ def _read_batches(spool: IO[str], size: int) -> Iterator[list[dict[str, Any]]]:
         yield batch
 
 
-def _exists(conn: sqlite3.Connection, rec: dict[str, Any]) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM records WHERE id = ?"
-            " OR (layer = ? AND project = ? AND content_hash = ?)",
-            (rec["id"], rec["layer"], rec["project"], rec["content_hash"]),
-        ).fetchone()
-        is not None
-    )
-
-
-def insert_exact(conn: sqlite3.Connection, rec: dict[str, Any], vector: bytes, model: str) -> bool:
-    """Insert a validated record keeping its id, timestamps and stats; False if a duplicate."""
-    if _exists(conn, rec):
-        return False
-    src = rec["source"] or {}
-    cur = conn.execute(
-        "INSERT INTO records (id, text, layer, kind, tags, project, session, source_uri,"
-        " source_start, source_end, source_line_start, source_line_end, created_at, updated_at,"
-        " layer_since, last_access_at, access_count, importance, pinned, promotion_score,"
-        " content_hash, embedding_model, vector)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            rec["id"],
-            rec["text"],
-            rec["layer"],
-            rec["kind"],
-            json.dumps(rec["tags"]),
-            rec["project"],
-            rec["session"],
-            src.get("uri"),
-            src.get("start"),
-            src.get("end"),
-            src.get("line_start"),
-            src.get("line_end"),
-            rec["created_at"],
-            rec["updated_at"],
-            rec["layer_since"],
-            rec["last_access_at"],
-            rec["access_count"],
-            rec["importance"],
-            int(rec["pinned"]),
-            rec["promotion_score"],
-            rec["content_hash"],
-            model,
-            vector,
-        ),
-    )
-    num = int(cur.lastrowid or 0)
-    conn.executemany(
-        "INSERT OR IGNORE INTO record_tags (num, tag) VALUES (?, ?)",
-        [(num, t) for t in rec["tags"]],
-    )
-    return True
+def _exists(backend: Backend, rec: dict[str, Any]) -> bool:
+    layer = Layer(rec["layer"])
+    return backend.is_duplicate(rec["id"], layer, rec["project"], rec["content_hash"])
 
 
 def import_(
@@ -265,9 +213,9 @@ def import_(
         if report.skipped_bad and not skip_bad:
             raise _refuse(report)
         done = 0
-        conn = memory.store.conn
+        backend = memory.backend
         for batch in _read_batches(valid, BATCH):  # embed outside the writer lock
-            fresh = [r for r in batch if not _exists(conn, r)]
+            fresh = [r for r in batch if not _exists(backend, r)]
             report.duplicates += len(batch) - len(fresh)
             todo = [r for r in fresh if r["vector"] is None or r["embedding_model"] != model_id]
             if todo:
@@ -281,15 +229,12 @@ def import_(
             done += len(batch)
             if progress:
                 progress(done, total)
-        with memory.store.write() as wconn:  # one transaction: all or nothing
-            if memory.store.meta("embedding_model") is None:
-                Store.set_meta(wconn, "embedding_model", model_id)
-                Store.set_meta(wconn, "embedding_dim", str(dim))
-            for batch in _read_batches(ready, BATCH):
-                for rec in batch:
-                    blob = base64.b64decode(rec["vector"])
-                    if insert_exact(wconn, rec, blob, model_id):
-                        report.imported += 1
-                    else:
-                        report.duplicates += 1
+        rows = (
+            (to_record(rec, model_id), base64.b64decode(rec["vector"]))
+            for batch in _read_batches(ready, BATCH)
+            for rec in batch
+        )
+        imported, duplicates = backend.insert_exact(rows, model_id=model_id, dim=dim)
+        report.imported += imported
+        report.duplicates += duplicates
     return report

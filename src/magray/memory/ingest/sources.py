@@ -42,7 +42,7 @@ from pathlib import Path
 from pathspec import GitIgnoreSpec
 
 from magray.errors import NotFoundError
-from magray.memory.records import content_hash
+from magray.hashing import content_hash
 
 ALWAYS_SKIPPED = frozenset(
     {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".mypy_cache"}

@@ -9,58 +9,23 @@ from __future__ import annotations
 
 import json
 import math
-import secrets
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from magray.errors import NotFoundError, SchemaError, StoreError, StoreLockedError, UsageError
-from magray.memory.migrations import SCHEMA_VERSION, current_version, migrate
-from magray.memory.records import Filters, Layer, NewRecord, Record, Source, content_hash
-
-if TYPE_CHECKING:
-    from magray.memory.search import Candidate
-
-_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-MIN_ID_PREFIX = 4
+from magray.hashing import content_hash
+from magray.memory.backends.base import Candidate, InsertResult, StoredRow
+from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION, current_version, migrate
+from magray.memory.records import MIN_ID_PREFIX, Filters, Layer, NewRecord, Record, Source, new_id
 
 RECORD_COLUMNS = (
     "num, id, text, layer, kind, tags, project, session, source_uri, source_start, source_end,"
     " source_line_start, source_line_end, created_at, updated_at, layer_since, last_access_at,"
     " access_count, importance, pinned, promotion_score, content_hash, embedding_model"
 )
-
-
-def new_id(now: float | None = None) -> str:
-    """A random 16-character base32 id (80 bits): short prefixes are unique in practice.
-
-    ``now`` is accepted for API symmetry; ordering lives in ``created_at``, not in the id.
-    """
-    value = secrets.randbits(80)
-    chars = []
-    for _ in range(16):
-        chars.append(_ID_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(chars)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRow:
-    """A record plus its internal index label."""
-
-    num: int
-    record: Record
-
-
-@dataclass(frozen=True, slots=True)
-class InsertResult:
-    num: int
-    id: str
-    layer: Layer
-    created: bool
 
 
 def _finite(value: Any) -> bool:
@@ -331,7 +296,7 @@ class Store:
             )
             return InsertResult(num=num, id=id_, layer=item.layer, created=False)
         src = item.source
-        id_ = new_id(now)
+        id_ = new_id()
         cur = conn.execute(
             "INSERT INTO records (id, text, layer, kind, tags, project, session, source_uri,"
             " source_start, source_end, source_line_start, source_line_end, created_at,"
@@ -436,12 +401,10 @@ class Store:
                 found[stored.num] = stored
         return found
 
-    def candidates(self, cands: Mapping[int, Candidate], filters: Filters) -> dict[int, Candidate]:
-        """``cands`` restricted to labels that exist and match ``filters``, with their
-        current layer and creation time (a narrow read: no text, no vector)."""
-        from magray.memory.search import Candidate
-
-        wanted = list(cands)
+    def candidates(self, nums: Iterable[int], filters: Filters) -> dict[int, Candidate]:
+        """Labels among ``nums`` that exist and match ``filters``, with their current layer
+        and creation time (a narrow read: no text, no vector)."""
+        wanted = list(dict.fromkeys(nums))
         cond, params = filter_sql(filters)
         found: dict[int, Candidate] = {}
         for i in range(0, len(wanted), 500):

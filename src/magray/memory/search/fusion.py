@@ -1,134 +1,21 @@
-"""Hybrid retrieval: ANN per layer + BM25 (FTS5), fused by weighted reciprocal ranks or by
-a convex combination of min-max-normalised scores (setting ``search.fusion``).
+"""Fusion of the vector and keyword rankings: weighted reciprocal ranks or a convex
+combination of min-max-normalised scores (setting ``search.fusion``).
 
-``fuse`` and ``fuse_convex`` are pure and property-tested; the I/O lives in
-``keyword_search`` and the ``IndexSet`` (vector side).
+``fuse`` and ``fuse_convex`` are pure and property-tested; the searches themselves are the
+backend's (``Backend.vector_search`` and ``Backend.keyword_search``).
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from magray.memory.records import Explanation, Filters, Layer
-from magray.memory.store import Store, filter_sql
+from magray.memory.backends.base import Candidate
+from magray.memory.records import Explanation, Layer
+from magray.memory.search.keywords import NORM_DEPTH
 
-_TOKEN = re.compile(r"\w+", re.UNICODE)
-# Query-side stopwords only: documents keep every word, BM25's IDF does the rest.
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "but",
-        "by",
-        "for",
-        "from",
-        "has",
-        "have",
-        "in",
-        "is",
-        "it",
-        "its",
-        "of",
-        "on",
-        "or",
-        "that",
-        "the",
-        "this",
-        "to",
-        "was",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "why",
-        "will",
-        "with",
-        "how",
-        "do",
-        "does",
-        "did",
-        "can",
-        "could",
-        "should",
-        "would",
-        "not",
-        "no",
-        "i",
-        "you",
-        "he",
-        "she",
-        "we",
-        "they",
-        "them",
-        "their",
-        "our",
-        "your",
-        "my",
-        "me",
-    ]
-)
-MAX_QUERY_TERMS = 64
-# Candidates per list that score normalisation spans; recall fetches at least this many
-# (per layer for vectors) so that ranks never depend on the k asked for.
-NORM_DEPTH = 100
-
-
-def keyword_query(text: str) -> str | None:
-    """An FTS5 MATCH expression: the query's distinct words, quoted, OR-ed together."""
-    words = [w.lower() for w in _TOKEN.findall(text)]
-    content = [w for w in words if w not in _STOPWORDS] or words
-    terms = list(dict.fromkeys(content))[:MAX_QUERY_TERMS]
-    if not terms:
-        return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-
-
-def keyword_search(
-    store: Store, text: str, filters: Filters, limit: int
-) -> list[tuple[int, float]]:
-    """(label, BM25 score — higher is better) of the best keyword matches."""
-    return [(num, score) for num, score, _, _ in keyword_hits(store, text, filters, limit)]
-
-
-def keyword_hits(
-    store: Store, text: str, filters: Filters, limit: int
-) -> list[tuple[int, float, Layer, float]]:
-    """(label, BM25 score, layer, created_at) of the best keyword matches, best first.
-
-    Without filters, FTS5 ranks on its own and only the top ``limit`` rows are joined with
-    their records; with filters, every match is joined so the filter can apply.
-    """
-    match = keyword_query(text)
-    if match is None:
-        return []
-    if filters == Filters():
-        sql = (
-            "SELECT f.rowid, f.score, r.layer, r.created_at FROM (SELECT rowid,"
-            " -bm25(records_fts) AS score FROM records_fts WHERE records_fts MATCH ?"
-            " ORDER BY score DESC LIMIT ?) f JOIN records r ON r.num = f.rowid"
-            " ORDER BY f.score DESC"
-        )
-        params: list[object] = [match, limit]
-    else:
-        cond, fparams = filter_sql(filters)
-        sql = (
-            "SELECT r.num, -bm25(records_fts) AS score, r.layer, r.created_at FROM records_fts"
-            " JOIN records r ON r.num = records_fts.rowid"
-            f" WHERE records_fts MATCH ? AND {cond} ORDER BY score DESC LIMIT ?"
-        )
-        params = [match, *fparams, limit]
-    rows = store.conn.execute(sql, params).fetchall()
-    return [(int(n), float(score), Layer(layer), float(at)) for n, score, layer, at in rows]
+__all__ = ["NORM_DEPTH", "Candidate", "FusionParams", "fuse", "fuse_convex", "recency_factor"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,15 +37,6 @@ def recency_factor(age_seconds: float, params: FusionParams) -> float:
         return 1.0
     half_life = params.recency_half_life_days * 86400.0
     return 1.0 + params.recency_boost * math.pow(2.0, -max(age_seconds, 0.0) / half_life)
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """What fusion needs to know about one hydrated record."""
-
-    num: int
-    layer: Layer
-    created_at: float
 
 
 Ranked = dict[int, tuple[int, float]]  # label → (1-based rank, score)

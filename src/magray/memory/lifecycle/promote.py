@@ -40,7 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from magray.errors import ModelError, UsageError
-from magray.memory.expire import DAY, HOUR, Ttls, duration
+from magray.memory.lifecycle.expire import DAY, HOUR, Ttls, duration
 from magray.memory.records import Layer, Record
 
 FloatArray = npt.NDArray[np.float64]

@@ -1,0 +1,53 @@
+"""Keyword search over the FTS5 index of the SQLite backend (BM25, porter + unicode61)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from magray.memory.backends.base import KeywordHit
+from magray.memory.backends.sqlite.store import Store, filter_sql
+from magray.memory.records import Filters, Layer
+
+
+def match_expression(terms: Sequence[str]) -> str | None:
+    """An FTS5 MATCH expression: each term quoted, all OR-ed together."""
+    if not terms:
+        return None
+    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+
+
+def keyword_search(
+    store: Store, terms: Sequence[str], filters: Filters, limit: int
+) -> list[KeywordHit]:
+    """The best ``limit`` matches of any of ``terms``, best first.
+
+    Without filters, FTS5 ranks on its own and only the top ``limit`` rows are joined with
+    their records; with filters, every match is joined so the filter can apply.
+    """
+    match = match_expression(terms)
+    if match is None:
+        return []
+    if filters == Filters():
+        sql = (
+            "SELECT f.rowid, f.score, r.layer, r.created_at FROM (SELECT rowid,"
+            " -bm25(records_fts) AS score FROM records_fts WHERE records_fts MATCH ?"
+            " ORDER BY score DESC LIMIT ?) f JOIN records r ON r.num = f.rowid"
+            " ORDER BY f.score DESC"
+        )
+        params: list[object] = [match, limit]
+    else:
+        cond, fparams = filter_sql(filters)
+        sql = (
+            "SELECT r.num, -bm25(records_fts) AS score, r.layer, r.created_at FROM records_fts"
+            " JOIN records r ON r.num = records_fts.rowid"
+            f" WHERE records_fts MATCH ? AND {cond} ORDER BY score DESC LIMIT ?"
+        )
+        params = [match, *fparams, limit]
+    rows = store.conn.execute(sql, params).fetchall()
+    return [KeywordHit(int(n), float(s), Layer(layer), float(at)) for n, s, layer, at in rows]
+
+
+def rebuild(store: Store) -> None:
+    """Rebuild the FTS5 index from the records."""
+    with store.write() as conn:
+        conn.execute("INSERT INTO records_fts (records_fts) VALUES ('rebuild')")

@@ -1,0 +1,47 @@
+"""Stored vectors and layer sizes of the SQLite backend (re-embedding reads and writes)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from magray.memory.backends.base import LayerStats
+from magray.memory.backends.sqlite.store import Store
+from magray.memory.records import Layer
+
+
+def layer_stats(store: Store) -> dict[Layer, LayerStats]:
+    out: dict[Layer, LayerStats] = {}
+    for layer in Layer:
+        row = store.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(text AS BLOB))), 0),"
+            " COALESCE(SUM(LENGTH(vector)), 0), COALESCE(SUM(pinned), 0)"
+            " FROM records WHERE layer = ?",
+            (str(layer),),
+        ).fetchone()
+        out[layer] = LayerStats(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
+    return out
+
+
+def count_stale_vectors(store: Store, model_id: str) -> int:
+    row = store.conn.execute(
+        "SELECT COUNT(*) FROM records WHERE embedding_model IS NOT ? OR vector IS NULL",
+        (model_id,),
+    ).fetchone()
+    return int(row[0])
+
+
+def stale_vectors(store: Store, model_id: str, *, after: int, limit: int) -> list[tuple[int, str]]:
+    rows = store.conn.execute(
+        "SELECT num, text FROM records WHERE (embedding_model IS NOT ? OR vector IS NULL)"
+        " AND num > ? ORDER BY num LIMIT ?",
+        (model_id, after, limit),
+    ).fetchall()
+    return [(int(n), str(t)) for n, t in rows]
+
+
+def set_vectors(store: Store, vectors: Sequence[tuple[int, bytes]], model_id: str) -> None:
+    with store.write() as conn:
+        conn.executemany(
+            "UPDATE records SET vector = ?, embedding_model = ? WHERE num = ?",
+            [(blob, model_id, num) for num, blob in vectors],
+        )
