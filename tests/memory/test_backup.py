@@ -10,10 +10,10 @@ import pytest
 
 from magray.config import load_settings
 from magray.errors import BackupError, NotFoundError
-from magray.memory.transfer.backup import MANIFEST, backup, restore
 from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION
 from magray.memory.records import Layer, NewRecord, Query, SearchMode
 from magray.memory.service import Memory
+from magray.memory.transfer.backup import MANIFEST, backup, restore
 from tests.fakes import HashEmbedder
 
 DOCS = [

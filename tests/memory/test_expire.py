@@ -8,7 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from magray.config import load_settings
-from magray.memory.lifecycle.expire import DAY, DEFAULT_TTLS, HOUR, expire_decisions, ttls_from_settings
+from magray.memory.lifecycle.expire import (
+    DAY,
+    DEFAULT_TTLS,
+    HOUR,
+    expire_decisions,
+    ttls_from_settings,
+)
 from magray.memory.records import Layer
 from tests.memory.test_promote import NOW, make_record
 

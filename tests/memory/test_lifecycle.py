@@ -80,7 +80,10 @@ def test_promotion_onto_identical_content_merges(memory: Memory) -> None:
     assert memory.backend.count() == 1
     merged = memory.get(a.id)
     assert merged.pinned
-    assert memory.backend.store.conn.execute("SELECT action FROM lifecycle_log").fetchone()[0] == "merge"
+    assert (
+        memory.backend.store.conn.execute("SELECT action FROM lifecycle_log").fetchone()[0]
+        == "merge"
+    )
 
 
 def test_expire_removes_old_unpinned_records_and_archives_history(memory: Memory) -> None:

@@ -163,7 +163,10 @@ def test_verify_detects_a_missing_index_entry(memory: Memory) -> None:
 
 def test_writer_lock_times_out_with_a_clear_error(memory: Memory) -> None:
     other = make(**{"memory.lock_timeout": "0.2"})
-    with memory.backend.store.locked(), pytest.raises(StoreLockedError, match="another magray process"):
+    with (
+        memory.backend.store.locked(),
+        pytest.raises(StoreLockedError, match="another magray process"),
+    ):
         other.remember(NewRecord(text="blocked"))
 
 

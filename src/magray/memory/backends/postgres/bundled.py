@@ -62,9 +62,7 @@ def start(pgdata: Path, *, delete_on_stop: bool = False) -> BundledServer:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            handle = get_server(
-                pgdata, cleanup_mode="delete" if delete_on_stop else "stop"
-            )
+            handle = get_server(pgdata, cleanup_mode="delete" if delete_on_stop else "stop")
     except Exception as exc:  # initdb / pg_ctl failures arrive as assorted exceptions
         raise StoreError(
             f"the bundled PostgreSQL in {pgdata} did not start ({exc}); see {pgdata / 'log'}."

@@ -28,17 +28,6 @@ COLUMNS = (
 )
 
 
-_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
-
-
-def new_id() -> str:
-    """A random 16-character base32 id (80 bits), as the embedded store makes them."""
-    import secrets
-
-    value = secrets.randbits(80)
-    return "".join(_ID_ALPHABET[(value >> (5 * i)) & 31] for i in range(16))
-
-
 def _real(value: Any, default: float) -> float:
     return float(value) if isinstance(value, float | int) and math.isfinite(value) else default
 

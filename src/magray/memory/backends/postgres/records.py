@@ -7,16 +7,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from magray.errors import NotFoundError, UsageError
+from magray.hashing import content_hash
 from magray.memory.backends.base import Candidate, InsertResult, LayerStats, StoredRow
 from magray.memory.backends.postgres.core import (
     COLUMNS,
     Core,
     filter_sql,
-    new_id,
     to_row,
     vector_param,
 )
-from magray.memory.records import Filters, Layer, NewRecord, content_hash
+from magray.memory.records import Filters, Layer, NewRecord, new_id
 
 if TYPE_CHECKING:
     import psycopg

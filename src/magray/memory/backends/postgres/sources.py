@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from magray.hashing import content_hash
 from magray.memory.backends.base import SourceState, SourceWrite, SourceWriteResult
 from magray.memory.backends.postgres.core import Core
 from magray.memory.backends.postgres.records import insert_one
-from magray.memory.records import Layer, content_hash
+from magray.memory.records import Layer
 
 
 class SourcesMixin(Core):
@@ -26,6 +27,15 @@ class SourcesMixin(Core):
                 ),
             ).fetchall()
         return [SourceState(str(u), str(p), Layer(lay), str(h), int(c)) for u, p, lay, h, c in rows]
+
+    def source(self, uri: str, project: str, layer: Layer) -> SourceState | None:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT content_hash, chunks FROM ingested_sources"
+                " WHERE uri = %s AND project = %s AND layer = %s",
+                (uri, project, str(layer)),
+            ).fetchone()
+        return None if row is None else SourceState(uri, project, layer, str(row[0]), int(row[1]))
 
     def rename_source(self, old_uri: str, new_uri: str, project: str, layer: Layer) -> None:
         scope = (project, str(layer))

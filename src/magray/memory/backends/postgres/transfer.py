@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magray.errors import BackupError
+from magray.hashing import content_hash
 from magray.memory.backends.base import Snapshot, StoreCheck, StoredRow
 from magray.memory.backends.postgres import schema
 from magray.memory.backends.postgres.core import COLUMNS, Core, to_row, vector_bytes, vector_param
-from magray.memory.records import Layer, Record, content_hash
+from magray.memory.records import Layer, Record
 
 if TYPE_CHECKING:
     import psycopg
