@@ -48,7 +48,8 @@ class PostgresBackend(RecordsMixin, SearchMixin, LifecycleMixin, SourcesMixin, T
                 conn.autocommit = False
                 schema.migrate(conn, schema_name, time.time())
                 conn.commit()
-            pool = connection.open_pool(dsn, schema_name, max_size=pool_size)
+            base_ef = min(1000, ef_search) if ef_search > 0 else 100
+            pool = connection.open_pool(dsn, schema_name, max_size=pool_size, ef_search=base_ef)
         except psycopg.Error as exc:
             raise connection.translate(exc, where) from None
         except Exception as exc:

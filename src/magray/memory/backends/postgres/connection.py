@@ -119,8 +119,10 @@ def check_server(conn: psycopg.Connection[Any], where: str) -> str:
     return version
 
 
-def open_pool(dsn: str, schema: str, *, max_size: int = 4) -> ConnectionPool[Any]:
-    """A pool whose connections speak pgvector and see ``schema`` first."""
+def open_pool(
+    dsn: str, schema: str, *, max_size: int = 4, ef_search: int = 100
+) -> ConnectionPool[Any]:
+    """A pool of autocommit connections that speak pgvector and see ``schema`` first."""
     from pgvector.psycopg import register_vector
     from psycopg_pool import ConnectionPool
 
@@ -129,13 +131,14 @@ def open_pool(dsn: str, schema: str, *, max_size: int = 4) -> ConnectionPool[Any
         conn.execute(f"SET search_path TO {schema}, public")
         # Filtered HNSW scans go on until enough rows pass the WHERE (pgvector ≥ 0.8).
         conn.execute("SET hnsw.iterative_scan = relaxed_order")
-        conn.commit()
+        conn.execute(f"SET hnsw.ef_search = {int(ef_search)}")
 
     pool: ConnectionPool[Any] = ConnectionPool(
         dsn,
         min_size=1,
         max_size=max_size,
         configure=configure,
+        kwargs={"autocommit": True},
         open=False,
         name=f"magray-{schema}",
     )
@@ -144,11 +147,16 @@ def open_pool(dsn: str, schema: str, *, max_size: int = 4) -> ConnectionPool[Any
 
 
 @contextmanager
-def transaction(pool: ConnectionPool[Any], where: str) -> Iterator[psycopg.Connection[Any]]:
-    """One connection from ``pool`` in one transaction: committed whole or rolled back."""
+def transaction(
+    pool: ConnectionPool[Any], where: str, *, atomic: bool = True
+) -> Iterator[psycopg.Connection[Any]]:
+    """One connection from ``pool``; with ``atomic`` in one transaction, committed whole or
+    rolled back, else each statement on its own (one round trip per read)."""
+    from contextlib import nullcontext
+
     psycopg = driver()
     try:
-        with pool.connection() as conn, conn.transaction():
+        with pool.connection() as conn, conn.transaction() if atomic else nullcontext():
             yield conn
     except psycopg.Error as exc:
         raise translate(exc, where) from None

@@ -159,7 +159,13 @@ class Core:
 
     @contextmanager
     def _read(self) -> Iterator[psycopg.Connection[Any]]:
-        """A connection in a read transaction."""
+        """A connection whose statements each see the latest committed state."""
+        with connection.transaction(self._pool, self.location, atomic=False) as conn:
+            yield conn
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection in one transaction (without the writer lock)."""
         with connection.transaction(self._pool, self.location) as conn:
             yield conn
 

@@ -115,7 +115,7 @@ class RecordsMixin(Core):
         if not nums:
             return
         try:
-            with self._read() as conn:
+            with self._tx() as conn:
                 (got,) = conn.execute(
                     "SELECT pg_try_advisory_xact_lock(hashtext(%s))",
                     (f"magray.memory.{self.schema}",),

@@ -42,9 +42,14 @@ class SearchMixin(Core):
             f" AND {cond} ORDER BY r.embedding <=> {cast} LIMIT %s"
         )
         q = query.astype("float32", copy=False)
-        with self._read() as conn:
-            conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(self._ef(k)),))
-            rows = conn.execute(sql, [q, *params, q, k]).fetchall()
+        ef = self._ef(k)
+        if ef <= self._ef(0):  # the connection's own setting: one round trip
+            with self._read() as conn:
+                rows = conn.execute(sql, [q, *params, q, k]).fetchall()
+        else:
+            with self._tx() as conn:
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
+                rows = conn.execute(sql, [q, *params, q, k]).fetchall()
         out = [(int(num), 1.0 - float(distance)) for num, distance in rows]
         out.sort(key=lambda kv: -kv[1])  # relaxed order: the index may return them shuffled
         return out
@@ -78,29 +83,33 @@ class SearchMixin(Core):
 
     @staticmethod
     def _idf(conn: Any, words: Sequence[str]) -> dict[str, float]:
-        """BM25's inverse document frequency of each word (0 for words no record holds).
+        """BM25's inverse document frequency of each word (0 for words no record holds),
+        in one round trip.
 
         The record count is the planner's estimate once the table is large, and document
         frequencies are counted up to ``DF_CAP``: a word in more records than that is
         common, and its weight changes little with the exact count.
         """
+        counts = ", ".join(
+            "(SELECT COUNT(*) FROM (SELECT 1 FROM records WHERE tsv @@"
+            " plainto_tsquery('simple', fold(%s)) LIMIT %s) m)"
+            for _ in words
+        )
+        params: list[Any] = []
+        for w in words:
+            params += [w, DF_CAP]
         row = conn.execute(
-            "SELECT GREATEST(reltuples::bigint, 0) FROM pg_class WHERE oid = 'records'::regclass"
+            "SELECT CASE WHEN c.reltuples >= %s THEN c.reltuples::bigint"
+            f" ELSE (SELECT COUNT(*) FROM records) END, {counts}"
+            " FROM pg_class c WHERE c.oid = 'records'::regclass",
+            [DF_CAP, *params],
         ).fetchone()
         total = int(row[0]) if row else 0
-        if total < DF_CAP:
-            row = conn.execute("SELECT COUNT(*) FROM records").fetchone()
-            total = int(row[0]) if row else 0
         out: dict[str, float] = {}
-        for w in words:
-            found = conn.execute(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM records"
-                " WHERE tsv @@ plainto_tsquery('simple', fold(%s)) LIMIT %s) m",
-                (w, DF_CAP),
-            ).fetchone()
-            df = int(found[0]) if found else 0
-            total = max(total, df)
-            out[w] = math.log(1.0 + (total - df + 0.5) / (df + 0.5)) if df else 0.0
+        for i, w in enumerate(words):
+            df = int(row[i + 1]) if row else 0
+            n = max(total, df)
+            out[w] = math.log(1.0 + (n - df + 0.5) / (df + 0.5)) if df else 0.0
         return out
 
     # -- derived indexes --------------------------------------------------------------------

@@ -108,7 +108,7 @@ class TransferMixin(Core):
 
         counts = dict.fromkeys((str(layer) for layer in Layer), 0)
         try:
-            with self._pool.connection() as conn:
+            with self._pool.connection() as conn, conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
                 with (
@@ -127,7 +127,6 @@ class TransferMixin(Core):
                     for line in self._state_lines(conn, meta):
                         out.write(json.dumps(line, ensure_ascii=False) + "\n")
                 version = schema.current_version(conn, self.schema)
-                conn.rollback()
         except OSError as exc:
             raise BackupError(f"the snapshot of {self.location} failed ({exc}).") from None
         except Exception as exc:
@@ -184,7 +183,7 @@ class TransferMixin(Core):
     # -- integrity --------------------------------------------------------------------------
     def verify(self) -> StoreCheck:
         report = StoreCheck()
-        with self._read() as conn:
+        with self._tx() as conn:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
             model, raw_dim = meta.get("embedding_model"), meta.get("embedding_dim")
             dim = int(raw_dim) if raw_dim else None
