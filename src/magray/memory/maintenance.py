@@ -107,12 +107,12 @@ def _check_sources(memory: Memory, report: VerifyReport) -> None:
     report.checked["sources"] = len(rows)
     report.checked["relative_sources"] = relative
     if lost:
-        path, layer, project = lost[0]
-        command = f"magray ingest {shlex.quote(path)} --layer {layer}"
-        if project:
-            command += f" --project {shlex.quote(project)}"
+        first, first_layer, first_project = lost[0]
+        command = f"magray ingest {shlex.quote(first)} --layer {first_layer}"
+        if first_project:
+            command += f" --project {shlex.quote(first_project)}"
         more = f" and {len(lost) - 1} more" if len(lost) > 1 else ""
         report.problem(
             f"{len(lost)} ingested file(s) lost their memories while the files still exist"
-            f" ({path}{more}); ingest them again to restore them, e.g. `{command}`."
+            f" ({first}{more}); ingest them again to restore them, e.g. `{command}`."
         )

@@ -26,13 +26,29 @@ Conventions every method follows:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 
+from magray.memory.backends.values import (
+    ArchivedHistory,
+    Candidate,
+    Expiry,
+    InsertResult,
+    KeywordHit,
+    LayerStats,
+    LifecycleEntry,
+    Promotion,
+    Snapshot,
+    SourceChunk,
+    SourceState,
+    SourceWrite,
+    SourceWriteResult,
+    StoreCheck,
+    StoredRow,
+)
 from magray.memory.records import Filters, Layer, NewRecord, Record
 
 if TYPE_CHECKING:
@@ -42,157 +58,27 @@ if TYPE_CHECKING:
 QueryVector = npt.NDArray[np.float32]
 Warn = Callable[[str], None]
 
-
-# -- values exchanged across the seam -------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class StoredRow:
-    """A record plus its internal index label."""
-
-    num: int
-    record: Record
-
-
-@dataclass(frozen=True, slots=True)
-class InsertResult:
-    """What ``Backend.insert`` did with one new record."""
-
-    num: int
-    id: str
-    layer: Layer
-    created: bool  # False: an identical record (same dedup key) was bumped instead
-
-
-@dataclass(frozen=True, slots=True)
-class Candidate:
-    """What fusion needs to know about one record: its label, layer and creation time."""
-
-    num: int
-    layer: Layer
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class KeywordHit:
-    """One keyword match: label, BM25-like score (higher is better), layer, created_at."""
-
-    num: int
-    score: float
-    layer: Layer
-    created_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class LayerStats:
-    """Size facts of one layer."""
-
-    records: int
-    text_bytes: int  # UTF-8 bytes of the texts
-    vector_bytes: int  # bytes of the stored (float32) vectors
-    pinned: int
-
-
-@dataclass(frozen=True, slots=True)
-class SourceState:
-    """The bookkeeping row of one ingested file (``uri`` is its stored path)."""
-
-    uri: str
-    project: str  # "" for none
-    layer: Layer
-    content_hash: str  # of the whole file at its last ingest
-    chunks: int  # chunks made of it at its last ingest
-
-
-@dataclass(frozen=True, slots=True)
-class SourceChunk:
-    """One chunk of a file to store, with its vector (little-endian float32 bytes)."""
-
-    item: NewRecord
-    vector: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class SourceWrite:
-    """A file to (re)write: its chunks replace whatever the store holds for its uri."""
-
-    uri: str
-    project: str
-    layer: Layer
-    content_hash: str
-    chunks: Sequence[SourceChunk]
-
-
-@dataclass
-class SourceWriteResult:
-    """Chunk counts of ``Backend.write_sources``."""
-
-    added: int = 0
-    kept: int = 0  # unchanged chunks kept (offsets updated, history intact)
-    removed: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class Promotion:
-    """Move the record labelled ``num`` (public ``record_id``) up to ``to_layer``."""
-
-    num: int
-    record_id: str
-    to_layer: Layer
-    score: float
-    reasons: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Expiry:
-    """Delete the record labelled ``num`` for ``reason`` (its history is archived)."""
-
-    num: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class ArchivedHistory:
-    """What an expired record left behind for promotion learning."""
-
-    record_id: str
-    layer: Layer
-    created_at: float
-    layer_since: float
-    importance: float
-    pinned: bool
-    access_times: tuple[float, ...]  # ascending
-    archived_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class LifecycleEntry:
-    """One line of the lifecycle log."""
-
-    at: float
-    record_id: str
-    action: str  # "promote", "merge" or "expire"
-    from_layer: Layer
-    to_layer: Layer | None
-    score: float | None
-    reasons: tuple[str, ...]
-
-
-@dataclass
-class StoreCheck:
-    """What ``Backend.verify`` found: facts by name and one sentence per problem."""
-
-    checked: dict[str, Any] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """What ``Backend.snapshot`` wrote into a backup folder."""
-
-    files: tuple[str, ...]  # paths relative to the folder, the store's own file first
-    schema_version: int
-    embedding_model: str | None
-    embedding_dim: int | None
-    counts: Mapping[str, int]  # records per layer name
+__all__ = [
+    "ArchivedHistory",
+    "Backend",
+    "BackendKind",
+    "Candidate",
+    "Expiry",
+    "InsertResult",
+    "KeywordHit",
+    "LayerStats",
+    "LifecycleEntry",
+    "Promotion",
+    "QueryVector",
+    "Snapshot",
+    "SourceChunk",
+    "SourceState",
+    "SourceWrite",
+    "SourceWriteResult",
+    "StoreCheck",
+    "StoredRow",
+    "Warn",
+]
 
 
 # -- the protocol -------------------------------------------------------------------------
@@ -321,10 +207,12 @@ class Backend(Protocol):
         """Up to ``k`` (label, cosine) of ``layer``'s vectors nearest to ``query``, best first,
         searched among the vectors of the store's embedding model.
 
-        With active filters the result holds up to ``4·k`` labels that are candidates only:
-        the caller re-reads them (``candidates``/``fetch``) with the filters. An empty store
-        or layer gives []. The search is approximate (recall ≥ 0.95 at the default
-        settings); filtered searches over small sets may be exact.
+        Labels are candidates only: with active filters the result holds up to ``4·k``
+        labels that may not all match, and a record deleted or moved to another layer since
+        this process last read the index may still appear. The caller re-reads them
+        (``candidates``/``fetch``) with the filters. An empty store or layer gives []. The
+        search is approximate (recall ≥ 0.95 at the default settings); filtered searches
+        over small sets may be exact.
         """
         ...
 

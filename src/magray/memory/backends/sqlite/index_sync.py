@@ -320,7 +320,7 @@ class IndexSet:
     def _exact_filtered(
         self, filters: Filters, query: npt.NDArray[np.float32], k: int
     ) -> list[tuple[int, float]]:
-        from magray.memory.backends.sqlite.store import filter_sql
+        from magray.memory.backends.sqlite.rows import filter_sql
 
         cond, params = filter_sql(filters)
         rows = self.store.conn.execute(

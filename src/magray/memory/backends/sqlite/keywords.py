@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from magray.memory.backends.base import KeywordHit
-from magray.memory.backends.sqlite.store import Store, filter_sql
+from magray.memory.backends.sqlite.rows import filter_sql
+from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Filters, Layer
 
 

@@ -14,7 +14,8 @@ from magray.memory.backends.base import (
     Promotion,
     StoredRow,
 )
-from magray.memory.backends.sqlite.store import RECORD_COLUMNS, Store, row_to_record
+from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, row_to_record
+from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Layer
 
 

@@ -1,0 +1,135 @@
+"""Rows of the SQLite ``records`` table as ``Record`` values, and ``Filters`` as SQL."""
+
+from __future__ import annotations
+
+import json
+import math
+import sqlite3
+from typing import Any
+
+from magray.memory.backends.values import StoredRow
+from magray.memory.records import Filters, Layer, Record, Source
+
+RECORD_COLUMNS = (
+    "num, id, text, layer, kind, tags, project, session, source_uri, source_start, source_end,"
+    " source_line_start, source_line_end, created_at, updated_at, layer_since, last_access_at,"
+    " access_count, importance, pinned, promotion_score, content_hash, embedding_model"
+)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _real(value: Any, default: float) -> float:
+    """A stored number as a finite float; anything else (text, infinity) as ``default``."""
+    return float(value) if _finite(value) else default
+
+
+def _opt_real(value: Any) -> float | None:
+    return float(value) if _finite(value) else None
+
+
+def _opt_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and value >= 0 else None
+
+
+def _tags(value: Any) -> tuple[str, ...]:
+    try:
+        tags = json.loads(value)
+    except (TypeError, ValueError, RecursionError):
+        return ()
+    return tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
+
+
+def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
+    """A stored row as a ``Record``; a value no MAGRAY writes (text in a number column, a
+    timestamp of infinity: hand edits, other tools) reads as a harmless default."""
+    (
+        num,
+        id_,
+        text,
+        layer,
+        kind,
+        tags,
+        project,
+        session,
+        uri,
+        start,
+        end,
+        line_start,
+        line_end,
+        created_at,
+        updated_at,
+        layer_since,
+        last_access_at,
+        access_count,
+        importance,
+        pinned,
+        promotion_score,
+        chash,
+        model,
+    ) = tuple(row)
+    source = None
+    if uri is not None:
+        offsets = (_opt_int(start), _opt_int(end), _opt_int(line_start), _opt_int(line_end))
+        source = Source(str(uri), *offsets)
+    created = _real(created_at, 0.0)
+    record = Record(
+        id=id_,
+        text=text if isinstance(text, str) else str(text),
+        layer=Layer(layer),
+        kind=str(kind),
+        tags=_tags(tags),
+        project=project or None,
+        session=session,
+        source=source,
+        created_at=created,
+        updated_at=_real(updated_at, created),
+        layer_since=_real(layer_since, created),
+        last_access_at=_opt_real(last_access_at),
+        access_count=access_count if isinstance(access_count, int) and access_count >= 0 else 0,
+        importance=_real(importance, 0.5),
+        pinned=bool(pinned),
+        promotion_score=_opt_real(promotion_score),
+        content_hash=chash,
+        embedding_model=model,
+    )
+    return StoredRow(num=num, record=record)
+
+
+def filter_sql(filters: Filters, alias: str = "r") -> tuple[str, list[Any]]:
+    """A SQL condition (always valid after WHERE) and its parameters for ``filters``."""
+    parts: list[str] = ["1"]
+    params: list[Any] = []
+    if filters.layers:
+        parts.append(f"{alias}.layer IN ({','.join('?' * len(filters.layers))})")
+        params.extend(str(layer) for layer in filters.layers)
+    if filters.kind:
+        parts.append(f"{alias}.kind = ?")
+        params.append(filters.kind)
+    if filters.exclude_kinds:
+        parts.append(f"{alias}.kind NOT IN ({','.join('?' * len(filters.exclude_kinds))})")
+        params.extend(filters.exclude_kinds)
+    if filters.project:
+        parts.append(f"{alias}.project = ?")
+        params.append(filters.project)
+    if filters.session:
+        parts.append(f"{alias}.session = ?")
+        params.append(filters.session)
+    if filters.created_after is not None:
+        parts.append(f"{alias}.created_at >= ?")
+        params.append(filters.created_after)
+    if filters.created_before is not None:
+        parts.append(f"{alias}.created_at < ?")
+        params.append(filters.created_before)
+    if filters.tags:
+        tags = sorted(set(filters.tags))
+        marks = ",".join("?" * len(tags))
+        parts.append(
+            f"{alias}.num IN (SELECT num FROM record_tags WHERE tag IN ({marks})"
+            " GROUP BY num HAVING COUNT(*) = ?)"
+        )
+        params.extend(tags)
+        params.append(len(tags))
+    return " AND ".join(parts), params
