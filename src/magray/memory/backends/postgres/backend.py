@@ -114,7 +114,10 @@ class PostgresKind:
                 or path.stat().st_size != entry.size
                 or sha256(path) != entry.sha256
             ):
-                raise BackupError(f"the backup file {path} is missing or damaged; nothing changed.")
+                raise BackupError(
+                    f"the backup file {path} is missing or damaged (its size or sha256"
+                    " differs from the manifest); nothing was changed."
+                )
         if manifest.schema_version > schema.SCHEMA_VERSION:
             raise BackupError(
                 f"the backup {src} holds schema {manifest.schema_version}, newer than this"
@@ -145,7 +148,7 @@ class PostgresKind:
             if isinstance(exc, BackupError):
                 raise
             raise BackupError(
-                f"the restore into {where} failed ({exc}); nothing changed."
+                f"the restore into {where} failed ({exc}); nothing was changed."
             ) from None
         finally:
             backend.close()
