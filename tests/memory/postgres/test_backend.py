@@ -168,3 +168,29 @@ def test_a_writer_killed_mid_batch_leaves_nothing_half_written(
     add(backend, ["after the crash"], unit(rng, 1))
     assert backend.count() == before + 1
     assert backend.verify().problems == []
+
+
+def test_a_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from magray.config import load_settings
+    from magray.memory.backends import open_backend
+
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg → ImportError
+    settings = load_settings({"memory.backend": "postgres", "memory.dsn": "postgresql:///x"})
+    with pytest.raises(StoreError, match=r"pip install 'magray\[postgres\]'"):
+        open_backend(settings)
+
+
+def test_postgres_without_a_dsn_is_a_config_error() -> None:
+    from magray.config import load_settings
+    from magray.errors import ConfigError
+    from magray.memory.backends import open_backend
+
+    with pytest.raises(ConfigError, match="memory.dsn is empty"):
+        open_backend(load_settings({"memory.backend": "postgres"}))
+
+
+def test_an_unreachable_server_is_one_clear_error(tmp_path: object) -> None:
+    with pytest.raises(StoreError, match="cannot reach PostgreSQL"):
+        PostgresBackend.connect(f"postgresql://nobody@/magray?host={tmp_path}")
