@@ -187,7 +187,7 @@ def test_postgres_without_a_dsn_is_a_config_error() -> None:
     from magray.errors import ConfigError
     from magray.memory.backends import open_backend
 
-    with pytest.raises(ConfigError, match="memory.dsn is empty"):
+    with pytest.raises(ConfigError, match=r"memory\.dsn is empty"):
         open_backend(load_settings({"memory.backend": "postgres"}))
 
 

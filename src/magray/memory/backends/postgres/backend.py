@@ -128,7 +128,8 @@ class PostgresKind:
         try:
             with connection.transaction(backend._pool, where) as conn:
                 conn.execute(
-                    "SELECT set_config('lock_timeout', %s, true)",
+                    "SELECT set_config('lock_timeout', %s, true),"
+                    " set_config('synchronous_commit', 'on', true)",
                     (f"{max(1, int(backend.lock_timeout * 1000))}ms",),
                 )
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (schema.lock_key(name),))

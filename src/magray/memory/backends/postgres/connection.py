@@ -132,6 +132,9 @@ def open_pool(
         # Filtered HNSW scans go on until enough rows pass the WHERE (pgvector ≥ 0.8).
         conn.execute("SET hnsw.iterative_scan = relaxed_order")
         conn.execute(f"SET hnsw.ef_search = {int(ef_search)}")
+        # Access stats commit without waiting for the WAL flush; every write of records
+        # turns it back on for its own transaction (``Core._write``).
+        conn.execute("SET synchronous_commit = off")
 
     pool: ConnectionPool[Any] = ConnectionPool(
         dsn,

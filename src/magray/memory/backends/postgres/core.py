@@ -179,7 +179,10 @@ class Core:
             conn.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s))", (schema.lock_key(self.schema),)
             )
-            conn.execute("SELECT set_config('lock_timeout', '0', true)")
+            conn.execute(
+                "SELECT set_config('lock_timeout', '0', true),"
+                " set_config('synchronous_commit', 'on', true)"
+            )
             yield conn
 
     # -- metadata -------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from magray.errors import NotFoundError, UsageError
 from magray.hashing import content_hash
 from magray.memory.backends.base import Candidate, InsertResult, LayerStats, StoredRow
+from magray.memory.backends.postgres import schema
 from magray.memory.backends.postgres.core import (
     COLUMNS,
     Core,
@@ -111,27 +112,19 @@ class RecordsMixin(Core):
             return int(cur.rowcount)
 
     def record_access(self, nums: Sequence[int], now: float) -> None:
-        """Best effort: skipped when the writer lock is held elsewhere."""
+        """Best effort, in one statement: skipped when the writer lock is held elsewhere;
+        committed without waiting for the WAL flush (a crash may lose the last few)."""
         if not nums:
             return
         try:
-            with self._tx() as conn:
-                (got,) = conn.execute(
-                    "SELECT pg_try_advisory_xact_lock(hashtext(%s))",
-                    (f"magray.memory.{self.schema}",),
-                ).fetchone() or (False,)
-                if not got:
-                    return
-                conn.execute("SELECT set_config('synchronous_commit', 'off', true)")
+            with self._read() as conn:
                 conn.execute(
-                    "UPDATE records SET access_count = access_count + 1, last_access_at = %s"
-                    " WHERE num = ANY(%s)",
-                    (now, list(nums)),
-                )
-                conn.execute(
-                    "INSERT INTO access_log (num, at) SELECT r.num, %s FROM records r"
-                    " JOIN unnest(%s::bigint[]) AS n(num) ON n.num = r.num",
-                    (now, list(nums)),
+                    "WITH lock AS (SELECT pg_try_advisory_xact_lock(hashtext(%s)) AS got),"
+                    " bumped AS (UPDATE records SET access_count = access_count + 1,"
+                    " last_access_at = %s WHERE num = ANY(%s) AND (SELECT got FROM lock)"
+                    " RETURNING num)"
+                    " INSERT INTO access_log (num, at) SELECT num, %s FROM bumped",
+                    (schema.lock_key(self.schema), now, list(nums), now),
                 )
         except Exception:  # stats never fail a search
             return
