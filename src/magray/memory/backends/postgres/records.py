@@ -92,6 +92,77 @@ def insert_one(
     return InsertResult(num=int(row[0]), id=id_, layer=item.layer, created=True)
 
 
+def _row_params(
+    item: NewRecord, vector: bytes, id_: str, chash: str, model_id: str, now: float
+) -> tuple[Any, ...]:
+    src = item.source
+    return (
+        id_,
+        item.text,
+        str(item.layer),
+        item.kind,
+        list(dict.fromkeys(item.tags)),
+        item.project or "",
+        item.session,
+        src.uri if src else None,
+        src.start if src else None,
+        src.end if src else None,
+        src.line_start if src else None,
+        src.line_end if src else None,
+        now,
+        now,
+        now,
+        item.importance,
+        item.pinned,
+        chash,
+        model_id,
+        vector_param(vector),
+    )
+
+
+def insert_many(
+    conn: psycopg.Connection[Any],
+    items: Sequence[tuple[NewRecord, bytes]],
+    model_id: str,
+    now: float,
+) -> list[InsertResult]:
+    """``insert_one`` for each item, with the new records sent in one pipelined batch."""
+    keys = [(str(item.layer), item.project or "", content_hash(item.text)) for item, _ in items]
+    wanted = list(dict.fromkeys(keys))
+    stored = {
+        (str(layer), str(project), str(chash))
+        for layer, project, chash in conn.execute(
+            "SELECT layer, project, content_hash FROM records"
+            " WHERE (layer, project, content_hash) IN"
+            " (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))",
+            ([k[0] for k in wanted], [k[1] for k in wanted], [k[2] for k in wanted]),
+        )
+    }
+    fresh: dict[tuple[str, str, str], int] = {}
+    for i, key in enumerate(keys):
+        if key not in stored and key not in fresh:
+            fresh[key] = i
+    order = sorted(fresh.values())
+    ids = {i: new_id() for i in order}
+    nums: dict[int, int] = {}
+    if order:
+        params = [_row_params(*items[i], ids[i], keys[i][2], model_id, now) for i in order]
+        with conn.cursor() as cur:
+            cur.executemany(_INSERT, params, returning=True)
+            for i in order:
+                row = cur.fetchone()
+                assert row is not None
+                nums[i] = int(row[0])
+                cur.nextset()
+    results: list[InsertResult] = []
+    for i, (item, vector) in enumerate(items):
+        if i in nums:
+            results.append(InsertResult(num=nums[i], id=ids[i], layer=item.layer, created=True))
+        else:  # the key was stored before, or earlier in this batch: bump that record
+            results.append(insert_one(conn, item, vector, model_id, now))
+    return results
+
+
 class RecordsMixin(Core):
     # -- writes ---------------------------------------------------------------------------
     def insert(
@@ -101,7 +172,7 @@ class RecordsMixin(Core):
             return []
         with self._write() as conn:
             self._ensure_model(conn, model_id, dim)
-            return [insert_one(conn, item, vec, model_id, now) for item, vec in items]
+            return insert_many(conn, items, model_id, now)
 
     def delete(self, nums: Iterable[int]) -> int:
         wanted = list(dict.fromkeys(int(n) for n in nums))

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 from magray.hashing import content_hash
 from magray.memory.backends.base import SourceState, SourceWrite, SourceWriteResult
 from magray.memory.backends.postgres.core import Core
-from magray.memory.backends.postgres.records import insert_one
-from magray.memory.records import Layer
+from magray.memory.backends.postgres.records import insert_many
+from magray.memory.records import Layer, NewRecord
 
 
 class SourcesMixin(Core):
@@ -82,6 +82,7 @@ class SourcesMixin(Core):
                 if gone:
                     conn.execute("DELETE FROM records WHERE num = ANY(%s)", (gone,))
                 result.removed += len(gone)
+                new: list[tuple[NewRecord, bytes]] = []
                 for chunk in f.chunks:
                     h = content_hash(chunk.item.text)
                     src = chunk.item.source
@@ -95,8 +96,9 @@ class SourcesMixin(Core):
                         )
                         result.kept += 1
                         continue
-                    insert_one(conn, chunk.item, chunk.vector, model_id, now)
+                    new.append((chunk.item, chunk.vector))
                     result.added += 1
+                insert_many(conn, new, model_id, now)
                 conn.execute(
                     "INSERT INTO ingested_sources (uri, project, layer, content_hash, chunks,"
                     " ingested_at) VALUES (%s, %s, %s, %s, %s, %s)"
