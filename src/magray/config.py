@@ -75,6 +75,13 @@ OPTIONS: tuple[Option, ...] = (
         choices=("f32", "f16", "i8"),
     ),
     Option(
+        "memory.add_layer",
+        "assets",
+        str,
+        "Layer of what `memory add` stores when no --layer is given (assets keep it for good).",
+        choices=("interact", "insights", "assets"),
+    ),
+    Option(
         "memory.search_ef",
         0,
         int,
@@ -177,6 +184,20 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0.1,
     ),
     Option(
+        "tools.sandbox",
+        "workspace-write",
+        str,
+        "OS sandbox of commands and git: read-only, workspace-write (roots writable) "
+        "or full-access.",
+        choices=("read-only", "workspace-write", "full-access"),
+    ),
+    Option(
+        "tools.bwrap",
+        "bwrap",
+        str,
+        "The bubblewrap program that confines commands (a name on PATH or a path).",
+    ),
+    Option(
         "tools.allow_private_hosts",
         "",
         str,
@@ -273,7 +294,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     known_sections = {k.split(".")[0] for k in _BY_KEY}
     for key in flat:
         if key.split(".")[0] in known_sections and key not in _BY_KEY:
-            raise ConfigError(f"{path}: unknown setting {key!r}; see `magray config show`.")
+            raise ConfigError(f"{path}: {unknown_setting(key)}")
     return flat
 
 
@@ -317,7 +338,7 @@ class Settings:
                 continue
             option = _BY_KEY.get(key)
             if option is None:
-                raise ConfigError(f"unknown setting {key!r}; see `magray config show`.")
+                raise ConfigError(unknown_setting(key))
             values[key] = _coerce(option, raw, source)
             sources[key] = source
         return Settings(paths=self.paths, values=values, sources=sources)
@@ -348,12 +369,45 @@ def load_settings(
     return settings.with_overrides(overrides or {})
 
 
+def unknown_setting(key: str) -> str:
+    """The one-line message for a mistyped key, with the closest known keys."""
+    import difflib
+
+    close = difflib.get_close_matches(key, list(_BY_KEY), n=2, cutoff=0.6)
+    hint = f" did you mean {' or '.join(close)}?" if close else ""
+    return f"unknown setting {key!r};{hint} see `magray config show`."
+
+
+def unset_setting(path: Path, key: str) -> bool:
+    """Remove ``key`` from ``config.toml`` (atomically); False if it was not set there."""
+    import tomli_w
+
+    option(key)
+    if not path.exists():
+        return False
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it.") from None
+    section, _, name = key.partition(".")
+    table = data.get(section)
+    if not isinstance(table, dict) or name not in table:
+        return False
+    del table[name]
+    if not table:
+        del data[section]
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+    return True
+
+
 def option(key: str) -> Option:
     """The schema of ``key``; raises ConfigError for an unknown key."""
     try:
         return _BY_KEY[key]
     except KeyError:
-        raise ConfigError(f"unknown setting {key!r}; see `magray config show`.") from None
+        raise ConfigError(unknown_setting(key)) from None
 
 
 def write_setting(path: Path, key: str, raw: str) -> Any:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from magray.tools.base import ToolContext
     from magray.tools.policy import Mode, Policy
     from magray.tools.registry import ToolRegistry
+    from magray.tools.sandbox import SandboxConfig
 
 Warn = Callable[[str], None]
 
@@ -160,7 +161,20 @@ class Runtime:
             roots=self.workspace_roots(flags),
             timeout=self.settings.get_float("tools.timeout") if timeout is None else timeout,
             allow_private_hosts=hosts,
+            sandbox=self.sandbox,
         )
+
+    @cached_property
+    def sandbox(self) -> SandboxConfig:
+        """The OS sandbox of commands (``tools.sandbox``); warns once if it cannot confine."""
+        from magray.tools.sandbox import SandboxConfig, SandboxMode, unavailable
+
+        mode = SandboxMode(self.settings.get_str("tools.sandbox"))
+        config = SandboxConfig(mode, self.settings.get_str("tools.bwrap"))
+        why = unavailable(config)
+        if why is not None:
+            self.warn(f"no OS sandbox for commands: {why}; every command will ask for approval.")
+        return config
 
     def tool_registry(self, *, mcp: bool = True, only_server: str | None = None) -> ToolRegistry:
         """Built-in and plugin tools, plus MCP tools when ``mcp`` and ``mcp.enabled`` say so.

@@ -77,6 +77,7 @@ def count() -> int:
         (["memory", "list", "--offset", "-1"], 2, ["offset"]),
         (["memory", "add", "caf\udce9"], 2, ["the text is not valid UTF-8", "pipe"]),
         (["memory", "add", "ok", "--tag", "\udcff"], 2, ["--tag is not valid UTF-8"]),
+        (["memory", "add", "x" * 1_000_001], 2, ["1,000,001 characters", "magray ingest"]),
         (["memory", "search", "x", "--project", "\udcff"], 2, ["--project"]),
         (["memory", "get", "ab\udcffcd"], 2, ["the id"]),
         (["config", "set", "search.rrf_k", "nan"], 1, ["search.rrf_k", "finite"]),
@@ -168,6 +169,13 @@ def test_export_to_a_folder_or_into_a_missing_one(runner: CliRunner, tmp_path: P
     fails(invoke(runner, ["memory", "export", str(tmp_path / "nope" / "x.jsonl")]), 3, "nope")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["magray-home", "out"]
     assert list(folder.iterdir()) == []
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (folder / f".m.jsonl.{int(dead.stdout)}.tmp").write_text("left by a killed export")
     good = invoke(runner, ["memory", "export", str(folder / "m.jsonl")])
     assert good.exit_code == 0 and [p.name for p in folder.iterdir()] == ["m.jsonl"]
 
@@ -185,7 +193,7 @@ BACKUP_THEN_HANG = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {repo!r})
     from magray.config import load_settings
-    from magray.memory.transfer import backup
+    from magray.memory.transfer.jsonl import backup
     from magray.memory.service import Memory
     from tests.fakes import HashEmbedder
 

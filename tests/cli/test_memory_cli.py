@@ -72,17 +72,44 @@ def ids(home: Path) -> dict[str, str]:
         ],
         home,
     )
-    deploy = ok_json(["memory", "add", "-", "--tag", "ops"], home, "Deploys happen on Fridays")
-    lint = ok_json(["memory", "add", "Lint the python code with ruff", "--project", "other"], home)
+    deploy = ok_json(
+        ["memory", "add", "-", "--tag", "ops", "--layer", "interact"],
+        home,
+        "Deploys happen on Fridays",
+    )
+    lint = ok_json(
+        [
+            "memory",
+            "add",
+            "Lint the python code with ruff",
+            "--project",
+            "other",
+            "--layer",
+            "interact",
+        ],
+        home,
+    )
     return {"port": port["id"], "deploy": deploy["id"], "lint": lint["id"]}
 
 
 def test_add_json_contract(home: Path, ids: dict[str, str]) -> None:
-    again = ok_json(["memory", "add", "Lint the python code with ruff", "--project", "other"], home)
+    again = ok_json(
+        [
+            "memory",
+            "add",
+            "Lint the python code with ruff",
+            "--project",
+            "other",
+            "--layer",
+            "interact",
+        ],
+        home,
+    )
     assert again == {"id": ids["lint"], "layer": "interact", "created": False}
     fresh = ok_json(["memory", "add", "A brand new note"], home)
     assert set(fresh) == {"id", "layer", "created"}
-    assert fresh["layer"] == "interact" and fresh["created"] is True
+    # What a user adds by hand is kept: the default layer is Assets.
+    assert fresh["layer"] == "assets" and fresh["created"] is True
     assert len(fresh["id"]) >= 4
     human = run(["memory", "forget", fresh["id"]], home)
     assert human.exit_code == 0 and human.stdout == f"{fresh['id']}  forgotten\n"
@@ -282,8 +309,10 @@ def test_ingest_is_incremental(tmp_path: Path) -> None:
 
 
 def _two_records() -> str:
-    ok_json(["memory", "add", "first note about sqlite"])
-    second = str(ok_json(["memory", "add", "second note about usearch"])["id"])
+    ok_json(["memory", "add", "first note about sqlite", "--layer", "interact"])
+    second = str(
+        ok_json(["memory", "add", "second note about usearch", "--layer", "interact"])["id"]
+    )
     assert run(["memory", "reindex"]).exit_code == 0  # the index files now hold both
     return second
 
@@ -316,3 +345,15 @@ def test_row_deleted_behind_the_journal_is_repaired_on_open(magray_home: Path) -
     assert report["checked"]["index_interact"] == {"expected": 1, "found": 1}
     again = run(["memory", "verify"])
     assert again.exit_code == 0 and again.stderr == ""
+
+
+def test_add_says_where_it_went_and_for_how_long(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    kept = run(["memory", "add", "The VPN endpoint is vpn.example.org"], home)
+    assert kept.exit_code == 0
+    assert "in assets (kept until you forget it)" in kept.stdout
+    short = run(["memory", "add", "scratch thought", "--layer", "interact"], home)
+    assert "in interact (expires after 24 h unless" in short.stdout
+    piped = run(["memory", "add", "--json"], home, "read from standard input without a dash")
+    assert piped.exit_code == 0 and json.loads(piped.stdout)["layer"] == "assets"

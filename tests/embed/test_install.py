@@ -70,14 +70,48 @@ def test_corrupt_file_is_a_model_error_naming_the_fix(
     assert "checksum" in str(info.value)
 
 
-def test_missing_model_names_the_install_command(
+def test_default_model_is_built_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("MAGRAY_MODELS_DIR", str(tmp_path / "empty"))
+    with caplog.at_level("WARNING", logger="magray"):
+        embedder = load_embedder(load_settings(), cached=False)
+    assert embedder.embed_queries(["hello"]).shape == (1, 384)
+    assert any("building the embedding model" in r.getMessage() for r in caplog.records)
+    assert (tmp_path / "empty" / "all-minilm-l6-v2" / "manifest.json").is_file()
+
+
+def test_model_that_cannot_be_built_names_the_install_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MAGRAY_MODELS_DIR", str(tmp_path / "empty"))
-    with pytest.raises(ModelNotInstalledError, match="`magray models install default`"):
-        load_embedder(load_settings())
-    with pytest.raises(ModelNotInstalledError, match="`magray models install default-int8`"):
-        load_embedder(load_settings(), "default-int8")
+    with pytest.raises(ModelNotInstalledError, match="`magray models install bge-m3`"):
+        load_embedder(load_settings(), "bge-m3")
+
+
+def test_verified_files_are_not_hashed_again(default_model_dir: Path, tmp_path: Path) -> None:
+    from magray.embed import install
+
+    models_dir = tmp_path / "models"
+    folder = _copy_default(default_model_dir, models_dir)
+    spec = model_spec("default")
+    verify(spec, models_dir, fresh=True)
+    assert (folder / install.VERIFIED_STAMP).is_file()
+    install._verified.clear()
+    calls: list[Path] = []
+    original = install.sha256_file
+    install.sha256_file = lambda p: calls.append(p) or original(p)  # type: ignore[assignment,func-returns-value]
+    try:
+        verify(spec, models_dir)
+        assert calls == []  # trusted by size, mtime and inode
+        model = folder / "model.onnx"
+        data = model.read_bytes()
+        model.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # same size, new content
+        install._verified.clear()
+        with pytest.raises(ModelError, match="checksum mismatch"):
+            verify(spec, models_dir)
+    finally:
+        install.sha256_file = original  # type: ignore[assignment]
 
 
 def test_missing_file_is_not_installed(default_model_dir: Path, tmp_path: Path) -> None:

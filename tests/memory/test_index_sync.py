@@ -52,3 +52,27 @@ def test_reader_between_a_writers_two_files_waits_for_the_save(
     with make(warnings) as reader:
         assert reader.recall(query)
     assert len(warnings) == 1 and "sidecar" in warnings[0] and "rebuilding" in warnings[0]
+
+
+def test_a_write_committed_while_a_reader_opens_the_index_is_no_disagreement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from magray.memory.backends.sqlite.index_sync import IndexSet
+
+    with make() as writer:
+        writer.remember(NewRecord(text="penguins huddle in winter", layer=Layer.ASSETS))
+        writer.sync_indexes()
+        real_load = IndexSet._load_backlog
+        committed: list[str] = []
+
+        def load_then_write(self: IndexSet, layer: Layer, state: object) -> None:
+            real_load(self, layer, state)  # type: ignore[arg-type]
+            if layer is Layer.ASSETS and not committed:  # another process commits now
+                result = writer.remember(NewRecord(text=f"note {layer}", layer=layer))
+                committed.append(result.id)
+
+        monkeypatch.setattr(IndexSet, "_load_backlog", load_then_write)
+        warnings: list[str] = []
+        with make(warnings) as reader:
+            assert reader.recall(Query(text="penguins huddle", mode=SearchMode.VECTOR))
+        assert committed and warnings == []

@@ -108,17 +108,22 @@ def test_bad_lines_are_named_and_nothing_is_imported(source: Memory, tmp_path: P
     bad_layer = json.loads(lines[4])
     bad_layer["layer"] = "attic"
     lines[4] = json.dumps(bad_layer)
+    no_layer = json.loads(lines[1])
+    del no_layer["layer"]
+    lines.append(json.dumps(no_layer))
     with make(tmp_path / "other") as target:
         with pytest.raises(BackupError) as err:
             import_(target, io.StringIO("\n".join(lines)))
         assert "line 3: invalid JSON" in str(err.value)
         assert "line 5: unknown layer 'attic'" in str(err.value)
+        assert "line 6: missing field layer" in str(err.value)
         assert target.backend.count() == 0
         report = import_(target, io.StringIO("\n".join(lines)), skip_bad=True)
         assert report.imported == 2
         assert [(b.line, b.error.split(" ")[0]) for b in report.skipped_bad] == [
             (3, "invalid"),
             (5, "unknown"),
+            (6, "missing"),
         ]
         assert target.backend.count() == 2
 
@@ -195,3 +200,7 @@ def test_stored_values_no_magray_writes_do_not_break_reads(tmp_path: Path) -> No
         assert (record.created_at, record.updated_at, record.access_count) == (0.0, 0.0, 0)
         assert record.tags == () and record.source == Source("a.md", None, None, 1, 1)
         assert memory.recall(Query(text="odd row", mode=SearchMode.KEYWORD))
+        with memory.backend.store.write() as conn:
+            conn.execute("UPDATE records SET created_at = 'soon'")
+        for mode in SearchMode:
+            assert memory.recall(Query(text="odd row", mode=mode, filters=Filters(kind="note")))

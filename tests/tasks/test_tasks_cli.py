@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from click.testing import Result
@@ -96,3 +97,25 @@ def test_user_errors_exit_codes() -> None:
     fails(["add", "x", "--priority", "6"], 2, "priority must be 1")
     fails(["list", "--state", "later"], 2, "unknown task state")
     fails(["show", "ab"], 2, "at least 3 characters")
+
+
+def test_states_and_edit() -> None:
+    a = ok_json("add", "Write the runbook")
+    b = ok_json("add", "Publish it", "--depends", a["id"])
+    assert ok_json("start", a["id"])["state"] == "doing"
+    assert ok_json("block", a["id"])["state"] == "blocked"
+    assert ok_json("cancel", b["id"])["state"] == "cancelled"
+    assert ok_json("reopen", b["id"])["state"] == "todo"
+    renamed = ok_json("edit", a["id"], "--title", "Write the on-call runbook", "--priority", "1")
+    assert renamed["title"] == "Write the on-call runbook" and renamed["priority"] == 1
+    assert run("edit", a["id"]).exit_code == 2
+    fails(["edit", a["id"], "--title", "  "], 2, "cannot be empty")
+    fails(["edit", a["id"], "--priority", "9"], 2, "priority must be 1")
+    fails(["start", "zzzz"], 3, "zzzz")
+
+
+def test_reading_a_fresh_home_creates_nothing(magray_home: Path) -> None:
+    for args in (("list",), ("ready",), ("graph",)):
+        assert run(*args).exit_code == 0
+    assert run("show", "abcd").exit_code == 3
+    assert not (magray_home / "data").exists()

@@ -118,7 +118,7 @@ def test_private_addresses_are_refused_and_audited(
     with pytest.raises(DeniedError, match="server-side request forgery"):
         fetch(url, ctx, audit)
     row = audit.rows()[-1]
-    assert (row.tool, row.decision, row.outcome) == ("web_fetch", "allow", "denied")
+    assert (row.tool, row.decision, row.outcome) == ("web_fetch", "deny", "denied")
 
 
 def test_a_name_resolving_to_loopback_is_refused(
@@ -313,7 +313,7 @@ def test_a_redirect_to_a_denied_host_is_refused_and_audited(
             "policy rule: deny web_fetch host='localhost'."
         )
         row = audit.rows()[-1]
-        assert (row.decision, row.outcome) == ("allow", "denied")
+        assert (row.decision, row.outcome) == ("deny", "denied")
         assert row.detail == info.value.message
 
 
@@ -392,7 +392,7 @@ def test_cli_refuses_a_redirect_to_a_denied_host_with_exit_4(
         "policy rule: deny web_fetch host='localhost'.\n"
     )
     rows = AuditLog(magray_home / "data" / "audit.db").rows()
-    assert [(r.decision, r.outcome) for r in rows] == [("allow", "denied")]
+    assert [(r.decision, r.outcome) for r in rows] == [("deny", "denied")]
 
 
 def test_web_search_without_a_provider_says_how_to_configure(

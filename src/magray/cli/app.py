@@ -9,7 +9,7 @@ import traceback
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperGroup, _TyperParameter
 
 from magray.errors import MagrayError
 
@@ -40,8 +40,56 @@ def _log_unexpected(exc: BaseException) -> str:
     return str(log)
 
 
+def summary(help_text: str | None) -> str:
+    """The first sentence of a command's help: what ``magray GROUP --help`` lists."""
+    first = (help_text or "").strip().split("\n\n", 1)[0]
+    first = " ".join(first.split())
+    end = first.find(". ")
+    return first[: end + 1] if end != -1 else first
+
+
+def _display_type(self: Any, ctx: Any) -> str:
+    """A readable value name for help: ``--tag TAG``, ``-k N``, not ``<list[str]>``."""
+    desc = self.type_descriptor
+    if desc.is_choice:
+        return str(_typer_display_type(self, ctx))
+    if getattr(self, "param_type_name", "") == "argument":
+        return ""
+    annotation = desc.annotation
+    if annotation is int or desc.is_ranged:
+        return "N"
+    if annotation is float:
+        return "NUMBER"
+    if desc.is_path:
+        return "PATH"
+    return str(self.name or "value").upper()
+
+
+def _usage_name(self: Any) -> str:
+    """``TITLE`` for a required argument, ``[TEXT]`` for an optional one (not ``{title}``)."""
+    name = str(self.display_name_raw).upper()
+    name = name if self.required else f"[{name}]"
+    return name + ("..." if self.nargs != 1 else "")
+
+
+_typer_display_type = _TyperParameter.display_type
+_TyperParameter.display_type = _display_type  # type: ignore[method-assign]
+TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
+
+
 class MagrayGroup(TyperGroup):
     """Maps ``MagrayError`` to its exit code and a one-sentence message."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """List subcommands with their first sentence, wrapped rather than cut with '...'."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.short_help or summary(command.help)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: Any) -> Any:
         try:

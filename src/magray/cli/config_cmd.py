@@ -1,4 +1,4 @@
-"""`magray config show|set|path`."""
+"""`magray config show|get|set|unset`."""
 
 from __future__ import annotations
 
@@ -52,3 +52,40 @@ def set_(
     path = resolve_paths().config_file
     stored = write_setting(path, key, value)
     typer.echo(f"{key} = {stored!r} written to {path}", err=True)
+
+
+@app.command("get")
+def get(
+    key: str = typer.Argument(..., help="Dotted key, e.g. search.mode."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Print one setting's value (and, with --json, where it came from).
+
+    Example: magray config get search.mode
+    """
+    from magray.config import load_settings, option
+
+    option(key)
+    settings = load_settings()
+    value = settings[key]
+    if json_out:
+        source = settings.sources[key]
+        typer.echo(json.dumps({"key": key, "value": value, "source": source}))
+    else:
+        typer.echo(str(value).lower() if isinstance(value, bool) else value)
+
+
+@app.command("unset")
+def unset(key: str = typer.Argument(..., help="Dotted key, e.g. search.mode.")) -> None:
+    """Remove a setting from config.toml, so its default (or environment) applies again.
+
+    Example: magray config unset search.mode
+    """
+    from magray.config import unset_setting
+    from magray.paths import resolve_paths
+
+    path = resolve_paths().config_file
+    if unset_setting(path, key):
+        typer.echo(f"{key} removed from {path}", err=True)
+    else:
+        typer.echo(f"{key} was not set in {path}; nothing to do", err=True)

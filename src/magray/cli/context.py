@@ -62,10 +62,12 @@ def iso(ts: float | None) -> str | None:
         return None
 
 
-def read_text(text: str) -> str:
-    """The argument, or standard input when it is '-'."""
-    if text == "-":
-        if sys.stdin.isatty():
+def read_text(text: str | None, what: str = "the text") -> str:
+    """The argument, or standard input when it is '-' or left out (like simonw/llm)."""
+    if text is None or text == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            if text is None:
+                raise UsageError(f"give {what} as an argument or pipe it in on standard input.")
             raise UsageError("'-' reads the text from standard input; pipe something in.")
         data = sys.stdin.buffer.read()
         try:

@@ -91,8 +91,14 @@ def emit(data: Any) -> None:
 
 @app.command("add")
 def add(
-    text: str = typer.Argument(..., help="The text to remember, or '-' to read standard input."),
-    layer: str = typer.Option("interact", "--layer", help="interact | insights | assets."),
+    text: str | None = typer.Argument(
+        None, help="The text to remember (read from standard input when left out or '-')."
+    ),
+    layer: str | None = typer.Option(
+        None,
+        "--layer",
+        help="interact | insights | assets (default: the memory.add_layer setting, assets).",
+    ),
     tag: list[str] = typer.Option([], "--tag", help="A tag (repeatable)."),
     kind: str = typer.Option("note", "--kind", help="What it is: note, fact, code, ..."),
     project: str | None = typer.Option(None, "--project", help="Project it belongs to."),
@@ -101,16 +107,18 @@ def add(
     pin: bool = typer.Option(False, "--pin", help="Pinned records never expire."),
     json_out: bool = JSON,
 ) -> None:
-    """Remember TEXT.
+    """Remember TEXT (or standard input) — kept for good in Assets unless --layer says.
 
-    Example: magray memory add "The staging DB is on port 5433" --layer insights --tag infra
+    Example: magray memory add "The staging DB is on port 5433" --tag infra
     """
     from magray.memory.records import NewRecord
 
     check_utf8(tag=tag, kind=kind, project=project, session=session)
+    body = read_text(text)
+    memory = open_memory()
     item = NewRecord(
-        text=read_text(text),
-        layer=parse_layer(layer),
+        text=body,
+        layer=parse_layer(layer or memory.settings.get_str("memory.add_layer")),
         kind=kind,
         tags=tuple(tag),
         project=project,
@@ -118,18 +126,38 @@ def add(
         importance=importance,
         pinned=pin,
     )
-    with open_memory() as memory:
+    with memory:
         result = memory.remember(item)
+        keep = _how_long(memory.settings, result.layer, pinned=pin)
     if json_out:
         emit({"id": result.id, "layer": str(result.layer), "created": result.created})
     else:
         verb = "remembered" if result.created else "already known (access bumped)"
-        typer.echo(f"{result.id}  {verb} in {result.layer}")
+        typer.echo(f"{result.id}  {verb} in {result.layer} ({keep})")
+
+
+def _how_long(settings: Any, layer: Any, *, pinned: bool) -> str:
+    """How long a record of ``layer`` is kept, in words."""
+    from magray.memory.records import Layer
+
+    if pinned or layer is Layer.ASSETS:
+        return "kept until you forget it"
+    if layer is Layer.INTERACT:
+        hours = settings.get_float("memory.ttl_interact_hours")
+        span = f"{hours:g} h"
+    else:
+        days = settings.get_float("memory.ttl_insights_days")
+        span = f"{days:g} days"
+    if span.startswith("0 "):
+        return "kept until you forget it"
+    return f"expires after {span} unless it is recalled often enough to be promoted, or pinned"
 
 
 @app.command("search")
 def search(
-    query: str = typer.Argument(..., help="What to look for ('-' reads standard input)."),
+    query: str | None = typer.Argument(
+        None, help="What to look for (read from standard input when left out or '-')."
+    ),
     k: int = typer.Option(10, "-k", help="How many hits."),
     layer: list[str] = typer.Option([], "--layer", help="Restrict to a layer (repeatable)."),
     tag: list[str] = typer.Option([], "--tag", help="Require a tag (repeatable)."),
@@ -141,6 +169,11 @@ def search(
     mode: str | None = typer.Option(None, "--mode", help="hybrid | vector | keyword."),
     rerank: bool | None = typer.Option(None, "--rerank/--no-rerank", help="Cross-encoder rerank."),
     explain: bool = typer.Option(False, "--explain", help="Show each hit's component ranks."),
+    include_exchanges: bool = typer.Option(
+        False,
+        "--include-exchanges",
+        help="Also search stored question/answer exchanges and agent runs (left out by default).",
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Recall memories by meaning and keywords.
@@ -149,14 +182,14 @@ def search(
     """
     from magray.cli import render
     from magray.errors import UsageError
-    from magray.memory.records import Filters, Query, SearchMode
+    from magray.memory.records import GENERATED_KINDS, Filters, Query, SearchMode
 
     if mode is not None:
         mode = mode.strip().lower()
         if mode not in {m.value for m in SearchMode}:
             choices = ", ".join(m.value for m in SearchMode)
             raise UsageError(f"--mode must be one of {choices} (got {mode!r}).")
-    text = read_text(query)
+    text = read_text(query, "the query")
     check_utf8(tag=tag, kind=kind, project=project, session=session)
     filters = Filters(
         layers=tuple(parse_layer(x) for x in layer),
@@ -166,6 +199,7 @@ def search(
         session=session,
         created_after=parse_time(after, "--created-after"),
         created_before=parse_time(before, "--created-before"),
+        exclude_kinds=() if include_exchanges or kind else GENERATED_KINDS,
     )
     with open_memory(**{"search.mode": mode, "search.rerank": rerank}) as memory:
         q = Query(

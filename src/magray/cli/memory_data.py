@@ -84,6 +84,7 @@ def export(
             finally:
                 out.detach()
             return
+        _sweep_exports(target)
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
             with tmp.open("w", encoding="utf-8", newline="\n") as fh:
@@ -97,6 +98,19 @@ def export(
         finally:
             tmp.unlink(missing_ok=True)
     render.note(f"exported {n} record(s) to {target}")
+
+
+def _sweep_exports(target: Path) -> None:
+    """Remove the temporary files of exports to ``target`` whose process was killed."""
+    import re
+
+    from magray.memory.transfer.manifest import process_running
+
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(\d+)\.tmp$")
+    for entry in target.parent.iterdir():
+        match = pattern.match(entry.name)
+        if match and entry.is_file() and not process_running(int(match.group(1))):
+            entry.unlink(missing_ok=True)
 
 
 def export_target(path: str) -> Path:

@@ -23,16 +23,24 @@ def _file() -> Path:
 
 @app.command("show")
 def show(
-    json_out: bool = typer.Option(False, "--json", help="Print JSON: {file, rules, defaults}."),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print JSON: {file, builtin, rules, defaults}."
+    ),
 ) -> None:
-    """Show the stored rules and the defaults that apply when no rule matches.
+    """Show the built-in deny rules, the stored rules and the defaults when no rule matches.
+
+    Built-in rules hold under --yes; only policy.toml can switch one off
+    (builtin_exceptions = ["NAME"]).
 
     Example: magray policy show --json
     """
-    from magray.tools.policy import load_rules
+    from magray.tools.policy import load_policy
+    from magray.tools.policy_builtin import BUILTIN_RULES
 
     path = _file()
-    rules = load_rules(path)
+    policy = load_policy(path)
+    rules = policy.rules
+    builtin = [(b, policy.builtin_enabled(b)) for b in BUILTIN_RULES]
     defaults = {
         "read": "allow",
         "write": "ask",
@@ -41,10 +49,17 @@ def show(
         "outside roots": "deny",
     }
     if json_out:
-        payload = {"file": str(path), "rules": [r.to_dict() for r in rules], "defaults": defaults}
+        payload = {
+            "file": str(path),
+            "builtin": [b.to_dict(on) for b, on in builtin],
+            "rules": [r.to_dict() for r in rules],
+            "defaults": defaults,
+        }
         typer.echo(json.dumps(payload, indent=2))
         return
     typer.echo(f"# {path}", err=True)
+    for fixed, on in builtin:
+        typer.echo(fixed.describe() + ("" if on else " (switched off in policy.toml)"))
     if not rules:
         typer.echo("no rules; the defaults apply.", err=True)
     for rule in rules:
@@ -153,9 +168,15 @@ def remove(
 
     Example: magray policy remove shell_exec --command "git status"
     """
-    from magray.errors import NotFoundError
+    from magray.errors import NotFoundError, PolicyError
     from magray.tools.policy import load_rules, save_rules
+    from magray.tools.policy_builtin import BUILTIN_NAMES
 
+    if tool.strip() in BUILTIN_NAMES:
+        raise PolicyError(
+            f"{tool.strip()} is a built-in rule; switch it off only by adding "
+            f'builtin_exceptions = ["{tool.strip()}"] to {_file()}.'
+        )
     file = _file()
     rules = load_rules(file)
     key = (tool.strip(), path, command, host.strip().lower() if host else None)

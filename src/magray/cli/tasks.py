@@ -1,4 +1,5 @@
-"""`magray tasks ...`: add, list, show, done, rm, depends, ready, graph."""
+"""`magray tasks ...`: add, list, show, start, block, cancel, reopen, done, edit, rm, depends,
+ready, graph."""
 
 from __future__ import annotations
 
@@ -18,9 +19,16 @@ app = new_app("Plan work as a graph of tasks with priorities and dependencies.")
 JSON = typer.Option(False, "--json", help="Print JSON (a stable contract).")
 
 
-def _graph() -> TaskGraph:
-    from magray.tasks import TaskGraph
+def _graph(*, reading: bool = False) -> TaskGraph:
+    """The task graph; a command that only reads a home without one sees an empty graph
+    (in memory) instead of creating folders and a database."""
+    from pathlib import Path
 
+    from magray.tasks import TaskGraph
+    from magray.tasks.graph import default_path
+
+    if reading and not default_path().exists():
+        return TaskGraph(Path(":memory:"))
     return TaskGraph()
 
 
@@ -87,7 +95,7 @@ def list_(
     from magray.tasks.model import task_line
 
     states = [parse_state(s) for s in state]
-    with _graph() as graph:
+    with _graph(reading=True) as graph:
         tasks = graph.tasks(states)
     if json_out:
         emit([task_json(t) for t in tasks])
@@ -105,7 +113,7 @@ def show(
 
     Example: magray tasks show 3f9k
     """
-    with _graph() as graph:
+    with _graph(reading=True) as graph:
         task = graph.resolve(task_id)
         dependents = graph.dependents(task.id)
     if json_out:
@@ -146,6 +154,89 @@ def done(
         typer.echo(f"now ready: {t.id}  {t.title}")
 
 
+def _move(task_id: str, state: str, json_out: bool) -> None:
+    from magray.tasks import TaskState
+
+    with _graph() as graph:
+        task = graph.set_state(task_id, TaskState(state))
+    if json_out:
+        emit(task_json(task))
+    else:
+        typer.echo(f"{task.id}  {task.state.value}")
+
+
+@app.command("start")
+def start(
+    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+    json_out: bool = JSON,
+) -> None:
+    """Mark a task as being worked on (doing).
+
+    Example: magray tasks start 3f9k
+    """
+    _move(task_id, "doing", json_out)
+
+
+@app.command("block")
+def block(
+    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+    json_out: bool = JSON,
+) -> None:
+    """Mark a task as blocked (waiting on something outside the graph).
+
+    Example: magray tasks block 3f9k
+    """
+    _move(task_id, "blocked", json_out)
+
+
+@app.command("cancel")
+def cancel(
+    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+    json_out: bool = JSON,
+) -> None:
+    """Cancel a task (kept in the graph, never ready again unless reopened).
+
+    Example: magray tasks cancel 3f9k
+    """
+    _move(task_id, "cancelled", json_out)
+
+
+@app.command("reopen")
+def reopen(
+    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+    json_out: bool = JSON,
+) -> None:
+    """Put a task back to todo (from done, doing, blocked or cancelled).
+
+    Example: magray tasks reopen 3f9k
+    """
+    _move(task_id, "todo", json_out)
+
+
+@app.command("edit")
+def edit(
+    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+    title: str | None = typer.Option(None, "--title", help="A new title (rename)."),
+    notes: str | None = typer.Option(None, "--notes", help="New notes."),
+    priority: int | None = typer.Option(None, "--priority", help="1 (highest) to 5."),
+    json_out: bool = JSON,
+) -> None:
+    """Rename a task or change its notes or priority.
+
+    Example: magray tasks edit 3f9k --title "Write the runbook"
+    """
+    from magray.errors import UsageError
+
+    if title is None and notes is None and priority is None:
+        raise UsageError("nothing to change; give --title, --notes or --priority.")
+    with _graph() as graph:
+        task = graph.edit(task_id, title=title, notes=notes, priority=priority)
+    if json_out:
+        emit(task_json(task))
+    else:
+        typer.echo(f"{task.id}  {task.title}")
+
+
 @app.command("rm")
 def rm(
     task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
@@ -182,7 +273,7 @@ def ready(json_out: bool = JSON) -> None:
     """
     from magray.tasks.model import task_line
 
-    with _graph() as graph:
+    with _graph(reading=True) as graph:
         tasks = graph.ready()
     if json_out:
         emit([task_json(t) for t in tasks])
@@ -201,7 +292,7 @@ def graph(
     """
     from magray.tasks import to_mermaid, to_tree
 
-    with _graph() as store:
+    with _graph(reading=True) as store:
         tasks = store.tasks()
     text = to_mermaid(tasks) if mermaid else to_tree(tasks)
     if text:

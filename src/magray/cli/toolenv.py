@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from magray.tools.base import ToolContext
     from magray.tools.policy import Mode, Policy
     from magray.tools.registry import ToolRegistry
+    from magray.tools.sandbox import SandboxConfig
 
 
 def workspace_roots(settings: Settings, flags: Sequence[Path]) -> tuple[Path, ...]:
@@ -51,7 +52,25 @@ def tool_context(
         roots=workspace_roots(settings, flags),
         timeout=settings.get_float("tools.timeout") if timeout is None else timeout,
         allow_private_hosts=hosts,
+        sandbox=sandbox_config(settings),
     )
+
+
+_warned: set[SandboxConfig] = set()
+
+
+def sandbox_config(settings: Settings) -> SandboxConfig:
+    """The ``tools.sandbox`` mode and bwrap program; warns once when commands cannot be confined."""
+    from magray.cli import render
+    from magray.tools.sandbox import SandboxConfig, SandboxMode, unavailable
+
+    mode = SandboxMode(settings.get_str("tools.sandbox"))
+    config = SandboxConfig(mode, settings.get_str("tools.bwrap"))
+    why = unavailable(config)
+    if why is not None and config not in _warned:
+        _warned.add(config)
+        render.warn(f"no OS sandbox for commands: {why}; every command will ask for approval.")
+    return config
 
 
 def tool_registry(
@@ -81,7 +100,7 @@ def tool_registry(
 
 
 def tool_policy(settings: Settings, mode: Mode) -> Policy:
-    """The user's rules (policy.toml) under ``mode``."""
-    from magray.tools.policy import Policy, load_rules, policy_file
+    """The user's rules and built-in exceptions (policy.toml) under ``mode``."""
+    from magray.tools.policy import load_policy, policy_file
 
-    return Policy(rules=load_rules(policy_file(settings.paths.config_dir)), mode=mode)
+    return load_policy(policy_file(settings.paths.config_dir), mode)

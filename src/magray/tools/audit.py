@@ -1,12 +1,17 @@
 """The audit log: every policy decision and every tool call, in SQLite (``<data_dir>/audit.db``).
 
-Arguments are never stored, only their SHA-256 digest (they may hold secrets).
+Arguments are never stored, only their SHA-256 digest (they may hold secrets). The
+detail (the decision's reason or the error message, which may quote an argument) is
+stored only after ``redact``: credentials in URLs (``user:pass@``), secret-looking
+parameters (``access_token=``, ``api_key=``, ``password=``, …), bearer and basic
+credentials and well-known token shapes (``sk-…``, ``ghp_…``) become ``***``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -29,6 +34,29 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts);
 """
+
+
+MASK = "***"
+
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@?#]+@")
+_SECRET_PARAM = re.compile(
+    r"(?i)([\w.-]*(?:token|key|secret|passw|pwd|auth|signature|sig|credential|session|cookie)"
+    r"[\w.-]*)(\s*[=:]\s*)(?!\*\*\*)(\"[^\"]*\"|'[^']*'|[^\s&#,;'\"]+)"
+)
+_SCHEME_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic|token)\s+(?!\*\*\*)[\w.~+/=-]+")
+_TOKEN_SHAPES = re.compile(
+    r"\b(?:sk-[\w-]{16,}|gh[pousr]_\w{20,}|github_pat_\w{20,}|xox[abposr]-[\w-]{10,}"
+    r"|AKIA[0-9A-Z]{16}|hf_\w{20,}|glpat-[\w-]{20,}|AIza[\w-]{35})"
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with credentials masked: URL userinfo, secret-looking ``name=value`` pairs,
+    ``Bearer``/``Basic`` credentials and well-known API token shapes."""
+    text = _USERINFO.sub(lambda m: f"{m.group(1)}{MASK}@", text)
+    text = _SCHEME_CREDENTIAL.sub(lambda m: f"{m.group(1)} {MASK}", text)
+    text = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}{MASK}", text)
+    return _TOKEN_SHAPES.sub(MASK, text)
 
 
 def audit_file(data_dir: Path) -> Path:
@@ -78,7 +106,7 @@ class AuditLog:
         duration_ms: int = 0,
         detail: str = "",
     ) -> None:
-        """Append one row."""
+        """Append one row (the detail redacted, the arguments as a digest only)."""
         conn = self._connect()
         try:
             with conn:
@@ -92,7 +120,7 @@ class AuditLog:
                         decision,
                         outcome,
                         duration_ms,
-                        detail[:500],
+                        redact(detail)[:500],
                     ),
                 )
         finally:

@@ -17,11 +17,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from magray.errors import UsageError
+from magray.tools.sandbox import SandboxConfig
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_OUTPUT_CAP = 64_000
@@ -46,6 +47,18 @@ A = TypeVar("A", bound=ToolArgs)
 
 #: decides a redirect to a URL on a host the call's arguments did not name; raises DeniedError
 RedirectCheck = Callable[[str], None]
+
+
+class PathFilter(Protocol):
+    """The policy's word on paths a tool meets while walking folders (set by ``invoke``)."""
+
+    def hides(self, rel: str) -> bool:
+        """True when the tool must skip ``rel`` (a path relative to its root)."""
+        ...
+
+    def patterns(self) -> tuple[str, ...]:
+        """The path globs denied to the tool; each covers a folder and all under it."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +86,10 @@ class ToolContext:
     allow_private_hosts: tuple[str, ...] = ()
     #: the policy's word on a redirect to another host (set by ``invoke``; None: no policy)
     check_redirect: RedirectCheck | None = None
+    #: the OS sandbox of commands and git (``tools.sandbox``)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    #: the paths this tool must skip when it walks folders (set by ``invoke``; None: none)
+    path_filter: PathFilter | None = None
 
     def __post_init__(self) -> None:
         if not self.roots:
@@ -105,6 +122,8 @@ class Tool(ABC, Generic[A]):
     Args: type[A]
     #: argument fields holding paths (str or list of str) that must stay inside the roots
     path_fields: ClassVar[tuple[str, ...]] = ()
+    #: path fields naming folders the call moves whole: the policy checks every path under them
+    subtree_fields: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def schema(cls) -> dict[str, Any]:
@@ -138,6 +157,10 @@ class Tool(ABC, Generic[A]):
             elif isinstance(value, list | tuple):
                 paths.extend(str(v) for v in value)
         return paths
+
+    def approval_reason(self, args: A, ctx: ToolContext) -> str | None:
+        """Why this call must be asked even when a rule allows it (None: no such reason)."""
+        return None
 
     def command(self, args: A) -> list[str] | None:
         """The argv this call runs, if it runs a command (for command-prefix rules)."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
+import stat
+import time
 from collections.abc import Iterator
 from fnmatch import fnmatch
 from pathlib import Path
@@ -13,38 +14,126 @@ from pydantic import Field
 
 from magray.errors import ToolError
 from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult, cap_output
-from magray.tools.paths import relative_to_roots, resolve_inside
+from magray.tools.paths import real_path, relative_to_roots, resolve_inside
 
 SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", "node_modules", ".venv"})
 MAX_READ_BYTES = 5_000_000
 
 
-def read_text(path: Path) -> str:
-    """The UTF-8 text of a file, or a ToolError saying why it cannot be read."""
-    if not path.exists():
-        raise ToolError(f"{path} does not exist.")
-    if path.is_dir():
-        raise ToolError(f"{path} is a folder; use file_list.")
-    if path.stat().st_size > MAX_READ_BYTES:
-        raise ToolError(f"{path} is larger than {MAX_READ_BYTES} bytes; read a line range.")
+def read_bytes(path: Path, limit: int = MAX_READ_BYTES) -> bytes:
+    """The bytes of a regular file, or a ToolError saying why it cannot be read.
+
+    The file is opened without blocking and checked after opening, so a FIFO, a socket or
+    a device is refused, never waited on.
+    """
     try:
-        return path.read_text(encoding="utf-8")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except FileNotFoundError:
+        raise ToolError(f"{path} does not exist.") from None
+    except IsADirectoryError:
+        raise ToolError(f"{path} is a folder; use file_list.") from None
+    except OSError as exc:
+        raise ToolError(f"{path} cannot be opened ({exc.strerror}).") from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fh.fileno())
+        if stat.S_ISDIR(info.st_mode):
+            raise ToolError(f"{path} is a folder; use file_list.")
+        if not stat.S_ISREG(info.st_mode):
+            raise ToolError(f"{path} is not a regular file (a FIFO, socket or device); refused.")
+        if info.st_size > limit:
+            raise ToolError(f"{path} is larger than {limit} bytes; read a line range.")
+        return fh.read(limit + 1)[:limit]
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a regular file, or a ToolError saying why it cannot be read."""
+    try:
+        return read_bytes(path).decode("utf-8")
     except UnicodeDecodeError:
         raise ToolError(f"{path} is not UTF-8 text.") from None
 
 
-def walk_files(top: Path, roots: tuple[Path, ...]) -> Iterator[Path]:
-    """Files under ``top`` (sorted, skipping VCS/cache folders and links that leave the roots)."""
-    if top.is_file():
-        yield top
-        return
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-        for name in sorted(filenames):
-            path = Path(dirpath) / name
-            real = path.resolve()
-            if any(real == r or real.is_relative_to(r) for r in roots):
-                yield path
+class Walk:
+    """A bounded walk under the roots: skips what the policy hides, symlink loops, links
+    that leave the roots, VCS/cache folders; stops at the call's timeout.
+
+    ``notes`` collects what was skipped, for the end of the output.
+    """
+
+    def __init__(self, tool: str, ctx: ToolContext) -> None:
+        self.tool = tool
+        self.ctx = ctx
+        self.deadline = time.monotonic() + ctx.timeout
+        self.loops: list[str] = []
+        self.hidden = 0
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise ToolError(
+                f"{self.tool} took longer than {self.ctx.timeout:g}s; search a smaller folder "
+                "or raise --timeout.",
+                transient=False,
+            )
+
+    def search(self, pattern: Any, line: str) -> bool:
+        """Whether the compiled ``regex`` pattern matches in ``line``, within the deadline."""
+        try:
+            left = max(self.deadline - time.monotonic(), 0.001)
+            return pattern.search(line, timeout=left) is not None
+        except TimeoutError:
+            self.deadline = 0.0
+            self.check_time()
+            raise
+
+    def visible(self, path: Path) -> bool:
+        """Whether ``path`` may be shown: inside the roots, no loop, not hidden by the policy."""
+        rel = relative_to_roots(path, self.ctx.roots)
+        real = real_path(path)
+        if real is None:
+            self.loops.append(rel)
+            return False
+        if not any(real == r or real.is_relative_to(r) for r in self.ctx.roots):
+            return False
+        hide = self.ctx.path_filter
+        if hide is not None and (
+            hide.hides(rel) or hide.hides(relative_to_roots(real, self.ctx.roots))
+        ):
+            self.hidden += 1
+            return False
+        return True
+
+    def files(self, top: Path) -> Iterator[Path]:
+        """Files under ``top`` (sorted), or ``top`` itself when it is a file."""
+        if not top.is_dir():
+            if self.visible(top):
+                yield top
+            return
+        for dirpath, dirnames, filenames in os.walk(top):
+            self.check_time()
+            here = Path(dirpath)
+            dirnames[:] = sorted(
+                d for d in dirnames if d not in SKIP_DIRS and self.visible(here / d)
+            )
+            for name in sorted(filenames):
+                path = here / name
+                if self.visible(path):
+                    yield path
+
+    def notes(self) -> str:
+        out = [f"[skipped {rel}: a symlink loop]" for rel in self.loops[:20]]
+        if len(self.loops) > 20:
+            out.append(f"[… and {len(self.loops) - 20} more symlink loops]")
+        if self.hidden:
+            out.append(f"[{self.hidden} path(s) left out by the permission policy]")
+        return "\n".join(out)
+
+    def finish(self, lines: list[str]) -> str:
+        """The output: ``lines`` then the notes, capped."""
+        notes = self.notes()
+        text = "\n".join(lines)
+        if notes:
+            text = f"{text}\n{notes}" if text else notes
+        return cap_output(text, self.ctx.output_cap)
 
 
 class ReadArgs(ToolArgs):
@@ -94,19 +183,22 @@ class FileList(Tool[ListArgs]):
         top = resolve_inside(args.path, ctx.roots)
         if not top.is_dir():
             raise ToolError(f"{args.path} is not a folder.")
+        walk = Walk(self.name, ctx)
         entries: list[str] = []
         if args.recursive:
-            for path in walk_files(top, ctx.roots):
+            for path in walk.files(top):
                 entries.append(path.relative_to(top).as_posix())
                 if len(entries) >= args.max_entries:
                     break
         else:
             for child in sorted(top.iterdir()):
+                walk.check_time()
+                if not walk.visible(child):
+                    continue
                 entries.append(child.name + ("/" if child.is_dir() else ""))
                 if len(entries) >= args.max_entries:
                     break
-        output = cap_output("\n".join(entries), ctx.output_cap)
-        return ToolResult(ok=True, output=output, data=entries)
+        return ToolResult(ok=True, output=walk.finish(entries), data=entries)
 
 
 class GlobArgs(ToolArgs):
@@ -126,17 +218,21 @@ class FileGlob(Tool[GlobArgs]):
         top = resolve_inside(args.path, ctx.roots)
         if Path(args.pattern).is_absolute() or ".." in Path(args.pattern).parts:
             raise ToolError("the glob pattern must be relative and must not contain '..'.")
+        walk = Walk(self.name, ctx)
         found: list[str] = []
         for path in sorted(top.glob(args.pattern)):
+            walk.check_time()
+            parents = path.relative_to(top).parents
             if any(part in SKIP_DIRS for part in path.relative_to(top).parts):
                 continue
-            real = path.resolve()
-            if not any(real == r or real.is_relative_to(r) for r in ctx.roots):
+            if not all(walk.visible(top / p) for p in parents if str(p) != "."):
+                continue
+            if not walk.visible(path):
                 continue
             found.append(relative_to_roots(path, ctx.roots))
             if len(found) >= args.max_entries:
                 break
-        return ToolResult(ok=True, output=cap_output("\n".join(found), ctx.output_cap), data=found)
+        return ToolResult(ok=True, output=walk.finish(found), data=found)
 
 
 class GrepArgs(ToolArgs):
@@ -158,30 +254,34 @@ class FileGrep(Tool[GrepArgs]):
         top = resolve_inside(args.path, ctx.roots)
         if not top.exists():
             raise ToolError(f"{args.path} does not exist.")
+        # the ``regex`` engine takes a timeout, so a pattern that backtracks without end
+        # (``(a|aa)+$``) is stopped at the call's deadline like the walk itself
+        import regex
+
         try:
-            regex = re.compile(args.pattern, re.IGNORECASE if args.ignore_case else 0)
-        except re.error as exc:
+            compiled = regex.compile(args.pattern, regex.IGNORECASE if args.ignore_case else 0)
+        except regex.error as exc:
             raise ToolError(f"invalid regular expression {args.pattern!r}: {exc}.") from None
+        walk = Walk(self.name, ctx)
         matches: list[dict[str, Any]] = []
-        for path in walk_files(top, ctx.roots):
+        for path in walk.files(top):
+            walk.check_time()
             if args.glob and not fnmatch(path.name, args.glob):
                 continue
             try:
-                if path.stat().st_size > MAX_READ_BYTES:
-                    continue
-                text = path.read_text(encoding="utf-8")
-            except (UnicodeDecodeError, OSError):
-                continue  # binary or unreadable files are skipped
+                text = read_bytes(path).decode("utf-8")
+            except (UnicodeDecodeError, ToolError):
+                continue  # binary, large, unreadable or non-regular files are skipped
             rel = relative_to_roots(path.resolve(), ctx.roots)
             for number, line in enumerate(text.splitlines(), start=1):
-                if regex.search(line):
+                if walk.search(compiled, line):
                     matches.append({"path": rel, "line": number, "text": line})
                     if len(matches) >= args.max_matches:
                         break
             if len(matches) >= args.max_matches:
                 break
-        output = "\n".join(f"{m['path']}:{m['line']}:{m['text']}" for m in matches)
-        return ToolResult(ok=True, output=cap_output(output, ctx.output_cap), data=matches)
+        lines = [f"{m['path']}:{m['line']}:{m['text']}" for m in matches]
+        return ToolResult(ok=True, output=walk.finish(lines), data=matches)
 
 
 TOOLS: tuple[Tool[Any], ...] = (FileRead(), FileList(), FileGlob(), FileGrep())

@@ -132,6 +132,7 @@ class FileMove(Tool[MoveArgs]):
     risk = Risk.WRITE
     Args = MoveArgs
     path_fields = ("src", "dst")
+    subtree_fields = ("src",)
 
     def preview(self, args: MoveArgs, ctx: ToolContext) -> str:
         src = relative_to_roots(resolve_inside(args.src, ctx.roots), ctx.roots)

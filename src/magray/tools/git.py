@@ -1,5 +1,13 @@
 """Git tools through the real ``git`` binary (argv, never a shell), in the workspace repository.
 
+Git cannot run code here: every call disables the programs a repository's config can
+name (fsmonitor, hooks, pagers, editors, external diff and textconv, filter drivers,
+credential helpers, transports, signing), reads no system or global config, and runs
+in the OS sandbox (read tools see the roots read-only; write tools may write the roots
+and the repository's git folders). The repository must lie inside the workspace roots:
+a root inside a bigger repository is refused. Paths that deny rules cover are left out
+of diffs, logs and status (``:(exclude)`` pathspecs), and ``git_show`` refuses them.
+
 A failure because another git process holds a lock (``Unable to create '….lock': File
 exists``) or a timeout is marked transient, so the agent's executor tries it once more.
 """
@@ -9,19 +17,31 @@ from __future__ import annotations
 import re
 import shlex
 from abc import abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
-from magray.errors import ToolError
+from magray.errors import DeniedError, ToolError
+from magray.tools import sandbox
 from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult
-from magray.tools.paths import resolve_inside
-from magray.tools.shell import run_argv
+from magray.tools.git_safety import (
+    GIT_ENV,
+    discovery,
+    identity_env,
+    no_programs,
+    path_excludes,
+    refused_path,
+)
+from magray.tools.paths import relative_to_roots, resolve_inside
+from magray.tools.shell import Completed, run_argv
 
-_GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "GIT_PAGER": "cat", "PAGER": "cat", "LC_ALL": "C"}
 _LOG_FORMAT = "--format=%h%x1f%ad%x1f%an%x1f%s"
 #: git's words when another process holds index.lock, HEAD.lock, a ref's lock, …
 _LOCK_HELD = re.compile(r"Unable to create '[^']*\.lock': File exists")
+#: diff-producing commands never run an external diff or a textconv filter
+_NO_EXT = ("--no-ext-diff", "--no-textconv")
 
 
 def _ref(value: str, what: str) -> str:
@@ -31,21 +51,89 @@ def _ref(value: str, what: str) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Repo:
+    """The repository of the workspace: its top folder and git folders, checked in the roots."""
+
+    top: Path
+    git_dirs: tuple[Path, ...]
+    #: the ``filter.*`` lines of the repository's config (each driver is turned off)
+    filters: tuple[str, ...]
+    #: the top folder relative to the root holding it ("." when it is the root)
+    prefix: str
+
+
 class GitTool(Tool[Any]):
-    """Shared plumbing: the repository check and running ``git`` with a clean environment."""
+    """Shared plumbing: the repository check and running ``git`` so that it runs nothing else."""
 
     @abstractmethod
     def argv(self, args: Any, ctx: ToolContext) -> list[str]:
         """The git arguments (after ``git``) for ``args``."""
 
-    def git(self, argv: list[str], ctx: ToolContext) -> tuple[bool, str, Any]:
+    def query(self, argv: list[str], ctx: ToolContext, filters: tuple[str, ...] = ()) -> Completed:
+        """One of the tools' own ``git`` queries, with the safe environment, read-only."""
+        env = {**GIT_ENV, "GIT_OPTIONAL_LOCKS": "0"}
+        full = ["git", *no_programs(filters), *argv]
+        return run_argv(full, ctx.workspace, ctx, env, discovery(ctx))
+
+    def repo(self, ctx: ToolContext) -> Repo:
+        """The workspace's repository; refused when it is larger than the roots."""
         root = ctx.workspace
-        check = run_argv(["git", "rev-parse", "--is-inside-work-tree"], root, ctx, _GIT_ENV)
-        if check.returncode != 0 or check.output.strip() != "true":
-            raise ToolError(
-                f"{root} is not inside a git repository; run `git init` there or pass --root."
+        where = self.query(["rev-parse", "--show-toplevel", "--git-dir", "--git-common-dir"], ctx)
+        lines = where.output.strip().splitlines()[-3:]
+        if where.returncode != 0 or len(lines) != 3:
+            said = (
+                f" (git: {lines[-1]})" if lines and "not a git repository" not in lines[-1] else ""
             )
-        done = run_argv(["git", *argv], root, ctx, _GIT_ENV)
+            raise ToolError(
+                f"{root} is not inside a git repository{said}; run `git init` there or pass --root."
+            )
+        top = Path(lines[0]).resolve()
+        try:
+            resolve_inside(top, ctx.roots)
+        except DeniedError:
+            raise DeniedError(
+                f"the git repository at {top} is larger than the workspace roots "
+                f"({', '.join(str(r) for r in ctx.roots)}); pass --root {top} to let the git "
+                f"tools use it, or run `git init` in {root} for a repository of its own."
+            ) from None
+        dirs = tuple(dict.fromkeys((root / line).resolve() for line in lines[1:]))
+        listed = self.query(["config", "--get-regexp", r"^filter\."], ctx)
+        drivers = listed.output.splitlines() if listed.returncode == 0 else []
+        prefix = relative_to_roots(top, ctx.roots)
+        return Repo(top, dirs, tuple(drivers), prefix)
+
+    def confinement(self, repo: Repo, ctx: ToolContext, args: Any) -> sandbox.Confinement:
+        """Read tools see the roots read-only; write tools may write them and the git folders."""
+        outside = tuple(d for d in repo.git_dirs if not any(d.is_relative_to(r) for r in ctx.roots))
+        if self.risk_for(args) is Risk.READ:
+            return sandbox.Confinement(readable=(*ctx.roots, *outside))
+        if outside:
+            # a linked worktree, or a `.git` file that points anywhere: writes stay in the roots
+            raise DeniedError(
+                f"denied: {self.name}: the repository's git folder {outside[0]} is outside the "
+                f"workspace roots; add it with --root {outside[0]} to let git write there."
+            )
+        return sandbox.Confinement(writable=ctx.roots)
+
+    def extra_env(self, repo: Repo, ctx: ToolContext, args: Any) -> dict[str, str]:
+        """Environment for the main call beyond ``GIT_ENV``."""
+        return {"GIT_OPTIONAL_LOCKS": "0"} if self.risk_for(args) is Risk.READ else {}
+
+    def excludes(self, repo: Repo, ctx: ToolContext) -> list[str]:
+        """``:(exclude)`` pathspecs for the paths that deny rules cover."""
+        return path_excludes(ctx, repo.prefix)
+
+    def git(self, argv: list[str], ctx: ToolContext, args: Any = None) -> tuple[bool, str, Any]:
+        repo = self.repo(ctx)
+        return self.git_in(repo, argv, ctx, args)
+
+    def git_in(
+        self, repo: Repo, argv: list[str], ctx: ToolContext, args: Any
+    ) -> tuple[bool, str, Any]:
+        env = {**GIT_ENV, **self.extra_env(repo, ctx, args)}
+        full = ["git", *no_programs(repo.filters), *argv]
+        done = run_argv(full, ctx.workspace, ctx, env, self.confinement(repo, ctx, args))
         if done.timed_out:
             raise ToolError(f"git {argv[0]} timed out after {ctx.timeout:g} s.", transient=True)
         data: dict[str, Any] = {"exit_code": done.returncode}
@@ -63,10 +151,19 @@ class GitTool(Tool[Any]):
         return ToolResult(ok=False, output=output, data=data, error=f"git failed: {last}")
 
     def run(self, args: Any, ctx: ToolContext) -> ToolResult:
-        ok, output, data = self.git(self.argv(args, ctx), ctx)
+        repo = self.repo(ctx)
+        argv = self.argv(args, ctx)
+        if argv and argv[-1] == "--":
+            argv = [*argv, *self.pathspecs(args, repo, ctx)]
+        ok, output, data = self.git_in(repo, argv, ctx, args)
         if not ok:
             return self.failure(output, data)
         return ToolResult(ok=True, output=output, data=data)
+
+    def pathspecs(self, args: Any, repo: Repo, ctx: ToolContext) -> list[str]:
+        """Pathspecs after ``--``: everything but the denied paths (none when nothing is)."""
+        excludes = self.excludes(repo, ctx)
+        return [".", *excludes] if excludes else []
 
 
 def _paths(paths: list[str], ctx: ToolContext) -> list[str]:
@@ -84,7 +181,7 @@ class GitStatus(GitTool):
     Args = NoArgs
 
     def argv(self, args: Any, ctx: ToolContext) -> list[str]:
-        return ["status", "--short", "--branch"]
+        return ["status", "--short", "--branch", "--"]
 
 
 class DiffArgs(ToolArgs):
@@ -101,26 +198,43 @@ class GitDiff(GitTool):
 
     def argv(self, args: Any, ctx: ToolContext) -> list[str]:
         staged = ["--cached"] if args.staged else []
-        return ["diff", "--no-color", *staged, "--", *_paths(args.paths, ctx)]
+        return ["diff", "--no-color", *_NO_EXT, *staged, "--"]
+
+    def pathspecs(self, args: Any, repo: Repo, ctx: ToolContext) -> list[str]:
+        excludes = self.excludes(repo, ctx)
+        chosen = _paths(args.paths, ctx)
+        if excludes and not chosen:
+            chosen = ["."]
+        return [*chosen, *excludes]
 
 
 class LogArgs(ToolArgs):
     max_count: int = Field(20, ge=1, le=10_000, description="Most commits to show.")
     rev: str | None = Field(None, description="Start from this revision (default HEAD).")
+    patch: bool = Field(False, description="Show each commit's diff too (git log -p).")
 
 
 class GitLog(GitTool):
     name = "git_log"
-    description = "Show recent commits: short hash, date, author, subject."
+    description = "Show recent commits: short hash, date, author, subject (patch=true: diffs)."
     risk = Risk.READ
     Args = LogArgs
 
     def argv(self, args: Any, ctx: ToolContext) -> list[str]:
         rev = [_ref(args.rev, "revision")] if args.rev else []
-        return ["log", f"--max-count={args.max_count}", "--date=short", _LOG_FORMAT, *rev, "--"]
+        head = ["log", f"--max-count={args.max_count}", "--date=short"]
+        if args.patch:
+            return [*head, "--no-color", "-p", *_NO_EXT, *rev, "--"]
+        return [*head, _LOG_FORMAT, *rev, "--"]
+
+    def pathspecs(self, args: Any, repo: Repo, ctx: ToolContext) -> list[str]:
+        # without patches a log names no files: commits touching denied paths stay listed
+        return super().pathspecs(args, repo, ctx) if args.patch else []
 
     def run(self, args: Any, ctx: ToolContext) -> ToolResult:
-        ok, output, data = self.git(self.argv(args, ctx), ctx)
+        if args.patch:
+            return super().run(args, ctx)
+        ok, output, data = self.git(self.argv(args, ctx), ctx, args)
         if not ok:
             return self.failure(output, data)
         commits = []
@@ -133,17 +247,52 @@ class GitLog(GitTool):
 
 
 class ShowArgs(ToolArgs):
-    rev: str = Field("HEAD", description="Commit (or other object) to show.")
+    rev: str = Field("HEAD", description="Commit (or REV:PATH file) to show.")
 
 
 class GitShow(GitTool):
     name = "git_show"
-    description = "Show a commit's message and diff."
+    description = "Show a commit's message and diff, or a file at a revision (REV:PATH)."
     risk = Risk.READ
     Args = ShowArgs
 
     def argv(self, args: Any, ctx: ToolContext) -> list[str]:
-        return ["show", "--no-color", _ref(args.rev, "revision"), "--"]
+        return ["show", "--no-color", *_NO_EXT, _ref(args.rev, "revision"), "--"]
+
+    def run(self, args: Any, ctx: ToolContext) -> ToolResult:
+        repo = self.repo(ctx)
+        rev = _ref(args.rev, "revision")
+        denied = refused_path(rev, ctx, repo.prefix)
+        if denied is not None:
+            raise DeniedError(
+                f"denied: git_show: {denied} is covered by a deny path rule "
+                "(see `magray policy list`)."
+            )
+        kind = self.query(["cat-file", "-t", rev], ctx, repo.filters)
+        if kind.returncode == 0 and kind.output.strip() == "blob" and ":" not in rev:
+            raise ToolError(
+                f"git_show shows files by path only (REV:PATH, e.g. HEAD:README.md); {rev!r} "
+                "names a file's contents by hash."
+            )
+        specs = self.pathspecs(args, repo, ctx)
+        header = ""
+        if specs:
+            # the message always shows; the diff leaves out the denied paths
+            ok, header, data = self.git_in(repo, ["show", "-s", "--no-color", rev], ctx, args)
+            if not ok:
+                return self.failure(header, data)
+        argv = [*self.argv(args, ctx), *specs]
+        if specs:
+            argv.insert(1, "--format=")
+        ok, output, data = self.git_in(repo, argv, ctx, args)
+        if not ok:
+            return self.failure(output, data)
+        if header and output:
+            header += "\n"
+        return ToolResult(ok=True, output=header + output, data=data)
+
+    def pathspecs(self, args: Any, repo: Repo, ctx: ToolContext) -> list[str]:
+        return [] if ":" in args.rev else super().pathspecs(args, repo, ctx)
 
 
 class AddArgs(ToolArgs):
@@ -158,7 +307,13 @@ class GitAdd(GitTool):
     path_fields = ("paths",)
 
     def argv(self, args: Any, ctx: ToolContext) -> list[str]:
-        return ["add", "--", *_paths(args.paths, ctx)]
+        return ["add", "--"]
+
+    def pathspecs(self, args: Any, repo: Repo, ctx: ToolContext) -> list[str]:
+        return [*_paths(args.paths, ctx), *self.excludes(repo, ctx)]
+
+    def preview(self, args: Any, ctx: ToolContext) -> str:
+        return shlex.join(["git", "add", "--", *_paths(args.paths, ctx)])
 
 
 class CommitArgs(ToolArgs):
@@ -167,12 +322,16 @@ class CommitArgs(ToolArgs):
 
 class GitCommit(GitTool):
     name = "git_commit"
-    description = "Commit the staged changes with a message."
+    description = "Commit the staged changes with a message (no hooks run)."
     risk = Risk.WRITE
     Args = CommitArgs
 
     def argv(self, args: Any, ctx: ToolContext) -> list[str]:
         return ["commit", "--no-verify", "-m", args.message]
+
+    def extra_env(self, repo: Repo, ctx: ToolContext, args: Any) -> dict[str, str]:
+        local = self.query(["config", "--get-regexp", r"^user\.(name|email)$"], ctx, repo.filters)
+        return identity_env(local.output if local.returncode == 0 else "", ctx)
 
 
 class BranchArgs(ToolArgs):
@@ -208,6 +367,27 @@ class GitCheckout(GitTool):
     def argv(self, args: Any, ctx: ToolContext) -> list[str]:
         ref = _ref(args.ref, "ref")
         return ["checkout", "-b", ref] if args.create else ["checkout", ref, "--"]
+
+    def pathspecs(self, args: Any, repo: Repo, ctx: ToolContext) -> list[str]:
+        return []  # paths after ``--`` would check out files instead of switching
+
+    def run(self, args: Any, ctx: ToolContext) -> ToolResult:
+        repo = self.repo(ctx)
+        excludes = self.excludes(repo, ctx)
+        if excludes and not args.create:
+            # a switch that would rewrite denied paths is refused
+            rev = _ref(args.ref, "ref")
+            spec = [f":(top,glob){x.split(')', 1)[1]}" for x in excludes]
+            changed = self.query(
+                ["diff", "--name-only", *_NO_EXT, "HEAD", rev, "--", *spec], ctx, repo.filters
+            )
+            if changed.returncode == 0 and changed.output.strip():
+                first = changed.output.split()[0]
+                raise DeniedError(
+                    f"denied: git_checkout: switching to {rev} would change {first}, "
+                    "which a deny path rule covers."
+                )
+        return super().run(args, ctx)
 
 
 TOOLS: tuple[Tool[Any], ...] = (

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from magray.errors import DeniedError, MagrayError
+from magray.errors import DeniedError, MagrayError, ToolError
 from magray.tools.audit import AuditLog
 from magray.tools.base import RedirectCheck, Tool, ToolContext, ToolResult
 from magray.tools.policy import Action, Decision, Policy
@@ -133,14 +133,27 @@ def invoke(
         result = ToolResult(ok=True, output=shown, data={"preview": shown})
         return Invocation(tool.name, action.value, reason, result, dry_run=True)
     started = time.monotonic()
-    guarded = replace(ctx, check_redirect=_redirect_check(tool, args, ctx, policy, confirm))
+    guarded = replace(
+        ctx,
+        check_redirect=_redirect_check(tool, args, ctx, policy, confirm),
+        path_filter=policy.path_filter(tool.name),
+    )
     try:
         result = tool.run(args, guarded)
     except MagrayError as exc:
         elapsed = int((time.monotonic() - started) * 1000)
-        outcome = "denied" if isinstance(exc, DeniedError) else "error"
-        audit.record(tool.name, raw_args, action.value, outcome, elapsed, exc.message)
+        # the final decision: a guard inside the tool (SSRF, a redirect hop) that refused
+        # the call turns an allow into a deny
+        if isinstance(exc, DeniedError):
+            audit.record(tool.name, raw_args, "deny", "denied", elapsed, exc.message)
+        else:
+            audit.record(tool.name, raw_args, action.value, "error", elapsed, exc.message)
         raise
+    except OSError as exc:
+        elapsed = int((time.monotonic() - started) * 1000)
+        message = f"{tool.name} failed: {exc.strerror or exc}; check the path and try again."
+        audit.record(tool.name, raw_args, action.value, "error", elapsed, message)
+        raise ToolError(message) from None
     elapsed = int((time.monotonic() - started) * 1000)
     outcome = "ok" if result.ok else "failed"
     audit.record(tool.name, raw_args, action.value, outcome, elapsed, result.error or reason)

@@ -90,6 +90,8 @@ def check_url(url: str, allow_private: Sequence[str] = ()) -> Target:
         DeniedError: the host resolves to a loopback, private, link-local, … address.
         ToolError: the host does not resolve.
     """
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url.strip()):
+        raise UsageError("the URL contains control characters (NUL, newline); remove them.")
     try:
         parts = urlsplit(url.strip())
         port = parts.port

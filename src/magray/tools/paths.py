@@ -1,4 +1,8 @@
-"""Keeping tool paths inside the workspace roots (``..`` traversal, absolute paths, symlinks)."""
+"""Keeping tool paths inside the workspace roots (``..`` traversal, absolute paths, symlinks).
+
+A path the system could not use is refused before it is touched: a NUL byte, more than
+``MAX_PATH`` characters, a name longer than ``MAX_NAME`` bytes, a symlink loop.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,39 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from magray.errors import DeniedError
+
+#: the longest path (characters) and file name (UTF-8 bytes) a tool accepts, as on Linux
+MAX_PATH = 4096
+MAX_NAME = 255
+
+
+def check_path_text(path: str | Path) -> None:
+    """Refuse a path no file system would take (NUL byte, too long, a name too long).
+
+    Raises:
+        DeniedError: saying what is wrong with the path.
+    """
+    text = str(path)
+    if "\x00" in text:
+        raise DeniedError("the path contains a NUL byte; name the file without it.")
+    if len(text) > MAX_PATH:
+        raise DeniedError(
+            f"the path is {len(text)} characters long, over the limit of {MAX_PATH}; "
+            "use a shorter path."
+        )
+    for name in Path(text).parts:
+        if len(name.encode("utf-8", errors="surrogateescape")) > MAX_NAME:
+            raise DeniedError(
+                f"the name {name[:40]!r}… is longer than {MAX_NAME} bytes; use a shorter name."
+            )
+
+
+def real_path(path: Path) -> Path | None:
+    """``path`` with symlinks resolved, or None when it runs into a loop or cannot be read."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError):
+        return None
 
 
 def _inside(path: Path, roots: Sequence[Path]) -> Path | None:
@@ -22,14 +59,23 @@ def resolve_inside(path: str | Path, roots: Sequence[Path]) -> Path:
 
     Raises:
         DeniedError: the path leaves the roots by ``..``, by being absolute elsewhere,
-            or through a symlink.
+            or through a symlink; or it is not a usable path (``check_path_text``, a
+            symlink loop).
     """
     if not roots:
         raise DeniedError("no workspace roots are allowed; pass --root DIR.")
+    check_path_text(path)
     real_roots = [Path(r).resolve() for r in roots]
     raw = Path(path)
     lexical = raw if raw.is_absolute() else real_roots[0] / raw
-    resolved = lexical.resolve()
+    try:
+        resolved = lexical.resolve()
+    except RuntimeError:
+        raise DeniedError(
+            f"path {str(path)!r} runs into a symlink loop; remove or fix the link."
+        ) from None
+    except OSError as exc:
+        raise DeniedError(f"path {str(path)!r} cannot be used ({exc.strerror}).") from None
     if _inside(resolved, real_roots) is not None:
         return resolved
     shown = ", ".join(str(r) for r in real_roots)

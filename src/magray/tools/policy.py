@@ -7,11 +7,24 @@ Order of decision for one call:
 3. matching rules: any ``deny`` wins, then ``allow``, then ``ask``;
 4. defaults: reads are allowed; writes, commands and network access ask.
 
+Built-in deny rules (``policy_builtin``) come before all of these: ``.git`` is not
+written, and destructive commands (``rm -rf /``, ``mkfs``, ``dd of=/dev/…``, fork bombs)
+are not run, whatever the rules and ``--yes`` say; ``policy.toml`` can switch them off by
+name only (``builtin_exceptions = ["git-metadata"]``, or ``builtin_denies = false``).
+
 A rule names a tool (a glob like ``git_*``) and optionally a ``path`` glob
-(``secrets/**``, matched against paths relative to the root) or a ``command``
+(``secrets/**``, matched against paths relative to the root; a rule that matches a folder
+covers the folder and everything under it, so ``secrets/**`` and ``secrets`` both cover
+``secrets`` and ``secrets/key.txt``) or a ``command``
 prefix (``git status`` matches ``git status --short``) or a ``host`` glob
 (``docs.python.org``, ``*.example.com``) for network tools. Rules live in
 ``<config_dir>/policy.toml`` as ``[[rules]]`` tables.
+
+Path rules also bind tools that walk folders (``file_grep``, ``file_glob``, ``file_list``,
+the git tools): ``Policy.path_filter(tool)`` tells them which paths to skip, and a move
+whose source folder holds a denied path is denied. ``Policy.denied_paths(tool)`` and
+``Policy.is_path_denied(tool, rel)`` are the same knowledge for other callers (git
+pathspec excludes).
 
 A redirect to a host the call did not name is decided again, as a call to that host
 would be (``decide(..., hosts=[host])``, asked through ``invoke``): deny rules win on
@@ -21,7 +34,7 @@ approval, like any other ask. Redirects within hosts already reached are not re-
 
 from __future__ import annotations
 
-import re
+import os
 import shlex
 import tomllib
 from collections.abc import Sequence
@@ -34,6 +47,11 @@ from typing import Any
 from magray.errors import DeniedError, PolicyError
 from magray.tools.base import Risk, Tool, ToolContext
 from magray.tools.paths import relative_to_roots, resolve_inside
+from magray.tools.policy_builtin import BUILTIN_NAMES, BUILTIN_RULES, BuiltinRule, in_git_dir
+from magray.tools.policy_paths import PathFilter as PathFilter  # re-exported
+from magray.tools.policy_paths import glob_to_regex as glob_to_regex
+from magray.tools.policy_paths import path_matches as path_matches
+from magray.tools.shell import program_running_option
 
 
 class Action(StrEnum):
@@ -84,29 +102,6 @@ class Decision:
     reason: str
 
 
-def glob_to_regex(pattern: str) -> re.Pattern[str]:
-    """A path glob: ``**`` crosses folders, ``*`` and ``?`` stay within one."""
-    out = []
-    i = 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
 def _command_matches(prefix: str, argv: Sequence[str]) -> bool:
     try:
         want = shlex.split(prefix)
@@ -115,29 +110,161 @@ def _command_matches(prefix: str, argv: Sequence[str]) -> bool:
     return bool(want) and list(argv[: len(want)]) == want
 
 
+#: the most entries a move's source folder is walked for denied paths
+SUBTREE_LIMIT = 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Rules plus the defaults described in the module docstring."""
+    """Rules plus the built-in denies and the defaults described in the module docstring.
+
+    ``disabled_builtins`` names built-in rules switched off in ``policy.toml``
+    (``"*"``: all of them).
+    """
 
     rules: tuple[Rule, ...] = ()
     mode: Mode = field(default_factory=Mode)
+    disabled_builtins: frozenset[str] = frozenset()
+
+    def builtin_enabled(self, rule: BuiltinRule) -> bool:
+        return "*" not in self.disabled_builtins and rule.name not in self.disabled_builtins
 
     def _matches(
         self, rule: Rule, tool: Tool[Any], rel_paths: list[str], argv: Any, hosts: list[str]
     ) -> bool:
         if not fnmatchcase(tool.name, rule.tool):
             return False
+        # an allow rule covers a call only when it covers every path the call names;
+        # deny and ask rules, when they cover any of them
+        if (
+            rule.path is not None
+            and rule.action is Action.ALLOW
+            and not all(path_matches(rule.path, p) for p in rel_paths)
+        ):
+            return False
+
         if rule.host is not None:
             want = rule.host.lower().rstrip(".")
             if not any(fnmatchcase(h.lower().rstrip("."), want) for h in hosts):
                 return False
-        if rule.path is not None:
-            regex = glob_to_regex(rule.path.strip("/") or "**")
-            if not any(regex.match(p) for p in rel_paths):
-                return False
+        if rule.path is not None and not any(path_matches(rule.path, p) for p in rel_paths):
+            return False
         if rule.command is not None:
-            return argv is not None and _command_matches(rule.command, argv)
+            if argv is None or not _command_matches(rule.command, argv):
+                return False
+            # an allowed prefix never covers options that make the program run others
+            start = len(shlex.split(rule.command))
+            return rule.action is not Action.ALLOW or program_running_option(argv, start) is None
         return True
+
+    def path_action(self, tool: str, rel: str) -> Action | None:
+        """What the path rules for ``tool`` say about ``rel`` (deny > allow > ask), or None."""
+        hits = {
+            r.action
+            for r in self.rules
+            if r.path is not None and fnmatchcase(tool, r.tool) and path_matches(r.path, rel)
+        }
+        for action in (Action.DENY, Action.ALLOW, Action.ASK):
+            if action in hits:
+                return action
+        return None
+
+    def is_path_denied(self, tool: str, rel: str) -> bool:
+        """True when a deny rule for ``tool`` covers ``rel`` (a path relative to its root)."""
+        return self.path_action(tool, rel) is Action.DENY
+
+    def denied_paths(self, tool: str) -> list[str]:
+        """The path globs of the deny rules for ``tool``, as written (``secrets/**``).
+
+        Each covers the folder it names and everything under it (see ``path_matches``);
+        git tools turn them into pathspec excludes.
+        """
+        return [
+            r.path
+            for r in self.rules
+            if r.action is Action.DENY and r.path is not None and fnmatchcase(tool, r.tool)
+        ]
+
+    def path_filter(self, tool: str) -> PathFilter:
+        """The paths ``tool`` must skip when it walks folders (set on ``ToolContext``)."""
+        return PathFilter(self, tool)
+
+    def _builtin_denial(
+        self, tool: Tool[Any], args: Any, rel_paths: list[str], ctx: ToolContext, risk: Risk
+    ) -> Decision | None:
+        argv = tool.command(args)
+        cwd = ctx.workspace
+        raw_cwd = getattr(args, "cwd", None)
+        if argv is not None and isinstance(raw_cwd, str):
+            cwd = resolve_inside(raw_cwd, ctx.roots)
+        write = risk in (Risk.WRITE, Risk.EXEC)  # a command run from .git/ writes there
+        for rule in BUILTIN_RULES:
+            if not self.builtin_enabled(rule):
+                continue
+            why = rule.check(rel_paths, argv, ctx.roots, cwd, write)
+            if why is not None:
+                return Decision(
+                    Action.DENY,
+                    f"built-in rule {rule.name}: {why} (remove it only by naming it in "
+                    "builtin_exceptions in policy.toml)",
+                )
+        return None
+
+    def _subtree_paths(self, tool: Tool[Any], args: Any, ctx: ToolContext) -> list[str]:
+        """Paths under the folders this call moves that a deny rule could care about:
+        a ``.git`` folder, a path a path rule for the tool covers (not walked further)."""
+        globs = [
+            r.path
+            for r in self.rules
+            if r.path is not None and r.action is Action.DENY and fnmatchcase(tool.name, r.tool)
+        ]
+        git = any(b.name == "git-metadata" and self.builtin_enabled(b) for b in BUILTIN_RULES)
+        if not tool.subtree_fields or not (globs or git):
+            return []
+
+        def wanted(rel: str) -> bool:
+            return (git and in_git_dir(rel)) or any(path_matches(g, rel) for g in globs)
+
+        out: list[str] = []
+        seen = 0
+        for name in tool.subtree_fields:
+            value = getattr(args, name, None)
+            if not isinstance(value, str):
+                continue
+            top = resolve_inside(value, ctx.roots)
+            if not top.is_dir():
+                continue
+            for dirpath, dirnames, filenames in os.walk(top):
+                here = Path(dirpath)
+                kept = []
+                for entry in dirnames:
+                    rel = relative_to_roots(here / entry, ctx.roots)
+                    if wanted(rel):
+                        out.append(rel)  # covered: nothing under it needs a look
+                    else:
+                        kept.append(entry)
+                dirnames[:] = kept
+                out.extend(
+                    rel
+                    for rel in (relative_to_roots(here / f, ctx.roots) for f in filenames)
+                    if wanted(rel)
+                )
+                seen += len(kept) + len(filenames)
+                if seen > SUBTREE_LIMIT:
+                    raise DeniedError(
+                        f"{value} holds more than {SUBTREE_LIMIT} entries, too many to check "
+                        "against the path rules; move smaller folders."
+                    )
+        return out
+
+    def _inner_denial(self, tool: Tool[Any], inside: list[str]) -> Decision | None:
+        """A deny path rule covering a path inside a folder the call moves (an ask rule there
+        changes nothing: a move asks by default, and an allow on the folder itself wins)."""
+        for rule in self.rules:
+            deny = rule.action is Action.DENY and rule.path is not None
+            if deny and self._matches(rule, tool, inside, None, []):
+                return Decision(Action.DENY, f"policy rule: {rule.describe()}")
+        return None
 
     def decide(
         self, tool: Tool[Any], args: Any, ctx: ToolContext, *, hosts: Sequence[str] | None = None
@@ -148,27 +275,43 @@ class Policy:
         decision for a redirect hop to another host.
         """
         rel_paths: list[str] = []
-        for raw in tool.path_args(args):
-            try:
+        try:
+            for raw in tool.path_args(args):
                 resolved = resolve_inside(raw, ctx.roots)
-            except DeniedError as exc:
-                return Decision(Action.DENY, exc.message)
-            rel_paths.append(relative_to_roots(resolved, ctx.roots))
+                rel_paths.append(relative_to_roots(resolved, ctx.roots))
+            inside = self._subtree_paths(tool, args, ctx)
+        except DeniedError as exc:
+            return Decision(Action.DENY, exc.message)
+        if any("\x00" in word for word in tool.command(args) or ()):
+            return Decision(Action.DENY, "the command contains a NUL byte; remove it.")
         risk = tool.risk_for(args)
+        builtin = self._builtin_denial(tool, args, [*rel_paths, *inside], ctx, risk)
+        if builtin is not None:
+            return builtin
         if self.mode.read_only and risk is not Risk.READ:
             return Decision(
                 Action.DENY, f"{tool.name} is a {risk.value} tool and the run is read-only."
             )
+        inner = self._inner_denial(tool, inside)
+        if inner is not None:
+            return inner
+
         argv = tool.command(args)
         reached = tool.hosts(args) if hosts is None else list(hosts)
         matched = [r for r in self.rules if self._matches(r, tool, rel_paths, argv, reached)]
+        decision = Decision(Action.ASK, f"{risk.value} tools ask by default")
+        if risk is Risk.READ:
+            decision = Decision(Action.ALLOW, "reads inside the workspace are allowed by default")
         for action in (Action.DENY, Action.ALLOW, Action.ASK):
             hits = [r for r in matched if r.action is action]
             if hits:
-                return Decision(action, f"policy rule: {hits[0].describe()}")
-        if risk is Risk.READ:
-            return Decision(Action.ALLOW, "reads inside the workspace are allowed by default")
-        return Decision(Action.ASK, f"{risk.value} tools ask by default")
+                decision = Decision(action, f"policy rule: {hits[0].describe()}")
+                break
+        if decision.action is Action.ALLOW:
+            why = tool.approval_reason(args, ctx)
+            if why is not None:
+                return Decision(Action.ASK, why)
+        return decision
 
 
 def policy_file(config_dir: Path) -> Path:
@@ -219,27 +362,60 @@ def make_rule(
     return Rule(tool=tool.strip(), action=action, path=path, command=command, host=host)
 
 
-def load_rules(path: Path) -> tuple[Rule, ...]:
-    """The rules stored in ``policy.toml`` (none when the file does not exist)."""
+def _load_table(path: Path) -> dict[str, Any]:
     if not path.exists():
-        return ()
+        return {}
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PolicyError(f"{path} is not valid TOML ({exc}); run `magray policy reset`.") from None
-    rules = data.get("rules", [])
+
+
+def load_rules(path: Path) -> tuple[Rule, ...]:
+    """The rules stored in ``policy.toml`` (none when the file does not exist)."""
+    rules = _load_table(path).get("rules", [])
     if not isinstance(rules, list):
         raise PolicyError(f"{path}: 'rules' must be a list of [[rules]] tables.")
     return tuple(_parse_rule(raw, str(path)) for raw in rules)
 
 
+def load_disabled_builtins(path: Path) -> frozenset[str]:
+    """Built-in rules ``policy.toml`` switches off: ``builtin_exceptions = [names]``,
+    or all of them with ``builtin_denies = false``."""
+    data = _load_table(path)
+    on = data.get("builtin_denies", True)
+    if not isinstance(on, bool):
+        raise PolicyError(f"{path}: builtin_denies must be true or false.")
+    names = data.get("builtin_exceptions", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise PolicyError(f"{path}: builtin_exceptions must be a list of built-in rule names.")
+    unknown = sorted(set(names) - BUILTIN_NAMES)
+    if unknown:
+        known = ", ".join(sorted(BUILTIN_NAMES))
+        raise PolicyError(
+            f"{path}: no built-in rule named {', '.join(unknown)}; the built-in rules are {known}."
+        )
+    return frozenset(names) | (frozenset() if on else frozenset({"*"}))
+
+
+def load_policy(path: Path, mode: Mode | None = None) -> Policy:
+    """The policy stored in ``policy.toml``: its rules and built-in exceptions, under ``mode``."""
+    return Policy(
+        rules=load_rules(path),
+        mode=mode or Mode(),
+        disabled_builtins=load_disabled_builtins(path),
+    )
+
+
 def save_rules(path: Path, rules: Sequence[Rule]) -> None:
-    """Write ``rules`` to ``policy.toml`` atomically."""
+    """Write ``rules`` to ``policy.toml`` atomically (other settings in it are kept)."""
     import tomli_w
 
     from magray.tools.files_edit import atomic_write
 
-    atomic_write(path, tomli_w.dumps({"rules": [r.to_dict() for r in rules]}))
+    data = {k: v for k, v in _load_table(path).items() if k != "rules"}
+    data["rules"] = [r.to_dict() for r in rules]
+    atomic_write(path, tomli_w.dumps(data))
 
 
 def add_rule(path: Path, rule: Rule) -> tuple[Rule, ...]:

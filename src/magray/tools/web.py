@@ -121,6 +121,35 @@ def _hostname(url: str) -> str:
         return ""  # check_url says what is wrong with it
 
 
+#: headers that carry credentials: sent only to the origin the caller named
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    try:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        return scheme, _hostname(url).lower(), parts.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        return "", "", 0
+
+
+def same_origin(first: str, hop: str) -> bool:
+    """Whether credentials meant for ``first`` may go to ``hop``: the same scheme, host and
+    port, or the same host moved from http to https on the default ports."""
+    a, b = _origin(first), _origin(hop)
+    if a == b:
+        return True
+    return a[1] == b[1] and (a[0], a[2], b[0], b[2]) == ("http", 80, "https", 443)
+
+
+def hop_headers(first: str, hop: str, headers: Mapping[str, str] | None) -> dict[str, str]:
+    """``headers`` for a request to ``hop``, without credentials when it left ``first``'s origin."""
+    if same_origin(first, hop):
+        return dict(headers or {})
+    return {k: v for k, v in (headers or {}).items() if k.lower() not in CREDENTIAL_HEADERS}
+
+
 def fetch(
     url: str,
     *,
@@ -133,7 +162,9 @@ def fetch(
     """GET ``url`` under the SSRF guard, following redirects by hand, within the caps.
 
     ``check_redirect`` is called with each redirect URL whose host was not reached before
-    in this chain; it raises ``DeniedError`` to refuse the hop.
+    in this chain; it raises ``DeniedError`` to refuse the hop. ``headers`` that carry
+    credentials (``Authorization``, ``Cookie``) go only to ``url``'s own origin, never to a
+    host (or port) a redirect leads to.
 
     Raises:
         UsageError: not an http(s) URL.
@@ -159,7 +190,11 @@ def fetch(
             conn.request(
                 "GET",
                 target.path,
-                headers={"User-Agent": USER_AGENT, "Accept": "*/*", **(headers or {})},
+                headers={
+                    "User-Agent": USER_AGENT,
+                    "Accept": "*/*",
+                    **hop_headers(url, current, headers),
+                },
             )
             resp = conn.getresponse()
             location = resp.getheader("Location")

@@ -143,10 +143,14 @@ def normalise(obj: Any, model_id: str, dim: int, now: float) -> dict[str, Any]:
         raise InvalidLine(f"text has {len(text):,} characters, more than {MAX_TEXT_CHARS:,}")
     if "\x00" in text:
         raise InvalidLine("text contains NUL bytes")
+    if obj.get("layer") is None:
+        raise InvalidLine("missing field layer (one of interact, insights, assets)")
     try:
         layer = Layer(str(obj.get("layer")))
     except ValueError:
-        raise InvalidLine(f"unknown layer {obj.get('layer')!r}") from None
+        raise InvalidLine(
+            f"unknown layer {obj.get('layer')!r}; use one of interact, insights, assets"
+        ) from None
     id_ = obj.get("id") or new_id()
     if not isinstance(id_, str) or not id_.strip():
         raise InvalidLine("id must be a non-empty string")

@@ -107,13 +107,14 @@ def sweep_stale(parent: Path) -> list[Path]:
         return swept
     for entry in entries:
         match = _TEMP_NAME.match(entry.name)
-        if match and entry.is_dir() and not _running(int(match.group(1))):
+        if match and entry.is_dir() and not process_running(int(match.group(1))):
             shutil.rmtree(entry, ignore_errors=True)
             swept.append(entry)
     return swept
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether ``pid`` may still run (True where that cannot be told)."""
     if pid == os.getpid() or os.name != "posix":
         return True  # never guess on systems without signal 0
     try:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,12 +115,13 @@ class IndexSet:
             index = self._rebuild(layer)
         state = _LayerState(index=index)
         self._layers[layer] = state
-        self._load_backlog(layer, state)
-        if self._live_count(state) != self._expected_count(layer):
+        with self._snapshot():  # backlog and count from one state of the store
+            self._load_backlog(layer, state)
+            live, expected = self._live_count(state), self._expected_count(layer)
+        if live != expected:
             self._warn(
                 f"the {layer} vector index disagrees with the store"
-                f" ({self._live_count(state)} vectors, {self._expected_count(layer)} expected);"
-                " rebuilding it."
+                f" ({live} vectors, {expected} expected); rebuilding it."
             )
             with self.store.locked():
                 state = _LayerState(index=self._rebuild(layer))
@@ -129,6 +131,19 @@ class IndexSet:
             self._try_fold(layer)
             state = self._layers[layer]
         return state
+
+    @contextmanager
+    def _snapshot(self) -> Iterator[None]:
+        """Reads inside see one state of the store, whatever writers commit meanwhile."""
+        conn = self.store.conn
+        if conn.in_transaction:  # already inside one (a writer's own transaction)
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
 
     def _open_after_writer(self, path: Path) -> VectorIndex | None:
         """Open ``path`` again once no writer is saving it; None if it is still unusable.
@@ -287,7 +302,7 @@ class IndexSet:
             created_before=filters.created_before,
             exclude_kinds=filters.exclude_kinds,
         )
-        if filters.active and self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
+        if filters.selective and self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
             return self._exact_filtered(layer_filters, query, k)
         state = self._open(layer)
         fetch = k * (4 if filters.active else 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from magray.memory.backends.base import KeywordHit
-from magray.memory.backends.sqlite.rows import filter_sql
+from magray.memory.backends.sqlite.rows import filter_sql, stored_float
 from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Filters, Layer
 
@@ -45,7 +45,9 @@ def keyword_search(
         )
         params = [match, *fparams, limit]
     rows = store.conn.execute(sql, params).fetchall()
-    return [KeywordHit(int(n), float(s), Layer(layer), float(at)) for n, s, layer, at in rows]
+    return [
+        KeywordHit(int(n), float(s), Layer(layer), stored_float(at)) for n, s, layer, at in rows
+    ]
 
 
 def rebuild(store: Store) -> None:

@@ -21,12 +21,12 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _real(value: Any, default: float) -> float:
+def stored_float(value: Any, default: float = 0.0) -> float:
     """A stored number as a finite float; anything else (text, infinity) as ``default``."""
     return float(value) if _finite(value) else default
 
 
-def _opt_real(value: Any) -> float | None:
+def _opt_float(value: Any) -> float | None:
     return float(value) if _finite(value) else None
 
 
@@ -74,7 +74,7 @@ def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
     if uri is not None:
         offsets = (_opt_int(start), _opt_int(end), _opt_int(line_start), _opt_int(line_end))
         source = Source(str(uri), *offsets)
-    created = _real(created_at, 0.0)
+    created = stored_float(created_at, 0.0)
     record = Record(
         id=id_,
         text=text if isinstance(text, str) else str(text),
@@ -85,13 +85,13 @@ def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
         session=session,
         source=source,
         created_at=created,
-        updated_at=_real(updated_at, created),
-        layer_since=_real(layer_since, created),
-        last_access_at=_opt_real(last_access_at),
+        updated_at=stored_float(updated_at, created),
+        layer_since=stored_float(layer_since, created),
+        last_access_at=_opt_float(last_access_at),
         access_count=access_count if isinstance(access_count, int) and access_count >= 0 else 0,
-        importance=_real(importance, 0.5),
+        importance=stored_float(importance, 0.5),
         pinned=bool(pinned),
-        promotion_score=_opt_real(promotion_score),
+        promotion_score=_opt_float(promotion_score),
         content_hash=chash,
         embedding_model=model,
     )

@@ -17,7 +17,12 @@ from magray.errors import NotFoundError, SchemaError, StoreError, StoreLockedErr
 from magray.hashing import content_hash
 from magray.memory.backends.base import Candidate, InsertResult, StoredRow
 from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION, current_version, migrate
-from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, filter_sql, row_to_record
+from magray.memory.backends.sqlite.rows import (
+    RECORD_COLUMNS,
+    filter_sql,
+    row_to_record,
+    stored_float,
+)
 from magray.memory.records import MIN_ID_PREFIX, Filters, Layer, NewRecord, new_id
 
 
@@ -289,7 +294,7 @@ class Store:
                 f" ({','.join('?' * len(chunk))}) AND {cond}",
                 [*chunk, *params],
             ):
-                found[int(num)] = Candidate(int(num), Layer(layer), float(created))
+                found[int(num)] = Candidate(int(num), Layer(layer), stored_float(created))
         return found
 
     def list_records(self, filters: Filters, *, limit: int, offset: int = 0) -> list[StoredRow]:

@@ -1,0 +1,237 @@
+"""The OS sandbox of ``shell_exec`` and the git tools: bubblewrap (``bwrap``) on Linux.
+
+Modes (the ``tools.sandbox`` setting), after Codex CLI:
+
+* ``read-only``: the whole file system is read-only, the workspace roots included;
+* ``workspace-write`` (default): the roots are writable (their ``.git`` folders stay
+  read-only for commands), the rest of the file system is read-only;
+* ``full-access``: everything the user can write is writable and the network is on.
+
+In every mode the process gets a fresh ``/proc`` in its own PID namespace (it cannot
+read MAGRAY's environment through ``/proc/$PPID/environ``), its own IPC namespace, a new
+session (no terminal injection), no network unless the call is allowed it (or the mode
+is ``full-access``), and an environment built from an allow-list (``clean_env``). Outside
+``full-access`` it also gets a private ``/tmp`` and ``/run`` (no daemon sockets) and no
+capabilities (bwrap run by root would otherwise keep them, and could remount ``/``).
+
+Every process started here is registered until it ends; ``kill_running()`` kills them
+all with their process trees (``bwrap --unshare-pid --die-with-parent``: when bwrap
+dies, the kernel kills everything in its PID namespace). The executor calls it on
+Ctrl-C.
+
+Where bwrap is missing or fails its probe, commands run unconfined (still with the
+clean environment, in their own process group) and ``unavailable()`` says why, so that
+every command asks for approval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any
+
+
+class SandboxMode(StrEnum):
+    """How much of the file system (and network) a command may touch."""
+
+    READ_ONLY = "read-only"
+    WORKSPACE_WRITE = "workspace-write"
+    FULL_ACCESS = "full-access"
+
+
+MODES = tuple(m.value for m in SandboxMode)
+
+#: the environment variables a command inherits; everything else is left out
+ENV_ALLOW = ("PATH", "HOME", "LANG", "TERM", "TZ", "USER")
+ENV_ALLOW_PREFIXES = ("LC_",)
+_FALLBACK_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxConfig:
+    """The run's sandbox settings: the mode and the bubblewrap program."""
+
+    mode: SandboxMode = SandboxMode.WORKSPACE_WRITE
+    bwrap: str = "bwrap"
+
+
+@dataclass(frozen=True, slots=True)
+class Confinement:
+    """What one process may touch.
+
+    Args:
+        writable: folders it may write (the roots, or a repository's git folders).
+        readable: folders re-bound read-only after ``writable`` (a root's ``.git``).
+        network: whether it may reach the network.
+    """
+
+    writable: tuple[Path, ...] = ()
+    readable: tuple[Path, ...] = ()
+    network: bool = False
+
+
+def clean_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``env`` on the allow-list (``PATH``, ``HOME``, ``LANG``, ``LC_*``, …)."""
+    out = {
+        name: value
+        for name, value in env.items()
+        if name in ENV_ALLOW or name.startswith(ENV_ALLOW_PREFIXES)
+    }
+    out.setdefault("PATH", _FALLBACK_PATH)
+    return out
+
+
+_PROBE = ("--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run")
+_PROBE_TAIL = ("--unshare-pid", "--unshare-ipc", "--unshare-net", "--cap-drop", "ALL", "true")
+
+
+@functools.cache
+def _probe(bwrap: str) -> str | None:
+    path = shutil.which(bwrap)
+    if path is None:
+        return f"{bwrap!r} (bubblewrap) was not found; install it with scripts/system-deps.sh"
+    try:
+        done = subprocess.run(
+            [path, *_PROBE, *_PROBE_TAIL],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=60,
+            env=clean_env(os.environ),
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap could not start ({exc})"
+    if done.returncode != 0:
+        why = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        return f"bubblewrap fails here ({why[-1] if why else f'exit {done.returncode}'})"
+    return None
+
+
+def unavailable(config: SandboxConfig) -> str | None:
+    """Why commands cannot be confined in ``config``'s mode (None: the sandbox works).
+
+    ``full-access`` confines nothing, so it is never unavailable. The probe runs once
+    per bwrap program and process.
+    """
+    if config.mode is SandboxMode.FULL_ACCESS:
+        return None
+    return _probe(config.bwrap)
+
+
+def bwrap_argv(
+    argv: Sequence[str], cwd: Path, config: SandboxConfig, confinement: Confinement
+) -> list[str]:
+    """``argv`` wrapped in a bubblewrap command line for ``config`` and ``confinement``."""
+    out = [shutil.which(config.bwrap) or config.bwrap]
+    if config.mode is SandboxMode.FULL_ACCESS:
+        out += ["--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc"]
+    else:
+        out += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        # /run holds the sockets of daemons (docker, dbus, a user's agents): out of reach
+        out += ["--tmpfs", "/run", *_resolver_binds()]
+        bind = "--bind" if config.mode is SandboxMode.WORKSPACE_WRITE else "--ro-bind"
+        for path in confinement.writable:
+            out += [bind, str(path), str(path)]
+        for path in confinement.readable:
+            out += ["--ro-bind", str(path), str(path)]
+        # root keeps every capability in bwrap unless told otherwise (and could remount /)
+        out += ["--cap-drop", "ALL"]
+    out += ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
+    if not confinement.network and config.mode is not SandboxMode.FULL_ACCESS:
+        out.append("--unshare-net")
+    out += ["--chdir", str(cwd), "--", *argv]
+    return out
+
+
+def _resolver_binds() -> list[str]:
+    """Re-bind the folder under /run that ``/etc/resolv.conf`` points to (systemd-resolved)."""
+    target = Path("/etc/resolv.conf").resolve()
+    if target.is_relative_to("/run") and target.parent.is_dir():
+        return ["--ro-bind", str(target.parent), str(target.parent)]
+    return []
+
+
+_running: dict[int, subprocess.Popen[bytes]] = {}
+_cancelled: set[int] = set()
+_lock = threading.Lock()
+
+
+def spawn(
+    argv: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    stdout: IO[Any],
+    config: SandboxConfig,
+    confinement: Confinement,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` confined (when the sandbox works) and register it for ``kill_running``.
+
+    The caller waits for it and then calls ``finish``.
+
+    Raises:
+        FileNotFoundError, PermissionError: the program (or bwrap) cannot be started.
+    """
+    full = list(argv)
+    if _probe(config.bwrap) is None:
+        if "/" not in argv[0] and shutil.which(argv[0], path=env.get("PATH")) is None:
+            raise FileNotFoundError(argv[0])
+        full = bwrap_argv(argv, cwd, config, confinement)
+    proc = subprocess.Popen(
+        full,
+        cwd=cwd,
+        env=dict(env),
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    with _lock:
+        _running[proc.pid] = proc
+    return proc
+
+
+def kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """Kill ``proc``'s process group (and with bwrap, its whole PID namespace) and reap it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    proc.wait()
+
+
+def finish(proc: subprocess.Popen[bytes]) -> bool:
+    """Forget a process that has ended (or was killed); kills what is left of its group.
+
+    Returns True when ``kill_running`` cancelled it.
+    """
+    with _lock:
+        _running.pop(proc.pid, None)
+        cancelled = proc.pid in _cancelled
+        _cancelled.discard(proc.pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    return cancelled
+
+
+def kill_running() -> int:
+    """Kill every command still running (and its process tree); the number killed.
+
+    Safe to call from a signal handler's thread or any other thread: the tool calls
+    waiting on these processes return promptly with a killed result.
+    """
+    with _lock:
+        procs = list(_running.values())
+        _cancelled.update(_running)
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    return len(procs)
