@@ -97,7 +97,8 @@ class TransferMixin(Core):
         self, rows: Iterable[tuple[Record, bytes]], *, model_id: str, dim: int
     ) -> tuple[int, int]:
         with self._write() as conn:
-            self._ensure_model(conn, model_id, dim)
+            if model_id and dim > 0:
+                self._ensure_model(conn, model_id, dim)
             imported, duplicates, _ = insert_exact_rows(conn, rows, model_id)
         return imported, duplicates
 
@@ -261,8 +262,6 @@ class TransferMixin(Core):
 
 def restore_rows(conn: psycopg.Connection[Any], folder: Path, model: str | None) -> int:
     """Load a snapshot's files into the (empty) current schema; returns records loaded."""
-    from magray.memory.transfer.lines import normalise
-
     total = 0
     labels: dict[str, int] = {}
     batch: list[tuple[Record, bytes]] = []
@@ -283,7 +282,6 @@ def restore_rows(conn: psycopg.Connection[Any], folder: Path, model: str | None)
             if len(batch) >= 500:
                 flush()
     flush()
-    del normalise
     with (folder / STATE_FILE).open(encoding="utf-8") as src:
         for raw in src:
             if not raw.strip():
