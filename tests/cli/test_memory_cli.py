@@ -259,8 +259,21 @@ def test_promote_and_expire_dry_run_json(home: Path, ids: dict[str, str]) -> Non
     decisions = promote["promoted"] + promote["kept"]
     assert {d["id"] for d in decisions} >= set(ids.values())
     for d in decisions:
-        assert set(d) == {"id", "from", "to", "score", "rule_score", "model_score", "reasons"}
+        assert set(d) == {
+            "id",
+            "text",
+            "from",
+            "to",
+            "score",
+            "rule_score",
+            "model_score",
+            "reasons",
+        }
         assert isinstance(d["reasons"], list)
+    by_id = {d["id"]: d for d in decisions}
+    assert by_id[ids["lint"]]["text"] == "Lint the python code with ruff"
+    human = run(["memory", "promote", "--dry-run"], home)
+    assert "Lint the python code with ruff" in human.stdout
     expire = ok_json(["memory", "expire", "--dry-run"], home)
     assert expire == {"dry_run": True, "expired": []}
     assert ok_json(["memory", "list"], home)["records"]  # nothing changed
@@ -357,3 +370,18 @@ def test_add_says_where_it_went_and_for_how_long(tmp_path: Path) -> None:
     assert "in interact (expires after 24 h unless" in short.stdout
     piped = run(["memory", "add", "--json"], home, "read from standard input without a dash")
     assert piped.exit_code == 0 and json.loads(piped.stdout)["layer"] == "assets"
+
+
+def test_expire_dry_run_shows_text_and_reason(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    added = ok_json(["memory", "add", "a passing thought", "--layer", "interact"], home)
+    env = {"MAGRAY_MEMORY_TTL_INTERACT_HOURS": "0.0000001"}
+    result = RUNNER.invoke(
+        app,
+        ["memory", "expire", "--dry-run"],
+        env={"MAGRAY_HOME": str(home), "MAGRAY_MODELS_DIR": str(TEST_MODELS_DIR), **env},
+    )
+    assert result.exit_code == 0, result.output
+    assert f"{added['id']}  would expire:" in result.stdout
+    assert "a passing thought" in result.stdout

@@ -10,6 +10,7 @@ from magray.cli import (
     bench,
     chat,
     config_cmd,
+    home,
     ingest,
     keys,
     llm,
@@ -64,6 +65,8 @@ app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
 app.command("logs")(ask.logs)
 app.command("run")(run.run)
+app.command("backup")(home.backup)
+app.command("restore")(home.restore)
 
 
 def main() -> None:

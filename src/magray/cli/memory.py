@@ -341,9 +341,23 @@ def verify(json_out: bool = JSON) -> None:
         raise typer.Exit(1)
 
 
-def _decision_json(d: Any) -> dict[str, Any]:
+def _texts(memory: Any, ids: list[str]) -> dict[str, str]:
+    """The text of each record still in the store (a merged or expired one is gone)."""
+    from magray.errors import NotFoundError
+
+    out: dict[str, str] = {}
+    for rid in ids:
+        try:
+            out[rid] = memory.get(rid).text
+        except NotFoundError:
+            continue
+    return out
+
+
+def _decision_json(d: Any, texts: dict[str, str]) -> dict[str, Any]:
     return {
         "id": d.record_id,
+        "text": texts.get(d.record_id),
         "from": str(d.from_layer),
         "to": None if d.to_layer is None else str(d.to_layer),
         "score": round(d.score, 4),
@@ -367,17 +381,18 @@ def promote(
 
     with open_memory() as memory:
         report = run_promote(memory, dry_run=dry_run)
+        texts = _texts(memory, [d.record_id for d in [*report.promoted, *report.kept]])
     if json_out:
         emit(
             {
                 "dry_run": dry_run,
                 "model": report.model,
-                "promoted": [_decision_json(d) for d in report.promoted],
-                "kept": [_decision_json(d) for d in report.kept],
+                "promoted": [_decision_json(d, texts) for d in report.promoted],
+                "kept": [_decision_json(d, texts) for d in report.kept],
             }
         )
         return
-    render.decisions(report.promoted, report.kept, dry_run=dry_run, model=report.model)
+    render.decisions(report.promoted, report.kept, dry_run=dry_run, model=report.model, texts=texts)
 
 
 @app.command("expire")
@@ -392,10 +407,13 @@ def expire(
     from magray.memory.lifecycle.run import expire as run_expire
 
     with open_memory() as memory:
-        report = run_expire(memory, dry_run=dry_run)
-    items = [
+        planned = run_expire(memory, dry_run=True)
+        texts = _texts(memory, [e.record_id for e in planned.expired])
+        report = planned if dry_run else run_expire(memory, dry_run=False)
+    items: list[dict[str, Any]] = [
         {
             "id": e.record_id,
+            "text": texts.get(e.record_id),
             "layer": str(e.layer),
             "age_hours": round(e.age_hours, 2),
             "ttl_hours": e.ttl_hours,
@@ -409,7 +427,14 @@ def expire(
     verb = "would expire" if dry_run else "expired"
     for item in items:
         typer.echo(f"{item['id']}  {verb}: {item['reason']}")
+        if item["text"]:
+            typer.echo(f"    {_short(str(item['text']))}")
     typer.echo(f"{len(items)} record(s) {verb}")
+
+
+def _short(text: str, width: int = 76) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 # backup, restore, export and import live in their own module; importing it registers them.

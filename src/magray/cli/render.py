@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -162,18 +163,32 @@ def stats(data: Mapping[str, Any]) -> None:
 
 
 def decisions(
-    promoted: Sequence[Any], kept: Sequence[Any], *, dry_run: bool, model: Mapping[str, Any]
+    promoted: Sequence[Any],
+    kept: Sequence[Any],
+    *,
+    dry_run: bool,
+    model: Mapping[str, Any],
+    texts: Mapping[str, str] | None = None,
 ) -> None:
-    """Promotion decisions with their reasons."""
+    """Promotion decisions with the records' text (shortened) and their reasons."""
+    texts = texts or {}
     verb = "would promote" if dry_run else "promoted"
+
+    def text_of(rid: str) -> None:
+        if rid in texts:
+            flat = " ".join(texts[rid].split())
+            out.print(f"    {escape(flat if len(flat) <= 76 else flat[:75] + '…')}", markup=True)
+
     for d in promoted:
         out.print(f"[cyan]{d.record_id}[/] [green]{verb}[/] {d.from_layer} → {d.to_layer}")
+        text_of(d.record_id)
         for reason in d.reasons:
-            out.print(f"    [dim]{reason}[/]", markup=True)
+            out.print(f"    [dim]{escape(reason)}[/]", markup=True)
     if dry_run:
         for d in kept:
             out.print(f"[cyan]{d.record_id}[/] stays in {d.from_layer} ({d.score:.2f})")
-            out.print(f"    [dim]{'; '.join(d.reasons)}[/]")
+            text_of(d.record_id)
+            out.print(f"    [dim]{escape('; '.join(d.reasons))}[/]")
     source = model.get("source", "?")
     out.print(f"{len(promoted)} {verb}, {len(kept)} kept · scorer: {source}")
 

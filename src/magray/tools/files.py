@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import bisect
+import functools
+import itertools
 import os
+import re
 import stat
 import time
 from collections.abc import Iterator
-from fnmatch import fnmatch
+from fnmatch import fnmatch, fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -75,32 +79,72 @@ class Walk:
                 transient=False,
             )
 
-    def search(self, pattern: Any, line: str) -> bool:
-        """Whether the compiled ``regex`` pattern matches in ``line``, within the deadline."""
+    def find(self, pattern: Any, text: str, pos: int = 0) -> Any:
+        """The first match of the compiled ``regex`` pattern in ``text`` from ``pos``, or
+        None; a ToolError when the deadline passes first."""
         try:
             left = max(self.deadline - time.monotonic(), 0.001)
-            return pattern.search(line, timeout=left) is not None
+            return pattern.search(text, pos, timeout=left)
         except TimeoutError:
             self.deadline = 0.0
             self.check_time()
             raise
 
-    def visible(self, path: Path) -> bool:
-        """Whether ``path`` may be shown: inside the roots, no loop, not hidden by the policy."""
-        rel = relative_to_roots(path, self.ctx.roots)
-        real = real_path(path)
+    def rel(self, path: Path) -> str:
+        """``path`` relative to the (resolved) root holding it."""
+        for root in self.ctx.roots:
+            if path == root or path.is_relative_to(root):
+                return path.relative_to(root).as_posix() or "."
+        return path.as_posix()
+
+    def visible(self, path: Path, parent_real: Path | None = None) -> bool:
+        """Whether ``path`` may be shown: inside the roots, no loop, not hidden by the policy.
+
+        ``parent_real``: the real path of its folder when known (saves resolving it).
+        """
+        return self._visible(path, self._real(path, parent_real))
+
+    def _real(self, path: Path, parent_real: Path | None) -> Path | None:
+        if parent_real is not None and not os.path.islink(path):
+            return parent_real / path.name
+        return real_path(path)
+
+    def _visible(self, path: Path, real: Path | None) -> bool:
+        rel = self.rel(path)
         if real is None:
             self.loops.append(rel)
             return False
         if not any(real == r or real.is_relative_to(r) for r in self.ctx.roots):
             return False
         hide = self.ctx.path_filter
-        if hide is not None and (
-            hide.hides(rel) or hide.hides(relative_to_roots(real, self.ctx.roots))
-        ):
+        if hide is not None and (hide.hides(rel) or (real != path and hide.hides(self.rel(real)))):
             self.hidden += 1
             return False
         return True
+
+    def entries(self, top: Path, max_depth: int | None = None) -> Iterator[tuple[Path, bool]]:
+        """``(path, is_folder)`` for what lies under the folder ``top``, folders before their
+        contents, names sorted; ``max_depth`` limits how many levels down it goes."""
+        reals: dict[str, Path | None] = {str(top): real_path(top)}
+        for dirpath, dirnames, filenames in os.walk(top):
+            self.check_time()
+            here = Path(dirpath)
+            here_real = reals.pop(dirpath, None)
+            kept = []
+            for name in sorted(dirnames):
+                real = self._real(here / name, here_real)
+                if name not in SKIP_DIRS and self._visible(here / name, real):
+                    kept.append(name)
+                    reals[os.path.join(dirpath, name)] = real
+            dirnames[:] = kept
+            for name in kept:
+                yield here / name, True
+            if max_depth is not None and len(here.relative_to(top).parts) + 1 >= max_depth:
+                dirnames.clear()
+            for name in sorted(filenames):
+                path = here / name
+                if self.visible(path, here_real):
+                    yield path, False
 
     def files(self, top: Path) -> Iterator[Path]:
         """Files under ``top`` (sorted), or ``top`` itself when it is a file."""
@@ -108,16 +152,9 @@ class Walk:
             if self.visible(top):
                 yield top
             return
-        for dirpath, dirnames, filenames in os.walk(top):
-            self.check_time()
-            here = Path(dirpath)
-            dirnames[:] = sorted(
-                d for d in dirnames if d not in SKIP_DIRS and self.visible(here / d)
-            )
-            for name in sorted(filenames):
-                path = here / name
-                if self.visible(path):
-                    yield path
+        for path, is_dir in self.entries(top):
+            if not is_dir:
+                yield path
 
     def notes(self) -> str:
         out = [f"[skipped {rel}: a symlink loop]" for rel in self.loops[:20]]
@@ -218,21 +255,38 @@ class FileGlob(Tool[GlobArgs]):
         top = resolve_inside(args.path, ctx.roots)
         if Path(args.pattern).is_absolute() or ".." in Path(args.pattern).parts:
             raise ToolError("the glob pattern must be relative and must not contain '..'.")
+        pattern = [p for p in args.pattern.split("/") if p not in ("", ".")]
+        if not pattern:
+            raise ToolError("the glob pattern is empty; try '**/*.py'.")
         walk = Walk(self.name, ctx)
+        # a literal start (``src/**/*.py``) is walked from there; no ``**``: a fixed depth
+        fixed = 0
+        while fixed < len(pattern) - 1 and not _MAGIC.search(pattern[fixed]):
+            fixed += 1
+        base = top.joinpath(*pattern[:fixed])
+        depth = None if "**" in pattern else len(pattern) - fixed
         found: list[str] = []
-        for path in sorted(top.glob(args.pattern)):
-            walk.check_time()
-            parents = path.relative_to(top).parents
-            if any(part in SKIP_DIRS for part in path.relative_to(top).parts):
-                continue
-            if not all(walk.visible(top / p) for p in parents if str(p) != "."):
-                continue
-            if not walk.visible(path):
-                continue
-            found.append(relative_to_roots(path, ctx.roots))
-            if len(found) >= args.max_entries:
-                break
+        if base.is_dir() and (base == top or walk.visible(base)):
+            for path, _ in walk.entries(base, depth):
+                if glob_match(tuple(pattern), path.relative_to(top).parts):
+                    found.append(relative_to_roots(path, ctx.roots))
+        found.sort()
+        del found[args.max_entries :]
         return ToolResult(ok=True, output=walk.finish(found), data=found)
+
+
+_MAGIC = re.compile(r"[*?\[]")
+
+
+@functools.lru_cache(maxsize=4096)
+def glob_match(pattern: tuple[str, ...], parts: tuple[str, ...]) -> bool:
+    """Whether path ``parts`` match glob ``pattern`` parts: ``**`` is any number of folders,
+    ``*``, ``?`` and ``[...]`` match within one name (as ``pathlib`` globs do)."""
+    if not pattern:
+        return not parts
+    if pattern[0] == "**":
+        return any(glob_match(pattern[1:], parts[i:]) for i in range(len(parts) + 1))
+    return bool(parts) and fnmatchcase(parts[0], pattern[0]) and glob_match(pattern[1:], parts[1:])
 
 
 class GrepArgs(ToolArgs):
@@ -258,10 +312,16 @@ class FileGrep(Tool[GrepArgs]):
         # (``(a|aa)+$``) is stopped at the call's deadline like the walk itself
         import regex
 
+        flags = regex.IGNORECASE if args.ignore_case else 0
         try:
-            compiled = regex.compile(args.pattern, regex.IGNORECASE if args.ignore_case else 0)
+            compiled = regex.compile(args.pattern, flags)
         except regex.error as exc:
             raise ToolError(f"invalid regular expression {args.pattern!r}: {exc}.") from None
+        # one search over a whole file first (a file with no match costs one call); only
+        # for patterns that match a line's span the same inside the file as on its own
+        whole = None
+        if not any(token in args.pattern for token in _LINE_BOUND):
+            whole = regex.compile(args.pattern, flags | regex.MULTILINE)
         walk = Walk(self.name, ctx)
         matches: list[dict[str, Any]] = []
         for path in walk.files(top):
@@ -272,16 +332,45 @@ class FileGrep(Tool[GrepArgs]):
                 text = read_bytes(path).decode("utf-8")
             except (UnicodeDecodeError, ToolError):
                 continue  # binary, large, unreadable or non-regular files are skipped
-            rel = relative_to_roots(path.resolve(), ctx.roots)
-            for number, line in enumerate(text.splitlines(), start=1):
-                if walk.search(compiled, line):
-                    matches.append({"path": rel, "line": number, "text": line})
-                    if len(matches) >= args.max_matches:
-                        break
+            rel = walk.rel(path if not os.path.islink(path) else path.resolve())
+            lines = text.splitlines()
+            for index in _matching_lines(walk, compiled, whole, lines):
+                matches.append({"path": rel, "line": index + 1, "text": lines[index]})
+                if len(matches) >= args.max_matches:
+                    break
             if len(matches) >= args.max_matches:
                 break
-        lines = [f"{m['path']}:{m['line']}:{m['text']}" for m in matches]
-        return ToolResult(ok=True, output=walk.finish(lines), data=matches)
+        shown = [f"{m['path']}:{m['line']}:{m['text']}" for m in matches]
+        return ToolResult(ok=True, output=walk.finish(shown), data=matches)
+
+
+def _matching_lines(walk: Walk, line_re: Any, whole_re: Any, lines: list[str]) -> Iterator[int]:
+    """Indexes of the lines ``line_re`` matches, in order.
+
+    With ``whole_re`` (the pattern in MULTILINE mode) the file is searched as one text and
+    only the line each match starts in is tried on its own; the next search starts at the
+    following line, so a match that runs on cannot hide a later line's match.
+    """
+    if whole_re is None:
+        yield from (i for i, line in enumerate(lines) if walk.find(line_re, line) is not None)
+        return
+    if not lines:
+        return
+    text = "\n".join(lines)
+    starts = list(itertools.accumulate((len(line) + 1 for line in lines[:-1]), initial=0))
+    pos = 0
+    while (found := walk.find(whole_re, text, pos)) is not None:
+        index = bisect.bisect_right(starts, found.start()) - 1
+        if walk.find(line_re, lines[index]) is not None:
+            yield index
+        if index + 1 >= len(lines):
+            return
+        pos = starts[index + 1]
+
+
+#: pattern parts that see past a line's ends (string anchors, lookarounds): such patterns
+#: are matched line by line only
+_LINE_BOUND = ("\\A", "\\Z", "\\z", "\\G", "(?=", "(?!", "(?<=", "(?<!")
 
 
 TOOLS: tuple[Tool[Any], ...] = (FileRead(), FileList(), FileGlob(), FileGrep())

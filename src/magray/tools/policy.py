@@ -7,7 +7,7 @@ Order of decision for one call:
 3. matching rules: any ``deny`` wins, then ``allow``, then ``ask``;
 4. defaults: reads are allowed; writes, commands and network access ask.
 
-Built-in deny rules (``policy_builtin``) come before all of these: ``.git`` is not
+Built-in deny rules (``policy_builtin``) come right after step 1: ``.git`` is not
 written, and destructive commands (``rm -rf /``, ``mkfs``, ``dd of=/dev/…``, fork bombs)
 are not run, whatever the rules and ``--yes`` say; ``policy.toml`` can switch them off by
 name only (``builtin_exceptions = ["git-metadata"]``, or ``builtin_denies = false``).
@@ -15,7 +15,8 @@ name only (``builtin_exceptions = ["git-metadata"]``, or ``builtin_denies = fals
 A rule names a tool (a glob like ``git_*``) and optionally a ``path`` glob
 (``secrets/**``, matched against paths relative to the root; a rule that matches a folder
 covers the folder and everything under it, so ``secrets/**`` and ``secrets`` both cover
-``secrets`` and ``secrets/key.txt``) or a ``command``
+``secrets`` and ``secrets/key.txt``; a deny or ask rule applies when it covers any path
+of the call, an allow rule only when it covers all of them) or a ``command``
 prefix (``git status`` matches ``git status --short``) or a ``host`` glob
 (``docs.python.org``, ``*.example.com``) for network tools. Rules live in
 ``<config_dir>/policy.toml`` as ``[[rules]]`` tables.
@@ -142,7 +143,6 @@ class Policy:
             and not all(path_matches(rule.path, p) for p in rel_paths)
         ):
             return False
-
         if rule.host is not None:
             want = rule.host.lower().rstrip(".")
             if not any(fnmatchcase(h.lower().rstrip("."), want) for h in hosts):

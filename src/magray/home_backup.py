@@ -1,0 +1,208 @@
+"""A backup of a whole MAGRAY home: memory, tasks, conversations, usage, audit, settings.
+
+``magray memory backup`` keeps the memory store safe; a user restoring a backup expects all
+of MAGRAY back, so ``magray backup`` adds everything else the home holds:
+
+```
+DIR/
+  manifest.json        what is inside, with sizes and sha256
+  memory/              a memory backup (its own manifest: see ``memory.backup``)
+  data/<name>.db       the other SQLite databases, each an online snapshot
+  config/<file>.toml   config.toml, policy.toml, mcp.toml (keys.toml only when asked)
+```
+
+Restore verifies every checksum (and the memory backup's own) before it changes anything,
+then puts each part in place with an atomic rename. The API keys file is left out unless
+``include_keys`` is set: a backup folder is easy to copy somewhere less private.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import time
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from magray import __version__
+from magray.errors import BackupError, NotFoundError
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+MEMORY_DIR = "memory"
+DATABASES = ("tasks", "conversations", "llm", "audit")  # the memory has its own backup
+CONFIG_FILES = ("config.toml", "policy.toml", "mcp.toml")
+KEYS_FILE = "keys.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class HomeBackup:
+    path: Path
+    parts: dict[str, dict[str, Any]]  # relative path → {"bytes", "sha256"}
+    memory_records: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "format": FORMAT,
+            "memory_records": self.memory_records,
+            "parts": self.parts,
+        }
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _snapshot_db(src: Path, dest: Path) -> None:
+    """An online, consistent copy of a SQLite database (readers and writers keep going)."""
+    try:
+        with (
+            closing(sqlite3.connect(f"file:{src}?mode=ro", uri=True)) as conn,
+            closing(sqlite3.connect(dest)) as out,
+        ):
+            conn.backup(out)
+            out.execute("PRAGMA journal_mode = DELETE")
+    except sqlite3.Error as exc:
+        raise BackupError(f"the snapshot of {src} failed ({exc}).") from None
+
+
+def backup_home(
+    settings: Any, dest: Path | None = None, *, include_keys: bool = False
+) -> HomeBackup:
+    """Back up everything the home of ``settings`` holds into ``dest`` (new or empty).
+
+    Raises:
+        BackupError: ``dest`` is not empty, or a part could not be copied.
+    """
+    from magray.memory.backup import backup as backup_memory
+    from magray.memory.service import Memory
+
+    paths = settings.paths
+    if dest is None:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        dest = paths.data_dir / "backups" / f"home-{stamp}"
+    dest = dest.expanduser().absolute()
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise BackupError(f"{dest} is not a new or empty folder; give another one.")
+    work = dest.with_name(f".{dest.name}.home-tmp-{os.getpid()}")
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        (work / "data").mkdir(parents=True)
+        (work / "config").mkdir()
+        parts: dict[str, dict[str, Any]] = {}
+        records = 0
+        if paths.memory_db.exists():
+            with Memory(settings) as memory:
+                manifest = backup_memory(memory, work / MEMORY_DIR)
+            records = sum(manifest.counts.values())
+        for name in DATABASES:
+            src = paths.data_dir / f"{name}.db"
+            if src.exists():
+                _snapshot_db(src, work / "data" / src.name)
+        keys = (KEYS_FILE,) if include_keys else ()
+        for name in (*CONFIG_FILES, *keys):
+            src = paths.config_dir / name
+            if src.is_file():
+                shutil.copy2(src, work / "config" / name)
+        for path in sorted(p for p in work.rglob("*") if p.is_file()):
+            rel = path.relative_to(work).as_posix()
+            if not rel.startswith(MEMORY_DIR + "/"):  # the memory backup checks its own
+                parts[rel] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        doc = {
+            "format": FORMAT,
+            "magray_version": __version__,
+            "created_at": time.time(),
+            "memory": (work / MEMORY_DIR).is_dir(),
+            "memory_records": records,
+            "keys": include_keys,
+            "parts": parts,
+        }
+        (work / MANIFEST).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+        if dest.exists():
+            dest.rmdir()
+        os.replace(work, dest)
+    except OSError as exc:
+        raise BackupError(f"writing the backup to {dest} failed ({exc}).") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return HomeBackup(dest, parts, records)
+
+
+def read_home_manifest(src: Path) -> dict[str, Any]:
+    """The manifest of a home backup, checked against every file it names."""
+    if not src.is_dir():
+        raise NotFoundError(f"no backup at {src}; give the folder `magray backup` wrote.")
+    try:
+        doc = json.loads((src / MANIFEST).read_text(encoding="utf-8"))
+        parts = doc["parts"]
+        if doc.get("format") != FORMAT or not isinstance(parts, dict):
+            raise ValueError("unknown format")
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        raise BackupError(
+            f"{src} is not a MAGRAY home backup (its manifest.json is missing or damaged)."
+        ) from None
+    for rel, info in parts.items():
+        path = src / rel
+        if ".." in Path(rel).parts or not path.is_file():
+            raise BackupError(f"the backup {src} lacks {rel}; it is incomplete.")
+        if path.stat().st_size != info.get("bytes") or _sha256(path) != info.get("sha256"):
+            raise BackupError(f"{rel} in the backup {src} is damaged (checksum mismatch).")
+    return dict(doc)
+
+
+def restore_home(settings: Any, src: Path, *, force: bool = False) -> dict[str, Any]:
+    """Put a home backup back: verified first, then each part replaced atomically.
+
+    Raises:
+        BackupError: the backup is damaged, or the home already holds data and ``force`` is
+            not set. Nothing is changed in either case.
+    """
+    from magray.memory.backup_manifest import read_manifest
+    from magray.memory.backup import restore as restore_memory
+
+    src = src.expanduser().absolute()
+    doc = read_home_manifest(src)
+    if doc.get("memory"):
+        read_manifest(src / MEMORY_DIR)  # the memory backup's own checks, before any change
+    paths = settings.paths
+    targets = {rel: _target(paths, rel) for rel in doc["parts"]}
+    existing = [rel for rel, target in targets.items() if target is not None and target.exists()]
+    if existing and not force:
+        raise BackupError(
+            f"this home already has {', '.join(existing[:3])}; add --force to replace them."
+        )
+    if doc.get("memory"):
+        restore_memory(settings, src / MEMORY_DIR, force=force)
+    for rel, target in targets.items():
+        if target is None:
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.restore-{os.getpid()}")
+        shutil.copy2(src / rel, tmp)
+        for suffix in ("-wal", "-shm"):
+            target.with_name(target.name + suffix).unlink(missing_ok=True)
+        os.replace(tmp, target)
+        if target.name == KEYS_FILE:
+            target.chmod(0o600)
+    return doc
+
+
+def _target(paths: Any, rel: str) -> Path | None:
+    """Where a backed-up part lives in the home (None for names this version does not know)."""
+    folder, _, name = rel.partition("/")
+    if folder == "data" and name.removesuffix(".db") in DATABASES:
+        return Path(paths.data_dir) / name
+    if folder == "config" and name in (*CONFIG_FILES, KEYS_FILE):
+        return Path(paths.config_dir) / name
+    return None
