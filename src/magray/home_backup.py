@@ -85,7 +85,7 @@ def backup_home(
     Raises:
         BackupError: ``dest`` is not empty, or a part could not be copied.
     """
-    from magray.memory.backup import backup as backup_memory
+    from magray.memory.transfer.backup import backup as backup_memory
     from magray.memory.service import Memory
 
     paths = settings.paths
@@ -102,7 +102,8 @@ def backup_home(
         (work / "config").mkdir()
         parts: dict[str, dict[str, Any]] = {}
         records = 0
-        if paths.memory_db.exists():
+        # An embedded store exists once written to; a server-side store always does.
+        if settings.get_str("memory.backend") != "sqlite" or paths.memory_db.exists():
             with Memory(settings) as memory:
                 manifest = backup_memory(memory, work / MEMORY_DIR)
             records = sum(manifest.counts.values())
@@ -168,8 +169,8 @@ def restore_home(settings: Any, src: Path, *, force: bool = False) -> dict[str, 
         BackupError: the backup is damaged, or the home already holds data and ``force`` is
             not set. Nothing is changed in either case.
     """
-    from magray.memory.backup_manifest import read_manifest
-    from magray.memory.backup import restore as restore_memory
+    from magray.memory.transfer.manifest import read_manifest
+    from magray.memory.transfer.backup import restore as restore_memory
 
     src = src.expanduser().absolute()
     doc = read_home_manifest(src)
