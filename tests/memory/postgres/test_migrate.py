@@ -139,7 +139,7 @@ def test_migrate_refuses_a_destination_of_another_model(
 
 
 def test_migrate_command_streams_into_postgres_and_back(
-    postgres_dsn: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch
+    postgres_dsn: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from magray.cli.main import app
 
@@ -155,6 +155,15 @@ def test_migrate_command_streams_into_postgres_and_back(
     )
     assert out.exit_code == 0, out.output
     assert '"already_there": 37' in out.output and '"ok": true' in out.output
+    # Back into the embedded store of another, empty home.
+    other = tmp_path / "other-home"
+    other.mkdir()
+    monkeypatch.setenv("MAGRAY_HOME", str(other))
+    out = runner.invoke(app, ["memory", "migrate", "--to", "sqlite", "--dsn", postgres_dsn])
+    assert out.exit_code == 0, out.output
+    assert "37 copied, 0 already there, 37 verified" in out.output
+    listed = runner.invoke(app, ["memory", "list", "--limit", "100", "--json"])
+    assert listed.exit_code == 0 and listed.output.count('"id"') == 37
     bad = runner.invoke(app, ["memory", "migrate", "--to", "mysql", "--dsn", postgres_dsn])
     assert bad.exit_code == 2 and "--to must be postgres or sqlite" in bad.output
 
