@@ -85,8 +85,8 @@ def backup_home(
     Raises:
         BackupError: ``dest`` is not empty, or a part could not be copied.
     """
-    from magray.memory.transfer.backup import backup as backup_memory
     from magray.memory.service import Memory
+    from magray.memory.transfer.backup import backup as backup_memory
 
     paths = settings.paths
     if dest is None:
@@ -169,8 +169,8 @@ def restore_home(settings: Any, src: Path, *, force: bool = False) -> dict[str, 
         BackupError: the backup is damaged, or the home already holds data and ``force`` is
             not set. Nothing is changed in either case.
     """
-    from magray.memory.transfer.manifest import read_manifest
     from magray.memory.transfer.backup import restore as restore_memory
+    from magray.memory.transfer.manifest import read_manifest
 
     src = src.expanduser().absolute()
     doc = read_home_manifest(src)

@@ -10,7 +10,6 @@ document frequency, a BM25-like score.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +18,8 @@ from magray.memory.backends.postgres.core import Core, filter_sql
 from magray.memory.records import Filters, Layer
 
 MAX_EF = 1000  # pgvector's upper bound of hnsw.ef_search
-DF_CAP = 2000  # document frequencies are counted up to this many records
+# Below this many records (the planner's estimate) the record count is exact.
+EXACT_COUNT_BELOW = 10_000
 
 
 class SearchMixin(Core):
@@ -57,60 +57,38 @@ class SearchMixin(Core):
     def keyword_search(
         self, terms: Sequence[str], filters: Filters, limit: int
     ) -> list[KeywordHit]:
+        """BM25-like: the sum over query words of ``ts_rank_cd`` weighted by the word's
+        inverse document frequency, all in one statement. The records matching any word
+        are read once: their count per word gives the document frequencies (over the whole
+        store, before filters), and the filtered ones are ranked."""
         words = [t for t in dict.fromkeys(terms) if t.strip()]
         if not words or limit < 1:
             return []
         cond, params = filter_sql(filters)
-        with self._read() as conn:
-            weights = self._idf(conn, words)
-            words = [w for w in words if weights.get(w, 0.0) > 0.0]
-            if not words:
-                return []
-            queries = " || ".join("plainto_tsquery('simple', fold(%s))" for _ in words)
-            # ts_rank_cd of each term alone, weighted by its IDF: a BM25-like sum.
-            score = " + ".join(
-                "%s * ts_rank_cd(r.tsv, plainto_tsquery('simple', fold(%s)), 1)" for _ in words
-            )
-            score_params: list[Any] = []
-            for w in words:
-                score_params += [weights[w], w]
-            rows = conn.execute(
-                f"SELECT r.num, {score} AS score, r.layer, r.created_at FROM records r"
-                f" WHERE r.tsv @@ ({queries}) AND {cond} ORDER BY score DESC, r.num LIMIT %s",
-                [*score_params, *words, *params, limit],
-            ).fetchall()
-        return [KeywordHit(int(n), float(s), Layer(layer), float(at)) for n, s, layer, at in rows]
-
-    @staticmethod
-    def _idf(conn: Any, words: Sequence[str]) -> dict[str, float]:
-        """BM25's inverse document frequency of each word (0 for words no record holds),
-        in one round trip.
-
-        The record count is the planner's estimate once the table is large, and document
-        frequencies are counted up to ``DF_CAP``: a word in more records than that is
-        common, and its weight changes little with the exact count.
-        """
+        query = "plainto_tsquery('simple', fold(%s))"
+        any_word = " || ".join([query] * len(words))
         counts = ", ".join(
-            "(SELECT COUNT(*) FROM (SELECT 1 FROM records WHERE tsv @@"
-            " plainto_tsquery('simple', fold(%s)) LIMIT %s) m)"
-            for _ in words
+            f"COUNT(*) FILTER (WHERE m.tsv @@ {query}) AS d{i}" for i in range(len(words))
         )
-        params: list[Any] = []
-        for w in words:
-            params += [w, DF_CAP]
-        row = conn.execute(
-            "SELECT CASE WHEN c.reltuples >= %s THEN c.reltuples::bigint"
-            f" ELSE (SELECT COUNT(*) FROM records) END, {counts}"
-            " FROM pg_class c WHERE c.oid = 'records'::regclass",
-            [DF_CAP, *params],
-        ).fetchone()
-        total = int(row[0]) if row else 0
-        out: dict[str, float] = {}
-        for i, w in enumerate(words):
-            df = int(row[i + 1]) if row else 0
-            n = max(total, df)
-            out[w] = math.log(1.0 + (n - df + 0.5) / (df + 0.5)) if df else 0.0
-        return out
+        score = " + ".join(
+            f"CASE WHEN s.d{i} > 0 THEN ln(1 + (s.n - s.d{i} + 0.5) / (s.d{i} + 0.5)) ELSE 0"
+            f" END * ts_rank_cd(m.tsv, {query}, 1)"
+            for i in range(len(words))
+        )
+        sql = (
+            "WITH m AS MATERIALIZED (SELECT r.num, r.layer, r.created_at, r.tsv,"
+            f" ({cond}) AS ok FROM records r WHERE r.tsv @@ ({any_word})),"
+            " s AS (SELECT GREATEST((SELECT CASE WHEN c.reltuples >= %s"
+            " THEN c.reltuples::bigint ELSE (SELECT COUNT(*) FROM records) END"
+            " FROM pg_class c WHERE c.oid = 'records'::regclass),"
+            f" (SELECT COUNT(*) FROM m))::float8 AS n, {counts} FROM m)"
+            f" SELECT m.num, {score} AS score, m.layer, m.created_at FROM m, s WHERE m.ok"
+            " ORDER BY score DESC, m.num LIMIT %s"
+        )
+        args: list[Any] = [*params, *words, EXACT_COUNT_BELOW, *words, *words, limit]
+        with self._read() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [KeywordHit(int(n), float(s), Layer(layer), float(at)) for n, s, layer, at in rows]
 
     # -- derived indexes --------------------------------------------------------------------
     def index_health(self) -> dict[Layer, dict[str, int | str]]:
