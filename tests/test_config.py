@@ -95,3 +95,16 @@ def test_magray_home_that_is_a_file_is_a_config_error(
         resolve_paths()
     result = CliRunner().invoke(app, ["memory", "list"])
     assert result.exit_code == 1 and "is a file, not a folder" in result.stderr
+
+
+def test_config_show_masks_the_password_of_a_memory_dsn() -> None:
+    from magray.config import shown
+
+    assert shown("memory.dsn", "postgresql://ann:s3cr@t@db:5432/m") == (
+        "postgresql://ann:***@db:5432/m"
+    )
+    assert shown("memory.dsn", "host=db user=ann password='a b' dbname=m") == (
+        "host=db user=ann password=*** dbname=m"
+    )
+    assert shown("memory.dsn", "postgresql://db/m") == "postgresql://db/m"
+    assert shown("search.mode", "password=x") == "password=x"

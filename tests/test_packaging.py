@@ -24,4 +24,7 @@ def test_wheel_has_the_entry_point_and_package_data(tmp_path: Path) -> None:
     assert "magray = magray.cli.main:main" in text
     assert "magray/py.typed" in names
     assert "magray/cli/main.py" in names
+    # The dashboard's templates and static files (htmx and its licence) ship in the wheel.
+    for asset in ("templates/base.html", "static/htmx.min.js", "static/htmx.LICENSE"):
+        assert f"magray/server/ui/{asset}" in names, asset
     assert not any(n.startswith("tests/") for n in names)

@@ -33,6 +33,8 @@ def test_memory_and_tasks_share_the_home_and_close(magray_home: Path) -> None:
         "conversations",
         "audit",
         "embed_cache",
+        "audit_chain",
+        "server_keys",
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -211,9 +212,49 @@ OPTIONS: tuple[Option, ...] = (
         "Seconds to wait for an MCP server to list its tools when they are discovered.",
         minimum=0.1,
     ),
+    Option(
+        "server.auth",
+        "on",
+        str,
+        "API keys for `magray serve` (off = loopback clients need no key; never off by default).",
+        choices=("on", "off"),
+    ),
+    Option("server.rate", 50.0, float, "Requests per second per API key.", minimum=0.001),
+    Option("server.burst", 100, int, "Requests one API key may send at once.", minimum=1),
+    Option(
+        "server.max_body_mb", 32.0, float, "Largest request body in MiB (413 above).", minimum=0
+    ),
+    Option(
+        "server.max_concurrency",
+        32,
+        int,
+        "Requests the server works on at once.",
+        minimum=1,
+        maximum=100_000,
+    ),
+    Option(
+        "server.queue_size",
+        256,
+        int,
+        "Requests that may wait for a worker (503 with Retry-After beyond).",
+        minimum=0,
+        maximum=1_000_000,
+    ),
 )
 
 _BY_KEY: dict[str, Option] = {o.key: o for o in OPTIONS}
+
+
+_SECRET_KEYS = frozenset({"memory.dsn"})
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^\s/]*(@)")
+_KV_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('[^']*'|\S+)", re.IGNORECASE)
+
+
+def shown(key: str, value: Any) -> Any:
+    """``value`` of ``key`` fit to print: the password of a connection string masked."""
+    if key in _SECRET_KEYS and isinstance(value, str):
+        return _KV_PASSWORD.sub(r"\1***", _URL_PASSWORD.sub(r"\1***\2", value))
+    return value
 
 
 def env_var(key: str) -> str:

@@ -19,7 +19,8 @@ MagrayError                      exit 1 unless noted
 │   └── DimensionMismatchError   exit 1  store vectors vs active model differ
 ├── NetworkError                 exit 5  a download or remote call failed
 ├── ProviderError                exit 5  an LLM provider failed
-│   ├── ProviderUnavailableError exit 5  timeout, connection refused, 5xx (retryable)
+│   ├── ProviderUnavailableError exit 5  timeout, connection refused, 5xx (retryable;
+│   │                                    carries retry_after when a 503 sent one)
 │   ├── RateLimitError           exit 5  429; carries retry_after seconds (retryable)
 │   ├── ProviderResponseError    exit 5  malformed or refused response (not retryable)
 │   ├── MissingKeyError          exit 1  no API key: names the env var and `magray keys set`
@@ -31,7 +32,9 @@ MagrayError                      exit 1 unless noted
 │                                        transient=True: worth one more try (connection
 │                                        refused, timeout, HTTP 429/502/503/504, lock held)
 ├── PolicyError                  exit 1  an invalid policy rule or policy.toml
-└── DeniedError                  exit 4  refused by policy
+├── DeniedError                  exit 4  refused by policy
+└── PlanError                    exit 6  the model gave no usable plan: still invalid after
+                                         the repairs, or an empty answer twice
 ```
 """
 
@@ -113,6 +116,11 @@ class ProviderError(MagrayError):
     exit_code = 5
     retryable: bool = False
 
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        #: the server's ``Retry-After`` hint in seconds (429 and 503 send one), if any
+        self.retry_after = retry_after
+
 
 class ProviderUnavailableError(ProviderError):
     """Timeout, refused connection or server error: worth retrying or falling back."""
@@ -124,10 +132,6 @@ class RateLimitError(ProviderError):
     """The provider said 429; ``retry_after`` is its hint in seconds (if any)."""
 
     retryable = True
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class ProviderResponseError(ProviderError):
@@ -193,3 +197,9 @@ class DeniedError(MagrayError):
     """An action was refused by the permission policy."""
 
     exit_code = 4
+
+
+class PlanError(MagrayError):
+    """The model gave no usable plan: invalid after every repair, or nothing at all."""
+
+    exit_code = 6

@@ -34,7 +34,7 @@ from magray.errors import BackupError, NotFoundError
 FORMAT = 1
 MANIFEST = "manifest.json"
 MEMORY_DIR = "memory"
-DATABASES = ("tasks", "conversations", "llm", "audit")  # the memory has its own backup
+DATABASES = ("tasks", "conversations", "llm", "audit", "audit-chain", "server-keys")  # memory apart
 CONFIG_FILES = ("config.toml", "policy.toml", "mcp.toml")
 KEYS_FILE = "keys.toml"
 

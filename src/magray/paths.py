@@ -60,6 +60,16 @@ class Paths:
     def embed_cache_db(self) -> Path:
         return self.data_dir / "embed-cache.db"
 
+    @property
+    def audit_chain_db(self) -> Path:
+        """The hash-chained audit log of server calls and tool decisions."""
+        return self.data_dir / "audit-chain.db"
+
+    @property
+    def server_keys_db(self) -> Path:
+        """The server's API keys (hashes only)."""
+        return self.data_dir / "server-keys.db"
+
     def databases(self) -> dict[str, Path]:
         """Every SQLite database of this home, by name."""
         return {
@@ -69,6 +79,8 @@ class Paths:
             "conversations": self.conversations_db,
             "audit": self.audit_db,
             "embed_cache": self.embed_cache_db,
+            "audit_chain": self.audit_chain_db,
+            "server_keys": self.server_keys_db,
         }
 
     @property

@@ -54,10 +54,14 @@ class Runtime:
         *,
         warn: Warn | None = None,
         embedder: Embedder | None = None,
+        tenant: str = "local",
+        audit_chain: Path | None = None,
     ) -> None:
         self.settings = settings
         self.warn: Warn = warn or _log_warning
         self._embedder = embedder
+        self.tenant = tenant
+        self._audit_chain = audit_chain
         self._closers: list[Callable[[], None]] = []
 
     @classmethod
@@ -126,9 +130,12 @@ class Runtime:
     # -- tools -----------------------------------------------------------------------------
     @cached_property
     def audit(self) -> AuditLog:
-        from magray.tools.audit import AuditLog
+        """The tool audit log; each row also enters the home's hash chain (audit verify)."""
+        from magray.observability.audit_chain import AuditChain, chain_file
+        from magray.observability.tool_audit import ChainedAuditLog
 
-        return AuditLog(self.paths.audit_db)
+        chain = AuditChain(self._audit_chain or chain_file(self.paths.data_dir))
+        return ChainedAuditLog(self.paths.audit_db, chain, self.tenant)
 
     def workspace_roots(self, flags: Sequence[Path] = ()) -> tuple[Path, ...]:
         """The tools' allowed roots: ``--root`` flags, else ``tools.roots``, else the cwd.
@@ -199,7 +206,7 @@ class Runtime:
         return registry
 
     def policy(self, mode: Mode) -> Policy:
-        """The user's rules (policy.toml) under ``mode``."""
-        from magray.tools.policy import Policy, load_rules, policy_file
+        """The user's rules and built-in exceptions (policy.toml) under ``mode``."""
+        from magray.tools.policy import load_policy, policy_file
 
-        return Policy(rules=load_rules(policy_file(self.paths.config_dir)), mode=mode)
+        return load_policy(policy_file(self.paths.config_dir), mode)

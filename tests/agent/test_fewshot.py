@@ -22,8 +22,8 @@ from magray.agent.fewshot import (
 )
 from magray.agent.plan import plan_from_json, validate
 from magray.agent.planner import Planner
-from magray.errors import ModelNotInstalledError, UsageError
-from magray.llm.base import Completion, Request, Usage
+from magray.errors import ModelNotInstalledError, PlanError
+from magray.llm.base import Capabilities, Completion, Request, Usage
 from magray.tools.registry import default_registry
 
 REGISTRY = default_registry()
@@ -31,12 +31,14 @@ REGISTRY = default_registry()
 
 @dataclass
 class Base:
-    """A scripted base model (``base_model`` like the embedded local provider)."""
+    """A scripted base model (no chat template, like the embedded default model)."""
 
     answers: list[str]
     requests: list[Request] = field(default_factory=list)
     supports_tools: bool = False
-    base_model: bool = True
+    capabilities: Capabilities = field(
+        default_factory=lambda: Capabilities(chat_template=False, json_schema=True)
+    )
 
     def provider(self, name: str | None = None) -> Any:
         return self
@@ -172,8 +174,16 @@ def test_base_model_direct_answer_cut_off_and_invalid_retries() -> None:
     assert planned.plan is not None and planned.repairs == 1
     assert llm.requests[1].temperature and llm.requests[1].temperature > 0
     bad = '{"steps": [{"tool": "file_read", "args": {}}]}'
-    with pytest.raises(UsageError, match="invalid after 2 retries: step s1: file_read"):
+    with pytest.raises(PlanError, match="invalid after 2 repairs: step s1: file_read"):
         Planner(Base([bad] * 3), REGISTRY).plan("read it")
+
+
+def test_base_model_empty_answer_is_asked_again_then_fails() -> None:
+    llm = Base(["", '{"answer": "Paris."}'])
+    assert Planner(llm, REGISTRY).plan("capital?").answer == "Paris."
+    assert len(llm.requests) == 2
+    with pytest.raises(PlanError, match="empty answer 3 times"):
+        Planner(Base(["", '{"answer": " "}', ""]), REGISTRY).plan("capital?")
 
 
 def test_base_model_paths_must_come_from_the_request() -> None:
@@ -191,7 +201,7 @@ def test_base_model_paths_must_come_from_the_request() -> None:
     planned = Planner(llm, REGISTRY).plan("in notes.txt change a to b")
     assert planned.plan is not None and planned.plan.steps[0].args["path"] == "Notes.txt"
     assert planned.repairs == 1
-    with pytest.raises(UsageError, match=r"the path 'notes/todo\.md' is not in the request"):
+    with pytest.raises(PlanError, match=r"the path 'notes/todo\.md' is not in the request"):
         Planner(Base([made_up] * 3), REGISTRY).plan("in notes.txt change a to b")
     read = '{"steps": [{"tool": "file_read", "args": {"path": "docs/README.md"}}]}'
     assert Planner(Base([read]), REGISTRY).plan("show README.md").plan is not None

@@ -11,8 +11,8 @@ import pytest
 from magray.agent.executor import Executor
 from magray.agent.plan import Plan, Step
 from magray.agent.planner import Planner
-from magray.errors import UsageError
-from magray.llm.base import Completion, Request, Usage
+from magray.errors import PlanError
+from magray.llm.base import Capabilities, Completion, Request, Usage
 from magray.tools.audit import AuditLog
 from magray.tools.base import ToolContext
 from magray.tools.policy import Mode, Policy
@@ -26,6 +26,7 @@ class BaseModel:
     answers: list[str]
     requests: list[Request] = field(default_factory=list)
     supports_tools: bool = False
+    capabilities: Capabilities = field(default_factory=lambda: Capabilities(native_tools=False))
 
     def provider(self, name: str | None = None) -> Any:
         return self
@@ -53,7 +54,7 @@ def test_json_protocol_plan_and_repair() -> None:
 def test_json_protocol_direct_answer_and_bounded_repairs() -> None:
     assert Planner(BaseModel(["4"]), default_registry()).plan("2+2?").answer == "4"
     bad = '{"steps": [{"id": "s1", "tool": "nope", "args": {}}]}'
-    with pytest.raises(UsageError, match="invalid after 2 repairs"):
+    with pytest.raises(PlanError, match="invalid after 2 repairs"):
         Planner(BaseModel([bad] * 3), default_registry()).plan("x")
 
 

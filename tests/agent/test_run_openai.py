@@ -56,7 +56,8 @@ def test_failing_command_replans(
     assert [(s.id, s.status) for s in report.steps] == [("check", "failed"), ("check", "ok")]
     assert report.steps[0].error == "exit status 1"
     replan_prompt = server.requests[2]["messages"][1]["content"]
-    assert "check shell_exec: failed (error: exit status 1)" in replan_prompt
+    assert "- check shell_exec: failed\n" in replan_prompt
+    assert '<untrusted-data source="check shell_exec error">\nexit status 1\n' in replan_prompt
     assert "use true instead" in replan_prompt
 
 

@@ -22,7 +22,7 @@ from magray.cli.main import app
 from tests.conftest import TEST_MODELS_DIR
 
 RUNNER = CliRunner()
-LOCAL_TOML = '[llm.providers.local]\ntype = "local"\nthreads = 1\n'
+LOCAL_TOML = '[llm.providers.local]\ntype = "local"\nmodel = "local-tiny"\nthreads = 1\n'
 FACT = "The MAGRAY mascot is a purple heron named Quillon who lives in Zurich."
 ASK_KEYS = {
     "answer",
@@ -203,7 +203,8 @@ def test_context_overflow_leaves_out_memories(
     magray_home: Path, local_gguf: Path, default_model_dir: Path
 ) -> None:
     (magray_home / "config.toml").write_text(
-        '[llm.providers.local]\ntype = "local"\nthreads = 1\nn_ctx = 512\nmax_tokens = 32\n',
+        '[llm.providers.local]\ntype = "local"\nmodel = "local-tiny"\nthreads = 1\n'
+        "n_ctx = 512\nmax_tokens = 32\n",
         encoding="utf-8",
     )
     for i, topic in enumerate(["harbour", "lighthouse", "ferry", "tides"]):
@@ -215,3 +216,25 @@ def test_context_overflow_leaves_out_memories(
     assert_ask_shape(data)
     assert any("left out" in n and "memories" in n for n in data["notes"]), data["notes"]
     assert data["usage"]["prompt_tokens"] + data["usage"]["completion_tokens"] <= 512
+
+
+def test_streamer_drops_markers_that_cite_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    from magray.cli.ask import streamer
+
+    write = streamer(lambda: 1)
+    for chunk in ["  Paris is the capital [", "2]. Lyon [1", "] is not [x] ", "[3]", "."]:
+        write(chunk)
+    assert capsys.readouterr().out == "Paris is the capital. Lyon [1] is not [x]."
+    plain = streamer()
+    plain(" keeps [9] as is")
+    assert capsys.readouterr().out == "keeps [9] as is"
+
+
+def test_recall_scope_flags_and_stdin_question(home: Path, fact_id: str) -> None:
+    other = ok_json(
+        ["memory", "add", "Quillon the heron also visits Geneva.", "--project", "zoo"], home
+    )
+    data = ok_json(["ask", "--project", "zoo", "-k", "1"], home, "Where does Quillon go?")
+    assert [m["id"] for m in data["memories"]] == [other["id"]]
+    bad = run(["ask", "hi", "-k", "0"], home)
+    assert bad.exit_code == 2 and "-k must be between 1 and 100" in bad.stderr

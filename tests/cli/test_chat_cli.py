@@ -13,7 +13,7 @@ from magray.cli.ask import TINY_MODEL_NOTE
 from magray.cli.main import app
 
 RUNNER = CliRunner()
-LOCAL_TOML = '[llm.providers.local]\ntype = "local"\nthreads = 1\n'
+LOCAL_TOML = '[llm.providers.local]\ntype = "local"\nmodel = "local-tiny"\nthreads = 1\n'
 
 
 @pytest.fixture
@@ -85,11 +85,25 @@ def test_bench_llm_json_shape(home: Path) -> None:
     assert report["provider"] == "local" and report["model"]
     assert report["runs"] == 1 and report["max_tokens"] == 8
     for side in ("magray", "raw_llama_cpp"):
-        assert set(report[side]) >= {"tokens_per_s", "first_token_ms"}
+        assert set(report[side]) >= {"tokens_per_s", "first_token_ms", "prompt_tokens_per_s"}
         assert report[side]["tokens_per_s"] > 0
         assert 0 < report[side]["tokens"] <= 8
     assert isinstance(report["ratio"], float) and report["ratio"] > 0  # measured, not asserted
     usage = json.loads(RUNNER.invoke(app, ["llm", "usage", "--json"]).stdout)
-    assert sum(r["calls"] for r in usage if r["provider"] == "local") == 1  # MAGRAY's side only
+    assert report["cached_prompt"]["first_token_ms"] > 0  # the same system prompt again
+    # MAGRAY's side only: one timed run, then a warm call and the cached-prompt call
+    assert sum(r["calls"] for r in usage if r["provider"] == "local") == 3
     bad = RUNNER.invoke(app, ["bench", "llm", "--runs", "0", "--json"])
     assert bad.exit_code == 2
+
+
+def test_chat_continue_resumes_the_last_conversation(home: Path) -> None:
+    nothing = RUNNER.invoke(app, ["chat", "-c", "--no-tools"], input="hi\n")
+    assert nothing.exit_code == 3 and "no earlier conversation" in nothing.stderr
+    first = RUNNER.invoke(app, ["chat", "--no-tools"], input="What is two plus two?\n")
+    assert first.exit_code == 0, first.output
+    again = RUNNER.invoke(app, ["chat", "-c", "--no-tools"], input="And three plus three?\n")
+    assert again.exit_code == 0, again.output
+    logs = json.loads(RUNNER.invoke(app, ["logs", "-n", "2", "--json"]).stdout)
+    assert logs[0]["conversation_id"] == logs[1]["conversation_id"]
+    assert f"resuming conversation {logs[0]['conversation_id']}" in again.stderr

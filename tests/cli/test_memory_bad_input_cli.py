@@ -35,7 +35,7 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     import magray.cli.memory as memory
     import magray.cli.memory_data as memory_data
 
-    def open_memory(**overrides: object) -> Memory:
+    def open_memory(*, reading: bool = False, **overrides: object) -> Memory:
         return Memory(context.settings(**overrides), embedder=HashEmbedder())
 
     for module in (context, memory, memory_data, ingest):
@@ -193,7 +193,7 @@ BACKUP_THEN_HANG = textwrap.dedent(
     from pathlib import Path
     sys.path.insert(0, {repo!r})
     from magray.config import load_settings
-    from magray.memory.transfer.jsonl import backup
+    from magray.memory.transfer import backup
     from magray.memory.service import Memory
     from tests.fakes import HashEmbedder
 

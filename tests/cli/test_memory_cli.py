@@ -298,7 +298,7 @@ def test_ingest_is_incremental(tmp_path: Path) -> None:
     def counts() -> tuple[dict[str, int], dict[str, int]]:
         data = ok_json(["ingest", str(root), "--project", "demo"])
         assert data["layer"] == "assets" and data["project"] == "demo"
-        assert set(data) == {"layer", "project", "files", "chunks", "skipped"}
+        assert set(data) == {"layer", "project", "files", "chunks", "skipped", "truncated"}
         return data["files"], data["chunks"]
 
     files, chunks = counts()

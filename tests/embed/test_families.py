@@ -96,14 +96,19 @@ def test_dimension_mismatch_is_a_model_error(tmp_path: Path) -> None:
 
 
 def test_truncation_is_logged_once_with_the_count(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from magray.embed import onnx
+
+    monkeypatch.setattr(onnx, "_truncated", 0)
     folder = tiny.bert_like(tmp_path / "bert")
     spec = replace(model_spec("default"), dim=16, max_length=8)
     emb = OnnxEmbedder(spec, folder, device="cpu", batch_size=1)
     with caplog.at_level(logging.WARNING, logger="magray"):
         vectors = emb.embed_documents(["cat " * 50, "dog", "red " * 9])
+        emb.embed_documents(["cat " * 50])  # another batch: no second warning
     assert vectors.shape == (3, 16)
     notes = [r for r in caplog.records if "truncated" in r.getMessage()]
     assert len(notes) == 1
-    assert notes[0].getMessage().startswith("2 of 3 texts were longer than 8 tokens")
+    assert notes[0].getMessage().startswith("texts longer than 8 tokens are embedded truncated")
+    assert onnx.truncated_count() == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -77,3 +78,25 @@ def test_retry_after_forms() -> None:
     assert retry_after_seconds({"retry-after": date}, now=lambda: 1445412480.0) == 10.0
     assert retry_after_seconds({"retry-after": "soon"}) is None
     assert mask("short") == "…****"
+
+
+def test_config_set_get_unset_llm_default_and_fallback(magray_home: Path) -> None:
+    from typer.testing import CliRunner
+
+    from magray.cli.main import app
+
+    runner = CliRunner()
+    (magray_home / "config.toml").write_text(
+        '[llm.providers.work]\ntype = "openai"\nbase_url = "http://127.0.0.1:9/v1"\n'
+    )
+    # A provider block alone does not become the default.
+    assert runner.invoke(app, ["config", "get", "llm.default"]).stdout.strip() == "local"
+    bad = runner.invoke(app, ["config", "set", "llm.default", "nope"])
+    assert bad.exit_code == 1 and "configured: local, work" in bad.stderr
+    assert runner.invoke(app, ["config", "set", "llm.default", "work"]).exit_code == 0
+    assert runner.invoke(app, ["config", "set", "llm.fallback", "local"]).exit_code == 0
+    shown = json.loads(runner.invoke(app, ["config", "show", "--json"]).stdout)
+    rows = {r["key"]: r["value"] for r in shown["settings"]}
+    assert rows["llm.default"] == "work" and rows["llm.fallback"] == ["local"]
+    assert runner.invoke(app, ["config", "unset", "llm.default"]).exit_code == 0
+    assert runner.invoke(app, ["config", "get", "llm.default"]).stdout.strip() == "local"

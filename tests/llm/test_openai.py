@@ -83,6 +83,16 @@ def test_rate_limit_retry_after_is_honoured(server: Scripted, magray_home: Path)
     assert r._sleep.__self__.slept == [7.0]  # type: ignore[attr-defined]
 
 
+def test_unavailable_retry_after_is_honoured_on_503(server: Scripted, magray_home: Path) -> None:
+    server.add(
+        Reply(503, {"error": {"message": "warming up"}}, headers={"Retry-After": "9"}),
+        oa_stream(["ok"]),
+    )
+    r = router(magray_home, openai_toml(server.url) + '[llm]\ndefault = "oa"\n')
+    assert r.complete(ask()).text == "ok"
+    assert r._sleep.__self__.slept == [9.0]  # type: ignore[attr-defined]
+
+
 def test_rate_limit_http_date_and_give_up(server: Scripted, magray_home: Path) -> None:
     server.add(*[Reply(429, {"error": "busy"}, headers={"Retry-After": "2"})] * 3)
     r = router(magray_home, openai_toml(server.url) + '[llm]\ndefault = "oa"\n')

@@ -67,8 +67,12 @@ def test_breaker_opens_persists_and_half_opens(server: Scripted, magray_home: Pa
     assert r.breaker_state("oa") == OPEN
     again = Router(load_settings(), clock=clock, sleep=clock.sleep, env={"TEST_KEY": "sk-x"})
     ROUTERS.append(again)
-    with pytest.raises(ProviderUnavailableError, match="circuit open"):
+    with pytest.raises(
+        ProviderUnavailableError, match=r"paused for \d+ s more after \d+ failures in a row"
+    ) as paused:
         again.complete(ask())
+    assert "paused for 30 s more after 3 failures" in str(paused.value)
+    assert "--provider local" in str(paused.value) and "llm.fallback" in str(paused.value)
     assert len(server.requests) == 3  # refused without calling
     clock.now += 31
     assert again.breaker_state("oa") == HALF_OPEN

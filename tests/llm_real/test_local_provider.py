@@ -43,7 +43,8 @@ def test_token_counting_and_context(provider: LocalProvider) -> None:
     long = provider.count_tokens([Message("user", "hello there " * 50)])
     assert long > short > 0
     assert provider.context_window == 2048
-    assert provider.is_tiny_default
+    caps = provider.capabilities
+    assert caps.small and not caps.chat_template and caps.json_schema  # read from the GGUF
 
 
 def test_prompt_keeps_turns_and_notes() -> None:

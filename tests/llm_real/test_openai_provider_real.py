@@ -22,7 +22,7 @@ def _router(home: Path, url: str, extra: str = "") -> Router:
     (home / "config.toml").write_text(
         f'[llm]\ndefault = "llamacpp"\n\n[llm.providers.llamacpp]\ntype = "openai"\n'
         f'base_url = "{url}"\nmodel = "gemma"\ntemperature = 0\n{extra}\n'
-        '[llm.providers.local]\ntype = "local"\nthreads = 1\n',
+        '[llm.providers.local]\ntype = "local"\nmodel = "local-tiny"\nthreads = 1\n',
         encoding="utf-8",
     )
     return Router(load_settings())

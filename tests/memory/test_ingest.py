@@ -186,3 +186,25 @@ def test_lost_chunks_are_reported_by_verify_and_restored_by_ingest(tree: Path) -
     assert again.restored == [guide] and again.files_updated == 1 and again.chunks_added >= 1
     memory.sync_indexes()
     assert verify(memory).ok
+
+
+def test_progress_counts_files_against_a_known_total(tree: Path) -> None:
+    calls: list[tuple[int, int | None]] = []
+    ingest(make(HashEmbedder()), [tree], root=tree, progress=lambda d, t: calls.append((d, t)))
+    assert calls and all(t == 3 for _, t in calls)  # README, guide, tool.py (logo: binary)
+    assert calls[-1] == (3, 3)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_a_piped_progress_bar_prints_a_heartbeat(capsys: pytest.CaptureFixture[str]) -> None:
+    from magray.cli import render
+
+    bar = render.ProgressBar(None, "ingesting files")
+    now = [0.0]
+    bar._clock = lambda: now[0]
+    bar._last = 0.0
+    bar(1, 10)
+    assert capsys.readouterr().err == ""  # quiet until a long job has run a while
+    now[0] = render.HEARTBEAT_S + 1
+    bar(7, 10)
+    assert "ingesting files: 7/10" in capsys.readouterr().err

@@ -62,8 +62,8 @@ def test_frequently_used_interact_record_is_promoted(memory: Memory) -> None:
         )
     )
     assert hits and hits[0].record.id == hot.id
-    log = memory.backend.store.conn.execute("SELECT action, to_layer FROM lifecycle_log").fetchall()
-    assert log == [("promote", "insights")]
+    log = [(e.action, e.to_layer) for e in memory.backend.lifecycle_log()]
+    assert log == [("promote", Layer.INSIGHTS)]
 
 
 def test_pinned_interact_record_goes_up_at_once(memory: Memory) -> None:
@@ -80,10 +80,7 @@ def test_promotion_onto_identical_content_merges(memory: Memory) -> None:
     assert memory.backend.count() == 1
     merged = memory.get(a.id)
     assert merged.pinned
-    assert (
-        memory.backend.store.conn.execute("SELECT action FROM lifecycle_log").fetchone()[0]
-        == "merge"
-    )
+    assert [e.action for e in memory.backend.lifecycle_log()] == ["merge"]
 
 
 def test_expire_removes_old_unpinned_records_and_archives_history(memory: Memory) -> None:
@@ -101,10 +98,8 @@ def test_expire_removes_old_unpinned_records_and_archives_history(memory: Memory
     lifecycle.expire(memory, now=now)
     remaining = {r.id for r in memory.list_records(limit=10)}
     assert remaining == {keep.id, asset.id}
-    archived = memory.backend.store.conn.execute(
-        "SELECT record_id, access_times FROM history_archive"
-    ).fetchall()
-    assert archived[0][0] == old.id and json.loads(archived[0][1]) == [created + 60]
+    archived = memory.backend.archived_histories()
+    assert archived[0].record_id == old.id and archived[0].access_times == (created + 60,)
     assert memory.recall(Query(text="temporary scratch", mode=SearchMode.KEYWORD)) == [] or all(
         h.record.id != old.id for h in memory.recall(Query(text="temporary scratch"))
     )

@@ -26,6 +26,7 @@ from magray.agent.fewshot import ExampleSelector, FixedSelector
 from magray.agent.planner import Planner
 from magray.config import Settings
 from magray.errors import MagrayError, UsageError
+from magray.llm.base import capabilities_of
 
 ANSWER = "answer"
 
@@ -162,7 +163,7 @@ def bench_agent(
         result: dict[str, Any] = {
             "provider": llm.name,
             "model": llm.model,
-            "base_model": bool(getattr(llm, "base_model", False)),
+            "base_model": not capabilities_of(llm).chat_template,
             "strategies": {},
         }
         for strategy in strategies:

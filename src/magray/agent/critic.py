@@ -1,4 +1,9 @@
-"""The critic: does what the steps produced meet the goal? Asked of the LLM as JSON."""
+"""The critic: does what the steps produced meet the goal? Asked of the LLM as JSON.
+
+Step outputs and errors are tool output: ``step_report`` puts each in an untrusted-data
+block (``magray.agent.untrusted``), and the critic's system prompt says not to follow
+instructions inside them.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,13 @@ from dataclasses import dataclass
 
 from magray.agent.executor import StepResult
 from magray.agent.planner import LLM, first_json_object
-from magray.llm.base import Message, Request, Usage
+from magray.agent.untrusted import RULE, untrusted
+from magray.llm.base import Message, Request, Usage, capabilities_of
 
 _SYSTEM = (
     "You check whether an agent's tool steps achieved the user's goal. Reply with one JSON "
     'object: {"done": true or false, "answer": "a short answer or summary for the user", '
-    '"reason": "if not done, what went wrong and what to try instead"}.'
+    '"reason": "if not done, what went wrong and what to try instead"}. ' + RULE
 )
 OUTPUT_SHOWN = 2_000  # characters of each step's output shown to the critic
 
@@ -26,14 +32,18 @@ class Verdict:
 
 
 def step_report(results: Sequence[StepResult]) -> str:
-    """The steps' outcomes as text for the critic and for re-planning."""
+    """The steps' outcomes as text for the critic, re-planning and memory.
+
+    Outputs and errors come from tools (files, web pages, commands): each is a delimited
+    untrusted-data block, never text a model should obey.
+    """
     lines = []
     for r in results:
         line = f"- {r.id} {r.tool}: {r.status}"
         if r.error:
-            line += f" (error: {r.error})"
+            line += "\n" + untrusted(f"{r.id} {r.tool} error", r.error)
         if r.output:
-            line += f"\n  output: {r.output[:OUTPUT_SHOWN].strip()}"
+            line += "\n" + untrusted(f"{r.id} {r.tool} output", r.output[:OUTPUT_SHOWN].strip())
         lines.append(line)
     return "\n".join(lines)
 
@@ -62,7 +72,7 @@ class Critic:
 
         Base models are not asked: ``rule_verdict`` decides from the step statuses.
         """
-        if getattr(self.llm.provider(self.provider), "base_model", False):
+        if not capabilities_of(self.llm.provider(self.provider)).chat_template:
             return rule_verdict(results)
         user = f"Goal: {goal}\n\nSteps:\n{step_report(results)}"
         messages = (Message("system", _SYSTEM), Message("user", user))

@@ -5,16 +5,23 @@ A step whose dependencies did not all succeed is skipped. A denied step stops th
 nothing new starts, and what has not run is skipped with the denial as the reason. A
 transient failure is retried once: a ``ToolError`` raised with ``transient=True``, or a
 failed ``ToolResult`` whose ``data`` has ``"transient": true`` or ``"timed_out": true``.
+
+Ctrl-C (``KeyboardInterrupt`` in the thread that called ``run``) stops the plan at once:
+nothing new starts and nothing is retried, the process trees the steps started are killed
+(``magray.agent.interrupt``), the running steps end as ``interrupted`` and ``Interrupted``
+is raised with every step's result.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
+from magray.agent.interrupt import Children, sigint_ignored
 from magray.agent.plan import Plan, Step, resolve
 from magray.errors import DeniedError, MagrayError, ToolError
 from magray.tools.audit import AuditLog
@@ -24,6 +31,10 @@ from magray.tools.policy import Policy
 from magray.tools.registry import ToolRegistry
 
 OK, FAILED, DENIED, SKIPPED, ERROR = "ok", "failed", "denied", "skipped", "error"
+INTERRUPTED = "interrupted"
+#: how long an interrupted run waits for its steps' threads once their processes are killed
+#: (a tool blocked outside a process cannot be stopped; the run then leaves it behind)
+GRACE_S = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +77,19 @@ def is_transient(result: ToolResult | None, exc: MagrayError | None) -> bool:
     return False
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the plan; ``results`` are every step's outcome, in plan order.
+
+    ``abandoned`` is true when some step's thread was still busy after its processes were
+    killed (a tool blocked outside any process); a CLI should then exit without waiting.
+    """
+
+    def __init__(self, results: list[StepResult], abandoned: bool = False) -> None:
+        super().__init__("interrupted")
+        self.results = results
+        self.abandoned = abandoned
+
+
 class Executor:
     """Runs a validated plan with ``invoke``; ``confirm`` answers the policy's asks."""
 
@@ -90,6 +114,7 @@ class Executor:
         self.retries = retries
         self.max_workers = max_workers
         self.clock = clock
+        self._stop = threading.Event()
 
     def _one(self, step: Step, outputs: Mapping[str, str]) -> StepResult:
         tool = self.registry.get(step.tool)
@@ -104,10 +129,14 @@ class Executor:
             except DeniedError as exc:
                 return self._finish(step, args, DENIED, "deny", "", exc.message, started, attempts)
             except MagrayError as exc:
+                if self._stop.is_set():
+                    return self._interrupted(step, args, None, "", started, attempts)
                 if attempts <= self.retries and is_transient(None, exc):
                     continue
                 return self._finish(step, args, ERROR, None, "", exc.message, started, attempts)
             res = done.result
+            if self._stop.is_set():  # killed by Ctrl-C: never retried, whatever it says
+                return self._interrupted(step, args, done.decision, res.output, started, attempts)
             if res.ok:
                 return self._finish(
                     step, args, OK, done.decision, res.output, None, started, attempts
@@ -117,6 +146,18 @@ class Executor:
             return self._finish(
                 step, args, FAILED, done.decision, res.output, res.error, started, attempts
             )
+
+    def _interrupted(
+        self,
+        step: Step,
+        args: Mapping[str, Any],
+        decision: str | None,
+        output: str,
+        started: float,
+        attempts: int,
+    ) -> StepResult:
+        why = "interrupted (Ctrl-C); its processes were killed"
+        return self._finish(step, args, INTERRUPTED, decision, output, why, started, attempts)
 
     def _finish(
         self,
@@ -145,12 +186,20 @@ class Executor:
         )
 
     def run(self, plan: Plan) -> list[StepResult]:
-        """Run ``plan``; results come back in the plan's step order."""
+        """Run ``plan``; results come back in the plan's step order.
+
+        Raises:
+            Interrupted: Ctrl-C; it carries the results of the steps that ran.
+        """
         results: dict[str, StepResult] = {}
         outputs: dict[str, str] = {}
         denied: StepResult | None = None
         running: dict[Future[StepResult], Step] = {}
-        with ThreadPoolExecutor(max_workers=self.max_workers) as pool:
+        children = Children()
+        children.snapshot()
+        self._stop.clear()
+        pool = ThreadPoolExecutor(max_workers=self.max_workers)
+        try:
             while True:
                 if denied is None:
                     for step in plan.steps:
@@ -178,6 +227,17 @@ class Executor:
                         outputs[result.id] = result.output
                     elif result.status == DENIED and denied is None:
                         denied = result
+        except KeyboardInterrupt:
+            with sigint_ignored():
+                abandoned = self._cancel(children, running, results)
+                pool.shutdown(wait=not abandoned, cancel_futures=True)
+            for step in plan.steps:
+                if step.id not in results:
+                    results[step.id] = StepResult(
+                        step.id, step.tool, SKIPPED, error="not run: the run was interrupted"
+                    )
+            raise Interrupted([results[s.id] for s in plan.steps], abandoned) from None
+        pool.shutdown(wait=True)
         for step in plan.steps:
             if step.id not in results:
                 why = (
@@ -187,3 +247,23 @@ class Executor:
                 )
                 results[step.id] = StepResult(step.id, step.tool, SKIPPED, error=why)
         return [results[s.id] for s in plan.steps]
+
+    def _cancel(
+        self,
+        children: Children,
+        running: Mapping[Future[StepResult], Step],
+        results: dict[str, StepResult],
+    ) -> bool:
+        """Stop everything after Ctrl-C; True when some step's thread could not be waited for."""
+        self._stop.set()
+        children.kill()
+        finished, busy = wait(running, timeout=GRACE_S)
+        for future in finished:  # a step that ended before the kill keeps its own status
+            result = future.result()
+            results[result.id] = result
+        for future in busy:
+            step = running[future]
+            results[step.id] = StepResult(
+                step.id, step.tool, INTERRUPTED, error="interrupted (Ctrl-C); left running"
+            )
+        return bool(busy)

@@ -3,6 +3,11 @@
 Limits: ``max_steps`` per plan, ``max_replans`` re-plans after the critic says the goal is
 not met, and ``token_budget`` over the sum of the LLM usage of the run. A denied step
 stops the run at once (no re-plan): the report names the step and the reason.
+
+The report never lies about what ran: Ctrl-C ends the run with ``interrupted`` set and the
+steps that ran (their processes killed); an error after some steps ran (the critic's LLM
+call failing, say) is kept in ``error`` beside those steps instead of losing them.
+The run is remembered with its provenance: kind ``agent_run``, tag ``source:agent``.
 """
 
 from __future__ import annotations
@@ -13,17 +18,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from magray.agent.critic import Critic, step_report
-from magray.agent.executor import DENIED, OK, Executor, StepResult
+from magray.agent.executor import DENIED, OK, Executor, Interrupted, StepResult
 from magray.agent.plan import Plan
-from magray.agent.planner import Planner
+from magray.agent.planner import Planned, Planner
+from magray.agent.session import AGENT_RUN, FROM_AGENT
+from magray.errors import MagrayError, PlanError
 from magray.llm.base import Usage
-from magray.memory.records import Layer, NewRecord
-from magray.tools.base import Risk
-from magray.tools.registry import ToolRegistry
+from magray.memory.records import Layer, NewRecord, Source
 
 #: shown each plan before it runs (side effects or not); returns whether it may run
 Approve = Callable[[Plan], bool]
-AGENT_RUN = "agent_run"
+AGENT_SOURCE = "magray:agent-run"  # the source uri of agent-run memories
 
 
 class Rememberer(Protocol):
@@ -42,6 +47,18 @@ class RunReport:
     done: bool = False
     usage: Usage = field(default_factory=Usage)
     notes: list[str] = field(default_factory=list)
+    #: Ctrl-C stopped the run (the CLI exits 130)
+    interrupted: bool = False
+    #: some step's thread was still busy after the interrupt (exit without waiting for it)
+    abandoned: bool = False
+    #: an error that ended the run after it started (e.g. the critic's LLM call failed)
+    error: MagrayError | None = None
+    #: the status of each step of ``plan`` in its last execution (empty: not run)
+    plan_status: dict[str, str] = field(default_factory=dict)
+
+    def succeeded(self) -> set[str]:
+        """Ids of the final plan's steps that ran and succeeded."""
+        return {sid for sid, status in self.plan_status.items() if status == OK}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -57,6 +74,8 @@ class RunReport:
                 "completion_tokens": self.usage.completion_tokens,
             },
             "notes": self.notes,
+            "interrupted": self.interrupted,
+            "error": self.error.message if self.error else None,
         }
 
     def summary(self) -> str:
@@ -65,14 +84,6 @@ class RunReport:
         if self.steps:
             lines.append(step_report(self.steps))
         return "\n".join(lines)
-
-
-def has_side_effects(plan: Plan, registry: ToolRegistry) -> bool:
-    for step in plan.steps:
-        tool = registry.get(step.tool)
-        if tool.risk_for(tool.parse(step.args)) is not Risk.READ:
-            return True
-    return False
 
 
 class Agent:
@@ -100,21 +111,51 @@ class Agent:
     def _over_budget(self, report: RunReport) -> bool:
         return self.token_budget is not None and report.usage.total_tokens >= self.token_budget
 
-    def run(self, goal: str) -> RunReport:
-        """Do ``goal``; the report is remembered as one ``agent_run`` record."""
+    def run(self, goal: str, memories: str = "", planned: Planned | None = None) -> RunReport:
+        """Do ``goal`` (``memories``: what recall found, given to the planner; ``planned``:
+        the planner's first answer when the caller already asked for it).
+
+        The report is remembered as one ``agent_run`` record. An error before any step
+        ran is raised; after steps ran it is kept in ``report.error`` with those steps.
+        """
         report = RunReport(goal)
         try:
-            self._run(report)
-        finally:
-            self._remember(report)
+            self._run(report, memories, planned)
+        except Interrupted as exc:
+            report.steps.extend(exc.results)
+            report.plan_status = {r.id: r.status for r in exc.results}
+            self._interrupted(report)
+            if self.on_results is not None:
+                self.on_results(exc.results)
+            if exc.abandoned:
+                report.abandoned = True
+                report.notes.append("a step could not be stopped and was left running.")
+        except KeyboardInterrupt:
+            self._interrupted(report)
+        except MagrayError as exc:
+            if not report.steps:
+                raise
+            report.error = exc
+            report.done = False
+            report.result = f"stopped after {len(report.steps)} step(s): {exc.message}"
+        self._remember(report)
         return report
 
-    def _run(self, report: RunReport) -> None:
+    def _interrupted(self, report: RunReport) -> None:
+        report.interrupted = True
+        report.done = False
+        ran = [r for r in report.steps if r.status not in ("skipped",)]
+        report.result = f"interrupted (Ctrl-C) after {len(ran)} step(s) started."
+
+    def _run(self, report: RunReport, memories: str, first: Planned | None) -> None:
         context = ""
         while True:
-            planned = self.planner.plan(report.goal, context)
+            planned = first or self.planner.plan(report.goal, context, memories)
+            first = None
             report.usage = report.usage + planned.usage
             if planned.plan is None:
+                if not (planned.answer or "").strip():  # strategies never return this
+                    raise PlanError("the model gave neither a plan nor an answer; try again.")
                 report.result = planned.answer or ""
                 report.done = True
                 return
@@ -123,8 +164,10 @@ class Agent:
                 report.approved = False
                 report.result = "the plan was not approved; nothing was run."
                 return
+            report.plan_status = {}
             results = self.executor.run(plan)
             report.steps.extend(results)
+            report.plan_status = {r.id: r.status for r in results}
             if self.on_results is not None:
                 self.on_results(results)
             dry = self.executor.policy.mode.dry_run
@@ -174,7 +217,8 @@ class Agent:
                 text=report.summary(),
                 layer=Layer.INTERACT,
                 kind=AGENT_RUN,
-                tags=("agent",),
+                tags=("agent", FROM_AGENT),
+                source=Source(uri=AGENT_SOURCE),
             )
         )
 

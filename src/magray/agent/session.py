@@ -8,6 +8,7 @@ the conversation, and the result says so in ``notes``.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import secrets
 import time
@@ -16,19 +17,32 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from magray.agent.conversations import ConversationLog, Turn
+from magray.agent.untrusted import RULE, untrusted
 from magray.errors import UsageError
-from magray.llm.base import Chunk, Message, Provider, Request, Usage
-from magray.memory.records import Filters, Hit, Layer, NewRecord, Query
+from magray.llm.base import Chunk, Message, Provider, Request, Usage, capabilities_of
+from magray.memory.records import Filters, Hit, Layer, NewRecord, Query, Record
 
 SYSTEM_PROMPT = (
     "You are MAGRAY, a concise assistant in the user's terminal. Use the numbered memories "
     "when they are relevant and cite them inline like [1] or [2]. If the memories do not "
     "contain the answer, say so in one sentence, then answer briefly from general knowledge."
 )
+#: small models answer from the memories only: from "general knowledge" they make things up
+GROUNDED_PROMPT = (
+    "You are MAGRAY, a concise assistant in the user's terminal. Answer the question from "
+    "the numbered memories only, in one to three sentences, and cite the memories you used "
+    "inline like [1]. If the memories do not contain the answer, reply exactly: I don't know."
+)
 RECALL_K = 6
+SMALL_RECALL_K = 3  # small models ground better on fewer, shorter notes
+MEMORY_TOKENS = 3000  # memories in one prompt, at most (and never more than the context)
+SMALL_MEMORY_TOKENS = 600  # a small model on a CPU reads ~100-150 prompt tokens/s
+MIN_MEMORY_TOKENS = 60  # a memory cut shorter than this is left out instead
 ANSWER_RESERVE = 512  # tokens kept free for the answer when the request sets no max_tokens
 HISTORY_TURNS = 6
 EXCHANGE = "exchange"  # the kind of records that store asked questions and their answers
+AGENT_RUN = "agent_run"  # the kind of records that store agent runs
+FROM_AGENT = "source:agent"  # the provenance tag of what the agent (not the user) wrote
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 
 
@@ -53,6 +67,8 @@ class UsedMemory:
     score: float
     text: str
     uri: str | None
+    #: the agent wrote it (a run's record, tool output included), not the user
+    from_agent: bool = False
 
 
 @dataclass
@@ -75,11 +91,41 @@ def new_conversation_id() -> str:
 
 
 def memory_block(memories: Sequence[UsedMemory]) -> str:
+    """The numbered memories; what the agent wrote is delimited as untrusted data."""
     lines = ["Memories:"]
     for i, m in enumerate(memories, 1):
         where = f" ({m.uri})" if m.uri else ""
-        lines.append(f"[{i}]{where} {' '.join(m.text.split())}")
+        text = " ".join(m.text.split())
+        if m.from_agent:
+            text = untrusted(f"memory {m.id}: an earlier agent run", text)
+        lines.append(f"[{i}]{where} {text}")
     return "\n".join(lines)
+
+
+def from_agent(record: Record) -> bool:
+    """Whether the agent wrote ``record`` (its provenance tag), not the user."""
+    return FROM_AGENT in record.tags or record.kind == AGENT_RUN
+
+
+def fit_memories(
+    memories: Sequence[UsedMemory], tokens: int, count: Callable[[Sequence[Message]], int]
+) -> list[UsedMemory]:
+    """The memories, best first, within ``tokens`` tokens: the last one cut, the rest left out."""
+    base = count([Message("user", "")])
+    kept: list[UsedMemory] = []
+    left = tokens
+    for m in memories:
+        size = count([Message("user", m.text)]) - base
+        if size > left:
+            if left < MIN_MEMORY_TOKENS:
+                break
+            cut = m.text[: max(1, len(m.text) * left // max(size, 1))]
+            cut = cut.rsplit(" ", 1)[0] if " " in cut else cut
+            m = UsedMemory(m.id, m.layer, m.score, cut + " …", m.uri, m.from_agent)
+            size = left
+        kept.append(m)
+        left -= size
+    return kept
 
 
 def build_messages(
@@ -89,14 +135,21 @@ def build_messages(
     *,
     budget: int,
     count: Callable[[Sequence[Message]], int],
+    system_prompt: str = SYSTEM_PROMPT,
 ) -> tuple[list[Message], list[UsedMemory], list[Turn], list[str]]:
-    """Messages that fit ``budget`` tokens, dropping low-ranked memories then old turns."""
+    """Messages that fit ``budget`` tokens, dropping low-ranked memories then old turns.
+
+    The fixed system prompt comes first so a local model's prompt cache can reuse it.
+    """
     mems = list(memories)
     turns = list(history)
     notes: list[str] = []
 
     def assemble() -> list[Message]:
-        system = SYSTEM_PROMPT + ("\n\n" + memory_block(mems) if mems else "")
+        system = system_prompt
+        if any(m.from_agent for m in mems):
+            system += " " + RULE
+        system += "\n\n" + memory_block(mems) if mems else ""
         out = [Message("system", system)]
         for t in turns:
             out += [Message("user", t.prompt), Message("assistant", t.answer)]
@@ -138,10 +191,44 @@ def citations(answer: str, memories: Sequence[UsedMemory]) -> list[str]:
 class Session:
     """Asks questions grounded in memory and remembers the exchange."""
 
-    def __init__(self, llm: LLM, memory: Recaller | None, log: ConversationLog) -> None:
+    def __init__(
+        self,
+        llm: LLM,
+        memory: Recaller | None,
+        log: ConversationLog,
+        *,
+        scope: Filters | None = None,
+        k: int | None = None,
+    ) -> None:
         self.llm = llm
         self.memory = memory
         self.log = log
+        self.scope = scope or Filters()  # what recall may draw on (project, layers, tags)
+        self.k = k  # memories recalled per question (None: chosen for the provider)
+
+    def recall(self, question: str, provider: str | None = None) -> list[UsedMemory]:
+        """The memories relevant to ``question`` (none without a memory service)."""
+        if self.memory is None:
+            return []
+        # Small models ground better on fewer, shorter notes: a provider may say so.
+        small = capabilities_of(self.llm.provider(provider)).small
+        k = self.k or (SMALL_RECALL_K if small else RECALL_K)
+        # Earlier exchanges are not evidence: the conversation's own turns come from
+        # the log, and recalling answers would let a model quote itself.
+        excluded = tuple(dict.fromkeys((*self.scope.exclude_kinds, EXCHANGE)))
+        filters = dataclasses.replace(self.scope, exclude_kinds=excluded)
+        hits = self.memory.recall(Query(text=question, k=k, filters=filters))
+        return [
+            UsedMemory(
+                h.record.id,
+                h.record.layer,
+                h.score,
+                h.record.text,
+                h.record.source.uri if h.record.source else None,
+                from_agent(h.record),
+            )
+            for h in hits
+        ]
 
     def ask(
         self,
@@ -152,37 +239,29 @@ class Session:
         conversation_id: str | None = None,
         on_text: Callable[[str], None] | None = None,
         max_tokens: int | None = None,
+        recalled: Sequence[UsedMemory] | None = None,
     ) -> AskResult:
+        """Answer ``question`` from ``recalled`` memories (recalled here when None)."""
         if not question.strip():
             raise UsageError("the question is empty; ask something, or pipe it in with '-'.")
         prov = self.llm.provider(provider)
         conv = conversation_id or new_conversation_id()
         history = self.log.turns(conv, limit=HISTORY_TURNS) if conversation_id else []
-        recalled: list[UsedMemory] = []
-        if self.memory is not None:
-            # Small models ground better on fewer, shorter notes: a provider may say so.
-            k = int(getattr(prov, "recall_k", RECALL_K))
-            chars = getattr(prov, "memory_chars", None)
-            # Earlier exchanges are not evidence: the conversation's own turns come from
-            # the log, and recalling answers would let a model quote itself.
-            hits = self.memory.recall(
-                Query(text=question, k=k, filters=Filters(exclude_kinds=(EXCHANGE,)))
-            )
-            recalled = [
-                UsedMemory(
-                    h.record.id,
-                    h.record.layer,
-                    h.score,
-                    h.record.text if chars is None else h.record.text[: int(chars)],
-                    h.record.source.uri if h.record.source else None,
-                )
-                for h in hits
-            ]
+        small = capabilities_of(prov).small
+        if recalled is None:
+            recalled = self.recall(question, prov.name)
         # a small context (n_ctx = 512) must not be all reserve: llama.cpp trims max_tokens
         reserve = max_tokens or min(ANSWER_RESERVE, prov.context_window // 2)
         budget = max(prov.context_window - reserve, 64)
+        memory_tokens = min(SMALL_MEMORY_TOKENS if small else MEMORY_TOKENS, budget // 2)
+        recalled = fit_memories(recalled, memory_tokens, prov.count_tokens)
         messages, used, _, notes = build_messages(
-            question, recalled, history, budget=budget, count=prov.count_tokens
+            question,
+            recalled,
+            history,
+            budget=budget,
+            count=prov.count_tokens,
+            system_prompt=GROUNDED_PROMPT if small else SYSTEM_PROMPT,
         )
         request = Request(messages=tuple(messages), model=model, max_tokens=max_tokens)
         parts: list[str] = []

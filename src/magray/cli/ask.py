@@ -5,16 +5,19 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
 
 from magray.cli.context import iso, read_text
+from magray.llm.base import capabilities_of
+from magray.views import ask_json
 
 if TYPE_CHECKING:
     from magray.agent.conversations import ConversationLog
     from magray.agent.session import AskResult, Session
     from magray.config import Settings
+    from magray.memory.records import Filters
 
 TINY_MODEL_NOTE = (
     "this answer came from the small built-in model; for better answers configure a stronger"
@@ -28,34 +31,43 @@ def open_log(settings: Settings) -> ConversationLog:
     return ConversationLog(settings.paths.data_dir / "conversations.db")
 
 
-def make_session(settings: Settings, *, use_memory: bool) -> Session:
+def make_session(
+    settings: Settings,
+    *,
+    use_memory: bool,
+    scope: Filters | None = None,
+    k: int | None = None,
+) -> Session:
     from magray.agent.session import Session
     from magray.cli import render
     from magray.llm.router import Router
     from magray.memory.service import Memory
 
     memory = Memory(settings, warn=render.warn) if use_memory else None
-    return Session(Router(settings), memory, open_log(settings))
+    return Session(Router(settings), memory, open_log(settings), scope=scope, k=k)
 
 
-def result_json(result: AskResult) -> dict[str, Any]:
-    return {
-        "answer": result.answer,
-        "provider": result.provider,
-        "model": result.model,
-        "conversation_id": result.conversation_id,
-        "memories": [
-            {"id": m.id, "layer": str(m.layer), "score": m.score} for m in result.memories
-        ],
-        "cited": result.cited,
-        "usage": {
-            "prompt_tokens": result.usage.prompt_tokens,
-            "completion_tokens": result.usage.completion_tokens,
-        },
-        "latency_ms": round(result.latency_ms, 1),
-        "finish_reason": result.finish_reason,
-        "notes": result.notes,
-    }
+def recall_scope(project: str | None, layer: list[str], tag: list[str]) -> Filters:
+    """What ``--project``, ``--layer`` and ``--tag`` let recall draw on."""
+    from magray.cli.context import parse_layer, utf8_arg
+    from magray.memory.records import Filters
+
+    for value in [project or "", *tag]:
+        utf8_arg(value, "--project/--tag")
+    return Filters(
+        layers=tuple(parse_layer(x) for x in layer), tags=tuple(tag), project=project or None
+    )
+
+
+def check_k(k: int | None) -> int | None:
+    from magray.errors import UsageError
+
+    if k is not None and not 1 <= k <= 100:
+        raise UsageError(f"-k must be between 1 and 100 memories (got {k}).")
+    return k
+
+
+result_json = ask_json  # the one shape the server shares
 
 
 def show_result(session: Session, result: AskResult) -> None:
@@ -67,32 +79,78 @@ def show_result(session: Session, result: AskResult) -> None:
     for note in result.notes:
         render.note(note)
     provider = session.llm.provider(result.provider)
-    if getattr(provider, "is_tiny_default", False):
+    if capabilities_of(provider).small:
         render.note_once(TINY_MODEL_NOTE)
 
 
-def streamer() -> Callable[[str], None]:
-    """Writes an answer to stdout as it streams, without the model's leading whitespace."""
-    started = False
+def streamer(citable: Callable[[], int] | None = None) -> Callable[[str], None]:
+    """Writes an answer to stdout as it streams, without the model's leading whitespace.
 
-    def write(text: str) -> None:
-        nonlocal started
+    ``citable()`` says how many memories the answer may cite: a marker ``[n]`` naming none
+    of them (a small model copying the prompt's style, or any marker with ``--no-memory``)
+    is left out. Markers are held back until they are complete, so nothing is unprinted.
+    """
+    started = False
+    pending = ""
+    held = ""  # trailing spaces, printed only when more text follows (a dropped marker eats them)
+
+    def emit(text: str) -> None:
+        nonlocal started, held
         if not started:
             text = text.lstrip()
             if not text:
                 return
             started = True
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        text = held + text
+        body = text.rstrip(" ")
+        held = text[len(body) :]
+        if body:
+            sys.stdout.write(body)
+            sys.stdout.flush()
+
+    def write(text: str) -> None:
+        nonlocal pending, held
+        if citable is None:
+            emit(text)
+            return
+        pending += text
+        while pending:
+            start = pending.find("[")
+            if start == -1:
+                emit(pending)
+                pending = ""
+                break
+            emit(pending[:start])
+            end = pending.find("]", start)
+            if end == -1:
+                if len(pending) - start > 8:  # too long for a citation marker
+                    emit(pending[start])
+                    pending = pending[start + 1 :]
+                    continue
+                pending = pending[start:]  # wait for the rest of the marker
+                break
+            marker = pending[start : end + 1]
+            inner = marker[1:-1]
+            if inner.isdigit() and not 1 <= int(inner) <= citable():
+                held = ""  # the marker and the space before it go
+            else:
+                emit(marker)
+            pending = pending[end + 1 :]
 
     return write
 
 
 def ask(
-    question: str = typer.Argument(..., help="The question, or '-' to read standard input."),
+    question: str | None = typer.Argument(
+        None, help="The question (read from standard input when left out or '-')."
+    ),
     provider: str | None = typer.Option(None, "--provider", help="Provider name (llm list)."),
     model: str | None = typer.Option(None, "--model", help="Model of that provider."),
     no_memory: bool = typer.Option(False, "--no-memory", help="Neither recall nor remember."),
+    project: str | None = typer.Option(None, "--project", help="Recall only this project."),
+    layer: list[str] = typer.Option([], "--layer", help="Recall only this layer (repeatable)."),
+    tag: list[str] = typer.Option([], "--tag", help="Recall only records with this tag."),
+    k: int | None = typer.Option(None, "-k", help="How many memories to recall (1–100)."),
     cont: bool = typer.Option(False, "-c", "--continue", help="Continue the last conversation."),
     conversation: str | None = typer.Option(None, "--conversation", help="Continue this one."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (no streaming)."),
@@ -104,25 +162,40 @@ def ask(
     from magray.cli.context import settings as load
     from magray.errors import NotFoundError, UsageError
 
-    text = read_text(question)
+    text = read_text(question, "the question")
     if not text.strip():
-        raise UsageError("the question is empty; ask something, or pipe it in with '-'.")
+        raise UsageError("the question is empty; ask something, or pipe it in.")
     if cont and conversation:
         raise UsageError("use either -c or --conversation, not both.")
+    scope = recall_scope(project, layer, tag)
     settings = load()
-    session = make_session(settings, use_memory=not no_memory)
+    session = make_session(settings, use_memory=not no_memory, scope=scope, k=check_k(k))
     conv = conversation
     if cont:
         conv = session.log.last_conversation()
     elif conversation and not session.log.exists(conversation):
         raise NotFoundError(f"no conversation {conversation!r}; see `magray logs`.")
-    result = session.ask(
-        text,
-        provider=provider,
-        model=model,
-        conversation_id=conv,
-        on_text=None if json_out else streamer(),
+    from magray.agent.turn import AgentTurn
+
+    # the agent turn without acting: recall, answer (streamed, cited), remember
+    result = (
+        AgentTurn(session)
+        .take(
+            text,
+            act=False,
+            provider=provider,
+            model=model,
+            conversation_id=conv,
+            on_text=None if json_out else streamer((lambda: 0) if no_memory else None),
+        )
+        .ask
     )
+    assert result is not None  # a turn that may not act always answers
+    if no_memory:  # nothing to cite: markers a model wrote anyway are noise
+        import dataclasses
+        import re
+
+        result = dataclasses.replace(result, answer=re.sub(r" ?\[\d+\]", "", result.answer))
     if json_out:
         typer.echo(json.dumps(result_json(result), ensure_ascii=False))
     else:

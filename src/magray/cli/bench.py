@@ -176,7 +176,8 @@ def llm(
     typer.echo(
         f"{result['provider']} ({result['model']}): MAGRAY {m['tokens_per_s']} tok/s,"
         f" first token {m['first_token_ms']} ms · raw llama.cpp {r['tokens_per_s']} tok/s,"
-        f" first token {r['first_token_ms']} ms · ratio {result['ratio']}"
+        f" first token {r['first_token_ms']} ms · ratio {result['ratio']} · cached prompt:"
+        f" first token {result['cached_prompt']['first_token_ms']} ms"
     )
 
 
@@ -211,4 +212,42 @@ def agent(
         typer.echo(
             f"{name:<13} {s['tool_accuracy']:>8.3f} {s['intent_accuracy']:>7.3f}"
             f" {s['valid']:>6.3f} {s['median_ms']:>10.0f}"
+        )
+
+
+@app.command("ask")
+def ask(
+    provider: list[str] = typer.Option(
+        ["local", "local-tiny"],
+        "--provider",
+        help="A configured provider or a local model name (local, local-tiny, qwen2.5-1.5b);"
+        " repeat to compare in one run.",
+    ),
+    docs: Path | None = typer.Option(
+        None, "--docs", help="MAGRAY checkout holding README.md and docs/ (default: here)."
+    ),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON (every answer included)."),
+) -> None:
+    """Exact-answer accuracy and citations of `ask` on questions about MAGRAY's own docs.
+
+    Example: magray bench ask --provider local --provider local-tiny --json
+    """
+    from magray.bench.ask import bench_ask
+    from magray.cli.context import settings as load
+
+    result = bench_ask(load(), providers=provider, docs=docs, limit=limit)
+    if json_out:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+        return
+    typer.echo(f"{result['questions']} questions, {result['chunks']} chunks of docs")
+    typer.echo(
+        f"{'provider':<14} {'model':<22} {'accuracy':>8} {'cited':>6} {'recalled':>8}"
+        f" {'unknown':>7} {'median ms':>10} {'first ms':>9}"
+    )
+    for name, s in result["providers"].items():
+        typer.echo(
+            f"{name:<14} {s['model']:<22} {s['accuracy'] or 0:>8.3f} {s['cited_share'] or 0:>6.3f}"
+            f" {s['recalled_share'] or 0:>8.3f} {s['unknown_accuracy'] or 0:>7.3f}"
+            f" {s['median_ms'] or 0:>10.0f} {s['median_first_token_ms'] or 0:>9.0f}"
         )

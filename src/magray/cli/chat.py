@@ -1,21 +1,38 @@
-"""`magray chat`: an interactive conversation grounded in memory, with slash commands.
+"""`magray chat`: a conversation grounded in memory that can act, with slash commands.
+
+Each message is one agent turn (``magray.agent.turn``): recall, then the model answers or
+plans tool steps. A plan with side effects is shown and asked about inline — ``y``, ``n``
+or ``always`` (its tools for the rest of the chat) — and runs under the policy; ``/mode``
+switches between ask-first, auto-edit and read-only. Providers without a chat template
+(base models) only answer.
 
 On a terminal it is a prompt_toolkit REPL (history, Alt-Enter for a new line, streaming);
-with piped input it reads one message per line, so it can be scripted and tested.
+with piped input it reads one message per line — approvals included — so it can be
+scripted and tested.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from magray.cli.ask import make_session, show_result, streamer
+from magray.cli.ask import check_k, make_session, recall_scope, show_result, streamer
 
 if TYPE_CHECKING:
+    from magray.agent.approvals import Approvals, Choice
+    from magray.agent.executor import StepResult
+    from magray.agent.plan import Plan
+    from magray.agent.runner import Agent
     from magray.agent.session import Session
+    from magray.config import Settings
+    from magray.tools.policy import Policy
+
+#: reads the user's answer to a question; None when the input has ended
+Read = Callable[[str], "str | None"]
 
 HELP = """Slash commands:
   /help               this help
@@ -24,18 +41,156 @@ HELP = """Slash commands:
   /search QUERY       search memory
   /provider [NAME]    show or switch the provider
   /model [NAME]       show or switch the model
+  /mode [MODE]        show or switch: ask-first, auto-edit, read-only
   /clear              start a new conversation
   /exit               leave (Ctrl-D works too)"""
 
 
-class Chat:
-    """The state of one chat: provider, model, conversation; slash commands."""
+class InlineAsker:
+    """Asks about plans and steps in the chat itself (y / n / always)."""
 
-    def __init__(self, session: Session, provider: str | None, model: str | None) -> None:
+    def __init__(self, read: Read, say: Callable[[str], None]) -> None:
+        self.read = read
+        self.say = say
+
+    def approve(self, plan: Plan, tools: frozenset[str]) -> Choice:
+        from magray.agent.approvals import Choice
+
+        answer = (self.read(f"Run it? [y/n/always: {', '.join(sorted(tools))}] ") or "").strip()
+        if answer.lower() in {"y", "yes"}:
+            return Choice.YES
+        if answer.lower() in {"a", "always"}:
+            return Choice.ALWAYS
+        return Choice.NO
+
+    def confirm(self, tool: str, preview: str) -> bool:
+        self.say(f"{tool} wants to do:\n{preview}")
+        return (self.read("Allow it? [y/n] ") or "").strip().lower() in {"y", "yes"}
+
+
+class Chat:
+    """The state of one chat: provider, model, conversation, mode; slash commands."""
+
+    def __init__(
+        self,
+        session: Session,
+        provider: str | None,
+        model: str | None,
+        *,
+        settings: Settings | None = None,
+        read: Read | None = None,
+        roots: Sequence[Path] = (),
+        tools: bool = True,
+    ) -> None:
+        from magray.agent.approvals import Mode
+
         self.session = session
         self.provider = provider
         self.model = model
         self.conversation: str | None = None
+        self.settings = settings
+        self.read: Read = read or (lambda question: None)
+        self.roots = tuple(roots)
+        self.tools = tools
+        self.mode = Mode.ASK_FIRST
+        self._agent: Agent | None = None
+        self._approvals: Approvals | None = None
+
+    def can_act(self) -> bool:
+        """Tools need a provider that can plan (a chat template) and the settings."""
+        from magray.llm.base import capabilities_of
+
+        if not self.tools or self.settings is None:
+            return False
+        return capabilities_of(self.session.llm.provider(self.provider)).chat_template
+
+    def agent(self) -> Agent:
+        """The agent of this chat, built on first use (tools, policy, approvals)."""
+        if self._agent is None:
+            self._agent = self._build_agent()
+        self._agent.planner.provider = self.provider
+        self._agent.critic.provider = self.provider
+        return self._agent
+
+    def _build_agent(self) -> Agent:
+        from magray.agent.approvals import Approvals
+        from magray.agent.critic import Critic
+        from magray.agent.executor import Executor
+        from magray.agent.fewshot import ExampleSelector
+        from magray.agent.planner import Planner
+        from magray.agent.runner import Agent
+        from magray.cli.toolenv import tool_context, tool_registry
+        from magray.embed import load_embedder
+        from magray.observability.tool_audit import tool_audit_log
+
+        settings = self.settings
+        assert settings is not None  # can_act() checked it
+        registry = tool_registry(settings)
+        say = self._say
+        approvals = Approvals(InlineAsker(self.read, say), registry, mode=self.mode)
+        self._approvals = approvals
+        from magray.llm.router import Router
+
+        llm = self.session.llm
+        assert isinstance(llm, Router)  # make_session builds the session over the router
+
+        def approve(plan: Plan) -> bool:
+            from magray.agent.plan import describe
+
+            say(f"Plan:\n{describe(plan)}")
+            return approvals.approve(plan)
+
+        return Agent(
+            Planner(
+                llm,
+                registry,
+                provider=self.provider,
+                selector=ExampleSelector(lambda: load_embedder(settings), follow_nearest=True),
+            ),
+            Executor(
+                registry,
+                tool_context(settings, self.roots),
+                self._policy(),
+                tool_audit_log(settings.paths.data_dir),
+                confirm=approvals.confirm,
+            ),
+            Critic(llm, provider=self.provider),
+            approve=approve,
+            memory=self.session.memory,
+            on_results=self._show_steps,
+        )
+
+    def _policy(self) -> Policy:
+        from magray.agent.approvals import Mode as ChatMode
+        from magray.cli.toolenv import tool_policy
+        from magray.tools.policy import Mode
+
+        assert self.settings is not None
+        return tool_policy(self.settings, Mode(read_only=self.mode is ChatMode.READ_ONLY))
+
+    def set_mode(self, name: str) -> None:
+        from magray.agent.approvals import Mode
+        from magray.errors import UsageError
+
+        try:
+            self.mode = Mode(name)
+        except ValueError:
+            modes = ", ".join(m.value for m in Mode)
+            raise UsageError(f"unknown mode {name!r}; use one of {modes}.") from None
+        if self._agent is not None and self._approvals is not None:
+            self._approvals.mode = self.mode
+            self._agent.executor.policy = self._policy()
+
+    @staticmethod
+    def _say(text: str) -> None:
+        typer.echo(text)
+
+    def _show_steps(self, results: Sequence[StepResult]) -> None:
+        for step in results:
+            line = f"{step.id} {step.tool}: {step.status}"
+            if step.error:
+                line += f" — {step.error}"
+            self._say(line)
 
     def command(self, line: str, say: Callable[[str], None]) -> bool:
         """Run a slash command; False when the chat should end."""
@@ -88,6 +243,10 @@ class Chat:
                 if arg:
                     self.model = arg
                 say(f"model: {self.model or self.session.llm.provider(self.provider).model}")
+            elif name == "mode":
+                if arg:
+                    self.set_mode(arg)
+                say(f"mode: {self.mode.value}")
             elif name == "clear":
                 self.conversation = None
                 say("new conversation")
@@ -100,11 +259,15 @@ class Chat:
         return True
 
     def turn(self, text: str) -> None:
+        from magray.agent.turn import AgentTurn
         from magray.errors import MagrayError
 
         try:
-            result = self.session.ask(
+            act = self.can_act()
+            turn = AgentTurn(self.session, self.agent() if act else None)
+            result = turn.take(
                 text,
+                act=act,
                 provider=self.provider,
                 model=self.model,
                 conversation_id=self.conversation,
@@ -115,8 +278,14 @@ class Chat:
 
             error_line(exc.message)
             return
+        except KeyboardInterrupt:
+            typer.echo("\n(interrupted)", err=True)
+            return
         self.conversation = result.conversation_id
-        show_result(self.session, result)
+        if result.ask is not None:
+            show_result(self.session, result.ask)
+        else:
+            typer.echo("")
 
 
 def _terminal_lines(history_file: str) -> Iterator[str]:
@@ -146,24 +315,63 @@ def chat(
     provider: str | None = typer.Option(None, "--provider", help="Provider name (llm list)."),
     model: str | None = typer.Option(None, "--model", help="Model of that provider."),
     no_memory: bool = typer.Option(False, "--no-memory", help="Neither recall nor remember."),
+    root: list[Path] = typer.Option(
+        [],
+        "--root",
+        help="Workspace root of the tools (repeatable; default: tools.roots, else the current "
+        "folder).",
+    ),
+    mode: str = typer.Option(
+        "ask-first", "--mode", help="ask-first, auto-edit or read-only (/mode switches)."
+    ),
+    no_tools: bool = typer.Option(False, "--no-tools", help="Only answer; never plan or act."),
+    cont: bool = typer.Option(False, "-c", "--continue", help="Resume the last conversation."),
+    project: str | None = typer.Option(None, "--project", help="Recall only this project."),
+    layer: list[str] = typer.Option([], "--layer", help="Recall only this layer (repeatable)."),
+    tag: list[str] = typer.Option([], "--tag", help="Recall only records with this tag."),
+    k: int | None = typer.Option(None, "-k", help="How many memories to recall (1–100)."),
 ) -> None:
-    """Chat with MAGRAY: answers stream, grounded in memory; /help for commands.
+    """Chat with MAGRAY: answers stream, grounded in memory, and it can act; /help for commands.
 
     Example: magray chat --provider openai
     """
     from magray.cli.context import settings as load
+    from magray.cli.toolenv import workspace_roots
 
     settings = load()
-    session = make_session(settings, use_memory=not no_memory)
-    state = Chat(session, provider, model)
-    state.session.llm.provider(provider)  # fail fast on an unknown provider
+    workspace_roots(settings, root)  # a bad --root fails before the chat starts
+    session = make_session(
+        settings,
+        use_memory=not no_memory,
+        scope=recall_scope(project, layer, tag),
+        k=check_k(k),
+    )
     interactive = sys.stdin.isatty()
     if interactive:
         settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
         lines = _terminal_lines(str(settings.paths.data_dir / "chat_history"))
         typer.echo("MAGRAY chat — /help for commands, Ctrl-D to leave.", err=True)
+
+        def read(question: str) -> str | None:
+            return str(typer.prompt(question, default="n", err=True))
     else:
         lines = (line.rstrip("\n") for line in sys.stdin)
+
+        def read(question: str) -> str | None:
+            typer.echo(question)
+            answer = next(lines, None)
+            if answer is not None:
+                typer.echo(answer)
+            return answer
+
+    state = Chat(
+        session, provider, model, settings=settings, read=read, roots=root, tools=not no_tools
+    )
+    state.set_mode(mode)
+    state.session.llm.provider(provider)  # fail fast on an unknown provider
+    if cont:  # no earlier conversation: NotFoundError, exit 3, before the chat starts
+        state.conversation = session.log.last_conversation()
+        typer.echo(f"resuming conversation {state.conversation}", err=True)
     for line in lines:
         text = line.strip()
         if not text:

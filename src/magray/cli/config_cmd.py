@@ -18,13 +18,20 @@ def show(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     Example: magray config show --json
     """
     from magray.cli import render
-    from magray.config import OPTIONS, load_settings
+    from magray.config import OPTIONS, load_settings, shown
+    from magray.llm.config import llm_rows, load_llm_config
 
     settings = load_settings()
     rows = [
-        {"key": o.key, "value": settings[o.key], "source": settings.sources[o.key], "help": o.help}
+        {
+            "key": o.key,
+            "value": shown(o.key, settings[o.key]),
+            "source": settings.sources[o.key],
+            "help": o.help,
+        }
         for o in OPTIONS
     ]
+    rows += llm_rows(load_llm_config(settings))
     paths = {
         "config_file": str(settings.paths.config_file),
         "data_dir": str(settings.paths.data_dir),
@@ -47,10 +54,14 @@ def set_(
     Example: magray config set search.mode keyword
     """
     from magray.config import write_setting
+    from magray.llm.config import LLM_SETTINGS, write_llm_setting
     from magray.paths import resolve_paths
 
     path = resolve_paths().config_file
-    stored = write_setting(path, key, value)
+    if key in LLM_SETTINGS:
+        stored = write_llm_setting(path, key, value)
+    else:
+        stored = write_setting(path, key, value)
     typer.echo(f"{key} = {stored!r} written to {path}", err=True)
 
 
@@ -63,13 +74,19 @@ def get(
 
     Example: magray config get search.mode
     """
-    from magray.config import load_settings, option
+    from magray.config import load_settings, option, shown
+    from magray.llm.config import llm_rows, load_llm_config
 
-    option(key)
     settings = load_settings()
-    value = settings[key]
+    llm = {row["key"]: row for row in llm_rows(load_llm_config(settings))}
+    if key in llm:
+        value, source = llm[key]["value"], llm[key]["source"]
+    else:
+        option(key)
+        value, source = shown(key, settings[key]), settings.sources[key]
+    if isinstance(value, list):
+        value = ",".join(value) if not json_out else value
     if json_out:
-        source = settings.sources[key]
         typer.echo(json.dumps({"key": key, "value": value, "source": source}))
     else:
         typer.echo(str(value).lower() if isinstance(value, bool) else value)
@@ -82,10 +99,14 @@ def unset(key: str = typer.Argument(..., help="Dotted key, e.g. search.mode.")) 
     Example: magray config unset search.mode
     """
     from magray.config import unset_setting
+    from magray.llm.config import LLM_SETTINGS, write_llm_setting
     from magray.paths import resolve_paths
 
     path = resolve_paths().config_file
-    if unset_setting(path, key):
+    if key in LLM_SETTINGS:
+        write_llm_setting(path, key, None)
+        typer.echo(f"{key} removed from {path}", err=True)
+    elif unset_setting(path, key):
         typer.echo(f"{key} removed from {path}", err=True)
     else:
         typer.echo(f"{key} was not set in {path}; nothing to do", err=True)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from magray.errors import UsageError
+from magray.views import iso as iso
 
 if TYPE_CHECKING:
     from magray.config import Settings
@@ -20,11 +21,25 @@ def settings(**overrides: Any) -> Settings:
     return load_settings(overrides)
 
 
-def open_memory(**overrides: Any) -> Memory:
+def open_memory(*, reading: bool = False, **overrides: Any) -> Memory:
+    """The memory of this home. A command that only ``reading`` a home that has no store
+    yet gets an empty one in a temporary folder: it creates nothing in the home."""
     from magray.cli import render
     from magray.memory.service import Memory
 
-    return Memory(settings(**overrides), warn=render.warn)
+    current = settings(**overrides)
+    paths = current.paths
+    if reading and current.get_str("memory.backend") == "sqlite" and not paths.memory_db.exists():
+        import atexit
+        import dataclasses
+        import shutil
+        import tempfile
+        from pathlib import Path
+
+        empty = Path(tempfile.mkdtemp(prefix="magray-empty-"))
+        atexit.register(shutil.rmtree, empty, ignore_errors=True)
+        current = dataclasses.replace(current, paths=dataclasses.replace(paths, data_dir=empty))
+    return Memory(current, warn=render.warn)
 
 
 def parse_layer(value: str) -> Layer:
@@ -50,16 +65,6 @@ def parse_time(value: str | None, flag: str) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return when.timestamp()
-
-
-def iso(ts: float | None) -> str | None:
-    """Unix seconds as ``2026-01-31T14:00:00Z``; None when absent or not a representable date."""
-    if ts is None:
-        return None
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def read_text(text: str | None, what: str = "the text") -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -25,30 +24,20 @@ def ingest(
 
     Example: magray ingest README.md docs --project magray
     """
+    import sys
+
     from magray.cli import render
     from magray.memory.ingest.pipeline import ingest as run_ingest
+    from magray.views import ingest_json
 
     check_utf8(project=project)
     target = parse_layer(layer)
     with open_memory() as memory, render.progress("ingesting files") as bar:
         report = run_ingest(memory, paths, layer=target, project=project, progress=bar)
         memory.sync_indexes()
-    data: dict[str, Any] = {
-        "layer": str(target),
-        "project": project,
-        "files": {
-            "added": report.files_added,
-            "updated": report.files_updated,
-            "unchanged": report.files_unchanged,
-            "removed": report.files_removed,
-        },
-        "chunks": {
-            "added": report.chunks_added,
-            "kept": report.chunks_kept,
-            "removed": report.chunks_removed,
-        },
-        "skipped": [{"path": uri, "reason": reason} for uri, reason in report.skipped],
-    }
+    onnx = sys.modules.get("magray.embed.onnx")  # loaded only when something was embedded
+    truncated = onnx.truncated_count() if onnx is not None else 0
+    data = ingest_json(report, layer=str(target), project=project, truncated=truncated)
     if json_out:
         typer.echo(json.dumps(data, ensure_ascii=False))
         return
@@ -64,3 +53,9 @@ def ingest(
         render.note(f"restored the missing chunks of {uri}")
     for uri in report.removed:
         render.note(f"forgot {uri}: it is no longer in the folder it was ingested from")
+    if truncated:
+        render.note(
+            f"{truncated} chunk(s) were longer than the embedding model's limit and their"
+            " vectors cover only the beginning; keyword search sees all of the text (a model"
+            " with a longer context helps: see `magray models list`)."
+        )

@@ -7,9 +7,12 @@ import typer
 from magray import __version__
 from magray.cli import (
     ask,
+    audit,
+    auth,
     bench,
     chat,
     config_cmd,
+    health,
     home,
     ingest,
     keys,
@@ -19,8 +22,11 @@ from magray.cli import (
     models,
     policy,
     run,
+    serve,
+    sources,
     tasks,
     tools,
+    ui,
 )
 from magray.cli.app import MagrayGroup, configure_logging
 
@@ -60,6 +66,7 @@ app.add_typer(tools.app, name="tools")
 app.add_typer(policy.app, name="policy")
 app.add_typer(tasks.app, name="tasks")
 app.add_typer(mcp.app, name="mcp")
+app.add_typer(sources.app, name="sources")
 app.command("ingest")(ingest.ingest)
 app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
@@ -67,6 +74,12 @@ app.command("logs")(ask.logs)
 app.command("run")(run.run)
 app.command("backup")(home.backup)
 app.command("restore")(home.restore)
+app.command("forget")(sources.forget)
+app.add_typer(auth.app, name="auth")
+app.add_typer(audit.app, name="audit")
+app.command("serve")(serve.serve)
+app.command("ui")(ui.ui)
+app.command("health")(health.health)
 
 
 def main() -> None:

@@ -133,7 +133,7 @@ def call(
     from magray.cli.context import settings
     from magray.cli.tools import _confirm, parse_args
     from magray.errors import NotFoundError
-    from magray.tools.audit import AuditLog, audit_file
+    from magray.observability.tool_audit import tool_audit_log
     from magray.tools.base import ToolContext
     from magray.tools.invoke import invoke
     from magray.tools.mcp import get_server, server_tools
@@ -154,7 +154,7 @@ def call(
         parse_args(arg, chosen.schema()),
         ToolContext(roots=(Path.cwd(),), timeout=timeout),
         policy,
-        AuditLog(audit_file(paths.data_dir)),
+        tool_audit_log(paths.data_dir),
         confirm=_confirm if interactive else None,
     )
     if json_out:

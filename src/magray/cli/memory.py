@@ -3,79 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import typer
 
 from magray.cli.app import new_app
-from magray.cli.context import iso, open_memory, parse_layer, parse_time, read_text, utf8_arg
-
-if TYPE_CHECKING:
-    from magray.memory.records import Hit, Record
+from magray.cli.context import open_memory, parse_layer, parse_time, read_text, utf8_arg
+from magray.views import promote_json, search_json, texts_of
+from magray.views import record_json as record_json  # memory_edit shares it
 
 app = new_app("Remember, recall and maintain the three-layer memory.")
 
 JSON = typer.Option(False, "--json", help="Print JSON (a stable contract).")
-
-
-def record_json(record: Record) -> dict[str, Any]:
-    src = record.source
-    return {
-        "id": record.id,
-        "text": record.text,
-        "layer": str(record.layer),
-        "kind": record.kind,
-        "tags": list(record.tags),
-        "project": record.project,
-        "session": record.session,
-        "source": None
-        if src is None
-        else {
-            "uri": src.uri,
-            "start": src.start,
-            "end": src.end,
-            "line_start": src.line_start,
-            "line_end": src.line_end,
-        },
-        "created_at": iso(record.created_at),
-        "updated_at": iso(record.updated_at),
-        "last_access_at": iso(record.last_access_at),
-        "access_count": record.access_count,
-        "importance": record.importance,
-        "pinned": record.pinned,
-        "promotion_score": record.promotion_score,
-        "embedding_model": record.embedding_model,
-    }
-
-
-def hit_json(hit: Hit) -> dict[str, Any]:
-    r = hit.record
-    out: dict[str, Any] = {
-        "id": r.id,
-        "text": r.text,
-        "layer": str(r.layer),
-        "score": hit.score,
-        "kind": r.kind,
-        "tags": list(r.tags),
-        "project": r.project,
-        "created_at": iso(r.created_at),
-        "access_count": r.access_count,
-    }
-    if r.source is not None:
-        out["source"] = {"uri": r.source.uri, "line_start": r.source.line_start}
-    e = hit.explanation
-    if e is not None:
-        out["explain"] = {
-            "vector_rank": e.vector_rank,
-            "vector_score": e.vector_score,
-            "keyword_rank": e.keyword_rank,
-            "keyword_score": e.keyword_score,
-            "fused_score": e.fused_score,
-            "layer_weight": e.layer_weight,
-            "recency_factor": e.recency_factor,
-            "rerank_score": e.rerank_score,
-        }
-    return out
 
 
 def check_utf8(**options: str | list[str] | None) -> None:
@@ -201,7 +140,7 @@ def search(
         created_before=parse_time(before, "--created-before"),
         exclude_kinds=() if include_exchanges or kind else GENERATED_KINDS,
     )
-    with open_memory(**{"search.mode": mode, "search.rerank": rerank}) as memory:
+    with open_memory(reading=True, **{"search.mode": mode, "search.rerank": rerank}) as memory:
         q = Query(
             text=text,
             k=k,
@@ -212,7 +151,7 @@ def search(
         )
         hits = memory.recall(q)
     if json_out:
-        emit({"query": q.text, "hits": [hit_json(h) for h in hits]})
+        emit(search_json(q.text, hits))
     else:
         render.hits(hits, explain=explain)
 
@@ -229,7 +168,7 @@ def get(
     from magray.cli import render
 
     utf8_arg(id, "the id")
-    with open_memory() as memory:
+    with open_memory(reading=True) as memory:
         record = memory.get(id)
     if json_out:
         emit(record_json(record))
@@ -254,7 +193,7 @@ def list_(
 
     check_utf8(project=project)
     filters = Filters(layers=tuple(parse_layer(x) for x in layer), project=project)
-    with open_memory() as memory:
+    with open_memory(reading=True) as memory:
         records = memory.list_records(filters, limit=limit, offset=offset)
     if json_out:
         emit({"records": [record_json(r) for r in records]})
@@ -287,9 +226,14 @@ def stats(json_out: bool = JSON) -> None:
     Example: magray memory stats --json
     """
     from magray.cli import render
+    from magray.cli.context import settings
 
-    with open_memory() as memory:
+    with open_memory(reading=True) as memory:
         data = memory.stats()
+    home = settings()
+    if home.get_str("memory.backend") == "sqlite" and not home.paths.memory_db.exists():
+        data["path"] = str(home.paths.memory_db)  # an empty home: where the store will be
+        data["db_bytes"] = 0
     if json_out:
         emit(data)
     else:
@@ -329,7 +273,7 @@ def verify(json_out: bool = JSON) -> None:
     """
     from magray.memory.maintenance import verify as run_verify
 
-    with open_memory() as memory:
+    with open_memory(reading=True) as memory:
         report = run_verify(memory)
     if json_out:
         emit({"ok": report.ok, "problems": report.problems, "checked": report.checked})
@@ -339,32 +283,6 @@ def verify(json_out: bool = JSON) -> None:
         typer.echo("ok" if report.ok else f"{len(report.problems)} problem(s) found")
     if not report.ok:
         raise typer.Exit(1)
-
-
-def _texts(memory: Any, ids: list[str]) -> dict[str, str]:
-    """The text of each record still in the store (a merged or expired one is gone)."""
-    from magray.errors import NotFoundError
-
-    out: dict[str, str] = {}
-    for rid in ids:
-        try:
-            out[rid] = memory.get(rid).text
-        except NotFoundError:
-            continue
-    return out
-
-
-def _decision_json(d: Any, texts: dict[str, str]) -> dict[str, Any]:
-    return {
-        "id": d.record_id,
-        "text": texts.get(d.record_id),
-        "from": str(d.from_layer),
-        "to": None if d.to_layer is None else str(d.to_layer),
-        "score": round(d.score, 4),
-        "rule_score": round(d.rule_score, 4),
-        "model_score": None if d.model_score is None else round(d.model_score, 4),
-        "reasons": list(d.reasons),
-    }
 
 
 @app.command("promote")
@@ -381,16 +299,9 @@ def promote(
 
     with open_memory() as memory:
         report = run_promote(memory, dry_run=dry_run)
-        texts = _texts(memory, [d.record_id for d in [*report.promoted, *report.kept]])
+        texts = texts_of(memory, [d.record_id for d in [*report.promoted, *report.kept]])
     if json_out:
-        emit(
-            {
-                "dry_run": dry_run,
-                "model": report.model,
-                "promoted": [_decision_json(d, texts) for d in report.promoted],
-                "kept": [_decision_json(d, texts) for d in report.kept],
-            }
-        )
+        emit(promote_json(report, dry_run=dry_run, texts=texts))
         return
     render.decisions(report.promoted, report.kept, dry_run=dry_run, model=report.model, texts=texts)
 
@@ -405,24 +316,16 @@ def expire(
     Example: magray memory expire --dry-run
     """
     from magray.memory.lifecycle.run import expire as run_expire
+    from magray.views import expire_json
 
     with open_memory() as memory:
         planned = run_expire(memory, dry_run=True)
-        texts = _texts(memory, [e.record_id for e in planned.expired])
+        texts = texts_of(memory, [e.record_id for e in planned.expired])
         report = planned if dry_run else run_expire(memory, dry_run=False)
-    items: list[dict[str, Any]] = [
-        {
-            "id": e.record_id,
-            "text": texts.get(e.record_id),
-            "layer": str(e.layer),
-            "age_hours": round(e.age_hours, 2),
-            "ttl_hours": e.ttl_hours,
-            "reason": e.reason,
-        }
-        for e in report.expired
-    ]
+    data = expire_json(report, dry_run=dry_run, texts=texts)
+    items = data["expired"]
     if json_out:
-        emit({"dry_run": dry_run, "expired": items})
+        emit(data)
         return
     verb = "would expire" if dry_run else "expired"
     for item in items:
@@ -437,6 +340,8 @@ def _short(text: str, width: int = 76) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-# backup, restore, export and import live in their own module; importing it registers them.
+# backup, restore, export, import (and pin, move, edit, clear) live in their own modules;
+# importing them registers them.
 from magray.cli import memory_data as _memory_data  # noqa: E402, F401
 from magray.cli import memory_migrate as _memory_migrate  # noqa: E402, F401
+from magray.cli import memory_edit as _memory_edit  # noqa: E402, F401

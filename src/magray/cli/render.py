@@ -45,16 +45,31 @@ def config_table(rows: Sequence[Mapping[str, Any]], paths: Mapping[str, str]) ->
         out.print(f"[dim]{name}:[/] {path}")
 
 
+HEARTBEAT_S = 30.0  # a piped long job says how far it got this often
+
+
 class ProgressBar:
-    """A progress callback: a rich bar on a TTY, silent when stderr is piped."""
+    """A progress callback: a rich bar on a TTY; when stderr is piped, one plain line
+    every ``HEARTBEAT_S`` seconds of a long job (so a log shows it is alive), else quiet."""
 
     def __init__(self, progress: Progress | None, label: str) -> None:
+        import time
+
         self._progress = progress
+        self._label = label
         self._task = progress.add_task(label, total=None) if progress else None
+        self._clock = time.monotonic
+        self._last = self._clock()
 
     def __call__(self, done: int, total: int | None) -> None:
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, completed=done, total=total)
+            return
+        now = self._clock()
+        if now - self._last >= HEARTBEAT_S:
+            self._last = now
+            of = f"/{total}" if total else ""
+            err.print(f"[dim]{self._label}: {done}{of}[/]")
 
 
 @contextmanager

@@ -1,12 +1,19 @@
-"""`magray run TASK`: plan with the LLM, show and approve the plan, execute it under the policy.
+"""`magray run TASK`: one agent turn that acts — recall, plan, approve, execute, check.
 
-Exit codes: 0 done, 1 the goal was not met (or the plan was not approved), 4 a step was
-denied by the policy (including an ask with nobody to ask), 5 the LLM failed.
+The turn (``magray.agent.turn``) recalls the memories relevant to the task and plans with
+them in context, shows the plan and asks for approval, executes it under the policy, asks
+the critic and re-plans when the goal is not met.
+
+Exit codes: 0 done, 1 the goal was not met (or the plan was not approved), 2 bad
+arguments, 4 a step was denied by the policy (including an ask with nobody to ask), 5 the
+LLM failed, 6 the model gave no usable plan, 130 interrupted (Ctrl-C). Whatever the exit,
+once a step has run the report (``--json``: the JSON report) is printed with it.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -19,9 +26,12 @@ from magray.cli.context import read_text
 from magray.errors import MagrayError, UsageError
 
 if TYPE_CHECKING:
+    from magray.agent.approvals import Choice
     from magray.agent.executor import StepResult
     from magray.agent.plan import Plan
-    from magray.memory.records import NewRecord
+    from magray.config import Settings
+    from magray.memory.records import Hit, NewRecord, Query
+    from magray.memory.service import Memory
 
 
 def _interactive() -> bool:
@@ -30,21 +40,42 @@ def _interactive() -> bool:
 
 
 class _QuietMemory:
-    """Remembers through the memory service; a failure is a warning, never a failed run."""
+    """Recalls and remembers through the memory service, opened on first use; a failure is
+    a warning (the run plans without memories, or is not remembered), never a failed run."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._memory: Memory | None = None
+
+    def _open(self) -> Memory:
+        from magray.cli import render
+        from magray.memory.service import Memory
+
+        if self._memory is None:
+            self._memory = Memory(self.settings, warn=render.warn)
+        return self._memory
+
+    def recall(self, query: Query, *, record_access: bool = True) -> list[Hit]:
+        from magray.cli import render
+
+        try:
+            return self._open().recall(query, record_access=record_access)
+        except MagrayError as exc:
+            render.warn(f"planning without memories: {exc.message}")
+            return []
 
     def remember(self, item: NewRecord) -> object:
         from magray.cli import render
-        from magray.cli.context import open_memory
 
         try:
-            memory = open_memory()
-            try:
-                return memory.remember(item)
-            finally:
-                memory.close()
+            return self._open().remember(item)
         except MagrayError as exc:
             render.warn(f"the run was not remembered: {exc.message}")
             return None
+
+    def close(self) -> None:
+        if self._memory is not None:
+            self._memory.close()
 
 
 def run(
@@ -81,17 +112,21 @@ def run(
 
     Example: magray run "fix the typo in README.md and commit it" --yes
     """
+    from magray.agent.approvals import Approvals
     from magray.agent.critic import Critic
     from magray.agent.executor import Executor
     from magray.agent.fewshot import ExampleSelector
     from magray.agent.plan import describe
     from magray.agent.planner import Planner
-    from magray.agent.runner import Agent, has_side_effects
+    from magray.agent.runner import Agent
+    from magray.agent.session import Session
+    from magray.agent.turn import AgentTurn
+    from magray.cli.ask import open_log
     from magray.cli.context import settings as load
     from magray.cli.toolenv import tool_context, tool_policy, tool_registry
     from magray.embed import load_embedder
     from magray.llm.router import Router
-    from magray.tools.audit import AuditLog, audit_file
+    from magray.observability.tool_audit import tool_audit_log
     from magray.tools.policy import Mode
 
     goal = read_text(task).strip()
@@ -103,28 +138,16 @@ def run(
     registry = tool_registry(settings, mcp=not no_mcp)
     policy = tool_policy(settings, Mode(yes=yes, read_only=read_only, dry_run=dry_run))
     interactive = _interactive()
-    approved_plan = {"yes": False}
-
+    approvals = Approvals(_TerminalAsker() if interactive else None, registry, yes=yes or dry_run)
     plans = {"shown": 0}
 
     def approve(plan: Plan) -> bool:
         title = "Plan for" if not plans["shown"] else f"Re-plan {plans['shown']} for"
         plans["shown"] += 1
         typer.echo(f"{title}: {plan.goal}\n{describe(plan)}", err=True)
-        if yes or dry_run or not has_side_effects(plan, registry):
-            return True
-        if not interactive:
-            return True  # the policy turns each ask into a denial (exit 4)
-        ok = typer.confirm("Run this plan?", default=False, err=True)
-        approved_plan["yes"] = ok
-        return ok
+        return approvals.approve(plan)
 
-    def confirm(name: str, preview: str) -> bool:
-        if approved_plan["yes"]:
-            return True
-        typer.echo(f"{name} wants to do:\n{preview}", err=True)
-        return typer.confirm("Allow it?", default=False, err=True)
-
+    memory = None if no_memory else _QuietMemory(settings)
     with Router(settings) as router:
         agent = Agent(
             Planner(
@@ -138,32 +161,68 @@ def run(
                 registry,
                 ctx,
                 policy,
-                AuditLog(audit_file(paths.data_dir)),
-                confirm=confirm if interactive else None,
+                tool_audit_log(paths.data_dir),
+                confirm=approvals.confirm if interactive else None,
             ),
             Critic(router, provider=provider),
             approve=approve,
-            memory=None if no_memory else _QuietMemory(),
+            memory=memory,
             max_replans=max_replans,
             token_budget=token_budget,
             on_results=None if json_out else partial(_show_steps, dry_run=dry_run),
         )
-        report = agent.run(goal)
+        turn = AgentTurn(
+            Session(router, memory, open_log(settings)),
+            agent,
+            answer_from_planner=True,
+            log_runs=False,
+        )
+        try:
+            report = turn.take(goal, provider=provider).run
+        finally:
+            if memory is not None:
+                memory.close()
+    assert report is not None  # a turn that may act always runs the agent
     out = report.to_dict()
     if save_tasks and report.plan is not None:
-        out["tasks"] = _save_tasks(report.plan)
+        done = set() if dry_run else report.succeeded()
+        out["tasks"] = _save_tasks(report.plan, done)
+    from magray.cli.app import error_line
+
     if json_out:
         typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
-    elif report.denied is None:
+    elif report.denied is None and report.error is None and not report.interrupted:
         typer.echo(report.result)
+    if report.interrupted:
+        error_line(report.result)
+        if report.abandoned:  # a tool blocked outside any process: do not wait for it
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
+        raise typer.Exit(130)
+    if report.error is not None:
+        error_line(report.error.message)
+        raise typer.Exit(report.error.exit_code)
     if report.denied is not None:
         if not json_out:
-            from magray.cli.app import error_line
-
             error_line(report.result)
         raise typer.Exit(4)
     if not report.approved or not report.done:
         raise typer.Exit(1)
+
+
+class _TerminalAsker:
+    """Asks on the terminal (stderr): a plan once, then any ask the plan did not cover."""
+
+    def approve(self, plan: Plan, tools: frozenset[str]) -> Choice:
+        from magray.agent.approvals import Choice
+
+        ok = typer.confirm("Run this plan?", default=False, err=True)
+        return Choice.YES if ok else Choice.NO
+
+    def confirm(self, tool: str, preview: str) -> bool:
+        typer.echo(f"{tool} wants to do:\n{preview}", err=True)
+        return typer.confirm("Allow it?", default=False, err=True)
 
 
 def _show_steps(results: Sequence[StepResult], *, dry_run: bool) -> None:
@@ -177,10 +236,10 @@ def _show_steps(results: Sequence[StepResult], *, dry_run: bool) -> None:
             typer.echo(step.output.rstrip("\n"), err=True)
 
 
-def _save_tasks(plan: Plan) -> list[str]:
-    """Store ``plan`` in the task graph; the new task ids in step order."""
-    from magray.tasks.graph import save_plan
-    from magray.tasks.model import PlanStep
+def _save_tasks(plan: Plan, done: set[str]) -> list[str]:
+    """Store ``plan`` in the task graph, the steps in ``done`` as done; ids in step order."""
+    from magray.tasks.graph import TaskGraph
+    from magray.tasks.model import PlanStep, TaskState
 
     steps = [
         PlanStep(
@@ -191,4 +250,9 @@ def _save_tasks(plan: Plan) -> list[str]:
         )
         for s in plan.steps
     ]
-    return [t.id for t in save_plan(steps)]
+    with TaskGraph() as graph:
+        tasks = graph.save_plan(steps)
+        for step, task in zip(plan.steps, tasks, strict=True):
+            if step.id in done:
+                graph.set_state(task.id, TaskState.DONE)
+    return [t.id for t in tasks]

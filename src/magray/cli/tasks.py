@@ -10,9 +10,10 @@ import typer
 
 from magray.cli.app import new_app
 from magray.cli.context import iso
+from magray.views import task_json
 
 if TYPE_CHECKING:
-    from magray.tasks import Task, TaskGraph
+    from magray.tasks import TaskGraph
 
 app = new_app("Plan work as a graph of tasks with priorities and dependencies.")
 
@@ -30,21 +31,6 @@ def _graph(*, reading: bool = False) -> TaskGraph:
     if reading and not default_path().exists():
         return TaskGraph(Path(":memory:"))
     return TaskGraph()
-
-
-def task_json(task: Task) -> dict[str, Any]:
-    return {
-        "id": task.id,
-        "title": task.title,
-        "notes": task.notes,
-        "state": task.state.value,
-        "priority": task.priority,
-        "depends_on": list(task.depends_on),
-        "memory": list(task.memory_ids),
-        "created_at": iso(task.created_at),
-        "updated_at": iso(task.updated_at),
-        "done_at": iso(task.done_at),
-    }
 
 
 def emit(data: Any) -> None:

@@ -119,7 +119,7 @@ def run_tool(
     """
     from magray.cli.context import settings as load
     from magray.cli.toolenv import tool_context, tool_policy, tool_registry
-    from magray.tools.audit import AuditLog, audit_file
+    from magray.observability.tool_audit import tool_audit_log
     from magray.tools.invoke import invoke
     from magray.tools.mcp import server_of
     from magray.tools.policy import Mode
@@ -137,7 +137,7 @@ def run_tool(
             parse_args(arg, tool.schema()),
             ctx,
             policy,
-            AuditLog(audit_file(paths.data_dir)),
+            tool_audit_log(paths.data_dir),
             confirm=_confirm if interactive else None,
         )
     except MagrayError as exc:

@@ -42,6 +42,14 @@ def sorted_batches(encoded: Sequence[Encoded], batch_size: int) -> list[list[int
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+_truncated = 0  # texts embedded truncated by this process (see ``truncated_count``)
+
+
+def truncated_count() -> int:
+    """How many texts this process embedded truncated (a long ingest reports the total)."""
+    return _truncated
+
+
 class OnnxEmbedder:
     """An ``Embedder`` backed by an ONNX model folder (model.onnx + tokenizer.json)."""
 
@@ -92,13 +100,15 @@ class OnnxEmbedder:
         encoded = self.tokenizer.encode(texts)
         cut = sum(e.truncated for e in encoded)
         if cut:
-            log.warning(
-                "%d of %d texts were longer than %d tokens and were truncated (model %s).",
-                cut,
-                len(encoded),
-                self.tokenizer.max_length,
-                self.spec.name,
-            )
+            global _truncated
+            if not _truncated:  # once per process; long jobs print the total at the end
+                log.warning(
+                    "texts longer than %d tokens are embedded truncated (model %s); their full"
+                    " text is stored and keyword search sees all of it.",
+                    self.tokenizer.max_length,
+                    self.spec.name,
+                )
+            _truncated += cut
         return encoded
 
     def run_batch(self, batch: Sequence[Encoded]) -> Vectors:

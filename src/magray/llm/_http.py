@@ -91,8 +91,11 @@ def map_status_error(
             f"provider {provider!r} at {where} does not know that model ({detail}){listing}."
         )
     if status >= 500 or status in (408, 409):
+        wait = retry_after_seconds(headers)
+        hint = f"; retry after {wait:g} s" if wait is not None else ""
         return ProviderUnavailableError(
-            f"provider {provider!r} at {where} failed with {status} ({detail})."
+            f"provider {provider!r} at {where} failed with {status} ({detail}){hint}.",
+            retry_after=wait,
         )
     return ProviderResponseError(f"provider {provider!r} refused the request ({status}: {detail}).")
 

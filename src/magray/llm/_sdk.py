@@ -15,7 +15,7 @@ from typing import Any
 
 from magray.errors import MagrayError, ProviderResponseError, ProviderUnavailableError
 from magray.llm._http import estimate_tokens, map_status_error
-from magray.llm.base import Message
+from magray.llm.base import Capabilities, Message
 from magray.llm.config import ProviderConfig
 from magray.llm.keys import redact
 
@@ -55,6 +55,17 @@ class SdkProvider:
     @property
     def supports_tools(self) -> bool:
         return True
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """Chat models with native tool calling and streaming (JSON schemas are not sent)."""
+        return Capabilities(
+            chat_template=True,
+            json_schema=False,
+            native_tools=True,
+            context_window=self.context_window,
+            streaming=True,
+        )
 
     @property
     def context_window(self) -> int:

@@ -73,6 +73,30 @@ class Request:
 
 
 @dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a provider can do, declared by the provider (never guessed from names).
+
+    The agent picks its planning strategy and its prompt budget from these fields:
+    a provider without a chat template is a base model (completion prompts, worked
+    examples); one that honours ``Request.json_schema`` gets grammar-constrained plans;
+    one with native tools is offered ``submit_plan`` as a function.
+    """
+
+    #: the model has a chat template (False: a base model, prompted by completion)
+    chat_template: bool = True
+    #: ``Request.json_schema`` constrains the answer (e.g. a llama.cpp grammar)
+    json_schema: bool = False
+    #: native function calling (``Request.tools`` / ``Completion.tool_calls``)
+    native_tools: bool = False
+    #: maximum tokens of prompt plus answer
+    context_window: int = 8192
+    #: answers arrive in pieces as they are generated
+    streaming: bool = True
+    #: a small model: fewer, shorter memories in its prompts and a hint about its limits
+    small: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
     """A finished (non-streamed or fully collected) answer."""
 
@@ -117,3 +141,24 @@ class Provider(Protocol):
     def context_window(self) -> int:
         """Maximum tokens of prompt plus answer."""
         ...
+
+
+@runtime_checkable
+class Declares(Protocol):
+    """A provider that declares its ``Capabilities`` (every built-in one does)."""
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+
+def capabilities_of(provider: Provider) -> Capabilities:
+    """What ``provider`` can do: its declared ``capabilities``.
+
+    A plugin provider that declares none is described by the two properties every
+    provider has: ``supports_tools`` and ``context_window``.
+    """
+    if isinstance(provider, Declares):
+        return provider.capabilities
+    return Capabilities(
+        native_tools=bool(provider.supports_tools), context_window=int(provider.context_window)
+    )

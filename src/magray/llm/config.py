@@ -170,7 +170,9 @@ def parse_llm_config(table: dict[str, Any], source: str = "config.toml") -> LLMC
         )
     if "local" not in providers:
         providers["local"] = BUILTIN_LOCAL
-    default = raw.default or ("local" if not raw.providers else next(iter(raw.providers)))
+    # A provider block alone does not take over: the default is named, else the built-in
+    # local model.
+    default = raw.default or "local"
     for key, name in [("default", default)] + [("fallback", n) for n in raw.fallback]:
         if name not in providers:
             known = ", ".join(sorted(providers))
@@ -201,3 +203,69 @@ def load_llm_config(settings: Settings) -> LLMConfig:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: llm must be a table ([llm]).")
     return parse_llm_config(table, str(path))
+
+
+LLM_SETTINGS = ("llm.default", "llm.fallback")
+
+
+def llm_rows(config: LLMConfig) -> list[dict[str, Any]]:
+    """The ``[llm]`` choices as ``config show`` rows (key, value, source, help)."""
+    return [
+        {
+            "key": "llm.default",
+            "value": config.default,
+            "source": config.source,
+            "help": "Provider used when none is asked for (`magray llm list`).",
+        },
+        {
+            "key": "llm.fallback",
+            "value": list(config.fallback),
+            "source": config.source,
+            "help": "Providers tried in order when the default fails.",
+        },
+        {
+            "key": "llm.providers",
+            "value": sorted(config.providers),
+            "source": config.source,
+            "help": "Configured providers ([llm.providers.NAME]; `local` is built in).",
+        },
+    ]
+
+
+def write_llm_setting(path: Path, key: str, raw: str | None) -> Any:
+    """Set (or with ``raw`` None remove) ``llm.default`` / ``llm.fallback`` in config.toml.
+
+    The new ``[llm]`` table is validated like any load before the file is replaced, so a
+    name that is not a configured provider is refused with the list of those that are.
+    """
+    import os
+
+    import tomli_w
+
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it.") from None
+    table = data.setdefault("llm", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: llm must be a table ([llm]).")
+    name = key.partition(".")[2]
+    value: Any = None
+    if raw is None:
+        table.pop(name, None)
+    elif name == "fallback":
+        value = [n.strip() for n in raw.split(",") if n.strip()]
+        table[name] = value
+    else:
+        value = raw.strip()
+        table[name] = value
+    parse_llm_config(table, f"config set {key}")  # refuses unknown providers
+    if not table:
+        del data["llm"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
+    os.replace(tmp, path)
+    return value

@@ -97,10 +97,15 @@ def needs_key(config: ProviderConfig) -> bool:
 
 def default_model(config: ProviderConfig) -> str:
     """The model a provider uses when a request names none (without building it)."""
+    if config.type == "local":
+        from magray.llm.local_models import DEFAULT_LOCAL, find_local_model
+
+        if config.model_path:
+            return config.model or config.model_path.stem
+        entry = find_local_model(config.model) if config.model else DEFAULT_LOCAL
+        return entry.name if entry is not None else str(config.model)
     if config.model:
         return config.model
-    if config.type == "local":
-        return config.model_path.stem if config.model_path else "gemma-3-270m"
     if config.type == "anthropic":
         from magray.llm.anthropic import DEFAULT_MODEL as ANTHROPIC_MODEL
 

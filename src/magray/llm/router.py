@@ -3,12 +3,12 @@
 For each request the chain is the requested provider (or ``[llm] default``) followed by
 ``[llm] fallback``. Each provider is tried with retries on retryable errors
 (ProviderUnavailableError, RateLimitError): exponential backoff with full jitter, or exactly
-the server's ``Retry-After`` when it sent one (up to ``max_wait``). A circuit breaker per
-provider opens after ``breaker_threshold`` consecutive failures and lets one trial call
-through (half-open) after ``breaker_cooldown`` seconds; its state is kept in ``llm.db`` so
-it holds across CLI invocations. A daily token/cost budget is checked before each call and
-every call's usage is recorded. Once a stream has shown text to the caller, a failure is
-raised, never retried or handed to another provider: that would repeat the answer.
+the server's ``Retry-After`` when it sent one, on 429 and 503 alike (up to ``max_wait``). A
+circuit breaker per provider opens after ``breaker_threshold`` consecutive failures and lets
+one trial call through (half-open) after ``breaker_cooldown`` seconds; its state is kept in
+``llm.db`` so it holds across CLI invocations. A daily token/cost budget is checked before
+each call and every call's usage is recorded. Once a stream has shown text to the caller, a
+failure is raised, never retried or handed to another provider: that would repeat the answer.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from magray.errors import (
     MagrayError,
     ProviderError,
     ProviderUnavailableError,
-    RateLimitError,
 )
 from magray.llm.base import Chunk, Completion, Provider, Request, ToolCall, Usage
 from magray.llm.config import LLMConfig, ProviderConfig, load_llm_config
@@ -194,7 +193,7 @@ class Router:
 
     def _delay(self, attempt: int, exc: ProviderError) -> float | None:
         """Seconds to wait before the next attempt, or None to give up on this provider."""
-        if isinstance(exc, RateLimitError) and exc.retry_after is not None:
+        if exc.retry_after is not None:  # the server said when (429, 503)
             wait = float(exc.retry_after)
             return wait if wait <= self.max_wait else None
         return self._rand() * min(self.max_backoff, self.base_backoff * 2.0**attempt)
@@ -275,11 +274,17 @@ class Router:
         for index, name in enumerate(chain):
             cfg = self.config.get(name)
             if self.breaker_state(name) == OPEN:
+                state = self.usage.breaker(name)
+                left = self.breaker_cooldown - (self._clock() - (state.opened_at or 0.0))
+                others = [n for n in self.config.providers if n != name]
+                hint = f"; ask with --provider {others[0]}" if others else ""
                 failures.append(
                     (
                         name,
                         ProviderUnavailableError(
-                            f"provider {name!r} is paused after repeated failures (circuit open)."
+                            f"provider {name!r} is paused for {max(left, 0.0):.0f} s more after"
+                            f" {state.failures} failures in a row (circuit open){hint}, or list"
+                            " a fallback: `magray config set llm.fallback local`"
                         ),
                     )
                 )
@@ -348,6 +353,6 @@ def _combined(failures: list[tuple[str, MagrayError]]) -> MagrayError:
     first = failures[0][1]
     detail = "; ".join(f"{name}: {redact(exc.message).rstrip('.')}" for name, exc in failures)
     error = type(first)(f"every provider failed — {detail}.")
-    if isinstance(first, RateLimitError) and isinstance(error, RateLimitError):
+    if isinstance(error, ProviderError) and isinstance(first, ProviderError):
         error.retry_after = first.retry_after
     return error

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,7 @@ from magray.config import Settings
 from magray.embed.base import Embedder, Reranker
 from magray.errors import DimensionMismatchError, ModelError, UsageError
 from magray.memory.backends import Backend, open_backend
-from magray.memory.backends.base import Candidate, Warn
+from magray.memory.backends.base import Candidate, StoredRow, Warn
 from magray.memory.records import (
     MAX_INT,
     MAX_TEXT_CHARS,
@@ -56,6 +57,19 @@ class RememberResult:
     id: str
     layer: Layer
     created: bool
+
+
+def _as_new(record: Record) -> NewRecord:
+    return NewRecord(
+        text=record.text,
+        layer=record.layer,
+        kind=record.kind,
+        tags=record.tags,
+        project=record.project,
+        session=record.session,
+        importance=record.importance,
+        pinned=record.pinned,
+    )
 
 
 def validate(item: NewRecord) -> None:
@@ -180,6 +194,64 @@ class Memory:
         stored = self.backend.resolve(id_or_prefix)
         self.backend.delete([stored.num])
         return stored.record
+
+    def pin(self, id_or_prefix: str, pinned: bool = True) -> Record:
+        """Pin (never expires) or unpin a record."""
+        stored = self.backend.resolve(id_or_prefix)
+        self.backend.update(stored.num, now=time.time(), pinned=pinned)
+        return self.backend.resolve(stored.record.id).record
+
+    def move(self, id_or_prefix: str, layer: Layer) -> Record:
+        """Move a record to ``layer`` by hand (its TTL counts from now)."""
+        stored = self.backend.resolve(id_or_prefix)
+        self.backend.update(stored.num, now=time.time(), layer=layer)
+        return self.backend.resolve(stored.record.id).record
+
+    def edit(self, id_or_prefix: str, text: str) -> Record:
+        """Replace a record's text (re-embedded), keeping its id, layer, tags and history."""
+        stored = self.backend.resolve(id_or_prefix)
+        validate(dataclasses.replace(_as_new(stored.record), text=text))
+        self.check_model()
+        vector = self.embedder.embed_documents([text])[0]
+        self.backend.replace_text(
+            stored.num,
+            text,
+            np.asarray(vector, dtype="<f4").tobytes(),
+            model_id=self.embedder.model_id,
+            now=time.time(),
+        )
+        return self.backend.resolve(stored.record.id).record
+
+    def forget_where(
+        self,
+        filters: Filters,
+        *,
+        source: Path | None = None,
+        dry_run: bool = False,
+    ) -> list[Record]:
+        """Forget every record matching ``filters`` (and, with ``source``, ingested from that
+        file or from under that folder). Their ingest bookkeeping goes too, so a later
+        ``ingest`` adds them again. With ``dry_run`` nothing changes."""
+        prefix = str(source.expanduser().resolve()) if source is not None else None
+        doomed: list[StoredRow] = []
+        for row in self.backend.iter_records(filters):
+            uri = row.record.source.uri if row.record.source else None
+            if prefix is not None and not (
+                uri is not None and (uri == prefix or uri.startswith(prefix.rstrip("/") + "/"))
+            ):
+                continue
+            doomed.append(row)
+        if dry_run or not doomed:
+            return [row.record for row in doomed]
+        self.backend.delete([row.num for row in doomed])
+        sources: dict[tuple[str, Layer], list[str]] = {}
+        for row in doomed:
+            if row.record.source is not None:
+                key = (row.record.project or "", row.record.layer)
+                sources.setdefault(key, []).append(row.record.source.uri)
+        for (project, layer), uris in sources.items():
+            self.backend.forget_sources(list(dict.fromkeys(uris)), project, layer)
+        return [row.record for row in doomed]
 
     # -- reading ---------------------------------------------------------------------------
     def get(self, id_or_prefix: str) -> Record:

@@ -52,6 +52,8 @@ SAFE_CONFIG = (
     "submodule.recurse=false",
     "fetch.recurseSubmodules=false",
     "color.ui=never",
+    # A folder a model wrote HEAD, objects/, refs/ and config into is not a repository.
+    "safe.bareRepository=explicit",
 )
 
 

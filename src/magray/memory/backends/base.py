@@ -143,6 +143,37 @@ class Backend(Protocol):
         transaction; labels that do not exist are ignored. Returns how many were deleted."""
         ...
 
+    def update(
+        self,
+        num: int,
+        *,
+        now: float,
+        pinned: bool | None = None,
+        layer: Layer | None = None,
+    ) -> None:
+        """Pin or unpin the record labelled ``num``, or move it to ``layer`` (then
+        ``layer_since = now``); ``updated_at = now``; one transaction. None leaves a field.
+
+        Raises:
+            NotFoundError: no record has that label.
+            UsageError: ``layer`` already holds a record with the same project and content
+                hash (the message names its id).
+        """
+        ...
+
+    def replace_text(
+        self, num: int, text: str, vector: bytes, *, model_id: str, now: float
+    ) -> None:
+        """Give the record labelled ``num`` a new text and vector, keeping its id, layer,
+        tags, times and access history (``updated_at = now``); its content hash, keyword
+        entry and index entry follow. One transaction.
+
+        Raises:
+            NotFoundError: no record has that label.
+            UsageError: another record of its layer and project already has that text.
+        """
+        ...
+
     def record_access(self, nums: Sequence[int], now: float) -> None:
         """Count one access at ``now`` for each label (best effort).
 

@@ -267,7 +267,9 @@ def ingest(
     pending: list[_Plan] = []
     pending_chunks = 0
     done = 0
-    for item in walk(paths, root=job.root):
+    items = list(walk(paths, root=job.root))  # walking is cheap: it gives progress a total
+    total = sum(1 for item in items if not isinstance(item, Skipped))
+    for item in items:
         if isinstance(item, Skipped):
             if item.reason is SkipReason.UNREADABLE:
                 key = source_key(item.path)
@@ -287,6 +289,8 @@ def ingest(
             job.report.skipped.append((_shown(item.uri), exc.message.rstrip(".")))
             keep.append(key)
             continue
+        if progress:
+            progress(done, total)
         if plan is None:
             continue
         pending.append(plan)
@@ -295,7 +299,7 @@ def ingest(
             job.write(pending)
             pending, pending_chunks = [], 0
             if progress:
-                progress(done, None)
+                progress(done, total)
     job.write(pending)
     folders = [p for p in paths if p.is_dir()]
     job.forget_missing(folders, [p for p in paths if not p.is_dir()], seen, keep)

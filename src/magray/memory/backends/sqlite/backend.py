@@ -33,6 +33,7 @@ from magray.memory.backends.base import (
     Warn,
 )
 from magray.memory.backends.sqlite import backup as _backup
+from magray.memory.backends.sqlite import edits
 from magray.memory.backends.sqlite import imports as _imports
 from magray.memory.backends.sqlite import keywords as _keywords
 from magray.memory.backends.sqlite import lifecycle as _lifecycle
@@ -126,6 +127,21 @@ class SqliteBackend:
             for num in wanted:
                 deleted += conn.execute("DELETE FROM records WHERE num = ?", (num,)).rowcount
         return deleted
+
+    def update(
+        self,
+        num: int,
+        *,
+        now: float,
+        pinned: bool | None = None,
+        layer: Layer | None = None,
+    ) -> None:
+        edits.update(self.store, num, now=now, pinned=pinned, layer=layer)
+
+    def replace_text(
+        self, num: int, text: str, vector: bytes, *, model_id: str, now: float
+    ) -> None:
+        edits.replace_text(self.store, num, text, vector, model_id=model_id, now=now)
 
     def record_access(self, nums: Sequence[int], now: float) -> None:
         self.store.record_access(nums, now)

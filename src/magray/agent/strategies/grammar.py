@@ -1,0 +1,155 @@
+"""Planning for chat models that honour a JSON schema (the embedded local chat models).
+
+The answer is constrained, token by token, to the compact plan shape of
+``magray.agent.fewshot.plan_schema``: ``{"answer": …}`` or ``{"steps": [{"tool", "args"}]}``
+with one alternative per candidate tool and that tool's own argument schema, so every
+answer parses and names a real tool with well-formed arguments. The system prompt (rules
+and the whole tool catalogue, ~2,000 tokens) never changes, so llama.cpp's prompt cache
+reads it once per process; the nearest worked examples follow as earlier chat turns and
+their tools (plus a direct answer) are the candidates the grammar allows.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from magray.agent.fewshot import (
+    ANSWER,
+    MAX_ANSWER_CHARS,
+    MAX_STEPS,
+    ExampleSelector,
+    FixedSelector,
+    chain,
+    compact,
+    example_tools,
+    plan_schema,
+    ungrounded,
+)
+from magray.agent.strategies.base import (
+    LLM,
+    Planned,
+    check,
+    first_json_object,
+    still_invalid,
+    tool_catalogue,
+    user_prompt,
+)
+from magray.agent.untrusted import RULE
+from magray.llm.base import Message, Request, Usage
+from magray.tools.registry import ToolRegistry
+
+RULES = (
+    "You are MAGRAY's planner. Answer every request with one JSON object: the steps that "
+    'carry it out, in order: {"steps": [{"tool": "...", "args": {...}}]}. When the request '
+    'needs no tool (general knowledge, arithmetic, translation) use the tool "answer" with '
+    'args {"text": "..."} holding the reply. Take paths and names from the request; paths '
+    "are relative to the workspace.\n\n" + RULE
+)
+#: the pseudo-tool of a direct answer: choosing it is one decision among the tool names
+ANSWER_TOOL = {
+    "type": "object",
+    "properties": {
+        "tool": {"const": ANSWER},
+        "args": {
+            "type": "object",
+            "properties": {"text": {"type": "string", "maxLength": MAX_ANSWER_CHARS}},
+            "required": ["text"],
+        },
+    },
+    "required": ["tool", "args"],
+}
+MAX_PLAN_TOKENS = 256
+CANDIDATES_ONLY = False
+
+
+def as_steps(answer: dict[str, Any]) -> dict[str, Any]:
+    """A worked example in the strategy's shape: a direct answer is the ``answer`` tool."""
+    if "steps" in answer:
+        return compact(answer)
+    return {"steps": [{"tool": ANSWER, "args": {"text": str(answer.get("answer", ""))}}]}
+
+
+class GrammarChat:
+    """Chat template, nearest worked examples as turns, and a JSON-schema grammar."""
+
+    name = "grammar"
+
+    def __init__(
+        self,
+        llm: LLM,
+        registry: ToolRegistry,
+        *,
+        provider: str | None = None,
+        max_repairs: int = 2,
+        max_steps: int | None = None,
+        selector: ExampleSelector | None = None,
+    ) -> None:
+        self.llm = llm
+        self.registry = registry
+        self.provider = provider
+        self.max_repairs = max_repairs
+        self.max_steps = max_steps
+        self.selector = selector or ExampleSelector()
+
+    def _candidates(self, shots: list[tuple[str, dict[str, Any]]]) -> set[str] | None:
+        """The tools of the nearest examples and a direct answer (every tool for fixed)."""
+        if isinstance(self.selector, FixedSelector) or not CANDIDATES_ONLY:
+            return None
+        tools = {ANSWER}
+        for _, answer in shots:
+            tools |= example_tools(answer)
+        return tools
+
+    def schema(self, tools: set[str] | None) -> dict[str, Any]:
+        """``{"steps": [...]}`` whose first step's tool (``answer`` too) is chosen by name."""
+        steps = min(self.max_steps or MAX_STEPS, MAX_STEPS)
+        plan = plan_schema(self.registry, steps, (tools or set(self.registry.names())) - {ANSWER})
+        alternatives = plan.get("properties", {}).get("steps", {}).get("items", {}).get("anyOf", [])
+        items = {"anyOf": [ANSWER_TOOL, *alternatives]}
+        array = {"type": "array", "items": items, "minItems": 1, "maxItems": steps}
+        return {"type": "object", "properties": {"steps": array}, "required": ["steps"]}
+
+    def plan(self, goal: str, context: str = "", memories: str = "") -> Planned:
+        shots = [(q, dict(a)) for q, a in self.selector.select(goal, self.registry)]
+        schema = self.schema(self._candidates(shots))
+        catalogue = tool_catalogue(self.registry) + "\n- answer: reply in text, no tool needed"
+        messages = [Message("system", f"{RULES}\n\n{catalogue}")]
+        for asked, answer in shots:
+            messages.append(Message("user", asked))
+            messages.append(Message("assistant", json.dumps(as_steps(answer))))
+        messages.append(Message("user", user_prompt(goal, context, memories)))
+        usage = Usage()
+        problems: list[str] = []
+        for attempt in range(self.max_repairs + 1):
+            request = Request(
+                tuple(messages),
+                max_tokens=MAX_PLAN_TOKENS,
+                temperature=0.0 if attempt == 0 and not context else 0.7,
+                json_schema=schema,
+            )
+            done = self.llm.complete(request, self.provider)
+            usage = usage + done.usage
+            raw = first_json_object(done.text)
+            steps = raw.get("steps") if raw is not None else None
+            if isinstance(steps, list) and steps and isinstance(steps[0], dict):
+                if steps[0].get("tool") == ANSWER:
+                    text = str((steps[0].get("args") or {}).get("text") or "").strip()
+                    if text:
+                        return Planned(None, text, usage, attempt)
+                    problems = ["the answer was empty"]
+                    continue
+                raw = {
+                    "steps": [s for s in steps if isinstance(s, dict) and s.get("tool") != ANSWER]
+                }
+            if raw is None:
+                problems = ["the answer was cut off before the plan was complete"]
+                continue
+            plan, problems = check(goal, chain(raw), self.registry, self.max_steps)
+            if plan is not None and not problems:
+                problems = ungrounded(plan, goal, self.registry)
+                if not problems:
+                    return Planned(plan, None, usage, attempt)
+            feedback = "The plan is invalid: " + "; ".join(problems) + ". Answer again."
+            messages += [Message("assistant", done.text), Message("user", feedback)]
+        raise still_invalid(problems, self.max_repairs)

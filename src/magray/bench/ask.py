@@ -1,0 +1,234 @@
+"""`magray bench ask`: grounded answers about MAGRAY's own docs, scored against known answers.
+
+The docs (README.md and docs/) are ingested into a store of the benchmark's own with the
+same code as `magray ingest`, then every question is answered by `ask`'s session (recall,
+prompt, stream, citations) with each provider in turn, in the same run. A question has
+short expected answers: every listed part must appear in the answer (``a|b`` means either;
+short parts match as whole words). Questions the docs do not answer expect "I don't know".
+
+Reported per provider: ``accuracy`` (answerable questions answered right), ``cited_share``
+(answerable questions whose answer cites a memory from the file that holds the answer and
+contains it), ``recalled_share`` (that memory was among those put in the prompt: the ceiling
+retrieval sets), ``unknown_accuracy`` (unanswerable questions answered "I don't know"),
+median latency and time to first token, and every case.
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from magray.config import Settings
+from magray.errors import MagrayError, UsageError
+
+UNKNOWN = ("i don't know|i do not know|don't know|do not know|not know",)
+
+
+@dataclass(frozen=True, slots=True)
+class AskCase:
+    question: str
+    expect: tuple[str, ...]  # every part must appear; "a|b" = either
+    sources: tuple[str, ...] = ()  # files (as ingested) that hold the answer; () = none
+
+
+def _c(question: str, expect: str, *sources: str) -> AskCase:
+    return AskCase(question, tuple(expect.split(" & ")), sources)
+
+
+M, R, C, L, T, A = (
+    "docs/memory.md",
+    "README.md",
+    "docs/configuration.md",
+    "docs/llm.md",
+    "docs/tasks.md",
+    "docs/ask.md",
+)
+
+CASES: tuple[AskCase, ...] = (
+    _c("What are the three layers of MAGRAY's memory?", "interact & insights & assets", M, R),
+    _c("How long does the Interact layer keep records by default?", "24", M, R, C),
+    _c("What is the default TTL of the Insights layer?", "90", M, R, C),
+    _c("Which port does the staging database listen on?", "5433", M, R),
+    _c("Which make target lints MAGRAY and runs its test suite?", "make test", R),
+    _c("Which exit code does MAGRAY use when policy denies something?", "4", C, R),
+    _c("Which exit code means that something was not found?", "3", C, R),
+    _c("Which exit code means a network or provider failure?", "5", C, R),
+    _c("Which exit code does a command interrupted with Ctrl-C return?", "130", C),
+    _c("Which embedding model does MAGRAY use by default?", "minilm", R, C),
+    _c("Which runtime computes MAGRAY's embeddings locally?", "onnx", R),
+    _c("Which environment variable moves only the models folder?", "magray_models_dir", C),
+    _c("Which environment variable shows full tracebacks?", "magray_debug", C),
+    _c("What is the default promotion threshold of memory records?", "0.6", C, M),
+    _c("How many seconds does MAGRAY wait for the writer lock by default?", "10", C),
+    _c("What is the default embedding batch size?", "32", C),
+    _c("How many seconds may one tool call take by default?", "60", C),
+    _c("Which command prints every setting and where its value came from?", "config show", C),
+    _c("Which ranking function does the keyword index use?", "bm25", M, R),
+    _c("Which SQLite feature provides MAGRAY's keyword index?", "fts5", M),
+    _c("How many characters long is a memory record id?", "16", M),
+    _c("Which library provides the HNSW vector indexes?", "usearch", M),
+    _c("Which memory.vector_dtype value halves the vector index size?", "f16", M, C),
+    _c("How does hybrid search combine vector and BM25 results by default?", "convex", M, C),
+    _c("How many fused hits does the cross-encoder re-score?", "50", M),
+    _c("What kind of model does MAGRAY learn for promotion decisions?", "logistic", M),
+    _c("How often at most is the promotion model retrained?", "6 hours|6 h|six hours", M),
+    _c("Which command deletes records whose TTL has passed?", "memory expire", M),
+    _c("Which command checks the memory store for inconsistencies?", "memory verify", M),
+    _c("Up to how many filtered records are searched exactly?", "20,000|20000", M),
+    _c("What is the default timeout of a cloud provider request in seconds?", "60", L),
+    _c("After how many consecutive failures does the circuit breaker open?", "3", L),
+    _c("For how many seconds does an open circuit breaker skip a provider?", "30", L),
+    _c("In which file is the circuit breaker's state stored?", "llm.db", L),
+    _c("On which port does the Ollama base_url in the docs listen?", "11434", L),
+    _c("What is the longest Retry-After wait MAGRAY honours, in seconds?", "60", L),
+    _c("In which SQLite file does magray tasks keep its task graph?", "tasks.db", T),
+    _c("Which priority is the highest a task can have?", "1", T),
+    _c("In which file are ask conversations logged?", "conversations.db", A),
+    _c("In which memory layer are ask exchanges stored?", "interact", A),
+    _c("Which ask flag continues the last conversation?", "-c|--continue", A),
+    _c("Which command lists the configured LLM providers?", "llm list", L),
+    _c("Which tool does MAGRAY use to show where a setting came from?", "config show", C),
+    _c("Which file format stores the memory store's truth?", "sqlite", M),
+    AskCase("What is the name of MAGRAY's mascot?", UNKNOWN),
+    AskCase("Which company sponsors MAGRAY?", UNKNOWN),
+    AskCase("How many stars does MAGRAY have on GitHub?", UNKNOWN),
+    AskCase("Who is MAGRAY's lead maintainer?", UNKNOWN),
+    AskCase("What is the capital of Australia?", UNKNOWN),
+)
+
+
+def _normal(text: str) -> str:
+    flat = " ".join(text.lower().replace("`", "").replace("*", "").split())
+    return re.sub(r"\b(\d+)\.0\b", r"\1", flat)  # 10.0 seconds is 10 seconds
+
+
+def matches(answer: str, expect: Sequence[str]) -> bool:
+    """Every part of ``expect`` appears in ``answer`` (short parts as whole words)."""
+    text = _normal(answer)
+    for part in expect:
+        alternatives = [_normal(a) for a in part.split("|")]
+        if not any(_contains(text, alt) for alt in alternatives if alt):
+            return False
+    return True
+
+
+def _contains(text: str, needle: str) -> bool:
+    if len(needle) > 4 and not needle.replace(".", "").isdigit():
+        return needle in text
+    return re.search(rf"(?<![\w.]){re.escape(needle)}(?![\w]|\.\d)", text) is not None
+
+
+def docs_paths(root: Path) -> list[Path]:
+    """MAGRAY's own docs: README.md and docs/ under the source checkout ``root``."""
+    paths = [p for p in (root / "README.md", root / "docs") if p.exists()]
+    if not paths:
+        raise UsageError(
+            f"no README.md or docs/ under {root}; run bench ask from MAGRAY's checkout"
+            " or pass --docs DIR."
+        )
+    return paths
+
+
+def bench_ask(
+    settings: Settings,
+    *,
+    providers: Sequence[str] = ("local", "local-tiny"),
+    docs: Path | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Accuracy and citations of ``ask`` on MAGRAY's docs, per provider, in one run."""
+    from magray.agent.session import Session
+    from magray.bench.retrieval import bench_settings
+    from magray.llm.config import ProviderConfig, load_llm_config
+    from magray.llm.local_models import find_local_model
+    from magray.llm.router import Router
+    from magray.memory.ingest.pipeline import ingest
+    from magray.memory.service import Memory
+
+    if limit is not None and limit < 1:
+        raise UsageError("--limit must be at least 1.")
+    cases = CASES[:limit] if limit else CASES
+    config = load_llm_config(settings)
+    table = dict(config.providers)
+    for name in providers:
+        if name not in table:
+            if find_local_model(name) is None:
+                known = ", ".join(sorted(table))
+                raise UsageError(
+                    f"{name!r} is neither a configured provider ({known}) nor a local model"
+                    " name (local, local-tiny, qwen2.5-1.5b)."
+                )
+            table[name] = ProviderConfig(name=name, type="local", model=name, timeout=300.0)
+    config = replace(config, providers=table)
+    bench = bench_settings(settings, "magray-docs")
+    root = docs or Path.cwd()
+    started = time.perf_counter()
+    result: dict[str, Any] = {"questions": len(cases), "providers": {}}
+    from magray.agent.conversations import ConversationLog
+
+    with Memory(bench) as memory:
+        report = ingest(memory, docs_paths(root), project="magray")
+        memory.sync_indexes()
+        result["chunks"] = report.chunks_added + report.chunks_kept
+        result["ingest_seconds"] = round(time.perf_counter() - started, 1)
+        log = ConversationLog(bench.paths.data_dir / "conversations.db")
+        with Router(bench, config=config) as router:
+            session = Session(router, memory, log)
+            for name in providers:
+                result["providers"][name] = _run(session, router, name, cases)
+    return result
+
+
+def _run(session: Any, router: Any, name: str, cases: Sequence[AskCase]) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    for case in cases:
+        row: dict[str, Any] = {"question": case.question, "expect": list(case.expect)}
+        try:
+            res = session.ask(case.question, provider=name)
+        except MagrayError as exc:
+            row.update(ok=False, error=exc.message, answer="", cited=False, recalled=False)
+            rows.append(row)
+            continue
+        holders = [
+            m.id
+            for m in res.memories
+            if case.sources and m.uri in case.sources and matches(m.text, case.expect)
+        ]
+        row.update(
+            answer=res.answer,
+            ok=matches(res.answer, case.expect),
+            recalled=bool(holders),
+            cited=any(i in holders for i in res.cited),
+            answerable=bool(case.sources),
+            ms=round(res.latency_ms, 1),
+            first_token_ms=None if res.first_token_ms is None else round(res.first_token_ms, 1),
+            prompt_tokens=res.usage.prompt_tokens,
+            completion_tokens=res.usage.completion_tokens,
+        )
+        rows.append(row)
+    known = [r for r in rows if r.get("answerable", True) and r["expect"] != list(UNKNOWN)]
+    unknown = [r for r in rows if r not in known]
+    times = [r["ms"] for r in rows if "ms" in r]
+    firsts = [r["first_token_ms"] for r in rows if r.get("first_token_ms") is not None]
+    prov = router.provider(name)
+
+    def share(items: list[dict[str, Any]], key: str) -> float | None:
+        return round(sum(bool(r.get(key)) for r in items) / len(items), 4) if items else None
+
+    return {
+        "model": prov.model,
+        "answerable": len(known),
+        "accuracy": share(known, "ok"),
+        "cited_share": share(known, "cited"),
+        "recalled_share": share(known, "recalled"),
+        "unknown": len(unknown),
+        "unknown_accuracy": share(unknown, "ok"),
+        "median_ms": round(statistics.median(times), 1) if times else None,
+        "median_first_token_ms": round(statistics.median(firsts), 1) if firsts else None,
+        "rows": rows,
+    }

@@ -1,0 +1,64 @@
+"""`magray serve`: the HTTP API on uvicorn."""
+
+from __future__ import annotations
+
+import typer
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8765, "--port", min=1, max=65535, help="TCP port."),
+    workers: int = typer.Option(1, "--workers", min=1, max=64, help="Worker processes."),
+) -> None:
+    """Serve MAGRAY's API (OpenAPI at /openapi.json, docs at /docs) until Ctrl-C.
+
+    Every /v1 route needs an API key: `magray auth create-key --role writer --tenant me`.
+    Ctrl-C or SIGTERM stops accepting connections and finishes the requests in flight.
+
+    Example: magray serve --port 8765
+    """
+    from magray.errors import MagrayError
+
+    try:
+        import uvicorn
+
+        import magray.server.app  # noqa: F401  (fastapi present?)
+    except ImportError as exc:
+        raise MagrayError(
+            f"the server needs {exc.name}; install it with pip install 'magray[server]'."
+        ) from None
+    from magray.cli.context import settings
+    from magray.observability.logs import configure_json_logs
+
+    settings()  # a bad config is one clear line before anything listens
+    _check_port(host, port)
+    configure_json_logs()
+    uvicorn.run(
+        "magray.server.app:factory",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        timeout_graceful_shutdown=30,
+        proxy_headers=False,
+    )
+
+
+def _check_port(host: str, port: int) -> None:
+    """One clear line when the address cannot be listened on (in use, not local, ...)."""
+    import socket
+
+    from magray.errors import UsageError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, addr = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(addr)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}); choose another --port"
+            " or --host, or stop what uses it."
+        ) from None

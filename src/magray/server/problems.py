@@ -1,0 +1,114 @@
+"""Problem responses (RFC 9457): ``{"type", "title", "status", "detail"}`` for every error.
+
+MAGRAY errors map to statuses by class (``NotFoundError`` → 404, ``UsageError`` → 422,
+``DeniedError`` → 403, a locked store → 503 with ``Retry-After``, ...); malformed input gets
+a 422 naming the first bad field; anything unexpected is a 500 naming the request id to look
+up in the log, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from magray import errors as e
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("magray.server")
+
+# (class, status, slug, title); the first matching class wins, so subclasses come first.
+_MAP: tuple[tuple[type[e.MagrayError], int, str, str], ...] = (
+    (e.NotFoundError, 404, "not-found", "Not found"),
+    (e.UsageError, 422, "invalid-input", "Invalid input"),
+    (e.DeniedError, 403, "denied", "Denied by policy"),
+    (e.StoreLockedError, 503, "store-busy", "Store busy"),
+    (e.BackupError, 409, "backup-refused", "Backup or transfer refused"),
+    (e.SchemaError, 500, "store-schema", "Store written by a newer MAGRAY"),
+    (e.StoreError, 500, "store-error", "Store error"),
+    (e.IndexCorruptError, 500, "index-corrupt", "Index corrupt"),
+    (e.DimensionMismatchError, 409, "model-mismatch", "Embedding model mismatch"),
+    (e.ModelError, 503, "model-unavailable", "Embedding model unavailable"),
+    (e.UnknownProviderError, 422, "unknown-provider", "Unknown provider or model"),
+    (e.BudgetExceededError, 429, "budget-spent", "LLM budget spent"),
+    (e.MissingKeyError, 503, "provider-key-missing", "LLM provider key missing"),
+    (e.RateLimitError, 503, "provider-rate-limited", "LLM provider rate-limited"),
+    (e.ProviderUnavailableError, 503, "provider-unavailable", "LLM provider unavailable"),
+    (e.ProviderError, 502, "provider-error", "LLM provider error"),
+    (e.NetworkError, 502, "network-error", "Network error"),
+    (e.CycleError, 409, "task-cycle", "Task dependency cycle"),
+    (e.HasDependentsError, 409, "task-has-dependents", "Task has dependents"),
+    (e.ToolError, 422, "tool-error", "Tool failed"),
+    (e.PolicyError, 500, "policy-error", "Invalid policy"),
+    (e.ConfigError, 500, "config-error", "Invalid server configuration"),
+)
+
+
+class Problem(Exception):
+    """An HTTP error raised inside the server (auth, limits, queue) with its problem body."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.title = title
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def body(status: int, slug: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    """The RFC 9457 body."""
+    from magray.observability.logs import request_id
+
+    return {
+        "type": f"/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "request_id": request_id.get(),
+        **extra,
+    }
+
+
+def from_magray(exc: e.MagrayError) -> Problem:
+    """The problem for a MAGRAY error."""
+    for cls, status, slug, title in _MAP:
+        if isinstance(exc, cls):
+            headers: dict[str, str] = {}
+            if status == 503:
+                retry = getattr(exc, "retry_after", None) or 1
+                headers["Retry-After"] = str(max(1, round(float(retry))))
+            if status >= 500:
+                log.error("%s: %s", type(exc).__name__, exc.message)
+            return Problem(status, slug, title, exc.message, headers)
+    log.error("%s: %s", type(exc).__name__, exc.message)
+    return Problem(500, "error", "Error", exc.message)
+
+
+def validation_detail(errors: list[Any]) -> str:
+    """One sentence for pydantic's list of validation errors (the first one named)."""
+    if not errors:
+        return "the request is malformed."
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "the body"
+    msg = str(first.get("msg", "is invalid"))
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    return f"{where}: {msg}{more}; fix the request and send it again."
+
+
+def simple_errors(errors: list[Any]) -> list[dict[str, Any]]:
+    """Validation errors reduced to JSON-safe ``{"loc", "msg", "type"}``."""
+    return [
+        {
+            "loc": [str(p) for p in err.get("loc", ())],
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in errors
+    ]

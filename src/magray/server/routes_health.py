@@ -1,0 +1,47 @@
+"""``/healthz`` (liveness), ``/readyz`` (readiness) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+
+from magray import __version__
+from magray.server.auth import DEFAULT_TENANT
+from magray.server.deps import Svc
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers.")
+def healthz() -> dict[str, Any]:
+    return {"ok": True, "version": __version__}
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: store open, indexes consistent, model loaded, provider usable.",
+    responses={503: {"description": "A check failed; the body names it."}},
+)
+def readyz(svc: Svc) -> JSONResponse:
+    from magray.observability.health import readiness, report
+
+    tenant = svc.tenants.get(DEFAULT_TENANT)
+    checks = readiness(
+        tenant.runtime, lock=tenant.lock, on_llm_thread=lambda fn: tenant.llm(fn).result()
+    )
+    data = report(checks)
+    return JSONResponse(data, status_code=200 if data["ok"] else 503)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics (text exposition format).",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+def metrics(svc: Svc) -> Response:
+    from magray.observability.metrics import CONTENT_TYPE
+
+    return Response(svc.metrics.render(), media_type=CONTENT_TYPE)

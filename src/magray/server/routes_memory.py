@@ -1,0 +1,286 @@
+"""``/v1/memories``: remember, recall, get, list, forget, lifecycle, stats, verify, backup,
+export; ``/v1/ingest`` for uploaded files. The same services and JSON as ``magray memory``."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any, TextIO, cast
+
+from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi.responses import StreamingResponse
+
+from magray.errors import UsageError
+from magray.server.deps import Admin, Reader, Svc, Writer
+from magray.server.schemas import (
+    BatchIn,
+    BatchOut,
+    Forgotten,
+    LayerName,
+    MemoryIn,
+    RecordsOut,
+    Remembered,
+    SearchIn,
+    SearchOut,
+)
+
+router = APIRouter(prefix="/v1", tags=["memory"])
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,200}$")
+
+
+def _new_record(item: MemoryIn) -> Any:
+    from magray.memory.records import Layer, NewRecord
+
+    return NewRecord(
+        text=item.text,
+        layer=Layer(item.layer),
+        kind=item.kind,
+        tags=tuple(item.tags),
+        project=item.project,
+        session=item.session,
+        importance=item.importance,
+        pinned=item.pin,
+    )
+
+
+def _time(value: str | None, name: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise UsageError(
+            f"{name} wants an ISO date or time like 2026-01-31 or 2026-01-31T14:00 (got {value!r})."
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+@router.post("/memories", status_code=201, response_model=Remembered, summary="Remember a text.")
+def add(item: MemoryIn, svc: Svc, who: Writer) -> dict[str, Any]:
+    result = svc.tenant(who).memory.remember(_new_record(item))
+    return {"id": result.id, "layer": str(result.layer), "created": result.created}
+
+
+@router.post(
+    "/memories/batch", status_code=201, response_model=BatchOut, summary="Remember many texts."
+)
+def add_batch(batch: BatchIn, svc: Svc, who: Writer) -> dict[str, Any]:
+    results = svc.tenant(who).memory.remember_many([_new_record(i) for i in batch.items])
+    return {"results": [{"id": r.id, "layer": str(r.layer), "created": r.created} for r in results]}
+
+
+@router.post(
+    "/memories/search",
+    response_model=SearchOut,
+    summary="Recall by meaning and keywords (as `magray memory search --json`).",
+)
+def search(q: SearchIn, svc: Svc, who: Reader) -> dict[str, Any]:
+    from magray.memory.records import Filters, Layer, Query, SearchMode
+    from magray.views import search_json
+
+    tenant = svc.tenant(who)
+    settings = tenant.runtime.settings
+    filters = Filters(
+        layers=tuple(Layer(x) for x in q.layers),
+        tags=tuple(q.tags),
+        kind=q.kind,
+        project=q.project,
+        session=q.session,
+        created_after=_time(q.created_after, "created_after"),
+        created_before=_time(q.created_before, "created_before"),
+    )
+    query = Query(
+        text=q.query,
+        k=q.k,
+        mode=SearchMode(q.mode or settings.get_str("search.mode")),
+        filters=filters,
+        rerank=settings.get_bool("search.rerank") if q.rerank is None else q.rerank,
+        explain=q.explain,
+    )
+    started = time.perf_counter()
+    hits = tenant.memory.recall(query)
+    svc.metrics.recall_latency.labels(who.tenant).observe(time.perf_counter() - started)
+    return search_json(query.text, hits)
+
+
+@router.get("/memories", response_model=RecordsOut, summary="List memories, newest first.")
+def list_(
+    svc: Svc,
+    who: Reader,
+    layer: Annotated[list[LayerName], Query()] = [],  # noqa: B006
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 20,
+    offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    project: Annotated[str | None, Query(max_length=500)] = None,
+) -> dict[str, Any]:
+    from magray.memory.records import Filters, Layer
+    from magray.views import record_json
+
+    filters = Filters(layers=tuple(Layer(x) for x in layer), project=project)
+    records = svc.tenant(who).memory.list_records(filters, limit=limit, offset=offset)
+    return {"records": [record_json(r) for r in records]}
+
+
+@router.get("/memories/stats", summary="Records and bytes per layer, index health, model.")
+def stats(svc: Svc, who: Reader) -> dict[str, Any]:
+    data: dict[str, Any] = svc.tenant(who).memory.stats()
+    data.pop("path", None)  # a server path is none of the client's business
+    for row in (data.get("index") or {}).values():
+        if isinstance(row, dict):
+            row.pop("file", None)
+    return data
+
+
+@router.get("/memories/verify", summary="Check the store and its indexes.")
+def verify(svc: Svc, who: Reader) -> dict[str, Any]:
+    from magray.memory.maintenance import verify as run_verify
+
+    tenant = svc.tenant(who)
+    with tenant.lock:
+        report = run_verify(tenant.runtime.memory)
+    return {"ok": report.ok, "problems": report.problems, "checked": report.checked}
+
+
+@router.post("/memories/promote", summary="Promote records up a layer (dry_run explains).")
+def promote(svc: Svc, who: Writer, dry_run: Annotated[bool, Query()] = False) -> dict[str, Any]:
+    from magray.memory.lifecycle.run import promote as run_promote
+    from magray.views import promote_json, texts_of
+
+    tenant = svc.tenant(who)
+    with tenant.lock:
+        memory = tenant.runtime.memory
+        report = run_promote(memory, dry_run=dry_run)
+        texts = texts_of(memory, [d.record_id for d in [*report.promoted, *report.kept]])
+    return promote_json(report, dry_run=dry_run, texts=texts)
+
+
+@router.post("/memories/expire", summary="Delete records whose TTL passed (dry_run lists).")
+def expire(svc: Svc, who: Writer, dry_run: Annotated[bool, Query()] = False) -> dict[str, Any]:
+    from magray.memory.lifecycle.run import expire as run_expire
+    from magray.views import expire_json, texts_of
+
+    tenant = svc.tenant(who)
+    with tenant.lock:
+        memory = tenant.runtime.memory
+        planned = run_expire(memory, dry_run=True)
+        texts = texts_of(memory, [e.record_id for e in planned.expired])
+        report = planned if dry_run else run_expire(memory, dry_run=False)
+    return expire_json(report, dry_run=dry_run, texts=texts)
+
+
+@router.post("/memories/backup", summary="A consistent backup of the tenant's store (admin).")
+def backup(svc: Svc, who: Admin) -> dict[str, Any]:
+    from magray.memory.transfer.backup import backup as run_backup
+
+    tenant = svc.tenant(who)
+    with tenant.lock:
+        manifest = run_backup(tenant.runtime.memory)
+    return {"name": manifest.path.name, "records": manifest.records, **manifest.to_json()}
+
+
+@router.get(
+    "/memories/export",
+    summary="Export the tenant's memories as JSON Lines.",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+)
+def export(
+    svc: Svc,
+    who: Reader,
+    layer: Annotated[list[LayerName], Query()] = [],  # noqa: B006
+    project: Annotated[str | None, Query(max_length=500)] = None,
+    vectors: Annotated[bool, Query()] = False,
+) -> StreamingResponse:
+    import tempfile
+
+    from magray.memory.records import Filters, Layer
+    from magray.memory.transfer.jsonl import export as run_export
+
+    tenant = svc.tenant(who)
+    filters = Filters(layers=tuple(Layer(x) for x in layer), project=project)
+    # Written under the tenant's lock into a spooled file (memory up to 8 MiB, then the
+    # tenant's own folder), then streamed without the lock.
+    spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115  (closed when the stream ends)
+        max_size=8 * 1024 * 1024,
+        mode="w+",
+        encoding="utf-8",
+        newline="\n",
+        dir=tenant.runtime.paths.data_dir,
+    )
+    try:
+        with tenant.lock:
+            out = cast("TextIO", spool)  # a text file object, as export wants
+            run_export(tenant.runtime.memory, out, filters=filters, with_vectors=vectors)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+
+    def lines() -> Iterator[bytes]:
+        try:
+            for line in spool:
+                yield line.encode("utf-8")
+        finally:
+            spool.close()
+
+    return StreamingResponse(lines(), media_type="application/x-ndjson")
+
+
+@router.get("/memories/{id}", summary="One memory by id (or unique prefix).")
+def get(id: str, svc: Svc, who: Reader) -> dict[str, Any]:
+    from magray.views import record_json
+
+    return record_json(svc.tenant(who).memory.get(id))
+
+
+@router.delete("/memories/{id}", response_model=Forgotten, summary="Forget one memory.")
+def forget(id: str, svc: Svc, who: Writer) -> dict[str, Any]:
+    record = svc.tenant(who).memory.forget(id)
+    return {"id": record.id, "forgotten": True}
+
+
+@router.post("/ingest", summary="Ingest uploaded files (chunked, incremental by content hash).")
+def ingest(
+    svc: Svc,
+    who: Writer,
+    files: Annotated[list[UploadFile], File(description="Text files to ingest.")],
+    layer: Annotated[LayerName, Form()] = "assets",
+    project: Annotated[str | None, Form(max_length=500)] = None,
+) -> dict[str, Any]:
+    from magray.memory.ingest.pipeline import ingest as run_ingest
+    from magray.memory.records import Layer
+    from magray.views import ingest_json
+
+    tenant = svc.tenant(who)
+    uploads = tenant.runtime.paths.data_dir / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+    for upload in files:
+        name = Path(upload.filename or "").name
+        if not SAFE_NAME.match(name):
+            raise UsageError(
+                f"invalid file name {upload.filename!r}; use letters, digits, '.', '_', '-'"
+                " and spaces."
+            )
+        target = uploads / name
+        target.write_bytes(upload.file.read())
+        saved.append(target)
+    with tenant.lock:
+        before = _truncated()
+        report = run_ingest(
+            tenant.runtime.memory, saved, layer=Layer(layer), project=project, root=uploads
+        )
+        tenant.runtime.memory.sync_indexes()
+        truncated = _truncated() - before  # other tenants may embed meanwhile: an estimate
+    return ingest_json(report, layer=layer, project=project, truncated=max(0, truncated))
+
+
+def _truncated() -> int:
+    import sys
+
+    onnx = sys.modules.get("magray.embed.onnx")  # loaded only when something was embedded
+    return int(onnx.truncated_count()) if onnx is not None else 0

@@ -1,0 +1,91 @@
+"""Request and response bodies of the HTTP API (pydantic, at the boundary only)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+LayerName = Literal["interact", "insights", "assets"]
+ModeName = Literal["hybrid", "vector", "keyword"]
+Text = Field(min_length=1, max_length=200_000)
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MemoryIn(Body):
+    """What ``magray memory add`` takes."""
+
+    text: str = Text
+    layer: LayerName = "interact"
+    tags: list[str] = Field(default_factory=list, max_length=64)
+    kind: str = Field("note", min_length=1, max_length=200)
+    project: str | None = Field(None, max_length=500)
+    session: str | None = Field(None, max_length=500)
+    importance: float = Field(0.5, ge=0.0, le=1.0)
+    pin: bool = False
+
+
+class Remembered(BaseModel):
+    id: str
+    layer: str
+    created: bool
+
+
+class BatchIn(Body):
+    items: list[MemoryIn] = Field(min_length=1, max_length=1000)
+
+
+class BatchOut(BaseModel):
+    results: list[Remembered]
+
+
+class SearchIn(Body):
+    """What ``magray memory search`` takes."""
+
+    query: str = Text
+    k: int = Field(10, ge=1, le=10_000)
+    layers: list[LayerName] = Field(default_factory=list, max_length=3)
+    tags: list[str] = Field(default_factory=list, max_length=64)
+    kind: str | None = Field(None, max_length=200)
+    project: str | None = Field(None, max_length=500)
+    session: str | None = Field(None, max_length=500)
+    created_after: str | None = Field(None, description="ISO date or time (UTC by default).")
+    created_before: str | None = Field(None, description="ISO date or time (UTC by default).")
+    mode: ModeName | None = None
+    rerank: bool | None = None
+    explain: bool = False
+
+
+class SearchOut(BaseModel):
+    query: str
+    hits: list[dict[str, Any]]
+
+
+class RecordsOut(BaseModel):
+    records: list[dict[str, Any]]
+
+
+class Forgotten(BaseModel):
+    id: str
+    forgotten: bool
+
+
+class AskIn(Body):
+    """What ``magray ask`` takes."""
+
+    question: str = Text
+    provider: str | None = Field(None, max_length=200)
+    model: str | None = Field(None, max_length=200)
+    no_memory: bool = False
+    conversation: str | None = Field(None, max_length=200)
+
+
+class TaskIn(Body):
+    title: str = Field(min_length=1, max_length=2000)
+    priority: int = Field(3, ge=1, le=5)
+    depends_on: list[str] = Field(default_factory=list, max_length=100)
+    notes: str = Field("", max_length=20_000)
+    memory: list[str] = Field(default_factory=list, max_length=100)

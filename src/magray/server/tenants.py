@@ -1,0 +1,154 @@
+"""Tenants: one :class:`Runtime` per tenant, each over its own data folder.
+
+A tenant's home is ``<data dir>/tenants/<name>/``: its memory store, indexes, tasks,
+conversations and LLM usage live there and nowhere else, so no query of tenant A can reach
+tenant B's records. Configuration (providers, policy) and the installed models are shared.
+One embedder is loaded once and shared by every tenant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from magray.observability.audit_chain import chain_file
+from magray.runtime import Runtime
+from magray.server.keys import check_tenant
+
+if TYPE_CHECKING:
+    from magray.config import Settings
+    from magray.embed.base import Embedder
+    from magray.memory.service import Memory
+
+T = TypeVar("T")
+
+
+def tenant_dir(data_dir: Path, tenant: str) -> Path:
+    return data_dir / "tenants" / check_tenant(tenant)
+
+
+def tenant_settings(settings: Settings, tenant: str) -> Settings:
+    """The settings of ``tenant``: the same values over the tenant's own data folder."""
+    paths = dataclasses.replace(
+        settings.paths, data_dir=tenant_dir(settings.paths.data_dir, tenant)
+    )
+    return dataclasses.replace(settings, paths=paths)
+
+
+class Tenant:
+    """A tenant's runtime, the lock that serialises work on its store, and its LLM thread.
+
+    The LLM router and the conversation log keep SQLite connections that belong to the
+    thread that opened them, so every call that touches them runs on the tenant's one LLM
+    thread (:meth:`llm`); the memory store may be used from any thread under :attr:`lock`.
+    """
+
+    def __init__(self, name: str, runtime: Runtime) -> None:
+        self.name = name
+        self.runtime = runtime
+        self.lock = threading.RLock()
+        self._llm = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{name}")
+
+    @property
+    def memory(self) -> Memory:
+        """The tenant's memory behind its lock (every method call takes the lock)."""
+        return cast("Memory", Locked(self.runtime.memory, self.lock))
+
+    def llm(self, fn: Callable[[], T]) -> Future[T]:
+        """Run ``fn`` on the tenant's LLM thread."""
+        return self._llm.submit(fn)
+
+    def close(self) -> None:
+        """Close the runtime on the LLM thread (its connections belong there), then stop it."""
+
+        def close_runtime() -> None:
+            with self.lock:
+                self.runtime.close()
+
+        try:
+            self._llm.submit(close_runtime).result()
+        finally:
+            self._llm.shutdown(wait=True)
+
+
+class Locked:
+    """Every method of ``inner`` called under ``lock``; other attributes read through."""
+
+    def __init__(self, inner: Any, lock: threading.RLock) -> None:
+        self._inner = inner
+        self._lock = lock
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._inner, name)
+        if not callable(value):
+            return value
+        lock = self._lock
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                return value(*args, **kwargs)
+
+        return call
+
+
+class TenantPool:
+    """Opens each tenant's runtime on first use and closes them all at shutdown."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        embedder: Embedder | None = None,
+        *,
+        wrap: Callable[[Embedder], Embedder] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._embedder = embedder
+        self._wrap = wrap
+        self._tenants: dict[str, Tenant] = {}
+        self._lock = threading.Lock()
+
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                from magray.embed import load_embedder
+
+                loaded = load_embedder(self.settings)
+                self._embedder = self._wrap(loaded) if self._wrap else loaded
+            return self._embedder
+
+    def get(self, name: str) -> Tenant:
+        with self._lock:
+            tenant = self._tenants.get(name)
+            if tenant is not None:
+                return tenant
+        embedder = self.embedder()
+        with self._lock:
+            tenant = self._tenants.get(name)
+            if tenant is None:
+                settings = tenant_settings(self.settings, name)
+                settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
+                runtime = Runtime(
+                    settings,
+                    embedder=embedder,
+                    tenant=name,
+                    audit_chain=chain_file(self.settings.paths.data_dir),
+                )
+                tenant = Tenant(name, runtime)
+                self._tenants[name] = tenant
+            return tenant
+
+    def open(self) -> Iterator[Tenant]:
+        """Each tenant opened so far."""
+        with self._lock:
+            tenants = list(self._tenants.values())
+        yield from tenants
+
+    def close(self) -> None:
+        with self._lock:
+            tenants, self._tenants = list(self._tenants.values()), {}
+        for t in tenants:
+            t.close()

@@ -1,0 +1,38 @@
+"""`magray bench ask`: answers are scored against short expected parts, fairly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from magray.bench.ask import CASES, UNKNOWN, docs_paths, matches
+from magray.errors import UsageError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_parts_alternatives_and_whole_words() -> None:
+    assert matches(
+        "They are **Interact**, Insights and `Assets` [1].", ["interact", "insights", "assets"]
+    )
+    assert not matches("Interact and Insights.", ["interact", "insights", "assets"])
+    assert matches("It listens on port 5433.", ["5433"])
+    assert not matches("port 54330", ["5433"]) and not matches("0.65", ["0.6"])
+    assert matches("exit code 4", ["4"]) and not matches("exit code 40", ["4"])
+    assert matches("Use -c to continue.", ["-c|--continue"])
+    assert matches("I don't know.", UNKNOWN) and not matches("Paris.", UNKNOWN)
+
+
+def test_cases_cover_the_docs_and_their_answers_are_there() -> None:
+    known = [c for c in CASES if c.sources]
+    assert len(known) >= 40 and len(CASES) - len(known) >= 5
+    for case in known:
+        texts = " ".join((REPO / s).read_text(encoding="utf-8") for s in case.sources)
+        assert matches(texts, case.expect), case.question
+
+
+def test_docs_paths_need_the_checkout(tmp_path: Path) -> None:
+    assert [p.name for p in docs_paths(REPO)] == ["README.md", "docs"]
+    with pytest.raises(UsageError, match=r"no README\.md or docs/"):
+        docs_paths(tmp_path)

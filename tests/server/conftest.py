@@ -1,0 +1,54 @@
+"""Server fixtures: the ASGI app over a temp home with the hash embedder, and API keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from magray.config import load_settings
+from magray.server.app import create_app
+from magray.server.keys import KeyStore, Role, keys_file
+from tests.agent.conftest import repo  # noqa: F401  (a temp git workspace)
+from tests.fakes import HashEmbedder
+from tests.llm.conftest import server  # noqa: F401  (a scripted OpenAI server)
+
+AppFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(magray_home: Path) -> Iterator[AppFactory]:
+    """Build a TestClient over a fresh app; settings overrides as keyword arguments."""
+    clients: list[TestClient] = []
+
+    def make(embedder: Any = "hash", **overrides: Any) -> TestClient:
+        settings = load_settings({k.replace("__", "."): v for k, v in overrides.items()})
+        app = create_app(settings, embedder=HashEmbedder() if embedder == "hash" else embedder)
+        client = TestClient(app, raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def key(magray_home: Path) -> Callable[..., dict[str, str]]:
+    """``key(role, tenant)`` → the Authorization header of a new key."""
+
+    def make(role: str = "writer", tenant: str = "default") -> dict[str, str]:
+        store = KeyStore(keys_file(load_settings().paths.data_dir))
+        _, secret = store.create(Role(role), tenant)
+        return {"Authorization": f"Bearer {secret}"}
+
+    return make
+
+
+@pytest.fixture
+def client(make_client: AppFactory) -> TestClient:
+    return make_client()

@@ -1,0 +1,98 @@
+"""POST /v1/ask: JSON like `ask --json`, or server-sent events in order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.llm.conftest import Reply, Scripted, oa_stream
+from tests.server.conftest import AppFactory
+from tests.server.llm_servers import provider_toml
+
+
+@pytest.fixture
+def llm(server: Scripted, magray_home: Path, monkeypatch: pytest.MonkeyPatch) -> Scripted:
+    (magray_home / "config.toml").write_text(provider_toml(server.url), encoding="utf-8")
+    monkeypatch.setenv("TEST_KEY", "sk-test-1234567890abcd")
+    return server
+
+
+def parse_sse(text: str) -> list[tuple[str, dict[str, Any], str]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            name, _, value = line.partition(": ")
+            fields[name] = value
+        events.append((fields["event"], json.loads(fields["data"]), fields["id"]))
+    return events
+
+
+def test_ask_json_is_the_cli_shape(llm: Scripted, make_client: AppFactory, key: Any) -> None:
+    llm.add(oa_stream(["Port 5433."]))
+    client = make_client()
+    h = key("writer")
+    client.post("/v1/memories", json={"text": "staging DB port is 5433"}, headers=h)
+    r = client.post("/v1/ask", json={"question": "which port?"}, headers=h)
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["answer"] == "Port 5433." and data["provider"] == "oa"
+    assert set(data) >= {"conversation_id", "memories", "usage", "latency_ms", "cited"}
+    assert data["usage"] == {"prompt_tokens": 7, "completion_tokens": 3}
+    assert data["memories"] and data["memories"][0]["layer"] == "interact"
+
+
+def test_ask_streams_events_in_order(llm: Scripted, make_client: AppFactory, key: Any) -> None:
+    pieces = ["One ", "two ", "three ", "four."]
+    llm.add(oa_stream(pieces))
+    client = make_client()
+    r = client.post(
+        "/v1/ask",
+        json={"question": "count", "no_memory": True},
+        headers={**key("writer"), "accept": "text/event-stream"},
+    )
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(r.text)
+    names = [e[0] for e in events]
+    assert names == ["delta"] * 4 + ["result"]
+    assert [e[1]["text"] for e in events[:4]] == pieces
+    assert [e[2] for e in events] == ["1", "2", "3", "4", "5"]
+    assert events[-1][1]["answer"] == "One two three four."
+
+
+def test_provider_failure_is_an_error_event_or_problem(
+    llm: Scripted, make_client: AppFactory, key: Any
+) -> None:
+    llm.add(Reply(400, {"error": {"message": "bad request", "type": "invalid"}}))
+    llm.add(Reply(400, {"error": {"message": "bad request", "type": "invalid"}}))
+    client = make_client()
+    h = key("writer")
+    r = client.post("/v1/ask", json={"question": "x", "no_memory": True}, headers=h)
+    assert r.status_code == 502 and r.json()["type"] == "/problems/provider-error"
+    streamed = client.post(
+        "/v1/ask",
+        json={"question": "x", "no_memory": True},
+        headers={**h, "accept": "text/event-stream"},
+    )
+    events = parse_sse(streamed.text)
+    assert [e[0] for e in events] == ["error"] and events[0][1]["status"] == 502
+
+
+def test_unknown_conversation_is_404(llm: Scripted, make_client: AppFactory, key: Any) -> None:
+    client = make_client()
+    r = client.post(
+        "/v1/ask", json={"question": "x", "conversation": "nope"}, headers=key("writer")
+    )
+    assert r.status_code == 404 and "nope" in r.json()["detail"]
+
+
+def test_tokens_are_counted(llm: Scripted, make_client: AppFactory, key: Any) -> None:
+    llm.add(oa_stream(["ok"], usage=(11, 4)))
+    client = make_client()
+    client.post("/v1/ask", json={"question": "x", "no_memory": True}, headers=key("writer"))
+    text = client.get("/metrics").text
+    assert 'magray_llm_tokens_total{kind="prompt",provider="oa"} 11.0' in text
+    assert 'magray_llm_tokens_total{kind="completion",provider="oa"} 4.0' in text

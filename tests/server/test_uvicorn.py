@@ -1,0 +1,204 @@
+"""A real `magray serve` (uvicorn) on loopback, with the real embedding model.
+
+Readiness is polled on /healthz with a generous deadline; nothing here times the server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import pytest
+
+from tests.conftest import REPO
+from tests.server.llm_servers import Gate, SlowStream, provider_toml
+
+DEADLINE = 180.0  # seconds: generous, only ever reached when something is broken
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Served:
+    def __init__(self, proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
+        self.proc = proc
+        self.url = url
+        self.log = log
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def cli(home: Path, *args: str) -> str:
+    env = {**os.environ, "MAGRAY_HOME": str(home), "PYTHONPATH": str(REPO / "src")}
+    out = subprocess.run(
+        [sys.executable, "-m", "magray", *args], env=env, capture_output=True, check=True
+    )
+    return out.stdout.decode()
+
+
+@pytest.fixture
+def serve(magray_home: Path, default_model_dir: Path) -> Iterator[Any]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(llm_url: str, *extra: str) -> Served:
+        (magray_home / "config.toml").write_text(provider_toml(llm_url), encoding="utf-8")
+        port = free_port()
+        log = magray_home / "serve.log"
+        env = {
+            **os.environ,
+            "MAGRAY_HOME": str(magray_home),
+            "PYTHONPATH": str(REPO / "src"),
+            "TEST_KEY": "sk-test-1234567890abcd",
+            "MAGRAY_EMBED_THREADS": "1",
+        }
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "magray", "serve", "--port", str(port), *extra],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        procs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"magray serve exited: {log.read_text()[-3000:]}")
+            try:
+                if httpx.get(url + "/healthz", timeout=10).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"magray serve did not answer /healthz: {log.read_text()}")
+            time.sleep(0.2)
+        return Served(proc, url, log)
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_real_server_answers_logs_json_and_stops_work_on_disconnect(
+    serve: Any, magray_home: Path
+) -> None:
+    slow = SlowStream()
+    with slow.running():
+        served = serve(slow.url)
+        key = json.loads(cli(magray_home, "auth", "create-key", "--role", "writer", "--json"))
+        h = {"Authorization": f"Bearer {key['key']}", "X-Request-ID": "req-abc-123"}
+        added = httpx.post(
+            served.url + "/v1/memories",
+            json={"text": "Real model, real server."},
+            headers=h,
+            timeout=DEADLINE,
+        )
+        assert added.status_code == 201, added.text
+        found = httpx.post(
+            served.url + "/v1/memories/search",
+            json={"query": "real server"},
+            headers=h,
+            timeout=DEADLINE,
+        ).json()
+        assert found["hits"][0]["id"] == added.json()["id"]
+        assert httpx.get(served.url + "/openapi.json").json()["paths"]["/v1/ask"]
+
+        events: list[str] = []
+        with httpx.stream(
+            "POST",
+            served.url + "/v1/ask",
+            json={"question": "stream a lot", "no_memory": True},
+            headers={**h, "accept": "text/event-stream"},
+            timeout=DEADLINE,
+        ) as r:
+            for line in r.iter_lines():
+                if line.startswith("event: "):
+                    events.append(line[7:])
+                if len(events) == 3:
+                    break  # the client goes away mid-answer
+        assert events == ["delta", "delta", "delta"]
+        assert slow.aborted.wait(DEADLINE), "the model kept streaming after the client left"
+        assert slow.sent < slow.total
+
+    lines = [json.loads(x) for x in served.log_text().splitlines() if x.startswith("{")]
+    mine = [x for x in lines if x.get("request_id") == "req-abc-123"]
+    assert mine and all(x["logger"].startswith("magray") for x in mine)
+    assert {x["route"] for x in mine} >= {"/v1/memories", "/v1/memories/search"}
+
+
+def test_graceful_shutdown_finishes_the_request_in_flight(serve: Any, magray_home: Path) -> None:
+    gate = Gate("All done.")
+    with gate.running():
+        served = serve(gate.url)
+        key = json.loads(cli(magray_home, "auth", "create-key", "--role", "writer", "--json"))
+        h = {"Authorization": f"Bearer {key['key']}"}
+        result: dict[str, Any] = {}
+
+        def ask() -> None:
+            result["r"] = httpx.post(
+                served.url + "/v1/ask",
+                json={"question": "finish me", "no_memory": True},
+                headers=h,
+                timeout=DEADLINE,
+            )
+
+        thread = threading.Thread(target=ask)
+        thread.start()
+        assert gate.entered.wait(DEADLINE), "the request never reached the model"
+        served.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + DEADLINE
+        while "Shutting down" not in served.log_text():
+            assert time.monotonic() < deadline, served.log_text()
+            time.sleep(0.1)
+        gate.release.set()
+        thread.join(DEADLINE)
+        # uvicorn re-raises the signal it handled once it has shut down cleanly
+        code = served.proc.wait(DEADLINE)
+    assert result["r"].status_code == 200, result["r"].text
+    assert result["r"].json()["answer"] == "All done."
+    assert code in (0, -signal.SIGTERM), served.log_text()
+    assert "Finished server process" in served.log_text()
+
+
+def test_two_workers_share_one_audit_chain(serve: Any, magray_home: Path) -> None:
+    """Writes answered by two worker processes append to one chain that still verifies."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from magray.observability.audit_chain import AuditChain, chain_file
+
+    served = serve("http://127.0.0.1:9", "--workers", "2")
+    key = json.loads(cli(magray_home, "auth", "create-key", "--role", "writer", "--json"))
+    h = {"Authorization": f"Bearer {key['key']}"}
+
+    def add(i: int) -> int:
+        r = httpx.post(
+            served.url + "/v1/memories", json={"text": f"note {i}"}, headers=h, timeout=DEADLINE
+        )
+        return r.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(add, range(24)))
+    assert codes == [201] * 24
+    served.proc.send_signal(signal.SIGTERM)
+    served.proc.wait(DEADLINE)
+    chain = AuditChain(chain_file(magray_home / "data"))
+    assert len(chain.entries()) == 24
+    assert chain.verify().ok
+    workers = {x for x in served.log_text().splitlines() if "Started server process" in x}
+    assert len(workers) == 2
