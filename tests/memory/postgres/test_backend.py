@@ -194,3 +194,17 @@ def test_postgres_without_a_dsn_is_a_config_error() -> None:
 def test_an_unreachable_server_is_one_clear_error(tmp_path: object) -> None:
     with pytest.raises(StoreError, match="cannot reach PostgreSQL"):
         PostgresBackend.connect(f"postgresql://nobody@/magray?host={tmp_path}")
+
+
+def test_every_server_tenant_gets_a_schema_of_its_own() -> None:
+    from magray.config import load_settings
+    from magray.server.tenants import tenant_settings
+
+    assert schema_name("a-b") != schema_name("a_b")
+    assert schema_name("a-b").startswith("magray__")
+    assert len(schema_name("x" * 63)) <= 63
+    pg = load_settings({"memory.backend": "postgres", "memory.dsn": "postgresql:///m"})
+    assert tenant_settings(pg, "acme").get_str("memory.pg_schema") == "magray_acme"
+    assert tenant_settings(pg, "a-b").get_str("memory.pg_schema") == schema_name("a-b")
+    lite = load_settings()
+    assert tenant_settings(lite, "acme").get_str("memory.pg_schema") == "magray"

@@ -9,6 +9,7 @@ in any index or query plan.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,9 +42,15 @@ def driver() -> Any:
 
 
 def schema_name(tenant: str | None = None, base: str = DEFAULT_SCHEMA) -> str:
-    """The schema of ``tenant`` (``base`` itself for the default tenant)."""
-    name = base if not tenant else f"{base}_{tenant}"
-    name = name.lower()
+    """The schema of ``tenant`` (``base`` itself for no tenant): ``<base>_<tenant>``, or
+    ``<base>__<hash>`` for a tenant whose name is no identifier (a '-') or is too long.
+    Tenant names start with a letter or digit, so the two forms never meet."""
+    name = base.lower()
+    if tenant:
+        name = f"{name}_{tenant}"
+        if not _SCHEMA_NAME.match(name):
+            digest = hashlib.sha256(tenant.encode("utf-8")).hexdigest()[:24]
+            name = f"{base.lower()}__{digest}"
     if not _SCHEMA_NAME.match(name):
         raise ConfigError(
             f"{name!r} cannot name a PostgreSQL schema; use lower-case letters, digits and"
