@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from magray.errors import BackupError, ConfigError, StoreError
 from magray.memory.backends.base import Backend, Warn
 from magray.memory.backends.postgres import connection, schema
+from magray.memory.backends.postgres.edits import EditsMixin
 from magray.memory.backends.postgres.lifecycle import LifecycleMixin
 from magray.memory.backends.postgres.records import RecordsMixin
 from magray.memory.backends.postgres.search import SearchMixin
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
     from magray.memory.transfer.manifest import BackupManifest
 
 
-class PostgresBackend(RecordsMixin, SearchMixin, LifecycleMixin, SourcesMixin, TransferMixin):
+class PostgresBackend(
+    RecordsMixin, EditsMixin, SearchMixin, LifecycleMixin, SourcesMixin, TransferMixin
+):
     """Records, keyword index (tsvector + GIN) and vector indexes (HNSW) in PostgreSQL."""
 
     @classmethod
