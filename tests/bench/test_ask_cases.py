@@ -20,6 +20,7 @@ def test_parts_alternatives_and_whole_words() -> None:
     assert matches("It listens on port 5433.", ["5433"])
     assert not matches("port 54330", ["5433"]) and not matches("0.65", ["0.6"])
     assert matches("exit code 4", ["4"]) and not matches("exit code 40", ["4"])
+    assert not matches("According to [3], the exit code is 4.", ["3"])
     assert matches("Use -c to continue.", ["-c|--continue"])
     assert matches("I don't know.", UNKNOWN) and not matches("Paris.", UNKNOWN)
 

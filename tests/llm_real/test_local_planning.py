@@ -23,7 +23,7 @@ from magray.tools.registry import default_registry
 def test_json_schema_constrains_the_local_model(local_gguf: Path) -> None:
     config = ProviderConfig(name="local", type="local", model_path=local_gguf, threads=1)
     provider = LocalProvider(config, load_settings())
-    assert provider.base_model
+    assert not provider.capabilities.chat_template  # a base model
     schema = {
         "type": "object",
         "properties": {"city": {"type": "string", "maxLength": 30}, "year": {"type": "integer"}},
@@ -61,11 +61,15 @@ def test_bench_agent_cli_reports_accuracy(
     local_gguf: Path, default_model_dir: Path, magray_home: Path
 ) -> None:
     result = CliRunner().invoke(
-        app, ["bench", "agent", "--limit", "2", "--strategy", "lexical", "--json"]
+        app,
+        [
+            *("bench", "agent", "--provider", "local-tiny"),
+            *("--limit", "2", "--strategy", "lexical", "--json"),
+        ],
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out["provider"] == "local" and out["base_model"] is True
+    assert out["provider"] == "local-tiny" and out["base_model"] is True
     summary = out["strategies"]["lexical"]
     assert summary["cases"] == 2 and summary["examples"] == "lexical"
     assert 0.0 <= summary["tool_accuracy"] <= 1.0 and len(summary["rows"]) == 2

@@ -157,8 +157,12 @@ def bench_agent(
         raise UsageError("--limit must be at least 1.")
     cases = CASES[:limit] if limit else CASES
     registry = default_registry()
-    with Router(settings) as router:
-        name = provider or "local"
+    from magray.llm.config import load_llm_config
+    from magray.llm.local_models import with_local_models
+
+    name = provider or "local"
+    config = with_local_models(load_llm_config(settings), [name])  # local-tiny, qwen2.5-1.5b
+    with Router(settings, config=config) as router:
         llm = router.provider(name)
         result: dict[str, Any] = {
             "provider": llm.name,

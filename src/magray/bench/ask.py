@@ -19,7 +19,7 @@ import re
 import statistics
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,7 @@ CASES: tuple[AskCase, ...] = (
 
 
 def _normal(text: str) -> str:
+    text = re.sub(r"\[\d{1,2}\]", " ", text)  # citations are not answers: [3] is not "3"
     flat = " ".join(text.lower().replace("`", "").replace("*", "").split())
     return re.sub(r"\b(\d+)\.0\b", r"\1", flat)  # 10.0 seconds is 10 seconds
 
@@ -144,8 +145,8 @@ def bench_ask(
     """Accuracy and citations of ``ask`` on MAGRAY's docs, per provider, in one run."""
     from magray.agent.session import Session
     from magray.bench.retrieval import bench_settings
-    from magray.llm.config import ProviderConfig, load_llm_config
-    from magray.llm.local_models import find_local_model
+    from magray.llm.config import load_llm_config
+    from magray.llm.local_models import with_local_models
     from magray.llm.router import Router
     from magray.memory.ingest.pipeline import ingest
     from magray.memory.service import Memory
@@ -153,18 +154,7 @@ def bench_ask(
     if limit is not None and limit < 1:
         raise UsageError("--limit must be at least 1.")
     cases = CASES[:limit] if limit else CASES
-    config = load_llm_config(settings)
-    table = dict(config.providers)
-    for name in providers:
-        if name not in table:
-            if find_local_model(name) is None:
-                known = ", ".join(sorted(table))
-                raise UsageError(
-                    f"{name!r} is neither a configured provider ({known}) nor a local model"
-                    " name (local, local-tiny, qwen2.5-1.5b)."
-                )
-            table[name] = ProviderConfig(name=name, type="local", model=name, timeout=300.0)
-    config = replace(config, providers=table)
+    config = with_local_models(load_llm_config(settings), providers)
     bench = bench_settings(settings, "magray-docs")
     root = docs or Path.cwd()
     started = time.perf_counter()

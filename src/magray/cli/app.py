@@ -21,9 +21,11 @@ def _debug() -> bool:
 def error_line(message: str) -> None:
     """Print a one-line error to stderr (red on a terminal)."""
     from rich.console import Console
+    from rich.markup import escape
 
+    # messages name config sections like [llm.providers.local]: not markup
     Console(stderr=True, highlight=False, soft_wrap=True).print(
-        f"[bold red]error:[/] {message}", markup=True
+        f"[bold red]error:[/] {escape(message)}", markup=True
     )
 
 

@@ -183,7 +183,12 @@ def llm(
 
 @app.command("agent")
 def agent(
-    provider: str | None = typer.Option(None, "--provider", help="Provider (default: local)."),
+    provider: list[str] = typer.Option(
+        ["local"],
+        "--provider",
+        help="A provider or a local model name (local, local-tiny, qwen2.5-1.5b); repeat to"
+        " compare in one run.",
+    ),
     strategy: list[str] = typer.Option(
         ["nearest-tool"],
         "--strategy",
@@ -195,24 +200,29 @@ def agent(
 ) -> None:
     """Tool-choice accuracy of the planner on labelled requests (nothing is executed).
 
-    Example: magray bench agent --strategy nearest-tool --strategy fixed --json
+    Example: magray bench agent --provider local --provider local-tiny --json
     """
     import json
 
     from magray.agent.bench import bench_agent
     from magray.cli.context import settings as load
 
-    result = bench_agent(load(), provider=provider, strategies=strategy, limit=limit)
+    settings = load()
+    results = [
+        bench_agent(settings, provider=p, strategies=strategy, limit=limit) for p in provider
+    ]
     if json_out:
-        typer.echo(json.dumps(result, ensure_ascii=False))
+        out = results[0] if len(results) == 1 else {"providers": results}
+        typer.echo(json.dumps(out, ensure_ascii=False))
         return
-    typer.echo(f"{result['provider']} ({result['model']})")
-    typer.echo(f"{'strategy':<13} {'tool acc':>8} {'intent':>7} {'valid':>6} {'median ms':>10}")
-    for name, s in result["strategies"].items():
-        typer.echo(
-            f"{name:<13} {s['tool_accuracy']:>8.3f} {s['intent_accuracy']:>7.3f}"
-            f" {s['valid']:>6.3f} {s['median_ms']:>10.0f}"
-        )
+    for result in results:
+        typer.echo(f"{result['provider']} ({result['model']})")
+        typer.echo(f"{'strategy':<13} {'tool acc':>8} {'intent':>7} {'valid':>6} {'median ms':>10}")
+        for name, s in result["strategies"].items():
+            typer.echo(
+                f"{name:<13} {s['tool_accuracy']:>8.3f} {s['intent_accuracy']:>7.3f}"
+                f" {s['valid']:>6.3f} {s['median_ms']:>10.0f}"
+            )
 
 
 @app.command("ask")

@@ -25,12 +25,12 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 def warn(message: str) -> None:
     """A yellow warning line on stderr."""
-    err.print(f"[yellow]warning:[/] {message}")
+    err.print(f"[yellow]warning:[/] {escape(message)}")
 
 
 def note(message: str) -> None:
     """A dim informational line on stderr."""
-    err.print(f"[dim]{message}[/]")
+    err.print(f"[dim]{escape(message)}[/]")
 
 
 def config_table(rows: Sequence[Mapping[str, Any]], paths: Mapping[str, str]) -> None:

@@ -10,9 +10,14 @@ official GGUF release. Gemma comes from its own package, which assembles and che
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from magray.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from magray.llm.config import LLMConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +158,29 @@ def local_model(name: str) -> LocalModel:
 def model_for_file(filename: str) -> LocalModel | None:
     """The catalogue entry whose GGUF file is called ``filename`` (user paths: None)."""
     return next((m for m in LOCAL_MODELS if m.file == filename), None)
+
+
+def with_local_models(config: LLMConfig, names: Sequence[str]) -> LLMConfig:
+    """``config`` plus a local provider for each name that is a model, not a provider.
+
+    Benchmarks compare e.g. ``local`` (the configured default) with ``local-tiny`` in one run.
+    Raises UsageError for a name that is neither.
+    """
+    from dataclasses import replace
+
+    from magray.errors import UsageError
+    from magray.llm.config import DEFAULT_LOCAL_TIMEOUT, ProviderConfig
+
+    table = dict(config.providers)
+    for name in names:
+        if name in table:
+            continue
+        if find_local_model(name) is None:
+            raise UsageError(
+                f"{name!r} is neither a configured provider ({', '.join(sorted(table))}) nor a"
+                " local model (local, qwen2.5-1.5b, local-tiny)."
+            )
+        table[name] = ProviderConfig(
+            name=name, type="local", model=name, timeout=DEFAULT_LOCAL_TIMEOUT
+        )
+    return replace(config, providers=table)

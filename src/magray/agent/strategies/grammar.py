@@ -32,7 +32,6 @@ from magray.agent.strategies.base import (
     check,
     first_json_object,
     still_invalid,
-    tool_catalogue,
     user_prompt,
 )
 from magray.agent.untrusted import RULE
@@ -110,10 +109,18 @@ class GrammarChat:
         array = {"type": "array", "items": items, "minItems": 1, "maxItems": steps}
         return {"type": "object", "properties": {"steps": array}, "required": ["steps"]}
 
+    def catalogue(self) -> str:
+        """One line per tool: its name and what it is for (the grammar holds the arguments)."""
+        lines = ["Tools:"]
+        for tool in self.registry:
+            lines.append(f"- {tool.name}: {tool.description.split('. ')[0].rstrip('.')}")
+        lines.append(f"- {ANSWER}: reply in text when no tool is needed")
+        return "\n".join(lines)
+
     def plan(self, goal: str, context: str = "", memories: str = "") -> Planned:
         shots = [(q, dict(a)) for q, a in self.selector.select(goal, self.registry)]
         schema = self.schema(self._candidates(shots))
-        catalogue = tool_catalogue(self.registry) + "\n- answer: reply in text, no tool needed"
+        catalogue = self.catalogue()
         messages = [Message("system", f"{RULES}\n\n{catalogue}")]
         for asked, answer in shots:
             messages.append(Message("user", asked))

@@ -66,24 +66,28 @@ def _combine(
     base: Callable[[int], float],
 ) -> list[tuple[int, float, Explanation]]:
     """``base(label)`` × layer weight × recency for every label of either list, best first."""
-    fused: list[tuple[int, float, Explanation]] = []
+    weights = params.layer_weights
+    recency_on = params.recency_half_life_days > 0
+    scored: list[tuple[float, int, float, float]] = []
     for num in dict.fromkeys([*v_rank, *k_rank]):
         cand = candidates[num]
-        layer_weight = params.layer_weights.get(cand.layer, 1.0)
-        recency = recency_factor(now - cand.created_at, params)
-        score = base(num) * layer_weight * recency
+        layer_weight = weights.get(cand.layer, 1.0)
+        recency = recency_factor(now - cand.created_at, params) if recency_on else 1.0
+        scored.append((-(base(num) * layer_weight * recency), num, layer_weight, recency))
+    scored.sort()
+    fused: list[tuple[int, float, Explanation]] = []
+    for neg, num, layer_weight, recency in scored:
         vr, kr = v_rank.get(num), k_rank.get(num)
         explanation = Explanation(
             vector_rank=vr[0] if vr else None,
             vector_score=vr[1] if vr else None,
             keyword_rank=kr[0] if kr else None,
             keyword_score=kr[1] if kr else None,
-            fused_score=score,
+            fused_score=-neg,
             layer_weight=layer_weight,
             recency_factor=recency,
         )
-        fused.append((num, score, explanation))
-    fused.sort(key=lambda item: (-item[1], item[0]))
+        fused.append((num, -neg, explanation))
     return fused
 
 
@@ -112,22 +116,21 @@ def fuse(
     return _combine(v_rank, k_rank, candidates, params, now, base)
 
 
-def _minmax(
-    pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]
-) -> dict[int, float]:
-    """Scores of the labels present in ``candidates`` mapped to [0, 1] (best = 1).
+def _normalised(ranked: Ranked) -> dict[int, float]:
+    """Scores of a ranked list (best first) mapped to [0, 1] (best = 1).
 
     The low anchor is the score at rank ``NORM_DEPTH`` (or the last rank of a shorter list)
     and lower scores clip to 0, so a label's normalised score — and with it the ranking —
     does not depend on how many candidates beyond that rank were fetched.
     """
-    kept = dict(_dedup(pairs, candidates))
-    if not kept:
+    if not ranked:
         return {}
-    ordered = sorted(kept.values(), reverse=True)
-    hi, lo = ordered[0], ordered[min(NORM_DEPTH, len(ordered)) - 1]
+    scores = [score for _, score in ranked.values()]
+    hi, lo = scores[0], scores[min(NORM_DEPTH, len(scores)) - 1]
     span = hi - lo
-    return {num: max(0.0, (score - lo) / span) if span > 0 else 1.0 for num, score in kept.items()}
+    if span <= 0:
+        return dict.fromkeys(ranked, 1.0)
+    return {num: max(0.0, (score - lo) / span) for num, (_, score) in ranked.items()}
 
 
 def fuse_convex(
@@ -147,12 +150,10 @@ def fuse_convex(
     """
     total = params.vector_weight + params.keyword_weight
     alpha = params.vector_weight / total if total > 0 else 0.5
-    v_norm = _minmax(vector, candidates)
-    k_norm = _minmax(keyword, candidates)
+    v_rank, k_rank = _ranks(vector, candidates), _ranks(keyword, candidates)
+    v_norm, k_norm = _normalised(v_rank), _normalised(k_rank)
 
     def base(num: int) -> float:
         return alpha * v_norm.get(num, 0.0) + (1.0 - alpha) * k_norm.get(num, 0.0)
 
-    return _combine(
-        _ranks(vector, candidates), _ranks(keyword, candidates), candidates, params, now, base
-    )
+    return _combine(v_rank, k_rank, candidates, params, now, base)

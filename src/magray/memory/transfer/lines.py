@@ -1,6 +1,8 @@
 """One line of a MAGRAY JSONL export: encoding a record, and checking a line to import.
 
-Timestamps are unix seconds (floats) so a record round-trips exactly; a vector is base64 of
+Timestamps are ISO 8601 UTC written with every digit of the stored float
+(``magray.timefmt``), so a record round-trips exactly; unix seconds are accepted too. A
+vector is base64 of
 little-endian float32 with its ``dim``. ``normalise`` accepts a full exported record or a
 hand-written one with just ``text`` and ``layer`` (the rest gets defaults), and checks every
 field against what the store and its readers can hold: timestamps between the years 1 and
@@ -29,6 +31,7 @@ from magray.memory.records import (
     Source,
     new_id,
 )
+from magray.timefmt import exact_iso, parse_iso
 
 
 def record_line(row: StoredRow, vector: bytes | None) -> dict[str, Any]:
@@ -52,10 +55,10 @@ def record_line(row: StoredRow, vector: bytes | None) -> dict[str, Any]:
             "line_start": src.line_start,
             "line_end": src.line_end,
         },
-        "created_at": r.created_at,
-        "updated_at": r.updated_at,
-        "layer_since": r.layer_since,
-        "last_access_at": r.last_access_at,
+        "created_at": exact_iso(r.created_at),
+        "updated_at": exact_iso(r.updated_at),
+        "layer_since": exact_iso(r.layer_since),
+        "last_access_at": None if r.last_access_at is None else exact_iso(r.last_access_at),
         "access_count": r.access_count,
         "importance": r.importance,
         "pinned": r.pinned,
@@ -87,7 +90,16 @@ def _num(obj: dict[str, Any], key: str, *, default: float | None, nullable: bool
 
 
 def _time(obj: dict[str, Any], key: str, *, default: float | None, nullable: bool) -> float | None:
-    value = _num(obj, key, default=default, nullable=nullable)
+    raw = obj.get(key)
+    if isinstance(raw, str):  # ISO 8601, as exports write them
+        try:
+            value: float | None = parse_iso(raw)
+        except (ValueError, OverflowError, OSError):
+            raise InvalidLine(
+                f"{key} must be an ISO 8601 time or unix seconds (got {_short(raw)})"
+            ) from None
+    else:
+        value = _num(obj, key, default=default, nullable=nullable)
     if value is not None and not MIN_TIME <= value <= MAX_TIME:
         raise InvalidLine(
             f"{key} must be unix seconds between the years 1 and 9999 (got {_short(value)})"
