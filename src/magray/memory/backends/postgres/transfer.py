@@ -291,6 +291,13 @@ def restore_rows(conn: psycopg.Connection[Any], folder: Path, model: str | None)
     return total
 
 
+def _time(value: Any) -> float:
+    """A time of an export line: ISO 8601 (as export writes it) or unix seconds."""
+    from magray.timefmt import parse_iso
+
+    return parse_iso(value) if isinstance(value, str) else float(value)
+
+
 def _record_of(obj: dict[str, Any]) -> tuple[Record, bytes]:
     import base64
 
@@ -313,10 +320,10 @@ def _record_of(obj: dict[str, Any]) -> tuple[Record, bytes]:
         project=obj.get("project"),
         session=obj.get("session"),
         source=source,
-        created_at=float(obj["created_at"]),
-        updated_at=float(obj["updated_at"]),
-        layer_since=float(obj["layer_since"]),
-        last_access_at=obj.get("last_access_at"),
+        created_at=_time(obj["created_at"]),
+        updated_at=_time(obj["updated_at"]),
+        layer_since=_time(obj["layer_since"]),
+        last_access_at=None if obj.get("last_access_at") is None else _time(obj["last_access_at"]),
         access_count=int(obj.get("access_count") or 0),
         importance=float(obj["importance"]),
         pinned=bool(obj["pinned"]),
