@@ -22,9 +22,19 @@ if TYPE_CHECKING:
 Conn = "psycopg.Connection[Any]"
 
 COLUMNS = (
-    "num, id, text, layer, kind, tags, project, session, source_uri, source_start, source_end,"
-    " source_line_start, source_line_end, created_at, updated_at, layer_since, last_access_at,"
-    " access_count, importance, pinned, promotion_score, content_hash, embedding_model"
+    "r.num, r.id, r.text, r.layer, r.kind, r.tags, r.project, r.session, r.source_uri,"
+    " r.source_start, r.source_end, r.source_line_start, r.source_line_end, r.created_at,"
+    " r.updated_at, r.layer_since, st.last_access_at, COALESCE(st.access_count, 0),"
+    " r.importance, r.pinned, r.promotion_score, r.content_hash, r.embedding_model"
+)
+# What ``COLUMNS`` reads from: a record and its access statistics.
+RECORDS = "records r LEFT JOIN record_stats st ON st.num = r.num"
+# One more access of the record labelled %(num)s at %(at)s.
+BUMP = (
+    "INSERT INTO record_stats (num, access_count, last_access_at) VALUES (%s, %s, %s)"
+    " ON CONFLICT (num) DO UPDATE SET access_count = record_stats.access_count"
+    " + excluded.access_count, last_access_at = GREATEST(record_stats.last_access_at,"
+    " excluded.last_access_at)"
 )
 
 

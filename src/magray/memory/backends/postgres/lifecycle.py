@@ -12,7 +12,9 @@ from magray.memory.backends.base import (
     StoredRow,
 )
 from magray.memory.backends.postgres.core import (
+    BUMP,
     COLUMNS,
+    RECORDS,
     Core,
     reasons_json,
     reasons_of,
@@ -34,7 +36,7 @@ class LifecycleMixin(Core):
             return []
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT {COLUMNS} FROM records WHERE layer = ANY(%s) ORDER BY num",
+                f"SELECT {COLUMNS} FROM {RECORDS} WHERE r.layer = ANY(%s) ORDER BY r.num",
                 ([str(layer) for layer in layers],),
             ).fetchall()
         return [to_row(r) for r in rows]
@@ -79,9 +81,10 @@ class LifecycleMixin(Core):
                     )
             for p in promotions:
                 src = conn.execute(
-                    "SELECT layer, project, content_hash, access_count, pinned, importance"
+                    "SELECT layer, project, content_hash, COALESCE((SELECT access_count FROM"
+                    " record_stats WHERE num = %s), 0), pinned, importance"
                     " FROM records WHERE num = %s FOR UPDATE",
-                    (p.num,),
+                    (p.num, p.num),
                 ).fetchone()
                 if src is None:
                     actions.append("gone")
@@ -96,11 +99,14 @@ class LifecycleMixin(Core):
                 if twin is not None:
                     action = "merge"
                     conn.execute(
-                        "UPDATE records SET access_count = access_count + %s,"
-                        " pinned = pinned OR %s, importance = GREATEST(importance, %s)"
-                        " WHERE num = %s",
-                        (count, pinned, importance, twin[0]),
+                        "UPDATE records SET pinned = pinned OR %s,"
+                        " importance = GREATEST(importance, %s) WHERE num = %s",
+                        (pinned, importance, twin[0]),
                     )
+                    last = conn.execute(
+                        "SELECT last_access_at FROM record_stats WHERE num = %s", (p.num,)
+                    ).fetchone()
+                    conn.execute(BUMP, (twin[0], count, last[0] if last else None))
                     conn.execute("UPDATE access_log SET num = %s WHERE num = %s", (twin[0], p.num))
                     conn.execute("DELETE FROM records WHERE num = %s", (p.num,))
                 else:

@@ -11,7 +11,9 @@ from magray.hashing import content_hash
 from magray.memory.backends.base import Candidate, InsertResult, LayerStats, StoredRow
 from magray.memory.backends.postgres import schema
 from magray.memory.backends.postgres.core import (
+    BUMP,
     COLUMNS,
+    RECORDS,
     Core,
     filter_sql,
     to_row,
@@ -49,11 +51,11 @@ def insert_one(
         num, id_, old_tags, old_model = found
         merged = list(dict.fromkeys([*old_tags, *tags]))
         conn.execute(
-            "UPDATE records SET access_count = access_count + 1, last_access_at = %s,"
-            " updated_at = %s, tags = %s, importance = GREATEST(importance, %s),"
+            "UPDATE records SET updated_at = %s, tags = %s, importance = GREATEST(importance, %s),"
             " pinned = pinned OR %s WHERE num = %s",
-            (now, now, merged, item.importance, item.pinned, num),
+            (now, merged, item.importance, item.pinned, num),
         )
+        conn.execute(BUMP, (num, 1, now))
         if old_model != model_id:
             conn.execute(
                 "UPDATE records SET embedding = %s, embedding_model = %s WHERE num = %s",
@@ -191,9 +193,11 @@ class RecordsMixin(Core):
             with self._read() as conn:
                 conn.execute(
                     "WITH lock AS (SELECT pg_try_advisory_xact_lock(hashtext(%s)) AS got),"
-                    " bumped AS (UPDATE records SET access_count = access_count + 1,"
-                    " last_access_at = %s WHERE num = ANY(%s) AND (SELECT got FROM lock)"
-                    " RETURNING num)"
+                    " bumped AS (INSERT INTO record_stats (num, access_count, last_access_at)"
+                    " SELECT r.num, 1, %s FROM records r WHERE r.num = ANY(%s)"
+                    " AND (SELECT got FROM lock) ON CONFLICT (num) DO UPDATE SET"
+                    " access_count = record_stats.access_count + 1,"
+                    " last_access_at = excluded.last_access_at RETURNING num)"
                     " INSERT INTO access_log (num, at) SELECT num, %s FROM bumped",
                     (schema.lock_key(self.schema), now, list(nums), now),
                 )
@@ -207,7 +211,8 @@ class RecordsMixin(Core):
             raise UsageError(f"give at least {MIN_ID_PREFIX} characters of a memory id.")
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT {COLUMNS} FROM records WHERE id >= %s AND id < %s ORDER BY id LIMIT 6",
+                f"SELECT {COLUMNS} FROM {RECORDS} WHERE r.id >= %s AND r.id < %s"
+                " ORDER BY r.id LIMIT 6",
                 (key, key + "\uffff"),
             ).fetchall()
         exact = [r for r in rows if r[1] == key]
@@ -227,7 +232,7 @@ class RecordsMixin(Core):
         cond, params = filter_sql(filters or Filters())
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT {COLUMNS} FROM records r WHERE r.num = ANY(%s) AND {cond}",
+                f"SELECT {COLUMNS} FROM {RECORDS} WHERE r.num = ANY(%s) AND {cond}",
                 [wanted, *params],
             ).fetchall()
         return {s.num: s for s in map(to_row, rows)}
@@ -249,7 +254,7 @@ class RecordsMixin(Core):
         cond, params = filter_sql(filters)
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT {COLUMNS} FROM records r WHERE {cond}"
+                f"SELECT {COLUMNS} FROM {RECORDS} WHERE {cond}"
                 " ORDER BY r.created_at DESC, r.num DESC LIMIT %s OFFSET %s",
                 [*params, limit, offset],
             ).fetchall()
@@ -263,7 +268,7 @@ class RecordsMixin(Core):
         while True:
             with self._read() as conn:
                 rows = conn.execute(
-                    f"SELECT {COLUMNS} FROM records r WHERE r.num > %s AND {cond}"
+                    f"SELECT {COLUMNS} FROM {RECORDS} WHERE r.num > %s AND {cond}"
                     " ORDER BY r.num LIMIT %s",
                     [last, *params, batch],
                 ).fetchall()

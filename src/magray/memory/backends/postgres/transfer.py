@@ -19,7 +19,15 @@ from magray.errors import BackupError
 from magray.hashing import content_hash
 from magray.memory.backends.base import Snapshot, StoreCheck, StoredRow
 from magray.memory.backends.postgres import schema
-from magray.memory.backends.postgres.core import COLUMNS, Core, to_row, vector_bytes, vector_param
+from magray.memory.backends.postgres.core import (
+    BUMP,
+    COLUMNS,
+    RECORDS,
+    Core,
+    to_row,
+    vector_bytes,
+    vector_param,
+)
 from magray.memory.records import Layer, Record
 
 if TYPE_CHECKING:
@@ -31,9 +39,9 @@ STATE_FILE = "state.jsonl"
 _EXACT = (
     "INSERT INTO records (id, text, layer, kind, tags, project, session, source_uri,"
     " source_start, source_end, source_line_start, source_line_end, created_at, updated_at,"
-    " layer_since, last_access_at, access_count, importance, pinned, promotion_score,"
+    " layer_since, importance, pinned, promotion_score,"
     " content_hash, embedding_model, embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
-    " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+    " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
     " RETURNING num"
 )
 
@@ -56,8 +64,6 @@ def exact_params(r: Record, vector: bytes, model: str) -> tuple[Any, ...]:
         r.created_at,
         r.updated_at,
         r.layer_since,
-        r.last_access_at,
-        r.access_count,
         r.importance,
         r.pinned,
         r.promotion_score,
@@ -80,6 +86,8 @@ def insert_exact_rows(
         else:
             imported += 1
             labels[record.id] = int(row[0])
+            if record.access_count or record.last_access_at is not None:
+                conn.execute(BUMP, (int(row[0]), record.access_count, record.last_access_at))
     return imported, duplicates, labels
 
 
@@ -117,7 +125,9 @@ class TransferMixin(Core):
                     conn.cursor(name="magray_snapshot") as cur,
                 ):
                     cur.itersize = 1000
-                    cur.execute(f"SELECT {COLUMNS}, embedding::vector FROM records ORDER BY num")
+                    cur.execute(
+                        f"SELECT {COLUMNS}, r.embedding::vector FROM {RECORDS} ORDER BY r.num"
+                    )
                     for row in cur:
                         stored = to_row(row[:-1])
                         vec = vector_bytes(row[-1]) if row[-1] is not None else None
