@@ -49,7 +49,7 @@ def example_entry_points() -> dict[str, dict[str, str]]:
 
 
 def example_llm_table() -> dict[str, Any]:
-    block = next(b for b in fenced("toml") if b.startswith("[llm."))
+    block = next(b for b in fenced("toml") if b.startswith("[llm"))
     llm: dict[str, Any] = tomllib.loads(block)["llm"]
     return llm
 

@@ -156,6 +156,23 @@ OPTIONS: tuple[Option, ...] = (
         "Recency boost half-life (0 = no recency boost).",
         minimum=0,
     ),
+    Option(
+        "search.context_weight",
+        0.5,
+        float,
+        "Weight of a hit's best neighbour in the same session, e.g. the turn after a matching"
+        " question (0 = off; see docs/memory.md).",
+        minimum=0,
+        maximum=10,
+    ),
+    Option(
+        "search.session_weight",
+        0.6,
+        float,
+        "Weight of how well a hit's session matches as a whole (0 = off; see docs/memory.md).",
+        minimum=0,
+        maximum=10,
+    ),
     Option("search.rerank", False, bool, "Rerank hits with the installed cross-encoder."),
     Option("search.reranker", "reranker", str, "Name of the reranker model to use."),
     Option(

@@ -47,6 +47,7 @@ def record_json(record: Record) -> dict[str, Any]:
             "line_end": src.line_end,
         },
         "created_at": iso(record.created_at),
+        "occurred_at": iso(record.occurred_at),
         "updated_at": iso(record.updated_at),
         "last_access_at": iso(record.last_access_at),
         "access_count": record.access_count,
@@ -69,6 +70,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
         "tags": list(r.tags),
         "project": r.project,
         "created_at": iso(r.created_at),
+        "occurred_at": iso(r.occurred_at),
         "access_count": r.access_count,
     }
     if r.source is not None:
@@ -84,6 +86,7 @@ def hit_json(hit: Hit) -> dict[str, Any]:
             "layer_weight": e.layer_weight,
             "recency_factor": e.recency_factor,
             "rerank_score": e.rerank_score,
+            "context_score": e.context_score,
         }
     return out
 

@@ -130,6 +130,7 @@ HIT_FIELDS = {
     "tags",
     "project",
     "created_at",
+    "occurred_at",
     "access_count",
 }
 
@@ -165,6 +166,7 @@ def test_search_explain_adds_component_ranks(home: Path, ids: dict[str, str]) ->
         "layer_weight",
         "recency_factor",
         "rerank_score",
+        "context_score",
     }
     assert explain["vector_rank"] == 1 and explain["keyword_rank"] == 1
     human = run(["memory", "search", "database port", "--explain", "-k", "1"], home)

@@ -11,7 +11,7 @@ import httpx2 as httpx
 from playwright.sync_api import expect
 
 from tests.agent.conftest import oa_plan, oa_verdict, step
-from tests.dashboard.conftest import Site, shot
+from tests.dashboard.conftest import Site, shot, sign_in
 from tests.llm.conftest import oa_stream
 
 
@@ -188,7 +188,45 @@ def test_a_reader_cannot_see_the_admin_page(open_page: Any, site: Site, tmp_path
     admin.get_by_role("link", name="Admin").click()
     expect(admin.get_by_role("heading", name="Audit log")).to_be_visible()
     expect(admin.locator("table.audit tbody tr").first).to_be_visible()
+    expect(admin.get_by_text("Hash chain: intact")).to_be_visible()
+
+    # the admin makes a reader key for a new tenant: shown once, listed without the secret
+    admin.get_by_label("Role").select_option("reader")
+    admin.get_by_role("textbox", name="Tenant").fill("newco")
+    admin.get_by_role("button", name="Create key").click()
+    expect(admin.get_by_role("alert")).to_contain_text("shown only once")
+    secret = admin.locator("#new-key").inner_text()
+    assert secret.startswith("mgr_")
+    kid = admin.locator(".created .muted").inner_text().split()[1]
+    row = admin.locator("#keys-h ~ table tbody tr", has_text=kid)
+    expect(row).to_contain_text("reader")
+    expect(row).to_contain_text("newco")
+    expect(admin.locator("#tenants-h ~ ul li", has_text="newco")).to_have_text(
+        "newco 1 key, 1 active"
+    )
     shot(admin, "admin", tmp_path)
+    admin.goto(site.url + "/ui/admin")
+    expect(admin.get_by_text(secret)).to_have_count(0)
+
+    # the new key signs in (a fresh browser context) and sees no Admin page
+    newco = open_page(None)
+    sign_in(newco, site, secret)
+    expect(newco.get_by_role("link", name="Admin")).to_have_count(0)
+    newco.goto(site.url + "/ui/admin")
+    expect(newco.get_by_role("heading", name="Not allowed")).to_be_visible()
+
+    # revoked, it no longer signs anyone in; the chain still verifies, with the key changes
+    admin.get_by_role("button", name=f"Revoke key {kid}").click()
+    expect(admin.get_by_text(f"Revoked key {kid}.")).to_be_visible()
+    expect(admin.locator("#keys-h ~ table tbody tr", has_text=kid)).to_contain_text("revoked")
+    expect(admin.get_by_role("button", name=f"Revoke key {kid}")).to_have_count(0)
+    expect(admin.locator("#tenants-h ~ ul li", has_text="newco")).to_have_text(
+        "newco 1 key, 0 active"
+    )
+    newco.goto(site.url + "/ui/memory")
+    expect(newco.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(admin.get_by_text("Hash chain: intact")).to_be_visible()
+    expect(admin.locator("table.audit")).to_contain_text("DELETE /v1/keys/{id}")
 
 
 def test_one_tenant_never_sees_another_tenants_records(open_page: Any, site: Site) -> None:

@@ -80,7 +80,7 @@ def test_plugin_specs_are_listed_and_selectable(
 
     result = CliRunner().invoke(app, ["models", "list", "--json"])
     assert result.exit_code == 0, result.output
-    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    rows = {r["name"]: r for r in json.loads(result.stdout) if r["kind"] != "llm"}
     assert list(rows) == [*BUILTIN_NAMES, "tiny-plugin", "gte-test", "gte-test-reranker"]
     assert rows["tiny-plugin"]["active"] and not rows["tiny-plugin"]["installed"]
     assert rows["gte-test-reranker"]["kind"] == "reranker"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,12 @@ def source() -> Memory:
                 project="demo",
                 importance=0.9,
             ),
-            NewRecord(text="Deploys run every Tuesday", session="s1", kind="fact"),
+            NewRecord(
+                text="Deploys run every Tuesday",
+                session="s1",
+                kind="fact",
+                occurred_at=time.time() - 3600.0,
+            ),
             NewRecord(
                 text="Use ruff before every commit",
                 layer=Layer.ASSETS,

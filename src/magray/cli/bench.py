@@ -71,6 +71,58 @@ def retrieval(
         )
 
 
+@app.command("locomo")
+def locomo(
+    dataset: Path = typer.Option(
+        ..., "--dataset", help="A LoCoMo JSON file or its folder (e.g. ../shared/data/locomo-dev)."
+    ),
+    mode: list[str] = typer.Option(
+        [], "--mode", help="keyword | vector | hybrid | context (repeatable; default: all)."
+    ),
+    model: str | None = typer.Option(None, "--model", help="Embedding model (embed.model)."),
+    json_out: bool = typer.Option(False, "--json", help="Print JSON (a stable contract)."),
+) -> None:
+    """Turn-level recall@5/10/25/50 per question category on LoCoMo, as its paper scores it.
+
+    A fresh store per conversation, one record per turn; "hybrid" is plain fusion, "context"
+    adds neighbouring turns and the session (the default ranking). Also session Hit@1 and
+    R@5, and the median recall time at k = 50 (query embedding excluded).
+
+    Example: magray bench locomo --dataset ../shared/data/locomo-dev --json
+    """
+    from magray.bench.locomo import KS, run_locomo
+    from magray.bench.locomo_data import load_locomo
+    from magray.cli import render
+    from magray.cli.context import settings
+    from magray.embed import load_embedder
+
+    conversations = load_locomo(dataset)
+    config = settings(**{"embed.model": model})
+    embedder = load_embedder(config)
+    with render.progress("conversations") as bar:
+        report = run_locomo(
+            config, conversations, embedder, [m.strip().lower() for m in mode], progress=bar
+        )
+    if json_out:
+        typer.echo(json.dumps(report, ensure_ascii=False))
+        return
+    render.note(
+        f"{report['conversations']} conversations, {report['questions']} questions,"
+        f" {report['records']} records, model {report['model']}"
+    )
+    heads = " ".join(f"{'R@' + str(k):>6}" for k in KS)
+    typer.echo(f"{'mode':<8} {'category':<12} {heads} {'S-Hit@1':>8} {'S-R@5':>6} {'p50 ms':>7}")
+    for name, row in report["modes"].items():
+        lines = [("overall", row["overall"]), *row["categories"].items()]
+        for i, (cat, figures) in enumerate(lines):
+            cells = " ".join(f"{figures[f'r@{k}']:>6.1f}" for k in KS)
+            tail = ""
+            if i == 0:
+                s = row["session"]
+                tail = f" {s['hit@1']:>8.3f} {s['r@5']:>6.1f} {row['recall_ms_p50']:>7.2f}"
+            typer.echo(f"{name if i == 0 else '':<8} {cat:<12} {cells}{tail}")
+
+
 @app.command("memory")
 def memory(
     n: int = typer.Option(10_000, "--n", min=100, max=10_000_000, help="Records to store."),

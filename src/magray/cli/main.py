@@ -12,6 +12,7 @@ from magray.cli import (
     bench,
     chat,
     config_cmd,
+    conversations,
     health,
     home,
     ingest,
@@ -68,6 +69,7 @@ app.add_typer(tasks.app, name="tasks")
 app.add_typer(mcp.app, name="mcp")
 app.add_typer(sources.app, name="sources")
 app.command("ingest")(ingest.ingest)
+app.command("import")(conversations.import_conversations)
 app.command("ask")(ask.ask)
 app.command("chat")(chat.chat)
 app.command("logs")(ask.logs)

@@ -44,6 +44,12 @@ def add(
     session: str | None = typer.Option(None, "--session", help="Session/conversation id."),
     importance: float = typer.Option(0.5, "--importance", help="0–1, how much it matters."),
     pin: bool = typer.Option(False, "--pin", help="Pinned records never expire."),
+    at: str | None = typer.Option(
+        None,
+        "--at",
+        metavar="ISO",
+        help="When it happened (ISO date/time, UTC unless given); default: now.",
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Remember TEXT (or standard input) — kept for good in Assets unless --layer says.
@@ -64,6 +70,7 @@ def add(
         session=session,
         importance=importance,
         pinned=pin,
+        occurred_at=parse_time(at, "--at"),
     )
     with memory:
         result = memory.remember(item)

@@ -128,6 +128,10 @@ def record(r: Any) -> None:
         value = getattr(r, name)
         table.add_row(name, ", ".join(value) if isinstance(value, tuple) else str(value))
     table.add_row("accesses", str(r.access_count))
+    if getattr(r, "occurred_at", None) is not None:
+        from magray.views import iso
+
+        table.add_row("happened", iso(r.occurred_at) or "?")
     if r.source is not None:
         table.add_row("source", f"{r.source.uri} lines {r.source.line_start}–{r.source.line_end}")
     out.print(table)

@@ -85,6 +85,12 @@ class Record:
     promotion_score: float | None
     content_hash: str
     embedding_model: str | None
+    occurred_at: float | None = None  # when it happened, if given (``created_at``: stored)
+
+    @property
+    def event_at(self) -> float:
+        """When the memory happened: ``occurred_at`` if given, else when it was stored."""
+        return self.created_at if self.occurred_at is None else self.occurred_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +106,7 @@ class NewRecord:
     source: Source | None = None
     importance: float = 0.5
     pinned: bool = False
+    occurred_at: float | None = None  # when it happened (Unix seconds); None = when stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +171,7 @@ class Explanation:
     layer_weight: float = 1.0
     recency_factor: float = 1.0
     rerank_score: float | None = None
+    context_score: float | None = None  # what neighbours and session added
 
 
 @dataclass(frozen=True, slots=True)

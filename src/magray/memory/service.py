@@ -23,9 +23,12 @@ from magray.embed.base import Embedder, Reranker
 from magray.errors import DimensionMismatchError, ModelError, UsageError
 from magray.memory.backends import Backend, open_backend
 from magray.memory.backends.base import Candidate, StoredRow, Warn
+from magray.memory.rank.context import ContextParams, neighbours, with_context
 from magray.memory.records import (
     MAX_INT,
     MAX_TEXT_CHARS,
+    MAX_TIME,
+    MIN_TIME,
     Explanation,
     Filters,
     Hit,
@@ -46,10 +49,11 @@ RERANK_DEPTH = 50
 MAX_K = 10_000  # the most hits one recall returns
 
 
-def _plain_order(params: FusionParams, layers: Sequence[Layer]) -> bool:
-    """Whether fused vector scores keep the cosine order (equal weights, no recency)."""
+def _plain_order(params: FusionParams, layers: Sequence[Layer], context: ContextParams) -> bool:
+    """Whether fused vector scores keep the cosine order (equal weights, no recency, no
+    context)."""
     weights = {params.layer_weights.get(layer, 1.0) for layer in layers}
-    return len(weights) == 1 and params.recency_half_life_days <= 0
+    return len(weights) == 1 and params.recency_half_life_days <= 0 and not context.active
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,11 @@ def validate(item: NewRecord) -> None:
         raise UsageError("the text contains NUL bytes; remember text, not binary data.")
     if not 0.0 <= item.importance <= 1.0:
         raise UsageError(f"importance must be between 0 and 1 (got {item.importance}).")
+    if item.occurred_at is not None and not MIN_TIME <= item.occurred_at <= MAX_TIME:
+        raise UsageError(
+            "occurred_at must be unix seconds between the years 1 and 9999"
+            f" (got {item.occurred_at!r})."
+        )
     if not item.kind.strip():
         raise UsageError("kind must not be empty.")
     for tag in item.tags:
@@ -279,6 +288,13 @@ class Memory:
             method=s.get_str("search.fusion"),
         )
 
+    def context_params(self) -> ContextParams:
+        s = self.settings
+        return ContextParams(
+            context_weight=s.get_float("search.context_weight"),
+            session_weight=s.get_float("search.session_weight"),
+        )
+
     def embed_query(self, text: str) -> npt.NDArray[np.float32]:
         return np.asarray(self.embedder.embed_queries([text])[0], dtype=np.float32)
 
@@ -316,6 +332,9 @@ class Memory:
             params = dataclasses.replace(params, vector_weight=1.0, keyword_weight=0.0)
         elif query.mode is SearchMode.KEYWORD:
             params = dataclasses.replace(params, vector_weight=0.0, keyword_weight=1.0)
+        context = self.context_params()
+        if context.active and not self.backend.has_sessions():
+            context = ContextParams()  # no conversation in the store: nothing to lift
         depth = max(query.k, RERANK_DEPTH if query.rerank else 0)
         pool = max(NORM_DEPTH, 2 * depth)
         layers = filters.layers or tuple(Layer)
@@ -328,7 +347,7 @@ class Memory:
             self._check_vectors()
             # Vector mode under a plain cosine order (equal layer weights, no recency) is
             # exact with k per layer; anything else needs the normalisation pool.
-            plain = query.mode is SearchMode.VECTOR and _plain_order(params, layers)
+            plain = query.mode is SearchMode.VECTOR and _plain_order(params, layers, context)
             per_layer = depth if plain else pool
             for layer in layers:
                 for num, sim in self.backend.vector_search(layer, qvec, per_layer, filters):
@@ -340,12 +359,18 @@ class Memory:
             for hit in self.backend.keyword_search(terms, filters, pool):
                 keyword.append((hit.num, hit.score))
                 cands[hit.num] = Candidate(hit.num, hit.layer, hit.created_at)
-        if filters.active or params.recency_half_life_days > 0:
+        if context.active:
+            # Neighbours may be lifted by their context: they are candidates too; the store
+            # tells every candidate's session.
+            cands = self.backend.candidates([*cands, *neighbours(cands)], filters)
+        elif filters.active or params.recency_half_life_days > 0:
             # Vector labels are candidates only: check them against the filters and learn
-            # their creation times from the store.
+            # their event times from the store.
             cands = self.backend.candidates(cands, filters)
         fuse_fn = fuse_convex if params.method == "convex" else fuse
         fused = fuse_fn(vector, keyword, cands, params, now)
+        if context.active:
+            fused = with_context(fused, cands, context, explain=2 * depth if query.explain else 0)
         labelled = self._hydrate(fused, depth, filters, explain=query.explain)
         hits = [hit for _, hit in labelled]
         if query.rerank:

@@ -116,7 +116,14 @@ def _install_handlers(app: FastAPI, metrics: Metrics) -> None:
 
 def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Any:
     """The ASGI application (the FastAPI app wrapped in the guard)."""
-    from magray.server import routes_ask, routes_health, routes_memory, routes_misc, routes_runs
+    from magray.server import (
+        routes_admin,
+        routes_ask,
+        routes_health,
+        routes_memory,
+        routes_misc,
+        routes_runs,
+    )
 
     metrics = Metrics()
 
@@ -164,6 +171,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Any:
     app.include_router(routes_ask.router)
     app.include_router(routes_misc.router)
     app.include_router(routes_runs.router)
+    app.include_router(routes_admin.router)
     max_body = int(settings.get_float("server.max_body_mb") * 1024 * 1024)
     guard = Guard(
         app,

@@ -3,7 +3,8 @@
 ``Authorization: Bearer <key>``; no key or an unknown one is 401, a role too weak for the
 route is 403, a key over its rate is 429 with ``Retry-After``. With ``server.auth = "off"``
 (never the default) a loopback client without a key acts as admin of the ``default`` tenant.
-Key lookups are cached for a few seconds; a revoked key stops working within that time.
+Key lookups are cached for a few seconds; a revoked key stops working within that time (at
+once in the process that revoked it through ``DELETE /v1/keys/{id}``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ class Authenticator:
                 self._cache.clear()
             self._cache[h] = (key, now)
         return key
+
+    def forget(self) -> None:
+        """Drop the cached lookups (a key revoked here stops working at once in this process)."""
+        with self._lock:
+            self._cache.clear()
 
     def _throttle_denials(self, client: str) -> None:
         """Refusals are audited; a client sending many bad keys gets 429s, which are not."""

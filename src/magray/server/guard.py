@@ -218,7 +218,7 @@ class Guard:
                     tenant=tenant,
                     actor=who,
                     action=f"{method} {route}",
-                    target=str(scope.get("path", "")),
+                    target=str(state.get("audit_target") or scope.get("path", "")),
                     outcome="denied" if denied else "ok",
                     detail=detail,
                 )

@@ -43,6 +43,7 @@ def _new_record(item: MemoryIn) -> Any:
         session=item.session,
         importance=item.importance,
         pinned=item.pin,
+        occurred_at=_time(item.at, "at"),
     )
 
 

@@ -26,6 +26,7 @@ class MemoryIn(Body):
     session: str | None = Field(None, max_length=500)
     importance: float = Field(0.5, ge=0.0, le=1.0)
     pin: bool = False
+    at: str | None = Field(None, description="When it happened: ISO date or time (UTC by default).")
 
 
 class Remembered(BaseModel):
@@ -89,3 +90,50 @@ class TaskIn(Body):
     depends_on: list[str] = Field(default_factory=list, max_length=100)
     notes: str = Field("", max_length=20_000)
     memory: list[str] = Field(default_factory=list, max_length=100)
+
+
+RoleName = Literal["admin", "writer", "reader"]
+
+
+class KeyIn(Body):
+    """A new API key: its role and the tenant it acts in."""
+
+    role: RoleName
+    tenant: str = Field(min_length=1, max_length=63)
+
+
+class KeyOut(BaseModel):
+    """A key as listed: never the key itself nor its hash."""
+
+    id: str
+    role: str
+    tenant: str
+    created_at: str
+    revoked: bool
+
+
+class NewKey(BaseModel):
+    """A key just made: ``key`` is shown this once and never again."""
+
+    id: str
+    key: str
+    role: str
+    tenant: str
+
+
+class TenantOut(BaseModel):
+    """A tenant: named by a key, by its data folder, or both."""
+
+    name: str
+    keys: int
+    active_keys: int
+    has_data: bool
+
+
+class ChainCheck(BaseModel):
+    """The audit chain's verification: ``first_bad`` and ``reason`` say where it broke."""
+
+    ok: bool
+    checked: int
+    first_bad: int | None
+    reason: str

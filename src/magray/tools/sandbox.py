@@ -136,6 +136,7 @@ def bwrap_argv(
         out += ["--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc"]
     else:
         out += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        out += _host_tmp_binds()
         # /run holds the sockets of daemons (docker, dbus, a user's agents): out of reach
         out += ["--tmpfs", "/run", *_resolver_binds()]
         bind = "--bind" if config.mode is SandboxMode.WORKSPACE_WRITE else "--ro-bind"
@@ -149,6 +150,30 @@ def bwrap_argv(
     if not confinement.network and config.mode is not SandboxMode.FULL_ACCESS:
         out.append("--unshare-net")
     out += ["--chdir", str(cwd), "--", *argv]
+    return out
+
+
+def _host_tmp_binds() -> list[str]:
+    """Read-only binds for what commands need from the host's /tmp, which the private /tmp
+    hides: the Python running MAGRAY (a virtual environment may live there), the folders on
+    PATH, and the current folder."""
+    import os
+    import sys
+
+    wanted = [sys.prefix, sys.exec_prefix, os.getcwd()]
+    wanted += [p for p in os.environ.get("PATH", "").split(os.pathsep) if p]
+    out: list[str] = []
+    seen: set[Path] = set()
+    for raw in wanted:
+        try:
+            path = Path(raw).resolve()
+        except (OSError, RuntimeError):
+            continue
+        if path in seen or not path.is_relative_to("/tmp") or path == Path("/tmp"):
+            continue
+        if path.is_dir():
+            seen.add(path)
+            out += ["--ro-bind", str(path), str(path)]
     return out
 
 

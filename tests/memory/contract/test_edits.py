@@ -50,3 +50,11 @@ def test_replace_text_follows_into_both_indexes(
     (b,) = insert([NewRecord("another note", layer=Layer.ASSETS)])
     with pytest.raises(UsageError):
         backend.replace_text(b.num, new, vector(embedder, new), model_id=embedder.model_id, now=NOW)
+
+
+def test_has_sessions(backend: Backend, insert: Insert) -> None:
+    assert backend.has_sessions() is False
+    insert([NewRecord("a note without a session")])
+    assert backend.has_sessions() is False
+    insert([NewRecord("a turn of a chat", session="conv-1")])
+    assert backend.has_sessions() is True

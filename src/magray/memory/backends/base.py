@@ -128,9 +128,10 @@ class Backend(Protocol):
         """Store ``items`` (record, vector) in ONE transaction; one result per item, in order.
 
         A new record gets a fresh id and label, ``created_at = updated_at = layer_since =
-        now``, access count 0. An item whose dedup key (layer, project, content hash) is
-        already stored — also by an earlier item of the same batch — is not duplicated: the
-        stored record gets one more access at ``now`` (count, ``last_access_at`` and the
+        now``, ``occurred_at`` as the item gives it (None: not known), access count 0. An
+        item whose dedup key (layer, project, content hash) is already stored — also by an
+        earlier item of the same batch — is not duplicated: the stored record gets one more
+        access at ``now`` (count, ``last_access_at`` and the
         access history), ``updated_at = now``, its tags become the union (stored order
         first), importance and pinned their maximum; its vector is replaced only when it
         was of another model. The first write to an empty store records ``model_id`` and
@@ -200,7 +201,8 @@ class Backend(Protocol):
         ...
 
     def candidates(self, nums: Iterable[int], filters: Filters) -> dict[int, Candidate]:
-        """Like ``fetch`` but only label, layer and creation time (a narrow, fast read)."""
+        """Like ``fetch`` but only label, layer, time (``occurred_at``, else ``created_at``)
+        and session (a narrow, fast read)."""
         ...
 
     def list_records(self, filters: Filters, *, limit: int, offset: int = 0) -> list[StoredRow]:
@@ -217,6 +219,11 @@ class Backend(Protocol):
 
     def count(self, filters: Filters | None = None) -> int:
         """How many records match ``filters``."""
+        ...
+
+    def has_sessions(self) -> bool:
+        """Whether any record belongs to a session (a conversation): recall's session
+        context is skipped for stores without one. Must be cheap (an index lookup)."""
         ...
 
     def vectors(self, nums: Sequence[int]) -> dict[int, tuple[str | None, bytes]]:

@@ -30,11 +30,13 @@ class InsertResult:
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """What fusion needs to know about one record: its label, layer and creation time."""
+    """What fusion needs to know about one record: its label, layer, time (when it happened,
+    else when it was stored) and session."""
 
     num: int
     layer: Layer
     created_at: float
+    session: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

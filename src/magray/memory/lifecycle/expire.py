@@ -1,8 +1,10 @@
 """Expiry of memories: which records have outlived their layer's TTL, as pure decisions.
 
-A record expires when ``now − layer_since ≥ TTL`` of its layer (the TTL counts from when
-it entered the layer, so a promotion restarts the clock). Pinned records and Assets never
-expire; importance does not extend a TTL. Run promotion first, then expiry.
+A record expires when ``now − start ≥ TTL`` of its layer. The clock starts when the record
+entered its layer (``layer_since``, so a promotion restarts it); a record still in the layer
+it was stored in that has an event time (``occurred_at``) counts from the event instead, so a
+back-filled memory from March is as old in Interact as what happened in March. Pinned
+records and Assets never expire; importance does not extend a TTL. Run promotion first, then expiry.
 """
 
 from __future__ import annotations
@@ -38,14 +40,21 @@ def duration(hours: float) -> str:
     return f"{hours:.0f} h" if hours < 48 else f"{hours / 24:.1f} days"
 
 
+def ttl_start(record: Record) -> float:
+    """When the TTL clock of ``record`` started (see the module docstring)."""
+    if record.occurred_at is not None and record.layer_since <= record.created_at:
+        return record.occurred_at
+    return record.layer_since
+
+
 def expire_decisions(records: Iterable[Record], now: float, *, ttls: Ttls) -> list[ExpiryDecision]:
-    """The records past their layer's TTL (counted from ``layer_since``), in input order."""
+    """The records past their layer's TTL (counted from ``ttl_start``), in input order."""
     expired: list[ExpiryDecision] = []
     for record in records:
         ttl = ttls.get(record.layer)
         if record.pinned or ttl is None:
             continue
-        age = now - record.layer_since
+        age = now - ttl_start(record)
         if age >= ttl:
             age_h, ttl_h = age / HOUR, ttl / HOUR
             reason = (

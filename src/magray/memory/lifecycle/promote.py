@@ -115,7 +115,7 @@ def features(history: RecordHistory, now: float) -> FloatArray:
     record = history.record
     times = history.times_until(now)
     n = times.size
-    age_hours = max(now - record.created_at, 0.0) / HOUR
+    age_hours = max(now - record.event_at, 0.0) / HOUR  # since it happened
     since = record.layer_since if record.layer_since <= now else record.created_at
     layer_hours = max(now - since, 0.0) / HOUR
     last_24h = int(np.count_nonzero(times > now - DAY))

@@ -56,6 +56,7 @@ def record_line(row: StoredRow, vector: bytes | None) -> dict[str, Any]:
             "line_end": src.line_end,
         },
         "created_at": exact_iso(r.created_at),
+        "occurred_at": None if r.occurred_at is None else exact_iso(r.occurred_at),
         "updated_at": exact_iso(r.updated_at),
         "layer_since": exact_iso(r.layer_since),
         "last_access_at": None if r.last_access_at is None else exact_iso(r.last_access_at),
@@ -197,6 +198,7 @@ def normalise(obj: Any, model_id: str, dim: int, now: float) -> dict[str, Any]:
         "session": _opt_str(obj, "session"),
         "source": source,
         "created_at": created,
+        "occurred_at": _time(obj, "occurred_at", default=None, nullable=True),
         "updated_at": _time(obj, "updated_at", default=created, nullable=False),
         "layer_since": _time(obj, "layer_since", default=created, nullable=False),
         "last_access_at": _time(obj, "last_access_at", default=None, nullable=True),
@@ -254,6 +256,7 @@ def to_record(rec: dict[str, Any], model_id: str) -> Record:
         importance=rec["importance"],
         pinned=rec["pinned"],
         promotion_score=rec["promotion_score"],
+        occurred_at=rec["occurred_at"],
         content_hash=rec["content_hash"],
         embedding_model=model_id,
     )

@@ -283,6 +283,13 @@ class RecordsMixin(Core):
             row = conn.execute(f"SELECT COUNT(*) FROM records r WHERE {cond}", params).fetchone()
         return int(row[0]) if row else 0
 
+    def has_sessions(self) -> bool:
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT EXISTS (SELECT 1 FROM records WHERE session IS NOT NULL)"
+            ).fetchone()
+        return bool(row and row[0])
+
     def vectors(self, nums: Sequence[int]) -> dict[int, tuple[str | None, bytes]]:
         from magray.memory.backends.postgres.core import vector_bytes
 

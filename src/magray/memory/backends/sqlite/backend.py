@@ -166,6 +166,12 @@ class SqliteBackend:
     def count(self, filters: Filters | None = None) -> int:
         return self.store.count(filters)
 
+    def has_sessions(self) -> bool:
+        row = self.store.conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM records WHERE session IS NOT NULL)"
+        ).fetchone()
+        return bool(row[0])
+
     def vectors(self, nums: Sequence[int]) -> dict[int, tuple[str | None, bytes]]:
         return self.store.vectors(nums)
 

@@ -31,8 +31,8 @@ def _insert(conn: sqlite3.Connection, r: Record, vector: bytes, model: str) -> b
         "INSERT INTO records (id, text, layer, kind, tags, project, session, source_uri,"
         " source_start, source_end, source_line_start, source_line_end, created_at, updated_at,"
         " layer_since, last_access_at, access_count, importance, pinned, promotion_score,"
-        " content_hash, embedding_model, vector)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " content_hash, embedding_model, vector, occurred_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.id,
             r.text,
@@ -57,6 +57,7 @@ def _insert(conn: sqlite3.Connection, r: Record, vector: bytes, model: str) -> b
             r.content_hash,
             model,
             vector,
+            r.occurred_at,
         ),
     )
     num = int(cur.lastrowid or 0)

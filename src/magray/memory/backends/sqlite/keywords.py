@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from magray.memory.backends.base import KeywordHit
-from magray.memory.backends.sqlite.rows import filter_sql, stored_float
+from magray.memory.backends.sqlite.rows import EVENT_AT, filter_sql, stored_float
 from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Filters, Layer
 
@@ -30,7 +30,7 @@ def keyword_search(
         return []
     if filters == Filters():
         sql = (
-            "SELECT f.rowid, f.score, r.layer, r.created_at FROM (SELECT rowid,"
+            f"SELECT f.rowid, f.score, r.layer, {EVENT_AT} FROM (SELECT rowid,"
             " -bm25(records_fts) AS score FROM records_fts WHERE records_fts MATCH ?"
             " ORDER BY score DESC LIMIT ?) f JOIN records r ON r.num = f.rowid"
             " ORDER BY f.score DESC"
@@ -39,7 +39,7 @@ def keyword_search(
     else:
         cond, fparams = filter_sql(filters)
         sql = (
-            "SELECT r.num, -bm25(records_fts) AS score, r.layer, r.created_at FROM records_fts"
+            f"SELECT r.num, -bm25(records_fts) AS score, r.layer, {EVENT_AT} FROM records_fts"
             " JOIN records r ON r.num = records_fts.rowid"
             f" WHERE records_fts MATCH ? AND {cond} ORDER BY score DESC LIMIT ?"
         )

@@ -141,10 +141,16 @@ M2_HISTORY_ARCHIVE = """
         );
 """
 
+# When a memory happened, apart from when it was stored (NULL: reads use created_at).
+M3_OCCURRED_AT = """
+        ALTER TABLE records ADD COLUMN occurred_at REAL;
+"""
+
 # (version, name, SQL script). A script runs inside one transaction with its bookkeeping row.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", M1_INITIAL),
     (2, "history archive for promotion learning", M2_HISTORY_ARCHIVE),
+    (3, "event time of records", M3_OCCURRED_AT),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -13,8 +13,10 @@ from magray.memory.records import Filters, Layer, Record, Source
 RECORD_COLUMNS = (
     "num, id, text, layer, kind, tags, project, session, source_uri, source_start, source_end,"
     " source_line_start, source_line_end, created_at, updated_at, layer_since, last_access_at,"
-    " access_count, importance, pinned, promotion_score, content_hash, embedding_model"
+    " access_count, importance, pinned, promotion_score, content_hash, embedding_model, occurred_at"
 )
+# When a record happened, for recency: its event time, else when it was stored.
+EVENT_AT = "COALESCE(r.occurred_at, r.created_at)"
 
 
 def _finite(value: Any) -> bool:
@@ -69,6 +71,7 @@ def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
         promotion_score,
         chash,
         model,
+        occurred_at,
     ) = tuple(row)
     source = None
     if uri is not None:
@@ -94,6 +97,7 @@ def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
         promotion_score=_opt_float(promotion_score),
         content_hash=chash,
         embedding_model=model,
+        occurred_at=_opt_float(occurred_at),
     )
     return StoredRow(num=num, record=record)
 

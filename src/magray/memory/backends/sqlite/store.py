@@ -18,6 +18,7 @@ from magray.hashing import content_hash
 from magray.memory.backends.base import Candidate, InsertResult, StoredRow
 from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION, current_version, migrate
 from magray.memory.backends.sqlite.rows import (
+    EVENT_AT,
     RECORD_COLUMNS,
     filter_sql,
     row_to_record,
@@ -46,6 +47,9 @@ def translate_sqlite_error(exc: sqlite3.Error, path: Path) -> StoreError:
     if "locked" in text or "busy" in text:
         return StoreLockedError(f"{path} is busy in another process; try again in a moment.")
     return StoreError(f"the memory store {path} failed: {exc}.")
+
+
+_LAYERS = {layer.value: layer for layer in Layer}
 
 
 class Store:
@@ -180,8 +184,8 @@ class Store:
         cur = conn.execute(
             "INSERT INTO records (id, text, layer, kind, tags, project, session, source_uri,"
             " source_start, source_end, source_line_start, source_line_end, created_at,"
-            " updated_at, layer_since, importance, pinned, content_hash, embedding_model, vector)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " updated_at, layer_since, importance, pinned, content_hash, embedding_model, vector,"
+            " occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 id_,
                 item.text,
@@ -203,6 +207,7 @@ class Store:
                 chash,
                 model_id if vector is not None else None,
                 vector,
+                item.occurred_at,
             ),
         )
         num = int(cur.lastrowid or 0)
@@ -282,19 +287,27 @@ class Store:
         return found
 
     def candidates(self, nums: Iterable[int], filters: Filters) -> dict[int, Candidate]:
-        """Labels among ``nums`` that exist and match ``filters``, with their current layer
-        and creation time (a narrow read: no text, no vector)."""
+        """Labels among ``nums`` that exist and match ``filters``, with their current layer,
+        event time and session (a narrow read: no text, no vector)."""
         wanted = list(dict.fromkeys(nums))
         cond, params = filter_sql(filters)
         found: dict[int, Candidate] = {}
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
-            for num, layer, created in self.conn.execute(
-                f"SELECT r.num, r.layer, r.created_at FROM records r WHERE r.num IN"
+            for num, layer, created, session in self.conn.execute(
+                f"SELECT r.num, r.layer, {EVENT_AT}, r.session FROM records r WHERE r.num IN"
                 f" ({','.join('?' * len(chunk))}) AND {cond}",
                 [*chunk, *params],
             ):
-                found[int(num)] = Candidate(int(num), Layer(layer), stored_float(created))
+                # The hot path of recall (hundreds of rows a query): plain values go straight
+                # through; anything odd takes the careful conversion.
+                at = created if type(created) is float and created - created == 0.0 else None
+                found[num] = Candidate(
+                    num,
+                    _LAYERS[layer],
+                    stored_float(created) if at is None else at,
+                    session if type(session) is str else None,
+                )
         return found
 
     def list_records(self, filters: Filters, *, limit: int, offset: int = 0) -> list[StoredRow]:
