@@ -1,4 +1,9 @@
-"""Numbered SQLite schema migrations, recorded in ``schema_migrations`` (shared by stores).
+"""The one SQLite helper of MAGRAY: ``connect`` and numbered schema migrations.
+
+Every database of a home (memory, tasks, LLM usage, conversations, audit, audit chain,
+server keys, embedding cache) opens through ``connect`` — WAL, foreign keys on, a busy
+timeout, an explicit ``synchronous`` level, autocommit (transactions are explicit) — and
+keeps its schema in numbered migrations recorded in ``schema_migrations``.
 
 A migration is ``(version, name, SQL script)``. Each script runs in its own transaction
 together with its bookkeeping row, so a crash leaves either the old or the new schema.
@@ -9,8 +14,37 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 Migration = tuple[int, str, str]
+BUSY_TIMEOUT_S = 30.0
+
+
+def connect(
+    path: Path | str,
+    *,
+    synchronous: str = "FULL",
+    check_same_thread: bool = True,
+    timeout: float = BUSY_TIMEOUT_S,
+    migrations: Sequence[Migration] = (),
+) -> sqlite3.Connection:
+    """Open ``path`` with MAGRAY's pragmas and apply ``migrations``; the caller maps
+    ``sqlite3.Error`` to its own one-line StoreError."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        path, isolation_level=None, check_same_thread=check_same_thread, timeout=timeout
+    )
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        if migrations:
+            apply(conn, migrations)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def current_version(conn: sqlite3.Connection) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -67,21 +66,19 @@ def test_independent_steps_run_concurrently(
     openai_config(magray_home, server.url)
     server.add(
         oa_plan(
-            step("a", "shell_exec", {"argv": ["sleep", "0.5"]}),
-            step("b", "shell_exec", {"argv": ["sleep", "0.5"]}),
+            step("a", "shell_exec", {"argv": ["sleep", "2"]}),
+            step("b", "shell_exec", {"argv": ["sleep", "2"]}),
             step("c", "shell_exec", {"argv": ["echo", "{{steps.a.output}}after"]}, "a", "b"),
         ),
         oa_verdict(True, "Slept twice."),
     )
-    started = time.monotonic()
     report = make_agent(repo).run("sleep twice, then say after")
     a, b, c = report.steps
     assert a.status == b.status == c.status == "ok"
-    assert a.started < b.finished and b.started < a.finished  # the windows overlap
-    assert max(a.finished, b.finished) - min(a.started, b.started) < 0.9
+    # Concurrency shows as overlapping windows (no wall-clock bound: machines are shared).
+    assert a.started < b.finished and b.started < a.finished
     assert c.started >= max(a.finished, b.finished)
     assert c.output.strip() == "after"
-    assert time.monotonic() - started < 5
 
 
 def test_invalid_plan_is_repaired(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from magray.errors import NotFoundError, StoreError
+from magray.sqlite_migrations import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -34,6 +35,8 @@ CREATE TABLE IF NOT EXISTS turns (
 );
 CREATE INDEX IF NOT EXISTS turns_conversation ON turns (conversation_id, num);
 """
+# The first schema was created without bookkeeping; ``IF NOT EXISTS`` adopts such logs.
+MIGRATIONS = [(1, "conversations and turns", _SCHEMA)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,14 +58,9 @@ class ConversationLog:
     """SQLite-backed log of conversations (``<data_dir>/conversations.db``)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-            self.conn.execute("PRAGMA journal_mode = WAL")
-            self.conn.execute("PRAGMA synchronous = FULL")
-            self.conn.execute("PRAGMA foreign_keys = ON")
-            self.conn.executescript(_SCHEMA)
-        except sqlite3.Error as exc:
+            self.conn = connect(path, migrations=MIGRATIONS)
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"the conversation log {path} cannot be used: {exc}.") from None
 
     def close(self) -> None:

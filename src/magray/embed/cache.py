@@ -15,8 +15,19 @@ import numpy as np
 
 from magray.embed.base import Embedder, Vectors
 from magray.errors import StoreError
+from magray.sqlite_migrations import connect
 
 QUERY_SUFFIX = "#query"
+# The first schema was created without bookkeeping; ``IF NOT EXISTS`` adopts such caches.
+MIGRATIONS = [
+    (
+        1,
+        "embeddings",
+        "CREATE TABLE IF NOT EXISTS embeddings (model_id TEXT NOT NULL,"
+        " content_hash TEXT NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL,"
+        " PRIMARY KEY (model_id, content_hash)) WITHOUT ROWID;",
+    )
+]
 _CHUNK = 500
 
 
@@ -25,18 +36,16 @@ class EmbeddingCache:
 
     def __init__(self, path: Path, *, timeout: float = 10.0) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(str(path), timeout=timeout, check_same_thread=False)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS embeddings (model_id TEXT NOT NULL,"
-                " content_hash TEXT NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL,"
-                " PRIMARY KEY (model_id, content_hash)) WITHOUT ROWID"
+            # A cache: losing its last writes to a power cut only costs re-embedding.
+            self._db = connect(
+                path,
+                synchronous="NORMAL",
+                check_same_thread=False,
+                timeout=timeout,
+                migrations=MIGRATIONS,
             )
-            self._db.commit()
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"the embedding cache {path} cannot be opened ({exc}).") from None
         self._lock = threading.Lock()
 
@@ -65,14 +74,16 @@ class EmbeddingCache:
         ]
         with self._lock:
             try:
+                self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
                     "INSERT OR REPLACE INTO embeddings (model_id, content_hash, dim, vector)"
                     " VALUES (?, ?, ?, ?)",
                     rows,
                 )
-                self._db.commit()
+                self._db.execute("COMMIT")
             except sqlite3.OperationalError:
-                self._db.rollback()  # another process holds the lock: skip caching this time
+                if self._db.in_transaction:  # another process holds the lock: skip caching
+                    self._db.execute("ROLLBACK")
 
     def count(self, model_id: str | None = None) -> int:
         with self._lock:

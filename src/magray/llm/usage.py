@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from magray.errors import SchemaError, StoreError
+from magray.sqlite_migrations import connect
 
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
@@ -96,12 +97,9 @@ class UsageStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(path, timeout=10, isolation_level=None)
-            self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute("PRAGMA busy_timeout = 10000")
+            self._conn = connect(path, timeout=10.0)
             self._migrate()
-        except sqlite3.Error as exc:
+        except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"the LLM usage database {path} cannot be used ({exc}).") from None
 
     def close(self) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from magray.errors import StoreError
+from magray.sqlite_migrations import connect
 
 GENESIS = "0" * 64
 
@@ -45,6 +46,8 @@ CREATE TABLE IF NOT EXISTS head (
     hash TEXT    NOT NULL
 );
 """
+# The first schema was created without bookkeeping; ``IF NOT EXISTS`` adopts it.
+MIGRATIONS = [(1, "audit chain", _SCHEMA)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,13 +135,10 @@ class AuditChain:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            conn = connect(self.path, migrations=MIGRATIONS)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the audit chain {self.path} ({exc}).") from None
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
             yield conn
         except sqlite3.Error as exc:
             raise StoreError(f"the audit chain {self.path} failed ({exc}).") from None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from magray.errors import NotFoundError, StoreError, UsageError
+from magray.sqlite_migrations import connect
 
 PREFIX = "mgr_"
 TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -34,6 +35,8 @@ CREATE TABLE IF NOT EXISTS keys (
     revoked_at REAL
 );
 """
+# The first schema was created without bookkeeping; ``IF NOT EXISTS`` adopts it.
+MIGRATIONS = [(1, "api keys", _SCHEMA)]
 
 
 class Role(StrEnum):
@@ -102,12 +105,10 @@ class KeyStore:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+            conn = connect(self.path, migrations=MIGRATIONS)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the key store {self.path} ({exc}).") from None
         try:
-            conn.executescript(_SCHEMA)
             yield conn
         except sqlite3.Error as exc:
             raise StoreError(f"the key store {self.path} failed ({exc}).") from None

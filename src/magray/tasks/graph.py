@@ -18,6 +18,7 @@ from magray.errors import (
     StoreLockedError,
     UsageError,
 )
+from magray.sqlite_migrations import connect
 from magray.tasks.migrations import migrate
 from magray.tasks.model import (
     MIN_ID_PREFIX,
@@ -43,12 +44,7 @@ def default_path() -> Path:
 
 def _connect(path: Path) -> sqlite3.Connection:
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn = connect(path, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
         raise StoreError(f"cannot open the task graph at {path}: {exc}.") from None
     return conn

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from magray.errors import StoreError
+from magray.sqlite_migrations import connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (
@@ -34,6 +35,8 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_ts ON audit (ts);
 """
+# The first schema was created without bookkeeping; ``IF NOT EXISTS`` adopts such logs.
+MIGRATIONS = [(1, "audit rows", _SCHEMA)]
 
 
 MASK = "***"
@@ -89,10 +92,7 @@ class AuditLog:
 
     def _connect(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=10)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
+            conn = connect(self.path, migrations=MIGRATIONS)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"the audit log {self.path} cannot be opened ({exc}).") from None
         return conn

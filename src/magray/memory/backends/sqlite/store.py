@@ -25,15 +25,11 @@ from magray.memory.backends.sqlite.rows import (
     stored_float,
 )
 from magray.memory.records import MIN_ID_PREFIX, Filters, Layer, NewRecord, new_id
+from magray.sqlite_migrations import connect
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 30000")
-    return conn
+    return connect(path, check_same_thread=False)
 
 
 def translate_sqlite_error(exc: sqlite3.Error, path: Path) -> StoreError:
