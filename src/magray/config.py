@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,13 +341,9 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read ``config.toml`` as flat dotted keys; unknown keys of known sections are errors."""
-    if not path.exists():
-        return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove the file.") from None
-    flat = _flatten(data)
+    from magray.fileio import read_toml
+
+    flat = _flatten(read_toml(path))
     known_sections = {k.split(".")[0] for k in _BY_KEY}
     for key in flat:
         if key.split(".")[0] in known_sections and key not in _BY_KEY:
@@ -438,15 +433,10 @@ def unknown_setting(key: str) -> str:
 
 def unset_setting(path: Path, key: str) -> bool:
     """Remove ``key`` from ``config.toml`` (atomically); False if it was not set there."""
-    import tomli_w
+    from magray.fileio import read_toml, write_toml
 
     option(key)
-    if not path.exists():
-        return False
-    try:
-        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it.") from None
+    data = read_toml(path)
     section, _, name = key.partition(".")
     table = data.get(section)
     if not isinstance(table, dict) or name not in table:
@@ -454,9 +444,7 @@ def unset_setting(path: Path, key: str) -> bool:
     del table[name]
     if not table:
         del data[section]
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+    write_toml(path, data)
     return True
 
 
@@ -470,21 +458,13 @@ def option(key: str) -> Option:
 
 def write_setting(path: Path, key: str, raw: str) -> Any:
     """Validate ``raw`` for ``key`` and store it in ``config.toml`` atomically."""
-    import tomli_w
+    from magray.fileio import read_toml, write_toml
 
     opt = option(key)
     value = _coerce(opt, raw, "config set")
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it.") from None
+    data = read_toml(path)
     section, _, name = key.partition(".")
     table = data.setdefault(section, {})
     table[name] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+    write_toml(path, data)
     return value

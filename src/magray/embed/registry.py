@@ -14,7 +14,6 @@ points are read on first use, not when this module is imported.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -241,12 +240,10 @@ def user_specs(models_dir: Path) -> list[ModelSpec]:
 
 
 def _write_user_specs(models_dir: Path, specs: list[ModelSpec]) -> None:
-    path = _registry_path(models_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
+    from magray.fileio import write_atomic
+
     payload = {"models": [s.to_json() for s in specs]}
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(_registry_path(models_dir), json.dumps(payload, indent=2, ensure_ascii=False))
 
 
 def all_specs(models_dir: Path | None = None) -> list[ModelSpec]:

@@ -21,7 +21,6 @@ at all a built-in ``local`` provider (the embedded llama.cpp model) exists and i
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -193,13 +192,9 @@ def parse_llm_config(table: dict[str, Any], source: str = "config.toml") -> LLMC
 def load_llm_config(settings: Settings) -> LLMConfig:
     """Read ``[llm]`` from the user's ``config.toml`` (built-in ``local`` when absent)."""
     path = settings.paths.config_file
-    if not path.exists():
-        return parse_llm_config({}, str(path))
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove the file.") from None
-    table = data.get("llm", {})
+    from magray.fileio import read_toml
+
+    table = read_toml(path).get("llm", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: llm must be a table ([llm]).")
     return parse_llm_config(table, str(path))
@@ -238,16 +233,9 @@ def write_llm_setting(path: Path, key: str, raw: str | None) -> Any:
     The new ``[llm]`` table is validated like any load before the file is replaced, so a
     name that is not a configured provider is refused with the list of those that are.
     """
-    import os
+    from magray.fileio import read_toml, write_toml
 
-    import tomli_w
-
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path} is not valid TOML ({exc}); fix or remove it.") from None
+    data = read_toml(path)
     table = data.setdefault("llm", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: llm must be a table ([llm]).")
@@ -264,8 +252,5 @@ def write_llm_setting(path: Path, key: str, raw: str | None) -> Any:
     parse_llm_config(table, f"config set {key}")  # refuses unknown providers
     if not table:
         del data["llm"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    tmp.write_text(tomli_w.dumps(data), encoding="utf-8")
-    os.replace(tmp, path)
+    write_toml(path, data)
     return value

@@ -7,7 +7,6 @@ value in a piece of text; error messages built from SDK exceptions pass through 
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -69,20 +68,9 @@ class KeyStore:
         return keys
 
     def _write(self, keys: Mapping[str, str]) -> None:
-        import tomli_w
+        from magray.fileio import write_toml
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.fchmod(fd, 0o600)  # in case the file already existed with another mode
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(tomli_w.dumps(dict(sorted(keys.items()))))
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
+        write_toml(self.path, dict(sorted(keys.items())), mode=0o600)
 
     def get(self, name: str) -> str | None:
         return self._read().get(name)

@@ -8,32 +8,21 @@ from __future__ import annotations
 
 import difflib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from magray.errors import ToolError
+from magray.fileio import write_atomic
 from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult
 from magray.tools.files import read_text
 from magray.tools.paths import relative_to_roots, resolve_inside
 
 
 def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    mode = path.stat().st_mode & 0o777 if path.exists() else None
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` to ``path`` through a temporary file and a rename (keeping its mode)."""
+    write_atomic(path, text)
 
 
 def unified_diff(before: str, after: str, name: str) -> str:

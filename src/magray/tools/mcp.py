@@ -26,7 +26,6 @@ import logging
 import re
 import tempfile
 import threading
-import tomllib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,13 +148,9 @@ def _parse_server(name: str, raw: Any, where: Path) -> McpServer:
 
 def load_servers(path: Path) -> dict[str, McpServer]:
     """The servers in ``mcp.toml`` by name (none when the file does not exist)."""
-    if not path.exists():
-        return {}
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}); fix or delete it.") from None
-    servers = data.get("servers", {})
+    from magray.fileio import read_toml
+
+    servers = read_toml(path, "fix or delete it").get("servers", {})
     if not isinstance(servers, dict):
         raise ConfigError(f"{path}: 'servers' must be a table of [servers.NAME] tables.")
     return {name: _parse_server(name, raw, path) for name, raw in sorted(servers.items())}
@@ -163,12 +158,9 @@ def load_servers(path: Path) -> dict[str, McpServer]:
 
 def save_servers(path: Path, servers: Mapping[str, McpServer]) -> None:
     """Write ``servers`` to ``mcp.toml`` atomically."""
-    import tomli_w
+    from magray.fileio import write_toml
 
-    from magray.tools.files_edit import atomic_write
-
-    body = {"servers": {name: s.to_dict() for name, s in sorted(servers.items())}}
-    atomic_write(path, tomli_w.dumps(body))
+    write_toml(path, {"servers": {name: s.to_dict() for name, s in sorted(servers.items())}})
 
 
 def add_server(path: Path, server: McpServer, replace: bool = False) -> None:

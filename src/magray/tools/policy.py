@@ -409,13 +409,11 @@ def load_policy(path: Path, mode: Mode | None = None) -> Policy:
 
 def save_rules(path: Path, rules: Sequence[Rule]) -> None:
     """Write ``rules`` to ``policy.toml`` atomically (other settings in it are kept)."""
-    import tomli_w
-
-    from magray.tools.files_edit import atomic_write
+    from magray.fileio import write_toml
 
     data = {k: v for k, v in _load_table(path).items() if k != "rules"}
     data["rules"] = [r.to_dict() for r in rules]
-    atomic_write(path, tomli_w.dumps(data))
+    write_toml(path, data)
 
 
 def add_rule(path: Path, rule: Rule) -> tuple[Rule, ...]:

@@ -1,0 +1,59 @@
+"""Writing a file atomically, and reading the TOML files of a home, in one place.
+
+``write_atomic`` writes a temporary file in the same folder (named for this process, so
+two writers never share one), flushes it to disk and renames it over the target: a reader
+sees the old file or the new one, never half of either, and a crash leaves the old one.
+``read_toml`` returns ``{}`` for a missing file and one ``ConfigError`` line for a file that
+is not UTF-8 TOML, naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from magray.errors import ConfigError
+
+
+def write_atomic(path: Path, data: str | bytes, *, mode: int | None = None) -> None:
+    """Replace ``path`` with ``data`` (text is UTF-8, written as is) in one rename; ``mode``
+    sets the permissions before any byte is written (0o600 for secrets), else an existing
+    file keeps its own."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if mode is None and path.exists():
+        mode = path.stat().st_mode & 0o777
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    blob = data.encode("utf-8") if isinstance(data, str) else data
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
+    try:
+        if mode is not None:
+            os.fchmod(fd, mode)  # in case the temporary file already existed
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(blob)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def read_toml(path: Path, fix: str = "fix or remove the file") -> dict[str, Any]:
+    """The TOML table in ``path`` (``{}`` when there is no file)."""
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML ({exc}); {fix}.") from None
+
+
+def write_toml(path: Path, data: dict[str, Any], *, mode: int | None = None) -> None:
+    """``data`` as TOML, written atomically."""
+    import tomli_w
+
+    write_atomic(path, tomli_w.dumps(data), mode=mode)

@@ -1,0 +1,35 @@
+"""One atomic write and one TOML reader for every file of a home."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from magray.errors import ConfigError
+from magray.fileio import read_toml, write_atomic, write_toml
+
+
+def test_write_atomic_replaces_whole_and_keeps_or_sets_the_mode(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "notes.txt"
+    write_atomic(target, "one\r\ntwo\n")
+    assert target.read_bytes() == b"one\r\ntwo\n"  # written as is, no newline translation
+    target.chmod(0o640)
+    write_atomic(target, "three")
+    assert target.read_text() == "three" and target.stat().st_mode & 0o777 == 0o640
+    secret = tmp_path / "keys.toml"
+    write_toml(secret, {"openai": "sk-x"}, mode=0o600)
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_read_toml_missing_and_broken(tmp_path: Path) -> None:
+    assert read_toml(tmp_path / "none.toml") == {}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[search\n")
+    with pytest.raises(ConfigError, match=r"bad.toml is not valid TOML .*; fix or remove the file"):
+        read_toml(bad)
+    bad.write_bytes(b"\xff\xfe")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        read_toml(bad, "fix or delete it")
