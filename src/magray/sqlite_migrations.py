@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 Migration = tuple[int, str, str]
@@ -83,3 +84,23 @@ def apply(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[int
             raise
         applied.append(version)
     return applied
+
+
+@contextmanager
+def opened(
+    path: Path, *, migrations: Sequence[Migration], what: str
+) -> Iterator[sqlite3.Connection]:
+    """A connection for one operation, closed afterwards; SQLite failures become one
+    ``StoreError`` line naming ``what`` (e.g. "the key store") and the file."""
+    from magray.errors import StoreError
+
+    try:
+        conn = connect(path, migrations=migrations)
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"cannot open {what} {path} ({exc}).") from None
+    try:
+        yield conn
+    except sqlite3.Error as exc:
+        raise StoreError(f"{what} {path} failed ({exc}).") from None
+    finally:
+        conn.close()

@@ -151,52 +151,26 @@ def _move(task_id: str, state: str, json_out: bool) -> None:
         typer.echo(f"{task.id}  {task.state.value}")
 
 
-@app.command("start")
-def start(
-    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
-    json_out: bool = JSON,
-) -> None:
-    """Mark a task as being worked on (doing).
+def _state_command(name: str, state: str, summary: str) -> None:
+    """Register ``magray tasks NAME ID`` that moves a task to ``state``."""
 
-    Example: magray tasks start 3f9k
-    """
-    _move(task_id, "doing", json_out)
+    def command(
+        task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
+        json_out: bool = JSON,
+    ) -> None:
+        _move(task_id, state, json_out)
 
-
-@app.command("block")
-def block(
-    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
-    json_out: bool = JSON,
-) -> None:
-    """Mark a task as blocked (waiting on something outside the graph).
-
-    Example: magray tasks block 3f9k
-    """
-    _move(task_id, "blocked", json_out)
+    command.__doc__ = f"{summary}\n\nExample: magray tasks {name} 3f9k"
+    app.command(name)(command)
 
 
-@app.command("cancel")
-def cancel(
-    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
-    json_out: bool = JSON,
-) -> None:
-    """Cancel a task (kept in the graph, never ready again unless reopened).
-
-    Example: magray tasks cancel 3f9k
-    """
-    _move(task_id, "cancelled", json_out)
-
-
-@app.command("reopen")
-def reopen(
-    task_id: str = typer.Argument(..., metavar="ID", help="Task id or a unique prefix."),
-    json_out: bool = JSON,
-) -> None:
-    """Put a task back to todo (from done, doing, blocked or cancelled).
-
-    Example: magray tasks reopen 3f9k
-    """
-    _move(task_id, "todo", json_out)
+for _name, _state, _summary in (
+    ("start", "doing", "Mark a task as being worked on (doing)."),
+    ("block", "blocked", "Mark a task as blocked (waiting on something outside the graph)."),
+    ("cancel", "cancelled", "Cancel a task (kept in the graph, never ready unless reopened)."),
+    ("reopen", "todo", "Put a task back to todo (from done, doing, blocked or cancelled)."),
+):
+    _state_command(_name, _state, _summary)
 
 
 @app.command("edit")

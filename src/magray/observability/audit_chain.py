@@ -16,14 +16,12 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from magray.errors import StoreError
-from magray.sqlite_migrations import connect
+from magray.sqlite_migrations import opened
 
 GENESIS = "0" * 64
 
@@ -132,18 +130,8 @@ class AuditChain:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = connect(self.path, migrations=MIGRATIONS)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the audit chain {self.path} ({exc}).") from None
-        try:
-            yield conn
-        except sqlite3.Error as exc:
-            raise StoreError(f"the audit chain {self.path} failed ({exc}).") from None
-        finally:
-            conn.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return opened(self.path, migrations=MIGRATIONS, what="the audit chain")
 
     def append(
         self,

@@ -12,15 +12,14 @@ import re
 import secrets
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from magray.errors import NotFoundError, StoreError, UsageError
-from magray.sqlite_migrations import connect
+from magray.errors import NotFoundError, UsageError
+from magray.sqlite_migrations import opened
 
 PREFIX = "mgr_"
 TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -102,18 +101,8 @@ class KeyStore:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        try:
-            conn = connect(self.path, migrations=MIGRATIONS)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"cannot open the key store {self.path} ({exc}).") from None
-        try:
-            yield conn
-        except sqlite3.Error as exc:
-            raise StoreError(f"the key store {self.path} failed ({exc}).") from None
-        finally:
-            conn.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return opened(self.path, migrations=MIGRATIONS, what="the key store")
 
     def create(self, role: Role, tenant: str) -> tuple[ApiKey, str]:
         """A new key: its record and the secret, which is shown once and never stored."""

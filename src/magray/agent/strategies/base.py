@@ -73,6 +73,25 @@ class Planned:
     repairs: int = 0
 
 
+class StrategyBase:
+    """What every strategy holds: the LLM, the tools, the provider, the repair budget."""
+
+    def __init__(
+        self,
+        llm: LLM,
+        registry: ToolRegistry,
+        *,
+        provider: str | None = None,
+        max_repairs: int = 2,
+        max_steps: int | None = None,
+    ) -> None:
+        self.llm = llm
+        self.registry = registry
+        self.provider = provider
+        self.max_repairs = max_repairs
+        self.max_steps = max_steps
+
+
 class Strategy(Protocol):
     """One way of asking a model for a plan (native tools, JSON protocol, worked examples)."""
 

@@ -15,14 +15,21 @@ from magray.agent.fewshot import (
     plan_schema,
     ungrounded,
 )
-from magray.agent.strategies.base import LLM, Planned, check, first_json_object, still_invalid
+from magray.agent.strategies.base import (
+    LLM,
+    Planned,
+    StrategyBase,
+    check,
+    first_json_object,
+    still_invalid,
+)
 from magray.llm.base import Message, Request, Usage
 from magray.tools.registry import ToolRegistry
 
 HINT = "name files exactly as they are, or plan with a stronger provider (--provider)"
 
 
-class WorkedExamples:
+class WorkedExamples(StrategyBase):
     """Few-shot completion with the nearest examples; greedy first, then sampled."""
 
     name = "examples"
@@ -37,11 +44,9 @@ class WorkedExamples:
         max_steps: int | None = None,
         selector: ExampleSelector | None = None,
     ) -> None:
-        self.llm = llm
-        self.registry = registry
-        self.provider = provider
-        self.max_repairs = max_repairs
-        self.max_steps = max_steps
+        super().__init__(
+            llm, registry, provider=provider, max_repairs=max_repairs, max_steps=max_steps
+        )
         self.selector = selector or ExampleSelector()
 
     def plan(self, goal: str, context: str = "", memories: str = "") -> Planned:

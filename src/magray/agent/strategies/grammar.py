@@ -29,6 +29,7 @@ from magray.agent.fewshot import (
 from magray.agent.strategies.base import (
     LLM,
     Planned,
+    StrategyBase,
     check,
     first_json_object,
     still_invalid,
@@ -69,7 +70,7 @@ def as_steps(answer: dict[str, Any]) -> dict[str, Any]:
     return {"steps": [{"tool": ANSWER, "args": {"text": str(answer.get("answer", ""))}}]}
 
 
-class GrammarChat:
+class GrammarChat(StrategyBase):
     """Chat template, nearest worked examples as turns, and a JSON-schema grammar."""
 
     name = "grammar"
@@ -84,11 +85,9 @@ class GrammarChat:
         max_steps: int | None = None,
         selector: ExampleSelector | None = None,
     ) -> None:
-        self.llm = llm
-        self.registry = registry
-        self.provider = provider
-        self.max_repairs = max_repairs
-        self.max_steps = max_steps
+        super().__init__(
+            llm, registry, provider=provider, max_repairs=max_repairs, max_steps=max_steps
+        )
         self.selector = selector or ExampleSelector()
 
     def _candidates(self, shots: list[tuple[str, dict[str, Any]]]) -> set[str] | None:

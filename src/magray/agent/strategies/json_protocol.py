@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from magray.agent.strategies.base import (
     EMPTY,
-    LLM,
     RULES,
     Planned,
+    StrategyBase,
     as_plan_json,
     check,
     first_json_object,
@@ -15,7 +15,6 @@ from magray.agent.strategies.base import (
     user_prompt,
 )
 from magray.llm.base import Message, Request, Usage
-from magray.tools.registry import ToolRegistry
 
 FEW_SHOT = (
     "Answer with one JSON object and nothing else when tools are needed, for example:\n"
@@ -30,25 +29,10 @@ FEW_SHOT = (
 )
 
 
-class JsonProtocol:
+class JsonProtocol(StrategyBase):
     """The first JSON object of the answer is the plan (a lone tool call is one step)."""
 
     name = "json"
-
-    def __init__(
-        self,
-        llm: LLM,
-        registry: ToolRegistry,
-        *,
-        provider: str | None = None,
-        max_repairs: int = 2,
-        max_steps: int | None = None,
-    ) -> None:
-        self.llm = llm
-        self.registry = registry
-        self.provider = provider
-        self.max_repairs = max_repairs
-        self.max_steps = max_steps
 
     def plan(self, goal: str, context: str = "", memories: str = "") -> Planned:
         system = f"{RULES}\n\n{tool_catalogue(self.registry)}\n\n{FEW_SHOT}"

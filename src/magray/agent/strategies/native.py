@@ -6,11 +6,11 @@ from typing import Any
 
 from magray.agent.strategies.base import (
     EMPTY,
-    LLM,
     PLAN_SCHEMA,
     RULES,
     SUBMIT,
     Planned,
+    StrategyBase,
     arguments,
     check,
     direct_calls,
@@ -19,7 +19,6 @@ from magray.agent.strategies.base import (
     user_prompt,
 )
 from magray.llm.base import Message, Request, Usage
-from magray.tools.registry import ToolRegistry
 
 SUBMIT_SPEC: dict[str, Any] = {
     "type": "function",
@@ -31,25 +30,10 @@ SUBMIT_SPEC: dict[str, Any] = {
 }
 
 
-class NativeTools:
+class NativeTools(StrategyBase):
     """``submit_plan`` as the only function; a direct call of a tool is a one-step plan."""
 
     name = "native"
-
-    def __init__(
-        self,
-        llm: LLM,
-        registry: ToolRegistry,
-        *,
-        provider: str | None = None,
-        max_repairs: int = 2,
-        max_steps: int | None = None,
-    ) -> None:
-        self.llm = llm
-        self.registry = registry
-        self.provider = provider
-        self.max_repairs = max_repairs
-        self.max_steps = max_steps
 
     def plan(self, goal: str, context: str = "", memories: str = "") -> Planned:
         system = f"{RULES}\n\n{tool_catalogue(self.registry)}"
