@@ -176,20 +176,24 @@ def ask(
     elif conversation and not session.log.exists(conversation):
         raise NotFoundError(f"no conversation {conversation!r}; see `magray logs`.")
     from magray.agent.turn import AgentTurn
+    from magray.cli.render import StatusLine
+    from magray.llm.status import reporting
 
-    # the agent turn without acting: recall, answer (streamed, cited), remember
-    result = (
-        AgentTurn(session)
-        .take(
-            text,
-            act=False,
-            provider=provider,
-            model=model,
-            conversation_id=conv,
-            on_text=None if json_out else streamer((lambda: 0) if no_memory else None),
+    # the agent turn without acting: recall, answer (streamed, cited), remember; a slow
+    # local model says what it is doing (assembling, loading, thinking) until it answers
+    with reporting(StatusLine()):
+        result = (
+            AgentTurn(session)
+            .take(
+                text,
+                act=False,
+                provider=provider,
+                model=model,
+                conversation_id=conv,
+                on_text=None if json_out else streamer((lambda: 0) if no_memory else None),
+            )
+            .ask
         )
-        .ask
-    )
     assert result is not None  # a turn that may not act always answers
     if no_memory:  # nothing to cite: markers a model wrote anyway are noise
         import dataclasses

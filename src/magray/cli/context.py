@@ -21,12 +21,11 @@ def settings(**overrides: Any) -> Settings:
     return load_settings(overrides)
 
 
-def open_memory(*, reading: bool = False, **overrides: Any) -> Memory:
+def open_memory(*, reading: bool = False, searching: bool = False, **overrides: Any) -> Memory:
     """The memory of this home. A command that only ``reading`` a home that has no store
-    yet gets an empty one in a temporary folder: it creates nothing in the home."""
-    from magray.cli import render
-    from magray.memory.service import Memory
-
+    yet gets an empty one in a temporary folder: it creates nothing in the home. A command
+    ``searching`` by meaning starts loading the embedding model first, on a thread, so the
+    model loads while the store and its indexes open."""
     current = settings(**overrides)
     paths = current.paths
     if reading and current.get_str("memory.backend") == "sqlite" and not paths.memory_db.exists():
@@ -39,7 +38,16 @@ def open_memory(*, reading: bool = False, **overrides: Any) -> Memory:
         empty = Path(tempfile.mkdtemp(prefix="magray-empty-"))
         atexit.register(shutil.rmtree, empty, ignore_errors=True)
         current = dataclasses.replace(current, paths=dataclasses.replace(paths, data_dir=empty))
-    return Memory(current, warn=render.warn)
+    embedder = None
+    if searching and current.get_str("search.mode") != "keyword":
+        from magray.embed import load_embedder
+
+        embedder = load_embedder(current, background=True)
+
+    from magray.cli import render
+    from magray.memory.service import Memory
+
+    return Memory(current, warn=render.warn, embedder=embedder)
 
 
 def parse_layer(value: str) -> Layer:

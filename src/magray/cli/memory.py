@@ -147,7 +147,8 @@ def search(
         created_before=parse_time(before, "--created-before"),
         exclude_kinds=() if include_exchanges or kind else GENERATED_KINDS,
     )
-    with open_memory(reading=True, **{"search.mode": mode, "search.rerank": rerank}) as memory:
+    overrides = {"search.mode": mode, "search.rerank": rerank}
+    with open_memory(reading=True, searching=True, **overrides) as memory:
         q = Query(
             text=text,
             k=k,

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from magray.config import Settings
     from magray.memory.records import Hit, NewRecord, Query
     from magray.memory.service import Memory
+    from magray.tools.base import ToolContext
+    from magray.tools.registry import ToolRegistry
 
 
 def _interactive() -> bool:
@@ -138,7 +140,8 @@ def run(
     registry = tool_registry(settings, mcp=not no_mcp)
     policy = tool_policy(settings, Mode(yes=yes, read_only=read_only, dry_run=dry_run))
     interactive = _interactive()
-    approvals = Approvals(_TerminalAsker() if interactive else None, registry, yes=yes or dry_run)
+    asker = _TerminalAsker(registry, ctx) if interactive else None
+    approvals = Approvals(asker, registry, yes=yes or dry_run)
     plans = {"shown": 0}
 
     def approve(plan: Plan) -> bool:
@@ -212,11 +215,20 @@ def run(
 
 
 class _TerminalAsker:
-    """Asks on the terminal (stderr): a plan once, then any ask the plan did not cover."""
+    """Asks on the terminal (stderr): a plan once, showing what each acting step will change
+    (its diff or command line), then any ask the plan did not cover."""
+
+    def __init__(self, registry: ToolRegistry, ctx: ToolContext) -> None:
+        self.registry = registry
+        self.ctx = ctx
 
     def approve(self, plan: Plan, tools: frozenset[str]) -> Choice:
         from magray.agent.approvals import Choice
+        from magray.agent.preview import plan_previews, render_previews
 
+        previews = plan_previews(plan, self.registry, self.ctx)
+        if previews:
+            typer.echo(f"What it will change:\n{render_previews(previews)}", err=True)
         ok = typer.confirm("Run this plan?", default=False, err=True)
         return Choice.YES if ok else Choice.NO
 

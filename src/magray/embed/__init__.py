@@ -38,13 +38,28 @@ def install_model(name: str, models_dir: Path) -> Path:
     return install.install_model(name, models_dir)
 
 
-def load_embedder(settings: Settings, name: str | None = None, *, cached: bool = True) -> Embedder:
+def load_embedder(
+    settings: Settings,
+    name: str | None = None,
+    *,
+    cached: bool = True,
+    background: bool = False,
+) -> Embedder:
     """The embedder for ``name`` (default: setting ``embed.model``), verified on first load.
 
     Raises ``ModelNotInstalledError`` naming the install command when its files are absent,
     ``ModelError`` when they are corrupt. With ``cached`` it reuses vectors from
-    ``<data_dir>/embed-cache.db``.
+    ``<data_dir>/embed-cache.db``. With ``background`` the model loads on a thread and this
+    returns at once; the first embedding waits for it (and raises what loading raised).
     """
+    if background:
+        from magray.embed.background import BackgroundEmbedder
+
+        spec = model_spec(name or settings.get_str("embed.model"), settings.paths.models_dir)
+        inner: Embedder = BackgroundEmbedder(
+            spec, lambda: load_embedder(settings, spec.name, cached=False)
+        )
+        return _with_cache(settings, inner) if cached else inner
     from magray.embed.install import is_installed, verify
     from magray.embed.onnx import OnnxEmbedder
 
@@ -69,12 +84,13 @@ def load_embedder(settings: Settings, name: str | None = None, *, cached: bool =
         batch_size=settings.get_int("embed.batch_size"),
         max_length=settings.get_int("embed.max_length"),
     )
-    if cached:
-        from magray.embed.cache import CachedEmbedder, EmbeddingCache
+    return _with_cache(settings, embedder) if cached else embedder
 
-        cache = EmbeddingCache(settings.paths.embed_cache_db)
-        embedder = CachedEmbedder(embedder, cache)
-    return embedder
+
+def _with_cache(settings: Settings, embedder: Embedder) -> Embedder:
+    from magray.embed.cache import CachedEmbedder, EmbeddingCache
+
+    return CachedEmbedder(embedder, EmbeddingCache(settings.paths.embed_cache_db))
 
 
 def load_reranker(settings: Settings, name: str | None = None) -> Reranker | None:

