@@ -13,12 +13,22 @@ if TYPE_CHECKING:
     from magray.config import Settings
     from magray.memory.records import Layer
     from magray.memory.service import Memory
+    from magray.runtime import Runtime
 
 
 def settings(**overrides: Any) -> Settings:
     from magray.config import load_settings
 
     return load_settings(overrides)
+
+
+def runtime(**overrides: Any) -> Runtime:
+    """The services of this command, over the settings with ``overrides`` (flags) on top;
+    their warnings are printed the CLI way. Use it as a context manager."""
+    from magray.cli import render
+    from magray.runtime import Runtime
+
+    return Runtime(settings(**overrides), warn=render.warn)
 
 
 def open_memory(*, reading: bool = False, **overrides: Any) -> Memory:
@@ -29,7 +39,7 @@ def open_memory(*, reading: bool = False, **overrides: Any) -> Memory:
 
     current = settings(**overrides)
     paths = current.paths
-    if reading and current.get_str("memory.backend") == "sqlite" and not paths.memory_db.exists():
+    if reading and current.memory.backend == "sqlite" and not paths.memory_db.exists():
         import atexit
         import dataclasses
         import shutil

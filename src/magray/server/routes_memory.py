@@ -98,9 +98,9 @@ def search(q: SearchIn, svc: Svc, who: Reader) -> dict[str, Any]:
     query = Query(
         text=q.query,
         k=q.k,
-        mode=SearchMode(q.mode or settings.get_str("search.mode")),
+        mode=SearchMode(q.mode or settings.search.mode),
         filters=filters,
-        rerank=settings.get_bool("search.rerank") if q.rerank is None else q.rerank,
+        rerank=settings.search.rerank if q.rerank is None else q.rerank,
         explain=q.explain,
     )
     started = time.perf_counter()
@@ -210,7 +210,7 @@ def export(
         mode="w+",
         encoding="utf-8",
         newline="\n",
-        dir=tenant.runtime.paths.data_dir,
+        dir=str(tenant.runtime.paths.data_dir),
     )
     try:
         with tenant.lock:

@@ -1,7 +1,8 @@
 """memory_remember, memory_recall and memory_forget: the agent's hands on ``Memory``.
 
-Each call opens the memory through a factory (by default the user's store with the
-configured embedder) and closes it afterwards, so tools hold no open store between calls.
+Each call opens the memory and closes it afterwards, so tools hold no open store between
+calls: through the factory the tool was made with, else the memory of the settings in the
+call's ``ToolContext`` (the runtime's; a tool never loads the global settings itself).
 """
 
 from __future__ import annotations
@@ -18,13 +19,6 @@ from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult, cap
 MemoryFactory = Callable[[], Memory]
 
 
-def open_memory() -> Memory:
-    """The user's memory with the configured settings and embedder."""
-    from magray.config import load_settings
-
-    return Memory(load_settings())
-
-
 def record_dict(record: Record) -> dict[str, Any]:
     return {
         "id": record.id,
@@ -37,8 +31,14 @@ def record_dict(record: Record) -> dict[str, Any]:
 
 
 class _MemoryTool(Tool[Any]):
-    def __init__(self, memory: MemoryFactory = open_memory) -> None:
-        self._memory = memory
+    def __init__(self, memory: MemoryFactory | None = None) -> None:
+        self._factory = memory
+
+    def _memory(self, ctx: ToolContext) -> Memory:
+        """The memory to use for one call (the caller closes it)."""
+        if self._factory is not None:
+            return self._factory()
+        return Memory(ctx.require_settings(self.name))
 
 
 class RememberArgs(ToolArgs):
@@ -55,7 +55,7 @@ class MemoryRemember(_MemoryTool):
 
     def run(self, args: RememberArgs, ctx: ToolContext) -> ToolResult:
         item = NewRecord(text=args.text, layer=args.layer, tags=tuple(args.tags))
-        with self._memory() as memory:
+        with self._memory(ctx) as memory:
             done = memory.remember(item)
         verb = "remembered" if done.created else "already remembered"
         data = {"id": done.id, "layer": done.layer.value, "created": done.created}
@@ -78,7 +78,7 @@ class MemoryRecall(_MemoryTool):
     Args = RecallArgs
 
     def run(self, args: RecallArgs, ctx: ToolContext) -> ToolResult:
-        with self._memory() as memory:
+        with self._memory(ctx) as memory:
             hits = memory.recall(Query(text=args.query, k=args.k))
         found = [_hit_dict(h) for h in hits]
         lines = [f"{h['id']} [{h['layer']}] {h['score']:.3f} {h['text']}" for h in found]
@@ -97,18 +97,19 @@ class MemoryForget(_MemoryTool):
     Args = ForgetArgs
 
     def preview(self, args: ForgetArgs, ctx: ToolContext) -> str:
-        with self._memory() as memory:
+        with self._memory(ctx) as memory:
             record = memory.get(args.id)
         return f"forget {record.id}: {record.text[:200]}"
 
     def run(self, args: ForgetArgs, ctx: ToolContext) -> ToolResult:
-        with self._memory() as memory:
+        with self._memory(ctx) as memory:
             record = memory.forget(args.id)
         return ToolResult(ok=True, output=f"forgot {record.id}", data=record_dict(record))
 
 
-def tools(memory: MemoryFactory = open_memory) -> tuple[Tool[Any], ...]:
-    """The memory tools over ``memory`` (a factory of open ``Memory`` objects)."""
+def tools(memory: MemoryFactory | None = None) -> tuple[Tool[Any], ...]:
+    """The memory tools over ``memory`` (a factory of open ``Memory`` objects; None: the
+    memory of each call's settings)."""
     return (MemoryRemember(memory), MemoryRecall(memory), MemoryForget(memory))
 
 
