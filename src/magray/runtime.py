@@ -100,9 +100,8 @@ class Runtime:
     # -- memory ----------------------------------------------------------------------------
     @cached_property
     def memory(self) -> Memory:
-        from magray.memory.service import Memory
 
-        memory = Memory(self.settings, embedder=self._embedder, warn=self.warn)
+        memory = self.open_memory()
         self._closers.append(memory.close)
         return memory
 
@@ -223,7 +222,15 @@ class Runtime:
             allow_private_hosts=tools.private_hosts,
             sandbox=self.sandbox,
             settings=self.settings,
+            open_memory=self.open_memory,
         )
+
+    def open_memory(self) -> Memory:
+        """A new handle on this runtime's memory (same settings, embedder and warnings) for
+        the caller to close; the memory tools open one per call."""
+        from magray.memory.service import Memory
+
+        return Memory(self.settings, embedder=self._embedder, warn=self.warn)
 
     @cached_property
     def sandbox(self) -> SandboxConfig:

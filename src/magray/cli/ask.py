@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from magray.cli.context import iso, read_text
+from magray.cli.context import read_text
 from magray.llm.base import capabilities_of
 from magray.views import ask_json
 
@@ -207,26 +207,6 @@ def logs(
     with runtime() as rt:
         turns = rt.conversations.recent(n)
     if json_out:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "conversation_id": t.conversation_id,
-                        "at": iso(t.at),
-                        "prompt": t.prompt,
-                        "answer": t.answer,
-                        "provider": t.provider,
-                        "model": t.model,
-                        "prompt_tokens": t.prompt_tokens,
-                        "completion_tokens": t.completion_tokens,
-                        "latency_ms": round(t.latency_ms, 1),
-                        "memories": list(t.memories),
-                        "finish_reason": t.finish_reason,
-                    }
-                    for t in turns
-                ],
-                ensure_ascii=False,
-            )
-        )
+        typer.echo(json.dumps([t.to_dict() for t in turns], ensure_ascii=False))
         return
     render.turns(turns)

@@ -76,7 +76,7 @@ def add(
         result = memory.remember(item)
         keep = _how_long(memory.settings, result.layer, pinned=pin)
     if json_out:
-        emit({"id": result.id, "layer": str(result.layer), "created": result.created})
+        emit(result.to_dict())
     else:
         verb = "remembered" if result.created else "already known (access bumped)"
         typer.echo(f"{result.id}  {verb} in {result.layer} ({keep})")

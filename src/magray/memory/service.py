@@ -62,6 +62,10 @@ class RememberResult:
     layer: Layer
     created: bool
 
+    def to_dict(self) -> dict[str, Any]:
+        """As ``memory add --json``, ``POST /v1/memories`` and ``memory_remember`` print it."""
+        return {"id": self.id, "layer": str(self.layer), "created": self.created}
+
 
 def _as_new(record: Record) -> NewRecord:
     return NewRecord(

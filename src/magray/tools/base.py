@@ -27,6 +27,7 @@ from magray.tools.sandbox import SandboxConfig
 
 if TYPE_CHECKING:
     from magray.config import Settings
+    from magray.memory.service import Memory
 
 #: seconds one tool call may take: the default of the ``tools.timeout`` setting
 DEFAULT_TIMEOUT: float = option("tools.timeout").default
@@ -97,6 +98,8 @@ class ToolContext:
     path_filter: PathFilter | None = None
     #: the settings of the runtime that made this context (``Runtime.tool_context``)
     settings: Settings | None = None
+    #: opens the runtime's memory (its embedder, its warnings) for the memory tools
+    open_memory: Callable[[], Memory] | None = None
 
     def __post_init__(self) -> None:
         if not self.roots:

@@ -14,16 +14,6 @@ from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult, cap
 GraphFactory = Callable[[], TaskGraph]
 
 
-def task_dict(task: Task) -> dict[str, Any]:
-    return {
-        "id": task.id,
-        "title": task.title,
-        "state": task.state.value,
-        "priority": task.priority,
-        "depends_on": list(task.depends_on),
-    }
-
-
 def _line(task: Task) -> str:
     deps = f" (after {', '.join(task.depends_on)})" if task.depends_on else ""
     return f"{task.id} [{task.state.value}] p{task.priority} {task.title}{deps}"
@@ -55,7 +45,7 @@ class TaskAdd(_TaskTool):
     def run(self, args: TaskAddArgs, ctx: ToolContext) -> ToolResult:
         with self._graph(ctx) as graph:
             task = graph.add(args.title, priority=args.priority, depends_on=args.depends_on)
-        return ToolResult(ok=True, output=f"added {_line(task)}", data=task_dict(task))
+        return ToolResult(ok=True, output=f"added {_line(task)}", data=task.to_dict())
 
 
 class TaskListArgs(ToolArgs):
@@ -72,7 +62,7 @@ class TaskList(_TaskTool):
         with self._graph(ctx) as graph:
             found = graph.tasks([args.state] if args.state else ())
         shown = "\n".join(_line(t) for t in found) if found else "no tasks"
-        data = [task_dict(t) for t in found]
+        data = [t.to_dict() for t in found]
         return ToolResult(ok=True, output=cap_output(shown, ctx.output_cap), data=data)
 
 
@@ -90,7 +80,7 @@ class TaskUpdate(_TaskTool):
     def run(self, args: TaskUpdateArgs, ctx: ToolContext) -> ToolResult:
         with self._graph(ctx) as graph:
             task = graph.set_state(args.id, args.state)
-        return ToolResult(ok=True, output=f"updated {_line(task)}", data=task_dict(task))
+        return ToolResult(ok=True, output=f"updated {_line(task)}", data=task.to_dict())
 
 
 def tools(graph: GraphFactory | None = None) -> tuple[Tool[Any], ...]:
