@@ -35,7 +35,7 @@ def open_memory(*, reading: bool = False, **overrides: Any) -> Memory:
     """The memory of this home. A command that only ``reading`` a home that has no store
     yet gets an empty one in a temporary folder: it creates nothing in the home."""
     from magray.cli import render
-    from magray.memory.service import Memory
+    from magray.runtime import Runtime
 
     current = settings(**overrides)
     paths = current.paths
@@ -49,7 +49,7 @@ def open_memory(*, reading: bool = False, **overrides: Any) -> Memory:
         empty = Path(tempfile.mkdtemp(prefix="magray-empty-"))
         atexit.register(shutil.rmtree, empty, ignore_errors=True)
         current = dataclasses.replace(current, paths=dataclasses.replace(paths, data_dir=empty))
-    return Memory(current, warn=render.warn)
+    return Runtime(current, warn=render.warn).open_memory()
 
 
 def parse_layer(value: str) -> Layer:
