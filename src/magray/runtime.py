@@ -10,7 +10,10 @@ and closed by :meth:`Runtime.close` (or the ``with`` block)::
 
 What it owns: the settings and paths, the memory (store, indexes, embedder), the LLM router,
 the tool registry, the tool policy, the tool audit log, the conversation log and the task
-graph. Everything is typed and lazily imported: creating a runtime imports nothing heavy.
+graph; it assembles the agent (:meth:`Runtime.agent`) and a conversation
+(:meth:`Runtime.session`) from them. Tools get its settings through the context it makes
+(:meth:`Runtime.tool_context`), so nothing below the CLI and the server loads settings
+itself. Everything is typed and lazily imported: creating a runtime imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -100,10 +103,17 @@ class Runtime:
     # -- memory ----------------------------------------------------------------------------
     @cached_property
     def memory(self) -> Memory:
-
+        """The memory of this runtime, opened on first use and closed with the runtime."""
         memory = self.open_memory()
         self._closers.append(memory.close)
         return memory
+
+    def open_memory(self) -> Memory:
+        """A new handle on this runtime's memory (same settings, embedder and warnings) for
+        the caller to close; the memory tools open one per call."""
+        from magray.memory.service import Memory
+
+        return Memory(self.settings, embedder=self._embedder, warn=self.warn)
 
     def embedder(self) -> Embedder:
         """The embedder given to the runtime, else the configured model (loaded now)."""
@@ -224,13 +234,6 @@ class Runtime:
             settings=self.settings,
             open_memory=self.open_memory,
         )
-
-    def open_memory(self) -> Memory:
-        """A new handle on this runtime's memory (same settings, embedder and warnings) for
-        the caller to close; the memory tools open one per call."""
-        from magray.memory.service import Memory
-
-        return Memory(self.settings, embedder=self._embedder, warn=self.warn)
 
     @cached_property
     def sandbox(self) -> SandboxConfig:
