@@ -123,3 +123,31 @@ def test_task_tools_print_the_task_shape(rt: Runtime, tmp_path: Path) -> None:
     assert made == stored.to_dict() == task_json(stored)
     done = invoke(update, {"id": made["id"], "state": "done"}, ctx, YES, audit).result.data
     assert done["state"] == TaskState.DONE.value and done["done_at"].endswith("Z")
+
+
+def test_the_server_documents_the_same_shapes() -> None:
+    from magray.agent.session import AskResult, UsedMemory
+    from magray.llm.base import Usage
+    from magray.memory.service import RememberResult
+    from magray.server.routes_ask import ASK_JSON_SCHEMA
+    from magray.server.schemas import Remembered
+
+    answer = AskResult(
+        answer="Port 5433 [1].",
+        provider="local",
+        model="tiny",
+        conversation_id="c1",
+        memories=[UsedMemory("r1", Layer.ASSETS, 0.5, "port 5433", None)],
+        cited=["r1"],
+        usage=Usage(10, 3),
+        latency_ms=12.345,
+        first_token_ms=None,
+        finish_reason="stop",
+    )
+    data = answer.to_dict()
+    assert list(data) == list(ASK_JSON_SCHEMA["properties"])  # type: ignore[call-overload]
+    assert data["memories"] == [{"id": "r1", "layer": "assets", "score": 0.5}]
+    assert data["usage"] == {"prompt_tokens": 10, "completion_tokens": 3}
+    assert data["latency_ms"] == 12.3
+    made = RememberResult("r1", Layer.INTERACT, True).to_dict()
+    assert Remembered(**made).model_dump() == made
