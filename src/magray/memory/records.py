@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from magray.timefmt import iso
+from magray.timefmt import exact_iso, iso
 
 MAX_INT = 2**63 - 1  # the largest integer SQLite stores
 MIN_TIME = -62_135_596_800.0  # 0001-01-01T00:00:00Z: timestamps outside the years 1‥9999
@@ -15,6 +15,10 @@ MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z  cannot be shown as dates
 MAX_TEXT_CHARS = 1_000_000  # the longest text one memory holds (embedders read far less)
 MIN_ID_PREFIX = 4  # the fewest characters of an id that name a record
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def _exact_time(ts: float | None) -> str | None:
+    return None if ts is None else exact_iso(ts)
 
 
 def new_id() -> str:
@@ -104,10 +108,15 @@ class Record:
         """When the memory happened: ``occurred_at`` if given, else when it was stored."""
         return self.created_at if self.occurred_at is None else self.occurred_at
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, exact: bool = False) -> dict[str, Any]:
         """The record as JSON data (times as ISO 8601): ``memory get --json``, the server's
-        ``GET /v1/memories/{id}`` and the memory tools all print this shape."""
-        return {
+        ``GET /v1/memories/{id}`` and the memory tools all print this shape.
+
+        ``exact`` gives the export's form: times with every digit of their fraction (so an
+        import rebuilds the very same floats) plus ``layer_since`` and ``content_hash``.
+        """
+        when = _exact_time if exact else iso
+        out: dict[str, Any] = {
             "id": self.id,
             "text": self.text,
             "layer": str(self.layer),
@@ -116,16 +125,23 @@ class Record:
             "project": self.project,
             "session": self.session,
             "source": None if self.source is None else self.source.to_dict(),
-            "created_at": iso(self.created_at),
-            "occurred_at": iso(self.occurred_at),
-            "updated_at": iso(self.updated_at),
-            "last_access_at": iso(self.last_access_at),
-            "access_count": self.access_count,
-            "importance": self.importance,
-            "pinned": self.pinned,
-            "promotion_score": self.promotion_score,
-            "embedding_model": self.embedding_model,
+            "created_at": when(self.created_at),
+            "occurred_at": when(self.occurred_at),
+            "updated_at": when(self.updated_at),
         }
+        if exact:
+            out["layer_since"] = when(self.layer_since)
+        out.update(
+            last_access_at=when(self.last_access_at),
+            access_count=self.access_count,
+            importance=self.importance,
+            pinned=self.pinned,
+            promotion_score=self.promotion_score,
+        )
+        if exact:
+            out["content_hash"] = self.content_hash
+        out["embedding_model"] = self.embedding_model
+        return out
 
 
 @dataclass(frozen=True, slots=True)
