@@ -67,3 +67,24 @@ def test_bad_configured_root_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) 
         "error: tools.roots (from MAGRAY_TOOLS_ROOTS): /no/such/folder is not a folder;"
         " name an existing folder."
     )
+
+
+def test_a_commands_runtime_is_closed_when_the_command_ends() -> None:
+    import sqlite3
+
+    import click
+    from click.testing import CliRunner as ClickRunner
+
+    from magray.cli.context import runtime
+
+    made: list[Runtime] = []
+
+    @click.command()
+    def probe() -> None:
+        rt = runtime()
+        made.append(rt)
+        rt.conversations.recent(1)  # opens the conversation log
+
+    assert ClickRunner().invoke(probe, []).exit_code == 0
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        made[0].conversations.recent(1)

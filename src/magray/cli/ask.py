@@ -156,7 +156,7 @@ def ask(
     if cont and conversation:
         raise UsageError("use either -c or --conversation, not both.")
     scope = recall_scope(project, layer, tag)
-    rt = runtime()  # closed when the process ends
+    rt = runtime()  # closed when the command ends
     session = make_session(rt, use_memory=not no_memory, scope=scope, k=check_k(k))
     conv = conversation
     if cont:

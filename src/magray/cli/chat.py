@@ -316,7 +316,7 @@ def chat(
     """
     from magray.cli.context import runtime
 
-    rt = runtime()  # closed when the process ends
+    rt = runtime()  # closed when the command ends
     settings = rt.settings
     rt.workspace_roots(root)  # a bad --root fails before the chat starts
     session = make_session(

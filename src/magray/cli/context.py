@@ -24,11 +24,18 @@ def settings(**overrides: Any) -> Settings:
 
 def runtime(**overrides: Any) -> Runtime:
     """The services of this command, over the settings with ``overrides`` (flags) on top;
-    their warnings are printed the CLI way. Use it as a context manager."""
+    their warnings are printed the CLI way. They are closed when the command ends (or
+    earlier, by a ``with`` block)."""
+    import click
+
     from magray.cli import render
     from magray.runtime import Runtime
 
-    return Runtime(settings(**overrides), warn=render.warn)
+    rt = Runtime(settings(**overrides), warn=render.warn)
+    command = click.get_current_context(silent=True)
+    if command is not None:
+        command.call_on_close(rt.close)
+    return rt
 
 
 def open_memory(*, reading: bool = False, **overrides: Any) -> Memory:
