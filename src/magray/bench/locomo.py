@@ -39,7 +39,7 @@ KS = (5, 10, 25, 50)
 DEPTH = max(KS)
 TURN_KIND = "turn"
 # mode → (search mode, settings that differ from the defaults)
-PLAIN = {"search.context_weight": 0.0, "search.session_weight": 0.0}
+PLAIN = {"search.context_weight": 0.0, "search.session_weight": 0.0, "search.time_weight": 0.0}
 MODES: dict[str, tuple[SearchMode, dict[str, Any]]] = {
     "keyword": (SearchMode.KEYWORD, PLAIN),
     "vector": (SearchMode.VECTOR, PLAIN),
