@@ -99,6 +99,7 @@ class SearchSettings(Section):
     recency_half_life_days: float = _default("search.recency_half_life_days")
     context_weight: float = _default("search.context_weight")
     session_weight: float = _default("search.session_weight")
+    time_weight: float = _default("search.time_weight")
     rerank: bool = _default("search.rerank")
     reranker: str = _default("search.reranker")
 
