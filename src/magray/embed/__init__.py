@@ -64,7 +64,7 @@ def load_embedder(
     from magray.embed.onnx import OnnxEmbedder
 
     models_dir = settings.paths.models_dir
-    spec = model_spec(name or settings.get_str("embed.model"), models_dir)
+    spec = model_spec(name or settings.embed.model, models_dir)
     if spec.source in ("build", "quantize") and not is_installed(spec, models_dir):
         # Built locally from a package in seconds: do it on first use instead of failing.
         import logging
@@ -79,10 +79,10 @@ def load_embedder(
     embedder: Embedder = OnnxEmbedder(
         spec,
         folder,
-        device=settings.get_str("embed.device"),
-        threads=settings.get_int("embed.threads"),
-        batch_size=settings.get_int("embed.batch_size"),
-        max_length=settings.get_int("embed.max_length"),
+        device=settings.embed.device,
+        threads=settings.embed.threads,
+        batch_size=settings.embed.batch_size,
+        max_length=settings.embed.max_length,
     )
     return _with_cache(settings, embedder) if cached else embedder
 
@@ -103,7 +103,7 @@ def load_reranker(settings: Settings, name: str | None = None) -> Reranker | Non
     from magray.embed.rerank import OnnxReranker
 
     models_dir = settings.paths.models_dir
-    wanted = (name or settings.get_str("search.reranker")).strip().lower()
+    wanted = (name or settings.search.reranker).strip().lower()
     if wanted == "reranker":
         candidates = [
             s for s in all_specs(models_dir) if s.kind == "reranker" and is_installed(s, models_dir)
@@ -117,6 +117,6 @@ def load_reranker(settings: Settings, name: str | None = None) -> Reranker | Non
     return OnnxReranker(
         spec,
         verify(spec, models_dir),
-        device=settings.get_str("embed.device"),
-        threads=settings.get_int("embed.threads"),
+        device=settings.embed.device,
+        threads=settings.embed.threads,
     )

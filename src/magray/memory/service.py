@@ -24,6 +24,7 @@ from magray.errors import DimensionMismatchError, ModelError, UsageError
 from magray.memory.backends import Backend, open_backend
 from magray.memory.backends.base import Candidate, StoredRow, Warn
 from magray.memory.rank.context import ContextParams, neighbours, with_context
+from magray.memory.rank.temporal import time_mentions
 from magray.memory.records import (
     MAX_INT,
     MAX_TEXT_CHARS,
@@ -61,6 +62,10 @@ class RememberResult:
     id: str
     layer: Layer
     created: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``memory add --json``, ``POST /v1/memories`` and ``memory_remember`` print it."""
+        return {"id": self.id, "layer": str(self.layer), "created": self.created}
 
 
 def _as_new(record: Record) -> NewRecord:
@@ -278,21 +283,22 @@ class Memory:
         return [s.record for s in rows]
 
     def fusion_params(self) -> FusionParams:
-        s = self.settings
+        s = self.settings.search
         return FusionParams(
-            rrf_k=s.get_float("search.rrf_k"),
-            vector_weight=s.get_float("search.vector_weight"),
-            keyword_weight=s.get_float("search.keyword_weight"),
-            layer_weights={layer: s.get_float(f"search.weight_{layer}") for layer in Layer},
-            recency_half_life_days=s.get_float("search.recency_half_life_days"),
-            method=s.get_str("search.fusion"),
+            rrf_k=s.rrf_k,
+            vector_weight=s.vector_weight,
+            keyword_weight=s.keyword_weight,
+            layer_weights={layer: s.layer_weight(layer) for layer in Layer},
+            recency_half_life_days=s.recency_half_life_days,
+            method=s.fusion,
         )
 
     def context_params(self) -> ContextParams:
-        s = self.settings
+        s = self.settings.search
         return ContextParams(
-            context_weight=s.get_float("search.context_weight"),
-            session_weight=s.get_float("search.session_weight"),
+            context_weight=s.context_weight,
+            session_weight=s.session_weight,
+            time_weight=s.time_weight,
         )
 
     def embed_query(self, text: str) -> npt.NDArray[np.float32]:
@@ -370,7 +376,9 @@ class Memory:
         fuse_fn = fuse_convex if params.method == "convex" else fuse
         fused = fuse_fn(vector, keyword, cands, params, now)
         if context.active:
-            fused = with_context(fused, cands, context, explain=2 * depth if query.explain else 0)
+            timed = time_mentions(self.backend, query.text, cands, filters, context.time_weight)
+            explain = 2 * depth if query.explain else 0
+            fused = with_context(fused, cands, context, explain=explain, timed=timed)
         labelled = self._hydrate(fused, depth, filters, explain=query.explain)
         hits = [hit for _, hit in labelled]
         if query.rerank:
@@ -448,7 +456,7 @@ class Memory:
             "path": self.backend.location,
             "db_bytes": self.backend.size_bytes(),
             "layers": layers,
-            "model": {"stored": model, "dim": dim, "active": self.settings.get_str("embed.model")},
+            "model": {"stored": model, "dim": dim, "active": self.settings.embed.model},
             "index": {},
         }
         if model is not None:
