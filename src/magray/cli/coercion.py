@@ -40,14 +40,15 @@ class FastRuntimeParam(RuntimeParam):
         return slow
 
     def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-        if get_origin(self.annotation) is list:
-            (item_type,) = get_args(self.annotation)
+        annotation: Any = self.annotation
+        if get_origin(annotation) is list:
+            (item_type,) = get_args(annotation)
             items = value if isinstance(value, list | tuple) else [value]
             out = [self._leaf(item_type, item, param, ctx) for item in items]
             if all(item is not _SLOW for item in out):
                 return out
         else:
-            result = self._leaf(self.annotation, value, param, ctx)
+            result = self._leaf(annotation, value, param, ctx)
             if result is not _SLOW:
                 return result
         return self._slow_param()._coerce_value(value, param=param, ctx=ctx)

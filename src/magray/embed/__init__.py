@@ -55,7 +55,7 @@ def load_embedder(
     if background:
         from magray.embed.background import BackgroundEmbedder
 
-        spec = model_spec(name or settings.get_str("embed.model"), settings.paths.models_dir)
+        spec = model_spec(name or settings.embed.model, settings.paths.models_dir)
         inner: Embedder = BackgroundEmbedder(
             spec, lambda: load_embedder(settings, spec.name, cached=False)
         )
