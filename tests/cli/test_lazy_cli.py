@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import typer.main
 from typer.testing import CliRunner
 
@@ -50,11 +51,12 @@ def test_help_imports_no_command_module() -> None:
     assert "memory" in out.stdout
 
 
-def test_a_command_runs_without_pydantic() -> None:
+@pytest.mark.parametrize("argv", [["tasks", "list", "--json"], ["llm", "list", "--json"]])
+def test_a_listing_command_runs_without_pydantic(argv: list[str]) -> None:
     code = (
         "import sys\n"
         "from magray.cli.main import main\n"
-        "sys.argv = ['magray', 'tasks', 'list', '--json']\n"
+        f"sys.argv = ['magray', *{argv!r}]\n"
         "try:\n    main()\n"
         "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
         "print('PYDANTIC', 'pydantic' in sys.modules, file=sys.stderr)\n"
