@@ -239,19 +239,22 @@ class Chat:
 
     def turn(self, text: str) -> None:
         from magray.agent.turn import AgentTurn
+        from magray.cli.render import StatusLine
         from magray.errors import MagrayError
+        from magray.llm.status import reporting
 
         try:
             act = self.can_act()
             turn = AgentTurn(self.session, self.agent() if act else None)
-            result = turn.take(
-                text,
-                act=act,
-                provider=self.provider,
-                model=self.model,
-                conversation_id=self.conversation,
-                on_text=streamer(),
-            )
+            with reporting(StatusLine()):  # a slow local model says what it is doing
+                result = turn.take(
+                    text,
+                    act=act,
+                    provider=self.provider,
+                    model=self.model,
+                    conversation_id=self.conversation,
+                    on_text=streamer(),
+                )
         except MagrayError as exc:
             from magray.cli.app import error_line
 
