@@ -79,10 +79,23 @@ class OnnxSession:
         providers = self._session.get_providers()
         return str(providers[0]) if providers else CPU
 
+    def _load(self, options: Any, providers: list[str]) -> Any:
+        """The session, from the model's mapped copy when there is one (see ``mapped``)."""
+        if self._factory is _ort_session:
+            from magray.embed.mapped import mapped_model
+
+            source = mapped_model(self.path)
+            if source != self.path:
+                try:
+                    return self._factory(str(source), options, providers)
+                except Exception as exc:
+                    log.debug("%s did not load (%s); loading %s", source, exc, self.path)
+        return self._factory(str(self.path), options, providers)
+
     def _open(self, providers: list[str]) -> Any:
         options = session_options(self.threads)
         try:
-            session = self._factory(str(self.path), options, providers)
+            session = self._load(options, providers)
         except Exception as exc:
             if providers == [CPU]:
                 name = self.path.parent.name
