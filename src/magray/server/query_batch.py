@@ -14,6 +14,7 @@ Documents, and queries nobody embedded ahead (``ask``, runs), go straight to the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -108,8 +109,13 @@ class QueryBatcher:
         loop = asyncio.get_running_loop()
         ready = loop.create_future()
 
+        def settle() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
         def notify() -> None:
-            loop.call_soon_threadsafe(lambda: ready.done() or ready.set_result(None))
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(settle)
 
         job = _Job(text, notify)
         if self._submit(job):

@@ -87,7 +87,9 @@ async def search(q: SearchIn, svc: Svc, who: Reader) -> Response:
 
     # The hot path of the server: the query's vector is made on the event loop's side (in a
     # batch with other searches) and only the recall itself takes a worker thread.
-    tenant = svc.tenants.opened(who.tenant) or await run_in_threadpool(svc.tenant, who)
+    tenant = svc.tenants.opened(who.tenant)
+    if tenant is None:  # opening a tenant reads files: in a worker thread
+        tenant = await run_in_threadpool(svc.tenant, who)
     settings = tenant.runtime.settings
     filters = Filters(
         layers=tuple(Layer(x) for x in q.layers),
