@@ -138,13 +138,16 @@ def direct_baseline(home: Path, model_id: str, queries: list[str], mode: str) ->
     times: list[float] = []
     with Memory(settings_for(home), embedder=TableEmbedder(model_id, DIM, table)) as memory:
         memory.recall(Query(text=queries[0], mode=SearchMode(mode)))
+        cpu = time.process_time()
         for text in queries[:200]:
             t = time.perf_counter()
             memory.recall(Query(text=text, k=10, mode=SearchMode(mode)))
             times.append(time.perf_counter() - t)
+        cpu = time.process_time() - cpu
     ms = np.asarray(times) * 1000
     return {
         "recalls_per_s": round(len(times) / sum(times), 1),
+        "cpu_ms_per_recall": round(cpu * 1000 / len(times), 2),
         "p50_ms": round(float(np.percentile(ms, 50)), 2),
         "p99_ms": round(float(np.percentile(ms, 99)), 2),
     }
@@ -196,6 +199,26 @@ def parse_wrk(out: str) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of ``pid`` and its descendants so far (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / tick)
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += stats.get(p, (0, 0.0))[1]
+        todo.extend(child for child, (parent, _) in stats.items() if parent == p)
+    return total
+
+
 def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> dict[str, Any]:
     import socket
 
@@ -230,10 +253,14 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
             str(script),
             url,
         ]
+        cpu = cpu_seconds(proc.pid)
         out = subprocess.run(cmd_wrk, capture_output=True, text=True, check=True).stdout
+        cpu = cpu_seconds(proc.pid) - cpu
         (home / f"wrk-{mode}.txt").write_text(out, "utf-8")
         print(out, file=sys.stderr)
         result = parse_wrk(out)
+        # the server's own CPU per request: steadier than requests/s on shared cores
+        result["server_cpu_ms_per_request"] = round(cpu * 1000 / max(1, result["requests"]), 2)
         if mode == "cached":  # the HTTP floor: the same load on GET /healthz (no work)
             floor = [*cmd_wrk[:-3], url + "/healthz"]
             out = subprocess.run(floor, capture_output=True, text=True, check=True).stdout
