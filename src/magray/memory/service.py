@@ -24,6 +24,7 @@ from magray.errors import DimensionMismatchError, ModelError, UsageError
 from magray.memory.backends import Backend, open_backend
 from magray.memory.backends.base import Candidate, StoredRow, Warn
 from magray.memory.rank.context import ContextParams, neighbours, with_context
+from magray.memory.rank.temporal import time_mentions
 from magray.memory.records import (
     MAX_INT,
     MAX_TEXT_CHARS,
@@ -293,6 +294,7 @@ class Memory:
         return ContextParams(
             context_weight=s.get_float("search.context_weight"),
             session_weight=s.get_float("search.session_weight"),
+            time_weight=s.get_float("search.time_weight"),
         )
 
     def embed_query(self, text: str) -> npt.NDArray[np.float32]:
@@ -370,7 +372,9 @@ class Memory:
         fuse_fn = fuse_convex if params.method == "convex" else fuse
         fused = fuse_fn(vector, keyword, cands, params, now)
         if context.active:
-            fused = with_context(fused, cands, context, explain=2 * depth if query.explain else 0)
+            timed = time_mentions(self.backend, query.text, cands, filters, context.time_weight)
+            explain = 2 * depth if query.explain else 0
+            fused = with_context(fused, cands, context, explain=explain, timed=timed)
         labelled = self._hydrate(fused, depth, filters, explain=query.explain)
         hits = [hit for _, hit in labelled]
         if query.rerank:
