@@ -53,9 +53,9 @@ class KeyCache:
         if self._watch is None:
             if not self.keys.path.exists():
                 return None
-            self._watch = sqlite3.connect(
-                self.keys.path, isolation_level=None, check_same_thread=False, timeout=5
-            )
+            from magray.sqlite_migrations import connect
+
+            self._watch = connect(self.keys.path, check_same_thread=False, timeout=5)
         row = self._watch.execute("PRAGMA data_version").fetchone()
         return int(row[0])
 

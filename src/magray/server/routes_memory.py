@@ -115,7 +115,11 @@ async def search(q: SearchIn, svc: Svc, who: Reader) -> Response:
     svc.metrics.recall_latency.labels(who.tenant).observe(time.perf_counter() - started)
     # Rendered here (the shape is ``SearchOut`` by construction): the response model
     # would validate and copy every hit again.
-    return JSONResponse(search_json(query.text, hits))
+    data = search_json(query.text, hits)
+    try:
+        return JSONResponse(data)
+    except ValueError:  # a score that is not finite: null, as the response model renders it
+        return JSONResponse(SearchOut.model_validate(data).model_dump(mode="json"))
 
 
 async def _embed_ahead(svc: Services, text: str) -> None:
