@@ -65,7 +65,7 @@ def _time(value: str | None, name: str) -> float | None:
 @router.post("/memories", status_code=201, response_model=Remembered, summary="Remember a text.")
 def add(item: MemoryIn, svc: Svc, who: Writer) -> dict[str, Any]:
     result = svc.tenant(who).memory.remember(_new_record(item))
-    return {"id": result.id, "layer": str(result.layer), "created": result.created}
+    return result.to_dict()
 
 
 @router.post(
@@ -73,7 +73,7 @@ def add(item: MemoryIn, svc: Svc, who: Writer) -> dict[str, Any]:
 )
 def add_batch(batch: BatchIn, svc: Svc, who: Writer) -> dict[str, Any]:
     results = svc.tenant(who).memory.remember_many([_new_record(i) for i in batch.items])
-    return {"results": [{"id": r.id, "layer": str(r.layer), "created": r.created} for r in results]}
+    return {"results": [r.to_dict() for r in results]}
 
 
 @router.post(
@@ -103,9 +103,9 @@ async def search(q: SearchIn, svc: Svc, who: Reader) -> Response:
     query = Query(
         text=q.query,
         k=q.k,
-        mode=SearchMode(q.mode or settings.get_str("search.mode")),
+        mode=SearchMode(q.mode or settings.search.mode),
         filters=filters,
-        rerank=settings.get_bool("search.rerank") if q.rerank is None else q.rerank,
+        rerank=settings.search.rerank if q.rerank is None else q.rerank,
         explain=q.explain,
     )
     started = time.perf_counter()
@@ -232,7 +232,7 @@ def export(
         mode="w+",
         encoding="utf-8",
         newline="\n",
-        dir=tenant.runtime.paths.data_dir,
+        dir=str(tenant.runtime.paths.data_dir),
     )
     try:
         with tenant.lock:

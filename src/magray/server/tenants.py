@@ -36,11 +36,11 @@ def tenant_settings(settings: Settings, tenant: str) -> Settings:
     paths = dataclasses.replace(
         settings.paths, data_dir=tenant_dir(settings.paths.data_dir, tenant)
     )
-    if settings.get_str("memory.backend") == "postgres":
+    if settings.memory.backend == "postgres":
         # On PostgreSQL a tenant's memory is a schema of its own (docs/scale-out.md).
         from magray.memory.backends.postgres.connection import schema_name
 
-        base = settings.get_str("memory.pg_schema")
+        base = settings.memory.pg_schema
         settings = settings.with_overrides(
             {"memory.pg_schema": schema_name(tenant, base)}, source="tenant"
         )
