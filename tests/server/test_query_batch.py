@@ -51,8 +51,11 @@ def test_waiting_queries_are_embedded_in_one_batch_and_taken_once() -> None:
     others = [threading.Thread(target=batcher.embed_ahead, args=(t,)) for t in ("b", "c", "d")]
     for t in others:
         t.start()
-    while pending(batcher) < 3:  # all three wait behind the busy model
+    for _ in range(60_000):  # all three wait behind the busy model (a generous bound)
+        if pending(batcher) == 3:
+            break
         threading.Event().wait(0.01)
+    assert pending(batcher) == 3
     inner.gate.set()
     for t in [first, *others]:
         t.join()
