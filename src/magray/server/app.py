@@ -32,6 +32,7 @@ from magray.server.problems import (
     simple_errors,
     validation_detail,
 )
+from magray.server.query_batch import QueryBatcher
 from magray.server.ratelimit import TokenBuckets
 from magray.server.tenants import TenantPool
 
@@ -127,10 +128,11 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Any:
 
     metrics = Metrics()
 
-    def count(inner: Embedder) -> Embedder:
-        return CountingEmbedder(inner, metrics.embedded)
+    def wrap(inner: Embedder) -> Embedder:
+        # The batcher outside the counter: the counter sees the texts the model embeds.
+        return QueryBatcher(CountingEmbedder(inner, metrics.embedded))
 
-    pool = TenantPool(settings, embedder=None if embedder is None else count(embedder), wrap=count)
+    pool = TenantPool(settings, embedder=None if embedder is None else wrap(embedder), wrap=wrap)
     metrics.watch(pool.open)
     data_dir = settings.paths.data_dir
     svc = Services(
@@ -155,6 +157,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Any:
             if runs is not None:  # a plan waiting for approval would hold the shutdown
                 runs.refuse_waiting()
             pool.close()
+            svc.auth.close()
             log.info("magray server stopped")
 
     app = FastAPI(

@@ -149,14 +149,28 @@ class TenantPool:
                 self._tenants[name] = tenant
             return tenant
 
+    def opened(self, name: str) -> Tenant | None:
+        """The tenant if it is open already (never blocks on opening one)."""
+        with self._lock:
+            return self._tenants.get(name)
+
     def open(self) -> Iterator[Tenant]:
         """Each tenant opened so far."""
         with self._lock:
             tenants = list(self._tenants.values())
         yield from tenants
 
+    def embedded(self) -> Embedder | None:
+        """The shared embedder if it is loaded (None before the first tenant needs it)."""
+        with self._lock:
+            return self._embedder
+
     def close(self) -> None:
         with self._lock:
             tenants, self._tenants = list(self._tenants.values()), {}
+            embedder = self._embedder
         for t in tenants:
             t.close()
+        closer = getattr(embedder, "close", None)
+        if callable(closer):  # the query batcher's thread
+            closer()
