@@ -439,6 +439,33 @@ class VectorIndex:
             _write_atomic(_sidecar(self.path), json.dumps(doc, indent=1).encode("utf-8"))
 
     # -- reads -------------------------------------------------------------------------
+    def search_one(self, query: Vectors, k: int) -> tuple[Labels, Vectors]:
+        """:meth:`search` for one float32 query vector ``(dim,)``: the hot path of recall.
+
+        It calls usearch's compiled search directly (the Python wrapper builds result
+        objects a single query does not need) and falls back to the wrapper when that
+        entry point is not there.
+        """
+        if query.dtype != np.float32 or query.shape != (self._state.dim,):
+            return self.search(query, k)[0]
+        compiled = getattr(self._index, "_compiled", None)
+        search_many = getattr(compiled, "search_many", None)
+        if search_many is None:
+            return self.search(query, k)[0]
+        q = np.ascontiguousarray(query).reshape(1, -1)
+        with self._lock:
+            n = len(self._index)
+            count = min(int(k), n)
+            if count <= 0:
+                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            exact = n <= EXACT_LIMIT
+            if not exact:
+                self._index.expansion_search = expansion_for(n, count, self.ef)
+            keys, dist, counts = search_many(q, count=count, exact=exact, threads=self.threads)[:3]
+        c = int(counts[0])
+        sims: Vectors = 1.0 - np.asarray(dist[0, :c], dtype=np.float32)
+        return np.asarray(keys[0, :c]).astype(np.int64), sims
+
     def search(self, query: npt.ArrayLike, k: int) -> list[tuple[Labels, Vectors]]:
         """The ``k`` nearest labels and their cosine similarities per query, best first.
 
