@@ -187,9 +187,10 @@ class IndexSet:
         vectors: list[npt.NDArray[np.float32]] = []
         for i in range(0, len(nums), 500):
             chunk = nums[i : i + 500]
-            for num, blob in self.store.conn.execute(
+            marks = ",".join("?" * len(chunk))
+            for num, blob in self.store.conn.execute(  # by label: not through the layer index
                 "SELECT num, vector FROM records NOT INDEXED WHERE layer = ?"
-                f" AND embedding_model = ? AND vector IS NOT NULL AND num IN ({','.join('?' * len(chunk))})",
+                f" AND embedding_model = ? AND vector IS NOT NULL AND num IN ({marks})",
                 [str(layer), self.model_id, *chunk],
             ):
                 labels.append(int(num))

@@ -266,7 +266,10 @@ class Store:
         return row_to_record(rows[0])
 
     def fetch(self, nums: Iterable[int], filters: Filters | None = None) -> dict[int, StoredRow]:
-        """Records by label, restricted to ``filters``; missing ones are simply absent."""
+        """Records by label, restricted to ``filters``; missing ones are simply absent.
+
+        Reads by label say ``NOT INDEXED``: with a layer filter SQLite would otherwise walk
+        the whole layer in ``records_layer_created`` instead of looking up the rowids."""
         wanted = list(dict.fromkeys(nums))
         if not wanted:
             return {}
