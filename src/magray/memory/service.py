@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -386,12 +387,11 @@ class Memory:
             # Vector mode under a plain cosine order (equal layer weights, no recency) is
             # exact with k per layer; anything else needs the normalisation pool.
             plain = query.mode is SearchMode.VECTOR and _plain_order(params, layers, context)
-            per_layer = depth if plain else pool
-            for layer in layers:
-                for num, sim in self._backend.vector_search(layer, qvec, per_layer, filters):
-                    vector.append((num, sim))
-                    cands[num] = Candidate(num, layer, 0.0)
-            vector.sort(key=lambda kv: -kv[1])
+            for num, sim, layer in self._vector_pool(
+                qvec, layers, depth if plain else pool, filters
+            ):
+                vector.append((num, sim))
+                cands[num] = Candidate(num, layer, 0.0)
         if query.mode in (SearchMode.HYBRID, SearchMode.KEYWORD):
             terms = keyword_terms(query.text)
             for hit in self._backend.keyword_search(terms, filters, pool):
@@ -406,10 +406,17 @@ class Memory:
             # their event times from the store.
             cands = self._backend.candidates(cands, filters)
         fuse_fn = fuse_convex if params.method == "convex" else fuse
-        fused = fuse_fn(vector, keyword, cands, params, now)
+        # Only the head of the fused list is explained and hydrated; context ranking
+        # re-orders the whole list. Should hydration run out (labels deleted since the
+        # indexes were read), the whole list is fused again.
+        limit = None if context.active else 4 * depth
+        fused = fuse_fn(vector, keyword, cands, params, now, limit)
         if context.active:
             fused = with_context(fused, cands, context, explain=2 * depth if query.explain else 0)
         labelled = self._hydrate(fused, depth, filters, explain=query.explain)
+        if len(labelled) < depth and len(fused) == limit:
+            fused = fuse_fn(vector, keyword, cands, params, now)
+            labelled = self._hydrate(fused, depth, filters, explain=query.explain)
         hits = [hit for _, hit in labelled]
         if query.rerank:
             hits = self._rerank(query, hits)
@@ -422,6 +429,42 @@ class Memory:
         """Buffer one access per returned hit (written off the recall path)."""
         num_of = {hit.record.id: num for num, hit in labelled}
         self._accesses.add([num_of[h.record.id] for h in hits], time.time())
+
+    def _vector_pool(
+        self, qvec: npt.NDArray[np.float32], layers: tuple[Layer, ...], want: int, filters: Filters
+    ) -> list[tuple[int, float, Layer]]:
+        """The best ``want`` (label, cosine, layer) over ``layers``, best first.
+
+        Each layer is first asked for its share of ``want`` (half again its even part) and
+        asked for all ``want`` only when its share could hide more of the best ``want``:
+        the answer is the one ``want`` per layer gives, from narrower searches. With
+        filters every label found is kept (the store may still drop some of them).
+        """
+        share = want
+        if len(layers) > 1 and not filters.active:
+            share = min(want, max(10, math.ceil(1.5 * want / len(layers))))
+        found = {
+            layer: self._backend.vector_search(layer, qvec, share, filters) for layer in layers
+        }
+
+        def merged() -> list[tuple[int, float, Layer]]:
+            out = [(num, sim, layer) for layer, hits in found.items() for num, sim in hits]
+            out.sort(key=lambda hit: -hit[1])
+            return out if filters.active else out[:want]
+
+        best = merged()
+        if share < want:
+            cutoff = best[-1][1] if len(best) >= want else -math.inf
+            again = [
+                layer
+                for layer, hits in found.items()
+                if len(hits) >= share and hits[-1][1] >= cutoff
+            ]
+            for layer in again:
+                found[layer] = self._backend.vector_search(layer, qvec, want, filters)
+            if again:
+                best = merged()
+        return best
 
     def _hydrate(
         self,

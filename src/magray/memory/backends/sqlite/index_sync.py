@@ -307,7 +307,10 @@ class IndexSet:
             stale = state.stale
             index = state.index
             index.ef = self.ef
-            labels, sims = index.search_one(query, index.candidates(fetch) + len(stale))
+            # a recall searches every layer of ``filters.layers`` (none: all) for one top k
+            merged = len(filters.layers) or len(Layer)
+            wanted = index.candidates(fetch) + len(stale)
+            labels, sims = index.search_one(query, wanted, layers=merged)
             pairs = zip(labels.tolist(), sims.tolist(), strict=True)
             found = [p for p in pairs if p[0] not in stale] if stale else list(pairs)
             if self.dtype == "i8" and found:  # f16 keeps cosines exact enough
