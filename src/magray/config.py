@@ -172,6 +172,15 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0,
         maximum=10,
     ),
+    Option(
+        "search.time_weight",
+        0.2,
+        float,
+        "Bonus of a conversation turn that mentions a time (yesterday, last week, May…) when"
+        " the query asks when (0 = off; see docs/memory.md).",
+        minimum=0,
+        maximum=10,
+    ),
     Option("search.rerank", False, bool, "Rerank hits with the installed cross-encoder."),
     Option("search.reranker", "reranker", str, "Name of the reranker model to use."),
     Option(

@@ -29,6 +29,7 @@ from magray.memory.access import AccessBuffer
 from magray.memory.backends import Backend, open_backend
 from magray.memory.backends.base import Candidate, StoredRow, Warn
 from magray.memory.rank.context import ContextParams, neighbours, with_context
+from magray.memory.rank.temporal import time_mentions
 from magray.memory.records import (
     MAX_INT,
     MAX_TEXT_CHARS,
@@ -332,6 +333,7 @@ class Memory:
         return ContextParams(
             context_weight=s.get_float("search.context_weight"),
             session_weight=s.get_float("search.session_weight"),
+            time_weight=s.get_float("search.time_weight"),
         )
 
     def embed_query(self, text: str) -> npt.NDArray[np.float32]:
@@ -412,7 +414,9 @@ class Memory:
         limit = None if context.active else 4 * depth
         fused = fuse_fn(vector, keyword, cands, params, now, limit)
         if context.active:
-            fused = with_context(fused, cands, context, explain=2 * depth if query.explain else 0)
+            timed = time_mentions(self.backend, query.text, cands, filters, context.time_weight)
+            explain = 2 * depth if query.explain else 0
+            fused = with_context(fused, cands, context, explain=explain, timed=timed)
         labelled = self._hydrate(fused, depth, filters, explain=query.explain)
         if len(labelled) < depth and len(fused) == limit:
             fused = fuse_fn(vector, keyword, cands, params, now)
