@@ -11,7 +11,6 @@ import atexit
 import contextlib
 import dataclasses
 import logging
-import math
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -46,6 +45,7 @@ from magray.memory.records import (
 )
 from magray.memory.search.fusion import NORM_DEPTH, FusionParams, fuse, fuse_convex
 from magray.memory.search.keywords import keyword_terms
+from magray.memory.search.vectors import vector_pool
 
 log = logging.getLogger("magray")
 
@@ -358,8 +358,9 @@ class Memory:
         """Hybrid (or vector / keyword) search with filters; bumps access stats of the hits.
 
         Fusion works on labels, scores, layers and times only; full records are read for
-        the hits that are returned. Every list fetches at least ``NORM_DEPTH`` candidates
-        (per layer for vectors), so a hit's rank does not depend on ``k``.
+        the hits that are returned. Every list holds at least the best ``NORM_DEPTH``
+        candidates (over all layers for vectors), so a hit's rank does not depend on ``k``.
+        Access statistics are buffered and written off this path (``memory.access``).
         """
         if not query.text.strip():
             raise UsageError("the search query is empty; give some words to search for.")
@@ -414,7 +415,7 @@ class Memory:
         limit = None if context.active else 4 * depth
         fused = fuse_fn(vector, keyword, cands, params, now, limit)
         if context.active:
-            timed = time_mentions(self.backend, query.text, cands, filters, context.time_weight)
+            timed = time_mentions(self._backend, query.text, cands, filters, context.time_weight)
             explain = 2 * depth if query.explain else 0
             fused = with_context(fused, cands, context, explain=explain, timed=timed)
         labelled = self._hydrate(fused, depth, filters, explain=query.explain)
@@ -437,38 +438,7 @@ class Memory:
     def _vector_pool(
         self, qvec: npt.NDArray[np.float32], layers: tuple[Layer, ...], want: int, filters: Filters
     ) -> list[tuple[int, float, Layer]]:
-        """The best ``want`` (label, cosine, layer) over ``layers``, best first.
-
-        Each layer is first asked for its share of ``want`` (half again its even part) and
-        asked for all ``want`` only when its share could hide more of the best ``want``:
-        the answer is the one ``want`` per layer gives, from narrower searches. With
-        filters every label found is kept (the store may still drop some of them).
-        """
-        share = want
-        if len(layers) > 1 and not filters.active:
-            share = min(want, max(10, math.ceil(1.5 * want / len(layers))))
-        found = {
-            layer: self._backend.vector_search(layer, qvec, share, filters) for layer in layers
-        }
-
-        def merged() -> list[tuple[int, float, Layer]]:
-            out = [(num, sim, layer) for layer, hits in found.items() for num, sim in hits]
-            out.sort(key=lambda hit: -hit[1])
-            return out if filters.active else out[:want]
-
-        best = merged()
-        if share < want:
-            cutoff = best[-1][1] if len(best) >= want else -math.inf
-            again = [
-                layer
-                for layer, hits in found.items()
-                if len(hits) >= share and hits[-1][1] >= cutoff
-            ]
-            for layer in again:
-                found[layer] = self._backend.vector_search(layer, qvec, want, filters)
-            if again:
-                best = merged()
-        return best
+        return vector_pool(self._backend, qvec, layers, want, filters)
 
     def _hydrate(
         self,
