@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from magray.config import Settings
     from magray.memory.records import Layer
     from magray.memory.service import Memory
+    from magray.runtime import Runtime
 
 
 def settings(**overrides: Any) -> Settings:
@@ -21,15 +22,31 @@ def settings(**overrides: Any) -> Settings:
     return load_settings(overrides)
 
 
+def runtime(**overrides: Any) -> Runtime:
+    """The services of this command, over the settings with ``overrides`` (flags) on top;
+    their warnings are printed the CLI way. They are closed when the command ends (or
+    earlier, by a ``with`` block)."""
+    import click
+
+    from magray.cli import render
+    from magray.runtime import Runtime
+
+    rt = Runtime(settings(**overrides), warn=render.warn)
+    command = click.get_current_context(silent=True)
+    if command is not None:
+        command.call_on_close(rt.close)
+    return rt
+
+
 def open_memory(*, reading: bool = False, **overrides: Any) -> Memory:
     """The memory of this home. A command that only ``reading`` a home that has no store
     yet gets an empty one in a temporary folder: it creates nothing in the home."""
     from magray.cli import render
-    from magray.memory.service import Memory
+    from magray.runtime import Runtime
 
     current = settings(**overrides)
     paths = current.paths
-    if reading and current.get_str("memory.backend") == "sqlite" and not paths.memory_db.exists():
+    if reading and current.memory.backend == "sqlite" and not paths.memory_db.exists():
         import atexit
         import dataclasses
         import shutil
@@ -39,7 +56,7 @@ def open_memory(*, reading: bool = False, **overrides: Any) -> Memory:
         empty = Path(tempfile.mkdtemp(prefix="magray-empty-"))
         atexit.register(shutil.rmtree, empty, ignore_errors=True)
         current = dataclasses.replace(current, paths=dataclasses.replace(paths, data_dir=empty))
-    return Memory(current, warn=render.warn)
+    return Runtime(current, warn=render.warn).open_memory()
 
 
 def parse_layer(value: str) -> Layer:

