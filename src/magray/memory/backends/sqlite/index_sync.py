@@ -15,6 +15,7 @@ in a file can never surface a record that moved or was deleted.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -59,6 +60,7 @@ class _LayerState:
         default_factory=lambda: np.zeros((0, 0), dtype=np.float32)
     )
     pending_gone: frozenset[int] = frozenset()  # labels the file still holds but must not return
+    stale: frozenset[int] = frozenset()  # file labels a search skips: re-added or gone
 
 
 class IndexSet:
@@ -185,9 +187,10 @@ class IndexSet:
         vectors: list[npt.NDArray[np.float32]] = []
         for i in range(0, len(nums), 500):
             chunk = nums[i : i + 500]
-            for num, blob in self.store.conn.execute(
-                "SELECT num, vector FROM records WHERE layer = ? AND embedding_model = ?"
-                f" AND vector IS NOT NULL AND num IN ({','.join('?' * len(chunk))})",
+            marks = ",".join("?" * len(chunk))
+            for num, blob in self.store.conn.execute(  # by label: not through the layer index
+                "SELECT num, vector FROM records NOT INDEXED WHERE layer = ?"
+                f" AND embedding_model = ? AND vector IS NOT NULL AND num IN ({marks})",
                 [str(layer), self.model_id, *chunk],
             ):
                 labels.append(int(num))
@@ -201,6 +204,7 @@ class IndexSet:
         touched = list(dict.fromkeys(num for _, num, _ in entries))
         state.pending_labels, state.pending_vectors = self._current_vectors(layer, touched)
         state.pending_gone = frozenset(touched) - frozenset(state.pending_labels.tolist())
+        state.stale = frozenset(touched)
 
     # -- rebuild and fold (writers) ------------------------------------------------------
     def _rebuild(self, layer: Layer) -> VectorIndex:
@@ -292,36 +296,32 @@ class IndexSet:
 
         Labels are candidates only: the caller re-reads them from SQLite with ``filters``.
         """
-        layer_filters = Filters(
-            layers=(layer,),
-            tags=filters.tags,
-            kind=filters.kind,
-            project=filters.project,
-            session=filters.session,
-            created_after=filters.created_after,
-            created_before=filters.created_before,
-            exclude_kinds=filters.exclude_kinds,
-        )
-        if filters.selective and self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
-            return self._exact_filtered(layer_filters, query, k)
-        state = self._open(layer)
+        if filters.selective:
+            layer_filters = dataclasses.replace(filters, layers=(layer,))
+            if self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
+                return self._exact_filtered(layer_filters, query, k)
+        state = self._layers.get(layer) or self._open(layer)
         fetch = k * (4 if filters.active else 1)
-        scores: dict[int, float] = {}
+        found: list[tuple[int, float]] = []
         if len(state.index):
-            stale = set(state.pending_labels.tolist()) | state.pending_gone
-            wanted = state.index.candidates(fetch) + len(stale)
-            state.index.ef = self.ef
-            labels, sims = state.index.search(query, wanted)[0]
-            for label, sim in zip(labels.tolist(), sims.tolist(), strict=True):
-                if label not in stale:
-                    scores[int(label)] = float(sim)
-            if self.dtype == "i8" and scores:  # f16 keeps cosines exact enough
-                scores = self._rescore(list(scores), query)
+            stale = state.stale
+            index = state.index
+            index.ef = self.ef
+            # a recall searches every layer of ``filters.layers`` (none: all) for one top k
+            merged = len(filters.layers) or len(Layer)
+            wanted = index.candidates(fetch) + len(stale)
+            labels, sims = index.search_one(query, wanted, layers=merged)
+            pairs = zip(labels.tolist(), sims.tolist(), strict=True)
+            found = [p for p in pairs if p[0] not in stale] if stale else list(pairs)
+            if self.dtype == "i8" and found:  # f16 keeps cosines exact enough
+                found = sorted(
+                    self._rescore([n for n, _ in found], query).items(), key=lambda kv: -kv[1]
+                )
         if len(state.pending_labels):
             sims = state.pending_vectors @ query
-            for label, sim in zip(state.pending_labels.tolist(), sims.tolist(), strict=True):
-                scores[int(label)] = float(sim)
-        return sorted(scores.items(), key=lambda kv: -kv[1])[:fetch]
+            found.extend(zip(state.pending_labels.tolist(), sims.tolist(), strict=True))
+            found.sort(key=lambda kv: -kv[1])
+        return found[:fetch]
 
     def _rescore(self, labels: list[int], query: npt.NDArray[np.float32]) -> dict[int, float]:
         """Exact float32 cosines from the store for candidates found in a quantized index."""
