@@ -61,6 +61,7 @@ class _LayerState:
     )
     pending_gone: frozenset[int] = frozenset()  # labels the file still holds but must not return
     stale: frozenset[int] = frozenset()  # file labels a search skips: re-added or gone
+    seen_head: int = -1  # the journal head when the backlog was read
 
 
 class IndexSet:
@@ -200,6 +201,7 @@ class IndexSet:
         return np.asarray(labels, dtype=np.int64), np.vstack(vectors)
 
     def _load_backlog(self, layer: Layer, state: _LayerState) -> None:
+        state.seen_head = self.store.journal_head()  # first: a later commit is read again
         entries = self.store.journal_since(layer, state.index.state.applied_seq)
         touched = list(dict.fromkeys(num for _, num, _ in entries))
         state.pending_labels, state.pending_vectors = self._current_vectors(layer, touched)
@@ -300,7 +302,7 @@ class IndexSet:
             layer_filters = dataclasses.replace(filters, layers=(layer,))
             if self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
                 return self._exact_filtered(layer_filters, query, k)
-        state = self._layers.get(layer) or self._open(layer)
+        state = self._current(layer, self._layers.get(layer) or self._open(layer))
         fetch = k * (4 if filters.active else 1)
         found: list[tuple[int, float]] = []
         if len(state.index):
@@ -322,6 +324,23 @@ class IndexSet:
             found.extend(zip(state.pending_labels.tolist(), sims.tolist(), strict=True))
             found.sort(key=lambda kv: -kv[1])
         return found[:fetch]
+
+    def _current(self, layer: Layer, state: _LayerState) -> _LayerState:
+        """``state`` with every write committed since it was read, by any connection.
+
+        Writes through this store, another ``Memory`` or another process (a server next to
+        the CLI) land in the journal: a moved head means re-reading the backlog. A backlog
+        that has grown past the fold threshold means the file is reopened (another writer
+        may have saved a newer one) or folded.
+        """
+        if self.store.journal_head() == state.seen_head:
+            return state
+        with self._snapshot():
+            self._load_backlog(layer, state)
+        if len(state.pending_labels) < FOLD_THRESHOLD:
+            return state
+        self._layers.pop(layer, None)
+        return self._open(layer)
 
     def _rescore(self, labels: list[int], query: npt.NDArray[np.float32]) -> dict[int, float]:
         """Exact float32 cosines from the store for candidates found in a quantized index."""
@@ -352,7 +371,7 @@ class IndexSet:
 
     def live_labels(self, layer: Layer) -> set[int]:
         """The labels a search of ``layer`` can return now (file plus backlog)."""
-        state = self._open(layer)
+        state = self._current(layer, self._open(layer))
         live = set(state.index.labels().tolist()) - state.pending_gone
         return live | set(state.pending_labels.tolist())
 
@@ -360,7 +379,7 @@ class IndexSet:
         """Per-layer index facts for ``stats``: vectors in the file, backlog, expected."""
         out: dict[Layer, dict[str, int | str]] = {}
         for layer in Layer:
-            state = self._open(layer)
+            state = self._current(layer, self._open(layer))
             out[layer] = {
                 "indexed": len(state.index),
                 "backlog": len(state.pending_labels),
