@@ -121,16 +121,21 @@ class Chat:
         say = self._say
         approvals = Approvals(InlineAsker(self.read, say), registry, mode=self.mode)
         self._approvals = approvals
+        ctx = rt.tool_context(self.roots)
 
         def approve(plan: Plan) -> bool:
             from magray.agent.plan import describe
+            from magray.agent.preview import plan_previews, render_previews
 
             say(f"Plan:\n{describe(plan)}")
+            previews = plan_previews(plan, registry, ctx)
+            if previews:
+                say(f"What it will change:\n{render_previews(previews)}")
             return approvals.approve(plan)
 
         return rt.agent(
             registry,
-            rt.tool_context(self.roots),
+            ctx,
             self._policy(),
             approve=approve,
             confirm=approvals.confirm,
