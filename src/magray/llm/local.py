@@ -198,7 +198,7 @@ CHAT_SHOTS: tuple[tuple[str, str], ...] = (
     (
         "Memories:\n[1] The Eiffel Tower in Paris was completed in 1889 for the World's Fair."
         "\n[2] Bananas are rich in potassium.\n\nQuestion: When was the Eiffel Tower finished?",
-        "It was completed in 1889, for the World's Fair [1].",
+        "According to [1], it was completed in 1889, for the World's Fair.",
     ),
     (
         "Memories:\n[1] Run `make test` to lint the project and run the test suite.\n"
@@ -214,7 +214,7 @@ CHAT_SHOTS: tuple[tuple[str, str], ...] = (
     (
         "Memories:\n[1] The office is open Monday to Friday.\n[2] The canteen serves three"
         " menus: vegetarian, fish and meat.\n\nQuestion: Which menus does the canteen have?",
-        "There are three: vegetarian, fish and meat [2].",
+        "According to [2], there are three: vegetarian, fish and meat.",
     ),
 )
 
