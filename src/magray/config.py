@@ -14,10 +14,22 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magray.errors import ConfigError
 from magray.paths import Paths, resolve_paths
+
+if TYPE_CHECKING:
+    from magray.config_sections import (
+        EmbedSettings,
+        MCPSettings,
+        MemorySettings,
+        SearchSettings,
+        Section,
+        ServerSettings,
+        ToolsSettings,
+        WebSettings,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +184,15 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0,
         maximum=10,
     ),
+    Option(
+        "search.time_weight",
+        0.2,
+        float,
+        "Bonus of a conversation turn that mentions a time (yesterday, last week, May…) when"
+        " the query asks when (0 = off; see docs/memory.md).",
+        minimum=0,
+        maximum=10,
+    ),
     Option("search.rerank", False, bool, "Rerank hits with the installed cross-encoder."),
     Option("search.reranker", "reranker", str, "Name of the reranker model to use."),
     Option(
@@ -287,7 +308,8 @@ _KIND_NAMES: dict[type, str] = {
 
 
 def _coerce(option: Option, raw: Any, where: str) -> Any:
-    """Turn ``raw`` into the option's type, or raise a ConfigError naming ``where``."""
+    """Turn ``raw`` into the option's type, or raise a ConfigError naming ``where`` (if any)."""
+    where = f"{where}: " if where else ""
     value: Any
     try:
         if option.kind is bool:
@@ -308,23 +330,23 @@ def _coerce(option: Option, raw: Any, where: str) -> Any:
                 raise ValueError
             value = float(raw)
             if not math.isfinite(value):
-                raise ConfigError(f"{where}: {option.key} must be a finite number (got {raw!r}).")
+                raise ConfigError(f"{where}{option.key} must be a finite number (got {raw!r}).")
         else:
             if not isinstance(raw, str):
                 raise ValueError
             value = raw.strip()
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(
-            f"{where}: {option.key} must be {_KIND_NAMES[option.kind]} (got {raw!r})."
+            f"{where}{option.key} must be {_KIND_NAMES[option.kind]} (got {raw!r})."
         ) from None
     if option.choices and value not in option.choices:
         raise ConfigError(
-            f"{where}: {option.key} must be one of {', '.join(option.choices)} (got {value!r})."
+            f"{where}{option.key} must be one of {', '.join(option.choices)} (got {value!r})."
         )
     if option.minimum is not None and value < option.minimum:
-        raise ConfigError(f"{where}: {option.key} must be ≥ {option.minimum} (got {value!r}).")
+        raise ConfigError(f"{where}{option.key} must be ≥ {option.minimum} (got {value!r}).")
     if option.maximum is not None and value > option.maximum:
-        raise ConfigError(f"{where}: {option.key} must be ≤ {option.maximum} (got {value!r}).")
+        raise ConfigError(f"{where}{option.key} must be ≤ {option.maximum} (got {value!r}).")
     return value
 
 
@@ -353,11 +375,56 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """The merged settings of one run. Read values with ``settings[key]`` or the helpers."""
+    """The merged settings of one run.
+
+    Code reads typed sections — ``settings.memory.ttl_interact_hours``,
+    ``settings.tools.timeout`` (see :mod:`magray.config_sections`); ``settings[key]`` and the
+    ``get_*`` helpers read one value by its dotted key (``magray config get``).
+    """
 
     paths: Paths
     values: Mapping[str, Any]
     sources: Mapping[str, str] = field(default_factory=dict)
+    _sections: dict[str, Section] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def section(self, name: str) -> Section:
+        """The typed section ``name`` (made once per settings object)."""
+        made = self._sections.get(name)
+        if made is None:
+            from magray.config_sections import SECTIONS
+
+            made = self._sections[name] = SECTIONS[name].of(self.values)
+        return made
+
+    @property
+    def embed(self) -> EmbedSettings:
+        return self.section("embed")  # type: ignore[return-value]
+
+    @property
+    def memory(self) -> MemorySettings:
+        return self.section("memory")  # type: ignore[return-value]
+
+    @property
+    def search(self) -> SearchSettings:
+        return self.section("search")  # type: ignore[return-value]
+
+    @property
+    def web(self) -> WebSettings:
+        return self.section("web")  # type: ignore[return-value]
+
+    @property
+    def tools(self) -> ToolsSettings:
+        return self.section("tools")  # type: ignore[return-value]
+
+    @property
+    def mcp(self) -> MCPSettings:
+        return self.section("mcp")  # type: ignore[return-value]
+
+    @property
+    def server(self) -> ServerSettings:
+        return self.section("server")  # type: ignore[return-value]
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]

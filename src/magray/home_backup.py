@@ -103,7 +103,7 @@ def backup_home(
         parts: dict[str, dict[str, Any]] = {}
         records = 0
         # An embedded store exists once written to; a server-side store always does.
-        if settings.get_str("memory.backend") != "sqlite" or paths.memory_db.exists():
+        if settings.memory.backend != "sqlite" or paths.memory_db.exists():
             with Memory(settings) as memory:
                 manifest = backup_memory(memory, work / MEMORY_DIR)
             records = sum(manifest.counts.values())

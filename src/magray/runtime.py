@@ -10,12 +10,14 @@ and closed by :meth:`Runtime.close` (or the ``with`` block)::
 
 What it owns: the settings and paths, the memory (store, indexes, embedder), the LLM router,
 the tool registry, the tool policy, the tool audit log, the conversation log and the task
-graph. Everything is typed and lazily imported: creating a runtime imports nothing heavy.
+graph; it assembles the agent (:meth:`Runtime.agent`) and a conversation
+(:meth:`Runtime.session`) from them. Tools get its settings through the context it makes
+(:meth:`Runtime.tool_context`), so nothing below the CLI and the server loads settings
+itself. Everything is typed and lazily imported: creating a runtime imports nothing heavy.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -25,13 +27,19 @@ from magray.errors import UsageError
 
 if TYPE_CHECKING:
     from magray.agent.conversations import ConversationLog
+    from magray.agent.executor import StepResult
+    from magray.agent.runner import Agent, Approve, Rememberer
+    from magray.agent.session import Recaller, Session
     from magray.config import Settings
     from magray.embed.base import Embedder
     from magray.llm.router import Router
+    from magray.memory.records import Filters
     from magray.memory.service import Memory
+    from magray.paths import Paths
     from magray.tasks.graph import TaskGraph
     from magray.tools.audit import AuditLog
     from magray.tools.base import ToolContext
+    from magray.tools.invoke import Confirm
     from magray.tools.policy import Mode, Policy
     from magray.tools.registry import ToolRegistry
     from magray.tools.sandbox import SandboxConfig
@@ -89,17 +97,31 @@ class Runtime:
             self._closers.pop()()
 
     @property
-    def paths(self) -> Any:
+    def paths(self) -> Paths:
         return self.settings.paths
 
     # -- memory ----------------------------------------------------------------------------
     @cached_property
     def memory(self) -> Memory:
-        from magray.memory.service import Memory
-
-        memory = Memory(self.settings, embedder=self._embedder, warn=self.warn)
+        """The memory of this runtime, opened on first use and closed with the runtime."""
+        memory = self.open_memory()
         self._closers.append(memory.close)
         return memory
+
+    def open_memory(self) -> Memory:
+        """A new handle on this runtime's memory (same settings, embedder and warnings) for
+        the caller to close; the memory tools open one per call."""
+        from magray.memory.service import Memory
+
+        return Memory(self.settings, embedder=self._embedder, warn=self.warn)
+
+    def embedder(self) -> Embedder:
+        """The embedder given to the runtime, else the configured model (loaded now)."""
+        if self._embedder is not None:
+            return self._embedder
+        from magray.embed import load_embedder
+
+        return load_embedder(self.settings)
 
     # -- LLM -------------------------------------------------------------------------------
     @cached_property
@@ -109,6 +131,50 @@ class Runtime:
         router = Router(self.settings)
         self._closers.append(router.close)
         return router
+
+    # -- the agent -------------------------------------------------------------------------
+    def session(
+        self, memory: Recaller | None, *, scope: Filters | None = None, k: int | None = None
+    ) -> Session:
+        """A conversation over the router and the conversation log, recalling from ``memory``."""
+        from magray.agent.assemble import build_session
+
+        return build_session(self, memory, scope=scope, k=k)
+
+    def agent(
+        self,
+        registry: ToolRegistry,
+        context: ToolContext,
+        policy: Policy,
+        *,
+        approve: Approve | None = None,
+        confirm: Confirm | None = None,
+        memory: Rememberer | None = None,
+        provider: str | None = None,
+        max_steps: int | None = 12,
+        max_replans: int = 1,
+        token_budget: int | None = None,
+        on_results: Callable[[list[StepResult]], None] | None = None,
+        examples: bool = True,
+    ) -> Agent:
+        """The agent: planner and critic over the router, executor over the tools and audit."""
+        from magray.agent.assemble import build_agent
+
+        return build_agent(
+            self,
+            registry=registry,
+            context=context,
+            policy=policy,
+            approve=approve,
+            confirm=confirm,
+            memory=memory,
+            provider=provider,
+            max_steps=max_steps,
+            max_replans=max_replans,
+            token_budget=token_budget,
+            on_results=on_results,
+            examples=examples,
+        )
 
     # -- conversations and tasks -----------------------------------------------------------
     @cached_property
@@ -145,8 +211,7 @@ class Runtime:
         if flags:
             roots, where = [p.expanduser() for p in flags], "--root"
         else:
-            raw = self.settings.get_str("tools.roots")
-            roots = [Path(r.strip()).expanduser() for r in raw.split(os.pathsep) if r.strip()]
+            roots = list(self.settings.tools.root_paths)
             where = f"tools.roots (from {self.settings.sources.get('tools.roots', 'default')})"
         if not roots:
             return (Path.cwd(),)
@@ -156,19 +221,18 @@ class Runtime:
         return tuple(roots)
 
     def tool_context(self, flags: Sequence[Path] = (), timeout: float | None = None) -> ToolContext:
-        """Where the tools run: roots, per-call timeout, private hosts web tools may reach."""
+        """Where the tools run: roots, per-call timeout, private hosts web tools may reach,
+        the OS sandbox, and these settings (the memory, task and web tools read them)."""
         from magray.tools.base import ToolContext
 
-        hosts = tuple(
-            h.strip()
-            for h in self.settings.get_str("tools.allow_private_hosts").split(",")
-            if h.strip()
-        )
+        tools = self.settings.tools
         return ToolContext(
             roots=self.workspace_roots(flags),
-            timeout=self.settings.get_float("tools.timeout") if timeout is None else timeout,
-            allow_private_hosts=hosts,
+            timeout=tools.timeout if timeout is None else timeout,
+            allow_private_hosts=tools.private_hosts,
             sandbox=self.sandbox,
+            settings=self.settings,
+            open_memory=self.open_memory,
         )
 
     @cached_property
@@ -176,8 +240,8 @@ class Runtime:
         """The OS sandbox of commands (``tools.sandbox``); warns once if it cannot confine."""
         from magray.tools.sandbox import SandboxConfig, SandboxMode, unavailable
 
-        mode = SandboxMode(self.settings.get_str("tools.sandbox"))
-        config = SandboxConfig(mode, self.settings.get_str("tools.bwrap"))
+        tools = self.settings.tools
+        config = SandboxConfig(SandboxMode(tools.sandbox), tools.bwrap)
         why = unavailable(config)
         if why is not None:
             self.warn(f"no OS sandbox for commands: {why}; every command will ask for approval.")
@@ -191,7 +255,7 @@ class Runtime:
         from magray.tools.registry import default_registry
 
         registry = default_registry(warn=self.warn)
-        if mcp and self.settings.get_bool("mcp.enabled"):
+        if mcp and self.settings.mcp.enabled:
             from magray.tools.mcp import discover, load_servers, mcp_file
 
             config_dir = self.paths.config_dir
@@ -199,7 +263,7 @@ class Runtime:
                 discover(
                     registry,
                     config_dir,
-                    self.settings.get_float("mcp.list_timeout"),
+                    self.settings.mcp.list_timeout,
                     only=only_server,
                     warn=self.warn,
                 )

@@ -50,3 +50,16 @@ def parse_iso(text: str) -> float:
     if whole < 0:  # before 1970: whole seconds plus the fraction (exact to the microsecond)
         return whole + float("0." + fraction)
     return float(f"{whole}.{fraction}")
+
+
+def iso(ts: float | None) -> str | None:
+    """Unix seconds as ``2026-01-31T14:00:00Z``; None when absent or not a representable date.
+
+    The seconds-precision form every ``--json`` output and server response uses.
+    """
+    if ts is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return None

@@ -2,13 +2,16 @@
 
 Every function turns one core value into plain JSON data (dicts, lists, strings, numbers);
 ``magray memory search --json`` and ``POST /v1/memories/search`` print the same thing
-because both call :func:`search_json`.
+because both call :func:`search_json`. A domain value's own shape is its ``to_dict()``
+(``Record``, ``Hit``, ``Task``, ``AskResult``, ``Turn``); the functions here name those
+shapes for the CLI and the server and compose reports out of them.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from magray.timefmt import iso as iso
 
 if TYPE_CHECKING:
     from magray.agent.session import AskResult
@@ -16,79 +19,14 @@ if TYPE_CHECKING:
     from magray.tasks.model import Task
 
 
-def iso(ts: float | None) -> str | None:
-    """Unix seconds as ``2026-01-31T14:00:00Z``; None when absent or not a representable date."""
-    if ts is None:
-        return None
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
 def record_json(record: Record) -> dict[str, Any]:
-    """One record as ``memory get --json`` prints it."""
-    src = record.source
-    return {
-        "id": record.id,
-        "text": record.text,
-        "layer": str(record.layer),
-        "kind": record.kind,
-        "tags": list(record.tags),
-        "project": record.project,
-        "session": record.session,
-        "source": None
-        if src is None
-        else {
-            "uri": src.uri,
-            "start": src.start,
-            "end": src.end,
-            "line_start": src.line_start,
-            "line_end": src.line_end,
-        },
-        "created_at": iso(record.created_at),
-        "occurred_at": iso(record.occurred_at),
-        "updated_at": iso(record.updated_at),
-        "last_access_at": iso(record.last_access_at),
-        "access_count": record.access_count,
-        "importance": record.importance,
-        "pinned": record.pinned,
-        "promotion_score": record.promotion_score,
-        "embedding_model": record.embedding_model,
-    }
+    """One record as ``memory get --json`` prints it (:meth:`Record.to_dict`)."""
+    return record.to_dict()
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
-    """One search hit (with its explanation when the query asked for one)."""
-    r = hit.record
-    out: dict[str, Any] = {
-        "id": r.id,
-        "text": r.text,
-        "layer": str(r.layer),
-        "score": hit.score,
-        "kind": r.kind,
-        "tags": list(r.tags),
-        "project": r.project,
-        "created_at": iso(r.created_at),
-        "occurred_at": iso(r.occurred_at),
-        "access_count": r.access_count,
-    }
-    if r.source is not None:
-        out["source"] = {"uri": r.source.uri, "line_start": r.source.line_start}
-    e = hit.explanation
-    if e is not None:
-        out["explain"] = {
-            "vector_rank": e.vector_rank,
-            "vector_score": e.vector_score,
-            "keyword_rank": e.keyword_rank,
-            "keyword_score": e.keyword_score,
-            "fused_score": e.fused_score,
-            "layer_weight": e.layer_weight,
-            "recency_factor": e.recency_factor,
-            "rerank_score": e.rerank_score,
-            "context_score": e.context_score,
-        }
-    return out
+    """One search hit, with its explanation when the query asked for one (:meth:`Hit.to_dict`)."""
+    return hit.to_dict()
 
 
 def search_json(query: str, hits: list[Hit]) -> dict[str, Any]:
@@ -179,37 +117,10 @@ def ingest_json(
 
 
 def ask_json(result: AskResult) -> dict[str, Any]:
-    """An answer as ``magray ask --json`` prints it."""
-    return {
-        "answer": result.answer,
-        "provider": result.provider,
-        "model": result.model,
-        "conversation_id": result.conversation_id,
-        "memories": [
-            {"id": m.id, "layer": str(m.layer), "score": m.score} for m in result.memories
-        ],
-        "cited": result.cited,
-        "usage": {
-            "prompt_tokens": result.usage.prompt_tokens,
-            "completion_tokens": result.usage.completion_tokens,
-        },
-        "latency_ms": round(result.latency_ms, 1),
-        "finish_reason": result.finish_reason,
-        "notes": result.notes,
-    }
+    """An answer as ``magray ask --json`` prints it (:meth:`AskResult.to_dict`)."""
+    return result.to_dict()
 
 
 def task_json(task: Task) -> dict[str, Any]:
-    """One task as ``tasks show --json`` prints it."""
-    return {
-        "id": task.id,
-        "title": task.title,
-        "notes": task.notes,
-        "state": task.state.value,
-        "priority": task.priority,
-        "depends_on": list(task.depends_on),
-        "memory": list(task.memory_ids),
-        "created_at": iso(task.created_at),
-        "updated_at": iso(task.updated_at),
-        "done_at": iso(task.done_at),
-    }
+    """One task as ``tasks show --json`` prints it (:meth:`Task.to_dict`)."""
+    return task.to_dict()

@@ -177,7 +177,7 @@ def test_save_tasks_stores_the_plan(server: Scripted, magray_home: Path, repo: P
     ids = json.loads(result.stdout)["tasks"]
     from magray.tasks.graph import TaskGraph
 
-    with TaskGraph() as graph:
+    with TaskGraph(magray_home / "data" / "tasks.db") as graph:
         commit = graph.resolve(ids[2])
     assert commit.title.startswith("git_commit: ")
     assert json.loads(commit.notes) == {"message": "Digits"}

@@ -129,7 +129,7 @@ def test_save_tasks_marks_the_steps_that_succeeded_done(
     ids = json.loads(result.stdout)["tasks"]
     from magray.tasks.graph import TaskGraph
 
-    with TaskGraph() as graph:
+    with TaskGraph(magray_home / "data" / "tasks.db") as graph:
         states = [graph.resolve(i).state.value for i in ids]
     assert states == ["done", "todo"]
 

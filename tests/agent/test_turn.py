@@ -45,7 +45,10 @@ def test_chat_edits_a_file_after_an_inline_approval(
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Plan:\n  edit: file_edit(path='notes.txt', search='two', replace='2')" in out
-    assert "Run it? [y/n/always: file_edit]" in out
+    # the exact diff is shown before the question
+    diff = out.index("What it will change:\n  edit (file_edit):")
+    assert diff < out.index("Run it? [y/n/always: file_edit]")
+    assert "-two\n" in out[diff:] and "+2\n" in out[diff:]
     assert "edit file_edit: ok" in out and "Changed two to 2 in notes.txt." in out
     assert (repo / "notes.txt").read_text() == "one\n2\nthree\n"
     planning = server.requests[0]

@@ -92,6 +92,15 @@ def test_bench_locomo_json_contract(tmp_path: Path, hash_embedder: HashEmbedder)
         assert row["overall"]["r@50"] == 75.0
         assert set(row["session"]) == {"hit@1", "r@5"} and row["session"]["r@5"] == 100.0
         assert row["recall_ms_p50"] > 0
+    [store] = data["stores"]
+    assert store["conversation"] == "conv-tiny" and store["records"] == 6
+    assert set(store["recall_ms_p50"]) == set(data["modes"])
+    # a conversation's records carry a session and an event time; a plain store does not
+    assert store["bytes_per_record"] > 0 and store["plain_bytes_per_record"] > 0
+    storage = data["storage"]
+    assert storage["bytes_per_record"] == store["bytes_per_record"]
+    expected = 100 * (store["bytes_per_record"] / store["plain_bytes_per_record"] - 1)
+    assert storage["growth_percent"] == pytest.approx(expected, abs=0.1)
     text = runner.invoke(app, ["bench", "locomo", "--dataset", str(path), "--mode", "keyword"])
     assert text.exit_code == 0 and "overall" in text.stdout and "context" not in text.stdout
 

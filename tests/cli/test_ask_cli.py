@@ -238,3 +238,32 @@ def test_recall_scope_flags_and_stdin_question(home: Path, fact_id: str) -> None
     assert [m["id"] for m in data["memories"]] == [other["id"]]
     bad = run(["ask", "hi", "-k", "0"], home)
     assert bad.exit_code == 2 and "-k must be between 1 and 100" in bad.stderr
+
+
+def test_piped_ask_says_once_that_the_local_model_loads(
+    home: Path, fact_id: str, local_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import magray.llm.local as local
+
+    monkeypatch.setattr(local, "_loaded", {})  # as in a fresh process: the model must load
+    done = run(["ask", "Where does Quillon live?"], home)
+    assert done.exit_code == 0, done.output
+    lines = [line for line in done.stderr.splitlines() if line.startswith("magray: ")]
+    assert lines == [f"magray: loading the local model {local_gguf.name}…"], done.stderr
+    assert "thinking" not in done.stderr  # every call reads its prompt: no line for that
+    assert "magray:" not in done.stdout
+
+
+def test_a_terminal_gets_one_spinner_that_stops_before_the_answer() -> None:
+    from magray.cli.render import StatusLine
+    from magray.llm import status
+
+    seen: list[str | None] = []
+    line = StatusLine(live=True)
+    with status.reporting(lambda step: seen.append(step and step.text) or line(step)):
+        status.report("loading the local model x.gguf")
+        assert line._spinner is not None
+        status.report("thinking (reading the prompt)", transient=True)
+        status.done()
+        assert line._spinner is None  # gone before the first words are written
+    assert seen == ["loading the local model x.gguf", "thinking (reading the prompt)", None, None]

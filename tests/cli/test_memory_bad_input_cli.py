@@ -35,7 +35,9 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     import magray.cli.memory as memory
     import magray.cli.memory_data as memory_data
 
-    def open_memory(*, reading: bool = False, **overrides: object) -> Memory:
+    def open_memory(
+        *, reading: bool = False, searching: bool = False, **overrides: object
+    ) -> Memory:
         return Memory(context.settings(**overrides), embedder=HashEmbedder())
 
     for module in (context, memory, memory_data, ingest):

@@ -28,7 +28,9 @@ def runner(monkeypatch: pytest.MonkeyPatch) -> CliRunner:
     """CLI runs use the hashing embedder instead of loading a real model."""
     import magray.cli.context as context
 
-    def open_memory(*, reading: bool = False, **overrides: object) -> Memory:
+    def open_memory(
+        *, reading: bool = False, searching: bool = False, **overrides: object
+    ) -> Memory:
         return Memory(context.settings(**overrides), embedder=HashEmbedder())
 
     monkeypatch.setattr(context, "open_memory", open_memory)

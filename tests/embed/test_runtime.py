@@ -170,3 +170,9 @@ def test_unfeedable_inputs_are_named(tmp_path: Path) -> None:
     emb = OnnxEmbedder(_spec(), folder, device="cpu")
     with pytest.raises(ModelError, match="past_key_values"):
         emb.embed_documents(["cat"])
+
+
+def test_idle_onnx_threads_sleep_instead_of_spinning() -> None:
+    options = session_mod.session_options(2)
+    assert options.intra_op_num_threads == 2
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"

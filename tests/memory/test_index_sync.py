@@ -76,3 +76,38 @@ def test_a_write_committed_while_a_reader_opens_the_index_is_no_disagreement(
         with make(warnings) as reader:
             assert reader.recall(Query(text="penguins huddle", mode=SearchMode.VECTOR))
         assert committed and warnings == []
+
+
+def test_writes_by_this_or_another_memory_are_found_by_meaning_at_once() -> None:
+    """An open store sees every committed vector: its own, another Memory's, past a fold."""
+    from magray.memory.backends.sqlite.index_sync import FOLD_THRESHOLD
+
+    def found(memory: Memory, text: str) -> list[str]:
+        hits = memory.recall(Query(text=text, mode=SearchMode.VECTOR, k=3))
+        return [h.record.text for h in hits]
+
+    with make() as a, make() as b:
+        a.remember(NewRecord(text="penguins huddle in winter", layer=Layer.ASSETS))
+        assert found(a, "penguins huddle in winter")[0] == "penguins huddle in winter"
+        assert found(b, "penguins huddle in winter")[0] == "penguins huddle in winter"
+
+        a.remember(NewRecord(text="volcanoes erupt lava", layer=Layer.ASSETS))
+        assert found(a, "volcanoes erupt lava")[0] == "volcanoes erupt lava"
+        assert found(b, "volcanoes erupt lava")[0] == "volcanoes erupt lava"
+
+        # another store folds a large backlog into the file and saves it
+        a.remember_many(
+            [NewRecord(text=f"filler note {i}", layer=Layer.ASSETS) for i in range(FOLD_THRESHOLD)]
+        )
+        a.remember(NewRecord(text="zebras run fast", layer=Layer.ASSETS))
+        a.sync_indexes()
+        assert found(b, "zebras run fast")[0] == "zebras run fast"
+        assert found(b, "volcanoes erupt lava")[0] == "volcanoes erupt lava"
+        assert b.backend.indexes is not None
+        health = b.backend.indexes.health()[Layer.ASSETS]
+        assert health["searchable"] == health["expected"] == FOLD_THRESHOLD + 3
+
+        # a forgotten record leaves the other store's vector results too
+        gone = found(b, "zebras run fast")
+        a.forget(a.recall(Query(text="zebras run fast", k=1))[0].record.id)
+        assert found(b, "zebras run fast")[0] != gone[0]

@@ -266,7 +266,8 @@ def test_bad_inputs(tmp_path: Path) -> None:
 def test_expansion_grows_with_size() -> None:
     efs = [vi.expansion_for(n, 10) for n in (10_000, 100_000, 1_000_000, 2**80)]
     assert efs == sorted(efs) and efs[-1] == vi.EF_MAX
-    assert vi.expansion_for(10_000, 500) == 1000  # never below 2 k
+    assert vi.expansion_for(10_000, 500) == 500  # never below k
+    assert vi.expansion_for(100_000, 10, layers=3) < vi.expansion_for(100_000, 10)
 
 
 labels_strategy = st.lists(st.integers(0, 2**63 - 1), unique=True, max_size=50)

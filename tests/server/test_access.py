@@ -6,6 +6,7 @@ import json
 import threading
 from typing import Any
 
+import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -174,3 +175,44 @@ def test_a_client_sending_bad_keys_is_throttled_not_logged_forever(
     denied = AuditChain(chain_file(magray_home / "data")).entries()
     assert [e.outcome for e in denied] == ["denied", "denied"]
     assert client.get("/v1/memories", headers=key("reader")).status_code == 200
+
+
+def test_key_lookups_are_cached_until_the_key_store_changes(
+    make_client: AppFactory, key: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from magray.server.keys import KeyStore
+
+    checks: list[str] = []
+    real = KeyStore.check
+
+    def counted(self: KeyStore, secret: str) -> Any:
+        checks.append(secret)
+        return real(self, secret)
+
+    monkeypatch.setattr(KeyStore, "check", counted)
+    client = make_client()
+    reader = key("reader", "cache")
+    for _ in range(3):
+        assert client.get("/v1/memories", headers=reader).status_code == 200
+    assert len(checks) == 1  # one key-store query, then the cache
+    # A change to the key store by anyone (here a new key, as `magray auth create-key`
+    # from another process would make) drops the cache: the next request looks again.
+    key("writer", "other")
+    assert client.get("/v1/memories", headers=reader).status_code == 200
+    assert len(checks) == 2
+
+
+def test_a_key_revoked_elsewhere_stops_at_the_next_request(
+    make_client: AppFactory, key: Any
+) -> None:
+    from magray.config import load_settings
+    from magray.server.keys import KeyStore, keys_file
+
+    client = make_client()
+    reader = key("reader", "rev")
+    assert client.get("/v1/memories", headers=reader).status_code == 200  # cached now
+    store = KeyStore(keys_file(load_settings().paths.data_dir))
+    (made,) = [k for k in store.list() if k.tenant == "rev"]
+    store.revoke(made.id)  # its own connection, as the CLI or another worker would
+    r = client.get("/v1/memories", headers=reader)
+    assert "unknown or revoked" in assert_problem(r, 401)["detail"]

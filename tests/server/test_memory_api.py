@@ -130,3 +130,21 @@ def test_search_json_is_the_cli_json(
 
     assert strip(api) == strip(printed)
     assert api["hits"][0]["score"] == pytest.approx(printed["hits"][0]["score"])
+
+
+def test_search_renders_a_non_finite_score_as_null(
+    client: TestClient, h: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import magray.views
+
+    real = magray.views.search_json
+
+    def with_nan(query: str, hits: Any) -> dict[str, Any]:
+        data = real(query, hits)
+        data["hits"][0]["score"] = float("nan")
+        return data
+
+    client.post("/v1/memories", json={"text": "the staging port is 5433"}, headers=h)
+    monkeypatch.setattr(magray.views, "search_json", with_nan)
+    r = client.post("/v1/memories/search", json={"query": "staging port"}, headers=h)
+    assert r.status_code == 200 and r.json()["hits"][0]["score"] is None

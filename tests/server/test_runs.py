@@ -60,6 +60,9 @@ def test_run_waits_for_approval_then_acts(
     waiting = wait_for(agent_client, rid, h, "waiting_for_approval")
     assert [e["event"] for e in waiting["events"]] == ["plan", "approval"]
     assert waiting["events"][0]["data"]["steps"][0]["tool"] == "file_write"
+    (preview,) = waiting["events"][0]["data"]["previews"]  # what the approver is asked about
+    assert preview["id"] == "write" and preview["cut_lines"] == 0
+    assert "+++ b/out.txt" in preview["preview"] and "+hello" in preview["preview"]
     assert not (repo / "out.txt").exists()  # nothing happens before the approval
     ok = agent_client.post(f"/v1/runs/{rid}/approve", json={"approve": True}, headers=h)
     assert ok.json() == {"id": rid, "approved": True}

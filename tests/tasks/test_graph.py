@@ -16,7 +16,6 @@ from magray.errors import (
     UsageError,
 )
 from magray.tasks import PlanStep, TaskGraph, TaskState, save_plan
-from magray.tasks.graph import default_path
 
 
 @pytest.fixture
@@ -27,10 +26,9 @@ def graph(tmp_path: Path) -> Iterator[TaskGraph]:
 
 
 def test_store_lives_in_the_data_dir_with_wal_and_migrations(magray_home: Path) -> None:
-    with TaskGraph() as g:
+    path = magray_home / "data" / "tasks.db"
+    with TaskGraph(path) as g:
         g.add("one")
-    path = default_path()
-    assert path == magray_home / "data" / "tasks.db"
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert conn.execute("SELECT version, name FROM schema_migrations").fetchall() == [
@@ -40,7 +38,7 @@ def test_store_lives_in_the_data_dir_with_wal_and_migrations(magray_home: Path) 
     conn.commit()
     conn.close()
     with pytest.raises(SchemaError):
-        TaskGraph()
+        TaskGraph(path)
 
 
 def test_add_resolves_prefixes_and_links_memory(graph: TaskGraph) -> None:
@@ -133,7 +131,8 @@ def test_save_plan_refuses_bad_plans_without_writing(graph: TaskGraph) -> None:
     assert graph.tasks() == []
 
 
-def test_module_save_plan_uses_the_home(magray_home: Path) -> None:
-    tasks = save_plan([PlanStep("x", "X"), PlanStep("y", "Y", ("x",))])
-    with TaskGraph() as g:
+def test_module_save_plan_uses_the_given_graph(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.db"
+    tasks = save_plan([PlanStep("x", "X"), PlanStep("y", "Y", ("x",))], path)
+    with TaskGraph(path) as g:
         assert [t.id for t in g.ordered()] == [t.id for t in tasks]

@@ -12,6 +12,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from magray.cli.main import app
+from magray.paths import resolve_paths
 from magray.tools.audit import AuditLog
 from tests.conftest import REPO
 
@@ -139,10 +140,13 @@ def test_arg_values_json_unless_the_field_is_text() -> None:
 
 def test_docs_python_example_runs(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     text = (REPO / "docs" / "tools.md").read_text(encoding="utf-8")
-    [snippet] = re.findall(r"```python\n(.*?)```", text, re.S)
+    snippets = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert len(snippets) == 2
     monkeypatch.chdir(workspace)
-    exec(compile(snippet, "docs/tools.md", "exec"), {})
+    for snippet in snippets:
+        exec(compile(snippet, "docs/tools.md", "exec"), {})
     assert (workspace / "audit.db").exists()
+    assert AuditLog(resolve_paths().audit_db).rows()[-1].tool == "task_list"
 
 
 def test_json_errors_still_print_an_object(workspace: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import json
 import socket
@@ -16,7 +17,8 @@ import pytest
 from magray.agent.executor import Executor, is_transient
 from magray.agent.plan import Plan, Step
 from magray.config import load_settings
-from magray.errors import DeniedError, ToolError, UsageError
+from magray.config_sections import WebSettings
+from magray.errors import ConfigError, DeniedError, ToolError, UsageError
 from magray.tools.audit import AuditLog
 from magray.tools.base import ToolContext
 from magray.tools.invoke import invoke
@@ -398,15 +400,32 @@ def test_cli_refuses_a_redirect_to_a_denied_host_with_exit_4(
 def test_web_search_without_a_provider_says_how_to_configure(
     ctx: ToolContext, audit: AuditLog
 ) -> None:
+    home = dataclasses.replace(ctx, settings=load_settings())
     with pytest.raises(ToolError, match=r"no web search provider is configured.*web\.search_url"):
-        invoke(WebSearch(), {"query": "python"}, ctx, YES, audit)
+        invoke(WebSearch(), {"query": "python"}, home, YES, audit)
+
+
+def test_web_search_reads_the_settings_it_is_given_not_the_global_file(
+    server: int, ctx: ToolContext, audit: AuditLog
+) -> None:
+    config = load_settings().paths.config_file
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text('[web]\nsearch_url = "http://127.0.0.1:9/never?q={query}"\n')
+    url = f"http://127.0.0.1:{server}/search?q={{query}}"
+    given = load_settings({"web.search_url": url})
+    done = invoke(
+        WebSearch(), {"query": "a b"}, dataclasses.replace(ctx, settings=given), YES, audit
+    )
+    assert done.result.data == [{"title": "T", "url": "https://e.test/", "snippet": "S"}]
+    with pytest.raises(ConfigError, match=r"^web_search needs MAGRAY's settings; run it in a"):
+        invoke(WebSearch(), {"query": "a b"}, ctx, YES, audit)
 
 
 def test_web_search_through_a_configured_provider(
     server: int, ctx: ToolContext, audit: AuditLog
 ) -> None:
     url = f"http://127.0.0.1:{server}/search?q={{query}}"
-    tool = WebSearch(lambda: load_settings({"web.search_url": url}))
+    tool = WebSearch(WebSettings(search_url=url))
     done = invoke(tool, {"query": "a b"}, ctx, YES, audit)
     assert done.result.data == [{"title": "T", "url": "https://e.test/", "snippet": "S"}]
 
@@ -416,7 +435,7 @@ def test_web_search_marks_a_busy_provider_transient(
     status: int, transient: bool, server: int, ctx: ToolContext, audit: AuditLog
 ) -> None:
     url = f"http://127.0.0.1:{server}/status/{status}?q={{query}}"
-    tool = WebSearch(lambda: load_settings({"web.search_url": url}))
+    tool = WebSearch(WebSettings(search_url=url))
     with pytest.raises(ToolError, match=f"HTTP {status}") as info:
         invoke(tool, {"query": "a b"}, ctx, YES, audit)
     assert info.value.transient is transient

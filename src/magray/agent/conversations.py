@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from magray.errors import NotFoundError, StoreError
 from magray.sqlite_migrations import connect
@@ -52,6 +53,24 @@ class Turn:
     latency_ms: float
     memories: tuple[str, ...]
     finish_reason: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The exchange as JSON data (``magray logs --json``)."""
+        from magray.timefmt import iso
+
+        return {
+            "conversation_id": self.conversation_id,
+            "at": iso(self.at),
+            "prompt": self.prompt,
+            "answer": self.answer,
+            "provider": self.provider,
+            "model": self.model,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "latency_ms": round(self.latency_ms, 1),
+            "memories": list(self.memories),
+            "finish_reason": self.finish_reason,
+        }
 
 
 class ConversationLog:

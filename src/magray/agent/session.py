@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from magray.agent.conversations import ConversationLog, Turn
 from magray.agent.untrusted import RULE, untrusted
@@ -84,6 +84,26 @@ class AskResult:
     first_token_ms: float | None
     finish_reason: str | None
     notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The answer as JSON data: ``magray ask --json`` and the server's ``POST /v1/ask``."""
+        return {
+            "answer": self.answer,
+            "provider": self.provider,
+            "model": self.model,
+            "conversation_id": self.conversation_id,
+            "memories": [
+                {"id": m.id, "layer": str(m.layer), "score": m.score} for m in self.memories
+            ],
+            "cited": self.cited,
+            "usage": {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+            },
+            "latency_ms": round(self.latency_ms, 1),
+            "finish_reason": self.finish_reason,
+            "notes": self.notes,
+        }
 
 
 def new_conversation_id() -> str:

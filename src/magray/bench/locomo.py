@@ -39,7 +39,7 @@ KS = (5, 10, 25, 50)
 DEPTH = max(KS)
 TURN_KIND = "turn"
 # mode → (search mode, settings that differ from the defaults)
-PLAIN = {"search.context_weight": 0.0, "search.session_weight": 0.0}
+PLAIN = {"search.context_weight": 0.0, "search.session_weight": 0.0, "search.time_weight": 0.0}
 MODES: dict[str, tuple[SearchMode, dict[str, Any]]] = {
     "keyword": (SearchMode.KEYWORD, PLAIN),
     "vector": (SearchMode.VECTOR, PLAIN),
@@ -131,15 +131,18 @@ def score_ranking(
     return recalls, hit1, sr5
 
 
-def _store_turns(memory: Memory, conv: Conversation) -> dict[str, list[str]]:
+def _store_turns(
+    memory: Memory, conv: Conversation, *, plain: bool = False
+) -> dict[str, list[str]]:
+    """One record per turn; ``plain`` leaves out what a conversation adds (session, time)."""
     items = [
         NewRecord(
             text=t.text,
             layer=Layer.ASSETS,
             kind=TURN_KIND,
-            session=f"{conv.id}:{t.session}",
+            session=None if plain else f"{conv.id}:{t.session}",
             source=Source(t.dia_id),
-            occurred_at=t.at,
+            occurred_at=None if plain else t.at,
         )
         for t in conv.turns
     ]
@@ -149,6 +152,25 @@ def _store_turns(memory: Memory, conv: Conversation) -> dict[str, list[str]]:
     for t in conv.turns:
         by_hash.setdefault(content_hash(t.text), []).append(t.dia_id)
     return by_hash
+
+
+def store_bytes(folder: Path) -> int:
+    """Bytes of a closed memory store on disk (database and index files; no embedding cache)."""
+    return sum(
+        f.stat().st_size
+        for f in folder.rglob("*")
+        if f.is_file() and not f.name.startswith("embed-cache")
+    )
+
+
+def _plain_store_bytes(settings: Settings, conv: Conversation, embedder: Embedder) -> int:
+    """Bytes of the same turns stored as plain records: no session, no event time."""
+    with tempfile.TemporaryDirectory(prefix="magray-locomo-plain-") as folder:
+        base = replace(settings, paths=replace(settings.paths, data_dir=Path(folder)))
+        base = base.with_overrides({"memory.auto_lifecycle": False}, source="bench")
+        with Memory(base, embedder=embedder) as memory:
+            _store_turns(memory, conv, plain=True)
+        return store_bytes(Path(folder))
 
 
 def run_locomo(
@@ -166,6 +188,7 @@ def run_locomo(
     tallies = {m: _Tally({}, {}) for m in chosen}
     latencies: dict[str, list[float]] = {m: [] for m in chosen}
     records = questions = 0
+    stores: list[dict[str, Any]] = []
     for done, conv in enumerate(conversations):
         asked = [q for q in conv.questions if q.evidence]
         texts = list(dict.fromkeys(q.text for q in asked))
@@ -177,7 +200,11 @@ def run_locomo(
             base = base.with_overrides({"memory.auto_lifecycle": False}, source="bench")
             with Memory(base, embedder=seam) as memory:
                 by_hash = _store_turns(memory, conv)
-                records += memory.backend.count()
+                count = memory.backend.count()
+            records += count
+            size = store_bytes(Path(folder))  # closed: the write-ahead log is checkpointed
+            plain = _plain_store_bytes(settings, conv, seam)
+            times: dict[str, list[float]] = {}
             for mode in chosen:
                 search_mode, overrides = MODES[mode]
                 config = base.with_overrides(overrides, source="bench") if overrides else base
@@ -186,10 +213,21 @@ def run_locomo(
                         query = Query(text=q.text, k=DEPTH, mode=search_mode)
                         started = time.perf_counter()
                         hits = memory.recall(query, record_access=False)
-                        latencies[mode].append(1000.0 * (time.perf_counter() - started))
+                        took = 1000.0 * (time.perf_counter() - started)
+                        latencies[mode].append(took)
+                        times.setdefault(mode, []).append(took)
                         ranked = [d for h in hits for d in by_hash.get(h.record.content_hash, [])]
                         tallies[mode].add(q.category, *score_ranking(ranked, q.evidence))
         questions += len(asked)
+        stores.append(
+            {
+                "conversation": conv.id,
+                "records": count,
+                "bytes_per_record": round(size / max(count, 1)),
+                "plain_bytes_per_record": round(plain / max(count, 1)),
+                "recall_ms_p50": {m: round(statistics.median(t), 2) for m, t in times.items()},
+            }
+        )
         if progress:
             progress(done + 1, len(conversations))
     return {
@@ -206,4 +244,19 @@ def run_locomo(
             }
             for m in chosen
         },
+        "storage": _storage(stores),
+        "stores": stores,
+    }
+
+
+def _storage(stores: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Bytes per record over all stores, with and without the conversation's per-record data
+    (session and event time), and the growth between the two in percent."""
+    n = sum(s["records"] for s in stores)
+    full = sum(s["bytes_per_record"] * s["records"] for s in stores) / max(n, 1)
+    plain = sum(s["plain_bytes_per_record"] * s["records"] for s in stores) / max(n, 1)
+    return {
+        "bytes_per_record": round(full),
+        "plain_bytes_per_record": round(plain),
+        "growth_percent": round(100.0 * (full / plain - 1.0), 1) if plain else 0.0,
     }

@@ -46,12 +46,7 @@ def _slug(name: str) -> str:
 
 def bench_settings(settings: Settings, dataset_name: str) -> Settings:
     """Settings whose memory store is the benchmark's own, one per dataset and model."""
-    root = (
-        settings.paths.data_dir
-        / "bench"
-        / _slug(dataset_name)
-        / _slug(settings.get_str("embed.model"))
-    )
+    root = settings.paths.data_dir / "bench" / _slug(dataset_name) / _slug(settings.embed.model)
     moved = replace(settings, paths=replace(settings.paths, data_dir=root))
     return moved.with_overrides({"memory.auto_lifecycle": False}, source="bench")
 
@@ -210,10 +205,10 @@ def run_benchmark(
         "reused_vectors": report.reused_vectors,
         "ingest_seconds": round(report.seconds, 2),
         "fusion": {
-            "method": memory.settings.get_str("search.fusion"),
-            "rrf_k": memory.settings.get_float("search.rrf_k"),
-            "vector_weight": memory.settings.get_float("search.vector_weight"),
-            "keyword_weight": memory.settings.get_float("search.keyword_weight"),
+            "method": memory.settings.search.fusion,
+            "rrf_k": memory.settings.search.rrf_k,
+            "vector_weight": memory.settings.search.vector_weight,
+            "keyword_weight": memory.settings.search.keyword_weight,
         },
     }
 

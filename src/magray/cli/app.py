@@ -11,6 +11,7 @@ from typing import Any
 import typer
 from typer.core import TyperArgument, TyperGroup, _TyperParameter
 
+from magray.cli import coercion
 from magray.errors import MagrayError
 
 
@@ -77,6 +78,7 @@ def _usage_name(self: Any) -> str:
 _typer_display_type = _TyperParameter.display_type
 _TyperParameter.display_type = _display_type  # type: ignore[method-assign]
 TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
+coercion.install()
 
 
 class MagrayGroup(TyperGroup):

@@ -9,15 +9,14 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from magray.cli.context import iso, read_text
+from magray.cli.context import read_text
 from magray.llm.base import capabilities_of
 from magray.views import ask_json
 
 if TYPE_CHECKING:
-    from magray.agent.conversations import ConversationLog
     from magray.agent.session import AskResult, Session
-    from magray.config import Settings
     from magray.memory.records import Filters
+    from magray.runtime import Runtime
 
 TINY_MODEL_NOTE = (
     "this answer came from the small built-in model; for better answers configure a stronger"
@@ -25,26 +24,15 @@ TINY_MODEL_NOTE = (
 )
 
 
-def open_log(settings: Settings) -> ConversationLog:
-    from magray.agent.conversations import ConversationLog
-
-    return ConversationLog(settings.paths.data_dir / "conversations.db")
-
-
 def make_session(
-    settings: Settings,
+    rt: Runtime,
     *,
     use_memory: bool,
     scope: Filters | None = None,
     k: int | None = None,
 ) -> Session:
-    from magray.agent.session import Session
-    from magray.cli import render
-    from magray.llm.router import Router
-    from magray.memory.service import Memory
-
-    memory = Memory(settings, warn=render.warn) if use_memory else None
-    return Session(Router(settings), memory, open_log(settings), scope=scope, k=k)
+    """The runtime's session, recalling from its memory unless ``use_memory`` is off."""
+    return rt.session(rt.memory if use_memory else None, scope=scope, k=k)
 
 
 def recall_scope(project: str | None, layer: list[str], tag: list[str]) -> Filters:
@@ -159,7 +147,7 @@ def ask(
 
     Example: magray ask "how does MAGRAY decide what to keep?"
     """
-    from magray.cli.context import settings as load
+    from magray.cli.context import runtime
     from magray.errors import NotFoundError, UsageError
 
     text = read_text(question, "the question")
@@ -168,28 +156,32 @@ def ask(
     if cont and conversation:
         raise UsageError("use either -c or --conversation, not both.")
     scope = recall_scope(project, layer, tag)
-    settings = load()
-    session = make_session(settings, use_memory=not no_memory, scope=scope, k=check_k(k))
+    rt = runtime()  # closed when the command ends
+    session = make_session(rt, use_memory=not no_memory, scope=scope, k=check_k(k))
     conv = conversation
     if cont:
         conv = session.log.last_conversation()
     elif conversation and not session.log.exists(conversation):
         raise NotFoundError(f"no conversation {conversation!r}; see `magray logs`.")
     from magray.agent.turn import AgentTurn
+    from magray.cli.render import StatusLine
+    from magray.llm.status import reporting
 
-    # the agent turn without acting: recall, answer (streamed, cited), remember
-    result = (
-        AgentTurn(session)
-        .take(
-            text,
-            act=False,
-            provider=provider,
-            model=model,
-            conversation_id=conv,
-            on_text=None if json_out else streamer((lambda: 0) if no_memory else None),
+    # the agent turn without acting: recall, answer (streamed, cited), remember; a slow
+    # local model says what it is doing (assembling, loading, thinking) until it answers
+    with reporting(StatusLine()):
+        result = (
+            AgentTurn(session)
+            .take(
+                text,
+                act=False,
+                provider=provider,
+                model=model,
+                conversation_id=conv,
+                on_text=None if json_out else streamer((lambda: 0) if no_memory else None),
+            )
+            .ask
         )
-        .ask
-    )
     assert result is not None  # a turn that may not act always answers
     if no_memory:  # nothing to cite: markers a model wrote anyway are noise
         import dataclasses
@@ -211,34 +203,14 @@ def logs(
     Example: magray logs -n 5 --json
     """
     from magray.cli import render
-    from magray.cli.context import settings as load
+    from magray.cli.context import runtime
     from magray.errors import UsageError
 
     if n < 1:
         raise UsageError(f"-n must be at least 1 (got {n}).")
-    log = open_log(load())
-    turns = log.recent(n)
+    with runtime() as rt:
+        turns = rt.conversations.recent(n)
     if json_out:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "conversation_id": t.conversation_id,
-                        "at": iso(t.at),
-                        "prompt": t.prompt,
-                        "answer": t.answer,
-                        "provider": t.provider,
-                        "model": t.model,
-                        "prompt_tokens": t.prompt_tokens,
-                        "completion_tokens": t.completion_tokens,
-                        "latency_ms": round(t.latency_ms, 1),
-                        "memories": list(t.memories),
-                        "finish_reason": t.finish_reason,
-                    }
-                    for t in turns
-                ],
-                ensure_ascii=False,
-            )
-        )
+        typer.echo(json.dumps([t.to_dict() for t in turns], ensure_ascii=False))
         return
     render.turns(turns)

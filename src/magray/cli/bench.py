@@ -121,6 +121,11 @@ def locomo(
                 s = row["session"]
                 tail = f" {s['hit@1']:>8.3f} {s['r@5']:>6.1f} {row['recall_ms_p50']:>7.2f}"
             typer.echo(f"{name if i == 0 else '':<8} {cat:<12} {cells}{tail}")
+    st = report["storage"]
+    render.note(
+        f"store: {st['bytes_per_record']:,} bytes per record, {st['plain_bytes_per_record']:,}"
+        f" without sessions and event times ({st['growth_percent']:+.1f} %)"
+    )
 
 
 @app.command("memory")

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from magray.agent.plan import Plan
     from magray.agent.runner import Agent
     from magray.agent.session import Session
-    from magray.config import Settings
+    from magray.runtime import Runtime
     from magray.tools.policy import Policy
 
 #: reads the user's answer to a question; None when the input has ended
@@ -77,7 +77,7 @@ class Chat:
         provider: str | None,
         model: str | None,
         *,
-        settings: Settings | None = None,
+        runtime: Runtime | None = None,
         read: Read | None = None,
         roots: Sequence[Path] = (),
         tools: bool = True,
@@ -88,7 +88,7 @@ class Chat:
         self.provider = provider
         self.model = model
         self.conversation: str | None = None
-        self.settings = settings
+        self.runtime = runtime
         self.read: Read = read or (lambda question: None)
         self.roots = tuple(roots)
         self.tools = tools
@@ -97,10 +97,10 @@ class Chat:
         self._approvals: Approvals | None = None
 
     def can_act(self) -> bool:
-        """Tools need a provider that can plan (a chat template) and the settings."""
+        """Tools need a provider that can plan (a chat template) and the runtime."""
         from magray.llm.base import capabilities_of
 
-        if not self.tools or self.settings is None:
+        if not self.tools or self.runtime is None:
             return False
         return capabilities_of(self.session.llm.provider(self.provider)).chat_template
 
@@ -114,59 +114,43 @@ class Chat:
 
     def _build_agent(self) -> Agent:
         from magray.agent.approvals import Approvals
-        from magray.agent.critic import Critic
-        from magray.agent.executor import Executor
-        from magray.agent.fewshot import ExampleSelector
-        from magray.agent.planner import Planner
-        from magray.agent.runner import Agent
-        from magray.cli.toolenv import tool_context, tool_registry
-        from magray.embed import load_embedder
-        from magray.observability.tool_audit import tool_audit_log
 
-        settings = self.settings
-        assert settings is not None  # can_act() checked it
-        registry = tool_registry(settings)
+        rt = self.runtime
+        assert rt is not None  # can_act() checked it
+        registry = rt.tool_registry()
         say = self._say
         approvals = Approvals(InlineAsker(self.read, say), registry, mode=self.mode)
         self._approvals = approvals
-        from magray.llm.router import Router
-
-        llm = self.session.llm
-        assert isinstance(llm, Router)  # make_session builds the session over the router
+        ctx = rt.tool_context(self.roots)
 
         def approve(plan: Plan) -> bool:
             from magray.agent.plan import describe
+            from magray.agent.preview import plan_previews, render_previews
 
             say(f"Plan:\n{describe(plan)}")
+            previews = plan_previews(plan, registry, ctx)
+            if previews:
+                say(f"What it will change:\n{render_previews(previews)}")
             return approvals.approve(plan)
 
-        return Agent(
-            Planner(
-                llm,
-                registry,
-                provider=self.provider,
-                selector=ExampleSelector(lambda: load_embedder(settings), follow_nearest=True),
-            ),
-            Executor(
-                registry,
-                tool_context(settings, self.roots),
-                self._policy(),
-                tool_audit_log(settings.paths.data_dir),
-                confirm=approvals.confirm,
-            ),
-            Critic(llm, provider=self.provider),
+        return rt.agent(
+            registry,
+            ctx,
+            self._policy(),
             approve=approve,
+            confirm=approvals.confirm,
             memory=self.session.memory,
+            provider=self.provider,
+            max_steps=None,
             on_results=self._show_steps,
         )
 
     def _policy(self) -> Policy:
         from magray.agent.approvals import Mode as ChatMode
-        from magray.cli.toolenv import tool_policy
         from magray.tools.policy import Mode
 
-        assert self.settings is not None
-        return tool_policy(self.settings, Mode(read_only=self.mode is ChatMode.READ_ONLY))
+        assert self.runtime is not None
+        return self.runtime.policy(Mode(read_only=self.mode is ChatMode.READ_ONLY))
 
     def set_mode(self, name: str) -> None:
         from magray.agent.approvals import Mode
@@ -260,19 +244,22 @@ class Chat:
 
     def turn(self, text: str) -> None:
         from magray.agent.turn import AgentTurn
+        from magray.cli.render import StatusLine
         from magray.errors import MagrayError
+        from magray.llm.status import reporting
 
         try:
             act = self.can_act()
             turn = AgentTurn(self.session, self.agent() if act else None)
-            result = turn.take(
-                text,
-                act=act,
-                provider=self.provider,
-                model=self.model,
-                conversation_id=self.conversation,
-                on_text=streamer(),
-            )
+            with reporting(StatusLine()):  # a slow local model says what it is doing
+                result = turn.take(
+                    text,
+                    act=act,
+                    provider=self.provider,
+                    model=self.model,
+                    conversation_id=self.conversation,
+                    on_text=streamer(),
+                )
         except MagrayError as exc:
             from magray.cli.app import error_line
 
@@ -335,13 +322,13 @@ def chat(
 
     Example: magray chat --provider openai
     """
-    from magray.cli.context import settings as load
-    from magray.cli.toolenv import workspace_roots
+    from magray.cli.context import runtime
 
-    settings = load()
-    workspace_roots(settings, root)  # a bad --root fails before the chat starts
+    rt = runtime()  # closed when the command ends
+    settings = rt.settings
+    rt.workspace_roots(root)  # a bad --root fails before the chat starts
     session = make_session(
-        settings,
+        rt,
         use_memory=not no_memory,
         scope=recall_scope(project, layer, tag),
         k=check_k(k),
@@ -364,9 +351,7 @@ def chat(
                 typer.echo(answer)
             return answer
 
-    state = Chat(
-        session, provider, model, settings=settings, read=read, roots=root, tools=not no_tools
-    )
+    state = Chat(session, provider, model, runtime=rt, read=read, roots=root, tools=not no_tools)
     state.set_mode(mode)
     state.session.llm.provider(provider)  # fail fast on an unknown provider
     if cont:  # no earlier conversation: NotFoundError, exit 3, before the chat starts

@@ -3,12 +3,52 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from magray.cli.app import new_app
 
 app = new_app("Show and change settings (config.toml, MAGRAY_* environment, flags).")
+
+if TYPE_CHECKING:
+    from magray.config import Settings
+
+
+def file_rows(settings: Settings) -> list[dict[str, Any]]:
+    """The settings kept outside the flat options, as ``config show`` rows: the ``[llm]``
+    section, the MCP servers of ``mcp.toml`` and the rules of ``policy.toml`` (each row's
+    source is the file it came from, or ``default`` when that file does not exist)."""
+    from magray.llm.config import llm_rows, load_llm_config
+    from magray.tools.mcp import load_servers, mcp_file
+    from magray.tools.policy import load_disabled_builtins, load_rules, policy_file
+
+    def source(path: Path) -> str:
+        return str(path) if path.exists() else "default"
+
+    mcp, policy = mcp_file(settings.paths.config_dir), policy_file(settings.paths.config_dir)
+    return [
+        *llm_rows(load_llm_config(settings)),
+        {
+            "key": "mcp.servers",
+            "value": sorted(load_servers(mcp)),
+            "source": source(mcp),
+            "help": "MCP servers whose tools the agent may use (mcp.toml; `magray mcp list`).",
+        },
+        {
+            "key": "policy.rules",
+            "value": len(load_rules(policy)),
+            "source": source(policy),
+            "help": "Your allow/ask/deny rules for tools (policy.toml; `magray policy list`).",
+        },
+        {
+            "key": "policy.disabled_builtins",
+            "value": sorted(load_disabled_builtins(policy)),
+            "source": source(policy),
+            "help": "Built-in policy exceptions you turned off (policy.toml).",
+        },
+    ]
 
 
 @app.command("show")
@@ -19,7 +59,8 @@ def show(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     """
     from magray.cli import render
     from magray.config import OPTIONS, load_settings, shown
-    from magray.llm.config import llm_rows, load_llm_config
+    from magray.tools.mcp import mcp_file
+    from magray.tools.policy import policy_file
 
     settings = load_settings()
     rows = [
@@ -31,9 +72,11 @@ def show(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         }
         for o in OPTIONS
     ]
-    rows += llm_rows(load_llm_config(settings))
+    rows += file_rows(settings)
     paths = {
         "config_file": str(settings.paths.config_file),
+        "mcp_file": str(mcp_file(settings.paths.config_dir)),
+        "policy_file": str(policy_file(settings.paths.config_dir)),
         "data_dir": str(settings.paths.data_dir),
         "models_dir": str(settings.paths.models_dir),
         "logs_dir": str(settings.paths.logs_dir),
@@ -75,12 +118,11 @@ def get(
     Example: magray config get search.mode
     """
     from magray.config import load_settings, option, shown
-    from magray.llm.config import llm_rows, load_llm_config
 
     settings = load_settings()
-    llm = {row["key"]: row for row in llm_rows(load_llm_config(settings))}
-    if key in llm:
-        value, source = llm[key]["value"], llm[key]["source"]
+    extra = {row["key"]: row for row in file_rows(settings)}
+    if key in extra:
+        value, source = extra[key]["value"], extra[key]["source"]
     else:
         option(key)
         value, source = shown(key, settings[key]), settings.sources[key]

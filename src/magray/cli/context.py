@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from magray.config import Settings
     from magray.memory.records import Layer
     from magray.memory.service import Memory
+    from magray.runtime import Runtime
 
 
 def settings(**overrides: Any) -> Settings:
@@ -21,15 +22,33 @@ def settings(**overrides: Any) -> Settings:
     return load_settings(overrides)
 
 
-def open_memory(*, reading: bool = False, **overrides: Any) -> Memory:
-    """The memory of this home. A command that only ``reading`` a home that has no store
-    yet gets an empty one in a temporary folder: it creates nothing in the home."""
+def runtime(**overrides: Any) -> Runtime:
+    """The services of this command, over the settings with ``overrides`` (flags) on top;
+    their warnings are printed the CLI way. They are closed when the command ends (or
+    earlier, by a ``with`` block)."""
+    import click
+
     from magray.cli import render
-    from magray.memory.service import Memory
+    from magray.runtime import Runtime
+
+    rt = Runtime(settings(**overrides), warn=render.warn)
+    command = click.get_current_context(silent=True)
+    if command is not None:
+        command.call_on_close(rt.close)
+    return rt
+
+
+def open_memory(*, reading: bool = False, searching: bool = False, **overrides: Any) -> Memory:
+    """The memory of this home. A command that only ``reading`` a home that has no store
+    yet gets an empty one in a temporary folder: it creates nothing in the home. A command
+    ``searching`` by meaning starts loading the embedding model first, on a thread, so the
+    model loads while the store and its indexes open."""
+    from magray.cli import render
+    from magray.runtime import Runtime
 
     current = settings(**overrides)
     paths = current.paths
-    if reading and current.get_str("memory.backend") == "sqlite" and not paths.memory_db.exists():
+    if reading and current.memory.backend == "sqlite" and not paths.memory_db.exists():
         import atexit
         import dataclasses
         import shutil
@@ -39,7 +58,12 @@ def open_memory(*, reading: bool = False, **overrides: Any) -> Memory:
         empty = Path(tempfile.mkdtemp(prefix="magray-empty-"))
         atexit.register(shutil.rmtree, empty, ignore_errors=True)
         current = dataclasses.replace(current, paths=dataclasses.replace(paths, data_dir=empty))
-    return Memory(current, warn=render.warn)
+    embedder = None
+    if searching and current.search.mode != "keyword":
+        from magray.embed import load_embedder
+
+        embedder = load_embedder(current, background=True)
+    return Runtime(current, warn=render.warn, embedder=embedder).open_memory()
 
 
 def parse_layer(value: str) -> Layer:

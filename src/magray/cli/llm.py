@@ -19,10 +19,9 @@ TEST_PROMPT = "Reply with one short friendly sentence saying hello."
 
 
 def _router() -> Router:
-    from magray.cli.context import settings
-    from magray.llm.router import Router
+    from magray.cli.context import runtime
 
-    return Router(settings())
+    return runtime().router
 
 
 @app.command("list")

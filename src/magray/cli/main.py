@@ -1,38 +1,146 @@
-"""The ``magray`` command: registers every command group. Imports stay light for fast --help."""
+"""The ``magray`` command: the table of every command, loaded lazily for a fast --help."""
 
 from __future__ import annotations
 
 import typer
 
 from magray import __version__
-from magray.cli import (
-    ask,
-    audit,
-    auth,
-    bench,
-    chat,
-    config_cmd,
-    conversations,
-    health,
-    home,
-    ingest,
-    keys,
-    llm,
-    mcp,
-    memory,
-    models,
-    policy,
-    run,
-    serve,
-    sources,
-    tasks,
-    tools,
-    ui,
+from magray.cli.app import configure_logging
+from magray.cli.lazy import LazyCommand, LazyGroup
+
+# Name, where it lives, and the first sentence of its help (what `magray --help` lists;
+# tests/cli/test_lazy_cli.py keeps it equal to the command's own help). Listed in this order.
+COMMANDS = (
+    LazyCommand(
+        "ingest",
+        "magray.cli.ingest:ingest",
+        "Ingest files and folders into memory (respects .gitignore; incremental by content hash).",
+    ),
+    LazyCommand(
+        "import",
+        "magray.cli.conversations:import_conversations",
+        "Import a chat history: one memory per turn (or exchange) with speaker, session and time.",
+    ),
+    LazyCommand(
+        "ask",
+        "magray.cli.ask:ask",
+        "Answer a question, grounded in memory, streaming as it is generated.",
+    ),
+    LazyCommand(
+        "chat",
+        "magray.cli.chat:chat",
+        "Chat with MAGRAY: answers stream, grounded in memory, and it can act; /help for commands.",
+    ),
+    LazyCommand(
+        "logs",
+        "magray.cli.ask:logs",
+        "Show recent exchanges: question, answer, provider, tokens, latency, cited memories.",
+    ),
+    LazyCommand(
+        "run",
+        "magray.cli.run:run",
+        "Do a task with the agent: plan, approve, run the steps under the policy, check, re-plan.",
+    ),
+    LazyCommand(
+        "backup",
+        "magray.cli.home:backup",
+        "Back up the whole home: memory, tasks, conversations, usage, audit, settings, policy.",
+    ),
+    LazyCommand(
+        "restore",
+        "magray.cli.home:restore",
+        "Restore a whole-home backup, verified before anything changes.",
+    ),
+    LazyCommand(
+        "forget",
+        "magray.cli.sources:forget",
+        "Forget ingested files (--source) or a whole project (--project), asking first.",
+    ),
+    LazyCommand(
+        "serve",
+        "magray.cli.serve:serve",
+        "Serve MAGRAY's API (OpenAPI at /openapi.json, docs at /docs) until Ctrl-C.",
+    ),
+    LazyCommand(
+        "ui",
+        "magray.cli.ui:ui",
+        "Open the web dashboard (served by `magray serve` at /ui) in the default browser.",
+    ),
+    LazyCommand(
+        "health",
+        "magray.cli.health:health",
+        "Store open, indexes consistent, embedding model loaded, default provider usable.",
+    ),
+    LazyCommand(
+        "memory",
+        "magray.cli.memory:app",
+        "Remember, recall and maintain the three-layer memory.",
+    ),
+    LazyCommand(
+        "models",
+        "magray.cli.models:app",
+        "Models: embedders, rerankers and local LLMs (list, info, install, add, remove).",
+    ),
+    LazyCommand(
+        "config",
+        "magray.cli.config_cmd:app",
+        "Show and change settings (config.toml, MAGRAY_* environment, flags).",
+    ),
+    LazyCommand(
+        "bench",
+        "magray.cli.bench:app",
+        "Benchmarks on this machine: memory recall, embedding speed, retrieval quality, the local"
+        " LLM and the agent's planner.",
+    ),
+    LazyCommand("llm", "magray.cli.llm:app", "LLM providers: list, test, usage."),
+    LazyCommand(
+        "keys",
+        "magray.cli.keys:app",
+        "API keys of LLM providers: set, list, remove (stored with mode 0600).",
+    ),
+    LazyCommand(
+        "tools",
+        "magray.cli.tools:app",
+        "The agent's tools: list them, or run one under the permission policy.",
+    ),
+    LazyCommand(
+        "policy",
+        "magray.cli.policy:app",
+        "The permission policy for tools: show, allow, ask, deny, remove, reset (deny always"
+        " wins).",
+    ),
+    LazyCommand(
+        "tasks",
+        "magray.cli.tasks:app",
+        "Plan work as a graph of tasks with priorities and dependencies.",
+    ),
+    LazyCommand(
+        "mcp",
+        "magray.cli.mcp:app",
+        "MCP servers: their tools join the agent's, under the permission policy.",
+    ),
+    LazyCommand(
+        "sources",
+        "magray.cli.sources:app",
+        "What `magray ingest` stored: the files and their chunks.",
+    ),
+    LazyCommand("auth", "magray.cli.auth:app", "API keys of `magray serve`: create, list, revoke."),
+    LazyCommand(
+        "audit",
+        "magray.cli.audit:app",
+        "The tamper-evident audit log: list entries, verify the chain.",
+    ),
 )
-from magray.cli.app import MagrayGroup, configure_logging
+
+
+class RootGroup(LazyGroup):
+    """``magray``: every command of :data:`COMMANDS`, imported when it runs."""
+
+    lazy = COMMANDS
+
 
 app = typer.Typer(
-    cls=MagrayGroup,
+    cls=RootGroup,
     help="MAGRAY: a local-first AI agent for the terminal that remembers.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -55,33 +163,6 @@ def _root(
 ) -> None:
     """MAGRAY: a local-first AI agent for the terminal that remembers."""
     configure_logging(verbose)
-
-
-app.add_typer(memory.app, name="memory")
-app.add_typer(models.app, name="models")
-app.add_typer(config_cmd.app, name="config")
-app.add_typer(bench.app, name="bench")
-app.add_typer(llm.app, name="llm")
-app.add_typer(keys.app, name="keys")
-app.add_typer(tools.app, name="tools")
-app.add_typer(policy.app, name="policy")
-app.add_typer(tasks.app, name="tasks")
-app.add_typer(mcp.app, name="mcp")
-app.add_typer(sources.app, name="sources")
-app.command("ingest")(ingest.ingest)
-app.command("import")(conversations.import_conversations)
-app.command("ask")(ask.ask)
-app.command("chat")(chat.chat)
-app.command("logs")(ask.logs)
-app.command("run")(run.run)
-app.command("backup")(home.backup)
-app.command("restore")(home.restore)
-app.command("forget")(sources.forget)
-app.add_typer(auth.app, name="auth")
-app.add_typer(audit.app, name="audit")
-app.command("serve")(serve.serve)
-app.command("ui")(ui.ui)
-app.command("health")(health.health)
 
 
 def main() -> None:

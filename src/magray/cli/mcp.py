@@ -130,33 +130,30 @@ def call(
     import sys
     from pathlib import Path
 
-    from magray.cli.context import settings
+    from magray.cli.context import runtime
     from magray.cli.tools import _confirm, parse_args
     from magray.errors import NotFoundError
-    from magray.observability.tool_audit import tool_audit_log
     from magray.tools.base import ToolContext
     from magray.tools.invoke import invoke
     from magray.tools.mcp import get_server, server_tools
-    from magray.tools.policy import Mode, Policy, load_rules, policy_file
+    from magray.tools.policy import Mode
 
-    paths = settings().paths
+    rt = runtime()
     found = {t.remote_name: t for t in server_tools(get_server(_file(), server))}
     if tool not in found:
         known = ", ".join(sorted(found)) or "none"
         raise NotFoundError(f"MCP server {server!r} has no tool {tool!r}; it has: {known}.")
     chosen = found[tool]
-    policy = Policy(
-        rules=load_rules(policy_file(paths.config_dir)), mode=Mode(yes=yes, dry_run=dry_run)
-    )
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
-    done = invoke(
-        chosen,
-        parse_args(arg, chosen.schema()),
-        ToolContext(roots=(Path.cwd(),), timeout=timeout),
-        policy,
-        tool_audit_log(paths.data_dir),
-        confirm=_confirm if interactive else None,
-    )
+    with rt:
+        done = invoke(
+            chosen,
+            parse_args(arg, chosen.schema()),
+            ToolContext(roots=(Path.cwd(),), timeout=timeout, settings=rt.settings),
+            rt.policy(Mode(yes=yes, dry_run=dry_run)),
+            rt.audit,
+            confirm=_confirm if interactive else None,
+        )
     if json_out:
         typer.echo(json.dumps(done.to_dict(), ensure_ascii=False))
     else:

@@ -63,7 +63,7 @@ def add(
     memory = open_memory()
     item = NewRecord(
         text=body,
-        layer=parse_layer(layer or memory.settings.get_str("memory.add_layer")),
+        layer=parse_layer(layer or memory.settings.memory.add_layer),
         kind=kind,
         tags=tuple(tag),
         project=project,
@@ -76,7 +76,7 @@ def add(
         result = memory.remember(item)
         keep = _how_long(memory.settings, result.layer, pinned=pin)
     if json_out:
-        emit({"id": result.id, "layer": str(result.layer), "created": result.created})
+        emit(result.to_dict())
     else:
         verb = "remembered" if result.created else "already known (access bumped)"
         typer.echo(f"{result.id}  {verb} in {result.layer} ({keep})")
@@ -89,10 +89,10 @@ def _how_long(settings: Any, layer: Any, *, pinned: bool) -> str:
     if pinned or layer is Layer.ASSETS:
         return "kept until you forget it"
     if layer is Layer.INTERACT:
-        hours = settings.get_float("memory.ttl_interact_hours")
+        hours = settings.memory.ttl_interact_hours
         span = f"{hours:g} h"
     else:
-        days = settings.get_float("memory.ttl_insights_days")
+        days = settings.memory.ttl_insights_days
         span = f"{days:g} days"
     if span.startswith("0 "):
         return "kept until you forget it"
@@ -147,13 +147,14 @@ def search(
         created_before=parse_time(before, "--created-before"),
         exclude_kinds=() if include_exchanges or kind else GENERATED_KINDS,
     )
-    with open_memory(reading=True, **{"search.mode": mode, "search.rerank": rerank}) as memory:
+    overrides = {"search.mode": mode, "search.rerank": rerank}
+    with open_memory(reading=True, searching=True, **overrides) as memory:
         q = Query(
             text=text,
             k=k,
-            mode=SearchMode(memory.settings.get_str("search.mode")),
+            mode=SearchMode(memory.settings.search.mode),
             filters=filters,
-            rerank=memory.settings.get_bool("search.rerank"),
+            rerank=memory.settings.search.rerank,
             explain=explain,
         )
         hits = memory.recall(q)
@@ -238,7 +239,7 @@ def stats(json_out: bool = JSON) -> None:
     with open_memory(reading=True) as memory:
         data = memory.stats()
     home = settings()
-    if home.get_str("memory.backend") == "sqlite" and not home.paths.memory_db.exists():
+    if home.memory.backend == "sqlite" and not home.paths.memory_db.exists():
         data["path"] = str(home.paths.memory_db)  # an empty home: where the store will be
         data["db_bytes"] = 0
     if json_out:

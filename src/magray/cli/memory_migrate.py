@@ -37,7 +37,7 @@ def migrate(
     if target not in {"postgres", "sqlite"}:
         raise UsageError(f"--to must be postgres or sqlite (got {to!r}).")
     base = settings(**({"memory.dsn": dsn} if dsn else {}))
-    if not base.get_str("memory.dsn").strip():
+    if not base.memory.dsn.strip():
         raise UsageError(
             "give the PostgreSQL store with --dsn postgresql://user@host/db (or set memory.dsn)."
         )

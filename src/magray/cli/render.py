@@ -6,18 +6,14 @@ import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
+
+if TYPE_CHECKING:  # rich.progress loads only when a bar is shown
+    from rich.progress import Progress
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -78,6 +74,14 @@ def progress(label: str) -> Iterator[ProgressBar]:
     if not sys.stderr.isatty():
         yield ProgressBar(None, label)
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -87,6 +91,32 @@ def progress(label: str) -> Iterator[ProgressBar]:
         transient=True,
     ) as bar:
         yield ProgressBar(bar, label)
+
+
+class StatusLine:
+    """What a slow model is doing, on stderr: a spinner with the step on a terminal, one
+    plain line per lasting step when piped (``magray.llm.status`` reports to it)."""
+
+    def __init__(self, live: bool | None = None) -> None:
+        self.live = sys.stderr.isatty() if live is None else live
+        self._spinner: Any = None
+
+    def __call__(self, step: Any) -> None:
+        if step is None:
+            if self._spinner is not None:
+                self._spinner.stop()
+                self._spinner = None
+            return
+        if not self.live:
+            if not step.transient:
+                sys.stderr.write(f"magray: {step.text}…\n")
+                sys.stderr.flush()
+            return
+        if self._spinner is None:
+            self._spinner = err.status(f"{escape(step.text)}…")
+            self._spinner.start()
+        else:
+            self._spinner.update(f"{escape(step.text)}…")
 
 
 def _snippet(text: str, width: int = 160) -> str:

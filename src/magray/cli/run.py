@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     from magray.agent.approvals import Choice
     from magray.agent.executor import StepResult
     from magray.agent.plan import Plan
-    from magray.config import Settings
     from magray.memory.records import Hit, NewRecord, Query
-    from magray.memory.service import Memory
+    from magray.runtime import Runtime
+    from magray.tasks.graph import TaskGraph
+    from magray.tools.base import ToolContext
+    from magray.tools.registry import ToolRegistry
 
 
 def _interactive() -> bool:
@@ -40,26 +42,17 @@ def _interactive() -> bool:
 
 
 class _QuietMemory:
-    """Recalls and remembers through the memory service, opened on first use; a failure is
+    """Recalls and remembers through the runtime's memory, opened on first use; a failure is
     a warning (the run plans without memories, or is not remembered), never a failed run."""
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._memory: Memory | None = None
-
-    def _open(self) -> Memory:
-        from magray.cli import render
-        from magray.memory.service import Memory
-
-        if self._memory is None:
-            self._memory = Memory(self.settings, warn=render.warn)
-        return self._memory
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
 
     def recall(self, query: Query, *, record_access: bool = True) -> list[Hit]:
         from magray.cli import render
 
         try:
-            return self._open().recall(query, record_access=record_access)
+            return self.rt.memory.recall(query, record_access=record_access)
         except MagrayError as exc:
             render.warn(f"planning without memories: {exc.message}")
             return []
@@ -68,14 +61,10 @@ class _QuietMemory:
         from magray.cli import render
 
         try:
-            return self._open().remember(item)
+            return self.rt.memory.remember(item)
         except MagrayError as exc:
             render.warn(f"the run was not remembered: {exc.message}")
             return None
-
-    def close(self) -> None:
-        if self._memory is not None:
-            self._memory.close()
 
 
 def run(
@@ -113,32 +102,21 @@ def run(
     Example: magray run "fix the typo in README.md and commit it" --yes
     """
     from magray.agent.approvals import Approvals
-    from magray.agent.critic import Critic
-    from magray.agent.executor import Executor
-    from magray.agent.fewshot import ExampleSelector
     from magray.agent.plan import describe
-    from magray.agent.planner import Planner
-    from magray.agent.runner import Agent
-    from magray.agent.session import Session
     from magray.agent.turn import AgentTurn
-    from magray.cli.ask import open_log
-    from magray.cli.context import settings as load
-    from magray.cli.toolenv import tool_context, tool_policy, tool_registry
-    from magray.embed import load_embedder
-    from magray.llm.router import Router
-    from magray.observability.tool_audit import tool_audit_log
+    from magray.cli.context import runtime
     from magray.tools.policy import Mode
 
     goal = read_text(task).strip()
     if not goal:
         raise UsageError("the task is empty; say what to do, or pipe it in with '-'.")
-    settings = load()
-    paths = settings.paths
-    ctx = tool_context(settings, root, timeout)
-    registry = tool_registry(settings, mcp=not no_mcp)
-    policy = tool_policy(settings, Mode(yes=yes, read_only=read_only, dry_run=dry_run))
+    rt = runtime()
+    ctx = rt.tool_context(root, timeout)
+    registry = rt.tool_registry(mcp=not no_mcp)
+    policy = rt.policy(Mode(yes=yes, read_only=read_only, dry_run=dry_run))
     interactive = _interactive()
-    approvals = Approvals(_TerminalAsker() if interactive else None, registry, yes=yes or dry_run)
+    asker = _TerminalAsker(registry, ctx) if interactive else None
+    approvals = Approvals(asker, registry, yes=yes or dry_run)
     plans = {"shown": 0}
 
     def approve(plan: Plan) -> bool:
@@ -147,46 +125,28 @@ def run(
         typer.echo(f"{title}: {plan.goal}\n{describe(plan)}", err=True)
         return approvals.approve(plan)
 
-    memory = None if no_memory else _QuietMemory(settings)
-    with Router(settings) as router:
-        agent = Agent(
-            Planner(
-                router,
-                registry,
-                provider=provider,
-                max_steps=max_steps,
-                selector=ExampleSelector(lambda: load_embedder(settings), follow_nearest=True),
-            ),
-            Executor(
-                registry,
-                ctx,
-                policy,
-                tool_audit_log(paths.data_dir),
-                confirm=approvals.confirm if interactive else None,
-            ),
-            Critic(router, provider=provider),
+    memory = None if no_memory else _QuietMemory(rt)
+    with rt:
+        agent = rt.agent(
+            registry,
+            ctx,
+            policy,
             approve=approve,
+            confirm=approvals.confirm if interactive else None,
             memory=memory,
+            provider=provider,
+            max_steps=max_steps,
             max_replans=max_replans,
             token_budget=token_budget,
             on_results=None if json_out else partial(_show_steps, dry_run=dry_run),
         )
-        turn = AgentTurn(
-            Session(router, memory, open_log(settings)),
-            agent,
-            answer_from_planner=True,
-            log_runs=False,
-        )
-        try:
-            report = turn.take(goal, provider=provider).run
-        finally:
-            if memory is not None:
-                memory.close()
-    assert report is not None  # a turn that may act always runs the agent
-    out = report.to_dict()
-    if save_tasks and report.plan is not None:
-        done = set() if dry_run else report.succeeded()
-        out["tasks"] = _save_tasks(report.plan, done)
+        turn = AgentTurn(rt.session(memory), agent, answer_from_planner=True, log_runs=False)
+        report = turn.take(goal, provider=provider).run
+        assert report is not None  # a turn that may act always runs the agent
+        out = report.to_dict()
+        if save_tasks and report.plan is not None:
+            done = set() if dry_run else report.succeeded()
+            out["tasks"] = _save_tasks(rt.tasks, report.plan, done)
     from magray.cli.app import error_line
 
     if json_out:
@@ -212,11 +172,20 @@ def run(
 
 
 class _TerminalAsker:
-    """Asks on the terminal (stderr): a plan once, then any ask the plan did not cover."""
+    """Asks on the terminal (stderr): a plan once, showing what each acting step will change
+    (its diff or command line), then any ask the plan did not cover."""
+
+    def __init__(self, registry: ToolRegistry, ctx: ToolContext) -> None:
+        self.registry = registry
+        self.ctx = ctx
 
     def approve(self, plan: Plan, tools: frozenset[str]) -> Choice:
         from magray.agent.approvals import Choice
+        from magray.agent.preview import plan_previews, render_previews
 
+        previews = plan_previews(plan, self.registry, self.ctx)
+        if previews:
+            typer.echo(f"What it will change:\n{render_previews(previews)}", err=True)
         ok = typer.confirm("Run this plan?", default=False, err=True)
         return Choice.YES if ok else Choice.NO
 
@@ -236,9 +205,8 @@ def _show_steps(results: Sequence[StepResult], *, dry_run: bool) -> None:
             typer.echo(step.output.rstrip("\n"), err=True)
 
 
-def _save_tasks(plan: Plan, done: set[str]) -> list[str]:
-    """Store ``plan`` in the task graph, the steps in ``done`` as done; ids in step order."""
-    from magray.tasks.graph import TaskGraph
+def _save_tasks(graph: TaskGraph, plan: Plan, done: set[str]) -> list[str]:
+    """Store ``plan`` in ``graph``, the steps in ``done`` as done; ids in step order."""
     from magray.tasks.model import PlanStep, TaskState
 
     steps = [
@@ -250,9 +218,8 @@ def _save_tasks(plan: Plan, done: set[str]) -> list[str]:
         )
         for s in plan.steps
     ]
-    with TaskGraph() as graph:
-        tasks = graph.save_plan(steps)
-        for step, task in zip(plan.steps, tasks, strict=True):
-            if step.id in done:
-                graph.set_state(task.id, TaskState.DONE)
+    tasks = graph.save_plan(steps)
+    for step, task in zip(plan.steps, tasks, strict=True):
+        if step.id in done:
+            graph.set_state(task.id, TaskState.DONE)
     return [t.id for t in tasks]

@@ -25,12 +25,13 @@ def _graph(*, reading: bool = False) -> TaskGraph:
     (in memory) instead of creating folders and a database."""
     from pathlib import Path
 
+    from magray.cli.context import settings
     from magray.tasks import TaskGraph
-    from magray.tasks.graph import default_path
 
-    if reading and not default_path().exists():
+    path = settings().paths.tasks_db
+    if reading and not path.exists():
         return TaskGraph(Path(":memory:"))
-    return TaskGraph()
+    return TaskGraph(path)
 
 
 def emit(data: Any) -> None:

@@ -61,10 +61,10 @@ def list_tools(
 
     Example: magray tools list --json
     """
-    from magray.cli.context import settings
-    from magray.cli.toolenv import tool_registry
+    from magray.cli.context import runtime
 
-    tools = list(tool_registry(settings(), mcp=not no_mcp))
+    with runtime() as rt:
+        tools = list(rt.tool_registry(mcp=not no_mcp))
     if json_out:
         rows = [
             {
@@ -117,29 +117,27 @@ def run_tool(
 
     Example: magray tools run file_edit --arg path=README.md --arg search=foo --arg replace=bar
     """
-    from magray.cli.context import settings as load
-    from magray.cli.toolenv import tool_context, tool_policy, tool_registry
-    from magray.observability.tool_audit import tool_audit_log
+    from magray.cli.context import runtime
     from magray.tools.invoke import invoke
     from magray.tools.mcp import server_of
     from magray.tools.policy import Mode
 
-    settings = load()
+    rt = runtime()
     server = server_of(name)
-    tool = tool_registry(settings, mcp=server is not None, only_server=server).get(name)
-    paths = settings.paths
-    ctx = tool_context(settings, root, timeout)
-    policy = tool_policy(settings, Mode(yes=yes, read_only=read_only, dry_run=dry_run))
+    tool = rt.tool_registry(mcp=server is not None, only_server=server).get(name)
+    ctx = rt.tool_context(root, timeout)
+    policy = rt.policy(Mode(yes=yes, read_only=read_only, dry_run=dry_run))
     interactive = sys.stdin.isatty() and sys.stderr.isatty()
     try:
-        done = invoke(
-            tool,
-            parse_args(arg, tool.schema()),
-            ctx,
-            policy,
-            tool_audit_log(paths.data_dir),
-            confirm=_confirm if interactive else None,
-        )
+        with rt:
+            done = invoke(
+                tool,
+                parse_args(arg, tool.schema()),
+                ctx,
+                policy,
+                rt.audit,
+                confirm=_confirm if interactive else None,
+            )
     except MagrayError as exc:
         if json_out:  # scripts get an object on stdout in every case; the error line too
             failed = {
@@ -176,9 +174,9 @@ def audit(
     from dataclasses import asdict
 
     from magray.cli.context import iso, settings
-    from magray.tools.audit import AuditLog, audit_file
+    from magray.tools.audit import AuditLog
 
-    rows = AuditLog(audit_file(settings().paths.data_dir)).rows(limit)
+    rows = AuditLog(settings().paths.audit_db).rows(limit)
     if json_out:
         typer.echo(json.dumps([{**asdict(r), "time": iso(r.ts)} for r in rows], indent=2))
         return

@@ -38,18 +38,33 @@ def install_model(name: str, models_dir: Path) -> Path:
     return install.install_model(name, models_dir)
 
 
-def load_embedder(settings: Settings, name: str | None = None, *, cached: bool = True) -> Embedder:
+def load_embedder(
+    settings: Settings,
+    name: str | None = None,
+    *,
+    cached: bool = True,
+    background: bool = False,
+) -> Embedder:
     """The embedder for ``name`` (default: setting ``embed.model``), verified on first load.
 
     Raises ``ModelNotInstalledError`` naming the install command when its files are absent,
     ``ModelError`` when they are corrupt. With ``cached`` it reuses vectors from
-    ``<data_dir>/embed-cache.db``.
+    ``<data_dir>/embed-cache.db``. With ``background`` the model loads on a thread and this
+    returns at once; the first embedding waits for it (and raises what loading raised).
     """
+    if background:
+        from magray.embed.background import BackgroundEmbedder
+
+        spec = model_spec(name or settings.embed.model, settings.paths.models_dir)
+        inner: Embedder = BackgroundEmbedder(
+            spec, lambda: load_embedder(settings, spec.name, cached=False)
+        )
+        return _with_cache(settings, inner) if cached else inner
     from magray.embed.install import is_installed, verify
     from magray.embed.onnx import OnnxEmbedder
 
     models_dir = settings.paths.models_dir
-    spec = model_spec(name or settings.get_str("embed.model"), models_dir)
+    spec = model_spec(name or settings.embed.model, models_dir)
     if spec.source in ("build", "quantize") and not is_installed(spec, models_dir):
         # Built locally from a package in seconds: do it on first use instead of failing.
         import logging
@@ -64,17 +79,18 @@ def load_embedder(settings: Settings, name: str | None = None, *, cached: bool =
     embedder: Embedder = OnnxEmbedder(
         spec,
         folder,
-        device=settings.get_str("embed.device"),
-        threads=settings.get_int("embed.threads"),
-        batch_size=settings.get_int("embed.batch_size"),
-        max_length=settings.get_int("embed.max_length"),
+        device=settings.embed.device,
+        threads=settings.embed.threads,
+        batch_size=settings.embed.batch_size,
+        max_length=settings.embed.max_length,
     )
-    if cached:
-        from magray.embed.cache import CachedEmbedder, EmbeddingCache
+    return _with_cache(settings, embedder) if cached else embedder
 
-        cache = EmbeddingCache(settings.paths.embed_cache_db)
-        embedder = CachedEmbedder(embedder, cache)
-    return embedder
+
+def _with_cache(settings: Settings, embedder: Embedder) -> Embedder:
+    from magray.embed.cache import CachedEmbedder, EmbeddingCache
+
+    return CachedEmbedder(embedder, EmbeddingCache(settings.paths.embed_cache_db))
 
 
 def load_reranker(settings: Settings, name: str | None = None) -> Reranker | None:
@@ -87,7 +103,7 @@ def load_reranker(settings: Settings, name: str | None = None) -> Reranker | Non
     from magray.embed.rerank import OnnxReranker
 
     models_dir = settings.paths.models_dir
-    wanted = (name or settings.get_str("search.reranker")).strip().lower()
+    wanted = (name or settings.search.reranker).strip().lower()
     if wanted == "reranker":
         candidates = [
             s for s in all_specs(models_dir) if s.kind == "reranker" and is_installed(s, models_dir)
@@ -101,6 +117,6 @@ def load_reranker(settings: Settings, name: str | None = None) -> Reranker | Non
     return OnnxReranker(
         spec,
         verify(spec, models_dir),
-        device=settings.get_str("embed.device"),
-        threads=settings.get_int("embed.threads"),
+        device=settings.embed.device,
+        threads=settings.embed.threads,
     )

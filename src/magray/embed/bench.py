@@ -96,7 +96,7 @@ def bench_embed(
 
     corpus = list(texts) if texts is not None else bench_corpus()
     rows: list[dict[str, Any]] = []
-    name = model or settings.get_str("embed.model")
+    name = model or settings.embed.model
     model_id = name
     quiet = logging.getLogger("magray")
     level = quiet.level

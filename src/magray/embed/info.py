@@ -15,9 +15,9 @@ if TYPE_CHECKING:
 def _active_names(settings: Settings) -> set[str]:
     names: set[str] = set()
     models_dir = settings.paths.models_dir
-    for key in ("embed.model", "search.reranker"):
+    for name in (settings.embed.model, settings.search.reranker):
         try:
-            names.add(model_spec(settings.get_str(key), models_dir).name)
+            names.add(model_spec(name, models_dir).name)
         except Exception:  # an unknown configured name is reported by `load_embedder`
             continue
     return names
@@ -31,7 +31,7 @@ def model_row(spec: ModelSpec, settings: Settings, *, probe: bool = False) -> di
     models_dir = settings.paths.models_dir
     installed = is_installed(spec, models_dir)
     folder = spec.folder(models_dir)
-    provider = choose_providers(settings.get_str("embed.device"))[0]
+    provider = choose_providers(settings.embed.device)[0]
     row: dict[str, Any] = {
         "name": spec.name,
         "aliases": list(spec.aliases),
@@ -64,8 +64,8 @@ def model_row(spec: ModelSpec, settings: Settings, *, probe: bool = False) -> di
 
             session = OnnxSession(
                 folder / MODEL_FILE,
-                device=settings.get_str("embed.device"),
-                threads=settings.get_int("embed.threads"),
+                device=settings.embed.device,
+                threads=settings.embed.threads,
             )
             row["provider"] = session.provider
             row["inputs"] = list(session.input_names)

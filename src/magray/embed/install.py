@@ -13,13 +13,12 @@ import json
 import logging
 import os
 import shutil
-import socket
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
+from magray import hub
 from magray.embed.registry import (
     MODEL_FILE,
     TOKENIZER_FILE,
@@ -30,7 +29,6 @@ from magray.embed.registry import (
 from magray.errors import ModelError, ModelNotInstalledError, NetworkError, NotFoundError
 
 MANIFEST = "manifest.json"
-HUB_TIMEOUT_S = 3.0
 log = logging.getLogger("magray")
 _verified: set[tuple[str, float, int]] = set()
 
@@ -240,25 +238,6 @@ def _quantize(spec: ModelSpec, models_dir: Path, staging: Path) -> dict[str, Any
     return {"quantized_from": spec.base, "weight_type": "int8", "per_channel": True}
 
 
-def _hub_reachable(endpoint: str) -> None:
-    """Fail fast (a few seconds at most) when the hub cannot be reached."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
-        raise NetworkError(
-            "HF_HUB_OFFLINE is set; unset it or add the files with `magray models add`."
-        )
-    url = urlparse(endpoint)
-    host = url.hostname or "huggingface.co"
-    port = url.port or (443 if url.scheme != "http" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=HUB_TIMEOUT_S):
-            pass
-    except OSError as exc:
-        raise NetworkError(
-            f"cannot reach {host} ({exc.strerror or exc}); connect to the network or add the files"
-            " with `magray models add NAME PATH`."
-        ) from None
-
-
 def _download(spec: ModelSpec, staging: Path) -> dict[str, Any]:
     try:
         import huggingface_hub
@@ -268,10 +247,12 @@ def _download(spec: ModelSpec, staging: Path) -> dict[str, Any]:
         ) from None
     if spec.hub_repo is None:
         raise NotFoundError(f"{spec.name} has no hub repository; add it with `magray models add`.")
-    _hub_reachable(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    hub.ensure_reachable()
     for local, remote in spec.files:
         try:
-            got = huggingface_hub.hf_hub_download(spec.hub_repo, remote, etag_timeout=HUB_TIMEOUT_S)
+            got = huggingface_hub.hf_hub_download(
+                spec.hub_repo, remote, etag_timeout=hub.HUB_TIMEOUT_S
+            )
         except Exception as exc:  # the hub library raises many types; all mean "not downloaded"
             if local != MODEL_FILE and local != TOKENIZER_FILE and "404" in str(exc):
                 continue  # optional external-data files

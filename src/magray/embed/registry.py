@@ -257,9 +257,25 @@ def all_specs(models_dir: Path | None = None) -> list[ModelSpec]:
     return [*users, *(s for s in known_specs() if s.name not in taken)]
 
 
+def _builtin_specs() -> tuple[ModelSpec, ...]:
+    """MAGRAY's own specs, read without scanning installed packages for plugins."""
+    from magray.plugins import load_target
+
+    return tuple(
+        s for target in BUILTIN_EMBEDDERS.values() for s in _specs_from(load_target(target))
+    )
+
+
 def model_spec(name: str, models_dir: Path | None = None) -> ModelSpec:
     """The spec named ``name`` (or one of its aliases); NotFoundError if unknown."""
     wanted = name.strip().lower()
+    # A plugin cannot take a built-in's name, so a built-in (not replaced by the user's own
+    # model) is found without reading every installed package's entry points.
+    users = user_specs(models_dir) if models_dir is not None else []
+    taken = {s.name for s in users}
+    for spec in [*users, *(s for s in _builtin_specs() if s.name not in taken)]:
+        if wanted == spec.name or wanted in spec.aliases:
+            return spec
     for spec in all_specs(models_dir):
         if wanted == spec.name or wanted in spec.aliases:
             return spec

@@ -34,7 +34,8 @@ def choose_providers(device: str) -> list[str]:
 
 
 def session_options(threads: int) -> Any:
-    """ORT options: ``threads`` intra-op threads (0 = all cores), full graph optimisation."""
+    """ORT options: ``threads`` intra-op threads (0 = all cores, not spinning when idle),
+    full graph optimisation."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -42,6 +43,9 @@ def session_options(threads: int) -> Any:
     options.inter_op_num_threads = 1
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 4  # the core never prints: failures surface as ModelError
+    # Idle intra-op threads sleep instead of spinning: on shared cores (a server answering
+    # many searches, other processes) spinning burned more CPU than the model itself.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
@@ -76,10 +80,23 @@ class OnnxSession:
         providers = self._session.get_providers()
         return str(providers[0]) if providers else CPU
 
+    def _load(self, options: Any, providers: list[str]) -> Any:
+        """The session, from the model's mapped copy when there is one (see ``mapped``)."""
+        if self._factory is _ort_session:
+            from magray.embed.mapped import mapped_model
+
+            source = mapped_model(self.path)
+            if source != self.path:
+                try:
+                    return self._factory(str(source), options, providers)
+                except Exception as exc:
+                    log.debug("%s did not load (%s); loading %s", source, exc, self.path)
+        return self._factory(str(self.path), options, providers)
+
     def _open(self, providers: list[str]) -> Any:
         options = session_options(self.threads)
         try:
-            session = self._factory(str(self.path), options, providers)
+            session = self._load(options, providers)
         except Exception as exc:
             if providers == [CPU]:
                 name = self.path.parent.name

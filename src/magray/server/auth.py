@@ -3,17 +3,23 @@
 ``Authorization: Bearer <key>``; no key or an unknown one is 401, a role too weak for the
 route is 403, a key over its rate is 429 with ``Retry-After``. With ``server.auth = "off"``
 (never the default) a loopback client without a key acts as admin of the ``default`` tenant.
-Key lookups are cached for a few seconds; a revoked key stops working within that time (at
-once in the process that revoked it through ``DELETE /v1/keys/{id}``).
+
+Verified keys are cached by their SHA-256 digest, so a request costs one dictionary lookup
+and no key-store query. The cache holds only while the key store is unchanged: every
+request asks SQLite for the store's ``data_version`` (a few microseconds, no lock), which
+moves whenever any connection of any process commits to it. A key revoked or created by
+``magray auth``, by ``DELETE /v1/keys/{id}`` or by another worker therefore takes effect
+on the very next request.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import anyio
 from starlette.requests import Request
 
 from magray.server.keys import ApiKey, KeyStore, Role, digest
@@ -22,7 +28,7 @@ from magray.server.ratelimit import TokenBuckets
 
 DEFAULT_TENANT = "default"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
-CACHE_SECONDS = 5.0
+CACHE_LIMIT = 10_000  # cached digests (unknown ones too) before the cache starts over
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,34 +38,95 @@ class Principal:
     tenant: str
 
 
+class KeyCache:
+    """Key lookups by digest, dropped whenever the key store changes (any process)."""
+
+    def __init__(self, keys: KeyStore) -> None:
+        self.keys = keys
+        self._found: dict[str, ApiKey | None] = {}
+        self._version: int | None = None
+        self._watch: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _store_version(self) -> int | None:
+        """The key store's ``data_version``; None while the store does not exist yet."""
+        if self._watch is None:
+            if not self.keys.path.exists():
+                return None
+            from magray.sqlite_migrations import connect
+
+            self._watch = connect(self.keys.path, check_same_thread=False, timeout=5)
+        row = self._watch.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
+
+    def get(self, h: str) -> tuple[bool, ApiKey | None]:
+        """(True, key or None) when the lookup of digest ``h`` is known and still true."""
+        with self._lock:
+            try:
+                version = self._store_version()
+            except sqlite3.Error:
+                version = None
+            if version is None or version != self._version:
+                self._found.clear()
+                self._version = version
+                return False, None
+            if h in self._found:
+                return True, self._found[h]
+            return False, None
+
+    def put(self, h: str, key: ApiKey | None, version: int | None) -> None:
+        with self._lock:
+            if version is None or version != self._version:
+                return  # the store changed meanwhile: the next request looks again
+            if len(self._found) >= CACHE_LIMIT:
+                self._found.clear()
+            self._found[h] = key
+
+    def lookup(self, secret: str) -> ApiKey | None:
+        """The active key for ``secret``: from the cache, else from the key store."""
+        h = digest(secret)
+        known, key = self.get(h)
+        if known:
+            return key
+        version = self._version  # read before the query: a commit after it drops the entry
+        key = self.keys.check(secret)
+        self.put(h, key, version)
+        return key
+
+    def forget(self) -> None:
+        with self._lock:
+            self._found.clear()
+            self._version = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._watch is not None:
+                self._watch.close()
+                self._watch = None
+
+
 class Authenticator:
-    """Checks keys (with a short cache), roles and rate limits."""
+    """Checks keys (through :class:`KeyCache`), roles and rate limits."""
 
     def __init__(self, keys: KeyStore, buckets: TokenBuckets, *, auth_on: bool) -> None:
         self.keys = keys
         self.buckets = buckets
         self.auth_on = auth_on
-        self._cache: dict[str, tuple[ApiKey | None, float]] = {}
-        self._lock = threading.Lock()
+        self.cache = KeyCache(keys)
 
-    def _lookup(self, secret: str) -> ApiKey | None:
-        h = digest(secret)
-        now = time.monotonic()
-        with self._lock:
-            hit = self._cache.get(h)
-            if hit is not None and now - hit[1] < CACHE_SECONDS:
-                return hit[0]
-        key = self.keys.check(secret)
-        with self._lock:
-            if len(self._cache) > 10_000:
-                self._cache.clear()
-            self._cache[h] = (key, now)
-        return key
+    async def _lookup(self, secret: str) -> ApiKey | None:
+        known, key = self.cache.get(digest(secret))
+        if known:
+            return key
+        # a key-store query: off the event loop
+        return await anyio.to_thread.run_sync(self.cache.lookup, secret)
 
     def forget(self) -> None:
-        """Drop the cached lookups (a key revoked here stops working at once in this process)."""
-        with self._lock:
-            self._cache.clear()
+        """Drop the cached lookups (the key store's version drops them anyway)."""
+        self.cache.forget()
+
+    def close(self) -> None:
+        self.cache.close()
 
     def _throttle_denials(self, client: str) -> None:
         """Refusals are audited; a client sending many bad keys gets 429s, which are not."""
@@ -74,7 +141,7 @@ class Authenticator:
                 {"Retry-After": TokenBuckets.retry_after(wait)},
             )
 
-    def principal(self, request: Request) -> Principal:
+    async def principal(self, request: Request) -> Principal:
         header = request.headers.get("authorization", "")
         scheme, _, secret = header.partition(" ")
         client = request.client.host if request.client else ""
@@ -90,7 +157,7 @@ class Authenticator:
                 " `magray auth create-key --role reader --tenant NAME`.",
                 {"WWW-Authenticate": "Bearer"},
             )
-        key = self._lookup(secret.strip()) if scheme.lower() == "bearer" else None
+        key = await self._lookup(secret.strip()) if scheme.lower() == "bearer" else None
         if key is None:
             self._throttle_denials(client)
             request.state.presented = "invalid-key"
@@ -104,11 +171,14 @@ class Authenticator:
             )
         return Principal(key.id, key.role, key.tenant)
 
-    def require(self, needed: Role) -> Callable[[Request], Principal]:
-        """A FastAPI dependency: the caller, if its role allows ``needed`` and it has tokens."""
+    def require(self, needed: Role) -> Callable[[Request], Awaitable[Principal]]:
+        """A FastAPI dependency: the caller, if its role allows ``needed`` and it has tokens.
 
-        def dependency(request: Request) -> Principal:
-            who = self.principal(request)
+        Asynchronous, so that the check runs on the event loop and not in a worker thread.
+        """
+
+        async def dependency(request: Request) -> Principal:
+            who = await self.principal(request)
             request.state.principal = who
             if not who.role.allows(needed):
                 raise Problem(

@@ -33,7 +33,7 @@ class Services:
         return self.tenants.get(who.tenant)
 
 
-def services(request: Request) -> Services:
+async def services(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 
@@ -46,11 +46,12 @@ bearer = HTTPBearer(auto_error=False, description="An API key from `magray auth 
 def need(role: Role) -> Any:
     """A dependency: the caller, if its key allows ``role`` and it is within its rate."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     ) -> Principal:
-        return services(request).auth.require(role)(request)
+        svc: Services = request.app.state.services
+        return await svc.auth.require(role)(request)
 
     return Depends(dependency)
 

@@ -58,13 +58,12 @@ class Cancelled(Exception):
 
 def _answer(tenant: Tenant, q: AskIn, on_text: Callable[[str], None] | None) -> dict[str, Any]:
     """Runs on the tenant's LLM thread: one answer through the agent's session."""
-    from magray.agent.session import Session
     from magray.views import ask_json
 
     rt = tenant.runtime
     if q.conversation and not rt.conversations.exists(q.conversation):
         raise NotFoundError(f"no conversation {q.conversation!r}.")
-    session = Session(rt.router, None if q.no_memory else tenant.memory, rt.conversations)
+    session = rt.session(None if q.no_memory else tenant.memory)
     result = session.ask(
         q.question,
         provider=q.provider,

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Annotated, Any, TextIO, cast
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from magray.errors import UsageError
-from magray.server.deps import Admin, Reader, Svc, Writer
+from magray.server.deps import Admin, Reader, Services, Svc, Writer
 from magray.server.schemas import (
     BatchIn,
     BatchOut,
@@ -64,7 +65,7 @@ def _time(value: str | None, name: str) -> float | None:
 @router.post("/memories", status_code=201, response_model=Remembered, summary="Remember a text.")
 def add(item: MemoryIn, svc: Svc, who: Writer) -> dict[str, Any]:
     result = svc.tenant(who).memory.remember(_new_record(item))
-    return {"id": result.id, "layer": str(result.layer), "created": result.created}
+    return result.to_dict()
 
 
 @router.post(
@@ -72,7 +73,7 @@ def add(item: MemoryIn, svc: Svc, who: Writer) -> dict[str, Any]:
 )
 def add_batch(batch: BatchIn, svc: Svc, who: Writer) -> dict[str, Any]:
     results = svc.tenant(who).memory.remember_many([_new_record(i) for i in batch.items])
-    return {"results": [{"id": r.id, "layer": str(r.layer), "created": r.created} for r in results]}
+    return {"results": [r.to_dict() for r in results]}
 
 
 @router.post(
@@ -80,11 +81,15 @@ def add_batch(batch: BatchIn, svc: Svc, who: Writer) -> dict[str, Any]:
     response_model=SearchOut,
     summary="Recall by meaning and keywords (as `magray memory search --json`).",
 )
-def search(q: SearchIn, svc: Svc, who: Reader) -> dict[str, Any]:
+async def search(q: SearchIn, svc: Svc, who: Reader) -> Response:
     from magray.memory.records import Filters, Layer, Query, SearchMode
     from magray.views import search_json
 
-    tenant = svc.tenant(who)
+    # The hot path of the server: the query's vector is made on the event loop's side (in a
+    # batch with other searches) and only the recall itself takes a worker thread.
+    tenant = svc.tenants.opened(who.tenant)
+    if tenant is None:  # opening a tenant reads files: in a worker thread
+        tenant = await run_in_threadpool(svc.tenant, who)
     settings = tenant.runtime.settings
     filters = Filters(
         layers=tuple(Layer(x) for x in q.layers),
@@ -98,15 +103,32 @@ def search(q: SearchIn, svc: Svc, who: Reader) -> dict[str, Any]:
     query = Query(
         text=q.query,
         k=q.k,
-        mode=SearchMode(q.mode or settings.get_str("search.mode")),
+        mode=SearchMode(q.mode or settings.search.mode),
         filters=filters,
-        rerank=settings.get_bool("search.rerank") if q.rerank is None else q.rerank,
+        rerank=settings.search.rerank if q.rerank is None else q.rerank,
         explain=q.explain,
     )
     started = time.perf_counter()
-    hits = tenant.memory.recall(query)
+    if query.mode is not SearchMode.KEYWORD and query.text.strip():
+        await _embed_ahead(svc, query.text)
+    hits = await run_in_threadpool(tenant.memory.recall, query)
     svc.metrics.recall_latency.labels(who.tenant).observe(time.perf_counter() - started)
-    return search_json(query.text, hits)
+    # Rendered here (the shape is ``SearchOut`` by construction): the response model
+    # would validate and copy every hit again.
+    data = search_json(query.text, hits)
+    try:
+        return JSONResponse(data)
+    except ValueError:  # a score that is not finite: null, as the response model renders it
+        return JSONResponse(SearchOut.model_validate(data).model_dump(mode="json"))
+
+
+async def _embed_ahead(svc: Services, text: str) -> None:
+    """The query's vector made before the tenant's lock, in a batch with other searches."""
+    from magray.server.query_batch import QueryBatcher
+
+    embedder = svc.tenants.embedded()
+    if isinstance(embedder, QueryBatcher):
+        await embedder.embed_ahead_async(text)
 
 
 @router.get("/memories", response_model=RecordsOut, summary="List memories, newest first.")
@@ -210,7 +232,7 @@ def export(
         mode="w+",
         encoding="utf-8",
         newline="\n",
-        dir=tenant.runtime.paths.data_dir,
+        dir=str(tenant.runtime.paths.data_dir),
     )
     try:
         with tenant.lock:

@@ -143,10 +143,6 @@ def _report_json(report: RunReport) -> dict[str, Any]:
 
 
 def _agent(tenant: Tenant, run: Run, options: dict[str, Any]) -> Any:
-    from magray.agent.critic import Critic
-    from magray.agent.executor import Executor
-    from magray.agent.planner import Planner
-    from magray.agent.runner import Agent
     from magray.tools.base import Risk
     from magray.tools.policy import Mode
 
@@ -163,9 +159,16 @@ def _agent(tenant: Tenant, run: Run, options: dict[str, Any]) -> Any:
                 return True
         return False
 
+    ctx = rt.tool_context()
+
     def approve(plan: Plan) -> bool:
+        from magray.agent.preview import plan_previews
+
         needs = acts(plan) and not mode.dry_run
-        run.emit("plan", {**_plan_json(plan), "needs_approval": needs})
+        event: dict[str, Any] = {**_plan_json(plan), "needs_approval": needs}
+        if needs:  # what the approver is asked about: each acting step's diff or argv
+            event["previews"] = [p.to_dict() for p in plan_previews(plan, registry, ctx)]
+        run.emit("plan", event)
         if not needs:
             return True
         run.emit("approval", {"waiting": True})
@@ -182,13 +185,16 @@ def _agent(tenant: Tenant, run: Run, options: dict[str, Any]) -> Any:
             {"steps": [{"id": s.id, "tool": s.tool, "status": s.status} for s in results]},
         )
 
-    provider = options.get("provider")
-    return Agent(
-        Planner(rt.router, registry, provider=provider, max_steps=options.get("max_steps", 12)),
-        Executor(registry, rt.tool_context(), rt.policy(mode), rt.audit, confirm=confirm),
-        Critic(rt.router, provider=provider),
+    return rt.agent(
+        registry,
+        ctx,
+        rt.policy(mode),
         approve=approve,
+        confirm=confirm,
         memory=tenant.memory,
+        provider=options.get("provider"),
+        max_steps=options.get("max_steps", 12),
         max_replans=options.get("max_replans", 1),
         on_results=on_results,
+        examples=False,
     )

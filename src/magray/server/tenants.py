@@ -36,11 +36,11 @@ def tenant_settings(settings: Settings, tenant: str) -> Settings:
     paths = dataclasses.replace(
         settings.paths, data_dir=tenant_dir(settings.paths.data_dir, tenant)
     )
-    if settings.get_str("memory.backend") == "postgres":
+    if settings.memory.backend == "postgres":
         # On PostgreSQL a tenant's memory is a schema of its own (docs/scale-out.md).
         from magray.memory.backends.postgres.connection import schema_name
 
-        base = settings.get_str("memory.pg_schema")
+        base = settings.memory.pg_schema
         settings = settings.with_overrides(
             {"memory.pg_schema": schema_name(tenant, base)}, source="tenant"
         )
@@ -149,14 +149,28 @@ class TenantPool:
                 self._tenants[name] = tenant
             return tenant
 
+    def opened(self, name: str) -> Tenant | None:
+        """The tenant if it is open already (never blocks on opening one)."""
+        with self._lock:
+            return self._tenants.get(name)
+
     def open(self) -> Iterator[Tenant]:
         """Each tenant opened so far."""
         with self._lock:
             tenants = list(self._tenants.values())
         yield from tenants
 
+    def embedded(self) -> Embedder | None:
+        """The shared embedder if it is loaded (None before the first tenant needs it)."""
+        with self._lock:
+            return self._embedder
+
     def close(self) -> None:
         with self._lock:
             tenants, self._tenants = list(self._tenants.values()), {}
+            embedder = self._embedder
         for t in tenants:
             t.close()
+        closer = getattr(embedder, "close", None)
+        if callable(closer):  # the query batcher's thread
+            closer()

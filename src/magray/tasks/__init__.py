@@ -8,7 +8,7 @@ the values ``Task``/``PlanStep``/``TaskState`` and the pure functions ``find_cyc
 
 from __future__ import annotations
 
-from magray.tasks.graph import TaskGraph, default_path, save_plan
+from magray.tasks.graph import TaskGraph, save_plan
 from magray.tasks.model import (
     PlanStep,
     Task,
@@ -26,7 +26,6 @@ __all__ = [
     "Task",
     "TaskGraph",
     "TaskState",
-    "default_path",
     "find_cycle",
     "parse_state",
     "ready",

@@ -35,13 +35,6 @@ from magray.tasks.model import ready as ready_set
 _COLUMNS = "id, title, notes, state, priority, created_at, updated_at, done_at"
 
 
-def default_path() -> Path:
-    """Where the task graph of the current MAGRAY home lives."""
-    from magray.paths import resolve_paths
-
-    return resolve_paths().tasks_db
-
-
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         conn = connect(path, check_same_thread=False)
@@ -53,8 +46,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 class TaskGraph:
     """Tasks, their dependencies and memory links. Use as a context manager."""
 
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or default_path()
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self.conn = _connect(self.path)
         try:
             migrate(self.conn)
@@ -335,7 +328,7 @@ class TaskGraph:
         return [self.resolve(stored[s.id]) for s in steps]
 
 
-def save_plan(steps: Sequence[PlanStep], path: Path | None = None) -> list[Task]:
-    """Store a plan as tasks in the current home's task graph (see ``TaskGraph.save_plan``)."""
+def save_plan(steps: Sequence[PlanStep], path: Path) -> list[Task]:
+    """Store a plan as tasks in the task graph at ``path`` (see ``TaskGraph.save_plan``)."""
     with TaskGraph(path) as graph:
         return graph.save_plan(steps)

@@ -12,8 +12,10 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from magray.errors import CycleError, UsageError
+from magray.timefmt import iso
 
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 ID_LENGTH = 8  # 40 random bits: a task list is small, collisions are retried on insert
@@ -45,6 +47,21 @@ class Task:
     done_at: float | None = None
     depends_on: tuple[str, ...] = ()
     memory_ids: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """The task as JSON data (``tasks show --json``, the server, the task tools)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "notes": self.notes,
+            "state": self.state.value,
+            "priority": self.priority,
+            "depends_on": list(self.depends_on),
+            "memory": list(self.memory_ids),
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "done_at": iso(self.done_at),
+        }
 
 
 @dataclass(frozen=True, slots=True)

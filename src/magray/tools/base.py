@@ -17,14 +17,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from magray.errors import UsageError
+from magray.config import option
+from magray.errors import ConfigError, UsageError
 from magray.tools.sandbox import SandboxConfig
 
-DEFAULT_TIMEOUT = 30.0
+if TYPE_CHECKING:
+    from magray.config import Settings
+    from magray.memory.service import Memory
+
+#: seconds one tool call may take: the default of the ``tools.timeout`` setting
+DEFAULT_TIMEOUT: float = option("tools.timeout").default
 DEFAULT_OUTPUT_CAP = 64_000
 
 
@@ -90,6 +96,10 @@ class ToolContext:
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     #: the paths this tool must skip when it walks folders (set by ``invoke``; None: none)
     path_filter: PathFilter | None = None
+    #: the settings of the runtime that made this context (``Runtime.tool_context``)
+    settings: Settings | None = None
+    #: opens the runtime's memory (its embedder, its warnings) for the memory tools
+    open_memory: Callable[[], Memory] | None = None
 
     def __post_init__(self) -> None:
         if not self.roots:
@@ -103,6 +113,15 @@ class ToolContext:
 
     def base_env(self) -> Mapping[str, str]:
         return os.environ if self.env is None else self.env
+
+    def require_settings(self, tool: str) -> Settings:
+        """The runtime's settings; tools that need them never load the global ones."""
+        if self.settings is None:
+            raise ConfigError(
+                f"{tool} needs MAGRAY's settings; run it in a context made by "
+                "Runtime.tool_context (magray.runtime)."
+            )
+        return self.settings
 
 
 def cap_output(text: str, cap: int) -> str:

@@ -35,7 +35,6 @@ from pydantic import ConfigDict
 
 from magray.errors import ConfigError, MagrayError, NotFoundError, ToolError, UsageError
 from magray.tools.base import (
-    DEFAULT_TIMEOUT,
     Risk,
     Tool,
     ToolArgs,
@@ -64,6 +63,10 @@ INSTALL_HINT = "the MCP client needs the `mcp` package: pip install 'magray[mcp]
 # --- configuration -------------------------------------------------------------------------
 
 
+#: seconds a server may take to connect and to answer one call, unless mcp.toml says otherwise
+DEFAULT_SERVER_TIMEOUT = 30.0
+
+
 @dataclass(frozen=True, slots=True)
 class McpServer:
     """One configured server: ``command`` (stdio) or ``url`` (streamable HTTP)."""
@@ -71,7 +74,7 @@ class McpServer:
     name: str
     command: tuple[str, ...] = ()
     url: str | None = None
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_SERVER_TIMEOUT
 
     @property
     def transport(self) -> str:
@@ -123,7 +126,7 @@ def make_server(
         name=name,
         command=tuple(command or ()),
         url=url,
-        timeout=DEFAULT_TIMEOUT if timeout is None else float(timeout),
+        timeout=DEFAULT_SERVER_TIMEOUT if timeout is None else float(timeout),
     )
 
 

@@ -1,7 +1,9 @@
 """memory_remember, memory_recall and memory_forget: the agent's hands on ``Memory``.
 
-Each call opens the memory through a factory (by default the user's store with the
-configured embedder) and closes it afterwards, so tools hold no open store between calls.
+Each call opens the memory and closes it afterwards, so tools hold no open store between
+calls: through the factory the tool was made with, else the one the call's ``ToolContext``
+opens (the runtime's memory, with its embedder), else the memory of the context's settings.
+A tool never loads the global settings itself.
 """
 
 from __future__ import annotations
@@ -11,34 +13,24 @@ from typing import Any
 
 from pydantic import Field
 
-from magray.memory.records import Hit, Layer, NewRecord, Query, Record
+from magray.memory.records import Layer, NewRecord, Query
 from magray.memory.service import Memory
 from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult, cap_output
 
 MemoryFactory = Callable[[], Memory]
 
 
-def open_memory() -> Memory:
-    """The user's memory with the configured settings and embedder."""
-    from magray.config import load_settings
-
-    return Memory(load_settings())
-
-
-def record_dict(record: Record) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "text": record.text,
-        "layer": record.layer.value,
-        "kind": record.kind,
-        "tags": list(record.tags),
-        "created_at": record.created_at,
-    }
-
-
 class _MemoryTool(Tool[Any]):
-    def __init__(self, memory: MemoryFactory = open_memory) -> None:
-        self._memory = memory
+    def __init__(self, memory: MemoryFactory | None = None) -> None:
+        self._factory = memory
+
+    def _memory(self, ctx: ToolContext) -> Memory:
+        """The memory to use for one call (the caller closes it)."""
+        if self._factory is not None:
+            return self._factory()
+        if ctx.open_memory is not None:
+            return ctx.open_memory()
+        return Memory(ctx.require_settings(self.name))
 
 
 class RememberArgs(ToolArgs):
@@ -55,20 +47,16 @@ class MemoryRemember(_MemoryTool):
 
     def run(self, args: RememberArgs, ctx: ToolContext) -> ToolResult:
         item = NewRecord(text=args.text, layer=args.layer, tags=tuple(args.tags))
-        with self._memory() as memory:
+        with self._memory(ctx) as memory:
             done = memory.remember(item)
         verb = "remembered" if done.created else "already remembered"
-        data = {"id": done.id, "layer": done.layer.value, "created": done.created}
+        data = done.to_dict()
         return ToolResult(ok=True, output=f"{verb} {done.id} in {done.layer.value}", data=data)
 
 
 class RecallArgs(ToolArgs):
     query: str = Field(min_length=1, description="What to look for.")
     k: int = Field(default=5, ge=1, le=100, description="How many memories to return.")
-
-
-def _hit_dict(hit: Hit) -> dict[str, Any]:
-    return {**record_dict(hit.record), "score": hit.score}
 
 
 class MemoryRecall(_MemoryTool):
@@ -78,9 +66,9 @@ class MemoryRecall(_MemoryTool):
     Args = RecallArgs
 
     def run(self, args: RecallArgs, ctx: ToolContext) -> ToolResult:
-        with self._memory() as memory:
+        with self._memory(ctx) as memory:
             hits = memory.recall(Query(text=args.query, k=args.k))
-        found = [_hit_dict(h) for h in hits]
+        found = [h.to_dict() for h in hits]
         lines = [f"{h['id']} [{h['layer']}] {h['score']:.3f} {h['text']}" for h in found]
         shown = "\n".join(lines) if lines else "nothing recalled"
         return ToolResult(ok=True, output=cap_output(shown, ctx.output_cap), data=found)
@@ -97,18 +85,19 @@ class MemoryForget(_MemoryTool):
     Args = ForgetArgs
 
     def preview(self, args: ForgetArgs, ctx: ToolContext) -> str:
-        with self._memory() as memory:
+        with self._memory(ctx) as memory:
             record = memory.get(args.id)
         return f"forget {record.id}: {record.text[:200]}"
 
     def run(self, args: ForgetArgs, ctx: ToolContext) -> ToolResult:
-        with self._memory() as memory:
+        with self._memory(ctx) as memory:
             record = memory.forget(args.id)
-        return ToolResult(ok=True, output=f"forgot {record.id}", data=record_dict(record))
+        return ToolResult(ok=True, output=f"forgot {record.id}", data=record.to_dict())
 
 
-def tools(memory: MemoryFactory = open_memory) -> tuple[Tool[Any], ...]:
-    """The memory tools over ``memory`` (a factory of open ``Memory`` objects)."""
+def tools(memory: MemoryFactory | None = None) -> tuple[Tool[Any], ...]:
+    """The memory tools over ``memory`` (a factory of open ``Memory`` objects; None: the
+    memory of each call's settings)."""
     return (MemoryRemember(memory), MemoryRecall(memory), MemoryForget(memory))
 
 

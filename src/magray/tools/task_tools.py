@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field
@@ -15,29 +14,20 @@ from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult, cap
 GraphFactory = Callable[[], TaskGraph]
 
 
-def open_graph(path: Path | None = None) -> TaskGraph:
-    """The task graph at ``path`` (default: the one in the MAGRAY home)."""
-    return TaskGraph(path)
-
-
-def task_dict(task: Task) -> dict[str, Any]:
-    return {
-        "id": task.id,
-        "title": task.title,
-        "state": task.state.value,
-        "priority": task.priority,
-        "depends_on": list(task.depends_on),
-    }
-
-
 def _line(task: Task) -> str:
     deps = f" (after {', '.join(task.depends_on)})" if task.depends_on else ""
     return f"{task.id} [{task.state.value}] p{task.priority} {task.title}{deps}"
 
 
 class _TaskTool(Tool[Any]):
-    def __init__(self, graph: GraphFactory = open_graph) -> None:
-        self._graph = graph
+    def __init__(self, graph: GraphFactory | None = None) -> None:
+        self._factory = graph
+
+    def _graph(self, ctx: ToolContext) -> TaskGraph:
+        """The task graph of one call: the factory's, else that of the call's settings."""
+        if self._factory is not None:
+            return self._factory()
+        return TaskGraph(ctx.require_settings(self.name).paths.tasks_db)
 
 
 class TaskAddArgs(ToolArgs):
@@ -53,9 +43,9 @@ class TaskAdd(_TaskTool):
     Args = TaskAddArgs
 
     def run(self, args: TaskAddArgs, ctx: ToolContext) -> ToolResult:
-        with self._graph() as graph:
+        with self._graph(ctx) as graph:
             task = graph.add(args.title, priority=args.priority, depends_on=args.depends_on)
-        return ToolResult(ok=True, output=f"added {_line(task)}", data=task_dict(task))
+        return ToolResult(ok=True, output=f"added {_line(task)}", data=task.to_dict())
 
 
 class TaskListArgs(ToolArgs):
@@ -69,10 +59,10 @@ class TaskList(_TaskTool):
     Args = TaskListArgs
 
     def run(self, args: TaskListArgs, ctx: ToolContext) -> ToolResult:
-        with self._graph() as graph:
+        with self._graph(ctx) as graph:
             found = graph.tasks([args.state] if args.state else ())
         shown = "\n".join(_line(t) for t in found) if found else "no tasks"
-        data = [task_dict(t) for t in found]
+        data = [t.to_dict() for t in found]
         return ToolResult(ok=True, output=cap_output(shown, ctx.output_cap), data=data)
 
 
@@ -88,12 +78,12 @@ class TaskUpdate(_TaskTool):
     Args = TaskUpdateArgs
 
     def run(self, args: TaskUpdateArgs, ctx: ToolContext) -> ToolResult:
-        with self._graph() as graph:
+        with self._graph(ctx) as graph:
             task = graph.set_state(args.id, args.state)
-        return ToolResult(ok=True, output=f"updated {_line(task)}", data=task_dict(task))
+        return ToolResult(ok=True, output=f"updated {_line(task)}", data=task.to_dict())
 
 
-def tools(graph: GraphFactory = open_graph) -> tuple[Tool[Any], ...]:
+def tools(graph: GraphFactory | None = None) -> tuple[Tool[Any], ...]:
     """The task tools over ``graph`` (a factory of open ``TaskGraph`` objects)."""
     return (TaskAdd(graph), TaskList(graph), TaskUpdate(graph))
 

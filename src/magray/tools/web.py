@@ -23,14 +23,14 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus, urljoin, urlsplit
 
 from pydantic import Field
 
-from magray.config import Settings
+from magray.config_sections import WebSettings
 from magray.errors import ToolError
 from magray.tools.base import (
     RedirectCheck,
@@ -311,12 +311,6 @@ class WebSearchArgs(ToolArgs):
     max_results: int = Field(default=8, ge=1, le=50, description="How many results to return.")
 
 
-def _load_settings() -> Settings:
-    from magray.config import load_settings
-
-    return load_settings()
-
-
 def _results(payload: Any) -> list[dict[str, str]]:
     """Search results from common provider shapes (SearXNG, Brave, SerpAPI, custom lists)."""
     items: Any = payload
@@ -351,12 +345,14 @@ class WebSearch(Tool[WebSearchArgs]):
     risk = Risk.NETWORK
     Args = WebSearchArgs
 
-    def __init__(self, settings: Callable[[], Settings] = _load_settings) -> None:
-        self._settings = settings
+    def __init__(self, settings: WebSettings | None = None) -> None:
+        self._web = settings
 
-    def _template(self) -> tuple[str, str]:
-        values = self._settings().values
-        template = str(values.get("web.search_url") or "")
+    def _template(self, ctx: ToolContext) -> tuple[str, str]:
+        """The provider URL template and the key variable: the tool's own ``[web]`` settings,
+        else those of the call's context (the runtime's)."""
+        web = self._web or ctx.require_settings(self.name).web
+        template = web.search_url
         if not template:
             raise ToolError(
                 "no web search provider is configured; set one with `magray config set "
@@ -365,14 +361,14 @@ class WebSearch(Tool[WebSearchArgs]):
             )
         if "{query}" not in template:
             raise ToolError(f"web.search_url must contain {{query}} (got {template!r}).")
-        return template, str(values.get("web.search_key_env") or "")
+        return template, web.search_key_env
 
     def preview(self, args: WebSearchArgs, ctx: ToolContext) -> str:
-        template, _ = self._template()
+        template, _ = self._template(ctx)
         return f"GET {template.replace('{query}', quote_plus(args.query))}"
 
     def run(self, args: WebSearchArgs, ctx: ToolContext) -> ToolResult:
-        template, key_env = self._template()
+        template, key_env = self._template(ctx)
         url = template.replace("{query}", quote_plus(args.query))
         headers = {"Accept": "application/json"}
         if key_env:

@@ -186,6 +186,15 @@ def test_meta_round_trips(backend: Backend) -> None:
     assert backend.meta("k") == "v2 ünïcode"
 
 
+def test_record_accesses_writes_many_times_at_once(backend: Backend, insert: Insert) -> None:
+    a, b = insert([NewRecord("one"), NewRecord("two")])
+    backend.record_accesses([(a.num, NOW + 5), (b.num, NOW + 5), (a.num, NOW + 6)])
+    backend.record_accesses([])
+    record = backend.resolve(a.id).record
+    assert record.access_count == 2 and record.last_access_at == NOW + 6
+    assert backend.access_times() == {a.num: [NOW + 5, NOW + 6], b.num: [NOW + 5]}
+
+
 def test_record_access_counts_and_logs(backend: Backend, insert: Insert) -> None:
     a, b = insert([NewRecord("one"), NewRecord("two")])
     backend.record_access([a.num, b.num], NOW + 5)

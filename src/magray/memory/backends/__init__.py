@@ -69,4 +69,4 @@ def backend_kind(name: str) -> BackendKind:
 
 def open_backend(settings: Settings, *, warn: Warn | None = None) -> Backend:
     """Open the memory store that ``settings`` name with backend ``memory.backend``."""
-    return backend_kind(settings.get_str("memory.backend")).open(settings, warn=warn)
+    return backend_kind(settings.memory.backend).open(settings, warn=warn)

@@ -184,6 +184,12 @@ class Backend(Protocol):
         """
         ...
 
+    def record_accesses(self, events: Sequence[tuple[int, float]]) -> None:
+        """Count each (label, time) access, as ``record_access`` does, in one write: the
+        form ``Memory`` uses to write the access statistics it buffers off the recall path.
+        """
+        ...
+
     # -- records: reads -----------------------------------------------------------------------
     def resolve(self, id_or_prefix: str) -> StoredRow:
         """The record whose id is ``id_or_prefix`` (case-insensitive, trimmed) or the only

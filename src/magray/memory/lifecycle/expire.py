@@ -67,8 +67,8 @@ def expire_decisions(records: Iterable[Record], now: float, *, ttls: Ttls) -> li
 
 def ttls_from_settings(settings: Settings) -> dict[Layer, float | None]:
     """Each layer's TTL in seconds from settings; None = never expires (a 0 setting too)."""
-    interact = float(settings["memory.ttl_interact_hours"]) * HOUR
-    insights = float(settings["memory.ttl_insights_days"]) * DAY
+    interact = settings.memory.ttl_interact_hours * HOUR
+    insights = settings.memory.ttl_insights_days * DAY
     return {
         Layer.INTERACT: interact or None,
         Layer.INSIGHTS: insights or None,

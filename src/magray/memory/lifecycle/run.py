@@ -99,7 +99,7 @@ def promote(memory: Memory, *, dry_run: bool = False, now: float | None = None) 
     rows = backend.live_records((Layer.INTERACT, Layer.INSIGHTS))
     by_id = {r.record.id: r for r in rows}
     histories = [RecordHistory(r.record, tuple(times.get(r.num, ()))) for r in rows]
-    threshold = memory.settings.get_float("memory.promote_threshold")
+    threshold = memory.settings.memory.promote_threshold
     ttls = ttls_from_settings(memory.settings)
     decisions = decide(histories, now, ttls=ttls, scorer=learned, threshold=threshold)
     for d in decisions:
@@ -138,11 +138,11 @@ def expire(memory: Memory, *, dry_run: bool = False, now: float | None = None) -
 def maybe_run(memory: Memory, now: float | None = None) -> LifecycleReport | None:
     """Promote then expire if automatic lifecycle is on and the interval has passed."""
     settings = memory.settings
-    if not settings.get_bool("memory.auto_lifecycle"):
+    if not settings.memory.auto_lifecycle:
         return None
     now = time.time() if now is None else now
     last = memory.backend.meta(META_LAST_RUN)
-    interval = settings.get_float("memory.lifecycle_interval_minutes") * 60.0
+    interval = settings.memory.lifecycle_interval_minutes * 60.0
     if last is not None and now - float(last) < interval:
         return None
     try:

@@ -7,12 +7,13 @@ one being asked about. After fusion, a record's score gains
     score + context_weight · best score of its neighbours (label ± 1, same session)
           + session_weight · mean of the three best scores of its session
 
-where "score" is the fused score (with layer weight and recency) and records outside the
-candidate pool count 0. Records without a session (notes, ingested documents) gain
+where "score" is the fused score (with layer weight and recency), plus ``time_weight`` for a
+turn that mentions a time when the query asks when (``rank.temporal``), and records
+outside the candidate pool count 0. Records without a session (notes, ingested documents) gain
 nothing, so their order is unchanged. Neighbours of the candidates become candidates
 themselves, so a turn that the query misses can be lifted by the turn before it.
 
-Both weights were fitted on LoCoMo's development conversations with leave-one-conversation-
+The weights were fitted on LoCoMo's development conversations with leave-one-conversation-
 out cross-validation (docs/benchmarks.md); the pool is the same for every k, so ranks stay
 independent of k.
 """
@@ -20,7 +21,7 @@ independent of k.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from magray.memory.backends.values import Candidate
@@ -33,10 +34,11 @@ SESSION_TOP = 3  # a session's score is the mean of its best three records
 class ContextParams:
     context_weight: float = 0.0
     session_weight: float = 0.0
+    time_weight: float = 0.0
 
     @property
     def active(self) -> bool:
-        return self.context_weight > 0 or self.session_weight > 0
+        return self.context_weight > 0 or self.session_weight > 0 or self.time_weight > 0
 
 
 def neighbours(nums: Iterable[int]) -> set[int]:
@@ -50,16 +52,25 @@ def with_context(
     candidates: Mapping[int, Candidate],
     params: ContextParams,
     explain: int,
+    timed: Collection[int] = (),
 ) -> list[tuple[int, float, Explanation]]:
     """``fused`` re-scored with neighbour and session context, best first (ties by label).
 
-    The explanations of the best ``explain`` entries carry the new score and the context's
-    part of it; the others keep their fused explanation (they are only read when hits go
+    ``timed`` holds the labels that mention a time when the query asks when: those in a
+    session with a fused score above 0 gain ``time_weight`` first. The explanations of the
+    best ``explain`` entries carry the new score and the context's part of it (time bonus
+    included); the others keep their fused explanation (they are only read when hits go
     missing between the index and the store).
     """
     base = {num: score for num, score, _ in fused}
     explained = {num: expl for num, _, expl in fused}
     sessions = {num: cand.session for num, cand in candidates.items()}
+    bonus: dict[int, float] = {}
+    if params.time_weight > 0:
+        for num in timed:
+            if base.get(num, 0.0) > 0 and sessions.get(num) is not None:
+                bonus[num] = params.time_weight
+                base[num] += params.time_weight
     best: dict[str, list[float]] = {}
     for num, score in base.items():
         if (session := sessions.get(num)) is not None:
@@ -83,7 +94,7 @@ def with_context(
         gain = cw * near + sw * session_score.get(session, 0.0)
         if own is None and gain <= 0:
             continue
-        scored.append((-((own or 0.0) + gain), num, gain))
+        scored.append((-((own or 0.0) + gain), num, gain + bonus.get(num, 0.0)))
     scored.sort()
     out: list[tuple[int, float, Explanation]] = []
     for i, (neg, num, gain) in enumerate(scored):

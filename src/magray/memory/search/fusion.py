@@ -64,8 +64,10 @@ def _combine(
     params: FusionParams,
     now: float,
     base: Callable[[int], float],
+    limit: int | None = None,
 ) -> list[tuple[int, float, Explanation]]:
-    """``base(label)`` × layer weight × recency for every label of either list, best first."""
+    """``base(label)`` × layer weight × recency for every label of either list, best first;
+    only the best ``limit`` (all when None) are returned with their explanations."""
     weights = params.layer_weights
     recency_on = params.recency_half_life_days > 0
     scored: list[tuple[float, int, float, float]] = []
@@ -76,7 +78,7 @@ def _combine(
         scored.append((-(base(num) * layer_weight * recency), num, layer_weight, recency))
     scored.sort()
     fused: list[tuple[int, float, Explanation]] = []
-    for neg, num, layer_weight, recency in scored:
+    for neg, num, layer_weight, recency in scored if limit is None else scored[:limit]:
         vr, kr = v_rank.get(num), k_rank.get(num)
         explanation = Explanation(
             vector_rank=vr[0] if vr else None,
@@ -97,11 +99,13 @@ def fuse(
     candidates: Mapping[int, Candidate],
     params: FusionParams,
     now: float,
+    limit: int | None = None,
 ) -> list[tuple[int, float, Explanation]]:
     """Weighted reciprocal-rank fusion, best first.
 
     Both inputs are (label, score) lists already in best-first order; labels missing from
-    ``candidates`` (filtered out or deleted) are dropped *before* ranks are assigned.
+    ``candidates`` (filtered out or deleted) are dropped *before* ranks are assigned. With
+    ``limit`` only the best ``limit`` come back (the others are scored, not explained).
     """
     v_rank, k_rank = _ranks(vector, candidates), _ranks(keyword, candidates)
 
@@ -113,7 +117,7 @@ def fuse(
             total += params.keyword_weight / (params.rrf_k + kr[0])
         return total
 
-    return _combine(v_rank, k_rank, candidates, params, now, base)
+    return _combine(v_rank, k_rank, candidates, params, now, base, limit)
 
 
 def _normalised(ranked: Ranked) -> dict[int, float]:
@@ -139,6 +143,7 @@ def fuse_convex(
     candidates: Mapping[int, Candidate],
     params: FusionParams,
     now: float,
+    limit: int | None = None,
 ) -> list[tuple[int, float, Explanation]]:
     """Convex combination of min-max-normalised scores, best first.
 
@@ -156,4 +161,4 @@ def fuse_convex(
     def base(num: int) -> float:
         return alpha * v_norm.get(num, 0.0) + (1.0 - alpha) * k_norm.get(num, 0.0)
 
-    return _combine(v_rank, k_rank, candidates, params, now, base)
+    return _combine(v_rank, k_rank, candidates, params, now, base, limit)

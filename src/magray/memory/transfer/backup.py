@@ -143,5 +143,5 @@ def restore(settings: Settings, src: Path, *, force: bool = False) -> BackupMani
     """
     src = src.expanduser().absolute()
     manifest = read_manifest(src)
-    backend_kind(settings.get_str("memory.backend")).restore(settings, manifest, force=force)
+    backend_kind(settings.memory.backend).restore(settings, manifest, force=force)
     return manifest

@@ -31,42 +31,12 @@ from magray.memory.records import (
     Source,
     new_id,
 )
-from magray.timefmt import exact_iso, parse_iso
+from magray.timefmt import parse_iso
 
 
 def record_line(row: StoredRow, vector: bytes | None) -> dict[str, Any]:
     """The JSON object of one exported record."""
-    r = row.record
-    src = r.source
-    out: dict[str, Any] = {
-        "id": r.id,
-        "text": r.text,
-        "layer": str(r.layer),
-        "kind": r.kind,
-        "tags": list(r.tags),
-        "project": r.project,
-        "session": r.session,
-        "source": None
-        if src is None
-        else {
-            "uri": src.uri,
-            "start": src.start,
-            "end": src.end,
-            "line_start": src.line_start,
-            "line_end": src.line_end,
-        },
-        "created_at": exact_iso(r.created_at),
-        "occurred_at": None if r.occurred_at is None else exact_iso(r.occurred_at),
-        "updated_at": exact_iso(r.updated_at),
-        "layer_since": exact_iso(r.layer_since),
-        "last_access_at": None if r.last_access_at is None else exact_iso(r.last_access_at),
-        "access_count": r.access_count,
-        "importance": r.importance,
-        "pinned": r.pinned,
-        "promotion_score": r.promotion_score,
-        "content_hash": r.content_hash,
-        "embedding_model": r.embedding_model,
-    }
+    out = row.record.to_dict(exact=True)
     if vector is not None:
         out["vector"] = base64.b64encode(vector).decode("ascii")
         out["dim"] = len(vector) // 4

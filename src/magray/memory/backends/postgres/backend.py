@@ -70,7 +70,7 @@ class PostgresBackend(
 
 
 def _dsn(settings: Settings) -> str:
-    dsn = settings.get_str("memory.dsn").strip()
+    dsn = settings.memory.dsn.strip()
     if not dsn:
         raise ConfigError(
             "memory.backend is postgres but memory.dsn is empty; set it (or MAGRAY_MEMORY_DSN)"
@@ -82,10 +82,10 @@ def _dsn(settings: Settings) -> str:
 def open_from_settings(settings: Settings, tenant: str | None = None) -> PostgresBackend:
     return PostgresBackend.connect(
         _dsn(settings),
-        schema_name=connection.schema_name(tenant, settings.get_str("memory.pg_schema")),
-        vector_kind=settings.get_str("memory.pg_vector_type"),
-        lock_timeout=settings.get_float("memory.lock_timeout"),
-        ef_search=settings.get_int("memory.search_ef"),
+        schema_name=connection.schema_name(tenant, settings.memory.pg_schema),
+        vector_kind=settings.memory.pg_vector_type,
+        lock_timeout=settings.memory.lock_timeout,
+        ef_search=settings.memory.search_ef,
     )
 
 

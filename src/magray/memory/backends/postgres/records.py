@@ -204,6 +204,14 @@ class RecordsMixin(Core):
         except Exception:  # stats never fail a search
             return
 
+    def record_accesses(self, events: Sequence[tuple[int, float]]) -> None:
+        """``record_access`` once per distinct time, in the order the accesses happened."""
+        by_time: dict[float, list[int]] = {}
+        for num, at in events:
+            by_time.setdefault(at, []).append(num)
+        for at, nums in by_time.items():
+            self.record_access(nums, at)
+
     # -- reads ----------------------------------------------------------------------------
     def resolve(self, id_or_prefix: str) -> StoredRow:
         key = id_or_prefix.strip().lower()

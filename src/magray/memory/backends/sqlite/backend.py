@@ -75,9 +75,9 @@ class SqliteBackend:
         return cls(
             settings.paths.memory_db,
             settings.paths.index_dir,
-            lock_timeout=settings.get_float("memory.lock_timeout"),
-            vector_dtype=settings.get_str("memory.vector_dtype"),
-            search_ef=settings.get_int("memory.search_ef"),
+            lock_timeout=settings.memory.lock_timeout,
+            vector_dtype=settings.memory.vector_dtype,
+            search_ef=settings.memory.search_ef,
             warn=warn,
         )
 
@@ -144,7 +144,10 @@ class SqliteBackend:
         edits.replace_text(self.store, num, text, vector, model_id=model_id, now=now)
 
     def record_access(self, nums: Sequence[int], now: float) -> None:
-        self.store.record_access(nums, now)
+        self.store.record_accesses([(num, now) for num in nums])
+
+    def record_accesses(self, events: Sequence[tuple[int, float]]) -> None:
+        self.store.record_accesses(events)
 
     def resolve(self, id_or_prefix: str) -> StoredRow:
         return self.store.resolve(id_or_prefix)

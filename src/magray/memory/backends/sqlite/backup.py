@@ -206,7 +206,7 @@ def restore(settings: Settings, manifest: BackupManifest, *, force: bool = False
         from filelock import FileLock, Timeout
 
         lock = FileLock(str(db) + ".lock")
-        timeout = settings.get_float("memory.lock_timeout")
+        timeout = settings.memory.lock_timeout
         try:
             lock.acquire(timeout=timeout)
         except Timeout:
@@ -236,4 +236,4 @@ def restore(settings: Settings, manifest: BackupManifest, *, force: bool = False
         raise BackupError(f"restoring {src} failed ({exc}).") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    Store(db, lock_timeout=settings.get_float("memory.lock_timeout")).close()  # WAL + migrate
+    Store(db, lock_timeout=settings.memory.lock_timeout).close()  # WAL + migrate

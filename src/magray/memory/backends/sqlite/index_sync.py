@@ -15,6 +15,7 @@ in a file can never surface a record that moved or was deleted.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -59,6 +60,8 @@ class _LayerState:
         default_factory=lambda: np.zeros((0, 0), dtype=np.float32)
     )
     pending_gone: frozenset[int] = frozenset()  # labels the file still holds but must not return
+    stale: frozenset[int] = frozenset()  # file labels a search skips: re-added or gone
+    seen_head: int = -1  # the journal head when the backlog was read
 
 
 class IndexSet:
@@ -185,9 +188,10 @@ class IndexSet:
         vectors: list[npt.NDArray[np.float32]] = []
         for i in range(0, len(nums), 500):
             chunk = nums[i : i + 500]
-            for num, blob in self.store.conn.execute(
-                "SELECT num, vector FROM records WHERE layer = ? AND embedding_model = ?"
-                f" AND vector IS NOT NULL AND num IN ({','.join('?' * len(chunk))})",
+            marks = ",".join("?" * len(chunk))
+            for num, blob in self.store.conn.execute(  # by label: not through the layer index
+                "SELECT num, vector FROM records NOT INDEXED WHERE layer = ?"
+                f" AND embedding_model = ? AND vector IS NOT NULL AND num IN ({marks})",
                 [str(layer), self.model_id, *chunk],
             ):
                 labels.append(int(num))
@@ -197,10 +201,12 @@ class IndexSet:
         return np.asarray(labels, dtype=np.int64), np.vstack(vectors)
 
     def _load_backlog(self, layer: Layer, state: _LayerState) -> None:
+        state.seen_head = self.store.journal_head()  # first: a later commit is read again
         entries = self.store.journal_since(layer, state.index.state.applied_seq)
         touched = list(dict.fromkeys(num for _, num, _ in entries))
         state.pending_labels, state.pending_vectors = self._current_vectors(layer, touched)
         state.pending_gone = frozenset(touched) - frozenset(state.pending_labels.tolist())
+        state.stale = frozenset(touched)
 
     # -- rebuild and fold (writers) ------------------------------------------------------
     def _rebuild(self, layer: Layer) -> VectorIndex:
@@ -292,36 +298,49 @@ class IndexSet:
 
         Labels are candidates only: the caller re-reads them from SQLite with ``filters``.
         """
-        layer_filters = Filters(
-            layers=(layer,),
-            tags=filters.tags,
-            kind=filters.kind,
-            project=filters.project,
-            session=filters.session,
-            created_after=filters.created_after,
-            created_before=filters.created_before,
-            exclude_kinds=filters.exclude_kinds,
-        )
-        if filters.selective and self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
-            return self._exact_filtered(layer_filters, query, k)
-        state = self._open(layer)
+        if filters.selective:
+            layer_filters = dataclasses.replace(filters, layers=(layer,))
+            if self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
+                return self._exact_filtered(layer_filters, query, k)
+        state = self._current(layer, self._layers.get(layer) or self._open(layer))
         fetch = k * (4 if filters.active else 1)
-        scores: dict[int, float] = {}
+        found: list[tuple[int, float]] = []
         if len(state.index):
-            stale = set(state.pending_labels.tolist()) | state.pending_gone
-            wanted = state.index.candidates(fetch) + len(stale)
-            state.index.ef = self.ef
-            labels, sims = state.index.search(query, wanted)[0]
-            for label, sim in zip(labels.tolist(), sims.tolist(), strict=True):
-                if label not in stale:
-                    scores[int(label)] = float(sim)
-            if self.dtype == "i8" and scores:  # f16 keeps cosines exact enough
-                scores = self._rescore(list(scores), query)
+            stale = state.stale
+            index = state.index
+            index.ef = self.ef
+            # a recall searches every layer of ``filters.layers`` (none: all) for one top k
+            merged = len(filters.layers) or len(Layer)
+            wanted = index.candidates(fetch) + len(stale)
+            labels, sims = index.search_one(query, wanted, layers=merged)
+            pairs = zip(labels.tolist(), sims.tolist(), strict=True)
+            found = [p for p in pairs if p[0] not in stale] if stale else list(pairs)
+            if self.dtype == "i8" and found:  # f16 keeps cosines exact enough
+                found = sorted(
+                    self._rescore([n for n, _ in found], query).items(), key=lambda kv: -kv[1]
+                )
         if len(state.pending_labels):
             sims = state.pending_vectors @ query
-            for label, sim in zip(state.pending_labels.tolist(), sims.tolist(), strict=True):
-                scores[int(label)] = float(sim)
-        return sorted(scores.items(), key=lambda kv: -kv[1])[:fetch]
+            found.extend(zip(state.pending_labels.tolist(), sims.tolist(), strict=True))
+            found.sort(key=lambda kv: -kv[1])
+        return found[:fetch]
+
+    def _current(self, layer: Layer, state: _LayerState) -> _LayerState:
+        """``state`` with every write committed since it was read, by any connection.
+
+        Writes through this store, another ``Memory`` or another process (a server next to
+        the CLI) land in the journal: a moved head means re-reading the backlog. A backlog
+        that has grown past the fold threshold means the file is reopened (another writer
+        may have saved a newer one) or folded.
+        """
+        if self.store.journal_head() == state.seen_head:
+            return state
+        with self._snapshot():
+            self._load_backlog(layer, state)
+        if len(state.pending_labels) < FOLD_THRESHOLD:
+            return state
+        self._layers.pop(layer, None)
+        return self._open(layer)
 
     def _rescore(self, labels: list[int], query: npt.NDArray[np.float32]) -> dict[int, float]:
         """Exact float32 cosines from the store for candidates found in a quantized index."""
@@ -352,7 +371,7 @@ class IndexSet:
 
     def live_labels(self, layer: Layer) -> set[int]:
         """The labels a search of ``layer`` can return now (file plus backlog)."""
-        state = self._open(layer)
+        state = self._current(layer, self._open(layer))
         live = set(state.index.labels().tolist()) - state.pending_gone
         return live | set(state.pending_labels.tolist())
 
@@ -360,7 +379,7 @@ class IndexSet:
         """Per-layer index facts for ``stats``: vectors in the file, backlog, expected."""
         out: dict[Layer, dict[str, int | str]] = {}
         for layer in Layer:
-            state = self._open(layer)
+            state = self._current(layer, self._open(layer))
             out[layer] = {
                 "indexed": len(state.index),
                 "backlog": len(state.pending_labels),

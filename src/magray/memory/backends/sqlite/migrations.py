@@ -146,11 +146,19 @@ M3_OCCURRED_AT = """
         ALTER TABLE records ADD COLUMN occurred_at REAL;
 """
 
+# The vectors of a layer and model, for the index's count check on every open (without it
+# that count reads the whole table: a tenth of a second at 100,000 records).
+M4_VECTOR_INDEX = """
+        CREATE INDEX IF NOT EXISTS records_layer_vectors ON records (layer, embedding_model)
+            WHERE vector IS NOT NULL;
+"""
+
 # (version, name, SQL script). A script runs inside one transaction with its bookkeeping row.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", M1_INITIAL),
     (2, "history archive for promotion learning", M2_HISTORY_ARCHIVE),
     (3, "event time of records", M3_OCCURRED_AT),
+    (4, "index of the records holding vectors", M4_VECTOR_INDEX),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -212,14 +212,15 @@ class Store:
         )
         return InsertResult(num=num, id=id_, layer=item.layer, created=True)
 
-    def record_access(self, nums: Sequence[int], now: float) -> None:
-        """Bump access stats of recalled records in one short transaction (best effort).
+    def record_accesses(self, events: Sequence[tuple[int, float]]) -> None:
+        """Bump access stats, one (label, time) per access, in one short transaction (best
+        effort).
 
         Stats never block or fail a search: if another process holds the store, they are
         skipped. They go through a second connection that commits without an fsync
         (``synchronous = NORMAL``): a power cut may lose the last few, never a record.
         """
-        if not nums:
+        if not events:
             return
         if self._stats_conn is None:
             self._stats_conn = sqlite3.connect(
@@ -233,10 +234,11 @@ class Store:
             conn.executemany(
                 "UPDATE records SET access_count = access_count + 1, last_access_at = ?"
                 " WHERE num = ?",
-                [(now, n) for n in nums],
+                [(at, n) for n, at in events],
             )
-            conn.executemany(
-                "INSERT INTO access_log (num, at) VALUES (?, ?)", [(n, now) for n in nums]
+            conn.executemany(  # a record forgotten since it was recalled logs nothing
+                "INSERT INTO access_log (num, at) SELECT num, ? FROM records WHERE num = ?",
+                [(at, n) for n, at in events],
             )
             conn.execute("COMMIT")
         except sqlite3.Error:
@@ -264,7 +266,10 @@ class Store:
         return row_to_record(rows[0])
 
     def fetch(self, nums: Iterable[int], filters: Filters | None = None) -> dict[int, StoredRow]:
-        """Records by label, restricted to ``filters``; missing ones are simply absent."""
+        """Records by label, restricted to ``filters``; missing ones are simply absent.
+
+        Reads by label say ``NOT INDEXED``: with a layer filter SQLite would otherwise walk
+        the whole layer in ``records_layer_created`` instead of looking up the rowids."""
         wanted = list(dict.fromkeys(nums))
         if not wanted:
             return {}
@@ -273,7 +278,7 @@ class Store:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             rows = self.conn.execute(
-                f"SELECT {RECORD_COLUMNS} FROM records r WHERE r.num IN"
+                f"SELECT {RECORD_COLUMNS} FROM records r NOT INDEXED WHERE r.num IN"
                 f" ({','.join('?' * len(chunk))}) AND {cond}",
                 [*chunk, *params],
             ).fetchall()
@@ -291,7 +296,8 @@ class Store:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             for num, layer, created, session in self.conn.execute(
-                f"SELECT r.num, r.layer, {EVENT_AT}, r.session FROM records r WHERE r.num IN"
+                f"SELECT r.num, r.layer, {EVENT_AT}, r.session FROM records r NOT INDEXED"
+                f" WHERE r.num IN"
                 f" ({','.join('?' * len(chunk))}) AND {cond}",
                 [*chunk, *params],
             ):

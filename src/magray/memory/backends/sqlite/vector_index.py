@@ -47,7 +47,12 @@ DTYPES = ("f32", "f16", "i8")
 FORMAT = 1
 CONNECTIVITY = 16  # graph degree (M): 16 is the recall/size sweet spot in the benchmark
 EXPANSION_ADD = 128  # ef_construction: build quality; build ~1 ms/vector on one core
-EXACT_LIMIT = 2_000  # brute force below this size: recall 1.0 and as fast as the graph
+# Brute force below this size: recall 1.0. Recall asks for at least 200 candidates (the
+# normalisation pool), where the graph (ef 400) is no faster than brute force at 5K vectors
+# (0.65 vs 0.67 ms) and misses a few of them, which moves the normalisation anchor: SciFact
+# (5,183 documents) loses 0.0012 nDCG@10 in vector mode and 0.0004 in hybrid. Kept below
+# 10K, where the graph is measured (``magray bench memory``).
+EXACT_LIMIT = 8_000
 # Search expansion (ef) as a function of size, from ``magray bench memory`` (clustered
 # vectors with a low intrinsic dimension, like sentence embeddings): raw hnswlib reaches
 # recall@10 0.97 at ef 16 on 100K such vectors; MAGRAY keeps a wide margin with ef 64 at
@@ -123,15 +128,19 @@ def label_checksum(labels: npt.ArrayLike) -> str:
     return f"{_xor_labels(_keys(labels)):016x}"
 
 
-def expansion_for(n: int, k: int, fixed: int = 0) -> int:
+def expansion_for(n: int, k: int, fixed: int = 0, layers: int = 1) -> int:
     """Search expansion (ef) for an index of ``n`` vectors asked for ``k`` results.
 
-    ``fixed`` > 0 replaces the size-based choice (still at least ``k``).
+    ``layers`` is how many per-layer indexes one recall merges into its top ``k``: each
+    holds only about ``k / layers`` of it, which a smaller ef finds as reliably, so the
+    size-based ef is divided by ``sqrt(layers)``. The ef is never below ``k`` (a deep
+    candidate list for fusion needs no wider search than its length). ``fixed`` > 0
+    replaces the size-based choice (still at least ``k``).
     """
     if fixed > 0:
         return int(max(fixed, k))
-    ef = math.ceil(EF_BASE * max(1.0, n / 10_000) ** EF_EXPONENT)
-    return int(min(EF_MAX, max(ef, 2 * k)))
+    ef = math.ceil(EF_BASE * max(1.0, n / 10_000) ** EF_EXPONENT / math.sqrt(max(1, layers)))
+    return int(min(EF_MAX, max(ef, k)))
 
 
 def candidates_for(dtype: str, k: int) -> int:
@@ -439,6 +448,34 @@ class VectorIndex:
             _write_atomic(_sidecar(self.path), json.dumps(doc, indent=1).encode("utf-8"))
 
     # -- reads -------------------------------------------------------------------------
+    def search_one(self, query: Vectors, k: int, *, layers: int = 1) -> tuple[Labels, Vectors]:
+        """:meth:`search` for one float32 query vector ``(dim,)``: the hot path of recall.
+
+        ``layers``: how many layer indexes the caller merges (see :func:`expansion_for`).
+        It calls usearch's compiled search directly (the Python wrapper builds result
+        objects a single query does not need) and falls back to the wrapper when that
+        entry point is not there.
+        """
+        if query.dtype != np.float32 or query.shape != (self._state.dim,):
+            return self.search(query, k)[0]
+        compiled = getattr(self._index, "_compiled", None)
+        search_many = getattr(compiled, "search_many", None)
+        if search_many is None:
+            return self.search(query, k)[0]
+        q = np.ascontiguousarray(query).reshape(1, -1)
+        with self._lock:
+            n = len(self._index)
+            count = min(int(k), n)
+            if count <= 0:
+                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            exact = n <= EXACT_LIMIT
+            if not exact:
+                self._index.expansion_search = expansion_for(n, count, self.ef, layers)
+            keys, dist, counts = search_many(q, count=count, exact=exact, threads=self.threads)[:3]
+        c = int(counts[0])
+        sims: Vectors = 1.0 - np.asarray(dist[0, :c], dtype=np.float32)
+        return np.asarray(keys[0, :c]).astype(np.int64), sims
+
     def search(self, query: npt.ArrayLike, k: int) -> list[tuple[Labels, Vectors]]:
         """The ``k`` nearest labels and their cosine similarities per query, best first.
 

@@ -1,0 +1,77 @@
+"""Assembling the agent from a runtime: planner, executor and critic over one set of services.
+
+:meth:`magray.runtime.Runtime.agent` and :meth:`~magray.runtime.Runtime.session` call these,
+so `magray run`, `magray chat` and the HTTP server get the same agent from the same parts:
+the runtime's LLM router, its tool registry, tool context, policy and audit log. What
+differs between them (how a plan is approved, how a policy ask is answered, where step
+results are shown) is passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from magray.agent.executor import StepResult
+    from magray.agent.runner import Agent, Approve, Rememberer
+    from magray.agent.session import Recaller, Session
+    from magray.memory.records import Filters
+    from magray.runtime import Runtime
+    from magray.tools.base import ToolContext
+    from magray.tools.invoke import Confirm
+    from magray.tools.policy import Policy
+    from magray.tools.registry import ToolRegistry
+
+
+def build_agent(
+    rt: Runtime,
+    *,
+    registry: ToolRegistry,
+    context: ToolContext,
+    policy: Policy,
+    approve: Approve | None = None,
+    confirm: Confirm | None = None,
+    memory: Rememberer | None = None,
+    provider: str | None = None,
+    max_steps: int | None = 12,
+    max_replans: int = 1,
+    token_budget: int | None = None,
+    on_results: Callable[[list[StepResult]], None] | None = None,
+    examples: bool = True,
+) -> Agent:
+    """An agent that plans with ``rt.router`` and runs steps from ``registry`` under ``policy``.
+
+    ``examples`` picks the planner's worked examples by similarity to the goal (with the
+    runtime's embedder, loaded on first use); without it the planner takes them in order.
+    """
+    from magray.agent.critic import Critic
+    from magray.agent.executor import Executor
+    from magray.agent.fewshot import ExampleSelector
+    from magray.agent.planner import Planner
+    from magray.agent.runner import Agent
+
+    selector = ExampleSelector(rt.embedder, follow_nearest=True) if examples else None
+    return Agent(
+        Planner(rt.router, registry, provider=provider, max_steps=max_steps, selector=selector),
+        Executor(registry, context, policy, rt.audit, confirm=confirm),
+        Critic(rt.router, provider=provider),
+        approve=approve,
+        memory=memory,
+        max_replans=max_replans,
+        token_budget=token_budget,
+        on_results=on_results,
+    )
+
+
+def build_session(
+    rt: Runtime,
+    memory: Recaller | None,
+    *,
+    scope: Filters | None = None,
+    k: int | None = None,
+) -> Session:
+    """A conversation over ``rt.router`` and the runtime's conversation log."""
+    from magray.agent.session import Session
+
+    return Session(rt.router, memory, rt.conversations, scope=scope, k=k)

@@ -1,0 +1,119 @@
+"""Command-line values converted without pydantic for the common cases.
+
+Typer converts every option through a pydantic ``TypeAdapter`` built on first use: importing
+pydantic and building the adapters costs a listing command most of its start-up. Here a
+value that is plainly a ``str``, an ``int`` or ``float`` in range, a ``Path``, one of an
+enum's choices, or a list of those is converted directly, with the result typer's adapter
+gives (tests/cli/test_coercion.py compares them); anything else, and every value typer
+would reject, goes through typer's own adapter so its error messages stay the same.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from typer import core as typer_core
+from typer._coercion import RuntimeParam, build_runtime_param
+from typer._param_types import coerce_cli_choice, coerce_cli_path, routes_to_path
+
+_SLOW = object()  # "let typer's adapter decide"
+_INT = re.compile(r"-?[0-9]{1,18}")
+_FLOAT = re.compile(r"-?[0-9]{1,15}(\.[0-9]{0,15})?")
+
+
+class FastRuntimeParam(RuntimeParam):
+    """Converts plain values directly; defers to typer's adapter for everything else."""
+
+    def __init__(self, descriptor: Any) -> None:
+        super().__init__(parameter_info=descriptor.parameter_info, annotation=descriptor.annotation)
+        object.__setattr__(self, "_descriptor", descriptor)
+        object.__setattr__(self, "_slow", None)
+
+    def _slow_param(self) -> RuntimeParam:
+        slow: RuntimeParam | None = self.__dict__["_slow"]
+        if slow is None:
+            slow = build_runtime_param(self.__dict__["_descriptor"])
+            object.__setattr__(self, "_slow", slow)
+        return slow
+
+    def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
+        annotation: Any = self.annotation
+        if get_origin(annotation) is list:
+            (item_type,) = get_args(annotation)
+            items = value if isinstance(value, list | tuple) else [value]
+            out = [self._leaf(item_type, item, param, ctx) for item in items]
+            if all(item is not _SLOW for item in out):
+                return out
+        else:
+            result = self._leaf(annotation, value, param, ctx)
+            if result is not _SLOW:
+                return result
+        return self._slow_param()._coerce_value(value, param=param, ctx=ctx)
+
+    def _leaf(self, annotation: Any, value: Any, param: Any, ctx: Any) -> Any:
+        info = self.parameter_info
+        if info.parser is not None:
+            return _SLOW
+        if annotation is str:
+            return value if isinstance(value, str) else _SLOW
+        if annotation is int or annotation is float:
+            return self._number(annotation, value)
+        if annotation is bool:
+            return value if isinstance(value, bool) else _SLOW
+        if isinstance(annotation, type) and issubclass(annotation, Enum):
+            return self._choice(tuple(annotation), value, ctx)
+        if get_origin(annotation) is Literal:
+            return self._choice(get_args(annotation), value, ctx)
+        if annotation is Path and routes_to_path(annotation, info):
+            if isinstance(value, str) and value and "\x00" not in value:
+                value = Path(value)
+            if not isinstance(value, Path):
+                return _SLOW
+            return coerce_cli_path(value, info, path_type=Path, param=param, ctx=ctx)
+        return _SLOW
+
+    def _number(self, annotation: type, value: Any) -> Any:
+        info = self.parameter_info
+        if info.clamp:
+            return _SLOW
+        if isinstance(value, str):
+            pattern = _INT if annotation is int else _FLOAT
+            if not pattern.fullmatch(value):
+                return _SLOW
+            number: Any = annotation(value)
+        elif type(value) is annotation:
+            number = value
+        else:
+            return _SLOW
+        if (info.min is not None and number < info.min) or (
+            info.max is not None and number > info.max
+        ):
+            return _SLOW
+        return number
+
+    def _choice(self, choices: tuple[Any, ...], value: Any, ctx: Any) -> Any:
+        try:
+            return coerce_cli_choice(
+                value, choices=choices, case_sensitive=self.parameter_info.case_sensitive, ctx=ctx
+            )
+        except ValueError:
+            return _SLOW
+
+
+def _get_runtime_param(self: Any) -> RuntimeParam:
+    if self._runtime_param is None:
+        descriptor = self.type_descriptor
+        if descriptor.file_annotation is None:
+            self._runtime_param = FastRuntimeParam(descriptor)
+        else:
+            self._runtime_param = build_runtime_param(descriptor)
+    runtime: RuntimeParam = self._runtime_param
+    return runtime
+
+
+def install() -> None:
+    """Make typer's parameters convert plain values without pydantic."""
+    typer_core._TyperParameter.get_runtime_param = _get_runtime_param  # type: ignore[method-assign]

@@ -1,0 +1,105 @@
+"""Access statistics of recalled hits, written off the recall path.
+
+``Memory.recall`` counts one access per returned hit. Writing them is a store transaction
+that touches every hit's row, so it does not happen inside the recall: the accesses are
+buffered here and a background thread writes them in one transaction once
+``FLUSH_COUNT`` are pending or the oldest is ``FLUSH_SECONDS`` old. ``flush`` writes them
+at once (``Memory`` does so before the store is used otherwise, on close and at exit).
+Like every access statistic they are best effort: a crash loses at most the last second.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+log = logging.getLogger("magray")
+
+FLUSH_COUNT = 256
+FLUSH_SECONDS = 1.0
+
+Events = list[tuple[int, float]]  # (label, unix time) per access
+
+
+class AccessBuffer:
+    """Pending (label, time) accesses and the thread that writes them with ``write``."""
+
+    def __init__(
+        self,
+        write: Callable[[Sequence[tuple[int, float]]], None],
+        *,
+        count: int = FLUSH_COUNT,
+        seconds: float = FLUSH_SECONDS,
+    ) -> None:
+        self._write = write
+        self._count = count
+        self._seconds = seconds
+        self._events: Events = []
+        self._since = 0.0  # when the oldest pending access was added
+        self._lock = threading.Lock()  # guards _events
+        self._writing = threading.Lock()  # one write at a time
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def __bool__(self) -> bool:
+        return bool(self._events)
+
+    def add(self, labels: Sequence[int], at: float) -> None:
+        """Buffer one access at ``at`` per label (cheap: no I/O)."""
+        if not labels:
+            return
+        with self._lock:
+            first = not self._events
+            if first:
+                self._since = time.monotonic()
+            self._events.extend((num, at) for num in labels)
+            full = len(self._events) >= self._count
+            start = self._thread is None and not self._closed
+            if start:
+                self._thread = threading.Thread(
+                    target=self._run, name="magray-access-stats", daemon=True
+                )
+        if start and self._thread is not None:
+            self._thread.start()
+        if first or full:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Write every pending access now (one transaction); errors are logged, not raised."""
+        with self._writing:
+            with self._lock:
+                events, self._events = self._events, []
+            if not events:
+                return
+            try:
+                self._write(events)
+            except Exception as exc:  # statistics never fail the caller
+                log.debug("access statistics not written: %s", exc)
+
+    def close(self) -> None:
+        """Stop the thread and write what is pending."""
+        self._closed = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+        self.flush()
+
+    def _due(self) -> bool:
+        with self._lock:
+            pending = len(self._events)
+            return pending >= self._count or (
+                pending > 0 and time.monotonic() - self._since >= self._seconds
+            )
+
+    def _run(self) -> None:
+        while not self._closed:
+            self._wake.wait(self._seconds if self._events else None)
+            self._wake.clear()
+            if self._closed:
+                return
+            if self._due():
+                self.flush()

@@ -1,0 +1,129 @@
+"""The fast recall path: buffered access statistics, reads by label, the vector pool."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from magray.config import load_settings
+from magray.memory.access import AccessBuffer
+from magray.memory.records import Filters, Layer, NewRecord, Query, SearchMode
+from magray.memory.service import Memory
+from tests.fakes import HashEmbedder
+
+
+def make(**overrides: object) -> Memory:
+    return Memory(load_settings(overrides), embedder=HashEmbedder())
+
+
+def stored_count(magray_home: Path, record_id: str) -> int:
+    conn = sqlite3.connect(magray_home / "data" / "memory.db")
+    try:
+        row = conn.execute("SELECT access_count FROM records WHERE id = ?", (record_id,))
+        return int(row.fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_recall_buffers_access_stats_and_close_writes_them(magray_home: Path) -> None:
+    memory = make()
+    rid = memory.remember(NewRecord(text="the harbour ferry leaves at nine")).id
+    hits = memory.recall(Query(text="harbour ferry", k=1))
+    assert [h.record.id for h in hits] == [rid]
+    memory.close()
+    assert stored_count(magray_home, rid) == 1
+
+
+def test_using_the_store_writes_pending_access_stats_first(magray_home: Path) -> None:
+    with make() as memory:
+        rid = memory.remember(NewRecord(text="the harbour ferry leaves at nine")).id
+        for _ in range(3):
+            memory.recall(Query(text="harbour ferry", k=1))
+        assert memory.get(rid).access_count == 3  # get goes through .backend: flushed
+        assert len(memory.backend.access_times()[memory.backend.resolve(rid).num]) == 3
+
+
+def test_access_buffer_writes_from_its_thread_when_full() -> None:
+    written: list[list[tuple[int, float]]] = []
+    done = threading.Event()
+
+    def write(events: Sequence[tuple[int, float]]) -> None:
+        written.append(list(events))
+        done.set()
+
+    buffer = AccessBuffer(write, count=4, seconds=3600.0)
+    buffer.add([1, 2], 10.0)
+    assert not written  # below the count and young: nothing written yet
+    buffer.add([3, 4], 11.0)
+    assert done.wait(30)  # no timing assertion: only that the thread wrote eventually
+    assert written == [[(1, 10.0), (2, 10.0), (3, 11.0), (4, 11.0)]]
+    buffer.add([5], 12.0)
+    buffer.close()
+    assert written[-1] == [(5, 12.0)] and not buffer
+
+
+def test_access_buffer_swallows_write_errors() -> None:
+    def fail(events: Sequence[tuple[int, float]]) -> None:
+        raise RuntimeError("store busy")
+
+    buffer = AccessBuffer(fail, count=10**6, seconds=3600.0)
+    buffer.add([1], 1.0)
+    buffer.close()  # logged, not raised; the events are dropped like a skipped write
+    assert not buffer
+
+
+def test_access_to_a_record_forgotten_meanwhile_is_not_logged(magray_home: Path) -> None:
+    with make() as memory:
+        rid = memory.remember(NewRecord(text="the harbour ferry leaves at nine")).id
+        memory.recall(Query(text="harbour ferry", k=1))
+        memory._backend.delete([memory._backend.resolve(rid).num])  # bypass the flush
+        memory.flush_access()
+        assert memory.backend.access_times() == {}
+
+
+def test_reads_by_label_do_not_walk_a_layer(magray_home: Path) -> None:
+    with make() as memory:
+        memory.remember(NewRecord(text="one note", layer=Layer.ASSETS))
+        conn = memory.backend.store.conn  # type: ignore[attr-defined]
+        from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, filter_sql
+
+        cond, params = filter_sql(Filters(layers=(Layer.ASSETS,)))
+        plan = conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT {RECORD_COLUMNS} FROM records r NOT INDEXED"
+            f" WHERE r.num IN (?, ?) AND {cond}",
+            [1, 2, *params],
+        ).fetchall()
+        assert any("INTEGER PRIMARY KEY" in str(row[-1]) for row in plan), plan
+        count_plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM records WHERE layer = ?"
+            " AND embedding_model = ? AND vector IS NOT NULL",
+            ("assets", "m"),
+        ).fetchall()
+        assert any("records_layer_vectors" in str(row[-1]) for row in count_plan), count_plan
+
+
+def test_vector_pool_is_the_best_over_all_layers_when_one_layer_holds_them(
+    magray_home: Path,
+) -> None:
+    """Layers are first asked for their share; a layer holding more of the best is asked
+    again, so the pool equals the exact best over every layer."""
+    with make(**{"search.weight_assets": 1.5}) as memory:  # not a plain order: pool path
+        texts = [f"alpha beta gamma note {i}" for i in range(60)]
+        memory.remember_many([NewRecord(text=t, layer=Layer.ASSETS) for t in texts])
+        others = [f"zeta {i} unrelated words here" for i in range(30)]
+        memory.remember_many([NewRecord(text=t, layer=Layer.INTERACT) for t in others])
+        embedder = memory.embedder
+        qvec = memory.embed_query("alpha beta gamma note")
+        pool = memory._vector_pool(qvec, tuple(Layer), 40, Filters())
+        everything = [*texts, *others]
+        vectors = embedder.embed_documents(everything)
+        want = np.sort(vectors @ qvec)[::-1][:40]  # compared by score: ties are common
+        got = np.asarray([sim for _, sim, _ in pool])
+        assert len(pool) == 40 and np.allclose(got, want, atol=1e-3)
+        assert sum(layer is Layer.ASSETS for _, _, layer in pool) > 20  # beyond a share
+        hits = memory.recall(Query(text="alpha beta gamma note", k=5, mode=SearchMode.HYBRID))
+        assert all(h.record.layer is Layer.ASSETS for h in hits)
