@@ -10,7 +10,7 @@ import pytest
 
 from magray.agent.fewshot import ExampleSelector
 from magray.agent.planner import Planner
-from magray.agent.strategies.grammar import GrammarChat, as_steps
+from magray.agent.strategies.grammar import GrammarChat, as_steps, first_sentence
 from magray.agent.strategies.json_protocol import JsonProtocol
 from magray.errors import PlanError
 from magray.llm.base import Capabilities, Completion, Request, Usage
@@ -85,3 +85,29 @@ def test_examples_are_shown_in_the_strategy_shape() -> None:
     assert as_steps({"answer": "4"}) == {"steps": [{"tool": "answer", "args": {"text": "4"}}]}
     shaped = as_steps({"steps": [{"id": "s1", "tool": "git_status", "args": {}, "depends_on": []}]})
     assert shaped == {"steps": [{"tool": "git_status", "args": {}}]}
+
+
+def tools_allowed(request: Request) -> set[str]:
+    assert request.json_schema is not None
+    items = request.json_schema["properties"]["steps"]["items"]["anyOf"]
+    return {a["properties"]["tool"]["const"] for a in items}
+
+
+def test_a_plan_under_repair_may_not_turn_into_an_answer() -> None:
+    # a small model asked again "answers" with the feedback it was given: only tools now
+    made_up = plan_json(("file_write", {"path": "notes/todo.md", "content": "x"}))
+    fixed = plan_json(("file_write", {"path": "a.txt", "content": "x"}))
+    llm = Chat([made_up, fixed])
+    planned = Planner(llm, REGISTRY).plan("write x into a.txt")
+    assert planned.plan is not None and planned.plan.steps[0].args["path"] == "a.txt"
+    assert "answer" in tools_allowed(llm.requests[0])
+    assert tools_allowed(llm.requests[1]) == set(REGISTRY.names())
+
+
+def test_the_catalogue_leads_with_the_direct_answer_and_keeps_whole_sentences() -> None:
+    lines = GrammarChat(Chat([]), REGISTRY).catalogue().splitlines()
+    assert lines[1].startswith("- answer: reply directly from general knowledge")
+    glob = next(line for line in lines if line.startswith("- file_glob:"))
+    assert glob == "- file_glob: Find files whose paths match a glob pattern (e.g. '**/*.py')"
+    assert first_sentence("Fetch a page. Private addresses are refused.") == "Fetch a page"
+    assert first_sentence("No full stop") == "No full stop"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from magray.bench.ask import CASES, UNKNOWN, docs_paths, matches
+from magray.bench.ask import CASES, UNKNOWN, docs_paths, from_sources, matches
 from magray.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,3 +37,14 @@ def test_docs_paths_need_the_checkout(tmp_path: Path) -> None:
     assert [p.name for p in docs_paths(REPO)] == ["README.md", "docs"]
     with pytest.raises(UsageError, match=r"no README\.md or docs/"):
         docs_paths(tmp_path)
+
+
+def test_memories_from_the_answers_file_count_whether_stored_absolute_or_relative(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "docs").mkdir()
+    stored = (tmp_path / "docs" / "memory.md").resolve().as_posix()
+    assert from_sources(stored, ("docs/memory.md", "README.md"), tmp_path)
+    assert from_sources("docs/memory.md", ("docs/memory.md",), tmp_path)
+    assert not from_sources(stored, ("README.md",), tmp_path)
+    assert not from_sources(None, ("docs/memory.md",), tmp_path)

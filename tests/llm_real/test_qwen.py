@@ -79,6 +79,23 @@ def test_json_schema_constrains_the_chat_path(qwen: LocalProvider) -> None:
     assert data == {"city": "Paris", "year": 1889}
 
 
+def test_json_schema_keeps_the_order_of_its_properties(qwen: LocalProvider) -> None:
+    # the plan schema puts "tool" before "args": the model must name the tool first
+    schema = {
+        "type": "object",
+        "properties": {"year": {"type": "integer"}, "city": {"type": "string", "maxLength": 30}},
+        "required": ["year", "city"],
+    }
+    request = Request(
+        (Message("user", "The Eiffel Tower was finished in 1889 in Paris. Give year and city."),),
+        max_tokens=40,
+        temperature=0.0,
+        json_schema=schema,
+    )
+    text = "".join(c.text for c in qwen.stream(request))
+    assert text.index('"year"') < text.index('"city"')
+
+
 def test_planner_uses_the_grammar_strategy(
     qwen_gguf: Path, default_model_dir: Path, magray_home: Path
 ) -> None:

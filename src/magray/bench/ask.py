@@ -170,11 +170,25 @@ def bench_ask(
         with Router(bench, config=config) as router:
             session = Session(router, memory, log)
             for name in providers:
-                result["providers"][name] = _run(session, router, name, cases)
+                result["providers"][name] = _run(session, router, name, cases, root)
     return result
 
 
-def _run(session: Any, router: Any, name: str, cases: Sequence[AskCase]) -> dict[str, Any]:
+def from_sources(uri: str | None, sources: Sequence[str], root: Path) -> bool:
+    """Whether a memory's ``uri`` is one of ``sources`` (paths relative to the docs root).
+
+    `magray ingest` stores a file under its absolute path (older stores: relative).
+    """
+    if uri is None:
+        return False
+    from magray.memory.ingest.pipeline import source_key
+
+    return any(uri in (s, source_key(root / s)) for s in sources)
+
+
+def _run(
+    session: Any, router: Any, name: str, cases: Sequence[AskCase], root: Path
+) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for case in cases:
         row: dict[str, Any] = {"question": case.question, "expect": list(case.expect)}
@@ -187,7 +201,7 @@ def _run(session: Any, router: Any, name: str, cases: Sequence[AskCase]) -> dict
         holders = [
             m.id
             for m in res.memories
-            if case.sources and m.uri in case.sources and matches(m.text, case.expect)
+            if from_sources(m.uri, case.sources, root) and matches(m.text, case.expect)
         ]
         row.update(
             answer=res.answer,

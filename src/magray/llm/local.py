@@ -158,7 +158,10 @@ def _load(path: Path, n_ctx: int, threads: int) -> Any:
 
 def _grammar(schema: Mapping[str, Any]) -> Any:
     """A llama.cpp grammar for JSON matching ``schema`` (compiled once per schema)."""
-    key = json.dumps(schema, sort_keys=True)
+    # The grammar writes properties in the schema's order (``tool`` before ``args``: the
+    # model decides what to do before how), so the text compiled keeps it; sorted keys
+    # would make a model fill in arguments before naming the tool they belong to.
+    key = json.dumps(schema)
     with _load_lock:
         if key not in _grammars:
             _llama_cpp()

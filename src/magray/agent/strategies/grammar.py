@@ -12,6 +12,7 @@ their tools (plus a direct answer) are the candidates the grammar allows.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from magray.agent.fewshot import (
@@ -60,6 +61,18 @@ ANSWER_TOOL = {
     "required": ["tool", "args"],
 }
 MAX_PLAN_TOKENS = 256
+ANSWER_USE = (
+    "reply directly from general knowledge (facts, definitions, arithmetic, translation) "
+    "when no file, command, web page, memory or task is involved"
+)
+
+
+def first_sentence(text: str) -> str:
+    """The first sentence of ``text``, without its full stop ("e.g." does not end one)."""
+    match = re.search(r"(?<!e\.g)(?<!i\.e)\.(\s|$)", text)
+    return (text[: match.start()] if match else text).strip()
+
+
 CANDIDATES_ONLY = False
 
 
@@ -99,21 +112,28 @@ class GrammarChat(StrategyBase):
             tools |= example_tools(answer)
         return tools
 
-    def schema(self, tools: set[str] | None) -> dict[str, Any]:
-        """``{"steps": [...]}`` whose first step's tool (``answer`` too) is chosen by name."""
+    def schema(self, tools: set[str] | None, *, answer: bool = True) -> dict[str, Any]:
+        """``{"steps": [...]}`` whose first step's tool (``answer`` too) is chosen by name.
+
+        Without ``answer`` only tools: a plan being repaired stays a plan (a small model
+        otherwise "answers" by repeating the feedback it was given).
+        """
         steps = min(self.max_steps or MAX_STEPS, MAX_STEPS)
         plan = plan_schema(self.registry, steps, (tools or set(self.registry.names())) - {ANSWER})
         alternatives = plan.get("properties", {}).get("steps", {}).get("items", {}).get("anyOf", [])
-        items = {"anyOf": [ANSWER_TOOL, *alternatives]}
+        items = {"anyOf": [ANSWER_TOOL, *alternatives] if answer else alternatives}
         array = {"type": "array", "items": items, "minItems": 1, "maxItems": steps}
         return {"type": "object", "properties": {"steps": array}, "required": ["steps"]}
 
     def catalogue(self) -> str:
-        """One line per tool: its name and what it is for (the grammar holds the arguments)."""
-        lines = ["Tools:"]
+        """One line per tool: its name and what it is for (the grammar holds the arguments).
+
+        The direct answer comes first, described by when to use it: a small model otherwise
+        reaches for a file or a command for questions of general knowledge.
+        """
+        lines = ["Tools:", f"- {ANSWER}: {ANSWER_USE}"]
         for tool in self.registry:
-            lines.append(f"- {tool.name}: {tool.description.split('. ')[0].rstrip('.')}")
-        lines.append(f"- {ANSWER}: reply in text when no tool is needed")
+            lines.append(f"- {tool.name}: {first_sentence(tool.description)}")
         return "\n".join(lines)
 
     def plan(self, goal: str, context: str = "", memories: str = "") -> Planned:
@@ -158,4 +178,5 @@ class GrammarChat(StrategyBase):
                     return Planned(plan, None, usage, attempt)
             feedback = "The plan is invalid: " + "; ".join(problems) + ". Answer again."
             messages += [Message("assistant", done.text), Message("user", feedback)]
+            schema = self.schema(self._candidates(shots), answer=False)
         raise still_invalid(problems, self.max_repairs)
