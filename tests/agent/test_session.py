@@ -157,3 +157,17 @@ def test_citations_map_numbers_to_ids() -> None:
 def test_empty_question_is_a_usage_error(memory: Memory, log: ConversationLog) -> None:
     with pytest.raises(UsageError):
         Session(ScriptedLLM(ScriptedProvider()), memory, log).ask("   ")
+
+
+def test_the_prompt_names_sources_briefly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from magray.agent.session import UsedMemory, memory_block, short_source
+
+    monkeypatch.chdir(tmp_path)
+    assert short_source(str(tmp_path / "docs" / "memory.md")) == "docs/memory.md"
+    assert short_source("/elsewhere/home/user/notes/todo.md") == "notes/todo.md"
+    assert short_source("https://example.com/a/b") == "https://example.com/a/b"
+    assert short_source("notes.md") == "notes.md"
+    block = memory_block(
+        [UsedMemory("abc", Layer.ASSETS, 1.0, "Port 5433.", str(tmp_path / "ops.md"))]
+    )
+    assert block == "Memories:\n[1] (ops.md) Port 5433."

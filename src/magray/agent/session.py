@@ -110,11 +110,25 @@ def new_conversation_id() -> str:
     return "c" + secrets.token_hex(6)
 
 
+def short_source(uri: str) -> str:
+    """A source as the prompt shows it: a file relative to the current folder when under it,
+    else its last two path parts (fewer tokens, and no home folders in answers)."""
+    from pathlib import Path, PurePath
+
+    path = PurePath(uri)
+    if not path.is_absolute():
+        return uri
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except (ValueError, OSError):
+        return str(PurePath(*path.parts[-2:]))
+
+
 def memory_block(memories: Sequence[UsedMemory]) -> str:
     """The numbered memories; what the agent wrote is delimited as untrusted data."""
     lines = ["Memories:"]
     for i, m in enumerate(memories, 1):
-        where = f" ({m.uri})" if m.uri else ""
+        where = f" ({short_source(m.uri)})" if m.uri else ""
         text = " ".join(m.text.split())
         if m.from_agent:
             text = untrusted(f"memory {m.id}: an earlier agent run", text)
