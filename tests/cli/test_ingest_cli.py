@@ -101,3 +101,30 @@ def test_store_damaged_by_an_older_version_is_found_and_repaired(
     again = run(["memory", "verify", "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["checked"]["relative_sources"] == 0
+
+
+def test_truncated_chunks_are_reported_once_at_the_end(tmp_path: Path) -> None:
+    import logging
+    import secrets
+
+    from magray.embed import onnx
+
+    before = onnx.truncated_count()
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    # hex runs tokenize into many word pieces: one chunk far past the model's 256 tokens
+    (notes / "hashes.txt").write_text(" ".join(secrets.token_hex(12) for _ in range(60)))
+    onnx._truncated = 0  # as in a fresh process: the embedder's first-truncation warning is due
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logging.getLogger("magray").addHandler(handler)
+    try:
+        result = run(["ingest", str(notes)])
+    finally:
+        logging.getLogger("magray").removeHandler(handler)
+        onnx._truncated = max(onnx._truncated, before)
+    assert result.exit_code == 0, result.output
+    assert not [r for r in seen if "embedded truncated" in r.getMessage()]
+    assert "2 chunk(s) were longer than the embedding model's limit" in result.output
+    assert result.output.count("longer than") == 1

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -32,7 +35,11 @@ def ingest(
 
     check_utf8(project=project)
     target = parse_layer(layer)
-    with open_memory() as memory, render.progress("ingesting files") as bar:
+    with (
+        _own_truncation_summary(),
+        open_memory() as memory,
+        render.progress("ingesting files") as bar,
+    ):
         report = run_ingest(memory, paths, layer=target, project=project, progress=bar)
         memory.sync_indexes()
     onnx = sys.modules.get("magray.embed.onnx")  # loaded only when something was embedded
@@ -59,3 +66,18 @@ def ingest(
             " vectors cover only the beginning; keyword search sees all of the text (a model"
             " with a longer context helps: see `magray models list`)."
         )
+
+
+@contextmanager
+def _own_truncation_summary() -> Iterator[None]:
+    """Leave out the embedder's first-truncation warning: ingest ends with one summary."""
+
+    def keep(record: logging.LogRecord) -> bool:
+        return not getattr(record, "magray_truncation", False)
+
+    log = logging.getLogger("magray")
+    log.addFilter(keep)
+    try:
+        yield
+    finally:
+        log.removeFilter(keep)

@@ -107,6 +107,7 @@ class OnnxEmbedder:
                     " text is stored and keyword search sees all of it.",
                     self.tokenizer.max_length,
                     self.spec.name,
+                    extra={"magray_truncation": True},  # a job printing its own summary drops it
                 )
             _truncated += cut
         return encoded
