@@ -11,8 +11,6 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote, urlparse
@@ -71,6 +69,9 @@ def download(
     Raises NetworkError (one line, with the fix) for any HTTP or connection failure. Progress
     is reported at every tenth of ``expected_size`` when it is known.
     """
+    import urllib.error  # only when a file is downloaded
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": "magray"})
     token = os.environ.get("HF_TOKEN", "").strip()
     if token:

@@ -63,33 +63,8 @@ def insert_one(
             )
         conn.execute("INSERT INTO access_log (num, at) VALUES (%s, %s)", (num, now))
         return InsertResult(num=int(num), id=str(id_), layer=item.layer, created=False)
-    src = item.source
     id_ = new_id()
-    row = conn.execute(
-        _INSERT,
-        (
-            id_,
-            item.text,
-            str(item.layer),
-            item.kind,
-            tags,
-            project,
-            item.session,
-            src.uri if src else None,
-            src.start if src else None,
-            src.end if src else None,
-            src.line_start if src else None,
-            src.line_end if src else None,
-            now,
-            now,
-            now,
-            item.importance,
-            item.pinned,
-            chash,
-            model_id,
-            vector_param(vector),
-        ),
-    ).fetchone()
+    row = conn.execute(_INSERT, _row_params(item, vector, id_, chash, model_id, now)).fetchone()
     assert row is not None
     return InsertResult(num=int(row[0]), id=id_, layer=item.layer, created=True)
 
