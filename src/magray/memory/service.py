@@ -50,7 +50,8 @@ from magray.memory.search.vectors import vector_pool
 log = logging.getLogger("magray")
 
 Progress = Callable[[int, int | None], None]
-WRITE_BATCH = 256
+EMBED_BATCH = 256  # texts per embedder call
+WRITE_BATCH = 1024  # the most records one write transaction holds
 RERANK_DEPTH = 50
 MAX_K = 10_000  # the most hits one recall returns
 
@@ -223,21 +224,28 @@ class Memory:
         self.check_model()
         embedder = self.embedder
         results: list[RememberResult] = []
-        for start in range(0, len(items), WRITE_BATCH):
-            batch = items[start : start + WRITE_BATCH]
+        pending: list[tuple[NewRecord, bytes]] = []
+        last_write = time.monotonic()
+        for start in range(0, len(items), EMBED_BATCH):
+            batch = items[start : start + EMBED_BATCH]
             vectors = embedder.embed_documents([item.text for item in batch])  # outside the lock
-            pairs = [
-                (item, np.asarray(vec, dtype="<f4").tobytes())
-                for item, vec in zip(batch, vectors, strict=True)
-            ]
-            inserted = self.backend.insert(
-                pairs, model_id=embedder.model_id, dim=embedder.dim, now=time.time()
-            )
-            results.extend(
-                RememberResult(id=r.id, layer=r.layer, created=r.created) for r in inserted
-            )
-            if progress:
-                progress(len(results), len(items))
+            rows = np.asarray(vectors, dtype="<f4")
+            pending.extend((item, rows[i].tobytes()) for i, item in enumerate(batch))
+            # Fast embedders (cached or precomputed vectors) write a few batches per
+            # transaction, which saves commits and keyword-index merges; a slow model writes
+            # every batch, so progress and the lock stay as fine-grained as before.
+            last = start + EMBED_BATCH >= len(items)
+            if last or len(pending) >= WRITE_BATCH or time.monotonic() - last_write >= 1.0:
+                inserted = self.backend.insert(
+                    pending, model_id=embedder.model_id, dim=embedder.dim, now=time.time()
+                )
+                pending = []
+                last_write = time.monotonic()
+                results.extend(
+                    RememberResult(id=r.id, layer=r.layer, created=r.created) for r in inserted
+                )
+                if progress:
+                    progress(len(results), len(items))
         from magray.memory.lifecycle import run as lifecycle
 
         lifecycle.maybe_run(self)

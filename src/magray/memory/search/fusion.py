@@ -7,8 +7,9 @@ backend's (``Backend.vector_search`` and ``Backend.keyword_search``).
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from magray.memory.backends.base import Candidate
@@ -42,19 +43,13 @@ def recency_factor(age_seconds: float, params: FusionParams) -> float:
 Ranked = dict[int, tuple[int, float]]  # label → (1-based rank, score)
 
 
-def _dedup(
-    pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]
-) -> list[tuple[int, float]]:
-    """``pairs`` without labels missing from ``candidates`` or seen before, order kept."""
-    seen: dict[int, float] = {}
-    for num, score in pairs:
-        if num in candidates and num not in seen:
-            seen[num] = score
-    return list(seen.items())
-
-
 def _ranks(pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]) -> Ranked:
-    return {num: (i, score) for i, (num, score) in enumerate(_dedup(pairs, candidates), 1)}
+    """1-based ranks of ``pairs`` without labels missing from ``candidates`` or seen before."""
+    ranked: Ranked = {}
+    for num, score in pairs:
+        if num in candidates and num not in ranked:
+            ranked[num] = (len(ranked) + 1, score)
+    return ranked
 
 
 def _combine(
@@ -63,22 +58,28 @@ def _combine(
     candidates: Mapping[int, Candidate],
     params: FusionParams,
     now: float,
-    base: Callable[[int], float],
+    base: Mapping[int, float],
     limit: int | None = None,
 ) -> list[tuple[int, float, Explanation]]:
-    """``base(label)`` × layer weight × recency for every label of either list, best first;
-    only the best ``limit`` (all when None) are returned with their explanations."""
+    """``base[label]`` × layer weight × recency for every label of either list, best first
+    (ties by label); only the best ``limit`` (all when None) are returned with their
+    explanations. Recall runs this on every query over a few hundred labels: it stays a
+    plain loop over dicts."""
     weights = params.layer_weights
     recency_on = params.recency_half_life_days > 0
     scored: list[tuple[float, int, float, float]] = []
-    for num in dict.fromkeys([*v_rank, *k_rank]):
+    append = scored.append
+    for num, score in base.items():
         cand = candidates[num]
         layer_weight = weights.get(cand.layer, 1.0)
         recency = recency_factor(now - cand.created_at, params) if recency_on else 1.0
-        scored.append((-(base(num) * layer_weight * recency), num, layer_weight, recency))
-    scored.sort()
+        append((-(score * layer_weight * recency), num, layer_weight, recency))
+    if limit is None or limit >= len(scored):
+        scored.sort()
+    else:
+        scored = heapq.nsmallest(limit, scored)
     fused: list[tuple[int, float, Explanation]] = []
-    for neg, num, layer_weight, recency in scored if limit is None else scored[:limit]:
+    for neg, num, layer_weight, recency in scored:
         vr, kr = v_rank.get(num), k_rank.get(num)
         explanation = Explanation(
             vector_rank=vr[0] if vr else None,
@@ -108,15 +109,10 @@ def fuse(
     ``limit`` only the best ``limit`` come back (the others are scored, not explained).
     """
     v_rank, k_rank = _ranks(vector, candidates), _ranks(keyword, candidates)
-
-    def base(num: int) -> float:
-        total = 0.0
-        if (vr := v_rank.get(num)) is not None:
-            total += params.vector_weight / (params.rrf_k + vr[0])
-        if (kr := k_rank.get(num)) is not None:
-            total += params.keyword_weight / (params.rrf_k + kr[0])
-        return total
-
+    rrf_k, vw, kw = params.rrf_k, params.vector_weight, params.keyword_weight
+    base = {num: 0.0 + vw / (rrf_k + rank) for num, (rank, _) in v_rank.items()}
+    for num, (rank, _) in k_rank.items():
+        base[num] = base.get(num, 0.0) + kw / (rrf_k + rank)
     return _combine(v_rank, k_rank, candidates, params, now, base, limit)
 
 
@@ -157,8 +153,9 @@ def fuse_convex(
     alpha = params.vector_weight / total if total > 0 else 0.5
     v_rank, k_rank = _ranks(vector, candidates), _ranks(keyword, candidates)
     v_norm, k_norm = _normalised(v_rank), _normalised(k_rank)
-
-    def base(num: int) -> float:
-        return alpha * v_norm.get(num, 0.0) + (1.0 - alpha) * k_norm.get(num, 0.0)
-
+    beta = 1.0 - alpha
+    base = {num: alpha * v + beta * k_norm.get(num, 0.0) for num, v in v_norm.items()}
+    for num, k in k_norm.items():
+        if num not in base:
+            base[num] = alpha * 0.0 + beta * k
     return _combine(v_rank, k_rank, candidates, params, now, base, limit)

@@ -41,6 +41,7 @@ from magray.memory.backends.sqlite import sources as _sources
 from magray.memory.backends.sqlite import vectors as _vectors
 from magray.memory.backends.sqlite import verify as _verify
 from magray.memory.backends.sqlite.index_sync import IndexSet
+from magray.memory.backends.sqlite.inserts import insert_many
 from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Filters, Layer, NewRecord, Record
 from magray.memory.transfer.manifest import BackupManifest
@@ -116,8 +117,7 @@ class SqliteBackend:
             if self.store.meta("embedding_model") is None:
                 Store.set_meta(conn, "embedding_model", model_id)
                 Store.set_meta(conn, "embedding_dim", str(dim))
-            for item, vector in items:
-                results.append(Store.insert(conn, item, vector=vector, model_id=model_id, now=now))
+            results.extend(insert_many(conn, items, model_id=model_id, now=now))
         return results
 
     def delete(self, nums: Iterable[int]) -> int:

@@ -9,6 +9,8 @@ from magray.memory.backends.sqlite.rows import EVENT_AT, filter_sql, stored_floa
 from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Filters, Layer
 
+_LAYERS = {layer.value: layer for layer in Layer}
+
 
 def match_expression(terms: Sequence[str]) -> str | None:
     """An FTS5 MATCH expression: each term quoted, all OR-ed together."""
@@ -44,10 +46,13 @@ def keyword_search(
             f" WHERE records_fts MATCH ? AND {cond} ORDER BY score DESC LIMIT ?"
         )
         params = [match, *fparams, limit]
-    rows = store.conn.execute(sql, params).fetchall()
-    return [
-        KeywordHit(int(n), float(s), Layer(layer), stored_float(at)) for n, s, layer, at in rows
-    ]
+    out: list[KeywordHit] = []
+    for num, score, layer, at in store.conn.execute(sql, params):
+        # Hundreds of rows a query: plain values go straight through; anything odd (a time
+        # no MAGRAY writes) takes the careful conversion.
+        plain = type(at) is float and at - at == 0.0
+        out.append(KeywordHit(num, score, _LAYERS[layer], at if plain else stored_float(at)))
+    return out
 
 
 def rebuild(store: Store) -> None:
