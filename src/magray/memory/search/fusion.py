@@ -67,13 +67,17 @@ def _combine(
     plain loop over dicts."""
     weights = params.layer_weights
     recency_on = params.recency_half_life_days > 0
-    scored: list[tuple[float, int, float, float]] = []
-    append = scored.append
-    for num, score in base.items():
-        cand = candidates[num]
-        layer_weight = weights.get(cand.layer, 1.0)
-        recency = recency_factor(now - cand.created_at, params) if recency_on else 1.0
-        append((-(score * layer_weight * recency), num, layer_weight, recency))
+    same = set(weights.values()) if len(weights) == len(Layer) else set()
+    if len(same) == 1 and not recency_on:  # one weight for every label: no lookups
+        (w,) = same
+        scored = [(-(score * w * 1.0), num, w, 1.0) for num, score in base.items()]
+    else:
+        scored = []
+        for num, score in base.items():
+            cand = candidates[num]
+            layer_weight = weights.get(cand.layer, 1.0)
+            recency = recency_factor(now - cand.created_at, params) if recency_on else 1.0
+            scored.append((-(score * layer_weight * recency), num, layer_weight, recency))
     if limit is None or limit >= len(scored):
         scored.sort()
     else:
