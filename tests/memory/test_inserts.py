@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 from magray.config import load_settings
 from magray.memory.backends.sqlite.inserts import lookup_sql
 from magray.memory.backends.sqlite.migrations import migrate
+from magray.memory.maintenance import verify
 from magray.memory.records import Layer, NewRecord, Query, SearchMode
 from magray.memory.service import Memory
 from tests.fakes import HashEmbedder
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make() -> Memory:
@@ -67,3 +75,52 @@ def test_the_dedup_lookup_searches_the_dedup_index() -> None:
     details = [row[3] for row in plan]
     assert any("USING INDEX records_dedup" in d for d in details), details
     assert not any(d == "SCAN r" or d.startswith("SCAN records") for d in details), details
+
+
+BULK_ADD_FOREVER = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {repo!r})
+    from magray.config import load_settings
+    from magray.memory.records import NewRecord
+    from magray.memory.service import Memory
+    from tests.fakes import HashEmbedder
+
+    memory = Memory(load_settings(), embedder=HashEmbedder())
+    batch = 0
+    while True:
+        items = [NewRecord(text=f"bulk note {{batch}} {{i}}") for i in range(1500)]
+        for result in memory.remember_many(items):
+            print(result.id)
+        print("acknowledged", flush=True)
+        batch += 1
+    """
+)
+
+
+def test_kill_9_during_bulk_add_loses_nothing_acknowledged(magray_home: Path) -> None:
+    script = BULK_ADD_FOREVER.format(repo=str(REPO))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    acknowledged: list[str] = []
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env
+    ) as proc:
+        assert proc.stdout is not None
+        pending: list[str] = []
+        while len(acknowledged) < 3000:  # two whole bulk adds returned; the third is running
+            line = proc.stdout.readline().strip()
+            assert line, "the writer stopped before it was killed"
+            if line == "acknowledged":
+                acknowledged.extend(pending)
+                pending = []
+            else:
+                pending.append(line)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    memory = make()
+    stored = {row.record.id for row in memory.backend.iter_records()}
+    assert set(acknowledged) <= stored
+    assert verify(memory).ok
+    hits = memory.recall(Query(text="bulk note 1 7", k=3, mode=SearchMode.KEYWORD))
+    assert hits
+    memory.close()
