@@ -124,3 +124,24 @@ def test_kill_9_during_bulk_add_loses_nothing_acknowledged(magray_home: Path) ->
     hits = memory.recall(Query(text="bulk note 1 7", k=3, mode=SearchMode.KEYWORD))
     assert hits
     memory.close()
+
+
+def test_sync_after_a_bulk_add_leaves_no_wal_behind(magray_home: Path) -> None:
+    memory = make()
+    memory.remember_many([NewRecord(text=f"bulk note {i}") for i in range(3000)])
+    wal = magray_home / "data" / "memory.db-wal"
+    assert wal.stat().st_size > 0
+    memory.sync_indexes()
+    assert wal.stat().st_size == 0
+    assert len(memory.recall(Query(text="bulk note 7", k=3, mode=SearchMode.KEYWORD))) == 3
+    # A reader of an older snapshot (another process) only makes the truncation wait.
+    reader = sqlite3.connect(magray_home / "data" / "memory.db")
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT COUNT(*) FROM records").fetchone() == (3000,)
+    memory.remember(NewRecord(text="one more"))
+    assert memory.backend.store.checkpoint(wait=0.0) is False
+    reader.rollback()
+    reader.close()
+    assert memory.backend.store.checkpoint() is True
+    assert wal.stat().st_size == 0
+    memory.close()

@@ -228,6 +228,7 @@ class SqliteBackend:
         indexes = self.indexes
         if indexes is not None:
             indexes.sync()
+        self.store.checkpoint()  # a bulk write's WAL would otherwise stay on disk at its peak
 
     def rebuild_indexes(self) -> dict[Layer, int]:
         _keywords.rebuild(self.store)

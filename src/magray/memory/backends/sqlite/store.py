@@ -24,7 +24,7 @@ from magray.memory.backends.sqlite.rows import (
     stored_float,
 )
 from magray.memory.records import MIN_ID_PREFIX, Filters, Layer, NewRecord
-from magray.sqlite_migrations import connect
+from magray.sqlite_migrations import BUSY_TIMEOUT_S, connect
 
 # Reads map the database file instead of copying each page in with a system call: recall
 # reads a few hundred scattered rows per query (keyword matches, hits), which this makes
@@ -128,6 +128,22 @@ class Store:
                 if self.conn.in_transaction:
                     self.conn.execute("ROLLBACK")
                 raise
+
+    def checkpoint(self, wait: float = 0.2) -> bool:
+        """Copy the WAL into the database and truncate it to zero bytes (after bulk writes:
+        SQLite reuses the WAL file but never shrinks it, so it would keep the size of the
+        largest write on disk). Waits at most ``wait`` seconds for the writer lock and for
+        readers of older snapshots; returns whether the WAL was truncated."""
+        try:
+            with self.locked(timeout=wait):
+                self.conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+                try:
+                    busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        except (StoreLockedError, sqlite3.Error):
+            return False  # someone else is busy with the store; the WAL shrinks later
+        return not busy
 
     # -- metadata ------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
