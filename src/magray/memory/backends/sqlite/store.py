@@ -26,16 +26,9 @@ from magray.memory.backends.sqlite.rows import (
 from magray.memory.records import MIN_ID_PREFIX, Filters, Layer, NewRecord
 from magray.sqlite_migrations import BUSY_TIMEOUT_S, connect
 
-# Reads map the database file instead of copying each page in with a system call: recall
-# reads a few hundred scattered rows per query (keyword matches, hits), which this makes
-# about twice as fast. Writes still go through the WAL; the map grows with the file.
-MMAP_BYTES = 1 << 30
-
 
 def _connect(path: Path) -> sqlite3.Connection:
-    conn = connect(path, check_same_thread=False)
-    conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
-    return conn
+    return connect(path, check_same_thread=False)
 
 
 def translate_sqlite_error(exc: sqlite3.Error, path: Path) -> StoreError:
