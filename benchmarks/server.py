@@ -114,9 +114,14 @@ def factory() -> Any:
 
     configure_json_logs(level=logging.WARNING)
     home = Path(os.environ["MAGRAY_BENCH_HOME"])
-    base = home_settings(home).with_overrides(
-        {"server.rate": 1e9, "server.burst": 10**9, "server.queue_size": 10_000}, "bench"
-    )
+    limits: dict[str, Any] = {
+        "server.rate": 1e9,
+        "server.burst": 10**9,
+        "server.queue_size": 10_000,
+    }
+    if os.environ.get("MAGRAY_BENCH_READERS"):
+        limits["server.readers"] = int(os.environ["MAGRAY_BENCH_READERS"])
+    base = home_settings(home).with_overrides(limits, "bench")
     if os.environ["MAGRAY_BENCH_MODE"] == "cached":
         q = np.load(home / "queries.npz")
         table = dict(zip([str(t) for t in q["texts"]], q["vectors"], strict=True))
@@ -226,6 +231,8 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_WAIT_POLICY": "PASSIVE"}
+    if opts.readers is not None:
+        env["MAGRAY_BENCH_READERS"] = str(opts.readers)
     cmd = [sys.executable, __file__, "serve", str(home), str(port), mode, str(opts.workers)]
     with (home / f"serve-{mode}.log").open("wb") as log:
         proc = subprocess.Popen(cmd, env=env, stderr=log)
@@ -297,6 +304,7 @@ def bench(home: Path, opts: Any) -> dict[str, Any]:
         "connections": opts.connections,
         "seconds": opts.seconds,
         "workers": opts.workers,
+        "readers": opts.readers,
         "cpus": os.cpu_count(),
         "build_s": built["build_s"],
         "route": f"POST /v1/memories/search k=10 {opts.mode}",
@@ -319,6 +327,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--readers", type=int, help="server.readers: read-only handles per tenant (default 2)"
+    )
     parser.add_argument("--modes", default="cached,embed")
     parser.add_argument("--mode", default="hybrid", choices=["hybrid", "vector", "keyword"])
     parser.add_argument(
