@@ -256,10 +256,12 @@ class Runtime:
 
         registry = default_registry(warn=self.warn)
         if mcp and self.settings.mcp.enabled:
-            from magray.tools.mcp import discover, load_servers, mcp_file
+            from magray.tools.mcp_config import load_servers, mcp_file
 
             config_dir = self.paths.config_dir
             if load_servers(mcp_file(config_dir)):
+                from magray.tools.mcp import discover
+
                 discover(
                     registry,
                     config_dir,
@@ -271,6 +273,6 @@ class Runtime:
 
     def policy(self, mode: Mode) -> Policy:
         """The user's rules and built-in exceptions (policy.toml) under ``mode``."""
-        from magray.tools.policy import load_policy, policy_file
+        from magray.tools.policy_file import load_policy, policy_file
 
         return load_policy(policy_file(self.paths.config_dir), mode)

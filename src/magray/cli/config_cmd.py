@@ -21,8 +21,8 @@ def file_rows(settings: Settings) -> list[dict[str, Any]]:
     section, the MCP servers of ``mcp.toml`` and the rules of ``policy.toml`` (each row's
     source is the file it came from, or ``default`` when that file does not exist)."""
     from magray.llm.config import llm_rows, load_llm_config
-    from magray.tools.mcp import load_servers, mcp_file
-    from magray.tools.policy import load_disabled_builtins, load_rules, policy_file
+    from magray.tools.mcp_config import load_servers, mcp_file
+    from magray.tools.policy_file import load_disabled_builtins, load_rules, policy_file
 
     def source(path: Path) -> str:
         return str(path) if path.exists() else "default"
@@ -59,8 +59,8 @@ def show(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     """
     from magray.cli import render
     from magray.config import OPTIONS, load_settings, shown
-    from magray.tools.mcp import mcp_file
-    from magray.tools.policy import policy_file
+    from magray.tools.mcp_config import mcp_file
+    from magray.tools.policy_file import policy_file
 
     settings = load_settings()
     rows = [
