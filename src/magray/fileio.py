@@ -42,14 +42,21 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int | None = None) -> N
         raise
 
 
-def read_toml(path: Path, fix: str = "fix or remove the file") -> dict[str, Any]:
-    """The TOML table in ``path`` (``{}`` when there is no file)."""
+def read_toml(
+    path: Path, fix: str = "fix or remove the file", *, detail: bool = True
+) -> dict[str, Any]:
+    """The TOML table in ``path`` (``{}`` when there is no file).
+
+    The error names ``path`` and says ``fix``; with ``detail`` False it leaves out the
+    parser's words (for a file of secrets).
+    """
     if not path.exists():
         return {}
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}); {fix}.") from None
+        why = f" ({exc})" if detail else ""
+        raise ConfigError(f"{path} is not valid TOML{why}; {fix}.") from None
 
 
 def write_toml(path: Path, data: dict[str, Any], *, mode: int | None = None) -> None:

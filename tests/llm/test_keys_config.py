@@ -140,8 +140,8 @@ def test_no_llm_table_gives_the_defaults_an_empty_one_gives() -> None:
         ),
         (
             {"defualt": "local"},
-            "config.toml: unknown setting 'llm.defualt'; did you mean llm.default or"
-            " llm.fallback? see docs/llm.md for the [llm] settings.",
+            "config.toml: unknown setting 'llm.defualt'; did you mean llm.default? see"
+            " docs/llm.md for the [llm] settings.",
         ),
     ],
 )

@@ -87,6 +87,34 @@ def show(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     render.config_table(rows, paths)
 
 
+@app.command("check")
+def check(json_out: bool = typer.Option(False, "--json", help="Print JSON: {files}.")) -> None:
+    """Check every settings file: config.toml (its [llm] section too), the MAGRAY_*
+    environment, mcp.toml and policy.toml.
+
+    Prints each file checked; the first problem stops it with a one-line error naming the
+    file and the key (exit 1).
+
+    Example: magray config check
+    """
+    from magray.config import load_settings
+    from magray.tools.mcp_config import mcp_file
+    from magray.tools.policy_file import policy_file
+
+    settings = load_settings()
+    file_rows(settings)  # reads and checks [llm] (provider types too), mcp.toml, policy.toml
+    config_dir = settings.paths.config_dir
+    files = [
+        {"file": str(path), "exists": path.exists()}
+        for path in (settings.paths.config_file, mcp_file(config_dir), policy_file(config_dir))
+    ]
+    if json_out:
+        typer.echo(json.dumps({"files": files}))
+        return
+    for row in files:
+        typer.echo(f"ok  {row['file']}" + ("" if row["exists"] else "  (absent: defaults)"))
+
+
 @app.command("set")
 def set_(
     key: str = typer.Argument(..., help="Dotted key, e.g. memory.vector_dtype."),

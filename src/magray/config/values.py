@@ -87,13 +87,20 @@ def coerce(option: Option, raw: Any, where: str, key: str | None = None) -> Any:
     return value
 
 
-def unknown_key(key: str, known: Iterable[str], see: str) -> str:
-    """The one-line message for a mistyped ``key``, with the closest of ``known``."""
+def unknown_key(key: str, known: Iterable[str], see: str, prefix: str = "") -> str:
+    """The one-line message for a mistyped ``key``, with the closest of ``known``.
+
+    With a ``prefix`` (the table's dotted key) ``key`` and ``known`` are names inside that
+    table: they are compared without it and shown with it.
+    """
     import difflib
 
+    def full(name: str) -> str:
+        return f"{prefix}.{name}" if prefix else name
+
     close = difflib.get_close_matches(key, list(known), n=2, cutoff=0.6)
-    hint = f" did you mean {' or '.join(close)}?" if close else ""
-    return f"unknown setting {key!r};{hint} {see}."
+    hint = f" did you mean {' or '.join(full(c) for c in close)}?" if close else ""
+    return f"unknown setting {full(key)!r};{hint} {see}."
 
 
 def read_table(
@@ -122,8 +129,8 @@ def read_table(
     by_key = {o.key: o for o in options}
     for name in table:
         if name not in by_key and name not in subtables:
-            known = [full(k) for k in (*by_key, *subtables)]
-            raise error(f"{where}: {unknown_key(full(name), known, see)}")
+            known = (*by_key, *subtables)
+            raise error(f"{where}: {unknown_key(str(name), known, see, prefix)}")
     values: dict[str, Any] = {}
     for opt in options:
         if opt.key in table:
