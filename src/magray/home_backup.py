@@ -30,11 +30,17 @@ from typing import Any
 
 from magray import __version__
 from magray.errors import BackupError, NotFoundError
+from magray.paths import DATABASE_FILES
 
 FORMAT = 1
 MANIFEST = "manifest.json"
 MEMORY_DIR = "memory"
-DATABASES = ("tasks", "conversations", "llm", "audit", "audit-chain", "server-keys")  # memory apart
+#: the databases a home backup snapshots, by file stem (the memory has its own backup and the
+#: embedding cache is rebuilt on use)
+DATABASES = tuple(
+    DATABASE_FILES[name].removesuffix(".db")
+    for name in ("tasks", "conversations", "llm", "audit", "audit_chain", "server_keys")
+)
 CONFIG_FILES = ("config.toml", "policy.toml", "mcp.toml")
 KEYS_FILE = "keys.toml"
 
