@@ -30,6 +30,7 @@ from typing import Any
 
 from magray import __version__
 from magray.errors import BackupError, NotFoundError
+from magray.fileio import atomic_path
 from magray.paths import DATABASE_FILES
 
 FORMAT = 1
@@ -194,12 +195,10 @@ def restore_home(settings: Any, src: Path, *, force: bool = False) -> dict[str, 
     for rel, target in targets.items():
         if target is None:
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.restore-{os.getpid()}")
-        shutil.copy2(src / rel, tmp)
-        for suffix in ("-wal", "-shm"):
-            target.with_name(target.name + suffix).unlink(missing_ok=True)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            shutil.copy2(src / rel, tmp)
+            for suffix in ("-wal", "-shm"):
+                target.with_name(target.name + suffix).unlink(missing_ok=True)
         if target.name == KEYS_FILE:
             target.chmod(0o600)
     return doc
