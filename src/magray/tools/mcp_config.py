@@ -27,7 +27,7 @@ from typing import Any
 from magray.config.options import Option
 from magray.config.values import read_table
 from magray.errors import ConfigError, NotFoundError, UsageError
-from magray.tools.base import Risk
+from magray.tools.risk import Risk
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
 _SEE = "see docs/mcp.md"

@@ -43,16 +43,18 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magray.errors import DeniedError, PolicyError
-from magray.tools.base import Risk, Tool, ToolContext
 from magray.tools.paths import relative_to_roots, resolve_inside
 from magray.tools.policy_builtin import BUILTIN_RULES, BuiltinRule, in_git_dir
 from magray.tools.policy_paths import PathFilter as PathFilter  # re-exported
 from magray.tools.policy_paths import glob_to_regex as glob_to_regex
 from magray.tools.policy_paths import path_matches as path_matches
-from magray.tools.shell import program_running_option
+from magray.tools.risk import Risk
+
+if TYPE_CHECKING:
+    from magray.tools.base import Tool, ToolContext
 
 
 class Action(StrEnum):
@@ -153,6 +155,8 @@ class Policy:
             if argv is None or not _command_matches(rule.command, argv):
                 return False
             # an allowed prefix never covers options that make the program run others
+            from magray.tools.shell import program_running_option
+
             start = len(shlex.split(rule.command))
             return rule.action is not Action.ALLOW or program_running_option(argv, start) is None
         return True
