@@ -236,3 +236,17 @@ def test_errors_keep_their_kinds(tmp_path: Path) -> None:
     bad.write_text("servers = 3\n")
     with pytest.raises(ConfigError, match="servers must be a table of"):
         load_servers(bad)
+
+
+def test_config_set_writes_the_llm_budgets_checked(magray_home: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["config", "set", "llm.daily_token_budget", "5000"])
+    assert ok.exit_code == 0, ok.output
+    got = runner.invoke(app, ["config", "get", "llm.daily_token_budget", "--json"])
+    assert json.loads(got.stdout)["value"] == 5000
+    bad = runner.invoke(app, ["config", "set", "llm.daily_cost_budget_usd", "nan"])
+    assert bad.exit_code == 1
+    assert "config set: llm.daily_cost_budget_usd must be a finite number" in bad.stderr
+    assert "daily_cost_budget_usd" not in (magray_home / "config.toml").read_text()
+    assert runner.invoke(app, ["config", "unset", "llm.daily_token_budget"]).exit_code == 0
+    assert "llm" not in (magray_home / "config.toml").read_text()

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magray.config.options import Option
-from magray.config.values import read_table
+from magray.config.values import coerce, read_table
 from magray.errors import ConfigError, UnknownProviderError
 
 if TYPE_CHECKING:
@@ -198,7 +198,8 @@ def load_llm_config(settings: Settings) -> LLMConfig:
     return parse_llm_config(table, str(path))
 
 
-LLM_SETTINGS = ("llm.default", "llm.fallback")
+#: the ``[llm]`` keys ``magray config set`` / ``unset`` write
+LLM_SETTINGS = tuple(f"llm.{o.key}" for o in LLM_OPTIONS)
 
 
 def llm_rows(config: LLMConfig) -> list[dict[str, Any]]:
@@ -225,10 +226,11 @@ def llm_rows(config: LLMConfig) -> list[dict[str, Any]]:
 
 
 def write_llm_setting(path: Path, key: str, raw: str | None) -> Any:
-    """Set (or with ``raw`` None remove) ``llm.default`` / ``llm.fallback`` in config.toml.
+    """Set (or with ``raw`` None remove) one of :data:`LLM_SETTINGS` in config.toml.
 
-    The new ``[llm]`` table is validated like any load before the file is replaced, so a
-    name that is not a configured provider is refused with the list of those that are.
+    ``llm.fallback`` takes comma-separated names. The value is checked like any setting and
+    the new ``[llm]`` table like any load before the file is replaced, so a name that is not
+    a configured provider is refused with the list of those that are.
     """
     from magray.fileio import read_toml, write_toml
 
@@ -244,7 +246,8 @@ def write_llm_setting(path: Path, key: str, raw: str | None) -> Any:
         value = [n.strip() for n in raw.split(",") if n.strip()]
         table[name] = value
     else:
-        value = raw.strip()
+        opt = next(o for o in LLM_OPTIONS if o.key == name)
+        value = coerce(opt, raw, "config set", key)
         table[name] = value
     parse_llm_config(table, f"config set {key}")  # refuses unknown providers
     if not table:
