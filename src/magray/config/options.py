@@ -261,6 +261,15 @@ OPTIONS: tuple[Option, ...] = (
         maximum=100_000,
     ),
     Option(
+        "server.readers",
+        2,
+        int,
+        "Read-only store handles per tenant, so that searches run side by side"
+        " (0 = searches take turns with writes on one handle).",
+        minimum=0,
+        maximum=64,
+    ),
+    Option(
         "server.queue_size",
         256,
         int,

@@ -162,6 +162,7 @@ class ServerSettings(Section):
     max_body_mb: float = _default("server.max_body_mb")
     max_concurrency: int = _default("server.max_concurrency")
     queue_size: int = _default("server.queue_size")
+    readers: int = _default("server.readers")
 
 
 #: every section, by name (the part of a key before its first dot)
