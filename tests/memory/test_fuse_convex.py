@@ -106,3 +106,15 @@ def test_a_limited_fusion_is_the_head_of_the_whole_one_with_weights_and_recency(
         assert expl.fused_score == score
         assert expl.layer_weight == params.layer_weights[pool[num].layer]
         assert (expl.vector_rank is not None) or (expl.keyword_rank is not None)
+
+
+@given(ranked, ranked, st.sampled_from(["convex", "rrf"]), st.floats(0.1, 3))
+def test_no_candidates_means_every_label_with_the_one_layer_weight(
+    vector: list[tuple[int, float]], keyword: list[tuple[int, float]], method: str, w: float
+) -> None:
+    everyone = {n: Candidate(n, list(Layer)[n % 3], NOW) for n in range(31)}
+    params = FusionParams(layer_weights=dict.fromkeys(Layer, w), method=method)
+    fn = fuse_convex if method == "convex" else fuse
+    assert fn(vector, keyword, None, params, NOW, 5) == fn(
+        vector, keyword, everyone, params, NOW, 5
+    )

@@ -43,7 +43,7 @@ from magray.memory.records import (
     Record,
     SearchMode,
 )
-from magray.memory.search.fusion import NORM_DEPTH, FusionParams, fuse, fuse_convex
+from magray.memory.search.fusion import NORM_DEPTH, FusionParams, fuse, fuse_convex, one_weight
 from magray.memory.search.keywords import keyword_terms
 from magray.memory.search.vectors import vector_pool
 
@@ -396,6 +396,9 @@ class Memory:
         cands: dict[int, Candidate] = {}
         vector: list[tuple[int, float]] = []
         keyword: list[tuple[int, float]] = []
+        # Plain fusion (no filters, context or recency, one layer weight) needs nothing
+        # about the records: the keyword side skips reading them, every label counts.
+        plain_fusion = not (context.active or filters.active) and one_weight(params) is not None
         if query.mode in (SearchMode.HYBRID, SearchMode.VECTOR):
             qvec = self.embed_query(query.text)
             self._check_vectors()
@@ -406,12 +409,16 @@ class Memory:
                 qvec, layers, depth if plain else pool, filters
             ):
                 vector.append((num, sim))
-                cands[num] = Candidate(num, layer, 0.0)
+                if not plain_fusion:
+                    cands[num] = Candidate(num, layer, 0.0)
         if query.mode in (SearchMode.HYBRID, SearchMode.KEYWORD):
             terms = keyword_terms(query.text)
-            for hit in self._backend.keyword_search(terms, filters, pool):
-                keyword.append((hit.num, hit.score))
-                cands[hit.num] = Candidate(hit.num, hit.layer, hit.created_at)
+            if plain_fusion:
+                keyword = self._backend.keyword_ranking(terms, filters, pool)
+            else:
+                for hit in self._backend.keyword_search(terms, filters, pool):
+                    keyword.append((hit.num, hit.score))
+                    cands[hit.num] = Candidate(hit.num, hit.layer, hit.created_at)
         if context.active:
             # Neighbours may be lifted by their context: they are candidates too; the store
             # tells every candidate's session.
@@ -425,14 +432,15 @@ class Memory:
         # re-orders the whole list. Should hydration run out (labels deleted since the
         # indexes were read), the whole list is fused again.
         limit = None if context.active else 4 * depth
-        fused = fuse_fn(vector, keyword, cands, params, now, limit)
+        pool_cands = None if plain_fusion else cands
+        fused = fuse_fn(vector, keyword, pool_cands, params, now, limit)
         if context.active:
             timed = time_mentions(self._backend, query.text, cands, filters, context.time_weight)
             explain = 2 * depth if query.explain else 0
             fused = with_context(fused, cands, context, explain=explain, timed=timed)
         labelled = self._hydrate(fused, depth, filters, explain=query.explain)
         if len(labelled) < depth and len(fused) == limit:
-            fused = fuse_fn(vector, keyword, cands, params, now)
+            fused = fuse_fn(vector, keyword, pool_cands, params, now)
             labelled = self._hydrate(fused, depth, filters, explain=query.explain)
         hits = [hit for _, hit in labelled]
         if query.rerank:

@@ -16,7 +16,16 @@ from magray.memory.backends.base import Candidate
 from magray.memory.records import Explanation, Layer
 from magray.memory.search.keywords import NORM_DEPTH
 
-__all__ = ["NORM_DEPTH", "Candidate", "FusionParams", "fuse", "fuse_convex", "recency_factor"]
+__all__ = [
+    "NORM_DEPTH",
+    "Candidate",
+    "Candidates",
+    "FusionParams",
+    "fuse",
+    "fuse_convex",
+    "one_weight",
+    "recency_factor",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +50,26 @@ def recency_factor(age_seconds: float, params: FusionParams) -> float:
 
 
 Ranked = dict[int, tuple[int, float]]  # label → (1-based rank, score)
+# The candidates of a fusion: label → what it knows of the record, or None when every label
+# of both lists counts and one layer weight without recency applies to all (recall's plain
+# case: nothing about the records needs to be read before fusing).
+Candidates = Mapping[int, Candidate] | None
 
 
-def _ranks(pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]) -> Ranked:
+def one_weight(params: FusionParams) -> float | None:
+    """The layer weight when every layer has the same one and recency is off, else None."""
+    weights = params.layer_weights
+    same = set(weights.values()) if len(weights) == len(Layer) else set()
+    if len(same) != 1 or params.recency_half_life_days > 0:
+        return None
+    return next(iter(same))
+
+
+def _ranks(pairs: Sequence[tuple[int, float]], candidates: Candidates) -> Ranked:
     """1-based ranks of ``pairs`` without labels missing from ``candidates`` or seen before."""
     ranked: Ranked = {}
     for num, score in pairs:
-        if num in candidates and num not in ranked:
+        if num not in ranked and (candidates is None or num in candidates):
             ranked[num] = (len(ranked) + 1, score)
     return ranked
 
@@ -55,7 +77,7 @@ def _ranks(pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidat
 def _combine(
     v_rank: Ranked,
     k_rank: Ranked,
-    candidates: Mapping[int, Candidate],
+    candidates: Candidates,
     params: FusionParams,
     now: float,
     base: Mapping[int, float],
@@ -67,9 +89,9 @@ def _combine(
     plain loop over dicts."""
     weights = params.layer_weights
     recency_on = params.recency_half_life_days > 0
-    same = set(weights.values()) if len(weights) == len(Layer) else set()
-    if len(same) == 1 and not recency_on:  # one weight for every label: no lookups
-        (w,) = same
+    w = one_weight(params)
+    if w is not None or candidates is None:  # one weight for every label: no lookups
+        w = 1.0 if w is None else w
         scored = [(-(score * w * 1.0), num, w, 1.0) for num, score in base.items()]
     else:
         scored = []
@@ -101,7 +123,7 @@ def _combine(
 def fuse(
     vector: Sequence[tuple[int, float]],
     keyword: Sequence[tuple[int, float]],
-    candidates: Mapping[int, Candidate],
+    candidates: Candidates,
     params: FusionParams,
     now: float,
     limit: int | None = None,
@@ -140,7 +162,7 @@ def _normalised(ranked: Ranked) -> dict[int, float]:
 def fuse_convex(
     vector: Sequence[tuple[int, float]],
     keyword: Sequence[tuple[int, float]],
-    candidates: Mapping[int, Candidate],
+    candidates: Candidates,
     params: FusionParams,
     now: float,
     limit: int | None = None,

@@ -219,6 +219,11 @@ class SqliteBackend:
     ) -> list[KeywordHit]:
         return _keywords.keyword_search(self.store, terms, filters, limit)
 
+    def keyword_ranking(
+        self, terms: Sequence[str], filters: Filters, limit: int
+    ) -> list[tuple[int, float]]:
+        return _keywords.keyword_ranking(self.store, terms, filters, limit)
+
     # -- derived indexes ------------------------------------------------------------------------
     def index_health(self) -> dict[Layer, dict[str, int | str]]:
         indexes = self.indexes
