@@ -25,7 +25,20 @@ from magray.memory.service import Memory
 from magray.memory.transfer.jsonl import export, import_
 from tests.fakes import HashEmbedder
 
-WORDS = "alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega rho".split()
+WORDS = [
+    "alpha",
+    "beta",
+    "gamma",
+    "delta",
+    "epsilon",
+    "zeta",
+    "theta",
+    "kappa",
+    "lambda",
+    "sigma",
+    "omega",
+    "rho",
+]
 
 
 def make(warnings: list[str] | None = None, **overrides: object) -> Memory:

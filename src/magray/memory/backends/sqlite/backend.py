@@ -9,8 +9,8 @@ rebuilt by ``rebuild_indexes``.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from magray.config import Settings

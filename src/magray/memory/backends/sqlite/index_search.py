@@ -76,7 +76,7 @@ def search(
 
 def _in_codes(keys: Keys, codes: list[int]) -> npt.NDArray[np.bool_]:
     low = keys & 3
-    mask = low == codes[0]
+    mask: npt.NDArray[np.bool_] = low == codes[0]
     for code in codes[1:]:
         mask |= low == code
     return mask
@@ -120,9 +120,7 @@ def _file_hits(
     return keys, sims
 
 
-def _exact_layers(
-    state: IndexState, q: Sims, codes: list[int], need: int
-) -> tuple[Keys, Sims]:
+def _exact_layers(state: IndexState, q: Sims, codes: list[int], need: int) -> tuple[Keys, Sims]:
     """Brute force over the file's vectors of small layers (read once per file)."""
     parts_k: list[Keys] = []
     parts_s: list[Sims] = []

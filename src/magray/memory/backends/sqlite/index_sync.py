@@ -320,7 +320,8 @@ class IndexSet:
                 path, model_id=self.model_id, dim=self.dim, dtype=self.dtype, writable=True
             )
         except IndexCorruptError:
-            index = self._rebuild()
+            index = self._rebuild()  # saved: the lock is held
+        saved = index.state.applied_seq == head and bool(index.state.file_sha256)
         touched = self._journal_nums(index.state.applied_seq)
         if touched:
             keys, vectors = self._current_vectors(touched)
@@ -337,7 +338,7 @@ class IndexSet:
                 " rebuilding it."
             )
             index = self._rebuild()
-        else:
+        elif touched or not saved:
             self._save(index)
         state = IndexState(index=index)
         self._load_backlog(state)
