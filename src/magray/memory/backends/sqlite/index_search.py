@@ -100,7 +100,7 @@ def _file_hits(
     else:
         size = sum(state.sizes[c] for c in codes)
         if n > EXACT_LIMIT and size <= EXACT_LIMIT:
-            keys, sims = _exact_layers(state, q, codes, need)
+            keys, sims = _exact_layers(state, q, codes, need + stale)
         else:
             share = max(size, 1) / max(sum(state.sizes), size, 1)
             count = math.ceil(need / share * OVERFETCH) + OVERFETCH_EXTRA + stale
