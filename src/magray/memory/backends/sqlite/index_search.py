@@ -2,8 +2,8 @@
 
 Unfiltered (every layer), a recall is one HNSW search. Restricted to some layers, the
 search over-fetches: it asks for the wanted count divided by the share of the index those
-layers hold (plus a margin) and keeps the labels of those layers, asking again for twice as
-many while too few came back. Layers too small for that to pay (at most ``EXACT_LIMIT``
+layers hold (plus a margin), with the search expansion widened by its square root, and
+keeps the labels of those layers, asking again for twice as many while too few came back. Layers too small for that to pay (at most ``EXACT_LIMIT``
 vectors in a larger index) are searched exactly over their vectors, read once from the
 index file per file. Selective filters (tags, kind, project, session, time) over at most
 ``EXACT_FILTER_LIMIT`` records are searched exactly over the store's vectors. The backlog
@@ -104,8 +104,14 @@ def _file_hits(
         else:
             share = max(size, 1) / max(sum(state.sizes), size, 1)
             count = math.ceil(need / share * OVERFETCH) + OVERFETCH_EXTRA + stale
+            # The layers' best ``need`` lie about ``1 / share`` times deeper in the graph's
+            # order: the expansion a search of ``need`` gets is widened by the square root
+            # of that (on 100K bench vectors, one layer of three: recall@10 0.945 at ef 64,
+            # 0.97 at 96, 0.98 at 128, 0.995 at 192).
+            wide = math.ceil(expansion_for(n, need, indexes.ef) / math.sqrt(share))
             while True:
-                raw, sims = index.search_keys(q, count, expansion_for(n, count, indexes.ef))
+                ef = max(expansion_for(n, count, indexes.ef), wide)
+                raw, sims = index.search_keys(q, count, ef)
                 keys = raw.astype(np.int64)
                 mine = _in_codes(keys, codes)
                 if int(mine.sum()) >= need + stale or count >= n:

@@ -220,13 +220,18 @@ class IndexSet:
         return len(state.index) - hidden + len(state.pending_keys)
 
     def _sizes(self) -> tuple[int, int, int]:
-        counts = [0, 0, 0]
-        for layer, count in self.store.conn.execute(
-            "SELECT layer, COUNT(*) FROM records WHERE embedding_model = ?"
-            " AND vector IS NOT NULL GROUP BY layer",
-            (self.model_id,),
-        ):
-            counts[LAYER_CODES[Layer(layer)]] = int(count)
+        """Vectors of this model per layer code: three counts over the partial index of the
+        vector-holding records (a GROUP BY would read every row of the table)."""
+        counts = [
+            int(
+                self.store.conn.execute(
+                    "SELECT COUNT(*) FROM records WHERE layer = ? AND embedding_model = ?"
+                    " AND vector IS NOT NULL",
+                    (str(layer), self.model_id),
+                ).fetchone()[0]
+            )
+            for layer in LAYER_OF
+        ]
         return counts[0], counts[1], counts[2]
 
     def _current_vectors(self, nums: list[int]) -> tuple[Int64s, npt.NDArray[np.float32]]:
