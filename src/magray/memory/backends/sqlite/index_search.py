@@ -2,12 +2,13 @@
 
 Unfiltered (every layer), a recall is one HNSW search. Restricted to some layers, the
 search over-fetches: it asks for the wanted count divided by the share of the index those
-layers hold (plus a margin), with the search expansion widened by its square root, and
-keeps the labels of those layers, asking again for twice as many while too few came back. Layers too small for that to pay (at most ``EXACT_LIMIT``
-vectors in a larger index) are searched exactly over their vectors, read once from the
-index file per file. Selective filters (tags, kind, project, session, time) over at most
-``EXACT_FILTER_LIMIT`` records are searched exactly over the store's vectors. The backlog
-of writes not yet folded into the file is always searched exactly.
+layers hold (plus a margin), with the search expansion widened by the square root of that
+factor, and keeps the labels of those layers, asking again for twice as many while too few
+came back. Layers too small for that to pay (at most ``EXACT_LIMIT`` vectors in a larger
+index) are searched exactly over their vectors, read once from the index per file.
+Selective filters (tags, kind, project, session, time) over at most ``EXACT_FILTER_LIMIT``
+records are searched exactly over the store's vectors. The backlog of writes not yet
+folded into the file is always searched exactly.
 """
 
 from __future__ import annotations
