@@ -1,4 +1,4 @@
-"""The derived HNSW vector index: one usearch file per layer and model.
+"""The derived HNSW vector index: one usearch file per model and scalar type.
 
 The store (SQLite) is the source of truth; this file is a cache of its vectors that can
 always be rebuilt from it. Each index file ``<name>`` has a JSON sidecar ``<name>.json``
@@ -460,34 +460,6 @@ class VectorIndex:
             _write_atomic(_sidecar(self.path), json.dumps(doc, indent=1).encode("utf-8"))
 
     # -- reads -------------------------------------------------------------------------
-    def search_one(self, query: Vectors, k: int, *, layers: int = 1) -> tuple[Labels, Vectors]:
-        """:meth:`search` for one float32 query vector ``(dim,)``: the hot path of recall.
-
-        ``layers``: how many layer indexes the caller merges (see :func:`expansion_for`).
-        It calls usearch's compiled search directly (the Python wrapper builds result
-        objects a single query does not need) and falls back to the wrapper when that
-        entry point is not there.
-        """
-        if query.dtype != np.float32 or query.shape != (self._state.dim,):
-            return self.search(query, k)[0]
-        compiled = getattr(self._index, "_compiled", None)
-        search_many = getattr(compiled, "search_many", None)
-        if search_many is None:
-            return self.search(query, k)[0]
-        q = np.ascontiguousarray(query).reshape(1, -1)
-        with self._lock:
-            n = len(self._index)
-            count = min(int(k), n)
-            if count <= 0:
-                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-            exact = n <= EXACT_LIMIT
-            if not exact:
-                self._index.expansion_search = expansion_for(n, count, self.ef, layers)
-            keys, dist, counts = search_many(q, count=count, exact=exact, threads=self.threads)[:3]
-        c = int(counts[0])
-        sims: Vectors = 1.0 - np.asarray(dist[0, :c], dtype=np.float32)
-        return np.asarray(keys[0, :c]).astype(np.int64), sims
-
     def search_keys(
         self, query: Vectors, count: int, ef: int
     ) -> tuple[npt.NDArray[np.uint64], Vectors]:
