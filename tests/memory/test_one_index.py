@@ -115,7 +115,7 @@ def test_a_record_moved_to_another_layer_is_found_only_there() -> None:
         assert health[Layer.ASSETS]["searchable"] == health[Layer.ASSETS]["expected"] == 6
 
 
-def test_older_per_layer_files_are_replaced_quietly(magray_home: Path) -> None:
+def test_older_per_layer_files_are_replaced_once(magray_home: Path) -> None:
     with make() as memory:
         fill(memory, {Layer.INTERACT: 3, Layer.INSIGHTS: 3, Layer.ASSETS: 3})
         index_dir = memory.backend.indexes.path().parent
@@ -134,7 +134,7 @@ def test_older_per_layer_files_are_replaced_quietly(magray_home: Path) -> None:
     with make(warnings) as memory:
         hits = memory.recall(Query(text=memory.backend.fetch([4])[4].record.text, k=1))
         assert hits and verify(memory).ok
-    assert warnings == []
+    assert len(warnings) == 1 and "once, replacing the per-layer files" in warnings[0]
     assert sorted(p.name for p in index_dir.iterdir()) == [one.name, one.name + ".json"]
 
 

@@ -147,12 +147,17 @@ class IndexSet:
                 )
                 index = None
         except IndexCorruptError as exc:
-            # No file yet is the normal state of a new store (or of one with the older
-            # per-layer files): build it quietly.
+            # No file yet is the normal state of a new store: build it quietly (a store
+            # with the older per-layer files is told why its first search takes a while).
             if path.exists() or Path(str(path) + ".json").exists():
                 index = self._open_after_writer(path)
                 if index is None:
                     self._warn(f"the vector index is unusable ({exc}); rebuilding it.")
+            elif self._legacy_files():
+                self._warn(
+                    "building one vector index for all layers from the store"
+                    f" ({sum(self._sizes()):,} vectors; once, replacing the per-layer files)."
+                )
         if index is None:
             index = self._rebuild()
         state = IndexState(index=index)
