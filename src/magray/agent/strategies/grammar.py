@@ -24,7 +24,9 @@ from magray.agent.fewshot import (
     chain,
     compact,
     example_tools,
+    grounded_paths,
     plan_schema,
+    request_paths,
     ungrounded,
 )
 from magray.agent.strategies.base import (
@@ -38,6 +40,7 @@ from magray.agent.strategies.base import (
 )
 from magray.agent.untrusted import RULE
 from magray.llm.base import Message, Request, Usage
+from magray.tools.base import Risk
 from magray.tools.registry import ToolRegistry
 
 RULES = (
@@ -125,6 +128,42 @@ class GrammarChat(StrategyBase):
         array = {"type": "array", "items": items, "minItems": 1, "maxItems": steps}
         return {"type": "object", "properties": {"steps": array}, "required": ["steps"]}
 
+    def grounded(self, schema: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+        """``schema`` where a tool that changes files may only name ``paths``.
+
+        Used for repairs: a small model told that its path is made up tends to repeat it,
+        so the grammar offers the request's own paths instead; a tool that needs a path
+        is left out when the request names none.
+        """
+        items = schema["properties"]["steps"]["items"]
+        kept = []
+        for alternative in items["anyOf"]:
+            name = alternative["properties"]["tool"].get("const")
+            tool = self.registry.get(name) if name in self.registry.names() else None
+            if tool is None or tool.risk is Risk.READ or not tool.path_fields:
+                kept.append(alternative)
+                continue
+            args = json.loads(json.dumps(alternative["properties"]["args"]))
+            props, required = args.get("properties", {}), args.get("required", [])
+            usable = True
+            for field in tool.path_fields:
+                if field not in props:
+                    continue
+                if not paths:
+                    usable = usable and field not in required
+                    props.pop(field)
+                elif props[field].get("type") == "array":
+                    props[field]["items"] = {"enum": paths}
+                else:
+                    props[field] = {"enum": paths}
+            if usable:
+                args["required"] = [r for r in required if r in props]
+                kept.append({**alternative, "properties": {"tool": {"const": name}, "args": args}})
+        return {
+            **schema,
+            "properties": {"steps": {**schema["properties"]["steps"], "items": {"anyOf": kept}}},
+        }
+
     def catalogue(self) -> str:
         """One line per tool: its name and what it is for (the grammar holds the arguments).
 
@@ -172,11 +211,22 @@ class GrammarChat(StrategyBase):
                 problems = ["the answer was cut off before the plan was complete"]
                 continue
             plan, problems = check(goal, chain(raw), self.registry, self.max_steps)
+            paths = request_paths(goal)
+            made_up = False
             if plan is not None and not problems:
                 problems = ungrounded(plan, goal, self.registry)
                 if not problems:
                     return Planned(plan, None, usage, attempt)
-            feedback = "The plan is invalid: " + "; ".join(problems) + ". Answer again."
+                made_up = True
+                paths += [p for p in grounded_paths(plan, goal, self.registry) if p not in paths]
+            feedback = "The plan is invalid: " + "; ".join(problems) + ". "
+            if made_up:
+                feedback += (
+                    f"The request names these paths: {', '.join(paths)}. "
+                    if paths
+                    else "The request names no file or folder: use a tool that needs none. "
+                )
+            feedback += "Answer again."
             messages += [Message("assistant", done.text), Message("user", feedback)]
-            schema = self.schema(self._candidates(shots), answer=False)
+            schema = self.grounded(self.schema(self._candidates(shots), answer=False), paths)
         raise still_invalid(problems, self.max_repairs)
