@@ -101,7 +101,11 @@ def test_a_plan_under_repair_may_not_turn_into_an_answer() -> None:
     planned = Planner(llm, REGISTRY).plan("write x into a.txt")
     assert planned.plan is not None and planned.plan.steps[0].args["path"] == "a.txt"
     assert "answer" in tools_allowed(llm.requests[0])
-    assert tools_allowed(llm.requests[1]) == set(REGISTRY.names())
+    assert tools_allowed(llm.requests[1]) == {"file_write"}  # the path was wrong, not the tool
+    bad = plan_json(("file_read", {"nope": 1}))
+    invalid = Chat([bad, fixed])
+    Planner(invalid, REGISTRY).plan("write x into a.txt")
+    assert tools_allowed(invalid.requests[1]) == set(REGISTRY.names())
 
 
 def test_the_catalogue_leads_with_the_direct_answer_and_keeps_whole_sentences() -> None:
@@ -123,10 +127,11 @@ def args_schema(request: Request, tool: str) -> dict[str, Any] | None:
 
 def test_a_repair_after_a_made_up_path_offers_the_requests_own_paths() -> None:
     # the model copied a worked example's path; the repair names and allows only notes.md
-    made_up = plan_json(("file_edit", {"path": "notes/todo.md", "search": "teh", "replace": "the"}))
+    edit = ("file_edit", {"path": "notes/todo.md", "search": "teh", "replace": "the"})
+    made_up = plan_json(edit, ("git_add", {"paths": ["notes/todo.md"]}))
     fixed = plan_json(("file_edit", {"path": "notes.md", "search": "teh", "replace": "the"}))
     llm = Chat([made_up, fixed])
-    planned = Planner(llm, REGISTRY).plan("fix 'teh' to 'the' in notes.md")
+    planned = Planner(llm, REGISTRY).plan("fix 'teh' to 'the' in notes.md and stage it")
     assert planned.plan is not None and planned.plan.steps[0].args["path"] == "notes.md"
     first = args_schema(llm.requests[0], "file_edit")
     assert first is not None and first["properties"]["path"] == {"type": "string"}
@@ -134,12 +139,14 @@ def test_a_repair_after_a_made_up_path_offers_the_requests_own_paths() -> None:
     assert repair is not None and repair["properties"]["path"] == {"enum": ["notes.md"]}
     git_add = args_schema(llm.requests[1], "git_add")
     assert git_add is not None and git_add["properties"]["paths"]["items"] == {"enum": ["notes.md"]}
-    # reads are not limited: a made-up path there fails harmlessly
-    read = args_schema(llm.requests[1], "file_read")
-    assert read is not None and read["properties"]["path"] == {"type": "string"}
+    # the path was wrong, not the tools: the repair keeps the plan's own
+    assert tools_allowed(llm.requests[1]) == {"file_edit", "git_add"}
     feedback = llm.requests[1].messages[-1].content
-    assert "'notes/todo.md' is not in the request" in feedback
-    assert "The request names these paths: notes.md." in feedback
+    assert feedback == (
+        "Wrong path: the request does not name 'notes/todo.md'. Use the paths it names "
+        "(notes.md) and plan again for the request: fix 'teh' to 'the' in notes.md and stage it"
+    )
+    assert llm.requests[1].temperature == 0.0  # the grammar rules the made-up path out
 
 
 def test_a_repair_leaves_out_tools_that_need_a_path_when_the_request_names_none() -> None:

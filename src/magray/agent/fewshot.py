@@ -323,8 +323,13 @@ def _named(path: str, goal: str) -> bool:
 
 
 def grounded_paths(plan: Plan, goal: str, registry: ToolRegistry) -> list[str]:
-    """The paths of ``plan``'s changing steps that the request does name."""
-    return [p for _, p in _changed_paths(plan, registry) if _named(p, goal)]
+    """The paths of ``plan``'s changing steps that the request does name (no repeats)."""
+    return list(dict.fromkeys(p for _, p in _changed_paths(plan, registry) if _named(p, goal)))
+
+
+def made_up(plan: Plan, goal: str, registry: ToolRegistry) -> list[str]:
+    """The paths of ``plan``'s changing steps that the request does not name (no repeats)."""
+    return list(dict.fromkeys(p for _, p in _changed_paths(plan, registry) if not _named(p, goal)))
 
 
 def ungrounded(plan: Plan, goal: str, registry: ToolRegistry) -> list[str]:

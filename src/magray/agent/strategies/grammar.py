@@ -25,10 +25,12 @@ from magray.agent.fewshot import (
     compact,
     example_tools,
     grounded_paths,
+    made_up,
     plan_schema,
     request_paths,
     ungrounded,
 )
+from magray.agent.plan import Plan
 from magray.agent.strategies.base import (
     LLM,
     Planned,
@@ -164,6 +166,31 @@ class GrammarChat(StrategyBase):
             "properties": {"steps": {**schema["properties"]["steps"], "items": {"anyOf": kept}}},
         }
 
+    def made_up_paths(
+        self, goal: str, plan: Plan, shots: list[tuple[str, Any]]
+    ) -> tuple[str, dict[str, Any]]:
+        """The feedback and grammar of a repair for a plan that names a made-up path.
+
+        The feedback names the request's own paths and repeats the request (a small model
+        otherwise copies words of the feedback into its arguments); the grammar allows only
+        those paths. When the
+        request names some, the tools stay the plan's own (the path was wrong, not the tool:
+        a model offered every tool again may turn a fix into a delete); when it names none,
+        the tools that need a path are left out.
+        """
+        paths = request_paths(goal)
+        paths += [p for p in grounded_paths(plan, goal, self.registry) if p not in paths]
+        wrong = ", ".join(repr(p) for p in made_up(plan, goal, self.registry))
+        feedback = f"Wrong path: the request does not name {wrong}. "
+        if paths:
+            feedback += f"Use the paths it names ({', '.join(paths)})"
+            tools: set[str] | None = {step.tool for step in plan.steps}
+        else:
+            feedback += "It names no file or folder, so no file tool fits: choose another tool"
+            tools = self._candidates(shots)
+        feedback += f" and plan again for the request: {goal}"
+        return feedback, self.grounded(self.schema(tools, answer=False), paths)
+
     def catalogue(self) -> str:
         """One line per tool: its name and what it is for (the grammar holds the arguments).
 
@@ -186,11 +213,12 @@ class GrammarChat(StrategyBase):
         messages.append(Message("user", user_prompt(goal, context, memories)))
         usage = Usage()
         problems: list[str] = []
+        greedy = not context
         for attempt in range(self.max_repairs + 1):
             request = Request(
                 tuple(messages),
                 max_tokens=MAX_PLAN_TOKENS,
-                temperature=0.0 if attempt == 0 and not context else 0.7,
+                temperature=0.0 if greedy else 0.7,
                 json_schema=schema,
             )
             done = self.llm.complete(request, self.provider)
@@ -211,22 +239,16 @@ class GrammarChat(StrategyBase):
                 problems = ["the answer was cut off before the plan was complete"]
                 continue
             plan, problems = check(goal, chain(raw), self.registry, self.max_steps)
-            paths = request_paths(goal)
-            made_up = False
             if plan is not None and not problems:
                 problems = ungrounded(plan, goal, self.registry)
                 if not problems:
                     return Planned(plan, None, usage, attempt)
-                made_up = True
-                paths += [p for p in grounded_paths(plan, goal, self.registry) if p not in paths]
-            feedback = "The plan is invalid: " + "; ".join(problems) + ". "
-            if made_up:
-                feedback += (
-                    f"The request names these paths: {', '.join(paths)}. "
-                    if paths
-                    else "The request names no file or folder: use a tool that needs none. "
-                )
-            feedback += "Answer again."
+                # the grammar now rules the made-up path out: no need to sample
+                feedback, schema = self.made_up_paths(goal, plan, shots)
+                greedy = True
+            else:
+                greedy = False
+                feedback = "The plan is invalid: " + "; ".join(problems) + ". Answer again."
+                schema = self.schema(self._candidates(shots), answer=False)
             messages += [Message("assistant", done.text), Message("user", feedback)]
-            schema = self.grounded(self.schema(self._candidates(shots), answer=False), paths)
         raise still_invalid(problems, self.max_repairs)
