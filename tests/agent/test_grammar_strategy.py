@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from magray.agent.examples import EXAMPLES
 from magray.agent.fewshot import ExampleSelector
 from magray.agent.planner import Planner
 from magray.agent.strategies.grammar import GrammarChat, as_steps, first_sentence
@@ -166,24 +167,29 @@ def test_a_repair_leaves_out_tools_that_need_a_path_when_the_request_names_none(
 def test_a_plan_that_copies_an_examples_argument_is_planned_again() -> None:
     # a worked example's text written as a memory instead of recalling what was asked for
     request = "what do you remember about the API keys?"
-    shots = ExampleSelector().select(request, REGISTRY)
-    example = next(
-        (tool, args)
-        for _, answer in shots
-        for step in answer.get("steps") or ()
-        for tool, args in [(step["tool"], step["args"])]
-        if any(
-            isinstance(v, str) and len(v) >= 4 and v.lower() not in request for v in args.values()
-        )
-    )
+    shots = [e for e in EXAMPLES if "1Password" in e[0] or "editor settings" in e[0]]
+    selector = ExampleSelector(examples=shots)
+    copied_text = "The API key lives in 1Password"
+    remember = plan_json(("memory_remember", {"text": copied_text}))
     recall = plan_json(("memory_recall", {"query": "API keys"}))
-    llm = Chat([plan_json(example), recall])
-    planned = Planner(llm, REGISTRY).plan(request)
+    llm = Chat([remember, recall])
+    planned = Planner(llm, REGISTRY, selector=selector).plan(request)
     assert planned.plan is not None and planned.plan.steps[0].tool == "memory_recall"
-    feedback = llm.requests[1].messages[-1].content
-    assert feedback.startswith("Wrong: step s1: ") and "is copied from an example" in feedback
-    assert feedback.endswith(f"Plan again for the request: {request}")
+    # planned again, greedily, without the example the value came from
+    assert any(copied_text in m.content for m in llm.requests[0].messages)
+    again = [m.content for m in llm.requests[1].messages]
+    assert not any(copied_text in m for m in again)
+    assert any("editor settings" in m for m in again) and again[-1].endswith(request)
     assert llm.requests[1].temperature == 0.0
+
+
+def test_a_copy_that_stays_is_refused_not_run() -> None:
+    request = "what do you remember about the API keys?"
+    shots = [e for e in EXAMPLES if "1Password" in e[0]]
+    remember = plan_json(("memory_remember", {"text": "The API key lives in 1Password"}))
+    llm = Chat([remember] * 3)
+    with pytest.raises(PlanError, match="copied from an example"):
+        Planner(llm, REGISTRY, selector=ExampleSelector(examples=shots)).plan(request)
 
 
 def test_an_argument_the_request_holds_is_not_a_copy() -> None:

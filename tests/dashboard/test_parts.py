@@ -70,6 +70,20 @@ def test_the_sampler_reads_counts_from_the_prometheus_text() -> None:
     assert point.recall_ms is not None and abs(point.recall_ms - 10.0) < 1e-6
 
 
+def test_the_totals_shown_are_current_between_samples() -> None:
+    # a page drawn just after a sample (the charts keep their spacing) still counts the
+    # recalls of that last moment
+    metrics = Metrics()
+    sampler = Sampler(metrics.render)
+    sampler.min_gap = 3600.0
+    sampler.sample()
+    metrics.recall_latency.labels("t").observe(0.01)
+    sampler.points("t")  # within min_gap: no new sample
+    assert sampler.samples[-1].recall_count == 0
+    assert sampler.current().recall_count == 1
+    assert len(sampler.samples) == 1
+
+
 def test_spark_scales_into_its_box_and_skips_gaps() -> None:
     chart = spark([1.0, None, 4.0], [0.0, 5.0, 10.0])
     assert chart["points"] == "0.0,61.0 600.0,4.0" and chart["last"] == 4.0

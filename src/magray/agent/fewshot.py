@@ -356,26 +356,45 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def copied(plan: Plan, goal: str, shots: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
-    """Arguments a small model copied from a worked example that the request does not hold.
-
-    ``what do you remember about the API keys?`` once planned ``memory_remember`` with the
-    text of an example ("The API key lives in 1Password"): an argument of four or more
-    characters that equals one of the shown examples' arguments and is not in the request
-    is a copy, whatever the tool (paths are :func:`ungrounded`'s).
-    """
-    text = goal.lower()
-    shown = {
+def _shown(answer: Mapping[str, Any]) -> set[str]:
+    return {
         s.strip().lower()
-        for _, answer in shots
         for step in answer.get("steps") or ()
         if isinstance(step, Mapping)
         for s in _strings(step.get("args"))
     }
-    found = []
+
+
+def shows(shot: tuple[str, Mapping[str, Any]], values: Collection[str]) -> bool:
+    """Whether a worked example's arguments hold one of ``values``."""
+    return bool(_shown(shot[1]) & {v.strip().lower() for v in values})
+
+
+def copied(
+    plan: Plan,
+    goal: str,
+    shots: Sequence[tuple[str, Mapping[str, Any]]],
+    registry: ToolRegistry,
+) -> list[str]:
+    """Arguments a small model copied from a worked example that the request does not hold.
+
+    ``what do you remember about the API keys?`` once planned ``memory_remember`` with the
+    text of an example ("The API key lives in 1Password"). A changing step's argument of
+    four or more characters that equals one of the shown examples' arguments and is not in
+    the request is such a copy (paths are :func:`ungrounded`'s). Reads are left alone, as
+    there: a copied ``HEAD~1`` reads harmlessly.
+    """
+    from magray.tools.base import Risk
+
+    text = goal.lower()
+    shown = set().union(*(_shown(answer) for _, answer in shots)) if shots else set()
+    found: list[str] = []
     for step in plan.steps:
+        tool = registry.get(step.tool)
+        if tool.risk_for(tool.parse(step.args)) is Risk.READ:
+            continue
         for value in _strings(dict(step.args)):
             clean = value.strip().lower()
-            if len(clean) >= 4 and clean in shown and clean not in text:
-                found.append(f"step {step.id}: {value!r} is copied from an example")
+            if len(clean) >= 4 and clean in shown and clean not in text and value not in found:
+                found.append(value)
     return found

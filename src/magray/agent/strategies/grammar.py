@@ -29,6 +29,7 @@ from magray.agent.fewshot import (
     made_up,
     plan_schema,
     request_paths,
+    shows,
     ungrounded,
 )
 from magray.agent.plan import Plan
@@ -192,6 +193,15 @@ class GrammarChat(StrategyBase):
         feedback += f" and plan again for the request: {goal}"
         return feedback, self.grounded(self.schema(tools, answer=False), paths)
 
+    def turns(self, catalogue: str, shots: list[tuple[str, Any]], prompt: str) -> list[Message]:
+        """The system prompt, one user/assistant pair per worked example, the request."""
+        messages = [Message("system", f"{RULES}\n\n{catalogue}")]
+        for asked, answer in shots:
+            messages.append(Message("user", asked))
+            messages.append(Message("assistant", json.dumps(as_steps(answer))))
+        messages.append(Message("user", prompt))
+        return messages
+
     def catalogue(self) -> str:
         """One line per tool: its name and what it is for (the grammar holds the arguments).
 
@@ -207,11 +217,9 @@ class GrammarChat(StrategyBase):
         shots = [(q, dict(a)) for q, a in self.selector.select(goal, self.registry)]
         schema = self.schema(self._candidates(shots))
         catalogue = self.catalogue()
-        messages = [Message("system", f"{RULES}\n\n{catalogue}")]
-        for asked, answer in shots:
-            messages.append(Message("user", asked))
-            messages.append(Message("assistant", json.dumps(as_steps(answer))))
-        messages.append(Message("user", user_prompt(goal, context, memories)))
+        prompt = user_prompt(goal, context, memories)
+        shown = list(shots)  # every example the model saw, for the copy check
+        messages = self.turns(catalogue, shots, prompt)
         usage = Usage()
         problems: list[str] = []
         greedy = not context
@@ -247,14 +255,17 @@ class GrammarChat(StrategyBase):
                     feedback, schema = self.made_up_paths(goal, plan, shots)
                     greedy = True
                 else:
-                    problems = copied(plan, goal, shots)
-                    if not problems:
+                    values = copied(plan, goal, shown, self.registry)
+                    if not values:
                         return Planned(plan, None, usage, attempt)
-                    feedback = (
-                        "Wrong: " + "; ".join(problems) + f". Plan again for the request: {goal}"
-                    )
+                    # feedback does not stop a small model copying what it still sees: plan
+                    # again without the examples that hold the copied values
+                    problems = [f"{v!r} is copied from an example" for v in values]
+                    shots = [s for s in shots if not shows(s, values)]
                     schema = self.schema(self._candidates(shots), answer=False)
+                    messages = self.turns(catalogue, shots, prompt)
                     greedy = True
+                    continue
             else:
                 greedy = False
                 feedback = "The plan is invalid: " + "; ".join(problems) + ". Answer again."

@@ -38,7 +38,7 @@ async def health(request: Request, ui: Ui, user: User) -> Response:
     providers = await api.get("/v1/providers")
     usage = await api.get("/v1/usage", days=7)
     points = ui.sampler.points(user.tenant)
-    latest = ui.sampler.latest()
+    latest = ui.sampler.current()
     times = [p.at for p in points]
     layers = sorted({layer for p in points for layer in p.records})
     charts = {
@@ -64,8 +64,8 @@ async def health(request: Request, ui: Ui, user: User) -> Response:
         usage=rows,
         totals=totals,
         charts=charts,
-        requests_total=int(latest.requests) if latest else 0,
-        recall_count=int(latest.recall_count) if latest else 0,
+        requests_total=int(latest.requests),
+        recall_count=int(latest.recall_count),
         samples=len(ui.sampler.samples),
         interval=ui.sampler.interval,
         width=WIDTH,

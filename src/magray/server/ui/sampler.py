@@ -107,5 +107,8 @@ class Sampler:
             )
         return out
 
-    def latest(self) -> Sample | None:
-        return self.samples[-1] if self.samples else None
+    def current(self) -> Sample:
+        """The counters as they are now, not kept (the charts' samples keep their spacing:
+        a page drawn within ``min_gap`` of the last sample would otherwise show totals that
+        miss the requests of that last half second)."""
+        return parse(self.read().decode("utf-8"))
