@@ -5,11 +5,14 @@
 Builds a tenant store of N synthetic records (clustered 384-d vectors, Zipf texts; the same
 generator as `magray bench memory`) in a throw-away home, starts the server in a separate
 process (uvicorn, JSON logs at warning level), and drives POST /v1/memories/search (k 10,
-hybrid: vector + BM25 fusion) with wrk at C concurrent connections, twice:
+hybrid: vector + BM25 fusion) with wrk at C concurrent connections, per mode:
 
 * ``cached``: query embeddings come from a table (the embedding cache's best case), so the
   figures are the server's and the memory's own;
-* ``embed``: the real default model (ONNX) embeds every query, without the cache.
+* ``embed``: the real default model (ONNX) embeds every query, without the cache;
+* ``fixed`` (only when asked for, ``--modes cached,fixed``): every recall answers the hits
+  of the first one, so what is left is the server's own cost per search (HTTP, key check,
+  validation, threads, JSON, metrics).
 
 Prints one JSON object: requests/s, p50/p99 latency, errors, per mode. Needs `wrk`
 (Debian: apt-get install wrk) and, for ``embed``, the default model installed.
@@ -114,10 +117,17 @@ def factory() -> Any:
 
     configure_json_logs(level=logging.WARNING)
     home = Path(os.environ["MAGRAY_BENCH_HOME"])
-    base = home_settings(home).with_overrides(
-        {"server.rate": 1e9, "server.burst": 10**9, "server.queue_size": 10_000}, "bench"
-    )
-    if os.environ["MAGRAY_BENCH_MODE"] == "cached":
+    limits: dict[str, Any] = {
+        "server.rate": 1e9,
+        "server.burst": 10**9,
+        "server.queue_size": 10_000,
+    }
+    if os.environ.get("MAGRAY_BENCH_READERS"):
+        limits["server.readers"] = int(os.environ["MAGRAY_BENCH_READERS"])
+    base = home_settings(home).with_overrides(limits, "bench")
+    if os.environ["MAGRAY_BENCH_MODE"] == "fixed":
+        fixed_recall()
+    if os.environ["MAGRAY_BENCH_MODE"] in ("cached", "fixed"):
         q = np.load(home / "queries.npz")
         table = dict(zip([str(t) for t in q["texts"]], q["vectors"], strict=True))
         embedder: Any = TableEmbedder(real_model_id(home), DIM, table)
@@ -126,6 +136,21 @@ def factory() -> Any:
 
         embedder = load_embedder(base, cached=False)
     return create_app(base, embedder=embedder)
+
+
+def fixed_recall() -> None:
+    """Every recall answers the hits of the first one: what is left is the server's cost."""
+    from magray.server.tenants import Tenant
+
+    real = Tenant.recall
+    first: list[Any] = []
+
+    def recall(self: Tenant, query: Any) -> Any:
+        if not first:
+            first.append(real(self, query))
+        return first[0]
+
+    Tenant.recall = recall  # type: ignore[method-assign]
 
 
 def direct_baseline(home: Path, model_id: str, queries: list[str], mode: str) -> dict[str, Any]:
@@ -226,6 +251,8 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_WAIT_POLICY": "PASSIVE"}
+    if opts.readers is not None:
+        env["MAGRAY_BENCH_READERS"] = str(opts.readers)
     cmd = [sys.executable, __file__, "serve", str(home), str(port), mode, str(opts.workers)]
     with (home / f"serve-{mode}.log").open("wb") as log:
         proc = subprocess.Popen(cmd, env=env, stderr=log)
@@ -297,6 +324,7 @@ def bench(home: Path, opts: Any) -> dict[str, Any]:
         "connections": opts.connections,
         "seconds": opts.seconds,
         "workers": opts.workers,
+        "readers": opts.readers,
         "cpus": os.cpu_count(),
         "build_s": built["build_s"],
         "route": f"POST /v1/memories/search k=10 {opts.mode}",
@@ -319,6 +347,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--readers", type=int, help="server.readers: read-only handles per tenant (default 2)"
+    )
     parser.add_argument("--modes", default="cached,embed")
     parser.add_argument("--mode", default="hybrid", choices=["hybrid", "vector", "keyword"])
     parser.add_argument(

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from magray.cli.main import app
 from magray.config import OPTIONS, load_settings
-from magray.config_sections import (
+from magray.config.sections import (
     SECTIONS,
     MemorySettings,
     SearchSettings,
@@ -135,7 +135,7 @@ def test_no_module_outside_the_loader_reads_settings_by_string_key() -> None:
         capture_output=True,
         text=True,
     ).stdout
-    allowed = ("magray/config.py", "magray/cli/config_cmd.py")
+    allowed = ("magray/config/settings.py", "magray/cli/config_cmd.py")
     offenders = [line for line in out.splitlines() if not line.split(":")[0].endswith(allowed)]
     assert offenders == []
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from magray.errors import ConfigError
-from magray.fileio import read_toml, write_atomic, write_toml
+from magray.fileio import atomic_path, read_toml, write_atomic, write_toml
 
 
 def test_write_atomic_replaces_whole_and_keeps_or_sets_the_mode(tmp_path: Path) -> None:
@@ -33,3 +33,17 @@ def test_read_toml_missing_and_broken(tmp_path: Path) -> None:
     bad.write_bytes(b"\xff\xfe")
     with pytest.raises(ConfigError, match="not valid TOML"):
         read_toml(bad, "fix or delete it")
+
+
+def test_atomic_path_puts_the_file_in_place_only_when_the_block_succeeds(tmp_path: Path) -> None:
+    target = tmp_path / "sub" / "export.jsonl"
+    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as fh:
+        assert tmp.parent == target.parent and tmp.name == f".export.jsonl.{os.getpid()}.tmp"
+        fh.write("one\n")
+        assert not target.exists()  # nothing is visible before the block ends
+    assert target.read_text() == "one\n"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("the writer failed")
+    assert target.read_text() == "one\n"  # the old file stays whole
+    assert sorted(p.name for p in target.parent.iterdir()) == ["export.jsonl"]  # no temp left

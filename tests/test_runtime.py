@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from magray.agent.assemble import AgentOptions
 from magray.errors import UsageError
 from magray.memory.records import NewRecord, Query
 from magray.runtime import Runtime
@@ -63,7 +64,7 @@ def test_the_agent_and_the_session_are_made_of_the_runtimes_parts(
     with Runtime.load(embedder=HashEmbedder()) as rt:
         registry = rt.tool_registry(mcp=False)
         ctx = rt.tool_context([tmp_path], timeout=4)
-        agent = rt.agent(registry, ctx, rt.policy(Mode(read_only=True)), max_steps=3)
+        agent = rt.agent(registry, ctx, rt.policy(Mode(read_only=True)), AgentOptions(max_steps=3))
         assert agent.planner.llm is rt.router and agent.critic.llm is rt.router
         assert agent.planner.registry is registry and agent.planner.max_steps == 3
         assert agent.executor.ctx is ctx and agent.executor.policy.mode.read_only

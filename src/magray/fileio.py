@@ -3,6 +3,9 @@
 ``write_atomic`` writes a temporary file in the same folder (named for this process, so
 two writers never share one), flushes it to disk and renames it over the target: a reader
 sees the old file or the new one, never half of either, and a crash leaves the old one.
+``atomic_path`` is the same for a file written by other code (a stream, a download, a
+library's ``save(path)``): it hands out the temporary path and puts the file in place when
+the block ends without an error.
 ``read_toml`` returns ``{}`` for a missing file and one ``ConfigError`` line for a file that
 is not UTF-8 TOML, naming the file and what to do.
 """
@@ -12,10 +15,36 @@ from __future__ import annotations
 import contextlib
 import os
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from magray.errors import ConfigError
+
+
+def temporary_of(path: Path) -> Path:
+    """The temporary file this process writes before it replaces ``path``
+    (``.NAME.PID.tmp`` beside it; a sweep of killed writers' files matches that name)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path to write ``path``'s new content to; when the block ends without an
+    error the file is flushed to disk and renamed over ``path``, else it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_of(path)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
 
 def write_atomic(path: Path, data: str | bytes, *, mode: int | None = None) -> None:
@@ -25,7 +54,7 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int | None = None) -> N
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode is None and path.exists():
         mode = path.stat().st_mode & 0o777
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = temporary_of(path)
     blob = data.encode("utf-8") if isinstance(data, str) else data
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666 if mode is None else mode)
     try:
@@ -42,14 +71,21 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int | None = None) -> N
         raise
 
 
-def read_toml(path: Path, fix: str = "fix or remove the file") -> dict[str, Any]:
-    """The TOML table in ``path`` (``{}`` when there is no file)."""
+def read_toml(
+    path: Path, fix: str = "fix or remove the file", *, detail: bool = True
+) -> dict[str, Any]:
+    """The TOML table in ``path`` (``{}`` when there is no file).
+
+    The error names ``path`` and says ``fix``; with ``detail`` False it leaves out the
+    parser's words (for a file of secrets).
+    """
     if not path.exists():
         return {}
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML ({exc}); {fix}.") from None
+        why = f" ({exc})" if detail else ""
+        raise ConfigError(f"{path} is not valid TOML{why}; {fix}.") from None
 
 
 def write_toml(path: Path, data: dict[str, Any], *, mode: int | None = None) -> None:

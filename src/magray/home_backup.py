@@ -30,11 +30,18 @@ from typing import Any
 
 from magray import __version__
 from magray.errors import BackupError, NotFoundError
+from magray.fileio import atomic_path
+from magray.paths import DATABASE_FILES
 
 FORMAT = 1
 MANIFEST = "manifest.json"
 MEMORY_DIR = "memory"
-DATABASES = ("tasks", "conversations", "llm", "audit", "audit-chain", "server-keys")  # memory apart
+#: the databases a home backup snapshots, by file stem (the memory has its own backup and the
+#: embedding cache is rebuilt on use)
+DATABASES = tuple(
+    DATABASE_FILES[name].removesuffix(".db")
+    for name in ("tasks", "conversations", "llm", "audit", "audit_chain", "server_keys")
+)
 CONFIG_FILES = ("config.toml", "policy.toml", "mcp.toml")
 KEYS_FILE = "keys.toml"
 
@@ -188,12 +195,10 @@ def restore_home(settings: Any, src: Path, *, force: bool = False) -> dict[str, 
     for rel, target in targets.items():
         if target is None:
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.restore-{os.getpid()}")
-        shutil.copy2(src / rel, tmp)
-        for suffix in ("-wal", "-shm"):
-            target.with_name(target.name + suffix).unlink(missing_ok=True)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            shutil.copy2(src / rel, tmp)
+            for suffix in ("-wal", "-shm"):
+                target.with_name(target.name + suffix).unlink(missing_ok=True)
         if target.name == KEYS_FILE:
             target.chmod(0o600)
     return doc

@@ -13,6 +13,19 @@ from pathlib import Path
 
 APP_NAME = "magray"
 
+#: the file of each SQLite database of a home (in its data folder), by name; the one place
+#: these names are written
+DATABASE_FILES: dict[str, str] = {
+    "memory": "memory.db",
+    "tasks": "tasks.db",
+    "llm": "llm.db",
+    "conversations": "conversations.db",
+    "audit": "audit.db",
+    "embed_cache": "embed-cache.db",
+    "audit_chain": "audit-chain.db",
+    "server_keys": "server-keys.db",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Paths:
@@ -33,7 +46,7 @@ class Paths:
 
     @property
     def memory_db(self) -> Path:
-        return self.data_dir / "memory.db"
+        return self.data_dir / DATABASE_FILES["memory"]
 
     @property
     def index_dir(self) -> Path:
@@ -41,47 +54,38 @@ class Paths:
 
     @property
     def tasks_db(self) -> Path:
-        return self.data_dir / "tasks.db"
+        return self.data_dir / DATABASE_FILES["tasks"]
 
     @property
     def llm_db(self) -> Path:
         """LLM usage log and circuit-breaker state."""
-        return self.data_dir / "llm.db"
+        return self.data_dir / DATABASE_FILES["llm"]
 
     @property
     def conversations_db(self) -> Path:
-        return self.data_dir / "conversations.db"
+        return self.data_dir / DATABASE_FILES["conversations"]
 
     @property
     def audit_db(self) -> Path:
-        return self.data_dir / "audit.db"
+        return self.data_dir / DATABASE_FILES["audit"]
 
     @property
     def embed_cache_db(self) -> Path:
-        return self.data_dir / "embed-cache.db"
+        return self.data_dir / DATABASE_FILES["embed_cache"]
 
     @property
     def audit_chain_db(self) -> Path:
         """The hash-chained audit log of server calls and tool decisions."""
-        return self.data_dir / "audit-chain.db"
+        return self.data_dir / DATABASE_FILES["audit_chain"]
 
     @property
     def server_keys_db(self) -> Path:
         """The server's API keys (hashes only)."""
-        return self.data_dir / "server-keys.db"
+        return self.data_dir / DATABASE_FILES["server_keys"]
 
     def databases(self) -> dict[str, Path]:
         """Every SQLite database of this home, by name."""
-        return {
-            "memory": self.memory_db,
-            "tasks": self.tasks_db,
-            "llm": self.llm_db,
-            "conversations": self.conversations_db,
-            "audit": self.audit_db,
-            "embed_cache": self.embed_cache_db,
-            "audit_chain": self.audit_chain_db,
-            "server_keys": self.server_keys_db,
-        }
+        return {name: self.data_dir / file for name, file in DATABASE_FILES.items()}
 
     @property
     def log_file(self) -> Path:

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 from magray.errors import UsageError
 
 if TYPE_CHECKING:
+    from magray.agent.assemble import AgentOptions
     from magray.agent.conversations import ConversationLog
-    from magray.agent.executor import StepResult
-    from magray.agent.runner import Agent, Approve, Rememberer
+    from magray.agent.runner import Agent
     from magray.agent.session import Recaller, Session
     from magray.config import Settings
     from magray.embed.base import Embedder
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
     from magray.tasks.graph import TaskGraph
     from magray.tools.audit import AuditLog
     from magray.tools.base import ToolContext
-    from magray.tools.invoke import Confirm
     from magray.tools.policy import Mode, Policy
     from magray.tools.registry import ToolRegistry
     from magray.tools.sandbox import SandboxConfig
@@ -146,35 +145,13 @@ class Runtime:
         registry: ToolRegistry,
         context: ToolContext,
         policy: Policy,
-        *,
-        approve: Approve | None = None,
-        confirm: Confirm | None = None,
-        memory: Rememberer | None = None,
-        provider: str | None = None,
-        max_steps: int | None = 12,
-        max_replans: int = 1,
-        token_budget: int | None = None,
-        on_results: Callable[[list[StepResult]], None] | None = None,
-        examples: bool = True,
+        options: AgentOptions | None = None,
     ) -> Agent:
-        """The agent: planner and critic over the router, executor over the tools and audit."""
-        from magray.agent.assemble import build_agent
+        """The agent: planner and critic over the router, executor over the tools and audit;
+        ``options`` say how it runs (:class:`~magray.agent.assemble.AgentOptions`)."""
+        from magray.agent.assemble import AgentOptions, build_agent
 
-        return build_agent(
-            self,
-            registry=registry,
-            context=context,
-            policy=policy,
-            approve=approve,
-            confirm=confirm,
-            memory=memory,
-            provider=provider,
-            max_steps=max_steps,
-            max_replans=max_replans,
-            token_budget=token_budget,
-            on_results=on_results,
-            examples=examples,
-        )
+        return build_agent(self, registry, context, policy, options or AgentOptions())
 
     # -- conversations and tasks -----------------------------------------------------------
     @cached_property
@@ -256,10 +233,12 @@ class Runtime:
 
         registry = default_registry(warn=self.warn)
         if mcp and self.settings.mcp.enabled:
-            from magray.tools.mcp import discover, load_servers, mcp_file
+            from magray.tools.mcp_config import load_servers, mcp_file
 
             config_dir = self.paths.config_dir
             if load_servers(mcp_file(config_dir)):
+                from magray.tools.mcp import discover
+
                 discover(
                     registry,
                     config_dir,
@@ -271,6 +250,6 @@ class Runtime:
 
     def policy(self, mode: Mode) -> Policy:
         """The user's rules and built-in exceptions (policy.toml) under ``mode``."""
-        from magray.tools.policy import load_policy, policy_file
+        from magray.tools.policy_file import load_policy, policy_file
 
         return load_policy(policy_file(self.paths.config_dir), mode)

@@ -59,14 +59,33 @@ def current_version(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
+def _file_of(conn: sqlite3.Connection) -> str:
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return str(row[2]) if row and row[2] else "the database"
+
+
 def apply(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[int]:
-    """Apply the migrations newer than the database's version; returns those applied."""
+    """Apply the migrations newer than the database's version; returns those applied.
+
+    A database whose version is above every migration was written by a newer MAGRAY:
+    SchemaError. Two processes opening a new database at once are safe: each script takes
+    the write lock first, and one that fails because the other applied the same version
+    meanwhile is skipped.
+    """
+    from magray.errors import SchemaError
+
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
     )
     applied: list[int] = []
     have = current_version(conn)
+    latest = max((m[0] for m in migrations), default=0)
+    if have > latest:
+        raise SchemaError(
+            f"{_file_of(conn)} was written by a newer MAGRAY (schema {have}, this one knows "
+            f"{latest}); upgrade MAGRAY."
+        )
     for version, name, script in migrations:
         if version <= have:
             continue
@@ -78,6 +97,12 @@ def apply(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[int
                 "INSERT INTO schema_migrations (version, name, applied_at) "
                 f"VALUES ({int(version)}, '{quoted}', {time.time()!r});\nCOMMIT;"
             )
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if current_version(conn) >= version:
+                continue  # another process applied it while this one waited for the lock
+            raise
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

@@ -51,7 +51,16 @@ def test_help_imports_no_command_module() -> None:
     assert "memory" in out.stdout
 
 
-@pytest.mark.parametrize("argv", [["tasks", "list", "--json"], ["llm", "list", "--json"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["tasks", "list", "--json"],
+        ["llm", "list", "--json"],
+        ["config", "show", "--json"],
+        ["config", "check"],
+        ["policy", "show", "--json"],
+    ],
+)
 def test_a_listing_command_runs_without_pydantic(argv: list[str]) -> None:
     code = (
         "import sys\n"

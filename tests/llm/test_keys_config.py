@@ -102,12 +102,65 @@ def test_config_set_get_unset_llm_default_and_fallback(magray_home: Path) -> Non
     assert runner.invoke(app, ["config", "get", "llm.default"]).stdout.strip() == "local"
 
 
-def test_no_llm_table_gives_what_validating_an_empty_one_gives() -> None:
-    from magray.llm.config import _NO_LLM_TABLE
-    from magray.llm.config_schema import LLMModel
-
-    checked = LLMModel.model_validate({})
-    for name in ("default", "daily_token_budget", "daily_cost_budget_usd", "providers"):
-        assert getattr(_NO_LLM_TABLE, name) == getattr(checked, name), name
-    assert tuple(checked.fallback) == _NO_LLM_TABLE.fallback
+def test_no_llm_table_gives_the_defaults_an_empty_one_gives() -> None:
     assert parse_llm_config({}) == parse_llm_config({"fallback": []})
+    cfg = parse_llm_config({})
+    assert (cfg.default, cfg.fallback, cfg.daily_token_budget) == ("local", (), 0)
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        (
+            {"daily_token_budget": -5},
+            "config.toml: llm.daily_token_budget must be ≥ 0 (got -5).",
+        ),
+        (
+            {"daily_cost_budget_usd": float("inf")},
+            "config.toml: llm.daily_cost_budget_usd must be a finite number (got inf).",
+        ),
+        ({"fallback": "local"}, "config.toml: llm.fallback must be a list of text (got 'local')."),
+        (
+            {"providers": {"x": {"type": "openai", "temperature": 3}}},
+            "config.toml: llm.providers.x.temperature must be ≤ 2 (got 3.0).",
+        ),
+        (
+            {"providers": {"x": {"type": "openai", "max_tokens": 1.5}}},
+            "config.toml: llm.providers.x.max_tokens must be a whole number (got 1.5).",
+        ),
+        (
+            {"providers": {"x": {"model": "m"}}},
+            "config.toml: llm.providers.x.type is missing; add it (a provider type: openai,"
+            " anthropic, local or a plugin's).",
+        ),
+        (
+            {"providers": {"x": "openai"}},
+            "config.toml: llm.providers.x must be a table, not str; see docs/llm.md for the"
+            " [llm] settings.",
+        ),
+        (
+            {"defualt": "local"},
+            "config.toml: unknown setting 'llm.defualt'; did you mean llm.default? see"
+            " docs/llm.md for the [llm] settings.",
+        ),
+    ],
+)
+def test_bad_llm_values_are_one_line_naming_file_and_key(
+    table: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_llm_config(table)
+    assert str(info.value) == message
+
+
+def test_pydantic_is_not_needed_to_read_the_llm_section() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from magray.llm.config import parse_llm_config;"
+        "parse_llm_config({'providers': {'x': {'type': 'openai', 'timeout': 5}}});"
+        "print('pydantic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

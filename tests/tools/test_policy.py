@@ -11,16 +11,8 @@ from magray.errors import DeniedError, PolicyError
 from magray.tools.audit import AuditLog
 from magray.tools.base import ToolContext
 from magray.tools.invoke import invoke
-from magray.tools.policy import (
-    Action,
-    Mode,
-    Policy,
-    add_rule,
-    glob_to_regex,
-    load_rules,
-    make_rule,
-    reset_rules,
-)
+from magray.tools.policy import Action, Mode, Policy, glob_to_regex, make_rule
+from magray.tools.policy_file import add_rule, load_rules, reset_rules
 from magray.tools.registry import default_registry
 
 TOOLS = default_registry()
@@ -95,7 +87,7 @@ def test_rules_round_trip_through_policy_toml(tmp_path: Path) -> None:
     assert reset_rules(path)
     assert load_rules(path) == ()
     path.write_text("[[rules]]\ntool = 'x'\naction = 'maybe'\n", encoding="utf-8")
-    with pytest.raises(PolicyError, match="allow, ask or deny"):
+    with pytest.raises(PolicyError, match=r"rules\[1\]\.action must be one of allow, ask, deny"):
         load_rules(path)
     with pytest.raises(PolicyError, match="not both"):
         make_rule("x", Action.DENY, path="a", command="b")

@@ -17,7 +17,7 @@ import pytest
 from magray.agent.executor import Executor, is_transient
 from magray.agent.plan import Plan, Step
 from magray.config import load_settings
-from magray.config_sections import WebSettings
+from magray.config.sections import WebSettings
 from magray.errors import ConfigError, DeniedError, ToolError, UsageError
 from magray.tools.audit import AuditLog
 from magray.tools.base import ToolContext

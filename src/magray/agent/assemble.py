@@ -4,12 +4,13 @@
 so `magray run`, `magray chat` and the HTTP server get the same agent from the same parts:
 the runtime's LLM router, its tool registry, tool context, policy and audit log. What
 differs between them (how a plan is approved, how a policy ask is answered, where step
-results are shown) is passed in.
+results are shown) is passed in as one :class:`AgentOptions`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -24,43 +25,54 @@ if TYPE_CHECKING:
     from magray.tools.registry import ToolRegistry
 
 
+@dataclass(frozen=True, slots=True)
+class AgentOptions:
+    """How one agent runs; what differs between `magray run`, `magray chat` and the server.
+
+    ``approve`` decides on a plan, ``confirm`` answers a policy ask, ``memory`` remembers the
+    outcome, ``provider`` picks the LLM (None: the default), ``max_steps`` bounds a plan
+    (None: no bound), ``max_replans`` and ``token_budget`` bound the run, ``on_results``
+    shows step results as they come, and ``examples`` picks the planner's worked examples
+    by similarity to the goal (with the runtime's embedder, loaded on first use; without it
+    the planner takes them in order).
+    """
+
+    approve: Approve | None = None
+    confirm: Confirm | None = None
+    memory: Rememberer | None = None
+    provider: str | None = None
+    max_steps: int | None = 12
+    max_replans: int = 1
+    token_budget: int | None = None
+    on_results: Callable[[list[StepResult]], None] | None = None
+    examples: bool = True
+
+
 def build_agent(
     rt: Runtime,
-    *,
     registry: ToolRegistry,
     context: ToolContext,
     policy: Policy,
-    approve: Approve | None = None,
-    confirm: Confirm | None = None,
-    memory: Rememberer | None = None,
-    provider: str | None = None,
-    max_steps: int | None = 12,
-    max_replans: int = 1,
-    token_budget: int | None = None,
-    on_results: Callable[[list[StepResult]], None] | None = None,
-    examples: bool = True,
+    options: AgentOptions,
 ) -> Agent:
-    """An agent that plans with ``rt.router`` and runs steps from ``registry`` under ``policy``.
-
-    ``examples`` picks the planner's worked examples by similarity to the goal (with the
-    runtime's embedder, loaded on first use); without it the planner takes them in order.
-    """
+    """An agent that plans with ``rt.router`` and runs steps from ``registry`` under ``policy``."""
     from magray.agent.critic import Critic
     from magray.agent.executor import Executor
     from magray.agent.fewshot import ExampleSelector
     from magray.agent.planner import Planner
     from magray.agent.runner import Agent
 
-    selector = ExampleSelector(rt.embedder, follow_nearest=True) if examples else None
+    o = options
+    selector = ExampleSelector(rt.embedder, follow_nearest=True) if o.examples else None
     return Agent(
-        Planner(rt.router, registry, provider=provider, max_steps=max_steps, selector=selector),
-        Executor(registry, context, policy, rt.audit, confirm=confirm),
-        Critic(rt.router, provider=provider),
-        approve=approve,
-        memory=memory,
-        max_replans=max_replans,
-        token_budget=token_budget,
-        on_results=on_results,
+        Planner(rt.router, registry, provider=o.provider, max_steps=o.max_steps, selector=selector),
+        Executor(registry, context, policy, rt.audit, confirm=o.confirm),
+        Critic(rt.router, provider=o.provider),
+        approve=o.approve,
+        memory=o.memory,
+        max_replans=o.max_replans,
+        token_budget=o.token_budget,
+        on_results=o.on_results,
     )
 
 

@@ -114,6 +114,7 @@ class Chat:
 
     def _build_agent(self) -> Agent:
         from magray.agent.approvals import Approvals
+        from magray.agent.assemble import AgentOptions
 
         rt = self.runtime
         assert rt is not None  # can_act() checked it
@@ -133,10 +134,7 @@ class Chat:
                 say(f"What it will change:\n{render_previews(previews)}")
             return approvals.approve(plan)
 
-        return rt.agent(
-            registry,
-            ctx,
-            self._policy(),
+        options = AgentOptions(
             approve=approve,
             confirm=approvals.confirm,
             memory=self.session.memory,
@@ -144,6 +142,7 @@ class Chat:
             max_steps=None,
             on_results=self._show_steps,
         )
+        return rt.agent(registry, ctx, self._policy(), options)
 
     def _policy(self) -> Policy:
         from magray.agent.approvals import Mode as ChatMode

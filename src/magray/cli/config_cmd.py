@@ -21,8 +21,8 @@ def file_rows(settings: Settings) -> list[dict[str, Any]]:
     section, the MCP servers of ``mcp.toml`` and the rules of ``policy.toml`` (each row's
     source is the file it came from, or ``default`` when that file does not exist)."""
     from magray.llm.config import llm_rows, load_llm_config
-    from magray.tools.mcp import load_servers, mcp_file
-    from magray.tools.policy import load_disabled_builtins, load_rules, policy_file
+    from magray.tools.mcp_config import load_servers, mcp_file
+    from magray.tools.policy_file import load_disabled_builtins, load_rules, policy_file
 
     def source(path: Path) -> str:
         return str(path) if path.exists() else "default"
@@ -59,8 +59,8 @@ def show(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     """
     from magray.cli import render
     from magray.config import OPTIONS, load_settings, shown
-    from magray.tools.mcp import mcp_file
-    from magray.tools.policy import policy_file
+    from magray.tools.mcp_config import mcp_file
+    from magray.tools.policy_file import policy_file
 
     settings = load_settings()
     rows = [
@@ -85,6 +85,34 @@ def show(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         typer.echo(json.dumps({"settings": rows, "paths": paths}, ensure_ascii=False))
         return
     render.config_table(rows, paths)
+
+
+@app.command("check")
+def check(json_out: bool = typer.Option(False, "--json", help="Print JSON: {files}.")) -> None:
+    """Check every settings file: config.toml (its [llm] section too), the MAGRAY_*
+    environment, mcp.toml and policy.toml.
+
+    Prints each file checked; the first problem stops it with a one-line error naming the
+    file and the key (exit 1).
+
+    Example: magray config check
+    """
+    from magray.config import load_settings
+    from magray.tools.mcp_config import mcp_file
+    from magray.tools.policy_file import policy_file
+
+    settings = load_settings()
+    file_rows(settings)  # reads and checks [llm] (provider types too), mcp.toml, policy.toml
+    config_dir = settings.paths.config_dir
+    files = [
+        {"file": str(path), "exists": path.exists()}
+        for path in (settings.paths.config_file, mcp_file(config_dir), policy_file(config_dir))
+    ]
+    if json_out:
+        typer.echo(json.dumps({"files": files}))
+        return
+    for row in files:
+        typer.echo(f"ok  {row['file']}" + ("" if row["exists"] else "  (absent: defaults)"))
 
 
 @app.command("set")

@@ -15,7 +15,7 @@ app = new_app("MCP servers: their tools join the agent's, under the permission p
 
 def _file() -> Any:
     from magray.cli.context import settings
-    from magray.tools.mcp import mcp_file
+    from magray.tools.mcp_config import mcp_file
 
     return mcp_file(settings().paths.config_dir)
 
@@ -34,7 +34,7 @@ def add(
 
     Example: magray mcp add files -- npx -y @modelcontextprotocol/server-filesystem .
     """
-    from magray.tools.mcp import add_server, make_server
+    from magray.tools.mcp_config import add_server, make_server
 
     command = list(ctx.args)
     server = make_server(name, command=command or None, url=url, timeout=timeout)
@@ -105,7 +105,7 @@ def remove(name: str = typer.Argument(..., help="Server name.")) -> None:
 
     Example: magray mcp remove files
     """
-    from magray.tools.mcp import remove_server
+    from magray.tools.mcp_config import remove_server
 
     gone = remove_server(_file(), name)
     typer.echo(f"removed MCP server {gone.name}", err=True)

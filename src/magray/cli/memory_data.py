@@ -6,7 +6,6 @@ Registered on the ``magray memory`` group by ``magray.cli.memory`` importing thi
 from __future__ import annotations
 
 import io
-import os
 import sys
 from pathlib import Path
 
@@ -71,6 +70,7 @@ def export(
     Example: magray memory export memories.jsonl --layer assets --vectors
     """
     from magray.cli import render
+    from magray.fileio import atomic_path
     from magray.memory.records import Filters
     from magray.memory.transfer.jsonl import export as run_export
 
@@ -85,18 +85,13 @@ def export(
                 out.detach()
             return
         _sweep_exports(target)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         try:
-            with tmp.open("w", encoding="utf-8", newline="\n") as fh:
+            with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as fh:
                 n = run_export(memory, fh, filters=filters, with_vectors=vectors, progress=bar)
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
         except OSError as exc:
             raise BackupError(
                 f"writing {target} failed ({exc.strerror or exc}); check the path and free space."
             ) from None
-        finally:
-            tmp.unlink(missing_ok=True)
     render.note(f"exported {n} record(s) to {target}")
 
 

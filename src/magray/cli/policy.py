@@ -16,7 +16,7 @@ app = new_app(
 
 def _file() -> Path:
     from magray.cli.context import settings
-    from magray.tools.policy import policy_file
+    from magray.tools.policy_file import policy_file
 
     return policy_file(settings().paths.config_dir)
 
@@ -34,8 +34,8 @@ def show(
 
     Example: magray policy show --json
     """
-    from magray.tools.policy import load_policy
     from magray.tools.policy_builtin import BUILTIN_RULES
+    from magray.tools.policy_file import load_policy
 
     path = _file()
     policy = load_policy(path)
@@ -70,7 +70,8 @@ def show(
 def _add(
     action: str, tool: str, path: str | None, command: str | None, host: str | None = None
 ) -> None:
-    from magray.tools.policy import Action, add_rule, load_rules, make_rule
+    from magray.tools.policy import Action, make_rule
+    from magray.tools.policy_file import add_rule, load_rules
 
     rule = make_rule(tool, Action(action), path=path, command=command, host=host)
     _check_applies(rule.tool, path, command, host)
@@ -169,8 +170,8 @@ def remove(
     Example: magray policy remove shell_exec --command "git status"
     """
     from magray.errors import NotFoundError, PolicyError
-    from magray.tools.policy import load_rules, save_rules
     from magray.tools.policy_builtin import BUILTIN_NAMES
+    from magray.tools.policy_file import load_rules, save_rules
 
     if tool.strip() in BUILTIN_NAMES:
         raise PolicyError(
@@ -195,7 +196,7 @@ def reset() -> None:
 
     Example: magray policy reset
     """
-    from magray.tools.policy import reset_rules
+    from magray.tools.policy_file import reset_rules
 
     path = _file()
     removed = reset_rules(path)

@@ -102,6 +102,7 @@ def run(
     Example: magray run "fix the typo in README.md and commit it" --yes
     """
     from magray.agent.approvals import Approvals
+    from magray.agent.assemble import AgentOptions
     from magray.agent.plan import describe
     from magray.agent.turn import AgentTurn
     from magray.cli.context import runtime
@@ -127,10 +128,7 @@ def run(
 
     memory = None if no_memory else _QuietMemory(rt)
     with rt:
-        agent = rt.agent(
-            registry,
-            ctx,
-            policy,
+        options = AgentOptions(
             approve=approve,
             confirm=approvals.confirm if interactive else None,
             memory=memory,
@@ -140,6 +138,7 @@ def run(
             token_budget=token_budget,
             on_results=None if json_out else partial(_show_steps, dry_run=dry_run),
         )
+        agent = rt.agent(registry, ctx, policy, options)
         turn = AgentTurn(rt.session(memory), agent, answer_from_planner=True, log_runs=False)
         report = turn.take(goal, provider=provider).run
         assert report is not None  # a turn that may act always runs the agent

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import uuid
 from pathlib import Path
 
@@ -75,20 +74,21 @@ def _write(model: Path) -> Path:
         import onnx
         from onnx.external_data_helper import uses_external_data
 
+        from magray.fileio import atomic_path
+
         proto = onnx.load(str(model))
         if any(uses_external_data(t) for t in proto.graph.initializer):
             return model  # already stored that way
         data_name = f"{model.stem}{SUFFIX}.{uuid.uuid4().hex[:8]}.data"
-        tmp = mapped.with_name(f".{mapped.name}.{os.getpid()}.tmp")
-        onnx.save_model(
-            proto,
-            str(tmp),
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=data_name,
-            size_threshold=MIN_TENSOR_BYTES,
-        )
-        os.replace(tmp, mapped)
+        with atomic_path(mapped) as tmp:
+            onnx.save_model(
+                proto,
+                str(tmp),
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=data_name,
+                size_threshold=MIN_TENSOR_BYTES,
+            )
         payload = {"source": _identity(model), "data": data_name}
         stamp.write_text(json.dumps(payload), encoding="utf-8")
         for old in model.parent.glob(f"{model.stem}{SUFFIX}.*.data"):

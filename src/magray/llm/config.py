@@ -13,8 +13,10 @@ model = "gpt-4o-mini"
 api_key_env = "OPENAI_API_KEY"
 ```
 
-The TOML is validated with pydantic here, at the boundary, and turned into frozen
-dataclasses. ``type`` is a type from ``llm/registry.py``: ``openai``, ``anthropic``,
+The TOML is checked key by key against ``LLM_OPTIONS`` and ``PROVIDER_OPTIONS`` by the
+validator every settings file goes through (:func:`magray.config.read_table`: same types,
+ranges and one-line messages naming the file and key) and turned into frozen dataclasses.
+``type`` is a type from ``llm/registry.py``: ``openai``, ``anthropic``,
 ``local``, or one an installed plugin adds (see docs/plugins.md). With no ``[llm]`` section
 at all a built-in ``local`` provider (the embedded llama.cpp model) exists and is the default.
 """
@@ -25,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from magray.config.options import Option
+from magray.config.values import coerce, read_table
 from magray.errors import ConfigError, UnknownProviderError
 
 if TYPE_CHECKING:
@@ -93,75 +97,80 @@ class LLMConfig:
         return tuple(dict.fromkeys([head, *self.fallback]))
 
 
-@dataclass(frozen=True, slots=True)
-class _NoTable:
-    """What validating an empty ``[llm]`` table gives (checked in tests/llm)."""
+#: the keys of ``[llm]`` (``providers`` is a table of provider tables, read below)
+LLM_OPTIONS: tuple[Option, ...] = (
+    Option("default", None, str, "Provider used when none is asked for (`magray llm list`)."),
+    Option("fallback", (), list, "Providers tried in order when the default fails."),
+    Option(
+        "daily_token_budget", 0, int, "Tokens a day across providers (0 = no limit).", minimum=0
+    ),
+    Option(
+        "daily_cost_budget_usd",
+        0.0,
+        float,
+        "US dollars a day across providers (0 = no limit; needs price_per_1k_* on them).",
+        minimum=0,
+    ),
+)
 
-    default: str | None = None
-    fallback: tuple[str, ...] = ()
-    daily_token_budget: int = 0
-    daily_cost_budget_usd: float = 0.0
-    providers: dict[str, Any] = field(default_factory=dict)
+#: the keys of one ``[llm.providers.NAME]`` table
+PROVIDER_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "type", None, str, "A provider type: openai, anthropic, local or a plugin's.", required=True
+    ),
+    Option("base_url", None, str, "The API's base URL (OpenAI-compatible servers, proxies)."),
+    Option("model", None, str, "The model to ask."),
+    Option("api_key_env", None, str, "Environment variable holding the API key."),
+    Option("timeout", None, float, "Seconds one request may take.", above=0),
+    Option("max_tokens", None, int, "Most tokens of one answer.", above=0),
+    Option("temperature", None, float, "Sampling temperature.", minimum=0, maximum=2),
+    Option("max_retries", 2, int, "Retries of a retryable failure.", minimum=0, maximum=10),
+    Option("context_window", None, int, "Tokens the model reads at most.", above=0),
+    Option("price_per_1k_prompt", None, float, "US dollars per 1,000 prompt tokens.", minimum=0),
+    Option(
+        "price_per_1k_completion", None, float, "US dollars per 1,000 answer tokens.", minimum=0
+    ),
+    Option("model_path", None, str, "A GGUF file of the local provider."),
+    Option("threads", 0, int, "CPU threads of the local provider (0 = all cores).", minimum=0),
+    Option("n_ctx", None, int, "Context size of the local provider.", above=0),
+)
 
-
-_NO_LLM_TABLE = _NoTable()
-
-
-def _location(error: Any) -> str:
-    parts = [str(p) for p in error.get("loc", ())]
-    return "llm." + ".".join(parts) if parts else "llm"
+_SEE = "see docs/llm.md for the [llm] settings"
 
 
 def parse_llm_config(table: dict[str, Any], source: str = "config.toml") -> LLMConfig:
     """Validate an ``[llm]`` table (as read from TOML); ConfigError names the key and file."""
-    raw: Any = _NO_LLM_TABLE  # no [llm] table: the defaults, without importing pydantic
-    if table:
-        from pydantic import ValidationError
-
-        from magray.llm.config_schema import LLMModel
-
-        try:
-            raw = LLMModel.model_validate(table)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise ConfigError(
-                f"{source}: {_location(first)} is invalid ({first['msg'].lower()}); "
-                "see docs/llm.md for the [llm] settings."
-            ) from None
+    top = read_table(
+        table, LLM_OPTIONS, where=source, prefix="llm", see=_SEE, subtables=("providers",)
+    )
+    raw_providers = table.get("providers", {})
+    if not isinstance(raw_providers, dict):
+        raise ConfigError(
+            f"{source}: llm.providers must be a table of [llm.providers.NAME] tables; {_SEE}."
+        )
     from magray.llm.registry import provider_types, unknown_type  # it imports this module
 
     known_types = provider_types()
     providers: dict[str, ProviderConfig] = {}
-    for name, p in raw.providers.items():
-        if p.type not in known_types:
-            raise unknown_type(p.type, f"{source}: llm.providers.{name}.type")
-        if p.type == "local":
-            timeout = p.timeout or DEFAULT_LOCAL_TIMEOUT
-        else:
-            timeout = p.timeout or DEFAULT_TIMEOUT
+    for name, raw in raw_providers.items():
+        p = read_table(
+            raw, PROVIDER_OPTIONS, where=source, prefix=f"llm.providers.{name}", see=_SEE
+        )
+        if p["type"] not in known_types:
+            raise unknown_type(p["type"], f"{source}: llm.providers.{name}.type")
+        default_timeout = DEFAULT_LOCAL_TIMEOUT if p["type"] == "local" else DEFAULT_TIMEOUT
+        model_path = p.pop("model_path")
         providers[name] = ProviderConfig(
             name=name,
-            type=p.type,
-            model=p.model,
-            base_url=p.base_url,
-            api_key_env=p.api_key_env,
-            timeout=timeout,
-            max_tokens=p.max_tokens,
-            temperature=p.temperature,
-            max_retries=p.max_retries,
-            context_window=p.context_window,
-            price_per_1k_prompt=p.price_per_1k_prompt,
-            price_per_1k_completion=p.price_per_1k_completion,
-            model_path=Path(p.model_path).expanduser() if p.model_path else None,
-            threads=p.threads,
-            n_ctx=p.n_ctx,
+            **{**p, "timeout": p["timeout"] or default_timeout},
+            model_path=Path(model_path).expanduser() if model_path else None,
         )
     if "local" not in providers:
         providers["local"] = BUILTIN_LOCAL
     # A provider block alone does not take over: the default is named, else the built-in
     # local model.
-    default = raw.default or "local"
-    for key, name in [("default", default)] + [("fallback", n) for n in raw.fallback]:
+    default = top["default"] or "local"
+    for key, name in [("default", default)] + [("fallback", n) for n in top["fallback"]]:
         if name not in providers:
             known = ", ".join(sorted(providers))
             raise ConfigError(
@@ -170,9 +179,9 @@ def parse_llm_config(table: dict[str, Any], source: str = "config.toml") -> LLMC
             )
     return LLMConfig(
         default=default,
-        fallback=tuple(raw.fallback),
-        daily_token_budget=raw.daily_token_budget,
-        daily_cost_budget_usd=raw.daily_cost_budget_usd,
+        fallback=top["fallback"],
+        daily_token_budget=top["daily_token_budget"],
+        daily_cost_budget_usd=top["daily_cost_budget_usd"],
         providers=providers,
         source=source,
     )
@@ -189,38 +198,39 @@ def load_llm_config(settings: Settings) -> LLMConfig:
     return parse_llm_config(table, str(path))
 
 
-LLM_SETTINGS = ("llm.default", "llm.fallback")
+#: the ``[llm]`` keys ``magray config set`` / ``unset`` write
+LLM_SETTINGS = tuple(f"llm.{o.key}" for o in LLM_OPTIONS)
 
 
 def llm_rows(config: LLMConfig) -> list[dict[str, Any]]:
-    """The ``[llm]`` choices as ``config show`` rows (key, value, source, help)."""
-    return [
+    """The ``[llm]`` section as ``config show`` rows (key, value, source, help)."""
+    rows: list[dict[str, Any]] = [
         {
-            "key": "llm.default",
-            "value": config.default,
+            "key": f"llm.{o.key}",
+            "value": list(value) if isinstance(value, tuple) else value,
             "source": config.source,
-            "help": "Provider used when none is asked for (`magray llm list`).",
-        },
-        {
-            "key": "llm.fallback",
-            "value": list(config.fallback),
-            "source": config.source,
-            "help": "Providers tried in order when the default fails.",
-        },
+            "help": o.help,
+        }
+        for o in LLM_OPTIONS
+        for value in [getattr(config, o.key)]
+    ]
+    rows.append(
         {
             "key": "llm.providers",
             "value": sorted(config.providers),
             "source": config.source,
             "help": "Configured providers ([llm.providers.NAME]; `local` is built in).",
-        },
-    ]
+        }
+    )
+    return rows
 
 
 def write_llm_setting(path: Path, key: str, raw: str | None) -> Any:
-    """Set (or with ``raw`` None remove) ``llm.default`` / ``llm.fallback`` in config.toml.
+    """Set (or with ``raw`` None remove) one of :data:`LLM_SETTINGS` in config.toml.
 
-    The new ``[llm]`` table is validated like any load before the file is replaced, so a
-    name that is not a configured provider is refused with the list of those that are.
+    ``llm.fallback`` takes comma-separated names. The value is checked like any setting and
+    the new ``[llm]`` table like any load before the file is replaced, so a name that is not
+    a configured provider is refused with the list of those that are.
     """
     from magray.fileio import read_toml, write_toml
 
@@ -236,7 +246,8 @@ def write_llm_setting(path: Path, key: str, raw: str | None) -> Any:
         value = [n.strip() for n in raw.split(",") if n.strip()]
         table[name] = value
     else:
-        value = raw.strip()
+        opt = next(o for o in LLM_OPTIONS if o.key == name)
+        value = coerce(opt, raw, "config set", key)
         table[name] = value
     parse_llm_config(table, f"config set {key}")  # refuses unknown providers
     if not table:

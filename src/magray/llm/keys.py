@@ -8,11 +8,10 @@ value in a piece of text; error messages built from SDK exceptions pass through 
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from magray.errors import ConfigError, MissingKeyError, NotFoundError, UsageError
+from magray.errors import MissingKeyError, NotFoundError, UsageError
 from magray.llm.config import ProviderConfig
 
 _known: set[str] = set()  # every key value seen in this process, for redact()
@@ -54,14 +53,10 @@ class KeyStore:
         self.path = path
 
     def _read(self) -> dict[str, str]:
-        if not self.path.exists():
-            return {}
-        try:
-            data = tomllib.loads(self.path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
-            raise ConfigError(
-                f"{self.path} is not valid TOML; fix it or remove it and run `magray keys set`."
-            ) from None
+        from magray.fileio import read_toml
+
+        fix = "fix it or remove it and run `magray keys set`"
+        data = read_toml(self.path, fix, detail=False)
         keys = {str(k): v for k, v in data.items() if isinstance(v, str)}
         for value in keys.values():
             remember_secret(value)

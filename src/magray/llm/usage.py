@@ -8,14 +8,13 @@ here too, so a provider that keeps failing stays skipped across CLI invocations.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from magray.errors import SchemaError, StoreError
+from magray.errors import StoreError
 from magray.sqlite_migrations import connect
 
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
@@ -97,8 +96,7 @@ class UsageStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._conn = connect(path, timeout=10.0)
-            self._migrate()
+            self._conn = connect(path, timeout=10.0, migrations=MIGRATIONS)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"the LLM usage database {path} cannot be used ({exc}).") from None
 
@@ -114,29 +112,6 @@ class UsageStore:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
-
-    def _migrate(self) -> None:
-        with self._tx() as conn:
-            conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
-            )
-            row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
-            current = int(row[0] or 0)
-            if current > SCHEMA_VERSION:
-                raise SchemaError(
-                    f"{self.path} was written by a newer MAGRAY (schema {current}); upgrade MAGRAY."
-                )
-            for version, name, script in MIGRATIONS:
-                if version <= current:
-                    continue
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (version, name, time.time()),
-                )
 
     # -- calls ----------------------------------------------------------------------------
 

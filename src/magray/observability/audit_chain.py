@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from magray.paths import DATABASE_FILES
 from magray.sqlite_migrations import opened
 
 GENESIS = "0" * 64
@@ -121,7 +122,7 @@ def entry_hash(
 
 def chain_file(data_dir: Path) -> Path:
     """Where the chain of a home lives."""
-    return data_dir / "audit-chain.db"
+    return data_dir / DATABASE_FILES["audit_chain"]
 
 
 class AuditChain:

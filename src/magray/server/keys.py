@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from magray.errors import NotFoundError, UsageError
+from magray.paths import DATABASE_FILES
 from magray.sqlite_migrations import opened
 
 PREFIX = "mgr_"
@@ -92,7 +93,7 @@ def digest(key: str) -> str:
 
 
 def keys_file(data_dir: Path) -> Path:
-    return data_dir / "server-keys.db"
+    return data_dir / DATABASE_FILES["server_keys"]
 
 
 class KeyStore:

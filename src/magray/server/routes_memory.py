@@ -86,7 +86,8 @@ async def search(q: SearchIn, svc: Svc, who: Reader) -> Response:
     from magray.views import search_json
 
     # The hot path of the server: the query's vector is made on the event loop's side (in a
-    # batch with other searches) and only the recall itself takes a worker thread.
+    # batch with other searches) and only the recall itself takes a worker thread (and one
+    # of the tenant's readers, not its lock).
     tenant = svc.tenants.opened(who.tenant)
     if tenant is None:  # opening a tenant reads files: in a worker thread
         tenant = await run_in_threadpool(svc.tenant, who)
@@ -111,7 +112,7 @@ async def search(q: SearchIn, svc: Svc, who: Reader) -> Response:
     started = time.perf_counter()
     if query.mode is not SearchMode.KEYWORD and query.text.strip():
         await _embed_ahead(svc, query.text)
-    hits = await run_in_threadpool(tenant.memory.recall, query)
+    hits = await run_in_threadpool(tenant.recall, query)
     svc.metrics.recall_latency.labels(who.tenant).observe(time.perf_counter() - started)
     # Rendered here (the shape is ``SearchOut`` by construction): the response model
     # would validate and copy every hit again.

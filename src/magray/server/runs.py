@@ -143,6 +143,7 @@ def _report_json(report: RunReport) -> dict[str, Any]:
 
 
 def _agent(tenant: Tenant, run: Run, options: dict[str, Any]) -> Any:
+    from magray.agent.assemble import AgentOptions
     from magray.tools.base import Risk
     from magray.tools.policy import Mode
 
@@ -185,10 +186,7 @@ def _agent(tenant: Tenant, run: Run, options: dict[str, Any]) -> Any:
             {"steps": [{"id": s.id, "tool": s.tool, "status": s.status} for s in results]},
         )
 
-    return rt.agent(
-        registry,
-        ctx,
-        rt.policy(mode),
+    how = AgentOptions(
         approve=approve,
         confirm=confirm,
         memory=tenant.memory,
@@ -198,3 +196,4 @@ def _agent(tenant: Tenant, run: Run, options: dict[str, Any]) -> Any:
         on_results=on_results,
         examples=False,
     )
+    return rt.agent(registry, ctx, rt.policy(mode), how)

@@ -18,10 +18,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from magray.observability.audit_chain import chain_file
 from magray.runtime import Runtime
 from magray.server.keys import check_tenant
+from magray.server.readers import Readers
 
 if TYPE_CHECKING:
     from magray.config import Settings
     from magray.embed.base import Embedder
+    from magray.memory.records import Hit, Query
     from magray.memory.service import Memory
 
 T = TypeVar("T")
@@ -48,35 +50,50 @@ def tenant_settings(settings: Settings, tenant: str) -> Settings:
 
 
 class Tenant:
-    """A tenant's runtime, the lock that serialises work on its store, and its LLM thread.
+    """A tenant's runtime, the lock that serialises work on its store, its readers and its
+    LLM thread.
 
     The LLM router and the conversation log keep SQLite connections that belong to the
     thread that opened them, so every call that touches them runs on the tenant's one LLM
     thread (:meth:`llm`); the memory store may be used from any thread under :attr:`lock`.
+    Searches (:meth:`recall`) take none of that: they run on the tenant's readers
+    (``server.readers`` read-only handles on the same store), side by side.
     """
 
-    def __init__(self, name: str, runtime: Runtime) -> None:
+    def __init__(self, name: str, runtime: Runtime, *, readers: int = 0) -> None:
         self.name = name
         self.runtime = runtime
         self.lock = threading.RLock()
+        self.readers = Readers(runtime.open_memory, readers) if readers > 0 else None
         self._llm = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{name}")
 
     @property
     def memory(self) -> Memory:
         """The tenant's memory behind its lock (every method call takes the lock)."""
-        return cast("Memory", Locked(self.runtime.memory, self.lock))
+        before = None if self.readers is None else self.readers.flush_access
+        return cast("Memory", Locked(self.runtime.memory, self.lock, before))
+
+    def recall(self, query: Query) -> list[Hit]:
+        """``Memory.recall`` on a reader, without the lock; a reranked one (the reranker
+        is loaded once, on the tenant's memory) or one without readers under the lock."""
+        if self.readers is None or query.rerank:
+            return self.memory.recall(query)
+        return self.readers.recall(query)
 
     def llm(self, fn: Callable[[], T]) -> Future[T]:
         """Run ``fn`` on the tenant's LLM thread."""
         return self._llm.submit(fn)
 
     def close(self) -> None:
-        """Close the runtime on the LLM thread (its connections belong there), then stop it."""
+        """Close the readers, then the runtime on the LLM thread (its connections belong
+        there), then stop it."""
 
         def close_runtime() -> None:
             with self.lock:
                 self.runtime.close()
 
+        if self.readers is not None:
+            self.readers.close()
         try:
             self._llm.submit(close_runtime).result()
         finally:
@@ -84,20 +101,26 @@ class Tenant:
 
 
 class Locked:
-    """Every method of ``inner`` called under ``lock``; other attributes read through."""
+    """Every method of ``inner`` called under ``lock`` (after ``before``, if given); other
+    attributes read through."""
 
-    def __init__(self, inner: Any, lock: threading.RLock) -> None:
+    def __init__(
+        self, inner: Any, lock: threading.RLock, before: Callable[[], None] | None = None
+    ) -> None:
         self._inner = inner
         self._lock = lock
+        self._before = before
 
     def __getattr__(self, name: str) -> Any:
         value = getattr(self._inner, name)
         if not callable(value):
             return value
-        lock = self._lock
+        lock, before = self._lock, self._before
 
         def call(*args: Any, **kwargs: Any) -> Any:
             with lock:
+                if before is not None:  # the readers' access statistics, written first
+                    before()
                 return value(*args, **kwargs)
 
         return call
@@ -145,7 +168,7 @@ class TenantPool:
                     tenant=name,
                     audit_chain=chain_file(self.settings.paths.data_dir),
                 )
-                tenant = Tenant(name, runtime)
+                tenant = Tenant(name, runtime, readers=settings.server.readers)
                 self._tenants[name] = tenant
             return tenant
 

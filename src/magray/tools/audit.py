@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from magray.errors import StoreError
+from magray.paths import DATABASE_FILES
 from magray.sqlite_migrations import connect
 
 _SCHEMA = """
@@ -63,7 +64,7 @@ def redact(text: str) -> str:
 
 
 def audit_file(data_dir: Path) -> Path:
-    return data_dir / "audit.db"
+    return data_dir / DATABASE_FILES["audit"]
 
 
 def args_digest(args: Mapping[str, Any]) -> str:

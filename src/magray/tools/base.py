@@ -15,7 +15,6 @@ import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
@@ -23,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from magray.config import option
 from magray.errors import ConfigError, UsageError
+from magray.tools.risk import Risk as Risk  # re-exported: tools import it from here
 from magray.tools.sandbox import SandboxConfig
 
 if TYPE_CHECKING:
@@ -32,15 +32,6 @@ if TYPE_CHECKING:
 #: seconds one tool call may take: the default of the ``tools.timeout`` setting
 DEFAULT_TIMEOUT: float = option("tools.timeout").default
 DEFAULT_OUTPUT_CAP = 64_000
-
-
-class Risk(StrEnum):
-    """What running a tool can do to the world."""
-
-    READ = "read"
-    WRITE = "write"
-    EXEC = "exec"
-    NETWORK = "network"
 
 
 class ToolArgs(BaseModel):

@@ -1,13 +1,7 @@
 """MCP servers as agent tools: configuration, a synchronous client, and tool adapters.
 
-Servers live in ``<config_dir>/mcp.toml``::
-
-    [servers.demo]
-    command = ["python", "server.py"]   # stdio: the server is started as a child process
-    timeout = 30
-
-    [servers.remote]
-    url = "http://127.0.0.1:8000/mcp"   # streamable HTTP
+Servers live in ``<config_dir>/mcp.toml`` (read and written by :mod:`magray.tools.mcp_config`,
+whose names are re-exported here).
 
 Every tool a server lists becomes a ``McpTool`` named ``mcp__<server>__<tool>``, with risk
 ``exec`` for stdio servers and ``network`` for HTTP ones, so the default policy *asks*.
@@ -33,15 +27,24 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import ConfigDict
 
-from magray.errors import ConfigError, MagrayError, NotFoundError, ToolError, UsageError
+from magray.errors import MagrayError, NotFoundError, ToolError, UsageError
 from magray.tools.base import (
-    Risk,
     Tool,
     ToolArgs,
     ToolContext,
     ToolResult,
     cap_output,
 )
+from magray.tools.mcp_config import DEFAULT_SERVER_TIMEOUT as DEFAULT_SERVER_TIMEOUT
+from magray.tools.mcp_config import McpServer as McpServer
+from magray.tools.mcp_config import add_server as add_server
+from magray.tools.mcp_config import check_name as check_name
+from magray.tools.mcp_config import get_server as get_server
+from magray.tools.mcp_config import load_servers as load_servers
+from magray.tools.mcp_config import make_server as make_server
+from magray.tools.mcp_config import mcp_file as mcp_file
+from magray.tools.mcp_config import remove_server as remove_server
+from magray.tools.mcp_config import save_servers as save_servers
 
 if TYPE_CHECKING:
     from mcp.client.session import ClientSession
@@ -53,147 +56,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PREFIX = "mcp__"
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 #: httpx errors of an HTTP server that is (for now) out of reach
 _TRANSIENT_HTTP = {"ConnectError", "ConnectTimeout", "ReadTimeout", "RemoteProtocolError"}
 INSTALL_HINT = "the MCP client needs the `mcp` package: pip install 'magray[mcp]'."
-
-
-# --- configuration -------------------------------------------------------------------------
-
-
-#: seconds a server may take to connect and to answer one call, unless mcp.toml says otherwise
-DEFAULT_SERVER_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class McpServer:
-    """One configured server: ``command`` (stdio) or ``url`` (streamable HTTP)."""
-
-    name: str
-    command: tuple[str, ...] = ()
-    url: str | None = None
-    timeout: float = DEFAULT_SERVER_TIMEOUT
-
-    @property
-    def transport(self) -> str:
-        return "http" if self.url else "stdio"
-
-    @property
-    def risk(self) -> Risk:
-        return Risk.NETWORK if self.url else Risk.EXEC
-
-    @property
-    def target(self) -> str:
-        """What the server is: its URL or its command line."""
-        return self.url or " ".join(self.command)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"url": self.url} if self.url else {"command": list(self.command)}
-        out["timeout"] = self.timeout
-        return out
-
-
-def mcp_file(config_dir: Path) -> Path:
-    return config_dir / "mcp.toml"
-
-
-def check_name(name: str) -> str:
-    """A server name usable inside tool names (letters, digits, ``-``, ``_``; no ``__``)."""
-    if not _NAME.match(name) or "__" in name:
-        raise UsageError(
-            f"server name {name!r} must be 1-32 letters, digits, '-' or '_' (no '__')."
-        )
-    return name
-
-
-def make_server(
-    name: str,
-    command: list[str] | None = None,
-    url: str | None = None,
-    timeout: float | None = None,
-) -> McpServer:
-    """A validated server definition: exactly one of ``command`` and ``url``."""
-    check_name(name)
-    if bool(command) == bool(url):
-        raise UsageError(f"server {name!r} needs either a command (after --) or --url, not both.")
-    if url is not None and not re.match(r"https?://", url):
-        raise UsageError(f"--url {url!r} must start with http:// or https://.")
-    if timeout is not None and not timeout > 0:
-        raise UsageError(f"server {name!r}: timeout must be a positive number of seconds.")
-    return McpServer(
-        name=name,
-        command=tuple(command or ()),
-        url=url,
-        timeout=DEFAULT_SERVER_TIMEOUT if timeout is None else float(timeout),
-    )
-
-
-def _parse_server(name: str, raw: Any, where: Path) -> McpServer:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: [servers.{name}] must be a table.")
-    unknown = set(raw) - {"command", "url", "timeout"}
-    if unknown:
-        raise ConfigError(f"{where}: [servers.{name}] has unknown field(s) {sorted(unknown)}.")
-    command, url, timeout = raw.get("command"), raw.get("url"), raw.get("timeout")
-    if command is not None and (
-        not isinstance(command, list) or not all(isinstance(c, str) for c in command)
-    ):
-        raise ConfigError(f"{where}: [servers.{name}] command must be a list of strings.")
-    if not isinstance(url, str | None) or not isinstance(timeout, int | float | None):
-        raise ConfigError(f"{where}: [servers.{name}] url must be text and timeout a number.")
-    try:
-        return make_server(name, command, url, timeout)
-    except UsageError as exc:
-        raise ConfigError(f"{where}: {exc.message}") from None
-
-
-def load_servers(path: Path) -> dict[str, McpServer]:
-    """The servers in ``mcp.toml`` by name (none when the file does not exist)."""
-    from magray.fileio import read_toml
-
-    servers = read_toml(path, "fix or delete it").get("servers", {})
-    if not isinstance(servers, dict):
-        raise ConfigError(f"{path}: 'servers' must be a table of [servers.NAME] tables.")
-    return {name: _parse_server(name, raw, path) for name, raw in sorted(servers.items())}
-
-
-def save_servers(path: Path, servers: Mapping[str, McpServer]) -> None:
-    """Write ``servers`` to ``mcp.toml`` atomically."""
-    from magray.fileio import write_toml
-
-    write_toml(path, {"servers": {name: s.to_dict() for name, s in sorted(servers.items())}})
-
-
-def add_server(path: Path, server: McpServer, replace: bool = False) -> None:
-    """Add ``server``; an existing name is an error unless ``replace``."""
-    servers = load_servers(path)
-    if server.name in servers and not replace:
-        raise UsageError(
-            f"an MCP server named {server.name!r} exists; `magray mcp remove {server.name}` first."
-        )
-    save_servers(path, {**servers, server.name: server})
-
-
-def remove_server(path: Path, name: str) -> McpServer:
-    """Remove the server ``name`` and return it."""
-    servers = load_servers(path)
-    if name not in servers:
-        raise NotFoundError(f"no MCP server named {name!r} (see `magray mcp list`).")
-    gone = servers.pop(name)
-    save_servers(path, servers)
-    return gone
-
-
-def get_server(path: Path, name: str) -> McpServer:
-    servers = load_servers(path)
-    if name not in servers:
-        known = ", ".join(servers) or "none configured"
-        raise NotFoundError(
-            f"no MCP server named {name!r} ({known}); add it with `magray mcp add`."
-        )
-    return servers[name]
 
 
 # --- the synchronous client -----------------------------------------------------------------

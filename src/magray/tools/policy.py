@@ -19,7 +19,8 @@ covers the folder and everything under it, so ``secrets/**`` and ``secrets`` bot
 of the call, an allow rule only when it covers all of them) or a ``command``
 prefix (``git status`` matches ``git status --short``) or a ``host`` glob
 (``docs.python.org``, ``*.example.com``) for network tools. Rules live in
-``<config_dir>/policy.toml`` as ``[[rules]]`` tables.
+``<config_dir>/policy.toml`` as ``[[rules]]`` tables (read and written by
+:mod:`magray.tools.policy_file`).
 
 Path rules also bind tools that walk folders (``file_grep``, ``file_glob``, ``file_list``,
 the git tools): ``Policy.path_filter(tool)`` tells them which paths to skip, and a move
@@ -37,22 +38,23 @@ from __future__ import annotations
 
 import os
 import shlex
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from magray.errors import DeniedError, PolicyError
-from magray.tools.base import Risk, Tool, ToolContext
 from magray.tools.paths import relative_to_roots, resolve_inside
-from magray.tools.policy_builtin import BUILTIN_NAMES, BUILTIN_RULES, BuiltinRule, in_git_dir
+from magray.tools.policy_builtin import BUILTIN_RULES, BuiltinRule, in_git_dir
 from magray.tools.policy_paths import PathFilter as PathFilter  # re-exported
 from magray.tools.policy_paths import glob_to_regex as glob_to_regex
 from magray.tools.policy_paths import path_matches as path_matches
-from magray.tools.shell import program_running_option
+from magray.tools.risk import Risk
+
+if TYPE_CHECKING:
+    from magray.tools.base import Tool, ToolContext
 
 
 class Action(StrEnum):
@@ -153,6 +155,8 @@ class Policy:
             if argv is None or not _command_matches(rule.command, argv):
                 return False
             # an allowed prefix never covers options that make the program run others
+            from magray.tools.shell import program_running_option
+
             start = len(shlex.split(rule.command))
             return rule.action is not Action.ALLOW or program_running_option(argv, start) is None
         return True
@@ -314,28 +318,6 @@ class Policy:
         return decision
 
 
-def policy_file(config_dir: Path) -> Path:
-    return config_dir / "policy.toml"
-
-
-def _parse_rule(raw: Any, where: str) -> Rule:
-    if not isinstance(raw, dict) or not isinstance(raw.get("tool"), str):
-        raise PolicyError(f"{where}: each [[rules]] entry needs a tool name; fix or reset it.")
-    try:
-        action = Action(str(raw.get("action", "")))
-    except ValueError:
-        raise PolicyError(
-            f"{where}: rule for {raw['tool']!r} needs action allow, ask or deny."
-        ) from None
-    unknown = set(raw) - {"tool", "action", "path", "command", "host"}
-    if unknown:
-        raise PolicyError(f"{where}: unknown rule field(s) {', '.join(sorted(unknown))}.")
-    path, command, host = raw.get("path"), raw.get("command"), raw.get("host")
-    if not all(isinstance(v, str | None) for v in (path, command, host)):
-        raise PolicyError(f"{where}: path, command and host must be text.")
-    return make_rule(raw["tool"], action, path=path, command=command, host=host)
-
-
 def make_rule(
     tool: str,
     action: Action,
@@ -360,73 +342,3 @@ def make_rule(
             raise PolicyError(f"command prefix {command!r} is empty or badly quoted.") from None
     host = host.strip().lower() if host is not None else None
     return Rule(tool=tool.strip(), action=action, path=path, command=command, host=host)
-
-
-def _load_table(path: Path) -> dict[str, Any]:
-    if not path.exists():
-        return {}
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise PolicyError(f"{path} is not valid TOML ({exc}); run `magray policy reset`.") from None
-
-
-def load_rules(path: Path) -> tuple[Rule, ...]:
-    """The rules stored in ``policy.toml`` (none when the file does not exist)."""
-    rules = _load_table(path).get("rules", [])
-    if not isinstance(rules, list):
-        raise PolicyError(f"{path}: 'rules' must be a list of [[rules]] tables.")
-    return tuple(_parse_rule(raw, str(path)) for raw in rules)
-
-
-def load_disabled_builtins(path: Path) -> frozenset[str]:
-    """Built-in rules ``policy.toml`` switches off: ``builtin_exceptions = [names]``,
-    or all of them with ``builtin_denies = false``."""
-    data = _load_table(path)
-    on = data.get("builtin_denies", True)
-    if not isinstance(on, bool):
-        raise PolicyError(f"{path}: builtin_denies must be true or false.")
-    names = data.get("builtin_exceptions", [])
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise PolicyError(f"{path}: builtin_exceptions must be a list of built-in rule names.")
-    unknown = sorted(set(names) - BUILTIN_NAMES)
-    if unknown:
-        known = ", ".join(sorted(BUILTIN_NAMES))
-        raise PolicyError(
-            f"{path}: no built-in rule named {', '.join(unknown)}; the built-in rules are {known}."
-        )
-    return frozenset(names) | (frozenset() if on else frozenset({"*"}))
-
-
-def load_policy(path: Path, mode: Mode | None = None) -> Policy:
-    """The policy stored in ``policy.toml``: its rules and built-in exceptions, under ``mode``."""
-    return Policy(
-        rules=load_rules(path),
-        mode=mode or Mode(),
-        disabled_builtins=load_disabled_builtins(path),
-    )
-
-
-def save_rules(path: Path, rules: Sequence[Rule]) -> None:
-    """Write ``rules`` to ``policy.toml`` atomically (other settings in it are kept)."""
-    from magray.fileio import write_toml
-
-    data = {k: v for k, v in _load_table(path).items() if k != "rules"}
-    data["rules"] = [r.to_dict() for r in rules]
-    write_toml(path, data)
-
-
-def add_rule(path: Path, rule: Rule) -> tuple[Rule, ...]:
-    """Append ``rule`` (unless already present) and return all rules."""
-    rules = load_rules(path)
-    if rule not in rules:
-        rules = (*rules, rule)
-        save_rules(path, rules)
-    return rules
-
-
-def reset_rules(path: Path) -> bool:
-    """Remove every rule; True when there was a policy file."""
-    existed = path.exists()
-    path.unlink(missing_ok=True)
-    return existed

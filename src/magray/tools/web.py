@@ -30,7 +30,7 @@ from urllib.parse import quote_plus, urljoin, urlsplit
 
 from pydantic import Field
 
-from magray.config_sections import WebSettings
+from magray.config.sections import WebSettings
 from magray.errors import ToolError
 from magray.tools.base import (
     RedirectCheck,

@@ -1,7 +1,7 @@
 """Typed sections of the settings: one frozen dataclass per ``[section]`` of ``config.toml``.
 
 Code reads ``settings.memory.ttl_interact_hours`` or ``settings.tools.timeout`` instead of
-looking values up by string key. Each field is one :data:`magray.config.OPTIONS` entry
+looking values up by string key. Each field is one :data:`magray.config.options.OPTIONS` entry
 (``<section>.<field>``): its default comes from there (so it is written once) and every value
 is checked against that option's type, choices and range when a section is made, so a
 section made by hand — ``ToolsSettings(timeout=5)`` for a test, or ``dataclasses.replace``
@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
-from magray.config import _coerce, option
+from magray.config.options import option
+from magray.config.values import coerce
 
 S = TypeVar("S", bound="Section")
 
@@ -35,7 +36,7 @@ class Section:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             key = f"{self.name}.{f.name}"
-            value = _coerce(option(key), getattr(self, f.name), "")
+            value = coerce(option(key), getattr(self, f.name), "")
             object.__setattr__(self, f.name, value)
 
     @classmethod
@@ -161,6 +162,7 @@ class ServerSettings(Section):
     max_body_mb: float = _default("server.max_body_mb")
     max_concurrency: int = _default("server.max_concurrency")
     queue_size: int = _default("server.queue_size")
+    readers: int = _default("server.readers")
 
 
 #: every section, by name (the part of a key before its first dot)
