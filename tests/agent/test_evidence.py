@@ -76,16 +76,18 @@ def test_the_matching_unit_is_kept_under_its_memory_number() -> None:
 def test_units_within_the_token_budget_best_first_in_their_order() -> None:
     memories = [mem(1, PROSE), mem(2, EXIT_CODES)]
     question = "How many days does the Insights layer keep records?"
-    kept = focus(question, memories, tokens=30, count=words, embedder=HashEmbedder())
-    assert kept[0].id == "m1" and "90 days" in kept[0].text
     base = words([Message("user", "")])
-    # units, each counted on its own, stay within the budget
-    sizes = [words([Message("user", u)]) - base for m in kept for u in m.text.split(" … ")]
-    assert sum(sizes) <= 30
-    # a memory's kept units keep the order they have in the memory
-    text = kept[0].text
-    if "24 hours" in text:
-        assert text.index("24 hours") < text.index("90 days")
+    for tokens in (12, 30, 45):
+        kept = focus(question, memories, tokens=tokens, count=words, embedder=HashEmbedder())
+        units = [u for m in kept for u in m.text.split(" … ")]
+        # units, each counted on its own, stay within the budget
+        assert sum(words([Message("user", u)]) - base for u in units) <= tokens
+        assert kept[0].id == "m1" and "90 days" in kept[0].text
+    # the best unit alone when only it fits; more of the memory, in its own order, when room
+    tight = focus(question, memories, tokens=12, count=words, embedder=HashEmbedder())
+    assert [m.text for m in tight] == ["Insights keep theirs for 90 days."]
+    roomy = focus(question, memories, tokens=30, count=words, embedder=HashEmbedder())
+    assert roomy[0].text.index("24 hours") < roomy[0].text.index("90 days")
 
 
 def test_a_memory_without_a_kept_unit_is_left_out() -> None:
