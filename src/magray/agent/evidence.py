@@ -169,6 +169,7 @@ def focus(
     count: Callable[[Sequence[Message]], int],
     embedder: Embedder | None = None,
     neighbours: int = 0,
+    best_first: bool = False,
 ) -> list[UsedMemory]:
     """The memories cut down to their units that best match ``question``, within ``tokens``.
 
@@ -207,6 +208,8 @@ def focus(
     out: list[UsedMemory] = []
     for mem in sorted(best, key=lambda i: -best[i]):
         kept = sorted(order for (i, order) in chosen if i == mem)
+        if best_first:
+            kept.sort(key=lambda o: -chosen[(mem, o)])
         text = JOIN.join(by_key[(mem, o)].text for o in kept)
         out.append(replace(memories[mem], text=text))
     return out
