@@ -73,7 +73,7 @@ def test_the_matching_unit_is_kept_under_its_memory_number() -> None:
     assert citations("It is 4 [1].", kept) == ["m2"]
 
 
-def test_units_within_the_token_budget_best_first_in_their_order() -> None:
+def test_units_within_the_token_budget_best_first() -> None:
     memories = [mem(1, PROSE), mem(2, EXIT_CODES)]
     question = "How many days does the Insights layer keep records?"
     base = words([Message("user", "")])
@@ -83,11 +83,17 @@ def test_units_within_the_token_budget_best_first_in_their_order() -> None:
         # units, each counted on its own, stay within the budget
         assert sum(words([Message("user", u)]) - base for u in units) <= tokens
         assert kept[0].id == "m1" and "90 days" in kept[0].text
-    # the best unit alone when only it fits; more of the memory, in its own order, when room
+    # the best unit alone when only it fits; with room, more of the memory after it
     tight = focus(question, memories, tokens=12, count=words, embedder=HashEmbedder())
     assert [m.text for m in tight] == ["Insights keep theirs for 90 days."]
     roomy = focus(question, memories, tokens=30, count=words, embedder=HashEmbedder())
-    assert roomy[0].text.index("24 hours") < roomy[0].text.index("90 days")
+    assert roomy[0].text.startswith("Insights keep theirs for 90 days. … ")
+    assert "24 hours" in roomy[0].text
+    # or in the memory's own order
+    ordered = focus(
+        question, memories, tokens=30, count=words, embedder=HashEmbedder(), best_first=False
+    )
+    assert ordered[0].text.index("24 hours") < ordered[0].text.index("90 days")
 
 
 def test_a_memory_without_a_kept_unit_is_left_out() -> None:

@@ -5,7 +5,8 @@ module splits each recalled memory into short units (sentences of prose, list it
 rows with their header, lines of code), scores every unit against the question (term overlap
 weighted by rarity, plus the embedder's cosine similarity when one is given), and keeps the
 best units within a token budget. Each kept unit stays under its memory, so a citation
-``[n]`` still names the memory it came from; memories are ordered by their best unit.
+``[n]`` still names the memory it came from; memories are ordered by their best unit, and
+a memory's units best first (a small model tends to take the first fact it reads).
 """
 
 from __future__ import annotations
@@ -169,12 +170,14 @@ def focus(
     count: Callable[[Sequence[Message]], int],
     embedder: Embedder | None = None,
     neighbours: int = 0,
-    best_first: bool = False,
+    best_first: bool = True,
 ) -> list[UsedMemory]:
     """The memories cut down to their units that best match ``question``, within ``tokens``.
 
     Memories without a kept unit are left out; the rest come best first, each holding its
-    kept units in their original order (joined by "…"), so citations stay per memory.
+    kept units joined by "…" (best first, or in their original order when ``best_first``
+    is False), so citations stay per memory. ``neighbours`` keeps that many units on
+    either side of each chosen one.
     """
     units = [
         Unit(i, j, text)
