@@ -224,3 +224,31 @@ def test_base_model_replan_samples_instead_of_repeating() -> None:
     Planner(llm, REGISTRY).plan("status?", context="step s1 failed")
     assert llm.requests[0].temperature == 0.7
     assert "(step s1 failed)" in llm.requests[0].messages[0].content
+
+
+def test_request_paths_are_the_files_and_folders_a_request_names() -> None:
+    from magray.agent.fewshot import request_paths
+
+    assert request_paths("rename notes.txt to notes.md, then open docs/a.md.") == [
+        "notes.txt",
+        "notes.md",
+        "docs/a.md",
+    ]
+    assert request_paths("list the files in the src folder") == ["src"]
+    assert request_paths("delete the file README") == ["README"]
+    assert request_paths("fetch https://example.com/a.html with python 3.11") == []
+    assert request_paths("save a note that the release is on Friday") == []
+
+
+def test_bench_agent_runs_a_subset_of_its_requests() -> None:
+    from magray.agent.bench import select_cases
+    from magray.errors import UsageError
+
+    cases = select_cases(["PYTEST", "leap year"])
+    assert [c[0] for c in cases] == [
+        "run the test suite with pytest",
+        "how many days are in a leap year?",
+    ]
+    assert len(select_cases()) == 36
+    with pytest.raises(UsageError, match="no request contains 'nothing like this'"):
+        select_cases(["nothing like this"])

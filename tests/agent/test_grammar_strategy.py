@@ -101,7 +101,11 @@ def test_a_plan_under_repair_may_not_turn_into_an_answer() -> None:
     planned = Planner(llm, REGISTRY).plan("write x into a.txt")
     assert planned.plan is not None and planned.plan.steps[0].args["path"] == "a.txt"
     assert "answer" in tools_allowed(llm.requests[0])
-    assert tools_allowed(llm.requests[1]) == set(REGISTRY.names())
+    assert tools_allowed(llm.requests[1]) == {"file_write"}  # the path was wrong, not the tool
+    bad = plan_json(("file_read", {"nope": 1}))
+    invalid = Chat([bad, fixed])
+    Planner(invalid, REGISTRY).plan("write x into a.txt")
+    assert tools_allowed(invalid.requests[1]) == set(REGISTRY.names())
 
 
 def test_the_catalogue_leads_with_the_direct_answer_and_keeps_whole_sentences() -> None:
@@ -111,3 +115,49 @@ def test_the_catalogue_leads_with_the_direct_answer_and_keeps_whole_sentences() 
     assert glob == "- file_glob: Find files whose paths match a glob pattern (e.g. '**/*.py')"
     assert first_sentence("Fetch a page. Private addresses are refused.") == "Fetch a page"
     assert first_sentence("No full stop") == "No full stop"
+
+
+def args_schema(request: Request, tool: str) -> dict[str, Any] | None:
+    assert request.json_schema is not None
+    for alternative in request.json_schema["properties"]["steps"]["items"]["anyOf"]:
+        if alternative["properties"]["tool"]["const"] == tool:
+            return dict(alternative["properties"]["args"])
+    return None
+
+
+def test_a_repair_after_a_made_up_path_offers_the_requests_own_paths() -> None:
+    # the model copied a worked example's path; the repair names and allows only notes.md
+    edit = ("file_edit", {"path": "notes/todo.md", "search": "teh", "replace": "the"})
+    made_up = plan_json(edit, ("git_add", {"paths": ["notes/todo.md"]}))
+    fixed = plan_json(("file_edit", {"path": "notes.md", "search": "teh", "replace": "the"}))
+    llm = Chat([made_up, fixed])
+    planned = Planner(llm, REGISTRY).plan("fix 'teh' to 'the' in notes.md and stage it")
+    assert planned.plan is not None and planned.plan.steps[0].args["path"] == "notes.md"
+    first = args_schema(llm.requests[0], "file_edit")
+    assert first is not None and first["properties"]["path"] == {"type": "string"}
+    repair = args_schema(llm.requests[1], "file_edit")
+    assert repair is not None and repair["properties"]["path"] == {"enum": ["notes.md"]}
+    git_add = args_schema(llm.requests[1], "git_add")
+    assert git_add is not None and git_add["properties"]["paths"]["items"] == {"enum": ["notes.md"]}
+    # the path was wrong, not the tools: the repair keeps the plan's own
+    assert tools_allowed(llm.requests[1]) == {"file_edit", "git_add"}
+    feedback = llm.requests[1].messages[-1].content
+    assert feedback == (
+        "Wrong path: the request does not name 'notes/todo.md'. Use the paths it names "
+        "(notes.md) and plan again for the request: fix 'teh' to 'the' in notes.md and stage it"
+    )
+    assert llm.requests[1].temperature == 0.0  # the grammar rules the made-up path out
+
+
+def test_a_repair_leaves_out_tools_that_need_a_path_when_the_request_names_none() -> None:
+    made_up = plan_json(("file_write", {"path": "notes/release.md", "content": "Friday"}))
+    remembered = plan_json(("memory_remember", {"text": "The release is on Friday"}))
+    llm = Chat([made_up, remembered])
+    planned = Planner(llm, REGISTRY).plan("save a note that the release is on Friday")
+    assert planned.plan is not None and planned.plan.steps[0].tool == "memory_remember"
+    allowed = tools_allowed(llm.requests[1])
+    assert not allowed & {"file_write", "file_edit", "file_move", "file_delete", "git_add"}
+    assert {"memory_remember", "shell_exec", "file_read", "git_status"} <= allowed
+    shell = args_schema(llm.requests[1], "shell_exec")
+    assert shell is not None and "cwd" not in shell["properties"]  # optional: dropped
+    assert "names no file or folder" in llm.requests[1].messages[-1].content

@@ -334,7 +334,7 @@ def _two_records() -> str:
 
 def test_corrupt_index_file_is_rebuilt_with_a_warning(magray_home: Path) -> None:
     _two_records()
-    index = next((magray_home / "data" / "index").glob("interact.*.usearch"))
+    index = next((magray_home / "data" / "index").glob("vectors.*.usearch"))
     with index.open("r+b") as fh:
         fh.seek(64)
         fh.write(b"garbage" * 8)

@@ -65,10 +65,10 @@ def test_a_write_committed_while_a_reader_opens_the_index_is_no_disagreement(
         real_load = IndexSet._load_backlog
         committed: list[str] = []
 
-        def load_then_write(self: IndexSet, layer: Layer, state: object) -> None:
-            real_load(self, layer, state)  # type: ignore[arg-type]
-            if layer is Layer.ASSETS and not committed:  # another process commits now
-                result = writer.remember(NewRecord(text=f"note {layer}", layer=layer))
+        def load_then_write(self: IndexSet, state: object, *, sizes: bool = True) -> None:
+            real_load(self, state, sizes=sizes)  # type: ignore[arg-type]
+            if not committed:  # another process commits now
+                result = writer.remember(NewRecord(text="note assets", layer=Layer.ASSETS))
                 committed.append(result.id)
 
         monkeypatch.setattr(IndexSet, "_load_backlog", load_then_write)

@@ -95,6 +95,19 @@ def selector_for(settings: Settings, strategy: str) -> ExampleSelector:
     raise UsageError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}.")
 
 
+def select_cases(only: Sequence[str] = ()) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The cases whose request contains one of ``only`` (all of them without ``only``)."""
+    if not only:
+        return CASES
+    wanted = [text.lower() for text in only]
+    cases = tuple(c for c in CASES if any(w in c[0].lower() for w in wanted))
+    if not cases:
+        raise UsageError(
+            f"no request contains {only[0]!r}; `magray bench agent --json` lists them all."
+        )
+    return cases
+
+
 def run_cases(planner: Planner, cases: Sequence[tuple[str, tuple[str, ...]]]) -> dict[str, Any]:
     """Plan every case with ``planner``; the summary and the per-case rows."""
     rows: list[dict[str, Any]] = []
@@ -142,8 +155,12 @@ def bench_agent(
     provider: str | None = None,
     strategies: Sequence[str] = ("nearest-tool",),
     limit: int | None = None,
+    only: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Tool-choice accuracy of ``provider`` (default: the local model) per strategy."""
+    """Tool-choice accuracy of ``provider`` (default: the local model) per strategy.
+
+    ``only``: just the cases whose request contains one of these texts (case-insensitive).
+    """
     from magray.llm.router import Router
     from magray.tools.registry import default_registry
 
@@ -155,7 +172,8 @@ def bench_agent(
         )
     if limit is not None and limit < 1:
         raise UsageError("--limit must be at least 1.")
-    cases = CASES[:limit] if limit else CASES
+    cases = select_cases(only)
+    cases = cases[:limit] if limit else cases
     registry = default_registry()
     from magray.llm.config import load_llm_config
     from magray.llm.local_models import with_local_models

@@ -75,6 +75,7 @@ EXAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
     # git
     ("show the git status", _plan(("git_status", {}))),
     ("are there uncommitted files?", _plan(("git_status", {}))),
+    ("which files have I modified?", _plan(("git_status", {}))),
     ("show what I changed in main.py", _plan(("git_diff", {"paths": ["main.py"]}))),
     ("show the staged diff", _plan(("git_diff", {"staged": True}))),
     ("show the commit history", _plan(("git_log", {}))),
@@ -104,6 +105,8 @@ EXAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
     ),
     # shell
     ("run make lint", _plan(("shell_exec", {"argv": ["make", "lint"]}))),
+    ("build the project with cargo", _plan(("shell_exec", {"argv": ["cargo", "build"]}))),
+    ("check free memory with free -m", _plan(("shell_exec", {"argv": ["free", "-m"]}))),
     ("execute npm test", _plan(("shell_exec", {"argv": ["npm", "test"]}))),
     (
         "which python version is installed? run python --version",
@@ -138,6 +141,10 @@ EXAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
         _plan(("memory_recall", {"query": "editor settings"})),
     ),
     ("recall what we decided about the logo", _plan(("memory_recall", {"query": "logo decision"}))),
+    (
+        "did I save anything about the VPN settings?",
+        _plan(("memory_recall", {"query": "VPN settings"})),
+    ),
     ("delete memory 01ab", _plan(("memory_forget", {"id": "01ab"}))),
     ("forget the memory with id 7f3e", _plan(("memory_forget", {"id": "7f3e"}))),
     # tasks
@@ -152,4 +159,14 @@ EXAMPLES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("who wrote Hamlet?", _answer("William Shakespeare.")),
     ("what does HTTP stand for?", _answer("HyperText Transfer Protocol.")),
     ("say hello", _answer("Hello!")),
+    ("who painted the Mona Lisa?", _answer("Leonardo da Vinci.")),
+    ("what is the square root of 144?", _answer("12.")),
+    ("what is the largest ocean on Earth?", _answer("The Pacific Ocean.")),
+    ("how do you say thank you in German?", _answer("Danke.")),
+    (
+        "explain what a prime number is in one sentence",
+        _answer(
+            "A prime number is a whole number greater than 1 whose only divisors are 1 and itself."
+        ),
+    ),
 )

@@ -279,6 +279,59 @@ def plan_schema(
     return choices[0] if len(choices) == 1 else {"anyOf": choices}
 
 
+_TOKEN = re.compile(r"[^\s'\"`()\[\]{},;]+")
+_FOLDER = {"folder", "directory", "dir"}
+_NOT_PATHS = {"a", "an", "the", "my", "this", "that", "in", "on", "at", "to", "from", "of", "for"}
+
+
+def request_paths(goal: str) -> list[str]:
+    """The paths a request names: words with a folder separator or a file extension, the
+    word after "file" (``the file README``) and the word before "folder" or "directory"
+    (``the src folder``). URLs and version numbers are not paths. In order, no repeats.
+    """
+    words = [w.rstrip(".:!?") for w in _TOKEN.findall(goal)]
+    found: list[str] = []
+    for i, word in enumerate(words):
+        lower = word.lower()
+        if not word or "://" in word or lower in _NOT_PATHS or re.fullmatch(r"[\d.]+", word):
+            continue
+        named = "/" in word or re.search(r"\w\.[A-Za-z]\w*$", word) is not None
+        before = i + 1 < len(words) and words[i + 1].lower() in _FOLDER
+        after = i > 0 and words[i - 1].lower() in ("file", *_FOLDER)
+        if (named or before or after) and word not in found and lower not in _FOLDER:
+            found.append(word)
+    return found
+
+
+def _changed_paths(plan: Plan, registry: ToolRegistry) -> list[tuple[str, str]]:
+    """(step id, path) for every path a step that writes, moves, deletes or runs names."""
+    from magray.tools.base import Risk
+
+    found = []
+    for step in plan.steps:
+        tool = registry.get(step.tool)
+        args = tool.parse(step.args)
+        if tool.risk_for(args) is Risk.READ:
+            continue
+        found += [(step.id, path) for path in tool.path_args(args)]
+    return found
+
+
+def _named(path: str, goal: str) -> bool:
+    clean = path.strip().strip("/").lower()
+    return clean in ("", ".", "./") or any(c in clean for c in "*?[") or clean in goal.lower()
+
+
+def grounded_paths(plan: Plan, goal: str, registry: ToolRegistry) -> list[str]:
+    """The paths of ``plan``'s changing steps that the request does name (no repeats)."""
+    return list(dict.fromkeys(p for _, p in _changed_paths(plan, registry) if _named(p, goal)))
+
+
+def made_up(plan: Plan, goal: str, registry: ToolRegistry) -> list[str]:
+    """The paths of ``plan``'s changing steps that the request does not name (no repeats)."""
+    return list(dict.fromkeys(p for _, p in _changed_paths(plan, registry) if not _named(p, goal)))
+
+
 def ungrounded(plan: Plan, goal: str, registry: ToolRegistry) -> list[str]:
     """Paths a base model made up for a step with side effects: not in the request.
 
@@ -286,19 +339,8 @@ def ungrounded(plan: Plan, goal: str, registry: ToolRegistry) -> list[str]:
     could hit the wrong file, so a plan naming one is sampled again, then refused. Reads
     are left alone: a made-up path there fails harmlessly. (``.`` and globs excepted.)
     """
-    from magray.tools.base import Risk
-
-    text = goal.lower()
-    problems = []
-    for step in plan.steps:
-        tool = registry.get(step.tool)
-        args = tool.parse(step.args)
-        if tool.risk_for(args) is Risk.READ:
-            continue
-        for path in tool.path_args(args):
-            clean = path.strip().strip("/").lower()
-            if clean in ("", ".", "./") or any(c in clean for c in "*?["):
-                continue
-            if clean not in text:
-                problems.append(f"step {step.id}: the path {path!r} is not in the request")
-    return problems
+    return [
+        f"step {step}: the path {path!r} is not in the request"
+        for step, path in _changed_paths(plan, registry)
+        if not _named(path, goal)
+    ]

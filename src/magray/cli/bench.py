@@ -253,6 +253,9 @@ def agent(
         "lexical, fixed (see docs/agent.md). Repeat to compare in one run.",
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N cases."),
+    only: list[str] = typer.Option(
+        [], "--only", help="Only the requests containing this text; repeat for more."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (every case included)."),
 ) -> None:
     """Tool-choice accuracy of the planner on labelled requests (nothing is executed).
@@ -266,7 +269,8 @@ def agent(
 
     settings = load()
     results = [
-        bench_agent(settings, provider=p, strategies=strategy, limit=limit) for p in provider
+        bench_agent(settings, provider=p, strategies=strategy, limit=limit, only=only)
+        for p in provider
     ]
     if json_out:
         out = results[0] if len(results) == 1 else {"providers": results}

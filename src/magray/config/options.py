@@ -74,7 +74,7 @@ OPTIONS: tuple[Option, ...] = (
         "memory.vector_dtype",
         "f32",
         str,
-        "Scalar type of the HNSW index (vectors in the store stay f32).",
+        "Scalar type of the HNSW index (f16 and i8 also keep the store's vectors in f16).",
         choices=("f32", "f16", "i8"),
     ),
     Option(

@@ -350,13 +350,9 @@ class Memory:
         filters: Filters,
         layers: tuple[Layer, ...],
     ) -> list[tuple[int, float]]:
-        """(label, cosine) of the best vector matches over ``layers``, best first."""
+        """(label, cosine) of the best ``k`` vector matches over ``layers``, best first."""
         self._check_vectors()
-        out: list[tuple[int, float]] = []
-        for layer in layers:
-            out.extend(self._backend.vector_search(layer, qvec, k, filters))
-        out.sort(key=lambda kv: -kv[1])
-        return out
+        return [(num, sim) for num, sim, _ in vector_pool(self._backend, qvec, layers, k, filters)]
 
     def recall(self, query: Query, *, record_access: bool = True) -> list[Hit]:
         """Hybrid (or vector / keyword) search with filters; bumps access stats of the hits.

@@ -176,7 +176,10 @@ class NoArgs(ToolArgs):
 
 class GitStatus(GitTool):
     name = "git_status"
-    description = "Show the working tree status (short format, with the branch)."
+    description = (
+        "Show the working tree status: the branch and which files are modified, staged or "
+        "untracked."
+    )
     risk = Risk.READ
     Args = NoArgs
 
@@ -301,7 +304,7 @@ class AddArgs(ToolArgs):
 
 class GitAdd(GitTool):
     name = "git_add"
-    description = "Stage files for the next commit."
+    description = "Stage files for the next commit (git add)."
     risk = Risk.WRITE
     Args = AddArgs
     path_fields = ("paths",)

@@ -41,7 +41,10 @@ class RememberArgs(ToolArgs):
 
 class MemoryRemember(_MemoryTool):
     name = "memory_remember"
-    description = "Store a piece of text in MAGRAY's memory (layer: interact, insights, assets)."
+    description = (
+        "Remember a fact, note or preference for later in MAGRAY's memory "
+        "(layer: interact, insights, assets)."
+    )
     risk = Risk.WRITE
     Args = RememberArgs
 
@@ -61,7 +64,10 @@ class RecallArgs(ToolArgs):
 
 class MemoryRecall(_MemoryTool):
     name = "memory_recall"
-    description = "Search MAGRAY's memory (hybrid vector + keyword) and return the best matches."
+    description = (
+        "Look up what was remembered or noted earlier: search MAGRAY's memory "
+        "(hybrid vector + keyword) for the best matches."
+    )
     risk = Risk.READ
     Args = RecallArgs
 

@@ -201,7 +201,8 @@ class ExecArgs(ToolArgs):
 class ShellExec(Tool[ExecArgs]):
     name = "shell_exec"
     description = (
-        "Run a program with arguments (argv list, no shell: no pipes, globs or variables) "
+        "Run a command-line program (a test runner, linter, build tool or system command) "
+        "with its arguments (argv list, no shell: no pipes, globs or variables) "
         "in the workspace, in a sandbox (workspace writable, no network unless network=true), "
         "with a timeout and a minimal environment."
     )

@@ -24,9 +24,13 @@ from magray.agent.fewshot import (
     chain,
     compact,
     example_tools,
+    grounded_paths,
+    made_up,
     plan_schema,
+    request_paths,
     ungrounded,
 )
+from magray.agent.plan import Plan
 from magray.agent.strategies.base import (
     LLM,
     Planned,
@@ -38,6 +42,7 @@ from magray.agent.strategies.base import (
 )
 from magray.agent.untrusted import RULE
 from magray.llm.base import Message, Request, Usage
+from magray.tools.base import Risk
 from magray.tools.registry import ToolRegistry
 
 RULES = (
@@ -125,6 +130,67 @@ class GrammarChat(StrategyBase):
         array = {"type": "array", "items": items, "minItems": 1, "maxItems": steps}
         return {"type": "object", "properties": {"steps": array}, "required": ["steps"]}
 
+    def grounded(self, schema: dict[str, Any], paths: list[str]) -> dict[str, Any]:
+        """``schema`` where a tool that changes files may only name ``paths``.
+
+        Used for repairs: a small model told that its path is made up tends to repeat it,
+        so the grammar offers the request's own paths instead; a tool that needs a path
+        is left out when the request names none.
+        """
+        items = schema["properties"]["steps"]["items"]
+        kept = []
+        for alternative in items["anyOf"]:
+            name = alternative["properties"]["tool"].get("const")
+            tool = self.registry.get(name) if name in self.registry.names() else None
+            if tool is None or tool.risk is Risk.READ or not tool.path_fields:
+                kept.append(alternative)
+                continue
+            args = json.loads(json.dumps(alternative["properties"]["args"]))
+            props, required = args.get("properties", {}), args.get("required", [])
+            usable = True
+            for field in tool.path_fields:
+                if field not in props:
+                    continue
+                if not paths:
+                    usable = usable and field not in required
+                    props.pop(field)
+                elif props[field].get("type") == "array":
+                    props[field]["items"] = {"enum": paths}
+                else:
+                    props[field] = {"enum": paths}
+            if usable:
+                args["required"] = [r for r in required if r in props]
+                kept.append({**alternative, "properties": {"tool": {"const": name}, "args": args}})
+        return {
+            **schema,
+            "properties": {"steps": {**schema["properties"]["steps"], "items": {"anyOf": kept}}},
+        }
+
+    def made_up_paths(
+        self, goal: str, plan: Plan, shots: list[tuple[str, Any]]
+    ) -> tuple[str, dict[str, Any]]:
+        """The feedback and grammar of a repair for a plan that names a made-up path.
+
+        The feedback names the request's own paths and repeats the request (a small model
+        otherwise copies words of the feedback into its arguments); the grammar allows only
+        those paths. When the
+        request names some, the tools stay the plan's own (the path was wrong, not the tool:
+        a model offered every tool again may turn a fix into a delete); when it names none,
+        the tools that need a path are left out.
+        """
+        paths = request_paths(goal)
+        paths += [p for p in grounded_paths(plan, goal, self.registry) if p not in paths]
+        wrong = ", ".join(repr(p) for p in made_up(plan, goal, self.registry))
+        feedback = f"Wrong path: the request does not name {wrong}. "
+        if paths:
+            feedback += f"Use the paths it names ({', '.join(paths)})"
+            tools: set[str] | None = {step.tool for step in plan.steps}
+        else:
+            feedback += "It names no file or folder, so no file tool fits: choose another tool"
+            tools = self._candidates(shots)
+        feedback += f" and plan again for the request: {goal}"
+        return feedback, self.grounded(self.schema(tools, answer=False), paths)
+
     def catalogue(self) -> str:
         """One line per tool: its name and what it is for (the grammar holds the arguments).
 
@@ -147,11 +213,12 @@ class GrammarChat(StrategyBase):
         messages.append(Message("user", user_prompt(goal, context, memories)))
         usage = Usage()
         problems: list[str] = []
+        greedy = not context
         for attempt in range(self.max_repairs + 1):
             request = Request(
                 tuple(messages),
                 max_tokens=MAX_PLAN_TOKENS,
-                temperature=0.0 if attempt == 0 and not context else 0.7,
+                temperature=0.0 if greedy else 0.7,
                 json_schema=schema,
             )
             done = self.llm.complete(request, self.provider)
@@ -176,7 +243,12 @@ class GrammarChat(StrategyBase):
                 problems = ungrounded(plan, goal, self.registry)
                 if not problems:
                     return Planned(plan, None, usage, attempt)
-            feedback = "The plan is invalid: " + "; ".join(problems) + ". Answer again."
+                # the grammar now rules the made-up path out: no need to sample
+                feedback, schema = self.made_up_paths(goal, plan, shots)
+                greedy = True
+            else:
+                greedy = False
+                feedback = "The plan is invalid: " + "; ".join(problems) + ". Answer again."
+                schema = self.schema(self._candidates(shots), answer=False)
             messages += [Message("assistant", done.text), Message("user", feedback)]
-            schema = self.schema(self._candidates(shots), answer=False)
         raise still_invalid(problems, self.max_repairs)

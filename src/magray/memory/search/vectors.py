@@ -1,7 +1,8 @@
 """The vector candidates of one recall: the best ``want`` over the layers searched.
 
-The SQLite backend keeps one index per layer; a recall that searches several layers needs
-the best ``want`` over all of them, not ``want`` from each.
+A backend with one index over every layer (the SQLite backend's ``vector_search_layers``)
+answers in one search; one with an index per layer (PostgreSQL) is asked layer by layer
+for the best ``want`` over all of them, not ``want`` from each.
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ def vector_pool(
     the answer is the one ``want`` per layer gives, from narrower searches. With
     filters every label found is kept (the store may still drop some of them).
     """
+    search_layers = getattr(backend, "vector_search_layers", None)
+    if search_layers is not None:  # one index over every layer: one search
+        found_all: list[tuple[int, float, Layer]] = search_layers(qvec, layers, want, filters)
+        return found_all
     share = want
     if len(layers) > 1 and not filters.active:
         share = min(want, max(10, math.ceil(1.5 * want / len(layers))))

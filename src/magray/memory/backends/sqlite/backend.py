@@ -1,4 +1,4 @@
-"""``SqliteBackend``: the built-in memory store (SQLite + FTS5 + one HNSW file per layer).
+"""``SqliteBackend``: the built-in memory store (SQLite + FTS5 + one HNSW file).
 
 SQLite is the source of truth (records, tags, access history, lifecycle log, ingest
 bookkeeping, metadata); the FTS5 keyword index is kept in step by triggers in the same
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from magray.config import Settings
@@ -42,6 +43,7 @@ from magray.memory.backends.sqlite import vectors as _vectors
 from magray.memory.backends.sqlite import verify as _verify
 from magray.memory.backends.sqlite.index_sync import IndexSet
 from magray.memory.backends.sqlite.store import Store
+from magray.memory.backends.sqlite.vector_codec import HALF_DTYPES, at_rest, float32_bytes
 from magray.memory.records import Filters, Layer, NewRecord, Record
 from magray.memory.transfer.manifest import BackupManifest
 
@@ -66,6 +68,7 @@ class SqliteBackend:
         self.store = Store(db, lock_timeout=lock_timeout)
         self.index_dir = index_dir
         self.vector_dtype = vector_dtype
+        self._half = vector_dtype in HALF_DTYPES  # vectors at rest in float16 (vector_codec)
         self.search_ef = search_ef
         self.warn: Warn = warn or (lambda msg: log.warning("%s", msg))
         self._indexes: IndexSet | None = None
@@ -117,7 +120,8 @@ class SqliteBackend:
                 Store.set_meta(conn, "embedding_model", model_id)
                 Store.set_meta(conn, "embedding_dim", str(dim))
             for item, vector in items:
-                results.append(Store.insert(conn, item, vector=vector, model_id=model_id, now=now))
+                blob = at_rest(vector, self._half)
+                results.append(Store.insert(conn, item, vector=blob, model_id=model_id, now=now))
         return results
 
     def delete(self, nums: Iterable[int]) -> int:
@@ -141,7 +145,8 @@ class SqliteBackend:
     def replace_text(
         self, num: int, text: str, vector: bytes, *, model_id: str, now: float
     ) -> None:
-        edits.replace_text(self.store, num, text, vector, model_id=model_id, now=now)
+        blob = at_rest(vector, self._half)
+        edits.replace_text(self.store, num, text, blob, model_id=model_id, now=now)
 
     def record_access(self, nums: Sequence[int], now: float) -> None:
         self.store.record_accesses([(num, now) for num in nums])
@@ -176,7 +181,8 @@ class SqliteBackend:
         return bool(row[0])
 
     def vectors(self, nums: Sequence[int]) -> dict[int, tuple[str | None, bytes]]:
-        return self.store.vectors(nums)
+        found = self.store.vectors(nums)
+        return {num: (model, float32_bytes(blob)) for num, (model, blob) in found.items()}
 
     def layer_stats(self) -> dict[Layer, LayerStats]:
         return _vectors.layer_stats(self.store)
@@ -211,8 +217,20 @@ class SqliteBackend:
     def vector_search(
         self, layer: Layer, query: QueryVector, k: int, filters: Filters
     ) -> list[tuple[int, float]]:
+        hits = self.vector_search_layers(query, (layer,), k, filters)
+        return [(num, sim) for num, sim, _ in hits]
+
+    def vector_search_layers(
+        self, query: QueryVector, layers: tuple[Layer, ...], k: int, filters: Filters
+    ) -> list[tuple[int, float, Layer]]:
+        """The best ``k`` (label, cosine, layer) over ``layers`` (empty: all) in one search of
+        the one index (see ``base.Backend.vector_search`` for what the labels promise)."""
         indexes = self.indexes
-        return [] if indexes is None else indexes.search(layer, query, k, filters)
+        if indexes is None:
+            return []
+        from magray.memory.backends.sqlite.index_search import search
+
+        return search(indexes, query, layers, k, filters)
 
     def keyword_search(
         self, terms: Sequence[str], filters: Filters, limit: int
@@ -244,7 +262,8 @@ class SqliteBackend:
         return _vectors.count_stale_vectors(self.store, model_id)
 
     def set_vectors(self, vectors: Sequence[tuple[int, bytes]], model_id: str) -> None:
-        _vectors.set_vectors(self.store, vectors, model_id)
+        half = self._half
+        _vectors.set_vectors(self.store, [(n, at_rest(b, half)) for n, b in vectors], model_id)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def access_times(self) -> dict[int, list[float]]:
@@ -285,6 +304,11 @@ class SqliteBackend:
     def write_sources(
         self, files: Sequence[SourceWrite], *, model_id: str, dim: int, now: float
     ) -> SourceWriteResult:
+        if self._half:
+            files = [
+                replace(f, chunks=[replace(c, vector=at_rest(c.vector, True)) for c in f.chunks])
+                for f in files
+            ]
         return _sources.write_sources(self.store, files, model_id=model_id, dim=dim, now=now)
 
     def forget_sources(self, uris: Sequence[str], project: str, layer: Layer) -> int:
@@ -303,7 +327,9 @@ class SqliteBackend:
     def insert_exact(
         self, rows: Iterable[tuple[Record, bytes]], *, model_id: str, dim: int
     ) -> tuple[int, int]:
-        return _imports.insert_exact(self.store, rows, model_id=model_id, dim=dim)
+        half = self._half
+        rest = ((record, at_rest(blob, half)) for record, blob in rows)
+        return _imports.insert_exact(self.store, rest, model_id=model_id, dim=dim)
 
     # -- backup and integrity -------------------------------------------------------------------
     def snapshot(self, folder: Path) -> Snapshot:

@@ -1,21 +1,25 @@
-"""Keeps the derived HNSW files in step with the store.
+"""Keeps the derived HNSW file in step with the store.
 
-Each layer has one index file per (model, dtype). The file records the store's
-``index_journal`` sequence it reflects. On open:
+One index file per (model, dtype) holds the vectors of every layer; each vector's label is
+its record's label shifted left by two bits with the layer's code in the low bits
+(``layer_keys``), so a search knows every hit's layer without a lookup and a record that
+moves to another layer gets a new label. The file records the store's ``index_journal``
+sequence it reflects. On open:
 
 - a missing or damaged file, a file for another model/dimension, or a file *ahead* of the
-  store (a restored or rolled-back database) is rebuilt from the store, with a warning;
+  store (a restored or rolled-back database) is rebuilt from the store, with a warning
+  (quietly where the store only had the older per-layer files, which are then removed);
 - journal entries after the file's sequence are the normal backlog of recent writes: they are
   searched exactly (brute force over their vectors) until there are enough of them to fold
   into the file, which happens under the writer lock and is then verified by count.
 
 Search results are always re-read from SQLite with the caller's filters, so a stale label
-in a file can never surface a record that moved or was deleted.
+in a file can never surface a record that moved or was deleted. Searching is in
+``index_search``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -28,22 +32,28 @@ import numpy.typing as npt
 
 from magray.errors import IndexCorruptError, StoreLockedError
 from magray.memory.backends.sqlite.store import Store
+from magray.memory.backends.sqlite.vector_codec import decode
 from magray.memory.backends.sqlite.vector_index import VectorIndex
-from magray.memory.records import Filters, Layer
+from magray.memory.records import Layer
+
+__all__ = ["LAYER_CODES", "LAYER_OF", "IndexSet", "IndexState", "decode", "layer_keys"]
 
 log = logging.getLogger("magray")
 
 FOLD_THRESHOLD = 256  # backlog size at which pending vectors are folded into the file
-EXACT_FILTER_LIMIT = 20_000  # filtered sets up to this size are searched exactly
+# The layer codes kept in the two low bits of an index label (never reorder: on disk).
+LAYER_CODES: dict[Layer, int] = {Layer.INTERACT: 0, Layer.INSIGHTS: 1, Layer.ASSETS: 2}
+LAYER_OF: tuple[Layer, ...] = (Layer.INTERACT, Layer.INSIGHTS, Layer.ASSETS)
+REBUILD_BATCH = 4096
 
 Warn = Callable[[str], None]
+Int64s = npt.NDArray[np.int64]
 
 
-def decode(blob: bytes, dim: int) -> npt.NDArray[np.float32]:
-    vec = np.frombuffer(blob, dtype="<f4")
-    if vec.shape[0] != dim:
-        raise IndexCorruptError(f"a stored vector has {vec.shape[0]} dimensions, expected {dim}.")
-    return vec.astype(np.float32, copy=False)
+def layer_keys(nums: npt.ArrayLike, layers: npt.ArrayLike) -> Int64s:
+    """Index labels of record labels ``nums`` in layers with codes ``layers``."""
+    out: Int64s = (np.asarray(nums, dtype=np.int64) << 2) | np.asarray(layers, dtype=np.int64)
+    return out
 
 
 def _slug(model_id: str) -> str:
@@ -51,21 +61,22 @@ def _slug(model_id: str) -> str:
 
 
 @dataclass
-class _LayerState:
+class IndexState:
+    """The opened file plus what the journal says happened since it was saved."""
+
     index: VectorIndex
-    pending_labels: npt.NDArray[np.int64] = field(
-        default_factory=lambda: np.zeros(0, dtype=np.int64)
-    )
+    pending_keys: Int64s = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     pending_vectors: npt.NDArray[np.float32] = field(
         default_factory=lambda: np.zeros((0, 0), dtype=np.float32)
     )
-    pending_gone: frozenset[int] = frozenset()  # labels the file still holds but must not return
-    stale: frozenset[int] = frozenset()  # file labels a search skips: re-added or gone
+    touched: frozenset[int] = frozenset()  # record labels whose file entries a search skips
     seen_head: int = -1  # the journal head when the backlog was read
+    sizes: tuple[int, int, int] = (0, 0, 0)  # vectors per layer code in the store
+    exact: dict[int, tuple[Int64s, npt.NDArray[np.float32]]] = field(default_factory=dict)
 
 
 class IndexSet:
-    """The vector indexes of one store for one embedding model."""
+    """The vector index of one store for one embedding model."""
 
     def __init__(
         self,
@@ -85,17 +96,44 @@ class IndexSet:
         self.dim = dim
         self.dtype = dtype
         self._warn = warn or (lambda msg: log.warning("%s", msg))
-        self._layers: dict[Layer, _LayerState] = {}
+        self._state: IndexState | None = None
 
-    def path(self, layer: Layer) -> Path:
-        return self.index_dir / f"{layer}.{_slug(self.model_id)}.{self.dtype}.usearch"
+    def path(self, layer: Layer | None = None) -> Path:
+        """The index file (one for all layers; ``layer`` is accepted and ignored)."""
+        return self.index_dir / f"vectors.{_slug(self.model_id)}.{self.dtype}.usearch"
+
+    def _legacy_files(self) -> list[Path]:
+        """Per-layer index files (and sidecars) of earlier versions: derived, removable."""
+        if not self.index_dir.is_dir():
+            return []
+        return sorted(
+            p
+            for layer in Layer
+            for p in self.index_dir.glob(f"{layer}.*.usearch*")
+            if p.name.endswith((".usearch", ".usearch.json"))
+        )
 
     # -- opening -------------------------------------------------------------------------
-    def _open(self, layer: Layer) -> _LayerState:
-        state = self._layers.get(layer)
-        if state is not None:
+    def state(self) -> IndexState:
+        """The open index, caught up with every write committed since it was read."""
+        state = self._state
+        if state is None:
+            return self._open()
+        if self.store.journal_head() == state.seen_head:
             return state
-        path = self.path(layer)
+        # Writes through this store, another ``Memory`` or another process land in the
+        # journal: a moved head means re-reading the backlog; a backlog past the fold
+        # threshold means the file is reopened (another writer may have saved a newer
+        # one) or folded.
+        with self._snapshot():
+            self._load_backlog(state, sizes=False)
+        if len(state.pending_keys) < FOLD_THRESHOLD:
+            return state
+        self._state = None
+        return self._open()
+
+    def _open(self) -> IndexState:
+        path = self.path()
         index: VectorIndex | None = None
         try:
             index = VectorIndex.open(
@@ -104,35 +142,40 @@ class IndexSet:
             # the head read after the file: a writer commits before it saves the index
             if index.state.applied_seq > self.store.journal_head():
                 self._warn(
-                    f"the {layer} vector index is newer than the store (restored database?);"
+                    "the vector index is newer than the store (restored database?);"
                     " rebuilding it from the store."
                 )
                 index = None
         except IndexCorruptError as exc:
-            # No file yet is the normal state of a new store: build it quietly.
+            # No file yet is the normal state of a new store: build it quietly (a store
+            # with the older per-layer files is told why its first search takes a while).
             if path.exists() or Path(str(path) + ".json").exists():
                 index = self._open_after_writer(path)
                 if index is None:
-                    self._warn(f"the {layer} vector index is unusable ({exc}); rebuilding it.")
+                    self._warn(f"the vector index is unusable ({exc}); rebuilding it.")
+            elif self._legacy_files():
+                self._warn(
+                    "building one vector index for all layers from the store"
+                    f" ({sum(self._sizes()):,} vectors; once, replacing the per-layer files)."
+                )
         if index is None:
-            index = self._rebuild(layer)
-        state = _LayerState(index=index)
-        self._layers[layer] = state
+            index = self._rebuild()
+        state = IndexState(index=index)
         with self._snapshot():  # backlog and count from one state of the store
-            self._load_backlog(layer, state)
-            live, expected = self._live_count(state), self._expected_count(layer)
+            self._load_backlog(state)
+            live, expected = self._live_count(state), sum(state.sizes)
         if live != expected:
             self._warn(
-                f"the {layer} vector index disagrees with the store"
-                f" ({live} vectors, {expected} expected); rebuilding it."
+                f"the vector index disagrees with the store ({live} vectors, {expected}"
+                " expected); rebuilding it."
             )
             with self.store.locked():
-                state = _LayerState(index=self._rebuild(layer))
-            self._layers[layer] = state
-            self._load_backlog(layer, state)
-        if len(state.pending_labels) >= FOLD_THRESHOLD:
-            self._try_fold(layer)
-            state = self._layers[layer]
+                state = IndexState(index=self._rebuild())
+            self._load_backlog(state)
+        self._state = state
+        if len(state.pending_keys) >= FOLD_THRESHOLD:
+            self._try_fold()
+            state = self._state or state
         return state
 
     @contextmanager
@@ -165,65 +208,91 @@ class IndexSet:
         return index if index.state.applied_seq <= self.store.journal_head() else None
 
     @staticmethod
-    def _live_count(state: _LayerState) -> int:
+    def _file_keys_of(index: VectorIndex, nums: frozenset[int]) -> Int64s:
+        """The labels the file holds for record labels ``nums`` (in any layer)."""
+        if not nums or not len(index):
+            return np.zeros(0, dtype=np.int64)
+        base = np.fromiter(nums, dtype=np.int64, count=len(nums)) << 2
+        keys = (base[:, None] | np.arange(len(LAYER_OF), dtype=np.int64)).reshape(-1)
+        present = np.asarray(index.contains(keys), dtype=bool).reshape(-1)
+        found: Int64s = keys[present]
+        return found
+
+    @classmethod
+    def _live_count(cls, state: IndexState) -> int:
         """Vectors a search of ``state`` can return: the file plus backlog, minus removals."""
-        index = state.index
-        added = sum(1 for label in state.pending_labels.tolist() if label not in index)
-        removed = sum(1 for label in state.pending_gone if label in index)
-        return len(index) + added - removed
+        hidden = len(cls._file_keys_of(state.index, state.touched))
+        return len(state.index) - hidden + len(state.pending_keys)
 
-    def _expected_count(self, layer: Layer) -> int:
-        row = self.store.conn.execute(
-            "SELECT COUNT(*) FROM records WHERE layer = ? AND embedding_model = ?"
-            " AND vector IS NOT NULL",
-            (str(layer), self.model_id),
-        ).fetchone()
-        return int(row[0])
+    def _sizes(self) -> tuple[int, int, int]:
+        """Vectors of this model per layer code: three counts over the partial index of the
+        vector-holding records (a GROUP BY would read every row of the table)."""
+        counts = [
+            int(
+                self.store.conn.execute(
+                    "SELECT COUNT(*) FROM records WHERE layer = ? AND embedding_model = ?"
+                    " AND vector IS NOT NULL",
+                    (str(layer), self.model_id),
+                ).fetchone()[0]
+            )
+            for layer in LAYER_OF
+        ]
+        return counts[0], counts[1], counts[2]
 
-    def _current_vectors(
-        self, layer: Layer, nums: list[int]
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
-        """Labels among ``nums`` that now hold a vector of this model in ``layer``."""
-        labels: list[int] = []
+    def _current_vectors(self, nums: list[int]) -> tuple[Int64s, npt.NDArray[np.float32]]:
+        """Index labels and vectors of the records among ``nums`` that now hold a vector of
+        this model."""
+        keys: list[int] = []
         vectors: list[npt.NDArray[np.float32]] = []
         for i in range(0, len(nums), 500):
             chunk = nums[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for num, blob in self.store.conn.execute(  # by label: not through the layer index
-                "SELECT num, vector FROM records NOT INDEXED WHERE layer = ?"
-                f" AND embedding_model = ? AND vector IS NOT NULL AND num IN ({marks})",
-                [str(layer), self.model_id, *chunk],
+            for num, layer, blob in self.store.conn.execute(  # by label: not a layer's index
+                "SELECT num, layer, vector FROM records NOT INDEXED WHERE embedding_model = ?"
+                f" AND vector IS NOT NULL AND num IN ({marks})",
+                [self.model_id, *chunk],
             ):
-                labels.append(int(num))
+                keys.append((int(num) << 2) | LAYER_CODES[Layer(layer)])
                 vectors.append(decode(blob, self.dim))
-        if not labels:
+        if not keys:
             return np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32)
-        return np.asarray(labels, dtype=np.int64), np.vstack(vectors)
+        return np.asarray(keys, dtype=np.int64), np.vstack(vectors)
 
-    def _load_backlog(self, layer: Layer, state: _LayerState) -> None:
+    def _journal_nums(self, after: int) -> list[int]:
+        """Record labels the journal names after sequence ``after``, first mention first."""
+        rows = self.store.conn.execute(
+            "SELECT num FROM index_journal WHERE seq > ? ORDER BY seq", (after,)
+        )
+        return list(dict.fromkeys(int(r[0]) for r in rows))
+
+    def _load_backlog(self, state: IndexState, *, sizes: bool = True) -> None:
+        """Read the journal after the file's sequence (and, with ``sizes``, the layer sizes:
+        an index scan, skipped when a search only catches up with a few writes)."""
         state.seen_head = self.store.journal_head()  # first: a later commit is read again
-        entries = self.store.journal_since(layer, state.index.state.applied_seq)
-        touched = list(dict.fromkeys(num for _, num, _ in entries))
-        state.pending_labels, state.pending_vectors = self._current_vectors(layer, touched)
-        state.pending_gone = frozenset(touched) - frozenset(state.pending_labels.tolist())
-        state.stale = frozenset(touched)
+        touched = self._journal_nums(state.index.state.applied_seq)
+        state.pending_keys, state.pending_vectors = self._current_vectors(touched)
+        state.touched = frozenset(touched)
+        if sizes:
+            state.sizes = self._sizes()
 
     # -- rebuild and fold (writers) ------------------------------------------------------
-    def _rebuild(self, layer: Layer) -> VectorIndex:
+    def _rebuild(self) -> VectorIndex:
         head = self.store.journal_head()
-        path = self.path(layer)
-        index = VectorIndex.create(path, model_id=self.model_id, dim=self.dim, dtype=self.dtype)
+        index = VectorIndex.create(
+            self.path(), model_id=self.model_id, dim=self.dim, dtype=self.dtype
+        )
         last = 0
         while True:
             rows = self.store.conn.execute(
-                "SELECT num, vector FROM records WHERE layer = ? AND embedding_model = ?"
-                " AND vector IS NOT NULL AND num > ? ORDER BY num LIMIT 2048",
-                (str(layer), self.model_id, last),
+                "SELECT num, layer, vector FROM records WHERE embedding_model = ?"
+                " AND vector IS NOT NULL AND num > ? ORDER BY num LIMIT ?",
+                (self.model_id, last, REBUILD_BATCH),
             ).fetchall()
             if not rows:
                 break
-            labels = np.asarray([r[0] for r in rows], dtype=np.int64)
-            index.add(labels, np.vstack([decode(r[1], self.dim) for r in rows]))
+            codes = [LAYER_CODES[Layer(r[1])] for r in rows]
+            keys = layer_keys([r[0] for r in rows], codes)
+            index.add(keys, np.vstack([decode(r[2], self.dim) for r in rows]))
             last = int(rows[-1][0])
         index.set_applied_seq(head)
         self._save_if_possible(index)
@@ -233,158 +302,97 @@ class IndexSet:
         """Persist ``index`` if this process can hold the writer lock right now."""
         try:
             with self.store.locked(timeout=0 if not self.store.lock_held else None):
-                self.index_dir.mkdir(parents=True, exist_ok=True)
-                index.save()
+                self._save(index)
                 return True
         except StoreLockedError:
             return False
 
-    def _try_fold(self, layer: Layer) -> None:
+    def _save(self, index: VectorIndex) -> None:
+        """Save ``index`` (writer lock held); the older per-layer files then go."""
+        self.index_dir.mkdir(parents=True, exist_ok=True)
+        index.save()
+        for old in self._legacy_files():
+            old.unlink(missing_ok=True)
+
+    def _try_fold(self) -> None:
         try:
             with self.store.locked(timeout=0 if not self.store.lock_held else None):
-                self.fold(layer)
+                self.fold()
         except StoreLockedError:
             pass  # another writer is busy; keep searching the backlog exactly
 
-    def fold(self, layer: Layer) -> None:
+    def fold(self) -> None:
         """Apply the journal backlog to the file and save it; verify the count afterwards."""
-        path = self.path(layer)
+        path = self.path()
         head = self.store.journal_head()
         try:
             index = VectorIndex.open(
                 path, model_id=self.model_id, dim=self.dim, dtype=self.dtype, writable=True
             )
         except IndexCorruptError:
-            index = self._rebuild(layer)
-        entries = self.store.journal_since(layer, index.state.applied_seq)
-        touched = list(dict.fromkeys(num for _, num, _ in entries))
+            index = self._rebuild()  # saved: the lock is held
+        saved = index.state.applied_seq == head and bool(index.state.file_sha256)
+        touched = self._journal_nums(index.state.applied_seq)
         if touched:
-            labels, vectors = self._current_vectors(layer, touched)
-            gone = np.setdiff1d(np.asarray(touched, dtype=np.int64), labels)
+            keys, vectors = self._current_vectors(touched)
+            gone = np.setdiff1d(self._file_keys_of(index, frozenset(touched)), keys)
             if len(gone):
                 index.remove(gone)
-            if len(labels):
-                index.add(labels, vectors)
+            if len(keys):
+                index.add(keys, vectors)
         index.set_applied_seq(head)
-        if len(index) != self._expected_count(layer):
+        expected = sum(self._sizes())
+        if len(index) != expected:
             self._warn(
-                f"the {layer} vector index held {len(index)} vectors but the store has"
-                f" {self._expected_count(layer)}; rebuilding it."
+                f"the vector index held {len(index)} vectors but the store has {expected};"
+                " rebuilding it."
             )
-            index = self._rebuild(layer)
-        else:
-            self.index_dir.mkdir(parents=True, exist_ok=True)
-            index.save()
-        self._layers[layer] = _LayerState(index=index)
-        self._load_backlog(layer, self._layers[layer])
+            index = self._rebuild()
+        elif touched or not saved:
+            self._save(index)
+        state = IndexState(index=index)
+        self._load_backlog(state)
+        self._state = state
 
     def sync(self) -> None:
-        """Fold every layer's backlog now (after bulk writes)."""
+        """Fold the backlog now (after bulk writes)."""
         with self.store.locked():
-            for layer in Layer:
-                self._layers.pop(layer, None)
-                self.fold(layer)
+            self._state = None
+            self.fold()
 
     def rebuild_all(self) -> None:
         with self.store.locked():
-            for layer in Layer:
-                self._layers[layer] = _LayerState(index=self._rebuild(layer))
+            state = IndexState(index=self._rebuild())
+            self._load_backlog(state)
+            self._state = state
 
-    # -- search --------------------------------------------------------------------------
-    def search(
-        self, layer: Layer, query: npt.NDArray[np.float32], k: int, filters: Filters
-    ) -> list[tuple[int, float]]:
-        """Up to ``k`` (label, cosine) candidates of ``layer``, best first.
-
-        Labels are candidates only: the caller re-reads them from SQLite with ``filters``.
-        """
-        if filters.selective:
-            layer_filters = dataclasses.replace(filters, layers=(layer,))
-            if self.store.count(layer_filters) <= EXACT_FILTER_LIMIT:
-                return self._exact_filtered(layer_filters, query, k)
-        state = self._current(layer, self._layers.get(layer) or self._open(layer))
-        fetch = k * (4 if filters.active else 1)
-        found: list[tuple[int, float]] = []
-        if len(state.index):
-            stale = state.stale
-            index = state.index
-            index.ef = self.ef
-            # a recall searches every layer of ``filters.layers`` (none: all) for one top k
-            merged = len(filters.layers) or len(Layer)
-            wanted = index.candidates(fetch) + len(stale)
-            labels, sims = index.search_one(query, wanted, layers=merged)
-            pairs = zip(labels.tolist(), sims.tolist(), strict=True)
-            found = [p for p in pairs if p[0] not in stale] if stale else list(pairs)
-            if self.dtype == "i8" and found:  # f16 keeps cosines exact enough
-                found = sorted(
-                    self._rescore([n for n, _ in found], query).items(), key=lambda kv: -kv[1]
-                )
-        if len(state.pending_labels):
-            sims = state.pending_vectors @ query
-            found.extend(zip(state.pending_labels.tolist(), sims.tolist(), strict=True))
-            found.sort(key=lambda kv: -kv[1])
-        return found[:fetch]
-
-    def _current(self, layer: Layer, state: _LayerState) -> _LayerState:
-        """``state`` with every write committed since it was read, by any connection.
-
-        Writes through this store, another ``Memory`` or another process (a server next to
-        the CLI) land in the journal: a moved head means re-reading the backlog. A backlog
-        that has grown past the fold threshold means the file is reopened (another writer
-        may have saved a newer one) or folded.
-        """
-        if self.store.journal_head() == state.seen_head:
-            return state
-        with self._snapshot():
-            self._load_backlog(layer, state)
-        if len(state.pending_labels) < FOLD_THRESHOLD:
-            return state
-        self._layers.pop(layer, None)
-        return self._open(layer)
-
-    def _rescore(self, labels: list[int], query: npt.NDArray[np.float32]) -> dict[int, float]:
-        """Exact float32 cosines from the store for candidates found in a quantized index."""
-        found = self.store.vectors(labels)
-        return {
-            num: float(decode(blob, self.dim) @ query)
-            for num, (model, blob) in found.items()
-            if model == self.model_id
-        }
-
-    def _exact_filtered(
-        self, filters: Filters, query: npt.NDArray[np.float32], k: int
-    ) -> list[tuple[int, float]]:
-        from magray.memory.backends.sqlite.rows import filter_sql
-
-        cond, params = filter_sql(filters)
-        rows = self.store.conn.execute(
-            f"SELECT r.num, r.vector FROM records r WHERE {cond} AND r.embedding_model = ?"
-            " AND r.vector IS NOT NULL",
-            [*params, self.model_id],
-        ).fetchall()
-        if not rows:
-            return []
-        matrix = np.vstack([decode(r[1], self.dim) for r in rows])
-        sims = matrix @ query
-        top = np.argsort(-sims)[:k]
-        return [(int(rows[i][0]), float(sims[i])) for i in top]
-
+    # -- facts ---------------------------------------------------------------------------
     def live_labels(self, layer: Layer) -> set[int]:
-        """The labels a search of ``layer`` can return now (file plus backlog)."""
-        state = self._current(layer, self._open(layer))
-        live = set(state.index.labels().tolist()) - state.pending_gone
-        return live | set(state.pending_labels.tolist())
+        """The record labels a search of ``layer`` can return now (file plus backlog)."""
+        state = self.state()
+        code = LAYER_CODES[layer]
+        keys = state.index.labels()
+        mine = keys[(keys & 3) == code] >> 2
+        live = set(mine.tolist()) - state.touched
+        pending = state.pending_keys[(state.pending_keys & 3) == code] >> 2
+        return live | set(pending.tolist())
 
     def health(self) -> dict[Layer, dict[str, int | str]]:
         """Per-layer index facts for ``stats``: vectors in the file, backlog, expected."""
+        state = self.state()
+        state.sizes = self._sizes()
+        keys = state.index.labels()
+        hidden = self._file_keys_of(state.index, state.touched)
         out: dict[Layer, dict[str, int | str]] = {}
-        for layer in Layer:
-            state = self._current(layer, self._open(layer))
+        for layer, code in LAYER_CODES.items():
+            indexed = int(np.count_nonzero((keys & 3) == code))
+            backlog = int(np.count_nonzero((state.pending_keys & 3) == code))
+            gone = int(np.count_nonzero((hidden & 3) == code))
             out[layer] = {
-                "indexed": len(state.index),
-                "backlog": len(state.pending_labels),
-                "searchable": self._live_count(state),
-                "expected": self._expected_count(layer),
-                "file": str(self.path(layer)),
+                "indexed": indexed,
+                "backlog": backlog,
+                "searchable": indexed - gone + backlog,
+                "expected": state.sizes[code],
+                "file": str(self.path()),
             }
         return out

@@ -338,7 +338,8 @@ class Store:
             last = rows[-1][0]
 
     def vectors(self, nums: Sequence[int]) -> dict[int, tuple[str | None, bytes]]:
-        """(embedding model, float32 LE bytes) of each label that has a vector."""
+        """(embedding model, stored bytes: float32 LE or tagged float16, see ``vector_codec``)
+        of each label that has a vector."""
         out: dict[int, tuple[str | None, bytes]] = {}
         for i in range(0, len(nums), 500):
             chunk = list(nums[i : i + 500])

@@ -1,4 +1,4 @@
-"""The derived HNSW vector index: one usearch file per layer and model.
+"""The derived HNSW vector index: one usearch file per model and scalar type.
 
 The store (SQLite) is the source of truth; this file is a cache of its vectors that can
 always be rebuilt from it. Each index file ``<name>`` has a JSON sidecar ``<name>.json``
@@ -54,11 +54,12 @@ EXPANSION_ADD = 128  # ef_construction: build quality; build ~1 ms/vector on one
 # 10K, where the graph is measured (``magray bench memory``).
 EXACT_LIMIT = 8_000
 # Search expansion (ef) as a function of size, from ``magray bench memory`` (clustered
-# vectors with a low intrinsic dimension, like sentence embeddings): raw hnswlib reaches
-# recall@10 0.97 at ef 16 on 100K such vectors; MAGRAY keeps a wide margin with ef 64 at
-# 10K growing as N**0.3 (~128 at 100K, ~256 at 1M), capped at EF_MAX. Harder data (nearly
-# isotropic vectors) needs more: set ``memory.search_ef`` to fix ef by hand.
-EF_BASE = 64  # ef at N = 10K
+# vectors with a low intrinsic dimension, like sentence embeddings): on 100K such vectors
+# in one f16 index, usearch reaches recall@10 0.973 at ef 16, 0.984 at ef 32 and 0.994 at
+# ef 64. MAGRAY keeps that margin with ef 32 at 10K growing as N**0.3 (64 at 100K, ~128 at
+# 1M), capped at EF_MAX. Harder data (nearly isotropic vectors) needs more: set
+# ``memory.search_ef`` to fix ef by hand.
+EF_BASE = 32  # ef at N = 10K
 EF_EXPONENT = 0.3
 EF_MAX = 2048
 I8_OVERFETCH = 4  # i8: fetch 4 k candidates, rescore in f32 (recall@10 back >= 0.95)
@@ -233,6 +234,9 @@ class VectorIndex:
         self.threads = threads
         self.ef = 0  # search expansion; 0 = chosen from the size (``expansion_for``)
         self._lock = threading.RLock()
+        # usearch's compiled search, called directly (the wrapper builds result objects)
+        compiled = getattr(index, "_compiled", None)
+        self._search_many: Any = getattr(compiled, "search_many", None) or self._wrapped_search
 
     # -- construction ------------------------------------------------------------------
     @staticmethod
@@ -373,6 +377,14 @@ class VectorIndex:
     def __len__(self) -> int:
         return len(self._index)
 
+    def contains(self, labels: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+        """Whether each of ``labels`` is in the index."""
+        keys = _keys(labels)
+        if len(keys) == 0:
+            return np.zeros(0, dtype=bool)
+        with self._lock:
+            return np.asarray(self._index.contains(keys), dtype=bool).reshape(-1)
+
     def __contains__(self, label: object) -> bool:
         if not isinstance(label, int | np.integer) or int(label) < 0:
             return False
@@ -448,33 +460,42 @@ class VectorIndex:
             _write_atomic(_sidecar(self.path), json.dumps(doc, indent=1).encode("utf-8"))
 
     # -- reads -------------------------------------------------------------------------
-    def search_one(self, query: Vectors, k: int, *, layers: int = 1) -> tuple[Labels, Vectors]:
-        """:meth:`search` for one float32 query vector ``(dim,)``: the hot path of recall.
-
-        ``layers``: how many layer indexes the caller merges (see :func:`expansion_for`).
-        It calls usearch's compiled search directly (the Python wrapper builds result
-        objects a single query does not need) and falls back to the wrapper when that
-        entry point is not there.
-        """
-        if query.dtype != np.float32 or query.shape != (self._state.dim,):
-            return self.search(query, k)[0]
-        compiled = getattr(self._index, "_compiled", None)
-        search_many = getattr(compiled, "search_many", None)
-        if search_many is None:
-            return self.search(query, k)[0]
-        q = np.ascontiguousarray(query).reshape(1, -1)
+    def search_keys(
+        self, query: Vectors, count: int, ef: int
+    ) -> tuple[npt.NDArray[np.uint64], Vectors]:
+        """Raw labels (uint64) and cosines of the ``count`` nearest to one contiguous float32
+        query ``(dim,)``, best first, searched with expansion ``ef`` (exactly while the index
+        holds at most ``EXACT_LIMIT`` vectors): the hot path of recall, no conversions."""
         with self._lock:
             n = len(self._index)
-            count = min(int(k), n)
+            count = min(int(count), n)
             if count <= 0:
-                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+                return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.float32)
             exact = n <= EXACT_LIMIT
-            if not exact:
-                self._index.expansion_search = expansion_for(n, count, self.ef, layers)
-            keys, dist, counts = search_many(q, count=count, exact=exact, threads=self.threads)[:3]
+            if not exact and self._index.expansion_search != ef:
+                self._index.expansion_search = ef
+            keys, dist, counts = self._search_many(
+                query.reshape(1, -1), count=count, exact=exact, threads=self.threads
+            )[:3]
         c = int(counts[0])
-        sims: Vectors = 1.0 - np.asarray(dist[0, :c], dtype=np.float32)
-        return np.asarray(keys[0, :c]).astype(np.int64), sims
+        return keys[0, :c], 1.0 - dist[0, :c]
+
+    def _wrapped_search(
+        self, q: Vectors, *, count: int, exact: bool, threads: int
+    ) -> tuple[Any, Any, Any]:
+        found = self._index.search(q, count, threads=threads, exact=exact)
+        keys = np.asarray(found.keys, dtype=np.uint64).reshape(1, -1)
+        dist = np.asarray(found.distances, dtype=np.float32).reshape(1, -1)
+        return keys, dist, np.asarray([keys.shape[1]])
+
+    def vectors_of(self, labels: npt.ArrayLike) -> Vectors:
+        """The stored vectors of ``labels`` (all present) as float32 rows, in order."""
+        keys = _keys(labels)
+        with self._lock:
+            if len(keys) == 0:
+                return np.zeros((0, self._state.dim), dtype=np.float32)
+            got = self._index.get(keys, dtype=np.float32)
+        return np.asarray(got, dtype=np.float32).reshape(len(keys), self._state.dim)
 
     def search(self, query: npt.ArrayLike, k: int) -> list[tuple[Labels, Vectors]]:
         """The ``k`` nearest labels and their cosine similarities per query, best first.

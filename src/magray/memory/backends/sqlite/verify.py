@@ -9,6 +9,7 @@ from magray.hashing import content_hash
 from magray.memory.backends.base import StoreCheck
 from magray.memory.backends.sqlite.index_sync import IndexSet
 from magray.memory.backends.sqlite.store import Store
+from magray.memory.backends.sqlite.vector_codec import dimension
 from magray.memory.records import Layer
 
 
@@ -37,7 +38,7 @@ def verify(store: Store, indexes: IndexSet | None) -> StoreCheck:
         total += 1
         if content_hash(text) != chash:
             bad_hash += 1
-        if blob is not None and dim is not None and len(blob) != dim * 4:
+        if blob is not None and dim is not None and dimension(blob) != dim:
             bad_vec += 1
         if blob is not None and emb_model != model:
             other_model += 1
