@@ -161,3 +161,40 @@ def test_a_repair_leaves_out_tools_that_need_a_path_when_the_request_names_none(
     shell = args_schema(llm.requests[1], "shell_exec")
     assert shell is not None and "cwd" not in shell["properties"]  # optional: dropped
     assert "names no file or folder" in llm.requests[1].messages[-1].content
+
+
+def test_a_plan_that_copies_an_examples_argument_is_planned_again() -> None:
+    # a worked example's text written as a memory instead of recalling what was asked for
+    request = "what do you remember about the API keys?"
+    shots = ExampleSelector().select(request, REGISTRY)
+    example = next(
+        (tool, args)
+        for _, answer in shots
+        for step in answer.get("steps") or ()
+        for tool, args in [(step["tool"], step["args"])]
+        if any(
+            isinstance(v, str) and len(v) >= 4 and v.lower() not in request for v in args.values()
+        )
+    )
+    recall = plan_json(("memory_recall", {"query": "API keys"}))
+    llm = Chat([plan_json(example), recall])
+    planned = Planner(llm, REGISTRY).plan(request)
+    assert planned.plan is not None and planned.plan.steps[0].tool == "memory_recall"
+    feedback = llm.requests[1].messages[-1].content
+    assert feedback.startswith("Wrong: step s1: ") and "is copied from an example" in feedback
+    assert feedback.endswith(f"Plan again for the request: {request}")
+    assert llm.requests[1].temperature == 0.0
+
+
+def test_an_argument_the_request_holds_is_not_a_copy() -> None:
+    # "develop" is a worked example's branch too, but this request names it
+    request = "check out the develop branch"
+    shown = [a for _, a in ExampleSelector().select(request, REGISTRY)]
+    assert {
+        "steps": [
+            {"id": "s1", "tool": "git_checkout", "args": {"ref": "develop"}, "depends_on": []}
+        ]
+    } in shown
+    llm = Chat([plan_json(("git_checkout", {"ref": "develop"}))])
+    planned = Planner(llm, REGISTRY).plan(request)
+    assert planned.plan is not None and len(llm.requests) == 1

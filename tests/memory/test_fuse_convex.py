@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from magray.memory.records import Layer
-from magray.memory.search.fusion import NORM_DEPTH, Candidate, FusionParams, fuse_convex
+from magray.memory.search.fusion import NORM_DEPTH, Candidate, FusionParams, fuse, fuse_convex
 
 NOW = 1_000_000.0
 
@@ -71,3 +71,50 @@ def test_the_low_anchor_is_the_score_at_rank_norm_depth() -> None:
         vector[:NORM_DEPTH], [], cands(list(range(n))), FusionParams(keyword_weight=0.0), NOW
     )
     assert {num: s for num, s, _ in short} == {i: score[i] for i in range(NORM_DEPTH)}
+
+
+@given(
+    ranked,
+    ranked,
+    st.sampled_from(["convex", "rrf"]),
+    st.floats(0, 3),
+    st.floats(0, 3),
+    st.integers(1, 12),
+)
+def test_a_limited_fusion_is_the_head_of_the_whole_one_with_weights_and_recency(
+    vector: list[tuple[int, float]],
+    keyword: list[tuple[int, float]],
+    method: str,
+    w_insights: float,
+    half_life: float,
+    limit: int,
+) -> None:
+    layers = list(Layer)
+    pool = {n: Candidate(n, layers[n % 3], NOW - 86400.0 * n) for n in range(0, 31, 2)}
+    params = FusionParams(
+        layer_weights={Layer.INTERACT: 1.0, Layer.INSIGHTS: w_insights, Layer.ASSETS: 2.0},
+        recency_half_life_days=half_life,
+        method=method,
+    )
+    fn = fuse_convex if method == "convex" else fuse
+    whole = fn(vector, keyword, pool, params, NOW)
+    head = fn(vector, keyword, pool, params, NOW, limit)
+    assert head == whole[:limit]
+    # Best first, ties by label; every score is its base × layer weight × recency.
+    assert [(-s, n) for n, s, _ in whole] == sorted((-s, n) for n, s, _ in whole)
+    for num, score, expl in whole:
+        assert expl.fused_score == score
+        assert expl.layer_weight == params.layer_weights[pool[num].layer]
+        assert (expl.vector_rank is not None) or (expl.keyword_rank is not None)
+
+
+@given(ranked, ranked, st.sampled_from(["convex", "rrf"]), st.floats(0.1, 3))
+def test_no_candidates_means_every_label_with_the_one_layer_weight(
+    vector: list[tuple[int, float]], keyword: list[tuple[int, float]], method: str, w: float
+) -> None:
+    everyone = {n: Candidate(n, list(Layer)[n % 3], NOW) for n in range(31)}
+    params = FusionParams(layer_weights=dict.fromkeys(Layer, w), method=method)
+    fn = fuse_convex if method == "convex" else fuse
+    assert fn(vector, keyword, None, params, NOW, 5) == fn(
+        vector, keyword, everyone, params, NOW, 5
+    )

@@ -6,10 +6,13 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 
 from magray.config import load_settings
+from magray.memory import service
 from magray.memory.access import AccessBuffer
 from magray.memory.records import Filters, Layer, NewRecord, Query, SearchMode
 from magray.memory.service import Memory
@@ -127,3 +130,37 @@ def test_vector_pool_is_the_best_over_all_layers_when_one_layer_holds_them(
         assert sum(layer is Layer.ASSETS for _, _, layer in pool) > 20  # beyond a share
         hits = memory.recall(Query(text="alpha beta gamma note", k=5, mode=SearchMode.HYBRID))
         assert all(h.record.layer is Layer.ASSETS for h in hits)
+
+
+def test_plain_fusion_reads_no_record_and_ranks_as_the_full_path(
+    magray_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory = make()
+    texts = [f"deploy {'staging ' * (i % 3)}server {i} note" for i in range(60)]
+    texts += [f"lunch menu {i}" for i in range(20)]
+    layers = list(Layer)
+    memory.remember_many([NewRecord(text=t, layer=layers[i % 3]) for i, t in enumerate(texts)])
+    backend = memory.backend
+    calls: list[str] = []
+    for name in ("keyword_search", "candidates"):
+        original = getattr(backend, name)
+
+        def spy(*args: object, _name: str = name, _original: Any = original) -> Any:
+            calls.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(backend, name, spy)
+    queries = [
+        Query(text=text, k=8, mode=mode, explain=True)
+        for mode in (SearchMode.HYBRID, SearchMode.KEYWORD)
+        for text in ("deploy staging server", "staging", "lunch 7")
+    ]
+    plain = [memory.recall(q) for q in queries]
+    assert calls == []
+    # The same queries through the full path: keyword hits with layer and time, candidates.
+    monkeypatch.setattr(service, "one_weight", lambda params: None)
+    full = [memory.recall(q) for q in queries]
+    assert calls == ["keyword_search"] * len(queries)
+    for a, b in zip(plain, full, strict=True):
+        assert a and [(h.record.id, h.score) for h in a] == [(h.record.id, h.score) for h in b]
+    memory.close()

@@ -344,3 +344,38 @@ def ungrounded(plan: Plan, goal: str, registry: ToolRegistry) -> list[str]:
         for step, path in _changed_paths(plan, registry)
         if not _named(path, goal)
     ]
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def copied(plan: Plan, goal: str, shots: Sequence[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    """Arguments a small model copied from a worked example that the request does not hold.
+
+    ``what do you remember about the API keys?`` once planned ``memory_remember`` with the
+    text of an example ("The API key lives in 1Password"): an argument of four or more
+    characters that equals one of the shown examples' arguments and is not in the request
+    is a copy, whatever the tool (paths are :func:`ungrounded`'s).
+    """
+    text = goal.lower()
+    shown = {
+        s.strip().lower()
+        for _, answer in shots
+        for step in answer.get("steps") or ()
+        if isinstance(step, Mapping)
+        for s in _strings(step.get("args"))
+    }
+    found = []
+    for step in plan.steps:
+        for value in _strings(dict(step.args)):
+            clean = value.strip().lower()
+            if len(clean) >= 4 and clean in shown and clean not in text:
+                found.append(f"step {step.id}: {value!r} is copied from an example")
+    return found

@@ -43,14 +43,15 @@ from magray.memory.records import (
     Record,
     SearchMode,
 )
-from magray.memory.search.fusion import NORM_DEPTH, FusionParams, fuse, fuse_convex
+from magray.memory.search.fusion import NORM_DEPTH, FusionParams, fuse, fuse_convex, one_weight
 from magray.memory.search.keywords import keyword_terms
 from magray.memory.search.vectors import vector_pool
 
 log = logging.getLogger("magray")
 
 Progress = Callable[[int, int | None], None]
-WRITE_BATCH = 256
+EMBED_BATCH = 256  # texts per embedder call
+WRITE_BATCH = 1024  # the most records one write transaction holds
 RERANK_DEPTH = 50
 MAX_K = 10_000  # the most hits one recall returns
 
@@ -223,21 +224,28 @@ class Memory:
         self.check_model()
         embedder = self.embedder
         results: list[RememberResult] = []
-        for start in range(0, len(items), WRITE_BATCH):
-            batch = items[start : start + WRITE_BATCH]
+        pending: list[tuple[NewRecord, bytes]] = []
+        last_write = time.monotonic()
+        for start in range(0, len(items), EMBED_BATCH):
+            batch = items[start : start + EMBED_BATCH]
             vectors = embedder.embed_documents([item.text for item in batch])  # outside the lock
-            pairs = [
-                (item, np.asarray(vec, dtype="<f4").tobytes())
-                for item, vec in zip(batch, vectors, strict=True)
-            ]
-            inserted = self.backend.insert(
-                pairs, model_id=embedder.model_id, dim=embedder.dim, now=time.time()
-            )
-            results.extend(
-                RememberResult(id=r.id, layer=r.layer, created=r.created) for r in inserted
-            )
-            if progress:
-                progress(len(results), len(items))
+            rows = np.asarray(vectors, dtype="<f4")
+            pending.extend((item, rows[i].tobytes()) for i, item in enumerate(batch))
+            # Fast embedders (cached or precomputed vectors) write a few batches per
+            # transaction, which saves commits and keyword-index merges; a slow model writes
+            # every batch, so progress and the lock stay as fine-grained as before.
+            last = start + EMBED_BATCH >= len(items)
+            if last or len(pending) >= WRITE_BATCH or time.monotonic() - last_write >= 1.0:
+                inserted = self.backend.insert(
+                    pending, model_id=embedder.model_id, dim=embedder.dim, now=time.time()
+                )
+                pending = []
+                last_write = time.monotonic()
+                results.extend(
+                    RememberResult(id=r.id, layer=r.layer, created=r.created) for r in inserted
+                )
+                if progress:
+                    progress(len(results), len(items))
         from magray.memory.lifecycle import run as lifecycle
 
         lifecycle.maybe_run(self)
@@ -384,6 +392,9 @@ class Memory:
         cands: dict[int, Candidate] = {}
         vector: list[tuple[int, float]] = []
         keyword: list[tuple[int, float]] = []
+        # Plain fusion (no filters, context or recency, one layer weight) needs nothing
+        # about the records: the keyword side skips reading them, every label counts.
+        plain_fusion = not (context.active or filters.active) and one_weight(params) is not None
         if query.mode in (SearchMode.HYBRID, SearchMode.VECTOR):
             qvec = self.embed_query(query.text)
             self._check_vectors()
@@ -394,12 +405,16 @@ class Memory:
                 qvec, layers, depth if plain else pool, filters
             ):
                 vector.append((num, sim))
-                cands[num] = Candidate(num, layer, 0.0)
+                if not plain_fusion:
+                    cands[num] = Candidate(num, layer, 0.0)
         if query.mode in (SearchMode.HYBRID, SearchMode.KEYWORD):
             terms = keyword_terms(query.text)
-            for hit in self._backend.keyword_search(terms, filters, pool):
-                keyword.append((hit.num, hit.score))
-                cands[hit.num] = Candidate(hit.num, hit.layer, hit.created_at)
+            if plain_fusion:
+                keyword = self._backend.keyword_ranking(terms, filters, pool)
+            else:
+                for hit in self._backend.keyword_search(terms, filters, pool):
+                    keyword.append((hit.num, hit.score))
+                    cands[hit.num] = Candidate(hit.num, hit.layer, hit.created_at)
         if context.active:
             # Neighbours may be lifted by their context: they are candidates too; the store
             # tells every candidate's session.
@@ -413,14 +428,15 @@ class Memory:
         # re-orders the whole list. Should hydration run out (labels deleted since the
         # indexes were read), the whole list is fused again.
         limit = None if context.active else 4 * depth
-        fused = fuse_fn(vector, keyword, cands, params, now, limit)
+        pool_cands = None if plain_fusion else cands
+        fused = fuse_fn(vector, keyword, pool_cands, params, now, limit)
         if context.active:
             timed = time_mentions(self._backend, query.text, cands, filters, context.time_weight)
             explain = 2 * depth if query.explain else 0
             fused = with_context(fused, cands, context, explain=explain, timed=timed)
         labelled = self._hydrate(fused, depth, filters, explain=query.explain)
         if len(labelled) < depth and len(fused) == limit:
-            fused = fuse_fn(vector, keyword, cands, params, now)
+            fused = fuse_fn(vector, keyword, pool_cands, params, now)
             labelled = self._hydrate(fused, depth, filters, explain=query.explain)
         hits = [hit for _, hit in labelled]
         if query.rerank:

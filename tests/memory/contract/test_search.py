@@ -146,3 +146,18 @@ def test_stale_vectors_and_re_embedding(
     assert backend.count_stale_vectors("other") == 0
     qvec = other.embed_queries(["two"])[0]
     assert backend.vector_search(Layer.INTERACT, qvec, 1, Filters())[0][0] == results[1].num
+
+
+def test_keyword_ranking_is_keyword_search_without_the_records(
+    backend: Backend, insert: Insert
+) -> None:
+    insert([NewRecord(f"port {'port ' * (i % 4)}database note {i}") for i in range(30)])
+    insert([NewRecord("port of the assets", layer=Layer.ASSETS, project="p")])
+    terms = keyword_terms("database port")
+    for filters in (Filters(), Filters(layers=(Layer.ASSETS,)), Filters(project="p")):
+        for limit in (1, 7, 100):
+            hits = backend.keyword_search(terms, filters, limit)
+            assert backend.keyword_ranking(terms, filters, limit) == [
+                (h.num, h.score) for h in hits
+            ]
+    assert backend.keyword_ranking([], Filters(), 5) == []

@@ -23,6 +23,7 @@ from magray.agent.fewshot import (
     FixedSelector,
     chain,
     compact,
+    copied,
     example_tools,
     grounded_paths,
     made_up,
@@ -241,11 +242,19 @@ class GrammarChat(StrategyBase):
             plan, problems = check(goal, chain(raw), self.registry, self.max_steps)
             if plan is not None and not problems:
                 problems = ungrounded(plan, goal, self.registry)
-                if not problems:
-                    return Planned(plan, None, usage, attempt)
-                # the grammar now rules the made-up path out: no need to sample
-                feedback, schema = self.made_up_paths(goal, plan, shots)
-                greedy = True
+                if problems:
+                    # the grammar now rules the made-up path out: no need to sample
+                    feedback, schema = self.made_up_paths(goal, plan, shots)
+                    greedy = True
+                else:
+                    problems = copied(plan, goal, shots)
+                    if not problems:
+                        return Planned(plan, None, usage, attempt)
+                    feedback = (
+                        "Wrong: " + "; ".join(problems) + f". Plan again for the request: {goal}"
+                    )
+                    schema = self.schema(self._candidates(shots), answer=False)
+                    greedy = True
             else:
                 greedy = False
                 feedback = "The plan is invalid: " + "; ".join(problems) + ". Answer again."

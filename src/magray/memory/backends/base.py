@@ -272,6 +272,14 @@ class Backend(Protocol):
         """
         ...
 
+    def keyword_ranking(
+        self, terms: Sequence[str], filters: Filters, limit: int
+    ) -> list[tuple[int, float]]:
+        """``keyword_search`` as (label, score) pairs, same hits in the same order: what a
+        recall that needs no layer or time of its matches asks for (a backend may then
+        skip reading the records)."""
+        ...
+
     # -- derived indexes ----------------------------------------------------------------------
     def index_health(self) -> dict[Layer, dict[str, int | str]]:
         """Per layer: ``indexed``, ``backlog``, ``searchable``, ``expected`` vectors and

@@ -7,15 +7,25 @@ backend's (``Backend.vector_search`` and ``Backend.keyword_search``).
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from magray.memory.backends.base import Candidate
 from magray.memory.records import Explanation, Layer
 from magray.memory.search.keywords import NORM_DEPTH
 
-__all__ = ["NORM_DEPTH", "Candidate", "FusionParams", "fuse", "fuse_convex", "recency_factor"]
+__all__ = [
+    "NORM_DEPTH",
+    "Candidate",
+    "Candidates",
+    "FusionParams",
+    "fuse",
+    "fuse_convex",
+    "one_weight",
+    "recency_factor",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,45 +50,62 @@ def recency_factor(age_seconds: float, params: FusionParams) -> float:
 
 
 Ranked = dict[int, tuple[int, float]]  # label → (1-based rank, score)
+# The candidates of a fusion: label → what it knows of the record, or None when every label
+# of both lists counts and one layer weight without recency applies to all (recall's plain
+# case: nothing about the records needs to be read before fusing).
+Candidates = Mapping[int, Candidate] | None
 
 
-def _dedup(
-    pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]
-) -> list[tuple[int, float]]:
-    """``pairs`` without labels missing from ``candidates`` or seen before, order kept."""
-    seen: dict[int, float] = {}
+def one_weight(params: FusionParams) -> float | None:
+    """The layer weight when every layer has the same one and recency is off, else None."""
+    weights = params.layer_weights
+    same = set(weights.values()) if len(weights) == len(Layer) else set()
+    if len(same) != 1 or params.recency_half_life_days > 0:
+        return None
+    return next(iter(same))
+
+
+def _ranks(pairs: Sequence[tuple[int, float]], candidates: Candidates) -> Ranked:
+    """1-based ranks of ``pairs`` without labels missing from ``candidates`` or seen before."""
+    ranked: Ranked = {}
     for num, score in pairs:
-        if num in candidates and num not in seen:
-            seen[num] = score
-    return list(seen.items())
-
-
-def _ranks(pairs: Sequence[tuple[int, float]], candidates: Mapping[int, Candidate]) -> Ranked:
-    return {num: (i, score) for i, (num, score) in enumerate(_dedup(pairs, candidates), 1)}
+        if num not in ranked and (candidates is None or num in candidates):
+            ranked[num] = (len(ranked) + 1, score)
+    return ranked
 
 
 def _combine(
     v_rank: Ranked,
     k_rank: Ranked,
-    candidates: Mapping[int, Candidate],
+    candidates: Candidates,
     params: FusionParams,
     now: float,
-    base: Callable[[int], float],
+    base: Mapping[int, float],
     limit: int | None = None,
 ) -> list[tuple[int, float, Explanation]]:
-    """``base(label)`` × layer weight × recency for every label of either list, best first;
-    only the best ``limit`` (all when None) are returned with their explanations."""
+    """``base[label]`` × layer weight × recency for every label of either list, best first
+    (ties by label); only the best ``limit`` (all when None) are returned with their
+    explanations. Recall runs this on every query over a few hundred labels: it stays a
+    plain loop over dicts."""
     weights = params.layer_weights
     recency_on = params.recency_half_life_days > 0
-    scored: list[tuple[float, int, float, float]] = []
-    for num in dict.fromkeys([*v_rank, *k_rank]):
-        cand = candidates[num]
-        layer_weight = weights.get(cand.layer, 1.0)
-        recency = recency_factor(now - cand.created_at, params) if recency_on else 1.0
-        scored.append((-(base(num) * layer_weight * recency), num, layer_weight, recency))
-    scored.sort()
+    w = one_weight(params)
+    if w is not None or candidates is None:  # one weight for every label: no lookups
+        w = 1.0 if w is None else w
+        scored = [(-(score * w * 1.0), num, w, 1.0) for num, score in base.items()]
+    else:
+        scored = []
+        for num, score in base.items():
+            cand = candidates[num]
+            layer_weight = weights.get(cand.layer, 1.0)
+            recency = recency_factor(now - cand.created_at, params) if recency_on else 1.0
+            scored.append((-(score * layer_weight * recency), num, layer_weight, recency))
+    if limit is None or limit >= len(scored):
+        scored.sort()
+    else:
+        scored = heapq.nsmallest(limit, scored)
     fused: list[tuple[int, float, Explanation]] = []
-    for neg, num, layer_weight, recency in scored if limit is None else scored[:limit]:
+    for neg, num, layer_weight, recency in scored:
         vr, kr = v_rank.get(num), k_rank.get(num)
         explanation = Explanation(
             vector_rank=vr[0] if vr else None,
@@ -96,7 +123,7 @@ def _combine(
 def fuse(
     vector: Sequence[tuple[int, float]],
     keyword: Sequence[tuple[int, float]],
-    candidates: Mapping[int, Candidate],
+    candidates: Candidates,
     params: FusionParams,
     now: float,
     limit: int | None = None,
@@ -108,15 +135,10 @@ def fuse(
     ``limit`` only the best ``limit`` come back (the others are scored, not explained).
     """
     v_rank, k_rank = _ranks(vector, candidates), _ranks(keyword, candidates)
-
-    def base(num: int) -> float:
-        total = 0.0
-        if (vr := v_rank.get(num)) is not None:
-            total += params.vector_weight / (params.rrf_k + vr[0])
-        if (kr := k_rank.get(num)) is not None:
-            total += params.keyword_weight / (params.rrf_k + kr[0])
-        return total
-
+    rrf_k, vw, kw = params.rrf_k, params.vector_weight, params.keyword_weight
+    base = {num: 0.0 + vw / (rrf_k + rank) for num, (rank, _) in v_rank.items()}
+    for num, (rank, _) in k_rank.items():
+        base[num] = base.get(num, 0.0) + kw / (rrf_k + rank)
     return _combine(v_rank, k_rank, candidates, params, now, base, limit)
 
 
@@ -140,7 +162,7 @@ def _normalised(ranked: Ranked) -> dict[int, float]:
 def fuse_convex(
     vector: Sequence[tuple[int, float]],
     keyword: Sequence[tuple[int, float]],
-    candidates: Mapping[int, Candidate],
+    candidates: Candidates,
     params: FusionParams,
     now: float,
     limit: int | None = None,
@@ -157,8 +179,9 @@ def fuse_convex(
     alpha = params.vector_weight / total if total > 0 else 0.5
     v_rank, k_rank = _ranks(vector, candidates), _ranks(keyword, candidates)
     v_norm, k_norm = _normalised(v_rank), _normalised(k_rank)
-
-    def base(num: int) -> float:
-        return alpha * v_norm.get(num, 0.0) + (1.0 - alpha) * k_norm.get(num, 0.0)
-
+    beta = 1.0 - alpha
+    base = {num: alpha * v + beta * k_norm.get(num, 0.0) for num, v in v_norm.items()}
+    for num, k in k_norm.items():
+        if num not in base:
+            base[num] = alpha * 0.0 + beta * k
     return _combine(v_rank, k_rank, candidates, params, now, base, limit)

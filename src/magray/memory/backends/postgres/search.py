@@ -54,6 +54,11 @@ class SearchMixin(Core):
         out.sort(key=lambda kv: -kv[1])  # relaxed order: the index may return them shuffled
         return out
 
+    def keyword_ranking(
+        self, terms: Sequence[str], filters: Filters, limit: int
+    ) -> list[tuple[int, float]]:
+        return [(hit.num, hit.score) for hit in self.keyword_search(terms, filters, limit)]
+
     def keyword_search(
         self, terms: Sequence[str], filters: Filters, limit: int
     ) -> list[KeywordHit]:

@@ -42,6 +42,7 @@ from magray.memory.backends.sqlite import sources as _sources
 from magray.memory.backends.sqlite import vectors as _vectors
 from magray.memory.backends.sqlite import verify as _verify
 from magray.memory.backends.sqlite.index_sync import IndexSet
+from magray.memory.backends.sqlite.inserts import insert_many
 from magray.memory.backends.sqlite.store import Store
 from magray.memory.backends.sqlite.vector_codec import HALF_DTYPES, at_rest, float32_bytes
 from magray.memory.records import Filters, Layer, NewRecord, Record
@@ -119,9 +120,8 @@ class SqliteBackend:
             if self.store.meta("embedding_model") is None:
                 Store.set_meta(conn, "embedding_model", model_id)
                 Store.set_meta(conn, "embedding_dim", str(dim))
-            for item, vector in items:
-                blob = at_rest(vector, self._half)
-                results.append(Store.insert(conn, item, vector=blob, model_id=model_id, now=now))
+            pairs = [(item, at_rest(vector, self._half)) for item, vector in items]
+            results.extend(insert_many(conn, pairs, model_id=model_id, now=now))
         return results
 
     def delete(self, nums: Iterable[int]) -> int:
@@ -237,6 +237,11 @@ class SqliteBackend:
     ) -> list[KeywordHit]:
         return _keywords.keyword_search(self.store, terms, filters, limit)
 
+    def keyword_ranking(
+        self, terms: Sequence[str], filters: Filters, limit: int
+    ) -> list[tuple[int, float]]:
+        return _keywords.keyword_ranking(self.store, terms, filters, limit)
+
     # -- derived indexes ------------------------------------------------------------------------
     def index_health(self) -> dict[Layer, dict[str, int | str]]:
         indexes = self.indexes
@@ -246,6 +251,7 @@ class SqliteBackend:
         indexes = self.indexes
         if indexes is not None:
             indexes.sync()
+        self.store.checkpoint()  # a bulk write's WAL would otherwise stay on disk at its peak
 
     def rebuild_indexes(self) -> dict[Layer, int]:
         _keywords.rebuild(self.store)

@@ -9,6 +9,8 @@ from magray.memory.backends.sqlite.rows import EVENT_AT, filter_sql, stored_floa
 from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Filters, Layer
 
+_LAYERS = {layer.value: layer for layer in Layer}
+
 
 def match_expression(terms: Sequence[str]) -> str | None:
     """An FTS5 MATCH expression: each term quoted, all OR-ed together."""
@@ -44,10 +46,31 @@ def keyword_search(
             f" WHERE records_fts MATCH ? AND {cond} ORDER BY score DESC LIMIT ?"
         )
         params = [match, *fparams, limit]
-    rows = store.conn.execute(sql, params).fetchall()
-    return [
-        KeywordHit(int(n), float(s), Layer(layer), stored_float(at)) for n, s, layer, at in rows
-    ]
+    out: list[KeywordHit] = []
+    for num, score, layer, at in store.conn.execute(sql, params):
+        # Hundreds of rows a query: plain values go straight through; anything odd (a time
+        # no MAGRAY writes) takes the careful conversion.
+        plain = type(at) is float and at - at == 0.0
+        out.append(KeywordHit(num, score, _LAYERS[layer], at if plain else stored_float(at)))
+    return out
+
+
+def keyword_ranking(
+    store: Store, terms: Sequence[str], filters: Filters, limit: int
+) -> list[tuple[int, float]]:
+    """(label, score) of ``keyword_search``'s hits: without filters FTS5 answers alone and no
+    record is read (the join that reads each match's layer and time is most of the cost)."""
+    if filters != Filters():
+        return [(hit.num, hit.score) for hit in keyword_search(store, terms, filters, limit)]
+    match = match_expression(terms)
+    if match is None:
+        return []
+    rows = store.conn.execute(
+        "SELECT rowid, -bm25(records_fts) AS score FROM records_fts WHERE records_fts MATCH ?"
+        " ORDER BY score DESC LIMIT ?",
+        (match, limit),
+    ).fetchall()
+    return [(int(num), float(score)) for num, score in rows]
 
 
 def rebuild(store: Store) -> None:

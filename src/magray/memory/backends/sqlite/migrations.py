@@ -153,12 +153,25 @@ M4_VECTOR_INDEX = """
             WHERE vector IS NOT NULL;
 """
 
+# Smaller indexes, same plans. Most records have no source file or session: partial indexes
+# leave those rows out (every lookup by source or session compares the column, which SQLite
+# knows implies IS NOT NULL). The journal's (layer, seq) index duplicated its key: backlog
+# reads range over seq, the rowid, and keep the layer's entries.
+M5_LEAN_INDEXES = """
+        DROP INDEX IF EXISTS records_source;
+        CREATE INDEX records_source ON records (source_uri) WHERE source_uri IS NOT NULL;
+        DROP INDEX IF EXISTS records_session;
+        CREATE INDEX records_session ON records (session) WHERE session IS NOT NULL;
+        DROP INDEX IF EXISTS index_journal_layer;
+"""
+
 # (version, name, SQL script). A script runs inside one transaction with its bookkeeping row.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", M1_INITIAL),
     (2, "history archive for promotion learning", M2_HISTORY_ARCHIVE),
     (3, "event time of records", M3_OCCURRED_AT),
     (4, "index of the records holding vectors", M4_VECTOR_INDEX),
+    (5, "partial source and session indexes, no journal layer index", M5_LEAN_INDEXES),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Sequence
 
 from magray.hashing import content_hash
 from magray.memory.backends.base import SourceState, SourceWrite, SourceWriteResult
+from magray.memory.backends.sqlite.inserts import insert_many
 from magray.memory.backends.sqlite.store import Store
-from magray.memory.records import Layer
+from magray.memory.records import Layer, NewRecord
 
 
 def sources(store: Store, project: str | None, layer: Layer | None) -> list[SourceState]:
@@ -74,6 +75,7 @@ def write_sources(
             kept = {h for _, h in old if h in keep}
             conn.executemany("DELETE FROM records WHERE num = ?", [(n,) for n in gone])
             result.removed += len(gone)
+            new: list[tuple[NewRecord, bytes | None]] = []
             for c in file.chunks:
                 h = content_hash(c.item.text)
                 if h in kept:
@@ -94,8 +96,9 @@ def write_sources(
                     )
                     result.kept += 1
                     continue
-                Store.insert(conn, c.item, vector=c.vector, model_id=model_id, now=now)
-                result.added += 1
+                new.append((c.item, c.vector))
+            insert_many(conn, new, model_id=model_id, now=now)
+            result.added += len(new)
             conn.execute(
                 "INSERT INTO ingested_sources (uri, project, layer, content_hash, chunks,"
                 " ingested_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (uri, project, layer)"

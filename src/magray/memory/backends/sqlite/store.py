@@ -7,15 +7,14 @@ committed record survive kill -9 and power loss.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 from magray.errors import NotFoundError, SchemaError, StoreError, StoreLockedError, UsageError
-from magray.hashing import content_hash
 from magray.memory.backends.base import Candidate, InsertResult, StoredRow
+from magray.memory.backends.sqlite.inserts import insert_many
 from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION, current_version, migrate
 from magray.memory.backends.sqlite.rows import (
     EVENT_AT,
@@ -24,8 +23,8 @@ from magray.memory.backends.sqlite.rows import (
     row_to_record,
     stored_float,
 )
-from magray.memory.records import MIN_ID_PREFIX, Filters, Layer, NewRecord, new_id
-from magray.sqlite_migrations import connect
+from magray.memory.records import MIN_ID_PREFIX, Filters, Layer, NewRecord
+from magray.sqlite_migrations import BUSY_TIMEOUT_S, connect
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -123,6 +122,22 @@ class Store:
                     self.conn.execute("ROLLBACK")
                 raise
 
+    def checkpoint(self, wait: float = 0.2) -> bool:
+        """Copy the WAL into the database and truncate it to zero bytes (after bulk writes:
+        SQLite reuses the WAL file but never shrinks it, so it would keep the size of the
+        largest write on disk). Waits at most ``wait`` seconds for the writer lock and for
+        readers of older snapshots; returns whether the WAL was truncated."""
+        try:
+            with self.locked(timeout=wait):
+                self.conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+                try:
+                    busy, _, _ = self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    self.conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        except (StoreLockedError, sqlite3.Error):
+            return False  # someone else is busy with the store; the WAL shrinks later
+        return not busy
+
     # -- metadata ------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -147,70 +162,7 @@ class Store:
         now: float,
     ) -> InsertResult:
         """Insert ``item`` or, if the same content is in the same layer+project, bump it."""
-        chash = content_hash(item.text)
-        project = item.project or ""
-        tags = tuple(dict.fromkeys(item.tags))
-        existing = conn.execute(
-            "SELECT num, id, tags, embedding_model FROM records"
-            " WHERE layer = ? AND project = ? AND content_hash = ?",
-            (str(item.layer), project, chash),
-        ).fetchone()
-        if existing is not None:
-            num, id_, old_tags, old_model = existing
-            merged = tuple(dict.fromkeys((*json.loads(old_tags), *tags)))
-            conn.execute(
-                "UPDATE records SET access_count = access_count + 1, last_access_at = ?,"
-                " updated_at = ?, tags = ?, importance = MAX(importance, ?),"
-                " pinned = MAX(pinned, ?) WHERE num = ?",
-                (now, now, json.dumps(merged), item.importance, int(item.pinned), num),
-            )
-            if vector is not None and old_model != model_id:
-                conn.execute(
-                    "UPDATE records SET vector = ?, embedding_model = ? WHERE num = ?",
-                    (vector, model_id, num),
-                )
-            conn.execute("INSERT INTO access_log (num, at) VALUES (?, ?)", (num, now))
-            conn.executemany(
-                "INSERT OR IGNORE INTO record_tags (num, tag) VALUES (?, ?)",
-                [(num, t) for t in merged],
-            )
-            return InsertResult(num=num, id=id_, layer=item.layer, created=False)
-        src = item.source
-        id_ = new_id()
-        cur = conn.execute(
-            "INSERT INTO records (id, text, layer, kind, tags, project, session, source_uri,"
-            " source_start, source_end, source_line_start, source_line_end, created_at,"
-            " updated_at, layer_since, importance, pinned, content_hash, embedding_model, vector,"
-            " occurred_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                id_,
-                item.text,
-                str(item.layer),
-                item.kind,
-                json.dumps(tags),
-                project,
-                item.session,
-                src.uri if src else None,
-                src.start if src else None,
-                src.end if src else None,
-                src.line_start if src else None,
-                src.line_end if src else None,
-                now,
-                now,
-                now,
-                item.importance,
-                int(item.pinned),
-                chash,
-                model_id if vector is not None else None,
-                vector,
-                item.occurred_at,
-            ),
-        )
-        num = int(cur.lastrowid or 0)
-        conn.executemany(
-            "INSERT OR IGNORE INTO record_tags (num, tag) VALUES (?, ?)", [(num, t) for t in tags]
-        )
-        return InsertResult(num=num, id=id_, layer=item.layer, created=True)
+        return insert_many(conn, [(item, vector)], model_id=model_id, now=now)[0]
 
     def record_accesses(self, events: Sequence[tuple[int, float]]) -> None:
         """Bump access stats, one (label, time) per access, in one short transaction (best
