@@ -171,3 +171,56 @@ def test_the_prompt_names_sources_briefly(tmp_path: Path, monkeypatch: pytest.Mo
         [UsedMemory("abc", Layer.ASSETS, 1.0, "Port 5433.", str(tmp_path / "ops.md"))]
     )
     assert block == "Memories:\n[1] (ops.md) Port 5433."
+
+
+def test_a_small_model_reads_the_matching_sentences_greedily(log: ConversationLog) -> None:
+    from magray.llm.base import Capabilities
+
+    @dataclass
+    class SmallProvider(ScriptedProvider):
+        @property
+        def capabilities(self) -> Capabilities:
+            return Capabilities(context_window=self.window, small=True)
+
+    mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
+    mem.remember(
+        NewRecord(
+            text="Lunch on Fridays is pizza. The staging database listens on port 5433. "
+            + " ".join(f"Meeting room {i} has a whiteboard and plants." for i in range(60)),
+            layer=Layer.INSIGHTS,
+        )
+    )
+    small = SmallProvider()
+    result = Session(ScriptedLLM(small), mem, log).ask("Which port does the staging database use?")
+    system = small.requests[0].messages[0].content
+    assert "[1]" in system and "port 5433" in system and "pizza" not in system
+    assert small.requests[0].temperature == 0.0
+    assert result.cited == [result.memories[0].id]
+    # a model that is not small reads the whole memory, at its provider's temperature
+    large = ScriptedProvider()
+    Session(ScriptedLLM(large), mem, log).ask("Which port does the staging database use?")
+    assert "pizza" in large.requests[0].messages[0].content
+    assert large.requests[0].temperature is None
+
+
+def test_best_last_numbers_the_best_memory_next_to_the_question() -> None:
+    from magray.agent.session import UsedMemory
+
+    mems = [
+        UsedMemory(f"m{i}", Layer.ASSETS, 1.0 - i / 10, f"fact {i} " * 20, None) for i in range(3)
+    ]
+
+    def count(messages: Sequence[Message]) -> int:
+        return sum(len(m.content.split()) for m in messages)
+
+    messages, shown, _, _ = build_messages(
+        "q?", mems, [], budget=10**6, count=count, best_last=True
+    )
+    assert [m.id for m in shown] == ["m2", "m1", "m0"]
+    system = messages[0].content
+    assert system.index("[3] fact 0") > system.index("[1] fact 2")
+    assert citations("It is so [3].", shown) == ["m0"]
+    # an overflow still leaves out the lowest-ranked memory, not the best
+    full = count(messages)
+    _, shown, _, _ = build_messages("q?", mems, [], budget=full - 10, count=count, best_last=True)
+    assert [m.id for m in shown] == ["m1", "m0"]

@@ -14,9 +14,10 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from magray.agent.conversations import ConversationLog, Turn
+from magray.agent.evidence import Embedder, focus
 from magray.agent.untrusted import RULE, untrusted
 from magray.errors import UsageError
 from magray.llm.base import Chunk, Message, Provider, Request, Usage, capabilities_of
@@ -34,7 +35,9 @@ GROUNDED_PROMPT = (
     "inline like [1]. If the memories do not contain the answer, reply exactly: I don't know."
 )
 RECALL_K = 6
-SMALL_RECALL_K = 3  # small models ground better on fewer, shorter notes
+SMALL_RECALL_K = 6  # small models: more memories, each cut down to its matching sentences
+FOCUS_TOKENS = 150  # the matching sentences a small model reads, at most
+SMALL_BEST_LAST = False  # a small model reads the best memory last, next to the question
 MEMORY_TOKENS = 3000  # memories in one prompt, at most (and never more than the context)
 SMALL_MEMORY_TOKENS = 600  # a small model on a CPU reads ~100-150 prompt tokens/s
 MIN_MEMORY_TOKENS = 60  # a memory cut shorter than this is left out instead
@@ -58,6 +61,12 @@ class Recaller(Protocol):
     def recall(self, query: Query, *, record_access: bool = True) -> list[Hit]: ...
 
     def remember(self, item: NewRecord) -> object: ...
+
+
+@runtime_checkable
+class HasEmbedder(Protocol):
+    @property
+    def embedder(self) -> Embedder: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,10 +179,13 @@ def build_messages(
     budget: int,
     count: Callable[[Sequence[Message]], int],
     system_prompt: str = SYSTEM_PROMPT,
+    best_last: bool = False,
 ) -> tuple[list[Message], list[UsedMemory], list[Turn], list[str]]:
     """Messages that fit ``budget`` tokens, dropping low-ranked memories then old turns.
 
     The fixed system prompt comes first so a local model's prompt cache can reuse it.
+    ``best_last`` numbers the memories from the lowest-ranked to the best, which then sits
+    next to the question; the memories come back in the order they are numbered.
     """
     mems = list(memories)
     turns = list(history)
@@ -183,12 +195,15 @@ def build_messages(
         system = system_prompt
         if any(m.from_agent for m in mems):
             system += " " + RULE
-        system += "\n\n" + memory_block(mems) if mems else ""
+        system += "\n\n" + memory_block(shown()) if mems else ""
         out = [Message("system", system)]
         for t in turns:
             out += [Message("user", t.prompt), Message("assistant", t.answer)]
         out.append(Message("user", question))
         return out
+
+    def shown() -> list[UsedMemory]:
+        return mems[::-1] if best_last else mems
 
     messages = assemble()
     dropped_mems = dropped_turns = 0
@@ -209,7 +224,7 @@ def build_messages(
         notes.append(f"context full: left out the {dropped_mems} lowest-ranked memories")
     if dropped_turns:
         notes.append(f"context full: left out the {dropped_turns} oldest conversation turns")
-    return messages, mems, turns, notes
+    return messages, shown(), turns, notes
 
 
 def citations(answer: str, memories: Sequence[UsedMemory]) -> list[str]:
@@ -288,6 +303,16 @@ class Session:
         reserve = max_tokens or min(ANSWER_RESERVE, prov.context_window // 2)
         budget = max(prov.context_window - reserve, 64)
         memory_tokens = min(SMALL_MEMORY_TOKENS if small else MEMORY_TOKENS, budget // 2)
+        if small and recalled:
+            # a small model answers from the matching sentences better than from whole chunks
+            embedder = self.memory.embedder if isinstance(self.memory, HasEmbedder) else None
+            recalled = focus(
+                question,
+                recalled,
+                tokens=min(FOCUS_TOKENS, memory_tokens),
+                count=prov.count_tokens,
+                embedder=embedder,
+            )
         recalled = fit_memories(recalled, memory_tokens, prov.count_tokens)
         messages, used, _, notes = build_messages(
             question,
@@ -296,8 +321,13 @@ class Session:
             budget=budget,
             count=prov.count_tokens,
             system_prompt=GROUNDED_PROMPT if small else SYSTEM_PROMPT,
+            best_last=small and SMALL_BEST_LAST,
         )
-        request = Request(messages=tuple(messages), model=model, max_tokens=max_tokens)
+        # greedy decoding: a grounded answer copies a value, it does not vary it
+        temperature = 0.0 if small else None
+        request = Request(
+            messages=tuple(messages), model=model, max_tokens=max_tokens, temperature=temperature
+        )
         parts: list[str] = []
         usage = Usage()
         finish: str | None = None

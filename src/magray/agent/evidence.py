@@ -1,0 +1,218 @@
+"""Focused evidence for small models: the sentences of the recalled memories that match.
+
+A 0.5B model given three 700-character chunks often answers with a neighbouring fact. This
+module splits each recalled memory into short units (sentences of prose, list items, table
+rows with their header, lines of code), scores every unit against the question (term overlap
+weighted by rarity, plus the embedder's cosine similarity when one is given), and keeps the
+best units within a token budget. Each kept unit stays under its memory, so a citation
+``[n]`` still names the memory it came from; memories are ordered by their best unit, and
+a memory's units best first (a small model tends to take the first fact it reads).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
+
+from magray.llm.base import Message
+
+if TYPE_CHECKING:
+    from magray.agent.session import UsedMemory
+
+SEMANTIC_WEIGHT = 1.0  # the cosine similarity's share of a unit's score
+LEXICAL_WEIGHT = 1.0  # the term overlap's share (normalised to 0..1)
+MAX_UNIT_CHARS = 400  # longer units (a run-on paragraph) are cut at a word
+JOIN = " … "
+
+_STOP = frozenset(  # words that say nothing about where an answer is
+    """a an and are as at be by can do does for from has have how i if in into is it its of on or
+    that the their them then there these this to was what when where which who why will with you
+    your my me we our one may much many long""".split()  # noqa: SIM905
+)
+_WORD = re.compile(r"[a-z0-9][a-z0-9_.\-]*[a-z0-9]|[a-z0-9]")
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[A-Z`*\[(\"'])")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+
+
+class Embedder(Protocol):
+    def embed_queries(self, texts: Sequence[str]) -> object: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    memory: int  # index of the memory it came from
+    order: int  # position within that memory
+    text: str
+
+
+def _stem(word: str) -> str:
+    """A plural folded to its singular (codes → code, entries → entry), crudely."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def terms(text: str) -> list[str]:
+    """Content words of ``text``, lowercased and crudely stemmed (stop words left out)."""
+    words = _WORD.findall(text.lower().replace("`", " "))
+    return [_stem(w) for w in words if w not in _STOP]
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_UNIT_CHARS:
+        return text
+    cut = text[:MAX_UNIT_CHARS].rsplit(" ", 1)[0]
+    return cut + " …"
+
+
+def _cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip().strip("|").split("|")]
+
+
+def _row(header: str | None, row: str) -> str:
+    """A table row as "column: value; …" when its header is known, else its cells."""
+    cells = _cells(row)
+    names = _cells(header) if header else []
+    if len(names) != len(cells):
+        return "; ".join(c for c in cells if c)
+    pairs = zip(names, cells, strict=True)
+    return "; ".join(f"{name}: {cell}" if name else cell for name, cell in pairs if cell)
+
+
+def split_units(text: str) -> list[str]:
+    """``text`` (markdown) as short units: sentences, list items, table rows, code lines."""
+    units: list[str] = []
+    paragraph: list[str] = []
+    header: str | None = None  # the current table's header row
+    in_code = False
+
+    def flush() -> None:
+        if paragraph:
+            joined = " ".join(paragraph)
+            units.extend(_cut(s) for s in _SENTENCE_END.split(joined) if s.strip())
+            paragraph.clear()
+
+    lines = [raw.strip() for raw in text.splitlines()]
+    for n, line in enumerate(lines):
+        if line.startswith("```"):
+            flush()
+            in_code = not in_code
+            continue
+        if in_code:
+            if line:
+                units.append(_cut(line))
+            continue
+        if not line:
+            flush()
+            header = None
+            continue
+        if line.startswith("|"):
+            flush()
+            if _TABLE_RULE.match(line):
+                continue
+            following = lines[n + 1] if n + 1 < len(lines) else ""
+            if _TABLE_RULE.match(following):
+                header = line
+            elif re.search(r"\w", line):
+                units.append(_cut(_row(header, line)))
+            continue
+        header = None
+        if line.startswith("#") or _LIST_ITEM.match(line):
+            flush()
+        paragraph.append(line)
+        if line.startswith("#"):
+            flush()
+    flush()
+    return units
+
+
+def _cosines(embedder: Embedder, question: str, texts: Sequence[str]) -> list[float]:
+    import numpy as np
+
+    q = np.asarray(embedder.embed_queries([question]), dtype=np.float32)[0]
+    docs = np.asarray(embedder.embed_documents(list(texts)), dtype=np.float32)
+    q = q / (np.linalg.norm(q) or 1.0)
+    norms = np.linalg.norm(docs, axis=1)
+    norms[norms == 0] = 1.0
+    return [float(x) for x in (docs @ q) / norms]
+
+
+def score_units(
+    question: str, units: Sequence[Unit], embedder: Embedder | None = None
+) -> list[float]:
+    """How well each unit matches ``question``: rarity-weighted term overlap plus cosine."""
+    asked = set(terms(question))
+    bags = [set(terms(u.text)) for u in units]
+    df = Counter(t for bag in bags for t in bag & asked)
+    n = len(units)
+    weight = {t: math.log(1 + n / (1 + df[t])) for t in asked}
+    total = sum(weight.values()) or 1.0
+    lexical = [sum(weight[t] for t in bag & asked) / total for bag in bags]
+    semantic = _cosines(embedder, question, [u.text for u in units]) if embedder else [0.0] * n
+    pairs = zip(lexical, semantic, strict=True)
+    return [LEXICAL_WEIGHT * lx + SEMANTIC_WEIGHT * sm for lx, sm in pairs]
+
+
+def focus(
+    question: str,
+    memories: Sequence[UsedMemory],
+    *,
+    tokens: int,
+    count: Callable[[Sequence[Message]], int],
+    embedder: Embedder | None = None,
+    neighbours: int = 0,
+    best_first: bool = True,
+) -> list[UsedMemory]:
+    """The memories cut down to their units that best match ``question``, within ``tokens``.
+
+    Memories without a kept unit are left out; the rest come best first, each holding its
+    kept units joined by "…" (best first, or in their original order when ``best_first``
+    is False), so citations stay per memory. ``neighbours`` keeps that many units on
+    either side of each chosen one.
+    """
+    units = [
+        Unit(i, j, text)
+        for i, m in enumerate(memories)
+        for j, text in enumerate(split_units(m.text))
+    ]
+    if not units:
+        return []
+    scores = score_units(question, units, embedder)
+    base = count([Message("user", "")])
+    by_key = {(u.memory, u.order): u for u in units}
+    chosen: dict[tuple[int, int], float] = {}
+    left = tokens
+    for idx in sorted(range(len(units)), key=lambda k: -scores[k]):
+        unit = units[idx]
+        keys = [(unit.memory, unit.order + d) for d in range(-neighbours, neighbours + 1)]
+        new = [k for k in keys if k in by_key and k not in chosen]
+        if not new:
+            continue
+        size = sum(count([Message("user", by_key[k].text)]) - base for k in new)
+        if size > left:
+            if left < 20:
+                break
+            continue
+        for k in new:
+            chosen[k] = max(chosen.get(k, -math.inf), scores[idx])
+        left -= size
+    best: dict[int, float] = {}
+    for (mem, _), s in chosen.items():
+        best[mem] = max(best.get(mem, -math.inf), s)
+    out: list[UsedMemory] = []
+    for mem in sorted(best, key=lambda i: -best[i]):
+        kept = sorted(order for (i, order) in chosen if i == mem)
+        if best_first:
+            kept.sort(key=lambda o: -chosen[(mem, o)])
+        text = JOIN.join(by_key[(mem, o)].text for o in kept)
+        out.append(replace(memories[mem], text=text))
+    return out

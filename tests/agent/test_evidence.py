@@ -1,0 +1,103 @@
+"""Focused evidence: recalled memories cut down to the units that match the question."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from magray.agent.evidence import focus, split_units, terms
+from magray.agent.session import UsedMemory, citations
+from magray.llm.base import Message
+from magray.memory.records import Layer
+from tests.fakes import HashEmbedder
+
+
+def words(messages: Sequence[Message]) -> int:
+    return sum(len(m.content.split()) + 4 for m in messages)
+
+
+def mem(i: int, text: str, uri: str | None = None) -> UsedMemory:
+    return UsedMemory(f"m{i}", Layer.ASSETS, 1.0 / i, text, uri)
+
+
+EXIT_CODES = """## Exit codes
+
+| code | meaning |
+|---|---|
+| 0 | success |
+| 3 | not found: no such memory id, path or model |
+| 4 | denied by policy |
+"""
+
+PROSE = (
+    "The Interact layer keeps records for 24 hours by default. Insights keep theirs\n"
+    "for 90 days. Assets are kept for good.\n\n"
+    "- `magray memory expire` deletes records whose TTL has passed.\n"
+    "- `magray memory verify` checks the store.\n"
+)
+
+
+def test_markdown_becomes_sentences_items_rows_and_code_lines() -> None:
+    units = split_units(PROSE + "\n```bash\nmake test   # lint and tests\nmake run\n```\n")
+    assert units[:3] == [
+        "The Interact layer keeps records for 24 hours by default.",
+        "Insights keep theirs for 90 days.",
+        "Assets are kept for good.",
+    ]
+    assert units[3].startswith("- `magray memory expire` deletes")
+    assert units[-2:] == ["make test   # lint and tests", "make run"]
+
+
+def test_a_table_row_carries_its_column_names() -> None:
+    units = split_units(EXIT_CODES)
+    assert units[0] == "## Exit codes"
+    assert "code: 3; meaning: not found: no such memory id, path or model" in units
+    assert all("---" not in u for u in units)
+    # a chunk that starts inside a table has no header: the row's cells alone
+    assert split_units("| 4 | denied by policy |") == ["4; denied by policy"]
+
+
+def test_terms_drop_stop_words_and_fold_plurals() -> None:
+    assert terms("Which exit codes does MAGRAY use?") == ["exit", "code", "magray", "use"]
+
+
+def test_the_matching_unit_is_kept_under_its_memory_number() -> None:
+    memories = [
+        mem(1, "Lunch on Fridays is pizza. The office closes at six."),
+        mem(2, EXIT_CODES, "docs/configuration.md"),
+        mem(3, PROSE),
+    ]
+    kept = focus("Which exit code means denied by policy?", memories, tokens=20, count=words)
+    assert kept[0].id == "m2" and kept[0].uri == "docs/configuration.md"
+    assert "denied by policy" in kept[0].text and "pizza" not in kept[0].text
+    # a citation of [1] in the answer names the memory the unit came from
+    assert citations("It is 4 [1].", kept) == ["m2"]
+
+
+def test_units_within_the_token_budget_best_first() -> None:
+    memories = [mem(1, PROSE), mem(2, EXIT_CODES)]
+    question = "How many days does the Insights layer keep records?"
+    base = words([Message("user", "")])
+    for tokens in (12, 30, 45):
+        kept = focus(question, memories, tokens=tokens, count=words, embedder=HashEmbedder())
+        units = [u for m in kept for u in m.text.split(" … ")]
+        # units, each counted on its own, stay within the budget
+        assert sum(words([Message("user", u)]) - base for u in units) <= tokens
+        assert kept[0].id == "m1" and "90 days" in kept[0].text
+    # the best unit alone when only it fits; with room, more of the memory after it
+    tight = focus(question, memories, tokens=12, count=words, embedder=HashEmbedder())
+    assert [m.text for m in tight] == ["Insights keep theirs for 90 days."]
+    roomy = focus(question, memories, tokens=30, count=words, embedder=HashEmbedder())
+    assert roomy[0].text.startswith("Insights keep theirs for 90 days. … ")
+    assert "24 hours" in roomy[0].text
+    # or in the memory's own order
+    ordered = focus(
+        question, memories, tokens=30, count=words, embedder=HashEmbedder(), best_first=False
+    )
+    assert ordered[0].text.index("24 hours") < ordered[0].text.index("90 days")
+
+
+def test_a_memory_without_a_kept_unit_is_left_out() -> None:
+    memories = [mem(1, "The staging database listens on port 5433."), mem(2, "x " * 200)]
+    kept = focus("Which port does staging listen on?", memories, tokens=12, count=words)
+    assert [m.id for m in kept] == ["m1"]
+    assert focus("anything", [], tokens=100, count=words) == []
