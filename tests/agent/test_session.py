@@ -194,13 +194,15 @@ def test_a_small_model_reads_the_matching_sentences_greedily(log: ConversationLo
     result = Session(ScriptedLLM(small), mem, log).ask("Which port does the staging database use?")
     system = small.requests[0].messages[0].content
     assert "[1]" in system and "port 5433" in system and "pizza" not in system
-    assert small.requests[0].temperature == 0.0
+    assert small.requests[0].temperature is None  # a configured temperature still wins
+    assert small.requests[0].default_temperature == 0.0
     assert result.cited == [result.memories[0].id]
     # a model that is not small reads the whole memory, at its provider's temperature
     large = ScriptedProvider()
     Session(ScriptedLLM(large), mem, log).ask("Which port does the staging database use?")
     assert "pizza" in large.requests[0].messages[0].content
     assert large.requests[0].temperature is None
+    assert large.requests[0].default_temperature is None
 
 
 def test_best_last_numbers_the_best_memory_next_to_the_question() -> None:

@@ -323,10 +323,13 @@ class Session:
             system_prompt=GROUNDED_PROMPT if small else SYSTEM_PROMPT,
             best_last=small and SMALL_BEST_LAST,
         )
-        # greedy decoding: a grounded answer copies a value, it does not vary it
-        temperature = 0.0 if small else None
+        # greedy decoding: a grounded answer copies a value, it does not vary it (unless the
+        # provider's configuration sets a temperature)
         request = Request(
-            messages=tuple(messages), model=model, max_tokens=max_tokens, temperature=temperature
+            messages=tuple(messages),
+            model=model,
+            max_tokens=max_tokens,
+            default_temperature=0.0 if small else None,
         )
         parts: list[str] = []
         usage = Usage()

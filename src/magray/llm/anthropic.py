@@ -15,7 +15,7 @@ from magray.errors import MagrayError, ProviderError, ProviderResponseError
 from magray.errors import ProviderUnavailableError as Unavailable
 from magray.llm._http import estimate_tokens
 from magray.llm._sdk import SdkProvider
-from magray.llm.base import Chunk, Message, Request, ToolCall, Usage
+from magray.llm.base import Chunk, Message, Request, ToolCall, Usage, temperature_for
 from magray.llm.config import ProviderConfig
 
 if TYPE_CHECKING:
@@ -105,9 +105,7 @@ class AnthropicProvider(SdkProvider):
         }
         if system:
             kwargs["system"] = system
-        temperature = (
-            self.config.temperature if request.temperature is None else request.temperature
-        )
+        temperature = temperature_for(request, self.config.temperature)
         if temperature is not None:
             kwargs["temperature"] = min(temperature, 1.0)
         if request.stop:

@@ -70,6 +70,17 @@ class Request:
     #: constrain the answer to JSON matching this schema where the provider can (the local
     #: provider compiles it to a llama.cpp grammar); others ignore it
     json_schema: Mapping[str, Any] | None = None
+    #: the temperature to use when neither ``temperature`` nor the provider's configuration
+    #: sets one (``ask`` prefers greedy answers from small models; a configured value wins)
+    default_temperature: float | None = None
+
+
+def temperature_for(request: Request, configured: float | None) -> float | None:
+    """The request's temperature, else the provider's configured one, else the request's
+    default (None: the provider's own)."""
+    if request.temperature is not None:
+        return request.temperature
+    return configured if configured is not None else request.default_temperature
 
 
 @dataclass(frozen=True, slots=True)

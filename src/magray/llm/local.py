@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from magray.errors import ConfigError, ModelNotInstalledError, ProviderError, ProviderResponseError
 from magray.llm import status
-from magray.llm.base import Capabilities, Chunk, Message, Request, Usage
+from magray.llm.base import Capabilities, Chunk, Message, Request, Usage, temperature_for
 from magray.llm.local_models import DEFAULT_LOCAL, LocalModel, find_local_model, model_for_file
 
 if TYPE_CHECKING:
@@ -296,7 +296,7 @@ class LocalProvider:
         self._config_ctx = config.n_ctx
         self._threads = config.threads or max(1, min(os.cpu_count() or 1, 4))
         self._max_tokens = config.max_tokens
-        self._temperature = 0.2 if config.temperature is None else config.temperature
+        self._temperature = config.temperature  # None: the request's default, else 0.2
         self._timeout = config.timeout
 
     @property
@@ -373,7 +373,9 @@ class LocalProvider:
 
     def stream(self, request: Request) -> Iterator[Chunk]:
         llm = self.llm
-        temperature = self._temperature if request.temperature is None else request.temperature
+        temperature = temperature_for(request, self._temperature)
+        if temperature is None:
+            temperature = 0.2
         timeout = request.timeout or self._timeout
         grammar = _grammar(request.json_schema) if request.json_schema else None
         status.report("thinking (reading the prompt)", transient=True)

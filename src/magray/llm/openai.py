@@ -16,7 +16,7 @@ from magray.errors import (
 )
 from magray.llm._http import estimate_tokens
 from magray.llm._sdk import SdkProvider
-from magray.llm.base import Chunk, Message, Request, ToolCall, Usage
+from magray.llm.base import Chunk, Message, Request, ToolCall, Usage, temperature_for
 from magray.llm.config import ProviderConfig
 
 if TYPE_CHECKING:
@@ -82,9 +82,7 @@ class OpenAIProvider(SdkProvider):
         }
         # Always bounded: a base model behind an OpenAI-compatible server may never stop.
         kwargs["max_tokens"] = request.max_tokens or self.config.max_tokens or DEFAULT_MAX_TOKENS
-        temperature = (
-            self.config.temperature if request.temperature is None else request.temperature
-        )
+        temperature = temperature_for(request, self.config.temperature)
         if temperature is not None:
             kwargs["temperature"] = temperature
         if request.stop:
