@@ -53,6 +53,10 @@ EXPANSION_ADD = 128  # ef_construction: build quality; build ~1 ms/vector on one
 # (5,183 documents) loses 0.0012 nDCG@10 in vector mode and 0.0004 in hybrid. Kept below
 # 10K, where the graph is measured (``magray bench memory``).
 EXACT_LIMIT = 8_000
+#: batches at least this many vectors (a bulk add, a fold, a rebuild) are added on every
+#: core: usearch inserts concurrently; a single add stays on the caller's thread count
+BUILD_BATCH = 256
+
 # Search expansion (ef) as a function of size, from ``magray bench memory`` (clustered
 # vectors with a low intrinsic dimension, like sentence embeddings): on 100K such vectors
 # in one f16 index, usearch reaches recall@10 0.973 at ef 16, 0.984 at ef 32 and 0.994 at
@@ -424,7 +428,8 @@ class VectorIndex:
             present = np.asarray(self._index.contains(keys), dtype=bool).reshape(-1)
             if present.any():
                 self._index.remove(keys[present])
-            self._index.add(keys, np.ascontiguousarray(vecs), threads=self.threads)
+            threads = 0 if len(keys) >= BUILD_BATCH else self.threads
+            self._index.add(keys, np.ascontiguousarray(vecs), threads=threads)
             self._checksum ^= _xor_labels(keys[~present])
 
     def remove(self, labels: npt.ArrayLike) -> None:
