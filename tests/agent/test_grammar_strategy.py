@@ -204,3 +204,14 @@ def test_an_argument_the_request_holds_is_not_a_copy() -> None:
     llm = Chat([plan_json(("git_checkout", {"ref": "develop"}))])
     planned = Planner(llm, REGISTRY).plan(request)
     assert planned.plan is not None and len(llm.requests) == 1
+
+
+def test_a_read_of_an_examples_path_is_planned_again() -> None:
+    request = "read notes.md"
+    shots = [e for e in EXAMPLES if e[0] in ("open docs/intro.md", "what does the Makefile say?")]
+    copied_read = plan_json(("file_read", {"path": "docs/intro.md"}))
+    right = plan_json(("file_read", {"path": "notes.md"}))
+    llm = Chat([copied_read, right])
+    planned = Planner(llm, REGISTRY, selector=ExampleSelector(examples=shots)).plan(request)
+    assert planned.plan is not None and planned.plan.steps[0].args["path"] == "notes.md"
+    assert len(llm.requests) == 2

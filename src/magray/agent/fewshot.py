@@ -379,10 +379,11 @@ def copied(
     """Arguments a small model copied from a worked example that the request does not hold.
 
     ``what do you remember about the API keys?`` once planned ``memory_remember`` with the
-    text of an example ("The API key lives in 1Password"). A changing step's argument of
-    four or more characters that equals one of the shown examples' arguments and is not in
-    the request is such a copy (paths are :func:`ungrounded`'s). Reads are left alone, as
-    there: a copied ``HEAD~1`` reads harmlessly.
+    text of an example ("The API key lives in 1Password"), and "read notes.md" was planned
+    as ``file_read notes/todo.md``. An argument of four or more characters that equals one
+    of the shown examples' arguments and is not in the request is such a copy: any argument
+    of a changing step, the paths of a read (a copied ``HEAD~1`` reads harmlessly; a copied
+    path reads the wrong file).
     """
     from magray.tools.base import Risk
 
@@ -391,9 +392,9 @@ def copied(
     found: list[str] = []
     for step in plan.steps:
         tool = registry.get(step.tool)
-        if tool.risk_for(tool.parse(step.args)) is Risk.READ:
-            continue
-        for value in _strings(dict(step.args)):
+        args = tool.parse(step.args)
+        values = tool.path_args(args) if tool.risk_for(args) is Risk.READ else None
+        for value in _strings(dict(step.args)) if values is None else values:
             clean = value.strip().lower()
             if len(clean) >= 4 and clean in shown and clean not in text and value not in found:
                 found.append(value)
