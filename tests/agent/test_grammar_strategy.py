@@ -215,3 +215,11 @@ def test_a_read_of_an_examples_path_is_planned_again() -> None:
     planned = Planner(llm, REGISTRY, selector=ExampleSelector(examples=shots)).plan(request)
     assert planned.plan is not None and planned.plan.steps[0].args["path"] == "notes.md"
     assert len(llm.requests) == 2
+
+
+def test_a_read_of_a_revision_given_as_a_path_is_left_alone() -> None:
+    request = "what changed in the working tree compared to the last commit?"
+    shots = [e for e in EXAMPLES if e[0] == "show the contents of commit HEAD~1"]
+    llm = Chat([plan_json(("git_diff", {"paths": ["HEAD~1", "HEAD"]}))])
+    planned = Planner(llm, REGISTRY, selector=ExampleSelector(examples=shots)).plan(request)
+    assert planned.plan is not None and len(llm.requests) == 1

@@ -346,6 +346,9 @@ def ungrounded(plan: Plan, goal: str, registry: ToolRegistry) -> list[str]:
     ]
 
 
+_FILE = re.compile(r"\w\.[A-Za-z]\w*$")  # a file name with an extension
+
+
 def _strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -382,8 +385,8 @@ def copied(
     text of an example ("The API key lives in 1Password"), and "read notes.md" was planned
     as ``file_read notes/todo.md``. An argument of four or more characters that equals one
     of the shown examples' arguments and is not in the request is such a copy: any argument
-    of a changing step, the paths of a read (a copied ``HEAD~1`` reads harmlessly; a copied
-    path reads the wrong file).
+    of a changing step, the file paths of a read (a copied path reads the wrong file; a
+    copied ``HEAD~1`` given as a path is left alone: flagging it made the model loop).
     """
     from magray.tools.base import Risk
 
@@ -393,7 +396,9 @@ def copied(
     for step in plan.steps:
         tool = registry.get(step.tool)
         args = tool.parse(step.args)
-        values = tool.path_args(args) if tool.risk_for(args) is Risk.READ else None
+        values = None
+        if tool.risk_for(args) is Risk.READ:  # file paths only: not a copied ``HEAD~1``
+            values = [p for p in tool.path_args(args) if "/" in p or _FILE.search(p)]
         for value in _strings(dict(step.args)) if values is None else values:
             clean = value.strip().lower()
             if len(clean) >= 4 and clean in shown and clean not in text and value not in found:
