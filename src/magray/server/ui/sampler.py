@@ -72,7 +72,7 @@ class Sampler:
         self._task: asyncio.Task[None] | None = None
 
     def sample(self) -> Sample:
-        s = parse(self.read().decode("utf-8"))
+        s = self.current()
         self.samples.append(s)
         return s
 
