@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from magray.memory.backends.base import LayerStats
+from magray.memory.backends.sqlite import vector_backlog
 from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Layer
 
@@ -14,8 +15,8 @@ def layer_stats(store: Store) -> dict[Layer, LayerStats]:
     for layer in Layer:
         row = store.conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(text AS BLOB))), 0),"
-            " COALESCE(SUM(LENGTH(vector)), 0), COALESCE(SUM(pinned), 0)"
-            " FROM records WHERE layer = ?",
+            f" COALESCE(SUM(LENGTH({vector_backlog.VECTOR_SQL})), 0), COALESCE(SUM(pinned), 0)"
+            " FROM records r WHERE layer = ?",
             (str(layer),),
         ).fetchone()
         out[layer] = LayerStats(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
@@ -39,9 +40,16 @@ def stale_vectors(store: Store, model_id: str, *, after: int, limit: int) -> lis
     return [(int(n), str(t)) for n, t in rows]
 
 
-def set_vectors(store: Store, vectors: Sequence[tuple[int, bytes]], model_id: str) -> None:
+def set_vectors(
+    store: Store,
+    vectors: Sequence[tuple[int, bytes]],
+    model_id: str,
+    apart: str | None = None,
+) -> None:
+    placed = [(num, *vector_backlog.split(blob, apart)) for num, blob in vectors]
     with store.write() as conn:
         conn.executemany(
             "UPDATE records SET vector = ?, embedding_model = ? WHERE num = ?",
-            [(blob, model_id, num) for num, blob in vectors],
+            [(inline, model_id, num) for num, inline, _ in placed],
         )
+        vector_backlog.put(conn, [(num, kept) for num, _, kept in placed])
