@@ -406,7 +406,9 @@ class IndexSet:
         if read_sidecar(index.path)[0] != index.state:
             return
         with self.store.write() as conn:
-            vector_backlog.clear(conn, self.model_id, self.dtype)
+            gone = vector_backlog.clear(conn, self.model_id, self.dtype)
+        if gone:
+            vector_backlog.give_back(self.store.conn)
 
     def sync(self) -> None:
         """Fold the backlog now (after bulk writes)."""

@@ -29,7 +29,8 @@ from magray.sqlite_migrations import BUSY_TIMEOUT_S, connect
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    return connect(path, check_same_thread=False)
+    # freed pages (the vector backlog, see ``vector_backlog``) go back to the file system
+    return connect(path, check_same_thread=False, incremental_vacuum=True)
 
 
 def translate_sqlite_error(exc: sqlite3.Error, path: Path) -> StoreError:
@@ -72,14 +73,7 @@ class Store:
             )
         if have < SCHEMA_VERSION:
             with self.locked():
-                if have == 0 and self._is_empty():
-                    # before the first table: freed pages (the vector backlog) go back to
-                    # the file system instead of staying in the file (``vector_backlog``)
-                    self.conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
                 migrate(self.conn)
-
-    def _is_empty(self) -> bool:
-        return self.conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
 
     def close(self) -> None:
         if self._stats_conn is not None:

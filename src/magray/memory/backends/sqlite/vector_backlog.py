@@ -22,6 +22,7 @@ found in none of them (the index file lost or damaged) is set to NULL with a war
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Sequence
 
@@ -65,7 +66,7 @@ def pending(conn: sqlite3.Connection) -> int:
 def clear(conn: sqlite3.Connection, model_id: str, dtype: str) -> int:
     """Drop the backlog rows of the records of ``model_id`` that an index of ``dtype`` gives
     back exactly (inside the caller's write transaction, once a saved index file holds every
-    such record's current vector) and give the freed pages back to the file system. Returns
+    such record's current vector; :func:`give_back` then returns the freed pages). Returns
     how many rows went."""
     if dtype not in APART_DTYPES:
         return 0
@@ -75,10 +76,15 @@ def clear(conn: sqlite3.Connection, model_id: str, dtype: str) -> int:
         f" WHERE embedding_model = ? AND vector IS NOT NULL){exact}",
         (model_id,),
     ).rowcount
-    if gone:
-        # a no-op without auto_vacuum = INCREMENTAL; one page per step: read it to the end
-        conn.execute("PRAGMA incremental_vacuum").fetchall()
     return int(gone)
+
+
+def give_back(conn: sqlite3.Connection) -> None:
+    """Return the database's free pages to the file system (outside a transaction, writer
+    lock held; a no-op in stores created before incremental auto-vacuum)."""
+    # sqlite3's execute() steps a statement once, which frees one page: run it to the end
+    with contextlib.suppress(sqlite3.Error):  # best effort: the pages stay free in the file
+        conn.executescript("PRAGMA incremental_vacuum;")
 
 
 def lose(conn: sqlite3.Connection, nums: Sequence[int]) -> int:
