@@ -30,7 +30,9 @@ def make(dtype: str = "f16", warnings: list[str] | None = None) -> Memory:
     settings = load_settings({"memory.vector_dtype": dtype}).with_overrides(
         {"memory.auto_lifecycle": False}, source="test"
     )
-    return Memory(settings, embedder=HashEmbedder(DIM), warn=None if warnings is None else warnings.append)
+    return Memory(
+        settings, embedder=HashEmbedder(DIM), warn=None if warnings is None else warnings.append
+    )
 
 
 def word(n: int) -> str:
@@ -206,3 +208,33 @@ def test_changing_the_index_dtype_takes_the_vectors_from_the_older_file(
         hit = memory.recall(Query(text=texts()[9], k=1, mode=SearchMode.VECTOR))
         assert hit[0].record.text == texts()[9]
     assert warnings == []
+
+
+def test_moves_and_edits_of_records_the_file_holds(magray_home: Path) -> None:
+    from magray.memory.records import Filters, Layer
+
+    with make() as memory:
+        ids = [r.id for r in memory.remember_many([NewRecord(text=t) for t in texts()])]
+        memory.sync_indexes()
+        memory.move(ids[5], Layer.ASSETS)  # the vector stays in the file, under the old layer
+        memory.edit(ids[6], "a brand new text about volcanoes")  # a new vector: kept again
+        assert db_rows(magray_home, "SELECT COUNT(*) FROM vector_backlog") == [(1,)]
+        for _ in range(2):  # from the backlog, then from the folded file
+            moved = memory.recall(
+                Query(
+                    text=texts()[5],
+                    k=1,
+                    mode=SearchMode.VECTOR,
+                    filters=Filters(layers=(Layer.ASSETS,)),
+                )
+            )
+            assert moved[0].record.id == ids[5]
+            edited = memory.recall(Query(text="volcanoes new brand", k=1, mode=SearchMode.VECTOR))
+            assert edited[0].record.id == ids[6]
+            assert verify(memory).ok
+            memory.sync_indexes()
+        assert db_rows(magray_home, "SELECT COUNT(*) FROM vector_backlog") == [(0,)]
+        want = HashEmbedder(DIM).embed_documents(["a brand new text about volcanoes"])[0]
+        num = memory.backend.resolve(ids[6]).num
+        got = np.frombuffer(memory.backend.vectors([num])[num][1], dtype="<f4")
+        assert np.allclose(got, want, atol=1e-3)

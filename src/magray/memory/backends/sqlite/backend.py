@@ -44,7 +44,7 @@ from magray.memory.backends.sqlite import verify as _verify
 from magray.memory.backends.sqlite.index_sync import IndexSet
 from magray.memory.backends.sqlite.inserts import insert_many
 from magray.memory.backends.sqlite.store import Store
-from magray.memory.backends.sqlite.vector_backlog import APART, APART_DTYPES
+from magray.memory.backends.sqlite.vector_backlog import APART_DTYPES
 from magray.memory.backends.sqlite.vector_codec import HALF_DTYPES, at_rest, float32_bytes
 from magray.memory.records import Filters, Layer, NewRecord, Record
 from magray.memory.transfer.manifest import BackupManifest
@@ -189,18 +189,13 @@ class SqliteBackend:
         return bool(row[0])
 
     def vectors(self, nums: Sequence[int]) -> dict[int, tuple[str | None, bytes]]:
+        indexes = self.indexes
+        if indexes is not None:  # a vector the store dropped is read from the index file
+            return {
+                num: (model, vec.astype("<f4").tobytes())
+                for num, (model, vec) in indexes.source.stored(nums).items()
+            }
         found = self.store.vectors(nums)
-        apart = [num for num, (_, blob) in found.items() if blob == APART]
-        indexes = self.indexes if apart else None
-        if indexes is not None:  # dropped by the store once the index file held them
-            from_file = indexes.source.of_records(apart)
-            indexes.source.settle()
-            for num in apart:
-                vec = from_file.get(num)
-                if vec is None:
-                    del found[num]  # lost with the file: re-embedded by reindex --reembed
-                else:
-                    found[num] = (found[num][0], vec.astype("<f4").tobytes())
         return {num: (model, float32_bytes(blob)) for num, (model, blob) in found.items()}
 
     def layer_stats(self) -> dict[Layer, LayerStats]:

@@ -24,7 +24,6 @@ from magray.memory.backends.sqlite.index_sync import (
     LAYER_OF,
     IndexSet,
     IndexState,
-    decode,
 )
 from magray.memory.backends.sqlite.vector_backlog import VECTOR_SQL
 from magray.memory.backends.sqlite.vector_index import EXACT_LIMIT, expansion_for
@@ -152,9 +151,9 @@ def _exact_layers(state: IndexState, q: Sims, codes: list[int], need: int) -> tu
 
 def _rescore(indexes: IndexSet, keys: Keys, q: Sims) -> tuple[Keys, Sims]:
     """Exact float32 cosines from the store for candidates found in a quantized index."""
-    found = indexes.store.vectors((keys >> 2).tolist())
+    found = indexes.source.stored((keys >> 2).tolist())
     kept = [
-        (int(key), float(decode(found[int(key) >> 2][1], indexes.dim) @ q))
+        (int(key), float(found[int(key) >> 2][1] @ q))
         for key in keys.tolist()
         if int(key) >> 2 in found and found[int(key) >> 2][0] == indexes.model_id
     ]

@@ -23,7 +23,7 @@ from magray.errors import IndexCorruptError, StoreLockedError
 from magray.memory.backends.sqlite import vector_backlog
 from magray.memory.backends.sqlite.index_file import finish_save, read_sidecar
 from magray.memory.backends.sqlite.vector_backlog import APART, APART_DTYPES, VECTOR_SQL
-from magray.memory.backends.sqlite.vector_codec import decode
+from magray.memory.backends.sqlite.vector_codec import decode, to_float32
 from magray.memory.backends.sqlite.vector_index import VectorIndex
 from magray.memory.records import Layer
 
@@ -147,6 +147,22 @@ class VectorSource:
         found = self._find(nums)
         self.unresolved.update(n for n in nums if n not in found)
         return found
+
+    def stored(self, nums: Sequence[int]) -> dict[int, tuple[str | None, Matrix]]:
+        """(embedding model, float32 vector) of each of ``nums`` that has a vector, from the
+        store or else the newest file (a vector lost with a damaged file is left out)."""
+        found = self._owner.store.vectors(nums)
+        apart = [num for num, (_, blob) in found.items() if blob == APART]
+        from_file = self.of_records(apart) if apart else {}
+        out: dict[int, tuple[str | None, Matrix]] = {}
+        for num, (model, blob) in found.items():
+            if blob != APART:
+                out[num] = (model, to_float32(blob))  # any dimension: a caller checks
+            elif num in from_file:
+                out[num] = (model, from_file[num])
+        if apart:
+            self.settle()
+        return out
 
     # -- vectors no file holds ------------------------------------------------------------
     def settle(self) -> int:
