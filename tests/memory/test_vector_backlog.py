@@ -170,13 +170,14 @@ def test_a_reader_sees_what_another_writer_folded_away(magray_home: Path) -> Non
         assert hits[0].record.text == texts()[321]
 
 
+@pytest.mark.parametrize("dtype", ["f16", "f32"])
 def test_export_import_export_is_exact_once_the_store_dropped_its_copies(
-    magray_home: Path, tmp_path: Path
+    magray_home: Path, tmp_path: Path, dtype: str
 ) -> None:
     from magray.bench.memory import with_home
 
     dumps: list[str] = []
-    with make() as memory:
+    with make(dtype) as memory:
         memory.remember_many([NewRecord(text=t) for t in texts()])
         first = io.StringIO()
         export(memory, first, with_vectors=True)  # from the store's copies
@@ -186,7 +187,7 @@ def test_export_import_export_is_exact_once_the_store_dropped_its_copies(
         export(memory, again, with_vectors=True)  # from the index file
         assert again.getvalue() == first.getvalue()
         dumps.append(again.getvalue())
-    settings = load_settings({"memory.vector_dtype": "f16"})
+    settings = load_settings({"memory.vector_dtype": dtype})
     for name in ("second", "third"):
         with Memory(with_home(settings, tmp_path / name), embedder=HashEmbedder(DIM)) as target:
             assert import_(target, io.StringIO(dumps[-1])).imported == N
