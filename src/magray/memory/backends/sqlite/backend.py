@@ -199,7 +199,9 @@ class SqliteBackend:
         return {num: (model, float32_bytes(blob)) for num, (model, blob) in found.items()}
 
     def layer_stats(self) -> dict[Layer, LayerStats]:
-        return _vectors.layer_stats(self.store)
+        _, dim = self.embedding_model()
+        per = 4 if self.vector_dtype == "f32" else 2  # a vector at rest in the index file
+        return _vectors.layer_stats(self.store, (dim or 0) * per + (per == 2))
 
     def size_bytes(self) -> int:
         db = self.store.path

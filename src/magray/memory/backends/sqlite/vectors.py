@@ -10,14 +10,17 @@ from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Layer
 
 
-def layer_stats(store: Store) -> dict[Layer, LayerStats]:
+def layer_stats(store: Store, apart_bytes: int = 0) -> dict[Layer, LayerStats]:
+    """Records, text bytes, vector bytes and pinned records per layer; a vector only the
+    index file holds counts ``apart_bytes`` (what the store would keep for it)."""
     out: dict[Layer, LayerStats] = {}
+    size = f"LENGTH({vector_backlog.VECTOR_SQL})"
     for layer in Layer:
         row = store.conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(CAST(text AS BLOB))), 0),"
-            f" COALESCE(SUM(LENGTH({vector_backlog.VECTOR_SQL})), 0), COALESCE(SUM(pinned), 0)"
-            " FROM records r WHERE layer = ?",
-            (str(layer),),
+            f" COALESCE(SUM(CASE WHEN {size} = 0 THEN ? ELSE {size} END), 0),"
+            " COALESCE(SUM(pinned), 0) FROM records r WHERE layer = ?",
+            (apart_bytes, str(layer)),
         ).fetchone()
         out[layer] = LayerStats(int(row[0]), int(row[1]), int(row[2]), int(row[3]))
     return out
