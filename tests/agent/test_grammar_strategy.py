@@ -194,6 +194,25 @@ def test_a_made_up_path_in_the_first_step_is_still_repaired() -> None:
     assert len(llm.requests) == 2
 
 
+def test_a_re_plan_after_a_copy_keeps_the_made_up_path_ruled_out() -> None:
+    # "make a note: …" → file_write notes/standup.md (made up) → task_update 12 (an
+    # example's id) → planned again without that example: the file tools stay out
+    llm = Chat(
+        [
+            plan_json(("file_write", {"path": "notes/standup.md", "content": "10am"})),
+            plan_json(("task_update", {"id": "12", "state": "doing"})),
+            plan_json(("memory_remember", {"text": "Standup moved to 10am"})),
+        ]
+    )
+    shots = [e for e in EXAMPLES if e[0] == "set task 12 to in progress"]
+    planner = Planner(llm, REGISTRY, selector=ExampleSelector(examples=shots, k=1))
+    planned = planner.plan("make a note: standup moved to 10am")
+    assert planned.plan is not None and planned.plan.steps[0].tool == "memory_remember"
+    assert len(llm.requests) == 3
+    third = tools_allowed(llm.requests[2])
+    assert "memory_remember" in third and not third & {"file_write", "file_list", "file_read"}
+
+
 def test_a_plan_that_copies_an_examples_argument_is_planned_again() -> None:
     # a worked example's text written as a memory instead of recalling what was asked for
     request = "what do you remember about the API keys?"

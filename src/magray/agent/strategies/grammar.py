@@ -224,6 +224,9 @@ class GrammarChat(StrategyBase):
         usage = Usage()
         problems: list[str] = []
         greedy = not context
+        #: the grammar of a made-up-path repair: later repairs keep it (a re-plan without a
+        #: copied example once went back to the made-up path it had ruled out)
+        grounded: dict[str, Any] | None = None
         for attempt in range(self.max_repairs + 1):
             request = Request(
                 tuple(messages),
@@ -255,6 +258,7 @@ class GrammarChat(StrategyBase):
                 if problems:
                     # the grammar now rules the made-up path out: no need to sample
                     feedback, schema = self.made_up_paths(goal, plan)
+                    grounded = schema
                     greedy = True
                 else:
                     values = copied(plan, goal, shown, self.registry)
@@ -264,13 +268,13 @@ class GrammarChat(StrategyBase):
                     # again without the examples that hold the copied values
                     problems = [f"{v!r} is copied from an example" for v in values]
                     shots = [s for s in shots if not shows(s, values)]
-                    schema = self.schema(self._candidates(shots), answer=False)
+                    schema = grounded or self.schema(self._candidates(shots), answer=False)
                     messages = self.turns(catalogue, shots, prompt)
                     greedy = True
                     continue
             else:
                 greedy = False
                 feedback = "The plan is invalid: " + "; ".join(problems) + ". Answer again."
-                schema = self.schema(self._candidates(shots), answer=False)
+                schema = grounded or self.schema(self._candidates(shots), answer=False)
             messages += [Message("assistant", done.text), Message("user", feedback)]
         raise still_invalid(problems, self.max_repairs)
