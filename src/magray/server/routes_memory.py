@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from magray.errors import UsageError
+from magray.server.auth import Principal
 from magray.server.deps import Admin, Reader, Services, Svc, Writer
 from magray.server.schemas import (
     BatchIn,
@@ -82,6 +83,13 @@ def add_batch(batch: BatchIn, svc: Svc, who: Writer) -> dict[str, Any]:
     summary="Recall by meaning and keywords (as `magray memory search --json`).",
 )
 async def search(q: SearchIn, svc: Svc, who: Reader) -> Response:
+    # Plain searches are answered by ``fast_search`` without this route's machinery; this
+    # route answers the rest (and documents the route in OpenAPI).
+    return await searched(q, svc, who)
+
+
+async def searched(q: SearchIn, svc: Services, who: Principal) -> Response:
+    """The answer to a search of ``who``, as JSON."""
     from magray.memory.records import Filters, Layer, Query, SearchMode
     from magray.views import search_json
 
