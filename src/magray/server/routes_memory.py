@@ -121,14 +121,13 @@ async def searched(q: SearchIn, svc: Services, who: Principal) -> Response:
         explain=q.explain,
     )
     started = time.perf_counter()
-    hits = None
+    cached = None
     if query.mode is not SearchMode.KEYWORD and query.text.strip():
         # A query whose vector is cached needs no batch: one worker-thread hop, not two.
-        hits = await run_in_threadpool(_recall_if_cached, svc, tenant, query)
-        if hits is None:
+        cached = await run_in_threadpool(_recall_if_cached, svc, tenant, query)
+        if cached is None:
             await _embed_ahead(svc, query.text)
-    if hits is None:
-        hits = await run_in_threadpool(tenant.recall, query)
+    hits = cached if cached is not None else await run_in_threadpool(tenant.recall, query)
     svc.metrics.recall_latency.labels(who.tenant).observe(time.perf_counter() - started)
     # Rendered here (the shape is ``SearchOut`` by construction): the response model
     # would validate and copy every hit again.
