@@ -50,11 +50,14 @@ def search(
     codes = sorted({LAYER_CODES[layer] for layer in layers or LAYER_OF})
     if want < 1:
         return []
+    q = np.array(query, dtype=np.float32)  # a unit copy: the index compares inner products
+    norm = float(np.sqrt(q @ q))
+    if norm > 0.0:
+        q /= norm
     if filters.selective:
         scoped = dataclasses.replace(filters, layers=tuple(LAYER_OF[c] for c in codes))
         if indexes.store.count(scoped) <= EXACT_FILTER_LIMIT:
-            return _exact_filtered(indexes, scoped, query, want)
-    q = np.ascontiguousarray(query, dtype=np.float32)
+            return _exact_filtered(indexes, scoped, q, want)
     state = indexes.state()
     fetch = want * (4 if filters.active else 1)
     keys, sims = _file_hits(indexes, state, q, codes, fetch)
