@@ -114,7 +114,7 @@ def _use_inner_product(index: Any, dtype: str) -> Any:
     """Switch ``index`` (new or loaded, a view included) to the inner product where it
     equals the cosine (see the module docstring); the graph is unchanged."""
     if dtype in INNER_PRODUCT_DTYPES:
-        from usearch.index import MetricKind
+        from usearch.compiled import MetricKind
 
         index.metric = MetricKind.IP
     return index
