@@ -61,6 +61,23 @@ def test_upsert_replaces_vector(tmp_path: Path) -> None:
     assert index.search(vecs[1], 3)[0][0][:2].tolist() in ([1, 200], [200, 1])
 
 
+@pytest.mark.parametrize("dtype", ["f32", "f16"])
+def test_similarities_are_cosines_of_vectors_of_any_length(tmp_path: Path, dtype: str) -> None:
+    """f32 and f16 files are searched by inner product: vectors are normalised on the way
+    in, so lengths never change a similarity, before and after a save and reopen."""
+    vecs = unit(50, seed=3)
+    lengths = np.linspace(0.2, 5.0, 50, dtype=np.float32)[:, None]
+    index = VectorIndex.create(tmp_path / "n.usearch", model_id="m", dim=DIM, dtype=dtype)
+    index.add(np.arange(50), vecs * lengths)
+    index.save()
+    query = 7.0 * vecs[10] + 0.5 * vecs[11]
+    cosines = vecs @ (query / np.linalg.norm(query))
+    for idx in (index, reopen(index.path, dtype=dtype)):
+        labels, sims = idx.search(query, 5)[0]
+        assert labels.tolist() == np.argsort(-cosines)[:5].tolist()
+        assert np.allclose(sims, cosines[labels], atol=2e-3)
+
+
 def test_batch_queries_and_small_k(tmp_path: Path) -> None:
     index = make(tmp_path, n=20)
     out = index.search(unit(20)[:3], 50)  # k > count

@@ -26,7 +26,9 @@ import contextlib
 import sqlite3
 from collections.abc import Sequence
 
-from magray.memory.backends.sqlite.vector_codec import is_half
+import numpy as np
+
+from magray.memory.backends.sqlite.vector_codec import is_half, to_float32
 
 APART_DTYPES = ("f32", "f16")  # index dtypes that give vectors back exactly
 APART = b""  # ``records.vector`` of a record whose vector is in the backlog or the index
@@ -35,8 +37,20 @@ VECTOR_SQL = "COALESCE((SELECT b.vector FROM vector_backlog b WHERE b.num = r.nu
 
 
 def keeps_exactly(blob: bytes, dtype: str | None) -> bool:
-    """Whether an index of ``dtype`` gives ``blob``'s values back exactly."""
-    return dtype == "f32" or (dtype == "f16" and is_half(blob))
+    """Whether an index of ``dtype`` gives ``blob``'s values back exactly: it scales each
+    vector to unit length and keeps it as ``dtype`` (``VectorIndex.add``), which must leave
+    the bits the store would keep unchanged."""
+    if dtype not in APART_DTYPES or (dtype == "f16" and not is_half(blob)) or len(blob) % 4 == 2:
+        return False
+    from magray.memory.backends.sqlite.vector_index import unit_rows
+
+    vec = to_float32(blob)
+    if not vec.size:
+        return False
+    unit = unit_rows(vec.reshape(1, -1))[0]
+    if dtype == "f16":
+        return bool(np.array_equal(unit.astype("<f2"), vec.astype("<f2")))
+    return bool(np.array_equal(unit, vec))
 
 
 def split(blob: bytes | None, dtype: str | None) -> tuple[bytes | None, bytes | None]:
