@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magray.errors import DimensionMismatchError, IndexCorruptError, UsageError
+from magray.memory.backends.sqlite import index_file
 from magray.memory.backends.sqlite import vector_index as vi
 from magray.memory.backends.sqlite.vector_index import VectorIndex, label_checksum
 
@@ -230,20 +231,51 @@ def test_sidecar_edited_count_detected(tmp_path: Path) -> None:
         reopen(index.path, verify=False)
 
 
-def test_crash_between_index_and_sidecar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_save_killed_before_its_sidecar_leaves_the_old_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index = make(tmp_path)
     index.save()
+    before = index.path.read_bytes()
     index.add([7], unit(1, seed=5))  # upsert: same count, same labels, new file content
 
     def crash(path: Path, data: bytes) -> None:
         raise OSError("power cut")
 
-    monkeypatch.setattr(vi, "_write_atomic", crash)
+    monkeypatch.setattr(index_file, "write_atomic", crash)
     with pytest.raises(OSError, match="power cut"):
-        index.save()  # the new index file is in place, the old sidecar beside it
-    assert not list(tmp_path.glob(".*tmp"))
+        index.save()  # the new file is staged, the old pair untouched
+    assert index.path.read_bytes() == before
+    assert len(reopen(index.path)) == 100
+    assert index_file.staging(index.path).exists()
+    reopen(index.path, writable=True)  # a writer drops the staged file no sidecar describes
+    assert not index_file.staging(index.path).exists()
+
+
+def test_a_save_killed_before_its_rename_is_finished_by_the_next_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = make(tmp_path)
+    index.save()
+    index.add([7], unit(1, seed=5))
+    index.add([500], unit(1, seed=6))
+    real_replace = index_file.os.replace
+
+    def crash(src: object, dst: object) -> None:
+        if str(src).endswith(".saving"):
+            raise OSError("power cut")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index_file.os, "replace", crash)
+    with pytest.raises(OSError, match="power cut"):
+        index.save()  # the sidecar describes the staged file; the old file is in place
+    monkeypatch.undo()
     with pytest.raises(IndexCorruptError, match="interrupted save"):
-        reopen(index.path)  # detected on the default (fast) read-only path too
+        reopen(index.path)  # a reader meets the half-saved pair: it cannot be trusted
+    done = reopen(index.path, writable=True)  # the writer finishes the rename
+    assert len(done) == 101 and 500 in done
+    assert not index_file.staging(index.path).exists()
+    assert len(reopen(index.path)) == 101
 
 
 def test_copied_pair_still_opens(tmp_path: Path) -> None:

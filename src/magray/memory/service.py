@@ -144,6 +144,8 @@ class Memory:
         self._param_cache: (
             tuple[Settings, dict[SearchMode, tuple[FusionParams, ContextParams]]] | None
         ) = None
+        if hasattr(self._backend, "reembed"):  # a store that can lose vectors with a file
+            self._backend.reembed = self._reembed_lost
         _OPEN.add(self)
 
     def __enter__(self) -> Memory:
@@ -194,6 +196,27 @@ class Memory:
         if not self._model_checked:
             self.check_model()
             self._model_checked = True
+
+    def _reembed_lost(self, nums: list[int]) -> int:
+        """Embed again the text of records whose vectors the store lost (a damaged index
+        file: see ``backends.sqlite.vector_source``); returns how many were embedded."""
+        model, _ = self.stored_model
+        embedder = self.embedder
+        if model is not None and model != embedder.model_id:
+            return 0  # another model: `magray memory reindex --reembed` decides
+        done = 0
+        for start in range(0, len(nums), EMBED_BATCH):
+            rows = self._backend.fetch(nums[start : start + EMBED_BATCH])
+            labels = sorted(rows)
+            if not labels:
+                continue
+            vectors = embedder.embed_documents([rows[n].record.text for n in labels])
+            rest = np.asarray(vectors, dtype="<f4")
+            self._backend.set_vectors(
+                [(n, rest[i].tobytes()) for i, n in enumerate(labels)], embedder.model_id
+            )
+            done += len(labels)
+        return done
 
     def check_model(self) -> None:
         """Refuse to mix vectors: the store's model must be the active model."""

@@ -25,8 +25,8 @@ from magray.memory.backends.sqlite.index_sync import (
     LAYER_OF,
     IndexSet,
     IndexState,
-    decode,
 )
+from magray.memory.backends.sqlite.vector_backlog import VECTOR_SQL
 from magray.memory.backends.sqlite.vector_index import EXACT_LIMIT, expansion_for
 from magray.memory.records import Filters, Layer
 
@@ -160,9 +160,9 @@ def _exact_layers(state: IndexState, q: Sims, codes: list[int], need: int) -> tu
 
 def _rescore(indexes: IndexSet, keys: Keys, q: Sims) -> tuple[Keys, Sims]:
     """Exact float32 cosines from the store for candidates found in a quantized index."""
-    found = indexes.store.vectors((keys >> 2).tolist())
+    found = indexes.source.stored((keys >> 2).tolist())
     kept = [
-        (int(key), float(decode(found[int(key) >> 2][1], indexes.dim) @ q))
+        (int(key), float(found[int(key) >> 2][1] @ q))
         for key in keys.tolist()
         if int(key) >> 2 in found and found[int(key) >> 2][0] == indexes.model_id
     ]
@@ -180,13 +180,13 @@ def _exact_filtered(
 
     cond, params = filter_sql(filters)
     rows = indexes.store.conn.execute(
-        f"SELECT r.num, r.layer, r.vector FROM records r WHERE {cond}"
+        f"SELECT r.num, r.layer, {VECTOR_SQL} FROM records r WHERE {cond}"
         " AND r.embedding_model = ? AND r.vector IS NOT NULL",
         [*params, indexes.model_id],
     ).fetchall()
     if not rows:
         return []
-    matrix = np.vstack([decode(r[2], indexes.dim) for r in rows])
+    keys, matrix = indexes.source.keyed(rows)  # vectors the store dropped: from the file
     sims = matrix @ query
     top = np.argsort(-sims, kind="stable")[:want]
-    return [(int(rows[i][0]), float(sims[i]), Layer(rows[i][1])) for i in top]
+    return [(int(keys[i] >> 2), float(sims[i]), LAYER_OF[int(keys[i] & 3)]) for i in top]
