@@ -7,7 +7,8 @@
 ``Memory.remember_many`` (batches of 1,000) and reports the CPU seconds of the adds alone
 (SQLite, keyword index, Python) apart from the vector-index sync that follows. ``--home``
 measures, on that store, the median thread CPU time (best of three passes over 200
-queries) of the whole ``Memory.recall`` per mode and of its parts: the vector pool and the
+queries) of the whole ``Memory.recall`` per mode, filtered to one layer, of the vector
+stage (``Memory.vector_candidates``, top 10) and of the recall's parts: the vector pool and the
 keyword search at the fusion depth, fusion, and reading the ten hits. CPU time is what a
 shared machine inflates least: compare two versions on copies of one store, alternating.
 """
@@ -82,6 +83,13 @@ def measure(n: int, home: Path) -> dict[str, Any]:
     out: dict[str, Any] = {"n": n}
     for mode in SearchMode:
         out[f"{mode}_ms"] = cpu_ms(recall(mode))
+    assets = Filters(layers=(Layer.ASSETS,))
+    out["filtered_ms"] = cpu_ms(
+        lambda i: memory.recall(
+            Query(text=data.query_texts[i], k=K, mode=SearchMode.VECTOR, filters=assets)
+        )
+    )
+    out["vector_stage_ms"] = cpu_ms(lambda i: memory.vector_candidates(qv[i], K, Filters(), layers))
     pools = [memory._vector_pool(qv[i], layers, NORM_DEPTH, Filters()) for i in range(200)]
     words = [keyword_terms(text) for text in data.query_texts]
     hits = [backend.keyword_search(words[i], Filters(), NORM_DEPTH) for i in range(200)]

@@ -244,6 +244,14 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def _children_cpu() -> float:
+    """CPU seconds of the finished child processes (wrk's, once it has been waited for)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> dict[str, Any]:
     import socket
 
@@ -281,13 +289,17 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
             url,
         ]
         cpu = cpu_seconds(proc.pid)
+        wrk_cpu = _children_cpu()
         out = subprocess.run(cmd_wrk, capture_output=True, text=True, check=True).stdout
+        wrk_cpu = _children_cpu() - wrk_cpu
         cpu = cpu_seconds(proc.pid) - cpu
         (home / f"wrk-{mode}.txt").write_text(out, "utf-8")
         print(out, file=sys.stderr)
         result = parse_wrk(out)
         # the server's own CPU per request: steadier than requests/s on shared cores
         result["server_cpu_ms_per_request"] = round(cpu * 1000 / max(1, result["requests"]), 2)
+        # the load generator's own, on the same cores
+        result["wrk_cpu_ms_per_request"] = round(wrk_cpu * 1000 / max(1, result["requests"]), 3)
         if mode == "cached":  # the HTTP floor: the same load on GET /healthz (no work)
             floor = [*cmd_wrk[:-3], url + "/healthz"]
             out = subprocess.run(floor, capture_output=True, text=True, check=True).stdout

@@ -6,6 +6,7 @@ sees the old file or the new one, never half of either, and a crash leaves the o
 ``atomic_path`` is the same for a file written by other code (a stream, a download, a
 library's ``save(path)``): it hands out the temporary path and puts the file in place when
 the block ends without an error.
+``fsync_file`` and ``fsync_dir`` flush a file, or a folder's entries after a rename.
 ``read_toml`` returns ``{}`` for a missing file and one ``ConfigError`` line for a file that
 is not UTF-8 TOML, naming the file and what to do.
 """
@@ -45,6 +46,20 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def fsync_file(path: Path) -> None:
+    """Flush ``path``'s content to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: Path) -> None:
+    """Flush a folder's entries to disk, so a rename or a new file in it survives a crash."""
+    fsync_file(path)
 
 
 def write_atomic(path: Path, data: str | bytes, *, mode: int | None = None) -> None:

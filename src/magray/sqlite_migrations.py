@@ -28,14 +28,19 @@ def connect(
     check_same_thread: bool = True,
     timeout: float = BUSY_TIMEOUT_S,
     migrations: Sequence[Migration] = (),
+    incremental_vacuum: bool = False,
 ) -> sqlite3.Connection:
     """Open ``path`` with MAGRAY's pragmas and apply ``migrations``; the caller maps
-    ``sqlite3.Error`` to its own one-line StoreError."""
+    ``sqlite3.Error`` to its own one-line StoreError. With ``incremental_vacuum`` a new
+    database is created with ``auto_vacuum = INCREMENTAL`` (settable only before the first
+    table and before WAL mode), so ``PRAGMA incremental_vacuum`` can give freed pages back."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
         path, isolation_level=None, check_same_thread=check_same_thread, timeout=timeout
     )
     try:
+        if incremental_vacuum:
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # a no-op on an existing file
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute(f"PRAGMA synchronous = {'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
         conn.execute("PRAGMA foreign_keys = ON")

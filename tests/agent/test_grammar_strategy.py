@@ -158,10 +158,59 @@ def test_a_repair_leaves_out_tools_that_need_a_path_when_the_request_names_none(
     assert planned.plan is not None and planned.plan.steps[0].tool == "memory_remember"
     allowed = tools_allowed(llm.requests[1])
     assert not allowed & {"file_write", "file_edit", "file_move", "file_delete", "git_add"}
-    assert {"memory_remember", "shell_exec", "file_read", "git_status"} <= allowed
+    assert {"memory_remember", "shell_exec", "task_add", "git_commit"} <= allowed
+    # the plan meant a change: a read or a listing would not do it ("save a note" once
+    # became ``file_list {}``)
+    assert not allowed & {"file_list", "file_read", "file_grep", "git_status", "answer"}
     shell = args_schema(llm.requests[1], "shell_exec")
     assert shell is not None and "cwd" not in shell["properties"]  # optional: dropped
     assert "names no file or folder" in llm.requests[1].messages[-1].content
+
+
+def test_steps_after_a_made_up_path_are_dropped_when_the_ones_before_stand() -> None:
+    # a small model extended "run the tests" with the git steps of a worked example
+    extended = plan_json(
+        ("shell_exec", {"argv": ["pytest", "tests"]}),
+        ("git_add", {"paths": ["tests"]}),
+        ("git_commit", {"message": "Run tests"}),
+    )
+    llm = Chat([extended])
+    planned = Planner(llm, REGISTRY).plan("run the test suite with pytest")
+    assert planned.plan is not None and len(llm.requests) == 1  # no repair
+    assert [(s.tool, dict(s.args)) for s in planned.plan.steps] == [
+        ("shell_exec", {"argv": ["pytest", "tests"]})
+    ]
+
+
+def test_a_made_up_path_in_the_first_step_is_still_repaired() -> None:
+    made_up = plan_json(
+        ("file_write", {"path": "notes/release.md", "content": "Friday"}),
+        ("git_add", {"paths": ["notes/release.md"]}),
+    )
+    remembered = plan_json(("memory_remember", {"text": "The release is on Friday"}))
+    llm = Chat([made_up, remembered])
+    planned = Planner(llm, REGISTRY).plan("save a note that the release is on Friday")
+    assert planned.plan is not None and planned.plan.steps[0].tool == "memory_remember"
+    assert len(llm.requests) == 2
+
+
+def test_a_re_plan_after_a_copy_keeps_the_made_up_path_ruled_out() -> None:
+    # "make a note: …" → file_write notes/standup.md (made up) → task_update 12 (an
+    # example's id) → planned again without that example: the file tools stay out
+    llm = Chat(
+        [
+            plan_json(("file_write", {"path": "notes/standup.md", "content": "10am"})),
+            plan_json(("task_update", {"id": "12", "state": "doing"})),
+            plan_json(("memory_remember", {"text": "Standup moved to 10am"})),
+        ]
+    )
+    shots = [e for e in EXAMPLES if e[0] == "set task 12 to in progress"]
+    planner = Planner(llm, REGISTRY, selector=ExampleSelector(examples=shots, k=1))
+    planned = planner.plan("make a note: standup moved to 10am")
+    assert planned.plan is not None and planned.plan.steps[0].tool == "memory_remember"
+    assert len(llm.requests) == 3
+    third = tools_allowed(llm.requests[2])
+    assert "memory_remember" in third and not third & {"file_write", "file_list", "file_read"}
 
 
 def test_a_plan_that_copies_an_examples_argument_is_planned_again() -> None:

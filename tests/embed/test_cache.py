@@ -70,3 +70,17 @@ def test_load_embedder_caches_in_the_data_dir(default_model_dir: Path) -> None:
     again.embed_documents(["MAGRAY keeps a cache"])
     assert isinstance(again, CachedEmbedder) and again.stats() == {"hits": 1, "misses": 0}
     assert again.model_id == "all-minilm-l6-v2" and again.dim == 384
+
+
+def test_cached_queries_answers_only_what_the_cache_holds(tmp_path: Path) -> None:
+    inner = HashEmbedder()
+    cached = CachedEmbedder(inner, EmbeddingCache(tmp_path / "c.db"))
+    cached.embed_documents(["alpha"])  # a document vector is not a query vector
+    assert cached.cached_queries(["alpha"]) is None and cached.cached_queries([]) is None
+    made = cached.embed_queries(["alpha", "beta"])
+    calls = inner.calls
+    got = cached.cached_queries(["beta", "alpha"])
+    assert got is not None and inner.calls == calls  # nothing embedded
+    np.testing.assert_array_equal(got, made[[1, 0]])
+    assert cached.cached_queries(["alpha", "gamma"]) is None  # one missing: None
+    assert inner.calls == calls

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -71,14 +72,24 @@ def check_top(found: list[tuple[int, float]], exact: dict[int, float], k: int) -
     assert [round(exact[n], 5) for n, _ in found] == [round(v, 5) for v in best]
 
 
-@pytest.mark.parametrize("exact_limit", [0, 50])
+@pytest.mark.parametrize(("exact_limit", "per_ef", "exact"), [(0, 12, 0), (50, 12, 1), (50, 0, 0)])
 def test_a_layer_filter_returns_that_layers_best(
-    monkeypatch: pytest.MonkeyPatch, exact_limit: int
+    monkeypatch: pytest.MonkeyPatch, exact_limit: int, per_ef: int, exact: int
 ) -> None:
-    """Over-fetching from the one graph (exact_limit 0) and brute force over a small layer
-    (exact_limit 50: the 40-vector interact layer) both give the layer's exact top k."""
+    """Over-fetching from the one graph (exact_limit 0, or a small layer that is large
+    against the expansion: per_ef 0) and brute force over a small layer (exact_limit 50:
+    the 40-vector interact layer) both give the layer's exact top k."""
     monkeypatch.setattr(vi, "EXACT_LIMIT", exact_limit)
     monkeypatch.setattr(index_search, "EXACT_LIMIT", exact_limit)
+    monkeypatch.setattr(index_search, "EXACT_PER_EF", per_ef)
+    exact_calls: list[int] = []
+    brute_force = index_search._exact_layers
+
+    def spy(*args: Any, **kw: Any) -> Any:
+        exact_calls.append(1)
+        return brute_force(*args, **kw)
+
+    monkeypatch.setattr(index_search, "_exact_layers", spy)
     with make() as memory:
         fill(memory, {Layer.INTERACT: 40, Layer.INSIGHTS: 300, Layer.ASSETS: 300})
         memory.backend.indexes.ef = 400  # a wide search: the graph answers exactly here
@@ -90,6 +101,7 @@ def test_a_layer_filter_returns_that_layers_best(
             every = tuple(Layer)
             found = memory.vector_candidates(qvec, 5, Filters(), every)
             check_top(found, exact_sims(memory, qvec, every), 5)
+        assert bool(exact_calls) == bool(exact)
 
 
 def test_a_record_moved_to_another_layer_is_found_only_there() -> None:
@@ -117,6 +129,7 @@ def test_a_record_moved_to_another_layer_is_found_only_there() -> None:
 
 def test_older_per_layer_files_are_replaced_once(magray_home: Path) -> None:
     with make() as memory:
+        memory.backend._apart = None  # type: ignore[attr-defined]  # vectors in the rows
         fill(memory, {Layer.INTERACT: 3, Layer.INSIGHTS: 3, Layer.ASSETS: 3})
         index_dir = memory.backend.indexes.path().parent
         one = memory.backend.indexes.path()
@@ -164,9 +177,24 @@ def test_an_f16_store_keeps_half_the_vector_bytes_and_exports_exactly(
         assert verify(memory).ok
         first = io.StringIO()
         export(memory, first, with_vectors=True)
-    db = sqlite3.connect(magray_home / "data" / "memory.db")
-    sizes = sorted({int(r[0]) for r in db.execute("SELECT LENGTH(vector) FROM records")})
-    assert sizes == [2 * 64 + 1, 4 * 64]
+        db = sqlite3.connect(magray_home / "data" / "memory.db")
+        memory.remember(NewRecord(text="one more note"))  # not yet in a saved file
+        assert [int(r[0]) for r in db.execute("SELECT LENGTH(vector) FROM vector_backlog")] == [
+            4 * 64,
+            2 * 64 + 1,
+        ]
+        memory.sync_indexes()
+        # the f16 file holds the f16 vectors: the store keeps none of them, only the f32
+        # one (the f16 file would round it)
+        assert {int(r[0]) for r in db.execute("SELECT LENGTH(vector) FROM records")} == {0}
+        assert [int(r[0]) for r in db.execute("SELECT LENGTH(vector) FROM vector_backlog")] == [
+            4 * 64
+        ]
+        db.close()
+        memory.forget(memory.list_records(Filters(), limit=1)[0].id)  # the newest one
+        again = io.StringIO()
+        export(memory, again, with_vectors=True)  # the vectors now come from the file
+        assert again.getvalue() == first.getvalue()
     settings = load_settings({"memory.vector_dtype": "f16"}).with_overrides(
         {"memory.auto_lifecycle": False}, source="test"
     )

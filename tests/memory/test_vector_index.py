@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from magray.errors import DimensionMismatchError, IndexCorruptError, UsageError
+from magray.memory.backends.sqlite import index_file
 from magray.memory.backends.sqlite import vector_index as vi
 from magray.memory.backends.sqlite.vector_index import VectorIndex, label_checksum
 
@@ -58,6 +59,23 @@ def test_upsert_replaces_vector(tmp_path: Path) -> None:
     index.add(np.array([200, 200]), vecs[:2])  # the last vector of a repeated label wins
     assert len(index) == 101
     assert index.search(vecs[1], 3)[0][0][:2].tolist() in ([1, 200], [200, 1])
+
+
+@pytest.mark.parametrize("dtype", ["f32", "f16"])
+def test_similarities_are_cosines_of_vectors_of_any_length(tmp_path: Path, dtype: str) -> None:
+    """f32 and f16 files are searched by inner product: vectors are normalised on the way
+    in, so lengths never change a similarity, before and after a save and reopen."""
+    vecs = unit(50, seed=3)
+    lengths = np.linspace(0.2, 5.0, 50, dtype=np.float32)[:, None]
+    index = VectorIndex.create(tmp_path / "n.usearch", model_id="m", dim=DIM, dtype=dtype)
+    index.add(np.arange(50), vecs * lengths)
+    index.save()
+    query = 7.0 * vecs[10] + 0.5 * vecs[11]
+    cosines = vecs @ (query / np.linalg.norm(query))
+    for idx in (index, reopen(index.path, dtype=dtype)):
+        labels, sims = idx.search(query, 5)[0]
+        assert labels.tolist() == np.argsort(-cosines)[:5].tolist()
+        assert np.allclose(sims, cosines[labels], atol=2e-3)
 
 
 def test_batch_queries_and_small_k(tmp_path: Path) -> None:
@@ -213,20 +231,51 @@ def test_sidecar_edited_count_detected(tmp_path: Path) -> None:
         reopen(index.path, verify=False)
 
 
-def test_crash_between_index_and_sidecar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_save_killed_before_its_sidecar_leaves_the_old_pair(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     index = make(tmp_path)
     index.save()
+    before = index.path.read_bytes()
     index.add([7], unit(1, seed=5))  # upsert: same count, same labels, new file content
 
     def crash(path: Path, data: bytes) -> None:
         raise OSError("power cut")
 
-    monkeypatch.setattr(vi, "_write_atomic", crash)
+    monkeypatch.setattr(index_file, "write_atomic", crash)
     with pytest.raises(OSError, match="power cut"):
-        index.save()  # the new index file is in place, the old sidecar beside it
-    assert not list(tmp_path.glob(".*tmp"))
+        index.save()  # the new file is staged, the old pair untouched
+    assert index.path.read_bytes() == before
+    assert len(reopen(index.path)) == 100
+    assert index_file.staging(index.path).exists()
+    reopen(index.path, writable=True)  # a writer drops the staged file no sidecar describes
+    assert not index_file.staging(index.path).exists()
+
+
+def test_a_save_killed_before_its_rename_is_finished_by_the_next_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    index = make(tmp_path)
+    index.save()
+    index.add([7], unit(1, seed=5))
+    index.add([500], unit(1, seed=6))
+    real_replace = index_file.os.replace
+
+    def crash(src: object, dst: object) -> None:
+        if str(src).endswith(".saving"):
+            raise OSError("power cut")
+        real_replace(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index_file.os, "replace", crash)
+    with pytest.raises(OSError, match="power cut"):
+        index.save()  # the sidecar describes the staged file; the old file is in place
+    monkeypatch.undo()
     with pytest.raises(IndexCorruptError, match="interrupted save"):
-        reopen(index.path)  # detected on the default (fast) read-only path too
+        reopen(index.path)  # a reader meets the half-saved pair: it cannot be trusted
+    done = reopen(index.path, writable=True)  # the writer finishes the rename
+    assert len(done) == 101 and 500 in done
+    assert not index_file.staging(index.path).exists()
+    assert len(reopen(index.path)) == 101
 
 
 def test_copied_pair_still_opens(tmp_path: Path) -> None:

@@ -121,3 +121,29 @@ def test_each_search_embeds_its_query_once(client: TestClient, key: Any) -> None
     assert isinstance(batcher, QueryBatcher) and batcher.embedded == 3
     r = client.post("/v1/memories/search", json={"query": "staging port"}, headers=h)
     assert r.json()["hits"][0]["text"] == "the staging port is 5433"
+
+
+def test_a_query_in_the_embedding_cache_skips_the_batch(
+    make_client: Any, key: Any, tmp_path: Any
+) -> None:
+    from magray.embed.cache import CachedEmbedder, EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path / "cache.db")
+    client = make_client(embedder=CachedEmbedder(HashEmbedder(), cache))
+    h = key("writer", "qc")
+    for text in ("the staging port is 5433", "deploys run on fridays"):
+        assert client.post("/v1/memories", json={"text": text}, headers=h).status_code == 201
+    batcher = client.app.fastapi.state.services.tenants.embedded()  # type: ignore[attr-defined]
+    assert isinstance(batcher, QueryBatcher)
+    embedded = lambda: value(  # noqa: E731
+        samples(client), "magray_embedded_texts", "magray_embedded_texts_total"
+    )
+    before = embedded()
+    first = client.post("/v1/memories/search", json={"query": "staging port"}, headers=h)
+    assert first.status_code == 200 and batcher.embedded == 1  # not cached yet: batched
+    again = client.post("/v1/memories/search", json={"query": "staging port"}, headers=h)
+    assert again.json() == first.json()
+    assert batcher.embedded == 1  # the cached vector, without the batch
+    assert embedded() - before == 2  # both searches' vectors are counted
+    assert not batcher._kept  # the recall took the vector kept for it
+    cache.close()

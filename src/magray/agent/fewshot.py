@@ -332,6 +332,22 @@ def made_up(plan: Plan, goal: str, registry: ToolRegistry) -> list[str]:
     return list(dict.fromkeys(p for _, p in _changed_paths(plan, registry) if not _named(p, goal)))
 
 
+def before_made_up(plan: Plan, goal: str, registry: ToolRegistry) -> Plan | None:
+    """The steps of ``plan`` before the first one that changes a path the request does not
+    name, when there are any (None otherwise).
+
+    A small model extends a plan with steps of its worked examples ("run the tests" became
+    ``shell_exec pytest``, then ``git_add tests`` and ``git_commit``); the steps after a
+    made-up path were not asked for, while the ones before it were. A re-plan after the
+    critic adds what is still missing.
+    """
+    made = {step for step, path in _changed_paths(plan, registry) if not _named(path, goal)}
+    first = next((i for i, step in enumerate(plan.steps) if step.id in made), None)
+    if not first:  # None (nothing made up) or 0 (the first step is wrong: repair it)
+        return None
+    return Plan(plan.goal, plan.steps[:first])
+
+
 def ungrounded(plan: Plan, goal: str, registry: ToolRegistry) -> list[str]:
     """Paths a base model made up for a step with side effects: not in the request.
 

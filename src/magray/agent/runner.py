@@ -7,7 +7,11 @@ stops the run at once (no re-plan): the report names the step and the reason.
 The report never lies about what ran: Ctrl-C ends the run with ``interrupted`` set and the
 steps that ran (their processes killed); an error after some steps ran (the critic's LLM
 call failing, say) is kept in ``error`` beside those steps instead of losing them.
-The run is remembered with its provenance: kind ``agent_run``, tag ``source:agent``.
+Only a run that worked is remembered, with its provenance: kind ``agent_run``, tags
+``source:agent`` and ``run:succeeded``. A dry run (nothing ran), a plan that was not
+approved, a direct answer (nothing checked it), a denied, failed, interrupted or unfinished
+run store nothing: the planner recalls remembered runs as examples of what worked, and a
+wrong plan stored as one would be planned again.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from magray.agent.critic import Critic, step_report
 from magray.agent.executor import DENIED, OK, Executor, Interrupted, StepResult
 from magray.agent.plan import Plan
 from magray.agent.planner import Planned, Planner
-from magray.agent.session import AGENT_RUN, FROM_AGENT
+from magray.agent.session import AGENT_RUN, FROM_AGENT, RUN_SUCCEEDED
 from magray.errors import MagrayError, PlanError
 from magray.llm.base import Usage
 from magray.memory.records import Layer, NewRecord, Source
@@ -115,8 +119,9 @@ class Agent:
         """Do ``goal`` (``memories``: what recall found, given to the planner; ``planned``:
         the planner's first answer when the caller already asked for it).
 
-        The report is remembered as one ``agent_run`` record. An error before any step
-        ran is raised; after steps ran it is kept in ``report.error`` with those steps.
+        A run that worked (``worked``) is remembered as one ``agent_run`` record. An error
+        before any step ran is raised; after steps ran it is kept in ``report.error`` with
+        those steps.
         """
         report = RunReport(goal)
         try:
@@ -209,15 +214,32 @@ class Agent:
                 f"Critic: {verdict.reason}\nPlan again, avoiding what failed."
             )
 
+    def worked(self, report: RunReport) -> bool:
+        """Whether ``report`` is a run worth planning from: not a dry run, approved, not
+        denied, interrupted or stopped by an error, the critic said done, and every step of
+        the final plan ran and succeeded (a direct answer has no steps: nothing checked it).
+        """
+        final = report.plan.steps if report.plan is not None else ()
+        return (
+            not self.executor.policy.mode.dry_run
+            and report.approved
+            and report.done
+            and not report.interrupted
+            and report.error is None
+            and report.denied is None
+            and bool(final)
+            and all(report.plan_status.get(step.id) == OK for step in final)
+        )
+
     def _remember(self, report: RunReport) -> None:
-        if self.memory is None:
+        if self.memory is None or not self.worked(report):
             return
         self.memory.remember(
             NewRecord(
                 text=report.summary(),
                 layer=Layer.INTERACT,
                 kind=AGENT_RUN,
-                tags=("agent", FROM_AGENT),
+                tags=("agent", FROM_AGENT, RUN_SUCCEEDED),
                 source=Source(uri=AGENT_SOURCE),
             )
         )

@@ -48,6 +48,7 @@ HISTORY_TURNS = 6
 EXCHANGE = "exchange"  # the kind of records that store asked questions and their answers
 AGENT_RUN = "agent_run"  # the kind of records that store agent runs
 FROM_AGENT = "source:agent"  # the provenance tag of what the agent (not the user) wrote
+RUN_SUCCEEDED = "run:succeeded"  # the tag of an agent run that worked (the planner's examples)
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 
 
@@ -80,6 +81,9 @@ class UsedMemory:
     uri: str | None
     #: the agent wrote it (a run's record, tool output included), not the user
     from_agent: bool = False
+    #: the record's kind and tags (what the planner may draw on)
+    kind: str | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass
@@ -174,7 +178,7 @@ def fit_memories(
                 break
             cut = m.text[: max(1, len(m.text) * left // max(size, 1))]
             cut = cut.rsplit(" ", 1)[0] if " " in cut else cut
-            m = UsedMemory(m.id, m.layer, m.score, cut + " …", m.uri, m.from_agent)
+            m = dataclasses.replace(m, text=cut + " …")
             size = left
         kept.append(m)
         left -= size
@@ -287,6 +291,8 @@ class Session:
                 h.record.text,
                 h.record.source.uri if h.record.source else None,
                 from_agent(h.record),
+                h.record.kind,
+                h.record.tags,
             )
             for h in hits
         ]

@@ -6,15 +6,17 @@ answer (streamed) → remember.
 - **recall**: the memories relevant to the request, once (``Session.recall``).
 - **decide and plan**: when the turn may act, the planner sees the request with those
   memories (what the agent wrote is delimited as untrusted data) and either plans or
-  answers. A turn that may not act (``ask``) goes straight to the answer.
+  answers. Of the remembered agent runs it sees only those that worked (tag
+  ``run:succeeded``): a dry run's or a failed run's plan would be planned again. A turn
+  that may not act (``ask``) goes straight to the answer.
 - **approve, execute, critic, re-plan**: ``Agent.run`` with the first plan; approval and
   the policy's asks go through the agent's callbacks (``magray.agent.approvals``).
 - **answer**: after acting, the critic's answer; otherwise the grounded, cited answer
   streamed by ``Session.ask`` — or, with ``answer_from_planner`` (``run``), the planner's
   own direct answer without a second call.
-- **remember**: an agent run as one ``agent_run`` record with its provenance; an
-  answer as an exchange. In a conversation (``log_runs``) both are logged, so the next
-  turn sees them as history.
+- **remember**: an agent run that worked as one ``agent_run`` record with its
+  provenance (``magray.agent.runner``); an answer as an exchange. In a conversation
+  (``log_runs``) both are logged, so the next turn sees them as history.
 
 Nothing here knows about terminals: text goes to ``on_text``, approvals to the asker.
 """
@@ -27,7 +29,14 @@ from dataclasses import dataclass
 
 from magray.agent.conversations import Turn as LoggedTurn
 from magray.agent.runner import Agent, RunReport
-from magray.agent.session import AskResult, Session, UsedMemory, new_conversation_id
+from magray.agent.session import (
+    AGENT_RUN,
+    RUN_SUCCEEDED,
+    AskResult,
+    Session,
+    UsedMemory,
+    new_conversation_id,
+)
 from magray.agent.untrusted import untrusted
 from magray.errors import UsageError
 
@@ -45,10 +54,17 @@ class TurnResult:
     run: RunReport | None = None
 
 
+def worked_example(memory: UsedMemory) -> bool:
+    """Whether the planner may see ``memory``: anything but an agent run that is not marked
+    as having worked (a dry run, a failed run, or a run stored before runs were marked)."""
+    return memory.kind != AGENT_RUN or RUN_SUCCEEDED in memory.tags
+
+
 def planning_memories(memories: Sequence[UsedMemory]) -> str:
-    """Recalled memories for the planner: the user's as notes, the agent's as data."""
+    """Recalled memories for the planner: the user's as notes, the agent's as data; agent
+    runs only when they worked (``worked_example``)."""
     lines = []
-    for m in memories:
+    for m in filter(worked_example, memories):
         text = " ".join(m.text.split())[:MEMORY_CHARS]
         if m.from_agent:
             lines.append(untrusted(f"memory {m.id}: an earlier agent run", text))

@@ -64,6 +64,15 @@ class TableEmbedder:
         return np.vstack([self.table[t] for t in texts]).astype(np.float32, copy=False)
 
     def embed_queries(self, texts: Sequence[str]) -> F32:
+        if len(texts) == 1:  # a recall's one query: a lookup, not a copy
+            one: F32 = self.table[texts[0]].reshape(1, -1)
+            return one
+        return self.embed_documents(texts)
+
+    def cached_queries(self, texts: Sequence[str]) -> F32 | None:
+        """Every vector of the table is a cached one (the embedding cache's best case)."""
+        if not texts or any(t not in self.table for t in texts):
+            return None
         return self.embed_documents(texts)
 
 

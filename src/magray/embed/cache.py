@@ -129,6 +129,20 @@ class CachedEmbedder:
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
         return self._embed(texts, self.model_id + QUERY_SUFFIX, self.inner.embed_queries)
 
+    def cached_queries(self, texts: Sequence[str]) -> Vectors | None:
+        """The query vectors of ``texts`` when the cache holds them all, else None (nothing
+        is embedded): a caller can skip waiting for the model."""
+        from magray.hashing import content_hash
+
+        if not texts:
+            return None
+        hashes = [content_hash(t) for t in texts]
+        found = self.cache.get_many(self.model_id + QUERY_SUFFIX, hashes)
+        if any(h not in found for h in hashes):
+            return None
+        self.hits += len(hashes)
+        return np.vstack([found[h] for h in hashes]).astype(np.float32, copy=False)
+
     def _embed(self, texts: Sequence[str], key: str, embed: object) -> Vectors:
         from magray.hashing import content_hash
 

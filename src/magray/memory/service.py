@@ -141,6 +141,11 @@ class Memory:
         self._reranker = reranker
         self._model_checked = False  # the vector side is checked once per Memory
         self._accesses = AccessBuffer(self._backend.record_accesses)  # written off recall
+        self._param_cache: (
+            tuple[Settings, dict[SearchMode, tuple[FusionParams, ContextParams]]] | None
+        ) = None
+        if hasattr(self._backend, "reembed"):  # a store that can lose vectors with a file
+            self._backend.reembed = self._reembed_lost
         _OPEN.add(self)
 
     def __enter__(self) -> Memory:
@@ -191,6 +196,27 @@ class Memory:
         if not self._model_checked:
             self.check_model()
             self._model_checked = True
+
+    def _reembed_lost(self, nums: list[int]) -> int:
+        """Embed again the text of records whose vectors the store lost (a damaged index
+        file: see ``backends.sqlite.vector_source``); returns how many were embedded."""
+        model, _ = self.stored_model
+        embedder = self.embedder
+        if model is not None and model != embedder.model_id:
+            return 0  # another model: `magray memory reindex --reembed` decides
+        done = 0
+        for start in range(0, len(nums), EMBED_BATCH):
+            rows = self._backend.fetch(nums[start : start + EMBED_BATCH])
+            labels = sorted(rows)
+            if not labels:
+                continue
+            vectors = embedder.embed_documents([rows[n].record.text for n in labels])
+            rest = np.asarray(vectors, dtype="<f4")
+            self._backend.set_vectors(
+                [(n, rest[i].tobytes()) for i, n in enumerate(labels)], embedder.model_id
+            )
+            done += len(labels)
+        return done
 
     def check_model(self) -> None:
         """Refuse to mix vectors: the store's model must be the active model."""
@@ -348,6 +374,23 @@ class Memory:
             time_weight=s.time_weight,
         )
 
+    def _mode_params(self, mode: SearchMode) -> tuple[FusionParams, ContextParams]:
+        """Fusion and context parameters of a recall in ``mode``, made once per settings
+        object (``settings`` is frozen; a new one is seen at once)."""
+        cache: tuple[Settings, dict[SearchMode, tuple[FusionParams, ContextParams]]] | None
+        cache = getattr(self, "_param_cache", None)
+        if cache is None or cache[0] is not self.settings:
+            cache = self._param_cache = (self.settings, {})
+        made = cache[1].get(mode)
+        if made is None:
+            params = self.fusion_params()
+            if mode is SearchMode.VECTOR:
+                params = dataclasses.replace(params, vector_weight=1.0, keyword_weight=0.0)
+            elif mode is SearchMode.KEYWORD:
+                params = dataclasses.replace(params, vector_weight=0.0, keyword_weight=1.0)
+            made = cache[1][mode] = (params, self.context_params())
+        return made
+
     def embed_query(self, text: str) -> npt.NDArray[np.float32]:
         return np.asarray(self.embedder.embed_queries([text])[0], dtype=np.float32)
 
@@ -377,12 +420,7 @@ class Memory:
         if query.k > MAX_K:
             raise UsageError(f"-k must be at most {MAX_K:,} (got {query.k}).")
         filters = query.filters
-        params = self.fusion_params()
-        if query.mode is SearchMode.VECTOR:
-            params = dataclasses.replace(params, vector_weight=1.0, keyword_weight=0.0)
-        elif query.mode is SearchMode.KEYWORD:
-            params = dataclasses.replace(params, vector_weight=0.0, keyword_weight=1.0)
-        context = self.context_params()
+        params, context = self._mode_params(query.mode)
         if context.active and not self._backend.has_sessions():
             context = ContextParams()  # no conversation in the store: nothing to lift
         depth = max(query.k, RERANK_DEPTH if query.rerank else 0)

@@ -176,5 +176,13 @@ class CountingEmbedder:
         self._counter.inc(len(texts))
         return out
 
+    def cached_queries(self, texts: Sequence[str]) -> Any:
+        """The inner embedder's cached vectors of ``texts`` (counted), or None."""
+        peek = getattr(self._inner, "cached_queries", None)
+        out = None if peek is None else peek(texts)
+        if out is not None:
+            self._counter.inc(len(texts))
+        return out
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -22,6 +22,7 @@ from magray.observability.audit_chain import AuditChain, chain_file
 from magray.observability.metrics import CountingEmbedder, Metrics
 from magray.server.auth import Authenticator
 from magray.server.deps import Services
+from magray.server.fast_search import FastSearch
 from magray.server.guard import Guard
 from magray.server.keys import KeyStore, keys_file
 from magray.server.problems import (
@@ -52,17 +53,39 @@ def _problem_response(p: Problem) -> JSONResponse:
     )
 
 
-def _install_handlers(app: FastAPI, metrics: Metrics) -> None:
-    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, Problem)
+def error_response(exc: Exception, metrics: Metrics) -> JSONResponse:
+    """The problem response for an exception of a route (counted in the error metric):
+    a :class:`Problem` as raised, a MAGRAY error by its class, anything else a 500."""
+    if isinstance(exc, Problem):
         metrics.errors.labels(exc.slug).inc()
         return _problem_response(exc)
-
-    async def on_magray(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, MagrayError)
+    if isinstance(exc, MagrayError):
         p = from_magray(exc)
         metrics.errors.labels(p.slug).inc()
         return _problem_response(p)
+    log.error("unexpected %s: %s", type(exc).__name__, exc, exc_info=exc)
+    metrics.errors.labels("internal").inc()
+    return JSONResponse(
+        body(
+            500,
+            "internal",
+            "Internal error",
+            f"unexpected {type(exc).__name__}; the server log has the details under this"
+            " request id.",
+        ),
+        status_code=500,
+        media_type=PROBLEM_JSON,
+    )
+
+
+def _install_handlers(app: FastAPI, metrics: Metrics) -> None:
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return error_response(exc, metrics)
+
+    async def on_magray(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, MagrayError)
+        return error_response(exc, metrics)
 
     async def on_invalid(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -94,19 +117,7 @@ def _install_handlers(app: FastAPI, metrics: Metrics) -> None:
         )
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected %s: %s", type(exc).__name__, exc, exc_info=exc)
-        metrics.errors.labels("internal").inc()
-        return JSONResponse(
-            body(
-                500,
-                "internal",
-                "Internal error",
-                f"unexpected {type(exc).__name__}; the server log has the details under this"
-                " request id.",
-            ),
-            status_code=500,
-            media_type=PROBLEM_JSON,
-        )
+        return error_response(exc, metrics)
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(MagrayError, on_magray)
@@ -177,7 +188,7 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Any:
     app.include_router(routes_admin.router)
     max_body = int(settings.server.max_body_mb * 1024 * 1024)
     guard = Guard(
-        app,
+        FastSearch(app, svc, on_error=lambda exc: error_response(exc, metrics)),
         metrics=metrics,
         chain=svc.chain,
         max_body=max_body,

@@ -122,6 +122,19 @@ class QueryBatcher:
             await ready
             self._keep(job)
 
+    def ahead_from_cache(self, text: str) -> bool:
+        """Keep the vector of ``text`` for the recall when the inner embedder has it cached
+        (``cached_queries``); False when it must be embedded. It reads the cache: call it
+        off the event loop."""
+        peek = getattr(self.inner, "cached_queries", None)
+        vectors = None if peek is None else peek([text])
+        if vectors is None:
+            return False
+        job = _Job(text)
+        job.vector = vectors[0]
+        self._keep(job)
+        return True
+
     def _submit(self, job: _Job) -> bool:
         with self._wake:
             if self._closed:

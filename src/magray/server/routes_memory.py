@@ -8,13 +8,14 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TextIO, cast
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 from fastapi import APIRouter, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from magray.errors import UsageError
+from magray.server.auth import Principal
 from magray.server.deps import Admin, Reader, Services, Svc, Writer
 from magray.server.schemas import (
     BatchIn,
@@ -27,6 +28,9 @@ from magray.server.schemas import (
     SearchIn,
     SearchOut,
 )
+
+if TYPE_CHECKING:
+    from magray.server.tenants import Tenant
 
 router = APIRouter(prefix="/v1", tags=["memory"])
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,200}$")
@@ -82,6 +86,13 @@ def add_batch(batch: BatchIn, svc: Svc, who: Writer) -> dict[str, Any]:
     summary="Recall by meaning and keywords (as `magray memory search --json`).",
 )
 async def search(q: SearchIn, svc: Svc, who: Reader) -> Response:
+    # Plain searches are answered by ``fast_search`` without this route's machinery; this
+    # route answers the rest (and documents the route in OpenAPI).
+    return await searched(q, svc, who)
+
+
+async def searched(q: SearchIn, svc: Services, who: Principal) -> Response:
+    """The answer to a search of ``who``, as JSON."""
     from magray.memory.records import Filters, Layer, Query, SearchMode
     from magray.views import search_json
 
@@ -110,9 +121,13 @@ async def search(q: SearchIn, svc: Svc, who: Reader) -> Response:
         explain=q.explain,
     )
     started = time.perf_counter()
+    cached = None
     if query.mode is not SearchMode.KEYWORD and query.text.strip():
-        await _embed_ahead(svc, query.text)
-    hits = await run_in_threadpool(tenant.recall, query)
+        # A query whose vector is cached needs no batch: one worker-thread hop, not two.
+        cached = await run_in_threadpool(_recall_if_cached, svc, tenant, query)
+        if cached is None:
+            await _embed_ahead(svc, query.text)
+    hits = cached if cached is not None else await run_in_threadpool(tenant.recall, query)
     svc.metrics.recall_latency.labels(who.tenant).observe(time.perf_counter() - started)
     # Rendered here (the shape is ``SearchOut`` by construction): the response model
     # would validate and copy every hit again.
@@ -121,6 +136,17 @@ async def search(q: SearchIn, svc: Svc, who: Reader) -> Response:
         return JSONResponse(data)
     except ValueError:  # a score that is not finite: null, as the response model renders it
         return JSONResponse(SearchOut.model_validate(data).model_dump(mode="json"))
+
+
+def _recall_if_cached(svc: Services, tenant: Tenant, query: Any) -> list[Any] | None:
+    """The recall, when the query's vector is in the embedding cache; else None."""
+    from magray.server.query_batch import QueryBatcher
+
+    embedder = svc.tenants.embedded()
+    if isinstance(embedder, QueryBatcher) and embedder.ahead_from_cache(query.text):
+        hits: list[Any] = tenant.recall(query)
+        return hits
+    return None
 
 
 async def _embed_ahead(svc: Services, text: str) -> None:

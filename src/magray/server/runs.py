@@ -4,7 +4,7 @@ A run lives on its tenant's LLM thread. Its events (``plan``, ``approval``, ``st
 ``result``, ``error``) are kept in order so a client can stream them from the start at any
 time. A plan with side effects waits for ``POST /v1/runs/{id}/approve``; no answer within
 ``APPROVAL_TIMEOUT`` seconds is a refusal. Runs are kept in memory only (the report itself
-is remembered in the tenant's memory, as ``magray run`` does).
+is remembered in the tenant's memory when the run worked, as ``magray run`` does).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from magray.agent.fewshot import (
     MAX_STEPS,
     ExampleSelector,
     FixedSelector,
+    before_made_up,
     chain,
     compact,
     copied,
@@ -168,17 +169,16 @@ class GrammarChat(StrategyBase):
             "properties": {"steps": {**schema["properties"]["steps"], "items": {"anyOf": kept}}},
         }
 
-    def made_up_paths(
-        self, goal: str, plan: Plan, shots: list[tuple[str, Any]]
-    ) -> tuple[str, dict[str, Any]]:
+    def made_up_paths(self, goal: str, plan: Plan) -> tuple[str, dict[str, Any]]:
         """The feedback and grammar of a repair for a plan that names a made-up path.
 
         The feedback names the request's own paths and repeats the request (a small model
         otherwise copies words of the feedback into its arguments); the grammar allows only
-        those paths. When the
-        request names some, the tools stay the plan's own (the path was wrong, not the tool:
-        a model offered every tool again may turn a fix into a delete); when it names none,
-        the tools that need a path are left out.
+        those paths. When the request names some, the tools stay the plan's own (the path
+        was wrong, not the tool: a model offered every tool again may turn a fix into a
+        delete); when it names none, the tools that change something and need no path are
+        offered (the plan meant a change: "save a note" repaired into ``file_list`` did
+        nothing).
         """
         paths = request_paths(goal)
         paths += [p for p in grounded_paths(plan, goal, self.registry) if p not in paths]
@@ -188,8 +188,9 @@ class GrammarChat(StrategyBase):
             feedback += f"Use the paths it names ({', '.join(paths)})"
             tools: set[str] | None = {step.tool for step in plan.steps}
         else:
+            # the plan meant to change something: a read or a listing would not do it
             feedback += "It names no file or folder, so no file tool fits: choose another tool"
-            tools = self._candidates(shots)
+            tools = {t.name for t in self.registry if t.risk is not Risk.READ}
         feedback += f" and plan again for the request: {goal}"
         return feedback, self.grounded(self.schema(tools, answer=False), paths)
 
@@ -223,6 +224,9 @@ class GrammarChat(StrategyBase):
         usage = Usage()
         problems: list[str] = []
         greedy = not context
+        #: the grammar of a made-up-path repair: later repairs keep it (a re-plan without a
+        #: copied example once went back to the made-up path it had ruled out)
+        grounded: dict[str, Any] | None = None
         for attempt in range(self.max_repairs + 1):
             request = Request(
                 tuple(messages),
@@ -249,10 +253,12 @@ class GrammarChat(StrategyBase):
                 continue
             plan, problems = check(goal, chain(raw), self.registry, self.max_steps)
             if plan is not None and not problems:
+                plan = before_made_up(plan, goal, self.registry) or plan
                 problems = ungrounded(plan, goal, self.registry)
                 if problems:
                     # the grammar now rules the made-up path out: no need to sample
-                    feedback, schema = self.made_up_paths(goal, plan, shots)
+                    feedback, schema = self.made_up_paths(goal, plan)
+                    grounded = schema
                     greedy = True
                 else:
                     values = copied(plan, goal, shown, self.registry)
@@ -262,13 +268,13 @@ class GrammarChat(StrategyBase):
                     # again without the examples that hold the copied values
                     problems = [f"{v!r} is copied from an example" for v in values]
                     shots = [s for s in shots if not shows(s, values)]
-                    schema = self.schema(self._candidates(shots), answer=False)
+                    schema = grounded or self.schema(self._candidates(shots), answer=False)
                     messages = self.turns(catalogue, shots, prompt)
                     greedy = True
                     continue
             else:
                 greedy = False
                 feedback = "The plan is invalid: " + "; ".join(problems) + ". Answer again."
-                schema = self.schema(self._candidates(shots), answer=False)
+                schema = grounded or self.schema(self._candidates(shots), answer=False)
             messages += [Message("assistant", done.text), Message("user", feedback)]
         raise still_invalid(problems, self.max_repairs)

@@ -68,9 +68,11 @@ def one_weight(params: FusionParams) -> float | None:
 def _ranks(pairs: Sequence[tuple[int, float]], candidates: Candidates) -> Ranked:
     """1-based ranks of ``pairs`` without labels missing from ``candidates`` or seen before."""
     ranked: Ranked = {}
+    rank = 0
     for num, score in pairs:
         if num not in ranked and (candidates is None or num in candidates):
-            ranked[num] = (len(ranked) + 1, score)
+            rank += 1
+            ranked[num] = (rank, score)
     return ranked
 
 
@@ -156,7 +158,11 @@ def _normalised(ranked: Ranked) -> dict[int, float]:
     span = hi - lo
     if span <= 0:
         return dict.fromkeys(ranked, 1.0)
-    return {num: max(0.0, (score - lo) / span) for num, (_, score) in ranked.items()}
+    out: dict[int, float] = {}
+    for num, (_, score) in ranked.items():
+        value = (score - lo) / span
+        out[num] = value if value > 0.0 else 0.0  # max(0.0, value), without the call
+    return out
 
 
 def fuse_convex(

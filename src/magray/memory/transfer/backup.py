@@ -23,14 +23,13 @@ from typing import TYPE_CHECKING
 from magray import __version__
 from magray.config import Settings
 from magray.errors import BackupError
+from magray.fileio import fsync_dir, fsync_file
 from magray.memory.backends import backend_kind
 from magray.memory.transfer.manifest import (
     FORMAT_VERSION,
     MANIFEST,
     BackupFile,
     BackupManifest,
-    fsync_dir,
-    fsync_file,
     read_manifest,
     retired_dir,
     sha256,

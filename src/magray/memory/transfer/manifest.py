@@ -74,19 +74,6 @@ class BackupManifest:
 
 
 # -- small file helpers -------------------------------------------------------------------
-def fsync_file(path: Path) -> None:
-    with path.open("rb+") as fh:
-        os.fsync(fh.fileno())
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def work_dir(parent: Path, name: str) -> Path:
     """A new hidden work folder in ``parent``, named so that ``sweep_stale`` knows its owner."""
     tag = f".{name}.{_TEMP_TAG}{os.getpid()}-"

@@ -19,6 +19,7 @@ from magray.memory.backends.postgres.core import (
     to_row,
     vector_param,
 )
+from magray.memory.backends.record_row import RECORD_ROW_COLUMNS, RECORD_ROW_WIDTH, record_row
 from magray.memory.records import Filters, Layer, NewRecord, new_id
 
 if TYPE_CHECKING:
@@ -27,11 +28,8 @@ if TYPE_CHECKING:
 MIN_ID_PREFIX = 4
 
 _INSERT = (
-    "INSERT INTO records (id, text, layer, kind, tags, project, session, source_uri,"
-    " source_start, source_end, source_line_start, source_line_end, created_at, updated_at,"
-    " layer_since, importance, pinned, content_hash, embedding_model, embedding)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-    " RETURNING num"
+    f"INSERT INTO records ({RECORD_ROW_COLUMNS}, embedding_model, embedding)"
+    f" VALUES ({', '.join(['%s'] * (RECORD_ROW_WIDTH + 2))}) RETURNING num"
 )
 
 
@@ -72,29 +70,9 @@ def insert_one(
 def _row_params(
     item: NewRecord, vector: bytes, id_: str, chash: str, model_id: str, now: float
 ) -> tuple[Any, ...]:
-    src = item.source
-    return (
-        id_,
-        item.text,
-        str(item.layer),
-        item.kind,
-        list(dict.fromkeys(item.tags)),
-        item.project or "",
-        item.session,
-        src.uri if src else None,
-        src.start if src else None,
-        src.end if src else None,
-        src.line_start if src else None,
-        src.line_end if src else None,
-        now,
-        now,
-        now,
-        item.importance,
-        item.pinned,
-        chash,
-        model_id,
-        vector_param(vector),
-    )
+    tags = list(dict.fromkeys(item.tags))
+    row = record_row(item, id_=id_, chash=chash, tags=tags, now=now)
+    return (*row, model_id, vector_param(vector))
 
 
 def insert_many(

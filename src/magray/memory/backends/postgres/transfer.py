@@ -112,8 +112,8 @@ class TransferMixin(Core):
 
     # -- snapshots ------------------------------------------------------------------------
     def snapshot(self, folder: Path) -> Snapshot:
+        from magray.fileio import fsync_file
         from magray.memory.transfer.lines import record_line
-        from magray.memory.transfer.manifest import fsync_file
 
         counts = dict.fromkeys((str(layer) for layer in Layer), 0)
         try:

@@ -9,7 +9,7 @@ rebuilt by ``rebuild_indexes``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,6 +44,7 @@ from magray.memory.backends.sqlite import verify as _verify
 from magray.memory.backends.sqlite.index_sync import IndexSet
 from magray.memory.backends.sqlite.inserts import insert_many
 from magray.memory.backends.sqlite.store import Store
+from magray.memory.backends.sqlite.vector_backlog import APART_DTYPES
 from magray.memory.backends.sqlite.vector_codec import HALF_DTYPES, at_rest, float32_bytes
 from magray.memory.records import Filters, Layer, NewRecord, Record
 from magray.memory.transfer.manifest import BackupManifest
@@ -70,9 +71,14 @@ class SqliteBackend:
         self.index_dir = index_dir
         self.vector_dtype = vector_dtype
         self._half = vector_dtype in HALF_DTYPES  # vectors at rest in float16 (vector_codec)
+        # vectors kept in the store only until the index file holds them (vector_backlog)
+        self._apart = vector_dtype if vector_dtype in APART_DTYPES else None
         self.search_ef = search_ef
         self.warn: Warn = warn or (lambda msg: log.warning("%s", msg))
         self._indexes: IndexSet | None = None
+        #: embeds the text of records again (by label) when their vectors were lost with a
+        #: damaged index file; set by the ``Memory`` that owns an embedder
+        self.reembed: Callable[[list[int]], object] | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, warn: Warn | None = None) -> SqliteBackend:
@@ -121,7 +127,7 @@ class SqliteBackend:
                 Store.set_meta(conn, "embedding_model", model_id)
                 Store.set_meta(conn, "embedding_dim", str(dim))
             pairs = [(item, at_rest(vector, self._half)) for item, vector in items]
-            results.extend(insert_many(conn, pairs, model_id=model_id, now=now))
+            results.extend(insert_many(conn, pairs, model_id=model_id, now=now, apart=self._apart))
         return results
 
     def delete(self, nums: Iterable[int]) -> int:
@@ -146,7 +152,9 @@ class SqliteBackend:
         self, num: int, text: str, vector: bytes, *, model_id: str, now: float
     ) -> None:
         blob = at_rest(vector, self._half)
-        edits.replace_text(self.store, num, text, blob, model_id=model_id, now=now)
+        edits.replace_text(
+            self.store, num, text, blob, model_id=model_id, now=now, apart=self._apart
+        )
 
     def record_access(self, nums: Sequence[int], now: float) -> None:
         self.store.record_accesses([(num, now) for num in nums])
@@ -181,11 +189,19 @@ class SqliteBackend:
         return bool(row[0])
 
     def vectors(self, nums: Sequence[int]) -> dict[int, tuple[str | None, bytes]]:
+        indexes = self.indexes
+        if indexes is not None:  # a vector the store dropped is read from the index file
+            return {
+                num: (model, vec.astype("<f4").tobytes())
+                for num, (model, vec) in indexes.source.stored(nums).items()
+            }
         found = self.store.vectors(nums)
         return {num: (model, float32_bytes(blob)) for num, (model, blob) in found.items()}
 
     def layer_stats(self) -> dict[Layer, LayerStats]:
-        return _vectors.layer_stats(self.store)
+        _, dim = self.embedding_model()
+        per = 4 if self.vector_dtype == "f32" else 2  # a vector at rest in the index file
+        return _vectors.layer_stats(self.store, (dim or 0) * per + (per == 2))
 
     def size_bytes(self) -> int:
         db = self.store.path
@@ -212,6 +228,7 @@ class SqliteBackend:
             warn=self.warn,
             ef=self.search_ef,
         )
+        current.reembed = self.reembed
         return current
 
     def vector_search(
@@ -269,7 +286,8 @@ class SqliteBackend:
 
     def set_vectors(self, vectors: Sequence[tuple[int, bytes]], model_id: str) -> None:
         half = self._half
-        _vectors.set_vectors(self.store, [(n, at_rest(b, half)) for n, b in vectors], model_id)
+        rest = [(n, at_rest(b, half)) for n, b in vectors]
+        _vectors.set_vectors(self.store, rest, model_id, self._apart)
 
     # -- lifecycle --------------------------------------------------------------------------------
     def access_times(self) -> dict[int, list[float]]:
@@ -315,7 +333,9 @@ class SqliteBackend:
                 replace(f, chunks=[replace(c, vector=at_rest(c.vector, True)) for c in f.chunks])
                 for f in files
             ]
-        return _sources.write_sources(self.store, files, model_id=model_id, dim=dim, now=now)
+        return _sources.write_sources(
+            self.store, files, model_id=model_id, dim=dim, now=now, apart=self._apart
+        )
 
     def forget_sources(self, uris: Sequence[str], project: str, layer: Layer) -> int:
         return _sources.forget_sources(self.store, uris, project, layer)
@@ -335,7 +355,9 @@ class SqliteBackend:
     ) -> tuple[int, int]:
         half = self._half
         rest = ((record, at_rest(blob, half)) for record, blob in rows)
-        return _imports.insert_exact(self.store, rest, model_id=model_id, dim=dim)
+        return _imports.insert_exact(
+            self.store, rest, model_id=model_id, dim=dim, apart=self._apart
+        )
 
     # -- backup and integrity -------------------------------------------------------------------
     def snapshot(self, folder: Path) -> Snapshot:

@@ -3,12 +3,13 @@
 A backup folder (see ``memory.transfer.backup``) holds::
 
     memory.db        a consistent snapshot made with SQLite's online backup API
-    index/...        copies of the derived vector index files (optional: they are rebuilt)
+    index/...        copies of the vector index files (a store that keeps vectors apart
+                     has dropped its copies of the vectors these files hold)
     manifest.json    versions, model, record counts per layer, sha256 + size of every file
 
-``snapshot`` runs while other processes read and write. The index files are copied first,
-under the writer lock, so none is half-written and none is ahead of the database snapshot
-taken right after (an index behind the store just catches up from the journal).
+``snapshot`` runs while other processes read and write. The index files and then the
+database are copied under the writer lock, so no index file is half-written and the
+database snapshot drops no vector the copied files lack (readers are never blocked).
 
 ``restore`` checks everything before it touches the live store: every file's size and
 sha256, the schema version, ``PRAGMA integrity_check`` and the record counts of a verified
@@ -38,6 +39,7 @@ from pathlib import Path
 
 from magray.config import Settings
 from magray.errors import BackupError
+from magray.fileio import fsync_dir, fsync_file
 from magray.memory.backends.base import Snapshot
 from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION, current_version
 from magray.memory.backends.sqlite.store import Store
@@ -49,8 +51,6 @@ from magray.memory.transfer.manifest import (
     BackupManifest,
     bad,
     copy_hashed,
-    fsync_dir,
-    fsync_file,
     sweep_stale,
     work_dir,
 )
@@ -70,27 +70,27 @@ def _meta(conn: sqlite3.Connection, key: str) -> str | None:
 
 # -- snapshot -----------------------------------------------------------------------------
 def snapshot(store: Store, index_dir: Path, work: Path) -> Snapshot:
-    """Copy the index files (under the writer lock), then the database, into ``work``."""
+    """Copy the index files, then the database, into ``work`` (under the writer lock)."""
     files: list[str] = []
+    db_copy = work / DB_FILE
     with store.locked():
         if index_dir.is_dir():
             for path in sorted(p for p in index_dir.iterdir() if p.is_file()):
-                if path.name.endswith(".tmp"):
+                if path.name.endswith((".tmp", ".saving")) or path.name.startswith("."):
                     continue
                 (work / INDEX_DIR).mkdir(exist_ok=True)
                 copy_hashed(path, work / INDEX_DIR / path.name)
                 files.append(f"{INDEX_DIR}/{path.name}")
-    db_copy = work / DB_FILE
-    try:
-        with closing(sqlite3.connect(db_copy, isolation_level=None)) as dst:
-            store.conn.backup(dst)  # one step: a consistent read snapshot
-            dst.execute("PRAGMA journal_mode = DELETE")  # self-contained, no -wal beside it
-            schema = current_version(dst)
-            counts = layer_counts(dst)
-            model = _meta(dst, "embedding_model")
-            dim = _meta(dst, "embedding_dim")
-    except sqlite3.Error as exc:
-        raise BackupError(f"the snapshot of {store.path} failed ({exc}).") from None
+        try:
+            with closing(sqlite3.connect(db_copy, isolation_level=None)) as dst:
+                store.conn.backup(dst)  # one step: a consistent read snapshot
+                dst.execute("PRAGMA journal_mode = DELETE")  # self-contained, no -wal beside
+                schema = current_version(dst)
+                counts = layer_counts(dst)
+                model = _meta(dst, "embedding_model")
+                dim = _meta(dst, "embedding_dim")
+        except sqlite3.Error as exc:
+            raise BackupError(f"the snapshot of {store.path} failed ({exc}).") from None
     fsync_file(db_copy)
     if (work / INDEX_DIR).is_dir():
         fsync_dir(work / INDEX_DIR)

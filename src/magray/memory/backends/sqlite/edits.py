@@ -6,6 +6,7 @@ import sqlite3
 
 from magray.errors import NotFoundError, UsageError
 from magray.hashing import content_hash
+from magray.memory.backends.sqlite import vector_backlog
 from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Layer
 
@@ -56,7 +57,14 @@ def update(
 
 
 def replace_text(
-    store: Store, num: int, text: str, vector: bytes, *, model_id: str, now: float
+    store: Store,
+    num: int,
+    text: str,
+    vector: bytes,
+    *,
+    model_id: str,
+    now: float,
+    apart: str | None = None,
 ) -> None:
     """A new text and vector for the record ``num`` (see ``Backend.replace_text``)."""
     chash = content_hash(text)
@@ -65,8 +73,10 @@ def replace_text(
         twin = _twin(conn, num, layer, project, chash)
         if twin is not None:
             raise UsageError(f"{twin} in {layer} already has that text; forget one of them.")
+        inline, kept = vector_backlog.split(vector, apart)
         conn.execute(
             "UPDATE records SET text = ?, content_hash = ?, vector = ?, embedding_model = ?,"
             " updated_at = ? WHERE num = ?",
-            (text, chash, vector, model_id, now, num),
+            (text, chash, inline, model_id, now, num),
         )
+        vector_backlog.put(conn, [(num, kept)])

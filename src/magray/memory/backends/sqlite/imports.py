@@ -6,6 +6,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 
+from magray.memory.backends.sqlite import vector_backlog
 from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Layer, Record
 
@@ -22,11 +23,14 @@ def is_duplicate(store: Store, rid: str, layer: Layer, project: str, chash: str)
     return _exists(store.conn, rid, str(layer), project, chash)
 
 
-def _insert(conn: sqlite3.Connection, r: Record, vector: bytes, model: str) -> bool:
+def _insert(
+    conn: sqlite3.Connection, r: Record, vector: bytes, model: str, apart: str | None
+) -> bool:
     project = r.project or ""
     if _exists(conn, r.id, str(r.layer), project, r.content_hash):
         return False
     src = r.source
+    inline, kept = vector_backlog.split(vector, apart)
     cur = conn.execute(
         "INSERT INTO records (id, text, layer, kind, tags, project, session, source_uri,"
         " source_start, source_end, source_line_start, source_line_end, created_at, updated_at,"
@@ -56,7 +60,7 @@ def _insert(conn: sqlite3.Connection, r: Record, vector: bytes, model: str) -> b
             r.promotion_score,
             r.content_hash,
             model,
-            vector,
+            inline,
             r.occurred_at,
         ),
     )
@@ -64,11 +68,18 @@ def _insert(conn: sqlite3.Connection, r: Record, vector: bytes, model: str) -> b
     conn.executemany(
         "INSERT OR IGNORE INTO record_tags (num, tag) VALUES (?, ?)", [(num, t) for t in r.tags]
     )
+    if kept is not None:
+        vector_backlog.put(conn, [(num, kept)])
     return True
 
 
 def insert_exact(
-    store: Store, rows: Iterable[tuple[Record, bytes]], *, model_id: str, dim: int
+    store: Store,
+    rows: Iterable[tuple[Record, bytes]],
+    *,
+    model_id: str,
+    dim: int,
+    apart: str | None = None,
 ) -> tuple[int, int]:
     imported = duplicates = 0
     with store.write() as conn:  # one transaction: all or nothing
@@ -76,7 +87,7 @@ def insert_exact(
             Store.set_meta(conn, "embedding_model", model_id)
             Store.set_meta(conn, "embedding_dim", str(dim))
         for record, vector in rows:
-            if _insert(conn, record, vector, model_id):
+            if _insert(conn, record, vector, model_id, apart):
                 imported += 1
             else:
                 duplicates += 1

@@ -5,7 +5,8 @@ search over-fetches: it asks for the wanted count divided by the share of the in
 layers hold (plus a margin), with the search expansion widened by the square root of that
 factor, and keeps the labels of those layers, asking again for twice as many while too few
 came back. Layers too small for that to pay (at most ``EXACT_LIMIT`` vectors in a larger
-index) are searched exactly over their vectors, read once from the index per file.
+index, and few against the expansion: ``EXACT_PER_EF``) are searched exactly over their
+vectors, read once from the index per file.
 Selective filters (tags, kind, project, session, time) over at most ``EXACT_FILTER_LIMIT``
 records are searched exactly over the store's vectors. The backlog of writes not yet
 folded into the file is always searched exactly.
@@ -24,14 +25,19 @@ from magray.memory.backends.sqlite.index_sync import (
     LAYER_OF,
     IndexSet,
     IndexState,
-    decode,
 )
+from magray.memory.backends.sqlite.vector_backlog import VECTOR_SQL
 from magray.memory.backends.sqlite.vector_index import EXACT_LIMIT, expansion_for
 from magray.memory.records import Filters, Layer
 
 EXACT_FILTER_LIMIT = 20_000  # filtered sets up to this size are searched exactly
 OVERFETCH = 1.25  # margin over the layers' expected share of a search
 OVERFETCH_EXTRA = 16
+# Small layers are searched exactly while their size is at most this many times the
+# expansion the over-fetch would need: a brute-force pass costs about 1/12 of one graph
+# step per vector (a top-10 of one third of 20K vectors: 0.74 ms by the graph, 3.9 ms
+# exactly; a 200-deep pool of a 5K layer: equal).
+EXACT_PER_EF = 12
 
 Keys = npt.NDArray[np.int64]
 Sims = npt.NDArray[np.float32]
@@ -50,11 +56,14 @@ def search(
     codes = sorted({LAYER_CODES[layer] for layer in layers or LAYER_OF})
     if want < 1:
         return []
+    q = np.array(query, dtype=np.float32)  # a unit copy: the index compares inner products
+    norm = float(np.sqrt(q @ q))
+    if norm > 0.0:
+        q /= norm
     if filters.selective:
         scoped = dataclasses.replace(filters, layers=tuple(LAYER_OF[c] for c in codes))
         if indexes.store.count(scoped) <= EXACT_FILTER_LIMIT:
-            return _exact_filtered(indexes, scoped, query, want)
-    q = np.ascontiguousarray(query, dtype=np.float32)
+            return _exact_filtered(indexes, scoped, q, want)
     state = indexes.state()
     fetch = want * (4 if filters.active else 1)
     keys, sims = _file_hits(indexes, state, q, codes, fetch)
@@ -100,16 +109,16 @@ def _file_hits(
         keys = raw.astype(np.int64)
     else:
         size = sum(state.sizes[c] for c in codes)
-        if n > EXACT_LIMIT and size <= EXACT_LIMIT:
+        share = max(size, 1) / max(sum(state.sizes), size, 1)
+        count = math.ceil(need / share * OVERFETCH) + OVERFETCH_EXTRA + stale
+        # The layers' best ``need`` lie about ``1 / share`` times deeper in the graph's
+        # order: the expansion a search of ``need`` gets is widened by the square root
+        # of that (on 100K bench vectors, one layer of three: recall@10 0.945 at ef 64,
+        # 0.97 at 96, 0.98 at 128, 0.995 at 192).
+        wide = math.ceil(expansion_for(n, need, indexes.ef) / math.sqrt(share))
+        if n > EXACT_LIMIT and size <= min(EXACT_LIMIT, EXACT_PER_EF * max(wide, count)):
             keys, sims = _exact_layers(state, q, codes, need + stale)
         else:
-            share = max(size, 1) / max(sum(state.sizes), size, 1)
-            count = math.ceil(need / share * OVERFETCH) + OVERFETCH_EXTRA + stale
-            # The layers' best ``need`` lie about ``1 / share`` times deeper in the graph's
-            # order: the expansion a search of ``need`` gets is widened by the square root
-            # of that (on 100K bench vectors, one layer of three: recall@10 0.945 at ef 64,
-            # 0.97 at 96, 0.98 at 128, 0.995 at 192).
-            wide = math.ceil(expansion_for(n, need, indexes.ef) / math.sqrt(share))
             while True:
                 ef = max(expansion_for(n, count, indexes.ef), wide)
                 raw, sims = index.search_keys(q, count, ef)
@@ -151,9 +160,9 @@ def _exact_layers(state: IndexState, q: Sims, codes: list[int], need: int) -> tu
 
 def _rescore(indexes: IndexSet, keys: Keys, q: Sims) -> tuple[Keys, Sims]:
     """Exact float32 cosines from the store for candidates found in a quantized index."""
-    found = indexes.store.vectors((keys >> 2).tolist())
+    found = indexes.source.stored((keys >> 2).tolist())
     kept = [
-        (int(key), float(decode(found[int(key) >> 2][1], indexes.dim) @ q))
+        (int(key), float(found[int(key) >> 2][1] @ q))
         for key in keys.tolist()
         if int(key) >> 2 in found and found[int(key) >> 2][0] == indexes.model_id
     ]
@@ -171,13 +180,13 @@ def _exact_filtered(
 
     cond, params = filter_sql(filters)
     rows = indexes.store.conn.execute(
-        f"SELECT r.num, r.layer, r.vector FROM records r WHERE {cond}"
+        f"SELECT r.num, r.layer, {VECTOR_SQL} FROM records r WHERE {cond}"
         " AND r.embedding_model = ? AND r.vector IS NOT NULL",
         [*params, indexes.model_id],
     ).fetchall()
     if not rows:
         return []
-    matrix = np.vstack([decode(r[2], indexes.dim) for r in rows])
+    keys, matrix = indexes.source.keyed(rows)  # vectors the store dropped: from the file
     sims = matrix @ query
     top = np.argsort(-sims, kind="stable")[:want]
-    return [(int(rows[i][0]), float(sims[i]), Layer(rows[i][1])) for i in top]
+    return [(int(keys[i] >> 2), float(sims[i]), LAYER_OF[int(keys[i] & 3)]) for i in top]

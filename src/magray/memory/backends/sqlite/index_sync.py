@@ -13,6 +13,10 @@ sequence it reflects. On open:
   searched exactly (brute force over their vectors) until there are enough of them to fold
   into the file, which happens under the writer lock and is then verified by count.
 
+The store keeps a vector only until a saved file holds it (``vector_backlog``): a fold
+deletes the store's copies once the file is durably saved, and vectors the store no longer
+holds are read from the newest file (``vector_source``).
+
 Search results are always re-read from SQLite with the caller's filters, so a stale label
 in a file can never surface a record that moved or was deleted. Searching is in
 ``index_search``.
@@ -31,9 +35,13 @@ import numpy as np
 import numpy.typing as npt
 
 from magray.errors import IndexCorruptError, StoreLockedError
+from magray.memory.backends.sqlite import vector_backlog
+from magray.memory.backends.sqlite.index_file import finish_save, read_sidecar
 from magray.memory.backends.sqlite.store import Store
+from magray.memory.backends.sqlite.vector_backlog import VECTOR_SQL
 from magray.memory.backends.sqlite.vector_codec import decode
 from magray.memory.backends.sqlite.vector_index import VectorIndex
+from magray.memory.backends.sqlite.vector_source import VectorSource
 from magray.memory.records import Layer
 
 __all__ = ["LAYER_CODES", "LAYER_OF", "IndexSet", "IndexState", "decode", "layer_keys"]
@@ -97,10 +105,25 @@ class IndexSet:
         self.dtype = dtype
         self._warn = warn or (lambda msg: log.warning("%s", msg))
         self._state: IndexState | None = None
+        self.source = VectorSource(self)
+        #: embeds the text of records whose vectors were lost with the file (set by Memory)
+        self.reembed: Callable[[list[int]], object] | None = None
 
-    def path(self, layer: Layer | None = None) -> Path:
-        """The index file (one for all layers; ``layer`` is accepted and ignored)."""
-        return self.index_dir / f"vectors.{_slug(self.model_id)}.{self.dtype}.usearch"
+    def warn(self, message: str) -> None:
+        self._warn(message)
+
+    def open_index(self) -> VectorIndex | None:
+        """The index file this set has open (None before the first search)."""
+        return None if self._state is None else self._state.index
+
+    def forget_state(self) -> None:
+        """Open the file and read the backlog again at the next search."""
+        self._state = None
+
+    def path(self, layer: Layer | None = None, *, dtype: str | None = None) -> Path:
+        """The index file (one for all layers; ``layer`` is accepted and ignored); with
+        ``dtype``, the file this model's index of that scalar type has or would have."""
+        return self.index_dir / f"vectors.{_slug(self.model_id)}.{dtype or self.dtype}.usearch"
 
     def _legacy_files(self) -> list[Path]:
         """Per-layer index files (and sidecars) of earlier versions: derived, removable."""
@@ -127,6 +150,8 @@ class IndexSet:
         # one) or folded.
         with self._snapshot():
             self._load_backlog(state, sizes=False)
+        if self.source.settle() or self._state is None:
+            return self._open()  # vectors were lost or found in a newer file
         if len(state.pending_keys) < FOLD_THRESHOLD:
             return state
         self._state = None
@@ -135,6 +160,7 @@ class IndexSet:
     def _open(self) -> IndexState:
         path = self.path()
         index: VectorIndex | None = None
+        source: VectorIndex | None = None  # a usable file to take vectors from
         try:
             index = VectorIndex.open(
                 path, model_id=self.model_id, dim=self.dim, dtype=self.dtype, writable=False
@@ -145,7 +171,7 @@ class IndexSet:
                     "the vector index is newer than the store (restored database?);"
                     " rebuilding it from the store."
                 )
-                index = None
+                source, index = index, None
         except IndexCorruptError as exc:
             # No file yet is the normal state of a new store: build it quietly (a store
             # with the older per-layer files is told why its first search takes a while).
@@ -159,18 +185,22 @@ class IndexSet:
                     f" ({sum(self._sizes()):,} vectors; once, replacing the per-layer files)."
                 )
         if index is None:
-            index = self._rebuild()
+            index = self._rebuild(source)
         state = IndexState(index=index)
         with self._snapshot():  # backlog and count from one state of the store
             self._load_backlog(state)
             live, expected = self._live_count(state), sum(state.sizes)
+        if self.source.settle():  # vectors were lost: the store has fewer now
+            with self._snapshot():
+                self._load_backlog(state)
+                live, expected = self._live_count(state), sum(state.sizes)
         if live != expected:
             self._warn(
                 f"the vector index disagrees with the store ({live} vectors, {expected}"
                 " expected); rebuilding it."
             )
             with self.store.locked():
-                state = IndexState(index=self._rebuild())
+                state = IndexState(index=self._rebuild(state.index))
             self._load_backlog(state)
         self._state = state
         if len(state.pending_keys) >= FOLD_THRESHOLD:
@@ -200,6 +230,7 @@ class IndexSet:
         """
         try:
             with self.store.locked():
+                finish_save(path)  # a save killed before its rename: finish it
                 index = VectorIndex.open(
                     path, model_id=self.model_id, dim=self.dim, dtype=self.dtype, writable=False
                 )
@@ -239,24 +270,24 @@ class IndexSet:
         ]
         return counts[0], counts[1], counts[2]
 
-    def _current_vectors(self, nums: list[int]) -> tuple[Int64s, npt.NDArray[np.float32]]:
+    def _current_vectors(
+        self, nums: list[int], first: VectorIndex | None = None
+    ) -> tuple[Int64s, npt.NDArray[np.float32]]:
         """Index labels and vectors of the records among ``nums`` that now hold a vector of
-        this model."""
-        keys: list[int] = []
-        vectors: list[npt.NDArray[np.float32]] = []
+        this model (those only a file holds: from ``first`` or the saved file)."""
+        rows: list[tuple[int, str, bytes]] = []
         for i in range(0, len(nums), 500):
             chunk = nums[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for num, layer, blob in self.store.conn.execute(  # by label: not a layer's index
-                "SELECT num, layer, vector FROM records NOT INDEXED WHERE embedding_model = ?"
-                f" AND vector IS NOT NULL AND num IN ({marks})",
-                [self.model_id, *chunk],
-            ):
-                keys.append((int(num) << 2) | LAYER_CODES[Layer(layer)])
-                vectors.append(decode(blob, self.dim))
-        if not keys:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, self.dim), dtype=np.float32)
-        return np.asarray(keys, dtype=np.int64), np.vstack(vectors)
+            rows.extend(
+                self.store.conn.execute(  # by label: not a layer's index
+                    f"SELECT r.num, r.layer, {VECTOR_SQL} FROM records r NOT INDEXED"
+                    " WHERE r.embedding_model = ? AND r.vector IS NOT NULL"
+                    f" AND r.num IN ({marks})",
+                    [self.model_id, *chunk],
+                )
+            )
+        return self.source.keyed(rows, first)
 
     def _journal_nums(self, after: int) -> list[int]:
         """Record labels the journal names after sequence ``after``, first mention first."""
@@ -276,7 +307,9 @@ class IndexSet:
             state.sizes = self._sizes()
 
     # -- rebuild and fold (writers) ------------------------------------------------------
-    def _rebuild(self) -> VectorIndex:
+    def _rebuild(self, source: VectorIndex | None = None) -> VectorIndex:
+        """A new file built from the store; the vectors the store no longer holds come from
+        ``source`` or the saved file, whichever is newer (``vector_source``)."""
         head = self.store.journal_head()
         index = VectorIndex.create(
             self.path(), model_id=self.model_id, dim=self.dim, dtype=self.dtype
@@ -284,17 +317,17 @@ class IndexSet:
         last = 0
         while True:
             rows = self.store.conn.execute(
-                "SELECT num, layer, vector FROM records WHERE embedding_model = ?"
-                " AND vector IS NOT NULL AND num > ? ORDER BY num LIMIT ?",
+                f"SELECT r.num, r.layer, {VECTOR_SQL} FROM records r WHERE r.embedding_model = ?"
+                " AND r.vector IS NOT NULL AND r.num > ? ORDER BY r.num LIMIT ?",
                 (self.model_id, last, REBUILD_BATCH),
             ).fetchall()
             if not rows:
                 break
-            codes = [LAYER_CODES[Layer(r[1])] for r in rows]
-            keys = layer_keys([r[0] for r in rows], codes)
-            index.add(keys, np.vstack([decode(r[2], self.dim) for r in rows]))
+            keys, vectors = self.source.keyed(rows, source)
+            index.add(keys, vectors)
             last = int(rows[-1][0])
         index.set_applied_seq(head)
+        self.source.settle()
         self._save_if_possible(index)
         return index
 
@@ -302,17 +335,25 @@ class IndexSet:
         """Persist ``index`` if this process can hold the writer lock right now."""
         try:
             with self.store.locked(timeout=0 if not self.store.lock_held else None):
-                self._save(index)
-                return True
+                return self._save(index)
         except StoreLockedError:
             return False
 
-    def _save(self, index: VectorIndex) -> None:
-        """Save ``index`` (writer lock held); the older per-layer files then go."""
+    def _save(self, index: VectorIndex) -> bool:
+        """Save ``index`` (writer lock held) unless the saved file is newer and usable: a
+        file may hold vectors the store no longer keeps, so it never goes back in time.
+        The older per-layer files then go. Returns whether it saved."""
         self.index_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            saved = read_sidecar(index.path)[0].applied_seq
+        except IndexCorruptError:
+            saved = -1
+        if index.state.applied_seq < saved <= self.store.journal_head():
+            return False
         index.save()
         for old in self._legacy_files():
             old.unlink(missing_ok=True)
+        return True
 
     def _try_fold(self) -> None:
         try:
@@ -334,7 +375,8 @@ class IndexSet:
         saved = index.state.applied_seq == head and bool(index.state.file_sha256)
         touched = self._journal_nums(index.state.applied_seq)
         if touched:
-            keys, vectors = self._current_vectors(touched)
+            keys, vectors = self._current_vectors(touched, index)
+            self.source.settle()
             gone = np.setdiff1d(self._file_keys_of(index, frozenset(touched)), keys)
             if len(gone):
                 index.remove(gone)
@@ -347,12 +389,26 @@ class IndexSet:
                 f"the vector index held {len(index)} vectors but the store has {expected};"
                 " rebuilding it."
             )
-            index = self._rebuild()
+            index = self._rebuild(index)
         elif touched or not saved:
             self._save(index)
+        self._clear_backlog(index)
         state = IndexState(index=index)
         self._load_backlog(state)
         self._state = state
+
+    def _clear_backlog(self, index: VectorIndex) -> None:
+        """Drop the store's copies of the vectors ``index`` holds, once it is the saved file
+        at the journal head (writer lock held since the journal was read: no write came
+        between; ``vector_backlog``)."""
+        if index.state.applied_seq != self.store.journal_head() or not index.state.file_sha256:
+            return
+        if read_sidecar(index.path)[0] != index.state:
+            return
+        with self.store.write() as conn:
+            gone = vector_backlog.clear(conn, self.model_id, self.dtype)
+        if gone:
+            vector_backlog.give_back(self.store.conn)
 
     def sync(self) -> None:
         """Fold the backlog now (after bulk writes)."""
@@ -362,7 +418,8 @@ class IndexSet:
 
     def rebuild_all(self) -> None:
         with self.store.locked():
-            state = IndexState(index=self._rebuild())
+            state = IndexState(index=self._rebuild(self.source.newest()))
+            self._clear_backlog(state.index)
             self._load_backlog(state)
             self._state = state
 

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from magray.hashing import content_hash
+from magray.memory.backends.record_row import RECORD_ROW_COLUMNS, RECORD_ROW_WIDTH, record_row
+from magray.memory.backends.sqlite import vector_backlog
 from magray.memory.backends.values import InsertResult
 from magray.memory.records import NewRecord, new_id
 
@@ -22,10 +24,8 @@ Key = tuple[str, str, str]  # layer, project, content hash: the dedup key
 _LOOKUP_CHUNK = 300  # dedup keys per statement (three parameters each)
 
 _INSERT = (
-    "INSERT INTO records (num, id, text, layer, kind, tags, project, session, source_uri,"
-    " source_start, source_end, source_line_start, source_line_end, created_at, updated_at,"
-    " layer_since, importance, pinned, content_hash, embedding_model, vector, occurred_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO records (num, {RECORD_ROW_COLUMNS}, embedding_model, vector, occurred_at)"
+    f" VALUES ({', '.join(['?'] * (RECORD_ROW_WIDTH + 4))})"
 )
 
 
@@ -68,6 +68,7 @@ def _bump(
     vector: bytes | None,
     model_id: str | None,
     now: float,
+    apart: str | None,
 ) -> tuple[int, str, tuple[str, ...]]:
     """Count one more use of a stored record with the same content; returns its label, id
     and merged tags."""
@@ -80,10 +81,12 @@ def _bump(
         (now, now, json.dumps(merged), item.importance, int(item.pinned), num),
     )
     if vector is not None and old_model != model_id:
+        inline, kept = vector_backlog.split(vector, apart)
         conn.execute(
             "UPDATE records SET vector = ?, embedding_model = ? WHERE num = ?",
-            (vector, model_id, num),
+            (inline, model_id, num),
         )
+        vector_backlog.put(conn, [(num, kept)])
     conn.execute("INSERT INTO access_log (num, at) VALUES (?, ?)", (num, now))
     conn.executemany(
         "INSERT OR IGNORE INTO record_tags (num, tag) VALUES (?, ?)", [(num, t) for t in merged]
@@ -97,22 +100,27 @@ def insert_many(
     *,
     model_id: str | None,
     now: float,
+    apart: str | None = None,
 ) -> list[InsertResult]:
     """Insert each (record, vector) or, if the same content is in the same layer+project
     (stored before, or earlier in ``items``), bump that record. Runs inside the caller's
-    write transaction; results follow the order of ``items``."""
+    write transaction; results follow the order of ``items``. ``apart`` is the index dtype
+    of a store that keeps vectors apart until indexed (``vector_backlog``), else None."""
     keys = [(str(item.layer), item.project or "", content_hash(item.text)) for item, _ in items]
     known = _stored(conn, list(dict.fromkeys(keys)))
     results: list[InsertResult] = []
     rows: list[tuple[Any, ...]] = []
     tag_rows: list[tuple[int, str]] = []
+    kept_rows: list[tuple[int, bytes | None]] = []
     num = _next_num(conn)
 
     def flush() -> None:
         conn.executemany(_INSERT, rows)
         conn.executemany("INSERT OR IGNORE INTO record_tags (num, tag) VALUES (?, ?)", tag_rows)
+        vector_backlog.put(conn, kept_rows)
         rows.clear()
         tag_rows.clear()
+        kept_rows.clear()
 
     for (item, vector), key in zip(items, keys, strict=True):
         tags = tuple(dict.fromkeys(item.tags))
@@ -120,40 +128,19 @@ def insert_many(
         if stored is not None:
             if rows:  # the record to bump may be among those not written yet
                 flush()
-            bumped, id_, merged = _bump(conn, stored, item, tags, vector, model_id, now)
+            bumped, id_, merged = _bump(conn, stored, item, tags, vector, model_id, now, apart)
             model = stored[3] if vector is None else model_id
             known[key] = (bumped, id_, json.dumps(merged), model)
             results.append(InsertResult(num=bumped, id=id_, layer=item.layer, created=False))
             continue
         id_ = new_id()
-        src = item.source
         tags_json = json.dumps(tags) if tags else "[]"
-        rows.append(
-            (
-                num,
-                id_,
-                item.text,
-                key[0],
-                item.kind,
-                tags_json,
-                key[1],
-                item.session,
-                src.uri if src else None,
-                src.start if src else None,
-                src.end if src else None,
-                src.line_start if src else None,
-                src.line_end if src else None,
-                now,
-                now,
-                now,
-                item.importance,
-                int(item.pinned),
-                key[2],
-                model_id if vector is not None else None,
-                vector,
-                item.occurred_at,
-            )
-        )
+        row = record_row(item, id_=id_, chash=key[2], tags=tags_json, now=now)
+        inline, kept = vector_backlog.split(vector, apart)
+        model = model_id if vector is not None else None
+        rows.append((num, *row, model, inline, item.occurred_at))
+        if kept is not None:
+            kept_rows.append((num, kept))
         tag_rows.extend((num, t) for t in tags)
         known[key] = (num, id_, tags_json, model_id if vector is not None else None)
         results.append(InsertResult(num=num, id=id_, layer=item.layer, created=True))

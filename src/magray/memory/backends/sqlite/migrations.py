@@ -7,6 +7,7 @@ Design notes:
   transaction as the record: the keyword index cannot drift from the records.
 - ``index_journal`` is written by triggers whenever a record's vector enters or leaves a layer.
   The derived HNSW files remember the journal sequence they reflect and catch up from it.
+- ``vector_backlog`` holds the vectors not yet in a saved index file (``vector_backlog.py``).
 """
 
 from __future__ import annotations
@@ -165,6 +166,16 @@ M5_LEAN_INDEXES = """
         DROP INDEX IF EXISTS index_journal_layer;
 """
 
+# Vectors at rest once: a store whose index file can give its vectors back exactly (f32 and
+# f16) writes ``records.vector`` as an empty blob (still NOT NULL: the record has a vector)
+# and the vector itself here, until a saved index file holds it (``vector_backlog``).
+M6_VECTOR_BACKLOG = """
+        CREATE TABLE IF NOT EXISTS vector_backlog (
+            num INTEGER PRIMARY KEY REFERENCES records (num) ON DELETE CASCADE,
+            vector BLOB NOT NULL
+        );
+"""
+
 # (version, name, SQL script). A script runs inside one transaction with its bookkeeping row.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", M1_INITIAL),
@@ -172,6 +183,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (3, "event time of records", M3_OCCURRED_AT),
     (4, "index of the records holding vectors", M4_VECTOR_INDEX),
     (5, "partial source and session indexes, no journal layer index", M5_LEAN_INDEXES),
+    (6, "vectors kept apart until the index file holds them", M6_VECTOR_BACKLOG),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -44,6 +44,18 @@ def _tags(value: Any) -> tuple[str, ...]:
     return tuple(t for t in tags if isinstance(t, str)) if isinstance(tags, list) else ()
 
 
+def _float(value: Any, default: float) -> float:
+    """``stored_float`` with the common case (a finite float) first: the hot path of recall."""
+    return value if type(value) is float and value - value == 0.0 else stored_float(value, default)
+
+
+def _opt(value: Any) -> float | None:
+    """``_opt_float`` with the common cases (NULL, a finite float) first."""
+    if value is None:
+        return None
+    return value if type(value) is float and value - value == 0.0 else _opt_float(value)
+
+
 def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
     """A stored row as a ``Record``; a value no MAGRAY writes (text in a number column, a
     timestamp of infinity: hand edits, other tools) reads as a harmless default."""
@@ -72,32 +84,32 @@ def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
         chash,
         model,
         occurred_at,
-    ) = tuple(row)
+    ) = row
     source = None
     if uri is not None:
         offsets = (_opt_int(start), _opt_int(end), _opt_int(line_start), _opt_int(line_end))
         source = Source(str(uri), *offsets)
-    created = stored_float(created_at, 0.0)
+    created = _float(created_at, 0.0)
     record = Record(
         id=id_,
-        text=text if isinstance(text, str) else str(text),
+        text=text if type(text) is str else str(text),
         layer=Layer(layer),
         kind=str(kind),
-        tags=_tags(tags),
+        tags=() if tags == "[]" else _tags(tags),
         project=project or None,
         session=session,
         source=source,
         created_at=created,
-        updated_at=stored_float(updated_at, created),
-        layer_since=stored_float(layer_since, created),
-        last_access_at=_opt_float(last_access_at),
-        access_count=access_count if isinstance(access_count, int) and access_count >= 0 else 0,
-        importance=stored_float(importance, 0.5),
+        updated_at=_float(updated_at, created),
+        layer_since=_float(layer_since, created),
+        last_access_at=_opt(last_access_at),
+        access_count=access_count if type(access_count) is int and access_count >= 0 else 0,
+        importance=_float(importance, 0.5),
         pinned=bool(pinned),
-        promotion_score=_opt_float(promotion_score),
+        promotion_score=_opt(promotion_score),
         content_hash=chash,
         embedding_model=model,
-        occurred_at=_opt_float(occurred_at),
+        occurred_at=_opt(occurred_at),
     )
     return StoredRow(num=num, record=record)
 

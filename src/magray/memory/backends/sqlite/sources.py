@@ -56,7 +56,13 @@ def rename_source(store: Store, old: str, new: str, project: str, layer: Layer) 
 
 
 def write_sources(
-    store: Store, files: Sequence[SourceWrite], *, model_id: str, dim: int, now: float
+    store: Store,
+    files: Sequence[SourceWrite],
+    *,
+    model_id: str,
+    dim: int,
+    now: float,
+    apart: str | None = None,
 ) -> SourceWriteResult:
     result = SourceWriteResult()
     with store.write() as conn:
@@ -97,7 +103,7 @@ def write_sources(
                     result.kept += 1
                     continue
                 new.append((c.item, c.vector))
-            insert_many(conn, new, model_id=model_id, now=now)
+            insert_many(conn, new, model_id=model_id, now=now, apart=apart)
             result.added += len(new)
             conn.execute(
                 "INSERT INTO ingested_sources (uri, project, layer, content_hash, chunks,"

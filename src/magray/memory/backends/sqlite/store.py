@@ -23,12 +23,14 @@ from magray.memory.backends.sqlite.rows import (
     row_to_record,
     stored_float,
 )
+from magray.memory.backends.sqlite.vector_backlog import VECTOR_SQL
 from magray.memory.records import MIN_ID_PREFIX, Filters, Layer, NewRecord
 from magray.sqlite_migrations import BUSY_TIMEOUT_S, connect
 
 
 def _connect(path: Path) -> sqlite3.Connection:
-    return connect(path, check_same_thread=False)
+    # freed pages (the vector backlog, see ``vector_backlog``) go back to the file system
+    return connect(path, check_same_thread=False, incremental_vacuum=True)
 
 
 def translate_sqlite_error(exc: sqlite3.Error, path: Path) -> StoreError:
@@ -291,13 +293,14 @@ class Store:
 
     def vectors(self, nums: Sequence[int]) -> dict[int, tuple[str | None, bytes]]:
         """(embedding model, stored bytes: float32 LE or tagged float16, see ``vector_codec``)
-        of each label that has a vector."""
+        of each label that has a vector; empty bytes when only the index file holds it
+        (``vector_backlog``)."""
         out: dict[int, tuple[str | None, bytes]] = {}
         for i in range(0, len(nums), 500):
             chunk = list(nums[i : i + 500])
             for num, model, blob in self.conn.execute(
-                "SELECT num, embedding_model, vector FROM records WHERE vector IS NOT NULL"
-                f" AND num IN ({','.join('?' * len(chunk))})",
+                f"SELECT r.num, r.embedding_model, {VECTOR_SQL} FROM records r"
+                f" WHERE r.vector IS NOT NULL AND r.num IN ({','.join('?' * len(chunk))})",
                 chunk,
             ):
                 out[num] = (model, blob)

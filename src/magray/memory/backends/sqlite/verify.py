@@ -9,6 +9,7 @@ from magray.hashing import content_hash
 from magray.memory.backends.base import StoreCheck
 from magray.memory.backends.sqlite.index_sync import IndexSet
 from magray.memory.backends.sqlite.store import Store
+from magray.memory.backends.sqlite.vector_backlog import APART, VECTOR_SQL
 from magray.memory.backends.sqlite.vector_codec import dimension
 from magray.memory.records import Layer
 
@@ -33,12 +34,13 @@ def verify(store: Store, indexes: IndexSet | None) -> StoreCheck:
     dim = int(raw_dim) if raw_dim else None
     bad_hash = bad_vec = other_model = total = 0
     for text, chash, emb_model, blob in conn.execute(
-        "SELECT text, content_hash, embedding_model, vector FROM records"
+        f"SELECT r.text, r.content_hash, r.embedding_model, {VECTOR_SQL} FROM records r"
     ):
         total += 1
         if content_hash(text) != chash:
             bad_hash += 1
-        if blob is not None and dim is not None and dimension(blob) != dim:
+        apart = blob == APART  # in the index file, whose dimension is checked on open
+        if blob is not None and not apart and dim is not None and dimension(blob) != dim:
             bad_vec += 1
         if blob is not None and emb_model != model:
             other_model += 1
