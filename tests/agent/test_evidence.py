@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
-from magray.agent.evidence import focus, split_units, terms
+from magray.agent.evidence import focus, in_context, score_units, split_units, terms
 from magray.agent.session import UsedMemory, citations
 from magray.llm.base import Message
 from magray.memory.records import Layer
@@ -101,3 +102,34 @@ def test_a_memory_without_a_kept_unit_is_left_out() -> None:
     kept = focus("Which port does staging listen on?", memories, tokens=12, count=words)
     assert [m.id for m in kept] == ["m1"]
     assert focus("anything", [], tokens=100, count=words) == []
+
+
+def test_a_unit_carries_its_heading_and_list_lead_in_but_headings_are_not_units() -> None:
+    text = "## Memory\n\nMAGRAY remembers in three layers:\n\n- Interact\n- Insights\n\nDone."
+    units = in_context(split_units(text), memory=2)
+    assert [u.text for u in units] == [
+        "MAGRAY remembers in three layers:",
+        "- Interact",
+        "- Insights",
+        "Done.",
+    ]
+    assert units[1].context == "Memory MAGRAY remembers in three layers:"
+    assert units[3].context == "Memory"  # a lead-in reaches only its own list
+    assert all(u.memory == 2 for u in units)
+
+
+def test_a_heading_ranks_the_rows_under_it_above_a_bare_term_match() -> None:
+    policy = "Policy rules are listed by the show command."
+    units = in_context(split_units(EXIT_CODES + "\n" + policy))
+    question = "Which exit code does MAGRAY use when policy denies something?"
+    scores = dict(zip([u.text for u in units], score_units(question, units), strict=True))
+    # the row shares "code" and "policy" with the question, the sentence only "policy";
+    # its heading adds "exit" (at half weight)
+    assert scores["code: 4; meaning: denied by policy"] > scores[policy]
+    assert "## Exit codes" not in scores
+    row = next(u for u in units if u.text.startswith("code: 4"))
+    bare = replace(row, context="")
+    with_heading, without = score_units(question, [row, bare])
+    assert row.context == "Exit codes" and with_heading > without
+    kept = focus(question, [mem(1, policy), mem(2, EXIT_CODES)], tokens=12, count=words)
+    assert kept[0].id == "m2" and kept[0].text.startswith("code: 4")

@@ -226,3 +226,42 @@ def test_best_last_numbers_the_best_memory_next_to_the_question() -> None:
     full = count(messages)
     _, shown, _, _ = build_messages("q?", mems, [], budget=full - 10, count=count, best_last=True)
     assert [m.id for m in shown] == ["m1", "m0"]
+
+
+def test_a_small_models_citation_names_the_memory_that_holds_its_answer(
+    log: ConversationLog,
+) -> None:
+    from magray.llm.base import Capabilities
+
+    @dataclass
+    class SmallProvider(ScriptedProvider):
+        @property
+        def capabilities(self) -> Capabilities:
+            return Capabilities(context_window=self.window, small=True)
+
+    mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
+    mem.remember(NewRecord(text="The staging database listens on port 5433.", layer=Layer.ASSETS))
+    mem.remember(NewRecord(text="The staging database runs PostgreSQL 16.", layer=Layer.ASSETS))
+    question = "Which port does the staging database listen on?"
+    session = Session(ScriptedLLM(SmallProvider()), mem, log)
+    shown = session.ask(question).memories
+    holder = next(i for i, m in enumerate(shown, 1) if "5433" in m.text)
+    other = 3 - holder
+    small = SmallProvider(answer=f"The staging database listens on port 5433 [{other}].")
+    result = Session(ScriptedLLM(small), mem, log).ask(question)
+    assert result.answer == f"The staging database listens on port 5433 [{holder}]."
+    assert result.cited == [shown[holder - 1].id]
+    assert result.notes == [f"citation [{other}] → [{holder}]: that memory holds the answer"]
+    # a model that is not small keeps its own citations
+    large = ScriptedProvider(answer=f"The staging database listens on port 5433 [{other}].")
+    assert Session(ScriptedLLM(large), mem, log).ask(question).answer.endswith(f"[{other}].")
+
+
+def test_unit_lines_put_each_unit_of_evidence_on_its_own_line() -> None:
+    from magray.agent.session import UsedMemory, memory_block
+
+    focused = [UsedMemory("m0", Layer.ASSETS, 1.0, "code: 4; meaning: denied … code: 3", None)]
+    assert memory_block(focused, unit_lines=True) == (
+        "Memories:\n[1]\n- code: 4; meaning: denied\n- code: 3"
+    )
+    assert memory_block(focused) == "Memories:\n[1] code: 4; meaning: denied … code: 3"

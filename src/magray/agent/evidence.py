@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 SEMANTIC_WEIGHT = 1.0  # the cosine similarity's share of a unit's score
 LEXICAL_WEIGHT = 1.0  # the term overlap's share (normalised to 0..1)
+CONTEXT_SHARE = 0.5  # a question term found only in a unit's heading or lead-in counts half
 MAX_UNIT_CHARS = 400  # longer units (a run-on paragraph) are cut at a word
 JOIN = " … "
 
@@ -50,6 +51,24 @@ class Unit:
     memory: int  # index of the memory it came from
     order: int  # position within that memory
     text: str
+    #: the heading it sits under, and the lead-in of a list ("… in three layers:"): scored
+    #: with the unit (a table row under "Exit codes" is about exit codes), never shown
+    context: str = ""
+
+
+def in_context(texts: Sequence[str], memory: int = 0) -> list[Unit]:
+    """Units of one memory with their heading and list lead-in; headings are not units."""
+    out: list[Unit] = []
+    heading = lead = ""
+    for j, text in enumerate(texts):
+        if text.startswith("#"):
+            heading, lead = text.lstrip("#").strip(), ""
+            continue
+        listed = _LIST_ITEM.match(text) is not None
+        out.append(Unit(memory, j, text, " ".join(filter(None, (heading, lead if listed else "")))))
+        if not listed:
+            lead = text if text.rstrip().endswith(":") else ""
+    return out
 
 
 def _stem(word: str) -> str:
@@ -152,11 +171,16 @@ def score_units(
     """How well each unit matches ``question``: rarity-weighted term overlap plus cosine."""
     asked = set(terms(question))
     bags = [set(terms(u.text)) for u in units]
-    df = Counter(t for bag in bags for t in bag & asked)
+    around = [set(terms(u.context)) - bag for u, bag in zip(units, bags, strict=True)]
+    df = Counter(t for bag, ctx in zip(bags, around, strict=True) for t in (bag | ctx) & asked)
     n = len(units)
     weight = {t: math.log(1 + n / (1 + df[t])) for t in asked}
     total = sum(weight.values()) or 1.0
-    lexical = [sum(weight[t] for t in bag & asked) / total for bag in bags]
+    lexical = [
+        (sum(weight[t] for t in bag & asked) + CONTEXT_SHARE * sum(weight[t] for t in ctx & asked))
+        / total
+        for bag, ctx in zip(bags, around, strict=True)
+    ]
     semantic = _cosines(embedder, question, [u.text for u in units]) if embedder else [0.0] * n
     pairs = zip(lexical, semantic, strict=True)
     return [LEXICAL_WEIGHT * lx + SEMANTIC_WEIGHT * sm for lx, sm in pairs]
@@ -179,11 +203,7 @@ def focus(
     is False), so citations stay per memory. ``neighbours`` keeps that many units on
     either side of each chosen one.
     """
-    units = [
-        Unit(i, j, text)
-        for i, m in enumerate(memories)
-        for j, text in enumerate(split_units(m.text))
-    ]
+    units = [u for i, m in enumerate(memories) for u in in_context(split_units(m.text), i)]
     if not units:
         return []
     scores = score_units(question, units, embedder)

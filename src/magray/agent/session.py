@@ -16,8 +16,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from magray.agent.cite import fix_citations
 from magray.agent.conversations import ConversationLog, Turn
-from magray.agent.evidence import Embedder, focus
+from magray.agent.evidence import JOIN, Embedder, focus
 from magray.agent.untrusted import RULE, untrusted
 from magray.errors import UsageError
 from magray.llm.base import Chunk, Message, Provider, Request, Usage, capabilities_of
@@ -38,6 +39,7 @@ RECALL_K = 6
 SMALL_RECALL_K = 6  # small models: more memories, each cut down to its matching sentences
 FOCUS_TOKENS = 150  # the matching sentences a small model reads, at most
 SMALL_BEST_LAST = False  # a small model reads the best memory last, next to the question
+SMALL_UNIT_LINES = False  # a small model reads each unit of evidence on a line of its own
 MEMORY_TOKENS = 3000  # memories in one prompt, at most (and never more than the context)
 SMALL_MEMORY_TOKENS = 600  # a small model on a CPU reads ~100-150 prompt tokens/s
 MIN_MEMORY_TOKENS = 60  # a memory cut shorter than this is left out instead
@@ -137,15 +139,23 @@ def short_source(uri: str) -> str:
         return str(PurePath(*path.parts[-2:]))
 
 
-def memory_block(memories: Sequence[UsedMemory]) -> str:
-    """The numbered memories; what the agent wrote is delimited as untrusted data."""
+def memory_block(memories: Sequence[UsedMemory], *, unit_lines: bool = False) -> str:
+    """The numbered memories; what the agent wrote is delimited as untrusted data.
+
+    ``unit_lines`` puts each unit of focused evidence (joined by "…") on a line of its own
+    under its memory's number, so a small model does not run one fact into the next.
+    """
     lines = ["Memories:"]
     for i, m in enumerate(memories, 1):
         where = f" ({short_source(m.uri)})" if m.uri else ""
-        text = " ".join(m.text.split())
         if m.from_agent:
-            text = untrusted(f"memory {m.id}: an earlier agent run", text)
-        lines.append(f"[{i}]{where} {text}")
+            text = untrusted(f"memory {m.id}: an earlier agent run", " ".join(m.text.split()))
+            lines.append(f"[{i}]{where} {text}")
+        elif unit_lines:
+            lines.append(f"[{i}]{where}")
+            lines.extend(f"- {' '.join(u.split())}" for u in m.text.split(JOIN))
+        else:
+            lines.append(f"[{i}]{where} {' '.join(m.text.split())}")
     return "\n".join(lines)
 
 
@@ -184,12 +194,14 @@ def build_messages(
     count: Callable[[Sequence[Message]], int],
     system_prompt: str = SYSTEM_PROMPT,
     best_last: bool = False,
+    unit_lines: bool = False,
 ) -> tuple[list[Message], list[UsedMemory], list[Turn], list[str]]:
     """Messages that fit ``budget`` tokens, dropping low-ranked memories then old turns.
 
     The fixed system prompt comes first so a local model's prompt cache can reuse it.
     ``best_last`` numbers the memories from the lowest-ranked to the best, which then sits
     next to the question; the memories come back in the order they are numbered.
+    ``unit_lines``: one line per unit of focused evidence (see ``memory_block``).
     """
     mems = list(memories)
     turns = list(history)
@@ -199,7 +211,7 @@ def build_messages(
         system = system_prompt
         if any(m.from_agent for m in mems):
             system += " " + RULE
-        system += "\n\n" + memory_block(shown()) if mems else ""
+        system += "\n\n" + memory_block(shown(), unit_lines=unit_lines) if mems else ""
         out = [Message("system", system)]
         for t in turns:
             out += [Message("user", t.prompt), Message("assistant", t.answer)]
@@ -328,6 +340,7 @@ class Session:
             count=prov.count_tokens,
             system_prompt=GROUNDED_PROMPT if small else SYSTEM_PROMPT,
             best_last=small and SMALL_BEST_LAST,
+            unit_lines=small and SMALL_UNIT_LINES,
         )
         # greedy decoding: a grounded answer copies a value, it does not vary it (unless the
         # provider's configuration sets a temperature)
@@ -359,6 +372,8 @@ class Session:
             notes.append("stopped by Ctrl-C; the partial answer was kept")
         latency = (time.perf_counter() - started) * 1000
         answer = "".join(parts).strip()
+        if small and used:
+            answer = self._checked_citations(question, answer, used, notes)
         cited = citations(answer, used)
         result = AskResult(
             answer=answer,
@@ -375,6 +390,22 @@ class Session:
         )
         self._remember(question, result)
         return result
+
+    @staticmethod
+    def _checked_citations(
+        question: str, answer: str, used: Sequence[UsedMemory], notes: list[str]
+    ) -> str:
+        """A small model's answer citing the memory that states it (a note says so)."""
+        fixed = fix_citations(answer, question, [m.text for m in used])
+        if fixed != answer:
+            was = ", ".join(f"[{n}]" for n in dict.fromkeys(_CITATION.findall(answer)))
+            now = ", ".join(f"[{n}]" for n in dict.fromkeys(_CITATION.findall(fixed)))
+            notes.append(
+                f"citation {was} → {now}: that memory holds the answer"
+                if was
+                else f"citation {now} added: that memory holds the answer"
+            )
+        return fixed
 
     def _remember(self, question: str, result: AskResult) -> None:
         self.log.record(
