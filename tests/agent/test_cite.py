@@ -42,9 +42,7 @@ def test_a_right_citation_and_an_unknown_answer_stand() -> None:
 
 def test_an_uncited_answer_gets_the_memory_that_states_it() -> None:
     question = "How many seconds does MAGRAY wait for the writer lock?"
-    assert fix_citations("It waits 10 seconds.", question, MEMORIES) == (
-        "It waits 10 seconds [1]."
-    )
+    assert fix_citations("It waits 10 seconds.", question, MEMORIES) == ("It waits 10 seconds [1].")
     assert fix_citations("10 seconds", question, MEMORIES) == "10 seconds [1]"
 
 
