@@ -8,6 +8,7 @@ runs on one thread (config.toml) so a busy machine does not collapse generation 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -162,7 +163,13 @@ def test_streams_to_stdout_and_hints_once(
     done = run(["ask", "Who is Quillon?"], home)
     assert done.exit_code == 0, done.output
     answer = ok_json(["logs", "-n", "1"], home)[0]["answer"]
-    assert done.stdout.strip() == answer  # the answer, streamed, and nothing else
+    streamed = done.stdout.strip()
+    if streamed != answer:
+        # a small model's citation checked after streaming: the logged answer carries the
+        # corrected one, and a note on stderr says so
+        assert "that memory holds the answer" in done.stderr
+    uncited = re.compile(r"\s*\[\d{1,2}\]")
+    assert uncited.sub("", streamed) == uncited.sub("", answer)  # the answer and nothing else
     assert not done.stdout[:1].isspace()
     assert done.stderr.count(TINY_MODEL_NOTE) == 1
     assert TINY_MODEL_NOTE not in done.stdout
