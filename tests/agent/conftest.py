@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import Result
+from typer.testing import CliRunner
 
+from magray.cli.main import app
 from tests.llm.conftest import Reply, Scripted, an_stream, oa_stream, server  # noqa: F401
 
 
@@ -29,6 +33,14 @@ def repo(tmp_path: Path) -> Path:
     git(root, "add", ".")
     git(root, "commit", "-q", "-m", "initial")
     return root
+
+
+def run(args: Sequence[str]) -> Result:
+    """``magray run ARGS`` in process; an error other than an exit is raised, not hidden."""
+    result = CliRunner().invoke(app, ["run", *args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
 
 
 def step(sid: str, tool: str, args: dict[str, Any], *deps: str, why: str = "") -> dict[str, Any]:

@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from typer.testing import CliRunner
 
 from magray.cli.main import app
 from magray.tools.audit import AuditLog
 
-from .conftest import Scripted, git, oa_plan, oa_verdict, openai_config, step
+from .conftest import Scripted, git, oa_plan, oa_verdict, openai_config, run, step
 
 RUNNER = CliRunner()
-
-
-def run(args: Sequence[str]) -> Result:
-    result = RUNNER.invoke(app, ["run", *args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 def edit_commit_plan() -> Any:

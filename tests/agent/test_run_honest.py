@@ -8,27 +8,13 @@ the scripted OpenAI-protocol server.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from click.testing import Result
-from typer.testing import CliRunner
-
 from magray.agent.strategies.base import EMPTY
 from magray.agent.untrusted import CLOSE, RULE
-from magray.cli.main import app
 
-from .conftest import Reply, Scripted, oa_plan, oa_stream, oa_verdict, openai_config, step
-
-RUNNER = CliRunner()
-
-
-def run(args: Sequence[str]) -> Result:
-    result = RUNNER.invoke(app, ["run", *args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+from .conftest import Reply, Scripted, oa_plan, oa_stream, oa_verdict, openai_config, run, step
 
 
 def direct_call(name: str, args: dict[str, Any], call_id: str = "c1") -> Reply:

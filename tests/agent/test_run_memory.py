@@ -9,26 +9,14 @@ memory with the real embedding model; the LLM is a scripted server on loopback.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
 
-from magray.cli.main import app
 from magray.memory.records import Filters, Layer, NewRecord, Record, Source
 
-from .conftest import Scripted, git, oa_plan, oa_stream, oa_verdict, openai_config, step
-
-RUNNER = CliRunner()
-
-
-def run(args: Sequence[str]) -> Result:
-    result = RUNNER.invoke(app, ["run", *args])
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
+from .conftest import Scripted, git, oa_plan, oa_stream, oa_verdict, openai_config, run, step
 
 
 @pytest.fixture
