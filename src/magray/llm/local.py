@@ -299,7 +299,9 @@ def _chat_tokens(llm: Any, chat: Sequence[Mapping[str, str]], generation: bool) 
     return list(llm.tokenize(prompt, add_bos=not result.added_special, special=True))
 
 
-def stable_prefix(llm: Any, chat: Sequence[Mapping[str, str]] | None, prompt: str = "") -> list[int]:
+def stable_prefix(
+    llm: Any, chat: Sequence[Mapping[str, str]] | None, prompt: str = ""
+) -> list[int]:
     """The tokens a chat (or a few-shot ``prompt``) shares with every call like it."""
     if chat is not None:
         n = stable_messages(chat)
