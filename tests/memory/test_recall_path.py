@@ -164,3 +164,71 @@ def test_plain_fusion_reads_no_record_and_ranks_as_the_full_path(
     for a, b in zip(plain, full, strict=True):
         assert a and [(h.record.id, h.score) for h in a] == [(h.record.id, h.score) for h in b]
     memory.close()
+
+
+def test_hybrid_keyword_side_beside_the_vector_search_ranks_as_the_sequential_path(
+    magray_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory = make()
+    texts = [f"deploy {'staging ' * (i % 3)}server {i} note" for i in range(60)]
+    texts += [f"lunch menu {i} at the harbour" for i in range(20)]
+    layers = list(Layer)
+    memory.remember_many([NewRecord(text=t, layer=layers[i % 3]) for i, t in enumerate(texts)])
+    threads: list[str] = []
+    backend = memory.backend
+    for name in ("keyword_search", "keyword_ranking"):
+        original = getattr(backend, name)
+
+        def spy(*args: object, _original: Any = original) -> Any:
+            threads.append(threading.current_thread().name)
+            return _original(*args)
+
+        monkeypatch.setattr(backend, name, spy)
+    queries = [
+        Query(text=text, k=8, mode=SearchMode.HYBRID, explain=explain, filters=filters)
+        for text in ("deploy staging server", "harbour lunch", "server 7 note")
+        for explain in (False, True)
+        for filters in (Filters(), Filters(layers=(Layer.ASSETS,)))
+    ]
+
+    def ranked(hits: list[Any]) -> list[tuple[str, float, Any]]:
+        return [(h.record.id, h.score, h.explanation) for h in hits]
+
+    beside = [ranked(memory.recall(q)) for q in queries]
+    assert threads and all(name.startswith("magray-keywords") for name in threads)
+    threads.clear()
+    monkeypatch.setattr(backend, "concurrent_reads", lambda: False)
+    sequential = [ranked(memory.recall(q)) for q in queries]
+    assert threads == [threading.current_thread().name] * len(queries)
+    assert all(beside) and beside == sequential
+    memory.close()
+    assert not any(t.name.startswith("magray-keywords") for t in threading.enumerate())
+
+
+def test_a_failing_keyword_side_fails_the_hybrid_recall(
+    magray_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with make() as memory:
+        memory.remember(NewRecord(text="the harbour ferry leaves at nine"))
+
+        def broken(*args: object) -> Any:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(memory.backend, "keyword_ranking", broken)
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+            memory.recall(Query(text="harbour ferry", k=1, mode=SearchMode.HYBRID))
+        # Vector mode never asks the keyword side.
+        assert memory.recall(Query(text="harbour ferry", k=1, mode=SearchMode.VECTOR))
+
+
+def test_recall_explains_only_when_asked(magray_home: Path) -> None:
+    from magray.memory.search.fusion import UNEXPLAINED
+
+    with make() as memory:
+        memory.remember_many([NewRecord(text=f"harbour ferry {i}") for i in range(5)])
+        for mode in SearchMode:
+            plain = memory.recall(Query(text="harbour ferry", k=3, mode=mode))
+            told = memory.recall(Query(text="harbour ferry", k=3, mode=mode, explain=True))
+            assert [(h.record.id, h.score) for h in plain] == [(h.record.id, h.score) for h in told]
+            assert all(h.explanation is None for h in plain)
+            assert all(h.explanation not in (None, UNEXPLAINED) for h in told)
