@@ -175,12 +175,14 @@ def test_hybrid_keyword_side_beside_the_vector_search_ranks_as_the_sequential_pa
     layers = list(Layer)
     memory.remember_many([NewRecord(text=t, layer=layers[i % 3]) for i, t in enumerate(texts)])
     threads: list[str] = []
+    workers: set[threading.Thread] = set()
     backend = memory.backend
     for name in ("keyword_search", "keyword_ranking"):
         original = getattr(backend, name)
 
         def spy(*args: object, _original: Any = original) -> Any:
             threads.append(threading.current_thread().name)
+            workers.add(threading.current_thread())
             return _original(*args)
 
         monkeypatch.setattr(backend, name, spy)
@@ -201,8 +203,10 @@ def test_hybrid_keyword_side_beside_the_vector_search_ranks_as_the_sequential_pa
     sequential = [ranked(memory.recall(q)) for q in queries]
     assert threads == [threading.current_thread().name] * len(queries)
     assert all(beside) and beside == sequential
-    memory.close()
-    assert not any(t.name.startswith("magray-keywords") for t in threading.enumerate())
+    memory.close()  # the worker thread ends with the Memory
+    assert len(workers) == 2 and not any(
+        t.is_alive() for t in workers - {threading.current_thread()}
+    )
 
 
 def test_a_failing_keyword_side_fails_the_hybrid_recall(

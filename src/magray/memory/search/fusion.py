@@ -71,7 +71,11 @@ def one_weight(params: FusionParams) -> float | None:
 
 def _ranks(pairs: Sequence[tuple[int, float]], candidates: Candidates) -> Ranked:
     """1-based ranks of ``pairs`` without labels missing from ``candidates`` or seen before."""
-    ranked: Ranked = {}
+    if candidates is None:  # every label counts: one pass when none repeats (the usual case)
+        ranked = {num: (rank, score) for rank, (num, score) in enumerate(pairs, 1)}
+        if len(ranked) == len(pairs):
+            return ranked
+    ranked = {}
     rank = 0
     for num, score in pairs:
         if num not in ranked and (candidates is None or num in candidates):
@@ -99,6 +103,13 @@ def _combine(
     w = one_weight(params)
     if w is not None or candidates is None:  # one weight for every label: no lookups
         w = 1.0 if w is None else w
+        if not explain:  # (−score, label) pairs order as the full tuples do: labels differ
+            pairs = [(-(score * w * 1.0), num) for num, score in base.items()]
+            if limit is None or limit >= len(pairs):
+                pairs.sort()
+            else:
+                pairs = heapq.nsmallest(limit, pairs)
+            return [(num, -neg, UNEXPLAINED) for neg, num in pairs]
         scored = [(-(score * w * 1.0), num, w, 1.0) for num, score in base.items()]
     else:
         scored = []
