@@ -236,3 +236,60 @@ def test_recall_explains_only_when_asked(magray_home: Path) -> None:
             assert [(h.record.id, h.score) for h in plain] == [(h.record.id, h.score) for h in told]
             assert all(h.explanation is None for h in plain)
             assert all(h.explanation not in (None, UNEXPLAINED) for h in told)
+
+
+def test_a_row_reads_as_the_record_field_by_field() -> None:
+    """Rows become records positionally (the hot path): every field lands in its place."""
+    from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, row_to_record
+    from magray.memory.records import Record, Source
+
+    values: dict[str, Any] = {
+        "num": 7,
+        "id": "abc123",
+        "text": "the ferry",
+        "layer": "insights",
+        "kind": "fact",
+        "tags": '["a", "b"]',
+        "project": "proj",
+        "session": "s1",
+        "source_uri": "/notes/a.md",
+        "source_start": 1,
+        "source_end": 2,
+        "source_line_start": 3,
+        "source_line_end": 4,
+        "created_at": 10.0,
+        "updated_at": 11.0,
+        "layer_since": 12.0,
+        "last_access_at": 13.0,
+        "access_count": 5,
+        "importance": 0.25,
+        "pinned": 1,
+        "promotion_score": 0.75,
+        "content_hash": "hash",
+        "embedding_model": "model",
+        "occurred_at": 9.0,
+    }
+    columns = [c.strip() for c in RECORD_COLUMNS.split(",")]
+    stored = row_to_record(tuple(values[c] for c in columns))
+    assert stored.num == 7
+    assert stored.record == Record(
+        id="abc123",
+        text="the ferry",
+        layer=Layer.INSIGHTS,
+        kind="fact",
+        tags=("a", "b"),
+        project="proj",
+        session="s1",
+        source=Source("/notes/a.md", 1, 2, 3, 4),
+        created_at=10.0,
+        updated_at=11.0,
+        layer_since=12.0,
+        last_access_at=13.0,
+        access_count=5,
+        importance=0.25,
+        pinned=True,
+        promotion_score=0.75,
+        content_hash="hash",
+        embedding_model="model",
+        occurred_at=9.0,
+    )
