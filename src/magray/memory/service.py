@@ -14,10 +14,9 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +46,9 @@ from magray.memory.records import (
 from magray.memory.search.fusion import NORM_DEPTH, FusionParams, fuse, fuse_convex, one_weight
 from magray.memory.search.keywords import keyword_terms
 from magray.memory.search.vectors import vector_pool
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 log = logging.getLogger("magray")
 
@@ -509,6 +511,8 @@ class Memory:
     def _keyword_worker(self) -> ThreadPoolExecutor:
         worker = getattr(self, "_keyword_thread", None)
         if worker is None:
+            from concurrent.futures import ThreadPoolExecutor  # 2 ms of import: on first use
+
             worker = self._keyword_thread = ThreadPoolExecutor(
                 1, thread_name_prefix="magray-keywords"
             )
