@@ -57,6 +57,12 @@ class SqliteBackend:
 
     name = "sqlite"
 
+    def concurrent_reads(self) -> bool:
+        """Whether a keyword search may run on another thread while this one searches the
+        vector index (``Memory.recall`` in hybrid mode): the connection is in SQLite's
+        serialized mode; not inside a write transaction, whose writes it must see in order."""
+        return not self.store.conn.in_transaction
+
     def __init__(
         self,
         db: Path,
