@@ -91,7 +91,7 @@ def build_store(home: Path, n: int, model_id: str, queries: int) -> dict[str, An
     return {"build_s": round(time.perf_counter() - started, 1), "queries": data.query_texts}
 
 
-def serve(home: Path, port: int, mode: str, workers: int) -> None:
+def serve(home: Path, port: int, mode: str, workers: int, loop: str, http: str) -> None:
     """The server process: the app over the bench home, cached or real query embeddings."""
     os.environ["MAGRAY_BENCH_HOME"] = str(home)
     os.environ["MAGRAY_BENCH_MODE"] = mode
@@ -103,6 +103,8 @@ def serve(home: Path, port: int, mode: str, workers: int) -> None:
         host="127.0.0.1",
         port=port,
         workers=workers,
+        loop=loop,  # type: ignore[arg-type]
+        http=http,  # type: ignore[arg-type]
         log_config=None,
         access_log=False,
         app_dir=str(Path(__file__).parent),
@@ -258,10 +260,12 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_WAIT_POLICY": "PASSIVE"}
+    path = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "OMP_WAIT_POLICY": "PASSIVE"}
     if opts.readers is not None:
         env["MAGRAY_BENCH_READERS"] = str(opts.readers)
     cmd = [sys.executable, __file__, "serve", str(home), str(port), mode, str(opts.workers)]
+    cmd += [opts.loop, opts.http]
     with (home / f"serve-{mode}.log").open("wb") as log:
         proc = subprocess.Popen(cmd, env=env, stderr=log)
     url = f"http://127.0.0.1:{port}"
@@ -337,6 +341,8 @@ def bench(home: Path, opts: Any) -> dict[str, Any]:
         "seconds": opts.seconds,
         "workers": opts.workers,
         "readers": opts.readers,
+        "loop": opts.loop,
+        "http": opts.http,
         "cpus": os.cpu_count(),
         "build_s": built["build_s"],
         "route": f"POST /v1/memories/search k=10 {opts.mode}",
@@ -351,7 +357,7 @@ def bench(home: Path, opts: Any) -> dict[str, Any]:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        serve(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
+        serve(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), *sys.argv[6:8])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="records in the store")
@@ -361,6 +367,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument(
         "--readers", type=int, help="server.readers: read-only handles per tenant (default 2)"
+    )
+    parser.add_argument(
+        "--loop", default="auto", choices=["auto", "asyncio", "uvloop"], help="uvicorn's loop"
+    )
+    parser.add_argument(
+        "--http", default="auto", choices=["auto", "h11", "httptools"], help="uvicorn's HTTP"
     )
     parser.add_argument("--modes", default="cached,embed")
     parser.add_argument("--mode", default="hybrid", choices=["hybrid", "vector", "keyword"])
