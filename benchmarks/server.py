@@ -246,6 +246,13 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def main_thread_cpu(pid: int) -> float:
+    """CPU seconds of ``pid``'s main thread: with one worker, uvicorn's event loop (HTTP, the
+    key check, validation, JSON, metrics); the recall runs on other threads."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _children_cpu() -> float:
     """CPU seconds of the finished child processes (wrk's, once it has been waited for)."""
     import resource
@@ -292,16 +299,20 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
             str(script),
             url,
         ]
-        cpu = cpu_seconds(proc.pid)
+        cpu, loop_cpu = cpu_seconds(proc.pid), main_thread_cpu(proc.pid)
         wrk_cpu = _children_cpu()
         out = subprocess.run(cmd_wrk, capture_output=True, text=True, check=True).stdout
         wrk_cpu = _children_cpu() - wrk_cpu
-        cpu = cpu_seconds(proc.pid) - cpu
+        cpu, loop_cpu = cpu_seconds(proc.pid) - cpu, main_thread_cpu(proc.pid) - loop_cpu
         (home / f"wrk-{mode}.txt").write_text(out, "utf-8")
         print(out, file=sys.stderr)
         result = parse_wrk(out)
         # the server's own CPU per request: steadier than requests/s on shared cores
         result["server_cpu_ms_per_request"] = round(cpu * 1000 / max(1, result["requests"]), 2)
+        if opts.workers == 1:  # the event loop's share of it (the rest: recall threads)
+            result["loop_cpu_ms_per_request"] = round(
+                loop_cpu * 1000 / max(1, result["requests"]), 2
+            )
         # the load generator's own, on the same cores
         result["wrk_cpu_ms_per_request"] = round(wrk_cpu * 1000 / max(1, result["requests"]), 3)
         if mode == "cached":  # the HTTP floor: the same load on GET /healthz (no work)
