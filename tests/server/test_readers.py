@@ -231,3 +231,20 @@ def test_without_readers_searches_run_on_the_servers_threads(
     tenant = tenant_of(client, "pooled")
     name = asyncio.run(tenant.search(lambda: threading.current_thread().name))
     assert not name.startswith("search-")
+
+
+def test_a_reranked_search_leaves_the_search_threads_free(client: TestClient, key: Any) -> None:
+    h = key("writer", "reranked")
+    client.post("/v1/memories", json={"text": "the staging port is 5433"}, headers=h)
+    tenant = tenant_of(client, "reranked")
+    seen: list[tuple[str, bool]] = []
+
+    def recall(query: Query) -> list[Any]:  # a seam: no reranker model in the tests
+        seen.append((threading.current_thread().name, query.rerank))
+        return []
+
+    tenant.recall = recall  # type: ignore[method-assign]
+    r = client.post("/v1/memories/search", json={"query": "staging", "rerank": True}, headers=h)
+    assert r.status_code == 200 and r.json()["hits"] == []
+    assert len(seen) == 1 and seen[0][1] is True
+    assert not seen[0][0].startswith("search-")  # it takes the tenant's lock: the pool
