@@ -121,13 +121,16 @@ async def searched(q: SearchIn, svc: Services, who: Principal) -> Response:
         explain=q.explain,
     )
     started = time.perf_counter()
+    # A reranked search takes the tenant's lock: a thread of the server's pool, so that it
+    # never holds up the tenant's search threads.
+    run: Any = _in_pool if query.rerank else tenant.search
     cached = None
     if query.mode is not SearchMode.KEYWORD and query.text.strip():
-        # A query whose vector is cached needs no batch: one worker-thread hop, not two.
-        cached = await run_in_threadpool(_recall_if_cached, svc, tenant, query)
+        # A query whose vector is cached needs no batch: one thread hop, not two.
+        cached = await run(_recall_if_cached, svc, tenant, query)
         if cached is None:
             await _embed_ahead(svc, query.text)
-    hits = cached if cached is not None else await run_in_threadpool(tenant.recall, query)
+    hits = cached if cached is not None else await run(tenant.recall, query)
     svc.metrics.recall_latency.labels(who.tenant).observe(time.perf_counter() - started)
     # Rendered here (the shape is ``SearchOut`` by construction): the response model
     # would validate and copy every hit again.
@@ -136,6 +139,10 @@ async def searched(q: SearchIn, svc: Services, who: Principal) -> Response:
         return JSONResponse(data)
     except ValueError:  # a score that is not finite: null, as the response model renders it
         return JSONResponse(SearchOut.model_validate(data).model_dump(mode="json"))
+
+
+async def _in_pool(fn: Any, *args: Any) -> Any:
+    return await run_in_threadpool(fn, *args)
 
 
 def _recall_if_cached(svc: Services, tenant: Tenant, query: Any) -> list[Any] | None:
