@@ -61,7 +61,9 @@ class SqliteBackend:
         """Whether a keyword search may run on another thread while this one searches the
         vector index (``Memory.recall`` in hybrid mode): the connection is in SQLite's
         serialized mode; not inside a write transaction, whose writes it must see in order."""
-        return not self.store.conn.in_transaction
+        import sqlite3
+
+        return sqlite3.threadsafety == 3 and not self.store.conn.in_transaction
 
     def __init__(
         self,
