@@ -1,0 +1,30 @@
+"""Damaged derived files are rebuilt, not fatal: the store is the source of truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.test_errors_cli import _magray
+
+
+def test_a_damaged_embedding_cache_is_set_aside_and_rebuilt(magray_home: Path) -> None:
+    # real processes: an embedder (and its cache) loaded once stays loaded in a process
+    first = _magray(["memory", "add", "the cache is a derived file", "--json"], magray_home)
+    assert first.returncode == 0, first.stderr
+    cache = magray_home / "data" / "embed-cache.db"
+    assert cache.is_file()
+    cache.write_bytes(b"this is not a SQLite database at all" * 100)
+
+    added = _magray(["memory", "add", "written after the damage", "--json"], magray_home)
+
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["created"] is True
+    assert added.stderr.startswith("warning: the embedding cache")
+    assert "rebuilt" in added.stderr and "Traceback" not in added.stderr
+    aside = magray_home / "data" / "embed-cache.db.damaged"
+    assert aside.read_bytes().startswith(b"this is not a SQLite database")
+    found = _magray(["memory", "search", "written after the damage", "--json"], magray_home)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["hits"][0]["text"] == "written after the damage"
+    assert found.stderr == ""
