@@ -101,6 +101,10 @@ def read_toml(
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         why = f" ({exc})" if detail else ""
         raise ConfigError(f"{path} is not valid TOML{why}; {fix}.") from None
+    except OSError as exc:  # a folder, unreadable, an I/O error
+        raise ConfigError(
+            f"{path} cannot be read ({exc.strerror or exc}); make it a readable file, or remove it."
+        ) from None
 
 
 def write_toml(path: Path, data: dict[str, Any], *, mode: int | None = None) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.cli.test_errors_cli import _magray
+import pytest
+
+from tests.cli.test_errors_cli import _magray, fails, run
 
 
 def test_a_damaged_embedding_cache_is_set_aside_and_rebuilt(magray_home: Path) -> None:
@@ -28,3 +30,17 @@ def test_a_damaged_embedding_cache_is_set_aside_and_rebuilt(magray_home: Path) -
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)["hits"][0]["text"] == "written after the damage"
     assert found.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("config.toml", ["memory", "list"]),
+        ("policy.toml", ["policy", "show"]),
+        ("mcp.toml", ["mcp", "list"]),
+        ("keys.toml", ["keys", "list"]),
+    ],
+)
+def test_a_settings_file_that_is_a_folder(name: str, args: list[str], magray_home: Path) -> None:
+    (magray_home / name).mkdir()
+    fails(run(args), 1, name, "cannot be read", "remove it")
