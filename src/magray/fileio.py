@@ -111,4 +111,10 @@ def write_toml(path: Path, data: dict[str, Any], *, mode: int | None = None) -> 
     """``data`` as TOML, written atomically."""
     import tomli_w
 
-    write_atomic(path, tomli_w.dumps(data), mode=mode)
+    try:
+        write_atomic(path, tomli_w.dumps(data), mode=mode)
+    except OSError as exc:  # a read-only or full disk, a folder in the way
+        raise ConfigError(
+            f"cannot write {path} ({exc.strerror or exc}); check that its folder is writable"
+            " and the disk has space."
+        ) from None

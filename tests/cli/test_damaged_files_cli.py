@@ -44,3 +44,23 @@ def test_a_damaged_embedding_cache_is_set_aside_and_rebuilt(magray_home: Path) -
 def test_a_settings_file_that_is_a_folder(name: str, args: list[str], magray_home: Path) -> None:
     (magray_home / name).mkdir()
     fails(run(args), 1, name, "cannot be read", "remove it")
+
+
+def test_a_settings_file_that_cannot_be_written(magray_home: Path) -> None:
+    # the temporary file `config set` writes first cannot be created (as on a read-only or
+    # full disk): one line naming the file, and config.toml is untouched
+    from magray.fileio import temporary_of
+
+    config = magray_home / "config.toml"
+    config.write_text('[search]\nmode = "vector"\n')
+    temporary_of(config).mkdir()
+    fails(run(["config", "set", "search.mode", "keyword"]), 1, "config.toml", "cannot write")
+    temporary_of(magray_home / "policy.toml").mkdir()
+    fails(run(["policy", "allow", "file_read"]), 1, "policy.toml", "cannot write")
+    assert config.read_text() == '[search]\nmode = "vector"\n'
+
+
+def test_a_memory_store_that_cannot_be_opened(magray_home: Path) -> None:
+    (magray_home / "data" / "memory.db").mkdir(parents=True)
+    for args in (["memory", "list"], ["memory", "add", "x"]):
+        fails(run(args), 1, "memory.db", "cannot be opened", "writable")
