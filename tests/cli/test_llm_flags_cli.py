@@ -1,5 +1,6 @@
-"""`--model` with the embedded local provider: it runs one model, so another name is refused
-rather than ignored and then reported as the model that answered."""
+"""Flags of the LLM commands: `--model` with the embedded local provider (it runs one model,
+so another name is refused rather than ignored and reported as the one that answered), and
+`llm usage --days` bounds."""
 
 from __future__ import annotations
 
