@@ -64,3 +64,29 @@ def test_a_memory_store_that_cannot_be_opened(magray_home: Path) -> None:
     (magray_home / "data" / "memory.db").mkdir(parents=True)
     for args in (["memory", "list"], ["memory", "add", "x"]):
         fails(run(args), 1, "memory.db", "cannot be opened", "writable")
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [
+        ("tasks.db", ["tasks", "list"]),
+        ("conversations.db", ["logs"]),
+        ("server-keys.db", ["auth", "list-keys"]),
+        ("llm.db", ["llm", "usage"]),
+    ],
+)
+def test_a_database_that_cannot_be_opened_says_what_to_check(
+    name: str, args: list[str], magray_home: Path
+) -> None:
+    (magray_home / "data" / name).mkdir(parents=True)
+    fails(run(args), 1, name, "writable")
+
+
+@pytest.mark.parametrize(
+    ("name", "args"),
+    [("tasks.db", ["tasks", "list"]), ("server-keys.db", ["auth", "list-keys"])],
+)
+def test_a_damaged_database_says_to_restore(name: str, args: list[str], magray_home: Path) -> None:
+    (magray_home / "data").mkdir()
+    (magray_home / "data" / name).write_bytes(b"not a database" * 500)
+    fails(run(args), 1, name, "damaged", "magray restore")

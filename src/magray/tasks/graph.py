@@ -18,7 +18,7 @@ from magray.errors import (
     StoreLockedError,
     UsageError,
 )
-from magray.sqlite_migrations import connect
+from magray.sqlite_migrations import advice, connect
 from magray.tasks.migrations import migrate
 from magray.tasks.model import (
     MIN_ID_PREFIX,
@@ -39,7 +39,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     try:
         conn = connect(path, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"cannot open the task graph at {path}: {exc}.") from None
+        raise StoreError(f"cannot open the task graph at {path}: {exc}{advice(exc)}.") from None
     return conn
 
 
