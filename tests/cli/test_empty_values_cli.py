@@ -97,3 +97,12 @@ def test_policy_toml_with_an_empty_path_is_refused(magray_home: Path) -> None:
         '[[rules]]\ntool = "file_write"\naction = "allow"\npath = ""\n'
     )
     fails(run(["policy", "show"]), 1, "policy.toml", "rules[1]", "path")
+
+
+def test_an_inverted_time_range_is_a_usage_error() -> None:
+    args = ["memory", "search", "x", "--created-after", "2026-02-01"]
+    fails(run([*args, "--created-before", "2026-01-01"]), 2, "created after", "later", "swap")
+
+
+def test_an_empty_tag_filter_is_a_usage_error() -> None:
+    fails(run(["memory", "search", "x", "--tag", ""]), 2, "tag", "empty")

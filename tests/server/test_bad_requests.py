@@ -66,3 +66,17 @@ def test_two_uploads_with_one_name_are_refused(
     _problem(r, 422, "notes.md", "twice")
     uploads = magray_home / "data" / "tenants" / "default" / "uploads"
     assert not (uploads / "notes.md").exists()
+
+
+def test_the_server_refuses_an_inverted_range_and_an_empty_tag(
+    client: TestClient, key: Any
+) -> None:
+    h = key("reader")
+    r = client.post(
+        "/v1/memories/search",
+        json={"query": "x", "created_after": "2026-02-01", "created_before": "2026-01-01"},
+        headers=h,
+    )
+    assert r.status_code == 422 and "later" in r.json()["detail"], r.text
+    r = client.post("/v1/memories/search", json={"query": "x", "tags": [""]}, headers=h)
+    assert r.status_code == 422 and "empty" in r.json()["detail"], r.text
