@@ -40,6 +40,19 @@ def add(
     server = make_server(name, command=command or None, url=url, timeout=timeout)
     add_server(_file(), server, replace=replace)
     typer.echo(f"added MCP server {server.name} ({server.transport}: {server.target})", err=True)
+    if command and _missing(command[0]):
+        from magray.cli import render
+
+        render.warn(
+            f"{command[0]} was not found (no such file, not on PATH); `magray mcp list` shows"
+            f" {server.name} unreachable until it is installed."
+        )
+
+
+def _missing(program: str) -> bool:
+    import shutil
+
+    return shutil.which(program) is None
 
 
 @app.command("list")
