@@ -76,6 +76,12 @@ class KeyStore:
         value = value.strip()
         if not value or any(c.isspace() for c in value):
             raise UsageError("the key is empty or contains spaces; paste it again.")
+        if not (value.isascii() and value.isprintable()):
+            # it could never be sent in an HTTP header: fail here, not at the first call
+            raise UsageError(
+                "the key has characters an API key never has (only printable ASCII); paste it"
+                " again."
+            )
         from magray.fileio import locked
 
         with locked(self.path):
