@@ -90,3 +90,16 @@ def test_a_damaged_database_says_to_restore(name: str, args: list[str], magray_h
     (magray_home / "data").mkdir()
     (magray_home / "data" / name).write_bytes(b"not a database" * 500)
     fails(run(args), 1, name, "damaged", "magray restore")
+
+
+def test_a_damaged_home_backup_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    assert run(["tasks", "add", "keep me"]).exit_code == 0
+    backup = tmp_path / "backup"
+    assert run(["backup", str(backup)]).exit_code == 0
+    tasks = backup / "data" / "tasks.db"
+    data = bytearray(tasks.read_bytes())
+    data[-1] ^= 0xFF
+    tasks.write_bytes(bytes(data))
+    fails(run(["restore", str(backup)]), 1, "damaged", "nothing was changed", "another backup")
+    (backup / "manifest.json").write_text("{")
+    fails(run(["restore", str(backup)]), 1, "not a MAGRAY home backup", "`magray backup` wrote")
