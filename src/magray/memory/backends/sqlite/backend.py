@@ -67,6 +67,7 @@ class SqliteBackend:
         search_ef: int = 0,
         warn: Warn | None = None,
     ) -> None:
+        _backup.finish_restore(db, index_dir, lock_timeout=lock_timeout)
         self.store = Store(db, lock_timeout=lock_timeout)
         self.index_dir = index_dir
         self.vector_dtype = vector_dtype
