@@ -12,7 +12,7 @@ def test_ask_with_a_model_the_local_provider_does_not_run() -> None:
     assert result.exit_code == 2 and result.stdout == "", result.output
     line = result.stderr.rstrip("\n").splitlines()[-1]  # after the model's loading note
     assert line.startswith("error: provider 'local' runs its own model (qwen2.5-coder-0.5b)")
-    assert "'nope'" in line and "drop --model" in line and "Traceback" not in result.stderr
+    assert "'nope'" in line and "leave the model out" in line and "Traceback" not in result.stderr
 
 
 def test_llm_usage_over_a_century_is_a_usage_error() -> None:

@@ -124,3 +124,16 @@ def test_an_error_event_carries_the_request_id(
     (event,) = parse_sse(streamed.text)
     assert event[0] == "error" and event[1]["request_id"] == streamed.headers["x-request-id"]
     assert event[1]["request_id"] not in ("", "-")
+
+
+def test_a_model_the_local_provider_does_not_run_is_refused_before_streaming(
+    make_client: AppFactory, key: Any
+) -> None:
+    client = make_client()  # the default [llm]: the embedded local provider
+    r = client.post(
+        "/v1/ask",
+        json={"question": "x", "model": "nope", "no_memory": True},
+        headers={**key("writer"), "accept": "text/event-stream"},
+    )
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert "'nope'" in r.json()["detail"] and "leave the model out" in r.json()["detail"]

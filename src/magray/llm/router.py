@@ -252,7 +252,7 @@ class Router:
         latency = (self._clock() - started) * 1000
         self.last = Served(cfg.name, model, usage or Usage(), latency, first)
 
-    def _check_model(self, name: str, model: str | None) -> None:
+    def check_model(self, name: str, model: str | None) -> None:
         """Refuse a model the provider cannot switch to: an embedded local provider runs the
         one model its table names (answering with it and reporting ``model`` would lie)."""
         if not model or self.config.get(name).type != "local":
@@ -260,8 +260,9 @@ class Router:
         running = self.provider(name).model
         if model != running:
             raise UsageError(
-                f"provider {name!r} runs its own model ({running}), not {model!r}; drop --model,"
-                f" or set model in [llm.providers.{name}] of config.toml (see docs/llm.md)."
+                f"provider {name!r} runs its own model ({running}), not {model!r}; leave the"
+                f" model out, or set model in [llm.providers.{name}] of config.toml (see"
+                " docs/llm.md)."
             )
 
     def stream(
@@ -281,7 +282,7 @@ class Router:
         if not fallback:
             chain = chain[:1]
         self.check_budget()
-        self._check_model(chain[0], request.model)
+        self.check_model(chain[0], request.model)
         self.last = None
         self._shown = False
         failures: list[tuple[str, MagrayError]] = []

@@ -64,6 +64,8 @@ def _check(tenant: Tenant, q: AskIn) -> None:
         raise NotFoundError(f"no conversation {q.conversation!r}.")
     if q.provider is not None:
         rt.router.config.get(q.provider)  # UnknownProviderError names the configured ones
+    if q.model:  # a model the provider cannot switch to (the embedded local one)
+        rt.router.check_model(rt.router.config.chain(q.provider)[0], q.model)
 
 
 def _answer(tenant: Tenant, q: AskIn, on_text: Callable[[str], None] | None) -> dict[str, Any]:
