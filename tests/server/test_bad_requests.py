@@ -30,6 +30,7 @@ def test_a_body_that_is_not_json_text(client: TestClient, h: dict[str, str]) -> 
     bad = {**h, "content-type": "application/json"}
     r = client.post("/v1/memories", content=b'{"text": "\xff\xfe"}', headers=bad)
     _problem(r, 400, "not valid JSON", "UTF-8", "send it again")
+    assert r.json()["title"] == "Malformed request"
     r = client.post("/v1/memories", content=b'{"text": "x",', headers=bad)
     _problem(r, 422, "not valid JSON", "send it again")
 
