@@ -26,6 +26,7 @@ from magray.tasks.model import (
     Task,
     TaskState,
     check_priority,
+    check_text,
     find_cycle,
     new_task_id,
     topological_order,
@@ -184,6 +185,7 @@ class TaskGraph:
         title = title.strip()
         if not title:
             raise UsageError("a task needs a non-empty title.")
+        check_text(title, notes)
         check_priority(priority)
         for _ in range(10):
             tid = new_task_id()
@@ -247,6 +249,7 @@ class TaskGraph:
         task = self.resolve(id_or_prefix)
         if title is not None and not title.strip():
             raise UsageError("a task title cannot be empty; give a few words.")
+        check_text(title, notes)
         if priority is not None:
             check_priority(priority)
         with self._write() as conn:
