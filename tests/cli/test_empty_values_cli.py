@@ -106,3 +106,15 @@ def test_an_inverted_time_range_is_a_usage_error() -> None:
 
 def test_an_empty_tag_filter_is_a_usage_error() -> None:
     fails(run(["memory", "search", "x", "--tag", ""]), 2, "tag", "empty")
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["memory", "search", "x", "--kind", ""], ["kind", "empty"]),
+        (["logs", "-n", "99999999999999999999"], ["-n", "at most"]),
+        (["audit", "list", "--tenant", "../x"], ["invalid tenant"]),
+    ],
+)
+def test_more_values_out_of_bounds(args: list[str], needles: list[str]) -> None:
+    fails(run(args), 2, *needles)

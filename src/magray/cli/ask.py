@@ -210,6 +210,8 @@ def logs(
 
     if n < 1:
         raise UsageError(f"-n must be at least 1 (got {n}).")
+    if n > 100_000:
+        raise UsageError(f"-n must be at most 100,000 (got {n}).")
     with runtime() as rt:
         turns = rt.conversations.recent(n)
     if json_out:

@@ -176,6 +176,8 @@ class Filters:
     def __post_init__(self) -> None:
         from magray.errors import UsageError
 
+        if self.kind is not None and not self.kind.strip():
+            raise UsageError("the kind to filter by is empty; give the kind, or leave it out.")
         if any(not tag.strip() for tag in self.tags):
             raise UsageError("a tag to filter by is empty; give the tag, or leave it out.")
         after, before = self.created_after, self.created_before
