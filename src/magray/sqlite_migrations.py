@@ -116,6 +116,22 @@ def apply(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[int
     return applied
 
 
+def advice(exc: BaseException) -> str:
+    """What to do about a SQLite or file-system failure, as ``; …`` to end a message."""
+    text = str(exc).lower()
+    if "full" in text or "no space" in text or "disk i/o" in text:
+        return "; free some space and retry"
+    if "malformed" in text or "not a database" in text:
+        return (
+            "; the file is damaged: restore a backup with `magray restore PATH`, or move it aside"
+        )
+    if "locked" in text or "busy" in text:
+        return "; another process is using it, try again in a moment"
+    if "readonly" in text or "unable to open" in text or "permission" in text:
+        return "; check that it is a file and its folder is writable"
+    return ""
+
+
 @contextmanager
 def opened(
     path: Path, *, migrations: Sequence[Migration], what: str
@@ -127,10 +143,10 @@ def opened(
     try:
         conn = connect(path, migrations=migrations)
     except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"cannot open {what} {path} ({exc}).") from None
+        raise StoreError(f"cannot open {what} {path} ({exc}){advice(exc)}.") from None
     try:
         yield conn
     except sqlite3.Error as exc:
-        raise StoreError(f"{what} {path} failed ({exc}).") from None
+        raise StoreError(f"{what} {path} failed ({exc}){advice(exc)}.") from None
     finally:
         conn.close()

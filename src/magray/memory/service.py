@@ -327,6 +327,11 @@ class Memory:
         """Forget every record matching ``filters`` (and, with ``source``, ingested from that
         file or from under that folder). Their ingest bookkeeping goes too, so a later
         ``ingest`` adds them again. With ``dry_run`` nothing changes."""
+        if filters.project is not None and not filters.project.strip():
+            # an empty project filters nothing: it would forget every record
+            raise UsageError(
+                "the project to forget is empty; give its name (see `magray sources list`)."
+            )
         prefix = str(source.expanduser().resolve()) if source is not None else None
         doomed: list[StoredRow] = []
         for row in self.backend.iter_records(filters):

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
     from magray.server.tenants import Tenant
 
 router = APIRouter(prefix="/v1", tags=["memory"])
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,200}$")
+# A letter or digit of any script first, then those, '.', '_', '-' and spaces (no control,
+# format or path characters); matched whole.
+SAFE_NAME = re.compile(r"[^\W_][\w. -]{0,200}")
 
 
 def _new_record(item: MemoryIn) -> Any:
@@ -308,6 +310,7 @@ def ingest(
     layer: Annotated[LayerName, Form()] = "assets",
     project: Annotated[str | None, Form(max_length=500)] = None,
 ) -> dict[str, Any]:
+    from magray.fileio import write_atomic
     from magray.memory.ingest.pipeline import ingest as run_ingest
     from magray.memory.records import Layer
     from magray.views import ingest_json
@@ -315,18 +318,24 @@ def ingest(
     tenant = svc.tenant(who)
     uploads = tenant.runtime.paths.data_dir / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
-    saved: list[Path] = []
+    names: list[str] = []
     for upload in files:
         name = Path(upload.filename or "").name
-        if not SAFE_NAME.match(name):
+        if not SAFE_NAME.fullmatch(name):
             raise UsageError(
                 f"invalid file name {upload.filename!r}; use letters, digits, '.', '_', '-'"
-                " and spaces."
+                " and spaces, starting with a letter or digit."
             )
-        target = uploads / name
-        target.write_bytes(upload.file.read())
-        saved.append(target)
-    with tenant.lock:
+        if name in names:
+            raise UsageError(
+                f"the file name {name!r} is given twice; rename one, or upload it in another"
+                " request."
+            )
+        names.append(name)
+    saved = [uploads / name for name in names]
+    with tenant.lock:  # a concurrent upload of the same name waits; a file is whole or old
+        for upload, target in zip(files, saved, strict=True):
+            write_atomic(target, upload.file.read())
         before = _truncated()
         report = run_ingest(
             tenant.runtime.memory, saved, layer=Layer(layer), project=project, root=uploads
