@@ -41,7 +41,7 @@ def connect(
     try:
         if incremental_vacuum:
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # a no-op on an existing file
-        conn.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(conn, timeout)
         conn.execute(f"PRAGMA synchronous = {'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
@@ -51,6 +51,26 @@ def connect(
         conn.close()
         raise
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """``PRAGMA journal_mode = WAL``, waiting while another process creates the file.
+
+    Switching a new database to WAL needs its exclusive lock, and SQLite answers "database
+    is locked" at once, without its busy handler, when another connection holds a shared
+    lock at that moment (two processes opening a new store together): retry until
+    ``timeout`` like any other busy wait."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def current_version(conn: sqlite3.Connection) -> int:
