@@ -81,3 +81,23 @@ def test_the_server_refuses_an_inverted_range_and_an_empty_tag(
     assert r.status_code == 422 and "later" in r.json()["detail"], r.text
     r = client.post("/v1/memories/search", json={"query": "x", "tags": [""]}, headers=h)
     assert r.status_code == 422 and "empty" in r.json()["detail"], r.text
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_an_empty_project_or_session_is_refused_not_read_as_no_filter(
+    client: TestClient, key: Any, blank: str
+) -> None:
+    h = key("admin")
+    kept = client.post("/v1/memories", json={"text": "kept", "project": "p"}, headers=h)
+    assert kept.status_code in (200, 201), kept.text
+    calls = [
+        client.post("/v1/memories/search", json={"query": "kept", "project": blank}, headers=h),
+        client.post("/v1/memories/search", json={"query": "kept", "session": blank}, headers=h),
+        client.post("/v1/memories", json={"text": "x", "project": blank}, headers=h),
+        client.get("/v1/memories", params={"project": blank}, headers=h),
+        client.get("/v1/memories/export", params={"project": blank}, headers=h),
+    ]
+    for r in calls:
+        assert r.status_code == 422, (r.request.url, r.text)
+        assert r.headers["content-type"] == PROBLEM
+        assert "is empty; give a name, or leave it out" in r.json()["detail"]

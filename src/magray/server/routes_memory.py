@@ -23,6 +23,7 @@ from magray.server.schemas import (
     Forgotten,
     LayerName,
     MemoryIn,
+    Name,
     RecordsOut,
     Remembered,
     SearchIn,
@@ -174,7 +175,7 @@ def list_(
     layer: Annotated[list[LayerName], Query()] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=10_000)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
-    project: Annotated[str | None, Query(max_length=500)] = None,
+    project: Annotated[Name, Query()] = None,
 ) -> dict[str, Any]:
     from magray.memory.records import Filters, Layer
     from magray.views import record_json
@@ -251,7 +252,7 @@ def export(
     svc: Svc,
     who: Reader,
     layer: Annotated[list[LayerName], Query()] = [],  # noqa: B006
-    project: Annotated[str | None, Query(max_length=500)] = None,
+    project: Annotated[Name, Query()] = None,
     vectors: Annotated[bool, Query()] = False,
 ) -> StreamingResponse:
     import tempfile
@@ -308,7 +309,7 @@ def ingest(
     who: Writer,
     files: Annotated[list[UploadFile], File(description="Text files to ingest.")],
     layer: Annotated[LayerName, Form()] = "assets",
-    project: Annotated[str | None, Form(max_length=500)] = None,
+    project: Annotated[Name, Form()] = None,
 ) -> dict[str, Any]:
     from magray.fileio import write_atomic
     from magray.memory.ingest.pipeline import ingest as run_ingest
