@@ -6,8 +6,8 @@ rows with their header, lines of code), scores every unit against the question (
 weighted by rarity, plus the embedder's cosine similarity when one is given, plus a bonus
 when the unit holds a value of the kind the question asks for: a number for "how many",
 a command for "which command"), and keeps the best units within a token budget, each
-text once (overlapping chunks repeat sentences). Each kept unit stays under its memory, so a citation
-``[n]`` still names the memory it came from; memories are ordered by their best unit, and
+text once (overlapping chunks repeat sentences). Each kept unit stays under its memory, so a
+citation ``[n]`` still names the memory it came from; memories are ordered by their best unit, and
 a memory's units best first (a small model tends to take the first fact it reads).
 """
 
