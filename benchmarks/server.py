@@ -91,7 +91,7 @@ def build_store(home: Path, n: int, model_id: str, queries: int) -> dict[str, An
     return {"build_s": round(time.perf_counter() - started, 1), "queries": data.query_texts}
 
 
-def serve(home: Path, port: int, mode: str, workers: int) -> None:
+def serve(home: Path, port: int, mode: str, workers: int, loop: str, http: str) -> None:
     """The server process: the app over the bench home, cached or real query embeddings."""
     os.environ["MAGRAY_BENCH_HOME"] = str(home)
     os.environ["MAGRAY_BENCH_MODE"] = mode
@@ -103,6 +103,8 @@ def serve(home: Path, port: int, mode: str, workers: int) -> None:
         host="127.0.0.1",
         port=port,
         workers=workers,
+        loop=loop,  # type: ignore[arg-type]
+        http=http,  # type: ignore[arg-type]
         log_config=None,
         access_log=False,
         app_dir=str(Path(__file__).parent),
@@ -244,6 +246,13 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def main_thread_cpu(pid: int) -> float:
+    """CPU seconds of ``pid``'s main thread: with one worker, uvicorn's event loop (HTTP, the
+    key check, validation, JSON, metrics); the recall runs on other threads."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _children_cpu() -> float:
     """CPU seconds of the finished child processes (wrk's, once it has been waited for)."""
     import resource
@@ -258,10 +267,12 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_WAIT_POLICY": "PASSIVE"}
+    path = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "OMP_WAIT_POLICY": "PASSIVE"}
     if opts.readers is not None:
         env["MAGRAY_BENCH_READERS"] = str(opts.readers)
     cmd = [sys.executable, __file__, "serve", str(home), str(port), mode, str(opts.workers)]
+    cmd += [opts.loop, opts.http]
     with (home / f"serve-{mode}.log").open("wb") as log:
         proc = subprocess.Popen(cmd, env=env, stderr=log)
     url = f"http://127.0.0.1:{port}"
@@ -288,16 +299,20 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
             str(script),
             url,
         ]
-        cpu = cpu_seconds(proc.pid)
+        cpu, loop_cpu = cpu_seconds(proc.pid), main_thread_cpu(proc.pid)
         wrk_cpu = _children_cpu()
         out = subprocess.run(cmd_wrk, capture_output=True, text=True, check=True).stdout
         wrk_cpu = _children_cpu() - wrk_cpu
-        cpu = cpu_seconds(proc.pid) - cpu
+        cpu, loop_cpu = cpu_seconds(proc.pid) - cpu, main_thread_cpu(proc.pid) - loop_cpu
         (home / f"wrk-{mode}.txt").write_text(out, "utf-8")
         print(out, file=sys.stderr)
         result = parse_wrk(out)
         # the server's own CPU per request: steadier than requests/s on shared cores
         result["server_cpu_ms_per_request"] = round(cpu * 1000 / max(1, result["requests"]), 2)
+        if opts.workers == 1:  # the event loop's share of it (the rest: recall threads)
+            result["loop_cpu_ms_per_request"] = round(
+                loop_cpu * 1000 / max(1, result["requests"]), 2
+            )
         # the load generator's own, on the same cores
         result["wrk_cpu_ms_per_request"] = round(wrk_cpu * 1000 / max(1, result["requests"]), 3)
         if mode == "cached":  # the HTTP floor: the same load on GET /healthz (no work)
@@ -337,6 +352,8 @@ def bench(home: Path, opts: Any) -> dict[str, Any]:
         "seconds": opts.seconds,
         "workers": opts.workers,
         "readers": opts.readers,
+        "loop": opts.loop,
+        "http": opts.http,
         "cpus": os.cpu_count(),
         "build_s": built["build_s"],
         "route": f"POST /v1/memories/search k=10 {opts.mode}",
@@ -351,7 +368,7 @@ def bench(home: Path, opts: Any) -> dict[str, Any]:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
-        serve(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]))
+        serve(Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], int(sys.argv[5]), *sys.argv[6:8])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="records in the store")
@@ -361,6 +378,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument(
         "--readers", type=int, help="server.readers: read-only handles per tenant (default 2)"
+    )
+    parser.add_argument(
+        "--loop", default="auto", choices=["auto", "asyncio", "uvloop"], help="uvicorn's loop"
+    )
+    parser.add_argument(
+        "--http", default="auto", choices=["auto", "h11", "httptools"], help="uvicorn's HTTP"
     )
     parser.add_argument("--modes", default="cached,embed")
     parser.add_argument("--mode", default="hybrid", choices=["hybrid", "vector", "keyword"])

@@ -7,6 +7,7 @@ sees the old file or the new one, never half of either, and a crash leaves the o
 library's ``save(path)``): it hands out the temporary path and puts the file in place when
 the block ends without an error.
 ``fsync_file`` and ``fsync_dir`` flush a file, or a folder's entries after a rename.
+``locked`` serialises a read-modify-write of one file across threads and processes.
 ``read_toml`` returns ``{}`` for a missing file and one ``ConfigError`` line for a file that
 is not UTF-8 TOML, naming the file and what to do.
 """
@@ -46,6 +47,34 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def locked(path: Path, timeout: float = 30.0) -> Iterator[None]:
+    """Hold the lock of ``path`` (``.NAME.lock`` beside it) while the block reads, changes
+    and rewrites it, so two processes changing it at once both keep their change.
+
+    Re-entrant within a thread; a lock that cannot be had (or created) is a ``ConfigError``.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(path.with_name(f".{path.name}.lock"), timeout=timeout, is_singleton=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(
+            f"{path} is being changed by another process; try again in a moment."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write {path} ({exc.strerror or exc}); check that its folder is writable"
+            " and the disk has space."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def fsync_file(path: Path) -> None:
@@ -101,10 +130,20 @@ def read_toml(
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         why = f" ({exc})" if detail else ""
         raise ConfigError(f"{path} is not valid TOML{why}; {fix}.") from None
+    except OSError as exc:  # a folder, unreadable, an I/O error
+        raise ConfigError(
+            f"{path} cannot be read ({exc.strerror or exc}); make it a readable file, or remove it."
+        ) from None
 
 
 def write_toml(path: Path, data: dict[str, Any], *, mode: int | None = None) -> None:
     """``data`` as TOML, written atomically."""
     import tomli_w
 
-    write_atomic(path, tomli_w.dumps(data), mode=mode)
+    try:
+        write_atomic(path, tomli_w.dumps(data), mode=mode)
+    except OSError as exc:  # a read-only or full disk, a folder in the way
+        raise ConfigError(
+            f"cannot write {path} ({exc.strerror or exc}); check that its folder is writable"
+            " and the disk has space."
+        ) from None

@@ -158,14 +158,21 @@ def read_home_manifest(src: Path) -> dict[str, Any]:
             raise ValueError("unknown format")
     except (OSError, ValueError, KeyError, TypeError, RecursionError):
         raise BackupError(
-            f"{src} is not a MAGRAY home backup (its manifest.json is missing or damaged)."
+            f"{src} is not a MAGRAY home backup (its manifest.json is missing or damaged); give"
+            " the folder `magray backup` wrote."
         ) from None
     for rel, info in parts.items():
         path = src / rel
         if ".." in Path(rel).parts or not path.is_file():
-            raise BackupError(f"the backup {src} lacks {rel}; it is incomplete.")
+            raise BackupError(
+                f"the backup {src} lacks {rel}; it is incomplete, nothing was changed: restore"
+                " another backup."
+            )
         if path.stat().st_size != info.get("bytes") or _sha256(path) != info.get("sha256"):
-            raise BackupError(f"{rel} in the backup {src} is damaged (checksum mismatch).")
+            raise BackupError(
+                f"{rel} in the backup {src} is damaged (checksum mismatch); nothing was changed:"
+                " restore another backup."
+            )
     return dict(doc)
 
 

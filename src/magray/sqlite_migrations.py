@@ -41,7 +41,7 @@ def connect(
     try:
         if incremental_vacuum:
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # a no-op on an existing file
-        conn.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(conn, timeout)
         conn.execute(f"PRAGMA synchronous = {'NORMAL' if synchronous == 'NORMAL' else 'FULL'}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
@@ -51,6 +51,26 @@ def connect(
         conn.close()
         raise
     return conn
+
+
+def _switch_to_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """``PRAGMA journal_mode = WAL``, waiting while another process creates the file.
+
+    Switching a new database to WAL needs its exclusive lock, and SQLite answers "database
+    is locked" at once, without its busy handler, when another connection holds a shared
+    lock at that moment (two processes opening a new store together): retry until
+    ``timeout`` like any other busy wait."""
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def current_version(conn: sqlite3.Connection) -> int:
@@ -116,6 +136,22 @@ def apply(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[int
     return applied
 
 
+def advice(exc: BaseException) -> str:
+    """What to do about a SQLite or file-system failure, as ``; …`` to end a message."""
+    text = str(exc).lower()
+    if "full" in text or "no space" in text or "disk i/o" in text:
+        return "; free some space and retry"
+    if "malformed" in text or "not a database" in text:
+        return (
+            "; the file is damaged: restore a backup with `magray restore PATH`, or move it aside"
+        )
+    if "locked" in text or "busy" in text:
+        return "; another process is using it, try again in a moment"
+    if "readonly" in text or "unable to open" in text or "permission" in text:
+        return "; check that it is a file and its folder is writable"
+    return ""
+
+
 @contextmanager
 def opened(
     path: Path, *, migrations: Sequence[Migration], what: str
@@ -127,10 +163,10 @@ def opened(
     try:
         conn = connect(path, migrations=migrations)
     except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"cannot open {what} {path} ({exc}).") from None
+        raise StoreError(f"cannot open {what} {path} ({exc}){advice(exc)}.") from None
     try:
         yield conn
     except sqlite3.Error as exc:
-        raise StoreError(f"{what} {path} failed ({exc}).") from None
+        raise StoreError(f"{what} {path} failed ({exc}){advice(exc)}.") from None
     finally:
         conn.close()

@@ -133,3 +133,26 @@ def test_a_heading_ranks_the_rows_under_it_above_a_bare_term_match() -> None:
     assert row.context == "Exit codes" and with_heading > without
     kept = focus(question, [mem(1, policy), mem(2, EXIT_CODES)], tokens=12, count=words)
     assert kept[0].id == "m2" and kept[0].text.startswith("code: 4")
+
+
+def test_a_unit_holding_the_kind_of_value_asked_for_ranks_first() -> None:
+    from magray.agent.evidence import asked_kinds
+
+    assert asked_kinds("How many seconds may a call take?")
+    assert asked_kinds("Which command lists the providers?")
+    assert asked_kinds("Which environment variable moves the models?")
+    assert asked_kinds("In which file is the log kept?")
+    assert asked_kinds("Who wrote MAGRAY?") == []
+    units = in_context(split_units("A tool call has a timeout. A tool call stops after 60."))
+    first, second = score_units("How long may a tool call take?", units)
+    # both name the subject; the one with a number wins once the question asks for one
+    assert second > first
+    assert score_units("Who wrote it?", units)[0] == score_units("Who wrote it?", units)[0]
+
+
+def test_a_unit_repeated_by_overlapping_chunks_is_shown_once() -> None:
+    row = "The staging database listens on port 5433."
+    memories = [mem(1, f"{row} It is backed up nightly."), mem(2, f"Staging is slow. {row}")]
+    kept = focus("Which port does staging listen on?", memories, tokens=40, count=words)
+    shown = [u for m in kept for u in m.text.split(" … ")]
+    assert shown.count(row) == 1

@@ -230,3 +230,11 @@ def test_real_process_add_then_search_json(magray_home: Path) -> None:
     assert found.returncode == 0, found.stderr
     assert json.loads(found.stdout)["hits"][0]["id"] == record_id
     assert "Traceback" not in found.stderr
+
+
+def test_config_set_of_a_model_that_does_not_exist_changes_nothing(magray_home: Path) -> None:
+    fails(run(["config", "set", "embed.model", "nope"]), 3, "unknown model 'nope'")
+    fails(run(["config", "set", "search.reranker", "all-minilm-l6-v2"]), 1, "not a reranker")
+    fails(run(["config", "set", "embed.model", "bge-reranker-v2-m3"]), 1, "not an embedder")
+    assert not (magray_home / "config.toml").exists()
+    assert run(["config", "set", "embed.model", "default-int8"]).exit_code == 0

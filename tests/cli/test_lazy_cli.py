@@ -81,3 +81,12 @@ def test_commands_and_groups_still_resolve() -> None:
     result = RUNNER.invoke(app, ["nosuch"])
     assert result.exit_code == 2
     assert group.get_command(None, "ask") is not None  # type: ignore[arg-type]
+
+
+def test_top_level_commands_offer_no_completion_options_of_their_own() -> None:
+    # completion belongs to `magray` itself; `magray ingest --install-completion` is noise
+    for entry in COMMANDS:
+        shown = RUNNER.invoke(app, [entry.name, "--help"])
+        assert shown.exit_code == 0, (entry.name, shown.output)
+        assert "--install-completion" not in shown.stdout, entry.name
+    assert "--install-completion" in RUNNER.invoke(app, ["--help"]).stdout

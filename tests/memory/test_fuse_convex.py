@@ -7,7 +7,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from magray.memory.records import Layer
-from magray.memory.search.fusion import NORM_DEPTH, Candidate, FusionParams, fuse, fuse_convex
+from magray.memory.search.fusion import (
+    NORM_DEPTH,
+    UNEXPLAINED,
+    Candidate,
+    FusionParams,
+    fuse,
+    fuse_convex,
+)
 
 NOW = 1_000_000.0
 
@@ -118,3 +125,28 @@ def test_no_candidates_means_every_label_with_the_one_layer_weight(
     assert fn(vector, keyword, None, params, NOW, 5) == fn(
         vector, keyword, everyone, params, NOW, 5
     )
+
+
+@given(ranked, ranked, st.sampled_from(["convex", "rrf"]), st.booleans(), st.integers(1, 12))
+def test_a_fusion_without_explanations_keeps_labels_scores_and_order(
+    vector: list[tuple[int, float]],
+    keyword: list[tuple[int, float]],
+    method: str,
+    weighted: bool,
+    limit: int,
+) -> None:
+    pool = {n: Candidate(n, list(Layer)[n % 3], NOW - 3600.0 * n) for n in range(0, 31, 2)}
+    params = FusionParams(
+        layer_weights={Layer.INTERACT: 1.0, Layer.INSIGHTS: 0.5, Layer.ASSETS: 2.0}
+        if weighted
+        else dict.fromkeys(Layer, 1.0),
+        recency_half_life_days=2.0 if weighted else 0.0,
+        method=method,
+    )
+    fn = fuse_convex if method == "convex" else fuse
+    for candidates, head in ((pool, limit), (None, limit), (pool, None)):
+        explained = fn(vector, keyword, candidates, params, NOW, head)
+        bare = fn(vector, keyword, candidates, params, NOW, head, explain=False)
+        assert [(n, s) for n, s, _ in bare] == [(n, s) for n, s, _ in explained]
+        assert all(expl is UNEXPLAINED for _, _, expl in bare)
+        assert all(expl is not UNEXPLAINED for _, _, expl in explained)

@@ -210,3 +210,36 @@ def test_an_f16_store_keeps_half_the_vector_bytes_and_exports_exactly(
             dumps.append(out.getvalue())
     assert dumps[2] == dumps[1]
     assert len(dumps[1].splitlines()) == 14
+
+
+def test_a_layer_search_widens_its_expansion_in_proportion_to_the_layers_rarity(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ef · (1 + WIDEN · (1 / share − 1)): 1.27 × for a layer of 47 %, 4.6 × for one of 6 %
+    (the square root of 1 / share gave 1.46 × and 4 ×)."""
+    monkeypatch.setattr(vi, "EXACT_LIMIT", 0)
+    monkeypatch.setattr(index_search, "EXACT_LIMIT", 0)
+    asked: list[int] = []
+    search_keys = vi.VectorIndex.search_keys
+
+    def spy(self: Any, query: Any, count: int, ef: int) -> Any:
+        asked.append(ef)
+        return search_keys(self, query, count, ef)
+
+    monkeypatch.setattr(vi.VectorIndex, "search_keys", spy)
+    with make() as memory:
+        fill(memory, {Layer.INTERACT: 40, Layer.INSIGHTS: 300, Layer.ASSETS: 300})
+        memory.backend.indexes.ef = 64
+        qvec = memory.embed_query("alpha beta gamma")
+        for layers in ((Layer.ASSETS,), (Layer.INTERACT,), tuple(Layer)):
+            asked.clear()
+            found = memory.vector_candidates(qvec, 5, Filters(layers=layers), layers)
+            check_top(found, exact_sims(memory, qvec, layers), 5)
+            assert (
+                asked[0]
+                == {
+                    (Layer.ASSETS,): 82,  # ceil(64 · (1 + 0.24 · (640 / 300 − 1)))
+                    (Layer.INTERACT,): 295,  # ceil(64 · (1 + 0.24 · (640 / 40 − 1)))
+                    tuple(Layer): 64,
+                }[layers]
+            )

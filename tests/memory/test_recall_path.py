@@ -164,3 +164,132 @@ def test_plain_fusion_reads_no_record_and_ranks_as_the_full_path(
     for a, b in zip(plain, full, strict=True):
         assert a and [(h.record.id, h.score) for h in a] == [(h.record.id, h.score) for h in b]
     memory.close()
+
+
+def test_hybrid_keyword_side_beside_the_vector_search_ranks_as_the_sequential_path(
+    magray_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory = make()
+    texts = [f"deploy {'staging ' * (i % 3)}server {i} note" for i in range(60)]
+    texts += [f"lunch menu {i} at the harbour" for i in range(20)]
+    layers = list(Layer)
+    memory.remember_many([NewRecord(text=t, layer=layers[i % 3]) for i, t in enumerate(texts)])
+    threads: list[str] = []
+    workers: set[threading.Thread] = set()
+    backend = memory.backend
+    for name in ("keyword_search", "keyword_ranking"):
+        original = getattr(backend, name)
+
+        def spy(*args: object, _original: Any = original) -> Any:
+            threads.append(threading.current_thread().name)
+            workers.add(threading.current_thread())
+            return _original(*args)
+
+        monkeypatch.setattr(backend, name, spy)
+    queries = [
+        Query(text=text, k=8, mode=SearchMode.HYBRID, explain=explain, filters=filters)
+        for text in ("deploy staging server", "harbour lunch", "server 7 note")
+        for explain in (False, True)
+        for filters in (Filters(), Filters(layers=(Layer.ASSETS,)))
+    ]
+
+    def ranked(hits: list[Any]) -> list[tuple[str, float, Any]]:
+        return [(h.record.id, h.score, h.explanation) for h in hits]
+
+    beside = [ranked(memory.recall(q)) for q in queries]
+    assert threads and all(name.startswith("magray-keywords") for name in threads)
+    threads.clear()
+    monkeypatch.setattr(backend, "concurrent_reads", lambda: False)
+    sequential = [ranked(memory.recall(q)) for q in queries]
+    assert threads == [threading.current_thread().name] * len(queries)
+    assert all(beside) and beside == sequential
+    memory.close()  # the worker thread ends with the Memory
+    assert len(workers) == 2 and not any(
+        t.is_alive() for t in workers - {threading.current_thread()}
+    )
+
+
+def test_a_failing_keyword_side_fails_the_hybrid_recall(
+    magray_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with make() as memory:
+        memory.remember(NewRecord(text="the harbour ferry leaves at nine"))
+
+        def broken(*args: object) -> Any:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        monkeypatch.setattr(memory.backend, "keyword_ranking", broken)
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+            memory.recall(Query(text="harbour ferry", k=1, mode=SearchMode.HYBRID))
+        # Vector mode never asks the keyword side.
+        assert memory.recall(Query(text="harbour ferry", k=1, mode=SearchMode.VECTOR))
+
+
+def test_recall_explains_only_when_asked(magray_home: Path) -> None:
+    from magray.memory.search.fusion import UNEXPLAINED
+
+    with make() as memory:
+        memory.remember_many([NewRecord(text=f"harbour ferry {i}") for i in range(5)])
+        for mode in SearchMode:
+            plain = memory.recall(Query(text="harbour ferry", k=3, mode=mode))
+            told = memory.recall(Query(text="harbour ferry", k=3, mode=mode, explain=True))
+            assert [(h.record.id, h.score) for h in plain] == [(h.record.id, h.score) for h in told]
+            assert all(h.explanation is None for h in plain)
+            assert all(h.explanation not in (None, UNEXPLAINED) for h in told)
+
+
+def test_a_row_reads_as_the_record_field_by_field() -> None:
+    """Rows become records positionally (the hot path): every field lands in its place."""
+    from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, row_to_record
+    from magray.memory.records import Record, Source
+
+    values: dict[str, Any] = {
+        "num": 7,
+        "id": "abc123",
+        "text": "the ferry",
+        "layer": "insights",
+        "kind": "fact",
+        "tags": '["a", "b"]',
+        "project": "proj",
+        "session": "s1",
+        "source_uri": "/notes/a.md",
+        "source_start": 1,
+        "source_end": 2,
+        "source_line_start": 3,
+        "source_line_end": 4,
+        "created_at": 10.0,
+        "updated_at": 11.0,
+        "layer_since": 12.0,
+        "last_access_at": 13.0,
+        "access_count": 5,
+        "importance": 0.25,
+        "pinned": 1,
+        "promotion_score": 0.75,
+        "content_hash": "hash",
+        "embedding_model": "model",
+        "occurred_at": 9.0,
+    }
+    columns = [c.strip() for c in RECORD_COLUMNS.split(",")]
+    stored = row_to_record(tuple(values[c] for c in columns))
+    assert stored.num == 7
+    assert stored.record == Record(
+        id="abc123",
+        text="the ferry",
+        layer=Layer.INSIGHTS,
+        kind="fact",
+        tags=("a", "b"),
+        project="proj",
+        session="s1",
+        source=Source("/notes/a.md", 1, 2, 3, 4),
+        created_at=10.0,
+        updated_at=11.0,
+        layer_since=12.0,
+        last_access_at=13.0,
+        access_count=5,
+        importance=0.25,
+        pinned=True,
+        promotion_score=0.75,
+        content_hash="hash",
+        embedding_model="model",
+        occurred_at=9.0,
+    )

@@ -155,3 +155,44 @@ def test_streamed_deltas_are_the_stored_answer_when_a_citation_is_corrected(
     assert deltas == result["answer"]  # what the client was sent is what is stored
     assert result["cited"] == [port]
     assert result["notes"] == [f"citation [{other}] → [{holder}]: that memory holds the answer"]
+
+
+def test_bad_input_to_a_stream_is_a_problem_not_an_event(
+    llm: Scripted, make_client: AppFactory, key: Any
+) -> None:
+    client = make_client()
+    sse = {**key("writer"), "accept": "text/event-stream"}
+    r = client.post("/v1/ask", json={"question": "x", "conversation": "nope"}, headers=sse)
+    assert r.status_code == 404 and r.headers["content-type"] == "application/problem+json"
+    assert "nope" in r.json()["detail"]
+    r = client.post("/v1/ask", json={"question": "x", "provider": "nope"}, headers=sse)
+    assert r.status_code == 422 and r.json()["type"] == "/problems/unknown-provider"
+
+
+def test_an_error_event_carries_the_request_id(
+    llm: Scripted, make_client: AppFactory, key: Any
+) -> None:
+    llm.add(Reply(400, {"error": {"message": "bad request", "type": "invalid"}}))
+    llm.add(Reply(400, {"error": {"message": "bad request", "type": "invalid"}}))
+    client = make_client()
+    streamed = client.post(
+        "/v1/ask",
+        json={"question": "x", "no_memory": True},
+        headers={**key("writer"), "accept": "text/event-stream", "x-request-id": "probe-rid-1"},
+    )
+    (event,) = parse_sse(streamed.text)
+    assert event[0] == "error" and event[1]["request_id"] == streamed.headers["x-request-id"]
+    assert event[1]["request_id"] not in ("", "-")
+
+
+def test_a_model_the_local_provider_does_not_run_is_refused_before_streaming(
+    make_client: AppFactory, key: Any
+) -> None:
+    client = make_client()  # the default [llm]: the embedded local provider
+    r = client.post(
+        "/v1/ask",
+        json={"question": "x", "model": "nope", "no_memory": True},
+        headers={**key("writer"), "accept": "text/event-stream"},
+    )
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    assert "'nope'" in r.json()["detail"] and "leave the model out" in r.json()["detail"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -10,6 +11,7 @@ from starlette.testclient import TestClient
 
 from magray.errors import StoreError
 from magray.memory.records import Query
+from magray.observability.logs import request_id
 from magray.server.readers import Readers
 from magray.server.tenants import Tenant
 from tests.server.conftest import AppFactory
@@ -176,3 +178,73 @@ def test_without_readers_searches_take_the_tenant_lock(make_client: AppFactory, 
     assert tenant.readers is None
     r = client.post("/v1/memories/search", json={"query": "staging"}, headers=h)
     assert r.json()["hits"][0]["text"] == "the staging port is 5433"
+
+
+def test_searches_run_on_the_tenants_search_threads_one_per_reader(
+    client: TestClient, key: Any
+) -> None:
+    h = key("writer", "threads")
+    client.post("/v1/memories", json={"text": "the staging port is 5433"}, headers=h)
+    tenant = tenant_of(client, "threads")
+    barrier = threading.Barrier(2)  # two searches at once, never a third thread
+
+    def job() -> tuple[str, str]:
+        barrier.wait(WAIT)
+        return threading.current_thread().name, request_id.get()
+
+    async def searches() -> list[tuple[str, str]]:
+        request_id.set("rid-1")
+        return await asyncio.gather(*(tenant.search(job) for _ in range(6)))
+
+    done = asyncio.run(searches())
+    names = {name for name, _ in done}
+    assert len(names) == 2 and all(n.startswith("search-threads") for n in names)
+    assert {rid for _, rid in done} == {"rid-1"}  # the caller's context, for the log lines
+    seen: list[str] = []
+    real = tenant.recall
+
+    def recall(query: Query) -> list[Any]:
+        seen.append(threading.current_thread().name)
+        return real(query)
+
+    tenant.recall = recall  # type: ignore[method-assign]
+    r = client.post("/v1/memories/search", json={"query": "staging"}, headers=h)
+    assert r.json()["hits"][0]["text"] == "the staging port is 5433"
+    assert len(seen) == 1 and seen[0].startswith("search-threads")
+
+
+def test_a_search_after_the_tenant_closed_is_refused(client: TestClient, key: Any) -> None:
+    h = key("writer", "closing")
+    client.post("/v1/memories", json={"text": "the staging port is 5433"}, headers=h)
+    tenant = tenant_of(client, "closing")
+    tenant.close()
+    with pytest.raises(StoreError, match="shutting down"):
+        asyncio.run(tenant.search(lambda: None))
+
+
+def test_without_readers_searches_run_on_the_servers_threads(
+    make_client: AppFactory, key: Any
+) -> None:
+    client = make_client(server__readers=0)
+    h = key("writer", "pooled")
+    client.post("/v1/memories", json={"text": "the staging port is 5433"}, headers=h)
+    tenant = tenant_of(client, "pooled")
+    name = asyncio.run(tenant.search(lambda: threading.current_thread().name))
+    assert not name.startswith("search-")
+
+
+def test_a_reranked_search_leaves_the_search_threads_free(client: TestClient, key: Any) -> None:
+    h = key("writer", "reranked")
+    client.post("/v1/memories", json={"text": "the staging port is 5433"}, headers=h)
+    tenant = tenant_of(client, "reranked")
+    seen: list[tuple[str, bool]] = []
+
+    def recall(query: Query) -> list[Any]:  # a seam: no reranker model in the tests
+        seen.append((threading.current_thread().name, query.rerank))
+        return []
+
+    tenant.recall = recall  # type: ignore[method-assign]
+    r = client.post("/v1/memories/search", json={"query": "staging", "rerank": True}, headers=h)
+    assert r.status_code == 200 and r.json()["hits"] == []
+    assert len(seen) == 1 and seen[0][1] is True
+    assert not seen[0][0].startswith("search-")  # it takes the tenant's lock: the pool

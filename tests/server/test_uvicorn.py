@@ -194,7 +194,8 @@ def test_two_workers_share_one_audit_chain(serve: Any, magray_home: Path) -> Non
 
     with ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(add, range(24)))
-    assert codes == [201] * 24
+    errors = [x for x in served.log_text().splitlines() if '"level": "error"' in x]
+    assert codes == [201] * 24, errors
     served.proc.send_signal(signal.SIGTERM)
     served.proc.wait(DEADLINE)
     chain = AuditChain(chain_file(magray_home / "data"))

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from magray.errors import NotFoundError, StoreError
-from magray.sqlite_migrations import connect
+from magray.sqlite_migrations import advice, connect
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -80,7 +80,9 @@ class ConversationLog:
         try:
             self.conn = connect(path, migrations=MIGRATIONS)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"the conversation log {path} cannot be used: {exc}.") from None
+            raise StoreError(
+                f"the conversation log {path} cannot be used: {exc}{advice(exc)}."
+            ) from None
 
     def close(self) -> None:
         self.conn.close()

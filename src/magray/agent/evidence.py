@@ -3,9 +3,11 @@
 A 0.5B model given three 700-character chunks often answers with a neighbouring fact. This
 module splits each recalled memory into short units (sentences of prose, list items, table
 rows with their header, lines of code), scores every unit against the question (term overlap
-weighted by rarity, plus the embedder's cosine similarity when one is given), and keeps the
-best units within a token budget. Each kept unit stays under its memory, so a citation
-``[n]`` still names the memory it came from; memories are ordered by their best unit, and
+weighted by rarity, plus the embedder's cosine similarity when one is given, plus a bonus
+when the unit holds a value of the kind the question asks for: a number for "how many",
+a command for "which command"), and keeps the best units within a token budget, each
+text once (overlapping chunks repeat sentences). Each kept unit stays under its memory, so a
+citation ``[n]`` still names the memory it came from; memories are ordered by their best unit, and
 a memory's units best first (a small model tends to take the first fact it reads).
 """
 
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
 SEMANTIC_WEIGHT = 1.0  # the cosine similarity's share of a unit's score
 LEXICAL_WEIGHT = 1.0  # the term overlap's share (normalised to 0..1)
 CONTEXT_SHARE = 0.5  # a question term found only in a unit's heading or lead-in counts half
+KIND_WEIGHT = 0.2  # bonus of a unit holding a value of the kind the question asks for
 MAX_UNIT_CHARS = 400  # longer units (a run-on paragraph) are cut at a word
 JOIN = " … "
 
@@ -38,6 +41,41 @@ _WORD = re.compile(r"[a-z0-9][a-z0-9_.\-]*[a-z0-9]|[a-z0-9]")
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[A-Z`*\[(\"'])")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
+
+
+#: what kind of value a question asks for, and how a unit holding one looks
+_NUMBER_NOUNS = (
+    "port|code|number|count|size|timeout|threshold|limit|ttl|dimensions?|version|priority"
+    "|seconds|minutes|hours|days|tokens|bytes|percent|rate"
+)
+_KINDS: tuple[tuple[re.Pattern[str], re.Pattern[str]], ...] = (
+    (  # a number: "how many", "how long", "which port", "… in seconds"
+        re.compile(
+            r"\bhow (?:many|long|often|much|large|big)\b"
+            rf"|\b(?:which|what) (?:\w+ )?(?:{_NUMBER_NOUNS})\b"
+            rf"|\bin (?:seconds|minutes|hours|days|bytes)\b|\bup to how\b",
+            re.IGNORECASE,
+        ),
+        re.compile(r"(?<![\w.\-])\d+(?:[.,]\d+)*(?![\w\-])"),
+    ),
+    (  # a command or a flag
+        re.compile(r"\b(?:which|what) (?:\w+ )?(?:command|subcommand|flag|option|target)\b", re.I),
+        re.compile(r"`(?:magray|make)\s[^`]+`|(?<![\w-])--?[a-z][\w-]*|^\$ |^(?:magray|make)\s"),
+    ),
+    (  # an environment variable
+        re.compile(r"\benvironment variable\b", re.IGNORECASE),
+        re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b"),
+    ),
+    (  # a file
+        re.compile(r"\b(?:which|what) (?:\w+ )?file\b", re.IGNORECASE),
+        re.compile(r"\b[\w\-]+\.(?:db|toml|md|py|json|jsonl|ya?ml|txt|log|sqlite|onnx|gguf)\b"),
+    ),
+)
+
+
+def asked_kinds(question: str) -> list[re.Pattern[str]]:
+    """How a unit holding a value of the kind ``question`` asks for looks (none: any)."""
+    return [value for asks, value in _KINDS if asks.search(question)]
 
 
 class Embedder(Protocol):
@@ -165,6 +203,10 @@ def _cosines(embedder: Embedder, question: str, texts: Sequence[str]) -> list[fl
     return [float(x) for x in (docs @ q) / norms]
 
 
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
 def score_units(
     question: str, units: Sequence[Unit], embedder: Embedder | None = None
 ) -> list[float]:
@@ -182,8 +224,10 @@ def score_units(
         for bag, ctx in zip(bags, around, strict=True)
     ]
     semantic = _cosines(embedder, question, [u.text for u in units]) if embedder else [0.0] * n
-    pairs = zip(lexical, semantic, strict=True)
-    return [LEXICAL_WEIGHT * lx + SEMANTIC_WEIGHT * sm for lx, sm in pairs]
+    kinds = asked_kinds(question) if KIND_WEIGHT else []
+    typed = [KIND_WEIGHT if any(k.search(u.text) for k in kinds) else 0.0 for u in units]
+    parts = zip(lexical, semantic, typed, strict=True)
+    return [LEXICAL_WEIGHT * lx + SEMANTIC_WEIGHT * sm + ty for lx, sm, ty in parts]
 
 
 def focus(
@@ -210,11 +254,14 @@ def focus(
     base = count([Message("user", "")])
     by_key = {(u.memory, u.order): u for u in units}
     chosen: dict[tuple[int, int], float] = {}
+    seen: set[str] = set()  # overlapping chunks repeat units: each is shown once
     left = tokens
     for idx in sorted(range(len(units)), key=lambda k: -scores[k]):
         unit = units[idx]
         keys = [(unit.memory, unit.order + d) for d in range(-neighbours, neighbours + 1)]
-        new = [k for k in keys if k in by_key and k not in chosen]
+        new = [
+            k for k in keys if k in by_key and k not in chosen and _flat(by_key[k].text) not in seen
+        ]
         if not new:
             continue
         size = sum(count([Message("user", by_key[k].text)]) - base for k in new)
@@ -224,6 +271,7 @@ def focus(
             continue
         for k in new:
             chosen[k] = max(chosen.get(k, -math.inf), scores[idx])
+            seen.add(_flat(by_key[k].text))
         left -= size
     best: dict[int, float] = {}
     for (mem, _), s in chosen.items():

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from magray.cli.context import read_text
+from magray.cli.context import nonblank, read_text
 from magray.llm.base import capabilities_of
 from magray.views import ask_json
 
@@ -135,7 +135,9 @@ def ask(
     provider: str | None = typer.Option(None, "--provider", help="Provider name (llm list)."),
     model: str | None = typer.Option(None, "--model", help="Model of that provider."),
     no_memory: bool = typer.Option(False, "--no-memory", help="Neither recall nor remember."),
-    project: str | None = typer.Option(None, "--project", help="Recall only this project."),
+    project: str | None = typer.Option(
+        None, "--project", help="Recall only this project.", callback=nonblank
+    ),
     layer: list[str] = typer.Option([], "--layer", help="Recall only this layer (repeatable)."),
     tag: list[str] = typer.Option([], "--tag", help="Recall only records with this tag."),
     k: int | None = typer.Option(None, "-k", help="How many memories to recall (1–100)."),
@@ -208,6 +210,8 @@ def logs(
 
     if n < 1:
         raise UsageError(f"-n must be at least 1 (got {n}).")
+    if n > 100_000:
+        raise UsageError(f"-n must be at most 100,000 (got {n}).")
     with runtime() as rt:
         turns = rt.conversations.recent(n)
     if json_out:

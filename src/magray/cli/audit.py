@@ -30,6 +30,10 @@ def list_(
     """
     from magray.observability.audit_chain import AuditChain
 
+    if tenant is not None:
+        from magray.server.keys import check_tenant
+
+        check_tenant(tenant)  # a misspelt name is refused, not answered with nothing
     chain = _chain()
     assert isinstance(chain, AuditChain)
     entries = chain.entries(tenant=tenant, limit=limit)

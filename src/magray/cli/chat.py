@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import typer
 
 from magray.cli.ask import check_k, make_session, recall_scope, show_result, streamer
+from magray.cli.context import nonblank
 
 if TYPE_CHECKING:
     from magray.agent.approvals import Approvals, Choice
@@ -312,7 +313,9 @@ def chat(
     ),
     no_tools: bool = typer.Option(False, "--no-tools", help="Only answer; never plan or act."),
     cont: bool = typer.Option(False, "-c", "--continue", help="Resume the last conversation."),
-    project: str | None = typer.Option(None, "--project", help="Recall only this project."),
+    project: str | None = typer.Option(
+        None, "--project", help="Recall only this project.", callback=nonblank
+    ),
     layer: list[str] = typer.Option([], "--layer", help="Recall only this layer (repeatable)."),
     tag: list[str] = typer.Option([], "--tag", help="Recall only records with this tag."),
     k: int | None = typer.Option(None, "-k", help="How many memories to recall (1–100)."),

@@ -19,6 +19,8 @@ from typer import core as typer_core
 from typer._coercion import RuntimeParam, build_runtime_param
 from typer._param_types import coerce_cli_choice, coerce_cli_path, routes_to_path
 
+from magray.errors import UsageError
+
 _SLOW = object()  # "let typer's adapter decide"
 _INT = re.compile(r"-?[0-9]{1,18}")
 _FLOAT = re.compile(r"-?[0-9]{1,15}(\.[0-9]{0,15})?")
@@ -68,6 +70,9 @@ class FastRuntimeParam(RuntimeParam):
         if get_origin(annotation) is Literal:
             return self._choice(get_args(annotation), value, ctx)
         if annotation is Path and routes_to_path(annotation, info):
+            if isinstance(value, str) and not value.strip():
+                # Path("") is the current folder: an empty argument must not mean "here"
+                raise UsageError(f"{_name(param)} is an empty path; give a file or folder.")
             if isinstance(value, str) and value and "\x00" not in value:
                 value = Path(value)
             if not isinstance(value, Path):
@@ -101,6 +106,14 @@ class FastRuntimeParam(RuntimeParam):
             )
         except ValueError:
             return _SLOW
+
+
+def _name(param: Any) -> str:
+    """How the user wrote the parameter: ``--source`` for an option, ``PATH`` for an argument."""
+    opts = getattr(param, "opts", None) or []
+    if getattr(param, "param_type_name", "") == "option" and opts:
+        return str(max(opts, key=len))
+    return str(getattr(param, "name", "the value") or "the value").upper()
 
 
 def _get_runtime_param(self: Any) -> RuntimeParam:

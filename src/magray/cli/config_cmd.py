@@ -115,6 +115,26 @@ def check(json_out: bool = typer.Option(False, "--json", help="Print JSON: {file
         typer.echo(f"ok  {row['file']}" + ("" if row["exists"] else "  (absent: defaults)"))
 
 
+# Settings that name a model, and the kind of model each must be.
+_MODEL_SETTINGS = {"embed.model": "embedder", "search.reranker": "reranker"}
+
+
+def _check_model(key: str, name: str, models_dir: Path) -> None:
+    """A model setting must name a known model of its kind: a typo would otherwise break
+    every memory command until it is fixed."""
+    from magray.embed.registry import model_spec
+    from magray.errors import ConfigError
+
+    spec = model_spec(name, models_dir)  # NotFoundError lists the known models
+    kind = _MODEL_SETTINGS[key]
+    if spec.kind != kind:
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise ConfigError(
+            f"config set: {spec.name} is not {article} {kind}, so it cannot be {key}; see"
+            " `magray models list`."
+        )
+
+
 @app.command("set")
 def set_(
     key: str = typer.Argument(..., help="Dotted key, e.g. memory.vector_dtype."),
@@ -128,7 +148,10 @@ def set_(
     from magray.llm.config import LLM_SETTINGS, write_llm_setting
     from magray.paths import resolve_paths
 
-    path = resolve_paths().config_file
+    paths = resolve_paths()
+    path = paths.config_file
+    if key in _MODEL_SETTINGS:
+        _check_model(key, value, paths.models_dir)
     if key in LLM_SETTINGS:
         stored = write_llm_setting(path, key, value)
     else:

@@ -6,6 +6,8 @@ import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import typer
+
 from magray.errors import UsageError
 from magray.views import iso as iso
 
@@ -112,4 +114,15 @@ def utf8_arg(value: str, what: str, advice: str = "check the terminal's encoding
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise UsageError(f"{what} is not valid UTF-8; {advice}.") from None
+    return value
+
+
+def nonblank(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """A callback for ``--project`` and ``--session``: one given must name something (an
+    empty name would filter nothing, so ``forget --project ''`` would forget everything)."""
+    if value is not None:
+        flag = max(param.opts, key=len) if param.opts else str(param.name)
+        utf8_arg(value, flag)
+        if not value.strip():
+            raise UsageError(f"{flag} is empty; give a name or leave {flag} out.")
     return value

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from magray.cli.context import open_memory, parse_layer
+from magray.cli.context import nonblank, open_memory, parse_layer
 from magray.cli.memory import check_utf8
 
 
@@ -18,7 +18,9 @@ def import_conversations(
     ),
     per: str = typer.Option("turn", "--per", metavar="UNIT", help="turn (default) | exchange."),
     layer: str = typer.Option("assets", "--layer", help="interact | insights | assets."),
-    project: str | None = typer.Option(None, "--project", help="Project the turns belong to."),
+    project: str | None = typer.Option(
+        None, "--project", help="Project the turns belong to.", callback=nonblank
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Import a chat history: one memory per turn (or exchange) with speaker, session and time.

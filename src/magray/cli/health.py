@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -22,7 +23,9 @@ def health(
     from magray.runtime import Runtime
     from magray.server.tenants import tenant_settings
 
-    with Runtime(tenant_settings(settings(), tenant)) as rt:
+    current = settings()
+    _check_known(current.paths.data_dir, tenant)
+    with Runtime(tenant_settings(current, tenant)) as rt:
         data = report(readiness(rt))
     if json_out:
         typer.echo(json.dumps(data, ensure_ascii=False))
@@ -32,3 +35,21 @@ def health(
             typer.echo(f"{mark}  {check['name']:<16} {check['detail']}")
     if not data["ok"]:
         raise typer.Exit(1)
+
+
+def _check_known(data_dir: Path, tenant: str) -> None:
+    """A tenant other than ``default`` must have data or a key: checking a misspelt name
+    would create an empty tenant and call it healthy."""
+    from magray.errors import NotFoundError
+    from magray.server.keys import KeyStore, keys_file
+    from magray.server.tenants import tenant_dir
+
+    if tenant == "default" or tenant_dir(data_dir, tenant).is_dir():
+        return
+    store = keys_file(data_dir)
+    if store.is_file() and any(k.tenant == tenant for k in KeyStore(store).list()):
+        return
+    raise NotFoundError(
+        f"no tenant {tenant!r}: it has no data and no key; check the name, or create a key"
+        f" with `magray auth create-key --role reader --tenant {tenant}`."
+    )

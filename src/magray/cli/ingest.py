@@ -10,14 +10,16 @@ from pathlib import Path
 
 import typer
 
-from magray.cli.context import open_memory, parse_layer
+from magray.cli.context import nonblank, open_memory, parse_layer
 from magray.cli.memory import check_utf8
 
 
 def ingest(
     paths: list[Path] = typer.Argument(..., help="Files and folders to ingest."),
     layer: str = typer.Option("assets", "--layer", help="interact | insights | assets."),
-    project: str | None = typer.Option(None, "--project", help="Project the chunks belong to."),
+    project: str | None = typer.Option(
+        None, "--project", help="Project the chunks belong to.", callback=nonblank
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Ingest files and folders into memory (respects .gitignore; incremental by content hash).

@@ -33,7 +33,9 @@ def load_command(entry: LazyCommand) -> Any:
     if isinstance(obj, typer.Typer):
         command: Any = typer.main.get_group(obj)
     else:
-        single = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False)
+        single = typer.Typer(
+            rich_markup_mode=None, pretty_exceptions_enable=False, add_completion=False
+        )
         single.command(entry.name)(obj)
         command = typer.main.get_command(single)
     command.name = entry.name

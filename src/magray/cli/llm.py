@@ -85,7 +85,9 @@ def test_provider(
 
 @app.command("usage")
 def usage(
-    days: int = typer.Option(7, "--days", min=1, help="How many days back (today included)."),
+    days: int = typer.Option(
+        7, "--days", min=1, max=3660, help="How many days back (today included)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Calls, tokens, cost and latency per provider/model per day (UTC).

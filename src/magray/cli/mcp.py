@@ -40,6 +40,19 @@ def add(
     server = make_server(name, command=command or None, url=url, timeout=timeout)
     add_server(_file(), server, replace=replace)
     typer.echo(f"added MCP server {server.name} ({server.transport}: {server.target})", err=True)
+    if command and _missing(command[0]):
+        from magray.cli import render
+
+        render.warn(
+            f"{command[0]} was not found (no such file, not on PATH); `magray mcp list` shows"
+            f" {server.name} unreachable until it is installed."
+        )
+
+
+def _missing(program: str) -> bool:
+    import shutil
+
+    return shutil.which(program) is None
 
 
 @app.command("list")
@@ -131,29 +144,34 @@ def call(
     from pathlib import Path
 
     from magray.cli.context import runtime
-    from magray.cli.tools import _confirm, parse_args
-    from magray.errors import NotFoundError
+    from magray.cli.tools import _confirm, echo_failure, parse_args
+    from magray.errors import MagrayError, NotFoundError
     from magray.tools.base import ToolContext
     from magray.tools.invoke import invoke
     from magray.tools.mcp import get_server, server_tools
     from magray.tools.policy import Mode
 
     rt = runtime()
-    found = {t.remote_name: t for t in server_tools(get_server(_file(), server))}
-    if tool not in found:
-        known = ", ".join(sorted(found)) or "none"
-        raise NotFoundError(f"MCP server {server!r} has no tool {tool!r}; it has: {known}.")
-    chosen = found[tool]
-    interactive = sys.stdin.isatty() and sys.stderr.isatty()
-    with rt:
-        done = invoke(
-            chosen,
-            parse_args(arg, chosen.schema()),
-            ToolContext(roots=(Path.cwd(),), timeout=timeout, settings=rt.settings),
-            rt.policy(Mode(yes=yes, dry_run=dry_run)),
-            rt.audit,
-            confirm=_confirm if interactive else None,
-        )
+    try:
+        found = {t.remote_name: t for t in server_tools(get_server(_file(), server))}
+        if tool not in found:
+            known = ", ".join(sorted(found)) or "none"
+            raise NotFoundError(f"MCP server {server!r} has no tool {tool!r}; it has: {known}.")
+        chosen = found[tool]
+        interactive = sys.stdin.isatty() and sys.stderr.isatty()
+        with rt:
+            done = invoke(
+                chosen,
+                parse_args(arg, chosen.schema()),
+                ToolContext(roots=(Path.cwd(),), timeout=timeout, settings=rt.settings),
+                rt.policy(Mode(yes=yes, dry_run=dry_run)),
+                rt.audit,
+                confirm=_confirm if interactive else None,
+            )
+    except MagrayError as exc:
+        if json_out:  # as `tools run --json`: an object on stdout, and the error line
+            echo_failure(f"mcp__{server}__{tool}", exc)
+        raise
     if json_out:
         typer.echo(json.dumps(done.to_dict(), ensure_ascii=False))
     else:

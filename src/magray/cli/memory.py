@@ -8,7 +8,7 @@ from typing import Any
 import typer
 
 from magray.cli.app import new_app
-from magray.cli.context import open_memory, parse_layer, parse_time, read_text, utf8_arg
+from magray.cli.context import nonblank, open_memory, parse_layer, parse_time, read_text, utf8_arg
 from magray.views import promote_json, search_json, texts_of
 from magray.views import record_json as record_json  # memory_edit shares it
 
@@ -40,8 +40,12 @@ def add(
     ),
     tag: list[str] = typer.Option([], "--tag", help="A tag (repeatable)."),
     kind: str = typer.Option("note", "--kind", help="What it is: note, fact, code, ..."),
-    project: str | None = typer.Option(None, "--project", help="Project it belongs to."),
-    session: str | None = typer.Option(None, "--session", help="Session/conversation id."),
+    project: str | None = typer.Option(
+        None, "--project", help="Project it belongs to.", callback=nonblank
+    ),
+    session: str | None = typer.Option(
+        None, "--session", help="Session/conversation id.", callback=nonblank
+    ),
     importance: float = typer.Option(0.5, "--importance", help="0–1, how much it matters."),
     pin: bool = typer.Option(False, "--pin", help="Pinned records never expire."),
     at: str | None = typer.Option(
@@ -108,8 +112,12 @@ def search(
     layer: list[str] = typer.Option([], "--layer", help="Restrict to a layer (repeatable)."),
     tag: list[str] = typer.Option([], "--tag", help="Require a tag (repeatable)."),
     kind: str | None = typer.Option(None, "--kind", help="Only this kind."),
-    project: str | None = typer.Option(None, "--project", help="Only this project."),
-    session: str | None = typer.Option(None, "--session", help="Only this session."),
+    project: str | None = typer.Option(
+        None, "--project", help="Only this project.", callback=nonblank
+    ),
+    session: str | None = typer.Option(
+        None, "--session", help="Only this session.", callback=nonblank
+    ),
     after: str | None = typer.Option(None, "--created-after", help="ISO date/time."),
     before: str | None = typer.Option(None, "--created-before", help="ISO date/time."),
     mode: str | None = typer.Option(None, "--mode", help="hybrid | vector | keyword."),
@@ -189,7 +197,9 @@ def list_(
     layer: list[str] = typer.Option([], "--layer", help="Restrict to a layer (repeatable)."),
     limit: int = typer.Option(20, "--limit", help="How many (newest first)."),
     offset: int = typer.Option(0, "--offset", help="Skip this many."),
-    project: str | None = typer.Option(None, "--project", help="Only this project."),
+    project: str | None = typer.Option(
+        None, "--project", help="Only this project.", callback=nonblank
+    ),
     json_out: bool = JSON,
 ) -> None:
     """List memories, newest first.

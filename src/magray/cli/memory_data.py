@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from magray.cli.context import open_memory, parse_layer, settings, utf8_arg
+from magray.cli.context import nonblank, open_memory, parse_layer, settings, utf8_arg
 from magray.cli.memory import JSON, app, emit
 from magray.errors import BackupError, UsageError
 
@@ -60,7 +60,9 @@ def restore(
 def export(
     path: str = typer.Argument("-", help="Output .jsonl file, or '-' for standard output."),
     layer: list[str] = typer.Option([], "--layer", help="Only this layer (repeatable)."),
-    project: str | None = typer.Option(None, "--project", help="Only this project."),
+    project: str | None = typer.Option(
+        None, "--project", help="Only this project.", callback=nonblank
+    ),
     vectors: bool = typer.Option(
         False, "--vectors", help="Include the vectors (import then re-embeds nothing)."
     ),
@@ -140,6 +142,8 @@ def import_(
     from magray.errors import NotFoundError
     from magray.memory.transfer.jsonl import import_ as run_import
 
+    if not path.strip():
+        raise UsageError("PATH is an empty path; give a .jsonl file, or '-' for standard input.")
     if path == "-":
         src = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")
     else:
@@ -151,8 +155,6 @@ def import_(
         with open_memory() as memory, render.progress("importing") as bar:
             report = run_import(memory, src, skip_bad=skip_bad, progress=bar)
     except UnicodeDecodeError:
-        from magray.errors import UsageError
-
         raise UsageError(f"{path} is not UTF-8 text; export files are UTF-8 JSON Lines.") from None
     finally:
         if path == "-":

@@ -170,6 +170,7 @@ def remove(
     Example: magray policy remove shell_exec --command "git status"
     """
     from magray.errors import NotFoundError, PolicyError
+    from magray.fileio import locked
     from magray.tools.policy_builtin import BUILTIN_NAMES
     from magray.tools.policy_file import load_rules, save_rules
 
@@ -179,12 +180,15 @@ def remove(
             f'builtin_exceptions = ["{tool.strip()}"] to {_file()}.'
         )
     file = _file()
-    rules = load_rules(file)
     key = (tool.strip(), path, command, host.strip().lower() if host else None)
-    kept = [r for r in rules if (r.tool, r.path, r.command, r.host) != key]
-    if len(kept) == len(rules):
-        raise NotFoundError(f"no rule for {tool!r} with those filters; see `magray policy show`.")
-    save_rules(file, kept)
+    with locked(file):
+        rules = load_rules(file)
+        kept = [r for r in rules if (r.tool, r.path, r.command, r.host) != key]
+        if len(kept) == len(rules):
+            raise NotFoundError(
+                f"no rule for {tool!r} with those filters; see `magray policy show`."
+            )
+        save_rules(file, kept)
     for rule in rules:
         if rule not in kept:
             typer.echo(f"removed: {rule.describe()}", err=True)

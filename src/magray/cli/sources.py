@@ -9,13 +9,16 @@ from pathlib import Path
 import typer
 
 from magray.cli.app import new_app
+from magray.cli.context import nonblank
 
 app = new_app("What `magray ingest` stored: the files and their chunks.")
 
 
 @app.command("list")
 def list_(
-    project: str | None = typer.Option(None, "--project", help="Only this project."),
+    project: str | None = typer.Option(
+        None, "--project", help="Only this project.", callback=nonblank
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (a stable contract)."),
 ) -> None:
     """List ingested files: path, project, layer and chunks.
@@ -45,7 +48,9 @@ def forget(
     source: Path | None = typer.Option(
         None, "--source", help="Forget what was ingested from this file or folder."
     ),
-    project: str | None = typer.Option(None, "--project", help="Forget this whole project."),
+    project: str | None = typer.Option(
+        None, "--project", help="Forget this whole project.", callback=nonblank
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would go; change nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),

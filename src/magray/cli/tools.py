@@ -140,16 +140,7 @@ def run_tool(
             )
     except MagrayError as exc:
         if json_out:  # scripts get an object on stdout in every case; the error line too
-            failed = {
-                "tool": name,
-                "decision": "deny" if isinstance(exc, DeniedError) else None,
-                "ok": False,
-                "output": "",
-                "data": None,
-                "error": exc.message,
-                "exit_code": exc.exit_code,
-            }
-            typer.echo(json.dumps(failed, ensure_ascii=False))
+            echo_failure(name, exc)
         raise
     if json_out:
         typer.echo(json.dumps(done.to_dict(), ensure_ascii=False))
@@ -160,6 +151,21 @@ def run_tool(
             typer.echo(f"{name}: {done.result.error}", err=True)
     if not done.result.ok:
         raise typer.Exit(1)
+
+
+def echo_failure(tool: str, exc: MagrayError) -> None:
+    """The ``--json`` object of a tool call that failed before it ran (``tools run``,
+    ``mcp call``): the shape of a result, with the error and its exit code."""
+    failed = {
+        "tool": tool,
+        "decision": "deny" if isinstance(exc, DeniedError) else None,
+        "ok": False,
+        "output": "",
+        "data": None,
+        "error": exc.message,
+        "exit_code": exc.exit_code,
+    }
+    typer.echo(json.dumps(failed, ensure_ascii=False))
 
 
 @app.command("audit")

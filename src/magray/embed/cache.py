@@ -6,6 +6,7 @@ can read and write it at once. Vectors are little-endian float32 BLOBs.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -29,6 +30,16 @@ MIGRATIONS = [
     )
 ]
 _CHUNK = 500
+log = logging.getLogger("magray")
+
+
+def _set_aside(path: Path) -> Path:
+    """Move a damaged cache to ``<name>.damaged`` (replacing an older one); its WAL goes."""
+    aside = path.with_name(path.name + ".damaged")
+    path.replace(aside)
+    for suffix in ("-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    return aside
 
 
 class EmbeddingCache:
@@ -37,17 +48,46 @@ class EmbeddingCache:
     def __init__(self, path: Path, *, timeout: float = 10.0) -> None:
         self.path = path
         try:
-            # A cache: losing its last writes to a power cut only costs re-embedding.
-            self._db = connect(
+            self._db = self._connect(timeout)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError):  # locked, read-only, no folder
+                raise StoreError(
+                    f"the embedding cache {path} cannot be opened ({exc}); check the folder's"
+                    " permissions and free space."
+                ) from None
+            # Damaged (not a database, malformed): it only saves re-embedding, so it is
+            # set aside for inspection and started afresh.
+            aside = _set_aside(path)
+            log.warning(
+                "the embedding cache %s was damaged (%s); it was moved to %s and is rebuilt"
+                " as texts are embedded.",
                 path,
-                synchronous="NORMAL",
-                check_same_thread=False,
-                timeout=timeout,
-                migrations=MIGRATIONS,
+                exc,
+                aside.name,
             )
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"the embedding cache {path} cannot be opened ({exc}).") from None
+            try:
+                self._db = self._connect(timeout)
+            except (OSError, sqlite3.Error) as again:
+                raise StoreError(
+                    f"the embedding cache {path} cannot be opened ({again}); remove it (it is"
+                    " rebuilt as texts are embedded)."
+                ) from None
+        except OSError as exc:
+            raise StoreError(
+                f"the embedding cache {path} cannot be opened ({exc}); check the folder's"
+                " permissions and free space."
+            ) from None
         self._lock = threading.Lock()
+
+    def _connect(self, timeout: float) -> sqlite3.Connection:
+        # A cache: losing its last writes to a power cut only costs re-embedding.
+        return connect(
+            self.path,
+            synchronous="NORMAL",
+            check_same_thread=False,
+            timeout=timeout,
+            migrations=MIGRATIONS,
+        )
 
     def get_many(self, model_id: str, hashes: Sequence[str]) -> dict[str, Vectors]:
         found: dict[str, Vectors] = {}

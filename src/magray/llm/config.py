@@ -240,6 +240,13 @@ def write_llm_setting(path: Path, key: str, raw: str | None) -> Any:
     the new ``[llm]`` table like any load before the file is replaced, so a name that is not
     a configured provider is refused with the list of those that are.
     """
+    from magray.fileio import locked
+
+    with locked(path):  # another process may be changing config.toml too
+        return _write_llm_setting(path, key, raw)
+
+
+def _write_llm_setting(path: Path, key: str, raw: str | None) -> Any:
     from magray.fileio import read_toml, write_toml
 
     data = read_toml(path)

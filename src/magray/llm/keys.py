@@ -76,17 +76,29 @@ class KeyStore:
         value = value.strip()
         if not value or any(c.isspace() for c in value):
             raise UsageError("the key is empty or contains spaces; paste it again.")
-        keys = self._read()
-        keys[name] = value
-        remember_secret(value)
-        self._write(keys)
+        if not (value.isascii() and value.isprintable()):
+            # it could never be sent in an HTTP header: fail here, not at the first call
+            raise UsageError(
+                "the key has characters an API key never has (only printable ASCII); paste it"
+                " again."
+            )
+        from magray.fileio import locked
+
+        with locked(self.path):
+            keys = self._read()
+            keys[name] = value
+            remember_secret(value)
+            self._write(keys)
 
     def remove(self, name: str) -> None:
-        keys = self._read()
-        if name not in keys:
-            raise NotFoundError(f"no key stored for {name!r}; see `magray keys list`.")
-        del keys[name]
-        self._write(keys)
+        from magray.fileio import locked
+
+        with locked(self.path):
+            keys = self._read()
+            if name not in keys:
+                raise NotFoundError(f"no key stored for {name!r}; see `magray keys list`.")
+            del keys[name]
+            self._write(keys)
 
     def list(self) -> dict[str, str]:
         """Names and masked values; the real values never leave this class this way."""

@@ -24,6 +24,7 @@ from magray.errors import (
     MagrayError,
     ProviderError,
     ProviderUnavailableError,
+    UsageError,
 )
 from magray.llm.base import Chunk, Completion, Provider, Request, ToolCall, Usage
 from magray.llm.config import LLMConfig, ProviderConfig, load_llm_config
@@ -251,6 +252,19 @@ class Router:
         latency = (self._clock() - started) * 1000
         self.last = Served(cfg.name, model, usage or Usage(), latency, first)
 
+    def check_model(self, name: str, model: str | None) -> None:
+        """Refuse a model the provider cannot switch to: an embedded local provider runs the
+        one model its table names (answering with it and reporting ``model`` would lie)."""
+        if not model or self.config.get(name).type != "local":
+            return
+        running = self.provider(name).model
+        if model != running:
+            raise UsageError(
+                f"provider {name!r} runs its own model ({running}), not {model!r}; leave the"
+                f" model out, or set model in [llm.providers.{name}] of config.toml (see"
+                " docs/llm.md)."
+            )
+
     def stream(
         self, request: Request, provider: str | None = None, *, fallback: bool = True
     ) -> Iterator[Chunk]:
@@ -268,6 +282,7 @@ class Router:
         if not fallback:
             chain = chain[:1]
         self.check_budget()
+        self.check_model(chain[0], request.model)
         self.last = None
         self._shown = False
         failures: list[tuple[str, MagrayError]] = []

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from magray.errors import StoreError
-from magray.sqlite_migrations import connect
+from magray.sqlite_migrations import advice, connect
 
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
@@ -98,7 +98,9 @@ class UsageStore:
         try:
             self._conn = connect(path, timeout=10.0, migrations=MIGRATIONS)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"the LLM usage database {path} cannot be used ({exc}).") from None
+            raise StoreError(
+                f"the LLM usage database {path} cannot be used ({exc}){advice(exc)}."
+            ) from None
 
     def close(self) -> None:
         self._conn.close()

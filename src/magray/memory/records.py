@@ -173,6 +173,20 @@ class Filters:
     created_before: float | None = None
     exclude_kinds: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        from magray.errors import UsageError
+
+        if self.kind is not None and not self.kind.strip():
+            raise UsageError("the kind to filter by is empty; give the kind, or leave it out.")
+        if any(not tag.strip() for tag in self.tags):
+            raise UsageError("a tag to filter by is empty; give the tag, or leave it out.")
+        after, before = self.created_after, self.created_before
+        if after is not None and before is not None and after > before:
+            raise UsageError(
+                f"the time range is inverted: created after {iso(after)} is later than created"
+                f" before {iso(before)}; swap the two."
+            )
+
     @property
     def selective(self) -> bool:
         """Whether the filters may leave only a small part of a layer (exclusions do not)."""

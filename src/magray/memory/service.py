@@ -16,7 +16,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +46,9 @@ from magray.memory.records import (
 from magray.memory.search.fusion import NORM_DEPTH, FusionParams, fuse, fuse_convex, one_weight
 from magray.memory.search.keywords import keyword_terms
 from magray.memory.search.vectors import vector_pool
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
 
 log = logging.getLogger("magray")
 
@@ -144,6 +147,7 @@ class Memory:
         self._param_cache: (
             tuple[Settings, dict[SearchMode, tuple[FusionParams, ContextParams]]] | None
         ) = None
+        self._keyword_thread: ThreadPoolExecutor | None = None  # hybrid's keyword side
         if hasattr(self._backend, "reembed"):  # a store that can lose vectors with a file
             self._backend.reembed = self._reembed_lost
         _OPEN.add(self)
@@ -156,6 +160,10 @@ class Memory:
 
     def close(self) -> None:
         self._accesses.close()
+        worker = getattr(self, "_keyword_thread", None)
+        if worker is not None:
+            worker.shutdown(wait=True)
+            self._keyword_thread = None
         _OPEN.discard(self)
         self._backend.close()
 
@@ -319,6 +327,11 @@ class Memory:
         """Forget every record matching ``filters`` (and, with ``source``, ingested from that
         file or from under that folder). Their ingest bookkeeping goes too, so a later
         ``ingest`` adds them again. With ``dry_run`` nothing changes."""
+        if filters.project is not None and not filters.project.strip():
+            # an empty project filters nothing: it would forget every record
+            raise UsageError(
+                "the project to forget is empty; give its name (see `magray sources list`)."
+            )
         prefix = str(source.expanduser().resolve()) if source is not None else None
         doomed: list[StoredRow] = []
         for row in self.backend.iter_records(filters):
@@ -433,6 +446,16 @@ class Memory:
         # Plain fusion (no filters, context or recency, one layer weight) needs nothing
         # about the records: the keyword side skips reading them, every label counts.
         plain_fusion = not (context.active or filters.active) and one_weight(params) is not None
+        terms = [] if query.mode is SearchMode.VECTOR else keyword_terms(query.text)
+        keyword_job: Future[tuple[list[tuple[int, float]], list[Candidate]]] | None = None
+        if query.mode is SearchMode.HYBRID and self._concurrent_reads():
+            self._check_vectors()  # once per Memory, before anything runs beside it
+            # The keyword search runs beside the query's embedding and vector search (both
+            # release the GIL); the candidates it brings are added after the vector side's,
+            # in the order of the sequential path.
+            keyword_job = self._keyword_worker().submit(
+                self._keyword_side, terms, filters, pool, plain_fusion
+            )
         if query.mode in (SearchMode.HYBRID, SearchMode.VECTOR):
             qvec = self.embed_query(query.text)
             self._check_vectors()
@@ -446,13 +469,13 @@ class Memory:
                 if not plain_fusion:
                     cands[num] = Candidate(num, layer, 0.0)
         if query.mode in (SearchMode.HYBRID, SearchMode.KEYWORD):
-            terms = keyword_terms(query.text)
-            if plain_fusion:
-                keyword = self._backend.keyword_ranking(terms, filters, pool)
-            else:
-                for hit in self._backend.keyword_search(terms, filters, pool):
-                    keyword.append((hit.num, hit.score))
-                    cands[hit.num] = Candidate(hit.num, hit.layer, hit.created_at)
+            keyword, found = (
+                keyword_job.result()
+                if keyword_job is not None
+                else self._keyword_side(terms, filters, pool, plain_fusion)
+            )
+            for cand in found:
+                cands[cand.num] = cand
         if context.active:
             # Neighbours may be lifted by their context: they are candidates too; the store
             # tells every candidate's session.
@@ -467,14 +490,16 @@ class Memory:
         # indexes were read), the whole list is fused again.
         limit = None if context.active else 4 * depth
         pool_cands = None if plain_fusion else cands
-        fused = fuse_fn(vector, keyword, pool_cands, params, now, limit)
+        # Explanations are built only where they are read: --explain, context ranking.
+        explained = query.explain or context.active
+        fused = fuse_fn(vector, keyword, pool_cands, params, now, limit, explain=explained)
         if context.active:
             timed = time_mentions(self._backend, query.text, cands, filters, context.time_weight)
             explain = 2 * depth if query.explain else 0
             fused = with_context(fused, cands, context, explain=explain, timed=timed)
         labelled = self._hydrate(fused, depth, filters, explain=query.explain)
         if len(labelled) < depth and len(fused) == limit:
-            fused = fuse_fn(vector, keyword, pool_cands, params, now)
+            fused = fuse_fn(vector, keyword, pool_cands, params, now, explain=explained)
             labelled = self._hydrate(fused, depth, filters, explain=query.explain)
         hits = [hit for _, hit in labelled]
         if query.rerank:
@@ -483,6 +508,30 @@ class Memory:
         if record_access and hits:
             self._note_access(labelled, hits)
         return hits
+
+    def _concurrent_reads(self) -> bool:
+        concurrent: Callable[[], bool] | None = getattr(self._backend, "concurrent_reads", None)
+        return concurrent is not None and concurrent()
+
+    def _keyword_worker(self) -> ThreadPoolExecutor:
+        worker = getattr(self, "_keyword_thread", None)
+        if worker is None:
+            from concurrent.futures import ThreadPoolExecutor  # 2 ms of import: on first use
+
+            worker = self._keyword_thread = ThreadPoolExecutor(
+                1, thread_name_prefix="magray-keywords"
+            )
+        return worker
+
+    def _keyword_side(
+        self, terms: list[str], filters: Filters, pool: int, plain_fusion: bool
+    ) -> tuple[list[tuple[int, float]], list[Candidate]]:
+        """The keyword ranking of a recall and, unless fusion is plain, its candidates."""
+        if plain_fusion:
+            return self._backend.keyword_ranking(terms, filters, pool), []
+        hits = self._backend.keyword_search(terms, filters, pool)
+        ranking = [(hit.num, hit.score) for hit in hits]
+        return ranking, [Candidate(hit.num, hit.layer, hit.created_at) for hit in hits]
 
     def _note_access(self, labelled: list[tuple[int, Hit]], hits: list[Hit]) -> None:
         """Buffer one access per returned hit (written off the recall path)."""

@@ -109,8 +109,14 @@ def _install_handlers(app: FastAPI, metrics: Metrics) -> None:
             404: "no such route; see /docs for the API.",
             405: "this route does not take that method; see /docs for the API.",
         }.get(exc.status_code, str(exc.detail))
+        title = str(exc.detail)
+        if detail == "There was an error parsing the body":  # FastAPI's words for bad bytes
+            title = "Malformed request"
+            detail = "the body is not valid JSON in UTF-8; fix it and send it again."
+        elif exc.status_code == 400 and not detail.rstrip(".").count(";"):
+            detail = f"{detail.rstrip('.')}; fix the request and send it again."
         return JSONResponse(
-            body(exc.status_code, f"http-{exc.status_code}", str(exc.detail), detail),
+            body(exc.status_code, f"http-{exc.status_code}", title, detail),
             status_code=exc.status_code,
             headers=dict(exc.headers or {}),
             media_type=PROBLEM_JSON,

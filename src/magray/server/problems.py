@@ -96,6 +96,11 @@ def validation_detail(errors: list[Any]) -> str:
     if not errors:
         return "the request is malformed."
     first = errors[0]
+    if first.get("type") == "json_invalid":
+        at = [p for p in first.get("loc", ()) if p != "body"]
+        why = str((first.get("ctx") or {}).get("error") or "it cannot be parsed")
+        where = f" at character {at[-1]}" if at else ""
+        return f"the body is not valid JSON ({why}{where}); fix it and send it again."
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "the body"
     msg = str(first.get("msg", "is invalid"))
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.sse import EventSourceResponse, format_sse_event
 
 from magray.errors import MagrayError, NotFoundError
+from magray.observability.logs import request_id
 from magray.server.deps import Svc, Writer
 from magray.server.problems import body, from_magray
 from magray.server.schemas import AskIn
@@ -56,13 +57,23 @@ class Cancelled(Exception):
     """The client went away; the answer stops here."""
 
 
+def _check(tenant: Tenant, q: AskIn) -> None:
+    """Runs on the tenant's LLM thread: what can be refused before any answer starts."""
+    rt = tenant.runtime
+    if q.conversation and not rt.conversations.exists(q.conversation):
+        raise NotFoundError(f"no conversation {q.conversation!r}.")
+    if q.provider is not None:
+        rt.router.config.get(q.provider)  # UnknownProviderError names the configured ones
+    if q.model:  # a model the provider cannot switch to (the embedded local one)
+        rt.router.check_model(rt.router.config.chain(q.provider)[0], q.model)
+
+
 def _answer(tenant: Tenant, q: AskIn, on_text: Callable[[str], None] | None) -> dict[str, Any]:
     """Runs on the tenant's LLM thread: one answer through the agent's session."""
     from magray.views import ask_json
 
     rt = tenant.runtime
-    if q.conversation and not rt.conversations.exists(q.conversation):
-        raise NotFoundError(f"no conversation {q.conversation!r}.")
+    _check(tenant, q)
     session = rt.session(None if q.no_memory else tenant.memory)
     result = session.ask(
         q.question,
@@ -106,10 +117,13 @@ async def ask(q: AskIn, request: Request, svc: Svc, who: Writer) -> Any:
         data = await asyncio.wrap_future(future)
         _count_tokens(svc, data)
         return JSONResponse(data)
-    return EventSourceResponse(_stream(svc, tenant, q), media_type="text/event-stream")
+    # Bad input is a problem answer (4xx), not an error event in a 200 stream.
+    await asyncio.wrap_future(tenant.llm(lambda: _check(tenant, q)))
+    rid = request_id.get()  # the LLM thread does not see this request's context
+    return EventSourceResponse(_stream(svc, tenant, q, rid), media_type="text/event-stream")
 
 
-async def _stream(svc: Any, tenant: Tenant, q: AskIn) -> AsyncIterator[bytes]:
+async def _stream(svc: Any, tenant: Tenant, q: AskIn, rid: str) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
     gone = threading.Event()
@@ -131,9 +145,10 @@ async def _stream(svc: Any, tenant: Tenant, q: AskIn) -> AsyncIterator[bytes]:
             put(("cancelled", None))
         except MagrayError as exc:
             p = from_magray(exc)
-            put(("error", body(p.status, p.slug, p.title, p.detail)))
+            put(("error", body(p.status, p.slug, p.title, p.detail, request_id=rid)))
         except Exception as exc:
-            put(("error", body(500, "internal", "Internal error", f"unexpected {exc!r}")))
+            problem = body(500, "internal", "Internal error", f"unexpected {exc!r}", request_id=rid)
+            put(("error", problem))
 
     tenant.llm(work)
     n = 0

@@ -23,6 +23,7 @@ from magray.server.schemas import (
     Forgotten,
     LayerName,
     MemoryIn,
+    Name,
     RecordsOut,
     Remembered,
     SearchIn,
@@ -33,7 +34,9 @@ if TYPE_CHECKING:
     from magray.server.tenants import Tenant
 
 router = APIRouter(prefix="/v1", tags=["memory"])
-SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,200}$")
+# A letter or digit of any script first, then those, '.', '_', '-' and spaces (no control,
+# format or path characters); matched whole.
+SAFE_NAME = re.compile(r"[^\W_][\w. -]{0,200}")
 
 
 def _new_record(item: MemoryIn) -> Any:
@@ -121,13 +124,16 @@ async def searched(q: SearchIn, svc: Services, who: Principal) -> Response:
         explain=q.explain,
     )
     started = time.perf_counter()
+    # A reranked search takes the tenant's lock: a thread of the server's pool, so that it
+    # never holds up the tenant's search threads.
+    run: Any = _in_pool if query.rerank else tenant.search
     cached = None
     if query.mode is not SearchMode.KEYWORD and query.text.strip():
-        # A query whose vector is cached needs no batch: one worker-thread hop, not two.
-        cached = await run_in_threadpool(_recall_if_cached, svc, tenant, query)
+        # A query whose vector is cached needs no batch: one thread hop, not two.
+        cached = await run(_recall_if_cached, svc, tenant, query)
         if cached is None:
             await _embed_ahead(svc, query.text)
-    hits = cached if cached is not None else await run_in_threadpool(tenant.recall, query)
+    hits = cached if cached is not None else await run(tenant.recall, query)
     svc.metrics.recall_latency.labels(who.tenant).observe(time.perf_counter() - started)
     # Rendered here (the shape is ``SearchOut`` by construction): the response model
     # would validate and copy every hit again.
@@ -136,6 +142,10 @@ async def searched(q: SearchIn, svc: Services, who: Principal) -> Response:
         return JSONResponse(data)
     except ValueError:  # a score that is not finite: null, as the response model renders it
         return JSONResponse(SearchOut.model_validate(data).model_dump(mode="json"))
+
+
+async def _in_pool(fn: Any, *args: Any) -> Any:
+    return await run_in_threadpool(fn, *args)
 
 
 def _recall_if_cached(svc: Services, tenant: Tenant, query: Any) -> list[Any] | None:
@@ -165,7 +175,7 @@ def list_(
     layer: Annotated[list[LayerName], Query()] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=10_000)] = 20,
     offset: Annotated[int, Query(ge=0, le=2**62)] = 0,
-    project: Annotated[str | None, Query(max_length=500)] = None,
+    project: Annotated[Name, Query()] = None,
 ) -> dict[str, Any]:
     from magray.memory.records import Filters, Layer
     from magray.views import record_json
@@ -242,7 +252,7 @@ def export(
     svc: Svc,
     who: Reader,
     layer: Annotated[list[LayerName], Query()] = [],  # noqa: B006
-    project: Annotated[str | None, Query(max_length=500)] = None,
+    project: Annotated[Name, Query()] = None,
     vectors: Annotated[bool, Query()] = False,
 ) -> StreamingResponse:
     import tempfile
@@ -299,8 +309,9 @@ def ingest(
     who: Writer,
     files: Annotated[list[UploadFile], File(description="Text files to ingest.")],
     layer: Annotated[LayerName, Form()] = "assets",
-    project: Annotated[str | None, Form(max_length=500)] = None,
+    project: Annotated[Name, Form()] = None,
 ) -> dict[str, Any]:
+    from magray.fileio import write_atomic
     from magray.memory.ingest.pipeline import ingest as run_ingest
     from magray.memory.records import Layer
     from magray.views import ingest_json
@@ -308,18 +319,24 @@ def ingest(
     tenant = svc.tenant(who)
     uploads = tenant.runtime.paths.data_dir / "uploads"
     uploads.mkdir(parents=True, exist_ok=True)
-    saved: list[Path] = []
+    names: list[str] = []
     for upload in files:
         name = Path(upload.filename or "").name
-        if not SAFE_NAME.match(name):
+        if not SAFE_NAME.fullmatch(name):
             raise UsageError(
                 f"invalid file name {upload.filename!r}; use letters, digits, '.', '_', '-'"
-                " and spaces."
+                " and spaces, starting with a letter or digit."
             )
-        target = uploads / name
-        target.write_bytes(upload.file.read())
-        saved.append(target)
-    with tenant.lock:
+        if name in names:
+            raise UsageError(
+                f"the file name {name!r} is given twice; rename one, or upload it in another"
+                " request."
+            )
+        names.append(name)
+    saved = [uploads / name for name in names]
+    with tenant.lock:  # a concurrent upload of the same name waits; a file is whole or old
+        for upload, target in zip(files, saved, strict=True):
+            write_atomic(target, upload.file.read())
         before = _truncated()
         report = run_ingest(
             tenant.runtime.memory, saved, layer=Layer(layer), project=project, root=uploads

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 LayerName = Literal["interact", "insights", "assets"]
 ModeName = Literal["hybrid", "vector", "keyword"]
 Text = Field(min_length=1, max_length=200_000)
+
+
+def _not_blank(value: str) -> str:
+    """A project or session name: an empty one would filter on nothing, or store no name."""
+    if not value.strip():
+        raise PydanticCustomError("blank", "is empty; give a name, or leave it out")
+    return value
+
+
+#: a project or session name (None: none given)
+Name = Annotated[str, Field(max_length=500), AfterValidator(_not_blank)] | None
 
 
 class Body(BaseModel):
@@ -22,8 +34,8 @@ class MemoryIn(Body):
     layer: LayerName = "interact"
     tags: list[str] = Field(default_factory=list, max_length=64)
     kind: str = Field("note", min_length=1, max_length=200)
-    project: str | None = Field(None, max_length=500)
-    session: str | None = Field(None, max_length=500)
+    project: Name = None
+    session: Name = None
     importance: float = Field(0.5, ge=0.0, le=1.0)
     pin: bool = False
     at: str | None = Field(None, description="When it happened: ISO date or time (UTC by default).")
@@ -51,8 +63,8 @@ class SearchIn(Body):
     layers: list[LayerName] = Field(default_factory=list, max_length=3)
     tags: list[str] = Field(default_factory=list, max_length=64)
     kind: str | None = Field(None, max_length=200)
-    project: str | None = Field(None, max_length=500)
-    session: str | None = Field(None, max_length=500)
+    project: Name = None
+    session: Name = None
     created_after: str | None = Field(None, description="ISO date or time (UTC by default).")
     created_before: str | None = Field(None, description="ISO date or time (UTC by default).")
     mode: ModeName | None = None

@@ -8,6 +8,8 @@ One embedder is loaded once and shared by every tenant.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator
@@ -15,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from magray.errors import StoreError
 from magray.observability.audit_chain import chain_file
 from magray.runtime import Runtime
 from magray.server.keys import check_tenant
@@ -57,7 +60,8 @@ class Tenant:
     thread that opened them, so every call that touches them runs on the tenant's one LLM
     thread (:meth:`llm`); the memory store may be used from any thread under :attr:`lock`.
     Searches (:meth:`recall`) take none of that: they run on the tenant's readers
-    (``server.readers`` read-only handles on the same store), side by side.
+    (``server.readers`` read-only handles on the same store), side by side, each on one of
+    the tenant's search threads (:meth:`search`), one per reader.
     """
 
     def __init__(self, name: str, runtime: Runtime, *, readers: int = 0) -> None:
@@ -66,6 +70,30 @@ class Tenant:
         self.lock = threading.RLock()
         self.readers = Readers(runtime.open_memory, readers) if readers > 0 else None
         self._llm = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{name}")
+        self._closed = False
+        # One thread per reader: a search waits in this queue, not in a thread of its own
+        # blocked on a busy reader, and a thread that finishes a recall takes the next one
+        # without waking anything else.
+        self._searches = (
+            ThreadPoolExecutor(max_workers=readers, thread_name_prefix=f"search-{name}")
+            if readers > 0
+            else None
+        )
+
+    async def search(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` (a recall on the readers) on one of the tenant's search threads, in
+        the caller's context; without readers on a thread of the server's pool."""
+        if self._searches is None:
+            from starlette.concurrency import run_in_threadpool
+
+            return await run_in_threadpool(fn, *args)
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()  # the request id of the log lines
+        try:
+            future = loop.run_in_executor(self._searches, context.run, fn, *args)
+        except RuntimeError:  # the executor is shut down: the tenant is closing
+            raise StoreError("the server is shutting down; retry the search elsewhere.") from None
+        return await future
 
     @property
     def memory(self) -> Memory:
@@ -85,13 +113,19 @@ class Tenant:
         return self._llm.submit(fn)
 
     def close(self) -> None:
-        """Close the readers, then the runtime on the LLM thread (its connections belong
-        there), then stop it."""
+        """Finish the searches queued, stop the search threads, close the readers,
+        then the runtime on the LLM thread (its connections belong there), then stop it.
+        Closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
 
         def close_runtime() -> None:
             with self.lock:
                 self.runtime.close()
 
+        if self._searches is not None:
+            self._searches.shutdown(wait=True)
         if self.readers is not None:
             self.readers.close()
         try:

@@ -18,7 +18,7 @@ from magray.errors import (
     StoreLockedError,
     UsageError,
 )
-from magray.sqlite_migrations import connect
+from magray.sqlite_migrations import advice, connect
 from magray.tasks.migrations import migrate
 from magray.tasks.model import (
     MIN_ID_PREFIX,
@@ -26,6 +26,7 @@ from magray.tasks.model import (
     Task,
     TaskState,
     check_priority,
+    check_text,
     find_cycle,
     new_task_id,
     topological_order,
@@ -39,7 +40,7 @@ def _connect(path: Path) -> sqlite3.Connection:
     try:
         conn = connect(path, check_same_thread=False)
     except (OSError, sqlite3.Error) as exc:
-        raise StoreError(f"cannot open the task graph at {path}: {exc}.") from None
+        raise StoreError(f"cannot open the task graph at {path}: {exc}{advice(exc)}.") from None
     return conn
 
 
@@ -184,6 +185,7 @@ class TaskGraph:
         title = title.strip()
         if not title:
             raise UsageError("a task needs a non-empty title.")
+        check_text(title, notes)
         check_priority(priority)
         for _ in range(10):
             tid = new_task_id()
@@ -247,6 +249,7 @@ class TaskGraph:
         task = self.resolve(id_or_prefix)
         if title is not None and not title.strip():
             raise UsageError("a task title cannot be empty; give a few words.")
+        check_text(title, notes)
         if priority is not None:
             check_priority(priority)
         with self._write() as conn:

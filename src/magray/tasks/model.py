@@ -97,6 +97,24 @@ def check_priority(value: int) -> int:
     return value
 
 
+MAX_TITLE = 2_000  # characters, as the HTTP API takes them
+MAX_NOTES = 20_000
+
+
+def check_text(title: str | None, notes: str | None) -> None:
+    """A UsageError when a title or notes are longer than the API (and a listing) allows."""
+    if title is not None and len(title.strip()) > MAX_TITLE:
+        raise UsageError(
+            f"a task title is at most {MAX_TITLE:,} characters (got {len(title.strip()):,});"
+            " put the rest in the notes (--note)."
+        )
+    if notes is not None and len(notes) > MAX_NOTES:
+        raise UsageError(
+            f"task notes are at most {MAX_NOTES:,} characters (got {len(notes):,}); keep the"
+            " long text in memory and link it with --memory."
+        )
+
+
 def find_cycle(edges: Mapping[str, Iterable[str]], task: str, on: str) -> list[str] | None:
     """The cycle that ``task`` depending on ``on`` would close, or None.
 

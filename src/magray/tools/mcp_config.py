@@ -151,21 +151,28 @@ def save_servers(path: Path, servers: Mapping[str, McpServer]) -> None:
 
 def add_server(path: Path, server: McpServer, replace: bool = False) -> None:
     """Add ``server``; an existing name is an error unless ``replace``."""
-    servers = load_servers(path)
-    if server.name in servers and not replace:
-        raise UsageError(
-            f"an MCP server named {server.name!r} exists; `magray mcp remove {server.name}` first."
-        )
-    save_servers(path, {**servers, server.name: server})
+    from magray.fileio import locked
+
+    with locked(path):
+        servers = load_servers(path)
+        if server.name in servers and not replace:
+            raise UsageError(
+                f"an MCP server named {server.name!r} exists;"
+                f" `magray mcp remove {server.name}` first."
+            )
+        save_servers(path, {**servers, server.name: server})
 
 
 def remove_server(path: Path, name: str) -> McpServer:
     """Remove the server ``name`` and return it."""
-    servers = load_servers(path)
-    if name not in servers:
-        raise NotFoundError(f"no MCP server named {name!r} (see `magray mcp list`).")
-    gone = servers.pop(name)
-    save_servers(path, servers)
+    from magray.fileio import locked
+
+    with locked(path):
+        servers = load_servers(path)
+        if name not in servers:
+            raise NotFoundError(f"no MCP server named {name!r} (see `magray mcp list`).")
+        gone = servers.pop(name)
+        save_servers(path, servers)
     return gone
 
 

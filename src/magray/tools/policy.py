@@ -332,6 +332,9 @@ def make_rule(
         raise PolicyError(
             "a rule takes one of --path, --command or --host, not both; add separate rules."
         )
+    if path is not None and not path.strip():
+        # an empty glob would cover every path: a "restricted" rule that restricts nothing
+        raise PolicyError("a path rule needs a path or glob, e.g. src/** or secrets/*.")
     if host is not None and not host.strip():
         raise PolicyError("a host rule needs a host name or glob, e.g. docs.python.org.")
     if command is not None:

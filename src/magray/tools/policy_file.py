@@ -154,15 +154,21 @@ def save_rules(path: Path, rules: Sequence[Rule]) -> None:
 
 def add_rule(path: Path, rule: Rule) -> tuple[Rule, ...]:
     """Append ``rule`` (unless already present) and return all rules."""
-    rules = load_rules(path)
-    if rule not in rules:
-        rules = (*rules, rule)
-        save_rules(path, rules)
+    from magray.fileio import locked
+
+    with locked(path):
+        rules = load_rules(path)
+        if rule not in rules:
+            rules = (*rules, rule)
+            save_rules(path, rules)
     return rules
 
 
 def reset_rules(path: Path) -> bool:
     """Remove every rule; True when there was a policy file."""
-    existed = path.exists()
-    path.unlink(missing_ok=True)
+    from magray.fileio import locked
+
+    with locked(path):
+        existed = path.exists()
+        path.unlink(missing_ok=True)
     return existed

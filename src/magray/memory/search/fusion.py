@@ -18,6 +18,7 @@ from magray.memory.search.keywords import NORM_DEPTH
 
 __all__ = [
     "NORM_DEPTH",
+    "UNEXPLAINED",
     "Candidate",
     "Candidates",
     "FusionParams",
@@ -49,6 +50,9 @@ def recency_factor(age_seconds: float, params: FusionParams) -> float:
     return 1.0 + params.recency_boost * math.pow(2.0, -max(age_seconds, 0.0) / half_life)
 
 
+# What a fusion asked for no explanations (``explain=False``) carries instead of one.
+UNEXPLAINED = Explanation()
+
 Ranked = dict[int, tuple[int, float]]  # label → (1-based rank, score)
 # The candidates of a fusion: label → what it knows of the record, or None when every label
 # of both lists counts and one layer weight without recency applies to all (recall's plain
@@ -67,7 +71,11 @@ def one_weight(params: FusionParams) -> float | None:
 
 def _ranks(pairs: Sequence[tuple[int, float]], candidates: Candidates) -> Ranked:
     """1-based ranks of ``pairs`` without labels missing from ``candidates`` or seen before."""
-    ranked: Ranked = {}
+    if candidates is None:  # every label counts: one pass when none repeats (the usual case)
+        ranked = {num: (rank, score) for rank, (num, score) in enumerate(pairs, 1)}
+        if len(ranked) == len(pairs):
+            return ranked
+    ranked = {}
     rank = 0
     for num, score in pairs:
         if num not in ranked and (candidates is None or num in candidates):
@@ -84,16 +92,24 @@ def _combine(
     now: float,
     base: Mapping[int, float],
     limit: int | None = None,
+    explain: bool = True,
 ) -> list[tuple[int, float, Explanation]]:
     """``base[label]`` × layer weight × recency for every label of either list, best first
-    (ties by label); only the best ``limit`` (all when None) are returned with their
-    explanations. Recall runs this on every query over a few hundred labels: it stays a
-    plain loop over dicts."""
+    (ties by label); only the best ``limit`` (all when None) are returned, with their
+    explanations (``UNEXPLAINED`` for each unless ``explain``). Recall runs this on every
+    query over a few hundred labels: it stays a plain loop over dicts."""
     weights = params.layer_weights
     recency_on = params.recency_half_life_days > 0
     w = one_weight(params)
     if w is not None or candidates is None:  # one weight for every label: no lookups
         w = 1.0 if w is None else w
+        if not explain:  # (−score, label) pairs order as the full tuples do: labels differ
+            pairs = [(-(score * w * 1.0), num) for num, score in base.items()]
+            if limit is None or limit >= len(pairs):
+                pairs.sort()
+            else:
+                pairs = heapq.nsmallest(limit, pairs)
+            return [(num, -neg, UNEXPLAINED) for neg, num in pairs]
         scored = [(-(score * w * 1.0), num, w, 1.0) for num, score in base.items()]
     else:
         scored = []
@@ -106,6 +122,8 @@ def _combine(
         scored.sort()
     else:
         scored = heapq.nsmallest(limit, scored)
+    if not explain:
+        return [(num, -neg, UNEXPLAINED) for neg, num, _, _ in scored]
     fused: list[tuple[int, float, Explanation]] = []
     for neg, num, layer_weight, recency in scored:
         vr, kr = v_rank.get(num), k_rank.get(num)
@@ -129,19 +147,23 @@ def fuse(
     params: FusionParams,
     now: float,
     limit: int | None = None,
+    *,
+    explain: bool = True,
 ) -> list[tuple[int, float, Explanation]]:
     """Weighted reciprocal-rank fusion, best first.
 
     Both inputs are (label, score) lists already in best-first order; labels missing from
     ``candidates`` (filtered out or deleted) are dropped *before* ranks are assigned. With
-    ``limit`` only the best ``limit`` come back (the others are scored, not explained).
+    ``limit`` only the best ``limit`` come back (the others are scored, not explained);
+    with ``explain=False`` none is explained (each carries ``UNEXPLAINED``): the same
+    labels and scores in the same order, without the cost of the explanations.
     """
     v_rank, k_rank = _ranks(vector, candidates), _ranks(keyword, candidates)
     rrf_k, vw, kw = params.rrf_k, params.vector_weight, params.keyword_weight
     base = {num: 0.0 + vw / (rrf_k + rank) for num, (rank, _) in v_rank.items()}
     for num, (rank, _) in k_rank.items():
         base[num] = base.get(num, 0.0) + kw / (rrf_k + rank)
-    return _combine(v_rank, k_rank, candidates, params, now, base, limit)
+    return _combine(v_rank, k_rank, candidates, params, now, base, limit, explain)
 
 
 def _normalised(ranked: Ranked) -> dict[int, float]:
@@ -172,6 +194,8 @@ def fuse_convex(
     params: FusionParams,
     now: float,
     limit: int | None = None,
+    *,
+    explain: bool = True,
 ) -> list[tuple[int, float, Explanation]]:
     """Convex combination of min-max-normalised scores, best first.
 
@@ -179,7 +203,7 @@ def fuse_convex(
     keyword_weight); each list is normalised over its own candidates (after dropping labels
     missing from ``candidates``), and a label absent from a list scores 0 there. Unlike RRF it
     keeps how far apart the scores are, not just their order. Layer weight and recency
-    multiply the result exactly as in ``fuse``.
+    multiply the result exactly as in ``fuse``; ``limit`` and ``explain`` as in ``fuse``.
     """
     total = params.vector_weight + params.keyword_weight
     alpha = params.vector_weight / total if total > 0 else 0.5
@@ -190,4 +214,4 @@ def fuse_convex(
     for num, k in k_norm.items():
         if num not in base:
             base[num] = alpha * 0.0 + beta * k
-    return _combine(v_rank, k_rank, candidates, params, now, base, limit)
+    return _combine(v_rank, k_rank, candidates, params, now, base, limit, explain)

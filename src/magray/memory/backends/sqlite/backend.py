@@ -57,6 +57,14 @@ class SqliteBackend:
 
     name = "sqlite"
 
+    def concurrent_reads(self) -> bool:
+        """Whether a keyword search may run on another thread while this one searches the
+        vector index (``Memory.recall`` in hybrid mode): the connection is in SQLite's
+        serialized mode; not inside a write transaction, whose writes it must see in order."""
+        import sqlite3
+
+        return sqlite3.threadsafety == 3 and not self.store.conn.in_transaction
+
     def __init__(
         self,
         db: Path,
@@ -67,6 +75,7 @@ class SqliteBackend:
         search_ef: int = 0,
         warn: Warn | None = None,
     ) -> None:
+        _backup.finish_restore(db, index_dir, lock_timeout=lock_timeout)
         self.store = Store(db, lock_timeout=lock_timeout)
         self.index_dir = index_dir
         self.vector_dtype = vector_dtype

@@ -13,20 +13,24 @@ database snapshot drops no vector the copied files lack (readers are never block
 
 ``restore`` checks everything before it touches the live store: every file's size and
 sha256, the schema version, ``PRAGMA integrity_check`` and the record counts of a verified
-temporary copy. Only then, holding the writer lock, it swaps the files in:
+temporary copy. Only then, holding the writer lock:
 
 1. the old database is checkpointed and switched out of WAL mode, which needs exclusive
    access (so a restore refuses while another process has the store open) and leaves a
    self-contained file with no ``-wal``/``-shm`` whose frames could be replayed onto the
    restored database;
-2. the old index files are deleted (derived: a missing file is rebuilt from the store);
-3. the verified copy, already fsynced inside the data directory, replaces ``memory.db`` with
-   one ``os.replace`` and the directory is fsynced;
-4. the backup's index files are moved into place.
+2. the verified copy's folder is renamed to ``memory.db.restoring`` beside the store and
+   the directory is fsynced: **the commit point**. From here on the restore is finished,
+   never undone;
+3. the old index files are deleted, the copy's database replaces ``memory.db`` and the
+   copy's index files are moved into the index folder, each step fsynced;
+4. the ``.restoring`` folder is removed.
 
-A crash before step 3 leaves the old store (its indexes are rebuilt on next open); a crash
-after it leaves the restored store (with or without its index files, which are rebuilt if
-missing). There is no state in between.
+A crash before step 2 leaves the old store, untouched. A crash after it leaves a
+``.restoring`` folder, and the next open of the store (or the next restore) finishes
+steps 3–4 under the writer lock before anything reads it (``finish_restore``): the old
+database never meets the backup's index files, and the restored database never goes
+without them (a store that keeps each vector once at rest holds some vectors only there).
 """
 
 from __future__ import annotations
@@ -214,22 +218,13 @@ def restore(settings: Settings, manifest: BackupManifest, *, force: bool = False
                 f"another magray process is writing to {db}; retry when it finishes."
             ) from None
         try:
+            _finish(db, paths.index_dir)  # a restore a crash cut short, before this one
             _refuse_non_empty(db, force)  # again, now that no writer can add records
             _retire_old_database(db)
-            index_dir = paths.index_dir
-            if index_dir.is_dir():
-                for old in index_dir.iterdir():
-                    if old.is_file():
-                        old.unlink()
-                fsync_dir(index_dir)
-            os.replace(staging / DB_FILE, db)  # the commit point of the restore
+            fsync_dir(staging / INDEX_DIR)
+            os.replace(staging, restoring_dir(db))  # the commit point of the restore
             fsync_dir(db.parent)
-            staged_index = [p for p in (staging / INDEX_DIR).iterdir() if p.is_file()]
-            if staged_index:
-                index_dir.mkdir(parents=True, exist_ok=True)
-                for path in staged_index:
-                    os.replace(path, index_dir / path.name)
-                fsync_dir(index_dir)
+            _finish(db, paths.index_dir)
         finally:
             lock.release()
     except OSError as exc:
@@ -237,3 +232,62 @@ def restore(settings: Settings, manifest: BackupManifest, *, force: bool = False
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     Store(db, lock_timeout=settings.memory.lock_timeout).close()  # WAL + migrate
+
+
+# -- finishing a committed restore ----------------------------------------------------------
+def restoring_dir(db: Path) -> Path:
+    """Where a committed restore's verified copy waits until it is in place."""
+    return db.with_name(db.name + ".restoring")
+
+
+def finish_restore(db: Path, index_dir: Path, *, lock_timeout: float) -> bool:
+    """Finish a restore that a crash cut short after its commit point; True if there was one.
+
+    Called on every open of the store before anything reads it (one ``stat`` when there is
+    nothing to finish).
+    """
+    if not restoring_dir(db).is_dir():
+        return False
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(db) + ".lock")
+    try:
+        lock.acquire(timeout=lock_timeout)
+    except Timeout:
+        raise BackupError(
+            f"a restore of {db} is being finished by another magray process; retry."
+        ) from None
+    try:
+        return _finish(db, index_dir)
+    except OSError as exc:
+        raise BackupError(
+            f"finishing the restore of {db} failed ({exc}); free the problem and retry."
+        ) from None
+    finally:
+        lock.release()
+
+
+def _finish(db: Path, index_dir: Path) -> bool:
+    """Steps 3–4 of a restore, each safe to repeat after a crash (hold the writer lock)."""
+    pending = restoring_dir(db)
+    if not pending.is_dir():
+        return False
+    if (pending / DB_FILE).exists():
+        _retire_old_database(db)  # no WAL of the old database may outlive it
+        if index_dir.is_dir():
+            for old in index_dir.iterdir():
+                if old.is_file():
+                    old.unlink()
+            fsync_dir(index_dir)
+        os.replace(pending / DB_FILE, db)
+        fsync_dir(db.parent)
+    staged = pending / INDEX_DIR
+    names = sorted(p.name for p in staged.iterdir() if p.is_file()) if staged.is_dir() else []
+    if names:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            os.replace(staged / name, index_dir / name)
+        fsync_dir(index_dir)
+    shutil.rmtree(pending)
+    fsync_dir(db.parent)
+    return True

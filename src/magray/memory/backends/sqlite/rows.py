@@ -15,6 +15,7 @@ RECORD_COLUMNS = (
     " source_line_start, source_line_end, created_at, updated_at, layer_since, last_access_at,"
     " access_count, importance, pinned, promotion_score, content_hash, embedding_model, occurred_at"
 )
+_LAYER_OF: dict[Any, Layer] = {layer.value: layer for layer in Layer}
 # When a record happened, for recency: its event time, else when it was stored.
 EVENT_AT = "COALESCE(r.occurred_at, r.created_at)"
 
@@ -90,28 +91,29 @@ def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
         offsets = (_opt_int(start), _opt_int(end), _opt_int(line_start), _opt_int(line_end))
         source = Source(str(uri), *offsets)
     created = _float(created_at, 0.0)
+    # Positional, in the field order of ``Record`` (keywords cost a third more per row).
     record = Record(
-        id=id_,
-        text=text if type(text) is str else str(text),
-        layer=Layer(layer),
-        kind=str(kind),
-        tags=() if tags == "[]" else _tags(tags),
-        project=project or None,
-        session=session,
-        source=source,
-        created_at=created,
-        updated_at=_float(updated_at, created),
-        layer_since=_float(layer_since, created),
-        last_access_at=_opt(last_access_at),
-        access_count=access_count if type(access_count) is int and access_count >= 0 else 0,
-        importance=_float(importance, 0.5),
-        pinned=bool(pinned),
-        promotion_score=_opt(promotion_score),
-        content_hash=chash,
-        embedding_model=model,
-        occurred_at=_opt(occurred_at),
+        id_,
+        text if type(text) is str else str(text),
+        _LAYER_OF.get(layer) or Layer(layer),
+        str(kind),
+        () if tags == "[]" else _tags(tags),
+        project or None,
+        session,
+        source,
+        created,
+        _float(updated_at, created),
+        _float(layer_since, created),
+        _opt(last_access_at),
+        access_count if type(access_count) is int and access_count >= 0 else 0,
+        _float(importance, 0.5),
+        bool(pinned),
+        _opt(promotion_score),
+        chash,
+        model,
+        _opt(occurred_at),
     )
-    return StoredRow(num=num, record=record)
+    return StoredRow(num, record)
 
 
 def filter_sql(filters: Filters, alias: str = "r") -> tuple[str, list[Any]]:

@@ -43,6 +43,16 @@ def translate_sqlite_error(exc: sqlite3.Error, path: Path) -> StoreError:
         )
     if "locked" in text or "busy" in text:
         return StoreLockedError(f"{path} is busy in another process; try again in a moment.")
+    if "readonly" in text:
+        return StoreError(
+            f"the memory store {path} cannot be written ({exc}); check that it and its folder"
+            " are writable."
+        )
+    if "unable to open" in text:
+        return StoreError(
+            f"the memory store {path} cannot be opened ({exc}); check that it is a file and"
+            " its folder is writable."
+        )
     return StoreError(f"the memory store {path} failed: {exc}.")
 
 

@@ -1,0 +1,21 @@
+"""`keys set` refuses what an API key never holds: it would fail later, far from the cause."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.cli.test_errors_cli import fails, run
+
+
+@pytest.mark.parametrize("key", ["sk-é漢字\n", "sk-abc\x07def\n", "sk-\u200babc\n"])
+def test_a_key_with_characters_no_api_key_has(key: str, magray_home: Path) -> None:
+    fails(run(["keys", "set", "openai"], input=key), 2, "ASCII", "paste it again")
+    assert not (magray_home / "keys.toml").exists()
+
+
+def test_a_plain_key_is_stored(magray_home: Path) -> None:
+    stored = run(["keys", "set", "openai"], input="sk-test-1234567890abcd\n")
+    assert stored.exit_code == 0, stored.output
+    assert (magray_home / "keys.toml").is_file()

@@ -1,0 +1,45 @@
+"""`mcp add` of a command that is not there: kept (it may be installed later), with a warning."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.cli.test_errors_cli import run
+
+
+def test_adding_a_command_that_does_not_exist_warns(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-server"
+    added = run(["mcp", "add", "ghost", "--", str(missing)])
+    assert added.exit_code == 0, added.output
+    assert f"warning: {missing} was not found" in added.stderr
+    assert "unreachable" in added.stderr
+    on_path = run(["mcp", "add", "echoer", "--", "echo", "hi"])
+    assert on_path.exit_code == 0 and "warning" not in on_path.stderr
+
+
+def test_a_bare_name_that_is_not_on_path_warns() -> None:
+    added = run(["mcp", "add", "nowhere", "--", "magray-no-such-program-xyz"])
+    assert added.exit_code == 0, added.output
+    assert "warning: magray-no-such-program-xyz was not found" in added.stderr
+
+
+def test_mcp_call_json_prints_an_object_on_failure_like_tools_run(tmp_path: Path) -> None:
+    run(["mcp", "add", "ghost", "--", str(tmp_path / "no-such-server")])
+    for server in ("ghost", "nope"):
+        result = run(["mcp", "call", server, "add", "--arg", "a=1", "--json"])
+        assert result.exit_code in (1, 3), result.output
+        failed = json.loads(result.stdout)
+        assert failed == {
+            "tool": f"mcp__{server}__add",
+            "decision": None,
+            "ok": False,
+            "output": "",
+            "data": None,
+            "error": failed["error"],
+            "exit_code": result.exit_code,
+        }
+        assert server in failed["error"]
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    shape = run(["tools", "run", "file_read", "--arg", "path=/etc/passwd", "--json"])
+    assert set(json.loads(shape.stdout)) == set(failed)

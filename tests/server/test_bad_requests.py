@@ -1,0 +1,103 @@
+"""Requests a careless or hostile client sends: each is a 4xx problem that says what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def h(key: Any) -> dict[str, str]:
+    return dict(key("admin"))
+
+
+def _problem(r: Any, status: int, *needles: str) -> str:
+    assert r.status_code == status, (r.status_code, r.text)
+    assert r.headers["content-type"] == PROBLEM
+    detail = str(r.json()["detail"])
+    assert detail.endswith("."), detail
+    for needle in needles:
+        assert needle in detail, detail
+    return detail
+
+
+def test_a_body_that_is_not_json_text(client: TestClient, h: dict[str, str]) -> None:
+    bad = {**h, "content-type": "application/json"}
+    r = client.post("/v1/memories", content=b'{"text": "\xff\xfe"}', headers=bad)
+    _problem(r, 400, "not valid JSON", "UTF-8", "send it again")
+    assert r.json()["title"] == "Malformed request"
+    r = client.post("/v1/memories", content=b'{"text": "x",', headers=bad)
+    _problem(r, 422, "not valid JSON", "send it again")
+
+
+def _upload(name: str, data: bytes = b"# Notes\n\nSome text to keep.\n") -> tuple[str, Any]:
+    return ("files", (name, data, "text/plain"))
+
+
+def test_upload_names_in_any_script_are_kept(
+    client: TestClient, h: dict[str, str], magray_home: Path
+) -> None:
+    r = client.post("/v1/ingest", files=[_upload("notes-été 漢字.md")], headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["files"]["added"] == 1
+    uploads = magray_home / "data" / "tenants" / "default" / "uploads"
+    assert (uploads / "notes-été 漢字.md").is_file()
+
+
+@pytest.mark.parametrize("name", ["notes.md\n", "a\tb.md", ".hidden", "-rf.md", "a\u202eb.md"])
+def test_upload_names_with_control_characters_are_refused(
+    client: TestClient, h: dict[str, str], name: str, magray_home: Path
+) -> None:
+    r = client.post("/v1/ingest", files=[_upload(name)], headers=h)
+    _problem(r, 422, "invalid file name")
+    uploads = magray_home / "data" / "tenants" / "default" / "uploads"
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+
+
+def test_two_uploads_with_one_name_are_refused(
+    client: TestClient, h: dict[str, str], magray_home: Path
+) -> None:
+    files = [_upload("a/notes.md", b"first file\n"), _upload("b/notes.md", b"second file\n")]
+    r = client.post("/v1/ingest", files=files, headers=h)
+    _problem(r, 422, "notes.md", "twice")
+    uploads = magray_home / "data" / "tenants" / "default" / "uploads"
+    assert not (uploads / "notes.md").exists()
+
+
+def test_the_server_refuses_an_inverted_range_and_an_empty_tag(
+    client: TestClient, key: Any
+) -> None:
+    h = key("reader")
+    r = client.post(
+        "/v1/memories/search",
+        json={"query": "x", "created_after": "2026-02-01", "created_before": "2026-01-01"},
+        headers=h,
+    )
+    assert r.status_code == 422 and "later" in r.json()["detail"], r.text
+    r = client.post("/v1/memories/search", json={"query": "x", "tags": [""]}, headers=h)
+    assert r.status_code == 422 and "empty" in r.json()["detail"], r.text
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_an_empty_project_or_session_is_refused_not_read_as_no_filter(
+    client: TestClient, key: Any, blank: str
+) -> None:
+    h = key("admin")
+    kept = client.post("/v1/memories", json={"text": "kept", "project": "p"}, headers=h)
+    assert kept.status_code in (200, 201), kept.text
+    calls = [
+        client.post("/v1/memories/search", json={"query": "kept", "project": blank}, headers=h),
+        client.post("/v1/memories/search", json={"query": "kept", "session": blank}, headers=h),
+        client.post("/v1/memories", json={"text": "x", "project": blank}, headers=h),
+        client.get("/v1/memories", params={"project": blank}, headers=h),
+        client.get("/v1/memories/export", params={"project": blank}, headers=h),
+    ]
+    for r in calls:
+        assert r.status_code == 422, (r.request.url, r.text)
+        assert r.headers["content-type"] == PROBLEM
+        assert "is empty; give a name, or leave it out" in r.json()["detail"]
