@@ -52,3 +52,79 @@ def test_a_tie_or_no_match_leaves_the_answer_as_it_is() -> None:
     assert fix_citations(answer, question, MEMORIES) == answer
     tied = ["The port is 5433.", "Staging listens on 5433."]
     assert best_source("It is 5433 [2].", "Which port?", tied) is None
+
+
+def streamed(answer: str, question: str, size: int, texts: list[str] | None = MEMORIES) -> str:
+    """``answer`` fed in pieces of ``size`` characters: what was passed on, checked equal to
+    what the stream returns as the stored answer."""
+    from magray.agent.cite import CheckedStream
+
+    shown: list[str] = []
+    stream = CheckedStream(question, texts, shown.append)
+    for i in range(0, len(answer), size):
+        stream.feed(answer[i : i + size])
+    stored = stream.close()
+    assert "".join(shown) == stored  # what the user saw is what is stored
+    return stored
+
+
+ANSWERS = [
+    # (question, answer as the model streams it)
+    (
+        "Which environment variable moves only the models folder?",
+        " According to [3], `MAGRAY_MODELS_DIR` moves only the models folder.",
+    ),
+    ("Which environment variable moves only the models folder?", "`MAGRAY_MODELS_DIR` [1][3]."),
+    (
+        "How many seconds does MAGRAY wait for the writer lock?",
+        "MAGRAY waits 10 seconds for the writer lock [1].\n",
+    ),
+    ("How many seconds does MAGRAY wait for the writer lock?", "I don't know."),
+    ("In which order are settings merged?", "Defaults, then config.toml, environment, flags."),
+    ("In which order are settings merged?", "Defaults < config.toml < environment < flags"),
+    ("What is it?", "   "),
+    ("Which variable?", "See [7], `MAGRAY_MODELS_DIR`."),
+]
+
+
+def test_a_streamed_answer_is_the_checked_answer_in_every_piece_size() -> None:
+    for question, answer in ANSWERS:
+        for size in (1, 2, 3, 5, 8, 1000):
+            # one sentence: the same check as on the whole answer
+            assert streamed(answer, question, size) == fix_citations(
+                answer.strip(), question, MEMORIES
+            ), (answer, size)
+            # without memories to check against: the answer, stripped
+            assert streamed(answer, question, size, None) == answer.strip()
+
+
+def test_text_before_a_marker_streams_before_the_sentence_ends() -> None:
+    from magray.agent.cite import CheckedStream
+
+    shown: list[str] = []
+    stream = CheckedStream(
+        "Which environment variable moves only the models folder?", MEMORIES, shown.append
+    )
+    for piece in [" According", " to", " [", "3", "],", " `MAGRAY_MODELS_DIR`", " moves"]:
+        stream.feed(piece)
+    assert "".join(shown) == "According to"  # the marker waits for its sentence
+    stream.feed(" only the models folder. Then")
+    # the sentence ended: checked, corrected and shown; what follows streams on
+    assert "".join(shown) == (
+        "According to [2], `MAGRAY_MODELS_DIR` moves only the models folder. Then"
+    )
+    stream.feed(" it stops [3] here")
+    assert stream.close() == "".join(shown)
+    assert "".join(shown).endswith("Then it stops here")  # a replaced citation removes the rest
+
+
+def test_an_uncited_answer_holds_back_only_its_closing_punctuation() -> None:
+    from magray.agent.cite import CheckedStream
+
+    shown: list[str] = []
+    question = "Which environment variable moves only the models folder?"
+    stream = CheckedStream(question, MEMORIES, shown.append)
+    stream.feed("It is `MAGRAY_MODELS_DIR`.")
+    assert "".join(shown) == "It is `MAGRAY_MODELS_DIR`"
+    assert stream.close() == "It is `MAGRAY_MODELS_DIR` [2]."
+    assert "".join(shown) == "It is `MAGRAY_MODELS_DIR` [2]."

@@ -252,9 +252,21 @@ def test_a_small_models_citation_names_the_memory_that_holds_its_answer(
     assert result.answer == f"The staging database listens on port 5433 [{holder}]."
     assert result.cited == [shown[holder - 1].id]
     assert result.notes == [f"citation [{other}] → [{holder}]: that memory holds the answer"]
+    # what was streamed is what was stored and logged, corrected citation included
+    pieces: list[str] = []
+    streamed = Session(ScriptedLLM(small), mem, log).ask(question, on_text=pieces.append)
+    assert "".join(pieces) == streamed.answer == result.answer
+    assert log.turns(streamed.conversation_id)[0].answer == streamed.answer
+    # stopped by Ctrl-C: what was kept is what was shown
+    pieces.clear()
+    cut = SmallProvider(answer=small.answer, interrupt_after=4)
+    stopped = Session(ScriptedLLM(cut), mem, log).ask(question, on_text=pieces.append)
+    assert stopped.finish_reason == "interrupted" and "".join(pieces) == stopped.answer
     # a model that is not small keeps its own citations
     large = ScriptedProvider(answer=f"The staging database listens on port 5433 [{other}].")
-    assert Session(ScriptedLLM(large), mem, log).ask(question).answer.endswith(f"[{other}].")
+    pieces.clear()
+    kept = Session(ScriptedLLM(large), mem, log).ask(question, on_text=pieces.append)
+    assert kept.answer.endswith(f"[{other}].") and "".join(pieces) == kept.answer
 
 
 def test_unit_lines_put_each_unit_of_evidence_on_its_own_line() -> None:

@@ -91,8 +91,12 @@ def test_bench_llm_json_shape(home: Path) -> None:
     assert isinstance(report["ratio"], float) and report["ratio"] > 0  # measured, not asserted
     usage = json.loads(RUNNER.invoke(app, ["llm", "usage", "--json"]).stdout)
     assert report["cached_prompt"]["first_token_ms"] > 0  # the same system prompt again
-    # MAGRAY's side only: one timed run, then a warm call and the cached-prompt call
-    assert sum(r["calls"] for r in usage if r["provider"] == "local") == 3
+    # the stable prefix loaded from the prompt cache into an empty context
+    assert report["saved_prefix"]["source"] == "disk"
+    assert report["saved_prefix"]["prefix_tokens"] > 0
+    # MAGRAY's side only: one timed run, a warm call, the cached-prompt call, then one call
+    # that saves the prefix and one that loads it
+    assert sum(r["calls"] for r in usage if r["provider"] == "local") == 5
     bad = RUNNER.invoke(app, ["bench", "llm", "--runs", "0", "--json"])
     assert bad.exit_code == 2
 

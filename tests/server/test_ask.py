@@ -58,7 +58,9 @@ def test_ask_streams_events_in_order(llm: Scripted, make_client: AppFactory, key
     events = parse_sse(r.text)
     names = [e[0] for e in events]
     assert names == ["delta"] * 4 + ["result"]
-    assert [e[1]["text"] for e in events[:4]] == pieces
+    # a piece's trailing space travels with the next piece: the deltas add up to the
+    # stored answer, which has no trailing whitespace
+    assert [e[1]["text"] for e in events[:4]] == ["One", " two", " three", " four."]
     assert [e[2] for e in events] == ["1", "2", "3", "4", "5"]
     assert events[-1][1]["answer"] == "One two three four."
 
@@ -96,6 +98,63 @@ def test_tokens_are_counted(llm: Scripted, make_client: AppFactory, key: Any) ->
     text = client.get("/metrics").text
     assert 'magray_llm_tokens_total{kind="prompt",provider="oa"} 11.0' in text
     assert 'magray_llm_tokens_total{kind="completion",provider="oa"} 4.0' in text
+
+
+def test_streamed_deltas_are_the_stored_answer_when_a_citation_is_corrected(
+    llm: Scripted,
+    make_client: AppFactory,
+    key: Any,
+    magray_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A small model's wrong citation is corrected before it is sent, not after."""
+    import dataclasses
+
+    from magray.llm import registry
+    from magray.llm.base import capabilities_of
+
+    class SmallOpenAI:
+        """The OpenAI-compatible provider (the loopback server), declared a small model."""
+
+        def __init__(self, config: Any, settings: Any, keys: Any, env: Any) -> None:
+            self._inner = registry.build_openai(config, settings, keys, env)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._inner, name)
+
+        @property
+        def capabilities(self) -> Any:
+            return dataclasses.replace(capabilities_of(self._inner), small=True)
+
+    monkeypatch.setitem(registry._registered, "small-openai", SmallOpenAI)
+    toml = (magray_home / "config.toml").read_text(encoding="utf-8")
+    (magray_home / "config.toml").write_text(
+        toml.replace('type = "openai"', 'type = "small-openai"'), encoding="utf-8"
+    )
+    client = make_client()
+    h = key("writer")
+    port = client.post(
+        "/v1/memories", json={"text": "The staging database listens on port 5433."}, headers=h
+    ).json()["id"]
+    client.post(
+        "/v1/memories", json={"text": "The staging database runs PostgreSQL 16."}, headers=h
+    )
+    question = {"question": "Which port does the staging database listen on?"}
+    llm.add(oa_stream(["I don't know."]))
+    shown = [m["id"] for m in client.post("/v1/ask", json=question, headers=h).json()["memories"]]
+    holder = shown.index(port) + 1
+    other = 3 - holder
+    pieces = ["The staging database", " listens on port 5433 [", str(other), "]."]
+    llm.add(oa_stream(pieces))
+    r = client.post("/v1/ask", json=question, headers={**h, "accept": "text/event-stream"})
+    events = parse_sse(r.text)
+    deltas = "".join(e[1]["text"] for e in events if e[0] == "delta")
+    result = events[-1][1]
+    assert events[-1][0] == "result"
+    assert result["answer"] == f"The staging database listens on port 5433 [{holder}]."
+    assert deltas == result["answer"]  # what the client was sent is what is stored
+    assert result["cited"] == [port]
+    assert result["notes"] == [f"citation [{other}] → [{holder}]: that memory holds the answer"]
 
 
 def test_bad_input_to_a_stream_is_a_problem_not_an_event(

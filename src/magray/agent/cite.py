@@ -5,17 +5,27 @@ to it. The words of the answer that the question did not bring (the value, the c
 name) are looked for in each numbered memory; when a memory holds more of them than every
 memory the answer cites, the citations are replaced by that memory's number, and an answer
 that cites nothing gets it appended. "I don't know" is left alone.
+
+``CheckedStream`` does the same while the answer streams, so what is shown is what is
+stored: text streams until a citation marker, which is held with the rest of its sentence
+until the sentence ends and the citation is checked against the answer so far; an answer
+that cites nothing holds back only its closing punctuation, where a marker may be added.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from magray.agent.evidence import terms
 
 _CITATION = re.compile(r"\s*\[(\d{1,2})\]")
 _WHOLE = re.compile(r"^(\d+)\.0+$")
+_MARKER = re.compile(r"\[\d{1,2}\]")
+#: the end of a marker's sentence: closing punctuation and a space, or a line break
+_SENTENCE_END = re.compile(r"[.!?](?=\s)|\n")
+#: what may still become a marker (or the space before one) at the end of streamed text
+_OPEN_TAIL = re.compile(r"\s*(?:\[\d{0,2})?$")
 _UNKNOWN = re.compile(r"\b(?:don't|do not) know\b", re.IGNORECASE)
 #: words an answer adds around a fact that say nothing about where it came from
 _FILLER = frozenset(terms("according to memory memories say says state states answer default"))
@@ -77,3 +87,115 @@ def _recite(answer: str, marker: str) -> str:
         return match.group(0)[: match.start(1) - match.start(0) - 1] + marker
 
     return _CITATION.sub(swap, answer)
+
+
+def _open_tail(text: str) -> int:
+    """Where the part of ``text`` that may still become a marker (or its space) starts."""
+    match = _OPEN_TAIL.search(text)
+    return match.start() if match else len(text)
+
+
+def citation_note(before: str, after: str) -> str | None:
+    """The note saying how checking changed an answer's citations (None: it did not)."""
+    if before == after:
+        return None
+    was = ", ".join(f"[{n}]" for n in dict.fromkeys(_CITATION.findall(before)))
+    now = ", ".join(f"[{n}]" for n in dict.fromkeys(_CITATION.findall(after)))
+    if was:
+        return f"citation {was} → {now}: that memory holds the answer"
+    return f"citation {now} added: that memory holds the answer"
+
+
+class CheckedStream:
+    """An answer streamed as it is generated, exactly as it will be stored.
+
+    ``feed`` takes the model's text and passes on (to ``emit``) what is final; ``close``
+    passes on the rest and returns the whole answer, which is the concatenation of all that
+    was passed on. Leading whitespace is dropped and trailing whitespace held until more
+    text follows, so the answer is also stripped. With ``texts`` (memory ``[n]`` is
+    ``texts[n - 1]``) citations are checked like ``fix_citations`` does, on the answer up
+    to the end of the sentence of its first marker; a citation replaced there removes the
+    markers that follow, as ``fix_citations`` does.
+    """
+
+    def __init__(
+        self,
+        question: str,
+        texts: Sequence[str] | None,
+        emit: Callable[[str], None] | None = None,
+    ) -> None:
+        self.question = question
+        self.texts = list(texts) if texts else None
+        self._emit = emit
+        self.shown = ""
+        self._pending = ""
+        #: None: not decided yet; "keep": the model's citations stand; "strip": replaced
+        self._decided: str | None = None if self.texts else "keep"
+
+    def feed(self, text: str) -> None:
+        if not self.shown:
+            text = text.lstrip() if not self._pending else text
+        self._pending += text
+        self._advance(final=False)
+
+    def close(self) -> str:
+        """Pass on what is held and return the whole answer."""
+        self._pending = self._pending.rstrip()
+        self._advance(final=True)
+        return self.shown
+
+    def _show(self, text: str) -> None:
+        if text:
+            self.shown += text
+            if self._emit is not None:
+                self._emit(text)
+
+    def _advance(self, *, final: bool) -> None:
+        if self._decided is None:
+            self._check(final=final)
+        if self._decided is None:
+            return
+        text = self._pending
+        if self._decided == "strip":
+            text = _CITATION.sub("", text)
+            self._pending = text
+        cut = len(text) if final else _open_tail(text)
+        if self._decided == "keep" and not final:
+            cut = len(text.rstrip())
+        self._show(text[:cut])
+        self._pending = text[cut:]
+
+    def _check(self, *, final: bool) -> None:
+        """Decide the citation once the first marker's sentence has ended (or the answer)."""
+        marker = _MARKER.search(self._pending)
+        if marker is None:
+            if final:
+                self._settle(self.shown + self._pending)
+                return
+            # no marker yet: all but the closing punctuation (where one may be added)
+            cut = _open_tail(self._pending)
+            body = self._pending[:cut]
+            body_end = len(body.rstrip(".!?"))
+            self._show(self._pending[:body_end])
+            self._pending = self._pending[body_end:]
+            return
+        end = _SENTENCE_END.search(self._pending, marker.end())
+        if end is None and not final:
+            # show what comes before the marker (and the space before it), hold the rest
+            before = len(self._pending[: marker.start()].rstrip())
+            self._show(self._pending[:before])
+            self._pending = self._pending[before:]
+            return
+        upto = len(self._pending) if end is None else end.end()
+        self._settle(self.shown + self._pending[:upto], rest=self._pending[upto:])
+
+    def _settle(self, answer: str, rest: str = "") -> None:
+        """Show ``answer``'s checked tail and decide how the markers that follow are kept."""
+        assert self.texts is not None
+        fixed = fix_citations(answer, self.question, self.texts)
+        if not fixed.startswith(self.shown):  # never unsay what was shown
+            fixed = answer
+        recited = fixed != answer and bool(_CITATION.search(answer))
+        self._decided = "strip" if recited else "keep"
+        self._show(fixed[len(self.shown) :])
+        self._pending = rest

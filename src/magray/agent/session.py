@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from magray.agent.cite import fix_citations
+from magray.agent.cite import CheckedStream, citation_note
 from magray.agent.conversations import ConversationLog, Turn
 from magray.agent.evidence import JOIN, Embedder, focus
 from magray.agent.untrusted import RULE, untrusted
@@ -355,14 +355,16 @@ class Session:
         finish: str | None = None
         started = time.perf_counter()
         first: float | None = None
+        # what is streamed is what is stored: a small model's citation is checked before
+        # the sentence holding it is passed on
+        shown = CheckedStream(question, [m.text for m in used] if small and used else None, on_text)
         try:
             for chunk in self.llm.stream(request, provider=prov.name):
                 if chunk.text:
                     if first is None:
                         first = (time.perf_counter() - started) * 1000
                     parts.append(chunk.text)
-                    if on_text is not None:
-                        on_text(chunk.text)
+                    shown.feed(chunk.text)
                 if chunk.usage is not None:
                     usage = chunk.usage
                 if chunk.finish_reason:
@@ -370,10 +372,11 @@ class Session:
         except KeyboardInterrupt:
             finish = "interrupted"
             notes.append("stopped by Ctrl-C; the partial answer was kept")
+        answer = shown.close()
         latency = (time.perf_counter() - started) * 1000
-        answer = "".join(parts).strip()
-        if small and used:
-            answer = self._checked_citations(question, answer, used, notes)
+        note = citation_note("".join(parts).strip(), answer)
+        if note:
+            notes.append(note)
         cited = citations(answer, used)
         result = AskResult(
             answer=answer,
@@ -390,22 +393,6 @@ class Session:
         )
         self._remember(question, result)
         return result
-
-    @staticmethod
-    def _checked_citations(
-        question: str, answer: str, used: Sequence[UsedMemory], notes: list[str]
-    ) -> str:
-        """A small model's answer citing the memory that states it (a note says so)."""
-        fixed = fix_citations(answer, question, [m.text for m in used])
-        if fixed != answer:
-            was = ", ".join(f"[{n}]" for n in dict.fromkeys(_CITATION.findall(answer)))
-            now = ", ".join(f"[{n}]" for n in dict.fromkeys(_CITATION.findall(fixed)))
-            notes.append(
-                f"citation {was} → {now}: that memory holds the answer"
-                if was
-                else f"citation {now} added: that memory holds the answer"
-            )
-        return fixed
 
     def _remember(self, question: str, result: AskResult) -> None:
         self.log.record(

@@ -235,6 +235,11 @@ def llm(
         f" first token {m['first_token_ms']} ms · raw llama.cpp {r['tokens_per_s']} tok/s,"
         f" first token {r['first_token_ms']} ms · ratio {result['ratio']} · cached prompt:"
         f" first token {result['cached_prompt']['first_token_ms']} ms"
+        + (
+            f" · saved prefix: first token {result['saved_prefix']['first_token_ms']} ms"
+            if result.get("saved_prefix")
+            else ""
+        )
     )
 
 

@@ -57,6 +57,7 @@ class ProviderConfig:
     model_path: Path | None = None
     threads: int = 0
     n_ctx: int | None = None
+    prompt_cache_mb: int = 256
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         """US dollars for a call of that size (0 when no prices are configured)."""
@@ -133,6 +134,13 @@ PROVIDER_OPTIONS: tuple[Option, ...] = (
     Option("model_path", None, str, "A GGUF file of the local provider."),
     Option("threads", 0, int, "CPU threads of the local provider (0 = all cores).", minimum=0),
     Option("n_ctx", None, int, "Context size of the local provider.", above=0),
+    Option(
+        "prompt_cache_mb",
+        256,
+        int,
+        "Disk for the local provider's saved prompt prefixes, in MiB (0 = none saved).",
+        minimum=0,
+    ),
 )
 
 _SEE = "see docs/llm.md for the [llm] settings"

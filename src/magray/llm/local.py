@@ -29,6 +29,7 @@ from magray.errors import ConfigError, ModelNotInstalledError, ProviderError, Pr
 from magray.llm import status
 from magray.llm.base import Capabilities, Chunk, Message, Request, Usage, temperature_for
 from magray.llm.local_models import DEFAULT_LOCAL, LocalModel, find_local_model, model_for_file
+from magray.llm.prompt_cache import PrefixUse, PromptCache, common_prefix
 
 if TYPE_CHECKING:
     from magray.config import Settings
@@ -65,6 +66,7 @@ _load_lock = threading.Lock()
 _loaded: dict[tuple[str, int, int], Any] = {}
 _probed: dict[str, tuple[int, bool]] = {}
 _grammars: dict[str, Any] = {}
+_formatters: dict[tuple[int, bool], Any] = {}
 
 
 @atexit.register
@@ -76,6 +78,7 @@ def _close_models() -> None:
             if close is not None:
                 close()
         _loaded.clear()
+        _formatters.clear()
 
 
 def _llama_cpp() -> Any:
@@ -245,6 +248,75 @@ def render_chat_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
     return out
 
 
+def stable_messages(chat: Sequence[Mapping[str, str]]) -> int:
+    """How many leading messages of ``chat`` are the same from call to call: the system
+    prompt, and the worked examples ``render_chat_messages`` adds after it (never all)."""
+    n = 0
+    while n < len(chat) and chat[n]["role"] == "system":
+        n += 1
+    for question, answer in CHAT_SHOTS:
+        shot = [
+            {"role": "user", "content": f"{question}\n{CHAT_CUE}"},
+            {"role": "assistant", "content": answer},
+        ]
+        if [dict(m) for m in chat[n : n + 2]] != shot:
+            break
+        n += 2
+    return n if n < len(chat) else 0
+
+
+def _formatter(llm: Any, generation: bool) -> Any | None:
+    """The chat formatter ``create_chat_completion`` uses for a GGUF's own template."""
+    if getattr(llm, "chat_handler", None) is not None:
+        return None
+    if getattr(llm, "chat_format", None) != "chat_template.default":
+        return None
+    key = (id(llm), generation)
+    if key not in _formatters:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        def text(token: int) -> str:
+            if token == -1:
+                return ""
+            return bytes(llm.detokenize([token], special=True)).decode("utf-8", "replace")
+
+        _formatters[key] = Jinja2ChatFormatter(
+            template=llm.metadata["tokenizer.chat_template"],
+            eos_token=text(llm.token_eos()),
+            bos_token=text(llm.token_bos()),
+            add_generation_prompt=generation,
+        )
+    return _formatters[key]
+
+
+def _chat_tokens(llm: Any, chat: Sequence[Mapping[str, str]], generation: bool) -> list[int]:
+    """``chat`` as the tokens llama.cpp's chat path reads (empty: not known)."""
+    formatter = _formatter(llm, generation)
+    if formatter is None:
+        return []
+    result = formatter(messages=[dict(m) for m in chat])
+    prompt = str(result.prompt).encode("utf-8")
+    return list(llm.tokenize(prompt, add_bos=not result.added_special, special=True))
+
+
+def stable_prefix(
+    llm: Any, chat: Sequence[Mapping[str, str]] | None, prompt: str = ""
+) -> list[int]:
+    """The tokens a chat (or a few-shot ``prompt``) shares with every call like it."""
+    if chat is not None:
+        n = stable_messages(chat)
+        if n == 0:
+            return []
+        prefix = _chat_tokens(llm, chat[:n], False)
+        full = _chat_tokens(llm, chat, True)
+    elif prompt.startswith(FEW_SHOT):
+        prefix = list(llm.tokenize(FEW_SHOT.encode("utf-8"), add_bos=True, special=True))
+        full = list(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
+    else:
+        return []
+    return full[: common_prefix(prefix, full)]
+
+
 def _progress(message: str) -> None:
     status.report(message, always=True)
 
@@ -298,6 +370,11 @@ class LocalProvider:
         self._max_tokens = config.max_tokens
         self._temperature = config.temperature  # None: the request's default, else 0.2
         self._timeout = config.timeout
+        self.prompt_cache: PromptCache | None = PromptCache(
+            settings.paths.data_dir / "prompt-cache", self._path, config.prompt_cache_mb << 20
+        )
+        #: how the last call's stable prefix was made ready (tests and benchmarks read it)
+        self.last_prefix = PrefixUse(0, "none")
 
     @property
     def name(self) -> str:
@@ -395,6 +472,7 @@ class LocalProvider:
         elif self._chat():
             chat = render_chat_messages(request.messages)
             prompt_tokens = sum(self._tokens(m["content"]) + MESSAGE_OVERHEAD for m in chat) + 3
+            self._prime(llm, chat)
             parts = llm.create_chat_completion(
                 messages=chat,
                 max_tokens=self._cap(request, prompt_tokens, CHAT_MAX_TOKENS),
@@ -407,6 +485,7 @@ class LocalProvider:
         else:
             prompt = render_completion_prompt(request.messages)
             prompt_tokens = self._tokens(prompt, bos=True)
+            self._prime(llm, None, prompt)
             stops = list(dict.fromkeys([*STOPS, *request.stop]))
             parts = llm.create_completion(
                 prompt,
@@ -419,6 +498,19 @@ class LocalProvider:
             )
             key = "text"
         yield from self._relay(parts, key, prompt_tokens, started, timeout)
+
+    def _prime(self, llm: Any, chat: list[dict[str, str]] | None, prompt: str = "") -> None:
+        """Have the prompt's stable prefix in the context before the call: kept from the
+        last call, loaded from the prompt cache or evaluated and saved (never fails it)."""
+        self.last_prefix = PrefixUse(0, "none")
+        if self.prompt_cache is None:
+            return
+        try:
+            prefix = stable_prefix(llm, chat, prompt)
+            self.last_prefix = self.prompt_cache.prime(llm, prefix)
+        except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+            log.warning("prompt cache: not used for this call (%s)", exc)
+            llm.reset()
 
     def _relay(
         self, parts: Any, key: str, prompt_tokens: int, started: float, timeout: float | None
