@@ -291,48 +291,41 @@ def _measure(settings: Settings, embedder: TableEmbedder, data: Data) -> dict[st
         found, times = timed(lambda i: recall_ids(SearchMode.VECTOR, only, i), qn)
         out["filtered_recall_at_10"] = recall_at(found, truth_assets)
         out["filtered_p50_ms"], out["filtered_p99_ms"] = percentiles(times)
-    _, times = timed(lambda i: exact_topk(data.vectors, qvecs[i : i + 1], K)[0], qn)
-    out["exact_p50_ms"], _ = percentiles(times)
-    out.update(hnswlib_baseline(data.vectors, qvecs, truth, min(0.99, out["vector_recall_at_10"])))
-    if "hnswlib_p50_ms" in out and out["hnswlib_p50_ms"] > 0:
-        out["vector_vs_hnswlib"] = round(out["vector_p50_ms"] / out["hnswlib_p50_ms"], 2)
-        out.update(_equal_recall(settings, embedder, data, truth, out["hnswlib_recall_at_10"]))
-        if "vector_equal_recall_p50_ms" in out:  # backends whose expansion can be set
-            out["vector_vs_hnswlib_equal_recall"] = round(
-                out["vector_equal_recall_p50_ms"] / out["hnswlib_p50_ms"], 2
-            )
+        _, times = timed(lambda i: exact_topk(data.vectors, qvecs[i : i + 1], K)[0], qn)
+        out["exact_p50_ms"], _ = percentiles(times)
+        target = min(0.99, out["vector_recall_at_10"])
+        out.update(hnswlib_baseline(data.vectors, qvecs, truth, target))
+        if "hnswlib_p50_ms" in out and out["hnswlib_p50_ms"] > 0:
+            out["vector_vs_hnswlib"] = round(out["vector_p50_ms"] / out["hnswlib_p50_ms"], 2)
+            out.update(_equal_recall(memory, vector_stage, truth, out["hnswlib_recall_at_10"], qn))
+            if "vector_equal_recall_p50_ms" in out:  # backends whose expansion can be set
+                out["vector_vs_hnswlib_equal_recall"] = round(
+                    out["vector_equal_recall_p50_ms"] / out["hnswlib_p50_ms"], 2
+                )
     return out
 
 
 def _equal_recall(
-    settings: Settings, embedder: TableEmbedder, data: Data, truth: list[list[int]], target: float
+    memory: Any,
+    vector_stage: Callable[[int], list[int]],
+    truth: list[list[int]],
+    target: float,
+    queries: int,
 ) -> dict[str, Any]:
     """MAGRAY's vector stage at the smallest search expansion whose recall@10 reaches
     ``target`` (hnswlib's): the two at equal recall, as the vector-stage target reads."""
-    from magray.memory.service import Memory
-
+    indexes = getattr(memory.backend, "indexes", None)
+    if indexes is None or not hasattr(indexes, "ef"):
+        return {}
     best: dict[str, Any] = {}
-    with Memory(settings, embedder=embedder) as memory:
-        num_of = _numbers(memory, data.texts)
-        num_of_label = _label_map(memory, num_of, data.texts)
-        indexes = getattr(memory.backend, "indexes", None)
-        if indexes is None or not hasattr(indexes, "ef"):
-            return {}
-        layers = tuple(Layer)
-
-        def vector_stage(i: int) -> list[int]:
-            pairs = memory.vector_candidates(data.query_vectors[i], K, Filters(), layers)
-            return [num_of_label[label] for label, _ in pairs[:K]]
-
-        timed(vector_stage, min(20, len(data.query_vectors)))  # warm up
-        for ef in EFS:
-            indexes.ef = ef
-            found, times = timed(vector_stage, len(data.query_vectors))
-            rec = recall_at(found, truth)
-            best = {"vector_equal_recall_ef": ef, "vector_equal_recall_at_10": rec}
-            best["vector_equal_recall_p50_ms"] = percentiles(times)[0]
-            if rec >= target:
-                break
+    for ef in EFS:
+        indexes.ef = ef
+        found, times = timed(vector_stage, queries)
+        rec = recall_at(found, truth)
+        best = {"vector_equal_recall_ef": ef, "vector_equal_recall_at_10": rec}
+        best["vector_equal_recall_p50_ms"] = percentiles(times)[0]
+        if rec >= target:
+            break
     return best
 
 
