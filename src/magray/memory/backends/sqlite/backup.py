@@ -38,7 +38,8 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from magray.config import Settings
@@ -207,17 +208,8 @@ def restore(settings: Settings, manifest: BackupManifest, *, force: bool = False
     staging = work_dir(paths.data_dir, "restore")
     try:
         _stage(manifest, staging)
-        from filelock import FileLock, Timeout
-
-        lock = FileLock(str(db) + ".lock")
-        timeout = settings.memory.lock_timeout
-        try:
-            lock.acquire(timeout=timeout)
-        except Timeout:
-            raise BackupError(
-                f"another magray process is writing to {db}; retry when it finishes."
-            ) from None
-        try:
+        busy = f"another magray process is writing to {db}; retry when it finishes."
+        with _writer_lock(db, settings.memory.lock_timeout, busy):
             _finish(db, paths.index_dir)  # a restore a crash cut short, before this one
             _refuse_non_empty(db, force)  # again, now that no writer can add records
             _retire_old_database(db)
@@ -225,8 +217,6 @@ def restore(settings: Settings, manifest: BackupManifest, *, force: bool = False
             os.replace(staging, restoring_dir(db))  # the commit point of the restore
             fsync_dir(db.parent)
             _finish(db, paths.index_dir)
-        finally:
-            lock.release()
     except OSError as exc:
         raise BackupError(f"restoring {src} failed ({exc}).") from None
     finally:
@@ -248,21 +238,28 @@ def finish_restore(db: Path, index_dir: Path, *, lock_timeout: float) -> bool:
     """
     if not restoring_dir(db).is_dir():
         return False
+    busy = f"a restore of {db} is being finished by another magray process; retry."
+    with _writer_lock(db, lock_timeout, busy):
+        try:
+            return _finish(db, index_dir)
+        except OSError as exc:
+            raise BackupError(
+                f"finishing the restore of {db} failed ({exc}); free the problem and retry."
+            ) from None
+
+
+@contextmanager
+def _writer_lock(db: Path, timeout: float, busy: str) -> Iterator[None]:
+    """The store's one-writer lock (``Store.locked``'s file), for code without a ``Store``."""
     from filelock import FileLock, Timeout
 
     lock = FileLock(str(db) + ".lock")
     try:
-        lock.acquire(timeout=lock_timeout)
+        lock.acquire(timeout=timeout)
     except Timeout:
-        raise BackupError(
-            f"a restore of {db} is being finished by another magray process; retry."
-        ) from None
+        raise BackupError(busy) from None
     try:
-        return _finish(db, index_dir)
-    except OSError as exc:
-        raise BackupError(
-            f"finishing the restore of {db} failed ({exc}); free the problem and retry."
-        ) from None
+        yield
     finally:
         lock.release()
 
