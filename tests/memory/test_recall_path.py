@@ -132,14 +132,20 @@ def test_vector_pool_is_the_best_over_all_layers_when_one_layer_holds_them(
         assert all(h.record.layer is Layer.ASSETS for h in hits)
 
 
+def deploy_notes(lunch_tail: str) -> Memory:
+    """A store of 60 deploy notes and 20 lunch notes over the three layers."""
+    memory = make()
+    texts = [f"deploy {'staging ' * (i % 3)}server {i} note" for i in range(60)]
+    texts += [f"lunch menu {i}{lunch_tail}" for i in range(20)]
+    layers = list(Layer)
+    memory.remember_many([NewRecord(text=t, layer=layers[i % 3]) for i, t in enumerate(texts)])
+    return memory
+
+
 def test_plain_fusion_reads_no_record_and_ranks_as_the_full_path(
     magray_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    memory = make()
-    texts = [f"deploy {'staging ' * (i % 3)}server {i} note" for i in range(60)]
-    texts += [f"lunch menu {i}" for i in range(20)]
-    layers = list(Layer)
-    memory.remember_many([NewRecord(text=t, layer=layers[i % 3]) for i, t in enumerate(texts)])
+    memory = deploy_notes("")
     backend = memory.backend
     calls: list[str] = []
     for name in ("keyword_search", "candidates"):
@@ -169,11 +175,7 @@ def test_plain_fusion_reads_no_record_and_ranks_as_the_full_path(
 def test_hybrid_keyword_side_beside_the_vector_search_ranks_as_the_sequential_path(
     magray_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    memory = make()
-    texts = [f"deploy {'staging ' * (i % 3)}server {i} note" for i in range(60)]
-    texts += [f"lunch menu {i} at the harbour" for i in range(20)]
-    layers = list(Layer)
-    memory.remember_many([NewRecord(text=t, layer=layers[i % 3]) for i, t in enumerate(texts)])
+    memory = deploy_notes(" at the harbour")
     threads: list[str] = []
     workers: set[threading.Thread] = set()
     backend = memory.backend
