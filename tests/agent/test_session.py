@@ -312,8 +312,18 @@ def test_a_small_model_that_only_restates_the_question_is_asked_for_the_value(
     assert result.answer == f"{first}\nPort 5433 [1]." == "".join(pieces)
     assert result.usage.prompt_tokens == 84 and "asked once more" in result.notes[0]
     assert log.turns(result.conversation_id)[0].answer == result.answer
-    # an answer with a value of its own, or "I don't know", is not asked again
-    for answer in ("The staging database listens on port 5433 [1].", "I don't know."):
+    # a second answer that adds nothing the memories hold is dropped
+    vague = SmallProvider(answers=[first, "A number [1]."])
+    pieces.clear()
+    kept = Session(ScriptedLLM(vague), mem, log).ask(question, on_text=pieces.append)
+    assert len(vague.requests) == 2 and kept.answer == first == "".join(pieces)
+    assert kept.notes == []
+    # an answer with a value of its own, a quoted name, or "I don't know" is not asked again
+    for answer in (
+        "The staging database listens on port 5433 [1].",
+        "The `staging database` listens on a port [1].",
+        "I don't know.",
+    ):
         once = SmallProvider(answer=answer)
         Session(ScriptedLLM(once), mem, log).ask(question)
         assert len(once.requests) == 1

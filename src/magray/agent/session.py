@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from magray.agent.cite import CheckedStream, citation_note, new_terms, says_unknown
+from magray.agent.cite import (
+    CheckedStream,
+    citation_note,
+    holds_new_terms,
+    new_terms,
+    says_unknown,
+)
 from magray.agent.conversations import ConversationLog, Turn
 from magray.agent.evidence import JOIN, Embedder, focus
 from magray.agent.untrusted import RULE, untrusted
@@ -43,7 +49,7 @@ SMALL_UNIT_LINES = False  # a small model reads each unit of evidence on a line 
 #: a small model whose answer only restates the question (it names the subject, not the
 #: value) is asked once more, for the value; its second answer follows the first
 SMALL_RETRY = True
-RETRY_CUE = "Answer with the exact value from the memories: a number, name, command or setting."
+RETRY_CUE = "Reply with the value the memories give for this, and cite the memory."
 MEMORY_TOKENS = 3000  # memories in one prompt, at most (and never more than the context)
 SMALL_MEMORY_TOKENS = 600  # a small model on a CPU reads ~100-150 prompt tokens/s
 MIN_MEMORY_TOKENS = 60  # a memory cut shorter than this is left out instead
@@ -247,25 +253,15 @@ def build_messages(
     return messages, shown(), turns, notes
 
 
-def _after_line_break(emit: Callable[[str], None] | None) -> Callable[[str], None] | None:
-    """``emit`` with a line break before the first text it passes on."""
-    if emit is None:
-        return None
-    started = False
-
-    def emit_after(text: str) -> None:
-        nonlocal started
-        if not started:
-            started = True
-            emit("\n")
-        emit(text)
-
-    return emit_after
-
-
 def restates(answer: str, question: str) -> bool:
-    """Whether ``answer`` adds no word of its own to ``question`` (and is no "I don't know")."""
-    return bool(answer.strip()) and not says_unknown(answer) and not new_terms(answer, question)
+    """Whether ``answer`` only restates ``question``: it adds no word of its own, quotes no
+    code (a command or name the question also holds) and is no "I don't know"."""
+    return (
+        bool(answer.strip())
+        and "`" not in answer
+        and not says_unknown(answer)
+        and not new_terms(answer, question)
+    )
 
 
 def citations(answer: str, memories: Sequence[UsedMemory]) -> list[str]:
@@ -382,19 +378,22 @@ class Session:
         answer, parts, usage, finish, first = shown.close(), *streamed
         if finish == "interrupted":
             notes.append("stopped by Ctrl-C; the partial answer was kept")
-        elif small and used and SMALL_RETRY and restates(answer, question):
-            # the answer names what was asked about without its value: ask for the value
+        elif small and texts and SMALL_RETRY and restates(answer, question):
+            # the answer names what was asked about without its value: ask for the value,
+            # and keep the second answer only when the memories hold what it adds
             cue = dataclasses.replace(messages[-1], content=f"{question}\n{RETRY_CUE}")
             again = dataclasses.replace(request, messages=(*messages[:-1], cue))
-            second = CheckedStream(question, texts, _after_line_break(on_text))
+            second = CheckedStream(question, texts)  # shown only once it is kept
             more, more_usage, more_finish, _ = self._stream(again, prov.name, second, started)
             extra = second.close()
-            if extra:
+            usage = usage + more_usage
+            if extra and holds_new_terms(extra, question, texts):
+                if on_text is not None:
+                    on_text("\n" + extra)
                 answer = f"{answer}\n{extra}"
                 parts += ["\n", *more]
-            usage = usage + more_usage
-            finish = more_finish
-            notes.append("the first answer named no value: asked once more for it")
+                finish = more_finish
+                notes.append("the first answer named no value: asked once more for it")
         latency = (time.perf_counter() - started) * 1000
         note = citation_note("".join(parts).strip(), answer)
         if note:
