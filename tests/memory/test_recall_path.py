@@ -26,7 +26,7 @@ def make(**overrides: object) -> Memory:
 def stored_count(magray_home: Path, record_id: str) -> int:
     conn = sqlite3.connect(magray_home / "data" / "memory.db")
     try:
-        row = conn.execute("SELECT access_count FROM records WHERE id = ?", (record_id,))
+        row = conn.execute("SELECT s.access_count FROM records r JOIN record_stats s ON s.num = r.num WHERE r.id = ?", (record_id,))
         return int(row.fetchone()[0])
     finally:
         conn.close()
@@ -242,7 +242,7 @@ def test_recall_explains_only_when_asked(magray_home: Path) -> None:
 
 def test_a_row_reads_as_the_record_field_by_field() -> None:
     """Rows become records positionally (the hot path): every field lands in its place."""
-    from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, row_to_record
+    from magray.memory.backends.sqlite.rows import row_to_record
     from magray.memory.records import Record, Source
 
     values: dict[str, Any] = {
@@ -271,8 +271,7 @@ def test_a_row_reads_as_the_record_field_by_field() -> None:
         "embedding_model": "model",
         "occurred_at": 9.0,
     }
-    columns = [c.strip() for c in RECORD_COLUMNS.split(",")]
-    stored = row_to_record(tuple(values[c] for c in columns))
+    stored = row_to_record(tuple(values.values()))
     assert stored.num == 7
     assert stored.record == Record(
         id="abc123",

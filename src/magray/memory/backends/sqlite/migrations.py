@@ -176,6 +176,41 @@ M6_VECTOR_BACKLOG = """
         );
 """
 
+# Access statistics in narrow tables of their own. A recall bumps the statistics of every hit:
+# kept in ``records`` each bump rewrote the page of a wide row (its text lives there too), so
+# one flush of a few thousand accesses wrote as many pages. ``record_stats`` holds the
+# counters (a row only once a record was accessed); ``access_log`` becomes an append-only
+# list of the accesses not yet folded (no index: appends write a few sequential pages), and
+# ``access_history`` the folded times, at most the first and the last ``KEEP_FIRST`` /
+# ``KEEP_LAST`` (32 each, see ``magray.memory.access``) of each record. The old log moves
+# over with the same bound; the old counter columns are dropped.
+M7_ACCESS_STATS = """
+        CREATE TABLE record_stats (
+            num INTEGER PRIMARY KEY REFERENCES records (num) ON DELETE CASCADE,
+            access_count INTEGER NOT NULL DEFAULT 0,
+            last_access_at REAL
+        );
+        INSERT INTO record_stats (num, access_count, last_access_at)
+            SELECT num, access_count, last_access_at FROM records
+            WHERE access_count != 0 OR last_access_at IS NOT NULL;
+        ALTER TABLE records DROP COLUMN access_count;
+        ALTER TABLE records DROP COLUMN last_access_at;
+
+        CREATE TABLE access_history (
+            num INTEGER NOT NULL REFERENCES records (num) ON DELETE CASCADE,
+            at REAL NOT NULL
+        );
+        INSERT INTO access_history (num, at)
+            SELECT num, at FROM (
+                SELECT num, at, row_number() OVER (PARTITION BY num ORDER BY at, rowid) AS i,
+                    count(*) OVER (PARTITION BY num) AS n
+                FROM access_log
+            ) WHERE i <= 32 OR i > n - 32 ORDER BY num, at;
+        CREATE INDEX access_history_num ON access_history (num, at);
+        DROP TABLE access_log;
+        CREATE TABLE access_log (num INTEGER NOT NULL, at REAL NOT NULL);
+"""
+
 # (version, name, SQL script). A script runs inside one transaction with its bookkeeping row.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", M1_INITIAL),
@@ -184,6 +219,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (4, "index of the records holding vectors", M4_VECTOR_INDEX),
     (5, "partial source and session indexes, no journal layer index", M5_LEAN_INDEXES),
     (6, "vectors kept apart until the index file holds them", M6_VECTOR_BACKLOG),
+    (7, "access statistics in narrow tables, bounded history", M7_ACCESS_STATS),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from magray.errors import NotFoundError, SchemaError, StoreError, StoreLockedError, UsageError
 from magray.memory.backends.base import Candidate, InsertResult, StoredRow
+from magray.memory.backends.sqlite import access_stats
 from magray.memory.backends.sqlite.inserts import insert_many
 from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION, current_version, migrate
 from magray.memory.backends.sqlite.rows import (
@@ -178,7 +179,7 @@ class Store:
 
     def record_accesses(self, events: Sequence[tuple[int, float]]) -> None:
         """Bump access stats, one (label, time) per access, in one short transaction (best
-        effort).
+        effort): the narrow counters and the append-only log (``access_stats``).
 
         Stats never block or fail a search: if another process holds the store, they are
         skipped. They go through a second connection that commits without an fsync
@@ -195,15 +196,7 @@ class Store:
         conn = self._stats_conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "UPDATE records SET access_count = access_count + 1, last_access_at = ?"
-                " WHERE num = ?",
-                [(at, n) for n, at in events],
-            )
-            conn.executemany(  # a record forgotten since it was recalled logs nothing
-                "INSERT INTO access_log (num, at) SELECT num, ? FROM records WHERE num = ?",
-                [(at, n) for n, at in events],
-            )
+            access_stats.bump(conn, events)
             conn.execute("COMMIT")
         except sqlite3.Error:
             if conn.in_transaction:
@@ -216,7 +209,8 @@ class Store:
         if len(key) < MIN_ID_PREFIX:
             raise UsageError(f"give at least {MIN_ID_PREFIX} characters of a memory id.")
         rows = self.conn.execute(
-            f"SELECT {RECORD_COLUMNS} FROM records WHERE id >= ? AND id < ? ORDER BY id LIMIT 6",
+            f"SELECT {RECORD_COLUMNS} FROM records r WHERE r.id >= ? AND r.id < ?"
+            " ORDER BY r.id LIMIT 6",
             (key, key + "\uffff"),
         ).fetchall()
         exact = [r for r in rows if r[1] == key]
