@@ -26,7 +26,11 @@ def make(**overrides: object) -> Memory:
 def stored_count(magray_home: Path, record_id: str) -> int:
     conn = sqlite3.connect(magray_home / "data" / "memory.db")
     try:
-        row = conn.execute("SELECT s.access_count FROM records r JOIN record_stats s ON s.num = r.num WHERE r.id = ?", (record_id,))
+        row = conn.execute(
+            "SELECT s.access_count FROM records r JOIN record_stats s ON s.num = r.num"
+            " WHERE r.id = ?",
+            (record_id,),
+        )
         return int(row.fetchone()[0])
     finally:
         conn.close()

@@ -1,4 +1,4 @@
-"""The access statistics of the SQLite store: counters, the append-only log, the history.
+"""The access statistics of the SQLite store: counters, the pending log, the history.
 
 Three narrow tables (migration 7), none of them the wide ``records`` row:
 
@@ -6,24 +6,28 @@ Three narrow tables (migration 7), none of them the wide ``records`` row:
   row per record accessed at least once. A bump rewrites a few bytes on a page shared by
   hundreds of records, so a flush of thousands of accesses dirties few pages.
 - ``access_log (num, at)``: the accesses not yet folded, appended in rowid order with no
-  index (each append lands on the last page). A forgotten record's entries stay until the
-  next fold, which drops them: every read joins ``records``.
-- ``access_history (num, at)``: the folded times, at most the first ``KEEP_FIRST`` and the
-  last ``KEEP_LAST`` of each record (``magray.memory.access.bounded``).
+  index (an append writes the last page). A forgotten record's entries stay until the next
+  fold, which drops them; reads join ``record_stats`` (a live record that was accessed has
+  its row there, and loses it with the record).
+- ``access_history (num, times)``: each record's kept access times, ascending, packed as
+  little-endian float64: at most the first ``KEEP_FIRST`` and the last ``KEEP_LAST``
+  (``magray.memory.access.bounded``).
 
-``fold`` moves the log into the history and trims it; it runs inside the write that appends
-once ``FOLD_AT`` accesses are pending, and before lifecycle writes. ``access_times`` reads
-history and log together, so it never reads more than ``KEPT`` times per record plus one
-fold's worth of log.
+``fold`` moves the log into the history: one read and one write per record touched, however
+many accesses it had. It runs inside the write that appends once ``FOLD_AT`` accesses are
+pending, before lifecycle writes and after the migration that created these tables.
+``access_times`` reads history and log together: never more than ``KEPT`` times per record
+plus one fold's worth of log.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import struct
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from magray.memory.access import FOLD_AT, KEEP_FIRST, KEEP_LAST, bounded
+from magray.memory.access import FOLD_AT, KEPT, bounded
 
 _BUMP = (
     "INSERT INTO record_stats (num, access_count, last_access_at)"
@@ -31,13 +35,21 @@ _BUMP = (
     " ON CONFLICT (num) DO UPDATE SET access_count = access_count + 1,"
     " last_access_at = excluded.last_access_at"
 )
-# The history rows of the records in ``touched`` (a subquery over ``num``) beyond the bound.
-_TRIM = (
-    "DELETE FROM access_history WHERE rowid IN (SELECT id FROM (SELECT h.rowid AS id,"
-    " row_number() OVER (PARTITION BY h.num ORDER BY h.at, h.rowid) AS i,"
-    " count(*) OVER (PARTITION BY h.num) AS n FROM access_history h WHERE h.num IN ({touched}))"
-    f" WHERE i > {KEEP_FIRST} AND i <= n - {KEEP_LAST})"
+_PUT = (
+    "INSERT INTO access_history (num, times) SELECT num, ? FROM record_stats WHERE num = ?"
+    " ON CONFLICT (num) DO UPDATE SET times = excluded.times"
 )
+
+
+def pack(times: Sequence[float]) -> bytes:
+    return struct.pack(f"<{len(times)}d", *times)
+
+
+def unpack(blob: object) -> list[float]:
+    """Stored times; a value no MAGRAY writes reads as no times."""
+    if not isinstance(blob, bytes) or len(blob) % 8:
+        return []
+    return list(struct.unpack(f"<{len(blob) // 8}d", blob))
 
 
 def bump(conn: sqlite3.Connection, events: Sequence[tuple[int, float]]) -> None:
@@ -52,7 +64,7 @@ def bump(conn: sqlite3.Connection, events: Sequence[tuple[int, float]]) -> None:
 
 def add(conn: sqlite3.Connection, num: int, count: int, last: float | None) -> None:
     """Add ``count`` accesses, the latest at ``last``, to the counters of record ``num``
-    (a bump on storing the same content again, a merge, an exact import)."""
+    (storing the same content again, a merge, an exact import)."""
     if count <= 0 and last is None:
         return
     conn.execute(
@@ -66,7 +78,7 @@ def add(conn: sqlite3.Connection, num: int, count: int, last: float | None) -> N
 
 
 def pending(conn: sqlite3.Connection) -> int:
-    """About how many accesses wait in the log (the span of its rowids: two index probes)."""
+    """About how many accesses wait in the log (the span of its rowids: two probes)."""
     row = conn.execute("SELECT MAX(rowid) - MIN(rowid) + 1 FROM access_log").fetchone()
     return int(row[0] or 0)
 
@@ -77,38 +89,68 @@ def fold(conn: sqlite3.Connection) -> None:
     if row is None or row[0] is None:
         return
     upto = int(row[0])
-    conn.execute(
-        "INSERT INTO access_history (num, at) SELECT l.num, l.at FROM access_log l"
-        " JOIN records r ON r.num = l.num WHERE l.rowid <= ? ORDER BY l.rowid",
+    new: dict[int, list[float]] = defaultdict(list)
+    for num, at in conn.execute(
+        "SELECT num, at FROM access_log WHERE rowid <= ? ORDER BY num, at", (upto,)
+    ):
+        new[num].append(at)
+    live = conn.execute(  # the records still there, with their history so far
+        "SELECT s.num, h.times FROM record_stats s LEFT JOIN access_history h ON h.num = s.num"
+        " WHERE s.num IN (SELECT num FROM access_log WHERE rowid <= ?)",
         (upto,),
-    )
-    conn.execute(
-        _TRIM.format(touched="SELECT num FROM access_log WHERE rowid <= ?"),
-        (upto,),
+    ).fetchall()
+    conn.executemany(
+        "INSERT INTO access_history (num, times) VALUES (?, ?)"
+        " ON CONFLICT (num) DO UPDATE SET times = excluded.times",
+        [(num, _appended(old, new[num])) for num, old in live],
     )
     conn.execute("DELETE FROM access_log WHERE rowid <= ?", (upto,))
 
 
-def trim(conn: sqlite3.Connection, nums: Iterable[int]) -> None:
-    """Bound the history of the records ``nums`` (after a merge moved times onto one)."""
-    wanted = list(dict.fromkeys(nums))
-    if wanted:
-        conn.execute(_TRIM.format(touched=",".join("?" * len(wanted))), wanted)
+def _appended(old: bytes | None, times: list[float]) -> bytes:
+    """The packed history ``old`` with ``times`` (ascending) added, bounded. The common
+    case, later times that fit, appends bytes without unpacking."""
+    if not old:
+        if len(times) <= KEPT:
+            return pack(times)
+    elif (
+        isinstance(old, bytes)
+        and not len(old) % 8
+        and len(old) // 8 + len(times) <= KEPT
+        and times[0] >= struct.unpack_from("<d", old, len(old) - 8)[0]
+    ):
+        return old + pack(times)
+    return pack(bounded([*unpack(old), *times]))
+
+
+def merge(conn: sqlite3.Connection, src: int, dst: int) -> None:
+    """Move record ``src``'s history onto ``dst`` (after a fold; ``src`` is deleted next)."""
+    rows = dict(
+        conn.execute("SELECT num, times FROM access_history WHERE num IN (?, ?)", (src, dst))
+    )
+    if src in rows:
+        times = bounded([*unpack(rows.get(dst)), *unpack(rows[src])])
+        conn.execute(_PUT, (pack(times), dst))
 
 
 def access_times(conn: sqlite3.Connection) -> dict[int, list[float]]:
     """The kept access times of every live record, ascending, by label (history and log
     together, bounded as a fold would bound them)."""
-    times: dict[int, list[float]] = defaultdict(list)
+    times: dict[int, list[float]] = {
+        int(num): unpack(blob)
+        for num, blob in conn.execute("SELECT num, times FROM access_history ORDER BY num")
+    }
+    waiting: dict[int, list[float]] = defaultdict(list)
     for num, at in conn.execute(
-        "SELECT h.num, h.at FROM access_history h UNION ALL"
-        " SELECT l.num, l.at FROM access_log l JOIN records r ON r.num = l.num"
+        "SELECT l.num, l.at FROM access_log l JOIN record_stats s ON s.num = l.num"
     ):
-        times[int(num)].append(float(at))
-    return {num: bounded(ts) for num, ts in sorted(times.items())}
+        waiting[int(num)].append(float(at))
+    for num, ts in waiting.items():
+        times[num] = bounded([*times.get(num, ()), *ts])
+    return {num: ts for num, ts in sorted(times.items()) if ts}
 
 
 def times_of(conn: sqlite3.Connection, num: int) -> list[float]:
     """The kept access times of one record (after a fold: the history alone)."""
-    rows = conn.execute("SELECT at FROM access_history WHERE num = ? ORDER BY at", (num,))
-    return [float(at) for (at,) in rows]
+    row = conn.execute("SELECT times FROM access_history WHERE num = ?", (num,)).fetchone()
+    return [] if row is None else unpack(row[0])

@@ -119,8 +119,7 @@ def promote(
                 ).fetchone()
                 if stats is not None:
                     access_stats.add(conn, twin[0], int(stats[0]), stats[1])
-                conn.execute("UPDATE access_history SET num = ? WHERE num = ?", (twin[0], p.num))
-                access_stats.trim(conn, [twin[0]])
+                access_stats.merge(conn, p.num, twin[0])
                 conn.execute("DELETE FROM records WHERE num = ?", (p.num,))
             else:
                 action = "promote"

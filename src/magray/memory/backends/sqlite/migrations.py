@@ -16,7 +16,13 @@ import sqlite3
 
 from magray.sqlite_migrations import apply, current_version
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "current_version", "migrate"]
+__all__ = [
+    "ACCESS_STATS_VERSION",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "current_version",
+    "migrate",
+]
 
 M1_INITIAL = """
         CREATE TABLE records (
@@ -179,11 +185,12 @@ M6_VECTOR_BACKLOG = """
 # Access statistics in narrow tables of their own. A recall bumps the statistics of every hit:
 # kept in ``records`` each bump rewrote the page of a wide row (its text lives there too), so
 # one flush of a few thousand accesses wrote as many pages. ``record_stats`` holds the
-# counters (a row only once a record was accessed); ``access_log`` becomes an append-only
-# list of the accesses not yet folded (no index: appends write a few sequential pages), and
-# ``access_history`` the folded times, at most the first and the last ``KEEP_FIRST`` /
-# ``KEEP_LAST`` (32 each, see ``magray.memory.access``) of each record. The old log moves
-# over with the same bound; the old counter columns are dropped.
+# counters (a row only once a record was accessed; the old columns are dropped).
+# ``access_history`` holds each record's kept access times as one packed array (at most the
+# first and the last 32: ``magray.memory.access``), ``access_log`` only the accesses not yet
+# folded into it: appended in rowid order, no index, no foreign key, so an append writes the
+# last page. The old log becomes that pending log; the store folds it right after migrating
+# (``access_stats.fold``: packing is done in Python).
 M7_ACCESS_STATS = """
         CREATE TABLE record_stats (
             num INTEGER PRIMARY KEY REFERENCES records (num) ON DELETE CASCADE,
@@ -197,18 +204,14 @@ M7_ACCESS_STATS = """
         ALTER TABLE records DROP COLUMN last_access_at;
 
         CREATE TABLE access_history (
-            num INTEGER NOT NULL REFERENCES records (num) ON DELETE CASCADE,
-            at REAL NOT NULL
+            num INTEGER PRIMARY KEY REFERENCES records (num) ON DELETE CASCADE,
+            times BLOB NOT NULL
         );
-        INSERT INTO access_history (num, at)
-            SELECT num, at FROM (
-                SELECT num, at, row_number() OVER (PARTITION BY num ORDER BY at, rowid) AS i,
-                    count(*) OVER (PARTITION BY num) AS n
-                FROM access_log
-            ) WHERE i <= 32 OR i > n - 32 ORDER BY num, at;
-        CREATE INDEX access_history_num ON access_history (num, at);
+        CREATE TABLE access_pending (num INTEGER NOT NULL, at REAL NOT NULL);
+        INSERT INTO access_pending (num, at)
+            SELECT num, at FROM access_log ORDER BY rowid;
         DROP TABLE access_log;
-        CREATE TABLE access_log (num INTEGER NOT NULL, at REAL NOT NULL);
+        ALTER TABLE access_pending RENAME TO access_log;
 """
 
 # (version, name, SQL script). A script runs inside one transaction with its bookkeeping row.
@@ -223,6 +226,7 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+ACCESS_STATS_VERSION = 7  # after it, the store folds the old access log (``access_stats``)
 
 
 def migrate(conn: sqlite3.Connection) -> list[int]:

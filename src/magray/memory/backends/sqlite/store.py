@@ -16,7 +16,12 @@ from magray.errors import NotFoundError, SchemaError, StoreError, StoreLockedErr
 from magray.memory.backends.base import Candidate, InsertResult, StoredRow
 from magray.memory.backends.sqlite import access_stats
 from magray.memory.backends.sqlite.inserts import insert_many
-from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION, current_version, migrate
+from magray.memory.backends.sqlite.migrations import (
+    ACCESS_STATS_VERSION,
+    SCHEMA_VERSION,
+    current_version,
+    migrate,
+)
 from magray.memory.backends.sqlite.rows import (
     EVENT_AT,
     RECORD_COLUMNS,
@@ -84,7 +89,10 @@ class Store:
             )
         if have < SCHEMA_VERSION:
             with self.locked():
-                migrate(self.conn)
+                applied = migrate(self.conn)
+            if ACCESS_STATS_VERSION in applied:  # the old access log, now pending: pack it
+                with self.write() as conn:
+                    access_stats.fold(conn)
 
     def close(self) -> None:
         if self._stats_conn is not None:
