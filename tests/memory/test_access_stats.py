@@ -110,6 +110,13 @@ def test_the_log_folds_into_a_bounded_history(
         memory.forget(quiet.record.id)  # the history goes with the record
         assert memory.backend.access_times().keys() == {busy.num}
         assert conn.execute("SELECT COUNT(*) FROM access_history").fetchone()[0] == 1
+        # A bump racing a delete in another process: the fold drops what it left behind.
+        memory.backend.record_accesses([(quiet.num, at + 1)])
+        assert memory.backend.access_times().keys() == {busy.num}
+        with memory.backend.store.write() as conn:  # type: ignore[attr-defined]
+            access_stats.fold(conn)
+        assert conn.execute("SELECT num FROM record_stats").fetchall() == [(busy.num,)]
+        assert conn.execute("SELECT num FROM access_history").fetchall() == [(busy.num,)]
 
 
 def test_recalls_show_in_memory_get_json(magray_home: Path) -> None:

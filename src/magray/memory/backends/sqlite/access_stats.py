@@ -7,8 +7,8 @@ Three narrow tables (migration 7), none of them the wide ``records`` row:
   hundreds of records, so a flush of thousands of accesses dirties few pages.
 - ``access_log (num, at)``: the accesses not yet folded, appended in rowid order with no
   index (an append writes the last page). A forgotten record's entries stay until the next
-  fold, which drops them; reads join ``record_stats`` (a live record that was accessed has
-  its row there, and loses it with the record).
+  fold, which drops them (and its counters, if a bump raced the delete); reads join
+  ``records``.
 - ``access_history (num, times)``: each record's kept access times, ascending, packed as
   little-endian float64: at most the first ``KEEP_FIRST`` and the last ``KEEP_LAST``
   (``magray.memory.access.bounded``).
@@ -29,9 +29,11 @@ from collections.abc import Sequence
 
 from magray.memory.access import FOLD_AT, KEPT, bounded
 
+# No look-up of the record: that read of its wide row's page was 40 % of a flush. The
+# counters of a record forgotten meanwhile (by another process: ``Memory`` writes pending
+# accesses before it deletes) are dropped by the next fold; nothing reads them before.
 _BUMP = (
-    "INSERT INTO record_stats (num, access_count, last_access_at)"
-    " SELECT num, 1, ? FROM records WHERE num = ?"
+    "INSERT INTO record_stats (num, access_count, last_access_at) VALUES (?2, 1, ?1)"
     " ON CONFLICT (num) DO UPDATE SET access_count = access_count + 1,"
     " last_access_at = excluded.last_access_at"
 )
@@ -54,8 +56,9 @@ def unpack(blob: object) -> list[float]:
 
 def bump(conn: sqlite3.Connection, events: Sequence[tuple[int, float]]) -> None:
     """Count each (label, time) access inside the caller's transaction: the counters of a
-    live record go up and the access joins the log (a forgotten record counts nothing);
-    folds the log once ``FOLD_AT`` accesses are pending."""
+    record go up and the access joins the log (a record forgotten meanwhile shows nothing:
+    the next fold drops what it got); folds the log once ``FOLD_AT`` accesses are pending.
+    Runs on a connection without foreign-key checks (``Store.record_accesses``)."""
     conn.executemany(_BUMP, [(at, n) for n, at in events])
     conn.executemany("INSERT INTO access_log (num, at) VALUES (?, ?)", list(events))
     if pending(conn) >= FOLD_AT:
@@ -95,10 +98,12 @@ def fold(conn: sqlite3.Connection) -> None:
     ):
         new[num].append(at)
     live = conn.execute(  # the records still there, with their history so far
-        "SELECT s.num, h.times FROM record_stats s LEFT JOIN access_history h ON h.num = s.num"
-        " WHERE s.num IN (SELECT num FROM access_log WHERE rowid <= ?)",
+        "SELECT r.num, h.times FROM records r LEFT JOIN access_history h ON h.num = r.num"
+        " WHERE r.num IN (SELECT num FROM access_log WHERE rowid <= ?)",
         (upto,),
     ).fetchall()
+    gone = set(new).difference(num for num, _ in live)
+    conn.executemany("DELETE FROM record_stats WHERE num = ?", [(num,) for num in gone])
     conn.executemany(
         "INSERT INTO access_history (num, times) VALUES (?, ?)"
         " ON CONFLICT (num) DO UPDATE SET times = excluded.times",
@@ -142,7 +147,7 @@ def access_times(conn: sqlite3.Connection) -> dict[int, list[float]]:
     }
     waiting: dict[int, list[float]] = defaultdict(list)
     for num, at in conn.execute(
-        "SELECT l.num, l.at FROM access_log l JOIN record_stats s ON s.num = l.num"
+        "SELECT l.num, l.at FROM access_log l JOIN records r ON r.num = l.num"
     ):
         waiting[int(num)].append(float(at))
     for num, ts in waiting.items():

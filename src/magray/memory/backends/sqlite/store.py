@@ -201,6 +201,7 @@ class Store:
             )
             self._stats_conn.execute("PRAGMA synchronous = NORMAL")
             self._stats_conn.execute("PRAGMA busy_timeout = 200")
+            self._stats_conn.execute("PRAGMA foreign_keys = OFF")  # see access_stats.bump
         conn = self._stats_conn
         try:
             conn.execute("BEGIN IMMEDIATE")
