@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -117,8 +118,11 @@ def promote(
                     "SELECT access_count, last_access_at FROM record_stats WHERE num = ?",
                     (p.num,),
                 ).fetchone()
-                if stats is not None:
-                    access_stats.add(conn, twin[0], int(stats[0]), stats[1])
+                if stats is not None:  # a value no MAGRAY writes adds nothing
+                    count, last = stats
+                    count = count if type(count) is int and count > 0 else 0
+                    last = last if type(last) is float and math.isfinite(last) else None
+                    access_stats.add(conn, twin[0], count, last)
                 access_stats.merge(conn, p.num, twin[0])
                 conn.execute("DELETE FROM records WHERE num = ?", (p.num,))
             else:
