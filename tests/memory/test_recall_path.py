@@ -96,11 +96,11 @@ def test_reads_by_label_do_not_walk_a_layer(magray_home: Path) -> None:
     with make() as memory:
         memory.remember(NewRecord(text="one note", layer=Layer.ASSETS))
         conn = memory.backend.store.conn  # type: ignore[attr-defined]
-        from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, filter_sql
+        from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, STATS_JOIN, filter_sql
 
         cond, params = filter_sql(Filters(layers=(Layer.ASSETS,)))
         plan = conn.execute(
-            f"EXPLAIN QUERY PLAN SELECT {RECORD_COLUMNS} FROM records r NOT INDEXED"
+            f"EXPLAIN QUERY PLAN SELECT {RECORD_COLUMNS} FROM records r NOT INDEXED{STATS_JOIN}"
             f" WHERE r.num IN (?, ?) AND {cond}",
             [1, 2, *params],
         ).fetchall()

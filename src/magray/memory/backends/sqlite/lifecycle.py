@@ -15,7 +15,7 @@ from magray.memory.backends.base import (
     StoredRow,
 )
 from magray.memory.backends.sqlite import access_stats
-from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, row_to_record
+from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, STATS_JOIN, row_to_record
 from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Layer
 
@@ -29,7 +29,8 @@ def live_records(store: Store, layers: Sequence[Layer]) -> list[StoredRow]:
         return []
     marks = ",".join("?" * len(layers))
     rows = store.conn.execute(
-        f"SELECT {RECORD_COLUMNS} FROM records r WHERE r.layer IN ({marks}) ORDER BY r.num",
+        f"SELECT {RECORD_COLUMNS} FROM records r{STATS_JOIN} WHERE r.layer IN ({marks})"
+        " ORDER BY r.num",
         [str(x) for x in layers],
     ).fetchall()
     return [row_to_record(r) for r in rows]

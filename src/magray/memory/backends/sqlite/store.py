@@ -25,6 +25,7 @@ from magray.memory.backends.sqlite.migrations import (
 from magray.memory.backends.sqlite.rows import (
     EVENT_AT,
     RECORD_COLUMNS,
+    STATS_JOIN,
     filter_sql,
     row_to_record,
     stored_float,
@@ -218,7 +219,7 @@ class Store:
         if len(key) < MIN_ID_PREFIX:
             raise UsageError(f"give at least {MIN_ID_PREFIX} characters of a memory id.")
         rows = self.conn.execute(
-            f"SELECT {RECORD_COLUMNS} FROM records r WHERE r.id >= ? AND r.id < ?"
+            f"SELECT {RECORD_COLUMNS} FROM records r{STATS_JOIN} WHERE r.id >= ? AND r.id < ?"
             " ORDER BY r.id LIMIT 6",
             (key, key + "\uffff"),
         ).fetchall()
@@ -245,7 +246,7 @@ class Store:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             rows = self.conn.execute(
-                f"SELECT {RECORD_COLUMNS} FROM records r NOT INDEXED WHERE r.num IN"
+                f"SELECT {RECORD_COLUMNS} FROM records r NOT INDEXED{STATS_JOIN} WHERE r.num IN"
                 f" ({','.join('?' * len(chunk))}) AND {cond}",
                 [*chunk, *params],
             ).fetchall()
@@ -282,7 +283,7 @@ class Store:
     def list_records(self, filters: Filters, *, limit: int, offset: int = 0) -> list[StoredRow]:
         cond, params = filter_sql(filters)
         rows = self.conn.execute(
-            f"SELECT {RECORD_COLUMNS} FROM records r WHERE {cond}"
+            f"SELECT {RECORD_COLUMNS} FROM records r{STATS_JOIN} WHERE {cond}"
             " ORDER BY r.created_at DESC, r.num DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
         ).fetchall()
@@ -294,7 +295,7 @@ class Store:
         last = 0
         while True:
             rows = self.conn.execute(
-                f"SELECT {RECORD_COLUMNS} FROM records r WHERE r.num > ? AND {cond}"
+                f"SELECT {RECORD_COLUMNS} FROM records r{STATS_JOIN} WHERE r.num > ? AND {cond}"
                 " ORDER BY r.num LIMIT ?",
                 [last, *params, batch],
             ).fetchall()
