@@ -18,7 +18,7 @@ def old_store(
 ) -> list[str]:
     """Create ``db`` at schema ``version`` holding ``records`` (text, access count, the
     access log's times or None) in Interact, as a MAGRAY of that version wrote them; returns
-    their ids in order. The records have no vectors (they are embedded on open)."""
+    their ids in order. The records have no vectors."""
     db.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(db, isolation_level=None)
     try:
