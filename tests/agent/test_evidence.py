@@ -156,3 +156,29 @@ def test_a_unit_repeated_by_overlapping_chunks_is_shown_once() -> None:
     kept = focus("Which port does staging listen on?", memories, tokens=40, count=words)
     shown = [u for m in kept for u in m.text.split(" … ")]
     assert shown.count(row) == 1
+
+
+def test_terms_fold_verb_and_noun_endings_to_one_stem() -> None:
+    assert set(terms("promotion promote promoted")) == {"promot"}
+    assert set(terms("learned learning learn")) == {"learn"}
+    assert set(terms("embedding embedder embeds")) == {"embed"}
+    # names and numbers keep all but a plural's "s"; short words stay as they are
+    assert terms("memory.ttl_hours 5433 f16 port") == ["memory.ttl_hour", "5433", "f16", "port"]
+    assert terms("convex conversation") == ["convex", "convers"]
+
+
+def test_a_long_unit_is_shown_as_the_clauses_that_match_the_question() -> None:
+    from magray.agent.evidence import WINDOW_CHARS, window
+
+    text = (
+        "A record has: id (16 random base32 characters), text, layer, kind, tags, project, "
+        "session, source (uri + character offsets + line range), created/updated times, "
+        "access count, importance (0–1), pinned, promotion score, content hash (sha256 of the "
+        "NFC text), embedding model id and its vector (a BLOB: float32 LE)"
+    )
+    start = window(text, set(terms("How many characters long is a record id?")))
+    assert start.startswith("A record has: id (16 random") and start.endswith(" …")
+    end = window(text, set(terms("Which hash is the content hash?")))
+    assert end.startswith("… ") and "content hash (sha256 of the NFC text)" in end
+    assert len(start) <= WINDOW_CHARS + 2 and len(end) <= WINDOW_CHARS + 2
+    assert window("short text", {"short"}) == "short text"

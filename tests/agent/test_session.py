@@ -277,3 +277,57 @@ def test_unit_lines_put_each_unit_of_evidence_on_its_own_line() -> None:
         "Memories:\n[1]\n- code: 4; meaning: denied\n- code: 3"
     )
     assert memory_block(focused) == "Memories:\n[1] code: 4; meaning: denied … code: 3"
+
+
+def test_a_small_model_that_only_restates_the_question_is_asked_for_the_value(
+    log: ConversationLog,
+) -> None:
+    from magray.agent.session import RETRY_CUE, restates
+    from magray.llm.base import Capabilities
+
+    @dataclass
+    class SmallProvider(ScriptedProvider):
+        answers: list[str] = field(default_factory=list)
+
+        @property
+        def capabilities(self) -> Capabilities:
+            return Capabilities(context_window=self.window, small=True)
+
+        def stream(self, request: Request) -> Iterator[Chunk]:
+            if self.answers:
+                self.answer = self.answers.pop(0)
+            return super().stream(request)
+
+    mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
+    mem.remember(NewRecord(text="The staging database listens on port 5433.", layer=Layer.ASSETS))
+    question = "Which port does the staging database listen on?"
+    first = "According to [1], the staging database listens on a port."
+    assert restates(first, question) and not restates("I don't know.", question)
+    small = SmallProvider(answers=[first, "Port 5433 [1]."])
+    pieces: list[str] = []
+    result = Session(ScriptedLLM(small), mem, log).ask(question, on_text=pieces.append)
+    assert len(small.requests) == 2
+    assert small.requests[1].messages[-1].content == f"{question}\n{RETRY_CUE}"
+    assert small.requests[1].messages[0] == small.requests[0].messages[0]  # same memories
+    assert result.answer == f"{first}\nPort 5433 [1]." == "".join(pieces)
+    assert result.usage.prompt_tokens == 84 and "asked once more" in result.notes[0]
+    assert log.turns(result.conversation_id)[0].answer == result.answer
+    # a second answer that adds nothing the memories hold is dropped
+    vague = SmallProvider(answers=[first, "A number [1]."])
+    pieces.clear()
+    kept = Session(ScriptedLLM(vague), mem, log).ask(question, on_text=pieces.append)
+    assert len(vague.requests) == 2 and kept.answer == first == "".join(pieces)
+    assert kept.notes == []
+    # an answer with a value of its own, a quoted name, or "I don't know" is not asked again
+    for answer in (
+        "The staging database listens on port 5433 [1].",
+        "The `staging database` listens on a port [1].",
+        "I don't know.",
+    ):
+        once = SmallProvider(answer=answer)
+        Session(ScriptedLLM(once), mem, log).ask(question)
+        assert len(once.requests) == 1
+    # a model that is not small is never asked again
+    large = ScriptedProvider(answer=first)
+    Session(ScriptedLLM(large), mem, log).ask(question)
+    assert len(large.requests) == 1

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from magray.bench.ask import CASES, UNKNOWN, docs_paths, from_sources, matches
+from magray.bench.ask import CASES, HELD_OUT, UNKNOWN, docs_paths, from_sources, matches
 from magray.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -28,6 +28,15 @@ def test_parts_alternatives_and_whole_words() -> None:
 def test_cases_cover_the_docs_and_their_answers_are_there() -> None:
     known = [c for c in CASES if c.sources]
     assert len(known) >= 40 and len(CASES) - len(known) >= 5
+    for case in known:
+        texts = " ".join((REPO / s).read_text(encoding="utf-8") for s in case.sources)
+        assert matches(texts, case.expect), case.question
+
+
+def test_held_out_questions_are_new_and_answered_by_the_docs() -> None:
+    known = [c for c in HELD_OUT if c.sources]
+    assert len(known) >= 20 and len(HELD_OUT) - len(known) >= 3
+    assert not {c.question for c in HELD_OUT} & {c.question for c in CASES}
     for case in known:
         texts = " ".join((REPO / s).read_text(encoding="utf-8") for s in case.sources)
         assert matches(texts, case.expect), case.question

@@ -215,7 +215,7 @@ def test_context_overflow_leaves_out_memories(
         )
         ok_json(["memory", "add", text, "--layer", "insights"], magray_home)
     # a small model reads at most 150 tokens of focused evidence: a long question overflows
-    question = "Port Quillon harbour ferry " * 8 + "What is recorded about the harbour?"
+    question = "Port Quillon harbour ferry " * 20 + "What is recorded about the harbour?"
     data = ok_json(["ask", question], magray_home)
     assert_ask_shape(data)
     assert any("left out" in n and "memories" in n for n in data["notes"]), data["notes"]

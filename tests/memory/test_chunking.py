@@ -260,3 +260,59 @@ def test_bad_arguments_raise_usage_error() -> None:
         chunk("x", kind="text", uri="x", target_chars=300, max_chars=200)
     with pytest.raises(UsageError):
         chunk("x", kind="text", uri="x", overlap_chars=-1)
+
+
+def _table(rows: int) -> str:
+    body = "\n".join(
+        f"| `setting.{i}` | `{i * 7}` | What setting {i} does. It has two sentences. |"
+        for i in range(rows)
+    )
+    return f"# Guide\n\n## All settings\n\n| key | default | meaning |\n|---|---:|---|\n{body}\n"
+
+
+def test_a_chunk_starting_inside_a_table_leads_with_the_header_and_heading_path() -> None:
+    text = _table(40)
+    chunks = chunk(text, kind="markdown", uri="t.md", target_chars=400, max_chars=600)
+    check_invariants(text, chunks, 600, 150)
+    inside = [c for c in chunks if c.text.startswith("| `setting.")]
+    assert len(inside) >= 3
+    for c in inside:
+        # rows stay whole: a chunk inside the table starts and ends on a row boundary
+        assert c.text.endswith("|") and all(line.startswith("| ") for line in c.text.splitlines())
+        assert c.lead == "# Guide > All settings\n| key | default | meaning |\n|---|---:|---|"
+        assert c.stored_text == f"{c.lead}\n{c.text}"
+    first = chunks[0]
+    assert first.text.startswith("# Guide") and first.lead == ""
+    assert first.stored_text == first.text
+
+
+def test_the_lead_names_only_the_headings_the_chunk_does_not_hold() -> None:
+    text = "# Guide\n\n" + "".join(
+        f"## Part {i}\n\n" + f"Sentence {i} about part {i}. " * 20 + "\n\n" for i in range(4)
+    )
+    chunks = chunk(text, kind="markdown", uri="g.md", target_chars=300, max_chars=500)
+    check_invariants(text, chunks, 500, 150)
+    for c in chunks:
+        if c.text.startswith("## Part"):
+            assert c.lead == "# Guide"  # its own heading is in its text
+        elif c.text.startswith("Sentence"):
+            part = c.text.split()[1]
+            assert c.lead == f"# Guide > Part {part}"
+
+
+def test_a_chunk_starting_inside_a_fence_leads_with_its_opening_line() -> None:
+    body = "\n".join(f"line_{i} = {i}" for i in range(100))
+    text = f"# Code\n\n```python\n{body}\n```\n"
+    chunks = chunk(text, kind="markdown", uri="c.md", target_chars=200, max_chars=400)
+    check_invariants(text, chunks, 400, 150)
+    later = [c for c in chunks if c.text.startswith("line_")]
+    assert later and all(c.lead == "# Code\n```python" for c in later)
+    assert chunks[0].lead == ""
+
+
+def test_code_and_plain_text_have_no_lead() -> None:
+    code = "\n\n".join(f"def f{i}():\n    return {i}\n" for i in range(30))
+    text = "\n\n".join(f"Paragraph {i} of plain text." for i in range(60))
+    for body, kind in ((code, "code"), (text, "text")):
+        chunks = chunk(body, kind=kind, uri="x.py", target_chars=200, max_chars=400)
+        assert len(chunks) > 1 and all(c.lead == "" for c in chunks)

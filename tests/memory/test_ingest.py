@@ -208,3 +208,45 @@ def test_a_piped_progress_bar_prints_a_heartbeat(capsys: pytest.CaptureFixture[s
     now[0] = render.HEARTBEAT_S + 1
     bar(7, 10)
     assert "ingesting files: 7/10" in capsys.readouterr().err
+
+
+def test_records_of_chunks_inside_a_table_hold_its_header(tmp_path: Path) -> None:
+    rows = "\n".join(
+        f"| `key.{i}` | `{i * 3}` | Meaning of key {i}, at some length. |" for i in range(60)
+    )
+    doc = tmp_path / "settings.md"
+    doc.write_text(f"# Settings\n\n| key | default | meaning |\n|---|---|---|\n{rows}\n")
+    memory = make(HashEmbedder())
+    ingest(memory, [doc], root=tmp_path)
+    records = [r for r in memory.list_records(limit=100) if r.source]
+    assert len(records) >= 3
+    text = doc.read_text()
+    for r in records:
+        assert r.source is not None and r.source.start is not None
+        own = text[r.source.start : r.source.end]
+        assert r.text.endswith(own)  # the slice at the offsets, after its lead
+        assert r.text.startswith("# Settings") or own.startswith("# Settings")
+        if own.startswith("| `key."):
+            assert r.text == f"# Settings\n| key | default | meaning |\n|---|---|---|\n{own}"
+    hits = memory.recall(Query(text="key default meaning key.50", k=1, mode=SearchMode.KEYWORD))
+    assert hits[0].record.text.startswith("# Settings\n| key | default | meaning |")
+
+
+def test_files_chunked_by_an_older_chunker_are_chunked_again(tree: Path) -> None:
+    memory = make(HashEmbedder())
+    guide = tree / "docs" / "guide.md"
+    guide.write_text(
+        "# Guide\n\n" + "".join(f"## Part {i}\n\n" + "Words here. " * 40 + "\n\n" for i in range(4))
+    )
+    ingest(memory, [tree], root=tree)
+    with memory.backend.store.write() as conn:  # what version 1 recorded: the bare file hash
+        conn.execute("UPDATE ingested_sources SET content_hash = substr(content_hash, 1, 64)")
+    memory.sync_indexes()
+    assert verify(memory).ok  # not "lost": the next ingest chunks them again anyway
+    report = ingest(memory, [tree], root=tree)
+    assert report.files_updated == 3 and report.files_unchanged == 0
+    assert report.chunks_kept >= 1  # chunks whose stored text is the same keep their records
+    again = ingest(memory, [tree], root=tree)
+    assert again.files_unchanged == 3 and again.chunks_added == 0
+    memory.sync_indexes()
+    assert verify(memory).ok

@@ -41,6 +41,17 @@ def new_terms(answer: str, question: str) -> set[str]:
     return _bag(_CITATION.sub(" ", answer)) - _bag(question) - _FILLER
 
 
+def says_unknown(answer: str) -> bool:
+    """Whether ``answer`` says "I don't know"."""
+    return _UNKNOWN.search(answer) is not None
+
+
+def holds_new_terms(answer: str, question: str, texts: Sequence[str]) -> bool:
+    """Whether some text holds a word that ``answer`` adds to ``question`` (its value)."""
+    wanted = new_terms(answer, question)
+    return any(wanted & _bag(t) for t in texts)
+
+
 def best_source(answer: str, question: str, texts: Sequence[str]) -> int | None:
     """The index of the text holding most of the answer's own words (None: none holds any,
     or two hold the same number)."""

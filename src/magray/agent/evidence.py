@@ -13,6 +13,7 @@ a memory's units best first (a small model tends to take the first fact it reads
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -29,7 +30,8 @@ SEMANTIC_WEIGHT = 1.0  # the cosine similarity's share of a unit's score
 LEXICAL_WEIGHT = 1.0  # the term overlap's share (normalised to 0..1)
 CONTEXT_SHARE = 0.5  # a question term found only in a unit's heading or lead-in counts half
 KIND_WEIGHT = 0.2  # bonus of a unit holding a value of the kind the question asks for
-MAX_UNIT_CHARS = 400  # longer units (a run-on paragraph) are cut at a word
+MAX_UNIT_CHARS = 1000  # longer units (a run-on paragraph) are cut at a word
+WINDOW_CHARS = 240  # a longer unit is shown as its clauses that best match the question
 JOIN = " … "
 
 _STOP = frozenset(  # words that say nothing about where an answer is
@@ -109,13 +111,28 @@ def in_context(texts: Sequence[str], memory: int = 0) -> list[Unit]:
     return out
 
 
+_SUFFIXES = ("ation", "ion", "ing", "ed", "e")  # promotion, promote, promoted → promot
+_DOUBLED = re.compile(r"([b-df-hj-np-tv-z])\1$")  # embedd → embed, runn → run
+
+
 def _stem(word: str) -> str:
-    """A plural folded to its singular (codes → code, entries → entry), crudely."""
+    """A word folded to a crude stem: plurals to the singular (codes → code, entries → entry),
+    then, for a plain word, one verb or noun ending (learned → learn, promotion and promote
+    → promot, embedding and embedder → embed); names, numbers and flags are left alone."""
     if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
+        word = word[:-3] + "y"
+    elif len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if not word.isalpha() or len(word) <= 4:
+        return word
+    if len(word) > 6 and word.endswith("er"):
+        word = word[:-2]
+    else:
+        for suffix in _SUFFIXES:
+            if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+                word = word[: -len(suffix)]
+                break
+    return _DOUBLED.sub(r"\1", word) if len(word) > 4 else word
 
 
 def terms(text: str) -> list[str]:
@@ -129,6 +146,35 @@ def _cut(text: str) -> str:
         return text
     cut = text[:MAX_UNIT_CHARS].rsplit(" ", 1)[0]
     return cut + " …"
+
+
+_CLAUSE = re.compile(r"(?<=[,;:)])\s+|\s+(?=[(—–])")
+
+
+def window(text: str, asked: set[str], kinds: Sequence[re.Pattern[str]] = ()) -> str:
+    """``text`` cut to its run of clauses (at most ``WINDOW_CHARS``) holding most of the
+    ``asked`` terms and a value of the asked kind, with room after the last of them (a value
+    follows what it is about); "…" marks a cut."""
+    if len(text) <= WINDOW_CHARS:
+        return text
+    bounds = [0, *(m.end() for m in _CLAUSE.finditer(text)), len(text)]
+    clauses = list(itertools.pairwise(bounds))
+    held = [bool(asked & set(terms(text[a:b]))) for a, b in clauses]
+    best: tuple[float, int, int] | None = None
+    best_span = (0, WINDOW_CHARS)
+    for i, (a, _) in enumerate(clauses):
+        j = i
+        while j + 1 < len(clauses) and clauses[j + 1][1] - a <= WINDOW_CHARS:
+            j += 1
+        b = clauses[j][1] if clauses[j][1] - a <= WINDOW_CHARS else a + WINDOW_CHARS
+        piece = text[a:b]
+        hits = len(asked & set(terms(piece))) + 0.5 * any(k.search(piece) for k in kinds)
+        last = max((clauses[k][1] for k in range(i, j + 1) if held[k]), default=a)
+        key = (hits, min(b - last, 80), -a)
+        if best is None or key > best:
+            best, best_span = key, (a, b)
+    a, b = best_span
+    return ("… " if a else "") + text[a:b].strip() + (" …" if b < len(text) else "")
 
 
 def _cells(row: str) -> list[str]:
@@ -250,6 +296,8 @@ def focus(
     units = [u for i, m in enumerate(memories) for u in in_context(split_units(m.text), i)]
     if not units:
         return []
+    asked, kinds = set(terms(question)), asked_kinds(question)
+    units = [replace(u, text=window(u.text, asked, kinds)) for u in units]
     scores = score_units(question, units, embedder)
     base = count([Message("user", "")])
     by_key = {(u.memory, u.order): u for u in units}

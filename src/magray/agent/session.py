@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from magray.agent.cite import CheckedStream, citation_note
+from magray.agent.cite import (
+    CheckedStream,
+    citation_note,
+    holds_new_terms,
+    new_terms,
+    says_unknown,
+)
 from magray.agent.conversations import ConversationLog, Turn
 from magray.agent.evidence import JOIN, Embedder, focus
 from magray.agent.untrusted import RULE, untrusted
@@ -40,6 +46,10 @@ SMALL_RECALL_K = 6  # small models: more memories, each cut down to its matching
 FOCUS_TOKENS = 150  # the matching sentences a small model reads, at most
 SMALL_BEST_LAST = False  # a small model reads the best memory last, next to the question
 SMALL_UNIT_LINES = False  # a small model reads each unit of evidence on a line of its own
+#: a small model whose answer only restates the question (it names the subject, not the
+#: value) is asked once more, for the value; its second answer follows the first
+SMALL_RETRY = True
+RETRY_CUE = "Reply with the value the memories give for this, and cite the memory."
 MEMORY_TOKENS = 3000  # memories in one prompt, at most (and never more than the context)
 SMALL_MEMORY_TOKENS = 600  # a small model on a CPU reads ~100-150 prompt tokens/s
 MIN_MEMORY_TOKENS = 60  # a memory cut shorter than this is left out instead
@@ -243,6 +253,17 @@ def build_messages(
     return messages, shown(), turns, notes
 
 
+def restates(answer: str, question: str) -> bool:
+    """Whether ``answer`` only restates ``question``: it adds no word of its own, quotes no
+    code (a command or name the question also holds) and is no "I don't know"."""
+    return (
+        bool(answer.strip())
+        and "`" not in answer
+        and not says_unknown(answer)
+        and not new_terms(answer, question)
+    )
+
+
 def citations(answer: str, memories: Sequence[UsedMemory]) -> list[str]:
     """Memory ids cited as ``[n]`` in ``answer``, in order of first citation."""
     ids: list[str] = []
@@ -350,29 +371,29 @@ class Session:
             max_tokens=max_tokens,
             default_temperature=0.0 if small else None,
         )
-        parts: list[str] = []
-        usage = Usage()
-        finish: str | None = None
         started = time.perf_counter()
-        first: float | None = None
-        # what is streamed is what is stored: a small model's citation is checked before
-        # the sentence holding it is passed on
-        shown = CheckedStream(question, [m.text for m in used] if small and used else None, on_text)
-        try:
-            for chunk in self.llm.stream(request, provider=prov.name):
-                if chunk.text:
-                    if first is None:
-                        first = (time.perf_counter() - started) * 1000
-                    parts.append(chunk.text)
-                    shown.feed(chunk.text)
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if chunk.finish_reason:
-                    finish = chunk.finish_reason
-        except KeyboardInterrupt:
-            finish = "interrupted"
+        texts = [m.text for m in used] if small and used else None
+        shown = CheckedStream(question, texts, on_text)
+        streamed = self._stream(request, prov.name, shown, started)
+        answer, parts, usage, finish, first = shown.close(), *streamed
+        if finish == "interrupted":
             notes.append("stopped by Ctrl-C; the partial answer was kept")
-        answer = shown.close()
+        elif small and texts and SMALL_RETRY and restates(answer, question):
+            # the answer names what was asked about without its value: ask for the value,
+            # and keep the second answer only when the memories hold what it adds
+            cue = dataclasses.replace(messages[-1], content=f"{question}\n{RETRY_CUE}")
+            again = dataclasses.replace(request, messages=(*messages[:-1], cue))
+            second = CheckedStream(question, texts)  # shown only once it is kept
+            more, more_usage, more_finish, _ = self._stream(again, prov.name, second, started)
+            extra = second.close()
+            usage = usage + more_usage
+            if extra and holds_new_terms(extra, question, texts):
+                if on_text is not None:
+                    on_text("\n" + extra)
+                answer = f"{answer}\n{extra}"
+                parts += ["\n", *more]
+                finish = more_finish
+                notes.append("the first answer named no value: asked once more for it")
         latency = (time.perf_counter() - started) * 1000
         note = citation_note("".join(parts).strip(), answer)
         if note:
@@ -393,6 +414,29 @@ class Session:
         )
         self._remember(question, result)
         return result
+
+    def _stream(
+        self, request: Request, provider: str, shown: CheckedStream, started: float
+    ) -> tuple[list[str], Usage, str | None, float | None]:
+        """Stream ``request`` into ``shown``: (raw parts, usage, finish reason, first token ms)."""
+        parts: list[str] = []
+        usage = Usage()
+        finish: str | None = None
+        first: float | None = None
+        try:
+            for chunk in self.llm.stream(request, provider=provider):
+                if chunk.text:
+                    if first is None:
+                        first = (time.perf_counter() - started) * 1000
+                    parts.append(chunk.text)
+                    shown.feed(chunk.text)
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                if chunk.finish_reason:
+                    finish = chunk.finish_reason
+        except KeyboardInterrupt:
+            finish = "interrupted"
+        return parts, usage, finish, first
 
     def _remember(self, question: str, result: AskResult) -> None:
         self.log.record(

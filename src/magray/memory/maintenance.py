@@ -86,7 +86,7 @@ def _check_sources(memory: Memory, report: VerifyReport) -> None:
     Relative paths (stores from before sources were absolute) are looked up from the
     current folder and counted in ``checked["relative_sources"]``.
     """
-    from magray.memory.ingest.pipeline import is_absolute_uri, lost_chunks
+    from magray.memory.ingest.pipeline import is_absolute_uri, lost_chunks, recorded_hash
     from magray.memory.ingest.sources import SourceFile, read_source
 
     lost: list[tuple[str, str, str]] = []
@@ -100,8 +100,8 @@ def _check_sources(memory: Memory, report: VerifyReport) -> None:
         if not path.is_file():
             continue
         file = read_source(path, uri=uri)
-        if not isinstance(file, SourceFile) or file.content_hash != row.content_hash:
-            continue  # changed since: the next ingest of its folder updates it anyway
+        if not isinstance(file, SourceFile) or recorded_hash(file.content_hash) != row.content_hash:
+            continue  # changed since (or chunked by another version): the next ingest updates it
         if lost_chunks(memory.backend, file, uri, layer=layer, project=project, chunks=row.chunks):
             lost.append((str(path.resolve()), str(layer), str(project)))
     report.checked["sources"] = len(rows)

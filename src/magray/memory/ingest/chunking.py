@@ -11,8 +11,12 @@ How a text is cut, by kind:
   inside a section, blocks are paragraphs and fenced code blocks (a fence is
   never split while it fits ``max_chars``). YAML front matter is one block.
   Each chunk carries its heading path in ``Chunk.context`` ("Title > Section"),
-  kept out of ``Chunk.text`` so offsets stay exact; the caller decides whether
-  to prepend it for embedding.
+  kept out of ``Chunk.text`` so offsets stay exact. ``Chunk.lead`` holds what a
+  reader of the chunk alone would miss, to be stored before it (``stored_text``):
+  the headings above its start that it does not contain, as one ``#`` line, and,
+  for a chunk that starts inside a table or a fenced code block, the table's
+  header and separator rows or the fence's opening line. A table is cut between
+  rows only.
 - ``code``: blocks separated by blank lines; for Python a top-level ``def``,
   ``class``, ``async def`` or decorator also starts a block and a new chunk.
   Code is never cut inside a line unless that line alone exceeds ``max_chars``.
@@ -70,11 +74,19 @@ class Chunk:
         source: uri, character offsets and 1-based inclusive line numbers.
         context: the Markdown heading path enclosing the whole chunk, joined
             with " > " ("" for code, plain text, or text before any heading).
+        lead: the lines a reader of ``text`` alone misses (see the module
+            docstring), "" when none; not part of the source slice.
     """
 
     text: str
     source: Source
     context: str = ""
+    lead: str = ""
+
+    @property
+    def stored_text(self) -> str:
+        """What ingest stores, embeds and indexes: ``lead``, a line break, ``text``."""
+        return f"{self.lead}\n{self.text}" if self.lead else self.text
 
 
 def _merge(
@@ -122,6 +134,20 @@ def _common_prefix(paths: list[tuple[str, ...]]) -> tuple[str, ...]:
             n += 1
         prefix = prefix[:n]
     return prefix
+
+
+def _lead(text: str, first: Piece, start: int) -> str:
+    """The heading path above ``start`` not in the chunk, and an open table's or fence's
+    opening lines that the chunk starting at ``start`` cuts off."""
+    parts = []
+    path = first.context[:-1] if first.heading else first.context
+    if path:
+        parts.append("# " + " > ".join(path))
+    if first.lead is not None and start > first.lead[0]:
+        opening = text[first.lead[0] : min(first.lead[1], start)].strip()
+        if opening:
+            parts.append(opening)
+    return "\n".join(parts)
 
 
 def chunk(
@@ -180,7 +206,8 @@ def chunk(
         start, end = group[0].start, group[-1].end
         if group[0].cont and overlap_chars and chunks:
             floor = max(prev_start + 1, end - max_chars)
-            start = _overlap_start(text, floor, start, end, overlap_chars, overlap_levels)
+            levels = group[0].overlap or overlap_levels
+            start = _overlap_start(text, floor, start, end, overlap_chars, levels)
         prev_start = start
         source = Source(
             uri=uri,
@@ -190,5 +217,6 @@ def chunk(
             line_end=bisect.bisect_left(newlines, end - 1) + 1,
         )
         context = " > ".join(_common_prefix([p.context for p in group]))
-        chunks.append(Chunk(text=text[start:end], source=source, context=context))
+        lead = _lead(text, group[0], start)
+        chunks.append(Chunk(text=text[start:end], source=source, context=context, lead=lead))
     return chunks

@@ -44,6 +44,11 @@ EMBED_BATCH = 256
 CHUNK_TARGET_CHARS = 700
 CHUNK_MAX_CHARS = 1000
 CHUNK_OVERLAP_CHARS = 100
+#: Recorded with each ingested file's content hash: a file ingested by another version of the
+#: chunker counts as changed, so the next ingest chunks it again (records of chunks whose text
+#: is the same are kept). Version 1 recorded the bare hash; 2 stores each chunk's lead (its
+#: heading path, an open table's header rows, an open fence's opening line) before its text.
+CHUNKER_VERSION = 2
 
 Progress = Callable[[int, int | None], None]
 
@@ -80,6 +85,16 @@ def is_absolute_uri(uri: str) -> bool:
     return PurePosixPath(uri).is_absolute() or PureWindowsPath(uri).is_absolute()
 
 
+def recorded_hash(file_hash: str) -> str:
+    """What ingest records for a file whose content hash is ``file_hash``."""
+    return f"{file_hash}+chunker{CHUNKER_VERSION}"
+
+
+def file_hash_of(recorded: str) -> str:
+    """The file's content hash in a recorded one, whichever chunker version recorded it."""
+    return recorded.split("+", 1)[0]
+
+
 def _folder_prefix(folder: Path) -> str:
     key = source_key(folder)
     return key if key.endswith("/") else key + "/"
@@ -108,7 +123,7 @@ def lost_chunks(
     """
     if backend.source_chunk_count(key, project, layer) >= chunks:
         return False
-    hashes = {content_hash(piece.text) for piece in chunks_of(file, key)}
+    hashes = {content_hash(piece.stored_text) for piece in chunks_of(file, key)}
     return bool(hashes - backend.stored_hashes(layer, project, hashes))
 
 
@@ -148,7 +163,7 @@ class Ingestor:
         if old is None:
             return False
         rel, recorded = old
-        if current_hash != recorded:
+        if current_hash != file_hash_of(recorded):
             return False
         self.backend.rename_source(rel, key, self.project, self.layer)
         return True
@@ -158,7 +173,7 @@ class Ingestor:
         if not plans:
             return
         embedder = self.memory.embedder
-        texts = [c.text for p in plans for c in p.chunks]
+        texts = [c.stored_text for p in plans for c in p.chunks]
         vectors = embedder.embed_documents(texts) if texts else np.zeros((0, embedder.dim))
         it = iter(vectors)
         files: list[SourceWrite] = []
@@ -166,7 +181,7 @@ class Ingestor:
             pieces = []
             for c in plan.chunks:
                 item = NewRecord(
-                    text=c.text,
+                    text=c.stored_text,
                     layer=self.layer,
                     kind=plan.file.kind,
                     tags=(plan.file.language,) if plan.file.language else (),
@@ -175,7 +190,13 @@ class Ingestor:
                 )
                 pieces.append(SourceChunk(item, np.asarray(next(it), dtype="<f4").tobytes()))
             files.append(
-                SourceWrite(plan.key, self.project, self.layer, plan.file.content_hash, pieces)
+                SourceWrite(
+                    plan.key,
+                    self.project,
+                    self.layer,
+                    recorded_hash(plan.file.content_hash),
+                    pieces,
+                )
             )
         result = self.backend.write_sources(
             files, model_id=embedder.model_id, dim=embedder.dim, now=time.time()
@@ -233,7 +254,7 @@ def _shown(uri: str) -> str:
 def _plan(job: Ingestor, item: SourceFile, key: str) -> _Plan | None:
     """What to write for one walked file, or None when the store already holds it."""
     known = job.known(key, item.content_hash)
-    if known is not None and known[0] == item.content_hash:
+    if known is not None and known[0] == recorded_hash(item.content_hash):
         if not lost_chunks(
             job.backend, item, key, layer=job.layer, project=job.project, chunks=known[1]
         ):
@@ -242,7 +263,7 @@ def _plan(job: Ingestor, item: SourceFile, key: str) -> _Plan | None:
         job.report.restored.append(key)
     pieces = chunks_of(item, key)
     for piece in pieces:
-        validate(NewRecord(text=piece.text))
+        validate(NewRecord(text=piece.stored_text))
     return _Plan(file=item, key=key, chunks=pieces, existed=known is not None)
 
 

@@ -20,6 +20,12 @@ class Piece:
     context: tuple[str, ...] = ()
     hard: bool = False  # a section starts here: begin a new chunk unless the current one is small
     cont: bool = False  # continues a block that had to be split: the chunk may get overlap
+    heading: bool = False  # a Markdown heading (its own title ends ``context``)
+    #: the span of the block's opening lines a reader needs to read a later part of it (a
+    #: table's header and separator rows, a code fence's opening line)
+    lead: tuple[int, int] | None = None
+    #: where an overlap may start inside this block (None: the text kind's levels)
+    overlap: tuple[Cuts, ...] | None = None
 
 
 Cuts = Callable[[str, int, int], list[int]]  # cut offsets strictly inside (start, end)
@@ -49,6 +55,7 @@ def _word_cuts(text: str, start: int, end: int) -> list[int]:
 PROSE: tuple[Cuts, ...] = (_sentence_cuts, _line_cuts, _word_cuts)
 LINES_FIRST: tuple[Cuts, ...] = (_line_cuts, _sentence_cuts, _word_cuts)
 CODE: tuple[Cuts, ...] = (_line_cuts, _word_cuts)
+LINES: tuple[Cuts, ...] = (_line_cuts,)  # whole lines only: table rows, fenced code
 
 
 def trim(text: str, start: int, end: int) -> tuple[int, int]:
@@ -129,13 +136,27 @@ class Builder:
         *,
         context: tuple[str, ...] = (),
         hard: bool = False,
+        heading: bool = False,
+        lead: tuple[int, int] | None = None,
+        overlap: tuple[Cuts, ...] | None = None,
     ) -> None:
         start, end = trim(self.text, start, end)
         if start >= end:
             return
         spans = _split(self.text, start, end, levels, self.max_chars)
         for i, (a, b) in enumerate(spans):
-            self.pieces.append(Piece(a, b, context, hard=hard and i == 0, cont=i > 0))
+            self.pieces.append(
+                Piece(
+                    a,
+                    b,
+                    context,
+                    hard=hard and i == 0,
+                    cont=i > 0,
+                    heading=heading and i == 0,
+                    lead=lead,
+                    overlap=overlap,
+                )
+            )
 
 
 def line_spans(text: str) -> list[tuple[int, int]]:
@@ -204,6 +225,8 @@ _FENCE = re.compile(r" {0,3}(`{3,}|~{3,})(.*)")
 _ATX = re.compile(r" {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*\r?$")
 _SETEXT = re.compile(r" {0,3}(=+|-+)[ \t]*\r?$")
 _LISTY = re.compile(r"\s*(?:[-*+|>]|\d+[.)])(?:\s|$)")
+_TABLE_ROW = re.compile(r" {0,3}\|")
+_TABLE_RULE = re.compile(r" {0,3}\|?\s*:?-+:?\s*(?:\|\s*:?-+:?\s*)*\|?\s*$")
 
 
 def segment_markdown(text: str, lines: list[tuple[int, int]], out: Builder) -> None:
@@ -217,14 +240,23 @@ def segment_markdown(text: str, lines: list[tuple[int, int]], out: Builder) -> N
         while path and path[-1][0] >= level:
             path.pop()
         path.append((level, title.strip()))
-        out.block(lines[first][0], lines[last][1], PROSE, context=context(), hard=True)
+        span = (lines[first][0], lines[last][1])
+        out.block(*span, PROSE, context=context(), hard=True, heading=True)
 
     def close_para(last: int) -> None:
         nonlocal para
         if para is not None:
             head = text[lines[para][0] : lines[para][1]]
-            levels = LINES_FIRST if _LISTY.match(head) else PROSE
-            out.block(lines[para][0], lines[last][1], levels, context=context())
+            start, end = lines[para][0], lines[last][1]
+            if _TABLE_ROW.match(head):  # a table: rows stay whole, a later part gets the header
+                lead = None
+                if para < last and _TABLE_RULE.match(text[lines[para + 1][0] : lines[para + 1][1]]):
+                    lead = (start, lines[para + 1][1])
+                out.block(start, end, LINES_FIRST, context=context(), lead=lead, overlap=LINES)
+            elif _LISTY.match(head):
+                out.block(start, end, LINES_FIRST, context=context(), overlap=LINES_FIRST)
+            else:
+                out.block(start, end, PROSE, context=context())
             para = None
 
     i = 0
@@ -247,7 +279,8 @@ def segment_markdown(text: str, lines: list[tuple[int, int]], out: Builder) -> N
                 if close.match(text[lines[j][0] : lines[j][1]]):
                     last = j
                     break
-            out.block(start, lines[last][1], CODE, context=context())
+            fenced = (start, end)  # its opening line, repeated before a later part
+            out.block(start, lines[last][1], CODE, context=context(), lead=fenced, overlap=LINES)
             i = last + 1
             continue
         atx = _ATX.match(line)
