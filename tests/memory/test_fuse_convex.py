@@ -150,3 +150,90 @@ def test_a_fusion_without_explanations_keeps_labels_scores_and_order(
         assert [(n, s) for n, s, _ in bare] == [(n, s) for n, s, _ in explained]
         assert all(expl is UNEXPLAINED for _, _, expl in bare)
         assert all(expl is not UNEXPLAINED for _, _, expl in explained)
+
+
+def _distinct(max_size: int) -> st.SearchStrategy[list[tuple[int, float]]]:
+    """Best-first lists without repeated labels (recall's plain lists), ties included."""
+    return st.lists(
+        st.tuples(
+            st.integers(0, 2**62),
+            st.sampled_from([0.0, 0.5, 1.0, -2.0]) | st.floats(-50, 50, allow_nan=False),
+        ),
+        max_size=max_size,
+        unique_by=lambda p: p[0],
+    ).map(lambda pairs: sorted(pairs, key=lambda p: -p[1]))
+
+
+@given(
+    _distinct(NORM_DEPTH + 30),
+    _distinct(40),
+    st.floats(0, 3),
+    st.floats(0, 3),
+    st.sampled_from([0.5, 1.0, 2.0]),
+    st.none() | st.integers(0, 60),
+    st.booleans(),
+)
+def test_the_plain_case_in_numpy_is_the_loop_bit_for_bit(
+    vector: list[tuple[int, float]],
+    keyword: list[tuple[int, float]],
+    wv: float,
+    wk: float,
+    weight: float,
+    limit: int | None,
+    shared: bool,
+) -> None:
+    if shared:  # labels in both lists
+        keyword = sorted(
+            dict([*keyword, *((n, s * 3.0) for n, s in vector[::3])]).items(),
+            key=lambda p: -p[1],
+        )
+    params = FusionParams(
+        vector_weight=wv, keyword_weight=wk, layer_weights=dict.fromkeys(Layer, weight)
+    )
+    everyone = {n: Candidate(n, Layer.ASSETS, NOW) for n, _ in [*vector, *keyword]}
+    from magray.memory.search.convex_plain import convex_plain
+
+    loop = fuse_convex(vector, keyword, everyone, params, NOW, limit, explain=False)
+    alpha = wv / (wv + wk) if wv + wk > 0 else 0.5
+    plain = convex_plain(vector, keyword, alpha, weight, limit, UNEXPLAINED)
+    assert plain is not None
+    assert [(n, s) for n, s, _ in plain] == [(n, s) for n, s, _ in loop]
+    assert all(type(n) is int and type(s) is float for n, s, _ in plain)
+    whole = fuse_convex(vector, keyword, None, params, NOW, limit, explain=False)
+    assert [(n, s) for n, s, _ in whole] == [(n, s) for n, s, _ in loop]
+
+
+def test_the_plain_case_leaves_repeats_and_odd_scores_to_the_loop() -> None:
+    from magray.memory.search.convex_plain import convex_plain
+
+    assert convex_plain([(1, 0.9), (1, 0.5)], [], 0.5, 1.0, None, UNEXPLAINED) is None
+    assert convex_plain([(1, 0.9)], [(2, float("inf"))], 0.5, 1.0, None, UNEXPLAINED) is None
+    assert convex_plain([(2**64, 0.9)], [], 0.5, 1.0, None, UNEXPLAINED) is None
+    assert convex_plain([], [], 0.5, 1.0, 3, UNEXPLAINED) == []
+    repeated = [(1, 0.9), (2, 0.7), (1, 0.5)]
+    fused = fuse_convex(repeated, [], None, FusionParams(), NOW, explain=False)
+    assert [n for n, _, _ in fused] == [1, 2]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_plain_case_is_the_loop_past_the_anchor(seed: int) -> None:
+    """Lists deeper than NORM_DEPTH (scores below the anchor clip to 0), shared labels and
+    tied scores, as a hybrid recall's are."""
+    import random
+
+    rng = random.Random(seed)
+    labels = rng.sample(range(10**9), 600)
+    vector = sorted(
+        ((n, round(rng.random(), 2)) for n in labels[: NORM_DEPTH + 60]), key=lambda p: -p[1]
+    )
+    keyword = sorted(
+        ((n, rng.random() * 20) for n in labels[NORM_DEPTH - 40 : NORM_DEPTH + 200]),
+        key=lambda p: -p[1],
+    )
+    everyone = {n: Candidate(n, Layer.ASSETS, NOW) for n in labels}
+    for params in (FusionParams(), FusionParams(vector_weight=0.7, keyword_weight=0.3)):
+        for limit in (None, 40, 400):
+            loop = fuse_convex(vector, keyword, everyone, params, NOW, limit, explain=False)
+            plain = fuse_convex(vector, keyword, None, params, NOW, limit, explain=False)
+            assert [(n, s) for n, s, _ in plain] == [(n, s) for n, s, _ in loop]
+            assert any(s == 0.0 for _, s, _ in loop) or limit == 40
