@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from magray.memory.backends.base import Candidate
 from magray.memory.records import Explanation, Layer
-from magray.memory.search.convex_plain import NUMPY_FROM, convex_plain
 from magray.memory.search.keywords import NORM_DEPTH
 
 __all__ = [
@@ -208,12 +207,6 @@ def fuse_convex(
     """
     total = params.vector_weight + params.keyword_weight
     alpha = params.vector_weight / total if total > 0 else 0.5
-    if candidates is None and not explain and len(vector) + len(keyword) >= NUMPY_FROM:
-        # recall's plain case, hybrid's deep lists: the same sums in numpy
-        w = one_weight(params)
-        plain = convex_plain(vector, keyword, alpha, 1.0 if w is None else w, limit, UNEXPLAINED)
-        if plain is not None:
-            return plain
     v_rank, k_rank = _ranks(vector, candidates), _ranks(keyword, candidates)
     v_norm, k_norm = _normalised(v_rank), _normalised(k_rank)
     beta = 1.0 - alpha
