@@ -42,6 +42,8 @@ def serve(
         log_config=None,
         timeout_graceful_shutdown=30,
         proxy_headers=False,
+        # uvicorn's own parser, answering what it cannot parse with a problem body
+        http="magray.server.protocol:ProblemHTTPProtocol",
     )
 
 
