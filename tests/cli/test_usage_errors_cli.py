@@ -125,3 +125,38 @@ def test_real_process_usage_error_is_one_line(magray_home: Path) -> None:
         "error: no such option --foo for `magray memory search`; run"
         " `magray memory search --help` for its options.\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["audit", "list", "--limit", "99999999999999999999"],
+            "error: --limit 99999999999999999999 is out of range; give a smaller number.",
+        ),
+        (
+            ["memory", "search", "x", "-k", "-99999999999999999999"],
+            "error: -k -99999999999999999999 is out of range; give a smaller number.",
+        ),
+        (
+            ["memory", "add", "x", "--importance", "nan"],
+            "error: --importance takes a finite number, not nan.",
+        ),
+        (
+            ["memory", "add", "x", "--importance", "-inf"],
+            "error: --importance takes a finite number, not -inf.",
+        ),
+        (
+            ["audit", "list", "--limit", "0"],
+            "error: --limit must be at least 1 for `magray audit list`; run"
+            " `magray audit list --help` for its options.",
+        ),
+        (
+            ["serve", "--port", "70000"],
+            "error: --port must be at most 65535 for `magray serve`; run `magray serve --help`"
+            " for its options.",
+        ),
+    ],
+)
+def test_numbers_no_command_can_use_are_refused(args: list[str], expected: str) -> None:
+    assert fails(run(args), 2) == expected

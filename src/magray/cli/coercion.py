@@ -10,6 +10,7 @@ would reject, goes through typer's own adapter so its error messages stay the sa
 
 from __future__ import annotations
 
+import math
 import re
 from enum import Enum
 from pathlib import Path
@@ -53,7 +54,7 @@ class FastRuntimeParam(RuntimeParam):
             result = self._leaf(annotation, value, param, ctx)
             if result is not _SLOW:
                 return result
-        return self._slow_param()._coerce_value(value, param=param, ctx=ctx)
+        return _in_range(self._slow_param()._coerce_value(value, param=param, ctx=ctx), param)
 
     def _leaf(self, annotation: Any, value: Any, param: Any, ctx: Any) -> Any:
         info = self.parameter_info
@@ -106,6 +107,23 @@ class FastRuntimeParam(RuntimeParam):
             )
         except ValueError:
             return _SLOW
+
+
+def _in_range(value: Any, param: Any) -> Any:
+    """``value`` unless it is a number no command can use: past 64 bits, NaN or infinite.
+
+    The fast path takes only plain numbers; typer's adapter also takes ``nan``, ``inf`` and
+    integers of any size, which SQLite and the core cannot store or compare.
+    """
+    items = value if isinstance(value, list | tuple) else [value]
+    for item in items:
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int) and not -(2**63) <= item < 2**63:
+            raise UsageError(f"{_name(param)} {item} is out of range; give a smaller number.")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise UsageError(f"{_name(param)} takes a finite number, not {item}.")
+    return value
 
 
 def _name(param: Any) -> str:

@@ -23,10 +23,14 @@ _EXTRA = re.compile(r"Got unexpected extra argument(?:s|\(s\))? \((?P<args>.*)\)
 _OPTION = re.compile(r"Option '(?P<name>[^']+)' (?P<rest>.+?)\.?$", re.DOTALL)
 # pydantic's wording for a value typer could not convert, and what MAGRAY says instead
 _PYDANTIC = (
-    ("Input should be a valid integer", "takes a whole number"),
-    ("Input should be a valid number", "takes a number"),
-    ("Input should be a finite number", "takes a finite number"),
-    ("Input should be a valid boolean", "takes true or false"),
+    (re.compile(r"Input should be a valid integer"), "takes a whole number"),
+    (re.compile(r"Input should be a valid number"), "takes a number"),
+    (re.compile(r"Input should be a finite number"), "takes a finite number"),
+    (re.compile(r"Input should be a valid boolean"), "takes true or false"),
+    (re.compile(r"Input should be greater than or equal to (\S+)"), r"must be at least \1"),
+    (re.compile(r"Input should be less than or equal to (\S+)"), r"must be at most \1"),
+    (re.compile(r"Input should be greater than (\S+)"), r"must be more than \1"),
+    (re.compile(r"Input should be less than (\S+)"), r"must be less than \1"),
 )
 
 
@@ -58,8 +62,9 @@ def _sentence_case(text: str) -> str:
 def _bad_value(exc: Any, name: str) -> str:
     detail = str(exc.message).strip()
     for phrase, said in _PYDANTIC:
-        if detail.startswith(phrase):
-            return f"{name} {said}"
+        found = phrase.match(detail)
+        if found:
+            return f"{name} {found.expand(said)}"
     return f"invalid value for {name}: {_sentence_case(detail)}"
 
 
