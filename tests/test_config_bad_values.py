@@ -1,0 +1,35 @@
+"""Setting values no file can hold: refused by the one validator, before anything is written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from magray.config import OPTIONS, load_settings, write_setting
+from magray.errors import ConfigError
+
+TEXT_KEYS = [o.key for o in OPTIONS if o.kind is str and not o.choices]
+INT_KEYS = [o.key for o in OPTIONS if o.kind is int]
+
+
+@pytest.mark.parametrize("key", TEXT_KEYS)
+def test_text_that_is_not_utf8_is_refused(magray_home: Path, key: str) -> None:
+    config = magray_home / "config.toml"
+    with pytest.raises(ConfigError, match=f"{key} is not UTF-8 text"):
+        write_setting(config, key, "abc\udcff")
+    assert not config.exists() or "\\udcff" not in config.read_text()
+
+
+@pytest.mark.parametrize("key", INT_KEYS)
+def test_whole_numbers_past_64_bits_are_refused(magray_home: Path, key: str) -> None:
+    with pytest.raises(ConfigError, match=f"{key} must be a whole number of at most 19 digits"):
+        write_setting(magray_home / "config.toml", key, "99999999999999999999")
+
+
+def test_an_environment_value_that_is_not_utf8_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MAGRAY_WEB_SEARCH_URL", "http://x/\udcff")
+    with pytest.raises(ConfigError, match="MAGRAY_WEB_SEARCH_URL: web.search_url is not UTF-8"):
+        load_settings()
