@@ -31,5 +31,5 @@ def test_an_environment_value_that_is_not_utf8_names_the_variable(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MAGRAY_WEB_SEARCH_URL", "http://x/\udcff")
-    with pytest.raises(ConfigError, match="MAGRAY_WEB_SEARCH_URL: web.search_url is not UTF-8"):
+    with pytest.raises(ConfigError, match=r"MAGRAY_WEB_SEARCH_URL: web\.search_url is not UTF-8"):
         load_settings()
