@@ -160,3 +160,18 @@ def test_real_process_usage_error_is_one_line(magray_home: Path) -> None:
 )
 def test_numbers_no_command_can_use_are_refused(args: list[str], expected: str) -> None:
     assert fails(run(args), 2) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["tasks", "add", "\udcff"], "TITLE"),
+        (["tasks", "edit", "abc", "--notes", "x\udcff"], "--notes"),
+        (["memory", "search", "\udcffx"], "QUERY"),
+        (["keys", "set", "\udcff"], "NAME"),
+        (["policy", "allow", "\udcff"], "TOOL"),
+    ],
+)
+def test_text_that_is_not_utf8_is_refused_for_every_command(args: list[str], name: str) -> None:
+    line = fails(run(args), 2)
+    assert line == f"error: {name} is not valid UTF-8; check the terminal's encoding."

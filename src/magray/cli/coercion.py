@@ -61,7 +61,10 @@ class FastRuntimeParam(RuntimeParam):
         if info.parser is not None:
             return _SLOW
         if annotation is str:
-            return value if isinstance(value, str) else _SLOW
+            if not isinstance(value, str):
+                return _SLOW
+            _check_utf8(value, param)
+            return value
         if annotation is int or annotation is float:
             return self._number(annotation, value)
         if annotation is bool:
@@ -107,6 +110,27 @@ class FastRuntimeParam(RuntimeParam):
             )
         except ValueError:
             return _SLOW
+
+
+# str parameters that name a file (typed str so that '-' can mean standard input): a name
+# that is not UTF-8 is still a name the file system takes
+_FILE_NAMES = frozenset({"path"})
+
+
+def _check_utf8(value: str, param: Any) -> None:
+    """A UsageError for text that arrived as bytes that are not UTF-8 (lone surrogates).
+
+    Such text cannot be stored (SQLite, TOML and JSON take UTF-8 only), so it is refused
+    here, once, for every text option and argument.
+    """
+    if getattr(param, "name", None) in _FILE_NAMES:
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"{_name(param)} is not valid UTF-8; check the terminal's encoding."
+        ) from None
 
 
 def _in_range(value: Any, param: Any) -> Any:
