@@ -112,19 +112,12 @@ class FastRuntimeParam(RuntimeParam):
             return _SLOW
 
 
-# str parameters that name a file (typed str so that '-' can mean standard input): a name
-# that is not UTF-8 is still a name the file system takes
-_FILE_NAMES = frozenset({"path"})
-
-
 def _check_utf8(value: str, param: Any) -> None:
     """A UsageError for text that arrived as bytes that are not UTF-8 (lone surrogates).
 
     Such text cannot be stored (SQLite, TOML and JSON take UTF-8 only), so it is refused
     here, once, for every text option and argument.
     """
-    if getattr(param, "name", None) in _FILE_NAMES:
-        return
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
