@@ -244,3 +244,7 @@ def test_ingest_survives_a_bad_gitignore_and_a_late_nul_byte(
     assert done.stdout.startswith("files: 1 added")
     assert f"{root / 'sub' / '.gitignore'} line 1" in done.stderr
     assert "skipped data.txt: binary" in done.stderr or f"{root / 'data.txt'}" in done.stderr
+
+
+def test_import_of_a_folder_says_it_is_a_folder(runner: CliRunner, tmp_path: Path) -> None:
+    fails(invoke(runner, ["memory", "import", str(tmp_path)]), 2, "is a folder", "memory export")
