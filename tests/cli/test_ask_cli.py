@@ -247,9 +247,9 @@ def test_recall_scope_flags_and_stdin_question(home: Path, fact_id: str) -> None
 def test_piped_ask_says_once_that_the_local_model_loads(
     home: Path, fact_id: str, local_gguf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import magray.llm.local as local
+    from magray.llm import llama_loader
 
-    monkeypatch.setattr(local, "_loaded", {})  # as in a fresh process: the model must load
+    monkeypatch.setattr(llama_loader, "_loaded", {})  # as in a fresh process: the model must load
     done = run(["ask", "Where does Quillon live?"], home)
     assert done.exit_code == 0, done.output
     lines = [line for line in done.stderr.splitlines() if line.startswith("magray: ")]

@@ -15,10 +15,11 @@ import pytest
 
 from magray.agent.session import GROUNDED_PROMPT
 from magray.config import load_settings
-from magray.llm import local
+from magray.llm import llama_loader, local_prompts
 from magray.llm.base import Message, Request
 from magray.llm.config import ProviderConfig
-from magray.llm.local import LocalProvider, stable_prefix
+from magray.llm.local import LocalProvider
+from magray.llm.local_prompts import stable_prefix
 from magray.llm.prompt_cache import MAGIC, PromptCache
 
 MEMORIES = "\n\nMemories:\n[1] The staging database listens on port 5433.\n[2] Run `make test`."
@@ -31,7 +32,7 @@ PLAN = (
 
 def fresh(path: Path, **options: int) -> LocalProvider:
     """A provider whose model is loaded anew: an empty context, as in a new process."""
-    local._close_models()
+    llama_loader._close_models()
     config = ProviderConfig(name="local", type="local", model_path=path, threads=2, **options)
     return LocalProvider(config, load_settings())
 
@@ -58,7 +59,7 @@ def test_a_saved_prefix_is_loaded_by_a_fresh_model(qwen_gguf: Path, magray_home:
     prompt = evaluated(cold)  # the whole prompt: nothing was cached
     assert prefix > 300 and prompt > prefix
     # the prefix rendered for the cache is what llama.cpp's chat path really read
-    chat = local.render_chat_messages(ASK)
+    chat = local_prompts.render_chat_messages(ASK)
     assert list(cold.llm.input_ids[:prefix]) == stable_prefix(cold.llm, chat)
     assert len(cache_files(magray_home)) == 1
 
@@ -145,7 +146,7 @@ def test_another_model_or_prompt_does_not_reuse_it(
 def test_the_folder_stays_under_its_limit(local_gguf: Path, tmp_path: Path) -> None:
     provider = fresh(local_gguf)
     llm = provider.llm
-    prefix_a = stable_prefix(llm, None, local.render_completion_prompt(ASK))
+    prefix_a = stable_prefix(llm, None, local_prompts.render_completion_prompt(ASK))
     assert prefix_a
     roomy = PromptCache(tmp_path / "a", local_gguf, 64 << 20)
     assert roomy.prime(llm, prefix_a).source == "built"

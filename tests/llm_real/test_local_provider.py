@@ -10,7 +10,8 @@ from magray.config import load_settings
 from magray.errors import ModelNotInstalledError
 from magray.llm.base import Message, Request
 from magray.llm.config import ProviderConfig
-from magray.llm.local import LocalProvider, render_completion_prompt
+from magray.llm.local import LocalProvider
+from magray.llm.local_prompts import render_completion_prompt
 
 
 @pytest.fixture(scope="module")

@@ -82,10 +82,10 @@ def bench_llm(
     whole prompt; ``prompt_tokens_per_s`` is the prompt over the time to first token. Then
     the prompt cache: the same system prompt with another question, after a warm call.
     """
-    from magray.llm.local import (
+    from magray.llm.local import LocalProvider
+    from magray.llm.local_prompts import (
         CHAT_STOPS,
         STOPS,
-        LocalProvider,
         render_chat_messages,
         render_completion_prompt,
     )

@@ -12,24 +12,27 @@ llama.cpp's prompt cache reuses it from one call to the next.
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import io
-import json
 import logging
 import os
-import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from magray.errors import ConfigError, ModelNotInstalledError, ProviderError, ProviderResponseError
-from magray.llm import status
+from magray.llm import llama_loader, status
 from magray.llm.base import Capabilities, Chunk, Message, Request, Usage, temperature_for
+from magray.llm.llama_loader import probe
 from magray.llm.local_models import DEFAULT_LOCAL, LocalModel, find_local_model, model_for_file
-from magray.llm.prompt_cache import PrefixUse, PromptCache, common_prefix
+from magray.llm.local_prompts import (
+    CHAT_STOPS,
+    STOPS,
+    render_chat_messages,
+    render_completion_prompt,
+    stable_prefix,
+)
+from magray.llm.prompt_cache import PrefixUse, PromptCache
 
 if TYPE_CHECKING:
     from magray.config import Settings
@@ -45,276 +48,6 @@ MAX_AUTO_CTX = 8192  # what MAGRAY opens a chat model with unless n_ctx says oth
 SMALL_MODEL_BYTES = 2_000_000_000  # under this a GGUF is a small model: grounded answers only
 MESSAGE_OVERHEAD = 5  # chat-template tokens around each message
 REPEAT_PENALTY = 1.2  # small base models loop without it
-STOPS = ("\nQuestion:", "\nNotes:", "\nUser:", "\n[", "\n\n\n")
-CHAT_STOPS = ("<|im_end|>", "<|endoftext|>")
-
-FEW_SHOT = """Questions answered from numbered notes, citing the note used.
-
-Notes:
-[1] The Eiffel Tower in Paris was completed in 1889 for the World's Fair.
-[2] Bananas are rich in potassium.
-Question: When was the Eiffel Tower finished?
-Answer: It was completed in 1889, for the World's Fair [1].
-
-Notes:
-[1] Run `make test` to lint the project and run the test suite.
-Question: How do I run the tests?
-Answer: Run `make test`; it lints the code and runs the whole suite [1].
-"""
-
-_load_lock = threading.Lock()
-_loaded: dict[tuple[str, int, int], Any] = {}
-_probed: dict[str, tuple[int, bool]] = {}
-_grammars: dict[str, Any] = {}
-_formatters: dict[tuple[int, bool], Any] = {}
-
-
-@atexit.register
-def _close_models() -> None:
-    """Free loaded models before interpreter teardown (their finalizers fail after it)."""
-    with _load_lock:
-        for llm in _loaded.values():
-            close = getattr(llm, "close", None)
-            if close is not None:
-                close()
-        _loaded.clear()
-        _formatters.clear()
-
-
-def _llama_cpp() -> Any:
-    """Import llama.cpp's bindings, with OpenMP threads that sleep instead of spinning."""
-    # Busy-waiting OpenMP workers collapse generation speed on a shared machine; the
-    # variable must be set before the library loads, so MAGRAY sets it, not only make.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        import llama_cpp
-    except ImportError:
-        raise ProviderError(
-            "the local provider needs llama-cpp-python; run `pip install 'magray[local]'`."
-        ) from None
-    return llama_cpp
-
-
-def _cpu_has_amx() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            return any(line.startswith("flags") and " amx_int8" in line for line in fh)
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def _plain_cpu_buffers(llama_cpp: Any) -> Iterator[None]:
-    """Load weights without llama.cpp's AMX buffers on CPUs that have AMX.
-
-    llama.cpp's AMX matrix multiply crashes (a segfault on the first decode) with Q4_K
-    weights on some AMX machines; plain CPU buffers avoid it at a small cost in speed.
-    """
-    bindings = llama_cpp.llama_cpp
-    original = bindings.llama_model_default_params
-    if not _cpu_has_amx() or os.environ.get("MAGRAY_LLAMA_EXTRA_BUFFERS") == "1":
-        yield
-        return
-
-    def params() -> Any:
-        made = original()
-        made.use_extra_bufts = False
-        return made
-
-    bindings.llama_model_default_params = params
-    try:
-        yield
-    finally:
-        bindings.llama_model_default_params = original
-
-
-def _construct(path: Path, **kwargs: Any) -> Any:
-    llama_cpp = _llama_cpp()
-    # llama.cpp's log callback prints some notices (e.g. about its KV cache) to
-    # sys.stderr even when quiet; MAGRAY reports failures as its own errors instead.
-    try:
-        with contextlib.redirect_stderr(io.StringIO()), _plain_cpu_buffers(llama_cpp):
-            return llama_cpp.Llama(model_path=str(path), verbose=False, **kwargs)
-    except (ValueError, RuntimeError) as exc:
-        raise ProviderError(f"llama.cpp could not load {path} ({exc}).") from None
-
-
-def probe(path: Path) -> tuple[int, bool]:
-    """(trained context length, has a chat template), read from the GGUF's header."""
-    from magray.llm.gguf import read_info
-
-    key = str(path)
-    if key not in _probed:
-        info = read_info(path)
-        _probed[key] = (info.context_length, info.chat_template is not None)
-    return _probed[key]
-
-
-def _load(path: Path, n_ctx: int, threads: int) -> Any:
-    key = (str(path), n_ctx, threads)
-    with _load_lock:
-        if key not in _loaded:
-            status.report(f"loading the local model {path.name}")
-            _loaded[key] = _construct(path, n_ctx=n_ctx, n_threads=threads)
-        return _loaded[key]
-
-
-def _grammar(schema: Mapping[str, Any]) -> Any:
-    """A llama.cpp grammar for JSON matching ``schema`` (compiled once per schema)."""
-    # The grammar writes properties in the schema's order (``tool`` before ``args``: the
-    # model decides what to do before how), so the text compiled keeps it; sorted keys
-    # would make a model fill in arguments before naming the tool they belong to.
-    key = json.dumps(schema)
-    with _load_lock:
-        if key not in _grammars:
-            _llama_cpp()
-            from llama_cpp.llama_grammar import LlamaGrammar
-
-            try:
-                _grammars[key] = LlamaGrammar.from_json_schema(key, verbose=False)
-            except (ValueError, RuntimeError, KeyError) as exc:
-                raise ProviderError(
-                    f"llama.cpp could not compile the JSON schema ({exc})."
-                ) from None
-        return _grammars[key]
-
-
-def render_completion_prompt(messages: Sequence[Message]) -> str:
-    """A few-shot completion prompt for base models: notes, earlier turns, the question."""
-    system = "\n".join(m.content for m in messages if m.role == "system")
-    notes = ""
-    if "Memories:" in system:
-        notes = system[system.index("Memories:") + len("Memories:") :].strip()
-    parts = [FEW_SHOT, "", "Notes:", notes or "(none)"]
-    turns = [m for m in messages if m.role in ("user", "assistant")]
-    for m in turns:
-        if m.role == "user":
-            parts.append(f"Question: {' '.join(m.content.split())}")
-        else:
-            parts.append(f"Answer: {' '.join(m.content.split())}")
-    parts.append("Answer:")
-    return "\n".join(parts)
-
-
-#: worked examples a small chat model reads before every grounded question (a stable
-#: prefix: llama.cpp's prompt cache keeps it, so it costs the first call only)
-CHAT_SHOTS: tuple[tuple[str, str], ...] = (
-    (
-        "Memories:\n[1] The Eiffel Tower in Paris was completed in 1889 for the World's Fair."
-        "\n[2] Bananas are rich in potassium.\n\nQuestion: When was the Eiffel Tower finished?",
-        "According to [1], it was completed in 1889, for the World's Fair.",
-    ),
-    (
-        "Memories:\n[1] Run `make test` to lint the project and run the test suite.\n"
-        "[2] The canteen serves three menus: vegetarian, fish and meat.\n\n"
-        "Question: Who wrote the deploy script?",
-        "I don't know.",
-    ),
-    (
-        "Memories:\n[1] The deploy script lives in scripts/deploy.sh.\n[2] Bananas are rich in"
-        " potassium.\n\nQuestion: What is the capital of Italy?",
-        "I don't know.",
-    ),
-    (
-        "Memories:\n[1] The office is open Monday to Friday.\n[2] The canteen serves three"
-        " menus: vegetarian, fish and meat.\n\nQuestion: Which menus does the canteen have?",
-        "According to [2], there are three: vegetarian, fish and meat.",
-    ),
-)
-
-
-CHAT_CUE = "(Answer from the memories only, citing the one you use, or say I don't know.)"
-
-
-def render_chat_messages(messages: Sequence[Message]) -> list[dict[str, str]]:
-    """Chat messages for a small local model: rules, worked examples, then the question.
-
-    A system message carrying ``Memories:`` (a grounded question) is split: its rules stay
-    first (a stable prefix for the prompt cache), worked examples follow, and the memories
-    move next to the question, where a small model heeds them. Others pass unchanged.
-    """
-    system = "\n".join(m.content for m in messages if m.role == "system")
-    rest = [m for m in messages if m.role != "system"]
-    if "Memories:" not in system or not rest or rest[-1].role != "user":
-        return [{"role": m.role, "content": m.content} for m in messages]
-    rules, notes = system.split("Memories:", 1)
-    out = [{"role": "system", "content": rules.strip()}]
-    for question, answer in CHAT_SHOTS:
-        out.append({"role": "user", "content": f"{question}\n{CHAT_CUE}"})
-        out.append({"role": "assistant", "content": answer})
-    out += [{"role": m.role, "content": m.content} for m in rest[:-1]]
-    question = f"Memories:\n{notes.strip()}\n\nQuestion: {rest[-1].content.strip()}\n{CHAT_CUE}"
-    out.append({"role": "user", "content": question})
-    return out
-
-
-def stable_messages(chat: Sequence[Mapping[str, str]]) -> int:
-    """How many leading messages of ``chat`` are the same from call to call: the system
-    prompt, and the worked examples ``render_chat_messages`` adds after it (never all)."""
-    n = 0
-    while n < len(chat) and chat[n]["role"] == "system":
-        n += 1
-    for question, answer in CHAT_SHOTS:
-        shot = [
-            {"role": "user", "content": f"{question}\n{CHAT_CUE}"},
-            {"role": "assistant", "content": answer},
-        ]
-        if [dict(m) for m in chat[n : n + 2]] != shot:
-            break
-        n += 2
-    return n if n < len(chat) else 0
-
-
-def _formatter(llm: Any, generation: bool) -> Any | None:
-    """The chat formatter ``create_chat_completion`` uses for a GGUF's own template."""
-    if getattr(llm, "chat_handler", None) is not None:
-        return None
-    if getattr(llm, "chat_format", None) != "chat_template.default":
-        return None
-    key = (id(llm), generation)
-    if key not in _formatters:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        def text(token: int) -> str:
-            if token == -1:
-                return ""
-            return bytes(llm.detokenize([token], special=True)).decode("utf-8", "replace")
-
-        _formatters[key] = Jinja2ChatFormatter(
-            template=llm.metadata["tokenizer.chat_template"],
-            eos_token=text(llm.token_eos()),
-            bos_token=text(llm.token_bos()),
-            add_generation_prompt=generation,
-        )
-    return _formatters[key]
-
-
-def _chat_tokens(llm: Any, chat: Sequence[Mapping[str, str]], generation: bool) -> list[int]:
-    """``chat`` as the tokens llama.cpp's chat path reads (empty: not known)."""
-    formatter = _formatter(llm, generation)
-    if formatter is None:
-        return []
-    result = formatter(messages=[dict(m) for m in chat])
-    prompt = str(result.prompt).encode("utf-8")
-    return list(llm.tokenize(prompt, add_bos=not result.added_special, special=True))
-
-
-def stable_prefix(
-    llm: Any, chat: Sequence[Mapping[str, str]] | None, prompt: str = ""
-) -> list[int]:
-    """The tokens a chat (or a few-shot ``prompt``) shares with every call like it."""
-    if chat is not None:
-        n = stable_messages(chat)
-        if n == 0:
-            return []
-        prefix = _chat_tokens(llm, chat[:n], False)
-        full = _chat_tokens(llm, chat, True)
-    elif prompt.startswith(FEW_SHOT):
-        prefix = list(llm.tokenize(FEW_SHOT.encode("utf-8"), add_bos=True, special=True))
-        full = list(llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=True))
-    else:
-        return []
-    return full[: common_prefix(prefix, full)]
 
 
 def _progress(message: str) -> None:
@@ -425,7 +158,7 @@ class LocalProvider:
 
     @property
     def llm(self) -> Any:
-        return _load(self._path, self.context_window, self._threads)
+        return llama_loader.load(self._path, self.context_window, self._threads)
 
     def _tokens(self, text: str, *, bos: bool = False) -> int:
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=bos, special=True))
@@ -454,7 +187,7 @@ class LocalProvider:
         if temperature is None:
             temperature = 0.2
         timeout = request.timeout or self._timeout
-        grammar = _grammar(request.json_schema) if request.json_schema else None
+        grammar = llama_loader.grammar(request.json_schema) if request.json_schema else None
         status.report("thinking (reading the prompt)", transient=True)
         started = time.monotonic()
         if request.completion:
