@@ -33,3 +33,20 @@ def test_an_environment_value_that_is_not_utf8_names_the_variable(
     monkeypatch.setenv("MAGRAY_WEB_SEARCH_URL", "http://x/\udcff")
     with pytest.raises(ConfigError, match=r"MAGRAY_WEB_SEARCH_URL: web\.search_url is not UTF-8"):
         load_settings()
+
+
+@pytest.mark.parametrize(
+    ("key", "tool"),
+    [
+        ("llm.providers", "[llm.providers.NAME]"),
+        ("mcp.servers", "magray mcp add"),
+        ("policy.rules", "magray policy allow"),
+        ("policy.disabled_builtins", "policy.toml"),
+    ],
+)
+def test_a_listed_key_that_is_not_one_value_names_its_tool(
+    magray_home: Path, key: str, tool: str
+) -> None:
+    with pytest.raises(ConfigError, match="is not a single value") as caught:
+        write_setting(magray_home / "config.toml", key, "x")
+    assert tool in caught.value.message
