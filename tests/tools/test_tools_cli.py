@@ -81,7 +81,10 @@ def test_policy_allow_deny_show_reset(workspace: Path) -> None:
     denied = run([*write, "-a", "path=secrets/k.txt"])
     assert denied.exit_code == 4
     assert "deny file_write path='secrets/**'" in denied.stderr
-    assert run(["policy", "reset"]).exit_code == 0
+    refused = run(["policy", "reset"])  # not a terminal: nothing to answer "are you sure"
+    assert refused.exit_code == 2 and "add --yes to confirm" in refused.stderr
+    assert len(json.loads(run(["policy", "show", "--json"]).stdout)["rules"]) == 3
+    assert run(["policy", "reset", "--yes"]).exit_code == 0
     assert json.loads(run(["policy", "show", "--json"]).stdout)["rules"] == []
 
 

@@ -195,13 +195,24 @@ def remove(
 
 
 @app.command("reset")
-def reset() -> None:
-    """Remove every rule, going back to the defaults.
+def reset(
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Remove every rule, going back to the defaults (asks first).
 
-    Example: magray policy reset
+    Example: magray policy reset --yes
     """
-    from magray.tools.policy_file import reset_rules
+    import sys
+
+    from magray.errors import UsageError
+    from magray.tools.policy_file import load_rules, reset_rules
 
     path = _file()
+    count = len(load_rules(path)) if path.exists() else 0
+    if path.exists() and not yes:
+        what = f"{count} rule(s) and any built-in exceptions of {path}"
+        if not sys.stdin.isatty():
+            raise UsageError(f"reset removes {what}; add --yes to confirm.")
+        typer.confirm(f"Remove {what}?", abort=True, err=True)
     removed = reset_rules(path)
     typer.echo("removed every rule" if removed else "there were no rules", err=True)
