@@ -70,3 +70,18 @@ def test_bench_counts_below_one_are_refused(args: list[str], needle: str) -> Non
 
 def test_bench_embed_with_a_folder_as_corpus_is_one_line(tmp_path: Path) -> None:
     fails(run(["bench", "embed", "--corpus", str(tmp_path)]), 2, "is a folder")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["bench", "agent", "--only", ""], "--only is empty"),
+        (["bench", "agent", "--only", "plan", "--only", " "], "--only is empty"),
+        (["bench", "agent", "--provider", ""], "--provider is empty"),
+        (["bench", "ask", "--provider", "local", "--provider", " "], "--provider is empty"),
+    ],
+)
+def test_empty_filters_and_providers_are_refused_not_run_on_everything(
+    args: list[str], needle: str
+) -> None:
+    fails(run(args), 2, needle)
