@@ -50,3 +50,20 @@ def test_a_listed_key_that_is_not_one_value_names_its_tool(
     with pytest.raises(ConfigError, match="is not a single value") as caught:
         write_setting(magray_home / "config.toml", key, "x")
     assert tool in caught.value.message
+
+
+@pytest.mark.parametrize("variable", ["MAGRAY_HOME", "MAGRAY_MODELS_DIR"])
+def test_a_home_or_models_folder_that_is_a_file_or_a_loop_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    from tests.cli.test_errors_cli import fails, run
+
+    loop = tmp_path / "loop-a"
+    loop.symlink_to(tmp_path / "loop-b")
+    (tmp_path / "loop-b").symlink_to(loop)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    monkeypatch.setenv(variable, str(loop))
+    fails(run(["memory", "list"]), 1, f"{variable}=", "cannot be resolved", "point it at")
+    monkeypatch.setenv(variable, str(a_file))
+    fails(run(["memory", "list"]), 1, f"{variable}=", "is a file, not a folder")

@@ -34,7 +34,10 @@ def error_line(message: str) -> None:
 def _log_unexpected(exc: BaseException) -> str:
     from magray.paths import resolve_paths
 
-    log = resolve_paths().log_file
+    try:
+        log = resolve_paths().log_file
+    except MagrayError:
+        return "(the log could not be written)"
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a", encoding="utf-8") as fh:
