@@ -204,13 +204,15 @@ def reset(
     """
     import sys
 
-    from magray.errors import UsageError
+    from magray.errors import MagrayError, UsageError
     from magray.tools.policy_file import load_rules, reset_rules
 
     path = _file()
-    count = len(load_rules(path)) if path.exists() else 0
     if path.exists() and not yes:
-        what = f"{count} rule(s) and any built-in exceptions of {path}"
+        try:
+            what = f"{len(load_rules(path))} rule(s) and any built-in exceptions of {path}"
+        except MagrayError:  # a damaged file: reset is how it is repaired
+            what = f"the damaged {path}"
         if not sys.stdin.isatty():
             raise UsageError(f"reset removes {what}; add --yes to confirm.")
         typer.confirm(f"Remove {what}?", abort=True, err=True)
