@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,7 @@ from magray.memory.lifecycle.expire import DEFAULT_TTLS, HOUR, expire_decisions,
 from magray.memory.records import Layer, NewRecord, Query, SearchMode
 from magray.memory.service import Memory
 from tests.fakes import HashEmbedder
+from tests.memory.old_store import old_store
 from tests.memory.test_promote import NOW, make_record
 
 MARCH = 1_677_628_800.0  # 2023-03-01T00:00:00Z
@@ -75,12 +77,9 @@ def test_recency_boost_counts_from_the_event_time() -> None:
             assert factors[True] > 1.2 and factors[False] < 1.01, mode
 
 
-def test_a_store_from_before_event_times_reads_store_times(tmp_path: object) -> None:
-    with make() as memory:
-        rid = memory.remember(NewRecord(text="an old note")).id
-        with memory.backend.store.write() as conn:  # type: ignore[attr-defined]
-            conn.execute("ALTER TABLE records DROP COLUMN occurred_at")
-            conn.execute("DELETE FROM schema_migrations WHERE version >= 3")
+def test_a_store_from_before_event_times_reads_store_times(magray_home: Path) -> None:
+    db = magray_home / "data" / "memory.db"
+    rid = old_store(db, version=2, records=[("an old note", 0, None)])[0]
     with make() as memory:  # migrates the store: the column comes back empty
         record = memory.get(rid)
         assert record.occurred_at is None and record.event_at == record.created_at

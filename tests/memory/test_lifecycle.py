@@ -22,14 +22,7 @@ def make(**overrides: object) -> Memory:
 
 def access(memory: Memory, record_id: str, times: list[float]) -> None:
     num = memory.backend.resolve(record_id).num
-    with memory.backend.store.write() as conn:
-        conn.executemany(
-            "INSERT INTO access_log (num, at) VALUES (?, ?)", [(num, t) for t in times]
-        )
-        conn.execute(
-            "UPDATE records SET access_count = access_count + ?, last_access_at = ? WHERE num = ?",
-            (len(times), max(times), num),
-        )
+    memory.backend.record_accesses([(num, t) for t in sorted(times)])
 
 
 @pytest.fixture

@@ -288,3 +288,26 @@ def test_decisions_are_bounded_one_step_up_and_deterministic(
         assert d.from_layer is h.record.layer
         assert d.to_layer is None or d.to_layer is h.record.layer.next
         assert (d.model_score is None) == (not use_model)
+
+
+def test_accesses_skipped_by_the_bounded_history_still_count() -> None:
+    from magray.memory.access import KEEP_FIRST, bounded
+
+    rec = make_record(created_at=NOW - 40 * DAY)
+    every = [NOW - 40 * DAY + i * 2 * HOUR for i in range(1, 401)]  # 400 accesses, 33 days
+    kept = bounded(every)
+    full = RecordHistory(rec, tuple(every))
+    short = RecordHistory(rec, tuple(kept), skipped=len(every) - len(kept))
+    names = list(FEATURE_NAMES)
+    f_full, f_short = features(full, NOW), features(short, NOW)
+    for exact in ("log_accesses", "accesses_per_day", "log_accesses_24h", "recency"):
+        assert f_short[names.index(exact)] == pytest.approx(f_full[names.index(exact)])
+    # the days inside the gap are an estimate: at most one per skipped access
+    days = names.index("log_distinct_days")
+    assert f_short[days] == pytest.approx(f_full[days])
+    # before the gap ends, only what was kept is seen
+    early = every[KEEP_FIRST - 1] + 1
+    assert features(short, early)[names.index("log_accesses")] == pytest.approx(
+        np.log1p(KEEP_FIRST)
+    )
+    assert rule_score(short, NOW, DEFAULT_TTLS)[1][0].startswith("accessed 400×")

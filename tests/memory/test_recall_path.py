@@ -26,7 +26,11 @@ def make(**overrides: object) -> Memory:
 def stored_count(magray_home: Path, record_id: str) -> int:
     conn = sqlite3.connect(magray_home / "data" / "memory.db")
     try:
-        row = conn.execute("SELECT access_count FROM records WHERE id = ?", (record_id,))
+        row = conn.execute(
+            "SELECT s.access_count FROM records r JOIN record_stats s ON s.num = r.num"
+            " WHERE r.id = ?",
+            (record_id,),
+        )
         return int(row.fetchone()[0])
     finally:
         conn.close()
@@ -92,11 +96,11 @@ def test_reads_by_label_do_not_walk_a_layer(magray_home: Path) -> None:
     with make() as memory:
         memory.remember(NewRecord(text="one note", layer=Layer.ASSETS))
         conn = memory.backend.store.conn  # type: ignore[attr-defined]
-        from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, filter_sql
+        from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, STATS_JOIN, filter_sql
 
         cond, params = filter_sql(Filters(layers=(Layer.ASSETS,)))
         plan = conn.execute(
-            f"EXPLAIN QUERY PLAN SELECT {RECORD_COLUMNS} FROM records r NOT INDEXED"
+            f"EXPLAIN QUERY PLAN SELECT {RECORD_COLUMNS} FROM records r NOT INDEXED{STATS_JOIN}"
             f" WHERE r.num IN (?, ?) AND {cond}",
             [1, 2, *params],
         ).fetchall()
@@ -242,7 +246,7 @@ def test_recall_explains_only_when_asked(magray_home: Path) -> None:
 
 def test_a_row_reads_as_the_record_field_by_field() -> None:
     """Rows become records positionally (the hot path): every field lands in its place."""
-    from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, row_to_record
+    from magray.memory.backends.sqlite.rows import row_to_record
     from magray.memory.records import Record, Source
 
     values: dict[str, Any] = {
@@ -271,8 +275,7 @@ def test_a_row_reads_as_the_record_field_by_field() -> None:
         "embedding_model": "model",
         "occurred_at": 9.0,
     }
-    columns = [c.strip() for c in RECORD_COLUMNS.split(",")]
-    stored = row_to_record(tuple(values[c] for c in columns))
+    stored = row_to_record(tuple(values.values()))
     assert stored.num == 7
     assert stored.record == Record(
         id="abc123",

@@ -34,7 +34,7 @@ def test_a_schema_4_store_gets_lean_indexes_and_keeps_its_records(magray_home: P
     assert "WHERE" not in before["records_source"]
 
     memory = Memory(load_settings({}), embedder=HashEmbedder())  # opening migrates
-    assert SCHEMA_VERSION == 6
+    assert SCHEMA_VERSION == 7
     after = _indexes(db)
     assert "index_journal_layer" not in after
     assert after["records_source"].endswith("WHERE source_uri IS NOT NULL")

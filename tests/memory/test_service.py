@@ -183,7 +183,7 @@ def test_store_is_wal_and_fts_is_consistent(memory: Memory, magray_home: Path) -
     conn = sqlite3.connect(magray_home / "data" / "memory.db")
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-    assert versions == [1, 2, 3, 4, 5, 6]
+    assert versions == [1, 2, 3, 4, 5, 6, 7]
     assert verify(memory).ok
 
 

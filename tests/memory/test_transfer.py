@@ -199,8 +199,11 @@ def test_stored_values_no_magray_writes_do_not_break_reads(tmp_path: Path) -> No
         with memory.backend.store.write() as conn:
             conn.execute(
                 "UPDATE records SET created_at = 1e999, updated_at = 'soon', layer_since = -1e300,"
-                " last_access_at = 'x', access_count = 'many', tags = '{bad',"
-                " source_start = 'a', source_end = -4, promotion_score = 'p'"
+                " tags = '{bad', source_start = 'a', source_end = -4, promotion_score = 'p'"
+            )
+            conn.execute(
+                "INSERT INTO record_stats (num, access_count, last_access_at)"
+                " SELECT num, 'many', 'x' FROM records"
             )
         [record] = memory.list_records()
         assert (record.created_at, record.updated_at, record.access_count) == (0.0, 0.0, 0)

@@ -6,6 +6,14 @@ buffered here and a background thread writes them in one transaction once
 ``FLUSH_COUNT`` are pending or the oldest is ``FLUSH_SECONDS`` old. ``flush`` writes them
 at once (``Memory`` does so before the store is used otherwise, on close and at exit).
 Like every access statistic they are best effort: a crash loses at most the last second.
+
+What a store keeps of each record's accesses is bounded (``bounded``): its counters (count
+and last access, exact) and the times of at most its first ``KEEP_FIRST`` and its last
+``KEEP_LAST`` accesses. Promotion reads those times (``lifecycle/promote.py``): training
+snapshots look at the first days of a record (the first accesses), decisions at its recent
+use (the last ones: the rule's frequency term 1 − e^(−n/4) is saturated long before 32, and
+so is a day's count). Accesses dropped in between are counted back from the record's
+``access_count`` (``RecordHistory.skipped``), so lifecycle never reads an unbounded log.
 """
 
 from __future__ import annotations
@@ -21,6 +29,19 @@ FLUSH_COUNT = 256
 FLUSH_SECONDS = 1.0
 
 Events = list[tuple[int, float]]  # (label, unix time) per access
+KEEP_FIRST = 32  # access times kept from the start of a record's history
+KEEP_LAST = 32  # and from its end
+KEPT = KEEP_FIRST + KEEP_LAST
+FOLD_AT = 16_384  # accesses appended before a store folds them into the bounded history
+
+
+def bounded(times: Sequence[float]) -> list[float]:
+    """``times`` ascending, without those between the first ``KEEP_FIRST`` and the last
+    ``KEEP_LAST``: what a store keeps of one record's access history."""
+    ordered = sorted(times)
+    if len(ordered) <= KEPT:
+        return ordered
+    return [*ordered[:KEEP_FIRST], *ordered[-KEEP_LAST:]]
 
 
 class AccessBuffer:

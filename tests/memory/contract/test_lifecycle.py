@@ -80,3 +80,35 @@ def test_expire_archives_history_deletes_and_logs(backend: Backend, insert: Inse
     assert (entry.action, entry.record_id, entry.reasons) == ("expire", a.id, ("too old",))
     assert entry.to_layer is None
     assert backend.expire([], now=NOW) == 0
+
+
+def test_the_access_history_keeps_the_first_and_last_times(
+    backend: Backend, insert: Insert
+) -> None:
+    from magray.memory.access import KEEP_FIRST, KEEP_LAST
+
+    a, b = insert([NewRecord("busy"), NewRecord("quiet")])
+    times = [NOW + i for i in range(1, 151)]
+    backend.record_accesses([(a.num, t) for t in times] + [(b.num, NOW + 7)])
+    record = backend.resolve(a.id).record
+    assert record.access_count == 150 and record.last_access_at == NOW + 150
+    kept = backend.access_times()
+    assert kept[a.num] == times[:KEEP_FIRST] + times[-KEEP_LAST:]
+    assert kept[b.num] == [NOW + 7]
+    assert backend.expire([Expiry(a.num, "too old")], now=NOW + 500) == 1
+    (archived,) = backend.archived_histories()
+    assert list(archived.access_times) == times[:KEEP_FIRST] + times[-KEEP_LAST:]
+
+
+def test_a_merge_keeps_the_history_bounded(backend: Backend, insert: Insert) -> None:
+    from magray.memory.access import KEPT
+
+    twin = insert([NewRecord("same", layer=Layer.INSIGHTS)])[0]
+    src = insert([NewRecord("same")])[0]
+    backend.record_accesses([(src.num, NOW + i) for i in range(1, 51)])
+    backend.record_accesses([(twin.num, NOW + 100 + i) for i in range(50)])
+    backend.promote({}, [Promotion(src.num, src.id, Layer.INSIGHTS, 0.8, ())], now=NOW + 200)
+    merged = backend.resolve(twin.id).record
+    assert merged.access_count == 100 and merged.last_access_at == NOW + 149
+    times = backend.access_times()[twin.num]
+    assert len(times) == KEPT and times[0] == NOW + 1 and times[-1] == NOW + 149

@@ -208,3 +208,44 @@ def test_every_server_tenant_gets_a_schema_of_its_own() -> None:
     assert tenant_settings(pg, "a-b").get_str("memory.pg_schema") == schema_name("a-b")
     lite = load_settings()
     assert tenant_settings(lite, "acme").get_str("memory.pg_schema") == "magray"
+
+
+def test_a_schema_1_store_keeps_its_access_statistics(
+    postgres_dsn: str, postgres_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from magray.memory.access import bounded
+    from magray.memory.backends.postgres import schema
+
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
+    old = PostgresBackend.connect(postgres_dsn, schema_name=postgres_schema)
+    busy, once = add(old, ["busy", "once"], unit(np.random.default_rng(9), 2))
+    times = [1_700_000_000.0 + i for i in range(150)]
+    with old._write() as conn:  # what version 1 wrote: counters and a row per access
+        conn.execute(
+            "INSERT INTO record_stats (num, access_count, last_access_at) VALUES"
+            " (%s, 150, %s), (%s, 1, %s)",
+            (busy, times[-1], once, times[0]),
+        )
+        conn.execute(
+            "INSERT INTO access_log (num, at) SELECT %s, unnest(%s::double precision[])",
+            (busy, times[::-1]),
+        )
+        conn.execute("INSERT INTO access_log (num, at) VALUES (%s, %s)", (once, times[0]))
+    old.close()
+    monkeypatch.undo()
+    new = PostgresBackend.connect(postgres_dsn, schema_name=postgres_schema)  # migrates
+    try:
+        assert new.access_times() == {busy: bounded(times), once: [times[0]]}
+        with new._read() as conn:  # moved into the bounded history, the log emptied
+            kept = conn.execute("SELECT cardinality(times) FROM access_history WHERE num = %s",
+                                (busy,)).fetchone()  # fmt: skip
+            assert kept == (64,)
+            assert conn.execute("SELECT count(*) FROM access_log").fetchone() == (0,)
+        stored = {r.num: r.record for r in new.iter_records()}
+        assert (stored[busy].access_count, stored[busy].last_access_at) == (150, times[-1])
+        assert (stored[once].access_count, stored[once].last_access_at) == (1, times[0])
+        new.record_access([busy], times[-1] + 1)
+        assert new.access_times()[busy][-1] == times[-1] + 1
+    finally:
+        new.close()

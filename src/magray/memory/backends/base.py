@@ -311,7 +311,8 @@ class Backend(Protocol):
 
     # -- lifecycle ----------------------------------------------------------------------------
     def access_times(self) -> dict[int, list[float]]:
-        """Every access of every live record, ascending, by label."""
+        """The kept access times of every live record, ascending, by label: all of them, or
+        the first ``KEEP_FIRST`` and last ``KEEP_LAST`` (``magray.memory.access.bounded``)."""
         ...
 
     def live_records(self, layers: Sequence[Layer]) -> list[StoredRow]:

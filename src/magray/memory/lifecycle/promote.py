@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from magray.errors import ModelError, UsageError
+from magray.memory.access import KEEP_FIRST
 from magray.memory.lifecycle.expire import DAY, HOUR, Ttls, duration
 from magray.memory.records import Layer, Record
 
@@ -70,10 +71,13 @@ _RULES_ONLY = (
 
 @dataclass(frozen=True, slots=True)
 class RecordHistory:
-    """A record and the times (unix seconds, ascending) of every access in the log."""
+    """A record and the times (unix seconds, ascending) of its accesses as the store keeps
+    them: every one, or for a much-used record its first ``KEEP_FIRST`` and last
+    ``KEEP_LAST`` with ``skipped`` more in between (``magray.memory.access``)."""
 
     record: Record
     access_times: tuple[float, ...] = ()
+    skipped: int = 0
 
     def __post_init__(self) -> None:
         times = self.access_times
@@ -84,6 +88,29 @@ class RecordHistory:
         """Access times at or before ``now``: all that a decision at ``now`` may see."""
         times = np.asarray(self.access_times, dtype=np.float64)
         return times[: int(np.searchsorted(times, now, side="right"))]
+
+    def _gap(self) -> tuple[float, float] | None:
+        """The kept times either side of the skipped ones (None: nothing skipped)."""
+        times = self.access_times
+        if self.skipped <= 0 or len(times) <= KEEP_FIRST:
+            return None
+        return times[KEEP_FIRST - 1], times[KEEP_FIRST]
+
+    def skipped_until(self, now: float, since: float = -math.inf) -> int:
+        """The skipped accesses counted as at or before ``now`` and after ``since``: all of
+        them once ``now`` reaches the first kept time after the gap and ``since`` lies
+        before it (they happened in between: exactly when is not kept), else none."""
+        gap = self._gap()
+        return self.skipped if gap is not None and now >= gap[1] and since <= gap[0] else 0
+
+    def skipped_days(self, now: float) -> int:
+        """At most one distinct day per skipped access, among the days strictly inside the
+        gap: an estimate for ``log_distinct_days``."""
+        gap = self._gap()
+        if gap is None or now < gap[1]:
+            return 0
+        inside = int(math.floor(gap[1] / DAY) - math.floor(gap[0] / DAY)) - 1
+        return max(min(self.skipped, inside), 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +141,13 @@ def features(history: RecordHistory, now: float) -> FloatArray:
     """
     record = history.record
     times = history.times_until(now)
-    n = times.size
+    n = times.size + history.skipped_until(now)
     age_hours = max(now - record.event_at, 0.0) / HOUR  # since it happened
     since = record.layer_since if record.layer_since <= now else record.created_at
     layer_hours = max(now - since, 0.0) / HOUR
     last_24h = int(np.count_nonzero(times > now - DAY))
     recency = 0.5 ** ((now - times[-1]) / HOUR / RECENCY_HALF_LIFE_HOURS) if n else 0.0
-    distinct_days = np.unique(np.floor(times / DAY)).size
+    distinct_days = np.unique(np.floor(times / DAY)).size + history.skipped_days(now)
     return np.array(
         [
             math.log1p(age_hours),
@@ -150,6 +177,7 @@ def rule_score(history: RecordHistory, now: float, ttls: Ttls) -> tuple[float, l
     since = min(record.layer_since, now)
     layer_hours = (now - since) / HOUR
     n = int(times.size - np.searchsorted(times, since, side="left"))
+    n += history.skipped_until(now, since)
     frequency = 1.0 - math.exp(-n / 4)
     importance = _importance(record)
     reasons: list[str] = ["pinned"] if record.pinned else []

@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from magray.errors import ModelError, StoreLockedError
+from magray.memory.access import KEPT
 from magray.memory.backends.base import Expiry, Promotion
 from magray.memory.lifecycle.expire import ExpiryDecision, expire_decisions, ttls_from_settings
 from magray.memory.lifecycle.promote import Decision, LearnedScorer, RecordHistory, decide, train
@@ -66,6 +68,13 @@ def _archived(memory: Memory) -> list[RecordHistory]:
     return out
 
 
+def _history(record: Record, times: Sequence[float]) -> RecordHistory:
+    """A live record's kept access times; when the store had to drop some (``KEPT`` are
+    kept), its access count says how many lie between the first and the last ones."""
+    skipped = max(record.access_count - len(times), 0) if len(times) >= KEPT else 0
+    return RecordHistory(record, tuple(times), skipped)
+
+
 def scorer(memory: Memory, now: float, report: LifecycleReport) -> LearnedScorer | None:
     """The stored scorer if fresh, else one retrained from all history (None if too little)."""
     backend = memory.backend
@@ -80,7 +89,7 @@ def scorer(memory: Memory, now: float, report: LifecycleReport) -> LearnedScorer
             log.warning("the stored promotion model is unreadable; retraining it.")
     times = backend.access_times()
     rows = backend.live_records(tuple(Layer))
-    histories = [RecordHistory(r.record, tuple(times.get(r.num, ()))) for r in rows]
+    histories = [_history(r.record, times.get(r.num, ())) for r in rows]
     learned = train([*histories, *_archived(memory)], now)
     if learned is None:
         report.model = {"source": "rules only", "samples": 0}
@@ -98,7 +107,7 @@ def promote(memory: Memory, *, dry_run: bool = False, now: float | None = None) 
     times = backend.access_times()
     rows = backend.live_records((Layer.INTERACT, Layer.INSIGHTS))
     by_id = {r.record.id: r for r in rows}
-    histories = [RecordHistory(r.record, tuple(times.get(r.num, ()))) for r in rows]
+    histories = [_history(r.record, times.get(r.num, ())) for r in rows]
     threshold = memory.settings.memory.promote_threshold
     ttls = ttls_from_settings(memory.settings)
     decisions = decide(histories, now, ttls=ttls, scorer=learned, threshold=threshold)

@@ -11,6 +11,7 @@ from magray.memory.backends.base import (
     Promotion,
     StoredRow,
 )
+from magray.memory.backends.postgres import access
 from magray.memory.backends.postgres.core import (
     BUMP,
     COLUMNS,
@@ -25,11 +26,8 @@ from magray.memory.records import Layer
 
 class LifecycleMixin(Core):
     def access_times(self) -> dict[int, list[float]]:
-        out: dict[int, list[float]] = {}
         with self._read() as conn:
-            for num, at in conn.execute("SELECT num, at FROM access_log ORDER BY num, at"):
-                out.setdefault(int(num), []).append(float(at))
-        return out
+            return access.kept_times(conn)
 
     def live_records(self, layers: Sequence[Layer]) -> list[StoredRow]:
         if not layers:
@@ -71,6 +69,7 @@ class LifecycleMixin(Core):
     ) -> list[str]:
         actions: list[str] = []
         with self._write() as conn:
+            conn.execute(access.FOLD_LOCKED)  # the history in one table
             for key, value in (meta or {}).items():
                 self._set_meta(conn, key, value)
             if scores:
@@ -107,7 +106,7 @@ class LifecycleMixin(Core):
                         "SELECT last_access_at FROM record_stats WHERE num = %s", (p.num,)
                     ).fetchone()
                     conn.execute(BUMP, (twin[0], count, last[0] if last else None))
-                    conn.execute("UPDATE access_log SET num = %s WHERE num = %s", (twin[0], p.num))
+                    conn.execute(access.MOVE, (twin[0], p.num))
                     conn.execute("DELETE FROM records WHERE num = %s", (p.num,))
                 else:
                     conn.execute(
@@ -134,6 +133,7 @@ class LifecycleMixin(Core):
     def expire(self, expiries: Sequence[Expiry], *, now: float) -> int:
         deleted = 0
         with self._write() as conn:
+            conn.execute(access.FOLD_LOCKED)  # the history in one table
             for e in expiries:
                 row = conn.execute(
                     "SELECT id, layer, created_at, layer_since, importance, pinned"
@@ -146,8 +146,8 @@ class LifecycleMixin(Core):
                 conn.execute(
                     "INSERT INTO history_archive (record_id, layer, created_at, layer_since,"
                     " importance, pinned, access_times, archived_at) VALUES (%s, %s, %s, %s,"
-                    " %s, %s, ARRAY(SELECT at FROM access_log WHERE num = %s ORDER BY at)"
-                    "::double precision[], %s) ON CONFLICT (record_id) DO UPDATE SET"
+                    " %s, %s, COALESCE((SELECT times FROM access_history WHERE num = %s),"
+                    " '{}'), %s) ON CONFLICT (record_id) DO UPDATE SET"
                     " layer = excluded.layer, created_at = excluded.created_at,"
                     " layer_since = excluded.layer_since, importance = excluded.importance,"
                     " pinned = excluded.pinned, access_times = excluded.access_times,"

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from magray.errors import NotFoundError, UsageError
 from magray.hashing import content_hash
+from magray.memory.access import FOLD_AT
 from magray.memory.backends.base import Candidate, InsertResult, LayerStats, StoredRow
-from magray.memory.backends.postgres import schema
+from magray.memory.backends.postgres import access, schema
 from magray.memory.backends.postgres.core import (
     BUMP,
     COLUMNS,
@@ -164,6 +165,13 @@ class RecordsMixin(Core):
             by_time.setdefault(at, []).append(num)
         for at, nums in by_time.items():
             self.record_access(nums, at)
+        try:
+            with self._read() as conn:
+                row = conn.execute(access.PENDING).fetchone()
+                if row is not None and int(row[0]) >= FOLD_AT:
+                    conn.execute(access.FOLD_IF_FREE, (schema.lock_key(self.schema),))
+        except Exception:  # stats never fail a search
+            return
 
     # -- reads ----------------------------------------------------------------------------
     def resolve(self, id_or_prefix: str) -> StoredRow:

@@ -112,7 +112,36 @@ CREATE TABLE history_archive (
 CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
 """
 
-MIGRATIONS: tuple[tuple[int, str, str], ...] = ((1, "initial schema", M1_INITIAL),)
+# A bounded access history, as in the SQLite store (``magray.memory.access``): per record at
+# most the first and the last 32 access times, in one array (``access_history``); the log
+# keeps only the accesses not yet folded into it (appended, no foreign key, one index on
+# its sequence), so a flush of accesses writes the log's last pages and the narrow
+# ``record_stats`` rows. The old log moves over, bounded.
+M2_ACCESS_HISTORY = """
+CREATE FUNCTION bounded_times(t double precision[]) RETURNS double precision[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN (SELECT CASE WHEN cardinality(s) <= 64 THEN s
+        ELSE s[1:32] || s[cardinality(s) - 31:cardinality(s)] END
+        FROM (SELECT ARRAY(SELECT x FROM unnest(t) AS x ORDER BY x) AS s) AS sorted);
+
+CREATE TABLE access_history (
+    num bigint PRIMARY KEY REFERENCES records (num) ON DELETE CASCADE,
+    times double precision[] NOT NULL
+);
+INSERT INTO access_history (num, times)
+    SELECT num, bounded_times(array_agg(at)) FROM access_log GROUP BY num;
+DROP TABLE access_log;
+CREATE TABLE access_log (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    num bigint NOT NULL,
+    at double precision NOT NULL
+);
+"""
+
+MIGRATIONS: tuple[tuple[int, str, str], ...] = (
+    (1, "initial schema", M1_INITIAL),
+    (2, "bounded access history", M2_ACCESS_HISTORY),
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

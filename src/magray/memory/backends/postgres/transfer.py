@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from magray.errors import BackupError
 from magray.hashing import content_hash
 from magray.memory.backends.base import Snapshot, StoreCheck, StoredRow
-from magray.memory.backends.postgres import schema
+from magray.memory.backends.postgres import access, schema
 from magray.memory.backends.postgres.core import (
     BUMP,
     COLUMNS,
@@ -161,11 +161,8 @@ class TransferMixin(Core):
     ) -> Iterable[dict[str, Any]]:
         for key, value in sorted(meta.items()):
             yield {"table": "meta", "key": key, "value": value}
-        for rid, times in conn.execute(
-            "SELECT r.id, array_agg(a.at ORDER BY a.at) FROM access_log a"
-            " JOIN records r ON r.num = a.num GROUP BY r.id ORDER BY r.id"
-        ):
-            yield {"table": "access_log", "id": rid, "at": list(times)}
+        for rid, times in access.kept_times(conn, key="id").items():
+            yield {"table": "access_log", "id": rid, "at": times}
         for row in conn.execute(
             "SELECT at, record_id, action, from_layer, to_layer, score, reasons"
             " FROM lifecycle_log ORDER BY seq"
@@ -356,10 +353,7 @@ def _restore_state(
             (obj["key"], obj["value"]),
         )
     elif table == "access_log" and obj["id"] in labels:
-        conn.execute(
-            "INSERT INTO access_log (num, at) SELECT %s, unnest(%s::double precision[])",
-            (labels[obj["id"]], obj["at"]),
-        )
+        conn.execute(access.ADD, (labels[obj["id"]], obj["at"]))
     elif table in {"lifecycle_log", "history_archive", "ingested_sources"}:
         cols = list(obj)
         marks = ", ".join(["%s"] * len(cols))

@@ -6,7 +6,7 @@ import json
 import sqlite3
 from collections.abc import Iterable
 
-from magray.memory.backends.sqlite import vector_backlog
+from magray.memory.backends.sqlite import access_stats, vector_backlog
 from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Layer, Record
 
@@ -34,9 +34,9 @@ def _insert(
     cur = conn.execute(
         "INSERT INTO records (id, text, layer, kind, tags, project, session, source_uri,"
         " source_start, source_end, source_line_start, source_line_end, created_at, updated_at,"
-        " layer_since, last_access_at, access_count, importance, pinned, promotion_score,"
-        " content_hash, embedding_model, vector, occurred_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " layer_since, importance, pinned, promotion_score, content_hash, embedding_model,"
+        " vector, occurred_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             r.id,
             r.text,
@@ -53,8 +53,6 @@ def _insert(
             r.created_at,
             r.updated_at,
             r.layer_since,
-            r.last_access_at,
-            r.access_count,
             r.importance,
             int(r.pinned),
             r.promotion_score,
@@ -65,6 +63,7 @@ def _insert(
         ),
     )
     num = int(cur.lastrowid or 0)
+    access_stats.add(conn, num, r.access_count, r.last_access_at)
     conn.executemany(
         "INSERT OR IGNORE INTO record_tags (num, tag) VALUES (?, ?)", [(num, t) for t in r.tags]
     )

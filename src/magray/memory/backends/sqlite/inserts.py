@@ -16,7 +16,7 @@ from typing import Any
 
 from magray.hashing import content_hash
 from magray.memory.backends.record_row import RECORD_ROW_COLUMNS, RECORD_ROW_WIDTH, record_row
-from magray.memory.backends.sqlite import vector_backlog
+from magray.memory.backends.sqlite import access_stats, vector_backlog
 from magray.memory.backends.values import InsertResult
 from magray.memory.records import NewRecord, new_id
 
@@ -75,11 +75,11 @@ def _bump(
     num, id_, old_tags, old_model = stored
     merged = tuple(dict.fromkeys((*json.loads(old_tags), *tags)))
     conn.execute(
-        "UPDATE records SET access_count = access_count + 1, last_access_at = ?,"
-        " updated_at = ?, tags = ?, importance = MAX(importance, ?),"
+        "UPDATE records SET updated_at = ?, tags = ?, importance = MAX(importance, ?),"
         " pinned = MAX(pinned, ?) WHERE num = ?",
-        (now, now, json.dumps(merged), item.importance, int(item.pinned), num),
+        (now, json.dumps(merged), item.importance, int(item.pinned), num),
     )
+    access_stats.add(conn, num, 1, now)
     if vector is not None and old_model != model_id:
         inline, kept = vector_backlog.split(vector, apart)
         conn.execute(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -14,16 +14,14 @@ from magray.memory.backends.base import (
     Promotion,
     StoredRow,
 )
-from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, row_to_record
+from magray.memory.backends.sqlite import access_stats
+from magray.memory.backends.sqlite.rows import RECORD_COLUMNS, STATS_JOIN, row_to_record
 from magray.memory.backends.sqlite.store import Store
 from magray.memory.records import Layer
 
 
 def access_times(store: Store) -> dict[int, list[float]]:
-    times: dict[int, list[float]] = defaultdict(list)
-    for num, at in store.conn.execute("SELECT num, at FROM access_log ORDER BY num, at"):
-        times[int(num)].append(float(at))
-    return dict(times)
+    return access_stats.access_times(store.conn)
 
 
 def live_records(store: Store, layers: Sequence[Layer]) -> list[StoredRow]:
@@ -31,7 +29,8 @@ def live_records(store: Store, layers: Sequence[Layer]) -> list[StoredRow]:
         return []
     marks = ",".join("?" * len(layers))
     rows = store.conn.execute(
-        f"SELECT {RECORD_COLUMNS} FROM records WHERE layer IN ({marks}) ORDER BY num",
+        f"SELECT {RECORD_COLUMNS} FROM records r{STATS_JOIN} WHERE r.layer IN ({marks})"
+        " ORDER BY r.num",
         [str(x) for x in layers],
     ).fetchall()
     return [row_to_record(r) for r in rows]
@@ -88,6 +87,7 @@ def promote(
 ) -> list[str]:
     actions: list[str] = []
     with store.write() as conn:
+        access_stats.fold(conn)  # a merge moves the history: all of it in one table
         for key, value in meta.items():
             Store.set_meta(conn, key, value)
         conn.executemany(
@@ -96,14 +96,14 @@ def promote(
         )
         for p in promotions:
             row = conn.execute(
-                "SELECT layer, project, content_hash, access_count, pinned, importance"
-                " FROM records WHERE num = ?",
+                "SELECT layer, project, content_hash, pinned, importance FROM records"
+                " WHERE num = ?",
                 (p.num,),
             ).fetchone()
             if row is None:
                 actions.append("gone")
                 continue
-            layer, project, chash, count, pinned, importance = row
+            layer, project, chash, pinned, importance = row
             twin = conn.execute(
                 "SELECT num FROM records WHERE layer = ? AND project = ? AND content_hash = ?",
                 (str(p.to_layer), project, chash),
@@ -111,11 +111,20 @@ def promote(
             if twin is not None:
                 action = "merge"
                 conn.execute(
-                    "UPDATE records SET access_count = access_count + ?, pinned = MAX(pinned, ?),"
-                    " importance = MAX(importance, ?) WHERE num = ?",
-                    (count, pinned, importance, twin[0]),
+                    "UPDATE records SET pinned = MAX(pinned, ?), importance = MAX(importance, ?)"
+                    " WHERE num = ?",
+                    (pinned, importance, twin[0]),
                 )
-                conn.execute("UPDATE access_log SET num = ? WHERE num = ?", (twin[0], p.num))
+                stats = conn.execute(
+                    "SELECT access_count, last_access_at FROM record_stats WHERE num = ?",
+                    (p.num,),
+                ).fetchone()
+                if stats is not None:  # a value no MAGRAY writes adds nothing
+                    count, last = stats
+                    count = count if type(count) is int and count > 0 else 0
+                    last = last if type(last) is float and math.isfinite(last) else None
+                    access_stats.add(conn, twin[0], count, last)
+                access_stats.merge(conn, p.num, twin[0])
                 conn.execute("DELETE FROM records WHERE num = ?", (p.num,))
             else:
                 action = "promote"
@@ -132,9 +141,9 @@ def promote(
 def expire(store: Store, expiries: Sequence[Expiry], now: float) -> int:
     if not expiries:
         return 0
-    times = access_times(store)
     deleted = 0
     with store.write() as conn:
+        access_stats.fold(conn)
         for e in expiries:
             row = conn.execute(
                 "SELECT id, layer, created_at, layer_since, importance, pinned FROM records"
@@ -149,7 +158,7 @@ def expire(store: Store, expiries: Sequence[Expiry], now: float) -> int:
                 " layer_since, importance, pinned, access_times, archived_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (rid, layer, created, since, importance, pinned,
-                 json.dumps(times.get(e.num, [])), now),
+                 json.dumps(access_stats.times_of(conn, e.num)), now),
             )  # fmt: skip
             conn.execute("DELETE FROM records WHERE num = ?", (e.num,))
             _log(conn, now, rid, "expire", Layer(layer), reasons=(e.reason,))

@@ -16,7 +16,13 @@ import sqlite3
 
 from magray.sqlite_migrations import apply, current_version
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "current_version", "migrate"]
+__all__ = [
+    "ACCESS_STATS_VERSION",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "current_version",
+    "migrate",
+]
 
 M1_INITIAL = """
         CREATE TABLE records (
@@ -176,6 +182,38 @@ M6_VECTOR_BACKLOG = """
         );
 """
 
+# Access statistics in narrow tables of their own. A recall bumps the statistics of every hit:
+# kept in ``records`` each bump rewrote the page of a wide row (its text lives there too), so
+# one flush of a few thousand accesses wrote as many pages. ``record_stats`` holds the
+# counters (a row only once a record was accessed; the old columns are dropped).
+# ``access_history`` holds each record's kept access times as one packed array (at most the
+# first and the last 32: ``magray.memory.access``), ``access_log`` only the accesses not yet
+# folded into it: appended in rowid order, no index, no foreign key, so an append writes the
+# last page. The old log becomes that pending log; the store folds it right after migrating
+# (``access_stats.fold``: packing is done in Python).
+M7_ACCESS_STATS = """
+        CREATE TABLE record_stats (
+            num INTEGER PRIMARY KEY REFERENCES records (num) ON DELETE CASCADE,
+            access_count INTEGER NOT NULL DEFAULT 0,
+            last_access_at REAL
+        );
+        INSERT INTO record_stats (num, access_count, last_access_at)
+            SELECT num, access_count, last_access_at FROM records
+            WHERE access_count != 0 OR last_access_at IS NOT NULL;
+        ALTER TABLE records DROP COLUMN access_count;
+        ALTER TABLE records DROP COLUMN last_access_at;
+
+        CREATE TABLE access_history (
+            num INTEGER PRIMARY KEY REFERENCES records (num) ON DELETE CASCADE,
+            times BLOB NOT NULL
+        );
+        CREATE TABLE access_pending (num INTEGER NOT NULL, at REAL NOT NULL);
+        INSERT INTO access_pending (num, at)
+            SELECT num, at FROM access_log ORDER BY rowid;
+        DROP TABLE access_log;
+        ALTER TABLE access_pending RENAME TO access_log;
+"""
+
 # (version, name, SQL script). A script runs inside one transaction with its bookkeeping row.
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (1, "initial schema", M1_INITIAL),
@@ -184,9 +222,11 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (4, "index of the records holding vectors", M4_VECTOR_INDEX),
     (5, "partial source and session indexes, no journal layer index", M5_LEAN_INDEXES),
     (6, "vectors kept apart until the index file holds them", M6_VECTOR_BACKLOG),
+    (7, "access statistics in narrow tables, bounded history", M7_ACCESS_STATS),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+ACCESS_STATS_VERSION = 7  # after it, the store folds the old access log (``access_stats``)
 
 
 def migrate(conn: sqlite3.Connection) -> list[int]:

@@ -10,11 +10,16 @@ from typing import Any
 from magray.memory.backends.values import StoredRow
 from magray.memory.records import Filters, Layer, Record, Source
 
+# The columns of a ``Record``, read from ``records r`` followed by ``STATS_JOIN``: the access
+# counters live in the narrow ``record_stats`` (no row there: never accessed). A join, not
+# two correlated subqueries: those cost 2.5 µs a row, the join 0.4.
 RECORD_COLUMNS = (
-    "num, id, text, layer, kind, tags, project, session, source_uri, source_start, source_end,"
-    " source_line_start, source_line_end, created_at, updated_at, layer_since, last_access_at,"
-    " access_count, importance, pinned, promotion_score, content_hash, embedding_model, occurred_at"
+    "r.num, r.id, r.text, r.layer, r.kind, r.tags, r.project, r.session, r.source_uri,"
+    " r.source_start, r.source_end, r.source_line_start, r.source_line_end, r.created_at,"
+    " r.updated_at, r.layer_since, s.last_access_at, COALESCE(s.access_count, 0),"
+    " r.importance, r.pinned, r.promotion_score, r.content_hash, r.embedding_model, r.occurred_at"
 )
+STATS_JOIN = " LEFT JOIN record_stats s ON s.num = r.num"
 _LAYER_OF: dict[Any, Layer] = {layer.value: layer for layer in Layer}
 # When a record happened, for recency: its event time, else when it was stored.
 EVENT_AT = "COALESCE(r.occurred_at, r.created_at)"

@@ -14,11 +14,18 @@ from pathlib import Path
 
 from magray.errors import NotFoundError, SchemaError, StoreError, StoreLockedError, UsageError
 from magray.memory.backends.base import Candidate, InsertResult, StoredRow
+from magray.memory.backends.sqlite import access_stats
 from magray.memory.backends.sqlite.inserts import insert_many
-from magray.memory.backends.sqlite.migrations import SCHEMA_VERSION, current_version, migrate
+from magray.memory.backends.sqlite.migrations import (
+    ACCESS_STATS_VERSION,
+    SCHEMA_VERSION,
+    current_version,
+    migrate,
+)
 from magray.memory.backends.sqlite.rows import (
     EVENT_AT,
     RECORD_COLUMNS,
+    STATS_JOIN,
     filter_sql,
     row_to_record,
     stored_float,
@@ -83,7 +90,10 @@ class Store:
             )
         if have < SCHEMA_VERSION:
             with self.locked():
-                migrate(self.conn)
+                applied = migrate(self.conn)
+            if ACCESS_STATS_VERSION in applied:  # the old access log, now pending: pack it
+                with self.write() as conn:
+                    access_stats.fold(conn)
 
     def close(self) -> None:
         if self._stats_conn is not None:
@@ -178,7 +188,7 @@ class Store:
 
     def record_accesses(self, events: Sequence[tuple[int, float]]) -> None:
         """Bump access stats, one (label, time) per access, in one short transaction (best
-        effort).
+        effort): the narrow counters and the append-only log (``access_stats``).
 
         Stats never block or fail a search: if another process holds the store, they are
         skipped. They go through a second connection that commits without an fsync
@@ -192,18 +202,11 @@ class Store:
             )
             self._stats_conn.execute("PRAGMA synchronous = NORMAL")
             self._stats_conn.execute("PRAGMA busy_timeout = 200")
+            self._stats_conn.execute("PRAGMA foreign_keys = OFF")  # see access_stats.bump
         conn = self._stats_conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "UPDATE records SET access_count = access_count + 1, last_access_at = ?"
-                " WHERE num = ?",
-                [(at, n) for n, at in events],
-            )
-            conn.executemany(  # a record forgotten since it was recalled logs nothing
-                "INSERT INTO access_log (num, at) SELECT num, ? FROM records WHERE num = ?",
-                [(at, n) for n, at in events],
-            )
+            access_stats.bump(conn, events)
             conn.execute("COMMIT")
         except sqlite3.Error:
             if conn.in_transaction:
@@ -216,7 +219,8 @@ class Store:
         if len(key) < MIN_ID_PREFIX:
             raise UsageError(f"give at least {MIN_ID_PREFIX} characters of a memory id.")
         rows = self.conn.execute(
-            f"SELECT {RECORD_COLUMNS} FROM records WHERE id >= ? AND id < ? ORDER BY id LIMIT 6",
+            f"SELECT {RECORD_COLUMNS} FROM records r{STATS_JOIN} WHERE r.id >= ? AND r.id < ?"
+            " ORDER BY r.id LIMIT 6",
             (key, key + "\uffff"),
         ).fetchall()
         exact = [r for r in rows if r[1] == key]
@@ -242,7 +246,7 @@ class Store:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             rows = self.conn.execute(
-                f"SELECT {RECORD_COLUMNS} FROM records r NOT INDEXED WHERE r.num IN"
+                f"SELECT {RECORD_COLUMNS} FROM records r NOT INDEXED{STATS_JOIN} WHERE r.num IN"
                 f" ({','.join('?' * len(chunk))}) AND {cond}",
                 [*chunk, *params],
             ).fetchall()
@@ -279,7 +283,7 @@ class Store:
     def list_records(self, filters: Filters, *, limit: int, offset: int = 0) -> list[StoredRow]:
         cond, params = filter_sql(filters)
         rows = self.conn.execute(
-            f"SELECT {RECORD_COLUMNS} FROM records r WHERE {cond}"
+            f"SELECT {RECORD_COLUMNS} FROM records r{STATS_JOIN} WHERE {cond}"
             " ORDER BY r.created_at DESC, r.num DESC LIMIT ? OFFSET ?",
             [*params, limit, offset],
         ).fetchall()
@@ -291,7 +295,7 @@ class Store:
         last = 0
         while True:
             rows = self.conn.execute(
-                f"SELECT {RECORD_COLUMNS} FROM records r WHERE r.num > ? AND {cond}"
+                f"SELECT {RECORD_COLUMNS} FROM records r{STATS_JOIN} WHERE r.num > ? AND {cond}"
                 " ORDER BY r.num LIMIT ?",
                 [last, *params, batch],
             ).fetchall()
