@@ -92,16 +92,29 @@ class Paths:
         return self.logs_dir / "magray.log"
 
 
+def _folder(variable: str, value: str) -> Path:
+    """The folder an environment variable names (it may not exist yet), or a ConfigError
+    when it is a file or a symlink loop."""
+    from magray.errors import ConfigError
+
+    try:
+        folder = Path(value).expanduser().resolve()
+        is_file = folder.exists() and not folder.is_dir()
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop (Python before 3.13)
+        raise ConfigError(
+            f"{variable}={value} cannot be resolved (a symlink loop?); point it at a folder."
+        ) from None
+    if is_file:
+        raise ConfigError(f"{variable}={value} is a file, not a folder; point it at a folder.")
+    return folder
+
+
 def resolve_paths(env: os._Environ[str] | dict[str, str] | None = None) -> Paths:
     """Work out the directories from the environment."""
     env = os.environ if env is None else env
     home = env.get("MAGRAY_HOME")
     if home:
-        root = Path(home).expanduser().resolve()
-        if root.exists() and not root.is_dir():
-            from magray.errors import ConfigError
-
-            raise ConfigError(f"MAGRAY_HOME={home} is a file, not a folder; point it at a folder.")
+        root = _folder("MAGRAY_HOME", home)
         paths = Paths(
             config_dir=root,
             data_dir=root / "data",
@@ -122,7 +135,7 @@ def resolve_paths(env: os._Environ[str] | dict[str, str] | None = None) -> Paths
         paths = Paths(
             config_dir=paths.config_dir,
             data_dir=paths.data_dir,
-            models_dir=Path(models).expanduser().resolve(),
+            models_dir=_folder("MAGRAY_MODELS_DIR", models),
             logs_dir=paths.logs_dir,
         )
     return paths

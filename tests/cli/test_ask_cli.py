@@ -271,3 +271,12 @@ def test_a_terminal_gets_one_spinner_that_stops_before_the_answer() -> None:
         status.done()
         assert line._spinner is None  # gone before the first words are written
     assert seen == ["loading the local model x.gguf", "thinking (reading the prompt)", None, None]
+
+
+def test_a_question_or_task_longer_than_the_api_takes_is_one_line() -> None:
+    from tests.cli.test_errors_cli import fails, run
+
+    text = "q" * 200_001
+    for command, what in (("ask", "the question"), ("run", "the task")):
+        line = fails(run([command, "-"], input=text), 2, f"{what} has 200,001 characters")
+        assert "magray ingest" in line

@@ -112,7 +112,8 @@ def test_an_empty_tag_filter_is_a_usage_error() -> None:
     ("args", "needles"),
     [
         (["memory", "search", "x", "--kind", ""], ["kind", "empty"]),
-        (["logs", "-n", "99999999999999999999"], ["-n", "at most"]),
+        (["logs", "-n", "100001"], ["-n", "at most"]),
+        (["logs", "-n", "99999999999999999999"], ["-n", "out of range"]),
         (["audit", "list", "--tenant", "../x"], ["invalid tenant"]),
     ],
 )

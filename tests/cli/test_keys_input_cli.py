@@ -19,3 +19,8 @@ def test_a_plain_key_is_stored(magray_home: Path) -> None:
     stored = run(["keys", "set", "openai"], input="sk-test-1234567890abcd\n")
     assert stored.exit_code == 0, stored.output
     assert (magray_home / "keys.toml").is_file()
+
+
+def test_a_key_longer_than_any_api_key_is_refused(magray_home: Path) -> None:
+    fails(run(["keys", "set", "openai"], input="k" * 16_385), 2, "16,385 characters")
+    assert not (magray_home / "keys.toml").exists()

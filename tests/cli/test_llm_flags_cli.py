@@ -19,3 +19,16 @@ def test_llm_usage_over_a_century_is_a_usage_error() -> None:
     result = run(["llm", "usage", "--days", "100000000", "--json"])
     assert result.exit_code == 2 and result.stdout == "", result.output
     assert "--days" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_empty_provider_name_is_refused_not_taken_as_the_default() -> None:
+    from tests.cli.test_errors_cli import fails
+
+    for args in (
+        ["ask", "say hi", "--provider", "", "--no-memory"],
+        ["ask", "say hi", "--provider", "  ", "--no-memory"],
+        ["run", "say hi", "--provider", ""],
+        ["llm", "test", ""],
+        ["bench", "llm", "--provider", ""],
+    ):
+        fails(run(args), 2, "the provider name is empty", "magray llm list")

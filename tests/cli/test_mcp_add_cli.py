@@ -43,3 +43,14 @@ def test_mcp_call_json_prints_an_object_on_failure_like_tools_run(tmp_path: Path
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
     shape = run(["tools", "run", "file_read", "--arg", "path=/etc/passwd", "--json"])
     assert set(json.loads(shape.stdout)) == set(failed)
+
+
+def test_an_empty_program_or_a_url_without_a_host_is_refused() -> None:
+    from tests.cli.test_errors_cli import fails
+
+    fails(run(["mcp", "add", "blank", "--", ""]), 2, "the command to run is empty")
+    fails(run(["mcp", "add", "blank", "--", "  ", "arg"]), 2, "the command to run is empty")
+    fails(run(["mcp", "add", "web", "--url", "http://"]), 2, "names no host")
+    fails(run(["mcp", "add", "web", "--url", "http://[::1"]), 2, "names no host")
+    listed = run(["mcp", "list"])
+    assert "blank" not in listed.stdout and "web" not in listed.stdout

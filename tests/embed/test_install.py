@@ -171,8 +171,11 @@ def test_user_model_custom_needs_pooling_and_dim(tmp_path: Path) -> None:
     spec = register_user_model(tmp_path, "my-decoder", folder, pooling="last_token", dim=8)
     assert [s.name for s in user_specs(tmp_path)] == ["my-decoder"]
     assert spec.padding_side == "right"
-    with pytest.raises(NotFoundError, match=r"lacks model\.onnx"):
+    with pytest.raises(NotFoundError, match=r"no folder .*nothing-here"):
         register_user_model(tmp_path, "x", tmp_path / "nothing-here", pooling="mean", dim=4)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(NotFoundError, match=r"lacks model\.onnx"):
+        register_user_model(tmp_path, "x", tmp_path / "empty", pooling="mean", dim=4)
 
 
 def test_changed_user_file_is_detected(tmp_path: Path) -> None:

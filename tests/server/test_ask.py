@@ -196,3 +196,14 @@ def test_a_model_the_local_provider_does_not_run_is_refused_before_streaming(
     )
     assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
     assert "'nope'" in r.json()["detail"] and "leave the model out" in r.json()["detail"]
+
+
+def test_an_empty_provider_is_a_422_not_the_default(
+    llm: Scripted, make_client: AppFactory, key: Any
+) -> None:
+    client = make_client()
+    r = client.post(
+        "/v1/ask", json={"question": "x", "no_memory": True, "provider": ""}, headers=key("writer")
+    )
+    assert r.status_code == 422, r.text
+    assert "provider name is empty" in r.json()["detail"]

@@ -101,3 +101,13 @@ def test_an_empty_project_or_session_is_refused_not_read_as_no_filter(
         assert r.status_code == 422, (r.request.url, r.text)
         assert r.headers["content-type"] == PROBLEM
         assert "is empty; give a name, or leave it out" in r.json()["detail"]
+
+
+def test_a_url_over_the_limit_is_414(client: TestClient, h: dict[str, str]) -> None:
+    from magray.server.guard import MAX_URL_BYTES
+
+    fits = client.get("/v1/memories?tag=" + "a" * (MAX_URL_BYTES - 200), headers=h)
+    assert fits.status_code == 200, fits.text
+    r = client.get("/v1/memories?tag=" + "a" * MAX_URL_BYTES, headers=h)
+    _problem(r, 414, "more than the limit of", "POST")
+    assert r.json()["type"] == "/problems/url-too-long"

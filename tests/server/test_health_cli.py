@@ -56,3 +56,10 @@ def test_serve_on_a_busy_port_is_one_line() -> None:
     assert out.exit_code == 2
     assert f"cannot listen on 127.0.0.1:{port}" in out.output
     assert "Traceback" not in out.output
+
+
+def test_an_empty_host_is_refused_by_serve_and_ui() -> None:
+    from tests.cli.test_errors_cli import fails, run
+
+    for command in ("serve", "ui"):
+        fails(run([command, "--host", " "]), 2, "--host is empty", "127.0.0.1")

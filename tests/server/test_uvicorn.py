@@ -5,6 +5,7 @@ Readiness is polled on /healthz with a generous deadline; nothing here times the
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -118,6 +119,17 @@ def test_real_server_answers_logs_json_and_stops_work_on_disconnect(
         ).json()
         assert found["hits"][0]["id"] == added.json()["id"]
         assert httpx.get(served.url + "/openapi.json").json()["paths"]["/v1/ask"]
+        # the app's URL limit (414) and uvicorn's parser (400) both answer problem JSON
+        # (http.client: httpx refuses to send a URL this long)
+        for size, status in ((9_000, 414), (100_000, 400)):
+            conn = http.client.HTTPConnection("127.0.0.1", int(served.url.rsplit(":", 1)[1]))
+            conn.request("GET", f"/v1/memories?tag={'a' * size}", headers=h)
+            long = conn.getresponse()
+            text = long.read().decode()
+            conn.close()
+            assert long.status == status, text
+            assert long.getheader("content-type") == "application/problem+json"
+            assert json.loads(text)["detail"].endswith("."), text
 
         events: list[str] = []
         with httpx.stream(

@@ -81,7 +81,10 @@ def test_policy_allow_deny_show_reset(workspace: Path) -> None:
     denied = run([*write, "-a", "path=secrets/k.txt"])
     assert denied.exit_code == 4
     assert "deny file_write path='secrets/**'" in denied.stderr
-    assert run(["policy", "reset"]).exit_code == 0
+    refused = run(["policy", "reset"])  # not a terminal: nothing to answer "are you sure"
+    assert refused.exit_code == 2 and "add --yes to confirm" in refused.stderr
+    assert len(json.loads(run(["policy", "show", "--json"]).stdout)["rules"]) == 3
+    assert run(["policy", "reset", "--yes"]).exit_code == 0
     assert json.loads(run(["policy", "show", "--json"]).stdout)["rules"] == []
 
 
@@ -191,3 +194,14 @@ def test_policy_remove_one_rule() -> None:
     assert [(r["tool"], r["action"]) for r in rules] == [("file_write", "deny")]
     missing = run(["policy", "remove", "shell_exec"])
     assert missing.exit_code == 3 and "no rule for 'shell_exec'" in missing.stderr
+
+
+def test_policy_reset_repairs_a_damaged_file() -> None:
+    policy = resolve_paths().config_dir / "policy.toml"
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    policy.write_bytes(b"\x9a\xff not toml")
+    refused = run(["policy", "reset"])
+    assert refused.exit_code == 2 and "the damaged" in refused.stderr and policy.exists()
+    assert run(["policy", "reset", "--yes"]).exit_code == 0
+    assert not policy.exists()
+    assert run(["policy", "show", "--json"]).exit_code == 0

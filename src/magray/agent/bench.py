@@ -99,6 +99,8 @@ def select_cases(only: Sequence[str] = ()) -> tuple[tuple[str, tuple[str, ...]],
     """The cases whose request contains one of ``only`` (all of them without ``only``)."""
     if not only:
         return CASES
+    if any(not text.strip() for text in only):
+        raise UsageError("--only is empty; give some words of a request, or leave it out.")
     wanted = [text.lower() for text in only]
     cases = tuple(c for c in CASES if any(w in c[0].lower() for w in wanted))
     if not cases:
@@ -178,6 +180,8 @@ def bench_agent(
     from magray.llm.config import load_llm_config
     from magray.llm.local_models import with_local_models
 
+    if provider is not None and not provider.strip():
+        raise UsageError("--provider is empty; give a provider or a local model name.")
     name = provider or "local"
     config = with_local_models(load_llm_config(settings), [name])  # local-tiny, qwen2.5-1.5b
     with Router(settings, config=config) as router:

@@ -61,6 +61,19 @@ FROM_AGENT = "source:agent"  # the provenance tag of what the agent (not the use
 RUN_SUCCEEDED = "run:succeeded"  # the tag of an agent run that worked (the planner's examples)
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 
+#: the longest question or request the agent takes (the API's limit too): a longer text is
+#: a document to `magray ingest`, not a question
+MAX_REQUEST_CHARS = 200_000
+
+
+def check_length(text: str, what: str) -> None:
+    """A UsageError when ``text`` (a question, a request, a task) is too long to ask."""
+    if len(text) > MAX_REQUEST_CHARS:
+        raise UsageError(
+            f"{what} has {len(text):,} characters, more than {MAX_REQUEST_CHARS:,}; shorten"
+            " it, or `magray ingest` the text and ask about it."
+        )
+
 
 class LLM(Protocol):
     """What a session needs from the LLM layer (the router implements it)."""
@@ -332,6 +345,7 @@ class Session:
         """Answer ``question`` from ``recalled`` memories (recalled here when None)."""
         if not question.strip():
             raise UsageError("the question is empty; ask something, or pipe it in with '-'.")
+        check_length(question, "the question")
         prov = self.llm.provider(provider)
         conv = conversation_id or new_conversation_id()
         history = self.log.turns(conv, limit=HISTORY_TURNS) if conversation_id else []

@@ -35,6 +35,7 @@ from magray.agent.session import (
     AskResult,
     Session,
     UsedMemory,
+    check_length,
     new_conversation_id,
 )
 from magray.agent.untrusted import untrusted
@@ -108,6 +109,7 @@ class AgentTurn:
         """
         if not request.strip():
             raise UsageError("the request is empty; say what you want, or pipe it in with '-'.")
+        check_length(request, "the request")
         recalled = self.session.recall(request, provider)
         if act and self.agent is not None:
             memories = planning_memories(recalled)

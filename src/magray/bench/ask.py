@@ -198,6 +198,8 @@ def bench_ask(
 
     if limit is not None and limit < 1:
         raise UsageError("--limit must be at least 1.")
+    if any(not name.strip() for name in providers):
+        raise UsageError("--provider is empty; give a provider or a local model name.")
     cases = CASES[:limit] if limit else CASES
     config = with_local_models(load_llm_config(settings), providers)
     bench = bench_settings(settings, "magray-docs")

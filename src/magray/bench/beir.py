@@ -47,18 +47,28 @@ class Dataset:
         ]
 
 
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``path``'s numbered lines; a file that is not UTF-8 or cannot be read is a UsageError."""
+    try:
+        with path.open(encoding="utf-8") as fh:
+            yield from enumerate(fh, 1)
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text; give the BEIR file as it ships.") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path} ({exc.strerror or exc}); check it.") from None
+
+
 def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{lineno}: not valid JSON ({exc.msg}).") from None
-            if not isinstance(obj, dict):
-                raise UsageError(f"{path}:{lineno}: expected a JSON object.")
-            yield lineno, obj
+    for lineno, line in _text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"{path}:{lineno}: not valid JSON ({exc.msg}).") from None
+        if not isinstance(obj, dict):
+            raise UsageError(f"{path}:{lineno}: expected a JSON object.")
+        yield lineno, obj
 
 
 def _field(obj: Mapping[str, Any], name: str, path: Path, lineno: int, *, required: bool) -> str:
@@ -97,33 +107,35 @@ def load_queries(path: Path) -> dict[str, str]:
 def load_qrels(paths: list[Path]) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
     for path in paths:
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                parts = line.rstrip("\r\n").split("\t")
-                if len(parts) != 3:
-                    raise UsageError(
-                        f"{path}:{lineno}: expected 'query-id<TAB>corpus-id<TAB>score'."
-                    )
-                query_id, doc_id, raw = (p.strip() for p in parts)
-                try:
-                    grade = int(float(raw))
-                except ValueError:
-                    if lineno == 1:
-                        continue  # the header line
-                    raise UsageError(
-                        f"{path}:{lineno}: the score must be a number (got {raw!r})."
-                    ) from None
-                judged = qrels.setdefault(query_id, {})
-                judged[doc_id] = max(grade, judged.get(doc_id, grade))
+        for lineno, line in _text_lines(path):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\r\n").split("\t")
+            if len(parts) != 3:
+                raise UsageError(f"{path}:{lineno}: expected 'query-id<TAB>corpus-id<TAB>score'.")
+            query_id, doc_id, raw = (p.strip() for p in parts)
+            try:
+                grade = int(float(raw))
+            except (ValueError, OverflowError):
+                if lineno == 1:
+                    continue  # the header line
+                raise UsageError(
+                    f"{path}:{lineno}: the score must be a number (got {raw!r})."
+                ) from None
+            judged = qrels.setdefault(query_id, {})
+            judged[doc_id] = max(grade, judged.get(doc_id, grade))
     return qrels
 
 
 def load_dataset(path: Path) -> Dataset:
     """Read a BEIR-format dataset directory; missing parts raise ``NotFoundError``."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(
+            f"{path} is a file; give the BEIR dataset's folder (corpus.jsonl, queries.jsonl,"
+            " qrels/)."
+        )
     if not path.is_dir():
-        raise NotFoundError(f"dataset directory {path} does not exist.")
+        raise NotFoundError(f"dataset directory {path} does not exist; check the path.")
     missing = [name for name in ("corpus.jsonl", "queries.jsonl") if not (path / name).is_file()]
     qrels_files = sorted((path / "qrels").glob("*.tsv")) if (path / "qrels").is_dir() else []
     if not qrels_files:

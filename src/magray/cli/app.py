@@ -9,6 +9,7 @@ import traceback
 from typing import Any
 
 import typer
+from typer._click import exceptions as click_errors
 from typer.core import TyperArgument, TyperGroup, _TyperParameter
 
 from magray.cli import coercion
@@ -33,7 +34,10 @@ def error_line(message: str) -> None:
 def _log_unexpected(exc: BaseException) -> str:
     from magray.paths import resolve_paths
 
-    log = resolve_paths().log_file
+    try:
+        log = resolve_paths().log_file
+    except MagrayError:
+        return "(the log could not be written)"
     try:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a", encoding="utf-8") as fh:
@@ -81,6 +85,24 @@ TyperArgument._usage_display_name = _usage_name  # type: ignore[method-assign]
 coercion.install()
 
 
+_SUBCOMMAND = "magray.subcommand"  # ctx.meta key: the subcommand being parsed
+
+
+def _exit_on_usage_error(exc: Exception, path: str) -> None:
+    """Print a command-line usage error as one sentence and exit 2; ignore anything else.
+
+    ``path`` names the command being parsed (``magray memory search``), for the errors
+    click raises before that command's context exists.
+    """
+    if not isinstance(exc, click_errors.UsageError):
+        return  # --help and typer's exits pass through without loading the renderer
+    from magray.cli import usage
+
+    if usage.is_usage_error(exc):
+        error_line(usage.usage_line(exc, path))
+        raise typer.Exit(2) from None
+
+
 class MagrayGroup(TyperGroup):
     """Maps ``MagrayError`` to its exit code and a one-sentence message."""
 
@@ -95,6 +117,21 @@ class MagrayGroup(TyperGroup):
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
 
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except Exception as exc:
+            above = f"{parent.command_path} " if parent is not None else ""
+            _exit_on_usage_error(exc, f"{above}{info_name or self.name}")
+            raise
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        name, command, rest = super().resolve_command(ctx, args)
+        ctx.meta[_SUBCOMMAND] = f"{ctx.command_path} {name}"
+        return name, command, rest
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -108,6 +145,7 @@ class MagrayGroup(TyperGroup):
             sys.stderr.close()
             raise typer.Exit(0) from None
         except Exception as exc:
+            _exit_on_usage_error(exc, ctx.meta.get(_SUBCOMMAND, ctx.command_path))
             if type(exc).__module__.startswith("typer") or _debug():
                 raise  # typer's own exits, aborts and usage errors
             where = _log_unexpected(exc)

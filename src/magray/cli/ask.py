@@ -155,6 +155,9 @@ def ask(
     text = read_text(question, "the question")
     if not text.strip():
         raise UsageError("the question is empty; ask something, or pipe it in.")
+    from magray.agent.session import check_length
+
+    check_length(text, "the question")
     if cont and conversation:
         raise UsageError("use either -c or --conversation, not both.")
     scope = recall_scope(project, layer, tag)

@@ -177,8 +177,10 @@ def embed(
     corpus: Path | None = typer.Option(
         None, "--corpus", help="BEIR corpus.jsonl (default ../shared/data/scifact/corpus.jsonl)."
     ),
-    limit: int = typer.Option(512, "--limit", help="Number of texts to embed."),
-    repeat: int = typer.Option(3, "--repeat", help="Runs per measurement; the best is kept."),
+    limit: int = typer.Option(512, "--limit", min=1, help="Number of texts to embed."),
+    repeat: int = typer.Option(
+        3, "--repeat", min=1, help="Runs per measurement; the best is kept."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (a stable contract)."),
 ) -> None:
     """Sentences/s of MAGRAY's embedding path vs a raw ONNX Runtime session, per thread count.
@@ -212,8 +214,8 @@ def embed(
 @app.command("llm")
 def llm(
     provider: str | None = typer.Option(None, "--provider", help="A local provider (default)."),
-    runs: int = typer.Option(3, "--runs", help="Timed runs per side (median reported)."),
-    max_tokens: int = typer.Option(64, "--max-tokens", help="Tokens to generate per run."),
+    runs: int = typer.Option(3, "--runs", min=1, help="Timed runs per side (median reported)."),
+    max_tokens: int = typer.Option(64, "--max-tokens", min=1, help="Tokens to generate per run."),
     json_out: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Tokens/s and time to first token: MAGRAY's stack vs raw llama.cpp, same run.

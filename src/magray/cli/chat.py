@@ -298,6 +298,18 @@ def _terminal_lines(history_file: str) -> Iterator[str]:
             return
 
 
+def _piped_lines() -> Iterator[str]:
+    """Standard input's lines; one that is not UTF-8 stops the chat with a usage error."""
+    from magray.errors import UsageError
+
+    for number, raw in enumerate(sys.stdin.buffer, 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise UsageError(f"line {number} of standard input is not UTF-8 text.") from None
+        yield text.rstrip("\r\n")
+
+
 def chat(
     provider: str | None = typer.Option(None, "--provider", help="Provider name (llm list)."),
     model: str | None = typer.Option(None, "--model", help="Model of that provider."),
@@ -344,7 +356,7 @@ def chat(
         def read(question: str) -> str | None:
             return str(typer.prompt(question, default="n", err=True))
     else:
-        lines = (line.rstrip("\n") for line in sys.stdin)
+        lines = _piped_lines()
 
         def read(question: str) -> str | None:
             typer.echo(question)

@@ -10,6 +10,7 @@ would reject, goes through typer's own adapter so its error messages stay the sa
 
 from __future__ import annotations
 
+import math
 import re
 from enum import Enum
 from pathlib import Path
@@ -53,14 +54,17 @@ class FastRuntimeParam(RuntimeParam):
             result = self._leaf(annotation, value, param, ctx)
             if result is not _SLOW:
                 return result
-        return self._slow_param()._coerce_value(value, param=param, ctx=ctx)
+        return _in_range(self._slow_param()._coerce_value(value, param=param, ctx=ctx), param)
 
     def _leaf(self, annotation: Any, value: Any, param: Any, ctx: Any) -> Any:
         info = self.parameter_info
         if info.parser is not None:
             return _SLOW
         if annotation is str:
-            return value if isinstance(value, str) else _SLOW
+            if not isinstance(value, str):
+                return _SLOW
+            _check_utf8(value, param)
+            return value
         if annotation is int or annotation is float:
             return self._number(annotation, value)
         if annotation is bool:
@@ -106,6 +110,37 @@ class FastRuntimeParam(RuntimeParam):
             )
         except ValueError:
             return _SLOW
+
+
+def _check_utf8(value: str, param: Any) -> None:
+    """A UsageError for text that arrived as bytes that are not UTF-8 (lone surrogates).
+
+    Such text cannot be stored (SQLite, TOML and JSON take UTF-8 only), so it is refused
+    here, once, for every text option and argument.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"{_name(param)} is not valid UTF-8; check the terminal's encoding."
+        ) from None
+
+
+def _in_range(value: Any, param: Any) -> Any:
+    """``value`` unless it is a number no command can use: past 64 bits, NaN or infinite.
+
+    The fast path takes only plain numbers; typer's adapter also takes ``nan``, ``inf`` and
+    integers of any size, which SQLite and the core cannot store or compare.
+    """
+    items = value if isinstance(value, list | tuple) else [value]
+    for item in items:
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int) and not -(2**63) <= item < 2**63:
+            raise UsageError(f"{_name(param)} {item} is out of range; give a smaller number.")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise UsageError(f"{_name(param)} takes a finite number, not {item}.")
+    return value
 
 
 def _name(param: Any) -> str:

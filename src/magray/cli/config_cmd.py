@@ -40,7 +40,7 @@ def file_rows(settings: Settings) -> list[dict[str, Any]]:
             "key": "policy.rules",
             "value": len(load_rules(policy)),
             "source": source(policy),
-            "help": "Your allow/ask/deny rules for tools (policy.toml; `magray policy list`).",
+            "help": "Your allow/ask/deny rules for tools (policy.toml; `magray policy show`).",
         },
         {
             "key": "policy.disabled_builtins",

@@ -9,12 +9,18 @@ import typer
 
 
 def health(
-    tenant: str = typer.Option("default", "--tenant", help="Whose store to check."),
+    tenant: str | None = typer.Option(
+        None,
+        "--tenant",
+        help="Check this tenant of `magray serve` instead of the store the CLI uses.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (as /readyz)."),
 ) -> None:
     """Store open, indexes consistent, embedding model loaded, default provider usable.
 
-    Exits 1 when a check fails.
+    Checks what the other commands use (the home's own memory store); with --tenant, that
+    tenant's store of `magray serve` (what its /readyz answers for it). Exits 1 when a check
+    fails.
 
     Example: magray health --json
     """
@@ -24,8 +30,10 @@ def health(
     from magray.server.tenants import tenant_settings
 
     current = settings()
-    _check_known(current.paths.data_dir, tenant)
-    with Runtime(tenant_settings(current, tenant)) as rt:
+    if tenant is not None:
+        _check_known(current.paths.data_dir, tenant)
+        current = tenant_settings(current, tenant)
+    with Runtime(current) as rt:
         data = report(readiness(rt))
     if json_out:
         typer.echo(json.dumps(data, ensure_ascii=False))

@@ -148,6 +148,8 @@ def import_(
         src = io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict")
     else:
         file = Path(path).expanduser()
+        if file.is_dir():
+            raise UsageError(f"{file} is a folder; give the .jsonl file `memory export` wrote.")
         if not file.is_file():
             raise NotFoundError(f"no file {file} to import.")
         src = file.open("r", encoding="utf-8")

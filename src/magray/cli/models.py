@@ -113,7 +113,7 @@ def install(
     from magray.cli.context import settings
     from magray.embed.install import install_model, is_installed, verify
     from magray.embed.registry import model_spec
-    from magray.errors import ModelError, UsageError
+    from magray.errors import ModelError, NotFoundError, UsageError
     from magray.llm.local_models import find_local_model
 
     models_dir = settings().paths.models_dir
@@ -123,7 +123,20 @@ def install(
         return
     if source != "auto":
         raise UsageError("--source applies to local LLMs only (local, qwen2.5-1.5b, local-tiny).")
-    spec = model_spec(name, models_dir)
+    if not name.strip():
+        raise UsageError("the model name is empty; give one of `magray models list`.")
+    try:
+        spec = model_spec(name, models_dir)
+    except NotFoundError:
+        from magray.embed.registry import all_specs
+        from magray.llm.local_models import LOCAL_MODELS
+
+        embedders = ", ".join(s.name for s in all_specs(models_dir))
+        llms = ", ".join(m.aliases[0] if m.aliases else m.name for m in LOCAL_MODELS)
+        raise NotFoundError(
+            f"unknown model {name!r}; embedders and rerankers: {embedders}; local LLMs:"
+            f" {llms} (see `magray models list`)."
+        ) from None
     verb = "installed"
     if not force and is_installed(spec, models_dir):
         try:

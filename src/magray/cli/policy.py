@@ -195,13 +195,26 @@ def remove(
 
 
 @app.command("reset")
-def reset() -> None:
-    """Remove every rule, going back to the defaults.
+def reset(
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+) -> None:
+    """Remove every rule, going back to the defaults (asks first).
 
-    Example: magray policy reset
+    Example: magray policy reset --yes
     """
-    from magray.tools.policy_file import reset_rules
+    import sys
+
+    from magray.errors import MagrayError, UsageError
+    from magray.tools.policy_file import load_rules, reset_rules
 
     path = _file()
+    if path.exists() and not yes:
+        try:
+            what = f"{len(load_rules(path))} rule(s) and any built-in exceptions of {path}"
+        except MagrayError:  # a damaged file: reset is how it is repaired
+            what = f"the damaged {path}"
+        if not sys.stdin.isatty():
+            raise UsageError(f"reset removes {what}; add --yes to confirm.")
+        typer.confirm(f"Remove {what}?", abort=True, err=True)
     removed = reset_rules(path)
     typer.echo("removed every rule" if removed else "there were no rules", err=True)

@@ -104,6 +104,7 @@ def run(
     from magray.agent.approvals import Approvals
     from magray.agent.assemble import AgentOptions
     from magray.agent.plan import describe
+    from magray.agent.session import check_length
     from magray.agent.turn import AgentTurn
     from magray.cli.context import runtime
     from magray.tools.policy import Mode
@@ -111,6 +112,7 @@ def run(
     goal = read_text(task).strip()
     if not goal:
         raise UsageError("the task is empty; say what to do, or pipe it in with '-'.")
+    check_length(goal, "the task")
     rt = runtime()
     ctx = rt.tool_context(root, timeout)
     registry = rt.tool_registry(mcp=not no_mcp)

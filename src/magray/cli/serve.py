@@ -31,6 +31,7 @@ def serve(
     from magray.observability.logs import configure_json_logs
 
     settings()  # a bad config is one clear line before anything listens
+    check_host(host)
     _check_port(host, port)
     configure_json_logs()
     uvicorn.run(
@@ -42,7 +43,20 @@ def serve(
         log_config=None,
         timeout_graceful_shutdown=30,
         proxy_headers=False,
+        # uvicorn's own parser, answering what it cannot parse with a problem body
+        http="magray.server.protocol:ProblemHTTPProtocol",
     )
+
+
+def check_host(host: str) -> None:
+    """A UsageError for an empty ``--host`` (it would mean every interface to some tools)."""
+    from magray.errors import UsageError
+
+    if not host.strip():
+        raise UsageError(
+            "--host is empty; give an address, e.g. 127.0.0.1 (this machine only) or 0.0.0.0"
+            " (every interface)."
+        )
 
 
 def _check_port(host: str, port: int) -> None:

@@ -24,6 +24,9 @@ def ui(
     import urllib.request
     import webbrowser
 
+    from magray.cli.serve import check_host
+
+    check_host(host)
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     url = f"{base}/ui/"

@@ -305,9 +305,20 @@ def unknown_setting(key: str) -> str:
     return unknown_key(key, BY_KEY, "see `magray config show`")
 
 
+# Keys `config show` lists that are not one value `config set` can write, and their tools.
+NOT_FLAT = {
+    "llm.providers": "edit its [llm.providers.NAME] tables in config.toml (see docs/llm.md)",
+    "mcp.servers": "use `magray mcp add` and `magray mcp remove`",
+    "policy.rules": "use `magray policy allow`, `ask`, `deny` and `remove`",
+    "policy.disabled_builtins": "edit policy.toml (see docs/configuration.md)",
+}
+
+
 def option(key: str) -> Option:
     """The schema of ``key``; raises ConfigError for an unknown key."""
     try:
         return BY_KEY[key]
     except KeyError:
+        if key in NOT_FLAT:
+            raise ConfigError(f"{key} is not a single value; {NOT_FLAT[key]}.") from None
         raise ConfigError(unknown_setting(key)) from None

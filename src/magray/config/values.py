@@ -30,6 +30,17 @@ def _number(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else str(x)
 
 
+def _check_text(value: str, name: str) -> None:
+    """A ConfigError for text that cannot be written as UTF-8 (bytes that were not UTF-8
+    come in from a terminal or the environment as lone surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(
+            f"{name} is not UTF-8 text (got {value!r}); type it again in UTF-8."
+        ) from None
+
+
 def coerce(option: Option, raw: Any, where: str, key: str | None = None) -> Any:
     """``raw`` turned into the option's type and checked against its choices and range.
 
@@ -56,6 +67,10 @@ def coerce(option: Option, raw: Any, where: str, key: str | None = None) -> Any:
             if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
                 raise ValueError
             value = int(raw)
+            if not -(2**63) <= value < 2**63:
+                raise ConfigError(
+                    f"{where}{name} must be a whole number of at most 19 digits (got {raw!r})."
+                )
         elif option.kind is float:
             if isinstance(raw, bool):
                 raise ValueError
@@ -66,10 +81,13 @@ def coerce(option: Option, raw: Any, where: str, key: str | None = None) -> Any:
             if not isinstance(raw, list | tuple) or not all(isinstance(v, str) for v in raw):
                 raise ValueError
             value = tuple(raw)
+            for item in value:
+                _check_text(item, f"{where}{name}")
         else:
             if not isinstance(raw, str):
                 raise ValueError
             value = raw.strip()
+            _check_text(value, f"{where}{name}")
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(
             f"{where}{name} must be {_KIND_NAMES[option.kind]} (got {raw!r})."

@@ -49,22 +49,60 @@ _WORDS = [
 
 
 def bench_corpus(path: Path | None = None, limit: int = 512) -> list[str]:
-    """``limit`` texts: SciFact title + text when the file exists, else generated sentences."""
+    """``limit`` texts: SciFact title + text when the file exists, else generated sentences.
+
+    A ``path`` given on purpose must be a readable BEIR ``corpus.jsonl``: a missing file, a
+    folder or a line that is not a JSON object is an error, never a silent fallback.
+    """
+    from magray.errors import NotFoundError, UsageError
+
+    if limit < 1:
+        raise UsageError(f"--limit must be at least 1 text (got {limit}).")
+    if path is not None and not path.is_file():
+        if path.is_dir():
+            raise UsageError(f"{path} is a folder; give its corpus.jsonl file to --corpus.")
+        raise NotFoundError(f"no corpus file {path}; give a BEIR corpus.jsonl to --corpus.")
     path = path or DEFAULT_CORPUS
     if path.is_file():
-        texts: list[str] = []
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                doc = json.loads(line)
-                texts.append(f"{doc.get('title', '')} {doc.get('text', '')}".strip())
-                if len(texts) >= limit:
-                    break
-        return texts
+        return _read_corpus(path, limit)
     out = []
     for i in range(limit):
         n = 8 + (i * 7) % 90
         out.append(" ".join(_WORDS[(i * 31 + j * 17) % len(_WORDS)] for j in range(n)) + ".")
     return out
+
+
+def _read_corpus(path: Path, limit: int) -> list[str]:
+    from magray.errors import UsageError
+
+    texts: list[str] = []
+    number = 0
+    try:
+        with path.open(encoding="utf-8") as fh:
+            for number, line in enumerate(fh, 1):  # noqa: B007  (named in the error)
+                if not line.strip():
+                    continue
+                doc = json.loads(line)
+                if not isinstance(doc, dict):
+                    raise ValueError("not a JSON object")
+                texts.append(f"{doc.get('title', '')} {doc.get('text', '')}".strip())
+                if len(texts) >= limit:
+                    break
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"{path} is not UTF-8 text; give a BEIR corpus.jsonl (one JSON object per line)"
+            " to --corpus."
+        ) from None
+    except ValueError:
+        raise UsageError(
+            f"{path} line {number} is not a JSON object; give a BEIR corpus.jsonl (one JSON"
+            " object per line) to --corpus."
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path} ({exc.strerror or exc}); check the file.") from None
+    if not texts:
+        raise UsageError(f"{path} holds no documents; give a BEIR corpus.jsonl to --corpus.")
+    return texts
 
 
 def _best(fn: Any, repeat: int) -> float:

@@ -266,6 +266,9 @@ def _builtin_specs() -> tuple[ModelSpec, ...]:
     )
 
 
+MAX_DIM = 65_536  # the largest output size (and token limit) a model of one's own may declare
+
+
 def model_spec(name: str, models_dir: Path | None = None) -> ModelSpec:
     """The spec named ``name`` (or one of its aliases); NotFoundError if unknown."""
     wanted = name.strip().lower()
@@ -306,7 +309,26 @@ def register_user_model(
     key = name.strip().lower()
     if not _valid_name(key):
         raise UsageError(f"model name {name!r} must be one word without slashes or spaces.")
+    if pooling is not None and pooling not in POOLINGS:
+        raise UsageError(f"--pooling must be one of {', '.join(POOLINGS)} (got {pooling!r}).")
+    if kind is not None and kind not in ("embedder", "reranker"):
+        raise UsageError(f"--kind must be embedder or reranker (got {kind!r}).")
+    if dim is not None and not 1 <= dim <= MAX_DIM:
+        raise UsageError(
+            f"--dim must be 1 to {MAX_DIM:,} (got {dim}); give the model's output size."
+        )
+    if max_length is not None and not 1 <= max_length <= MAX_DIM:
+        raise UsageError(
+            f"--max-length must be 1 to {MAX_DIM:,} tokens (got {max_length}); leave it out"
+            " for the family's own."
+        )
     folder = folder.expanduser().resolve()
+    if not folder.exists():
+        raise NotFoundError(f"no folder {folder}; give the folder holding the exported model.")
+    if not folder.is_dir():
+        raise UsageError(
+            f"{folder} is a file; give the folder that holds {MODEL_FILE} and {TOKENIZER_FILE}."
+        )
     missing = [f for f in (MODEL_FILE, TOKENIZER_FILE) if not (folder / f).is_file()]
     if missing:
         raise NotFoundError(f"{folder} lacks {', '.join(missing)}; export the model to ONNX first.")
@@ -324,10 +346,6 @@ def register_user_model(
         raise UsageError(
             f"{key!r} is not a known family: pass --family NAME, or --pooling and --dim."
         )
-    if pooling is not None and pooling not in POOLINGS:
-        raise UsageError(f"--pooling must be one of {', '.join(POOLINGS)} (got {pooling!r}).")
-    if kind is not None and kind not in ("embedder", "reranker"):
-        raise UsageError(f"--kind must be embedder or reranker (got {kind!r}).")
     template = base or ModelSpec(name=key, dim=dim or 1)
     files = tuple((f.name, f.name) for f in sorted(folder.iterdir()) if f.is_file())
     spec = replace(

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from magray.config.options import Option
 from magray.config.values import coerce, read_table
-from magray.errors import ConfigError, UnknownProviderError
+from magray.errors import ConfigError, UnknownProviderError, UsageError
 
 if TYPE_CHECKING:
     from magray.config import Settings
@@ -91,9 +91,19 @@ class LLMConfig:
                 f"no LLM provider named {name!r}; configured: {known} (see `magray llm list`)."
             ) from None
 
+    def named(self, name: str | None) -> str:
+        """``name``, or the default when None; a blank name is a UsageError, not the default."""
+        if name is None:
+            return self.default
+        if not name.strip():
+            raise UsageError(
+                "the provider name is empty; give one of `magray llm list`, or leave it out."
+            )
+        return name
+
     def chain(self, first: str | None = None) -> tuple[str, ...]:
         """``first`` (or the default), then the fallback chain, without repeats."""
-        head = first or self.default
+        head = self.named(first)
         self.get(head)
         return tuple(dict.fromkeys([head, *self.fallback]))
 

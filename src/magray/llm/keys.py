@@ -16,6 +16,8 @@ from magray.llm.config import ProviderConfig
 
 _known: set[str] = set()  # every key value seen in this process, for redact()
 
+MAX_KEY_CHARS = 16_384  # longer than any provider's key or token
+
 
 def mask(key: str) -> str:
     """``sk-…abcd``: enough to recognise a key, never enough to use it."""
@@ -81,6 +83,11 @@ class KeyStore:
             raise UsageError(
                 "the key has characters an API key never has (only printable ASCII); paste it"
                 " again."
+            )
+        if len(value) > MAX_KEY_CHARS:
+            raise UsageError(
+                f"the key has {len(value):,} characters, more than any API key"
+                f" ({MAX_KEY_CHARS:,}); paste the key itself, not a file."
             )
         from magray.fileio import locked
 

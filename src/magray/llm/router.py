@@ -97,7 +97,7 @@ class Router:
         return sorted(self.config.providers)
 
     def provider_config(self, name: str | None = None) -> ProviderConfig:
-        return self.config.get(name or self.config.default)
+        return self.config.get(self.config.named(name))
 
     def provider(self, name: str | None = None) -> Provider:
         """The provider called ``name`` (default: ``[llm] default``), built on first use."""

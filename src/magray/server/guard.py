@@ -1,7 +1,8 @@
 """The outermost ASGI layer: request ids, the body limit, the bounded work queue, the
 request log, metrics, and the audit entries of mutating and denied calls.
 
-Order per request: give it an id → refuse a body over the limit (413) → wait for one of
+Order per request: give it an id → refuse a URL over :data:`MAX_URL_BYTES` (414) → refuse a
+body over the limit (413) → wait for one of
 ``server.max_concurrency`` slots, or answer 503 with ``Retry-After`` when ``server.queue_size``
 requests already wait → run the app → log one JSON line, count it, and audit it when it
 changed something or was denied.
@@ -36,6 +37,9 @@ EXEMPT = ("/healthz", "/readyz", "/metrics")
 MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
 READ_ONLY_POSTS = {"/v1/memories/search"}
 _RID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# Path and query string together; below what uvicorn's parsers take (64 KiB on httptools,
+# 16 KiB of request line and headers on h11), so a long URL gets the app's answer.
+MAX_URL_BYTES = 8 * 1024
 
 
 async def send_problem(
@@ -97,6 +101,22 @@ class Guard:
         self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
     ) -> None:
         path = str(scope.get("path", ""))
+        url_bytes = len(scope.get("raw_path") or path.encode()) + len(
+            scope.get("query_string") or b""
+        )
+        if url_bytes > MAX_URL_BYTES:
+            self.metrics.rejected.labels("url_too_long").inc()
+            await send_problem(
+                send,
+                414,
+                "url-too-long",
+                "URL too long",
+                f"the URL has {url_bytes:,} bytes, more than the limit of {MAX_URL_BYTES:,};"
+                " send a long query in the body of a POST (as POST /v1/memories/search"
+                " takes it).",
+                {},
+            )
+            return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
             self.metrics.rejected.labels("too_large").inc()

@@ -63,7 +63,8 @@ def _check(tenant: Tenant, q: AskIn) -> None:
     if q.conversation and not rt.conversations.exists(q.conversation):
         raise NotFoundError(f"no conversation {q.conversation!r}.")
     if q.provider is not None:
-        rt.router.config.get(q.provider)  # UnknownProviderError names the configured ones
+        # a blank name is refused; UnknownProviderError names the configured ones
+        rt.router.config.get(rt.router.config.named(q.provider))
     if q.model:  # a model the provider cannot switch to (the embedded local one)
         rt.router.check_model(rt.router.config.chain(q.provider)[0], q.model)
 

@@ -269,7 +269,7 @@ class GitShow(GitTool):
         if denied is not None:
             raise DeniedError(
                 f"denied: git_show: {denied} is covered by a deny path rule "
-                "(see `magray policy list`)."
+                "(see `magray policy show`)."
             )
         kind = self.query(["cat-file", "-t", rev], ctx, repo.filters)
         if kind.returncode == 0 and kind.output.strip() == "blob" and ":" not in rev:

@@ -90,6 +90,15 @@ def check_name(name: str) -> str:
     return name
 
 
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:  # a malformed port or IPv6 address
+        return ""
+
+
 def make_server(
     name: str,
     command: list[str] | tuple[str, ...] | None = None,
@@ -102,6 +111,12 @@ def make_server(
         raise UsageError(f"server {name!r} needs either a command (after --) or --url, not both.")
     if url is not None and not re.match(r"https?://", url):
         raise UsageError(f"--url {url!r} must start with http:// or https://.")
+    if url is not None and not _host(url):
+        raise UsageError(f"--url {url!r} names no host; give one, e.g. http://127.0.0.1:8000/mcp.")
+    if command and not command[0].strip():
+        raise UsageError(
+            f"server {name!r}: the command to run is empty; give the program after --."
+        )
     if timeout is not None and not timeout > 0:
         raise UsageError(f"server {name!r}: timeout must be a positive number of seconds.")
     return McpServer(
