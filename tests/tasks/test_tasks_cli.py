@@ -36,8 +36,16 @@ def fails(args: Sequence[str], code: int, needle: str) -> None:
     assert result.stderr.strip().count("\n") == 0  # one line
 
 
+def remember(text: str) -> str:
+    """The id of a new memory holding ``text`` (real store, real embedding model)."""
+    result = RUNNER.invoke(app, ["memory", "add", text, "--json"])
+    assert result.exit_code == 0, result.output
+    return str(json.loads(result.stdout)["id"])
+
+
 def test_add_list_show_ready_done_contracts() -> None:
-    a = ok_json("add", "Design", "--priority", "2", "--note", "why", "--memory", "mem1abcd")
+    mem = remember("The design review is on Thursday.")
+    a = ok_json("add", "Design", "--priority", "2", "--note", "why", "--memory", mem[:6])
     assert a == {"id": a["id"], "title": "Design", "state": "todo", "priority": 2, "depends_on": []}
     b = ok_json("add", "Build", "--depends", a["id"][:4])
     assert b["depends_on"] == [a["id"]]
@@ -48,7 +56,7 @@ def test_add_list_show_ready_done_contracts() -> None:
         "id", "title", "notes", "state", "priority", "depends_on", "memory",
         "created_at", "updated_at", "done_at",
     }  # fmt: skip
-    assert listed[0]["memory"] == ["mem1abcd"] and listed[0]["notes"] == "why"
+    assert listed[0]["memory"] == [mem] and listed[0]["notes"] == "why"  # the full id
 
     shown = ok_json("show", b["id"])
     assert shown["depends_on"] == [a["id"]] and shown["dependents"] == []
@@ -60,6 +68,15 @@ def test_add_list_show_ready_done_contracts() -> None:
     assert [x["id"] for x in ok_json("ready")] == [b["id"]]
     assert [x["id"] for x in ok_json("list", "--state", "done")] == [a["id"]]
     assert ok_json("list", "--state", "DONE", "--state", "todo") == ok_json("list")
+
+
+def test_a_memory_link_must_name_a_stored_memory() -> None:
+    fails(["add", "Design", "--memory", "nosuchmemory"], 3, "no memory with id 'nosuchmemory'")
+    mem = remember("The staging database listens on port 5434.")
+    fails(["add", "Design", "--memory", mem, "--memory", "zzzz9999"], 3, "'zzzz9999'")
+    assert ok_json("list") == []  # nothing was added
+    added = ok_json("add", "Design", "--memory", mem.upper(), "--memory", mem[:5])
+    assert ok_json("show", added["id"])["memory"] == [mem]
 
 
 def test_text_output() -> None:

@@ -44,13 +44,20 @@ def add(
     priority: int = typer.Option(3, "--priority", "-p", help="1 (highest) to 5 (lowest)."),
     depends: list[str] = typer.Option([], "--depends", help="A task it waits for (repeatable)."),
     note: str = typer.Option("", "--note", help="Free-text notes."),
-    memory: list[str] = typer.Option([], "--memory", help="A linked memory id (repeatable)."),
+    memory: list[str] = typer.Option(
+        [], "--memory", help="A linked memory: its id or a unique prefix (repeatable)."
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Add a task.
 
     Example: magray tasks add "Write the release notes" --priority 2 --depends 3f9k
     """
+    if memory:
+        from magray.cli.context import open_memory
+
+        with open_memory(reading=True) as store:
+            memory = store.resolve_ids(memory)
     with _graph() as graph:
         task = graph.add(
             title, priority=priority, depends_on=depends, notes=note, memory_ids=memory
