@@ -238,3 +238,24 @@ def test_config_set_of_a_model_that_does_not_exist_changes_nothing(magray_home: 
     fails(run(["config", "set", "embed.model", "bge-reranker-v2-m3"]), 1, "not an embedder")
     assert not (magray_home / "config.toml").exists()
     assert run(["config", "set", "embed.model", "default-int8"]).exit_code == 0
+
+
+def test_postgres_backend_without_a_dsn_is_refused_before_anything_is_written(
+    magray_home: Path,
+) -> None:
+    config = magray_home / "config.toml"
+    fails(run(["config", "set", "memory.backend", "postgres"]), 1, "set memory.dsn postgresql://")
+    assert not config.exists()
+    dsn = "postgresql://ann@db.invalid/magray"
+    assert run(["config", "set", "memory.backend", "postgres"], MAGRAY_MEMORY_DSN=dsn).exit_code == 0
+    assert run(["config", "set", "memory.dsn", dsn]).exit_code == 0
+    written = config.read_text()
+    fails(run(["config", "set", "memory.dsn", " "]), 1, "memory.dsn cannot be emptied")
+    fails(run(["config", "unset", "memory.dsn"]), 1, "config set memory.backend sqlite")
+    assert config.read_text() == written
+    assert run(["config", "unset", "memory.dsn"], MAGRAY_MEMORY_DSN=dsn).exit_code == 0
+
+
+def test_postgres_backend_from_the_environment_without_a_dsn_fails_at_first_use() -> None:
+    for command in (["memory", "list"], ["serve", "--port", "1"]):
+        fails(run(command, MAGRAY_MEMORY_BACKEND="postgres"), 1, "memory.dsn is empty")

@@ -135,6 +135,37 @@ def _check_model(key: str, name: str, models_dir: Path) -> None:
         )
 
 
+# Settings that must agree: the PostgreSQL backend needs a connection string.
+_BACKEND_SETTINGS = ("memory.backend", "memory.dsn")
+
+
+def _check_backend(key: str, value: Any) -> None:
+    """Refuse a change of ``key`` to ``value`` (as config.toml would hold it) that would
+    leave ``memory.backend = "postgres"`` without a ``memory.dsn``: every memory command
+    would then fail until it is fixed."""
+    import os
+
+    from magray.config import env_var, load_settings
+    from magray.errors import ConfigError
+
+    if env_var(key) not in os.environ:  # else the environment keeps its value anyway
+        after = load_settings({key: value})
+    else:
+        after = load_settings()
+    if after.memory.backend != "postgres" or after.memory.dsn.strip():
+        return
+    if key == "memory.backend":
+        raise ConfigError(
+            "config set: memory.backend postgres needs memory.dsn, which is empty; run `magray"
+            " config set memory.dsn postgresql://user@host/magray` first (or set"
+            " MAGRAY_MEMORY_DSN); nothing was written."
+        )
+    raise ConfigError(
+        "config: memory.dsn cannot be emptied while memory.backend is postgres; run `magray"
+        " config set memory.backend sqlite` first; nothing was written."
+    )
+
+
 @app.command("set")
 def set_(
     key: str = typer.Argument(..., help="Dotted key, e.g. memory.vector_dtype."),
@@ -152,6 +183,10 @@ def set_(
     path = paths.config_file
     if key in _MODEL_SETTINGS:
         _check_model(key, value, paths.models_dir)
+    if key in _BACKEND_SETTINGS:
+        from magray.config import coerce, option
+
+        _check_backend(key, coerce(option(key), value, "config set", key))
     if key in LLM_SETTINGS:
         stored = write_llm_setting(path, key, value)
     else:
@@ -196,6 +231,10 @@ def unset(key: str = typer.Argument(..., help="Dotted key, e.g. search.mode.")) 
     from magray.paths import resolve_paths
 
     path = resolve_paths().config_file
+    if key in _BACKEND_SETTINGS:
+        from magray.config import option
+
+        _check_backend(key, option(key).default)
     if key in LLM_SETTINGS:
         write_llm_setting(path, key, None)
         typer.echo(f"{key} removed from {path}", err=True)
