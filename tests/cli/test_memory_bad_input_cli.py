@@ -183,6 +183,26 @@ def test_export_to_a_folder_or_into_a_missing_one(runner: CliRunner, tmp_path: P
     assert good.exit_code == 0 and [p.name for p in folder.iterdir()] == ["m.jsonl"]
 
 
+def test_export_into_a_fifo_writes_through_it_and_leaves_it_a_fifo(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    import stat
+    import threading
+
+    seed()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    result = invoke(runner, ["memory", "export", str(fifo)])
+    reader.join()
+    assert result.exit_code == 0, result.output
+    assert json.loads(received[0].splitlines()[0])["magray_export"] == 1
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)  # written into, not replaced by a rename
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["magray-home", "pipe"]
+
+
 def test_restore_of_a_deeply_nested_manifest(runner: CliRunner, tmp_path: Path) -> None:
     backup = tmp_path / "bk"
     backup.mkdir()

@@ -86,10 +86,18 @@ def export(
             finally:
                 out.detach()
             return
-        _sweep_exports(target)
         try:
-            with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as fh:
-                n = run_export(memory, fh, filters=filters, with_vectors=vectors, progress=bar)
+            if target.exists() and not target.is_file():
+                # a device, a FIFO, /dev/stdout: written in place, never replaced by a rename
+                with target.open("w", encoding="utf-8", newline="\n") as fh:
+                    n = run_export(memory, fh, filters=filters, with_vectors=vectors, progress=bar)
+            else:
+                _sweep_exports(target)
+                with (
+                    atomic_path(target) as tmp,
+                    tmp.open("w", encoding="utf-8", newline="\n") as fh,
+                ):
+                    n = run_export(memory, fh, filters=filters, with_vectors=vectors, progress=bar)
         except OSError as exc:
             raise BackupError(
                 f"writing {target} failed ({exc.strerror or exc}); check the path and free space."
