@@ -195,12 +195,35 @@ def test_export_into_a_fifo_writes_through_it_and_leaves_it_a_fifo(
     received: list[str] = []
     reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
     reader.start()
-    result = invoke(runner, ["memory", "export", str(fifo)])
-    reader.join()
+    try:
+        result = invoke(runner, ["memory", "export", str(fifo)])
+    finally:
+        if reader.is_alive():  # the pipe was never opened for writing: release the reader
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join()
     assert result.exit_code == 0, result.output
     assert json.loads(received[0].splitlines()[0])["magray_export"] == 1
     assert stat.S_ISFIFO(fifo.lstat().st_mode)  # written into, not replaced by a rename
     assert sorted(p.name for p in tmp_path.iterdir()) == ["magray-home", "pipe"]
+
+
+def test_import_reads_a_pipe_like_a_file(runner: CliRunner, tmp_path: Path) -> None:
+    import threading
+
+    seed()
+    exported = invoke(runner, ["memory", "export"]).stdout
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text(exported))
+    writer.start()
+    try:
+        result = invoke(runner, ["memory", "import", str(fifo), "--json"])
+    finally:
+        if writer.is_alive():  # the pipe was never opened: release the writer
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join()
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["duplicates"] == 3
 
 
 def test_restore_of_a_deeply_nested_manifest(runner: CliRunner, tmp_path: Path) -> None:
