@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,32 @@ def test_rules_round_trip_through_policy_toml(tmp_path: Path) -> None:
         load_rules(path)
     with pytest.raises(PolicyError, match="not both"):
         make_rule("x", Action.DENY, path="a", command="b")
+
+
+@pytest.mark.parametrize(
+    ("host", "needle"),
+    [
+        (
+            "https://docs.python.org/3/",
+            "is a URL, not a host; give just the host, e.g. docs.python.org",
+        ),
+        ("docs.python.org/3", "holds a space, '/' or '@'"),
+        ("exa mple.com", "holds a space"),
+        ("ann@example.com", "'@'"),
+        ("localhost:8080", "names a port; rules match the host alone, so give localhost"),
+        ("[::1]", "give it without them: ::1"),
+    ],
+)
+def test_a_host_rule_that_could_never_match_is_refused(host: str, needle: str) -> None:
+    with pytest.raises(PolicyError, match=re.escape(needle)):
+        make_rule("web_fetch", Action.ALLOW, host=host)
+
+
+def test_host_rules_that_can_match_are_kept_lower_case() -> None:
+    for host, kept in (("*.Example.COM", "*.example.com"), ("::1", "::1"), (" a.b ", "a.b")):
+        assert make_rule("web_fetch", Action.ALLOW, host=host).host == kept
+    policy = Policy(rules=(make_rule("web_fetch", Action.DENY, host="::1"),))
+    assert policy.rules[0].host == "::1"
 
 
 def test_non_interactive_ask_is_a_denial_and_audited(ctx: ToolContext, audit: AuditLog) -> None:

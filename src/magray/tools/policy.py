@@ -343,5 +343,33 @@ def make_rule(
                 raise ValueError
         except ValueError:
             raise PolicyError(f"command prefix {command!r} is empty or badly quoted.") from None
-    host = host.strip().lower() if host is not None else None
+    host = _host_glob(host) if host is not None else None
     return Rule(tool=tool.strip(), action=action, path=path, command=command, host=host)
+
+
+def _host_glob(host: str) -> str:
+    """A host rule's glob, lower-cased; a URL, a path or a space (which no host holds, so
+    the rule would never match) is refused, naming the host to give instead."""
+    from urllib.parse import urlsplit
+
+    glob = host.strip().lower()
+    if "://" in glob:
+        name = urlsplit(glob).hostname
+        hint = f" give just the host, e.g. {name}" if name else " give just the host"
+        raise PolicyError(f"host rule {host!r} is a URL, not a host;{hint}.")
+    if any(c.isspace() or c in "/@" for c in glob):
+        raise PolicyError(
+            f"host rule {host!r} holds a space, '/' or '@', which no host name has; give a"
+            " host name or glob, e.g. docs.python.org or *.example.com."
+        )
+    name, colon, port = glob.rpartition(":")
+    if colon and name and ":" not in name and port.isdigit():
+        raise PolicyError(
+            f"host rule {host!r} names a port; rules match the host alone, so give {name}."
+        )
+    if glob.startswith("[") and glob.endswith("]") and ":" in glob:
+        raise PolicyError(
+            f"host rule {host!r} is an IPv6 address in brackets; give it without them:"
+            f" {glob[1:-1]}."
+        )
+    return glob
