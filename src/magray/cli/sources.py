@@ -60,7 +60,7 @@ def forget(
     Example: magray forget --source ~/notes/old --dry-run
     """
     from magray.cli.context import open_memory, utf8_arg
-    from magray.errors import UsageError
+    from magray.errors import NotFoundError, UsageError
     from magray.memory.records import Filters
 
     if source is None and project is None:
@@ -70,6 +70,19 @@ def forget(
     filters = Filters(project=project)
     with open_memory() as memory:
         planned = memory.forget_where(filters, source=source, dry_run=True)
+        if not planned:
+            what = " ".join(
+                part
+                for part in (
+                    f"ingested from {source}" if source is not None else "",
+                    f"in project {project!r}" if project is not None else "",
+                )
+                if part
+            )
+            raise NotFoundError(
+                f"no memory was {what}, so nothing was forgotten; check the spelling against"
+                " `magray sources list`."
+            )
         if not dry_run and planned and not yes:
             if not sys.stdin.isatty():
                 raise UsageError(f"this forgets {len(planned)} record(s); add --yes to confirm.")
