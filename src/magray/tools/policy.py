@@ -343,13 +343,15 @@ def make_rule(
                 raise ValueError
         except ValueError:
             raise PolicyError(f"command prefix {command!r} is empty or badly quoted.") from None
-    host = _host_glob(host) if host is not None else None
+    host = host.strip().lower() if host is not None else None
     return Rule(tool=tool.strip(), action=action, path=path, command=command, host=host)
 
 
-def _host_glob(host: str) -> str:
-    """A host rule's glob, lower-cased; a URL, a path or a space (which no host holds, so
-    the rule would never match) is refused, naming the host to give instead."""
+def check_host_glob(host: str) -> None:
+    """Refuse a host rule's glob that no host can match: a URL, a path, a space, ``@``, a
+    port or an IPv6 address in brackets (rules match a URL's bare host name), naming the
+    host to give instead. Checked when a rule is added; a stored rule still loads, so the
+    commands that remove it keep working."""
     from urllib.parse import urlsplit
 
     glob = host.strip().lower()
@@ -372,4 +374,3 @@ def _host_glob(host: str) -> str:
             f"host rule {host!r} is an IPv6 address in brackets; give it without them:"
             f" {glob[1:-1]}."
         )
-    return glob
