@@ -292,8 +292,8 @@ def test_classify(name: str, kind: str, language: str | None) -> None:
     assert classify(Path(name)) == (kind, language)
 
 
-def test_read_source_of_a_fifo_is_unreadable(tmp_path: Path) -> None:
+def test_read_source_of_a_fifo_is_not_a_regular_file(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     result = read_source(fifo, uri="pipe")
-    assert isinstance(result, Skipped) and result.reason is SkipReason.UNREADABLE
+    assert isinstance(result, Skipped) and result.reason is SkipReason.NOT_REGULAR

@@ -75,7 +75,9 @@ class _Plan:
     existed: bool
 
 
-_KEPT_WHEN_SKIPPED = frozenset({SkipReason.UNREADABLE, SkipReason.LINK_LOOP})
+_KEPT_WHEN_SKIPPED = frozenset(
+    {SkipReason.UNREADABLE, SkipReason.LINK_LOOP, SkipReason.NOT_REGULAR}
+)
 """Reasons that may pass (permissions, a link being replaced): keep what was stored.
 
 A broken link is not one: links are followed only to targets inside the folders walked,

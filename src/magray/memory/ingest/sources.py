@@ -136,6 +136,7 @@ class SkipReason(StrEnum):
     IGNORED = "ignored"
     NOT_UTF8 = "not utf-8 decodable"
     UNREADABLE = "unreadable"
+    NOT_REGULAR = "not a regular file (a pipe, device or socket)"
     OUTSIDE_ROOTS = "symlink outside roots"
     BROKEN_LINK = "broken symlink (its target does not exist)"
     LINK_LOOP = "symlink loop"
@@ -244,7 +245,9 @@ def read_source(path: Path, *, uri: str, max_bytes: int = 2_000_000) -> SourceFi
         return Skipped(path, uri, SkipReason.BINARY)
     try:
         if not real.is_file():
-            return Skipped(path, uri, SkipReason.UNREADABLE)
+            return Skipped(
+                path, uri, SkipReason.NOT_REGULAR if real.exists() else SkipReason.UNREADABLE
+            )
         if real.stat().st_size > max_bytes:
             return Skipped(path, uri, SkipReason.TOO_LARGE)
         with real.open("rb") as f:
