@@ -83,6 +83,11 @@ def count() -> int:
         (["memory", "add", "x" * 1_000_001], 2, ["1,000,001 characters", "magray ingest"]),
         (["memory", "search", "x", "--project", "\udcff"], 2, ["--project"]),
         (["memory", "get", "ab\udcffcd"], 2, ["ID is not valid UTF-8"]),
+        (
+            ["memory", "search", "x", "--tag", "infra, db"],
+            2,
+            ["a tag never holds a comma (got 'infra, db')", "(--tag infra --tag db)"],
+        ),
         (["config", "set", "search.rrf_k", "nan"], 1, ["search.rrf_k", "finite"]),
         (["config", "set", "search.rrf_k", "inf"], 1, ["search.rrf_k", "finite"]),
         (["config", "set", "search.vector_weight", "1e999"], 1, ["finite"]),
