@@ -259,3 +259,15 @@ def test_postgres_backend_without_a_dsn_is_refused_before_anything_is_written(
 def test_postgres_backend_from_the_environment_without_a_dsn_fails_at_first_use() -> None:
     for command in (["memory", "list"], ["serve", "--port", "1"]):
         fails(run(command, MAGRAY_MEMORY_BACKEND="postgres"), 1, "memory.dsn is empty")
+
+
+def test_config_set_of_tools_roots_names_a_missing_folder(
+    magray_home: Path, tmp_path: Path
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    fails(run(["config", "set", "tools.roots", f"{a},{b}"]), 2, f"separated by {os.pathsep!r}")
+    fails(run(["config", "set", "tools.roots", str(tmp_path / "nope")]), 2, "is not a folder")
+    assert not (magray_home / "config.toml").exists()
+    assert run(["config", "set", "tools.roots", f"{a}{os.pathsep}{b}"]).exit_code == 0

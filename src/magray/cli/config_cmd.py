@@ -187,6 +187,12 @@ def set_(
         from magray.config import coerce, option
 
         _check_backend(key, coerce(option(key), value, "config set", key))
+    if key == "tools.roots":
+        from magray.config.sections import ToolsSettings
+        from magray.runtime import check_root
+
+        for root in ToolsSettings(roots=value).root_paths:
+            check_root(root, "config set: tools.roots")
     if key in LLM_SETTINGS:
         stored = write_llm_setting(path, key, value)
     else:
