@@ -34,7 +34,7 @@ def test_load_order_defaults_file_env_flags(
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ('[memory]\nvector_dtype = "f64"\n', "must be one of f32, f16, i8"),
+        ('[memory]\nvector_dtype = "f64"\n', "must be one of auto, f32, f16, i8"),
         ("[embed]\nthreads = -1\n", "must be ≥ 0"),
         ("[embed]\nthreads = 1.5\n", "must be a whole number"),
         ("[search]\nmod = 1\n", "unknown setting 'search.mod'"),

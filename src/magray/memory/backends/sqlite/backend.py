@@ -37,7 +37,6 @@ from magray.memory.backends.base import (
 from magray.memory.backends.sqlite import backup as _backup
 from magray.memory.backends.sqlite import edits
 from magray.memory.backends.sqlite import imports as _imports
-from magray.memory.vector_dtype import AUTO, DTYPE_META, resolve_dtype
 from magray.memory.backends.sqlite import keywords as _keywords
 from magray.memory.backends.sqlite import lifecycle as _lifecycle
 from magray.memory.backends.sqlite import sources as _sources
@@ -50,6 +49,7 @@ from magray.memory.backends.sqlite.vector_backlog import APART_DTYPES
 from magray.memory.backends.sqlite.vector_codec import HALF_DTYPES, at_rest, float32_bytes
 from magray.memory.records import Filters, Layer, NewRecord, Record
 from magray.memory.transfer.manifest import BackupManifest
+from magray.memory.vector_dtype import AUTO, DTYPE_META, resolve_dtype
 
 log = logging.getLogger("magray")
 

@@ -35,7 +35,6 @@ import numpy.typing as npt
 
 from magray.errors import IndexCorruptError, StoreLockedError
 from magray.memory.backends.sqlite import vector_backlog
-from magray.memory.vector_dtype import slug
 from magray.memory.backends.sqlite.index_file import finish_save, read_sidecar
 from magray.memory.backends.sqlite.store import Store
 from magray.memory.backends.sqlite.vector_backlog import VECTOR_SQL
@@ -43,6 +42,7 @@ from magray.memory.backends.sqlite.vector_codec import decode
 from magray.memory.backends.sqlite.vector_index import VectorIndex
 from magray.memory.backends.sqlite.vector_source import VectorSource
 from magray.memory.records import Layer
+from magray.memory.vector_dtype import slug
 
 __all__ = ["LAYER_CODES", "LAYER_OF", "IndexSet", "IndexState", "decode", "layer_keys"]
 
