@@ -14,7 +14,6 @@ import logging
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +26,15 @@ from magray.errors import DimensionMismatchError, ModelError, UsageError
 from magray.memory.access import AccessBuffer
 from magray.memory.backends import Backend, open_backend
 from magray.memory.backends.base import StoredRow, Warn
+from magray.memory.ingest.remember import EMBED_BATCH, RememberResult, remember_many, validate
 from magray.memory.rank.context import ContextParams
-from magray.memory.records import (
-    MAX_INT,
-    MAX_TEXT_CHARS,
-    MAX_TIME,
-    MIN_TIME,
-    Filters,
-    Hit,
-    Layer,
-    NewRecord,
-    Query,
-    Record,
-)
+from magray.memory.records import MAX_INT, Filters, Hit, Layer, NewRecord, Query, Record
 from magray.memory.search.fusion import FusionParams
 from magray.memory.search.recall import Recall, context_params, fusion_params
 
 log = logging.getLogger("magray")
 
 Progress = Callable[[int, int | None], None]
-EMBED_BATCH = 256  # texts per embedder call
-WRITE_BATCH = 1024  # the most records one write transaction holds
 
 
 _OPEN: weakref.WeakSet[Memory] = weakref.WeakSet()  # written at exit if never closed
@@ -58,17 +45,6 @@ def _flush_at_exit() -> None:
     for memory in list(_OPEN):
         with contextlib.suppress(Exception):  # stats never fail a process
             memory.flush_access()
-
-
-@dataclass(frozen=True, slots=True)
-class RememberResult:
-    id: str
-    layer: Layer
-    created: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """As ``memory add --json``, ``POST /v1/memories`` and ``memory_remember`` print it."""
-        return {"id": self.id, "layer": str(self.layer), "created": self.created}
 
 
 def _as_new(record: Record) -> NewRecord:
@@ -82,31 +58,6 @@ def _as_new(record: Record) -> NewRecord:
         importance=record.importance,
         pinned=record.pinned,
     )
-
-
-def validate(item: NewRecord) -> None:
-    """Reject input a user should fix, with one sentence saying how."""
-    if not item.text.strip():
-        raise UsageError("the text to remember is empty; give some text or pipe it with '-'.")
-    if len(item.text) > MAX_TEXT_CHARS:
-        raise UsageError(
-            f"the text has {len(item.text):,} characters, more than one memory holds"
-            f" ({MAX_TEXT_CHARS:,}); split it, or save it as a file and `magray ingest` it."
-        )
-    if "\x00" in item.text:
-        raise UsageError("the text contains NUL bytes; remember text, not binary data.")
-    if not 0.0 <= item.importance <= 1.0:
-        raise UsageError(f"importance must be between 0 and 1 (got {item.importance}).")
-    if item.occurred_at is not None and not MIN_TIME <= item.occurred_at <= MAX_TIME:
-        raise UsageError(
-            "occurred_at must be unix seconds between the years 1 and 9999"
-            f" (got {item.occurred_at!r})."
-        )
-    if not item.kind.strip():
-        raise UsageError("kind must not be empty.")
-    for tag in item.tags:
-        if not tag.strip() or "," in tag:
-            raise UsageError(f"invalid tag {tag!r}: tags are non-empty and contain no commas.")
 
 
 class Memory:
@@ -231,37 +182,7 @@ class Memory:
         self, items: Sequence[NewRecord], progress: Progress | None = None
     ) -> list[RememberResult]:
         """Embed and store ``items``; identical content in the same layer+project is bumped."""
-        for item in items:
-            validate(item)
-        self.check_model()
-        embedder = self.embedder
-        results: list[RememberResult] = []
-        pending: list[tuple[NewRecord, bytes]] = []
-        last_write = time.monotonic()
-        for start in range(0, len(items), EMBED_BATCH):
-            batch = items[start : start + EMBED_BATCH]
-            vectors = embedder.embed_documents([item.text for item in batch])  # outside the lock
-            rows = np.asarray(vectors, dtype="<f4")
-            pending.extend((item, rows[i].tobytes()) for i, item in enumerate(batch))
-            # Fast embedders (cached or precomputed vectors) write a few batches per
-            # transaction, which saves commits and keyword-index merges; a slow model writes
-            # every batch, so progress and the lock stay as fine-grained as before.
-            last = start + EMBED_BATCH >= len(items)
-            if last or len(pending) >= WRITE_BATCH or time.monotonic() - last_write >= 1.0:
-                inserted = self.backend.insert(
-                    pending, model_id=embedder.model_id, dim=embedder.dim, now=time.time()
-                )
-                pending = []
-                last_write = time.monotonic()
-                results.extend(
-                    RememberResult(id=r.id, layer=r.layer, created=r.created) for r in inserted
-                )
-                if progress:
-                    progress(len(results), len(items))
-        from magray.memory.lifecycle import run as lifecycle
-
-        lifecycle.maybe_run(self)
-        return results
+        return remember_many(self, items, progress)
 
     def forget(self, id_or_prefix: str) -> Record:
         stored = self.backend.resolve(id_or_prefix)
