@@ -3,6 +3,8 @@
 Storage is the backend's (``memory.backends``, setting ``memory.backend``); lifecycle
 (``memory.lifecycle``), ingest (``memory.ingest``), backups and JSONL transfer
 (``memory.transfer``) and maintenance work through this class and its ``backend``.
+Remembering is ``memory.ingest.remember`` and recall is ``memory.search.recall``; the
+methods here delegate to them.
 """
 
 from __future__ import annotations

@@ -111,8 +111,6 @@ def hydrate(
 
 def rerank(reranker: Reranker | None, query: Query, hits: list[Hit]) -> list[Hit]:
     """``hits`` re-ordered by the cross-encoder's scores of (query, text)."""
-    from dataclasses import replace
-
     if reranker is None:
         raise ModelError(
             "no reranker is installed; add one with `magray models add bge-reranker-v2-m3"
@@ -127,7 +125,7 @@ def rerank(reranker: Reranker | None, query: Query, hits: list[Hit]) -> list[Hit
         hit = hits[int(i)]
         expl = hit.explanation
         if expl is not None:
-            expl = replace(expl, rerank_score=float(scores[i]))
+            expl = dataclasses.replace(expl, rerank_score=float(scores[i]))
         out.append(Hit(hit.record, float(scores[i]), expl))
     return out
 
