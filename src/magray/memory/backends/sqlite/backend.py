@@ -129,8 +129,8 @@ class SqliteBackend:
         """Write the index's scalar type to the store's meta table unless it is there, in
         ``conn``'s transaction or else in one of its own (before a vector is written under
         it: ``auto`` then keeps it). Returns whether ``conn`` got the write."""
-        if self._dtype_recorded:
-            return False
+        if self._dtype_recorded or (conn is None and self.store.conn.in_transaction):
+            return False  # recorded, or left to the next write outside a transaction
         if self.store.meta(DTYPE_META) == self.vector_dtype:
             self._dtype_recorded = True
             return False
