@@ -28,6 +28,8 @@ from magray.memory.backends.base import Candidate
 from magray.memory.records import Filters, Layer, NewRecord, Query, SearchMode
 from magray.memory.search.fusion import fuse_convex
 from magray.memory.search.keywords import NORM_DEPTH, keyword_terms
+from magray.memory.search.recall import hydrate
+from magray.memory.search.vectors import vector_pool
 from magray.memory.service import Memory
 
 
@@ -90,11 +92,11 @@ def measure(n: int, home: Path) -> dict[str, Any]:
         )
     )
     out["vector_stage_ms"] = cpu_ms(lambda i: memory.vector_candidates(qv[i], K, Filters(), layers))
-    pools = [memory._vector_pool(qv[i], layers, NORM_DEPTH, Filters()) for i in range(200)]
+    pools = [vector_pool(backend, qv[i], layers, NORM_DEPTH, Filters()) for i in range(200)]
     words = [keyword_terms(text) for text in data.query_texts]
     hits = [backend.keyword_search(words[i], Filters(), NORM_DEPTH) for i in range(200)]
     out["vector_pool_ms"] = cpu_ms(
-        lambda i: memory._vector_pool(qv[i], layers, NORM_DEPTH, Filters())
+        lambda i: vector_pool(backend, qv[i], layers, NORM_DEPTH, Filters())
     )
     out["keyword_search_ms"] = cpu_ms(
         lambda i: backend.keyword_search(words[i], Filters(), NORM_DEPTH)
@@ -110,7 +112,7 @@ def measure(n: int, home: Path) -> dict[str, Any]:
 
     out["fusion_ms"] = cpu_ms(fusion)
     fused = [fusion(i) for i in range(200)]
-    out["hydrate_ms"] = cpu_ms(lambda i: memory._hydrate(fused[i], K, Filters(), explain=False))
+    out["hydrate_ms"] = cpu_ms(lambda i: hydrate(backend, fused[i], K, Filters(), explain=False))
     memory.close()
     return out
 

@@ -34,7 +34,7 @@ def test_load_order_defaults_file_env_flags(
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ('[memory]\nvector_dtype = "f64"\n', "must be one of f32, f16, i8"),
+        ('[memory]\nvector_dtype = "f64"\n', "must be one of auto, f32, f16, i8"),
         ("[embed]\nthreads = -1\n", "must be ≥ 0"),
         ("[embed]\nthreads = 1.5\n", "must be a whole number"),
         ("[search]\nmod = 1\n", "unknown setting 'search.mod'"),
@@ -108,3 +108,31 @@ def test_config_show_masks_the_password_of_a_memory_dsn() -> None:
     )
     assert shown("memory.dsn", "postgresql://db/m") == "postgresql://db/m"
     assert shown("search.mode", "password=x") == "password=x"
+
+
+def test_config_show_prints_the_vector_type_auto_means_for_the_store(
+    magray_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from magray.memory.records import NewRecord
+    from magray.memory.service import Memory
+    from tests.fakes import HashEmbedder
+
+    runner = CliRunner()
+
+    def row() -> dict[str, object]:
+        shown = json.loads(runner.invoke(app, ["config", "show", "--json"]).stdout)
+        return next(r for r in shown["settings"] if r["key"] == "memory.vector_dtype")
+
+    assert row() == {**row(), "value": "auto", "source": "default", "effective": "f16"}
+    assert not (magray_home / "data" / "memory.db").exists()  # looked at, not created
+    settings = load_settings({"memory.vector_dtype": "f32"})
+    with Memory(settings, embedder=HashEmbedder()) as memory:
+        memory.remember(NewRecord(text="written under f32"))
+    assert row()["effective"] == "f32"  # auto keeps the store's type
+    monkeypatch.setenv("COLUMNS", "250")  # one line per row
+    text = runner.invoke(app, ["config", "show"]).stdout
+    assert "'auto' (f32 for this store)" in text
+    monkeypatch.setenv("MAGRAY_MEMORY_VECTOR_DTYPE", "i8")
+    assert row()["value"] == row()["effective"] == "i8"
+    monkeypatch.setenv("MAGRAY_MEMORY_BACKEND", "postgres")
+    assert "effective" not in row()  # pgvector's column type is memory.pg_vector_type

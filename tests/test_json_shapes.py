@@ -128,7 +128,7 @@ def test_task_tools_print_the_task_shape(rt: Runtime, tmp_path: Path) -> None:
 def test_the_server_documents_the_same_shapes() -> None:
     from magray.agent.session import AskResult, UsedMemory
     from magray.llm.base import Usage
-    from magray.memory.service import RememberResult
+    from magray.memory.ingest.remember import RememberResult
     from magray.server.routes_ask import ASK_JSON_SCHEMA
     from magray.server.schemas import Remembered
 

@@ -235,7 +235,7 @@ def test_stats_json_contract(home: Path, ids: dict[str, str]) -> None:
     for row in data["layers"].values():
         assert set(row) >= {"records", "text_bytes", "vector_bytes", "pinned"}
     assert data["layers"]["insights"]["records"] == 1
-    assert data["layers"]["insights"]["vector_bytes"] == 384 * 4
+    assert data["layers"]["insights"]["vector_bytes"] == 384 * 2 + 1  # f16: a new store
     assert data["model"] == {"stored": "all-minilm-l6-v2", "dim": 384, "active": "all-minilm-l6-v2"}
     for health in data["index"].values():
         assert health["indexed"] == health["expected"] and health["backlog"] == 0

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 from magray.config import load_settings
-from magray.memory import service
 from magray.memory.access import AccessBuffer
 from magray.memory.records import Filters, Layer, NewRecord, Query, SearchMode
+from magray.memory.search import recall as recall_path
+from magray.memory.search.vectors import vector_pool
 from magray.memory.service import Memory
 from tests.fakes import HashEmbedder
 
@@ -125,7 +126,7 @@ def test_vector_pool_is_the_best_over_all_layers_when_one_layer_holds_them(
         memory.remember_many([NewRecord(text=t, layer=Layer.INTERACT) for t in others])
         embedder = memory.embedder
         qvec = memory.embed_query("alpha beta gamma note")
-        pool = memory._vector_pool(qvec, tuple(Layer), 40, Filters())
+        pool = vector_pool(memory.backend, qvec, tuple(Layer), 40, Filters())
         everything = [*texts, *others]
         vectors = embedder.embed_documents(everything)
         want = np.sort(vectors @ qvec)[::-1][:40]  # compared by score: ties are common
@@ -168,7 +169,7 @@ def test_plain_fusion_reads_no_record_and_ranks_as_the_full_path(
     plain = [memory.recall(q) for q in queries]
     assert calls == []
     # The same queries through the full path: keyword hits with layer and time, candidates.
-    monkeypatch.setattr(service, "one_weight", lambda params: None)
+    monkeypatch.setattr(recall_path, "one_weight", lambda params: None)
     full = [memory.recall(q) for q in queries]
     assert calls == ["keyword_search"] * len(queries)
     for a, b in zip(plain, full, strict=True):

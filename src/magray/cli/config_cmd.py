@@ -51,9 +51,21 @@ def file_rows(settings: Settings) -> list[dict[str, Any]]:
     ]
 
 
+def _store_vector_dtype(settings: Settings) -> str | None:
+    """The scalar type the store's vector index has under ``memory.vector_dtype`` (``auto``:
+    the one it has, f16 for a new store; None when the store cannot be read)."""
+    from magray.memory.vector_dtype import peek
+
+    paths = settings.paths
+    return peek(paths.memory_db, paths.index_dir, settings.memory.vector_dtype)
+
+
 @app.command("show")
 def show(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Show every setting, its value and where it came from.
+
+    memory.vector_dtype also shows the type the store's vector index has (JSON: its row's
+    ``effective``), which ``auto`` leaves to the store.
 
     Example: magray config show --json
     """
@@ -72,6 +84,9 @@ def show(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
         }
         for o in OPTIONS
     ]
+    for row in rows:
+        if row["key"] == "memory.vector_dtype" and settings.memory.backend == "sqlite":
+            row["effective"] = _store_vector_dtype(settings)
     rows += file_rows(settings)
     paths = {
         "config_file": str(settings.paths.config_file),

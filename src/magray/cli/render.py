@@ -35,7 +35,10 @@ def config_table(rows: Sequence[Mapping[str, Any]], paths: Mapping[str, str]) ->
     table.add_column("value")
     table.add_column("from", style="dim")
     for row in rows:
-        table.add_row(row["key"], repr(row["value"]), row["source"])
+        value = repr(row["value"])
+        if row.get("effective") not in (None, row["value"]):  # what `auto` means here
+            value += f" ({row['effective']} for this store)"
+        table.add_row(row["key"], value, row["source"])
     out.print(table)
     for name, path in paths.items():
         out.print(f"[dim]{name}:[/] {path}")

@@ -72,10 +72,11 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "memory.vector_dtype",
-        "f32",
+        "auto",
         str,
-        "Scalar type of the HNSW index (f16 and i8 also keep the store's vectors in f16).",
-        choices=("f32", "f16", "i8"),
+        "Scalar type of the HNSW index (f16 and i8 also keep the store's vectors in f16);"
+        " auto: a store keeps the type it has, a new store gets f16.",
+        choices=("auto", "f32", "f16", "i8"),
     ),
     Option(
         "memory.add_layer",

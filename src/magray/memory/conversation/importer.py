@@ -19,8 +19,9 @@ from pathlib import Path
 from magray.errors import UsageError
 from magray.hashing import content_hash
 from magray.memory.conversation.formats import ChatTurn, read_turns
+from magray.memory.ingest.remember import validate
 from magray.memory.records import Filters, Layer, NewRecord, Source
-from magray.memory.service import Memory, Progress, validate
+from magray.memory.service import Memory, Progress
 
 TURN_KIND = "turn"
 PER = ("turn", "exchange")

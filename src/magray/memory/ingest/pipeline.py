@@ -34,9 +34,10 @@ from magray.errors import UsageError
 from magray.hashing import content_hash
 from magray.memory.backends.base import Backend, SourceChunk, SourceWrite
 from magray.memory.ingest.chunking import Chunk, chunk
+from magray.memory.ingest.remember import validate
 from magray.memory.ingest.sources import Skipped, SkipReason, SourceFile, walk
 from magray.memory.records import Layer, NewRecord
-from magray.memory.service import Memory, validate
+from magray.memory.service import Memory
 
 EMBED_BATCH = 256
 # Chunk sizes fit a 256-token embedding window (about 3–4 characters a token for code and

@@ -9,6 +9,7 @@ rebuilt by ``rebuild_indexes``.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -48,6 +49,7 @@ from magray.memory.backends.sqlite.vector_backlog import APART_DTYPES
 from magray.memory.backends.sqlite.vector_codec import HALF_DTYPES, at_rest, float32_bytes
 from magray.memory.records import Filters, Layer, NewRecord, Record
 from magray.memory.transfer.manifest import BackupManifest
+from magray.memory.vector_dtype import AUTO, DTYPE_META, resolve_dtype
 
 log = logging.getLogger("magray")
 
@@ -71,17 +73,20 @@ class SqliteBackend:
         index_dir: Path,
         *,
         lock_timeout: float = 10.0,
-        vector_dtype: str = "f32",
+        vector_dtype: str = AUTO,
         search_ef: int = 0,
         warn: Warn | None = None,
     ) -> None:
         _backup.finish_restore(db, index_dir, lock_timeout=lock_timeout)
         self.store = Store(db, lock_timeout=lock_timeout)
         self.index_dir = index_dir
-        self.vector_dtype = vector_dtype
-        self._half = vector_dtype in HALF_DTYPES  # vectors at rest in float16 (vector_codec)
+        #: the index's scalar type: ``memory.vector_dtype``, or with ``auto`` the one the
+        #: store has (f16 for a new store; ``magray.memory.vector_dtype``)
+        dtype = self.vector_dtype = resolve_dtype(vector_dtype, self.store.meta, index_dir)
+        self._dtype_recorded = False  # the store's meta names it (``_record_dtype``)
+        self._half = dtype in HALF_DTYPES  # vectors at rest in float16 (vector_codec)
         # vectors kept in the store only until the index file holds them (vector_backlog)
-        self._apart = vector_dtype if vector_dtype in APART_DTYPES else None
+        self._apart = dtype if dtype in APART_DTYPES else None
         self.search_ef = search_ef
         self.warn: Warn = warn or (lambda msg: log.warning("%s", msg))
         self._indexes: IndexSet | None = None
@@ -120,6 +125,23 @@ class SqliteBackend:
         dim = self.store.meta("embedding_dim")
         return model, int(dim) if dim else None
 
+    def _record_dtype(self, conn: sqlite3.Connection | None = None) -> bool:
+        """Write the index's scalar type to the store's meta table unless it is there, in
+        ``conn``'s transaction or else in one of its own (before a vector is written under
+        it: ``auto`` then keeps it). Returns whether ``conn`` got the write."""
+        if self._dtype_recorded or (conn is None and self.store.conn.in_transaction):
+            return False  # recorded, or left to the next write outside a transaction
+        if self.store.meta(DTYPE_META) == self.vector_dtype:
+            self._dtype_recorded = True
+            return False
+        if conn is not None:
+            Store.set_meta(conn, DTYPE_META, self.vector_dtype)
+            return True  # recorded once the caller's transaction commits
+        with self.store.write() as own:
+            Store.set_meta(own, DTYPE_META, self.vector_dtype)
+        self._dtype_recorded = True
+        return False
+
     def set_embedding_model(self, model_id: str, dim: int) -> None:
         with self.store.write() as conn:
             Store.set_meta(conn, "embedding_model", model_id)
@@ -135,8 +157,10 @@ class SqliteBackend:
             if self.store.meta("embedding_model") is None:
                 Store.set_meta(conn, "embedding_model", model_id)
                 Store.set_meta(conn, "embedding_dim", str(dim))
+            recorded = self._record_dtype(conn)
             pairs = [(item, at_rest(vector, self._half)) for item, vector in items]
             results.extend(insert_many(conn, pairs, model_id=model_id, now=now, apart=self._apart))
+        self._dtype_recorded |= recorded
         return results
 
     def delete(self, nums: Iterable[int]) -> int:
@@ -160,6 +184,7 @@ class SqliteBackend:
     def replace_text(
         self, num: int, text: str, vector: bytes, *, model_id: str, now: float
     ) -> None:
+        self._record_dtype()
         blob = at_rest(vector, self._half)
         edits.replace_text(
             self.store, num, text, blob, model_id=model_id, now=now, apart=self._apart
@@ -294,6 +319,8 @@ class SqliteBackend:
         return _vectors.count_stale_vectors(self.store, model_id)
 
     def set_vectors(self, vectors: Sequence[tuple[int, bytes]], model_id: str) -> None:
+        if vectors:
+            self._record_dtype()
         half = self._half
         rest = [(n, at_rest(b, half)) for n, b in vectors]
         _vectors.set_vectors(self.store, rest, model_id, self._apart)
@@ -337,6 +364,8 @@ class SqliteBackend:
     def write_sources(
         self, files: Sequence[SourceWrite], *, model_id: str, dim: int, now: float
     ) -> SourceWriteResult:
+        if any(f.chunks for f in files):
+            self._record_dtype()
         if self._half:
             files = [
                 replace(f, chunks=[replace(c, vector=at_rest(c.vector, True)) for c in f.chunks])
@@ -362,6 +391,7 @@ class SqliteBackend:
     def insert_exact(
         self, rows: Iterable[tuple[Record, bytes]], *, model_id: str, dim: int
     ) -> tuple[int, int]:
+        self._record_dtype()
         half = self._half
         rest = ((record, at_rest(blob, half)) for record, blob in rows)
         return _imports.insert_exact(

@@ -25,7 +25,6 @@ in a file can never surface a record that moved or was deleted. Searching is in
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from magray.memory.backends.sqlite.vector_codec import decode
 from magray.memory.backends.sqlite.vector_index import VectorIndex
 from magray.memory.backends.sqlite.vector_source import VectorSource
 from magray.memory.records import Layer
+from magray.memory.vector_dtype import slug
 
 __all__ = ["LAYER_CODES", "LAYER_OF", "IndexSet", "IndexState", "decode", "layer_keys"]
 
@@ -62,10 +62,6 @@ def layer_keys(nums: npt.ArrayLike, layers: npt.ArrayLike) -> Int64s:
     """Index labels of record labels ``nums`` in layers with codes ``layers``."""
     out: Int64s = (np.asarray(nums, dtype=np.int64) << 2) | np.asarray(layers, dtype=np.int64)
     return out
-
-
-def _slug(model_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", model_id)
 
 
 @dataclass
@@ -123,7 +119,7 @@ class IndexSet:
     def path(self, layer: Layer | None = None, *, dtype: str | None = None) -> Path:
         """The index file (one for all layers; ``layer`` is accepted and ignored); with
         ``dtype``, the file this model's index of that scalar type has or would have."""
-        return self.index_dir / f"vectors.{_slug(self.model_id)}.{dtype or self.dtype}.usearch"
+        return self.index_dir / f"vectors.{slug(self.model_id)}.{dtype or self.dtype}.usearch"
 
     def _legacy_files(self) -> list[Path]:
         """Per-layer index files (and sidecars) of earlier versions: derived, removable."""
