@@ -136,3 +136,17 @@ def test_reading_a_fresh_home_creates_nothing(magray_home: Path) -> None:
         assert run(*args).exit_code == 0
     assert run("show", "abcd").exit_code == 3
     assert not (magray_home / "data").exists()
+
+
+def test_starting_or_finishing_before_a_dependency_warns_and_still_moves() -> None:
+    a = ok_json("add", "Design")["id"]
+    b = ok_json("add", "Build", "--depends", a)["id"]
+    started = run("start", b)
+    assert started.exit_code == 0 and started.stdout == f"{b}  doing\n"
+    assert f"warning: {b} depends on {a} (todo), not done yet" in started.stderr
+    finished = run("done", b, "--json")
+    assert finished.exit_code == 0 and json.loads(finished.stdout)["state"] == "done"
+    assert f"{a} (todo)" in finished.stderr
+    assert run("done", a).stderr == ""  # nothing it waits for
+    assert run("reopen", b).exit_code == 0
+    assert run("start", b).stderr == ""  # its dependency is done now
