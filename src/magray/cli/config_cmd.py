@@ -213,6 +213,35 @@ def set_(
     else:
         stored = write_setting(path, key, value)
     typer.echo(f"{key} = {stored!r} written to {path}", err=True)
+    if key in (*_MODEL_SETTINGS, "search.rerank"):
+        _warn_not_installed(key)
+
+
+def _warn_not_installed(key: str) -> None:
+    """Warn when the change makes searches need a model that is not installed yet (every
+    memory command would fail until it is); the setting stays, for an install that follows."""
+    from magray.cli import render
+    from magray.config import load_settings
+    from magray.embed.install import is_installed
+    from magray.embed.registry import model_spec
+    from magray.errors import MagrayError
+
+    try:
+        current = load_settings()
+        if key == "embed.model":
+            name, needed = current.embed.model, "memory commands"
+        elif current.search.rerank:
+            name, needed = current.search.reranker, "searches (search.rerank is on)"
+        else:
+            return
+        spec = model_spec(name, current.paths.models_dir)
+    except MagrayError:
+        return  # the command that reads the settings says what is wrong
+    if not is_installed(spec, current.paths.models_dir):
+        render.warn(
+            f"{spec.name} is not installed yet, so {needed} fail until you run `magray models"
+            f" install {spec.name}`."
+        )
 
 
 @app.command("get")
