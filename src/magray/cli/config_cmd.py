@@ -163,10 +163,8 @@ def _check_backend(key: str, value: Any) -> None:
     from magray.config import env_var, load_settings
     from magray.errors import ConfigError
 
-    if env_var(key) not in os.environ:  # else the environment keeps its value anyway
-        after = load_settings({key: value})
-    else:
-        after = load_settings()
+    # the value as config.toml would hold it, unless the environment keeps its own anyway
+    after = load_settings({key: value}) if env_var(key) not in os.environ else load_settings()
     if after.memory.backend != "postgres" or after.memory.dsn.strip():
         return
     if key == "memory.backend":

@@ -89,9 +89,8 @@ def info(
     from magray.cli.context import settings
     from magray.embed.info import model_row
     from magray.embed.registry import model_spec
-    from magray.llm.local_models import find_local_model
-
     from magray.errors import NotFoundError
+    from magray.llm.local_models import find_local_model
 
     config = settings()
     local = find_local_model(name)

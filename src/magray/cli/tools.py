@@ -41,7 +41,7 @@ def parse_args(pairs: list[str], schema: dict[str, Any] | None = None) -> dict[s
         if key in out:
             raise UsageError(
                 f"--arg {key} is given twice; give it once (a list is one JSON value, e.g."
-                f" {key}='[\"a\", \"b\"]')."
+                f' {key}=\'["a", "b"]\').'
             )
         try:
             value: Any = json.loads(raw)
