@@ -152,3 +152,18 @@ def test_named_files_none_of_which_can_be_read_are_an_error(tmp_path: Path) -> N
     empty.mkdir()
     (empty / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     assert run(["ingest", str(empty)]).exit_code == 0
+
+
+def test_a_file_name_with_a_newline_or_an_escape_stays_one_printed_line(tmp_path: Path) -> None:
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "a\nb.md").write_text("# Notes\n\nPenguins live in the south.\n")
+    (folder / "c\x1b[31md.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    done = run(["ingest", str(folder)])
+    assert done.exit_code == 0, done.output
+    assert "skipped " in done.stderr and "c\\x1b[31md.png: binary" in done.stderr
+    assert "\x1b" not in done.stderr
+    listed = run(["sources", "list"])
+    assert listed.stdout == f"{folder}/a\\nb.md  assets  1 chunk(s)\n"
+    data = json.loads(run(["sources", "list", "--json"]).stdout)
+    assert data["sources"][0]["path"] == f"{folder}/a\nb.md"  # JSON keeps the real name

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from magray.cli.context import nonblank, open_memory, parse_layer
+from magray.cli.context import nonblank, open_memory, parse_layer, printable
 from magray.cli.memory import check_utf8
 
 if TYPE_CHECKING:
@@ -62,11 +62,11 @@ def ingest(
         f" {c['removed']} removed"
     )
     for uri, reason in report.skipped:
-        render.note(f"skipped {uri}: {reason}")
+        render.note(f"skipped {printable(uri)}: {reason}")
     for uri in report.restored:
-        render.note(f"restored the missing chunks of {uri}")
+        render.note(f"restored the missing chunks of {printable(uri)}")
     for uri in report.removed:
-        render.note(f"forgot {uri}: it is no longer in the folder it was ingested from")
+        render.note(f"forgot {printable(uri)}: it is no longer in the folder it was ingested from")
     if truncated:
         render.note(
             f"{truncated} chunk(s) were longer than the embedding model's limit and their"
@@ -100,7 +100,7 @@ def _check_something_read(paths: list[Path], report: IngestReport) -> None:
     )
     if files or not report.skipped or any(p.is_dir() for p in paths):
         return
-    why = "; ".join(f"{uri}: {reason}" for uri, reason in report.skipped[:3])
+    why = "; ".join(f"{printable(uri)}: {reason}" for uri, reason in report.skipped[:3])
     more = f" and {len(report.skipped) - 3} more" if len(report.skipped) > 3 else ""
     raise MagrayError(
         f"nothing was ingested ({why}{more}); give text files: Markdown, code or plain text"

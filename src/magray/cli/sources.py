@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from magray.cli.app import new_app
-from magray.cli.context import nonblank
+from magray.cli.context import nonblank, printable
 
 app = new_app("What `magray ingest` stored: the files and their chunks.")
 
@@ -39,8 +39,8 @@ def list_(
         typer.echo(json.dumps({"sources": rows}, ensure_ascii=False))
         return
     for row in rows:
-        where = f" [{row['project']}]" if row["project"] else ""
-        typer.echo(f"{row['path']}{where}  {row['layer']}  {row['chunks']} chunk(s)")
+        where = f" [{printable(row['project'])}]" if row["project"] else ""
+        typer.echo(f"{printable(row['path'])}{where}  {row['layer']}  {row['chunks']} chunk(s)")
     typer.echo(f"{len(rows)} file(s)", err=True)
 
 
