@@ -150,3 +150,12 @@ def test_starting_or_finishing_before_a_dependency_warns_and_still_moves() -> No
     assert run("done", a).stderr == ""  # nothing it waits for
     assert run("reopen", b).exit_code == 0
     assert run("start", b).stderr == ""  # its dependency is done now
+
+
+def test_a_title_is_one_line_of_text() -> None:
+    for title in ("line one\nline two", "tab\there", "bell\a", "esc \x1b[31mred"):
+        fails(["add", title], 2, "a task title is one line of text")
+    assert ok_json("list") == []
+    a = ok_json("add", "Design")["id"]
+    fails(["edit", a, "--title", "two\nlines"], 2, "put the rest in the notes")
+    assert ok_json("add", "  ünïcode ✓ title  ")["title"] == "ünïcode ✓ title"
