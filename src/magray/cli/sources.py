@@ -39,8 +39,9 @@ def list_(
         typer.echo(json.dumps({"sources": rows}, ensure_ascii=False))
         return
     for row in rows:
-        where = f" [{printable(row['project'])}]" if row["project"] else ""
-        typer.echo(f"{printable(row['path'])}{where}  {row['layer']}  {row['chunks']} chunk(s)")
+        where = f" [{printable(str(row['project']))}]" if row["project"] else ""
+        path = printable(str(row["path"]))
+        typer.echo(f"{path}{where}  {row['layer']}  {row['chunks']} chunk(s)")
     typer.echo(f"{len(rows)} file(s)", err=True)
 
 
