@@ -24,6 +24,21 @@ def test_write_atomic_replaces_whole_and_keeps_or_sets_the_mode(tmp_path: Path) 
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
 
+def test_a_rename_never_replaces_what_is_not_a_regular_file(tmp_path: Path) -> None:
+    import stat
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="not a regular file"):
+        write_atomic(fifo, "x")
+    with pytest.raises(OSError, match="not a regular file"), atomic_path(fifo) as tmp:
+        tmp.write_text("x")
+    with pytest.raises(OSError, match="not a regular file"):
+        write_atomic(tmp_path, "x")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert sorted(os.listdir(tmp_path)) == ["magray-home", "pipe"]
+
+
 def test_read_toml_missing_and_broken(tmp_path: Path) -> None:
     assert read_toml(tmp_path / "none.toml") == {}
     bad = tmp_path / "bad.toml"

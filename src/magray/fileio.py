@@ -15,6 +15,7 @@ is not UTF-8 TOML, naming the file and what to do.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tomllib
 from collections.abc import Iterator
@@ -30,10 +31,28 @@ def temporary_of(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+def check_replaceable(path: Path) -> None:
+    """Refuse to replace ``path`` by a rename unless it is a regular file (or absent).
+
+    A rename over a device, a FIFO or ``/dev/stdout`` would put a plain file in its place
+    (as root, ``/dev/null`` itself), and one over a folder fails half-way.
+
+    Raises:
+        OSError: (``EINVAL``) ``path`` exists and is not a regular file.
+    """
+    if path.exists() and not path.is_file():
+        raise OSError(errno.EINVAL, "not a regular file, so it is not replaced", str(path))
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path to write ``path``'s new content to; when the block ends without an
-    error the file is flushed to disk and renamed over ``path``, else it is removed."""
+    error the file is flushed to disk and renamed over ``path``, else it is removed.
+
+    Raises:
+        OSError: ``path`` is not a regular file (see ``check_replaceable``).
+    """
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temporary_of(path)
     try:
@@ -94,7 +113,8 @@ def fsync_dir(path: Path) -> None:
 def write_atomic(path: Path, data: str | bytes, *, mode: int | None = None) -> None:
     """Replace ``path`` with ``data`` (text is UTF-8, written as is) in one rename; ``mode``
     sets the permissions before any byte is written (0o600 for secrets), else an existing
-    file keeps its own."""
+    file keeps its own. ``path`` must be a regular file or absent (``check_replaceable``)."""
+    check_replaceable(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if mode is None and path.exists():
         mode = path.stat().st_mode & 0o777

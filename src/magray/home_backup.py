@@ -153,6 +153,11 @@ def read_home_manifest(src: Path) -> dict[str, Any]:
         raise NotFoundError(f"no backup at {src}; give the folder `magray backup` wrote.")
     try:
         doc = json.loads((src / MANIFEST).read_text(encoding="utf-8"))
+        if isinstance(doc, dict) and "magray_backup" in doc and "parts" not in doc:
+            raise BackupError(
+                f"{src} is a memory backup (from `magray memory backup`), not a whole-home one:"
+                f" restore it with `magray memory restore {src}`; nothing was changed."
+            )
         parts = doc["parts"]
         if doc.get("format") != FORMAT or not isinstance(parts, dict):
             raise ValueError("unknown format")

@@ -18,6 +18,7 @@ itself. Everything is typed and lazily imported: creating a runtime imports noth
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -44,6 +45,17 @@ if TYPE_CHECKING:
     from magray.tools.sandbox import SandboxConfig
 
 Warn = Callable[[str], None]
+
+
+def check_root(root: Path, where: str) -> None:
+    """UsageError naming ``where`` unless ``root`` is an existing folder (a comma, where the
+    OS path separator was meant, is pointed out)."""
+    if root.is_dir():
+        return
+    hint = ""
+    if "," in str(root) and os.pathsep != ",":
+        hint = f" (roots are separated by {os.pathsep!r}, not commas)"
+    raise UsageError(f"{where}: {root} is not a folder{hint}; name an existing folder.")
 
 
 def _log_warning(message: str) -> None:
@@ -193,8 +205,7 @@ class Runtime:
         if not roots:
             return (Path.cwd(),)
         for root in roots:
-            if not root.is_dir():
-                raise UsageError(f"{where}: {root} is not a folder; name an existing folder.")
+            check_root(root, where)
         return tuple(roots)
 
     def tool_context(self, flags: Sequence[Path] = (), timeout: float | None = None) -> ToolContext:

@@ -174,6 +174,21 @@ def test_save_tasks_stores_the_plan(server: Scripted, magray_home: Path, repo: P
     assert json.loads(commit.notes) == {"message": "Digits"}
 
 
+def test_save_tasks_of_a_request_of_several_lines_makes_one_line_titles(
+    server: Scripted, magray_home: Path, repo: Path
+) -> None:
+    openai_config(magray_home, server.url)
+    server.add(edit_commit_plan())
+    args = ["edit\n\tand commit", "--dry-run", "--save-tasks", "--root", str(repo), "--json"]
+    result = run([*args, "--no-memory"])
+    assert result.exit_code == 0, result.output
+    from magray.tasks.graph import TaskGraph
+
+    with TaskGraph(magray_home / "data" / "tasks.db") as graph:
+        titles = [graph.resolve(i).title for i in json.loads(result.stdout)["tasks"]]
+    assert len(titles) == 3 and all(t.isprintable() for t in titles), titles
+
+
 def test_dry_run_text_shows_previews_and_a_failing_step_is_not_done(
     server: Scripted, magray_home: Path, repo: Path
 ) -> None:

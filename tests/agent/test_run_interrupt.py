@@ -18,7 +18,17 @@ from .conftest import Scripted, oa_plan, openai_config, step
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc (Linux)")
 
-SAFETY_S = 120  # only bounds a broken run; nothing here depends on speed
+SAFETY_S = 600  # only bounds a broken run; nothing here depends on speed
+
+# A shell that starts a command in the background without job control (`pytest … &` in a
+# script, `nohup`) starts it with SIGINT ignored, and children inherit that: Python then
+# installs no Ctrl-C handler, so `magray run` would never see the interrupt and the test
+# would wait out its safety bound. Start it the way a terminal does, with SIGINT at its
+# default action (exec keeps the pid, so the process group is still `magray run`'s).
+_WITH_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL);"
+    " os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -36,6 +46,14 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat[stat.rfind(")") + 2] != "Z"
+
+
+def _ignores_sigint(pid: int) -> bool:
+    """Whether the process ignores SIGINT (its ``SigIgn`` mask in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+    return False
 
 
 def _wait_for_sleep(proc: subprocess.Popen[str], seconds: str) -> int:
@@ -59,7 +77,8 @@ def test_ctrl_c_kills_the_hung_step_prints_the_report_and_exits_130(
     openai_config(magray_home, server.url)
     seconds = f"1{os.getpid() % 100_000:05d}"  # a command line no other test shares
     server.add(oa_plan(step("s1", "shell_exec", {"argv": ["sleep", seconds]})))
-    argv = [sys.executable, "-m", "magray", "run", "wait a long time", "--yes"]
+    argv = [sys.executable, "-c", _WITH_DEFAULT_SIGINT]
+    argv += ["-m", "magray", "run", "wait a long time", "--yes"]
     argv += ["--root", str(repo), "--json", "--no-memory", "--timeout", "1000"]
     # its own process group, like a terminal's foreground job: Ctrl-C goes to the group
     proc = subprocess.Popen(
@@ -67,6 +86,7 @@ def test_ctrl_c_kills_the_hung_step_prints_the_report_and_exits_130(
     )
     try:
         sleeper = _wait_for_sleep(proc, seconds)
+        assert not _ignores_sigint(proc.pid), "magray run was started with Ctrl-C ignored"
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=SAFETY_S)
     finally:

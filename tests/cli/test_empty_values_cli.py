@@ -57,10 +57,11 @@ def test_the_core_refuses_to_forget_an_empty_project() -> None:
         ["sources", "list", "--project", ""],
         ["ingest", "README.md", "--project", ""],
         ["ask", "why?", "--project", ""],
+        ["ask", "why?", "--conversation", " "],
     ],
 )
 def test_an_empty_project_or_session_is_a_usage_error(args: list[str]) -> None:
-    flag = "--session" if "--session" in args else "--project"
+    flag = next(a for a in args if a in {"--session", "--project", "--conversation"})
     fails(run(args), 2, flag, "empty")
 
 

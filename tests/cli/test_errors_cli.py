@@ -238,3 +238,54 @@ def test_config_set_of_a_model_that_does_not_exist_changes_nothing(magray_home: 
     fails(run(["config", "set", "embed.model", "bge-reranker-v2-m3"]), 1, "not an embedder")
     assert not (magray_home / "config.toml").exists()
     assert run(["config", "set", "embed.model", "default-int8"]).exit_code == 0
+
+
+def test_postgres_backend_without_a_dsn_is_refused_before_anything_is_written(
+    magray_home: Path,
+) -> None:
+    config = magray_home / "config.toml"
+    fails(run(["config", "set", "memory.backend", "postgres"]), 1, "set memory.dsn postgresql://")
+    assert not config.exists()
+    dsn = "postgresql://ann@db.invalid/magray"
+    assert (
+        run(["config", "set", "memory.backend", "postgres"], MAGRAY_MEMORY_DSN=dsn).exit_code == 0
+    )
+    assert run(["config", "set", "memory.dsn", dsn]).exit_code == 0
+    written = config.read_text()
+    fails(run(["config", "set", "memory.dsn", " "]), 1, "memory.dsn cannot be emptied")
+    fails(run(["config", "unset", "memory.dsn"]), 1, "config set memory.backend sqlite")
+    assert config.read_text() == written
+    assert run(["config", "unset", "memory.dsn"], MAGRAY_MEMORY_DSN=dsn).exit_code == 0
+
+
+def test_postgres_backend_from_the_environment_without_a_dsn_fails_at_first_use() -> None:
+    for command in (["memory", "list"], ["serve", "--port", "1"]):
+        fails(run(command, MAGRAY_MEMORY_BACKEND="postgres"), 1, "memory.dsn is empty")
+
+
+def test_config_set_of_tools_roots_names_a_missing_folder(
+    magray_home: Path, tmp_path: Path
+) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    fails(run(["config", "set", "tools.roots", f"{a},{b}"]), 2, f"separated by {os.pathsep!r}")
+    fails(run(["config", "set", "tools.roots", str(tmp_path / "nope")]), 2, "is not a folder")
+    assert not (magray_home / "config.toml").exists()
+    assert run(["config", "set", "tools.roots", f"{a}{os.pathsep}{b}"]).exit_code == 0
+
+
+def test_config_set_of_a_model_not_installed_warns_and_keeps_the_setting(
+    magray_home: Path,
+) -> None:
+    uninstalled = run(["config", "set", "search.reranker", "bge-reranker-v2-m3"])
+    assert uninstalled.exit_code == 0 and "warning" not in uninstalled.stderr  # rerank is off
+    on = run(["config", "set", "search.rerank", "true"])
+    assert on.exit_code == 0
+    assert "bge-reranker-v2-m3 is not installed yet" in on.stderr
+    assert "`magray models install bge-reranker-v2-m3`" in on.stderr
+    model = run(["config", "set", "embed.model", "bge-m3"])
+    assert (
+        model.exit_code == 0 and "bge-m3 is not installed yet, so memory commands" in model.stderr
+    )
+    assert "bge-m3" in (magray_home / "config.toml").read_text()

@@ -73,3 +73,22 @@ def test_backup_into_a_non_empty_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "full" / "x").write_text("x")
     code, _, err = run("backup", str(tmp_path / "full"))
     assert code == 1 and "not a new or empty folder" in err
+
+
+def test_each_restore_names_the_other_for_the_other_kind_of_backup(tmp_path: Path) -> None:
+    assert run("memory", "add", "the staging db listens on 5433")[0] == 0
+    home, memory = tmp_path / "home-backup", tmp_path / "memory-backup"
+    assert run("backup", str(home))[0] == 0
+    assert run("memory", "backup", str(memory))[0] == 0
+    code, out, err = run("restore", str(memory), "--force")
+    assert (code, out) == (1, "")
+    assert "is a memory backup (from `magray memory backup`)" in err
+    assert f"`magray memory restore {memory}`" in err and err.count("\n") == 1
+    code, out, err = run("memory", "restore", str(home), "--force")
+    assert (code, out) == (1, "")
+    assert (
+        f"is a whole-home backup (from `magray backup`): restore it with `magray restore {home}`"
+        in err
+    )
+    assert f"`magray memory restore {home / 'memory'}`" in err and err.count("\n") == 1
+    assert run("memory", "restore", str(home / "memory"), "--force")[0] == 0

@@ -57,3 +57,25 @@ def test_bad_input_is_one_line_without_traceback(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown format 'slack'" in result.stderr
     result = RUNNER.invoke(app, ["memory", "add", "x", "--at", "last tuesday"])
     assert result.exit_code == 2 and "--at wants an ISO date" in result.stderr
+
+
+def test_a_missing_file_a_folder_and_a_pipe(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    missing = RUNNER.invoke(app, ["import", "--format", "chatgpt", str(tmp_path / "nope.json")])
+    assert missing.exit_code == 3 and f"no file {tmp_path / 'nope.json'}" in missing.stderr
+    folder = RUNNER.invoke(app, ["import", "--format", "chatgpt", str(tmp_path)])
+    assert folder.exit_code == 2 and "is a folder" in folder.stderr
+    fifo = tmp_path / "conversations.json"  # as `<(unzip -p export.zip conversations.json)`
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text("[]"))
+    writer.start()
+    try:
+        piped = RUNNER.invoke(app, ["import", "--format", "chatgpt", str(fifo), "--json"])
+    finally:
+        if writer.is_alive():  # the pipe was never opened: release the writer
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join()
+    assert piped.exit_code == 0, piped.output
+    assert json.loads(piped.stdout)["conversations"] == 0

@@ -128,3 +128,42 @@ def test_truncated_chunks_are_reported_once_at_the_end(tmp_path: Path) -> None:
     assert not [r for r in seen if "embedded truncated" in r.getMessage()]
     assert "2 chunk(s) were longer than the embedding model's limit" in result.output
     assert result.output.count("longer than") == 1
+
+
+def test_named_files_none_of_which_can_be_read_are_an_error(tmp_path: Path) -> None:
+    import os
+
+    image = tmp_path / "photo.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    (tmp_path / "gone.md").symlink_to(tmp_path / "deleted.md")
+    failed = run(["ingest", str(image), str(pipe)])
+    assert failed.exit_code == 1 and failed.stdout == ""
+    line = failed.stderr.strip()
+    assert "\n" not in line and line.startswith("error: nothing was ingested (")
+    assert "photo.png: binary" in line and "pipe: not a regular file" in line
+    broken = run(["ingest", str(tmp_path / "gone.md")])
+    assert broken.exit_code == 3 and "is a broken symbolic link" in broken.stderr
+    # A named text file beside them is ingested; a folder with nothing readable is no error.
+    (tmp_path / "notes.md").write_text("# Notes\n\nPenguins live in the south.\n")
+    assert run(["ingest", str(image), str(tmp_path / "notes.md")]).exit_code == 0
+    empty = tmp_path / "images"
+    empty.mkdir()
+    (empty / "a.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    assert run(["ingest", str(empty)]).exit_code == 0
+
+
+def test_a_file_name_with_a_newline_or_an_escape_stays_one_printed_line(tmp_path: Path) -> None:
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    (folder / "a\nb.md").write_text("# Notes\n\nPenguins live in the south.\n")
+    (folder / "c\x1b[31md.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    done = run(["ingest", str(folder)])
+    assert done.exit_code == 0, done.output
+    assert "skipped " in done.stderr and "c\\x1b[31md.png: binary" in done.stderr
+    assert "\x1b" not in done.stderr
+    listed = run(["sources", "list"])
+    assert listed.stdout == f"{folder}/a\\nb.md  assets  1 chunk(s)\n"
+    data = json.loads(run(["sources", "list", "--json"]).stdout)
+    assert data["sources"][0]["path"] == f"{folder}/a\nb.md"  # JSON keeps the real name

@@ -83,6 +83,11 @@ def count() -> int:
         (["memory", "add", "x" * 1_000_001], 2, ["1,000,001 characters", "magray ingest"]),
         (["memory", "search", "x", "--project", "\udcff"], 2, ["--project"]),
         (["memory", "get", "ab\udcffcd"], 2, ["ID is not valid UTF-8"]),
+        (
+            ["memory", "search", "x", "--tag", "infra, db"],
+            2,
+            ["a tag never holds a comma (got 'infra, db')", "(--tag infra --tag db)"],
+        ),
         (["config", "set", "search.rrf_k", "nan"], 1, ["search.rrf_k", "finite"]),
         (["config", "set", "search.rrf_k", "inf"], 1, ["search.rrf_k", "finite"]),
         (["config", "set", "search.vector_weight", "1e999"], 1, ["finite"]),
@@ -181,6 +186,49 @@ def test_export_to_a_folder_or_into_a_missing_one(runner: CliRunner, tmp_path: P
     (folder / f".m.jsonl.{int(dead.stdout)}.tmp").write_text("left by a killed export")
     good = invoke(runner, ["memory", "export", str(folder / "m.jsonl")])
     assert good.exit_code == 0 and [p.name for p in folder.iterdir()] == ["m.jsonl"]
+
+
+def test_export_into_a_fifo_writes_through_it_and_leaves_it_a_fifo(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    import stat
+    import threading
+
+    seed()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()))
+    reader.start()
+    try:
+        result = invoke(runner, ["memory", "export", str(fifo)])
+    finally:
+        if reader.is_alive():  # the pipe was never opened for writing: release the reader
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join()
+    assert result.exit_code == 0, result.output
+    assert json.loads(received[0].splitlines()[0])["magray_export"] == 1
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)  # written into, not replaced by a rename
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["magray-home", "pipe"]
+
+
+def test_import_reads_a_pipe_like_a_file(runner: CliRunner, tmp_path: Path) -> None:
+    import threading
+
+    seed()
+    exported = invoke(runner, ["memory", "export"]).stdout
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text(exported))
+    writer.start()
+    try:
+        result = invoke(runner, ["memory", "import", str(fifo), "--json"])
+    finally:
+        if writer.is_alive():  # the pipe was never opened: release the writer
+            os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+        writer.join()
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["duplicates"] == 3
 
 
 def test_restore_of_a_deeply_nested_manifest(runner: CliRunner, tmp_path: Path) -> None:

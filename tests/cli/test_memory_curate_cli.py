@@ -84,6 +84,20 @@ def test_sources_list_and_forget_by_source_or_project(tmp_path: Path) -> None:
     assert again.exit_code == 0 and "1 added" in again.stdout
     nothing = run("forget")
     assert nothing.exit_code == 2 and "--source" in nothing.stderr
+    # A source or project nothing came from is named, not "forgot 0 record(s)".
+    for args, named in (
+        (("--source", str(notes / "z.md")), f"ingested from {notes / 'z.md'}"),
+        (("--project", "cdoe", "--yes"), "in project 'cdoe'"),
+        (("--source", str(code), "--project", "notes"), "in project 'notes'"),
+    ):
+        missed = run("forget", *args)
+        assert missed.exit_code == 3 and missed.stdout == "", missed.output
+        assert named in missed.stderr and "`magray sources list`" in missed.stderr
+        assert missed.stderr.count("\n") == 1
+    assert {s["path"] for s in ok("sources", "list")["sources"]} == {
+        str(notes / "a.md"),
+        str(notes / "b.md"),
+    }
 
 
 def test_reading_commands_on_a_fresh_home_create_nothing(magray_home: Path) -> None:

@@ -16,6 +16,33 @@ def test_install_of_an_unknown_name_lists_the_local_llms_too() -> None:
     fails(run(["models", "install", " "]), 2, "the model name is empty")
 
 
+@pytest.mark.parametrize("command", ["info", "install", "remove"])
+@pytest.mark.parametrize(
+    ("name", "suggested"),
+    [
+        ("all-minilm", "did you mean all-minilm-l6-v2 or all-minilm-l6-v2-int8?"),
+        ("default-int9", "did you mean default-int8 or default?"),
+        ("gemma", "did you mean gemma-3-270m?"),
+        ("Qwen2.5-Coder", "did you mean qwen2.5-coder-0.5b or qwen2.5-coder-1.5b?"),
+    ],
+)
+def test_a_near_miss_names_the_close_models_and_the_list(
+    command: str, name: str, suggested: str
+) -> None:
+    line = fails(run(["models", command, name]), 3, f"unknown model {name!r}; {suggested}")
+    assert "`magray models list`" in line and "bge-m3" in line
+
+
+def test_an_unknown_name_far_from_every_model_has_no_suggestion() -> None:
+    line = fails(run(["models", "info", "xyzzy"]), 3, "unknown model 'xyzzy'; embedders")
+    assert "did you mean" not in line
+    fails(run(["models", "info", " "]), 2, "the model name is empty")
+
+
+def test_config_set_of_a_near_miss_model_suggests_it() -> None:
+    fails(run(["config", "set", "embed.model", "all-minilm"]), 3, "did you mean all-minilm-l6-v2")
+
+
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [

@@ -37,6 +37,12 @@ def run(args: list[str]) -> Result:
             " --tag?); run `magray memory search --help` for its options.",
         ),
         (
+            ["config", "set", "memory.ttl_interact_hours", "-1"],
+            "error: no such option -1 for `magray config set` (a value that starts with '-'"
+            " goes after `--`, as in `magray config set ... -- -1`); run `magray config set"
+            " --help` for its options.",
+        ),
+        (
             ["--foo"],
             "error: no such option --foo for `magray`; run `magray --help` for its options.",
         ),

@@ -127,3 +127,23 @@ def test_dashboard_forms_over_the_body_limit_are_refused(magray_home: Any) -> No
         assert big.status_code == 413 and "too large" in big.text
         small = client.post("/ui/login", data={"key": "nope"})
         assert small.status_code == 401 and "unknown or revoked" in small.text
+
+
+def test_a_search_with_a_k_that_is_not_a_number_says_so(magray_home: Any) -> None:
+    from starlette.testclient import TestClient
+
+    settings = load_settings()
+    _, key = KeyStore(keys_file(settings.paths.data_dir)).create(Role.READER, "default")
+    app = create_app(settings, embedder=HashEmbedder())
+    # https: the sign-in cookie is Secure on loopback, and the client honours that
+    with TestClient(app, base_url="https://127.0.0.1:8765") as client:
+        assert client.post("/ui/login", data={"key": key}, follow_redirects=False).is_redirect
+        for k, said in (
+            ("abc", "k: Input should be a valid integer"),
+            ("1e3", "k: Input should be a valid integer"),
+            ("-1", "k: Input should be greater than or equal to 1"),
+            ("0", "k: Input should be greater than or equal to 1"),
+        ):
+            page = client.get("/ui/memory/search", params={"query": "x", "k": k})
+            assert page.status_code == 200 and said in page.text, (k, page.text)
+        assert client.get("/ui/memory/search", params={"query": "x", "k": " 5 "}).status_code == 200

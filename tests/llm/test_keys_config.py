@@ -98,8 +98,22 @@ def test_config_set_get_unset_llm_default_and_fallback(magray_home: Path) -> Non
     shown = json.loads(runner.invoke(app, ["config", "show", "--json"]).stdout)
     rows = {r["key"]: r["value"] for r in shown["settings"]}
     assert rows["llm.default"] == "work" and rows["llm.fallback"] == ["local"]
+    sources = {r["key"]: r["source"] for r in shown["settings"]}
+    config = str(magray_home / "config.toml")
+    assert sources["llm.default"] == sources["llm.providers"] == config
+    assert sources["llm.daily_token_budget"] == "default"  # not in the file
     assert runner.invoke(app, ["config", "unset", "llm.default"]).exit_code == 0
     assert runner.invoke(app, ["config", "get", "llm.default"]).stdout.strip() == "local"
+
+
+def test_config_show_of_a_home_without_config_toml_says_default(magray_home: Path) -> None:
+    from typer.testing import CliRunner
+
+    from magray.cli.main import app
+
+    shown = json.loads(CliRunner().invoke(app, ["config", "show", "--json"]).stdout)
+    llm = {r["key"]: r["source"] for r in shown["settings"] if r["key"].startswith("llm.")}
+    assert set(llm.values()) == {"default"} and not (magray_home / "config.toml").exists()
 
 
 def test_no_llm_table_gives_the_defaults_an_empty_one_gives() -> None:

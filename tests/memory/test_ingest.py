@@ -153,6 +153,21 @@ def test_named_file_that_turned_binary_is_forgotten_and_unreadable_kept(
     assert report.files_removed == 0 and memory.backend.count() == 1
 
 
+def test_link_left_broken_by_a_deleted_file_is_reported_and_the_file_forgotten(
+    tmp_path: Path,
+) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# Notes\n\nPenguins live in the south.\n")
+    (notes / "b.md").symlink_to(notes / "a.md")
+    memory = make(HashEmbedder())
+    assert ingest(memory, [notes], root=tmp_path).files_added == 1
+    (notes / "a.md").unlink()
+    report = ingest(memory, [notes], root=tmp_path)
+    assert report.skipped == [("notes/b.md", "broken symlink (its target does not exist)")]
+    assert report.files_removed == 1 and memory.backend.count() == 0
+
+
 def test_relative_sources_of_an_older_store_are_adopted(tree: Path) -> None:
     memory = make(HashEmbedder())
     ingest(memory, [tree], root=tree)

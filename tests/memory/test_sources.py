@@ -212,8 +212,36 @@ def test_symlink_loop_and_outside_link(tree: Path, tmp_path: Path) -> None:
     assert skipped == {
         "docs/out": "symlink outside roots",
         "src/out.md": "symlink outside roots",
-        "src/self": "unreadable",
+        "src/self": "symlink loop",
     }
+
+
+def test_broken_symlink_is_named_by_the_link(tree: Path, tmp_path: Path) -> None:
+    (tree / "docs" / "gone.md").symlink_to(tmp_path / "deleted.md")
+    (tree / "docs" / "inside.md").symlink_to(tree / "missing.md")
+    (tree / "docs" / ".hidden.md").symlink_to(tree / "missing.md")
+    (tree / "docs" / "a").symlink_to(tree / "docs" / "b")
+    (tree / "docs" / "b").symlink_to(tree / "docs" / "a")
+    files, skipped = run([tree], tree)
+    assert files == ["README.md", "docs/guide.md", "src/app.py", "src/z.txt"]
+    assert skipped == {
+        "docs/.hidden.md": "ignored",
+        "docs/a": "symlink loop",
+        "docs/b": "symlink loop",
+        "docs/gone.md": "broken symlink (its target does not exist)",
+        "docs/inside.md": "broken symlink (its target does not exist)",
+    }
+
+
+def test_broken_symlink_named_explicitly_says_so(tree: Path, tmp_path: Path) -> None:
+    link = tree / "gone.md"
+    link.symlink_to(tmp_path / "deleted.md")
+    with pytest.raises(NotFoundError, match=r"gone\.md is a broken symbolic link: its target "):
+        walk([link], root=tree)
+    loop = tree / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(NotFoundError, match="loops back on itself"):
+        walk([loop], root=tree)
 
 
 def test_explicit_symlinked_folder_is_followed(tree: Path, tmp_path: Path) -> None:
@@ -264,8 +292,8 @@ def test_classify(name: str, kind: str, language: str | None) -> None:
     assert classify(Path(name)) == (kind, language)
 
 
-def test_read_source_of_a_fifo_is_unreadable(tmp_path: Path) -> None:
+def test_read_source_of_a_fifo_is_not_a_regular_file(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     result = read_source(fifo, uri="pipe")
-    assert isinstance(result, Skipped) and result.reason is SkipReason.UNREADABLE
+    assert isinstance(result, Skipped) and result.reason is SkipReason.NOT_REGULAR

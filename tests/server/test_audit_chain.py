@@ -101,6 +101,9 @@ def test_server_audits_mutations_and_denials(
     assert ok.exit_code == 0 and "4 entries" in ok.output
     listed = runner.invoke(cli, ["audit", "list", "--tenant", "acme", "--json"])
     assert listed.exit_code == 0 and listed.output.count('"seq"') == 3
+    typo = runner.invoke(cli, ["audit", "list", "--tenant", "acem"])
+    assert typo.exit_code == 3 and typo.stdout == ""
+    assert "no tenant 'acem': it has no data and no key" in typo.stderr
     with sqlite3.connect(chain_file(magray_home / "data")) as conn:
         conn.execute("UPDATE chain SET outcome = 'ok' WHERE seq = 2")
     bad = runner.invoke(cli, ["audit", "verify"])

@@ -120,3 +120,18 @@ def test_shutdown_refuses_a_waiting_plan(
         rid = client.post("/v1/runs", json={"goal": "write late.txt"}, headers=h).json()["id"]
         wait_for(client, rid, h, "waiting_for_approval")
     assert not (repo / "late.txt").exists()
+
+
+def test_a_run_naming_an_unknown_provider_is_refused_before_it_starts(
+    agent_client: TestClient, server: Scripted, key: Any
+) -> None:
+    h = key("admin")
+    for provider, status, said in (
+        ("nope", 422, "no LLM provider named 'nope'"),
+        (" ", 422, "the provider name is empty"),
+    ):
+        refused = agent_client.post(
+            "/v1/runs", json={"goal": "list the files", "provider": provider}, headers=h
+        )
+        assert refused.status_code == status and said in refused.json()["detail"]
+    assert server.requests == []  # nothing was planned

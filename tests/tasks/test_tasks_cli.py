@@ -36,8 +36,16 @@ def fails(args: Sequence[str], code: int, needle: str) -> None:
     assert result.stderr.strip().count("\n") == 0  # one line
 
 
+def remember(text: str) -> str:
+    """The id of a new memory holding ``text`` (real store, real embedding model)."""
+    result = RUNNER.invoke(app, ["memory", "add", text, "--json"])
+    assert result.exit_code == 0, result.output
+    return str(json.loads(result.stdout)["id"])
+
+
 def test_add_list_show_ready_done_contracts() -> None:
-    a = ok_json("add", "Design", "--priority", "2", "--note", "why", "--memory", "mem1abcd")
+    mem = remember("The design review is on Thursday.")
+    a = ok_json("add", "Design", "--priority", "2", "--note", "why", "--memory", mem[:6])
     assert a == {"id": a["id"], "title": "Design", "state": "todo", "priority": 2, "depends_on": []}
     b = ok_json("add", "Build", "--depends", a["id"][:4])
     assert b["depends_on"] == [a["id"]]
@@ -48,7 +56,7 @@ def test_add_list_show_ready_done_contracts() -> None:
         "id", "title", "notes", "state", "priority", "depends_on", "memory",
         "created_at", "updated_at", "done_at",
     }  # fmt: skip
-    assert listed[0]["memory"] == ["mem1abcd"] and listed[0]["notes"] == "why"
+    assert listed[0]["memory"] == [mem] and listed[0]["notes"] == "why"  # the full id
 
     shown = ok_json("show", b["id"])
     assert shown["depends_on"] == [a["id"]] and shown["dependents"] == []
@@ -60,6 +68,15 @@ def test_add_list_show_ready_done_contracts() -> None:
     assert [x["id"] for x in ok_json("ready")] == [b["id"]]
     assert [x["id"] for x in ok_json("list", "--state", "done")] == [a["id"]]
     assert ok_json("list", "--state", "DONE", "--state", "todo") == ok_json("list")
+
+
+def test_a_memory_link_must_name_a_stored_memory() -> None:
+    fails(["add", "Design", "--memory", "nosuchmemory"], 3, "no memory with id 'nosuchmemory'")
+    mem = remember("The staging database listens on port 5434.")
+    fails(["add", "Design", "--memory", mem, "--memory", "zzzz9999"], 3, "'zzzz9999'")
+    assert ok_json("list") == []  # nothing was added
+    added = ok_json("add", "Design", "--memory", mem.upper(), "--memory", mem[:5])
+    assert ok_json("show", added["id"])["memory"] == [mem]
 
 
 def test_text_output() -> None:
@@ -119,3 +136,26 @@ def test_reading_a_fresh_home_creates_nothing(magray_home: Path) -> None:
         assert run(*args).exit_code == 0
     assert run("show", "abcd").exit_code == 3
     assert not (magray_home / "data").exists()
+
+
+def test_starting_or_finishing_before_a_dependency_warns_and_still_moves() -> None:
+    a = ok_json("add", "Design")["id"]
+    b = ok_json("add", "Build", "--depends", a)["id"]
+    started = run("start", b)
+    assert started.exit_code == 0 and started.stdout == f"{b}  doing\n"
+    assert f"warning: {b} depends on {a} (todo), not done yet" in started.stderr
+    finished = run("done", b, "--json")
+    assert finished.exit_code == 0 and json.loads(finished.stdout)["state"] == "done"
+    assert f"{a} (todo)" in finished.stderr
+    assert run("done", a).stderr == ""  # nothing it waits for
+    assert run("reopen", b).exit_code == 0
+    assert run("start", b).stderr == ""  # its dependency is done now
+
+
+def test_a_title_is_one_line_of_text() -> None:
+    for title in ("line one\nline two", "tab\there", "bell\a", "esc \x1b[31mred"):
+        fails(["add", title], 2, "a task title is one line of text")
+    assert ok_json("list") == []
+    a = ok_json("add", "Design")["id"]
+    fails(["edit", a, "--title", "two\nlines"], 2, "put the rest in the notes")
+    assert ok_json("add", "  ünïcode ✓ title  ")["title"] == "ünïcode ✓ title"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,14 @@ from magray.errors import DeniedError, PolicyError
 from magray.tools.audit import AuditLog
 from magray.tools.base import ToolContext
 from magray.tools.invoke import invoke
-from magray.tools.policy import Action, Mode, Policy, glob_to_regex, make_rule
+from magray.tools.policy import (
+    Action,
+    Mode,
+    Policy,
+    check_host_glob,
+    glob_to_regex,
+    make_rule,
+)
 from magray.tools.policy_file import add_rule, load_rules, reset_rules
 from magray.tools.registry import default_registry
 
@@ -91,6 +99,45 @@ def test_rules_round_trip_through_policy_toml(tmp_path: Path) -> None:
         load_rules(path)
     with pytest.raises(PolicyError, match="not both"):
         make_rule("x", Action.DENY, path="a", command="b")
+
+
+@pytest.mark.parametrize(
+    ("host", "needle"),
+    [
+        (
+            "https://docs.python.org/3/",
+            "is a URL, not a host; give just the host, e.g. docs.python.org",
+        ),
+        ("docs.python.org/3", "holds a space, '/' or '@'"),
+        ("exa mple.com", "holds a space"),
+        ("ann@example.com", "'@'"),
+        ("localhost:8080", "names a port; rules match the host alone, so give localhost"),
+        ("[::1]", "give it without them: ::1"),
+    ],
+)
+def test_a_host_rule_that_could_never_match_is_refused(host: str, needle: str) -> None:
+    with pytest.raises(PolicyError, match=re.escape(needle)):
+        check_host_glob(make_rule("web_fetch", Action.ALLOW, host=host).host or "")
+
+
+def test_host_rules_that_can_match_are_kept_lower_case() -> None:
+    for host, kept in (("*.Example.COM", "*.example.com"), ("::1", "::1"), (" a.b ", "a.b")):
+        rule = make_rule("web_fetch", Action.ALLOW, host=host)
+        check_host_glob(rule.host or "")
+        assert rule.host == kept
+
+
+def test_a_stored_host_rule_that_cannot_match_is_refused_when_added_but_still_loads(
+    tmp_path: Path,
+) -> None:
+    from tests.cli.test_errors_cli import fails, run
+
+    fails(run(["policy", "allow", "web_fetch", "--host", "https://a.example/x"]), 1, "a.example")
+    (tmp_path / "magray-home" / "policy.toml").write_text(
+        "[[rules]]\ntool = 'web_fetch'\naction = 'deny'\nhost = 'exa mple.com'\n"
+    )
+    assert run(["policy", "show"]).exit_code == 0  # so that it can be removed
+    assert run(["policy", "remove", "web_fetch", "--host", "exa mple.com"]).exit_code == 0
 
 
 def test_non_interactive_ask_is_a_denial_and_audited(ctx: ToolContext, audit: AuditLog) -> None:

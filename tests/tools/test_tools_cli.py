@@ -92,6 +92,10 @@ def test_bad_invocations(workspace: Path) -> None:
     assert run(["tools", "run", "nope"]).exit_code == 3
     bad = run(["tools", "run", "file_read", "--root", str(workspace), "-a", "nokey"])
     assert bad.exit_code == 2
+    twice = ["-a", "path=hello.txt", "-a", "path=other.txt"]
+    both = run(["tools", "run", "file_read", "--root", str(workspace), *twice])
+    assert both.exit_code == 2 and both.stdout == ""
+    assert "--arg path is given twice; give it once" in both.stderr
     outside = run(["tools", "run", "git_status", "--root", str(workspace)])
     assert outside.exit_code == 1 and "not inside a git repository" in outside.stderr
 

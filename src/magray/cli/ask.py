@@ -142,7 +142,9 @@ def ask(
     tag: list[str] = typer.Option([], "--tag", help="Recall only records with this tag."),
     k: int | None = typer.Option(None, "-k", help="How many memories to recall (1–100)."),
     cont: bool = typer.Option(False, "-c", "--continue", help="Continue the last conversation."),
-    conversation: str | None = typer.Option(None, "--conversation", help="Continue this one."),
+    conversation: str | None = typer.Option(
+        None, "--conversation", help="Continue this one.", callback=nonblank
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (no streaming)."),
 ) -> None:
     """Answer a question, grounded in memory, streaming as it is generated.

@@ -37,6 +37,11 @@ def list_(
     chain = _chain()
     assert isinstance(chain, AuditChain)
     entries = chain.entries(tenant=tenant, limit=limit)
+    if tenant is not None and not entries:
+        from magray.cli.context import settings
+        from magray.cli.health import check_known_tenant
+
+        check_known_tenant(settings().paths.data_dir, tenant)
     if json_out:
         typer.echo(json.dumps([e.to_json() for e in entries], ensure_ascii=False))
         return

@@ -150,6 +150,35 @@ def _check_model(key: str, name: str, models_dir: Path) -> None:
         )
 
 
+# Settings that must agree: the PostgreSQL backend needs a connection string.
+_BACKEND_SETTINGS = ("memory.backend", "memory.dsn")
+
+
+def _check_backend(key: str, value: Any) -> None:
+    """Refuse a change of ``key`` to ``value`` (as config.toml would hold it) that would
+    leave ``memory.backend = "postgres"`` without a ``memory.dsn``: every memory command
+    would then fail until it is fixed."""
+    import os
+
+    from magray.config import env_var, load_settings
+    from magray.errors import ConfigError
+
+    # the value as config.toml would hold it, unless the environment keeps its own anyway
+    after = load_settings({key: value}) if env_var(key) not in os.environ else load_settings()
+    if after.memory.backend != "postgres" or after.memory.dsn.strip():
+        return
+    if key == "memory.backend":
+        raise ConfigError(
+            "config set: memory.backend postgres needs memory.dsn, which is empty; run `magray"
+            " config set memory.dsn postgresql://user@host/magray` first (or set"
+            " MAGRAY_MEMORY_DSN); nothing was written."
+        )
+    raise ConfigError(
+        "config: memory.dsn cannot be emptied while memory.backend is postgres; run `magray"
+        " config set memory.backend sqlite` first; nothing was written."
+    )
+
+
 @app.command("set")
 def set_(
     key: str = typer.Argument(..., help="Dotted key, e.g. memory.vector_dtype."),
@@ -167,11 +196,50 @@ def set_(
     path = paths.config_file
     if key in _MODEL_SETTINGS:
         _check_model(key, value, paths.models_dir)
+    if key in _BACKEND_SETTINGS:
+        from magray.config import coerce, option
+
+        _check_backend(key, coerce(option(key), value, "config set", key))
+    if key == "tools.roots":
+        from magray.config.sections import ToolsSettings
+        from magray.runtime import check_root
+
+        for root in ToolsSettings(roots=value).root_paths:
+            check_root(root, "config set: tools.roots")
     if key in LLM_SETTINGS:
         stored = write_llm_setting(path, key, value)
     else:
         stored = write_setting(path, key, value)
     typer.echo(f"{key} = {stored!r} written to {path}", err=True)
+    if key in (*_MODEL_SETTINGS, "search.rerank"):
+        _warn_not_installed(key)
+
+
+def _warn_not_installed(key: str) -> None:
+    """Warn when the change makes searches need a model that is not installed yet (every
+    memory command would fail until it is); the setting stays, for an install that follows."""
+    from magray.cli import render
+    from magray.config import load_settings
+    from magray.embed.install import is_installed
+    from magray.embed.registry import model_spec
+    from magray.errors import MagrayError
+
+    try:
+        current = load_settings()
+        if key == "embed.model":
+            name, needed = current.embed.model, "memory commands"
+        elif current.search.rerank:
+            name, needed = current.search.reranker, "searches (search.rerank is on)"
+        else:
+            return
+        spec = model_spec(name, current.paths.models_dir)
+    except MagrayError:
+        return  # the command that reads the settings says what is wrong
+    if not is_installed(spec, current.paths.models_dir):
+        render.warn(
+            f"{spec.name} is not installed yet, so {needed} fail until you run `magray models"
+            f" install {spec.name}`."
+        )
 
 
 @app.command("get")
@@ -211,6 +279,10 @@ def unset(key: str = typer.Argument(..., help="Dotted key, e.g. search.mode.")) 
     from magray.paths import resolve_paths
 
     path = resolve_paths().config_file
+    if key in _BACKEND_SETTINGS:
+        from magray.config import option
+
+        _check_backend(key, option(key).default)
     if key in LLM_SETTINGS:
         write_llm_setting(path, key, None)
         typer.echo(f"{key} removed from {path}", err=True)

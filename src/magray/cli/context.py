@@ -126,3 +126,11 @@ def nonblank(ctx: typer.Context, param: typer.CallbackParam, value: str | None) 
         if not value.strip():
             raise UsageError(f"{flag} is empty; give a name or leave {flag} out.")
     return value
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (a newline or an escape sequence in a file name)
+    shown as escapes, so one name stays one line and cannot drive the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)

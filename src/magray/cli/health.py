@@ -31,7 +31,7 @@ def health(
 
     current = settings()
     if tenant is not None:
-        _check_known(current.paths.data_dir, tenant)
+        check_known_tenant(current.paths.data_dir, tenant)
         current = tenant_settings(current, tenant)
     with Runtime(current) as rt:
         data = report(readiness(rt))
@@ -45,9 +45,10 @@ def health(
         raise typer.Exit(1)
 
 
-def _check_known(data_dir: Path, tenant: str) -> None:
+def check_known_tenant(data_dir: Path, tenant: str) -> None:
     """A tenant other than ``default`` must have data or a key: checking a misspelt name
-    would create an empty tenant and call it healthy."""
+    would create an empty tenant and call it healthy (and listing its audit entries would
+    answer a typo with nothing)."""
     from magray.errors import NotFoundError
     from magray.server.keys import KeyStore, keys_file
     from magray.server.tenants import tenant_dir

@@ -7,11 +7,15 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from magray.cli.context import nonblank, open_memory, parse_layer
+from magray.cli.context import nonblank, open_memory, parse_layer, printable
 from magray.cli.memory import check_utf8
+
+if TYPE_CHECKING:
+    from magray.memory.ingest.pipeline import IngestReport
 
 
 def ingest(
@@ -44,6 +48,7 @@ def ingest(
     ):
         report = run_ingest(memory, paths, layer=target, project=project, progress=bar)
         memory.sync_indexes()
+    _check_something_read(paths, report)
     onnx = sys.modules.get("magray.embed.onnx")  # loaded only when something was embedded
     truncated = onnx.truncated_count() if onnx is not None else 0
     data = ingest_json(report, layer=str(target), project=project, truncated=truncated)
@@ -57,11 +62,11 @@ def ingest(
         f" {c['removed']} removed"
     )
     for uri, reason in report.skipped:
-        render.note(f"skipped {uri}: {reason}")
+        render.note(f"skipped {printable(uri)}: {reason}")
     for uri in report.restored:
-        render.note(f"restored the missing chunks of {uri}")
+        render.note(f"restored the missing chunks of {printable(uri)}")
     for uri in report.removed:
-        render.note(f"forgot {uri}: it is no longer in the folder it was ingested from")
+        render.note(f"forgot {printable(uri)}: it is no longer in the folder it was ingested from")
     if truncated:
         render.note(
             f"{truncated} chunk(s) were longer than the embedding model's limit and their"
@@ -83,3 +88,21 @@ def _own_truncation_summary() -> Iterator[None]:
         yield
     finally:
         log.removeFilter(keep)
+
+
+def _check_something_read(paths: list[Path], report: IngestReport) -> None:
+    """Files named one by one of which none could be read are an error, not a run that
+    did nothing and exited 0 (``magray ingest paper.pdf``); a folder may hold nothing."""
+    from magray.errors import MagrayError
+
+    files = (
+        report.files_added + report.files_updated + report.files_unchanged + report.files_removed
+    )
+    if files or not report.skipped or any(p.is_dir() for p in paths):
+        return
+    why = "; ".join(f"{printable(uri)}: {reason}" for uri, reason in report.skipped[:3])
+    more = f" and {len(report.skipped) - 3} more" if len(report.skipped) > 3 else ""
+    raise MagrayError(
+        f"nothing was ingested ({why}{more}); give text files: Markdown, code or plain text"
+        " of at most 2 MB."
+    )

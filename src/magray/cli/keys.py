@@ -39,6 +39,31 @@ def set_key(
     store.set(name, value)
     masked = store.list()[name.strip()]
     typer.echo(f"stored the key of {name.strip()} ({masked}) in {store.path}", err=True)
+    _warn_if_unused(name.strip())
+
+
+def _warn_if_unused(name: str) -> None:
+    """Warn when no configured provider is called ``name`` (a typo such as ``opneai``
+    stores a key nothing reads); the key stays, for a provider added later."""
+    import difflib
+
+    from magray.cli import render
+    from magray.cli.context import settings
+    from magray.errors import MagrayError
+    from magray.llm.config import load_llm_config
+
+    try:
+        names = sorted(load_llm_config(settings()).providers)
+    except MagrayError:
+        return  # a broken [llm] section has its own error at first use
+    if name in names:
+        return
+    close = difflib.get_close_matches(name, names, n=2, cutoff=0.6)
+    then = f"did you mean {' or '.join(close)}? The key" if close else "the key"
+    render.warn(
+        f"no provider named {name!r} is configured (configured: {', '.join(names) or 'none'});"
+        f" {then} is used once [llm.providers.{name}] is in config.toml (see docs/llm.md)."
+    )
 
 
 @app.command("list")

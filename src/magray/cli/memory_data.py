@@ -86,10 +86,18 @@ def export(
             finally:
                 out.detach()
             return
-        _sweep_exports(target)
         try:
-            with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as fh:
-                n = run_export(memory, fh, filters=filters, with_vectors=vectors, progress=bar)
+            if target.exists() and not target.is_file():
+                # a device, a FIFO, /dev/stdout: written in place, never replaced by a rename
+                with target.open("w", encoding="utf-8", newline="\n") as fh:
+                    n = run_export(memory, fh, filters=filters, with_vectors=vectors, progress=bar)
+            else:
+                _sweep_exports(target)
+                with (
+                    atomic_path(target) as tmp,
+                    tmp.open("w", encoding="utf-8", newline="\n") as fh,
+                ):
+                    n = run_export(memory, fh, filters=filters, with_vectors=vectors, progress=bar)
         except OSError as exc:
             raise BackupError(
                 f"writing {target} failed ({exc.strerror or exc}); check the path and free space."
@@ -150,9 +158,15 @@ def import_(
         file = Path(path).expanduser()
         if file.is_dir():
             raise UsageError(f"{file} is a folder; give the .jsonl file `memory export` wrote.")
-        if not file.is_file():
+        if not file.exists():
             raise NotFoundError(f"no file {file} to import.")
-        src = file.open("r", encoding="utf-8")
+        try:  # a pipe (`<(zcat memories.jsonl.gz)`) or a device reads like a file
+            src = file.open("r", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read {file} ({exc.strerror or exc}); give the .jsonl file"
+                " `memory export` wrote, or '-' for standard input."
+            ) from None
     try:
         with open_memory() as memory, render.progress("importing") as bar:
             report = run_import(memory, src, skip_bad=skip_bad, progress=bar)

@@ -33,6 +33,26 @@ def local_rows(config: Settings) -> list[dict[str, Any]]:
     return [model_row(m, config.paths.models_dir, active) for m in LOCAL_MODELS]
 
 
+def unknown_model(name: str, models_dir: Path) -> Exception:
+    """The error for a name that is neither an embedder, a reranker nor a local LLM: the
+    closest names, every name, and the command that lists them."""
+    from magray.embed.registry import all_specs, did_you_mean
+    from magray.errors import NotFoundError, UsageError
+    from magray.llm.local_models import LOCAL_MODELS
+
+    if not name.strip():
+        return UsageError("the model name is empty; give one of `magray models list`.")
+    specs = all_specs(models_dir)
+    names = {n: s.name for s in specs for n in (s.name, *s.aliases)}
+    names |= {n: m.name for m in LOCAL_MODELS for n in (m.name, *m.aliases)}
+    embedders = ", ".join(s.name for s in specs)
+    llms = ", ".join(m.aliases[0] if m.aliases else m.name for m in LOCAL_MODELS)
+    return NotFoundError(
+        f"unknown model {name!r};{did_you_mean(name, names)} embedders and rerankers:"
+        f" {embedders}; local LLMs: {llms} (see `magray models list`)."
+    )
+
+
 @app.command("list")
 def list_models(
     json_out: bool = typer.Option(False, "--json", help="Print JSON (a stable contract)."),
@@ -69,6 +89,7 @@ def info(
     from magray.cli.context import settings
     from magray.embed.info import model_row
     from magray.embed.registry import model_spec
+    from magray.errors import NotFoundError
     from magray.llm.local_models import find_local_model
 
     config = settings()
@@ -76,7 +97,11 @@ def info(
     if local is not None:
         row = next(r for r in local_rows(config) if r["name"] == local.name)
     else:
-        row = model_row(model_spec(name, config.paths.models_dir), config, probe=True)
+        try:
+            spec = model_spec(name, config.paths.models_dir)
+        except NotFoundError:
+            raise unknown_model(name, config.paths.models_dir) from None
+        row = model_row(spec, config, probe=True)
     if json_out:
         typer.echo(json.dumps(row, ensure_ascii=False))
         return
@@ -128,15 +153,7 @@ def install(
     try:
         spec = model_spec(name, models_dir)
     except NotFoundError:
-        from magray.embed.registry import all_specs
-        from magray.llm.local_models import LOCAL_MODELS
-
-        embedders = ", ".join(s.name for s in all_specs(models_dir))
-        llms = ", ".join(m.aliases[0] if m.aliases else m.name for m in LOCAL_MODELS)
-        raise NotFoundError(
-            f"unknown model {name!r}; embedders and rerankers: {embedders}; local LLMs:"
-            f" {llms} (see `magray models list`)."
-        ) from None
+        raise unknown_model(name, models_dir) from None
     verb = "installed"
     if not force and is_installed(spec, models_dir):
         try:
@@ -223,6 +240,10 @@ def remove(name: str = typer.Argument(..., help="Model name or alias.")) -> None
             raise NotFoundError(f"model {name!r} is not installed.")
         typer.echo(f"removed {local.name}")
         return
-    if not remove_model(name, models_dir):
+    try:
+        removed = remove_model(name, models_dir)
+    except NotFoundError:
+        raise unknown_model(name, models_dir) from None
+    if not removed:
         raise NotFoundError(f"model {name!r} is not installed.")
     typer.echo(f"removed {name}")

@@ -70,10 +70,12 @@ def show(
 def _add(
     action: str, tool: str, path: str | None, command: str | None, host: str | None = None
 ) -> None:
-    from magray.tools.policy import Action, make_rule
+    from magray.tools.policy import Action, check_host_glob, make_rule
     from magray.tools.policy_file import add_rule, load_rules
 
     rule = make_rule(tool, Action(action), path=path, command=command, host=host)
+    if rule.host is not None:
+        check_host_glob(rule.host)
     _check_applies(rule.tool, path, command, host)
     if rule in load_rules(_file()):
         typer.echo(f"already there: {rule.describe()}", err=True)

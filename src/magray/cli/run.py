@@ -208,12 +208,12 @@ def _show_steps(results: Sequence[StepResult], *, dry_run: bool) -> None:
 
 def _save_tasks(graph: TaskGraph, plan: Plan, done: set[str]) -> list[str]:
     """Store ``plan`` in ``graph``, the steps in ``done`` as done; ids in step order."""
-    from magray.tasks.model import PlanStep, TaskState
+    from magray.tasks.model import PlanStep, TaskState, one_line
 
     steps = [
         PlanStep(
             id=s.id,
-            title=f"{s.tool}: {s.why or plan.goal}"[:200],
+            title=one_line(f"{s.tool}: {s.why or plan.goal}")[:200],
             depends_on=s.depends_on,
             notes=json.dumps(dict(s.args), ensure_ascii=False),
         )

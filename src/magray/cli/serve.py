@@ -30,7 +30,9 @@ def serve(
     from magray.cli.context import settings
     from magray.observability.logs import configure_json_logs
 
-    settings()  # a bad config is one clear line before anything listens
+    current = settings()  # a bad config is one clear line before anything listens
+    if current.memory.backend == "postgres":
+        current.memory.postgres_dsn()
     check_host(host)
     _check_port(host, port)
     configure_json_logs()

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from magray.cli.app import new_app
-from magray.cli.context import nonblank
+from magray.cli.context import nonblank, printable
 
 app = new_app("What `magray ingest` stored: the files and their chunks.")
 
@@ -39,8 +39,9 @@ def list_(
         typer.echo(json.dumps({"sources": rows}, ensure_ascii=False))
         return
     for row in rows:
-        where = f" [{row['project']}]" if row["project"] else ""
-        typer.echo(f"{row['path']}{where}  {row['layer']}  {row['chunks']} chunk(s)")
+        where = f" [{printable(str(row['project']))}]" if row["project"] else ""
+        path = printable(str(row["path"]))
+        typer.echo(f"{path}{where}  {row['layer']}  {row['chunks']} chunk(s)")
     typer.echo(f"{len(rows)} file(s)", err=True)
 
 
@@ -60,7 +61,7 @@ def forget(
     Example: magray forget --source ~/notes/old --dry-run
     """
     from magray.cli.context import open_memory, utf8_arg
-    from magray.errors import UsageError
+    from magray.errors import NotFoundError, UsageError
     from magray.memory.records import Filters
 
     if source is None and project is None:
@@ -70,6 +71,19 @@ def forget(
     filters = Filters(project=project)
     with open_memory() as memory:
         planned = memory.forget_where(filters, source=source, dry_run=True)
+        if not planned:
+            what = " ".join(
+                part
+                for part in (
+                    f"ingested from {source}" if source is not None else "",
+                    f"in project {project!r}" if project is not None else "",
+                )
+                if part
+            )
+            raise NotFoundError(
+                f"no memory was {what}, so nothing was forgotten; check the spelling against"
+                " `magray sources list`."
+            )
         if not dry_run and planned and not yes:
             if not sys.stdin.isatty():
                 raise UsageError(f"this forgets {len(planned)} record(s); add --yes to confirm.")

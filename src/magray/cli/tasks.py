@@ -14,6 +14,7 @@ from magray.views import task_json
 
 if TYPE_CHECKING:
     from magray.tasks import TaskGraph
+    from magray.tasks.model import Task
 
 app = new_app("Plan work as a graph of tasks with priorities and dependencies.")
 
@@ -44,13 +45,20 @@ def add(
     priority: int = typer.Option(3, "--priority", "-p", help="1 (highest) to 5 (lowest)."),
     depends: list[str] = typer.Option([], "--depends", help="A task it waits for (repeatable)."),
     note: str = typer.Option("", "--note", help="Free-text notes."),
-    memory: list[str] = typer.Option([], "--memory", help="A linked memory id (repeatable)."),
+    memory: list[str] = typer.Option(
+        [], "--memory", help="A linked memory: its id or a unique prefix (repeatable)."
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Add a task.
 
     Example: magray tasks add "Write the release notes" --priority 2 --depends 3f9k
     """
+    if memory:
+        from magray.cli.context import open_memory
+
+        with open_memory(reading=True) as store:
+            memory = store.resolve_ids(memory)
     with _graph() as graph:
         task = graph.add(
             title, priority=priority, depends_on=depends, notes=note, memory_ids=memory
@@ -132,6 +140,7 @@ def done(
     with _graph() as graph:
         before = {t.id for t in graph.ready()}
         task = graph.done(task_id)
+        _warn_waiting(graph, task)
         unblocked = [t for t in graph.ready() if t.id not in before]
     if json_out:
         emit({"id": task.id, "state": task.state.value, "unblocked": [t.id for t in unblocked]})
@@ -146,10 +155,26 @@ def _move(task_id: str, state: str, json_out: bool) -> None:
 
     with _graph() as graph:
         task = graph.set_state(task_id, TaskState(state))
+        if task.state is TaskState.DOING:
+            _warn_waiting(graph, task)
     if json_out:
         emit(task_json(task))
     else:
         typer.echo(f"{task.id}  {task.state.value}")
+
+
+def _warn_waiting(graph: TaskGraph, task: Task) -> None:
+    """Warn (on stderr) when ``task`` was started or finished before what it depends on."""
+    from magray.cli import render
+    from magray.tasks import TaskState
+
+    waiting = [graph.resolve(d) for d in task.depends_on]
+    open_ = [f"{d.id} ({d.state.value})" for d in waiting if d.state is not TaskState.DONE]
+    if open_:
+        render.warn(
+            f"{task.id} depends on {', '.join(open_)}, not done yet; `magray tasks graph`"
+            " shows the order."
+        )
 
 
 def _state_command(name: str, state: str, summary: str) -> None:

@@ -38,6 +38,11 @@ def parse_args(pairs: list[str], schema: dict[str, Any] | None = None) -> dict[s
         key = key.strip()
         if not sep or not key:
             raise UsageError(f"--arg wants KEY=VALUE (got {pair!r}).")
+        if key in out:
+            raise UsageError(
+                f"--arg {key} is given twice; give it once (a list is one JSON value, e.g."
+                f' {key}=\'["a", "b"]\').'
+            )
         try:
             value: Any = json.loads(raw)
         except json.JSONDecodeError:

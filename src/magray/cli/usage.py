@@ -20,6 +20,7 @@ from typer._click import exceptions as click_errors
 
 _NO_COMMAND = re.compile(r"No such command (?P<name>.+?)\.(?: Did you mean (?P<hint>.+)\?)?$")
 _EXTRA = re.compile(r"Got unexpected extra argument(?:s|\(s\))? \((?P<args>.*)\)$", re.DOTALL)
+_NEGATIVE = re.compile(r"-\.?\d")  # -1, -0.5, -.5: a negative number, not an option
 _OPTION = re.compile(r"Option '(?P<name>[^']+)' (?P<rest>.+?)\.?$", re.DOTALL)
 # pydantic's wording for a value typer could not convert, and what MAGRAY says instead
 _PYDANTIC = (
@@ -74,6 +75,11 @@ def _what_is_wrong(exc: Any, path: str) -> tuple[str, str]:
         hint = ""
         if exc.possibilities:
             hint = f" (did you mean {' or '.join(sorted(exc.possibilities))}?)"
+        elif _NEGATIVE.match(exc.option_name):
+            hint = (
+                f" (a value that starts with '-' goes after `--`, as in"
+                f" `{path} ... -- {exc.option_name}`)"
+            )
         return f"no such option {exc.option_name} for `{path}`{hint}", "its options"
     if isinstance(exc, click_errors.MissingParameter):
         name = _param_name(exc.param)

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, TypeVar
 
 from magray.config.options import option
 from magray.config.values import coerce
+from magray.errors import ConfigError
 
 S = TypeVar("S", bound="Section")
 
@@ -82,6 +83,16 @@ class MemorySettings(Section):
     auto_lifecycle: bool = _default("memory.auto_lifecycle")
     lifecycle_interval_minutes: float = _default("memory.lifecycle_interval_minutes")
     promote_threshold: float = _default("memory.promote_threshold")
+
+    def postgres_dsn(self) -> str:
+        """The PostgreSQL connection string; ConfigError naming both settings if empty."""
+        dsn = self.dsn.strip()
+        if not dsn:
+            raise ConfigError(
+                "memory.backend is postgres but memory.dsn is empty; set it (or"
+                " MAGRAY_MEMORY_DSN) to a connection string such as postgresql://user@host/magray."
+            )
+        return dsn
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

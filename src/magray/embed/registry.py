@@ -282,10 +282,32 @@ def model_spec(name: str, models_dir: Path | None = None) -> ModelSpec:
     for spec in all_specs(models_dir):
         if wanted == spec.name or wanted in spec.aliases:
             return spec
-    known = ", ".join(s.name for s in all_specs(models_dir))
+    specs = all_specs(models_dir)
+    hint = did_you_mean(wanted, {n: s.name for s in specs for n in (s.name, *s.aliases)})
+    known = ", ".join(s.name for s in specs)
     raise NotFoundError(
-        f"unknown model {name!r}; known models: {known} (see `magray models list`)."
+        f"unknown model {name!r};{hint} known models: {known} (see `magray models list`)."
     )
+
+
+def did_you_mean(wanted: str, names: dict[str, str]) -> str:
+    """`` did you mean X?`` naming the models whose name or alias ``wanted`` begins or
+    nearly spells (``names`` maps each name and alias to its model), else ``""``.
+
+    One name per model (the name or alias that matched), at most three.
+    """
+    import difflib
+
+    wanted = wanted.strip().lower()
+    if not wanted:
+        return ""
+    close = [n for n in names if n.startswith(wanted)]
+    close += difflib.get_close_matches(wanted, list(names), n=3, cutoff=0.7)
+    shown: dict[str, str] = {}
+    for name in close:
+        shown.setdefault(names[name], name)
+    found = list(shown.values())[:3]
+    return f" did you mean {' or '.join(found)}?" if found else ""
 
 
 def register_user_model(

@@ -80,6 +80,8 @@ class LLMConfig:
     daily_cost_budget_usd: float = 0.0
     providers: dict[str, ProviderConfig] = field(default_factory=dict)
     source: str = "built-in"
+    # the keys of [llm] the source file sets (for `config show`; not part of the value)
+    written: frozenset[str] = field(default=frozenset(), compare=False)
 
     def get(self, name: str) -> ProviderConfig:
         """The provider called ``name``; UnknownProviderError lists the configured ones."""
@@ -202,6 +204,7 @@ def parse_llm_config(table: dict[str, Any], source: str = "config.toml") -> LLMC
         daily_cost_budget_usd=top["daily_cost_budget_usd"],
         providers=providers,
         source=source,
+        written=frozenset(table),
     )
 
 
@@ -221,12 +224,17 @@ LLM_SETTINGS = tuple(f"llm.{o.key}" for o in LLM_OPTIONS)
 
 
 def llm_rows(config: LLMConfig) -> list[dict[str, Any]]:
-    """The ``[llm]`` section as ``config show`` rows (key, value, source, help)."""
+    """The ``[llm]`` section as ``config show`` rows (key, value, source, help); a key the
+    file does not set comes from ``default``."""
+
+    def source(key: str) -> str:
+        return config.source if key in config.written else "default"
+
     rows: list[dict[str, Any]] = [
         {
             "key": f"llm.{o.key}",
             "value": list(value) if isinstance(value, tuple) else value,
-            "source": config.source,
+            "source": source(o.key),
             "help": o.help,
         }
         for o in LLM_OPTIONS
@@ -236,7 +244,7 @@ def llm_rows(config: LLMConfig) -> list[dict[str, Any]]:
         {
             "key": "llm.providers",
             "value": sorted(config.providers),
-            "source": config.source,
+            "source": source("providers"),
             "help": "Configured providers ([llm.providers.NAME]; `local` is built in).",
         }
     )

@@ -180,6 +180,13 @@ class Filters:
             raise UsageError("the kind to filter by is empty; give the kind, or leave it out.")
         if any(not tag.strip() for tag in self.tags):
             raise UsageError("a tag to filter by is empty; give the tag, or leave it out.")
+        for tag in self.tags:
+            if "," in tag:  # tags never hold a comma, so this filter could match nothing
+                each = " ".join(f"--tag {t.strip()}" for t in tag.split(",") if t.strip())
+                raise UsageError(
+                    f"a tag never holds a comma (got {tag!r}); give each tag on its own"
+                    f" ({each or '--tag NAME'})."
+                )
         after, before = self.created_after, self.created_before
         if after is not None and before is not None and after > before:
             raise UsageError(

@@ -258,6 +258,15 @@ class Memory:
     def get(self, id_or_prefix: str) -> Record:
         return self.backend.resolve(id_or_prefix).record
 
+    def resolve_ids(self, ids: Sequence[str]) -> list[str]:
+        """The full ids of ``ids`` (ids or unique prefixes), in order, without repeats.
+
+        Raises:
+            NotFoundError: one names no memory (the message names it).
+            UsageError: one is too short or matches several memories.
+        """
+        return list(dict.fromkeys(self.get(i).id for i in ids))
+
     def list_records(
         self, filters: Filters | None = None, *, limit: int = 20, offset: int = 0
     ) -> list[Record]:

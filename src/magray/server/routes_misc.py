@@ -36,12 +36,13 @@ def add_task(task: TaskIn, svc: Svc, who: Writer) -> dict[str, Any]:
 
     tenant = svc.tenant(who)
     with tenant.lock:
+        memory_ids = tenant.memory.resolve_ids(task.memory) if task.memory else []
         made = tenant.runtime.tasks.add(
             task.title,
             priority=task.priority,
             depends_on=task.depends_on,
             notes=task.notes,
-            memory_ids=task.memory,
+            memory_ids=memory_ids,
         )
     return task_json(made)
 

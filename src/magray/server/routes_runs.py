@@ -47,8 +47,14 @@ def runs_of(request: Request) -> Runs:
 
 @router.post("/runs", status_code=202, summary="Start an agent run (admin).")
 def start(body: RunIn, request: Request, svc: Svc, who: Admin) -> dict[str, Any]:
+    from magray.llm.config import load_llm_config
+
+    tenant = svc.tenant(who)
+    if body.provider is not None:  # refused now (422), not as the run's first event
+        config = load_llm_config(tenant.runtime.settings)
+        config.get(config.named(body.provider))
     options = body.model_dump(exclude={"goal"})
-    run = runs_of(request).start(svc.tenant(who), body.goal, options)
+    run = runs_of(request).start(tenant, body.goal, options)
     return {"id": run.id, "events": f"/v1/runs/{run.id}/events"}
 
 

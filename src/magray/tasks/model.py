@@ -101,8 +101,20 @@ MAX_TITLE = 2_000  # characters, as the HTTP API takes them
 MAX_NOTES = 20_000
 
 
+def one_line(text: str) -> str:
+    """``text`` as one line: runs of white space (newlines too) become one space, other
+    control characters go (for titles made from other text, such as a plan's steps)."""
+    return "".join(c for c in " ".join(text.split()) if c.isprintable())
+
+
 def check_text(title: str | None, notes: str | None) -> None:
-    """A UsageError when a title or notes are longer than the API (and a listing) allows."""
+    """A UsageError when a title or notes are longer than the API (and a listing) allows, or
+    a title is not one line of text (a newline would break `tasks list` and `graph`)."""
+    if title is not None and not title.strip().isprintable():
+        raise UsageError(
+            "a task title is one line of text without control characters (it holds a newline,"
+            " tab or escape); put the rest in the notes (--note)."
+        )
     if title is not None and len(title.strip()) > MAX_TITLE:
         raise UsageError(
             f"a task title is at most {MAX_TITLE:,} characters (got {len(title.strip()):,});"

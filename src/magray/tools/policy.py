@@ -345,3 +345,32 @@ def make_rule(
             raise PolicyError(f"command prefix {command!r} is empty or badly quoted.") from None
     host = host.strip().lower() if host is not None else None
     return Rule(tool=tool.strip(), action=action, path=path, command=command, host=host)
+
+
+def check_host_glob(host: str) -> None:
+    """Refuse a host rule's glob that no host can match: a URL, a path, a space, ``@``, a
+    port or an IPv6 address in brackets (rules match a URL's bare host name), naming the
+    host to give instead. Checked when a rule is added; a stored rule still loads, so the
+    commands that remove it keep working."""
+    from urllib.parse import urlsplit
+
+    glob = host.strip().lower()
+    if "://" in glob:
+        name = urlsplit(glob).hostname
+        hint = f" give just the host, e.g. {name}" if name else " give just the host"
+        raise PolicyError(f"host rule {host!r} is a URL, not a host;{hint}.")
+    if any(c.isspace() or c in "/@" for c in glob):
+        raise PolicyError(
+            f"host rule {host!r} holds a space, '/' or '@', which no host name has; give a"
+            " host name or glob, e.g. docs.python.org or *.example.com."
+        )
+    name, colon, port = glob.rpartition(":")
+    if colon and name and ":" not in name and port.isdigit():
+        raise PolicyError(
+            f"host rule {host!r} names a port; rules match the host alone, so give {name}."
+        )
+    if glob.startswith("[") and glob.endswith("]") and ":" in glob:
+        raise PolicyError(
+            f"host rule {host!r} is an IPv6 address in brackets; give it without them:"
+            f" {glob[1:-1]}."
+        )

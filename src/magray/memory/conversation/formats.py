@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from magray.errors import UsageError
+from magray.errors import NotFoundError, UsageError
 from magray.memory.records import MAX_TIME, MIN_TIME
 
 FORMATS = ("chatgpt", "claude", "jsonl-chat")
@@ -203,6 +203,8 @@ def read_turns(path: Path, fmt: str) -> list[ChatTurn]:
     reader = readers.get(fmt)
     if reader is None:
         raise UsageError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
-    if not path.is_file():
-        raise UsageError(f"{path} is not a file; give the exported conversations file.")
-    return list(reader(path))
+    if not path.exists():
+        raise NotFoundError(f"no file {path}; give the exported conversations file.")
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; give the exported conversations file in it.")
+    return list(reader(path))  # a pipe (`<(unzip -p export.zip conversations.json)`) reads too

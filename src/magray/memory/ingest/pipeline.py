@@ -76,6 +76,16 @@ class _Plan:
     existed: bool
 
 
+_KEPT_WHEN_SKIPPED = frozenset(
+    {SkipReason.UNREADABLE, SkipReason.LINK_LOOP, SkipReason.NOT_REGULAR}
+)
+"""Reasons that may pass (permissions, a link being replaced): keep what was stored.
+
+A broken link is not one: links are followed only to targets inside the folders walked,
+so a missing target is a deleted file, forgotten like any other.
+"""
+
+
 def source_key(path: Path) -> str:
     """The stored uri of a file: its absolute path with symbolic links resolved."""
     return Path(os.path.realpath(path)).as_posix()
@@ -293,7 +303,7 @@ def ingest(
     total = sum(1 for item in items if not isinstance(item, Skipped))
     for item in items:
         if isinstance(item, Skipped):
-            if item.reason is SkipReason.UNREADABLE:
+            if item.reason in _KEPT_WHEN_SKIPPED:
                 key = source_key(item.path)
                 keep.extend((key, key.rstrip("/") + "/"))
             if item.reason is not SkipReason.IGNORED:

@@ -20,7 +20,9 @@ Rules:
 - Symbolic links found while walking are followed only when their target lies
   inside one of the folders named explicitly; otherwise they are reported as
   "symlink outside roots". Each real folder is entered once and each real file
-  read once, so link loops end and duplicates vanish silently.
+  read once, so link loops end and duplicates vanish silently. A link whose
+  target does not exist is reported as "broken symlink", one that points back to
+  itself through links as "symlink loop", both under the link's own path.
 - Decoding: UTF-8 (a BOM is stripped), or UTF-16 when the file starts with a
   UTF-16 BOM. A file with a NUL byte anywhere (a NUL character, for UTF-16) or a
   known binary extension is "binary". A file where at most 1% of the bytes are not valid
@@ -31,6 +33,7 @@ Rules:
 from __future__ import annotations
 
 import codecs
+import errno
 import logging
 import os
 import re
@@ -133,7 +136,10 @@ class SkipReason(StrEnum):
     IGNORED = "ignored"
     NOT_UTF8 = "not utf-8 decodable"
     UNREADABLE = "unreadable"
+    NOT_REGULAR = "not a regular file (a pipe, device or socket)"
     OUTSIDE_ROOTS = "symlink outside roots"
+    BROKEN_LINK = "broken symlink (its target does not exist)"
+    LINK_LOOP = "symlink loop"
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +245,9 @@ def read_source(path: Path, *, uri: str, max_bytes: int = 2_000_000) -> SourceFi
         return Skipped(path, uri, SkipReason.BINARY)
     try:
         if not real.is_file():
-            return Skipped(path, uri, SkipReason.UNREADABLE)
+            return Skipped(
+                path, uri, SkipReason.NOT_REGULAR if real.exists() else SkipReason.UNREADABLE
+            )
         if real.stat().st_size > max_bytes:
             return Skipped(path, uri, SkipReason.TOO_LARGE)
         with real.open("rb") as f:
@@ -294,14 +302,21 @@ class _Walk:
     def uri(self, path: Path) -> str:
         """The real path under the root, else the path as walked under it, else absolute.
 
-        Preferring the real path gives a file the same uri whichever link reached it.
+        Preferring the real path gives a file the same uri whichever link reached it;
+        a link that leads nowhere (broken or looping) is shown as the link itself.
         """
+        if path.is_symlink() and not os.path.exists(path):
+            return _shown_as_walked(path, self.root)
         real = Path(os.path.realpath(path))  # unlike Path.resolve, never raises on a loop
         if real.is_relative_to(self.real_root):
             return real.relative_to(self.real_root).as_posix()
         if path.is_relative_to(self.root):
             return path.relative_to(self.root).as_posix()
         return real.as_posix()
+
+    def hidden(self, name: str) -> bool:
+        """Whether a dot-entry is left out."""
+        return name.startswith(".") and not self.include_hidden
 
     def file(self, path: Path) -> Iterator[SourceFile | Skipped]:
         real = path.resolve()
@@ -328,9 +343,12 @@ class _Walk:
                 is_dir = entry.is_dir()
                 is_file = not is_dir and entry.is_file()
             except OSError:
-                yield Skipped(child, self.uri(child), SkipReason.UNREADABLE)
+                reason = _dead_link_reason(child) if child.is_symlink() else SkipReason.UNREADABLE
+                if self.hidden(entry.name) or rules.ignores(child, False):
+                    reason = SkipReason.IGNORED
+                yield Skipped(child, self.uri(child), reason)
                 continue
-            hidden = entry.name.startswith(".") and not self.include_hidden
+            hidden = self.hidden(entry.name)
             if (is_dir and entry.name in ALWAYS_SKIPPED) or hidden or rules.ignores(child, is_dir):
                 yield Skipped(child, self.uri(child), SkipReason.IGNORED)
                 continue
@@ -338,7 +356,7 @@ class _Walk:
                 try:
                     target = child.resolve(strict=True)
                 except (OSError, RuntimeError):
-                    yield Skipped(child, self.uri(child), SkipReason.UNREADABLE)
+                    yield Skipped(child, self.uri(child), _dead_link_reason(child))
                     continue
                 if not any(target.is_relative_to(r) for r in self.roots):
                     yield Skipped(child, self.uri(child), SkipReason.OUTSIDE_ROOTS)
@@ -357,6 +375,25 @@ class _Walk:
                 if ancestor.is_relative_to(self.root):
                     rules = rules.entering(ancestor)
         return rules
+
+
+def _shown_as_walked(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` when under it, else absolute (no link resolved)."""
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+
+
+def _dead_link_reason(link: Path) -> SkipReason:
+    """Why a symbolic link that does not resolve cannot be read: broken, looping or other."""
+    try:
+        link.resolve(strict=True)
+    except RuntimeError:
+        return SkipReason.LINK_LOOP
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return SkipReason.LINK_LOOP
+        if exc.errno == errno.ENOENT:
+            return SkipReason.BROKEN_LINK
+    return SkipReason.UNREADABLE
 
 
 def walk(
@@ -383,6 +420,18 @@ def walk(
     base = Path(os.path.abspath(root if root is not None else Path.cwd()))
     absolute = sorted({Path(os.path.abspath(p)) for p in paths})
     for path in absolute:
+        if path.is_symlink() and not os.path.exists(path):
+            what = _dead_link_reason(path)
+            target = os.readlink(path)
+            if what is SkipReason.LINK_LOOP:
+                raise NotFoundError(
+                    f"{path} is a symbolic link that loops back on itself (through {target});"
+                    " point it at a real file or folder, or leave it out."
+                )
+            raise NotFoundError(
+                f"{path} is a broken symbolic link: its target {target} does not exist;"
+                " fix or remove the link, or leave it out."
+            )
         if not path.exists():
             raise NotFoundError(f"no such file or folder: {path}; check the path and try again.")
     roots = tuple(p.resolve() for p in absolute if p.is_dir())

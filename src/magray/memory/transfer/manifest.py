@@ -149,6 +149,12 @@ def read_manifest(src: Path) -> BackupManifest:
         if path.stat().st_size > _MAX_MANIFEST:
             raise ValueError("too large")
         data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and "parts" in data and "magray_backup" not in data:
+            raise BackupError(
+                f"{src} is a whole-home backup (from `magray backup`): restore it with `magray"
+                f" restore {src}`, or only its memory with `magray memory restore"
+                f" {src / 'memory'}`; nothing was changed."
+            )
         fmt = data["magray_backup"]
         schema = data["schema_version"]
         counts = data["counts"]

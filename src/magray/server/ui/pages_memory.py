@@ -55,9 +55,11 @@ async def memory(request: Request, ui: Ui, user: User) -> Response:
 
 
 def _search_body(params: Any) -> dict[str, Any]:
+    raw_k = params.get("k", "").strip() or "10"
     body: dict[str, Any] = {
         "query": params.get("query", "").strip(),
-        "k": int(params.get("k") or 10),
+        # a k that is not a whole number goes as typed: the API says what is wrong with it
+        "k": int(raw_k) if raw_k.isdigit() else raw_k,
         "explain": True,
     }
     if params.get("mode") in MODES:

@@ -70,13 +70,7 @@ class PostgresBackend(
 
 
 def _dsn(settings: Settings) -> str:
-    dsn = settings.memory.dsn.strip()
-    if not dsn:
-        raise ConfigError(
-            "memory.backend is postgres but memory.dsn is empty; set it (or MAGRAY_MEMORY_DSN)"
-            " to a connection string such as postgresql://user@host/magray."
-        )
-    return dsn
+    return settings.memory.postgres_dsn()
 
 
 def open_from_settings(settings: Settings, tenant: str | None = None) -> PostgresBackend:
