@@ -46,6 +46,16 @@ def test_pin_unpin_move_edit() -> None:
     assert missing.exit_code == 3
 
 
+def test_move_to_the_layer_it_is_in_changes_nothing() -> None:
+    rid = ok("memory", "add", "the build cache lives in /var/cache/ci", "--layer", "insights")["id"]
+    before = ok("memory", "get", rid)
+    again = run("memory", "move", rid, "--layer", "insights")
+    assert again.exit_code == 0 and "already in insights; nothing changed" in again.stdout
+    after = ok("memory", "get", rid)
+    assert after == before  # the TTL still counts from when it got there
+    assert "moved to assets" in run("memory", "move", rid, "--layer", "assets").stdout
+
+
 def test_clear_a_layer_asks_and_keeps_other_layers() -> None:
     keep = ok("memory", "add", "kept in assets")["id"]
     for i in range(3):

@@ -66,8 +66,13 @@ def move(
     utf8_arg(id, "the id")
     target = parse_layer(layer)
     with open_memory() as memory:
+        before = memory.get(id).layer
         record = memory.move(id, target)
-    _show(record, f"moved to {record.layer}", json_out)
+    _show(
+        record,
+        f"already in {target}; nothing changed" if before is target else f"moved to {target}",
+        json_out,
+    )
 
 
 @app.command("edit")

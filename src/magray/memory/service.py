@@ -198,8 +198,11 @@ class Memory:
         return self.backend.resolve(stored.record.id).record
 
     def move(self, id_or_prefix: str, layer: Layer) -> Record:
-        """Move a record to ``layer`` by hand (its TTL counts from now)."""
+        """Move a record to ``layer`` by hand (its TTL counts from now); a record already in
+        ``layer`` is left as it is (its TTL keeps counting from when it got there)."""
         stored = self.backend.resolve(id_or_prefix)
+        if stored.record.layer is layer:
+            return stored.record
         self.backend.update(stored.num, now=time.time(), layer=layer)
         return self.backend.resolve(stored.record.id).record
 
