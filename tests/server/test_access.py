@@ -45,6 +45,9 @@ def test_reader_that_writes_is_403(client: TestClient, key: Any) -> None:
 
 def test_revoked_key_is_401(make_client: AppFactory) -> None:
     runner = CliRunner()
+    empty = runner.invoke(cli, ["auth", "list-keys"])
+    assert empty.exit_code == 0 and "no API keys yet" in empty.output
+    assert json.loads(runner.invoke(cli, ["auth", "list-keys", "--json"]).output) == []
     args = ["auth", "create-key", "--role", "reader", "--tenant", "t1", "--json"]
     made = runner.invoke(cli, args)
     assert made.exit_code == 0, made.output

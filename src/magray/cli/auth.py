@@ -56,6 +56,11 @@ def list_keys(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
     if json_out:
         typer.echo(json.dumps([k.to_json() for k in keys]))
         return
+    if not keys:
+        typer.echo(
+            "no API keys yet; create one with `magray auth create-key --role reader --tenant"
+            " default`."
+        )
     for k in keys:
         data = k.to_json()
         state = "revoked" if k.revoked_at is not None else "active"
