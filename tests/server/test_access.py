@@ -31,6 +31,9 @@ def test_no_key_and_bad_key_are_401(client: TestClient) -> None:
     assert r.headers["www-authenticate"].startswith("Bearer")
     bad = client.get("/v1/memories", headers={"Authorization": "Bearer mgr_nope"})
     assert "unknown or revoked" in assert_problem(bad, 401)["detail"]
+    basic = client.get("/v1/memories", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert "'Basic' scheme" in assert_problem(basic, 401)["detail"]
+    assert "Bearer <key>" in basic.json()["detail"]
 
 
 def test_reader_that_writes_is_403(client: TestClient, key: Any) -> None:

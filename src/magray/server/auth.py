@@ -173,16 +173,23 @@ class Authenticator:
                 " `magray auth create-key --role reader --tenant NAME`.",
                 {"WWW-Authenticate": "Bearer"},
             )
-        key = await self._lookup(secret.strip()) if scheme.lower() == "bearer" else None
+        bearer = scheme.lower() == "bearer"
+        key = await self._lookup(secret.strip()) if bearer else None
         if key is None:
             self._throttle_denials(client)
             request.state.presented = "invalid-key"
+            detail = (
+                "the API key is unknown or revoked; check it, or create a new one with"
+                " `magray auth create-key`."
+                if bearer
+                else f"the Authorization header uses the {scheme[:20]!r} scheme; send the API"
+                " key as 'Authorization: Bearer <key>'."
+            )
             raise Problem(
                 401,
                 "unauthorized",
                 "Invalid API key",
-                "the API key is unknown or revoked; check it, or create a new one with"
-                " `magray auth create-key`.",
+                detail,
                 {"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         return Principal(key.id, key.role, key.tenant)
