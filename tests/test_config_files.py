@@ -169,8 +169,8 @@ BAD = [
     (
         "mcp.toml",
         '[servers.demo]\ncommand = ["x"]\nurl = "http://h/mcp"\n',
-        "mcp.toml: servers.demo needs either command (a stdio server) or url (an HTTP server),"
-        " not both.",
+        "mcp.toml: servers.demo needs either command (a stdio server) or url (an HTTP server)"
+        " (both are set); keep one.",
         ["mcp", "list"],
     ),
     (

@@ -52,5 +52,8 @@ def test_an_empty_program_or_a_url_without_a_host_is_refused() -> None:
     fails(run(["mcp", "add", "blank", "--", "  ", "arg"]), 2, "the command to run is empty")
     fails(run(["mcp", "add", "web", "--url", "http://"]), 2, "names no host")
     fails(run(["mcp", "add", "web", "--url", "http://[::1"]), 2, "names no host")
+    fails(run(["mcp", "add", "web"]), 2, "(neither was given); give one")
+    both = run(["mcp", "add", "web", "--url", "http://h/mcp", "--", "srv"])
+    fails(both, 2, "(both were given); give one")
     listed = run(["mcp", "list"])
     assert "blank" not in listed.stdout and "web" not in listed.stdout

@@ -108,7 +108,10 @@ def make_server(
     """A validated server definition: exactly one of ``command`` and ``url``."""
     check_name(name)
     if bool(command) == bool(url):
-        raise UsageError(f"server {name!r} needs either a command (after --) or --url, not both.")
+        given = "both were given" if command else "neither was given"
+        raise UsageError(
+            f"server {name!r} needs either a command (after --) or --url ({given}); give one."
+        )
     if url is not None and not re.match(r"https?://", url):
         raise UsageError(f"--url {url!r} must start with http:// or https://.")
     if url is not None and not _host(url):
@@ -137,8 +140,8 @@ def _parse_server(name: str, raw: Any, where: Path) -> McpServer:
         raise ConfigError(f"{where}: {exc.message}") from None
     if bool(command) == bool(url):
         raise ConfigError(
-            f"{where}: {prefix} needs either command (a stdio server) or url (an HTTP server), "
-            "not both."
+            f"{where}: {prefix} needs either command (a stdio server) or url (an HTTP server)"
+            f" ({'both are set' if command else 'neither is set'}); keep one."
         )
     if url is not None and not re.match(r"https?://", url):
         raise ConfigError(
