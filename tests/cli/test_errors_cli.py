@@ -212,7 +212,9 @@ def test_real_process_errors_have_no_traceback(magray_home: Path) -> None:
     binary = _magray(["memory", "add", "-"], magray_home, stdin=b"\xff\xfe\x81")
     assert (
         binary.returncode == 2
-        and binary.stderr.strip() == "error: standard input is not UTF-8 text."
+        and binary.stderr.strip()
+        == "error: standard input is not UTF-8 text (byte 0xff at offset 0); convert it first"
+        " (for example with `iconv -t UTF-8`)."
     )
     (magray_home / "config.toml").write_text("not = [valid")
     broken = _magray(["memory", "stats", "--json"], magray_home)
