@@ -94,8 +94,8 @@ class LLMConfig:
             if find_local_model(name) is not None:
                 raise UnknownProviderError(
                     f"no LLM provider named {name!r} (configured: {known}); {name!r} is a local"
-                    f" model, not a provider: to run it, put type = \"local\" and model ="
-                    f" \"{name}\" under [llm.providers.local] in config.toml (see docs/llm.md)."
+                    f' model, not a provider: to run it, put type = "local" and model ='
+                    f' "{name}" under [llm.providers.local] in config.toml (see docs/llm.md).'
                 ) from None
             raise UnknownProviderError(
                 f"no LLM provider named {name!r}; configured: {known} (see `magray llm list`)."

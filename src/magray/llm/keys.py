@@ -74,7 +74,7 @@ class KeyStore:
                 # a value this file never holds (a table, a number): refused, not dropped by
                 # the next `keys set`, which rewrites the file
                 raise ConfigError(
-                    f"{self.path}: {name} must be a quoted key (NAME = \"value\"), not a"
+                    f'{self.path}: {name} must be a quoted key (NAME = "value"), not a'
                     f" {_toml_kind(value)}; fix it, or remove it and run `magray keys set"
                     f" {name}`."
                 )
