@@ -167,6 +167,13 @@ BAD = [
         ["mcp", "list"],
     ),
     (
+        "policy.toml",
+        '[[rules]]\ntool = "file_read"\ndecision = "allow"\n',
+        "policy.toml: unknown setting 'rules[1].decision'; rules[1] takes tool, action, path,"
+        " command, host; see docs/tools.md for policy.toml.",
+        ["policy", "show"],
+    ),
+    (
         "mcp.toml",
         '[servers.demo]\ncommand = ["x"]\nurl = "http://h/mcp"\n',
         "mcp.toml: servers.demo needs either command (a stdio server) or url (an HTTP server)"

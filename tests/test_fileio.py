@@ -62,3 +62,27 @@ def test_atomic_path_puts_the_file_in_place_only_when_the_block_succeeds(tmp_pat
         raise RuntimeError("the writer failed")
     assert target.read_text() == "one\n"  # the old file stays whole
     assert sorted(p.name for p in target.parent.iterdir()) == ["export.jsonl"]  # no temp left
+
+
+def test_rewriting_a_commented_toml_file_keeps_the_old_one_beside_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`config set`, `keys set`, `policy allow`, `mcp add` dropped a hand-edited file's
+    comments without a word."""
+    path = tmp_path / "keys.toml"
+    mine = '# work account\nopenai = "sk-1"  # rotate in May\n'
+    path.write_text(mine, encoding="utf-8")
+    path.chmod(0o600)
+    write_toml(path, {"openai": "sk-1", "anthropic": "sk-2"}, mode=0o600)
+    keep = tmp_path / "keys.toml.bak"
+    assert keep.read_text(encoding="utf-8") == mine
+    assert keep.stat().st_mode & 0o777 == 0o600
+    assert "had comments" in caplog.text and str(keep) in caplog.text
+    assert read_toml(path, "fix it") == {"openai": "sk-1", "anthropic": "sk-2"}
+    caplog.clear()
+    write_toml(path, {"openai": "sk-3"})  # nothing to keep now: the .bak stays as it was
+    assert keep.read_text(encoding="utf-8") == mine and caplog.text == ""
+    plain = tmp_path / "plain.toml"
+    plain.write_text('url = "http://h/#frag"\n', encoding="utf-8")
+    write_toml(plain, {"url": "x"})
+    assert not (tmp_path / "plain.toml.bak").exists()

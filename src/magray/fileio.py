@@ -156,14 +156,44 @@ def read_toml(
         ) from None
 
 
+def _commented(path: Path) -> str | None:
+    """The text of ``path`` when it holds comments (a line or a tail starting with '#')."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in text.splitlines():
+        if line.lstrip().startswith("#") or " #" in line or "\t#" in line:
+            return text
+    return None
+
+
 def write_toml(path: Path, data: dict[str, Any], *, mode: int | None = None) -> None:
-    """``data`` as TOML, written atomically."""
+    """``data`` as TOML, written atomically.
+
+    TOML is written from values, so the comments of a hand-edited file cannot be kept: a
+    file that has some is first copied to ``NAME.bak`` (same permissions) and a warning
+    says where it is.
+    """
+    import logging
+
     import tomli_w
 
+    keep: Path | None = None
     try:
+        commented = _commented(path)
+        if commented is not None:
+            keep = path.with_name(path.name + ".bak")
+            write_atomic(keep, commented, mode=path.stat().st_mode & 0o777)
         write_atomic(path, tomli_w.dumps(data), mode=mode)
     except OSError as exc:  # a read-only or full disk, a folder in the way
         raise ConfigError(
             f"cannot write {path} ({exc.strerror or exc}); check that its folder is writable"
             " and the disk has space."
         ) from None
+    if keep is not None:
+        logging.getLogger("magray.fileio").warning(
+            "%s had comments, which rewriting it does not keep; the file as it was is in %s.",
+            path,
+            keep,
+        )

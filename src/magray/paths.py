@@ -91,6 +91,22 @@ class Paths:
     def log_file(self) -> Path:
         return self.logs_dir / "magray.log"
 
+    def owns(self, path: Path) -> bool:
+        """Whether writing ``path`` would overwrite this home's own files: anything in its
+        data, models or logs folder (backups aside), or a settings file of its config folder."""
+        try:
+            target = path.expanduser().resolve()
+        except (OSError, RuntimeError):
+            return False
+        folders = (self.data_dir, self.models_dir, self.logs_dir)
+        resolved = [folder.expanduser().resolve() for folder in folders]
+        if target.is_relative_to(resolved[0] / "backups"):
+            return False
+        if any(target.is_relative_to(folder) for folder in resolved):
+            return True
+        config = self.config_dir.expanduser().resolve()
+        return target.parent == config and target.suffix == ".toml"
+
 
 def _folder(variable: str, value: str) -> Path:
     """The folder an environment variable names (it may not exist yet), or a ConfigError

@@ -62,6 +62,7 @@ def test_an_embed_corpus_given_on_purpose_must_be_one(tmp_path: Path) -> None:
         (["bench", "llm", "--max-tokens", "-1"], "--max-tokens must be at least 1"),
         (["bench", "memory", "--n", "0"], "--n must be at least 100"),
         (["bench", "memory", "--n", "-1"], "--n must be at least 100"),
+        (["bench", "embed", "--threads", "2,100000"], "--threads takes counts from 0"),
     ],
 )
 def test_bench_counts_below_one_are_refused(args: list[str], needle: str) -> None:

@@ -116,5 +116,8 @@ def test_chat_continue_resumes_the_last_conversation(home: Path) -> None:
 def test_chat_piped_bytes_that_are_not_utf8_are_one_line(home: Path) -> None:
     done = RUNNER.invoke(app, ["chat", "--no-tools"], input=b"/help\n\xff\xfe\x81\n")
     assert done.exit_code == 2, done.output
-    assert done.stderr.strip() == "error: line 2 of standard input is not UTF-8 text."
+    assert done.stderr.strip() == (
+        "error: line 2 of standard input is not UTF-8 text; convert it first (for example"
+        " with `iconv -t UTF-8`)."
+    )
     assert "Slash commands" in done.stdout  # the good line before it was answered

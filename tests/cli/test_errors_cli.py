@@ -160,6 +160,28 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def test_a_reader_that_goes_away_ends_every_command_the_same_way(magray_home: Path) -> None:
+    """`magray config show | head -1` exited 1 (rich's console) where `tasks list | head -1`
+    exited 0 (typer.echo): both are 0 now, and nothing is printed about it."""
+    for args in (["config", "show"], ["models", "list"], ["policy", "show"]):
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before magray writes anything
+        try:
+            done = subprocess.run(
+                [sys.executable, "-m", "magray", *args],
+                stdout=write,
+                stderr=subprocess.PIPE,
+                env=_env(magray_home),
+                cwd=REPO,
+                timeout=120,
+                check=False,
+            )
+        finally:
+            os.close(write)
+        assert done.returncode == 0, (args, done.stderr)
+        assert b"Traceback" not in done.stderr and b"Exception ignored" not in done.stderr
+
+
 def _magray(
     args: Sequence[str], home: Path, stdin: bytes = b""
 ) -> subprocess.CompletedProcess[str]:
@@ -212,7 +234,9 @@ def test_real_process_errors_have_no_traceback(magray_home: Path) -> None:
     binary = _magray(["memory", "add", "-"], magray_home, stdin=b"\xff\xfe\x81")
     assert (
         binary.returncode == 2
-        and binary.stderr.strip() == "error: standard input is not UTF-8 text."
+        and binary.stderr.strip()
+        == "error: standard input is not UTF-8 text (byte 0xff at offset 0); convert it first"
+        " (for example with `iconv -t UTF-8`)."
     )
     (magray_home / "config.toml").write_text("not = [valid")
     broken = _magray(["memory", "stats", "--json"], magray_home)

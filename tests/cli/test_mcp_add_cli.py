@@ -57,3 +57,13 @@ def test_an_empty_program_or_a_url_without_a_host_is_refused() -> None:
     fails(both, 2, "(both were given); give one")
     listed = run(["mcp", "list"])
     assert "blank" not in listed.stdout and "web" not in listed.stdout
+
+
+def test_an_unknown_option_is_not_taken_for_the_command() -> None:
+    """`mcp add x --command ls` stored a server whose command was `--command`."""
+    from tests.cli.test_errors_cli import fails
+
+    fails(run(["mcp", "add", "x", "--command", "ls"]), 2, "no such option --command", "-- npx")
+    fails(run(["mcp", "add", "x", "--timout=5", "--", "ls"]), 2, "did you mean --timeout?")
+    assert "no MCP servers configured" in run(["mcp", "list"]).stderr
+    assert run(["mcp", "add", "x", "--timeout", "5", "--", "ls", "-l"]).exit_code == 0

@@ -77,7 +77,9 @@ def count() -> int:
         (["memory", "search", "x", "-k", "99999"], 2, ["-k", "at most 10,000"]),
         (["memory", "search", "x", "-k", "99999999999999999999"], 2, ["-k", "out of range"]),
         (["memory", "list", "--limit", "9223372036854775808"], 2, ["limit", "out of range"]),
-        (["memory", "list", "--offset", "-1"], 2, ["offset"]),
+        (["memory", "list", "--offset", "-1"], 2, ["--offset must be at least 0"]),
+        (["memory", "list", "--limit", "0"], 2, ["--limit must be at least 1"]),
+        (["memory", "add", "x", "--kind", " "], 2, ["kind is empty", "such as note"]),
         (["memory", "add", "caf\udce9"], 2, ["TEXT is not valid UTF-8", "terminal's encoding"]),
         (["memory", "add", "ok", "--tag", "\udcff"], 2, ["--tag is not valid UTF-8"]),
         (["memory", "add", "x" * 1_000_001], 2, ["1,000,001 characters", "magray ingest"]),
@@ -186,6 +188,24 @@ def test_export_to_a_folder_or_into_a_missing_one(runner: CliRunner, tmp_path: P
     (folder / f".m.jsonl.{int(dead.stdout)}.tmp").write_text("left by a killed export")
     good = invoke(runner, ["memory", "export", str(folder / "m.jsonl")])
     assert good.exit_code == 0 and [p.name for p in folder.iterdir()] == ["m.jsonl"]
+
+
+def test_export_never_overwrites_the_homes_own_files(
+    runner: CliRunner, magray_home: Path, tmp_path: Path
+) -> None:
+    """`memory export <home>/data/memory.db` wrote JSON over the store it was reading."""
+    seed()
+    paths = load_settings().paths
+    (magray_home / "config.toml").write_text("[memory]\n", encoding="utf-8")
+    for target in (paths.memory_db, paths.index_dir / "x.jsonl", magray_home / "config.toml"):
+        before = target.read_bytes() if target.exists() else None
+        fails(invoke(runner, ["memory", "export", str(target)]), 2, "MAGRAY's own files")
+        assert (target.read_bytes() if target.exists() else None) == before
+    assert count() == 3
+    for fine in (magray_home / "memories.jsonl", paths.data_dir / "backups" / "m.jsonl"):
+        fine.parent.mkdir(exist_ok=True)
+        assert invoke(runner, ["memory", "export", str(fine)]).exit_code == 0
+        assert fine.read_text(encoding="utf-8").count("\n") == 4
 
 
 def test_export_into_a_fifo_writes_through_it_and_leaves_it_a_fifo(

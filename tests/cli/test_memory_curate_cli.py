@@ -56,6 +56,21 @@ def test_move_to_the_layer_it_is_in_changes_nothing() -> None:
     assert "moved to assets" in run("memory", "move", rid, "--layer", "assets").stdout
 
 
+def test_pinning_a_pinned_memory_or_unpinning_an_unpinned_one_changes_nothing() -> None:
+    rid = ok("memory", "add", "the staging host is blue-7")["id"]
+    before = ok("memory", "get", rid)
+    unpinned = run("memory", "unpin", rid)
+    assert unpinned.exit_code == 0 and "not pinned; nothing changed" in unpinned.stdout
+    assert ok("memory", "get", rid) == before  # not even its update time
+    assert "pinned in assets (never expires)" in run("memory", "pin", rid).stdout
+    pinned = ok("memory", "get", rid)
+    again = run("memory", "pin", rid)
+    assert "already pinned; nothing changed in assets" in again.stdout
+    assert ok("memory", "get", rid) == pinned
+    assert "unpinned in assets" in run("memory", "unpin", rid).stdout
+    assert ok("memory", "get", rid)["pinned"] is before["pinned"] is False
+
+
 def test_clear_a_layer_asks_and_keeps_other_layers() -> None:
     keep = ok("memory", "add", "kept in assets")["id"]
     for i in range(3):

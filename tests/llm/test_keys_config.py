@@ -26,6 +26,22 @@ def test_keys_file_is_0600_and_masked(magray_home: Path) -> None:
     assert store.list() == {}
 
 
+def test_a_hand_written_entry_that_is_not_text_is_refused_not_dropped(
+    magray_home: Path,
+) -> None:
+    """`keys set` rewrote the file without an entry it did not understand (a table)."""
+    store = KeyStore(load_settings().paths.keys_file)
+    written = '[openai]\nkey = "sk-precious-1234567890"\n'
+    store.path.write_text(written, encoding="utf-8")
+    for act in (store.list, lambda: store.set("anthropic", "sk-ant-1234567890")):
+        with pytest.raises(ConfigError, match=r"openai must be a quoted key .*not a table"):
+            act()
+    assert store.path.read_text(encoding="utf-8") == written
+    store.path.write_text("openai = 5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not a number; fix it, or remove it and run"):
+        store.get("openai")
+
+
 def test_missing_key_names_env_var_and_command(magray_home: Path) -> None:
     cfg = parse_llm_config(
         {"providers": {"openai": {"type": "openai", "api_key_env": "OPENAI_API_KEY"}}}

@@ -136,6 +136,18 @@ def test_unknown_provider_lists_configured(server: Scripted, magray_home: Path) 
         r.complete(ask(), provider="nope")
 
 
+def test_a_local_model_given_as_provider_says_how_to_run_it(
+    server: Scripted, magray_home: Path
+) -> None:
+    """`ask --provider local-tiny` (a name `models list` and the benchmarks use) only listed
+    the configured providers."""
+    r = router(magray_home, openai_toml(server.url))
+    with pytest.raises(UnknownProviderError) as raised:
+        r.complete(ask(), provider="local-tiny")
+    assert "'local-tiny' is a local model, not a provider" in raised.value.message
+    assert 'type = "local" and model = "local-tiny" under [llm.provid' in raised.value.message
+
+
 def test_missing_key_falls_back_and_names_env_var(server: Scripted, magray_home: Path) -> None:
     server.add(oa_stream(["ok"]))
     toml = (

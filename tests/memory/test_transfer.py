@@ -179,6 +179,20 @@ def test_minimal_hand_written_lines_get_defaults(tmp_path: Path) -> None:
         assert record.layer is Layer.ASSETS and record.kind == "note" and record.importance == 0.5
 
 
+def test_an_empty_input_is_refused_but_an_empty_stores_export_imports(tmp_path: Path) -> None:
+    """An empty file (a failed download, the wrong file) said "imported 0 record(s)"."""
+    from magray.errors import UsageError
+
+    with make(tmp_path / "other") as target:
+        for empty in ("", "\n\n  \n"):
+            with pytest.raises(UsageError, match="the input is empty"):
+                import_(target, io.StringIO(empty))
+        with make(tmp_path / "empty") as nothing:
+            assert import_(target, io.StringIO(dump(nothing))).imported == 0
+        with pytest.raises(BackupError, match="1 bad line"):
+            import_(target, io.StringIO("not json\n"))
+
+
 def test_long_and_deeply_nested_lines_are_bad_lines(tmp_path: Path) -> None:
     from magray.memory.transfer.jsonl import MAX_LINE_CHARS
 

@@ -111,3 +111,16 @@ def test_a_url_over_the_limit_is_414(client: TestClient, h: dict[str, str]) -> N
     r = client.get("/v1/memories?tag=" + "a" * MAX_URL_BYTES, headers=h)
     _problem(r, 414, "more than the limit of", "POST")
     assert r.json()["type"] == "/problems/url-too-long"
+
+
+def test_headers_over_the_limit_are_431(client: TestClient, h: dict[str, str]) -> None:
+    """httptools takes headers of any size: the app bounds them, as a problem."""
+    from magray.server.guard import MAX_HEADER_BYTES
+
+    fits = client.get("/v1/memories", headers={**h, "x-big": "b" * (MAX_HEADER_BYTES // 2)})
+    assert fits.status_code == 200, fits.text
+    r = client.get("/v1/memories", headers={**h, "x-big": "b" * 100_000})
+    _problem(r, 431, "more than the limit of", "fewer or shorter headers")
+    assert r.json()["type"] == "/problems/headers-too-large"
+    many = {f"x-h{i}": "v" for i in range(3000)}
+    _problem(client.get("/v1/memories", headers={**h, **many}), 431)

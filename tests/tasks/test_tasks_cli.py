@@ -131,6 +131,18 @@ def test_states_and_edit() -> None:
     fails(["start", "zzzz"], 3, "zzzz")
 
 
+def test_moving_a_task_to_the_state_it_is_in_changes_nothing() -> None:
+    """`tasks done` of a done task said "done" again and touched its update time."""
+    a = ok_json("add", "Rotate the keys")
+    assert run("done", a["id"]).stdout == f"{a['id']}  done\n"
+    done = ok_json("show", a["id"])
+    assert run("done", a["id"]).stdout == f"{a['id']}  already done; nothing changed\n"
+    assert ok_json("show", a["id"]) == done
+    assert run("reopen", a["id"]).stdout == f"{a['id']}  todo\n"
+    again = run("reopen", a["id"])
+    assert again.stdout == f"{a['id']}  already todo; nothing changed\n"
+
+
 def test_reading_a_fresh_home_creates_nothing(magray_home: Path) -> None:
     for args in (("list",), ("ready",), ("graph",)):
         assert run(*args).exit_code == 0

@@ -33,8 +33,10 @@ def test_read_missing_file_is_a_tool_error(ctx: ToolContext) -> None:
 
 
 def test_unknown_argument_is_a_usage_error(ctx: ToolContext) -> None:
-    with pytest.raises(UsageError, match="file_read: invalid arguments"):
+    with pytest.raises(UsageError, match="file_read: invalid arguments") as raised:
         call(ctx, "file_read", path="hello.txt", bogus=1)
+    # what to give instead: the arguments the tool takes, required ones marked
+    assert raised.value.message.endswith("; it takes path (required), start_line, end_line.")
 
 
 def test_write_is_atomic_and_creates_folders(ctx: ToolContext, workspace: Path) -> None:

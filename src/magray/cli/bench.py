@@ -188,6 +188,7 @@ def embed(
     Example: magray bench embed --model default-int8 --threads 1,2 --json
     """
     from magray.cli.context import settings
+    from magray.config.options import BY_KEY
     from magray.embed.bench import bench_corpus, bench_embed
     from magray.errors import UsageError
 
@@ -197,6 +198,11 @@ def embed(
         raise UsageError(f"--threads wants numbers like 1,2 (got {threads!r}).") from None
     if not counts or min(counts) < 0:
         raise UsageError(f"--threads wants numbers like 1,2 (got {threads!r}).")
+    most = int(BY_KEY["embed.threads"].maximum or 0)
+    if max(counts) > most:
+        raise UsageError(
+            f"--threads takes counts from 0 (all cores) to {most} (got {max(counts)})."
+        )
     texts = bench_corpus(corpus, limit)
     report = bench_embed(settings(), model, counts, texts=texts, repeat=max(1, repeat))
     if json_out:

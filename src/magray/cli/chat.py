@@ -306,7 +306,10 @@ def _piped_lines() -> Iterator[str]:
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise UsageError(f"line {number} of standard input is not UTF-8 text.") from None
+            raise UsageError(
+                f"line {number} of standard input is not UTF-8 text; convert it first (for"
+                " example with `iconv -t UTF-8`)."
+            ) from None
         yield text.rstrip("\r\n")
 
 

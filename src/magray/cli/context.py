@@ -103,8 +103,11 @@ def read_text(text: str | None, what: str = "the text") -> str:
         data = sys.stdin.buffer.read()
         try:
             return data.decode("utf-8").rstrip("\r\n")
-        except UnicodeDecodeError:
-            raise UsageError("standard input is not UTF-8 text.") from None
+        except UnicodeDecodeError as exc:
+            raise UsageError(
+                f"standard input is not UTF-8 text (byte {data[exc.start]:#04x} at offset"
+                f" {exc.start}); convert it first (for example with `iconv -t UTF-8`)."
+            ) from None
     return utf8_arg(text, "the text", "check the terminal's encoding, or pipe the text in with '-'")
 
 

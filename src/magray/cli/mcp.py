@@ -37,6 +37,8 @@ def add(
     from magray.tools.mcp_config import add_server, make_server
 
     command = list(ctx.args)
+    if command and command[0].startswith("-"):
+        _unknown_option(name, command[0])
     server = make_server(name, command=command or None, url=url, timeout=timeout)
     add_server(_file(), server, replace=replace)
     typer.echo(f"added MCP server {server.name} ({server.transport}: {server.target})", err=True)
@@ -47,6 +49,21 @@ def add(
             f"{command[0]} was not found (no such file, not on PATH); `magray mcp list` shows"
             f" {server.name} unreachable until it is installed."
         )
+
+
+def _unknown_option(name: str, option: str) -> None:
+    """An option ``mcp add`` does not know, given before ``--``: not the server's command."""
+    import difflib
+
+    from magray.errors import UsageError
+
+    flag = option.split("=", 1)[0]
+    close = difflib.get_close_matches(flag, ["--url", "--timeout", "--replace"], n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise UsageError(
+        f"no such option {flag} for `magray mcp add`{hint}; give the server's command after"
+        f" `--`, as in `magray mcp add {name} -- npx -y @modelcontextprotocol/server-memory`."
+    )
 
 
 def _missing(program: str) -> bool:

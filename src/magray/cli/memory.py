@@ -195,8 +195,8 @@ def get(
 @app.command("list")
 def list_(
     layer: list[str] = typer.Option([], "--layer", help="Restrict to a layer (repeatable)."),
-    limit: int = typer.Option(20, "--limit", help="How many (newest first)."),
-    offset: int = typer.Option(0, "--offset", help="Skip this many."),
+    limit: int = typer.Option(20, "--limit", min=1, help="How many (newest first)."),
+    offset: int = typer.Option(0, "--offset", min=0, help="Skip this many."),
     project: str | None = typer.Option(
         None, "--project", help="Only this project.", callback=nonblank
     ),

@@ -123,6 +123,12 @@ def export_target(path: str) -> Path:
     from magray.errors import NotFoundError
 
     target = Path(utf8_arg(path, "the path")).expanduser().absolute()
+    if settings().paths.owns(target):
+        raise UsageError(
+            f"{target} is one of MAGRAY's own files (its store, indexes, models, logs or"
+            " settings), which an export would overwrite; give a file outside them, such as"
+            " ~/memories.jsonl."
+        )
     if target.is_dir():
         raise UsageError(
             f"{target} is a folder; give a file name such as {target / 'memories.jsonl'}."

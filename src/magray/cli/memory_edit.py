@@ -34,8 +34,10 @@ def pin(
     """
     utf8_arg(id, "the id")
     with open_memory() as memory:
+        before = memory.get(id).pinned
         record = memory.pin(id, True)
-    _show(record, f"pinned in {record.layer} (never expires)", json_out)
+    done = "already pinned; nothing changed" if before else "pinned"
+    _show(record, f"{done} in {record.layer} (never expires)", json_out)
 
 
 @app.command("unpin")
@@ -49,8 +51,11 @@ def unpin(
     """
     utf8_arg(id, "the id")
     with open_memory() as memory:
+        before = memory.get(id).pinned
         record = memory.pin(id, False)
-    _show(record, f"unpinned in {record.layer}", json_out)
+    _show(
+        record, f"unpinned in {record.layer}" if before else "not pinned; nothing changed", json_out
+    )
 
 
 @app.command("move")

@@ -15,8 +15,24 @@ from rich.table import Table
 if TYPE_CHECKING:  # rich.progress loads only when a bar is shown
     from rich.progress import Progress
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class _Console(Console):
+    """rich's console, but a reader that went away (``magray memory list | head -1``) ends
+    the command like one printed with ``typer.echo``: exit 0, as MagrayGroup maps it."""
+
+    def on_broken_pipe(self) -> None:
+        import errno
+        import os
+
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # what rich does, so the final flush passes
+        os.close(devnull)
+        raise BrokenPipeError(errno.EPIPE, "the reader of standard output went away")
+
+
+out = _Console(highlight=False, soft_wrap=True)
+err = _Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def warn(message: str) -> None:

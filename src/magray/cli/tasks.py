@@ -139,13 +139,14 @@ def done(
     """
     with _graph() as graph:
         before = {t.id for t in graph.ready()}
+        was = graph.resolve(task_id).state
         task = graph.done(task_id)
         _warn_waiting(graph, task)
         unblocked = [t for t in graph.ready() if t.id not in before]
     if json_out:
         emit({"id": task.id, "state": task.state.value, "unblocked": [t.id for t in unblocked]})
         return
-    typer.echo(f"{task.id}  done")
+    typer.echo(f"{task.id}  {'already done; nothing changed' if was is task.state else 'done'}")
     for t in unblocked:
         typer.echo(f"now ready: {t.id}  {t.title}")
 
@@ -154,11 +155,14 @@ def _move(task_id: str, state: str, json_out: bool) -> None:
     from magray.tasks import TaskState
 
     with _graph() as graph:
+        was = graph.resolve(task_id).state
         task = graph.set_state(task_id, TaskState(state))
         if task.state is TaskState.DOING:
             _warn_waiting(graph, task)
     if json_out:
         emit(task_json(task))
+    elif was is task.state:
+        typer.echo(f"{task.id}  already {task.state.value}; nothing changed")
     else:
         typer.echo(f"{task.id}  {task.state.value}")
 

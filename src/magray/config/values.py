@@ -116,8 +116,11 @@ def unknown_key(key: str, known: Iterable[str], see: str, prefix: str = "") -> s
     def full(name: str) -> str:
         return f"{prefix}.{name}" if prefix else name
 
-    close = difflib.get_close_matches(key, list(known), n=2, cutoff=0.6)
+    names = list(known)
+    close = difflib.get_close_matches(key, names, n=2, cutoff=0.6)
     hint = f" did you mean {' or '.join(full(c) for c in close)}?" if close else ""
+    if not close and 0 < len(names) <= 8:  # a small table: name what it takes
+        hint = f" {prefix or 'it'} takes {', '.join(names)};"
     return f"unknown setting {full(key)!r};{hint} {see}."
 
 

@@ -88,7 +88,15 @@ class LLMConfig:
         try:
             return self.providers[name]
         except KeyError:
+            from magray.llm.local_models import find_local_model
+
             known = ", ".join(sorted(self.providers)) or "(none)"
+            if find_local_model(name) is not None:
+                raise UnknownProviderError(
+                    f"no LLM provider named {name!r} (configured: {known}); {name!r} is a local"
+                    f' model, not a provider: to run it, put type = "local" and model ='
+                    f' "{name}" under [llm.providers.local] in config.toml (see docs/llm.md).'
+                ) from None
             raise UnknownProviderError(
                 f"no LLM provider named {name!r}; configured: {known} (see `magray llm list`)."
             ) from None

@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from magray.errors import MissingKeyError, NotFoundError, UsageError
+from magray.errors import ConfigError, MissingKeyError, NotFoundError, UsageError
 from magray.llm.config import ProviderConfig
 
 _known: set[str] = set()  # every key value seen in this process, for redact()
@@ -48,6 +48,16 @@ def _check_name(name: str) -> str:
     return name
 
 
+def _toml_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, bool):
+        return "true/false"
+    return "number" if isinstance(value, int | float) else "date or time"
+
+
 class KeyStore:
     """The keys file: ``NAME = "value"`` lines in TOML, mode 0600, replaced atomically."""
 
@@ -59,7 +69,16 @@ class KeyStore:
 
         fix = "fix it or remove it and run `magray keys set`"
         data = read_toml(self.path, fix, detail=False)
-        keys = {str(k): v for k, v in data.items() if isinstance(v, str)}
+        for name, value in data.items():
+            if not isinstance(value, str):
+                # a value this file never holds (a table, a number): refused, not dropped by
+                # the next `keys set`, which rewrites the file
+                raise ConfigError(
+                    f'{self.path}: {name} must be a quoted key (NAME = "value"), not a'
+                    f" {_toml_kind(value)}; fix it, or remove it and run `magray keys set"
+                    f" {name}`."
+                )
+        keys = {str(k): v for k, v in data.items()}
         for value in keys.values():
             remember_secret(value)
         return keys

@@ -192,8 +192,10 @@ class Memory:
         return stored.record
 
     def pin(self, id_or_prefix: str, pinned: bool = True) -> Record:
-        """Pin (never expires) or unpin a record."""
+        """Pin (never expires) or unpin a record; one already so is left as it is."""
         stored = self.backend.resolve(id_or_prefix)
+        if stored.record.pinned is pinned:
+            return stored.record
         self.backend.update(stored.num, now=time.time(), pinned=pinned)
         return self.backend.resolve(stored.record.id).record
 

@@ -135,7 +135,8 @@ class Metrics:
         self.queued = Gauge("magray_requests_queued", "Requests waiting for a worker.", registry=r)
         self.rejected = Counter(
             "magray_requests_rejected",
-            "Requests turned away by reason (queue_full, rate_limited, too_large, url_too_long).",
+            "Requests turned away by reason (queue_full, rate_limited, too_large, url_too_long,"
+            " headers_too_large).",
             ["reason"],
             registry=r,
         )

@@ -1,8 +1,8 @@
 """The outermost ASGI layer: request ids, the body limit, the bounded work queue, the
 request log, metrics, and the audit entries of mutating and denied calls.
 
-Order per request: give it an id → refuse a URL over :data:`MAX_URL_BYTES` (414) → refuse a
-body over the limit (413) → wait for one of
+Order per request: give it an id → refuse a URL over :data:`MAX_URL_BYTES` (414) → refuse
+headers over :data:`MAX_HEADER_BYTES` (431) → refuse a body over the limit (413) → wait for one of
 ``server.max_concurrency`` slots, or answer 503 with ``Retry-After`` when ``server.queue_size``
 requests already wait → run the app → log one JSON line, count it, and audit it when it
 changed something or was denied.
@@ -40,6 +40,10 @@ _RID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Path and query string together; below what uvicorn's parsers take (64 KiB on httptools,
 # 16 KiB of request line and headers on h11), so a long URL gets the app's answer.
 MAX_URL_BYTES = 8 * 1024
+# Header names and values together (4 bytes of ': ' and CRLF each). httptools takes headers
+# of any size and h11 refuses more than 16 KiB of request line and headers (answered 400 by
+# magray.server.protocol); this keeps headers bounded whichever parser runs.
+MAX_HEADER_BYTES = 16 * 1024
 
 
 async def send_problem(
@@ -114,6 +118,19 @@ class Guard:
                 f"the URL has {url_bytes:,} bytes, more than the limit of {MAX_URL_BYTES:,};"
                 " send a long query in the body of a POST (as POST /v1/memories/search"
                 " takes it).",
+                {},
+            )
+            return
+        header_bytes = sum(len(k) + len(v) + 4 for k, v in scope.get("headers") or [])
+        if header_bytes > MAX_HEADER_BYTES:
+            self.metrics.rejected.labels("headers_too_large").inc()
+            await send_problem(
+                send,
+                431,
+                "headers-too-large",
+                "Request headers too large",
+                f"the headers have {header_bytes:,} bytes, more than the limit of"
+                f" {MAX_HEADER_BYTES:,}; send fewer or shorter headers (put data in the body).",
                 {},
             )
             return

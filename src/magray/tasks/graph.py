@@ -226,8 +226,11 @@ class TaskGraph:
         return self.resolve(tid)
 
     def set_state(self, id_or_prefix: str, state: TaskState) -> Task:
-        """Move a task to ``state`` (``done_at`` is set on done, cleared otherwise)."""
+        """Move a task to ``state`` (``done_at`` is set on done, cleared otherwise); a task
+        already in ``state`` is left as it is."""
         task = self.resolve(id_or_prefix)
+        if task.state is state:
+            return task
         now = time.time()
         done_at = (task.done_at or now) if state is TaskState.DONE else None
         with self._write() as conn:

@@ -151,7 +151,12 @@ class Tool(ABC, Generic[A]):
                 f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}"
                 for err in exc.errors()
             )
-            raise UsageError(f"{self.name}: invalid arguments ({problems}).") from None
+            takes = ", ".join(
+                f"{name} (required)" if field.is_required() else name
+                for name, field in self.Args.model_fields.items()
+            )
+            takes = f"it takes {takes}" if takes else "it takes no arguments"
+            raise UsageError(f"{self.name}: invalid arguments ({problems}); {takes}.") from None
 
     def risk_for(self, args: A) -> Risk:
         """The risk of this call (a tool may be read-only for some arguments)."""

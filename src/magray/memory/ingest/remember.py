@@ -54,7 +54,7 @@ def validate(item: NewRecord) -> None:
             f" (got {item.occurred_at!r})."
         )
     if not item.kind.strip():
-        raise UsageError("kind must not be empty.")
+        raise UsageError("kind is empty; give a word such as note or fact, or leave it out.")
     for tag in item.tags:
         if not tag.strip() or "," in tag:
             raise UsageError(f"invalid tag {tag!r}: tags are non-empty and contain no commas.")

@@ -25,7 +25,7 @@ from typing import IO, Any, TextIO
 
 import numpy as np
 
-from magray.errors import BackupError
+from magray.errors import BackupError, UsageError
 from magray.memory.backends.base import Backend, StoredRow
 from magray.memory.records import MAX_TEXT_CHARS, Filters, Layer
 from magray.memory.service import Memory, Progress
@@ -138,9 +138,11 @@ def _validate(src: TextIO, spool: IO[str], model_id: str, dim: int, report: Impo
     now = time.time()
     valid = 0
     first = True
+    seen = False
     for lineno, raw in _lines(src):
         if raw is not None and not raw.strip():
             continue
+        seen = True
         try:
             obj = _parse(raw)
             if first and isinstance(obj, dict) and "magray_export" in obj:
@@ -156,6 +158,11 @@ def _validate(src: TextIO, spool: IO[str], model_id: str, dim: int, report: Impo
             continue
         spool.write(json.dumps(rec, ensure_ascii=False) + "\n")
         valid += 1
+    if not seen:  # no header, no line at all: not an export (an empty store's has a header)
+        raise UsageError(
+            "the input is empty (no header line, no memory); give the .jsonl file"
+            " `magray memory export` wrote."
+        )
     return valid
 
 
@@ -197,6 +204,7 @@ def import_(
     """Import JSONL records from ``src`` (an ``export`` file or hand-written lines).
 
     Raises:
+        UsageError: ``src`` holds nothing but blank lines.
         BackupError: some lines are invalid and ``skip_bad`` is not set (nothing imported);
             the message names each bad line's number and reason.
         DimensionMismatchError: the store holds vectors of another model.
