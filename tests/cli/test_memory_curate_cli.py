@@ -140,3 +140,24 @@ def test_reading_commands_on_a_fresh_home_create_nothing(magray_home: Path) -> N
     assert not (magray_home / "data").exists()
     stats = ok("memory", "stats")
     assert stats["db_bytes"] == 0 and stats["path"] == str(magray_home / "data" / "memory.db")
+
+
+def test_move_takes_the_layer_as_an_argument_or_an_option_but_not_two() -> None:
+    rid = ok("memory", "add", "the nightly job runs at 02:00", "--layer", "interact")["id"]
+    assert ok("memory", "move", rid, "insights")["layer"] == "insights"
+    both = run("memory", "move", rid, "assets", "--layer", "interact")
+    assert both.exit_code == 2 and "two layers given" in both.stderr
+    neither = run("memory", "move", rid)
+    assert neither.exit_code == 2 and "--layer assets" in neither.stderr
+    assert ok("memory", "get", rid)["layer"] == "insights"
+    assert ok("memory", "move", rid, "assets", "--layer", "assets")["layer"] == "assets"
+
+
+def test_an_export_filtered_to_nothing_warns(tmp_path: Path) -> None:
+    ok("memory", "add", "the nightly job runs at 02:00", "--project", "ops")
+    out = tmp_path / "m.jsonl"
+    none = run("memory", "export", str(out), "--project", "opz")
+    assert none.exit_code == 0 and "no memory matched --project opz" in none.stderr
+    assert out.read_text(encoding="utf-8").count("\n") == 1  # the header line only
+    some = run("memory", "export", str(out), "--project", "ops")
+    assert some.exit_code == 0 and "no memory matched" not in some.stderr

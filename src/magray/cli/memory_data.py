@@ -8,12 +8,16 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from magray.cli.context import nonblank, open_memory, parse_layer, settings, utf8_arg
 from magray.cli.memory import JSON, app, emit
 from magray.errors import BackupError, UsageError
+
+if TYPE_CHECKING:
+    from magray.memory.records import Filters
 
 
 @app.command("backup")
@@ -85,6 +89,7 @@ def export(
                 n = run_export(memory, out, filters=filters, with_vectors=vectors, progress=bar)
             finally:
                 out.detach()
+            _nothing_matched(n, filters)
             return
         try:
             if target.exists() and not target.is_file():
@@ -103,6 +108,20 @@ def export(
                 f"writing {target} failed ({exc.strerror or exc}); check the path and free space."
             ) from None
     render.note(f"exported {n} record(s) to {target}")
+    _nothing_matched(n, filters)
+
+
+def _nothing_matched(n: int, filters: Filters) -> None:
+    """Warn when a filtered export matched nothing (a misspelt project, say)."""
+    from magray.cli import render
+
+    if n == 0 and (filters.layers or filters.project is not None):
+        named = [f"--layer {layer}" for layer in filters.layers]
+        named += [f"--project {filters.project}"] if filters.project is not None else []
+        render.warn(
+            f"no memory matched {' '.join(named)}; `magray memory list --json` shows each"
+            " memory's layer and project."
+        )
 
 
 def _sweep_exports(target: Path) -> None:

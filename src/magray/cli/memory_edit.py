@@ -11,6 +11,7 @@ import typer
 
 from magray.cli.context import open_memory, parse_layer, read_text, utf8_arg
 from magray.cli.memory import JSON, app, emit, record_json
+from magray.errors import UsageError
 
 
 def _show(record: object, verb: str, json_out: bool) -> None:
@@ -61,15 +62,24 @@ def unpin(
 @app.command("move")
 def move(
     id: str = typer.Argument(..., help="Memory id (or a unique prefix)."),
-    layer: str = typer.Option(..., "--layer", help="interact | insights | assets."),
+    to: str | None = typer.Argument(None, metavar="LAYER", help="The layer (the same as --layer)."),
+    layer: str | None = typer.Option(None, "--layer", help="interact | insights | assets."),
     json_out: bool = JSON,
 ) -> None:
     """Move a memory to another layer by hand (its TTL counts from now).
 
-    Example: magray memory move k3v0q8 --layer assets
+    Example: magray memory move k3v0q8 --layer assets   (or: magray memory move k3v0q8 assets)
     """
     utf8_arg(id, "the id")
-    target = parse_layer(layer)
+    if to is not None and layer is not None and to != layer:
+        raise UsageError(f"two layers given ({to} and --layer {layer}); give one.")
+    chosen = to if to is not None else layer
+    if chosen is None:
+        raise UsageError(
+            "give the layer to move it to: `magray memory move ID --layer assets`"
+            " (interact, insights or assets)."
+        )
+    target = parse_layer(chosen)
     with open_memory() as memory:
         before = memory.get(id).layer
         record = memory.move(id, target)
