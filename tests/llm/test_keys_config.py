@@ -71,6 +71,15 @@ def test_config_parsed(magray_home: Path) -> None:
     assert cfg.daily_token_budget == 5
 
 
+def test_the_local_providers_table_may_name_a_model_only(magray_home: Path) -> None:
+    (magray_home / "config.toml").write_text('[llm.providers.local]\nmodel = "local-tiny"\n')
+    local = load_llm_config(load_settings()).get("local")
+    assert local.type == "local" and local.model == "local-tiny"
+    (magray_home / "config.toml").write_text('[llm.providers.other]\nmodel = "local-tiny"\n')
+    with pytest.raises(ConfigError, match="llm.providers.other.type"):
+        load_llm_config(load_settings())
+
+
 @pytest.mark.parametrize(
     ("toml", "needle"),
     [

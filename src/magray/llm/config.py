@@ -181,6 +181,8 @@ def parse_llm_config(table: dict[str, Any], source: str = "config.toml") -> LLMC
     known_types = provider_types()
     providers: dict[str, ProviderConfig] = {}
     for name, raw in raw_providers.items():
+        if name == "local" and isinstance(raw, dict) and "type" not in raw:
+            raw = {**raw, "type": "local"}  # the built-in provider's table may name a model only
         p = read_table(
             raw, PROVIDER_OPTIONS, where=source, prefix=f"llm.providers.{name}", see=_SEE
         )
