@@ -27,6 +27,14 @@ def test_list_json(default_model_dir: Path) -> None:
     assert not rows["bge-m3"]["installed"]
 
 
+def test_list_shows_a_dash_for_the_dimension_of_an_llm(default_model_dir: Path) -> None:
+    table = runner.invoke(app, ["models", "list"]).stdout.splitlines()
+    llm = next(line for line in table if line.startswith("qwen2.5-coder-0.5b"))
+    assert llm.split()[1:3] == ["llm", "-"]
+    embedder = next(line for line in table if line.startswith("all-minilm-l6-v2 "))
+    assert embedder.split()[1:3] == ["embedder", "384"]
+
+
 def test_info_shows_the_active_provider(default_model_dir: Path) -> None:
     result = runner.invoke(app, ["models", "info", "default", "--json"])
     assert result.exit_code == 0, result.output

@@ -76,7 +76,7 @@ def test_the_local_providers_table_may_name_a_model_only(magray_home: Path) -> N
     local = load_llm_config(load_settings()).get("local")
     assert local.type == "local" and local.model == "local-tiny"
     (magray_home / "config.toml").write_text('[llm.providers.other]\nmodel = "local-tiny"\n')
-    with pytest.raises(ConfigError, match="llm.providers.other.type"):
+    with pytest.raises(ConfigError, match=r"llm\.providers\.other\.type"):
         load_llm_config(load_settings())
 
 

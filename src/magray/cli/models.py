@@ -72,7 +72,8 @@ def list_models(
     typer.echo(f"{'name':<24} {'kind':<9} {'dim':>5} {'installed':<9} {'active':<6} provider")
     for r in rows:
         typer.echo(
-            f"{r['name']:<24} {r['kind']:<9} {r['dim']:>5} {'yes' if r['installed'] else 'no':<9}"
+            f"{r['name']:<24} {r['kind']:<9} {r['dim'] or '-':>5}"
+            f" {'yes' if r['installed'] else 'no':<9}"
             f" {'yes' if r['active'] else '':<6} {r['provider']}"
         )
 
