@@ -45,6 +45,9 @@ def test_get_list_delete(client: TestClient, h: dict[str, str]) -> None:
     assert missing.status_code == 404
     assert missing.json()["type"] == "/problems/not-found"
     assert rid in missing.json()["detail"]
+    # the hint names the request that lists memories, not a command an API client cannot run
+    assert missing.json()["detail"].endswith("; GET /v1/memories lists the memories.")
+    assert "magray" not in missing.json()["detail"]
 
 
 def test_batch_search_filters_and_explain(client: TestClient, h: dict[str, str]) -> None:

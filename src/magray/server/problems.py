@@ -9,6 +9,7 @@ up in the log, never a traceback.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from magray import errors as e
@@ -86,9 +87,29 @@ def from_magray(exc: e.MagrayError) -> Problem:
                 headers["Retry-After"] = str(max(1, round(float(retry))))
             if status >= 500:
                 log.error("%s: %s", type(exc).__name__, exc.message)
-            return Problem(status, slug, title, exc.message, headers)
+            return Problem(status, slug, title, for_api(exc.message), headers)
     log.error("%s: %s", type(exc).__name__, exc.message)
     return Problem(500, "error", "Error", exc.message)
+
+
+#: the command a message of the core points to, and the request that does the same
+_API_HINTS = {
+    "magray memory list": "GET /v1/memories lists the memories",
+    "magray tasks list": "GET /v1/tasks lists the tasks",
+    "magray auth list-keys": "GET /v1/keys lists the keys",
+}
+_CLI_HINT = re.compile(r"(?:; see |\s*\(see )`(magray [^`]+)`\)?\.$")
+
+
+def for_api(message: str) -> str:
+    """``message`` with a closing pointer to a CLI command (``; see `magray memory list`.``)
+    replaced by the request that does the same, or dropped when there is none: an API
+    client cannot run the command."""
+    found = _CLI_HINT.search(message)
+    if found is None:
+        return message
+    hint = _API_HINTS.get(found.group(1))
+    return message[: found.start()] + (f"; {hint}." if hint else ".")
 
 
 def validation_detail(errors: list[Any]) -> str:
