@@ -81,7 +81,7 @@ class AccessBuffer:
             first = not self._events
             if first:
                 self._since = time.monotonic()
-            self._events.extend((num, at) for num in labels)
+            self._events.extend([(num, at) for num in labels])
             full = len(self._events) >= self._count
             wake = full or (first and self._idle)
             start = self._thread is None and not self._closed
