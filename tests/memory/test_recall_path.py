@@ -335,3 +335,14 @@ def test_a_stream_of_accesses_wakes_the_writer_once_per_batch() -> None:
         [(1, 10.0), (2, 11.0), (3, 11.0), (4, 11.0)],
         [(5, 12.0), (6, 13.0), (7, 13.0), (8, 13.0)],
     ]
+
+
+def test_no_filters_read_as_the_always_true_condition() -> None:
+    from magray.memory.backends.sqlite.rows import filter_sql
+
+    assert filter_sql(Filters()) == ("1", [])
+    assert filter_sql(Filters(exclude_kinds=("exchange",))) == (
+        "1 AND r.kind NOT IN (?)",
+        ["exchange"],
+    )
+    assert filter_sql(Filters(layers=(Layer.ASSETS,)), "x") == ("1 AND x.layer IN (?)", ["assets"])
