@@ -150,3 +150,41 @@ def test_a_fusion_without_explanations_keeps_labels_scores_and_order(
         assert [(n, s) for n, s, _ in bare] == [(n, s) for n, s, _ in explained]
         assert all(expl is UNEXPLAINED for _, _, expl in bare)
         assert all(expl is not UNEXPLAINED for _, _, expl in explained)
+
+
+@given(
+    ranked,
+    st.floats(0, 5),
+    st.floats(0, 5),
+    st.floats(0.1, 3),
+    st.one_of(st.none(), st.integers(1, 30)),
+)
+def test_a_vector_list_alone_fuses_as_the_general_path(
+    vector: list[tuple[int, float]], wv: float, wk: float, w: float, limit: int | None
+) -> None:
+    """A vector-mode recall (no keyword list, every label counting, nothing explained) takes
+    a shortcut: the same labels, the same floats, the same order as the full fusion."""
+    params = FusionParams(
+        vector_weight=wv, keyword_weight=wk, layer_weights=dict.fromkeys(Layer, w)
+    )
+    everyone = {n: Candidate(n, list(Layer)[n % 3], NOW) for n in range(31)}
+    bare = fuse_convex(vector, [], None, params, NOW, limit, explain=False)
+    for candidates, explain in ((None, True), (everyone, False), (everyone, True)):
+        full = fuse_convex(vector, [], candidates, params, NOW, limit, explain=explain)
+        assert [(n, s) for n, s, _ in bare] == [(n, s) for n, s, _ in full]
+    assert all(expl is UNEXPLAINED for _, _, expl in bare)
+
+
+def test_a_vector_list_alone_with_ties_and_clipped_scores() -> None:
+    params = FusionParams(vector_weight=1.0, keyword_weight=0.0)
+    tied = [(9, 0.5), (3, 0.5), (7, 0.5)]  # span 0: every label scores 1, ties by label
+    assert fuse_convex(tied, [], None, params, NOW, explain=False) == [
+        (3, 1.0, UNEXPLAINED),
+        (7, 1.0, UNEXPLAINED),
+        (9, 1.0, UNEXPLAINED),
+    ]
+    deep = [(n, 1.0 - n / 1000) for n in range(NORM_DEPTH + 5)]  # past the anchor: clipped
+    fused = [(n, s) for n, s, _ in fuse_convex(deep, [], None, params, NOW, explain=False)]
+    full = fuse_convex(deep, [], None, params, NOW, explain=True)
+    assert fused == [(n, s) for n, s, _ in full]
+    assert [s for _, s in fused][-6:] == [0.0] * 6

@@ -299,3 +299,50 @@ def test_a_row_reads_as_the_record_field_by_field() -> None:
         embedding_model="model",
         occurred_at=9.0,
     )
+
+
+def test_a_stream_of_accesses_wakes_the_writer_once_per_batch() -> None:
+    """The first access of a batch wakes a sleeping writer thread; one that has just written
+    (or waits for an access to come due) is not woken again until the batch is full."""
+
+    class CountingEvent(threading.Event):
+        sets = 0
+
+        def set(self) -> None:
+            CountingEvent.sets += 1
+            super().set()
+
+    written: list[list[tuple[int, float]]] = []
+    batches = [threading.Event(), threading.Event()]
+
+    def write(events: Sequence[tuple[int, float]]) -> None:
+        written.append(list(events))
+        batches[len(written) - 1].set()
+
+    buffer = AccessBuffer(write, count=4, seconds=3600.0)
+    buffer._wake = CountingEvent()
+    buffer.add([1], 10.0)  # starts the thread and wakes it
+    buffer.add([2, 3, 4], 11.0)  # full
+    assert batches[0].wait(30)
+    assert CountingEvent.sets == 2
+    buffer.add([5], 12.0)  # the writer lingers after a batch: not woken
+    assert CountingEvent.sets == 2
+    buffer.add([6, 7, 8], 13.0)  # full again
+    assert batches[1].wait(30)
+    assert CountingEvent.sets == 3
+    buffer.close()
+    assert written == [
+        [(1, 10.0), (2, 11.0), (3, 11.0), (4, 11.0)],
+        [(5, 12.0), (6, 13.0), (7, 13.0), (8, 13.0)],
+    ]
+
+
+def test_no_filters_read_as_the_always_true_condition() -> None:
+    from magray.memory.backends.sqlite.rows import filter_sql
+
+    assert filter_sql(Filters()) == ("1", [])
+    assert filter_sql(Filters(exclude_kinds=("exchange",))) == (
+        "1 AND r.kind NOT IN (?)",
+        ["exchange"],
+    )
+    assert filter_sql(Filters(layers=(Layer.ASSETS,)), "x") == ("1 AND x.layer IN (?)", ["assets"])

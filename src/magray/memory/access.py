@@ -62,6 +62,11 @@ class AccessBuffer:
         self._lock = threading.Lock()  # guards _events
         self._writing = threading.Lock()  # one write at a time
         self._wake = threading.Event()
+        # Whether the thread waits without a deadline (nothing pending, no recent flush): only
+        # then does the first access of a batch wake it. Otherwise it wakes by itself when the
+        # oldest access is due, and a stream of recalls hands it the GIL once per batch (when
+        # it is full), not twice.
+        self._idle = True  # guarded by _lock
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -76,8 +81,9 @@ class AccessBuffer:
             first = not self._events
             if first:
                 self._since = time.monotonic()
-            self._events.extend((num, at) for num in labels)
+            self._events.extend([(num, at) for num in labels])
             full = len(self._events) >= self._count
+            wake = full or (first and self._idle)
             start = self._thread is None and not self._closed
             if start:
                 self._thread = threading.Thread(
@@ -85,7 +91,7 @@ class AccessBuffer:
                 )
         if start and self._thread is not None:
             self._thread.start()
-        if first or full:
+        if wake:
             self._wake.set()
 
     def flush(self) -> None:
@@ -117,10 +123,20 @@ class AccessBuffer:
             )
 
     def _run(self) -> None:
+        linger = False  # after a flush, more accesses are likely: wait with a deadline
         while not self._closed:
-            self._wake.wait(self._seconds if self._events else None)
+            with self._lock:
+                if self._events:  # until the oldest is due
+                    timeout: float | None = max(0.0, self._since + self._seconds - time.monotonic())
+                else:
+                    timeout = self._seconds if linger else None
+                self._idle = timeout is None
+            woke = self._wake.wait(timeout)
             self._wake.clear()
             if self._closed:
                 return
             if self._due():
                 self.flush()
+                linger = True
+            elif not woke and not self:
+                linger = False  # a quiet spell: sleep until the next access wakes it

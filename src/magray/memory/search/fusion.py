@@ -60,10 +60,13 @@ Ranked = dict[int, tuple[int, float]]  # label → (1-based rank, score)
 Candidates = Mapping[int, Candidate] | None
 
 
+_LAYER_COUNT = len(Layer)
+
+
 def one_weight(params: FusionParams) -> float | None:
     """The layer weight when every layer has the same one and recency is off, else None."""
     weights = params.layer_weights
-    same = set(weights.values()) if len(weights) == len(Layer) else set()
+    same = set(weights.values()) if len(weights) == _LAYER_COUNT else set()
     if len(same) != 1 or params.recency_half_life_days > 0:
         return None
     return next(iter(same))
@@ -207,6 +210,10 @@ def fuse_convex(
     """
     total = params.vector_weight + params.keyword_weight
     alpha = params.vector_weight / total if total > 0 else 0.5
+    if not keyword and candidates is None and not explain and vector:
+        fused = _convex_one_list(vector, alpha, params, limit)
+        if fused is not None:
+            return fused
     v_rank, k_rank = _ranks(vector, candidates), _ranks(keyword, candidates)
     v_norm, k_norm = _normalised(v_rank), _normalised(k_rank)
     beta = 1.0 - alpha
@@ -215,3 +222,34 @@ def fuse_convex(
         if num not in base:
             base[num] = alpha * 0.0 + beta * k
     return _combine(v_rank, k_rank, candidates, params, now, base, limit, explain)
+
+
+def _convex_one_list(
+    vector: Sequence[tuple[int, float]], alpha: float, params: FusionParams, limit: int | None
+) -> list[tuple[int, float, Explanation]] | None:
+    """``fuse_convex`` of a vector list alone, every label counting and nothing explained
+    (a vector-mode recall): the same floats, computed in the same order, and the same
+    order of labels, without the rank and score dicts. None when a label repeats (the
+    general path keeps its first place)."""
+    labels = [num for num, _ in vector]
+    if len(set(labels)) != len(labels):
+        return None
+    hi, lo = vector[0][1], vector[min(NORM_DEPTH, len(vector)) - 1][1]
+    span = hi - lo
+    beta = 1.0 - alpha
+    w = one_weight(params)
+    w = 1.0 if w is None else w
+    pairs: list[tuple[float, int]] = []
+    for num, score in vector:
+        if span <= 0:
+            v = 1.0
+        else:
+            value = (score - lo) / span
+            v = value if value > 0.0 else 0.0
+        base = alpha * v + beta * 0.0
+        pairs.append((-(base * w * 1.0), num))
+    if limit is None or limit >= len(pairs):
+        pairs.sort()
+    else:
+        pairs = heapq.nsmallest(limit, pairs)
+    return [(num, -neg, UNEXPLAINED) for neg, num in pairs]

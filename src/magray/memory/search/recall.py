@@ -30,6 +30,7 @@ from magray.errors import ModelError, UsageError
 from magray.memory.access import AccessBuffer
 from magray.memory.backends import Backend
 from magray.memory.backends.base import Candidate
+from magray.memory.positional import positional
 from magray.memory.rank.context import ContextParams, neighbours, with_context
 from magray.memory.rank.temporal import time_mentions
 from magray.memory.records import Explanation, Filters, Hit, Layer, Query, SearchMode
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
 
 RERANK_DEPTH = 50
 MAX_K = 10_000  # the most hits one recall returns
+ALL_LAYERS = tuple(Layer)
+_hit = positional(Hit)  # ``Hit(record, score, explanation)``, ten per recall
 
 
 def fusion_params(settings: Settings) -> FusionParams:
@@ -105,7 +108,7 @@ def hydrate(
         for num, score, expl in chunk:
             row = rows.get(num)
             if row is not None:  # deleted or moved away since the index was read
-                hits.append((num, Hit(row.record, score, expl if explain else None)))
+                hits.append((num, _hit(row.record, score, expl if explain else None)))
     return hits
 
 
@@ -199,7 +202,7 @@ class Recall:
             context = ContextParams()  # no conversation in the store: nothing to lift
         depth = max(query.k, RERANK_DEPTH if query.rerank else 0)
         pool = max(NORM_DEPTH, 2 * depth)
-        layers = filters.layers or tuple(Layer)
+        layers = filters.layers or ALL_LAYERS
         now = time.time()
         cands: dict[int, Candidate] = {}
         vector: list[tuple[int, float]] = []
@@ -267,7 +270,10 @@ class Recall:
             hits = rerank(self._memory.reranker, query, hits)
         hits = hits[: query.k]
         if record_access and hits:
-            self._note_access(labelled, hits)
+            if query.rerank:
+                self._note_access(labelled, hits)
+            else:  # the hits are the head of ``labelled``, in its order
+                self._accesses.add([num for num, _ in labelled[: len(hits)]], time.time())
         return hits
 
     def _concurrent_reads(self) -> bool:

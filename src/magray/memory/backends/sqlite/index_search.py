@@ -104,9 +104,8 @@ def _file_hits(
     """The file's best ``fetch`` labels of layers ``codes`` (fewer if it has fewer)."""
     index = state.index
     n = len(index)
-    empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
     if n == 0:
-        return empty
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     stale = len(state.touched)
     need = index.candidates(fetch)
     if len(codes) == len(LAYER_OF):

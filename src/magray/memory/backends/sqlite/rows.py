@@ -8,6 +8,7 @@ import sqlite3
 from typing import Any
 
 from magray.memory.backends.values import StoredRow
+from magray.memory.positional import positional
 from magray.memory.records import Filters, Layer, Record, Source
 
 # The columns of a ``Record``, read from ``records r`` followed by ``STATS_JOIN``: the access
@@ -23,6 +24,10 @@ STATS_JOIN = " LEFT JOIN record_stats s ON s.num = r.num"
 _LAYER_OF: dict[Any, Layer] = {layer.value: layer for layer in Layer}
 # When a record happened, for recency: its event time, else when it was stored.
 EVENT_AT = "COALESCE(r.occurred_at, r.created_at)"
+# ``Record(...)`` and ``StoredRow(...)`` without the per-field name lookups of a frozen
+# dataclass's ``__init__`` (``memory.positional``): ten of each per recall.
+_record = positional(Record)
+_stored_row = positional(StoredRow)
 
 
 def _finite(value: Any) -> bool:
@@ -97,7 +102,7 @@ def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
         source = Source(str(uri), *offsets)
     created = _float(created_at, 0.0)
     # Positional, in the field order of ``Record`` (keywords cost a third more per row).
-    record = Record(
+    record = _record(
         id_,
         text if type(text) is str else str(text),
         _LAYER_OF.get(layer) or Layer(layer),
@@ -118,11 +123,13 @@ def row_to_record(row: sqlite3.Row | tuple[Any, ...]) -> StoredRow:
         model,
         _opt(occurred_at),
     )
-    return StoredRow(num, record)
+    return _stored_row(num, record)
 
 
 def filter_sql(filters: Filters, alias: str = "r") -> tuple[str, list[Any]]:
     """A SQL condition (always valid after WHERE) and its parameters for ``filters``."""
+    if not filters.layers and not filters.active:  # every recall's hits are read so
+        return "1", []
     parts: list[str] = ["1"]
     params: list[Any] = []
     if filters.layers:

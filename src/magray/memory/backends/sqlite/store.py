@@ -7,6 +7,7 @@ committed record survive kill -9 and power loss.
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,18 @@ from magray.memory.backends.sqlite.rows import (
 from magray.memory.backends.sqlite.vector_backlog import VECTOR_SQL
 from magray.memory.records import MIN_ID_PREFIX, Filters, Layer, NewRecord
 from magray.sqlite_migrations import BUSY_TIMEOUT_S, connect
+
+_NO_FILTERS = Filters()
+
+
+@functools.lru_cache(maxsize=64)
+def _fetch_sql(count: int, cond: str) -> str:
+    """The read of ``count`` records by label under the filter condition ``cond`` (the SQL
+    text of every recall's hits, made once)."""
+    return (
+        f"SELECT {RECORD_COLUMNS} FROM records r NOT INDEXED{STATS_JOIN} WHERE r.num IN"
+        f" ({','.join('?' * count)}) AND {cond}"
+    )
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -241,14 +254,12 @@ class Store:
         wanted = list(dict.fromkeys(nums))
         if not wanted:
             return {}
-        cond, params = filter_sql(filters or Filters())
+        cond, params = filter_sql(filters or _NO_FILTERS)
         found: dict[int, StoredRow] = {}
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             rows = self.conn.execute(
-                f"SELECT {RECORD_COLUMNS} FROM records r NOT INDEXED{STATS_JOIN} WHERE r.num IN"
-                f" ({','.join('?' * len(chunk))}) AND {cond}",
-                [*chunk, *params],
+                _fetch_sql(len(chunk), cond), [*chunk, *params] if params else chunk
             ).fetchall()
             for row in rows:
                 stored = row_to_record(row)
