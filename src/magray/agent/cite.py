@@ -31,12 +31,11 @@ _UNKNOWN = re.compile(r"\b(?:don't|do not) know\b", re.IGNORECASE)
 _FILLER = frozenset(terms("according to memory memories say says state states answer default"))
 
 
-_NUMBER_WORDS = dict(
-    (w, str(n))
-    for n, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve".split()
-    )
-) | {"twenty": "20", "thirty": "30", "sixty": "60", "hundred": "100"}
+_NUMBER_WORDS = {
+    w: str(n)
+    for n, w in enumerate("zero one two three four five six seven eight nine".split())  # noqa: SIM905
+}
+_NUMBER_WORDS |= {"ten": "10", "twelve": "12", "twenty": "20", "thirty": "30", "sixty": "60"}
 #: a unit written short and written out read alike ("6 h" is "six hours")
 _UNITS = {
     short: terms(word)[0]
