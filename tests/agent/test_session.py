@@ -365,3 +365,42 @@ def test_a_small_models_answer_the_memories_do_not_hold_is_i_dont_know(
     made_up = "The staging database listens on port 6543 [1]."
     large = Session(ScriptedLLM(ScriptedProvider(answer=made_up)), mem, log).ask(question)
     assert large.answer == made_up
+
+
+def test_a_small_model_reads_three_memories_the_best_next_to_the_question(
+    log: ConversationLog,
+) -> None:
+    from magray.agent.session import SMALL_MEMORIES
+    from magray.llm.base import Capabilities
+
+    @dataclass
+    class SmallProvider(ScriptedProvider):
+        @property
+        def capabilities(self) -> Capabilities:
+            return Capabilities(context_window=self.window, small=True)
+
+    assert SMALL_MEMORIES == 3
+    mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
+    for text in (
+        "The staging database runs PostgreSQL 16 on staging hosts.",
+        "The staging database listens on port 5433.",
+        "The staging cache listens on port 6380.",
+        "The production database listens on port 5432.",
+        "Staging is in Frankfurt.",
+    ):
+        mem.remember(NewRecord(text=text, layer=Layer.ASSETS))
+    small = SmallProvider(answer="It listens on port 5433 [3].")
+    result = Session(ScriptedLLM(small), mem, log).ask(
+        "Which port does the staging database listen on?"
+    )
+    assert len(result.memories) == 3
+    assert "5433" in result.memories[-1].text  # the best memory is numbered last …
+    system = small.requests[0].messages[0].content
+    assert system.rstrip().endswith("[3] The staging database listens on port 5433.")
+    assert result.cited == [result.memories[-1].id]  # … and [3] cites it
+    # a model that is not small reads the best memory first, and all six
+    large = ScriptedProvider()
+    wide = Session(ScriptedLLM(large), mem, log).ask("Which port does the staging database use?")
+    assert len(wide.memories) == 5 and "[1] The staging database listens" in (
+        large.requests[0].messages[0].content
+    )

@@ -285,15 +285,13 @@ def focus(
     embedder: Embedder | None = None,
     neighbours: int = 0,
     best_first: bool = True,
-    limit: int | None = None,
 ) -> list[UsedMemory]:
     """The memories cut down to their units that best match ``question``, within ``tokens``.
 
     Memories without a kept unit are left out; the rest come best first, each holding its
     kept units joined by "…" (best first, or in their original order when ``best_first``
     is False), so citations stay per memory. ``neighbours`` keeps that many units on
-    either side of each chosen one. ``limit``: units come from that many memories at most
-    (those whose units score best), the token budget shared among them.
+    either side of each chosen one.
     """
     units = [u for i, m in enumerate(memories) for u in in_context(split_units(m.text), i)]
     if not units:
@@ -305,12 +303,9 @@ def focus(
     by_key = {(u.memory, u.order): u for u in units}
     chosen: dict[tuple[int, int], float] = {}
     seen: set[str] = set()  # overlapping chunks repeat units: each is shown once
-    picked: set[int] = set()  # the memories with a kept unit
     left = tokens
     for idx in sorted(range(len(units)), key=lambda k: -scores[k]):
         unit = units[idx]
-        if limit is not None and unit.memory not in picked and len(picked) >= limit:
-            continue
         keys = [(unit.memory, unit.order + d) for d in range(-neighbours, neighbours + 1)]
         new = [
             k for k in keys if k in by_key and k not in chosen and _flat(by_key[k].text) not in seen
@@ -325,7 +320,6 @@ def focus(
         for k in new:
             chosen[k] = max(chosen.get(k, -math.inf), scores[idx])
             seen.add(_flat(by_key[k].text))
-        picked.add(unit.memory)
         left -= size
     best: dict[int, float] = {}
     for (mem, _), s in chosen.items():

@@ -43,10 +43,9 @@ GROUNDED_PROMPT = (
 )
 RECALL_K = 6
 SMALL_RECALL_K = 6  # small models: more memories, each cut down to its matching sentences
-SMALL_MEMORIES = 6  # of those, the memories whose units a small model reads, at most
-SMALL_LIMIT_AFTER = False  # True: cut to SMALL_MEMORIES after focusing (else during)
+SMALL_MEMORIES = 3  # of those, the memories a small model reads (the best after focusing)
 FOCUS_TOKENS = 150  # the matching sentences a small model reads, at most
-SMALL_BEST_LAST = False  # a small model reads the best memory last, next to the question
+SMALL_BEST_LAST = True  # a small model reads the best memory last, next to the question
 SMALL_UNIT_LINES = False  # a small model reads each unit of evidence on a line of its own
 #: a small model whose answer only restates the question (it names the subject, not the
 #: value) is asked once more, for the value; its second answer follows the first
@@ -371,7 +370,6 @@ class Session:
                 tokens=min(FOCUS_TOKENS, memory_tokens),
                 count=prov.count_tokens,
                 embedder=embedder,
-                limit=None if SMALL_LIMIT_AFTER else SMALL_MEMORIES,
             )[:SMALL_MEMORIES]
         recalled = fit_memories(recalled, memory_tokens, prov.count_tokens)
         messages, used, _, notes = build_messages(
