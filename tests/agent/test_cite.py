@@ -136,6 +136,8 @@ def test_an_answer_is_grounded_when_the_memories_hold_what_it_adds() -> None:
     question = "How many seconds does MAGRAY wait for the writer lock?"
     assert grounded("MAGRAY waits 10 seconds for the writer lock [1].", question, MEMORIES)
     assert grounded("I don't know.", question, MEMORIES)
+    # "I don't know" beside a made-up answer does not let it through
+    assert not grounded("I don't know, but likely 30 seconds.", question, MEMORIES)
     assert grounded("It waits for the writer lock.", question, MEMORIES)  # adds nothing
     # a number the memories do not hold is made up, even beside words they hold
     assert not grounded("MAGRAY waits 30 seconds for the writer lock [1].", question, MEMORIES)

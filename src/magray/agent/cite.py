@@ -86,10 +86,9 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 def grounded(answer: str, question: str, texts: Sequence[str]) -> bool:
     """Whether the memories (``texts``) hold what ``answer`` adds to ``question``: some of
     the words it adds, and every number it adds (a value made up is mostly a number).
-    "I don't know" and an answer that adds nothing (it restates the question) pass."""
-    if says_unknown(answer):
-        return True
-    wanted = new_terms(answer, question)
+    "I don't know" and an answer that adds nothing (it restates the question) pass; an
+    answer that says "I don't know" and more is judged on the rest."""
+    wanted = new_terms(_UNKNOWN.sub(" ", answer), question)  # "I don't know" adds nothing
     if not wanted:
         return True
     held = set().union(*(_bag(t) for t in texts)) if texts else set()
