@@ -10,6 +10,9 @@ that cites nothing gets it appended. "I don't know" is left alone.
 stored: text streams until a citation marker, which is held with the rest of its sentence
 until the sentence ends and the citation is checked against the answer so far; an answer
 that cites nothing holds back only its closing punctuation, where a marker may be added.
+With ``ground`` it also holds the answer's first sentence that adds a word to the question
+until that sentence ends, and shows "I don't know." instead of the answer when the memories
+do not hold what it adds (``grounded``).
 """
 
 from __future__ import annotations
@@ -176,7 +179,10 @@ class CheckedStream:
     text follows, so the answer is also stripped. With ``texts`` (memory ``[n]`` is
     ``texts[n - 1]``) citations are checked like ``fix_citations`` does, on the answer up
     to the end of the sentence of its first marker; a citation replaced there removes the
-    markers that follow, as ``fix_citations`` does.
+    markers that follow, as ``fix_citations`` does. With ``ground``, nothing is passed on
+    until the first sentence that adds a word to the question has ended (or the answer);
+    an answer ``grounded`` rejects is passed on as ``UNKNOWN_ANSWER`` alone, the model's
+    text kept in ``replaced``.
     """
 
     def __init__(
