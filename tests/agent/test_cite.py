@@ -141,6 +141,13 @@ def test_an_answer_is_grounded_when_the_memories_hold_what_it_adds() -> None:
     assert grounded("It waits for the writer lock.", question, MEMORIES)  # adds nothing
     # a number the memories do not hold is made up, even beside words they hold
     assert not grounded("MAGRAY waits 30 seconds for the writer lock [1].", question, MEMORIES)
+    # a number held beside one that is not: the value is there, the rest is judged lenient
+    assert grounded("10 seconds, then 30 more [1].", question, MEMORIES)
+    # a command quoted from a memory, whose words are all the question's, plus chatter
+    make = "Which make target lints MAGRAY and runs its test suite?"
+    memory = ["`make test` lints MAGRAY and runs the tests."]
+    assert grounded("`make test` (it lints the code and runs the whole suite)", make, memory)
+    assert not grounded("`make check` (it lints the code and runs the whole suite)", make, memory)
     # general knowledge: nothing it adds is in the memories
     capital = "What is the capital of Australia?"
     assert not grounded("The capital of Australia is Canberra [1].", capital, MEMORIES)

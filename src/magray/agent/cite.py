@@ -84,19 +84,25 @@ def says_unknown(answer: str) -> bool:
 #: what a small model's answer becomes when the memories do not hold what it says
 UNKNOWN_ANSWER = "I don't know."
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_CODE = re.compile(r"`([^`\n]+)`")
 
 
 def grounded(answer: str, question: str, texts: Sequence[str]) -> bool:
-    """Whether the memories (``texts``) hold what ``answer`` adds to ``question``: some of
-    the words it adds, and every number it adds (a value made up is mostly a number).
-    "I don't know" and an answer that adds nothing (it restates the question) pass; an
-    answer that says "I don't know" and more is judged on the rest."""
-    wanted = new_terms(_UNKNOWN.sub(" ", answer), question)  # "I don't know" adds nothing
+    """Whether the memories (``texts``) hold what ``answer`` adds to ``question``: a name
+    it quotes in backticks, or else one of the words it adds and, when it adds numbers,
+    one of them (a value made up is mostly a number). "I don't know" and an answer that
+    adds nothing (it restates the question) pass; an answer that says "I don't know" and
+    more is judged on the rest."""
+    rest = _UNKNOWN.sub(" ", answer)  # "I don't know" adds nothing
+    wanted = new_terms(rest, question)
     if not wanted:
         return True
+    flat = " ".join(" ".join(texts).lower().split())
+    if any(" ".join(code.lower().split()) in flat for code in _CODE.findall(rest)):
+        return True  # a command or name copied from a memory (its words may be the question's)
     held = set().union(*(_bag(t) for t in texts)) if texts else set()
     numbers = {t for t in wanted if _NUMBER.fullmatch(t)}
-    return bool(wanted & held) and numbers <= held
+    return bool(wanted & held) and (not numbers or bool(numbers & held))
 
 
 def holds_new_terms(answer: str, question: str, texts: Sequence[str]) -> bool:

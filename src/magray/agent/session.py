@@ -50,8 +50,8 @@ SMALL_UNIT_LINES = False  # a small model reads each unit of evidence on a line 
 #: a small model whose answer only restates the question (it names the subject, not the
 #: value) is asked once more, for the value; its second answer follows the first
 SMALL_RETRY = True
-#: a small model's answer whose first sentence adds words (or a number) that none of the
-#: memories it read holds is replaced by "I don't know"
+#: a small model's answer whose first sentence adds no word (or, adding numbers, no number)
+#: that the memories it read hold is replaced by "I don't know" (``cite.grounded``)
 SMALL_GROUNDED = True
 UNGROUNDED_NOTE = 'the memories do not hold that answer: replaced by "I don\'t know"'
 RETRY_CUE = "Reply with the value the memories give for this, and cite the memory."
