@@ -128,3 +128,81 @@ def test_an_uncited_answer_holds_back_only_its_closing_punctuation() -> None:
     assert "".join(shown) == "It is `MAGRAY_MODELS_DIR`"
     assert stream.close() == "It is `MAGRAY_MODELS_DIR` [2]."
     assert "".join(shown) == "It is `MAGRAY_MODELS_DIR` [2]."
+
+
+def test_an_answer_is_grounded_when_the_memories_hold_what_it_adds() -> None:
+    from magray.agent.cite import grounded
+
+    question = "How many seconds does MAGRAY wait for the writer lock?"
+    assert grounded("MAGRAY waits 10 seconds for the writer lock [1].", question, MEMORIES)
+    assert grounded("I don't know.", question, MEMORIES)
+    # "I don't know" beside a made-up answer does not let it through
+    assert not grounded("I don't know, but likely 30 seconds.", question, MEMORIES)
+    assert grounded("It waits for the writer lock.", question, MEMORIES)  # adds nothing
+    # a number the memories do not hold is made up, even beside words they hold
+    assert not grounded("MAGRAY waits 30 seconds for the writer lock [1].", question, MEMORIES)
+    # a number held beside one that is not: the value is there, the rest is judged lenient
+    assert grounded("10 seconds, then 30 more [1].", question, MEMORIES)
+    # a command quoted from a memory, whose words are all the question's, plus chatter
+    make = "Which make target lints MAGRAY and runs its test suite?"
+    memory = ["`make test` lints MAGRAY and runs the tests."]
+    assert grounded("`make test` (it lints the code and runs the whole suite)", make, memory)
+    assert not grounded("`make check` (it lints the code and runs the whole suite)", make, memory)
+    # general knowledge: nothing it adds is in the memories
+    capital = "What is the capital of Australia?"
+    assert not grounded("The capital of Australia is Canberra [1].", capital, MEMORIES)
+    assert not grounded("Canberra.", capital, [])
+
+
+def test_numbers_and_units_are_read_alike_however_they_are_written() -> None:
+    from magray.agent.cite import grounded
+
+    question = "How often at most is the promotion model retrained?"
+    memory = ["The promotion model is retrained at most every 6 h, on 20,000 records."]
+    for answer in (
+        "At most every six hours [1].",
+        "Every 6 hours.",
+        "Every 6h, on 20000 records.",
+        "Every 6.0 h [1].",
+    ):
+        assert grounded(answer, question, memory), answer
+    assert not grounded("Every seven hours [1].", question, memory)
+    assert grounded("Every 6 h [1].", question, ["It is retrained every six hours."])
+
+
+def test_an_ungrounded_answer_streams_as_i_dont_know_in_every_piece_size() -> None:
+    from magray.agent.cite import UNKNOWN_ANSWER, CheckedStream
+
+    capital = "What is the capital of Australia?"
+    for answer, question, expected in (
+        ("The capital of Australia is Canberra [1]. It is", capital, UNKNOWN_ANSWER),
+        (" Canberra", capital, UNKNOWN_ANSWER),
+        (  # judged on its first sentence that adds a word: held in [1]
+            "According to [3]:\nMAGRAY waits 10 seconds. Then 99 more [1].",
+            "How many seconds does MAGRAY wait for the writer lock?",
+            "According to [3]:\nMAGRAY waits 10 seconds. Then 99 more [1].",
+        ),
+    ):
+        for size in (1, 2, 3, 5, 8, 1000):
+            shown: list[str] = []
+            stream = CheckedStream(question, MEMORIES, shown.append, ground=True)
+            for i in range(0, len(answer), size):
+                stream.feed(answer[i : i + size])
+            assert stream.close() == "".join(shown) == expected, (answer, size)
+            assert (stream.replaced is not None) == (expected == UNKNOWN_ANSWER)
+
+
+def test_the_first_sentence_is_held_until_it_is_judged() -> None:
+    from magray.agent.cite import CheckedStream
+
+    shown: list[str] = []
+    question = "How many seconds does MAGRAY wait for the writer lock?"
+    stream = CheckedStream(question, MEMORIES, shown.append, ground=True)
+    stream.feed("MAGRAY waits 10 seconds")
+    assert shown == []  # not judged yet: nothing shown
+    stream.feed(" for the writer lock [1]. It")
+    assert "".join(shown) == "MAGRAY waits 10 seconds for the writer lock [1]. It"
+    # a later sentence is not judged again
+    stream.feed(" is 99 minutes.")
+    assert stream.close() == "".join(shown)
+    assert stream.replaced is None

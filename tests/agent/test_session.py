@@ -331,3 +331,76 @@ def test_a_small_model_that_only_restates_the_question_is_asked_for_the_value(
     large = ScriptedProvider(answer=first)
     Session(ScriptedLLM(large), mem, log).ask(question)
     assert len(large.requests) == 1
+
+
+def test_a_small_models_answer_the_memories_do_not_hold_is_i_dont_know(
+    log: ConversationLog,
+) -> None:
+    from magray.agent.session import UNGROUNDED_NOTE
+    from magray.llm.base import Capabilities
+
+    @dataclass
+    class SmallProvider(ScriptedProvider):
+        @property
+        def capabilities(self) -> Capabilities:
+            return Capabilities(context_window=self.window, small=True)
+
+    mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
+    mem.remember(NewRecord(text="The staging database listens on port 5433.", layer=Layer.ASSETS))
+    question = "Which port does the staging database listen on?"
+    for answer in (
+        "The staging database listens on port 6543 [1]. Ask ops.",  # a made-up number
+        "It listens wherever the cloud vendor decides [1].",  # nothing the memory holds
+    ):
+        pieces: list[str] = []
+        small = SmallProvider(answer=answer)
+        result = Session(ScriptedLLM(small), mem, log).ask(question, on_text=pieces.append)
+        assert result.answer == "".join(pieces) == "I don't know.", answer
+        assert result.notes == [UNGROUNDED_NOTE] and result.cited == []
+        assert log.turns(result.conversation_id)[0].answer == "I don't know."
+        assert len(small.requests) == 1  # "I don't know" is not asked again
+    # a grounded answer stands; a model that is not small is never replaced
+    held = "The staging database listens on port 5433 [1]."
+    assert Session(ScriptedLLM(SmallProvider(answer=held)), mem, log).ask(question).answer == held
+    made_up = "The staging database listens on port 6543 [1]."
+    large = Session(ScriptedLLM(ScriptedProvider(answer=made_up)), mem, log).ask(question)
+    assert large.answer == made_up
+
+
+def test_a_small_model_reads_three_memories_the_best_next_to_the_question(
+    log: ConversationLog,
+) -> None:
+    from magray.agent.session import SMALL_MEMORIES
+    from magray.llm.base import Capabilities
+
+    @dataclass
+    class SmallProvider(ScriptedProvider):
+        @property
+        def capabilities(self) -> Capabilities:
+            return Capabilities(context_window=self.window, small=True)
+
+    assert SMALL_MEMORIES == 3
+    mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
+    for text in (
+        "The staging database runs PostgreSQL 16 on staging hosts.",
+        "The staging database listens on port 5433.",
+        "The staging cache listens on port 6380.",
+        "The production database listens on port 5432.",
+        "Staging is in Frankfurt.",
+    ):
+        mem.remember(NewRecord(text=text, layer=Layer.ASSETS))
+    small = SmallProvider(answer="It listens on port 5433 [3].")
+    result = Session(ScriptedLLM(small), mem, log).ask(
+        "Which port does the staging database listen on?"
+    )
+    assert len(result.memories) == 3
+    assert "5433" in result.memories[-1].text  # the best memory is numbered last …
+    system = small.requests[0].messages[0].content
+    assert system.rstrip().endswith("[3] The staging database listens on port 5433.")
+    assert result.cited == [result.memories[-1].id]  # … and [3] cites it
+    # a model that is not small reads the best memory first, and all six
+    large = ScriptedProvider()
+    wide = Session(ScriptedLLM(large), mem, log).ask("Which port does the staging database use?")
+    assert len(wide.memories) == 5 and "[1] The staging database listens" in (
+        large.requests[0].messages[0].content
+    )

@@ -100,22 +100,14 @@ def test_tokens_are_counted(llm: Scripted, make_client: AppFactory, key: Any) ->
     assert 'magray_llm_tokens_total{kind="completion",provider="oa"} 4.0' in text
 
 
-def test_streamed_deltas_are_the_stored_answer_when_a_citation_is_corrected(
-    llm: Scripted,
-    make_client: AppFactory,
-    key: Any,
-    magray_home: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A small model's wrong citation is corrected before it is sent, not after."""
+def declare_small(magray_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The configured OpenAI-compatible provider (the loopback server) is a small model."""
     import dataclasses
 
     from magray.llm import registry
     from magray.llm.base import capabilities_of
 
     class SmallOpenAI:
-        """The OpenAI-compatible provider (the loopback server), declared a small model."""
-
         def __init__(self, config: Any, settings: Any, keys: Any, env: Any) -> None:
             self._inner = registry.build_openai(config, settings, keys, env)
 
@@ -131,6 +123,17 @@ def test_streamed_deltas_are_the_stored_answer_when_a_citation_is_corrected(
     (magray_home / "config.toml").write_text(
         toml.replace('type = "openai"', 'type = "small-openai"'), encoding="utf-8"
     )
+
+
+def test_streamed_deltas_are_the_stored_answer_when_a_citation_is_corrected(
+    llm: Scripted,
+    make_client: AppFactory,
+    key: Any,
+    magray_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A small model's wrong citation is corrected before it is sent, not after."""
+    declare_small(magray_home, monkeypatch)
     client = make_client()
     h = key("writer")
     port = client.post(
@@ -155,6 +158,36 @@ def test_streamed_deltas_are_the_stored_answer_when_a_citation_is_corrected(
     assert deltas == result["answer"]  # what the client was sent is what is stored
     assert result["cited"] == [port]
     assert result["notes"] == [f"citation [{other}] → [{holder}]: that memory holds the answer"]
+
+
+def test_an_answer_the_memories_do_not_hold_is_sent_as_i_dont_know(
+    llm: Scripted,
+    make_client: AppFactory,
+    key: Any,
+    magray_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A small model's made-up value is never sent: the deltas are the stored answer."""
+    declare_small(magray_home, monkeypatch)
+    client = make_client()
+    h = key("writer")
+    client.post(
+        "/v1/memories", json={"text": "The staging database listens on port 5433."}, headers=h
+    )
+    question = {"question": "Which port does the staging database listen on?"}
+    llm.add(oa_stream(["The staging database", " listens on port 6543", " [1]. It is"]))
+    r = client.post("/v1/ask", json=question, headers={**h, "accept": "text/event-stream"})
+    events = parse_sse(r.text)
+    deltas = "".join(e[1]["text"] for e in events if e[0] == "delta")
+    result = events[-1][1]
+    assert result["answer"] == "I don't know." == deltas
+    assert result["cited"] == [] and "replaced" in result["notes"][0]
+    # a grounded answer is sent as it was given
+    llm.add(oa_stream(["The staging database", " listens on port 5433", " [1]."]))
+    r = client.post("/v1/ask", json=question, headers={**h, "accept": "text/event-stream"})
+    events = parse_sse(r.text)
+    deltas = "".join(e[1]["text"] for e in events if e[0] == "delta")
+    assert events[-1][1]["answer"] == deltas == "The staging database listens on port 5433 [1]."
 
 
 def test_bad_input_to_a_stream_is_a_problem_not_an_event(

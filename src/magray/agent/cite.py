@@ -10,6 +10,9 @@ that cites nothing gets it appended. "I don't know" is left alone.
 stored: text streams until a citation marker, which is held with the rest of its sentence
 until the sentence ends and the citation is checked against the answer so far; an answer
 that cites nothing holds back only its closing punctuation, where a marker may be added.
+With ``ground`` it also holds the answer's first sentence that adds a word to the question
+until that sentence ends, and shows "I don't know." instead of the answer when the memories
+do not hold what it adds (``grounded``).
 """
 
 from __future__ import annotations
@@ -31,9 +34,41 @@ _UNKNOWN = re.compile(r"\b(?:don't|do not) know\b", re.IGNORECASE)
 _FILLER = frozenset(terms("according to memory memories say says state states answer default"))
 
 
+_NUMBER_WORDS = {
+    w: str(n)
+    for n, w in enumerate("zero one two three four five six seven eight nine".split())  # noqa: SIM905
+}
+_NUMBER_WORDS |= {"ten": "10", "twelve": "12", "twenty": "20", "thirty": "30", "sixty": "60"}
+#: a unit written short and written out read alike ("6 h" is "six hours")
+_UNITS = {
+    short: terms(word)[0]
+    for word, shorts in (
+        ("hour", ("h", "hr", "hrs")),
+        ("second", ("s", "sec", "secs")),
+        ("minute", ("min", "mins")),
+        ("day", ("d",)),
+        ("millisecond", ("ms",)),
+    )
+    for short in shorts
+}
+_NUMBER_UNIT = re.compile(r"^(\d+(?:\.\d+)?)([a-z]+)$")
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+
+
 def _bag(text: str) -> set[str]:
-    """The content words of ``text``, a number written as ``10.0`` read as ``10``."""
-    return {_WHOLE.sub(r"\1", t) for t in terms(text)}
+    """The content words of ``text``, a number read as its value whether written ``10.0``,
+    ``20,000`` or in words (``six``), and a unit whether short or written out (``6h``,
+    ``6 h``, ``six hours``)."""
+    out: set[str] = set()
+    for term in terms(_THOUSANDS.sub("", text)):
+        term = _WHOLE.sub(r"\1", term)
+        glued = _NUMBER_UNIT.match(term)
+        if glued and glued.group(2) in _UNITS:
+            out.update((glued.group(1), _UNITS[glued.group(2)]))
+            continue
+        alone = _UNITS.get(term) if len(term) > 1 else None  # "s" is mostly "MAGRAY's"
+        out.add(_NUMBER_WORDS.get(term) or alone or term)
+    return out
 
 
 def new_terms(answer: str, question: str) -> set[str]:
@@ -44,6 +79,30 @@ def new_terms(answer: str, question: str) -> set[str]:
 def says_unknown(answer: str) -> bool:
     """Whether ``answer`` says "I don't know"."""
     return _UNKNOWN.search(answer) is not None
+
+
+#: what a small model's answer becomes when the memories do not hold what it says
+UNKNOWN_ANSWER = "I don't know."
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_CODE = re.compile(r"`([^`\n]+)`")
+
+
+def grounded(answer: str, question: str, texts: Sequence[str]) -> bool:
+    """Whether the memories (``texts``) hold what ``answer`` adds to ``question``: a name
+    it quotes in backticks, or else one of the words it adds and, when it adds numbers,
+    one of them (a value made up is mostly a number). "I don't know" and an answer that
+    adds nothing (it restates the question) pass; an answer that says "I don't know" and
+    more is judged on the rest."""
+    rest = _UNKNOWN.sub(" ", answer)  # "I don't know" adds nothing
+    wanted = new_terms(rest, question)
+    if not wanted:
+        return True
+    flat = " ".join(" ".join(texts).lower().split())
+    if any(" ".join(code.lower().split()) in flat for code in _CODE.findall(rest)):
+        return True  # a command or name copied from a memory (its words may be the question's)
+    held = set().union(*(_bag(t) for t in texts)) if texts else set()
+    numbers = {t for t in wanted if _NUMBER.fullmatch(t)}
+    return bool(wanted & held) and (not numbers or bool(numbers & held))
 
 
 def holds_new_terms(answer: str, question: str, texts: Sequence[str]) -> bool:
@@ -126,7 +185,10 @@ class CheckedStream:
     text follows, so the answer is also stripped. With ``texts`` (memory ``[n]`` is
     ``texts[n - 1]``) citations are checked like ``fix_citations`` does, on the answer up
     to the end of the sentence of its first marker; a citation replaced there removes the
-    markers that follow, as ``fix_citations`` does.
+    markers that follow, as ``fix_citations`` does. With ``ground``, nothing is passed on
+    until the first sentence that adds a word to the question has ended (or the answer);
+    an answer ``grounded`` rejects is passed on as ``UNKNOWN_ANSWER`` alone, the model's
+    text kept in ``replaced``.
     """
 
     def __init__(
@@ -134,6 +196,8 @@ class CheckedStream:
         question: str,
         texts: Sequence[str] | None,
         emit: Callable[[str], None] | None = None,
+        *,
+        ground: bool = False,
     ) -> None:
         self.question = question
         self.texts = list(texts) if texts else None
@@ -142,8 +206,19 @@ class CheckedStream:
         self._pending = ""
         #: None: not decided yet; "keep": the model's citations stand; "strip": replaced
         self._decided: str | None = None if self.texts else "keep"
+        #: with ``ground``: the answer's first sentence, held until it is judged grounded
+        self._head: str | None = "" if ground and self.texts else None
+        #: the model's answer when it was replaced by "I don't know" (the rest is dropped)
+        self.replaced: str | None = None
 
     def feed(self, text: str) -> None:
+        if self.replaced is not None:
+            self.replaced += text
+            return
+        if self._head is not None:
+            self._head += text
+            self._judge(final=False)
+            return
         if not self.shown:
             text = text.lstrip() if not self._pending else text
         self._pending += text
@@ -151,9 +226,31 @@ class CheckedStream:
 
     def close(self) -> str:
         """Pass on what is held and return the whole answer."""
+        if self._head is not None:
+            self._judge(final=True)
+        if self.replaced is not None:
+            return self.shown
         self._pending = self._pending.rstrip()
         self._advance(final=True)
         return self.shown
+
+    def _judge(self, *, final: bool) -> None:
+        """Once the answer's first sentence that adds a word to the question has ended (or
+        the answer has), pass the answer on when the memories hold it, else replace it by
+        "I don't know"."""
+        assert self._head is not None and self.texts is not None
+        head = self._head.lstrip()
+        if not final:
+            ends = [m.end() for m in _SENTENCE_END.finditer(head)]
+            if not any(new_terms(head[:end], self.question) for end in ends):
+                return
+            head = head[: next(e for e in ends if new_terms(head[:e], self.question))]
+        text, self._head = self._head, None
+        if grounded(head, self.question, self.texts):
+            self.feed(text)
+        else:
+            self.replaced = text
+            self._show(UNKNOWN_ANSWER)
 
     def _show(self, text: str) -> None:
         if text:

@@ -43,12 +43,17 @@ GROUNDED_PROMPT = (
 )
 RECALL_K = 6
 SMALL_RECALL_K = 6  # small models: more memories, each cut down to its matching sentences
+SMALL_MEMORIES = 3  # of those, the memories a small model reads (the best after focusing)
 FOCUS_TOKENS = 150  # the matching sentences a small model reads, at most
-SMALL_BEST_LAST = False  # a small model reads the best memory last, next to the question
+SMALL_BEST_LAST = True  # a small model reads the best memory last, next to the question
 SMALL_UNIT_LINES = False  # a small model reads each unit of evidence on a line of its own
 #: a small model whose answer only restates the question (it names the subject, not the
 #: value) is asked once more, for the value; its second answer follows the first
 SMALL_RETRY = True
+#: a small model's answer whose first sentence adds no word (or, adding numbers, no number)
+#: that the memories it read hold is replaced by "I don't know" (``cite.grounded``)
+SMALL_GROUNDED = True
+UNGROUNDED_NOTE = 'the memories do not hold that answer: replaced by "I don\'t know"'
 RETRY_CUE = "Reply with the value the memories give for this, and cite the memory."
 MEMORY_TOKENS = 3000  # memories in one prompt, at most (and never more than the context)
 SMALL_MEMORY_TOKENS = 600  # a small model on a CPU reads ~100-150 prompt tokens/s
@@ -365,7 +370,7 @@ class Session:
                 tokens=min(FOCUS_TOKENS, memory_tokens),
                 count=prov.count_tokens,
                 embedder=embedder,
-            )
+            )[:SMALL_MEMORIES]
         recalled = fit_memories(recalled, memory_tokens, prov.count_tokens)
         messages, used, _, notes = build_messages(
             question,
@@ -387,9 +392,11 @@ class Session:
         )
         started = time.perf_counter()
         texts = [m.text for m in used] if small and used else None
-        shown = CheckedStream(question, texts, on_text)
+        shown = CheckedStream(question, texts, on_text, ground=SMALL_GROUNDED)
         streamed = self._stream(request, prov.name, shown, started)
         answer, parts, usage, finish, first = shown.close(), *streamed
+        if shown.replaced is not None:
+            notes.append(UNGROUNDED_NOTE)
         if finish == "interrupted":
             notes.append("stopped by Ctrl-C; the partial answer was kept")
         elif small and texts and SMALL_RETRY and restates(answer, question):
@@ -409,7 +416,7 @@ class Session:
                 finish = more_finish
                 notes.append("the first answer named no value: asked once more for it")
         latency = (time.perf_counter() - started) * 1000
-        note = citation_note("".join(parts).strip(), answer)
+        note = None if shown.replaced is not None else citation_note("".join(parts).strip(), answer)
         if note:
             notes.append(note)
         cited = citations(answer, used)
