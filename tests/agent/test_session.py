@@ -12,7 +12,7 @@ from magray.agent.conversations import ConversationLog
 from magray.agent.session import EXCHANGE, Session, build_messages, citations
 from magray.config import load_settings
 from magray.errors import UsageError
-from magray.llm.base import Chunk, Message, Request, Usage
+from magray.llm.base import Capabilities, Chunk, Message, Request, Usage
 from magray.memory.records import Filters, Layer, NewRecord
 from magray.memory.service import Memory
 from tests.fakes import HashEmbedder
@@ -44,6 +44,15 @@ class ScriptedProvider:
                 raise KeyboardInterrupt
             yield Chunk(text=word if i == 0 else " " + word)
         yield Chunk(usage=Usage(42, len(words)), finish_reason="stop")
+
+
+@dataclass
+class SmallProvider(ScriptedProvider):
+    """A provider that declares itself small, as the built-in local models do."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(context_window=self.window, small=True)
 
 
 class ScriptedLLM:
@@ -174,13 +183,6 @@ def test_the_prompt_names_sources_briefly(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_a_small_model_reads_the_matching_sentences_greedily(log: ConversationLog) -> None:
-    from magray.llm.base import Capabilities
-
-    @dataclass
-    class SmallProvider(ScriptedProvider):
-        @property
-        def capabilities(self) -> Capabilities:
-            return Capabilities(context_window=self.window, small=True)
 
     mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
     mem.remember(
@@ -231,13 +233,6 @@ def test_best_last_numbers_the_best_memory_next_to_the_question() -> None:
 def test_a_small_models_citation_names_the_memory_that_holds_its_answer(
     log: ConversationLog,
 ) -> None:
-    from magray.llm.base import Capabilities
-
-    @dataclass
-    class SmallProvider(ScriptedProvider):
-        @property
-        def capabilities(self) -> Capabilities:
-            return Capabilities(context_window=self.window, small=True)
 
     mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
     mem.remember(NewRecord(text="The staging database listens on port 5433.", layer=Layer.ASSETS))
@@ -283,15 +278,10 @@ def test_a_small_model_that_only_restates_the_question_is_asked_for_the_value(
     log: ConversationLog,
 ) -> None:
     from magray.agent.session import RETRY_CUE, restates
-    from magray.llm.base import Capabilities
 
     @dataclass
-    class SmallProvider(ScriptedProvider):
+    class RetriedProvider(SmallProvider):
         answers: list[str] = field(default_factory=list)
-
-        @property
-        def capabilities(self) -> Capabilities:
-            return Capabilities(context_window=self.window, small=True)
 
         def stream(self, request: Request) -> Iterator[Chunk]:
             if self.answers:
@@ -303,7 +293,7 @@ def test_a_small_model_that_only_restates_the_question_is_asked_for_the_value(
     question = "Which port does the staging database listen on?"
     first = "According to [1], the staging database listens on a port."
     assert restates(first, question) and not restates("I don't know.", question)
-    small = SmallProvider(answers=[first, "Port 5433 [1]."])
+    small = RetriedProvider(answers=[first, "Port 5433 [1]."])
     pieces: list[str] = []
     result = Session(ScriptedLLM(small), mem, log).ask(question, on_text=pieces.append)
     assert len(small.requests) == 2
@@ -313,7 +303,7 @@ def test_a_small_model_that_only_restates_the_question_is_asked_for_the_value(
     assert result.usage.prompt_tokens == 84 and "asked once more" in result.notes[0]
     assert log.turns(result.conversation_id)[0].answer == result.answer
     # a second answer that adds nothing the memories hold is dropped
-    vague = SmallProvider(answers=[first, "A number [1]."])
+    vague = RetriedProvider(answers=[first, "A number [1]."])
     pieces.clear()
     kept = Session(ScriptedLLM(vague), mem, log).ask(question, on_text=pieces.append)
     assert len(vague.requests) == 2 and kept.answer == first == "".join(pieces)
@@ -324,7 +314,7 @@ def test_a_small_model_that_only_restates_the_question_is_asked_for_the_value(
         "The `staging database` listens on a port [1].",
         "I don't know.",
     ):
-        once = SmallProvider(answer=answer)
+        once = RetriedProvider(answer=answer)
         Session(ScriptedLLM(once), mem, log).ask(question)
         assert len(once.requests) == 1
     # a model that is not small is never asked again
@@ -337,13 +327,6 @@ def test_a_small_models_answer_the_memories_do_not_hold_is_i_dont_know(
     log: ConversationLog,
 ) -> None:
     from magray.agent.session import UNGROUNDED_NOTE
-    from magray.llm.base import Capabilities
-
-    @dataclass
-    class SmallProvider(ScriptedProvider):
-        @property
-        def capabilities(self) -> Capabilities:
-            return Capabilities(context_window=self.window, small=True)
 
     mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
     mem.remember(NewRecord(text="The staging database listens on port 5433.", layer=Layer.ASSETS))
@@ -371,13 +354,6 @@ def test_a_small_model_reads_three_memories_the_best_next_to_the_question(
     log: ConversationLog,
 ) -> None:
     from magray.agent.session import SMALL_MEMORIES
-    from magray.llm.base import Capabilities
-
-    @dataclass
-    class SmallProvider(ScriptedProvider):
-        @property
-        def capabilities(self) -> Capabilities:
-            return Capabilities(context_window=self.window, small=True)
 
     assert SMALL_MEMORIES == 3
     mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
