@@ -101,6 +101,14 @@ class Guard:
             await self._done(scope, status["code"], time.perf_counter() - started)
             request_id.reset(token)
 
+    async def _refuse(
+        self, send: Send, reason: str, status: int, slug: str, title: str, detail: str
+    ) -> None:
+        """Count a request refused before the app (``reason`` labels the metric) and answer
+        it with its problem."""
+        self.metrics.rejected.labels(reason).inc()
+        await send_problem(send, status, slug, title, detail, {})
+
     async def _guarded(
         self, scope: Scope, receive: Receive, send: Send, headers: dict[bytes, bytes]
     ) -> None:
@@ -109,43 +117,40 @@ class Guard:
             scope.get("query_string") or b""
         )
         if url_bytes > MAX_URL_BYTES:
-            self.metrics.rejected.labels("url_too_long").inc()
-            await send_problem(
+            await self._refuse(
                 send,
+                "url_too_long",
                 414,
                 "url-too-long",
                 "URL too long",
                 f"the URL has {url_bytes:,} bytes, more than the limit of {MAX_URL_BYTES:,};"
                 " send a long query in the body of a POST (as POST /v1/memories/search"
                 " takes it).",
-                {},
             )
             return
         header_bytes = sum(len(k) + len(v) + 4 for k, v in scope.get("headers") or [])
         if header_bytes > MAX_HEADER_BYTES:
-            self.metrics.rejected.labels("headers_too_large").inc()
-            await send_problem(
+            await self._refuse(
                 send,
+                "headers_too_large",
                 431,
                 "headers-too-large",
                 "Request headers too large",
                 f"the headers have {header_bytes:,} bytes, more than the limit of"
                 f" {MAX_HEADER_BYTES:,}; send fewer or shorter headers (put data in the body).",
-                {},
             )
             return
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
-            self.metrics.rejected.labels("too_large").inc()
-            await send_problem(
+            await self._refuse(
                 send,
+                "too_large",
                 413,
                 "too-large",
                 "Request body too large",
                 f"the body has {int(length):,} bytes, more than the limit of"
                 f" {self.max_body:,}; send less per request (batches, smaller"
                 " files).",
-                {},
             )
             return
         received = 0
