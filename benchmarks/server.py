@@ -14,6 +14,11 @@ hybrid: vector + BM25 fusion) with wrk at C concurrent connections, per mode:
   of the first one, so what is left is the server's own cost per search (HTTP, key check,
   validation, threads, JSON, metrics).
 
+With ``--rates 1000``, each mode is also driven open-loop (`magray.bench.openloop`): the
+same searches due at a fixed rate over the same connections, each latency from the moment
+its request was due, which is what a client waits at that rate (wrk's closed loop measures
+the most the server answers, and its latencies there are the queue's).
+
 Prints one JSON object: requests/s, p50/p99 latency, errors, per mode. Needs `wrk`
 (Debian: apt-get install wrk) and, for ``embed``, the default model installed.
 """
@@ -315,6 +320,10 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
             )
         # the load generator's own, on the same cores
         result["wrk_cpu_ms_per_request"] = round(wrk_cpu * 1000 / max(1, result["requests"]), 3)
+        if opts.rates:  # open loop: latency at fixed rates, from when each request was due
+            result["open_loop"] = [
+                open_loop(url, bodies, key, rate, opts) for rate in opts.rates.split(",")
+            ]
         if mode == "cached":  # the HTTP floor: the same load on GET /healthz (no work)
             floor = [*cmd_wrk[:-3], url + "/healthz"]
             out = subprocess.run(floor, capture_output=True, text=True, check=True).stdout
@@ -323,6 +332,22 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
     finally:
         proc.terminate()
         proc.wait(60)
+
+
+def open_loop(url: str, bodies: Path, key: str, rate: str, opts: Any) -> dict[str, Any]:
+    """The same searches at ``rate`` requests/s over the same connections, from another
+    process (`magray.bench.openloop`): what a client waits at that rate."""
+    path = os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "magray.bench.openloop", "--url", url + "/v1/memories/search"]
+    cmd += ["--rate", rate, "--connections", str(opts.connections)]
+    cmd += ["--seconds", str(opts.seconds), "--bodies", str(bodies)]
+    cmd += ["--header", f"Authorization: Bearer {key}"]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": path}
+    ).stdout
+    print(out, file=sys.stderr)
+    result: dict[str, Any] = json.loads(out)
+    return result
 
 
 def prepared(home: Path, n: int, model_id: str) -> dict[str, Any]:
@@ -386,6 +411,10 @@ def main() -> None:
         "--http", default="auto", choices=["auto", "h11", "httptools"], help="uvicorn's HTTP"
     )
     parser.add_argument("--modes", default="cached,embed")
+    parser.add_argument(
+        "--rates",
+        help="also drive each mode open-loop at these requests/s (comma-separated), e.g. 1000",
+    )
     parser.add_argument("--mode", default="hybrid", choices=["hybrid", "vector", "keyword"])
     parser.add_argument(
         "--home",
