@@ -75,6 +75,10 @@ def revoke_key(id: str = typer.Argument(..., help="The key's id (from list-keys)
     """
     from magray.server.keys import KeyStore
 
+    from magray.errors import UsageError
+
+    if not id.strip():
+        raise UsageError("the key id is empty; give one of `magray auth list-keys`.")
     store = _store()
     assert isinstance(store, KeyStore)
     key = store.revoke(id)

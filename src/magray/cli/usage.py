@@ -150,15 +150,36 @@ def _what_is_wrong(exc: Any, path: str) -> tuple[str, str]:
         return f"no such command {found['name']} in `{path}`{hint}", "its commands"
     found = _EXTRA.match(message)
     if found:
-        return (
-            f"unexpected extra arguments ({found['args']}) for `{path}` (quote a value that"
-            " has spaces)",
-            "how to call it",
-        )
+        return _extra_arguments(exc, path, found["args"])
     found = _OPTION.match(message)
     if found:
         return f"option {found['name']} of `{path}` {found['rest']}", "its options"
     return f"{_sentence_case(message)} for `{path}`", "its options"
+
+
+#: commands whose extra argument is likely a secret: it is not repeated, and this says why
+_SECRET_ARGUMENTS = {
+    "keys set": "the key is read from a hidden prompt or standard input, never from the"
+    " command line (the shell history would keep it)",
+}
+
+
+def _extra_arguments(exc: Any, path: str, args: str) -> tuple[str, str]:
+    """What is wrong with extra positional arguments (without repeating a secret), and
+    what ``--help`` shows for it."""
+    secret = _SECRET_ARGUMENTS.get(path.partition(" ")[2])  # without the program's name
+    if secret is not None:
+        return f"`{path}` takes only NAME; {secret}", "how to call it"
+    command = getattr(getattr(exc, "ctx", None), "command", None)
+    params = getattr(command, "params", None) or []
+    takes = [p for p in params if getattr(p, "param_type_name", "") == "argument"]
+    shown = args if args.strip() else "''"
+    if command is not None and not takes:
+        return f"`{path}` takes no arguments, only options (got {shown})", "its options"
+    return (
+        f"unexpected extra arguments ({shown}) for `{path}` (quote a value that has spaces)",
+        "how to call it",
+    )
 
 
 def usage_line(exc: BaseException, path: str = "magray") -> str:
