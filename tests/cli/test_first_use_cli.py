@@ -56,3 +56,12 @@ def test_a_tool_path_left_empty_is_not_the_workspace_root() -> None:
         2,
         "file_delete: invalid arguments (path: the path is empty)",
     )
+
+
+def test_a_list_argument_given_as_text_shows_the_json_it_takes() -> None:
+    fails(
+        run(["tools", "run", "shell_exec", "--yes", "--arg", "argv=ls"]),
+        2,
+        'argv: Input should be a list, in JSON: ["a", "b"]',
+        "it takes argv (required)",
+    )

@@ -123,6 +123,13 @@ def cap_output(text: str, cap: int) -> str:
     return text[:cap] + f"\n[… output truncated: {dropped} more characters not shown]"
 
 
+def _said(err: Any) -> str:
+    """pydantic's message for one bad field, with an example where its words are not enough."""
+    if err.get("type") == "list_type":
+        return 'Input should be a list, in JSON: ["a", "b"]'
+    return str(err["msg"])
+
+
 class Tool(ABC, Generic[A]):
     """One action the agent can take. Subclasses set the class attributes and ``run``."""
 
@@ -148,7 +155,7 @@ class Tool(ABC, Generic[A]):
             args = self.Args.model_validate(dict(raw))
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}"
+                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {_said(err)}"
                 for err in exc.errors()
             )
             raise UsageError(
