@@ -86,3 +86,60 @@ def test_rewriting_a_commented_toml_file_keeps_the_old_one_beside_it(
     plain.write_text('url = "http://h/#frag"\n', encoding="utf-8")
     write_toml(plain, {"url": "x"})
     assert not (tmp_path / "plain.toml.bak").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "commented"),
+    [
+        ('name = "a #1 pick"\n', False),  # a " #" inside a basic string is text
+        ("name = 'a #1 pick'\n", False),
+        ('"key #1" = 1\n', False),  # a quoted key
+        ('name = "say \\"hi\\" #1"\n', False),  # escaped quotes do not end the string
+        ('notes = """\nline # one\n"""\n', False),
+        ("notes = '''\nline # one\n'''\n", False),
+        ('notes = """a ""quoted"" # b"""\n', False),
+        ('tags = ["#a", "b #c"]\n', False),
+        ('path = "C:\\\\dir\\\\" # the last backslash is escaped\n', True),
+        ('name = "x"# tight\n', True),
+        ('name = "x"  # loose\n', True),
+        ("  # indented\nname = 1\n", True),
+        ('notes = """\n"""  # after a multi-line string\n', True),
+        ("[section] # a table\n", True),
+    ],
+)
+def test_only_a_hash_outside_strings_is_a_comment(text: str, commented: bool) -> None:
+    import tomllib
+
+    from magray.fileio import has_toml_comment
+
+    tomllib.loads(text)  # every case is valid TOML
+    assert has_toml_comment(text) is commented
+
+
+def test_rewriting_a_file_with_a_hash_in_a_string_makes_no_backup(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[llm.providers.work]\nname = "team #2 server"\n', encoding="utf-8")
+    write_toml(path, {"llm": {"default": "work"}})
+    assert not (tmp_path / "config.toml.bak").exists() and caplog.text == ""
+
+
+def test_toml_written_from_values_never_reads_as_commented() -> None:
+    hypothesis = pytest.importorskip("hypothesis")
+    import tomli_w
+    from hypothesis import strategies as st
+
+    from magray.fileio import has_toml_comment
+
+    text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)
+    values = st.dictionaries(
+        text, text | st.lists(text, max_size=3) | st.dictionaries(text, text, max_size=3)
+    )
+
+    @hypothesis.given(values)
+    @hypothesis.settings(max_examples=300, deadline=None)
+    def check(data: dict[str, object]) -> None:
+        assert not has_toml_comment(tomli_w.dumps(data))
+
+    check()

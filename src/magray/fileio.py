@@ -156,16 +156,45 @@ def read_toml(
         ) from None
 
 
+def has_toml_comment(text: str) -> bool:
+    """Whether the TOML ``text`` holds a comment: a ``#`` outside every string.
+
+    A ``#`` inside a basic (``"..."``), literal (``'...'``) or multi-line string is text,
+    not a comment. Malformed text is read as far as it goes.
+    """
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "#":
+            return True
+        if ch in "\"'":
+            quote = text[i : i + 3] if text[i : i + 3] == ch * 3 else ch
+            i += len(quote)
+            while i < n:
+                if ch == '"' and text[i] == "\\":
+                    i += 2  # an escape in a basic string: \" does not end it
+                    continue
+                if text.startswith(quote, i):
+                    i += len(quote)
+                    # a multi-line string may end with up to two more quotes of its own
+                    while len(quote) == 3 and i < n and text[i] == ch:
+                        i += 1
+                    break
+                if len(quote) == 1 and text[i] == "\n":
+                    break  # an unterminated one-line string ends with its line
+                i += 1
+            continue
+        i += 1
+    return False
+
+
 def _commented(path: Path) -> str | None:
-    """The text of ``path`` when it holds comments (a line or a tail starting with '#')."""
+    """The text of ``path`` when it holds comments."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return None
-    for line in text.splitlines():
-        if line.lstrip().startswith("#") or " #" in line or "\t#" in line:
-            return text
-    return None
+    return text if has_toml_comment(text) else None
 
 
 def write_toml(path: Path, data: dict[str, Any], *, mode: int | None = None) -> None:

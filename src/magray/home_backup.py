@@ -100,7 +100,14 @@ def backup_home(
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         dest = paths.data_dir / "backups" / f"home-{stamp}"
     dest = dest.expanduser().absolute()
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+    try:
+        taken = dest.exists() and (not dest.is_dir() or any(dest.iterdir()))
+    except OSError as exc:
+        raise BackupError(
+            f"cannot look into {dest} ({exc.strerror or exc}); give a new or empty folder you"
+            " can write to."
+        ) from None
+    if taken:
         raise BackupError(f"{dest} is not a new or empty folder; give another one.")
     work = dest.with_name(f".{dest.name}.home-tmp-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
@@ -141,7 +148,10 @@ def backup_home(
             dest.rmdir()
         os.replace(work, dest)
     except OSError as exc:
-        raise BackupError(f"writing the backup to {dest} failed ({exc}).") from None
+        raise BackupError(
+            f"writing the backup to {dest} failed ({exc.strerror or exc}); nothing was kept:"
+            " give a new or empty folder in a place you can write to, with free space."
+        ) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return HomeBackup(dest, parts, records)

@@ -103,7 +103,8 @@ def test_fast_conversion_matches_typer(name: str) -> None:
             # deliberately not typer's Path('.'): an empty path argument is refused
             assert _outcome(fast, value, param, ctx) == (
                 "UsageError",
-                "--where is an empty path; give a file or folder.",
+                "--where is an empty path; give a file or folder ('.' for the current one),"
+                " or leave it out for the default.",
             )
             continue
         expected = _outcome(slow, value, param, ctx)

@@ -61,6 +61,32 @@ def test_backup_then_restore_with_json(runner: CliRunner, tmp_path: Path) -> Non
     assert missing.exit_code == 3
 
 
+def test_backup_where_nothing_can_be_written_says_what_to_do(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    seed(1)
+    (tmp_path / "a-file").write_text("x", encoding="utf-8")
+    targets = [tmp_path / "a-file" / "bk"]
+    if Path("/proc/self").is_dir():
+        targets.append(Path("/proc/magray-backup"))  # a folder no one can create files in
+    for target in targets:
+        result = runner.invoke(app, ["memory", "backup", str(target)])
+        assert result.exit_code == 1 and result.stdout == "", result.output
+        line = result.stderr.strip()
+        assert "\n" not in line and "Traceback" not in line and "unexpected" not in line, line
+        assert line.startswith(f"error: cannot write a backup to {target} (")
+        assert line.endswith("give a new or empty directory in a folder you can write to.")
+
+
+def test_backup_to_an_empty_path_is_one_clear_sentence(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["memory", "backup", ""])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == (
+        "error: PATH is an empty path; give a file or folder ('.' for the current one), or"
+        " leave it out for the default.\n"
+    )
+
+
 def test_export_to_stdout_and_import_from_stdin(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

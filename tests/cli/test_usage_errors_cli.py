@@ -102,6 +102,35 @@ def test_usage_error_is_one_sentence(args: list[str], expected: str) -> None:
     assert line == expected
 
 
+@pytest.mark.parametrize(
+    ("args", "meant"),
+    [
+        (["tasks", "remove", "1"], "'rm'"),  # a synonym's short name, not 'reopen'
+        (["tasks", "delete", "1"], "'rm'"),
+        (["memory", "remove", "x"], "'forget'"),
+        (["memory", "rm", "x"], "'forget'"),
+        (["keys", "rm", "x"], "'remove'"),  # the shorthand of a long name
+        (["tasks", "reopn", "1"], "'reopen'"),  # a misspelling
+        (["memroy", "list"], "'memory'"),  # the root's commands load lazily
+        (["tsks"], "'tasks'"),
+    ],
+)
+def test_a_mistyped_command_suggests_the_likely_one(args: list[str], meant: str) -> None:
+    fails(run(args), 2, f"no such command '{args[-2] if len(args) > 2 else args[0]}'")
+    assert f"(did you mean {meant}?)" in run(args).stderr
+
+
+def test_suggestions_prefer_synonyms_then_shorthands_then_spelling() -> None:
+    from magray.cli.usage import suggest_commands
+
+    names = ["add", "list", "reopen", "rm", "show"]
+    assert suggest_commands("remove", names) == ["rm"]
+    assert suggest_commands("Delete", names) == ["rm"]
+    assert suggest_commands("lst", names) == ["list"]
+    assert suggest_commands("reopne", names) == ["reopen"]
+    assert suggest_commands("zzz", names) == []
+
+
 def test_a_group_without_a_command_still_shows_its_help() -> None:
     shown = run(["memory"])
     assert shown.exit_code == 2

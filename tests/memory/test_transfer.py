@@ -189,7 +189,7 @@ def test_an_empty_input_is_refused_but_an_empty_stores_export_imports(tmp_path: 
                 import_(target, io.StringIO(empty))
         with make(tmp_path / "empty") as nothing:
             assert import_(target, io.StringIO(dump(nothing))).imported == 0
-        with pytest.raises(BackupError, match="1 bad line"):
+        with pytest.raises(BackupError, match="the input is not JSON Lines"):
             import_(target, io.StringIO("not json\n"))
 
 
@@ -227,3 +227,18 @@ def test_stored_values_no_magray_writes_do_not_break_reads(tmp_path: Path) -> No
             conn.execute("UPDATE records SET created_at = 'soon'")
         for mode in SearchMode:
             assert memory.recall(Query(text="odd row", mode=mode, filters=Filters(kind="note")))
+
+
+def test_a_file_that_is_not_json_lines_is_called_so(tmp_path: Path) -> None:
+    """`memory import /etc/passwd` listed five parser errors per line instead of saying
+    that the file is the wrong one."""
+    text = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1::/usr/sbin:/usr/sbin/nologin\n"
+    with make(tmp_path / "other") as target:
+        with pytest.raises(BackupError) as err:
+            import_(target, io.StringIO(text))
+        assert err.value.message == (
+            "the input is not JSON Lines (line 1: invalid JSON (Expecting value: line 1"
+            " column 1 (char 0))), so nothing was imported; give the .jsonl file `magray"
+            " memory export` wrote."
+        )
+        assert target.backend.count() == 0

@@ -94,6 +94,38 @@ def test_a_100k_url_gets_a_problem_from_httptools() -> None:
     assert isinstance(body, dict) and "64 KiB" in str(body["detail"])
 
 
+def test_httptools_refuses_a_head_that_never_ends_before_reading_it_whole() -> None:
+    """httptools takes headers of any size: without a limit of its own the server would
+    hold all of them (here: 1 MiB, never finished) until the app could answer 431."""
+    pytest.importorskip("httptools")
+    from magray.server.protocol import HEAD_LIMIT
+
+    with (
+        _serving(ProblemHTTPProtocol) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=DEADLINE) as conn,
+    ):
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: h\r\n")
+        sent = 0
+        try:
+            while sent < 1 << 20:  # no blank line: the head is never complete
+                conn.sendall(b"x-filler-%d: %s\r\n" % (sent, b"f" * 4000))
+                sent += 4016
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed while this was still sending
+        answer = b""
+        try:
+            while chunk := conn.recv(65536):
+                answer += chunk
+        except ConnectionResetError:
+            pass
+    head, _, raw = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b"content-type: application/problem+json" in head.lower()
+    problem = json.loads(raw)
+    assert problem["status"] == 431 and problem["type"] == "/problems/headers-too-large"
+    assert f"{HEAD_LIMIT // 1024} KiB" in problem["detail"]
+
+
 def _check_problem(head: bytes, body: dict[str, Any] | bytes) -> None:
     assert head.startswith(b"HTTP/1.1 400"), head
     assert b"content-type: application/problem+json" in head.lower(), head

@@ -134,7 +134,9 @@ def test_call_with_yes_and_preview(mcp_demo: None, tmp_path: Path) -> None:
     assert dry.result.output == (
         f'MCP server demo ({sys.executable} {SERVER}): add {{"a": 1, "b": 2}}'
     )
-    with pytest.raises(UsageError, match="'b' is a required property"):
+    with pytest.raises(
+        UsageError, match=r"missing argument 'b'\); it takes a \(required\), b \(required\)"
+    ):
         invoke(tool, {"a": 1}, ctx, Policy(mode=Mode(yes=True)), audit)  # type: ignore[arg-type]
 
 

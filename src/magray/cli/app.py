@@ -128,7 +128,17 @@ class MagrayGroup(TyperGroup):
             raise
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
-        name, command, rest = super().resolve_command(ctx, args)
+        try:
+            name, command, rest = super().resolve_command(ctx, args)
+        except click_errors.UsageError as exc:
+            if args and str(exc.message).startswith("No such command"):
+                from magray.cli.usage import suggest_commands
+
+                # every command (a lazy group's unloaded ones too), synonyms and short names
+                close = suggest_commands(args[0], self.list_commands(ctx))
+                hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                exc.message = f"No such command {args[0]!r}.{hint}"
+            raise
         ctx.meta[_SUBCOMMAND] = f"{ctx.command_path} {name}"
         return name, command, rest
 

@@ -164,6 +164,12 @@ def ask(
         raise UsageError("use either -c or --conversation, not both.")
     scope = recall_scope(project, layer, tag)
     rt = runtime()  # closed when the command ends
+    if model is not None:  # a model the provider cannot run: refused before anything loads
+        if not model.strip():
+            raise UsageError(
+                "the model name is empty; leave --model out, or see `magray llm list`."
+            )
+        rt.router.check_model(rt.router.config.chain(provider)[0], model)
     session = make_session(rt, use_memory=not no_memory, scope=scope, k=check_k(k))
     conv = conversation
     if cont:

@@ -73,8 +73,11 @@ def revoke_key(id: str = typer.Argument(..., help="The key's id (from list-keys)
 
     Example: magray auth revoke-key 3fa9c2d41b07
     """
+    from magray.errors import UsageError
     from magray.server.keys import KeyStore
 
+    if not id.strip():
+        raise UsageError("the key id is empty; give one of `magray auth list-keys`.")
     store = _store()
     assert isinstance(store, KeyStore)
     key = store.revoke(id)

@@ -97,6 +97,12 @@ class Chat:
         self._agent: Agent | None = None
         self._approvals: Approvals | None = None
 
+    def check_model(self, model: str | None) -> None:
+        """Refuse a model the provider cannot run, before anything loads."""
+        if model is not None and self.runtime is not None:
+            router = self.runtime.router
+            router.check_model(router.config.chain(self.provider)[0], model)
+
     def can_act(self) -> bool:
         """Tools need a provider that can plan (a chat template) and the runtime."""
         from magray.llm.base import capabilities_of
@@ -225,6 +231,7 @@ class Chat:
                 say(f"provider: {self.session.llm.provider(self.provider).name}")
             elif name == "model":
                 if arg:
+                    self.check_model(arg)
                     self.model = arg
                 say(f"model: {self.model or self.session.llm.provider(self.provider).model}")
             elif name == "mode":
@@ -370,6 +377,7 @@ def chat(
 
     state = Chat(session, provider, model, runtime=rt, read=read, roots=root, tools=not no_tools)
     state.set_mode(mode)
+    state.check_model(model)  # fail fast on a model the provider cannot run
     state.session.llm.provider(provider)  # fail fast on an unknown provider
     if cont:  # no earlier conversation: NotFoundError, exit 3, before the chat starts
         state.conversation = session.log.last_conversation()

@@ -76,7 +76,7 @@ class FastRuntimeParam(RuntimeParam):
         if annotation is Path and routes_to_path(annotation, info):
             if isinstance(value, str) and not value.strip():
                 # Path("") is the current folder: an empty argument must not mean "here"
-                raise UsageError(f"{_name(param)} is an empty path; give a file or folder.")
+                raise UsageError(_empty_path(param))
             if isinstance(value, str) and value and "\x00" not in value:
                 value = Path(value)
             if not isinstance(value, Path):
@@ -141,6 +141,14 @@ def _in_range(value: Any, param: Any) -> Any:
         if isinstance(item, float) and not math.isfinite(item):
             raise UsageError(f"{_name(param)} takes a finite number, not {item}.")
     return value
+
+
+def _empty_path(param: Any) -> str:
+    """One sentence for an empty path argument (refused, not read as the current folder)."""
+    leave = "" if getattr(param, "required", True) else ", or leave it out for the default"
+    return (
+        f"{_name(param)} is an empty path; give a file or folder ('.' for the current one){leave}."
+    )
 
 
 def _name(param: Any) -> str:

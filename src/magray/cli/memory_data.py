@@ -141,6 +141,8 @@ def export_target(path: str) -> Path:
     """The file an export writes, checked before anything is written."""
     from magray.errors import NotFoundError
 
+    if not path.strip():  # Path("") is the current folder
+        raise UsageError("PATH is an empty path; give a .jsonl file, or '-' for standard output.")
     target = Path(utf8_arg(path, "the path")).expanduser().absolute()
     if settings().paths.owns(target):
         raise UsageError(

@@ -35,6 +35,62 @@ _PYDANTIC = (
 )
 
 
+#: words people type for a command, and MAGRAY's names for it (the first that exists wins)
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "remove": ("rm", "forget"),
+    "delete": ("rm", "forget"),
+    "del": ("rm", "forget"),
+    "erase": ("rm", "forget"),
+    "rm": ("forget", "remove"),
+    "ls": ("list",),
+    "new": ("add",),
+    "create": ("add",),
+    "remember": ("add",),
+    "find": ("search",),
+    "recall": ("search",),
+    "query": ("search", "ask"),
+    "view": ("show", "get"),
+    "cat": ("show", "get"),
+    "get": ("show",),
+    "show": ("get",),
+    "info": ("show", "get", "stats"),
+    "update": ("edit",),
+    "modify": ("edit",),
+    "rename": ("edit",),
+    "finish": ("done",),
+    "complete": ("done",),
+    "close": ("done",),
+    "begin": ("start",),
+    "server": ("serve",),
+    "status": ("health", "stats"),
+    "check": ("verify", "health"),
+    "settings": ("config",),
+}
+
+
+def _abbreviates(short: str, word: str) -> bool:
+    """Whether ``short`` is a shorthand of ``word``: same first letter, then a subsequence."""
+    if len(short) < 2 or len(short) >= len(word) or short[0] != word[0]:
+        return False
+    letters = iter(word)
+    return all(ch in letters for ch in short)
+
+
+def suggest_commands(typo: str, names: list[str]) -> list[str]:
+    """The commands ``typo`` most likely meant: a synonym's MAGRAY name first (``remove`` →
+    ``rm``), then a shorthand of it (``rm`` for ``remove``), else the closest spellings."""
+    import difflib
+
+    word = typo.strip().lower()
+    for name in _SYNONYMS.get(word, ()):
+        if name in names:
+            return [name]
+    short = [name for name in names if _abbreviates(name, word)]
+    if short:
+        return short[:2]
+    return difflib.get_close_matches(word, names, n=2, cutoff=0.6)
+
+
 def is_usage_error(exc: BaseException) -> bool:
     """Whether ``exc`` is a usage error to print as one line (not a request for help)."""
     return isinstance(exc, click_errors.UsageError) and not isinstance(
@@ -94,15 +150,36 @@ def _what_is_wrong(exc: Any, path: str) -> tuple[str, str]:
         return f"no such command {found['name']} in `{path}`{hint}", "its commands"
     found = _EXTRA.match(message)
     if found:
-        return (
-            f"unexpected extra arguments ({found['args']}) for `{path}` (quote a value that"
-            " has spaces)",
-            "how to call it",
-        )
+        return _extra_arguments(exc, path, found["args"])
     found = _OPTION.match(message)
     if found:
         return f"option {found['name']} of `{path}` {found['rest']}", "its options"
     return f"{_sentence_case(message)} for `{path}`", "its options"
+
+
+#: commands whose extra argument is likely a secret: it is not repeated, and this says why
+_SECRET_ARGUMENTS = {
+    "keys set": "the key is read from a hidden prompt or standard input, never from the"
+    " command line (the shell history would keep it)",
+}
+
+
+def _extra_arguments(exc: Any, path: str, args: str) -> tuple[str, str]:
+    """What is wrong with extra positional arguments (without repeating a secret), and
+    what ``--help`` shows for it."""
+    secret = _SECRET_ARGUMENTS.get(path.partition(" ")[2])  # without the program's name
+    if secret is not None:
+        return f"`{path}` takes only NAME; {secret}", "how to call it"
+    command = getattr(getattr(exc, "ctx", None), "command", None)
+    params = getattr(command, "params", None) or []
+    takes = [p for p in params if getattr(p, "param_type_name", "") == "argument"]
+    shown = args if args.strip() else "''"
+    if command is not None and not takes:
+        return f"`{path}` takes no arguments, only options (got {shown})", "its options"
+    return (
+        f"unexpected extra arguments ({shown}) for `{path}` (quote a value that has spaces)",
+        "how to call it",
+    )
 
 
 def usage_line(exc: BaseException, path: str = "magray") -> str:

@@ -291,6 +291,11 @@ def _write_llm_setting(path: Path, key: str, raw: str | None) -> Any:
     else:
         opt = next(o for o in LLM_OPTIONS if o.key == name)
         value = coerce(opt, raw, "config set", key)
+        if name == "default" and not value:  # read back as "local": say so instead
+            raise ConfigError(
+                "config set: llm.default is empty; give a provider of `magray llm list`, or"
+                " run `magray config unset llm.default` for the built-in local one."
+            )
         table[name] = value
     parse_llm_config(table, f"config set {key}")  # refuses unknown providers
     if not table:

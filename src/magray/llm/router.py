@@ -254,16 +254,34 @@ class Router:
 
     def check_model(self, name: str, model: str | None) -> None:
         """Refuse a model the provider cannot switch to: an embedded local provider runs the
-        one model its table names (answering with it and reporting ``model`` would lie)."""
+        one model its table names (answering with it and reporting ``model`` would lie).
+
+        Checked from the configuration alone, so a wrong name is refused before any model
+        is installed or loaded.
+        """
         if not model or self.config.get(name).type != "local":
             return
-        running = self.provider(name).model
-        if model != running:
-            raise UsageError(
-                f"provider {name!r} runs its own model ({running}), not {model!r}; leave the"
-                f" model out, or set model in [llm.providers.{name}] of config.toml (see"
-                " docs/llm.md)."
-            )
+        from magray.llm.registry import default_model
+
+        running = default_model(self.config.get(name))
+        if model == running:
+            return
+        others = [
+            n
+            for n in self.names()
+            if n != name and model in {default_model(self.config.get(n)), self.config.get(n).model}
+        ]
+        import difflib
+
+        close = difflib.get_close_matches(model, [running], n=1, cutoff=0.6)
+        mean = f" (did you mean {close[0]}?)" if close and not others else ""
+        hint = (
+            f"ask with --provider {others[0]}, which runs it" if others else "leave the model out"
+        )
+        raise UsageError(
+            f"provider {name!r} runs its own model ({running}), not {model!r}{mean}; {hint},"
+            f" or set model in [llm.providers.{name}] of config.toml (see `magray llm list`)."
+        )
 
     def stream(
         self, request: Request, provider: str | None = None, *, fallback: bool = True

@@ -40,9 +40,9 @@ _RID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Path and query string together; below what uvicorn's parsers take (64 KiB on httptools,
 # 16 KiB of request line and headers on h11), so a long URL gets the app's answer.
 MAX_URL_BYTES = 8 * 1024
-# Header names and values together (4 bytes of ': ' and CRLF each). httptools takes headers
-# of any size and h11 refuses more than 16 KiB of request line and headers (answered 400 by
-# magray.server.protocol); this keeps headers bounded whichever parser runs.
+# Header names and values together (4 bytes of ': ' and CRLF each). magray.server.protocol
+# stops httptools at a head of HEAD_LIMIT (96 KiB, 431) and h11 refuses more than 16 KiB of
+# request line and headers (400); this keeps headers bounded whichever parser runs.
 MAX_HEADER_BYTES = 16 * 1024
 
 

@@ -123,6 +123,13 @@ def cap_output(text: str, cap: int) -> str:
     return text[:cap] + f"\n[… output truncated: {dropped} more characters not shown]"
 
 
+def _said(err: Any) -> str:
+    """pydantic's message for one bad field, with an example where its words are not enough."""
+    if err.get("type") == "list_type":
+        return 'Input should be a list, in JSON: ["a", "b"]'
+    return str(err["msg"])
+
+
 class Tool(ABC, Generic[A]):
     """One action the agent can take. Subclasses set the class attributes and ``run``."""
 
@@ -145,18 +152,37 @@ class Tool(ABC, Generic[A]):
     def parse(self, raw: Mapping[str, Any]) -> A:
         """Validate raw arguments; a UsageError names every bad field."""
         try:
-            return self.Args.model_validate(dict(raw))
+            args = self.Args.model_validate(dict(raw))
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}"
+                f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {_said(err)}"
                 for err in exc.errors()
             )
-            takes = ", ".join(
-                f"{name} (required)" if field.is_required() else name
-                for name, field in self.Args.model_fields.items()
-            )
-            takes = f"it takes {takes}" if takes else "it takes no arguments"
-            raise UsageError(f"{self.name}: invalid arguments ({problems}); {takes}.") from None
+            raise UsageError(
+                f"{self.name}: invalid arguments ({problems}); {self._takes()}."
+            ) from None
+        # a required path left empty would mean the workspace root itself
+        fields = self.Args.model_fields
+        empty = [
+            name
+            for name in self.path_fields
+            if name in fields
+            and fields[name].is_required()
+            and isinstance(getattr(args, name), str)
+            and not getattr(args, name).strip()
+        ]
+        if empty:
+            problems = "; ".join(f"{name}: the path is empty" for name in empty)
+            raise UsageError(f"{self.name}: invalid arguments ({problems}); {self._takes()}.")
+        return args
+
+    def _takes(self) -> str:
+        """``it takes path (required), start_line`` for error messages."""
+        takes = ", ".join(
+            f"{name} (required)" if field.is_required() else name
+            for name, field in self.Args.model_fields.items()
+        )
+        return f"it takes {takes}" if takes else "it takes no arguments"
 
     def risk_for(self, args: A) -> Risk:
         """The risk of this call (a tool may be read-only for some arguments)."""

@@ -262,19 +262,52 @@ class McpArgs(ToolArgs):
     model_config = ConfigDict(extra="allow", frozen=True)
 
 
+def _takes(schema: Mapping[str, Any]) -> str:
+    """``it takes a (required), b`` from a tool's input schema, in the schema's order."""
+    props = schema.get("properties")
+    names = list(props) if isinstance(props, Mapping) else []
+    required = schema.get("required")
+    need = {str(k) for k in required} if isinstance(required, list) else set()
+    names += sorted(k for k in need if k not in names)
+    if not names:
+        return "it takes no arguments"
+    return "it takes " + ", ".join(f"{n} (required)" if n in need else n for n in names)
+
+
+def _argument_problems(schema: Mapping[str, Any], raw: Mapping[str, Any]) -> list[str]:
+    """Missing required and unknown arguments, named; unknown ones only where the schema
+    lists its properties and does not allow others."""
+    problems: list[str] = []
+    required = schema.get("required")
+    if isinstance(required, list):
+        missing = [str(k) for k in required if k not in raw]
+        problems += [f"missing argument {k!r}" for k in missing]
+    props = schema.get("properties")
+    extra = schema.get("additionalProperties", False)
+    if isinstance(props, Mapping) and extra is False:
+        problems += [f"unknown argument {k!r}" for k in raw if k not in props]
+    return problems
+
+
 def _check_schema(tool: str, schema: Mapping[str, Any], raw: Mapping[str, Any]) -> None:
+    """Check ``raw`` against the tool's input schema; a UsageError names what is wrong
+    and lists the arguments the tool takes."""
+    problems = _argument_problems(schema, raw)
+    if problems:
+        raise UsageError(
+            f"{tool}: invalid arguments ({'; '.join(problems)}); {_takes(schema)}."
+        ) from None
     try:
         import jsonschema  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - jsonschema comes with mcp
-        missing = [k for k in schema.get("required", []) if k not in raw]
-        if missing:
-            raise UsageError(f"{tool}: missing required argument(s) {missing}.") from None
         return
     try:
         jsonschema.validate(dict(raw), dict(schema))
     except jsonschema.ValidationError as exc:
         where = ".".join(str(p) for p in exc.absolute_path) or "arguments"
-        raise UsageError(f"{tool}: invalid arguments ({where}: {exc.message}).") from None
+        raise UsageError(
+            f"{tool}: invalid arguments ({where}: {exc.message}); {_takes(schema)}."
+        ) from None
     except jsonschema.SchemaError:
         log.debug("MCP tool %s has an invalid input schema; arguments not checked", tool)
 

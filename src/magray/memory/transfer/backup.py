@@ -80,10 +80,16 @@ def backup(memory: Memory, dest: Path | None = None) -> BackupManifest:
         BackupError: ``dest`` is a non-empty directory that is not a backup, or a write failed.
     """
     dest = (dest or default_backup_dir(memory.settings)).expanduser().absolute()
-    _check_dest(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    sweep_stale(dest.parent)
-    work = work_dir(dest.parent, dest.name)
+    try:
+        _check_dest(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        sweep_stale(dest.parent)
+        work = work_dir(dest.parent, dest.name)
+    except OSError as exc:
+        raise BackupError(
+            f"cannot write a backup to {dest} ({exc.strerror or exc}); give a new or empty"
+            " directory in a folder you can write to."
+        ) from None
     try:
         snap = memory.backend.snapshot(work)
         files = tuple(
@@ -107,7 +113,10 @@ def backup(memory: Memory, dest: Path | None = None) -> BackupManifest:
         _install_dir(work, dest)
         return manifest
     except OSError as exc:
-        raise BackupError(f"writing the backup to {dest} failed ({exc}).") from None
+        raise BackupError(
+            f"writing the backup to {dest} failed ({exc.strerror or exc}); nothing was"
+            " replaced: check the free space there, or give another directory."
+        ) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -166,7 +166,14 @@ def _validate(src: TextIO, spool: IO[str], model_id: str, dim: int, report: Impo
     return valid
 
 
-def _refuse(report: ImportReport) -> BackupError:
+def _refuse(report: ImportReport, valid: int) -> BackupError:
+    bad = report.skipped_bad
+    if not valid and all(b.error.startswith("invalid JSON") for b in bad):
+        # not one line is JSON: the wrong file, not a few damaged lines
+        return BackupError(
+            f"the input is not JSON Lines (line {bad[0].line}: {bad[0].error}), so nothing was"
+            " imported; give the .jsonl file `magray memory export` wrote."
+        )
     listed = "; ".join(f"line {b.line}: {b.error}" for b in report.skipped_bad[:_MAX_LISTED])
     more = len(report.skipped_bad) - _MAX_LISTED
     tail = f"; and {more} more" if more > 0 else ""
@@ -219,7 +226,7 @@ def import_(
     ):
         total = _validate(src, valid, model_id, dim, report)
         if report.skipped_bad and not skip_bad:
-            raise _refuse(report)
+            raise _refuse(report, total)
         done = 0
         backend = memory.backend
         for batch in _read_batches(valid, BATCH):  # embed outside the writer lock
