@@ -100,6 +100,11 @@ def test_bad_input_is_a_usage_error(memory: Memory) -> None:
         memory.recall(Query(text=""))
     with pytest.raises(UsageError):
         memory.get("ab")
+    with pytest.raises(UsageError, match="tags are short labels"):
+        memory.remember(NewRecord(text="x", tags=("t" * 5000,)))
+    with pytest.raises(UsageError, match="short word"):
+        memory.remember(NewRecord(text="x", kind="k" * 201))
+    assert memory.remember(NewRecord(text="x", tags=("t" * 200,), kind="k" * 200)).created
 
 
 def test_a_different_model_is_refused_before_writing(memory: Memory) -> None:

@@ -160,6 +160,8 @@ def test_bad_lines_are_named_and_nothing_is_imported(source: Memory, tmp_path: P
         ({"source": {"uri": "a.md", "start": 9, "end": 2}}, "end must not be before start"),
         ({"source": {"uri": "a.md", "line_start": "1"}}, "line_start"),
         ({"text": "x" * 1_000_001}, "more than 1,000,000"),
+        ({"tags": ["t" * 201]}, "each at most 200 characters"),
+        ({"kind": "k" * 201}, "kind must be a non-empty string of at most 200"),
     ],
 )
 def test_each_invalid_field_is_reported(

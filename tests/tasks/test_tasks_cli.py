@@ -171,3 +171,11 @@ def test_a_title_is_one_line_of_text() -> None:
     a = ok_json("add", "Design")["id"]
     fails(["edit", a, "--title", "two\nlines"], 2, "put the rest in the notes")
     assert ok_json("add", "  ünïcode ✓ title  ")["title"] == "ünïcode ✓ title"
+
+
+def test_a_title_of_dash_is_read_from_standard_input() -> None:
+    result = RUNNER.invoke(app, ["tasks", "add", "-", "--json"], input="Write the notes\n")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["title"] == "Write the notes"
+    result = RUNNER.invoke(app, ["tasks", "add", "-"], input="one\ntwo\n")
+    assert result.exit_code == 2 and "one line of text" in result.stderr

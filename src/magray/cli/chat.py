@@ -94,6 +94,8 @@ class Chat:
         self.roots = tuple(roots)
         self.tools = tools
         self.mode = Mode.ASK_FIRST
+        #: the exit code of the first error of this chat (0: none); a piped chat ends with it
+        self.failed = 0
         self._agent: Agent | None = None
         self._approvals: Approvals | None = None
 
@@ -247,6 +249,7 @@ class Chat:
             from magray.cli.app import error_line
 
             error_line(exc.message)
+            self.failed = self.failed or exc.exit_code
         return True
 
     def turn(self, text: str) -> None:
@@ -271,6 +274,7 @@ class Chat:
             from magray.cli.app import error_line
 
             error_line(exc.message)
+            self.failed = self.failed or exc.exit_code
             return
         except KeyboardInterrupt:
             typer.echo("\n(interrupted)", err=True)
@@ -391,3 +395,5 @@ def chat(
                 break
             continue
         state.turn(text)
+    if not interactive and state.failed:  # a script learns that a turn failed
+        raise typer.Exit(state.failed)

@@ -219,4 +219,6 @@ def reset(
             raise UsageError(f"reset removes {what}; add --yes to confirm.")
         typer.confirm(f"Remove {what}?", abort=True, err=True)
     removed = reset_rules(path)
-    typer.echo("removed every rule" if removed else "there were no rules", err=True)
+    typer.echo(
+        "removed every rule." if removed else "there were no rules; nothing changed.", err=True
+    )

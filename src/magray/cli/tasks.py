@@ -41,7 +41,9 @@ def emit(data: Any) -> None:
 
 @app.command("add")
 def add(
-    title: str = typer.Argument(..., help="What has to be done."),
+    title: str = typer.Argument(
+        ..., help="What has to be done ('-' reads it from standard input)."
+    ),
     priority: int = typer.Option(3, "--priority", "-p", help="1 (highest) to 5 (lowest)."),
     depends: list[str] = typer.Option([], "--depends", help="A task it waits for (repeatable)."),
     note: str = typer.Option("", "--note", help="Free-text notes."),
@@ -54,6 +56,10 @@ def add(
 
     Example: magray tasks add "Write the release notes" --priority 2 --depends 3f9k
     """
+    if title == "-":
+        from magray.cli.context import read_text
+
+        title = read_text(title, "the title").strip()
     if memory:
         from magray.cli.context import open_memory
 

@@ -13,6 +13,7 @@ MAX_INT = 2**63 - 1  # the largest integer SQLite stores
 MIN_TIME = -62_135_596_800.0  # 0001-01-01T00:00:00Z: timestamps outside the years 1‥9999
 MAX_TIME = 253_402_300_799.0  # 9999-12-31T23:59:59Z  cannot be shown as dates
 MAX_TEXT_CHARS = 1_000_000  # the longest text one memory holds (embedders read far less)
+MAX_TAG_CHARS = 200  # the longest tag (and kind): a label, not a text
 MIN_ID_PREFIX = 4  # the fewest characters of an id that name a record
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from magray.errors import UsageError
-from magray.memory.records import MAX_TEXT_CHARS, MAX_TIME, MIN_TIME, Layer, NewRecord
+from magray.memory.records import (
+    MAX_TAG_CHARS,
+    MAX_TEXT_CHARS,
+    MAX_TIME,
+    MIN_TIME,
+    Layer,
+    NewRecord,
+)
 
 if TYPE_CHECKING:
     from magray.memory.service import Memory, Progress
@@ -55,9 +62,19 @@ def validate(item: NewRecord) -> None:
         )
     if not item.kind.strip():
         raise UsageError("kind is empty; give a word such as note or fact, or leave it out.")
+    if len(item.kind) > MAX_TAG_CHARS:
+        raise UsageError(
+            f"the kind is {len(item.kind):,} characters, over {MAX_TAG_CHARS}; give a short"
+            " word such as note or fact."
+        )
     for tag in item.tags:
         if not tag.strip() or "," in tag:
             raise UsageError(f"invalid tag {tag!r}: tags are non-empty and contain no commas.")
+        if len(tag) > MAX_TAG_CHARS:
+            raise UsageError(
+                f"a tag is {len(tag):,} characters, over {MAX_TAG_CHARS}; tags are short"
+                " labels: put longer text in the memory itself."
+            )
 
 
 def remember_many(

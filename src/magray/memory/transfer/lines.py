@@ -23,6 +23,7 @@ from magray.hashing import content_hash
 from magray.memory.backends.base import StoredRow
 from magray.memory.records import (
     MAX_INT,
+    MAX_TAG_CHARS,
     MAX_TEXT_CHARS,
     MAX_TIME,
     MIN_TIME,
@@ -138,13 +139,16 @@ def normalise(obj: Any, model_id: str, dim: int, now: float) -> dict[str, Any]:
     if not isinstance(id_, str) or not id_.strip():
         raise InvalidLine("id must be a non-empty string")
     kind = obj.get("kind", "note")
-    if not isinstance(kind, str) or not kind.strip():
-        raise InvalidLine("kind must be a non-empty string")
+    if not isinstance(kind, str) or not kind.strip() or len(kind) > MAX_TAG_CHARS:
+        raise InvalidLine(f"kind must be a non-empty string of at most {MAX_TAG_CHARS} characters")
     tags = obj.get("tags", [])
     if not isinstance(tags, list) or not all(
-        isinstance(t, str) and t.strip() and "," not in t for t in tags
+        isinstance(t, str) and t.strip() and "," not in t and len(t) <= MAX_TAG_CHARS for t in tags
     ):
-        raise InvalidLine("tags must be a list of non-empty strings without commas")
+        raise InvalidLine(
+            f"tags must be a list of non-empty strings without commas, each at most"
+            f" {MAX_TAG_CHARS} characters"
+        )
     importance = _num(obj, "importance", default=0.5, nullable=False)
     assert importance is not None
     if not 0.0 <= importance <= 1.0:
