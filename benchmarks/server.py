@@ -102,18 +102,21 @@ def serve(home: Path, port: int, mode: str, workers: int, loop: str, http: str) 
     os.environ["MAGRAY_BENCH_MODE"] = mode
     import uvicorn
 
-    uvicorn.run(
-        "server:factory",
-        factory=True,
-        host="127.0.0.1",
-        port=port,
-        workers=workers,
-        loop=loop,  # type: ignore[arg-type]
-        http=http,  # type: ignore[arg-type]
-        log_config=None,
-        access_log=False,
-        app_dir=str(Path(__file__).parent),
-    )
+    from magray.server.workers import serve_workers
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    options = {
+        "app": "server:factory",
+        "factory": True,
+        "loop": loop,
+        "http": http,
+        "log_config": None,
+        "access_log": False,
+    }
+    if workers == 1:
+        uvicorn.run(**options, host="127.0.0.1", port=port)  # type: ignore[arg-type]
+    else:  # as `magray serve --workers N` runs them: each worker on its own socket
+        sys.exit(serve_workers(options, "127.0.0.1", port, workers))
 
 
 def factory() -> Any:

@@ -5,6 +5,7 @@ Readiness is polled on /healthz with a generous deadline; nothing here times the
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -219,3 +220,81 @@ def test_two_workers_share_one_audit_chain(serve: Any, magray_home: Path) -> Non
     assert chain.verify().ok
     workers = {x for x in served.log_text().splitlines() if "Started server process" in x}
     assert len(workers) == 2
+
+
+def _established_by_process(pids: list[int], port: int) -> dict[int, int]:
+    """How many accepted TCP connections on ``port`` each of ``pids`` holds (Linux /proc)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table, encoding="ascii") as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                    inodes.add(fields[9])
+    counts: dict[int, int] = {}
+    for pid in pids:
+        links = []
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                links.append(os.readlink(fd))
+            except OSError:
+                continue
+        counts[pid] = sum(link[8:-1] in inodes for link in links if link.startswith("socket:["))
+    return counts
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
+def test_two_workers_each_take_a_share_of_the_connections(serve: Any) -> None:
+    """A burst of keep-alive clients is spread over the workers (each listens on its own
+    SO_REUSEPORT socket), not piled onto the worker that woke first; a worker whose
+    supervisor is killed stops by itself."""
+
+    served = serve("http://127.0.0.1:9", "--workers", "2")
+    port = int(served.url.rsplit(":", 1)[1])
+    request = f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+    async def burst() -> dict[int, int]:
+        async def one() -> asyncio.StreamWriter:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            await reader.readuntil(b"\r\n\r\n")  # answered: the connection is accepted
+            return writer
+
+        writers = await asyncio.gather(*(one() for _ in range(100)))  # all at once
+        counts = _established_by_process(_children(served.proc.pid), port)
+        for writer in writers:
+            writer.close()
+        return counts
+
+    counts = asyncio.run(burst())
+    workers = list(counts)
+    serving = sorted(n for n in counts.values() if n)
+    assert len(serving) == 2 and sum(serving) == 100, counts
+    assert serving[0] >= 20, counts  # a hash split of 100: below 20 has odds of ~1e-9
+    served.proc.kill()  # the supervisor only: its workers notice and stop
+    served.proc.wait()
+    deadline = time.monotonic() + DEADLINE
+    while any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in workers):
+        assert time.monotonic() < deadline, "the workers outlived their supervisor"
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 
@@ -36,18 +38,23 @@ def serve(
     check_host(host)
     _check_port(host, port)
     configure_json_logs()
-    uvicorn.run(
-        "magray.server.app:factory",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_config=None,
-        timeout_graceful_shutdown=30,
-        proxy_headers=False,
+    options: dict[str, Any] = {
+        "app": "magray.server.app:factory",
+        "factory": True,
+        "log_config": None,
+        "timeout_graceful_shutdown": 30,
+        "proxy_headers": False,
         # uvicorn's own parser, answering what it cannot parse with a problem body
-        http="magray.server.protocol:ProblemHTTPProtocol",
-    )
+        "http": "magray.server.protocol:ProblemHTTPProtocol",
+    }
+    if workers == 1:
+        uvicorn.run(**options, host=host, port=port)
+        return
+    from magray.server.workers import serve_workers
+
+    code = serve_workers(options, host, port, workers)  # each worker on its own socket
+    if code:
+        raise typer.Exit(code)
 
 
 def check_host(host: str) -> None:
