@@ -426,3 +426,9 @@ def test_a_small_models_value_from_a_neighbouring_unit_is_asked_again_from_the_b
     once = TwoAnswers(answers=[right])
     Session(ScriptedLLM(once), mem, log).ask(question)
     assert len(once.requests) == 1
+    # stopped with Ctrl-C while held back: what the model said is kept and shown
+    pieces.clear()
+    stopped = TwoAnswers(answer=f"{wrong} It also prints JSON.", interrupt_after=10)
+    cut = Session(ScriptedLLM(stopped), mem, log).ask(question, on_text=pieces.append)
+    assert len(stopped.requests) == 1 and cut.finish_reason == "interrupted"
+    assert cut.answer.startswith(wrong) and cut.answer == "".join(pieces)

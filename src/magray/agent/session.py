@@ -405,7 +405,9 @@ class Session:
         shown = CheckedStream(question, texts, on_text, ground=SMALL_GROUNDED, focused=focused)
         streamed = self._stream(request, prov.name, shown, started)
         answer, parts, usage, finish, first = shown.close(), *streamed
-        if shown.deferred is not None and finish != "interrupted":
+        if shown.deferred is not None and finish == "interrupted":
+            answer = shown.release()  # stopped: what the model said is kept, as always
+        elif shown.deferred is not None:
             # the value came from a neighbouring unit: ask again from the best units alone
             narrow = [
                 dataclasses.replace(m, text=t)
@@ -430,6 +432,7 @@ class Session:
             usage = usage + more_usage
             if (
                 extra
+                and more_finish != "interrupted"
                 and not says_unknown(extra)
                 and grounded(extra, question, narrow_texts)
                 and not off_focus(extra, question, narrow_texts)
