@@ -206,3 +206,20 @@ def test_the_first_sentence_is_held_until_it_is_judged() -> None:
     stream.feed(" is 99 minutes.")
     assert stream.close() == "".join(shown)
     assert stream.replaced is None
+
+
+def test_a_value_read_off_a_neighbouring_unit_is_off_focus() -> None:
+    from magray.agent.cite import in_focus, off_focus
+
+    texts = [
+        'magray ask "and then?" -c # continue the last conversation'
+        ' … echo "a question" | magray ask - --json'
+    ]
+    question = "Which ask flag continues the last conversation?"
+    assert off_focus("The ask flag `--json` continues the last conversation [1].", question, texts)
+    assert not off_focus("The flag `-c` continues the last conversation [1].", question, texts)
+    assert not off_focus("I don't know.", question, texts)
+    assert not off_focus("Use `--resume` [1].", question, texts)  # no unit holds it
+    assert in_focus(question, texts) == [
+        'magray ask "and then?" -c # continue the last conversation'
+    ]

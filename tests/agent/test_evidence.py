@@ -182,3 +182,27 @@ def test_a_long_unit_is_shown_as_the_clauses_that_match_the_question() -> None:
     assert end.startswith("… ") and "content hash (sha256 of the NFC text)" in end
     assert len(start) <= WINDOW_CHARS + 2 and len(end) <= WINDOW_CHARS + 2
     assert window("short text", {"short"}) == "short text"
+
+
+def test_a_sentence_is_scored_with_the_sentence_before_it_in_its_paragraph() -> None:
+    text = (
+        "The file's scalar type is `memory.vector_dtype`. `f16` halves the index size.\n\n"
+        "A PostgreSQL `halfvec` column halves the storage size of vectors."
+    )
+    units, before = split_units(text, before=True)
+    assert units == [
+        "The file's scalar type is `memory.vector_dtype`.",
+        "`f16` halves the index size.",
+        "A PostgreSQL `halfvec` column halves the storage size of vectors.",
+    ]
+    assert before == ["", units[0], ""]  # a new paragraph starts afresh
+    assert split_units(text) == units
+    question = "Which memory.vector_dtype value halves the vector index size?"
+    with_prior = in_context(units, before=before)
+    assert with_prior[1].context == units[0]
+    scores = score_units(question, with_prior)
+    bare = score_units(question, in_context(units))
+    # alone, the f16 sentence matches no better than the halfvec one; with its subject it wins
+    assert bare[1] <= bare[2] and scores[1] > scores[2]
+    kept = focus(question, [mem(1, text)], tokens=10, count=words)
+    assert kept[0].text.startswith("`f16` halves")

@@ -380,3 +380,55 @@ def test_a_small_model_reads_three_memories_the_best_next_to_the_question(
     assert len(wide.memories) == 5 and "[1] The staging database listens" in (
         large.requests[0].messages[0].content
     )
+
+
+def test_a_small_models_value_from_a_neighbouring_unit_is_asked_again_from_the_best(
+    log: ConversationLog,
+) -> None:
+    from magray.agent.session import FOCUS_NOTE
+
+    @dataclass
+    class TwoAnswers(SmallProvider):
+        answers: list[str] = field(default_factory=list)
+
+        def stream(self, request: Request) -> Iterator[Chunk]:
+            if self.answers:
+                self.answer = self.answers.pop(0)
+            return super().stream(request)
+
+    mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
+    mem.remember(
+        NewRecord(
+            text='magray ask "and then?" -c  # continue the last conversation\n\n'
+            'echo "a question" | magray ask - --json',
+            layer=Layer.ASSETS,
+        )
+    )
+    question = "Which ask flag continues the last conversation?"
+    wrong = "The ask flag `--json` continues the last conversation [1]."
+    right = "The flag `-c` continues the last conversation [1]."
+    small = TwoAnswers(answers=[wrong, right])
+    pieces: list[str] = []
+    result = Session(ScriptedLLM(small), mem, log).ask(question, on_text=pieces.append)
+    assert len(small.requests) == 2
+    second = small.requests[1].messages[0].content
+    assert "continue the last conversation" in second and "--json" not in second
+    assert result.answer == right == "".join(pieces)  # the first was never shown
+    assert result.notes == [FOCUS_NOTE] and result.cited == [result.memories[0].id]
+    assert log.turns(result.conversation_id)[0].answer == right
+    # a second answer that is no better leaves the first, shown as it was
+    pieces.clear()
+    stuck = TwoAnswers(answers=[wrong, "I don't know."])
+    kept = Session(ScriptedLLM(stuck), mem, log).ask(question, on_text=pieces.append)
+    assert len(stuck.requests) == 2 and kept.answer == wrong == "".join(pieces)
+    assert kept.notes == []
+    # a value from the best unit is not asked again
+    once = TwoAnswers(answers=[right])
+    Session(ScriptedLLM(once), mem, log).ask(question)
+    assert len(once.requests) == 1
+    # stopped with Ctrl-C while held back: what the model said is kept and shown
+    pieces.clear()
+    stopped = TwoAnswers(answer=f"{wrong} It also prints JSON.", interrupt_after=10)
+    cut = Session(ScriptedLLM(stopped), mem, log).ask(question, on_text=pieces.append)
+    assert len(stopped.requests) == 1 and cut.finish_reason == "interrupted"
+    assert cut.answer.startswith(wrong) and cut.answer == "".join(pieces)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from magray.agent.evidence import terms
+from magray.agent.evidence import JOIN, Unit, score_units, terms
 
 _CITATION = re.compile(r"\s*\[(\d{1,2})\]")
 _WHOLE = re.compile(r"^(\d+)\.0+$")
@@ -103,6 +103,62 @@ def grounded(answer: str, question: str, texts: Sequence[str]) -> bool:
     held = set().union(*(_bag(t) for t in texts)) if texts else set()
     numbers = {t for t in wanted if _NUMBER.fullmatch(t)}
     return bool(wanted & held) and (not numbers or bool(numbers & held))
+
+
+#: the unit of evidence an answer's value comes from must match the question at least this
+#: share as well as the best unit does (``off_focus``)
+FOCUS_SHARE = 0.5
+
+
+def first_sentence(answer: str, question: str) -> str:
+    """``answer`` up to the end of its first sentence that adds a word to ``question``."""
+    for match in _SENTENCE_END.finditer(answer):
+        if new_terms(_UNKNOWN.sub(" ", answer[: match.end()]), question):
+            return answer[: match.end()]
+    return answer
+
+
+def unit_scores(question: str, texts: Sequence[str]) -> list[list[float]]:
+    """How well each unit of each focused memory (``texts``, units joined by "…") matches
+    ``question``: term overlap weighted by rarity and the kind of value asked for, as
+    ``evidence.score_units`` scores them without an embedder."""
+    units = [Unit(i, j, u) for i, t in enumerate(texts) for j, u in enumerate(t.split(JOIN))]
+    flat = score_units(question, units)
+    out: list[list[float]] = [[] for _ in texts]
+    for unit, score in zip(units, flat, strict=True):
+        out[unit.memory].append(score)
+    return out
+
+
+def off_focus(answer: str, question: str, texts: Sequence[str]) -> bool:
+    """Whether the value ``answer``'s first sentence adds to ``question`` comes only from
+    units of the evidence that match the question much worse (under ``FOCUS_SHARE``) than
+    the best unit does: a value read off the neighbouring sentence or table row. The value
+    is the numbers and the names quoted in backticks the sentence adds (else all the words
+    it adds); False when no unit holds it (``grounded`` judges that)."""
+    head = _UNKNOWN.sub(" ", first_sentence(answer, question))
+    wanted = new_terms(head, question)
+    quoted = _bag(" ".join(_CODE.findall(head))) & wanted
+    value = {t for t in wanted if _NUMBER.fullmatch(t)} | quoted or wanted
+    if not value or not texts:
+        return False
+    scores = [s for row in unit_scores(question, texts) for s in row]
+    units = [u for t in texts for u in t.split(JOIN)]
+    sources = [s for s, u in zip(scores, units, strict=True) if value & _bag(u)]
+    if not sources or max(scores) <= 0:
+        return False
+    return max(sources) < FOCUS_SHARE * max(scores)
+
+
+def in_focus(question: str, texts: Sequence[str]) -> list[str]:
+    """Each text cut down to its units that match ``question`` at least ``FOCUS_SHARE`` as
+    well as the best unit does ("" for a text without one)."""
+    scores = unit_scores(question, texts)
+    best = max((s for row in scores for s in row), default=0.0)
+    return [
+        JOIN.join(u for u, s in zip(t.split(JOIN), row, strict=True) if s >= FOCUS_SHARE * best)
+        for t, row in zip(texts, scores, strict=True)
+    ]
 
 
 def holds_new_terms(answer: str, question: str, texts: Sequence[str]) -> bool:
@@ -198,6 +254,7 @@ class CheckedStream:
         emit: Callable[[str], None] | None = None,
         *,
         ground: bool = False,
+        focused: bool = False,
     ) -> None:
         self.question = question
         self.texts = list(texts) if texts else None
@@ -210,10 +267,18 @@ class CheckedStream:
         self._head: str | None = "" if ground and self.texts else None
         #: the model's answer when it was replaced by "I don't know" (the rest is dropped)
         self.replaced: str | None = None
+        #: with ``focused``: a grounded answer whose value comes from a unit of evidence
+        #: that matches the question much worse than the best one (``off_focus``), held
+        #: back unshown for the caller to ask again or to ``release``
+        self._focused = focused
+        self.deferred: str | None = None
 
     def feed(self, text: str) -> None:
         if self.replaced is not None:
             self.replaced += text
+            return
+        if self.deferred is not None:
+            self.deferred += text
             return
         if self._head is not None:
             self._head += text
@@ -228,7 +293,7 @@ class CheckedStream:
         """Pass on what is held and return the whole answer."""
         if self._head is not None:
             self._judge(final=True)
-        if self.replaced is not None:
+        if self.replaced is not None or self.deferred is not None:
             return self.shown
         self._pending = self._pending.rstrip()
         self._advance(final=True)
@@ -247,10 +312,20 @@ class CheckedStream:
             head = head[: next(e for e in ends if new_terms(head[:e], self.question))]
         text, self._head = self._head, None
         if grounded(head, self.question, self.texts):
+            if self._focused and off_focus(head, self.question, self.texts):
+                self.deferred = text
+                return
             self.feed(text)
         else:
             self.replaced = text
             self._show(UNKNOWN_ANSWER)
+
+    def release(self) -> str:
+        """Pass on the answer held back as off focus, as if it had not been, and return
+        the whole answer."""
+        text, self.deferred, self._focused = self.deferred or "", None, False
+        self.feed(text)
+        return self.close()
 
     def _show(self, text: str) -> None:
         if text:

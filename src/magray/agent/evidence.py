@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, overload
 
 from magray.llm.base import Message
 
@@ -32,6 +32,10 @@ CONTEXT_SHARE = 0.5  # a question term found only in a unit's heading or lead-in
 KIND_WEIGHT = 0.2  # bonus of a unit holding a value of the kind the question asks for
 MAX_UNIT_CHARS = 1000  # longer units (a run-on paragraph) are cut at a word
 WINDOW_CHARS = 240  # a longer unit is shown as its clauses that best match the question
+#: a sentence is scored with the one before it in its paragraph (at ``CONTEXT_SHARE``), a
+#: line of code with what introduces its block
+PRIOR_CONTEXT = True
+CODE_CONTEXT = True
 JOIN = " … "
 
 _STOP = frozenset(  # words that say nothing about where an answer is
@@ -96,8 +100,15 @@ class Unit:
     context: str = ""
 
 
-def in_context(texts: Sequence[str], memory: int = 0) -> list[Unit]:
-    """Units of one memory with their heading and list lead-in; headings are not units."""
+def in_context(
+    texts: Sequence[str], memory: int = 0, before: Sequence[str] | None = None
+) -> list[Unit]:
+    """Units of one memory with their heading and list lead-in; headings are not units.
+
+    ``before`` (one per text, as ``split_units(..., before=True)`` gives them) holds the
+    sentence before each unit in its paragraph or list item, scored with the unit too: a
+    sentence's subject is often named in the one before it ("The file's type is
+    `memory.vector_dtype`. `f16` halves the index size.")."""
     out: list[Unit] = []
     heading = lead = ""
     for j, text in enumerate(texts):
@@ -105,7 +116,9 @@ def in_context(texts: Sequence[str], memory: int = 0) -> list[Unit]:
             heading, lead = text.lstrip("#").strip(), ""
             continue
         listed = _LIST_ITEM.match(text) is not None
-        out.append(Unit(memory, j, text, " ".join(filter(None, (heading, lead if listed else "")))))
+        prior = before[j] if before is not None else ""
+        parts = (heading, lead if listed else "", prior)
+        out.append(Unit(memory, j, text, " ".join(filter(None, parts))))
         if not listed:
             lead = text if text.rstrip().endswith(":") else ""
     return out
@@ -191,28 +204,56 @@ def _row(header: str | None, row: str) -> str:
     return "; ".join(f"{name}: {cell}" if name else cell for name, cell in pairs if cell)
 
 
-def split_units(text: str) -> list[str]:
-    """``text`` (markdown) as short units: sentences, list items, table rows, code lines."""
+@overload
+def split_units(text: str) -> list[str]: ...
+@overload
+def split_units(text: str, *, before: Literal[True]) -> tuple[list[str], list[str]]: ...
+
+
+def split_units(text: str, *, before: bool = False) -> list[str] | tuple[list[str], list[str]]:
+    """``text`` (markdown) as short units: sentences, list items, table rows, code lines.
+
+    With ``before``, also what each unit is read with: the sentence before it in its
+    paragraph or list item ("" for the first, and for table rows), and for a line of code
+    the sentence introducing its block (when it ends in ":") and the block's first line."""
     units: list[str] = []
+    priors: list[str] = []
     paragraph: list[str] = []
     header: str | None = None  # the current table's header row
     in_code = False
 
+    def add(unit: str, prior: str = "") -> None:
+        units.append(unit)
+        priors.append(prior)
+
     def flush() -> None:
         if paragraph:
-            joined = " ".join(paragraph)
-            units.extend(_cut(s) for s in _SENTENCE_END.split(joined) if s.strip())
+            prior = ""
+            for sentence in _SENTENCE_END.split(" ".join(paragraph)):
+                if not sentence.strip():
+                    continue
+                add(_cut(sentence), prior)
+                prior = _cut(sentence)
             paragraph.clear()
 
     lines = [raw.strip() for raw in text.splitlines()]
+    # what introduces a code block: the sentence before it when it ends in ":" ("Ollama
+    # (no key needed):"), then also the block's first line (a TOML table, a command)
+    intro = ""
+    first = False
     for n, line in enumerate(lines):
         if line.startswith("```"):
             flush()
             in_code = not in_code
+            last = units[-1] if in_code and units and CODE_CONTEXT else ""
+            intro, first = (last if last.endswith(":") else ""), True
             continue
         if in_code:
             if line:
-                units.append(_cut(line))
+                add(_cut(line), intro)
+                if first and CODE_CONTEXT:
+                    intro = f"{intro} {_cut(line)}".strip()
+                first = False
             continue
         if not line:
             flush()
@@ -226,7 +267,7 @@ def split_units(text: str) -> list[str]:
             if _TABLE_RULE.match(following):
                 header = line
             elif re.search(r"\w", line):
-                units.append(_cut(_row(header, line)))
+                add(_cut(_row(header, line)))
             continue
         header = None
         if line.startswith("#") or _LIST_ITEM.match(line):
@@ -235,7 +276,7 @@ def split_units(text: str) -> list[str]:
         if line.startswith("#"):
             flush()
     flush()
-    return units
+    return (units, priors) if before else units
 
 
 def _cosines(embedder: Embedder, question: str, texts: Sequence[str]) -> list[float]:
@@ -293,7 +334,10 @@ def focus(
     is False), so citations stay per memory. ``neighbours`` keeps that many units on
     either side of each chosen one.
     """
-    units = [u for i, m in enumerate(memories) for u in in_context(split_units(m.text), i)]
+    units: list[Unit] = []
+    for i, m in enumerate(memories):
+        texts, priors = split_units(m.text, before=True)
+        units += in_context(texts, i, priors if PRIOR_CONTEXT else None)
     if not units:
         return []
     asked, kinds = set(terms(question)), asked_kinds(question)

@@ -19,8 +19,11 @@ from typing import Any, Protocol, runtime_checkable
 from magray.agent.cite import (
     CheckedStream,
     citation_note,
+    grounded,
     holds_new_terms,
+    in_focus,
     new_terms,
+    off_focus,
     says_unknown,
 )
 from magray.agent.conversations import ConversationLog, Turn
@@ -53,6 +56,12 @@ SMALL_RETRY = True
 #: a small model's answer whose first sentence adds no word (or, adding numbers, no number)
 #: that the memories it read hold is replaced by "I don't know" (``cite.grounded``)
 SMALL_GROUNDED = True
+#: a small model's grounded answer whose value comes from a unit of evidence that matches
+#: the question much worse than the best unit (``cite.off_focus``: the neighbouring row or
+#: sentence) is held back and asked again from the best-matching units alone; the second
+#: answer is kept when the memories hold it and it is in focus, else the first is shown
+SMALL_FOCUSED = True
+FOCUS_NOTE = "the first answer took a value from a less relevant sentence: asked again"
 UNGROUNDED_NOTE = 'the memories do not hold that answer: replaced by "I don\'t know"'
 RETRY_CUE = "Reply with the value the memories give for this, and cite the memory."
 MEMORY_TOKENS = 3000  # memories in one prompt, at most (and never more than the context)
@@ -392,9 +401,49 @@ class Session:
         )
         started = time.perf_counter()
         texts = [m.text for m in used] if small and used else None
-        shown = CheckedStream(question, texts, on_text, ground=SMALL_GROUNDED)
+        focused = bool(texts) and SMALL_FOCUSED
+        shown = CheckedStream(question, texts, on_text, ground=SMALL_GROUNDED, focused=focused)
         streamed = self._stream(request, prov.name, shown, started)
         answer, parts, usage, finish, first = shown.close(), *streamed
+        if shown.deferred is not None and finish == "interrupted":
+            answer = shown.release()  # stopped: what the model said is kept, as always
+        elif shown.deferred is not None:
+            # the value came from a neighbouring unit: ask again from the best units alone
+            narrow = [
+                dataclasses.replace(m, text=t)
+                for m, t in zip(used, in_focus(question, texts or []), strict=True)
+                if t
+            ]
+            # ``used`` is already in the order shown (the best last): kept as it is
+            asked, narrow, _, _ = build_messages(
+                question,
+                narrow,
+                history,
+                budget=budget,
+                count=prov.count_tokens,
+                system_prompt=GROUNDED_PROMPT,
+                unit_lines=SMALL_UNIT_LINES,
+            )
+            narrow_texts = [m.text for m in narrow]
+            second = CheckedStream(question, narrow_texts)  # shown only once it is kept
+            retry = dataclasses.replace(request, messages=tuple(asked))
+            more, more_usage, more_finish, _ = self._stream(retry, prov.name, second, started)
+            extra = second.close()
+            usage = usage + more_usage
+            if (
+                extra
+                and more_finish != "interrupted"
+                and not says_unknown(extra)
+                and grounded(extra, question, narrow_texts)
+                and not off_focus(extra, question, narrow_texts)
+            ):
+                if on_text is not None:
+                    on_text(extra)
+                answer, parts, finish, used, texts = extra, more, more_finish, narrow, narrow_texts
+                messages, request = asked, retry
+                notes.append(FOCUS_NOTE)
+            else:
+                answer = shown.release()
         if shown.replaced is not None:
             notes.append(UNGROUNDED_NOTE)
         if finish == "interrupted":
