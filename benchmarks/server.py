@@ -113,8 +113,8 @@ def serve(home: Path, port: int, mode: str, workers: int, loop: str, http: str) 
         "log_config": None,
         "access_log": False,
     }
-    if workers == 1:
-        uvicorn.run(**options, host="127.0.0.1", port=port)  # type: ignore[arg-type]
+    if workers == 1 or os.environ.get("MAGRAY_BENCH_SHARED_SOCKET"):  # uvicorn's own workers
+        uvicorn.run(**options, host="127.0.0.1", port=port, workers=workers)  # type: ignore[arg-type]
     else:  # as `magray serve --workers N` runs them: each worker on its own socket
         sys.exit(serve_workers(options, "127.0.0.1", port, workers))
 
@@ -279,6 +279,8 @@ def run_mode(home: Path, mode: str, key: str, queries: list[str], opts: Any) -> 
     env = {**os.environ, "PYTHONPATH": path, "OMP_WAIT_POLICY": "PASSIVE"}
     if opts.readers is not None:
         env["MAGRAY_BENCH_READERS"] = str(opts.readers)
+    if opts.shared_socket:
+        env["MAGRAY_BENCH_SHARED_SOCKET"] = "1"
     cmd = [sys.executable, __file__, "serve", str(home), str(port), mode, str(opts.workers)]
     cmd += [opts.loop, opts.http]
     with (home / f"serve-{mode}.log").open("wb") as log:
@@ -379,6 +381,7 @@ def bench(home: Path, opts: Any) -> dict[str, Any]:
         "connections": opts.connections,
         "seconds": opts.seconds,
         "workers": opts.workers,
+        "shared_socket": opts.shared_socket,
         "readers": opts.readers,
         "loop": opts.loop,
         "http": opts.http,
@@ -412,6 +415,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--http", default="auto", choices=["auto", "h11", "httptools"], help="uvicorn's HTTP"
+    )
+    parser.add_argument(
+        "--shared-socket",
+        action="store_true",
+        help="the baseline of `magray serve`'s workers: uvicorn's own, accepting from one socket",
     )
     parser.add_argument("--modes", default="cached,embed")
     parser.add_argument(
