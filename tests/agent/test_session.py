@@ -55,6 +55,18 @@ class SmallProvider(ScriptedProvider):
         return Capabilities(context_window=self.window, small=True)
 
 
+@dataclass
+class AnswersProvider(SmallProvider):
+    """A small provider that gives ``answers`` in turn, one per request (then the last)."""
+
+    answers: list[str] = field(default_factory=list)
+
+    def stream(self, request: Request) -> Iterator[Chunk]:
+        if self.answers:
+            self.answer = self.answers.pop(0)
+        return super().stream(request)
+
+
 class ScriptedLLM:
     def __init__(self, provider: ScriptedProvider) -> None:
         self._provider = provider
@@ -279,21 +291,12 @@ def test_a_small_model_that_only_restates_the_question_is_asked_for_the_value(
 ) -> None:
     from magray.agent.session import RETRY_CUE, restates
 
-    @dataclass
-    class RetriedProvider(SmallProvider):
-        answers: list[str] = field(default_factory=list)
-
-        def stream(self, request: Request) -> Iterator[Chunk]:
-            if self.answers:
-                self.answer = self.answers.pop(0)
-            return super().stream(request)
-
     mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
     mem.remember(NewRecord(text="The staging database listens on port 5433.", layer=Layer.ASSETS))
     question = "Which port does the staging database listen on?"
     first = "According to [1], the staging database listens on a port."
     assert restates(first, question) and not restates("I don't know.", question)
-    small = RetriedProvider(answers=[first, "Port 5433 [1]."])
+    small = AnswersProvider(answers=[first, "Port 5433 [1]."])
     pieces: list[str] = []
     result = Session(ScriptedLLM(small), mem, log).ask(question, on_text=pieces.append)
     assert len(small.requests) == 2
@@ -303,7 +306,7 @@ def test_a_small_model_that_only_restates_the_question_is_asked_for_the_value(
     assert result.usage.prompt_tokens == 84 and "asked once more" in result.notes[0]
     assert log.turns(result.conversation_id)[0].answer == result.answer
     # a second answer that adds nothing the memories hold is dropped
-    vague = RetriedProvider(answers=[first, "A number [1]."])
+    vague = AnswersProvider(answers=[first, "A number [1]."])
     pieces.clear()
     kept = Session(ScriptedLLM(vague), mem, log).ask(question, on_text=pieces.append)
     assert len(vague.requests) == 2 and kept.answer == first == "".join(pieces)
@@ -314,7 +317,7 @@ def test_a_small_model_that_only_restates_the_question_is_asked_for_the_value(
         "The `staging database` listens on a port [1].",
         "I don't know.",
     ):
-        once = RetriedProvider(answer=answer)
+        once = AnswersProvider(answer=answer)
         Session(ScriptedLLM(once), mem, log).ask(question)
         assert len(once.requests) == 1
     # a model that is not small is never asked again
@@ -387,15 +390,6 @@ def test_a_small_models_value_from_a_neighbouring_unit_is_asked_again_from_the_b
 ) -> None:
     from magray.agent.session import FOCUS_NOTE
 
-    @dataclass
-    class TwoAnswers(SmallProvider):
-        answers: list[str] = field(default_factory=list)
-
-        def stream(self, request: Request) -> Iterator[Chunk]:
-            if self.answers:
-                self.answer = self.answers.pop(0)
-            return super().stream(request)
-
     mem = Memory(load_settings({"memory.auto_lifecycle": False}), embedder=HashEmbedder())
     mem.remember(
         NewRecord(
@@ -407,7 +401,7 @@ def test_a_small_models_value_from_a_neighbouring_unit_is_asked_again_from_the_b
     question = "Which ask flag continues the last conversation?"
     wrong = "The ask flag `--json` continues the last conversation [1]."
     right = "The flag `-c` continues the last conversation [1]."
-    small = TwoAnswers(answers=[wrong, right])
+    small = AnswersProvider(answers=[wrong, right])
     pieces: list[str] = []
     result = Session(ScriptedLLM(small), mem, log).ask(question, on_text=pieces.append)
     assert len(small.requests) == 2
@@ -418,17 +412,17 @@ def test_a_small_models_value_from_a_neighbouring_unit_is_asked_again_from_the_b
     assert log.turns(result.conversation_id)[0].answer == right
     # a second answer that is no better leaves the first, shown as it was
     pieces.clear()
-    stuck = TwoAnswers(answers=[wrong, "I don't know."])
+    stuck = AnswersProvider(answers=[wrong, "I don't know."])
     kept = Session(ScriptedLLM(stuck), mem, log).ask(question, on_text=pieces.append)
     assert len(stuck.requests) == 2 and kept.answer == wrong == "".join(pieces)
     assert kept.notes == []
     # a value from the best unit is not asked again
-    once = TwoAnswers(answers=[right])
+    once = AnswersProvider(answers=[right])
     Session(ScriptedLLM(once), mem, log).ask(question)
     assert len(once.requests) == 1
     # stopped with Ctrl-C while held back: what the model said is kept and shown
     pieces.clear()
-    stopped = TwoAnswers(answer=f"{wrong} It also prints JSON.", interrupt_after=10)
+    stopped = AnswersProvider(answer=f"{wrong} It also prints JSON.", interrupt_after=10)
     cut = Session(ScriptedLLM(stopped), mem, log).ask(question, on_text=pieces.append)
     assert len(stopped.requests) == 1 and cut.finish_reason == "interrupted"
     assert cut.answer.startswith(wrong) and cut.answer == "".join(pieces)
