@@ -425,10 +425,10 @@ class Session:
                 unit_lines=SMALL_UNIT_LINES,
             )
             narrow_texts = [m.text for m in narrow]
-            second = CheckedStream(question, narrow_texts)  # shown only once it is kept
             retry = dataclasses.replace(request, messages=tuple(asked))
-            more, more_usage, more_finish, _ = self._stream(retry, prov.name, second, started)
-            extra = second.close()
+            extra, more, more_usage, more_finish = self._held_back(
+                retry, prov.name, question, narrow_texts, started
+            )
             usage = usage + more_usage
             if (
                 extra
@@ -453,9 +453,9 @@ class Session:
             # and keep the second answer only when the memories hold what it adds
             cue = dataclasses.replace(messages[-1], content=f"{question}\n{RETRY_CUE}")
             again = dataclasses.replace(request, messages=(*messages[:-1], cue))
-            second = CheckedStream(question, texts)  # shown only once it is kept
-            more, more_usage, more_finish, _ = self._stream(again, prov.name, second, started)
-            extra = second.close()
+            extra, more, more_usage, more_finish = self._held_back(
+                again, prov.name, question, texts, started
+            )
             usage = usage + more_usage
             if extra and holds_new_terms(extra, question, texts):
                 if on_text is not None:
@@ -484,6 +484,15 @@ class Session:
         )
         self._remember(question, result)
         return result
+
+    def _held_back(
+        self, request: Request, provider: str, question: str, texts: list[str], started: float
+    ) -> tuple[str, list[str], Usage, str | None]:
+        """A second answer, streamed unshown (the caller shows it only once it is kept):
+        (answer, raw parts, usage, finish reason)."""
+        second = CheckedStream(question, texts)
+        parts, usage, finish, _ = self._stream(request, provider, second, started)
+        return second.close(), parts, usage, finish
 
     def _stream(
         self, request: Request, provider: str, shown: CheckedStream, started: float
