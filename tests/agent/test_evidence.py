@@ -57,6 +57,21 @@ def test_a_table_row_carries_its_column_names() -> None:
     assert split_units("| 4 | denied by policy |") == ["4; denied by policy"]
 
 
+def test_a_short_label_before_a_colon_stays_with_its_value() -> None:
+    text = (
+        "- `Dockerfile`: CPU, `python:3.11-slim`, non-root user.\n"
+        "- `Dockerfile.gpu`: the same on a CUDA base.\n\n"
+        "Three settings decide where a store lives: `MAGRAY_HOME` moves everything.\n"
+    )
+    assert split_units(text) == [
+        "- `Dockerfile`: CPU, `python:3.11-slim`, non-root user.",
+        "- `Dockerfile.gpu`: the same on a CUDA base.",
+        # a colon after a whole clause still ends a unit
+        "Three settings decide where a store lives:",
+        "`MAGRAY_HOME` moves everything.",
+    ]
+
+
 def test_terms_drop_stop_words_and_fold_plurals() -> None:
     assert terms("Which exit codes does MAGRAY use?") == ["exit", "code", "magray", "use"]
 

@@ -45,6 +45,9 @@ _STOP = frozenset(  # words that say nothing about where an answer is
 )
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.\-]*[a-z0-9]|[a-z0-9]")
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+(?=[A-Z`*\[(\"'])")
+#: a colon after fewer words than this is a label ("- `Dockerfile`: CPU, …"), not the end
+#: of a sentence: the label stays with what it names
+LABEL_WORDS = 4
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
 _TABLE_RULE = re.compile(r"^\s*\|?\s*:?-{2,}")
 
@@ -190,6 +193,19 @@ def window(text: str, asked: set[str], kinds: Sequence[re.Pattern[str]] = ()) ->
     return ("… " if a else "") + text[a:b].strip() + (" …" if b < len(text) else "")
 
 
+def sentences(text: str) -> list[str]:
+    """``text`` split into sentences; a colon ends one only after ``LABEL_WORDS`` words or
+    more, so a short label stays with its value."""
+    out: list[str] = []
+    for piece in _SENTENCE_END.split(text):
+        last = out[-1] if out else ""
+        if last.endswith(":") and len(_LIST_ITEM.sub("", last).split()) < LABEL_WORDS:
+            out[-1] = f"{last} {piece}"
+        else:
+            out.append(piece)
+    return out
+
+
 def _cells(row: str) -> list[str]:
     return [c.strip() for c in row.strip().strip("|").split("|")]
 
@@ -229,7 +245,7 @@ def split_units(text: str, *, before: bool = False) -> list[str] | tuple[list[st
     def flush() -> None:
         if paragraph:
             prior = ""
-            for sentence in _SENTENCE_END.split(" ".join(paragraph)):
+            for sentence in sentences(" ".join(paragraph)):
                 if not sentence.strip():
                     continue
                 add(_cut(sentence), prior)
