@@ -22,6 +22,9 @@ def test_parts_alternatives_and_whole_words() -> None:
     assert matches("exit code 4", ["4"]) and not matches("exit code 40", ["4"])
     assert not matches("According to [3], the exit code is 4.", ["3"])
     assert matches("Use -c to continue.", ["-c|--continue"])
+    # a number may be written as a word, the expected answer is in digits
+    assert matches("It uses two read-only handles.", ["2"])
+    assert not matches("It uses twenty handles, or someone's.", ["2"])
     assert matches("I don't know.", UNKNOWN) and not matches("Paris.", UNKNOWN)
 
 
@@ -43,7 +46,11 @@ def test_held_out_questions_are_new_and_answered_by_the_docs() -> None:
 
 
 def test_docs_paths_need_the_checkout(tmp_path: Path) -> None:
-    assert [p.name for p in docs_paths(REPO)] == ["README.md", "docs"]
+    assert [p.name for p in docs_paths(REPO, report=True)] == ["README.md", "docs"]
+    # by default without the page that reports this benchmark (it quotes its answers)
+    paths = docs_paths(REPO)
+    assert paths[0].name == "README.md" and REPO / "docs" / "memory.md" in paths
+    assert REPO / "docs" / "benchmarks.md" not in paths and REPO / "docs" not in paths
     with pytest.raises(UsageError, match=r"no README\.md or docs/"):
         docs_paths(tmp_path)
 

@@ -1,7 +1,8 @@
 """`magray bench ask`: grounded answers about MAGRAY's own docs, scored against known answers.
 
-The docs (README.md and docs/) are ingested into a store of the benchmark's own with the
-same code as `magray ingest`, then every question is answered by `ask`'s session (recall,
+The docs (README.md and docs/, without docs/benchmarks.md: the page reporting this
+benchmark quotes its questions and answers) are ingested into a store of the benchmark's
+own with the same code as `magray ingest`, then every question is answered by `ask`'s session (recall,
 prompt, stream, citations) with each provider in turn, in the same run. A question has
 short expected answers: every listed part must appear in the answer (``a|b`` means either;
 short parts match as whole words). Questions the docs do not answer expect "I don't know".
@@ -146,10 +147,16 @@ HELD_OUT: tuple[AskCase, ...] = (
 )
 
 
+_NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
+_NUMBER_WORD = re.compile(rf"\b({'|'.join(_NUMBER_WORDS)})\b")
+
+
 def _normal(text: str) -> str:
     text = re.sub(r"\[\d{1,2}\]", " ", text)  # citations are not answers: [3] is not "3"
     flat = " ".join(text.lower().replace("`", "").replace("*", "").split())
-    return re.sub(r"\b(\d+)\.0\b", r"\1", flat)  # 10.0 seconds is 10 seconds
+    flat = re.sub(r"\b(\d+)\.0\b", r"\1", flat)  # 10.0 seconds is 10 seconds
+    # "two handles" answers "2"; expected answers are written as digits
+    return _NUMBER_WORD.sub(lambda m: str(_NUMBER_WORDS.index(m.group(1))), flat)
 
 
 def matches(answer: str, expect: Sequence[str]) -> bool:
@@ -168,15 +175,26 @@ def _contains(text: str, needle: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(needle)}(?![\w]|\.\d)", text) is not None
 
 
-def docs_paths(root: Path) -> list[Path]:
-    """MAGRAY's own docs: README.md and docs/ under the source checkout ``root``."""
+#: the page that reports this benchmark: it quotes the questions, the answers given and the
+#: answers expected, and it grows with every write-up, so it is left out of the corpus
+REPORT = "docs/benchmarks.md"
+
+
+def docs_paths(root: Path, *, report: bool = False) -> list[Path]:
+    """MAGRAY's own docs under the source checkout ``root``: README.md and the files of
+    docs/, without the benchmarks page (``REPORT``) unless ``report``."""
     paths = [p for p in (root / "README.md", root / "docs") if p.exists()]
     if not paths:
         raise UsageError(
             f"no README.md or docs/ under {root}; run bench ask from MAGRAY's checkout"
             " or pass --docs DIR."
         )
-    return paths
+    docs, page = root / "docs", root / REPORT
+    if report or not page.is_file():
+        return paths
+    # the folder's own files but the report (explicit files skip ignore rules: docs/ has none)
+    rest = sorted(p for p in docs.rglob("*") if p.is_file() and p != page)
+    return [p for p in paths if p != docs] + rest
 
 
 def bench_ask(
@@ -186,6 +204,7 @@ def bench_ask(
     docs: Path | None = None,
     limit: int | None = None,
     held_out: bool = True,
+    report: bool = False,
 ) -> dict[str, Any]:
     """Accuracy and citations of ``ask`` on MAGRAY's docs, per provider, in one run."""
     from magray.agent.session import Session
@@ -205,13 +224,15 @@ def bench_ask(
     bench = bench_settings(settings, "magray-docs")
     root = docs or Path.cwd()
     started = time.perf_counter()
+    paths = docs_paths(root, report=report)
     result: dict[str, Any] = {"questions": len(cases), "providers": {}}
     from magray.agent.conversations import ConversationLog
 
     with Memory(bench) as memory:
-        report = ingest(memory, docs_paths(root), project="magray")
+        done = ingest(memory, paths, project="magray")
         memory.sync_indexes()
-        result["chunks"] = report.chunks_added + report.chunks_kept
+        result["chunks"] = done.chunks_added + done.chunks_kept
+        result["benchmarks_page"] = report
         result["ingest_seconds"] = round(time.perf_counter() - started, 1)
         log = ConversationLog(bench.paths.data_dir / "conversations.db")
         with Router(bench, config=config) as router:

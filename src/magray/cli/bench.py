@@ -314,6 +314,12 @@ def ask(
     held_out: bool = typer.Option(
         True, "--held-out/--no-held-out", help="Also answer the held-out questions (apart)."
     ),
+    report: bool = typer.Option(
+        False,
+        "--with-benchmarks-page",
+        help="Also ingest docs/benchmarks.md, the page that reports this benchmark (it quotes"
+        " the questions and answers; left out by default).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print JSON (every answer included)."),
 ) -> None:
     """Exact-answer accuracy and citations of `ask` on questions about MAGRAY's own docs.
@@ -323,11 +329,17 @@ def ask(
     from magray.bench.ask import bench_ask
     from magray.cli.context import settings as load
 
-    result = bench_ask(load(), providers=provider, docs=docs, limit=limit, held_out=held_out)
+    result = bench_ask(
+        load(), providers=provider, docs=docs, limit=limit, held_out=held_out, report=report
+    )
     if json_out:
         typer.echo(json.dumps(result, ensure_ascii=False))
         return
-    typer.echo(f"{result['questions']} questions, {result['chunks']} chunks of docs")
+    page = "with" if result["benchmarks_page"] else "without"
+    typer.echo(
+        f"{result['questions']} questions, {result['chunks']} chunks of docs"
+        f" ({page} docs/benchmarks.md)"
+    )
     typer.echo(
         f"{'provider':<14} {'model':<22} {'accuracy':>8} {'cited':>6} {'recalled':>8}"
         f" {'unknown':>7} {'median ms':>10} {'first ms':>9}"
