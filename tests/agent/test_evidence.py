@@ -107,9 +107,15 @@ def test_units_within_the_token_budget_best_first() -> None:
     assert "24 hours" in roomy[0].text
     # or in the memory's own order
     ordered = focus(
-        question, memories, tokens=30, count=words, embedder=HashEmbedder(), best_first=False
+        question, memories, tokens=30, count=words, embedder=HashEmbedder(), order="document"
     )
     assert ordered[0].text.index("24 hours") < ordered[0].text.index("90 days")
+    # or best last, next to the question (as a small model reads them)
+    last = focus(
+        question, memories, tokens=30, count=words, embedder=HashEmbedder(), order="best_last"
+    )
+    assert last[0].text.endswith(" … Insights keep theirs for 90 days.")
+    assert [m.id for m in last] == [m.id for m in roomy]  # memories still best first
 
 
 def test_a_memory_without_a_kept_unit_is_left_out() -> None:

@@ -333,6 +333,10 @@ def score_units(
     return [LEXICAL_WEIGHT * lx + SEMANTIC_WEIGHT * sm + ty for lx, sm, ty in parts]
 
 
+#: the order of the kept units within a focused memory
+Order = Literal["best_first", "best_last", "document"]
+
+
 def focus(
     question: str,
     memories: Sequence[UsedMemory],
@@ -341,13 +345,13 @@ def focus(
     count: Callable[[Sequence[Message]], int],
     embedder: Embedder | None = None,
     neighbours: int = 0,
-    best_first: bool = True,
+    order: Order = "best_first",
 ) -> list[UsedMemory]:
     """The memories cut down to their units that best match ``question``, within ``tokens``.
 
     Memories without a kept unit are left out; the rest come best first, each holding its
-    kept units joined by "…" (best first, or in their original order when ``best_first``
-    is False), so citations stay per memory. ``neighbours`` keeps that many units on
+    kept units joined by "…" in ``order``: best first, best last, or as in the memory
+    ("document"), so citations stay per memory. ``neighbours`` keeps that many units on
     either side of each chosen one.
     """
     units: list[Unit] = []
@@ -387,8 +391,8 @@ def focus(
     out: list[UsedMemory] = []
     for mem in sorted(best, key=lambda i: -best[i]):
         kept = sorted(order for (i, order) in chosen if i == mem)
-        if best_first:
-            kept.sort(key=lambda o: -chosen[(mem, o)])
+        if order != "document":
+            kept.sort(key=lambda o: chosen[(mem, o)], reverse=order == "best_first")
         text = JOIN.join(by_key[(mem, o)].text for o in kept)
         out.append(replace(memories[mem], text=text))
     return out

@@ -49,6 +49,9 @@ SMALL_RECALL_K = 6  # small models: more memories, each cut down to its matching
 SMALL_MEMORIES = 3  # of those, the memories a small model reads (the best after focusing)
 FOCUS_TOKENS = 150  # the matching sentences a small model reads, at most
 SMALL_BEST_LAST = True  # a small model reads the best memory last, next to the question
+#: and, within each memory, the best unit last: a small model tends to take the value it
+#: read last, nearest the question
+SMALL_UNITS_BEST_LAST = True
 SMALL_UNIT_LINES = False  # a small model reads each unit of evidence on a line of its own
 #: a small model whose answer only restates the question (it names the subject, not the
 #: value) is asked once more, for the value; its second answer follows the first
@@ -379,6 +382,7 @@ class Session:
                 tokens=min(FOCUS_TOKENS, memory_tokens),
                 count=prov.count_tokens,
                 embedder=embedder,
+                order="best_last" if SMALL_UNITS_BEST_LAST else "best_first",
             )[:SMALL_MEMORIES]
         recalled = fit_memories(recalled, memory_tokens, prov.count_tokens)
         messages, used, _, notes = build_messages(

@@ -2,10 +2,11 @@
 
 The docs (README.md and docs/, without docs/benchmarks.md: the page reporting this
 benchmark quotes its questions and answers) are ingested into a store of the benchmark's
-own with the same code as `magray ingest`, then every question is answered by `ask`'s session (recall,
-prompt, stream, citations) with each provider in turn, in the same run. A question has
-short expected answers: every listed part must appear in the answer (``a|b`` means either;
-short parts match as whole words). Questions the docs do not answer expect "I don't know".
+own with the same code as `magray ingest`, then every question is answered by `ask`'s
+session (recall, prompt, stream, citations) with each provider in turn, in the same run. A
+question has short expected answers: every listed part must appear in the answer (``a|b``
+means either; short parts match as whole words, a number may be written as a word).
+Questions the docs do not answer expect "I don't know".
 
 Reported per provider: ``accuracy`` (answerable questions answered right), ``cited_share``
 (answerable questions whose answer cites a memory from the file that holds the answer and
@@ -147,7 +148,7 @@ HELD_OUT: tuple[AskCase, ...] = (
 )
 
 
-_NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()
+_NUMBER_WORDS = "zero one two three four five six seven eight nine ten eleven twelve".split()  # noqa: SIM905
 _NUMBER_WORD = re.compile(rf"\b({'|'.join(_NUMBER_WORDS)})\b")
 
 
