@@ -126,3 +126,16 @@ def test_recalls_show_in_memory_get_json(magray_home: Path) -> None:
             assert memory.recall(Query(text="harbour ferry", k=1))
     shown = get_json(rid)
     assert shown["access_count"] == 3 and isinstance(shown["last_access_at"], str)
+
+
+@pytest.mark.parametrize("kept", [0, 1, KEEP_FIRST, KEPT - 1, KEPT])
+@pytest.mark.parametrize("added", [1, 2, KEEP_LAST, KEPT + 5])
+@pytest.mark.parametrize("later", [True, False])
+def test_a_fold_keeps_what_bounded_keeps(kept: int, added: int, later: bool) -> None:
+    # The fold works on the packed bytes when the new times come after the history; the
+    # history it writes is the same as unpacking, bounding and packing again.
+    old = [1000.0 + i for i in range(kept)]
+    start = 2000.0 if later else 1000.5
+    times = [start + 0.25 * i for i in range(added)]
+    got = access_stats.unpack(access_stats._appended(access_stats.pack(old), times))
+    assert got == bounded([*old, *times])

@@ -27,7 +27,7 @@ import struct
 from collections import defaultdict
 from collections.abc import Sequence
 
-from magray.memory.access import FOLD_AT, KEPT, bounded
+from magray.memory.access import FOLD_AT, KEEP_FIRST, KEEP_LAST, KEPT, bounded
 
 # No look-up of the record: that read of its wide row's page was 40 % of a flush. The
 # counters of a record forgotten meanwhile (by another process: ``Memory`` writes pending
@@ -114,17 +114,21 @@ def fold(conn: sqlite3.Connection) -> None:
 
 def _appended(old: bytes | None, times: list[float]) -> bytes:
     """The packed history ``old`` with ``times`` (ascending) added, bounded. The common
-    case, later times that fit, appends bytes without unpacking."""
+    case, times later than the history's last, works on the bytes without unpacking: the
+    history and the new times in order, and past ``KEPT`` its first ``KEEP_FIRST`` and last
+    ``KEEP_LAST`` times (what ``bounded`` keeps of an ascending list)."""
     if not old:
         if len(times) <= KEPT:
             return pack(times)
     elif (
         isinstance(old, bytes)
         and not len(old) % 8
-        and len(old) // 8 + len(times) <= KEPT
         and times[0] >= struct.unpack_from("<d", old, len(old) - 8)[0]
     ):
-        return old + pack(times)
+        joined = old + pack(times)
+        if len(joined) <= KEPT * 8:
+            return joined
+        return joined[: KEEP_FIRST * 8] + joined[-KEEP_LAST * 8 :]
     return pack(bounded([*unpack(old), *times]))
 
 
