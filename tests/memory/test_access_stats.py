@@ -126,3 +126,43 @@ def test_recalls_show_in_memory_get_json(magray_home: Path) -> None:
             assert memory.recall(Query(text="harbour ferry", k=1))
     shown = get_json(rid)
     assert shown["access_count"] == 3 and isinstance(shown["last_access_at"], str)
+
+
+@pytest.mark.parametrize("kept", [0, 1, KEEP_FIRST, KEPT - 1, KEPT])
+@pytest.mark.parametrize("added", [1, 2, KEEP_LAST, KEPT + 5])
+@pytest.mark.parametrize("later", [True, False])
+def test_a_fold_keeps_what_bounded_keeps(kept: int, added: int, later: bool) -> None:
+    # The fold works on the packed bytes when the new times come after the history; the
+    # history it writes is the same as unpacking, bounding and packing again.
+    old = [1000.0 + i for i in range(kept)]
+    start = 2000.0 if later else 1000.5
+    times = [start + 0.25 * i for i in range(added)]
+    got = access_stats.unpack(access_stats._appended(access_stats.pack(old), times))
+    assert got == bounded([*old, *times])
+
+
+def test_a_fold_in_short_turns_keeps_every_record_history(
+    magray_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fold pauses every few rows (so that a server's other threads get the interpreter
+    # lock); the histories it writes are the same as in one go.
+    pauses: list[None] = []
+    monkeypatch.setattr(access_stats, "FOLD_AT", 100)
+    monkeypatch.setattr(access_stats, "YIELD_ROWS", 3)
+    monkeypatch.setattr(access_stats, "_pause", lambda: pauses.append(None))
+    with make() as memory:
+        added = memory.remember_many([NewRecord(text=f"note {i}") for i in range(10)])
+        nums = [memory.backend.resolve(r.id).num for r in added]
+        expected: dict[int, list[float]] = {num: [] for num in nums}
+        at = 1_700_000_000.0
+        for round_ in range(30):  # 300 accesses, spread unevenly over the records
+            events = []
+            for i in range(10):
+                num = nums[(i * (round_ + 1)) % len(nums)]
+                at += 1
+                events.append((num, at))
+                expected[num].append(at)
+            memory.backend.record_accesses(events)
+        assert len(pauses) > 10
+        got = memory.backend.access_times()
+        assert got == {n: bounded(ts) for n, ts in expected.items() if ts}

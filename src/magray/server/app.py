@@ -20,6 +20,7 @@ from magray import __version__
 from magray.errors import MagrayError
 from magray.observability.audit_chain import AuditChain, chain_file
 from magray.observability.metrics import CountingEmbedder, Metrics
+from magray.server import heap
 from magray.server.auth import Authenticator
 from magray.server.deps import Services
 from magray.server.fast_search import FastSearch
@@ -167,9 +168,11 @@ def create_app(settings: Settings, *, embedder: Embedder | None = None) -> Any:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("magray server ready", extra={"version": __version__})
+        heap.start()
         try:
             yield
         finally:
+            heap.stop()
             runs = getattr(app.state, "runs", None)
             if runs is not None:  # a plan waiting for approval would hold the shutdown
                 runs.refuse_waiting()

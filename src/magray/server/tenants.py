@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from magray.errors import StoreError
 from magray.observability.audit_chain import chain_file
 from magray.runtime import Runtime
+from magray.server import heap
 from magray.server.keys import check_tenant
 from magray.server.readers import Readers
 
@@ -68,7 +69,7 @@ class Tenant:
         self.name = name
         self.runtime = runtime
         self.lock = threading.RLock()
-        self.readers = Readers(runtime.open_memory, readers) if readers > 0 else None
+        self.readers = Readers(self._open_reader, readers) if readers > 0 else None
         self._llm = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llm-{name}")
         self._closed = False
         # One thread per reader: a search waits in this queue, not in a thread of its own
@@ -79,6 +80,11 @@ class Tenant:
             if readers > 0
             else None
         )
+
+    def _open_reader(self) -> Memory:
+        memory = self.runtime.open_memory()
+        heap.settle()  # a reader lives as long as the tenant: out of the full collections
+        return memory
 
     async def search(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` (a recall on the readers) on one of the tenant's search threads, in
@@ -204,7 +210,8 @@ class TenantPool:
                 )
                 tenant = Tenant(name, runtime, readers=settings.server.readers)
                 self._tenants[name] = tenant
-            return tenant
+        heap.settle()  # the tenant's runtime lives as long as the server
+        return tenant
 
     def opened(self, name: str) -> Tenant | None:
         """The tenant if it is open already (never blocks on opening one)."""

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import sqlite3
 import struct
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 
-from magray.memory.access import FOLD_AT, KEPT, bounded
+from magray.memory.access import FOLD_AT, KEEP_FIRST, KEEP_LAST, KEPT, bounded
 
 # No look-up of the record: that read of its wide row's page was 40 % of a flush. The
 # counters of a record forgotten meanwhile (by another process: ``Memory`` writes pending
@@ -37,6 +38,9 @@ _BUMP = (
     " ON CONFLICT (num) DO UPDATE SET access_count = access_count + 1,"
     " last_access_at = excluded.last_access_at"
 )
+#: rows a fold handles between two pauses, and how long it pauses (see ``fold``)
+YIELD_ROWS = 256
+YIELD_SECONDS = 0.0002
 _PUT = (
     "INSERT INTO access_history (num, times) SELECT num, ? FROM record_stats WHERE num = ?"
     " ON CONFLICT (num) DO UPDATE SET times = excluded.times"
@@ -87,44 +91,67 @@ def pending(conn: sqlite3.Connection) -> int:
 
 
 def fold(conn: sqlite3.Connection) -> None:
-    """Move the log into the bounded history, inside the caller's write transaction."""
+    """Move the log into the bounded history, inside the caller's write transaction.
+
+    It runs on a background thread (``memory.access``), in a server beside the searches of
+    the same process, and holds the interpreter lock for most of its ~70 ms of CPU: every
+    ``YIELD_ROWS`` rows it sleeps a moment so that a thread waiting for the lock (the event
+    loop, a search) takes it at once, instead of after the interpreter's 5 ms switch
+    interval at each of its turns."""
     row = conn.execute("SELECT MAX(rowid) FROM access_log").fetchone()
     if row is None or row[0] is None:
         return
     upto = int(row[0])
     new: dict[int, list[float]] = defaultdict(list)
-    for num, at in conn.execute(
+    cursor = conn.execute(
         "SELECT num, at FROM access_log WHERE rowid <= ? ORDER BY num, at", (upto,)
-    ):
-        new[num].append(at)
-    live = conn.execute(  # the records still there, with their history so far
+    )
+    while rows := cursor.fetchmany(YIELD_ROWS):
+        for num, at in rows:
+            new[num].append(at)
+        _pause()
+    live: list[tuple[int, bytes | None]] = []  # the records still there, with their history
+    cursor = conn.execute(
         "SELECT r.num, h.times FROM records r LEFT JOIN access_history h ON h.num = r.num"
         " WHERE r.num IN (SELECT num FROM access_log WHERE rowid <= ?)",
         (upto,),
-    ).fetchall()
+    )
+    while rows := cursor.fetchmany(YIELD_ROWS):
+        live.extend(rows)
+        _pause()
     gone = set(new).difference(num for num, _ in live)
     conn.executemany("DELETE FROM record_stats WHERE num = ?", [(num,) for num in gone])
-    conn.executemany(
-        "INSERT INTO access_history (num, times) VALUES (?, ?)"
-        " ON CONFLICT (num) DO UPDATE SET times = excluded.times",
-        [(num, _appended(old, new[num])) for num, old in live],
-    )
+    for start in range(0, len(live), YIELD_ROWS):
+        conn.executemany(
+            "INSERT INTO access_history (num, times) VALUES (?, ?)"
+            " ON CONFLICT (num) DO UPDATE SET times = excluded.times",
+            [(num, _appended(old, new[num])) for num, old in live[start : start + YIELD_ROWS]],
+        )
+        _pause()
     conn.execute("DELETE FROM access_log WHERE rowid <= ?", (upto,))
+
+
+def _pause() -> None:
+    time.sleep(YIELD_SECONDS)
 
 
 def _appended(old: bytes | None, times: list[float]) -> bytes:
     """The packed history ``old`` with ``times`` (ascending) added, bounded. The common
-    case, later times that fit, appends bytes without unpacking."""
+    case, times later than the history's last, works on the bytes without unpacking: the
+    history and the new times in order, and past ``KEPT`` its first ``KEEP_FIRST`` and last
+    ``KEEP_LAST`` times (what ``bounded`` keeps of an ascending list)."""
     if not old:
         if len(times) <= KEPT:
             return pack(times)
     elif (
         isinstance(old, bytes)
         and not len(old) % 8
-        and len(old) // 8 + len(times) <= KEPT
         and times[0] >= struct.unpack_from("<d", old, len(old) - 8)[0]
     ):
-        return old + pack(times)
+        joined = old + pack(times)
+        if len(joined) <= KEPT * 8:
+            return joined
+        return joined[: KEEP_FIRST * 8] + joined[-KEEP_LAST * 8 :]
     return pack(bounded([*unpack(old), *times]))
 
 
