@@ -59,6 +59,19 @@ def test_upload_names_with_control_characters_are_refused(
     assert not uploads.exists() or list(uploads.iterdir()) == []
 
 
+def test_an_upload_name_too_long_for_the_file_system_is_refused(
+    client: TestClient, h: dict[str, str], magray_home: Path
+) -> None:
+    # 150 two-byte letters pass the name pattern but make a file name of 303 bytes
+    # (the file system's limit is 255): this was a 500 (OSError) when the file was saved
+    r = client.post("/v1/ingest", files=[_upload("é" * 150 + ".md")], headers=h)
+    _problem(r, 422, "303 bytes", "shorter name")
+    uploads = magray_home / "data" / "tenants" / "default" / "uploads"
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+    r = client.post("/v1/ingest", files=[_upload("é" * 113 + ".md")], headers=h)  # 229 bytes
+    assert r.status_code == 200, r.text
+
+
 def test_two_uploads_with_one_name_are_refused(
     client: TestClient, h: dict[str, str], magray_home: Path
 ) -> None:
