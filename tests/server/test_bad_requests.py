@@ -35,6 +35,55 @@ def test_a_body_that_is_not_json_text(client: TestClient, h: dict[str, str]) -> 
     _problem(r, 422, "not valid JSON", "send it again")
 
 
+@pytest.mark.parametrize(
+    ("content", "content_type", "needle"),
+    [
+        (b'{"text": "x"}', "text/plain", "sent as text/plain, not as JSON"),
+        (b"text=x", "application/x-www-form-urlencoded", "not as JSON"),
+        (b"", "application/json", "the body is empty"),
+        (b'["x"]', "application/json", "JSON an array, not an object"),
+        (b"null", "application/json", "JSON null, not an object"),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_says_what_to_send(
+    client: TestClient, h: dict[str, str], content: bytes, content_type: str, needle: str
+) -> None:
+    # was "the body: Input should be a valid dictionary or object to extract fields from"
+    r = client.post("/v1/memories", content=content, headers={**h, "content-type": content_type})
+    _problem(r, 422, needle, "Content-Type: application/json")
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"[" * 50_000 + b"]" * 50_000, "nests too deeply"),
+        (b'{"text": "x", "importance": 1' + b"0" * 5000 + b"}", "more than 4,300 digits"),
+    ],
+)
+def test_json_too_deep_or_a_number_too_long_is_named(
+    client: TestClient, h: dict[str, str], content: bytes, needle: str
+) -> None:
+    # both were "the body is not valid JSON in UTF-8", which they are
+    r = client.post(
+        "/v1/memories", content=content, headers={**h, "content-type": "application/json"}
+    )
+    _problem(r, 400, needle)
+    assert r.json()["title"] == "Malformed request"
+
+
+def test_a_multipart_error_has_a_title_and_a_detail(client: TestClient, h: dict[str, str]) -> None:
+    bad = {**h, "content-type": "multipart/form-data"}  # no boundary
+    r = client.post("/v1/ingest", content=b"--x\r\n", headers=bad)
+    _problem(r, 400, "Missing boundary in multipart")
+    assert r.json()["title"] == "Malformed request"  # was the parser's sentence again
+
+
+def test_a_form_field_where_a_file_goes_is_named(client: TestClient, h: dict[str, str]) -> None:
+    r = client.post("/v1/ingest", data={"files": "notes.md"}, headers=h)
+    # was "files.0: Value error, Expected UploadFile, received: <class 'str'>"
+    _problem(r, 422, "files.0: is a plain form field, not a file")
+
+
 def _upload(name: str, data: bytes = b"# Notes\n\nSome text to keep.\n") -> tuple[str, Any]:
     return ("files", (name, data, "text/plain"))
 
