@@ -186,3 +186,11 @@ def test_headers_over_the_limit_are_431(client: TestClient, h: dict[str, str]) -
     assert r.json()["type"] == "/problems/headers-too-large"
     many = {f"x-h{i}": "v" for i in range(3000)}
     _problem(client.get("/v1/memories", headers={**h, **many}), 431)
+
+
+def test_a_reranked_search_without_a_reranker_names_the_reranker(
+    client: TestClient, h: dict[str, str]
+) -> None:
+    r = client.post("/v1/memories/search", json={"query": "x", "rerank": True}, headers=h)
+    _problem(r, 503, "no reranker is installed")
+    assert r.json()["title"] == "Model unavailable"  # was "Embedding model unavailable"

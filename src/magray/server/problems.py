@@ -28,7 +28,7 @@ _MAP: tuple[tuple[type[e.MagrayError], int, str, str], ...] = (
     (e.StoreError, 500, "store-error", "Store error"),
     (e.IndexCorruptError, 500, "index-corrupt", "Index corrupt"),
     (e.DimensionMismatchError, 409, "model-mismatch", "Embedding model mismatch"),
-    (e.ModelError, 503, "model-unavailable", "Embedding model unavailable"),
+    (e.ModelError, 503, "model-unavailable", "Model unavailable"),  # embedder or reranker
     (e.UnknownProviderError, 422, "unknown-provider", "Unknown provider or model"),
     (e.BudgetExceededError, 429, "budget-spent", "LLM budget spent"),
     (e.MissingKeyError, 503, "provider-key-missing", "LLM provider key missing"),
