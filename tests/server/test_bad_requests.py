@@ -194,3 +194,19 @@ def test_a_reranked_search_without_a_reranker_names_the_reranker(
     r = client.post("/v1/memories/search", json={"query": "x", "rerank": True}, headers=h)
     _problem(r, 503, "no reranker is installed")
     assert r.json()["title"] == "Model unavailable"  # was "Embedding model unavailable"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "accept"),
+    [
+        ("/v1/ask", {"question": "  \n"}, "text/event-stream"),
+        ("/v1/ask", {"question": "  \n"}, "application/json"),
+        ("/v1/runs", {"goal": "  \n"}, "application/json"),
+    ],
+)
+def test_a_blank_question_or_goal_is_refused_before_any_answer(
+    client: TestClient, h: dict[str, str], path: str, body: dict[str, str], accept: str
+) -> None:
+    # a streamed ask answered 200 with an error event, and a run started with no goal
+    r = client.post(path, json=body, headers={**h, "accept": accept})
+    _problem(r, 422, "is blank; give some words")
