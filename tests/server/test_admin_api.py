@@ -79,6 +79,7 @@ def test_a_key_made_by_the_api_can_administer(client: TestClient, key: Any) -> N
         ({"role": "root", "tenant": "t1"}, "role"),
         ({"role": "reader", "tenant": "../etc"}, "invalid tenant"),
         ({"role": "reader", "tenant": "Upper"}, "invalid tenant"),
+        ({"role": "reader", "tenant": "acme\n"}, "invalid tenant"),  # "$" matched before it
         ({"role": "reader"}, "tenant"),
         ({"role": "reader", "tenant": "t1", "extra": 1}, "extra"),
     ],

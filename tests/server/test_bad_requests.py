@@ -35,6 +35,55 @@ def test_a_body_that_is_not_json_text(client: TestClient, h: dict[str, str]) -> 
     _problem(r, 422, "not valid JSON", "send it again")
 
 
+@pytest.mark.parametrize(
+    ("content", "content_type", "needle"),
+    [
+        (b'{"text": "x"}', "text/plain", "sent as text/plain, not as JSON"),
+        (b"text=x", "application/x-www-form-urlencoded", "not as JSON"),
+        (b"", "application/json", "the body is empty"),
+        (b'["x"]', "application/json", "JSON an array, not an object"),
+        (b"null", "application/json", "JSON null, not an object"),
+    ],
+)
+def test_a_body_that_is_not_a_json_object_says_what_to_send(
+    client: TestClient, h: dict[str, str], content: bytes, content_type: str, needle: str
+) -> None:
+    # was "the body: Input should be a valid dictionary or object to extract fields from"
+    r = client.post("/v1/memories", content=content, headers={**h, "content-type": content_type})
+    _problem(r, 422, needle, "Content-Type: application/json")
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"[" * 50_000 + b"]" * 50_000, "nests too deeply"),
+        (b'{"text": "x", "importance": 1' + b"0" * 5000 + b"}", "more than 4,300 digits"),
+    ],
+)
+def test_json_too_deep_or_a_number_too_long_is_named(
+    client: TestClient, h: dict[str, str], content: bytes, needle: str
+) -> None:
+    # both were "the body is not valid JSON in UTF-8", which they are
+    r = client.post(
+        "/v1/memories", content=content, headers={**h, "content-type": "application/json"}
+    )
+    _problem(r, 400, needle)
+    assert r.json()["title"] == "Malformed request"
+
+
+def test_a_multipart_error_has_a_title_and_a_detail(client: TestClient, h: dict[str, str]) -> None:
+    bad = {**h, "content-type": "multipart/form-data"}  # no boundary
+    r = client.post("/v1/ingest", content=b"--x\r\n", headers=bad)
+    _problem(r, 400, "Missing boundary in multipart")
+    assert r.json()["title"] == "Malformed request"  # was the parser's sentence again
+
+
+def test_a_form_field_where_a_file_goes_is_named(client: TestClient, h: dict[str, str]) -> None:
+    r = client.post("/v1/ingest", data={"files": "notes.md"}, headers=h)
+    # was "files.0: Value error, Expected UploadFile, received: <class 'str'>"
+    _problem(r, 422, "files.0: is a plain form field, not a file")
+
+
 def _upload(name: str, data: bytes = b"# Notes\n\nSome text to keep.\n") -> tuple[str, Any]:
     return ("files", (name, data, "text/plain"))
 
@@ -57,6 +106,19 @@ def test_upload_names_with_control_characters_are_refused(
     _problem(r, 422, "invalid file name")
     uploads = magray_home / "data" / "tenants" / "default" / "uploads"
     assert not uploads.exists() or list(uploads.iterdir()) == []
+
+
+def test_an_upload_name_too_long_for_the_file_system_is_refused(
+    client: TestClient, h: dict[str, str], magray_home: Path
+) -> None:
+    # 150 two-byte letters pass the name pattern but make a file name of 303 bytes
+    # (the file system's limit is 255): this was a 500 (OSError) when the file was saved
+    r = client.post("/v1/ingest", files=[_upload("é" * 150 + ".md")], headers=h)
+    _problem(r, 422, "303 bytes", "shorter name")
+    uploads = magray_home / "data" / "tenants" / "default" / "uploads"
+    assert not uploads.exists() or list(uploads.iterdir()) == []
+    r = client.post("/v1/ingest", files=[_upload("é" * 113 + ".md")], headers=h)  # 229 bytes
+    assert r.status_code == 200, r.text
 
 
 def test_two_uploads_with_one_name_are_refused(
@@ -124,3 +186,27 @@ def test_headers_over_the_limit_are_431(client: TestClient, h: dict[str, str]) -
     assert r.json()["type"] == "/problems/headers-too-large"
     many = {f"x-h{i}": "v" for i in range(3000)}
     _problem(client.get("/v1/memories", headers={**h, **many}), 431)
+
+
+def test_a_reranked_search_without_a_reranker_names_the_reranker(
+    client: TestClient, h: dict[str, str]
+) -> None:
+    r = client.post("/v1/memories/search", json={"query": "x", "rerank": True}, headers=h)
+    _problem(r, 503, "no reranker is installed")
+    assert r.json()["title"] == "Model unavailable"  # was "Embedding model unavailable"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "accept"),
+    [
+        ("/v1/ask", {"question": "  \n"}, "text/event-stream"),
+        ("/v1/ask", {"question": "  \n"}, "application/json"),
+        ("/v1/runs", {"goal": "  \n"}, "application/json"),
+    ],
+)
+def test_a_blank_question_or_goal_is_refused_before_any_answer(
+    client: TestClient, h: dict[str, str], path: str, body: dict[str, str], accept: str
+) -> None:
+    # a streamed ask answered 200 with an error event, and a run started with no goal
+    r = client.post(path, json=body, headers={**h, "accept": accept})
+    _problem(r, 422, "is blank; give some words")

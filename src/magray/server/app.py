@@ -32,6 +32,7 @@ from magray.server.problems import (
     body,
     from_magray,
     simple_errors,
+    unparsable_body,
     validation_detail,
 )
 from magray.server.query_batch import QueryBatcher
@@ -97,7 +98,7 @@ def _install_handlers(app: FastAPI, metrics: Metrics) -> None:
                 422,
                 "invalid-request",
                 "Malformed request",
-                validation_detail(errors),
+                validation_detail(errors, request.headers.get("content-type")),
                 errors=simple_errors(errors),
             ),
             status_code=422,
@@ -111,9 +112,10 @@ def _install_handlers(app: FastAPI, metrics: Metrics) -> None:
             405: "this route does not take that method; see /docs for the API.",
         }.get(exc.status_code, str(exc.detail))
         title = str(exc.detail)
-        if detail == "There was an error parsing the body":  # FastAPI's words for bad bytes
+        if exc.status_code == 400:  # the words of the HTTP or multipart parser: a detail
             title = "Malformed request"
-            detail = "the body is not valid JSON in UTF-8; fix it and send it again."
+        if detail == "There was an error parsing the body":  # FastAPI's words for bad bytes
+            detail = unparsable_body(exc.__cause__)
         elif exc.status_code == 400 and not detail.rstrip(".").count(";"):
             detail = f"{detail.rstrip('.')}; fix the request and send it again."
         return JSONResponse(

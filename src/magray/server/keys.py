@@ -23,7 +23,8 @@ from magray.paths import DATABASE_FILES
 from magray.sqlite_migrations import opened
 
 PREFIX = "mgr_"
-TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+# \A and \Z: "$" would also match before a final newline, and let "acme\n" through.
+TENANT_RE = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,62}\Z")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS keys (

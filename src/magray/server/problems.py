@@ -28,7 +28,7 @@ _MAP: tuple[tuple[type[e.MagrayError], int, str, str], ...] = (
     (e.StoreError, 500, "store-error", "Store error"),
     (e.IndexCorruptError, 500, "index-corrupt", "Index corrupt"),
     (e.DimensionMismatchError, 409, "model-mismatch", "Embedding model mismatch"),
-    (e.ModelError, 503, "model-unavailable", "Embedding model unavailable"),
+    (e.ModelError, 503, "model-unavailable", "Model unavailable"),  # embedder or reranker
     (e.UnknownProviderError, 422, "unknown-provider", "Unknown provider or model"),
     (e.BudgetExceededError, 429, "budget-spent", "LLM budget spent"),
     (e.MissingKeyError, 503, "provider-key-missing", "LLM provider key missing"),
@@ -112,8 +112,9 @@ def for_api(message: str) -> str:
     return message[: found.start()] + (f"; {hint}." if hint else ".")
 
 
-def validation_detail(errors: list[Any]) -> str:
-    """One sentence for pydantic's list of validation errors (the first one named)."""
+def validation_detail(errors: list[Any], content_type: str | None = None) -> str:
+    """One sentence for pydantic's list of validation errors (the first one named);
+    ``content_type`` is the request's, to say so when the body was not sent as JSON."""
     if not errors:
         return "the request is malformed."
     first = errors[0]
@@ -122,10 +123,51 @@ def validation_detail(errors: list[Any]) -> str:
         why = str((first.get("ctx") or {}).get("error") or "it cannot be parsed")
         where = f" at character {at[-1]}" if at else ""
         return f"the body is not valid JSON ({why}{where}); fix it and send it again."
+    whole = tuple(first.get("loc", ())) == ("body",)
+    if whole and first.get("type") == "missing":
+        return f"the body is empty; {_SEND_JSON}"
+    if whole and first.get("type") in ("model_attributes_type", "dict_type"):
+        media = (content_type or "").split(";", 1)[0].strip().lower()
+        if not (media == "application/json" or media.endswith("+json")):
+            sent = f"as {media}" if media else "without a Content-Type"
+            return f"the body was sent {sent}, not as JSON; {_SEND_JSON}"
+        return f"the body is JSON {_json_kind(first.get('input'))}, not an object; {_SEND_JSON}"
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "the body"
     msg = str(first.get("msg", "is invalid"))
+    if "Expected UploadFile" in msg:  # FastAPI's words for a form field where a file goes
+        msg = "is a plain form field, not a file: send each file as a part with a filename"
     more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"{where}: {msg}{more}; fix the request and send it again."
+
+
+_SEND_JSON = "send a JSON object ({...}) with Content-Type: application/json."
+
+
+def _json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words (``an array``, ``null``...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "of another kind"
+
+
+def unparsable_body(cause: BaseException | None) -> str:
+    """The detail for a body FastAPI could not read (its 400), by the error that stopped it."""
+    if isinstance(cause, RecursionError):
+        return "the body's JSON nests too deeply to read; send flatter JSON."
+    if isinstance(cause, ValueError) and "digits" in str(cause):  # int("9" * 5000)
+        return (
+            "a number in the body has more than 4,300 digits, more than the server reads;"
+            " send a shorter number."
+        )
+    return "the body is not valid JSON in UTF-8; fix it and send it again."
 
 
 def simple_errors(errors: list[Any]) -> list[dict[str, Any]]:

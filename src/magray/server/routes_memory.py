@@ -37,6 +37,9 @@ router = APIRouter(prefix="/v1", tags=["memory"])
 # A letter or digit of any script first, then those, '.', '_', '-' and spaces (no control,
 # format or path characters); matched whole.
 SAFE_NAME = re.compile(r"[^\W_][\w. -]{0,200}")
+# File systems hold names of up to 255 bytes; the atomic write's temporary file adds
+# ``.`` before and ``.PID.tmp`` after (up to 13 bytes).
+MAX_NAME_BYTES = 230
 
 
 def _new_record(item: MemoryIn) -> Any:
@@ -326,6 +329,12 @@ def ingest(
             raise UsageError(
                 f"invalid file name {upload.filename!r}; use letters, digits, '.', '_', '-'"
                 " and spaces, starting with a letter or digit."
+            )
+        size = len(name.encode("utf-8"))
+        if size > MAX_NAME_BYTES:
+            raise UsageError(
+                f"the file name {name[:40]!r}... has {size} bytes in UTF-8, more than the limit"
+                f" of {MAX_NAME_BYTES}; rename the file with a shorter name."
             )
         if name in names:
             raise UsageError(

@@ -18,14 +18,14 @@ from pydantic import Field
 
 from magray.server.deps import Admin, Svc
 from magray.server.runs import Run, Runs
-from magray.server.schemas import Body
+from magray.server.schemas import Body, Words
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 POLL = 0.05  # seconds between looks at a run's events while streaming
 
 
 class RunIn(Body):
-    goal: str = Field(min_length=1, max_length=20_000)
+    goal: Words = Field(min_length=1, max_length=20_000)
     provider: str | None = Field(None, max_length=200)
     max_steps: int = Field(12, ge=1, le=100)
     max_replans: int = Field(1, ge=0, le=10)

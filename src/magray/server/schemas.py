@@ -23,6 +23,17 @@ def _not_blank(value: str) -> str:
 Name = Annotated[str, Field(max_length=500), AfterValidator(_not_blank)] | None
 
 
+def _has_words(value: str) -> str:
+    """A question or a goal: one of spaces alone would start an answer or a run about nothing."""
+    if not value.strip():
+        raise PydanticCustomError("blank", "is blank; give some words")
+    return value
+
+
+#: a question or a goal: not blank
+Words = Annotated[str, AfterValidator(_has_words)]
+
+
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -89,7 +100,7 @@ class Forgotten(BaseModel):
 class AskIn(Body):
     """What ``magray ask`` takes."""
 
-    question: str = Text
+    question: Words = Text
     provider: str | None = Field(None, max_length=200)
     model: str | None = Field(None, max_length=200)
     no_memory: bool = False
