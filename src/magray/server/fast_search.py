@@ -103,8 +103,8 @@ class FastSearch:
         raw = b"".join(m.get("body", b"") for m in received)
         try:
             query = SearchIn.model_validate(json.loads(raw))
-        except (ValueError, ValidationError):  # JSON errors are ValueErrors
-            return None
+        except (ValueError, RecursionError, ValidationError):  # JSON errors are ValueErrors
+            return None  # FastAPI's own route answers it with the problem
         if not authorization:
             return None
         who = self.svc.auth.cached(authorization.decode("latin-1"), Role.READER)
