@@ -12,26 +12,23 @@ ModeName = Literal["hybrid", "vector", "keyword"]
 Text = Field(min_length=1, max_length=200_000)
 
 
-def _not_blank(value: str) -> str:
-    """A project or session name: an empty one would filter on nothing, or store no name."""
-    if not value.strip():
-        raise PydanticCustomError("blank", "is empty; give a name, or leave it out")
-    return value
+def _filled(message: str) -> AfterValidator:
+    """A check that refuses a value of spaces alone, saying ``message``."""
+
+    def check(value: str) -> str:
+        if not value.strip():
+            raise PydanticCustomError("blank", message)
+        return value
+
+    return AfterValidator(check)
 
 
-#: a project or session name (None: none given)
-Name = Annotated[str, Field(max_length=500), AfterValidator(_not_blank)] | None
-
-
-def _has_words(value: str) -> str:
-    """A question or a goal: one of spaces alone would start an answer or a run about nothing."""
-    if not value.strip():
-        raise PydanticCustomError("blank", "is blank; give some words")
-    return value
-
-
-#: a question or a goal: not blank
-Words = Annotated[str, AfterValidator(_has_words)]
+#: a project or session name (None: none given): an empty one would filter on nothing
+Name = (
+    Annotated[str, Field(max_length=500), _filled("is empty; give a name, or leave it out")] | None
+)
+#: a question or a goal: one of spaces alone would start an answer or a run about nothing
+Words = Annotated[str, _filled("is blank; give some words")]
 
 
 class Body(BaseModel):

@@ -26,7 +26,8 @@ import sqlite3
 import struct
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from magray.memory.access import FOLD_AT, KEEP_FIRST, KEEP_LAST, KEPT, bounded
 
@@ -103,22 +104,15 @@ def fold(conn: sqlite3.Connection) -> None:
         return
     upto = int(row[0])
     new: dict[int, list[float]] = defaultdict(list)
-    cursor = conn.execute(
-        "SELECT num, at FROM access_log WHERE rowid <= ? ORDER BY num, at", (upto,)
-    )
-    while rows := cursor.fetchmany(YIELD_ROWS):
-        for num, at in rows:
-            new[num].append(at)
-        _pause()
-    live: list[tuple[int, bytes | None]] = []  # the records still there, with their history
-    cursor = conn.execute(
+    log = conn.execute("SELECT num, at FROM access_log WHERE rowid <= ? ORDER BY num, at", (upto,))
+    for num, at in _paced(log):
+        new[num].append(at)
+    still = conn.execute(  # the records still there, with their history so far
         "SELECT r.num, h.times FROM records r LEFT JOIN access_history h ON h.num = r.num"
         " WHERE r.num IN (SELECT num FROM access_log WHERE rowid <= ?)",
         (upto,),
     )
-    while rows := cursor.fetchmany(YIELD_ROWS):
-        live.extend(rows)
-        _pause()
+    live: list[tuple[int, bytes | None]] = list(_paced(still))
     gone = set(new).difference(num for num, _ in live)
     conn.executemany("DELETE FROM record_stats WHERE num = ?", [(num,) for num in gone])
     for start in range(0, len(live), YIELD_ROWS):
@@ -133,6 +127,13 @@ def fold(conn: sqlite3.Connection) -> None:
 
 def _pause() -> None:
     time.sleep(YIELD_SECONDS)
+
+
+def _paced(cursor: sqlite3.Cursor) -> Iterator[Any]:
+    """The rows of ``cursor``, with a pause after every ``YIELD_ROWS`` of them."""
+    while rows := cursor.fetchmany(YIELD_ROWS):
+        yield from rows
+        _pause()
 
 
 def _appended(old: bytes | None, times: list[float]) -> bytes:
