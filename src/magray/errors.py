@@ -76,6 +76,10 @@ class StoreError(MagrayError):
     """The memory store cannot be used."""
 
 
+class StoreFullError(StoreError):
+    """The disk holding the store is full (or failing): nothing was written."""
+
+
 class StoreLockedError(StoreError):
     """Another process is writing to the store."""
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from magray.config import load_settings
 from magray.embed import load_embedder
@@ -84,3 +86,42 @@ def test_cached_queries_answers_only_what_the_cache_holds(tmp_path: Path) -> Non
     np.testing.assert_array_equal(got, made[[1, 0]])
     assert cached.cached_queries(["alpha", "gamma"]) is None  # one missing: None
     assert inner.calls == calls
+
+
+def test_a_cache_that_cannot_be_opened_is_skipped_with_a_warning(
+    magray_home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # a full disk or a read-only folder: the cache only saves re-embedding, so texts are
+    # embedded without it instead of failing the search or the ingest
+    from magray.embed import _with_cache
+
+    settings = load_settings()
+    settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.paths.embed_cache_db.mkdir()  # a folder where the database file should be
+    inner = HashEmbedder()
+    with caplog.at_level("WARNING", logger="magray"):
+        embedder = _with_cache(settings, inner)
+    assert embedder is inner
+    assert "embed-cache.db cannot be opened" in caplog.text
+    assert "without it" in caplog.text
+
+
+def test_reads_and_writes_the_disk_refuses_are_skipped_once_reported(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = EmbeddingCache(tmp_path / "c.db")
+    cached = CachedEmbedder(HashEmbedder(), cache)
+    cached.embed_documents(["kept"])
+    cache._db.execute("PRAGMA query_only = ON")  # every write now fails, as on a full disk
+    with caplog.at_level("WARNING", logger="magray"):
+        first = cached.embed_documents(["new one"])
+        cached.embed_documents(["another"])
+    np.testing.assert_array_equal(first, HashEmbedder().embed_documents(["new one"]))
+    assert caplog.text.count("could not write") == 1  # said once per cache
+    assert cache.count() == 1
+    cache._db.execute("PRAGMA query_only = OFF")
+    cache._db.close()  # reads that fail (no table here): they count as misses
+    cache._db = sqlite3.connect(":memory:", check_same_thread=False)
+    with caplog.at_level("WARNING", logger="magray"):
+        again = cached.embed_documents(["kept"])
+    np.testing.assert_array_equal(again, HashEmbedder().embed_documents(["kept"]))

@@ -151,3 +151,24 @@ def test_search_renders_a_non_finite_score_as_null(
     monkeypatch.setattr(magray.views, "search_json", with_nan)
     r = client.post("/v1/memories/search", json={"query": "staging port"}, headers=h)
     assert r.status_code == 200 and r.json()["hits"][0]["score"] is None
+
+
+def test_a_full_disk_is_507_and_writes_nothing(client: TestClient, h: dict[str, str]) -> None:
+    assert client.post("/v1/memories", json={"text": FACT}, headers=h).status_code == 201
+    services = client.app.fastapi.state.services  # type: ignore[attr-defined]
+    conn = services.tenants.get("default").runtime.memory.backend.store.conn
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk is full"
+    items = [{"text": f"filler {i} " + "x" * 4000} for i in range(50)]
+    try:
+        r = client.post("/v1/memories/batch", json={"items": items}, headers=h)
+    finally:
+        conn.execute("PRAGMA max_page_count = 1073741823")
+    assert r.status_code == 507
+    assert r.headers["content-type"].startswith("application/problem+json")
+    problem = r.json()
+    assert problem["type"].endswith("/store-full") and problem["title"] == "Insufficient storage"
+    assert "is full" in problem["detail"] and "free space" in problem["detail"]
+    listed = client.get("/v1/memories", headers=h).json()["records"]
+    assert [row["text"] for row in listed] == [FACT]
+    assert client.post("/v1/memories", json={"text": "fits again"}, headers=h).status_code == 201

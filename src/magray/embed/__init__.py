@@ -13,6 +13,7 @@ model_spec(name, models_dir=None) -> ModelSpec
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,8 +90,14 @@ def load_embedder(
 
 def _with_cache(settings: Settings, embedder: Embedder) -> Embedder:
     from magray.embed.cache import CachedEmbedder, EmbeddingCache
+    from magray.errors import StoreError
 
-    return CachedEmbedder(embedder, EmbeddingCache(settings.paths.embed_cache_db))
+    try:
+        cache = EmbeddingCache(settings.paths.embed_cache_db)
+    except StoreError as exc:  # a full disk, a read-only folder: the cache only saves time
+        logging.getLogger("magray").warning("%s Embedding without it for now.", exc)
+        return embedder
+    return CachedEmbedder(embedder, cache)
 
 
 def load_reranker(settings: Settings, name: str | None = None) -> Reranker | None:

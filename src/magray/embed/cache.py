@@ -6,6 +6,7 @@ can read and write it at once. Vectors are little-endian float32 BLOBs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import threading
@@ -78,6 +79,7 @@ class EmbeddingCache:
                 " permissions and free space."
             ) from None
         self._lock = threading.Lock()
+        self._warned = False  # a skipped read or write was reported (``_skipped``)
 
     def _connect(self, timeout: float) -> sqlite3.Connection:
         # A cache: losing its last writes to a power cut only costs re-embedding.
@@ -90,24 +92,30 @@ class EmbeddingCache:
         )
 
     def get_many(self, model_id: str, hashes: Sequence[str]) -> dict[str, Vectors]:
+        """The cached vectors among ``hashes``; a read the disk fails counts as misses."""
         found: dict[str, Vectors] = {}
         unique = list(dict.fromkeys(hashes))
         with self._lock:
-            for start in range(0, len(unique), _CHUNK):
-                chunk = unique[start : start + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT content_hash, dim, vector FROM embeddings"
-                    f" WHERE model_id = ? AND content_hash IN ({marks})",
-                    (model_id, *chunk),
-                ).fetchall()
-                for digest, dim, blob in rows:
-                    vec = np.frombuffer(blob, dtype="<f4")
-                    if vec.shape[0] == dim:
-                        found[digest] = vec.astype(np.float32)
+            try:
+                for start in range(0, len(unique), _CHUNK):
+                    chunk = unique[start : start + _CHUNK]
+                    marks = ",".join("?" * len(chunk))
+                    rows = self._db.execute(
+                        f"SELECT content_hash, dim, vector FROM embeddings"
+                        f" WHERE model_id = ? AND content_hash IN ({marks})",
+                        (model_id, *chunk),
+                    ).fetchall()
+                    for digest, dim, blob in rows:
+                        vec = np.frombuffer(blob, dtype="<f4")
+                        if vec.shape[0] == dim:
+                            found[digest] = vec.astype(np.float32)
+            except sqlite3.OperationalError as exc:  # locked for long, a disk error
+                self._skipped("read", exc)
         return found
 
     def put_many(self, model_id: str, items: Sequence[tuple[str, Vectors]]) -> None:
+        """Keep ``items``; a write that cannot be made (another process holds the lock for
+        long, a full disk) is skipped: the cache only saves re-embedding."""
         rows = [
             (model_id, digest, int(v.shape[0]), np.asarray(v, dtype="<f4").tobytes())
             for digest, v in items
@@ -121,9 +129,23 @@ class EmbeddingCache:
                     rows,
                 )
                 self._db.execute("COMMIT")
-            except sqlite3.OperationalError:
-                if self._db.in_transaction:  # another process holds the lock: skip caching
-                    self._db.execute("ROLLBACK")
+            except sqlite3.OperationalError as exc:
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
+                if "locked" not in str(exc):  # another process's long write: skip quietly
+                    self._skipped("write", exc)
+
+    def _skipped(self, what: str, exc: sqlite3.Error) -> None:
+        """Say once per cache that it is being skipped, and why."""
+        if not self._warned:
+            self._warned = True
+            log.warning(
+                "the embedding cache %s could not %s (%s); texts are embedded without it.",
+                self.path,
+                what,
+                exc,
+            )
 
     def count(self, model_id: str | None = None) -> int:
         with self._lock:

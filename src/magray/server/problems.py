@@ -23,6 +23,7 @@ _MAP: tuple[tuple[type[e.MagrayError], int, str, str], ...] = (
     (e.UsageError, 422, "invalid-input", "Invalid input"),
     (e.DeniedError, 403, "denied", "Denied by policy"),
     (e.StoreLockedError, 503, "store-busy", "Store busy"),
+    (e.StoreFullError, 507, "store-full", "Insufficient storage"),
     (e.BackupError, 409, "backup-refused", "Backup or transfer refused"),
     (e.SchemaError, 500, "store-schema", "Store written by a newer MAGRAY"),
     (e.StoreError, 500, "store-error", "Store error"),

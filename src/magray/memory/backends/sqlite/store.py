@@ -13,7 +13,14 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from magray.errors import NotFoundError, SchemaError, StoreError, StoreLockedError, UsageError
+from magray.errors import (
+    NotFoundError,
+    SchemaError,
+    StoreError,
+    StoreFullError,
+    StoreLockedError,
+    UsageError,
+)
 from magray.memory.backends.base import Candidate, InsertResult, StoredRow
 from magray.memory.backends.sqlite import access_stats
 from magray.memory.backends.sqlite.inserts import insert_many
@@ -56,7 +63,7 @@ def _connect(path: Path) -> sqlite3.Connection:
 def translate_sqlite_error(exc: sqlite3.Error, path: Path) -> StoreError:
     text = str(exc).lower()
     if "disk is full" in text or "disk i/o" in text:
-        return StoreError(f"the disk holding {path} is full or failing; free space and retry.")
+        return StoreFullError(f"the disk holding {path} is full or failing; free space and retry.")
     if "malformed" in text or "not a database" in text:
         return StoreError(
             f"{path} is damaged ({exc}); restore a backup with `magray memory restore PATH`."
