@@ -89,6 +89,9 @@ def _texts(step: dict[str, Any]) -> set[str]:
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     bwrap = shutil.which("bwrap")
     assert bwrap, "bubblewrap (bwrap) is missing: install it with scripts/system-deps.sh"
+    usage = subprocess.run([bwrap, "--help"], capture_output=True, text=True, check=False)
+    if "--size" not in usage.stdout + usage.stderr:
+        pytest.skip("this bubblewrap cannot size a tmpfs (--size came with 0.8.0)")
     root = tmp_path_factory.mktemp("disk-full")
     tiny = root / "tiny"
     tiny.mkdir()
