@@ -148,8 +148,8 @@ def test_a_fold_in_short_turns_keeps_every_record_history(
     # lock); the histories it writes are the same as in one go.
     pauses: list[None] = []
     monkeypatch.setattr(access_stats, "FOLD_AT", 100)
-    monkeypatch.setattr(access_stats, "YIELD_ROWS", 3)
-    monkeypatch.setattr(access_stats, "_pause", lambda: pauses.append(None))
+    monkeypatch.setattr(access_stats, "STEP_ROWS", 3)
+    monkeypatch.setattr(access_stats, "pause", lambda: pauses.append(None))
     with make() as memory:
         added = memory.remember_many([NewRecord(text=f"note {i}") for i in range(10)])
         nums = [memory.backend.resolve(r.id).num for r in added]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -90,6 +91,7 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(path) + ".lock")
         self._stats_conn: sqlite3.Connection | None = None  # access stats (see record_access)
+        self._stats_lock = threading.Lock()  # one user of _stats_conn at a time
         try:
             self.conn = _connect(path)
             have = current_version(self.conn)
@@ -109,9 +111,10 @@ class Store:
                     access_stats.fold(conn)
 
     def close(self) -> None:
-        if self._stats_conn is not None:
-            self._stats_conn.close()
-            self._stats_conn = None
+        with self._stats_lock:
+            if self._stats_conn is not None:
+                self._stats_conn.close()
+                self._stats_conn = None
         self.conn.close()
 
     # -- locking and transactions -------------------------------------------------------
@@ -201,7 +204,8 @@ class Store:
 
     def record_accesses(self, events: Sequence[tuple[int, float]]) -> None:
         """Bump access stats, one (label, time) per access, in one short transaction (best
-        effort): the narrow counters and the append-only log (``access_stats``).
+        effort): the narrow counters and the append-only log (``access_stats``); once
+        ``FOLD_AT`` accesses are pending, fold the log after that commit, in short steps.
 
         Stats never block or fail a search: if another process holds the store, they are
         skipped. They go through a second connection that commits without an fsync
@@ -209,6 +213,32 @@ class Store:
         """
         if not events:
             return
+        with self._stats_lock:
+            conn = self._stats()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                access_stats.bump(conn, events)
+                conn.execute("COMMIT")
+                if access_stats.due(conn):
+                    access_stats.fold_in_steps(conn)
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+
+    def fold_accesses(self) -> None:
+        """Fold the pending access log into the bounded history in short write transactions
+        (``access_stats.fold_in_steps``; before a lifecycle write, whose own fold is then
+        short). Best effort, like every statistic: what is left waits for the next fold."""
+        with self._stats_lock:
+            conn = self._stats()
+            try:
+                access_stats.fold_in_steps(conn)
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+
+    def _stats(self) -> sqlite3.Connection:
+        """The connection of the access statistics (under ``_stats_lock``)."""
         if self._stats_conn is None:
             self._stats_conn = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, timeout=0.2
@@ -216,14 +246,8 @@ class Store:
             self._stats_conn.execute("PRAGMA synchronous = NORMAL")
             self._stats_conn.execute("PRAGMA busy_timeout = 200")
             self._stats_conn.execute("PRAGMA foreign_keys = OFF")  # see access_stats.bump
-        conn = self._stats_conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            access_stats.bump(conn, events)
-            conn.execute("COMMIT")
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._stats_conn.execute("PRAGMA temp_store = MEMORY")  # a fold's step tables
+        return self._stats_conn
 
     # -- reads ---------------------------------------------------------------------------
     def resolve(self, id_or_prefix: str) -> StoredRow:
