@@ -11,9 +11,11 @@ each of ``--rounds`` rounds, appends ``FOLD_AT`` accesses less one flush to the 
 ``Store.record_accesses``, the write that folds the log into the bounded history (what the
 background thread of ``Memory`` does once ``FOLD_AT`` accesses are pending).
 
-It reports, per round, that write's wall and thread CPU time, how many write transactions
-it ran and the longest of them (from ``BEGIN IMMEDIATE`` returning to ``COMMIT`` returning,
-on the connection the statistics use), and what a writer in another process saw meanwhile:
+It reports, per round, the wall time from that write to the end of its fold and the CPU
+time of the threads that did it (the writer's, and the store's fold thread where the fold
+runs there), how many write transactions they ran and the longest of them (from
+``BEGIN IMMEDIATE`` returning to ``COMMIT`` or ``ROLLBACK`` returning, on the connections
+the statistics use), and what a writer in another process saw meanwhile:
 a loop of ``BEGIN IMMEDIATE``, one small row, ``COMMIT``, 2 ms apart, each timed from asking
 for the lock to holding it. ``--spin N`` runs N threads of pure-Python work in the folding
 process while it folds (the searches of a server worker competing for the interpreter lock).
@@ -138,10 +140,16 @@ def one_round(store: Store, conn: Timed, nums: list[int], rng: random.Random, pe
     for t in threads:
         t.start()
     conn.holds = []
+    folds = getattr(store, "_fold_conn", None)  # a fold on a thread of the store's own
+    if isinstance(folds, Timed):
+        folds.holds = conn.holds
     started_at = time.time()
-    c, w = time.thread_time(), time.perf_counter()
+    c, w, f = time.thread_time(), time.perf_counter(), folder_cpu(store)
     store.record_accesses(events)
-    cpu, wall = time.thread_time() - c, time.perf_counter() - w
+    if hasattr(store, "wait_for_fold"):
+        store.wait_for_fold()
+    cpu = time.thread_time() - c + folder_cpu(store) - f
+    wall = time.perf_counter() - w
     ended_at = time.time()
     halt.set()
     for t in threads:
@@ -164,13 +172,17 @@ def one_round(store: Store, conn: Timed, nums: list[int], rng: random.Random, pe
     }
 
 
-def measure(base: Path, work: Path, rounds: int, per: int, spinners: int) -> dict[str, Any]:
-    if work.exists():
-        shutil.rmtree(work)
-    shutil.copytree(base, work)
-    store = Store(db_path(work))
+def folder_cpu(store: Store) -> float:
+    """CPU time of the store's fold thread so far (0 when it has none)."""
+    thread = getattr(store, "_folder", None)
+    if thread is None or thread.ident is None:
+        return 0.0
+    return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+
+
+def timed(path: Path) -> Timed:
     conn = sqlite3.connect(
-        store.path, isolation_level=None, check_same_thread=False, timeout=0.2, factory=Timed
+        path, isolation_level=None, check_same_thread=False, timeout=0.2, factory=Timed
     )
     assert isinstance(conn, Timed)
     conn.holds = []
@@ -178,7 +190,17 @@ def measure(base: Path, work: Path, rounds: int, per: int, spinners: int) -> dic
     conn.execute("PRAGMA busy_timeout = 200")
     conn.execute("PRAGMA foreign_keys = OFF")
     conn.execute("PRAGMA temp_store = MEMORY")  # as Store's statistics connection
-    store._stats_conn = conn  # the connection the statistics write through, timed
+    return conn
+
+
+def measure(base: Path, work: Path, rounds: int, per: int, spinners: int) -> dict[str, Any]:
+    if work.exists():
+        shutil.rmtree(work)
+    shutil.copytree(base, work)
+    store = Store(db_path(work))
+    conn = timed(store.path)
+    store._stats_conn = conn  # the connections the statistics write through, timed
+    store._fold_conn = timed(store.path)  # type: ignore[attr-defined]  # a tree that folds apart
     nums = [int(r[0]) for r in store.conn.execute("SELECT num FROM records")]
     rng = random.Random(3)
     results = [one_round(store, conn, nums, rng, per, spinners) for _ in range(rounds)]

@@ -233,8 +233,11 @@ def test_a_fold_killed_anywhere_loses_nothing_and_counts_nothing_twice(
     left = state(conn)[2]
     assert 0 < left <= 2001 - 100 * (at - (where == "inside"))  # killed in the middle
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-    access_stats.fold_in_steps(conn)
+    assert access_stats.fold_in_steps(conn) == 0  # its claim holds until it expires
+    conn.execute("UPDATE meta SET value = '0 0' WHERE key = ?", (access_stats.LEASE_KEY,))
+    assert access_stats.fold_in_steps(conn) > 0
     assert state(conn) == want
+    assert conn.execute("SELECT value FROM meta WHERE key = 'access_fold'").fetchone() is None
 
 
 def test_two_folds_at_once_count_every_access_once(
@@ -245,6 +248,7 @@ def test_two_folds_at_once_count_every_access_once(
     path, _, _ = store
     want = expected(path, tmp_path)
     monkeypatch.setattr(access_stats, "STEP_ROWS", 100)
+    monkeypatch.setattr(access_stats, "LEASE_SECONDS", 0.0)  # A's claim expired at once
     a, b = connect(path), connect(path)
 
     class Stop(Exception):
@@ -265,12 +269,36 @@ def test_two_folds_at_once_count_every_access_once(
     assert state(a) == want
 
 
+def test_a_fold_at_work_keeps_others_from_starting(
+    store: tuple[Path, list[int], Accesses], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _, _ = store
+    want = expected(path, tmp_path)
+    monkeypatch.setattr(access_stats, "STEP_ROWS", 100)
+    a, b = connect(path), connect(path)
+    others: list[int] = []
+
+    def hook(n: int) -> None:
+        if n in (1, 6):  # before A's first step, after its third
+            others.append(access_stats.fold_in_steps(b))
+            others.append(state(b)[2])
+
+    on_pause(monkeypatch, hook)
+    assert access_stats.fold_in_steps(a) > 3
+    assert others[0] == others[2] == 0 and others[1] == 2001 and others[3] < 2001
+    assert state(a) == want
+    monkeypatch.setattr(access_stats, "pause", lambda: None)
+    log(a, [(n, T0 + 60_000) for n in dict(want[0])])
+    assert access_stats.fold_in_steps(b) > 0  # A gave its claim back
+
+
 def test_two_folds_running_freely_count_every_access_once(
     store: tuple[Path, list[int], Accesses], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path, _, _ = store
     want = expected(path, tmp_path)
     monkeypatch.setattr(access_stats, "STEP_ROWS", 20)
+    monkeypatch.setattr(access_stats, "LEASE_SECONDS", 0.0)  # both at work at once
     monkeypatch.setattr(access_stats, "pause", lambda: None)
     conns = [connect(path, timeout=30) for _ in range(2)]
     threads = [threading.Thread(target=access_stats.fold_in_steps, args=(c,)) for c in conns]
@@ -312,3 +340,44 @@ def test_a_record_forgotten_during_a_fold_is_dropped(
 
 def _raise(exc: Exception) -> None:
     raise exc
+
+
+def test_the_store_folds_on_a_thread_of_its_own(
+    store: tuple[Path, list[int], Accesses], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The write that finds the log due (and so a flush on a request's path) returns while the
+    # fold is at work, and more accesses are written between two of its steps.
+    path, nums, _ = store
+    want_after = expected(path, tmp_path)
+    monkeypatch.setattr(access_stats, "FOLD_AT", 100)
+    monkeypatch.setattr(access_stats, "STEP_ROWS", 100)
+    held, go = threading.Event(), threading.Event()
+    folder: list[str] = []
+
+    def hook(n: int) -> None:
+        if n == 2:  # after the fold's first commit
+            folder.append(threading.current_thread().name)
+            held.set()
+            go.wait(60)  # a safety net only: the test sets it
+
+    on_pause(monkeypatch, hook)
+    from magray.memory.backends.sqlite.store import Store
+
+    s = Store(path)
+    try:
+        s.record_accesses([(nums[0], T0 + 70_000)])  # the log is due: a fold starts
+        assert held.wait(60)
+        s.record_accesses([(nums[1], T0 + 70_001)])  # written while the fold is midway
+        assert not s.wait_for_fold(timeout=0)
+        go.set()
+        assert s.wait_for_fold(timeout=60)
+    finally:
+        go.set()
+        s.close()
+    assert folder == ["magray-access-fold"]
+    conn = connect(path)
+    access_stats.fold_in_steps(conn)
+    history = dict(state(conn)[0])
+    before = dict(want_after[0])
+    assert access_stats.unpack(history[nums[1]])[-1] == T0 + 70_001
+    assert {n for n in history if history[n] != before.get(n)} == {nums[0], nums[1]}

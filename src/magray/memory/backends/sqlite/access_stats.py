@@ -24,6 +24,7 @@ more than ``KEPT`` times per record plus one fold's worth of log.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import struct
 import time
@@ -46,6 +47,9 @@ _BUMP = (
 STEP_ROWS = 1024
 YIELD_SECONDS = 0.0002
 YIELD_ROWS = 256  # rows a fold reads between two pauses
+#: the ``meta`` key of a fold at work, and how long its claim holds (see ``fold_in_steps``)
+LEASE_KEY = "access_fold"
+LEASE_SECONDS = 30.0
 _PUT = (
     "INSERT INTO access_history (num, times) SELECT num, ? FROM record_stats WHERE num = ?"
     " ON CONFLICT (num) DO UPDATE SET times = excluded.times"
@@ -126,14 +130,62 @@ def fold_in_steps(conn: sqlite3.Connection) -> int:
 
     Each step moves its rows atomically (into the history, out of the log), so a fold that
     stops anywhere, killed or failing, loses no access and counts none twice: what is left
-    in the log is folded later. If the check fails (another process folded or a lifecycle
-    write changed a history meanwhile) the step is rolled back and the fold stops; the next
-    one reads the log again. Between two pieces of work it sleeps a moment, so that a thread
+    in the log is folded later. A fold first claims the log (``_claim``): while one is at
+    work, the others that would start (another worker's write sees the log ``due`` too) do
+    nothing. If a step's check fails all the same (a claim expired, a lifecycle write
+    folded or changed a history meanwhile) the step is rolled back and the fold stops; the
+    next one reads the log again. Between two pieces of work it sleeps a moment, so that a thread
     waiting for the interpreter lock (the event loop, a search) takes it at once instead of
     after the interpreter's 5 ms switch interval."""
-    upto = last_logged(conn)  # later accesses are left for the next fold
+    upto = _claim(conn)
     if upto is None:
         return 0
+    try:
+        return _fold_claimed(conn, upto)
+    finally:
+        with contextlib.suppress(sqlite3.Error):  # give our claim back (or it expires)
+            conn.execute(
+                "DELETE FROM meta WHERE key = ? AND value LIKE ?", (LEASE_KEY, f"% {upto}")
+            )
+
+
+def _claim(conn: sqlite3.Connection) -> int | None:
+    """Claim the fold of the log up to its last row now, for ``LEASE_SECONDS`` (``meta``:
+    "until upto"); the row, or None when there is nothing to fold or another fold holds an
+    unexpired claim (then the log is being folded: the writes of other workers, which see
+    ``due`` meanwhile, do not read it again). A fold that was killed leaves its claim behind
+    until it expires."""
+    held = conn.execute("SELECT value FROM meta WHERE key = ?", (LEASE_KEY,)).fetchone()
+    if held is not None and _until(held[0]) > time.time():
+        return None  # cheap: no write lock
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        held = conn.execute("SELECT value FROM meta WHERE key = ?", (LEASE_KEY,)).fetchone()
+        upto = last_logged(conn)  # later accesses are left for the next fold
+        if upto is None or (held is not None and _until(held[0]) > time.time()):
+            conn.execute("COMMIT")
+            return None
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (LEASE_KEY, f"{time.time() + LEASE_SECONDS!r} {upto}"),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return upto
+
+
+def _until(value: object) -> float:
+    try:
+        return float(str(value).split()[0])
+    except (ValueError, IndexError):
+        return 0.0  # a claim no MAGRAY writes has expired
+
+
+def _fold_claimed(conn: sqlite3.Connection, upto: int) -> int:
     conn.execute("BEGIN")  # one snapshot for both reads
     try:
         rows: list[tuple[int, int, float]] = list(
@@ -244,7 +296,7 @@ def fold_step(conn: sqlite3.Connection, upto: int) -> bool:
     if row is None or row[0] is None or row[0] > upto:
         return False
     lo = int(row[0])
-    hi = min(upto, lo + STEP_ROWS - 1)  # rowids are dense: the log is appended, then cut
+    hi = min(upto, lo + STEP_ROWS - 1)  # fewer rows where a fold in steps stopped midway
     _fold_range(conn, lo, hi)
     return hi < upto
 
