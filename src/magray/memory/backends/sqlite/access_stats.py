@@ -14,12 +14,13 @@ Three narrow tables (migration 7), none of them the wide ``records`` row:
   (``magray.memory.access.bounded``).
 
 A fold moves the log into the history: one read and one write per record touched, however
-many accesses it had. Once ``FOLD_AT`` accesses are pending, the write that appended them
-folds the log after its commit in short steps of ``STEP_ROWS`` rows, each its own write
-transaction (``fold_in_steps``), so other writers wait for one step, not for the whole fold;
-lifecycle writes fold whatever is left inside their transaction (``fold``), and so does the
-migration that created these tables. ``access_times`` reads history and log together: never
-more than ``KEPT`` times per record plus one fold's worth of log.
+many accesses it had. Once ``FOLD_AT`` accesses are pending, the store's fold thread
+(``Store.fold_soon``) folds the log in steps of about ``STEP_ROWS`` rows, each a short
+write transaction of its own (``fold_in_steps``), so other writers wait for one step, not
+for the whole fold; lifecycle writes do the same first and fold whatever is left inside
+their transaction (``fold``), and so does the migration that created these tables.
+``access_times`` reads history and log together: never more than ``KEPT`` times per record
+plus one fold's worth of log.
 """
 
 from __future__ import annotations

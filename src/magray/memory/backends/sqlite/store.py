@@ -254,7 +254,7 @@ class Store:
             if self._closing:
                 return
             self._fold_asked = True
-            if self._folder is None:
+            if self._folder is None or not self._folder.is_alive():  # none yet, or forked
                 self._folder = threading.Thread(
                     target=self._fold_loop, name="magray-access-fold", daemon=True
                 )
