@@ -99,6 +99,7 @@ def test_the_log_folds_into_a_bounded_history(
                 events.append((num, at))
                 nums[num].append(at)
             memory.backend.record_accesses(events)
+        memory.backend.store.wait_for_fold()  # type: ignore[attr-defined]
         conn = memory.backend.store.conn  # type: ignore[attr-defined]
         assert conn.execute("SELECT COUNT(*) FROM access_log").fetchone()[0] < 150
         kept = dict(conn.execute("SELECT num, length(times) / 8 FROM access_history"))
@@ -144,12 +145,13 @@ def test_a_fold_keeps_what_bounded_keeps(kept: int, added: int, later: bool) -> 
 def test_a_fold_in_short_turns_keeps_every_record_history(
     magray_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The fold pauses every few rows (so that a server's other threads get the interpreter
-    # lock); the histories it writes are the same as in one go.
+    # The fold (on the store's fold thread) moves a few rows per step and pauses between
+    # steps (so that a server's other threads get the interpreter lock); the histories it
+    # writes are the same as in one go.
     pauses: list[None] = []
     monkeypatch.setattr(access_stats, "FOLD_AT", 100)
-    monkeypatch.setattr(access_stats, "YIELD_ROWS", 3)
-    monkeypatch.setattr(access_stats, "_pause", lambda: pauses.append(None))
+    monkeypatch.setattr(access_stats, "STEP_ROWS", 3)
+    monkeypatch.setattr(access_stats, "pause", lambda: pauses.append(None))
     with make() as memory:
         added = memory.remember_many([NewRecord(text=f"note {i}") for i in range(10)])
         nums = [memory.backend.resolve(r.id).num for r in added]
@@ -163,6 +165,7 @@ def test_a_fold_in_short_turns_keeps_every_record_history(
                 events.append((num, at))
                 expected[num].append(at)
             memory.backend.record_accesses(events)
+        memory.backend.store.wait_for_fold()  # type: ignore[attr-defined]
         assert len(pauses) > 10
         got = memory.backend.access_times()
         assert got == {n: bounded(ts) for n, ts in expected.items() if ts}

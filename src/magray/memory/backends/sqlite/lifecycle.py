@@ -86,6 +86,7 @@ def promote(
     meta: Mapping[str, str],
 ) -> list[str]:
     actions: list[str] = []
+    store.fold_accesses()  # in short steps first: the fold inside the write is then short
     with store.write() as conn:
         access_stats.fold(conn)  # a merge moves the history: all of it in one table
         for key, value in meta.items():
@@ -142,6 +143,7 @@ def expire(store: Store, expiries: Sequence[Expiry], now: float) -> int:
     if not expiries:
         return 0
     deleted = 0
+    store.fold_accesses()
     with store.write() as conn:
         access_stats.fold(conn)
         for e in expiries:

@@ -8,7 +8,9 @@ committed record survive kill -9 and power loss.
 from __future__ import annotations
 
 import functools
+import logging
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,6 +45,7 @@ from magray.memory.records import MIN_ID_PREFIX, Filters, Layer, NewRecord
 from magray.sqlite_migrations import BUSY_TIMEOUT_S, connect
 
 _NO_FILTERS = Filters()
+log = logging.getLogger("magray")
 
 
 @functools.lru_cache(maxsize=64)
@@ -97,6 +100,14 @@ class Store:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = FileLock(str(path) + ".lock")
         self._stats_conn: sqlite3.Connection | None = None  # access stats (see record_access)
+        self._stats_lock = threading.Lock()  # one user of _stats_conn at a time
+        self._fold_conn: sqlite3.Connection | None = None  # the fold's (see fold_accesses)
+        self._fold_lock = threading.Lock()  # one user of _fold_conn at a time
+        self._folder: threading.Thread | None = None
+        self._fold_state = threading.Condition()  # guards the three below
+        self._fold_asked = False
+        self._folding = False
+        self._closing = False
         try:
             self.conn = _connect(path)
             have = current_version(self.conn)
@@ -116,9 +127,19 @@ class Store:
                     access_stats.fold(conn)
 
     def close(self) -> None:
-        if self._stats_conn is not None:
-            self._stats_conn.close()
-            self._stats_conn = None
+        with self._fold_state:
+            self._closing = True
+            self._fold_state.notify_all()
+        if self._folder is not None and self._folder is not threading.current_thread():
+            self._folder.join()
+        with self._stats_lock:
+            if self._stats_conn is not None:
+                self._stats_conn.close()
+                self._stats_conn = None
+        with self._fold_lock:
+            if self._fold_conn is not None:
+                self._fold_conn.close()
+                self._fold_conn = None
         self.conn.close()
 
     # -- locking and transactions -------------------------------------------------------
@@ -208,7 +229,8 @@ class Store:
 
     def record_accesses(self, events: Sequence[tuple[int, float]]) -> None:
         """Bump access stats, one (label, time) per access, in one short transaction (best
-        effort): the narrow counters and the append-only log (``access_stats``).
+        effort): the narrow counters and the append-only log (``access_stats``). Once
+        ``FOLD_AT`` accesses are pending, a thread of the store folds the log (``fold_soon``).
 
         Stats never block or fail a search: if another process holds the store, they are
         skipped. They go through a second connection that commits without an fsync
@@ -216,21 +238,89 @@ class Store:
         """
         if not events:
             return
-        if self._stats_conn is None:
-            self._stats_conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=0.2
+        with self._stats_lock:
+            conn = self._stats()
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                access_stats.bump(conn, events)
+                conn.execute("COMMIT")
+                due = access_stats.due(conn)
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                return
+        if due:
+            self.fold_soon()
+
+    def fold_soon(self) -> None:
+        """Have the store's fold thread fold the access log (``fold_accesses``). Neither the
+        write that found the log due nor a flush of statistics on a request's path (``Memory``
+        writes pending ones before it uses the store) waits for the fold: it runs on a
+        connection of its own, and other writes wait for one of its steps at most."""
+        with self._fold_state:
+            if self._closing:
+                return
+            self._fold_asked = True
+            if self._folder is None or not self._folder.is_alive():  # none yet, or forked
+                self._folder = threading.Thread(
+                    target=self._fold_loop, name="magray-access-fold", daemon=True
+                )
+                self._folder.start()
+            self._fold_state.notify_all()
+
+    def wait_for_fold(self, timeout: float | None = None) -> bool:
+        """Wait until no fold is asked for or running (tests, benchmarks); whether it is so."""
+        with self._fold_state:
+            return self._fold_state.wait_for(
+                lambda: not (self._fold_asked or self._folding), timeout
             )
-            self._stats_conn.execute("PRAGMA synchronous = NORMAL")
-            self._stats_conn.execute("PRAGMA busy_timeout = 200")
-            self._stats_conn.execute("PRAGMA foreign_keys = OFF")  # see access_stats.bump
-        conn = self._stats_conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            access_stats.bump(conn, events)
-            conn.execute("COMMIT")
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+
+    def _fold_loop(self) -> None:
+        while True:
+            with self._fold_state:
+                self._fold_state.wait_for(lambda: self._fold_asked or self._closing)
+                if self._closing:
+                    return
+                self._fold_asked, self._folding = False, True
+            try:
+                self.fold_accesses()
+            except Exception as exc:  # statistics never fail anything
+                log.debug("access statistics not folded: %s", exc)
+            finally:
+                with self._fold_state:
+                    self._folding = False
+                    self._fold_state.notify_all()
+
+    def fold_accesses(self) -> None:
+        """Fold the pending access log into the bounded history in short write transactions
+        (``access_stats.fold_in_steps``), on the store's fold connection: from its fold
+        thread, and before a lifecycle write, whose own fold is then short. Best effort,
+        like every statistic: what is left waits for the next fold."""
+        with self._fold_lock:
+            if self._fold_conn is None:
+                self._fold_conn = self._stats_connection()
+            conn = self._fold_conn
+            try:
+                access_stats.fold_in_steps(conn)
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+
+    def _stats(self) -> sqlite3.Connection:
+        """The connection of the access statistics (under ``_stats_lock``)."""
+        if self._stats_conn is None:
+            self._stats_conn = self._stats_connection()
+        return self._stats_conn
+
+    def _stats_connection(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=0.2
+        )
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA busy_timeout = 200")
+        conn.execute("PRAGMA foreign_keys = OFF")  # see access_stats.bump
+        conn.execute("PRAGMA temp_store = MEMORY")  # a fold's step tables
+        return conn
 
     # -- reads ---------------------------------------------------------------------------
     def resolve(self, id_or_prefix: str) -> StoredRow:
