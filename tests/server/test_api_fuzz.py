@@ -8,6 +8,12 @@ bad UTF-8, deep nesting, other content types). Every answer must be below 500, e
 problem (``application/problem+json``) with a title and a detail, and no answer may hold a
 traceback. Bounded by example count, not time.
 
+Roles and tenants, for every operation too (``ACCESS`` classifies each one as public,
+read, write or admin; an operation it does not name fails): a reader's and a writer's key
+get a 403 problem exactly where their role is short, for any valid input; tenant B's admin
+key, with tenant A's ids in paths and task links, gets 404 for each, and no answer to B
+holds A's texts or ids.
+
 Offline: the only LLM provider is configured with a key variable that is not set, so
 ``/v1/ask`` and ``/v1/runs`` may answer valid input with a 503 (the provider is
 unavailable), never by starting a model; a reranked search, with no reranker installed,
