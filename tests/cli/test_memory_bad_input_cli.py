@@ -90,6 +90,16 @@ def count() -> int:
             2,
             ["a tag never holds a comma (got 'infra, db')", "(--tag infra --tag db)"],
         ),
+        # a control character in a label: refused by the memory's one rule (it was stored)
+        (["memory", "add", "x", "--kind", "a\x01"], 2, ["the kind 'a\\x01'", "(U+0001)"]),
+        (["memory", "add", "x", "--tag", "ok", "--tag", "\x1b[2J"], 2, ["the tag '\\x1b[2J'"]),
+        (["memory", "add", "x", "--project", "p\n"], 2, ["the project 'p\\n'", "(U+000A)"]),
+        (["memory", "add", "x", "--session", "s\u0085"], 2, ["the session 's\\x85'"]),
+        (["memory", "search", "x", "--kind", "a\x07"], 2, ["the kind to filter by", "(U+0007)"]),
+        (["memory", "search", "x", "--tag", "a\x7f"], 2, ["the tag to filter by", "(U+007F)"]),
+        (["memory", "search", "x", "--project", "a\tb"], 2, ["the project to filter by"]),
+        (["memory", "search", "x", "--session", "a\x1b"], 2, ["the session to filter by"]),
+        (["memory", "list", "--project", "a\x01"], 2, ["the project to filter by 'a\\x01'"]),
         (["config", "set", "search.rrf_k", "nan"], 1, ["search.rrf_k", "finite"]),
         (["config", "set", "search.rrf_k", "inf"], 1, ["search.rrf_k", "finite"]),
         (["config", "set", "search.vector_weight", "1e999"], 1, ["finite"]),
@@ -101,6 +111,16 @@ def test_bad_values_are_one_line(
 ) -> None:
     seed()
     fails(invoke(runner, args), code, *needles)
+    assert count() == 3
+
+
+def test_ingest_refuses_a_project_with_a_control_character(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    seed()
+    (tmp_path / "notes.md").write_text("# Notes\n\nSome text.\n", "utf-8")
+    args = ["ingest", str(tmp_path / "notes.md"), "--project", "p\x1b[1m"]
+    fails(invoke(runner, args), 2, "the project 'p\\x1b[1m' holds a control character")
     assert count() == 3
 
 

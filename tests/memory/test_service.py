@@ -107,6 +107,59 @@ def test_bad_input_is_a_usage_error(memory: Memory) -> None:
     assert memory.remember(NewRecord(text="x", tags=("t" * 200,), kind="k" * 200)).created
 
 
+@pytest.mark.parametrize(
+    ("item", "needle"),
+    [
+        (
+            NewRecord(text="x", kind="note\x01"),
+            "the kind 'note\\x01' holds a control character (U+0001)",
+        ),
+        (NewRecord(text="x", tags=("ok", "a\x1b[31m")), "the tag 'a\\x1b[31m'"),
+        (NewRecord(text="x", tags=("a\tb",)), "(U+0009)"),
+        (
+            NewRecord(text="x", project="p\x7f"),
+            "the project 'p\\x7f' holds a control character (U+007F)",
+        ),
+        (NewRecord(text="x", session="s\x9f"), "the session 's\\x9f'"),
+        (NewRecord(text="x", session="s\n"), "(U+000A)"),
+        (NewRecord(text="a\x00b"), "NUL"),
+    ],
+)
+def test_control_characters_in_labels_and_nul_in_text_are_refused(
+    memory: Memory, item: NewRecord, needle: str
+) -> None:
+    with pytest.raises(UsageError) as err:
+        memory.remember_many([NewRecord(text="fine"), item])
+    assert needle in err.value.message
+    assert memory.backend.count() == len(DOCS)  # the good item before it was not written
+
+
+def test_text_keeps_tabs_newlines_and_other_controls_labels_keep_any_printable_text(
+    memory: Memory,
+) -> None:
+    text = "line one\n\tindented\r\nbell \x07 and escape \x1b[1m"
+    label = "Ünïcode label ✓ with spaces and 中文"
+    done = memory.remember(NewRecord(text=text, kind=label, tags=(label,), project=label))
+    record = memory.get(done.id)
+    assert (record.text, record.kind, record.tags, record.project) == (text, label, (label,), label)
+
+
+@pytest.mark.parametrize("field", ["kind", "project", "session", "tags"])
+def test_a_filter_with_a_control_character_is_refused(memory: Memory, field: str) -> None:
+    value: object = ("a\x01",) if field == "tags" else "a\x01"
+    with pytest.raises(UsageError, match=r"to filter by 'a\\x01' holds a control character"):
+        memory.recall(Query(text="x", filters=Filters(**{field: value})))  # type: ignore[arg-type]
+
+
+def test_a_label_stored_before_the_rule_does_not_block_editing_the_text(memory: Memory) -> None:
+    done = memory.remember(NewRecord(text="old text"))
+    with memory.backend.store.write() as conn:
+        conn.execute("UPDATE records SET kind = 'k\x01' WHERE id = ?", (done.id,))
+    assert memory.edit(done.id, "new text").text == "new text"
+    with pytest.raises(UsageError, match="NUL"):
+        memory.edit(done.id, "new\x00text")
+
+
 def test_a_different_model_is_refused_before_writing(memory: Memory) -> None:
     other = make(HashEmbedder(dim=32))
     with pytest.raises(DimensionMismatchError, match="reindex --reembed"):

@@ -162,6 +162,10 @@ def test_bad_lines_are_named_and_nothing_is_imported(source: Memory, tmp_path: P
         ({"text": "x" * 1_000_001}, "more than 1,000,000"),
         ({"tags": ["t" * 201]}, "each at most 200 characters"),
         ({"kind": "k" * 201}, "kind must be a non-empty string of at most 200"),
+        ({"kind": "note\x1b[2J"}, r"kind 'note\\x1b\[2J' holds a control character \(U\+001B\)"),
+        ({"tags": ["ok", "a\x00"]}, r"a tag 'a\\x00' holds a control character \(U\+0000\)"),
+        ({"project": "p\n"}, r"project 'p\\n' holds a control character \(U\+000A\)"),
+        ({"session": "s\x85"}, r"session 's\\x85' holds a control character \(U\+0085\)"),
     ],
 )
 def test_each_invalid_field_is_reported(

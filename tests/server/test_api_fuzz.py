@@ -8,6 +8,12 @@ bad UTF-8, deep nesting, other content types). Every answer must be below 500, e
 problem (``application/problem+json``) with a title and a detail, and no answer may hold a
 traceback. Bounded by example count, not time.
 
+Roles and tenants, for every operation too (``ACCESS`` classifies each one as public,
+read, write or admin; an operation it does not name fails): a reader's and a writer's key
+get a 403 problem exactly where their role is short, for any valid input; tenant B's admin
+key, with tenant A's ids in paths and task links, gets 404 for each, and no answer to B
+holds A's texts or ids.
+
 Offline: the only LLM provider is configured with a key variable that is not set, so
 ``/v1/ask`` and ``/v1/runs`` may answer valid input with a 503 (the provider is
 unavailable), never by starting a model; a reranked search, with no reranker installed,
@@ -26,6 +32,7 @@ from urllib.parse import quote
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.generation.modes import GenerationMode
 from starlette.testclient import TestClient
 
@@ -57,6 +64,7 @@ STRINGS: list[Any] = [
     "\u202egnp.exe",
     "\n",
     "acme\n",
+    "\x1b[2J\x85\x7f",
     "../../etc/passwd",
     "'; DROP TABLE records; --",
     '" NEAR( * ^ -',
@@ -310,3 +318,198 @@ def test_json_nested_too_deep_in_a_search_is_a_400(served: tuple[Any, dict[str, 
             headers={**headers, "content-type": "application/json"},
         )
     check(r, "POST", "/v1/memories/search", "deep nesting")
+
+
+# -- roles and tenants ---------------------------------------------------------------------
+# Who may call each operation: "public" (no key: health and metrics), "read" (a reader),
+# "write" (a writer: it changes the tenant's data, or asks the LLM, whose answer is
+# remembered), "admin" (an admin only: the server's keys, tenants and audit, backups, agent
+# runs). Every operation of the OpenAPI document must be here: a new route fails the tests
+# until it is classified.
+ACCESS = {
+    "GET /healthz": "public",
+    "GET /metrics": "public",
+    "GET /readyz": "public",
+    "GET /v1/memories": "read",
+    "POST /v1/memories/search": "read",  # a query in a body: a POST that changes nothing
+    "GET /v1/memories/stats": "read",
+    "GET /v1/memories/verify": "read",
+    "GET /v1/memories/export": "read",
+    "GET /v1/memories/{id}": "read",
+    "GET /v1/models": "read",
+    "GET /v1/providers": "read",
+    "GET /v1/usage": "read",
+    "GET /v1/tasks": "read",
+    "GET /v1/tasks/{id}": "read",
+    "POST /v1/ask": "write",
+    "POST /v1/ingest": "write",
+    "POST /v1/memories": "write",
+    "POST /v1/memories/batch": "write",
+    "POST /v1/memories/expire": "write",
+    "POST /v1/memories/promote": "write",
+    "DELETE /v1/memories/{id}": "write",
+    "POST /v1/tasks": "write",
+    "DELETE /v1/tasks/{id}": "write",
+    "POST /v1/tasks/{id}/done": "write",
+    "GET /v1/audit": "admin",
+    "GET /v1/audit/verify": "admin",
+    "GET /v1/keys": "admin",
+    "POST /v1/keys": "admin",
+    "DELETE /v1/keys/{id}": "admin",
+    "GET /v1/tenants": "admin",
+    "POST /v1/memories/backup": "admin",
+    "POST /v1/runs": "admin",
+    "GET /v1/runs/{id}": "admin",
+    "POST /v1/runs/{id}/approve": "admin",
+    "GET /v1/runs/{id}/events": "admin",
+}
+NEEDS = {"read": Role.READER, "write": Role.WRITER, "admin": Role.ADMIN}
+ACCESS_EXAMPLES = 6  # per operation and key: each answer is decided by the key, not the input
+
+
+def _operations(app: Any) -> list[Any]:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    return [result.ok() for result in schema.get_all_operations()]
+
+
+def _problem(r: Any, status: int, where: str) -> None:
+    assert r.status_code == status, where
+    assert _header(r, "content-type") == PROBLEM, where
+    problem = json.loads(r.text)
+    assert problem["status"] == status and str(problem["detail"]).strip(), where
+
+
+def test_every_operation_is_classified_read_write_admin_or_public(
+    served: tuple[Any, dict[str, str]],
+) -> None:
+    app, _ = served
+    labels = {operation.label for operation in _operations(app)}
+    assert labels - ACCESS.keys() == set(), "classify the new routes in ACCESS"
+    assert ACCESS.keys() - labels == set(), "ACCESS names routes the API no longer has"
+    # a GET changes nothing: only a mistake would classify one "write"
+    assert not [label for label in labels if label.startswith("GET ") and ACCESS[label] == "write"]
+
+
+def _each(strategy: Any, test: Any) -> None:
+    """``test`` on ``ACCESS_EXAMPLES`` examples of ``strategy`` (the same on every run)."""
+    settings(
+        max_examples=ACCESS_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )(given(drawn=strategy)(test))()
+
+
+def _role_checked(operation: Any, role: Role, headers: dict[str, str]) -> None:
+    needed = ACCESS[operation.label]
+    denied = needed != "public" and not role.allows(NEEDS[needed])
+
+    def send(drawn: Any) -> None:
+        case = _pin_provider(drawn)
+        r = case.call(headers=headers)
+        where = f"{role} {case.operation.label} body={case.body!r:.200} → {r.text[:300]}"
+        if denied:
+            _problem(r, 403, where)
+        else:
+            assert r.status_code != 403, where
+            check(r, case.method, case.operation.path, where)
+
+    _each(operation.as_strategy(generation_mode=GenerationMode.POSITIVE), send)
+
+
+@pytest.mark.parametrize("role", [Role.READER, Role.WRITER])
+def test_a_key_gets_403_exactly_where_its_role_is_short(
+    served: tuple[Any, dict[str, str]], role: Role
+) -> None:
+    """For any valid input: 403 (a problem) where the operation needs more than ``role``,
+    never 403 (nor a 500) where ``role`` is enough."""
+    app, _ = served
+    store = KeyStore(keys_file(load_settings().paths.data_dir))
+    _, secret = store.create(role, "fuzz")
+    with TestClient(app):
+        for operation in _operations(app):
+            _role_checked(operation, role, {"Authorization": f"Bearer {secret}"})
+
+
+SECRET = "qzxv"  # in every text of tenant A: never in an answer to tenant B
+
+
+def _seed_tenant_a(client: Any, headers: dict[str, str]) -> list[str]:
+    """Tenant A's memories, task and run; their ids (and prefixes of them)."""
+    items = [
+        {"text": f"zebra quartz note {i} {SECRET}{i}", "tags": ["shared"], "project": "p"}
+        for i in range(6)
+    ]
+    r = client.post("/v1/memories/batch", json={"items": items}, headers=headers)
+    assert r.status_code == 201, r.text
+    ids = [x["id"] for x in r.json()["results"]]
+    r = client.post(
+        "/v1/tasks", json={"title": f"task {SECRET}", "memory": ids[:1]}, headers=headers
+    )
+    assert r.status_code == 201, r.text
+    ids.append(r.json()["id"])
+    r = client.post("/v1/runs", json={"goal": f"goal {SECRET}", "dry_run": True}, headers=headers)
+    assert r.status_code == 202, r.text
+    ids.append(r.json()["id"])
+    return ids + [i[:6] for i in ids]
+
+
+def test_a_tenant_never_reaches_another_tenants_data(
+    served: tuple[Any, dict[str, str]],
+) -> None:
+    """Tenant B's admin key, with valid input to every operation and tenant A's ids in its
+    paths and bodies: each id of A is a 404 in B, and no answer holds A's texts or ids
+    (beyond what B sent)."""
+    app, _ = served
+    store = KeyStore(keys_file(load_settings().paths.data_dir))
+    in_a = {"Authorization": f"Bearer {store.create(Role.ADMIN, 'tenant-a')[1]}"}
+    in_b = {"Authorization": f"Bearer {store.create(Role.ADMIN, 'tenant-b')[1]}"}
+    with TestClient(app, raise_server_exceptions=False) as client:
+        a_ids = _seed_tenant_a(client, in_a)
+        b_text = {"text": "zebra quartz note in b", "tags": ["shared"], "project": "p"}
+        assert client.post("/v1/memories", json=b_text, headers=in_b).status_code == 201
+        backup = client.post("/v1/memories/backup", headers=in_b).json()
+        assert backup["records"] == 1, backup  # B's one record, none of A's
+        b_dir = Path(load_settings().paths.data_dir) / "tenants" / "tenant-b"
+        files = [p for p in (b_dir / "backups" / backup["name"]).rglob("*") if p.is_file()]
+        assert files and not [p for p in files if SECRET.encode() in p.read_bytes()]
+        full_ids = [i for i in a_ids if len(i) > 6]
+        for operation in _operations(app):
+            if ACCESS[operation.label] != "public":
+                _tenant_checked(operation, in_b, a_ids, full_ids)
+
+
+def _tenant_checked(
+    operation: Any, headers: dict[str, str], a_ids: list[str], full_ids: list[str]
+) -> None:
+    def send(drawn: tuple[Any, str, str | None]) -> None:
+        case, a_id, query = drawn
+        _pin_provider(case)
+        if "id" in case.path_parameters:
+            case.path_parameters["id"] = a_id
+        if isinstance(case.body, dict):
+            for field in ("depends_on", "memory"):  # a task's links to A's ids
+                if field in case.body:
+                    case.body[field] = [a_id]
+            if query is not None and "query" in case.body:
+                case.body["query"] = query
+        r = case.call(headers=headers)
+        sent = json.dumps([case.body, case.query, case.path_parameters], default=str)
+        where = f"{case.operation.label} sent={sent:.300} → {r.status_code}: {r.text[:300]}"
+        check(r, case.method, case.operation.path, where)
+        if "id" in case.path_parameters:
+            _problem(r, 404, where)
+        if isinstance(case.body, dict) and (case.body.get("depends_on") or case.body.get("memory")):
+            _problem(r, 404, where)
+        leaked = [s for s in [SECRET, *full_ids] if s in r.text and s not in sent]
+        assert not leaked, where
+
+    _each(
+        st.tuples(
+            operation.as_strategy(generation_mode=GenerationMode.POSITIVE),
+            st.sampled_from(a_ids),
+            st.sampled_from(["zebra quartz", f"note {SECRET}", None]),
+        ),
+        send,
+    )

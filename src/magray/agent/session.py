@@ -84,7 +84,10 @@ MAX_REQUEST_CHARS = 200_000
 
 
 def check_length(text: str, what: str) -> None:
-    """A UsageError when ``text`` (a question, a request, a task) is too long to ask."""
+    """A UsageError when ``text`` (a question, a request, a task) is too long to ask, or
+    holds NUL (never text: the exchange it makes could not be remembered)."""
+    if "\x00" in text:
+        raise UsageError(f"{what} contains NUL bytes; ask in text, not binary data.")
     if len(text) > MAX_REQUEST_CHARS:
         raise UsageError(
             f"{what} has {len(text):,} characters, more than {MAX_REQUEST_CHARS:,}; shorten"

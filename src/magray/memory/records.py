@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -16,10 +17,39 @@ MAX_TEXT_CHARS = 1_000_000  # the longest text one memory holds (embedders read 
 MAX_TAG_CHARS = 200  # the longest tag (and kind): a label, not a text
 MIN_ID_PREFIX = 4  # the fewest characters of an id that name a record
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+# The control characters: C0 (tab and newline too), DEL and C1. A label (a record's kind,
+# tags, project and session) never holds one: it is one line that prints as itself, and a
+# NUL, an escape sequence or a newline in it is a client's bug or an attack on a terminal.
+# A record's text may hold tabs and newlines (and other C0 characters), never NUL.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: the labels' rule as a JSON Schema pattern (the API document shows it)
+LABEL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 
 def _exact_time(ts: float | None) -> str | None:
     return None if ts is None else exact_iso(ts)
+
+
+def control_char(value: str) -> str | None:
+    """The first control character in ``value`` (C0, DEL or C1), or None."""
+    found = _CONTROL.search(value)
+    return None if found is None else found.group()
+
+
+def check_label(value: str, what: str) -> str:
+    """``value`` if it is a label without control characters; else a UsageError naming
+    ``what`` ("the kind", "a tag"...), the value and the character. The one check of the
+    rule: the memory's writes and filters, the CLI and the server all come through it."""
+    char = control_char(value)
+    if char is None:
+        return value
+    from magray.errors import UsageError
+
+    shown = value if len(value) <= 40 else value[:40] + "…"
+    raise UsageError(
+        f"{what} {shown!r} holds a control character (U+{ord(char):04X}); labels are"
+        " printable text on one line: remove it."
+    )
 
 
 def new_id() -> str:
@@ -179,6 +209,14 @@ class Filters:
 
         if self.kind is not None and not self.kind.strip():
             raise UsageError("the kind to filter by is empty; give the kind, or leave it out.")
+        for label, what in (
+            (self.kind, "the kind to filter by"),
+            (self.project, "the project to filter by"),
+            (self.session, "the session to filter by"),
+            *((tag, "the tag to filter by") for tag in self.tags),
+        ):
+            if label is not None:
+                check_label(label, what)
         if any(not tag.strip() for tag in self.tags):
             raise UsageError("a tag to filter by is empty; give the tag, or leave it out.")
         for tag in self.tags:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import dataclasses
 import logging
 import time
 import weakref
@@ -28,7 +27,7 @@ from magray.errors import DimensionMismatchError, ModelError, UsageError
 from magray.memory.access import AccessBuffer
 from magray.memory.backends import Backend, open_backend
 from magray.memory.backends.base import StoredRow, Warn
-from magray.memory.ingest.remember import EMBED_BATCH, RememberResult, remember_many, validate
+from magray.memory.ingest.remember import EMBED_BATCH, RememberResult, check_text, remember_many
 from magray.memory.rank.context import ContextParams
 from magray.memory.records import MAX_INT, Filters, Hit, Layer, NewRecord, Query, Record
 from magray.memory.search.fusion import FusionParams
@@ -47,19 +46,6 @@ def _flush_at_exit() -> None:
     for memory in list(_OPEN):
         with contextlib.suppress(Exception):  # stats never fail a process
             memory.flush_access()
-
-
-def _as_new(record: Record) -> NewRecord:
-    return NewRecord(
-        text=record.text,
-        layer=record.layer,
-        kind=record.kind,
-        tags=record.tags,
-        project=record.project,
-        session=record.session,
-        importance=record.importance,
-        pinned=record.pinned,
-    )
 
 
 class Memory:
@@ -211,7 +197,7 @@ class Memory:
     def edit(self, id_or_prefix: str, text: str) -> Record:
         """Replace a record's text (re-embedded), keeping its id, layer, tags and history."""
         stored = self.backend.resolve(id_or_prefix)
-        validate(dataclasses.replace(_as_new(stored.record), text=text))
+        check_text(text)  # the text only: a label stored by an older version stays as it is
         self.check_model()
         vector = self.embedder.embed_documents([text])[0]
         self.backend.replace_text(

@@ -9,6 +9,7 @@ up in the log, never a traceback.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from typing import Any
 
@@ -134,22 +135,47 @@ def validation_detail(errors: list[Any], content_type: str | None = None) -> str
             return f"the body was sent {sent}, not as JSON; {_SEND_JSON}"
         return f"the body is JSON {_json_kind(first.get('input'))}, not an object; {_SEND_JSON}"
     where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "the body"
+    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+    expected = _JSON_TYPES.get(str(first.get("type")))
+    if expected is not None and "input" in first:
+        got = first["input"]
+        return (
+            f"{where} must be {expected}, not {_json_kind(got, exact=True)}"
+            f" ({_shown(got)}){more}; fix the request and send it again."
+        )
     msg = str(first.get("msg", "is invalid"))
     if "Expected UploadFile" in msg:  # FastAPI's words for a form field where a file goes
         msg = "is a plain form field, not a file: send each file as a part with a filename"
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
     return f"{where}: {msg}{more}; fix the request and send it again."
 
 
 _SEND_JSON = "send a JSON object ({...}) with Content-Type: application/json."
 
 
-def _json_kind(value: Any) -> str:
-    """What a parsed JSON value is, in JSON's words (``an array``, ``null``...)."""
+# The strict type errors of a JSON body (``schemas.Body``): the JSON type each one wants.
+_JSON_TYPES = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+    "list_type": "an array",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "dict_type": "an object",
+}
+
+
+def _json_kind(value: Any, *, exact: bool = False) -> str:
+    """What a parsed JSON value is, in JSON's words (``an array``, ``null``...); ``exact``
+    tells a boolean, an integer and a number with a fraction apart."""
     if value is None:
         return "null"
     if isinstance(value, bool):
-        return "true or false"
+        return "a boolean" if exact else "true or false"
+    if exact and isinstance(value, float):
+        return "a number with a fraction" if math.isfinite(value) else "a number that is not finite"
+    if exact and isinstance(value, int):
+        return "an integer"
     if isinstance(value, int | float):
         return "a number"
     if isinstance(value, str):
@@ -157,6 +183,17 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
     return "of another kind"
+
+
+def _shown(value: Any) -> str:
+    """``value`` as JSON, cut to 40 characters."""
+    import json
+
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (TypeError, ValueError):  # not JSON data
+        text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 def unparsable_body(cause: BaseException | None) -> str:

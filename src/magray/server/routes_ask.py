@@ -59,6 +59,9 @@ class Cancelled(Exception):
 
 def _check(tenant: Tenant, q: AskIn) -> None:
     """Runs on the tenant's LLM thread: what can be refused before any answer starts."""
+    from magray.agent.session import check_length
+
+    check_length(q.question, "the question")
     rt = tenant.runtime
     if q.conversation and not rt.conversations.exists(q.conversation):
         raise NotFoundError(f"no conversation {q.conversation!r}.")

@@ -82,7 +82,16 @@ def add(item: MemoryIn, svc: Svc, who: Writer) -> dict[str, Any]:
     "/memories/batch", status_code=201, response_model=BatchOut, summary="Remember many texts."
 )
 def add_batch(batch: BatchIn, svc: Svc, who: Writer) -> dict[str, Any]:
-    results = svc.tenant(who).memory.remember_many([_new_record(i) for i in batch.items])
+    from magray.memory.ingest.remember import validate
+
+    items = []
+    for n, item in enumerate(batch.items):
+        try:
+            items.append(_new_record(item))
+            validate(items[-1])  # as remember_many does, to say which item it is
+        except UsageError as exc:
+            raise UsageError(f"items.{n}: {exc.message}") from None
+    results = svc.tenant(who).memory.remember_many(items)
     return {"results": [r.to_dict() for r in results]}
 
 

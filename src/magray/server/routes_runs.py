@@ -18,7 +18,7 @@ from pydantic import Field
 
 from magray.server.deps import Admin, Svc
 from magray.server.runs import Run, Runs
-from magray.server.schemas import Body, Words
+from magray.server.schemas import Body, Int, Words
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 POLL = 0.05  # seconds between looks at a run's events while streaming
@@ -27,8 +27,8 @@ POLL = 0.05  # seconds between looks at a run's events while streaming
 class RunIn(Body):
     goal: Words = Field(min_length=1, max_length=20_000)
     provider: str | None = Field(None, max_length=200)
-    max_steps: int = Field(12, ge=1, le=100)
-    max_replans: int = Field(1, ge=0, le=10)
+    max_steps: Int = Field(12, ge=1, le=100)
+    max_replans: Int = Field(1, ge=0, le=10)
     read_only: bool = False
     dry_run: bool = False
 
@@ -47,8 +47,10 @@ def runs_of(request: Request) -> Runs:
 
 @router.post("/runs", status_code=202, summary="Start an agent run (admin).")
 def start(body: RunIn, request: Request, svc: Svc, who: Admin) -> dict[str, Any]:
+    from magray.agent.session import check_length
     from magray.llm.config import load_llm_config
 
+    check_length(body.goal, "the goal")  # refused now (422), not as the run's first event
     tenant = svc.tenant(who)
     if body.provider is not None:  # refused now (422), not as the run's first event
         config = load_llm_config(tenant.runtime.settings)

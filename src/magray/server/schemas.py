@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
+
+from magray.memory.records import LABEL_PATTERN
 
 LayerName = Literal["interact", "insights", "assets"]
 ModeName = Literal["hybrid", "vector", "keyword"]
@@ -23,16 +25,48 @@ def _filled(message: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+#: The labels' rule (no control characters) in the API document; the memory checks it
+#: (``records.check_label``) and answers a 422 that names the label and the character.
+_LABEL = {"pattern": LABEL_PATTERN}
+#: a record's kind or tag
+Label = Annotated[str, Field(max_length=200, json_schema_extra=_LABEL)]
 #: a project or session name (None: none given): an empty one would filter on nothing
 Name = (
-    Annotated[str, Field(max_length=500), _filled("is empty; give a name, or leave it out")] | None
+    Annotated[
+        str,
+        Field(max_length=500, json_schema_extra=_LABEL),
+        _filled("is empty; give a name, or leave it out"),
+    ]
+    | None
 )
 #: a question or a goal: one of spaces alone would start an answer or a run about nothing
 Words = Annotated[str, _filled("is blank; give some words")]
 
 
+def _whole(value: Any) -> Any:
+    """A float without a fraction (``1.0``) as the integer it is; anything else as given."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+#: An integer field of a body. JSON Schema (and so the API document, and clients generated
+#: from it) counts ``1.0`` as the integer 1, so it is one here too; ``1.5``, ``true`` and
+#: ``"1"`` are not.
+Int = Annotated[int, BeforeValidator(_whole)]
+
+
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: no unknown fields, and each field's JSON type as declared (strict).
+
+    A JSON value of another type is a client's bug, not a value to convert: ``true``,
+    ``"10"`` or ``1.5`` for an integer, ``1`` or ``"true"`` for a boolean, a number for a
+    string, a string for an array are all 422s naming the field and the type it wants. As
+    JSON Schema says, an integer is a number (``"importance": 1``) and a number without a
+    fraction is an integer (``"k": 10.0``, see ``Int``).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class MemoryIn(Body):
@@ -40,8 +74,8 @@ class MemoryIn(Body):
 
     text: str = Text
     layer: LayerName = "interact"
-    tags: list[str] = Field(default_factory=list, max_length=64)
-    kind: str = Field("note", min_length=1, max_length=200)
+    tags: list[Label] = Field(default_factory=list, max_length=64)
+    kind: Label = Field("note", min_length=1)
     project: Name = None
     session: Name = None
     importance: float = Field(0.5, ge=0.0, le=1.0)
@@ -67,10 +101,10 @@ class SearchIn(Body):
     """What ``magray memory search`` takes."""
 
     query: str = Text
-    k: int = Field(10, ge=1, le=10_000)
+    k: Int = Field(10, ge=1, le=10_000)
     layers: list[LayerName] = Field(default_factory=list, max_length=3)
-    tags: list[str] = Field(default_factory=list, max_length=64)
-    kind: str | None = Field(None, max_length=200)
+    tags: list[Label] = Field(default_factory=list, max_length=64)
+    kind: Label | None = None
     project: Name = None
     session: Name = None
     created_after: str | None = Field(None, description="ISO date or time (UTC by default).")
@@ -106,7 +140,7 @@ class AskIn(Body):
 
 class TaskIn(Body):
     title: str = Field(min_length=1, max_length=2000)
-    priority: int = Field(3, ge=1, le=5)
+    priority: Int = Field(3, ge=1, le=5)
     depends_on: list[str] = Field(default_factory=list, max_length=100)
     notes: str = Field("", max_length=20_000)
     memory: list[str] = Field(default_factory=list, max_length=100)

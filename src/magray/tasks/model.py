@@ -109,7 +109,8 @@ def one_line(text: str) -> str:
 
 def check_text(title: str | None, notes: str | None) -> None:
     """A UsageError when a title or notes are longer than the API (and a listing) allows, or
-    a title is not one line of text (a newline would break `tasks list` and `graph`)."""
+    a title is not one line of text (a newline would break `tasks list` and `graph`), or
+    notes hold NUL (never text)."""
     if title is not None and not title.strip().isprintable():
         raise UsageError(
             "a task title is one line of text without control characters (it holds a newline,"
@@ -120,6 +121,8 @@ def check_text(title: str | None, notes: str | None) -> None:
             f"a task title is at most {MAX_TITLE:,} characters (got {len(title.strip()):,});"
             " put the rest in the notes (--note)."
         )
+    if notes is not None and "\x00" in notes:
+        raise UsageError("task notes contain NUL bytes; write them as text, not binary data.")
     if notes is not None and len(notes) > MAX_NOTES:
         raise UsageError(
             f"task notes are at most {MAX_NOTES:,} characters (got {len(notes):,}); keep the"

@@ -36,7 +36,7 @@ from magray.memory.backends.base import Backend, SourceChunk, SourceWrite
 from magray.memory.ingest.chunking import Chunk, chunk
 from magray.memory.ingest.remember import validate
 from magray.memory.ingest.sources import Skipped, SkipReason, SourceFile, walk
-from magray.memory.records import Layer, NewRecord
+from magray.memory.records import Layer, NewRecord, check_label
 from magray.memory.service import Memory
 
 EMBED_BATCH = 256
@@ -292,6 +292,8 @@ def ingest(
     ``root`` only shapes the paths reported as skipped (relative to it when under it) and
     resolves the relative source paths of older stores; default: the current folder.
     """
+    if project is not None:
+        check_label(project, "the project")
     memory.check_model()
     job = Ingestor(memory, layer=layer, project=project, root=root)
     seen: set[str] = set()

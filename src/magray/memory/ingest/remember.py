@@ -22,6 +22,7 @@ from magray.memory.records import (
     MIN_TIME,
     Layer,
     NewRecord,
+    check_label,
 )
 
 if TYPE_CHECKING:
@@ -44,15 +45,7 @@ class RememberResult:
 
 def validate(item: NewRecord) -> None:
     """Reject input a user should fix, with one sentence saying how."""
-    if not item.text.strip():
-        raise UsageError("the text to remember is empty; give some text or pipe it with '-'.")
-    if len(item.text) > MAX_TEXT_CHARS:
-        raise UsageError(
-            f"the text has {len(item.text):,} characters, more than one memory holds"
-            f" ({MAX_TEXT_CHARS:,}); split it, or save it as a file and `magray ingest` it."
-        )
-    if "\x00" in item.text:
-        raise UsageError("the text contains NUL bytes; remember text, not binary data.")
+    check_text(item.text)
     if not 0.0 <= item.importance <= 1.0:
         raise UsageError(f"importance must be between 0 and 1 (got {item.importance}).")
     if item.occurred_at is not None and not MIN_TIME <= item.occurred_at <= MAX_TIME:
@@ -67,6 +60,7 @@ def validate(item: NewRecord) -> None:
             f"the kind is {len(item.kind):,} characters, over {MAX_TAG_CHARS}; give a short"
             " word such as note or fact."
         )
+    check_label(item.kind, "the kind")
     for tag in item.tags:
         if not tag.strip() or "," in tag:
             raise UsageError(f"invalid tag {tag!r}: tags are non-empty and contain no commas.")
@@ -75,6 +69,25 @@ def validate(item: NewRecord) -> None:
                 f"a tag is {len(tag):,} characters, over {MAX_TAG_CHARS}; tags are short"
                 " labels: put longer text in the memory itself."
             )
+        check_label(tag, "the tag")
+    if item.project is not None:
+        check_label(item.project, "the project")
+    if item.session is not None:
+        check_label(item.session, "the session")
+
+
+def check_text(text: str) -> None:
+    """Reject a text no memory holds: empty, too long, or with NUL (tabs, newlines and
+    other control characters are text's own)."""
+    if not text.strip():
+        raise UsageError("the text to remember is empty; give some text or pipe it with '-'.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise UsageError(
+            f"the text has {len(text):,} characters, more than one memory holds"
+            f" ({MAX_TEXT_CHARS:,}); split it, or save it as a file and `magray ingest` it."
+        )
+    if "\x00" in text:
+        raise UsageError("the text contains NUL bytes; remember text, not binary data.")
 
 
 def remember_many(

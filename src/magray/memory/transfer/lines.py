@@ -30,6 +30,7 @@ from magray.memory.records import (
     Layer,
     Record,
     Source,
+    control_char,
     new_id,
 )
 from magray.timefmt import parse_iso
@@ -149,6 +150,15 @@ def normalise(obj: Any, model_id: str, dim: int, now: float) -> dict[str, Any]:
             f"tags must be a list of non-empty strings without commas, each at most"
             f" {MAX_TAG_CHARS} characters"
         )
+    project, session = _opt_str(obj, "project"), _opt_str(obj, "session")
+    for name, label in [("kind", kind), ("project", project), ("session", session)] + [
+        ("a tag", tag) for tag in tags
+    ]:
+        char = None if label is None else control_char(label)
+        if char is not None:
+            raise InvalidLine(
+                f"{name} {_short(label)} holds a control character (U+{ord(char):04X})"
+            )
     importance = _num(obj, "importance", default=0.5, nullable=False)
     assert importance is not None
     if not 0.0 <= importance <= 1.0:
@@ -168,8 +178,8 @@ def normalise(obj: Any, model_id: str, dim: int, now: float) -> dict[str, Any]:
         "layer": str(layer),
         "kind": kind,
         "tags": list(dict.fromkeys(tags)),
-        "project": _opt_str(obj, "project") or "",
-        "session": _opt_str(obj, "session"),
+        "project": project or "",
+        "session": session,
         "source": source,
         "created_at": created,
         "occurred_at": _time(obj, "occurred_at", default=None, nullable=True),

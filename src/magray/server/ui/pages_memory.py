@@ -56,12 +56,11 @@ async def memory(request: Request, ui: Ui, user: User) -> Response:
 
 def _search_body(params: Any) -> dict[str, Any]:
     raw_k = params.get("k", "").strip() or "10"
-    body: dict[str, Any] = {
-        "query": params.get("query", "").strip(),
-        # a k that is not a whole number goes as typed: the API says what is wrong with it
-        "k": int(raw_k) if raw_k.isdigit() else raw_k,
-        "explain": True,
-    }
+    try:
+        k: int | str = int(raw_k)  # a form's text: "-1" is the integer -1, out of range
+    except ValueError:  # not a whole number ("abc", "1e3", "²"): the API says so
+        k = raw_k
+    body: dict[str, Any] = {"query": params.get("query", "").strip(), "k": k, "explain": True}
     if params.get("mode") in MODES:
         body["mode"] = params["mode"]
     layers = [x for x in params.getlist("layer") if x in LAYERS]
