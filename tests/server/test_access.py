@@ -129,6 +129,14 @@ def test_rate_limit_is_429_with_retry_after(make_client: AppFactory, key: Any) -
     assert client.get("/v1/memories", headers=key("reader")).status_code == 200  # per key
 
 
+def test_an_empty_bearer_key_is_named_as_empty(client: TestClient) -> None:
+    r = client.get("/v1/memories", headers={"Authorization": "Bearer "})
+    data = assert_problem(r, 401)
+    assert data["detail"] == (
+        "the Authorization header has no key after 'Bearer'; send the API key there."
+    )
+
+
 def test_rate_limit_detail_names_who_sent_too_much(make_client: AppFactory, key: Any) -> None:
     """A key-less loopback client (server.auth off) is told "this client", not "this key"."""
     client = make_client(server__rate=1, server__burst=1, server__auth="off")

@@ -179,13 +179,20 @@ class Authenticator:
         if key is None:
             self._throttle_denials(client)
             request.state.presented = "invalid-key"
-            detail = (
-                "the API key is unknown or revoked; check it, or create a new one with"
-                " `magray auth create-key`."
-                if bearer
-                else f"the Authorization header uses the {scheme[:20]!r} scheme; send the API"
-                " key as 'Authorization: Bearer <key>'."
-            )
+            if not bearer:
+                detail = (
+                    f"the Authorization header uses the {scheme[:20]!r} scheme; send the API"
+                    " key as 'Authorization: Bearer <key>'."
+                )
+            elif not secret.strip():
+                detail = (
+                    "the Authorization header has no key after 'Bearer'; send the API key there."
+                )
+            else:
+                detail = (
+                    "the API key is unknown or revoked; check it, or create a new one with"
+                    " `magray auth create-key`."
+                )
             raise Problem(
                 401,
                 "unauthorized",
