@@ -18,7 +18,9 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 COPY scripts/docker-build-steps.sh ./scripts/docker-build-steps.sh
 
-RUN scripts/docker-build-steps.sh install server
+# The optional dependencies to install; compose.yaml adds postgres (the PostgreSQL backend).
+ARG EXTRAS=server
+RUN scripts/docker-build-steps.sh install "$EXTRAS"
 # The default models are built into the image: the container starts without the network.
 RUN scripts/docker-build-steps.sh models && chown -R magray:magray /opt/magray
 USER magray

@@ -129,6 +129,27 @@ def test_rate_limit_is_429_with_retry_after(make_client: AppFactory, key: Any) -
     assert client.get("/v1/memories", headers=key("reader")).status_code == 200  # per key
 
 
+def test_an_empty_bearer_key_is_named_as_empty(client: TestClient) -> None:
+    r = client.get("/v1/memories", headers={"Authorization": "Bearer "})
+    data = assert_problem(r, 401)
+    assert data["detail"] == (
+        "the Authorization header has no key after 'Bearer'; send the API key there."
+    )
+
+
+def test_rate_limit_detail_names_who_sent_too_much(make_client: AppFactory, key: Any) -> None:
+    """A key-less loopback client (server.auth off) is told "this client", not "this key"."""
+    client = make_client(server__rate=1, server__burst=1, server__auth="off")
+    h = key("reader")
+    client.get("/v1/memories", headers=h)
+    keyed = assert_problem(client.get("/v1/memories", headers=h), 429)["detail"]
+    assert keyed.startswith("this key sent more than 1 request per second (server.rate);")
+    with TestClient(client.app, client=("127.0.0.1", 50000)) as loopback:
+        loopback.get("/v1/memories")
+        keyless = assert_problem(loopback.get("/v1/memories"), 429)["detail"]
+    assert keyless.startswith("this client sent more than 1 request per second")
+
+
 def test_full_queue_is_503_with_retry_after(make_client: AppFactory, key: Any) -> None:
     """One slot, no queue: while one request holds the slot, the next is turned away."""
     from tests.server.blocking import BlockingEmbedder

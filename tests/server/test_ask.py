@@ -239,4 +239,11 @@ def test_an_empty_provider_is_a_422_not_the_default(
         "/v1/ask", json={"question": "x", "no_memory": True, "provider": ""}, headers=key("writer")
     )
     assert r.status_code == 422, r.text
-    assert "provider name is empty" in r.json()["detail"]
+    assert r.json()["detail"] == (
+        "the provider name is empty; give one of GET /v1/providers, or leave it out."
+    )
+    unknown = client.post(
+        "/v1/ask", json={"question": "x", "provider": "nope"}, headers=key("writer")
+    ).json()["detail"]
+    assert unknown.startswith("no LLM provider named 'nope'; configured: ")
+    assert unknown.endswith("; GET /v1/providers lists the providers.")

@@ -58,3 +58,31 @@ def test_dockerfiles_call_only_the_proven_steps(name: str) -> None:
 def test_compose_has_the_server_and_postgres() -> None:
     text = (REPO / "compose.yaml").read_text(encoding="utf-8")
     assert "postgres:" in text and "magray:" in text and "pg_isready" in text
+
+
+def test_compose_puts_the_memory_on_postgres_with_pgvector() -> None:
+    """The compose file once set MAGRAY_PG_DSN, which nothing reads, on a postgres image
+    without pgvector and an image without the driver: the server kept its memory in SQLite."""
+    yaml = pytest.importorskip("yaml")  # PyYAML, which schemathesis (dev) brings
+
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text(encoding="utf-8"))
+    magray = compose["services"]["magray"]
+    env = magray["environment"]
+    assert env["MAGRAY_MEMORY_BACKEND"] == "postgres"
+    assert env["MAGRAY_MEMORY_DSN"].startswith("postgresql://")
+    assert "@postgres:" in env["MAGRAY_MEMORY_DSN"]  # the service's host name
+    assert "postgres" in magray["build"]["args"]["EXTRAS"].split(",")
+    assert "ARG EXTRAS=server" in (REPO / "Dockerfile").read_text(encoding="utf-8")
+    assert compose["services"]["postgres"]["image"].startswith("pgvector/pgvector:pg")
+
+
+def test_every_magray_variable_the_images_set_is_read() -> None:
+    from magray.config.options import BY_KEY, env_var
+
+    read = {env_var(key) for key in BY_KEY}
+    for path in (REPO / "src" / "magray").rglob("*.py"):
+        read.update(re.findall(r"[\"'](MAGRAY_[A-Z0-9_]+)[\"']", path.read_text(encoding="utf-8")))
+    for name in ("compose.yaml", "Dockerfile", "Dockerfile.gpu"):
+        text = (REPO / name).read_text(encoding="utf-8")
+        unread = set(re.findall(r"\b(MAGRAY_[A-Z0-9_]+)\b", text)) - read
+        assert not unread, (name, sorted(unread))

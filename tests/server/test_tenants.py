@@ -48,3 +48,20 @@ def test_tenants_are_isolated(client: TestClient, key: Any, magray_home: Path) -
     entries = client.get("/v1/audit", headers=b).json()
     assert entries and {e["tenant"] for e in entries} == {"beta"}
     assert json.loads(entries[0]["detail"])["status"] == 201
+
+
+def test_readyz_checks_the_tenant_of_the_key_sent(client: TestClient, key: Any) -> None:
+    """A probe without a key checks the default tenant; with a key (the dashboard's Health
+    page sends one), that key's own store, not the default tenant's."""
+    reader = key("reader", "alpha")
+    client.post("/v1/memories", json={"text": "one"}, headers=key("writer", "alpha"))
+    client.post("/v1/memories", json={"text": "two"}, headers=key("writer", "alpha"))
+
+    def indexes(answer: Any) -> str:
+        assert answer.status_code in (200, 503), answer.text
+        return str({c["name"]: c for c in answer.json()["checks"]}["indexes"]["detail"])
+
+    assert indexes(client.get("/readyz")).startswith("0 record(s)")
+    assert indexes(client.get("/readyz", headers=reader)).startswith("2 record(s)")
+    bad = client.get("/readyz", headers={"Authorization": "Bearer mgr_nosuchkey"})
+    assert bad.status_code == 401 and bad.json()["title"] == "Invalid API key"

@@ -69,7 +69,7 @@ def list_keys(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
 
 @app.command("revoke-key")
 def revoke_key(id: str = typer.Argument(..., help="The key's id (from list-keys).")) -> None:
-    """Revoke a key; a running server refuses it within a few seconds.
+    """Revoke a key; a running server refuses it from its next request on.
 
     Example: magray auth revoke-key 3fa9c2d41b07
     """

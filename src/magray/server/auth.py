@@ -28,6 +28,7 @@ from magray.server.ratelimit import TokenBuckets
 
 DEFAULT_TENANT = "default"
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
+ANONYMOUS = "anonymous"  # the key id of a key-less loopback client when server.auth is off
 CACHE_LIMIT = 10_000  # cached digests (unknown ones too) before the cache starts over
 
 
@@ -163,7 +164,7 @@ class Authenticator:
         client = request.client.host if request.client else ""
         if not header:
             if not self.auth_on and client in LOOPBACK:
-                return Principal("anonymous", Role.ADMIN, DEFAULT_TENANT)
+                return Principal(ANONYMOUS, Role.ADMIN, DEFAULT_TENANT)
             self._throttle_denials(client)
             raise Problem(
                 401,
@@ -178,13 +179,20 @@ class Authenticator:
         if key is None:
             self._throttle_denials(client)
             request.state.presented = "invalid-key"
-            detail = (
-                "the API key is unknown or revoked; check it, or create a new one with"
-                " `magray auth create-key`."
-                if bearer
-                else f"the Authorization header uses the {scheme[:20]!r} scheme; send the API"
-                " key as 'Authorization: Bearer <key>'."
-            )
+            if not bearer:
+                detail = (
+                    f"the Authorization header uses the {scheme[:20]!r} scheme; send the API"
+                    " key as 'Authorization: Bearer <key>'."
+                )
+            elif not secret.strip():
+                detail = (
+                    "the Authorization header has no key after 'Bearer'; send the API key there."
+                )
+            else:
+                detail = (
+                    "the API key is unknown or revoked; check it, or create a new one with"
+                    " `magray auth create-key`."
+                )
             raise Problem(
                 401,
                 "unauthorized",
@@ -217,8 +225,9 @@ class Authenticator:
                     429,
                     "rate-limited",
                     "Too many requests",
-                    f"this key sent more than {self.buckets.rate:g} requests per second;"
-                    " retry after the seconds in Retry-After.",
+                    f"{'this client' if who.key_id == ANONYMOUS else 'this key'} sent more"
+                    f" than {self.buckets.rate:g} request{'' if self.buckets.rate == 1 else 's'}"
+                    " per second (server.rate); retry after the seconds in Retry-After.",
                     {"Retry-After": TokenBuckets.retry_after(wait)},
                 )
             return who

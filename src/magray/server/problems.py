@@ -99,19 +99,45 @@ _API_HINTS = {
     "magray memory list": "GET /v1/memories lists the memories",
     "magray tasks list": "GET /v1/tasks lists the tasks",
     "magray auth list-keys": "GET /v1/keys lists the keys",
+    "magray llm list": "GET /v1/providers lists the providers",
+    "magray models list": "GET /v1/models lists the models",
 }
+#: the same listings named inside a sentence (``give one of `magray llm list` ``)
+_API_LISTINGS = {f"`{cmd}`": hint.split(" lists ", 1)[0] for cmd, hint in _API_HINTS.items()}
 _CLI_HINT = re.compile(r"(?:; see |\s*\(see )`(magray [^`]+)`\)?\.$")
+
+
+#: a CLI option a message of the core names, and what an API client sends instead
+_API_OPTIONS = {
+    "--force": "?force=true",
+    "--note": '"notes"',
+    "--memory": '"memory"',
+    "--provider": '"provider"',
+}
+#: the options above, and a provider's name after ``--provider``
+_CLI_OPTION = re.compile(r"(--(?:force|note|memory)|--provider)\b(?:(?<=provider) ([\w.-]+)\b)?")
+
+
+def _option_for_api(found: re.Match[str]) -> str:
+    field = _API_OPTIONS[found.group(1)]
+    return f'{field}: "{found.group(2)}"' if found.group(2) else field
 
 
 def for_api(message: str) -> str:
     """``message`` with a closing pointer to a CLI command (``; see `magray memory list`.``)
-    replaced by the request that does the same, or dropped when there is none: an API
-    client cannot run the command."""
+    replaced by the request that does the same, or dropped when there is none, a listing
+    command named inside the sentence replaced by its request, and a CLI
+    option it names outside backticks (``use --force``) replaced by the query parameter or
+    field that does the same: an API client cannot run the command or pass the option."""
     found = _CLI_HINT.search(message)
-    if found is None:
-        return message
-    hint = _API_HINTS.get(found.group(1))
-    return message[: found.start()] + (f"; {hint}." if hint else ".")
+    if found is not None:
+        hint = _API_HINTS.get(found.group(1))
+        message = message[: found.start()] + (f"; {hint}." if hint else ".")
+    for command, request in _API_LISTINGS.items():
+        message = message.replace(command, request)
+    parts = message.split("`")
+    parts[::2] = [_CLI_OPTION.sub(_option_for_api, part) for part in parts[::2]]
+    return "`".join(parts)
 
 
 def validation_detail(errors: list[Any], content_type: str | None = None) -> str:

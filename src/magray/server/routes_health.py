@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+import anyio
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from magray import __version__
@@ -24,14 +25,24 @@ def healthz() -> dict[str, Any]:
     summary="Readiness: store open, indexes consistent, model loaded, provider usable.",
     responses={503: {"description": "A check failed; the body names it."}},
 )
-def readyz(svc: Svc) -> JSONResponse:
+async def readyz(request: Request, svc: Svc) -> JSONResponse:
+    """The checks of the ``default`` tenant, or of the tenant of the API key sent with the
+    request (any role; an unknown or revoked key is a 401): a probe needs no key, and the
+    dashboard's Health page shows the signed-in key's own store."""
     from magray.observability.health import readiness, report
 
-    tenant = svc.tenants.get(DEFAULT_TENANT)
-    checks = readiness(
-        tenant.runtime, lock=tenant.lock, on_llm_thread=lambda fn: tenant.llm(fn).result()
-    )
-    data = report(checks)
+    name = DEFAULT_TENANT
+    if request.headers.get("authorization"):
+        name = (await svc.auth.principal(request)).tenant
+
+    def check() -> dict[str, Any]:
+        tenant = svc.tenants.get(name)
+        checks = readiness(
+            tenant.runtime, lock=tenant.lock, on_llm_thread=lambda fn: tenant.llm(fn).result()
+        )
+        return report(checks)
+
+    data = await anyio.to_thread.run_sync(check)
     return JSONResponse(data, status_code=200 if data["ok"] else 503)
 
 
