@@ -37,13 +37,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import access_stats as access_stats_bench  # benchmarks/access_stats.py, beside this file
+
 import magray
-from magray.bench.memory import BATCH, TableEmbedder, bench_settings, synthesize
 from magray.memory.access import FOLD_AT
 from magray.memory.backends.sqlite import access_stats
 from magray.memory.backends.sqlite.store import Store
-from magray.memory.records import NewRecord
-from magray.memory.service import Memory
 
 DIM = 384
 FLUSH = 3000
@@ -59,25 +58,10 @@ def db_path(home: Path) -> Path:
 
 
 def build(home: Path, n: int, prefill: int) -> dict[str, Any]:
-    data = synthesize(n, DIM, 10)
-    table = dict(zip(data.texts, data.vectors, strict=True))
-    embedder = TableEmbedder(f"bench-synthetic-{DIM}", DIM, table)
-    items = [
-        NewRecord(text=t, layer=layer, kind="note")
-        for t, layer in zip(data.texts, data.layers, strict=True)
-    ]
-    with Memory(bench_settings(home), embedder=embedder) as memory:
-        for start in range(0, n, BATCH):
-            memory.remember_many(items[start : start + BATCH])
-        memory.sync_indexes()
-        nums = [r.num for r in memory.backend.iter_records()]
-        rng = random.Random(1)
-        first = time.time() - 3 * 86400
-        for f in range(prefill // FLUSH):
-            events = [(rng.choice(nums), first + f) for _ in range(FLUSH)]
-            memory.backend.record_accesses(events)
+    """The store of ``benchmarks/access_stats.py``: ``n`` records, ``prefill`` accesses."""
+    built = access_stats_bench.build(home, n, prefill)
     assert db_path(home).exists()
-    return {"built": str(home), "n": n, "prefill": prefill}
+    return built
 
 
 class Timed(sqlite3.Connection):

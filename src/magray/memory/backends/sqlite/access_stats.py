@@ -250,22 +250,15 @@ def _step(
         (num, old[num], _appended(old[num], ts), 0) if num in old else (num, None, None, 1)
         for num, ts in new.items()
     ]
-    conn.execute("BEGIN")  # writes only the temporary tables: no lock on the store
-    try:
+    with _transaction(conn, "BEGIN"):  # writes only the temporary tables: no lock on the store
         conn.execute("DELETE FROM temp.fold_rows")
         conn.execute("DELETE FROM temp.fold_history")
         conn.executemany("INSERT INTO temp.fold_rows (rid, num, at) VALUES (?, ?, ?)", rows)
         conn.executemany(
             "INSERT INTO temp.fold_history (num, old, new, gone) VALUES (?, ?, ?, ?)", history
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     pause()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(conn, "BEGIN IMMEDIATE"):
         if not conn.execute(_UNCHANGED).fetchone()[0]:
             conn.execute("ROLLBACK")
             return False
@@ -279,13 +272,23 @@ def _step(
             " ON CONFLICT (num) DO UPDATE SET times = excluded.times"
         )
         conn.execute("DELETE FROM main.access_log WHERE rowid IN (SELECT rid FROM temp.fold_rows)")
-        conn.execute("COMMIT")
+    pause()
+    return True
+
+
+@contextlib.contextmanager
+def _transaction(conn: sqlite3.Connection, begin: str) -> Iterator[None]:
+    """``begin`` … COMMIT around the block (unless it ended the transaction itself); any
+    error rolls it back and goes on."""
+    conn.execute(begin)
+    try:
+        yield
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    pause()
-    return True
+    if conn.in_transaction:
+        conn.execute("COMMIT")
 
 
 def fold_step(conn: sqlite3.Connection, upto: int) -> bool:
