@@ -160,6 +160,10 @@ class BudgetExceededError(ProviderError):
     exit_code = 1
 
 
+class ConflictError(MagrayError):
+    """The request does not fit the current state of what it names (a run not waiting)."""
+
+
 class CycleError(MagrayError):
     """A dependency would close a cycle; ``cycle`` lists the ids, first == last."""
 

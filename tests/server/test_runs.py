@@ -99,7 +99,8 @@ def test_refused_plan_does_nothing_and_runs_are_per_tenant(
     }
     assert data["events"][-1]["data"]["approved"] is False
     again = agent_client.post(f"/v1/runs/{rid}/approve", json={"approve": True}, headers=h)
-    assert again.status_code == 422 and "not waiting" in again.json()["detail"]
+    assert again.status_code == 409 and "not waiting" in again.json()["detail"]
+    assert again.json()["type"].endswith("/conflict")
 
 
 def test_shutdown_refuses_a_waiting_plan(

@@ -38,6 +38,7 @@ _MAP: tuple[tuple[type[e.MagrayError], int, str, str], ...] = (
     (e.ProviderUnavailableError, 503, "provider-unavailable", "LLM provider unavailable"),
     (e.ProviderError, 502, "provider-error", "LLM provider error"),
     (e.NetworkError, 502, "network-error", "Network error"),
+    (e.ConflictError, 409, "conflict", "Conflicts with the current state"),
     (e.CycleError, 409, "task-cycle", "Task dependency cycle"),
     (e.HasDependentsError, 409, "task-has-dependents", "Task has dependents"),
     (e.ToolError, 422, "tool-error", "Tool failed"),

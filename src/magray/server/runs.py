@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from magray.errors import MagrayError, NotFoundError, UsageError
+from magray.errors import ConflictError, MagrayError, NotFoundError
 
 if TYPE_CHECKING:
     from magray.agent.plan import Plan
@@ -45,7 +45,10 @@ class Run:
     def answer(self, approve: bool) -> None:
         with self.changed:
             if not self.waiting:
-                raise UsageError(f"run {self.id} is not waiting for an approval.")
+                raise ConflictError(
+                    f"run {self.id} is not waiting for an approval; GET /v1/runs/{self.id}"
+                    " shows where it is."
+                )
             self.decision = approve
             self.waiting = False
             self.changed.notify_all()
