@@ -159,23 +159,16 @@ def _claim(conn: sqlite3.Connection) -> int | None:
     held = conn.execute("SELECT value FROM meta WHERE key = ?", (LEASE_KEY,)).fetchone()
     if held is not None and _until(held[0]) > time.time():
         return None  # cheap: no write lock
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _transaction(conn, "BEGIN IMMEDIATE"):
         held = conn.execute("SELECT value FROM meta WHERE key = ?", (LEASE_KEY,)).fetchone()
         upto = last_logged(conn)  # later accesses are left for the next fold
         if upto is None or (held is not None and _until(held[0]) > time.time()):
-            conn.execute("COMMIT")
             return None
         conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, ?)"
             " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             (LEASE_KEY, f"{time.time() + LEASE_SECONDS!r} {upto}"),
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return upto
 
 
@@ -187,8 +180,7 @@ def _until(value: object) -> float:
 
 
 def _fold_claimed(conn: sqlite3.Connection, upto: int) -> int:
-    conn.execute("BEGIN")  # one snapshot for both reads
-    try:
+    with _transaction(conn, "BEGIN"):  # one snapshot for both reads
         rows: list[tuple[int, int, float]] = list(
             _paced(conn.execute("SELECT rowid, num, at FROM access_log WHERE rowid <= ?", (upto,)))
         )
@@ -202,8 +194,6 @@ def _fold_claimed(conn: sqlite3.Connection, upto: int) -> int:
                 )
             )
         )
-    finally:
-        conn.execute("COMMIT")
     rows.sort(key=lambda r: (r[1], r[2]))
     conn.execute(_TEMP_ROWS)
     conn.execute(_TEMP_HISTORY)
