@@ -36,24 +36,109 @@ MagrayError                      exit 1 unless noted
 └── PlanError                    exit 6  the model gave no usable plan: still invalid after
                                          the repairs, or an empty answer twice
 ```
+
+A message is written once, in parts: plain text and :class:`Words`, the words each
+surface says its own way (a listing to look at, an option that does what is asked).
+``str(exc)`` and ``exc.message`` are the CLI's sentence; ``exc.message_for("api")`` is the
+HTTP API's, naming the request, query parameter or field instead of a command or option::
+
+    raise NotFoundError(f"no memory with id {id!r}", see(Listing.MEMORIES))
+    # cli: no memory with id 'x'; see `magray memory list`.
+    # api: no memory with id 'x'; GET /v1/memories lists the memories.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal, TypeAlias
+
+#: where a message is shown: the command line or the HTTP API
+Surface: TypeAlias = Literal["cli", "api"]
+
+
+@dataclass(frozen=True, slots=True)
+class Words:
+    """Words of a message that each surface says its own way."""
+
+    cli: str
+    api: str
+
+    def on(self, surface: Surface) -> str:
+        """The words ``surface`` shows."""
+        return self.cli if surface == "cli" else self.api
+
+
+#: a message: plain text and surface words, read in order
+Part: TypeAlias = str | Words
+
+
+class Listing(Enum):
+    """What a message can point to for the names that exist: its command and its request."""
+
+    MEMORIES = ("memories", "magray memory list", "GET /v1/memories")
+    TASKS = ("tasks", "magray tasks list", "GET /v1/tasks")
+    KEYS = ("keys", "magray auth list-keys", "GET /v1/keys")
+    PROVIDERS = ("providers", "magray llm list", "GET /v1/providers")
+    MODELS = ("models", "magray models list", "GET /v1/models")
+
+    def __init__(self, noun: str, command: str, request: str) -> None:
+        self.noun = noun
+        self.command = command
+        self.request = request
+
+    @property
+    def named(self) -> Words:
+        """The listing inside a sentence (``give one of `magray llm list```)."""
+        return Words(f"`{self.command}`", self.request)
+
+
+def see(where: Listing | str, *, aside: bool = False) -> Words:
+    """A message's closing pointer (``; see `magray memory list`.``, or `` (see …).`` when
+    ``aside``): the API names the request that lists the same, and drops a pointer to a
+    command (``where`` as a string) it has no request for."""
+    command = where.command if isinstance(where, Listing) else where
+    cli = f" (see `{command}`)." if aside else f"; see `{command}`."
+    api = f"; {where.request} lists the {where.noun}." if isinstance(where, Listing) else "."
+    return Words(cli, api)
+
+
+#: the options a message tells to use, and what an API client sends instead
+FORCE = Words("--force", "?force=true")
+NOTE = Words("--note", '"notes"')
+MEMORY = Words("--memory", '"memory"')
+PROVIDER = Words("--provider", '"provider"')
+
+
+def provider_option(name: str) -> Words:
+    """The option that asks a named provider (``--provider NAME``)."""
+    return Words(f"{PROVIDER.cli} {name}", f'{PROVIDER.api}: "{name}"')
 
 
 class MagrayError(Exception):
-    """Root of every error MAGRAY raises on purpose."""
+    """Root of every error MAGRAY raises on purpose; ``parts`` is the message as written."""
 
     exit_code: int = 1
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, *parts: Part) -> None:
+        self.parts = parts
+        self.message = self.message_for("cli")
+        super().__init__(self.message)
 
     def __str__(self) -> str:
         return self.message
+
+    def message_for(self, surface: Surface) -> str:
+        """The message in the words of ``surface``."""
+        return "".join(p if isinstance(p, str) else p.on(surface) for p in self.parts)
+
+    def clause(self) -> tuple[Part, ...]:
+        """``parts`` without the closing full stop, to quote inside another message."""
+        *head, last = self.parts or ("",)
+        if isinstance(last, str):
+            return (*head, last.rstrip("."))
+        return (*head, Words(last.cli.rstrip("."), last.api.rstrip(".")))
 
 
 class UsageError(MagrayError):
@@ -120,8 +205,8 @@ class ProviderError(MagrayError):
     exit_code = 5
     retryable: bool = False
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, *parts: Part, retry_after: float | None = None) -> None:
+        super().__init__(*parts)
         #: the server's ``Retry-After`` hint in seconds (429 and 503 send one), if any
         self.retry_after = retry_after
 
@@ -180,7 +265,9 @@ class HasDependentsError(MagrayError):
         self.dependents = tuple(dependents)
         names = ", ".join(self.dependents)
         super().__init__(
-            f"task {task_id} is a dependency of {names}; use --force to remove it and those links."
+            f"task {task_id} is a dependency of {names}; use ",
+            FORCE,
+            " to remove it and those links.",
         )
 
 
@@ -192,8 +279,8 @@ class ToolError(MagrayError):
     agent's executor tries such a step once more.
     """
 
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
+    def __init__(self, *parts: Part, transient: bool = False) -> None:
+        super().__init__(*parts)
         self.transient = transient
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,3 +53,38 @@ def key(magray_home: Path) -> Callable[..., dict[str, str]]:
 @pytest.fixture
 def client(make_client: AppFactory) -> TestClient:
     return make_client()
+
+
+#: a CLI option outside backticks (``use --force``)
+_OPTION = re.compile(r"(?<![\w-])--[a-z][\w-]*")
+
+
+def cli_words(detail: str, status: int) -> bool:
+    """Whether a problem's detail names a CLI option, or a CLI command when it is the
+    client's to act on (4xx): an API client can do neither. (A 5xx may name the command
+    the server's operator runs.)"""
+    if any(_OPTION.search(part) for part in detail.split("`")[::2]):
+        return True
+    return status < 500 and "`magray " in detail
+
+
+@pytest.fixture(autouse=True)
+def api_details(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Collect every MAGRAY error the test's requests answered, in the API's words; afterwards,
+    check that none of them names CLI words (:func:`cli_words`)."""
+    from magray.errors import MagrayError, Surface
+    from magray.server.problems import kind_of
+
+    shown: list[tuple[MagrayError, str]] = []
+    render = MagrayError.message_for
+
+    def message_for(self: MagrayError, surface: Surface) -> str:
+        text = render(self, surface)
+        if surface == "api":
+            shown.append((self, text))
+        return text
+
+    monkeypatch.setattr(MagrayError, "message_for", message_for)
+    yield
+    for exc, text in shown:
+        assert not cli_words(text, kind_of(exc)[0]), text

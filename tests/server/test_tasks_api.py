@@ -37,14 +37,33 @@ def test_refusals_name_the_api_parameters_not_cli_options(client: TestClient, ke
     assert bad.json()["detail"].endswith('put the rest in the notes ("notes").')
 
 
-def test_cli_options_outside_backticks_become_api_fields() -> None:
-    from magray.server.problems import for_api
+def test_each_surface_names_its_own_remedy() -> None:
+    from magray.errors import FORCE, Listing, UsageError, provider_option, see
 
-    assert for_api("pick one; ask with --provider my-llm.2, which runs it.") == (
-        'pick one; ask with "provider": "my-llm.2", which runs it.'
+    error = UsageError("pick one; ask with ", provider_option("my-llm.2"), ", which runs it.")
+    assert error.message == "pick one; ask with --provider my-llm.2, which runs it."
+    assert error.message_for("api") == 'pick one; ask with "provider": "my-llm.2", which runs it.'
+    gone = UsageError("no such memory", see(Listing.MEMORIES))
+    assert str(gone) == "no such memory; see `magray memory list`."
+    assert gone.message_for("api") == "no such memory; GET /v1/memories lists the memories."
+    # a command the API has no request for is dropped there
+    tools = UsageError("no tool named 'x'", see("magray tools list", aside=True))
+    assert (tools.message, tools.message_for("api")) == (
+        "no tool named 'x' (see `magray tools list`).",
+        "no tool named 'x'.",
     )
-    assert for_api("link it with --memory.") == 'link it with "memory".'
-    # a command in backticks is left whole: it is advice for whoever runs the server
-    assert for_api("corrupt; run `magray llm install --force`.") == (
-        "corrupt; run `magray llm install --force`."
+    # a message quoted inside another keeps its surface words
+    wrapped = UsageError("items.0: ", *UsageError("use ", FORCE, ".").clause(), "!")
+    assert (wrapped.message, wrapped.message_for("api")) == (
+        "items.0: use --force!",
+        "items.0: use ?force=true!",
     )
+
+
+def test_the_scan_for_cli_words_in_problems() -> None:
+    from tests.server.conftest import cli_words
+
+    assert cli_words("use --force to remove it.", 409)
+    assert cli_words("no task 'x'; see `magray tasks list`.", 404)
+    assert not cli_words("use ?force=true to remove it.", 409)
+    assert not cli_words("damaged; run `magray memory reindex --reembed`.", 500)

@@ -158,7 +158,7 @@ def read_table(
             try:
                 values[opt.key] = coerce(opt, table[opt.key], where, full(opt.key))
             except ConfigError as exc:
-                raise error(exc.message) from None
+                raise error(*exc.parts) from None
         elif opt.required:
             raise error(
                 f"{where}: {full(opt.key)} is missing; add it ({opt.help[:1].lower()}"

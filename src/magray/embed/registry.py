@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from magray.errors import ConfigError, NotFoundError, UsageError
+from magray.errors import ConfigError, Listing, NotFoundError, UsageError, see
 from magray.plugins import Warn, load_each
 
 Pooling = Literal["mean", "cls", "last_token"]
@@ -286,7 +286,7 @@ def model_spec(name: str, models_dir: Path | None = None) -> ModelSpec:
     hint = did_you_mean(wanted, {n: s.name for s in specs for n in (s.name, *s.aliases)})
     known = ", ".join(s.name for s in specs)
     raise NotFoundError(
-        f"unknown model {name!r};{hint} known models: {known} (see `magray models list`)."
+        f"unknown model {name!r};{hint} known models: {known}", see(Listing.MODELS, aside=True)
     )
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from magray.config.options import Option
 from magray.config.values import coerce, read_table
-from magray.errors import ConfigError, UnknownProviderError, UsageError
+from magray.errors import ConfigError, Listing, UnknownProviderError, UsageError, see
 
 if TYPE_CHECKING:
     from magray.config import Settings
@@ -98,7 +98,8 @@ class LLMConfig:
                     f' "{name}" under [llm.providers.local] in config.toml (see docs/llm.md).'
                 ) from None
             raise UnknownProviderError(
-                f"no LLM provider named {name!r}; configured: {known} (see `magray llm list`)."
+                f"no LLM provider named {name!r}; configured: {known}",
+                see(Listing.PROVIDERS, aside=True),
             ) from None
 
     def named(self, name: str | None) -> str:
@@ -107,7 +108,9 @@ class LLMConfig:
             return self.default
         if not name.strip():
             raise UsageError(
-                "the provider name is empty; give one of `magray llm list`, or leave it out."
+                "the provider name is empty; give one of ",
+                Listing.PROVIDERS.named,
+                ", or leave it out.",
             )
         return name
 

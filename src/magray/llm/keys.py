@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from magray.errors import ConfigError, MissingKeyError, NotFoundError, UsageError
+from magray.errors import ConfigError, MissingKeyError, NotFoundError, UsageError, see
 from magray.llm.config import ProviderConfig
 
 _known: set[str] = set()  # every key value seen in this process, for redact()
@@ -122,7 +122,7 @@ class KeyStore:
         with locked(self.path):
             keys = self._read()
             if name not in keys:
-                raise NotFoundError(f"no key stored for {name!r}; see `magray keys list`.")
+                raise NotFoundError(f"no key stored for {name!r}", see("magray keys list"))
             del keys[name]
             self._write(keys)
 

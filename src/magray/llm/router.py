@@ -21,10 +21,14 @@ from typing import TYPE_CHECKING
 
 from magray.errors import (
     BudgetExceededError,
+    Listing,
     MagrayError,
+    Part,
     ProviderError,
     ProviderUnavailableError,
     UsageError,
+    provider_option,
+    see,
 )
 from magray.llm.base import Chunk, Completion, Provider, Request, ToolCall, Usage
 from magray.llm.config import LLMConfig, ProviderConfig, load_llm_config
@@ -276,11 +280,15 @@ class Router:
         close = difflib.get_close_matches(model, [running], n=1, cutoff=0.6)
         mean = f" (did you mean {close[0]}?)" if close and not others else ""
         hint = (
-            f"ask with --provider {others[0]}, which runs it" if others else "leave the model out"
+            ("ask with ", provider_option(others[0]), ", which runs it")
+            if others
+            else ("leave the model out",)
         )
         raise UsageError(
-            f"provider {name!r} runs its own model ({running}), not {model!r}{mean}; {hint},"
-            f" or set model in [llm.providers.{name}] of config.toml (see `magray llm list`)."
+            f"provider {name!r} runs its own model ({running}), not {model!r}{mean}; ",
+            *hint,
+            f", or set model in [llm.providers.{name}] of config.toml",
+            see(Listing.PROVIDERS, aside=True),
         )
 
     def stream(
@@ -310,14 +318,15 @@ class Router:
                 state = self.usage.breaker(name)
                 left = self.breaker_cooldown - (self._clock() - (state.opened_at or 0.0))
                 others = [n for n in self.config.providers if n != name]
-                hint = f"; ask with --provider {others[0]}" if others else ""
+                hint = ("; ask with ", provider_option(others[0])) if others else ()
                 failures.append(
                     (
                         name,
                         ProviderUnavailableError(
                             f"provider {name!r} is paused for {max(left, 0.0):.0f} s more after"
-                            f" {state.failures} failures in a row (circuit open){hint}, or list"
-                            " a fallback: `magray config set llm.fallback local`"
+                            f" {state.failures} failures in a row (circuit open)",
+                            *hint,
+                            ", or list a fallback: `magray config set llm.fallback local`",
                         ),
                     )
                 )
@@ -384,8 +393,11 @@ def _combined(failures: list[tuple[str, MagrayError]]) -> MagrayError:
     if len(failures) == 1:
         return failures[0][1]
     first = failures[0][1]
-    detail = "; ".join(f"{name}: {redact(exc.message).rstrip('.')}" for name, exc in failures)
-    error = type(first)(f"every provider failed — {detail}.")
+    detail: list[Part] = ["every provider failed — "]
+    for n, (name, exc) in enumerate(failures):
+        detail += ["; " if n else "", f"{name}: "]
+        detail += [redact(p) if isinstance(p, str) else p for p in exc.clause()]
+    error = type(first)(*detail, ".")
     if isinstance(error, ProviderError) and isinstance(first, ProviderError):
         error.retry_after = first.retry_after
     return error

@@ -205,7 +205,9 @@ class Filters:
     exclude_kinds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from magray.errors import UsageError
+        import json
+
+        from magray.errors import UsageError, Words
 
         if self.kind is not None and not self.kind.strip():
             raise UsageError("the kind to filter by is empty; give the kind, or leave it out.")
@@ -221,10 +223,12 @@ class Filters:
             raise UsageError("a tag to filter by is empty; give the tag, or leave it out.")
         for tag in self.tags:
             if "," in tag:  # tags never hold a comma, so this filter could match nothing
-                each = " ".join(f"--tag {t.strip()}" for t in tag.split(",") if t.strip())
+                names = [t.strip() for t in tag.split(",") if t.strip()] or ["NAME"]
+                each = Words(" ".join(f"--tag {t}" for t in names), f'"tags": {json.dumps(names)}')
                 raise UsageError(
-                    f"a tag never holds a comma (got {tag!r}); give each tag on its own"
-                    f" ({each or '--tag NAME'})."
+                    f"a tag never holds a comma (got {tag!r}); give each tag on its own (",
+                    each,
+                    ").",
                 )
         after, before = self.created_after, self.created_before
         if after is not None and before is not None and after > before:

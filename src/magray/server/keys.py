@@ -18,7 +18,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from magray.errors import NotFoundError, UsageError
+from magray.errors import Listing, NotFoundError, UsageError, see
 from magray.paths import DATABASE_FILES
 from magray.sqlite_migrations import opened
 
@@ -132,7 +132,7 @@ class KeyStore:
                 (time.time(), key_id),
             )
             if cur.rowcount == 0:
-                raise NotFoundError(f"no active key {key_id!r}; see `magray auth list-keys`.")
+                raise NotFoundError(f"no active key {key_id!r}", see(Listing.KEYS))
         return next(k for k in self.list() if k.id == key_id)
 
     def check(self, secret: str) -> ApiKey | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
 from typing import Any
 
 from magray import errors as e
@@ -81,64 +80,23 @@ def body(status: int, slug: str, title: str, detail: str, **extra: Any) -> dict[
 
 
 def from_magray(exc: e.MagrayError) -> Problem:
-    """The problem for a MAGRAY error."""
+    """The problem for a MAGRAY error, its detail in the API's words."""
+    status, slug, title = kind_of(exc)
+    headers: dict[str, str] = {}
+    if status == 503:
+        retry = getattr(exc, "retry_after", None) or 1
+        headers["Retry-After"] = str(max(1, round(float(retry))))
+    if status >= 500:
+        log.error("%s: %s", type(exc).__name__, exc.message)
+    return Problem(status, slug, title, exc.message_for("api"), headers)
+
+
+def kind_of(exc: e.MagrayError) -> tuple[int, str, str]:
+    """The status, slug and title of the problem for a MAGRAY error."""
     for cls, status, slug, title in _MAP:
         if isinstance(exc, cls):
-            headers: dict[str, str] = {}
-            if status == 503:
-                retry = getattr(exc, "retry_after", None) or 1
-                headers["Retry-After"] = str(max(1, round(float(retry))))
-            if status >= 500:
-                log.error("%s: %s", type(exc).__name__, exc.message)
-            return Problem(status, slug, title, for_api(exc.message), headers)
-    log.error("%s: %s", type(exc).__name__, exc.message)
-    return Problem(500, "error", "Error", exc.message)
-
-
-#: the command a message of the core points to, and the request that does the same
-_API_HINTS = {
-    "magray memory list": "GET /v1/memories lists the memories",
-    "magray tasks list": "GET /v1/tasks lists the tasks",
-    "magray auth list-keys": "GET /v1/keys lists the keys",
-    "magray llm list": "GET /v1/providers lists the providers",
-    "magray models list": "GET /v1/models lists the models",
-}
-#: the same listings named inside a sentence (``give one of `magray llm list` ``)
-_API_LISTINGS = {f"`{cmd}`": hint.split(" lists ", 1)[0] for cmd, hint in _API_HINTS.items()}
-_CLI_HINT = re.compile(r"(?:; see |\s*\(see )`(magray [^`]+)`\)?\.$")
-
-
-#: a CLI option a message of the core names, and what an API client sends instead
-_API_OPTIONS = {
-    "--force": "?force=true",
-    "--note": '"notes"',
-    "--memory": '"memory"',
-    "--provider": '"provider"',
-}
-#: the options above, and a provider's name after ``--provider``
-_CLI_OPTION = re.compile(r"(--(?:force|note|memory)|--provider)\b(?:(?<=provider) ([\w.-]+)\b)?")
-
-
-def _option_for_api(found: re.Match[str]) -> str:
-    field = _API_OPTIONS[found.group(1)]
-    return f'{field}: "{found.group(2)}"' if found.group(2) else field
-
-
-def for_api(message: str) -> str:
-    """``message`` with a closing pointer to a CLI command (``; see `magray memory list`.``)
-    replaced by the request that does the same, or dropped when there is none, a listing
-    command named inside the sentence replaced by its request, and a CLI
-    option it names outside backticks (``use --force``) replaced by the query parameter or
-    field that does the same: an API client cannot run the command or pass the option."""
-    found = _CLI_HINT.search(message)
-    if found is not None:
-        hint = _API_HINTS.get(found.group(1))
-        message = message[: found.start()] + (f"; {hint}." if hint else ".")
-    for command, request in _API_LISTINGS.items():
-        message = message.replace(command, request)
-    parts = message.split("`")
-    parts[::2] = [_CLI_OPTION.sub(_option_for_api, part) for part in parts[::2]]
-    return "`".join(parts)
+            return status, slug, title
+    return 500, "error", "Error"
 
 
 def validation_detail(errors: list[Any], content_type: str | None = None) -> str:

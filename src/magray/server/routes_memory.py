@@ -90,7 +90,7 @@ def add_batch(batch: BatchIn, svc: Svc, who: Writer) -> dict[str, Any]:
             items.append(_new_record(item))
             validate(items[-1])  # as remember_many does, to say which item it is
         except UsageError as exc:
-            raise UsageError(f"items.{n}: {exc.message}") from None
+            raise UsageError(f"items.{n}: ", *exc.parts) from None
     results = svc.tenant(who).memory.remember_many(items)
     return {"results": [r.to_dict() for r in results]}
 

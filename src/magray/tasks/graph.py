@@ -13,10 +13,12 @@ from typing import Any
 from magray.errors import (
     CycleError,
     HasDependentsError,
+    Listing,
     NotFoundError,
     StoreError,
     StoreLockedError,
     UsageError,
+    see,
 )
 from magray.sqlite_migrations import advice, connect
 from magray.tasks.migrations import migrate
@@ -140,7 +142,7 @@ class TaskGraph:
         if exact:
             rows = exact
         if not rows:
-            raise NotFoundError(f"no task with id {id_or_prefix!r}; see `magray tasks list`.")
+            raise NotFoundError(f"no task with id {id_or_prefix!r}", see(Listing.TASKS))
         if len(rows) > 1:
             ids = ", ".join(str(r[0]) for r in rows[:5])
             raise UsageError(f"task id prefix {id_or_prefix!r} is ambiguous ({ids}); give more.")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from magray.errors import CycleError, UsageError
+from magray.errors import MEMORY, NOTE, CycleError, UsageError
 from magray.timefmt import iso
 
 ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
@@ -114,19 +114,25 @@ def check_text(title: str | None, notes: str | None) -> None:
     if title is not None and not title.strip().isprintable():
         raise UsageError(
             "a task title is one line of text without control characters (it holds a newline,"
-            " tab or escape); put the rest in the notes (--note)."
+            " tab or escape); put the rest in the notes (",
+            NOTE,
+            ").",
         )
     if title is not None and len(title.strip()) > MAX_TITLE:
         raise UsageError(
             f"a task title is at most {MAX_TITLE:,} characters (got {len(title.strip()):,});"
-            " put the rest in the notes (--note)."
+            " put the rest in the notes (",
+            NOTE,
+            ").",
         )
     if notes is not None and "\x00" in notes:
         raise UsageError("task notes contain NUL bytes; write them as text, not binary data.")
     if notes is not None and len(notes) > MAX_NOTES:
         raise UsageError(
             f"task notes are at most {MAX_NOTES:,} characters (got {len(notes):,}); keep the"
-            " long text in memory and link it with --memory."
+            " long text in memory and link it with ",
+            MEMORY,
+            ".",
         )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import Field
 
-from magray.errors import DeniedError, ToolError
+from magray.errors import DeniedError, ToolError, see
 from magray.tools import sandbox
 from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult
 from magray.tools.git_safety import (
@@ -268,8 +268,8 @@ class GitShow(GitTool):
         denied = refused_path(rev, ctx, repo.prefix)
         if denied is not None:
             raise DeniedError(
-                f"denied: git_show: {denied} is covered by a deny path rule "
-                "(see `magray policy show`)."
+                f"denied: git_show: {denied} is covered by a deny path rule",
+                see("magray policy show", aside=True),
             )
         kind = self.query(["cat-file", "-t", rev], ctx, repo.filters)
         if kind.returncode == 0 and kind.output.strip() == "blob" and ":" not in rev:

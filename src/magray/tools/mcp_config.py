@@ -26,7 +26,7 @@ from typing import Any
 
 from magray.config.options import Option
 from magray.config.values import read_table
-from magray.errors import ConfigError, NotFoundError, UsageError
+from magray.errors import ConfigError, NotFoundError, UsageError, see
 from magray.tools.risk import Risk
 
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,32}\Z")
@@ -137,7 +137,7 @@ def _parse_server(name: str, raw: Any, where: Path) -> McpServer:
     try:
         check_name(name)
     except UsageError as exc:
-        raise ConfigError(f"{where}: {exc.message}") from None
+        raise ConfigError(f"{where}: ", *exc.parts) from None
     if bool(command) == bool(url):
         raise ConfigError(
             f"{where}: {prefix} needs either command (a stdio server) or url (an HTTP server)"
@@ -188,7 +188,7 @@ def remove_server(path: Path, name: str) -> McpServer:
     with locked(path):
         servers = load_servers(path)
         if name not in servers:
-            raise NotFoundError(f"no MCP server named {name!r} (see `magray mcp list`).")
+            raise NotFoundError(f"no MCP server named {name!r}", see("magray mcp list", aside=True))
         gone = servers.pop(name)
         save_servers(path, servers)
     return gone

@@ -80,7 +80,7 @@ def _load_table(path: Path) -> dict[str, Any]:
     try:
         return read_toml(path, "run `magray policy reset`")
     except ConfigError as exc:
-        raise PolicyError(exc.message) from None
+        raise PolicyError(*exc.parts) from None
 
 
 def _parse_rule(raw: Any, where: str, number: int) -> Rule:
@@ -89,7 +89,7 @@ def _parse_rule(raw: Any, where: str, number: int) -> Rule:
     try:
         return make_rule(values.pop("tool"), Action(values.pop("action")), **values)
     except PolicyError as exc:
-        raise PolicyError(f"{where}: {prefix}: {exc.message}") from None
+        raise PolicyError(f"{where}: {prefix}: ", *exc.parts) from None
 
 
 def parse_policy(data: dict[str, Any], where: str) -> PolicyFile:

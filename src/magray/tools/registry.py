@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from magray.errors import NotFoundError, ToolError
+from magray.errors import NotFoundError, ToolError, see
 from magray.plugins import load_each, load_target
 from magray.tools.base import Tool
 
@@ -37,7 +37,8 @@ class ToolRegistry:
         except KeyError:
             known = ", ".join(sorted(self._tools))
             raise NotFoundError(
-                f"no tool named {name!r}; known tools: {known} (see `magray tools list`)."
+                f"no tool named {name!r}; known tools: {known}",
+                see("magray tools list", aside=True),
             ) from None
 
     def names(self) -> list[str]:

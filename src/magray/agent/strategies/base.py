@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from magray.agent.plan import Plan, plan_from_json, validate
 from magray.agent.untrusted import RULE
-from magray.errors import PlanError, UsageError
+from magray.errors import PROVIDER, Part, PlanError, UsageError
 from magray.llm.base import Completion, Provider, Request, ToolCall, Usage
 from magray.tools.registry import ToolRegistry
 
@@ -189,15 +189,16 @@ def check(
     return plan, validate(plan, registry, max_steps=max_steps)
 
 
-def still_invalid(problems: Sequence[str], repairs: int, hint: str = "") -> PlanError:
+def still_invalid(problems: Sequence[str], repairs: int, hint: Sequence[Part] = ()) -> PlanError:
     if not problems:
         return PlanError(
             f"the model gave an empty answer {repairs + 1} times; try again, or plan with "
-            "another provider (--provider)."
+            "another provider (",
+            PROVIDER,
+            ").",
         )
     return PlanError(
-        f"the model's plan stayed invalid after {repairs} repairs: "
-        + "; ".join(problems)
-        + (f"; {hint}" if hint else "; rephrase the task, or plan with another provider")
-        + "."
+        f"the model's plan stayed invalid after {repairs} repairs: {'; '.join(problems)}; ",
+        *(hint or ("rephrase the task, or plan with another provider",)),
+        ".",
     )

@@ -23,10 +23,11 @@ from magray.agent.strategies.base import (
     first_json_object,
     still_invalid,
 )
+from magray.errors import PROVIDER
 from magray.llm.base import Message, Request, Usage
 from magray.tools.registry import ToolRegistry
 
-HINT = "name files exactly as they are, or plan with a stronger provider (--provider)"
+HINT = ("name files exactly as they are, or plan with a stronger provider (", PROVIDER, ")")
 
 
 class WorkedExamples(StrategyBase):

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from magray.errors import BackupError, NotFoundError
+from magray.errors import BackupError, NotFoundError, see
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -141,7 +141,7 @@ def bad(src: Path, why: str) -> BackupError:
 def read_manifest(src: Path) -> BackupManifest:
     """Parse ``src/manifest.json`` strictly; raises BackupError naming what is wrong."""
     if not src.exists():
-        raise NotFoundError(f"no backup at {src}; see `magray memory backup`.")
+        raise NotFoundError(f"no backup at {src}", see("magray memory backup"))
     path = src / MANIFEST
     if not path.is_file():
         raise bad(src, f"it has no {MANIFEST}")

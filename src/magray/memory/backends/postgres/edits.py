@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from magray.errors import NotFoundError, UsageError
+from magray.errors import Listing, NotFoundError, UsageError, see
 from magray.hashing import content_hash
 from magray.memory.backends.postgres.core import Core, vector_param
 from magray.memory.records import Layer
@@ -18,7 +18,7 @@ def _row(conn: psycopg.Connection[Any], num: int) -> tuple[str, str, str]:
         "SELECT id, layer, project FROM records WHERE num = %s FOR UPDATE", (num,)
     ).fetchone()
     if row is None:
-        raise NotFoundError(f"no memory labelled {num}; see `magray memory list`.")
+        raise NotFoundError(f"no memory labelled {num}", see(Listing.MEMORIES))
     return str(row[0]), str(row[1]), str(row[2])
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from magray.errors import NotFoundError, UsageError
+from magray.errors import Listing, NotFoundError, UsageError, see
 from magray.hashing import content_hash
 from magray.memory.access import FOLD_AT
 from magray.memory.backends.base import Candidate, InsertResult, LayerStats, StoredRow
@@ -188,7 +188,7 @@ class RecordsMixin(Core):
         if exact:
             return to_row(exact[0])
         if not rows:
-            raise NotFoundError(f"no memory with id {id_or_prefix!r}; see `magray memory list`.")
+            raise NotFoundError(f"no memory with id {id_or_prefix!r}", see(Listing.MEMORIES))
         if len(rows) > 1:
             ids = ", ".join(str(r[1]) for r in rows[:5])
             raise UsageError(f"id prefix {id_or_prefix!r} is ambiguous ({ids}); give more of it.")

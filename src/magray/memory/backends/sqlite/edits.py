@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from magray.errors import NotFoundError, UsageError
+from magray.errors import Listing, NotFoundError, UsageError, see
 from magray.hashing import content_hash
 from magray.memory.backends.sqlite import vector_backlog
 from magray.memory.backends.sqlite.store import Store
@@ -16,7 +16,7 @@ def _row(conn: sqlite3.Connection, num: int) -> tuple[str, str, str, str]:
         "SELECT id, layer, project, content_hash FROM records WHERE num = ?", (num,)
     ).fetchone()
     if row is None:
-        raise NotFoundError(f"no memory labelled {num}; see `magray memory list`.")
+        raise NotFoundError(f"no memory labelled {num}", see(Listing.MEMORIES))
     return str(row[0]), str(row[1]), str(row[2]), str(row[3])
 
 

@@ -16,12 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from magray.errors import (
+    Listing,
     NotFoundError,
     SchemaError,
     StoreError,
     StoreFullError,
     StoreLockedError,
     UsageError,
+    see,
 )
 from magray.memory.backends.base import Candidate, InsertResult, StoredRow
 from magray.memory.backends.sqlite import access_stats
@@ -337,7 +339,7 @@ class Store:
         if exact:
             return row_to_record(exact[0])
         if not rows:
-            raise NotFoundError(f"no memory with id {id_or_prefix!r}; see `magray memory list`.")
+            raise NotFoundError(f"no memory with id {id_or_prefix!r}", see(Listing.MEMORIES))
         if len(rows) > 1:
             ids = ", ".join(r[1] for r in rows[:5])
             raise UsageError(f"id prefix {id_or_prefix!r} is ambiguous ({ids}); give more of it.")
