@@ -9,6 +9,7 @@ DIR/
   memory/              a memory backup (its own manifest: see ``memory.backup``)
   data/<name>.db       the other SQLite databases, each an online snapshot
   config/<file>.toml   config.toml, policy.toml, mcp.toml (keys.toml only when asked)
+  tenants/<name>/      each tenant of `magray serve`: its own memory/ and data/<name>.db
 ```
 
 Restore verifies every checksum (and the memory backup's own) before it changes anything,
@@ -23,8 +24,9 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable, Mapping
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,7 @@ DATABASES = tuple(
 )
 CONFIG_FILES = ("config.toml", "policy.toml", "mcp.toml")
 KEYS_FILE = "keys.toml"
+TENANTS_DIR = "tenants"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +54,14 @@ class HomeBackup:
     path: Path
     parts: dict[str, dict[str, Any]]  # relative path → {"bytes", "sha256"}
     memory_records: int
+    tenants: dict[str, int] = field(default_factory=dict)  # tenant → its memory records
 
     def to_json(self) -> dict[str, Any]:
         return {
             "path": str(self.path),
             "format": FORMAT,
             "memory_records": self.memory_records,
+            "tenants": self.tenants,
             "parts": self.parts,
         }
 
@@ -84,17 +89,42 @@ def _snapshot_db(src: Path, dest: Path) -> None:
         raise BackupError(f"the snapshot of {src} failed ({exc}).") from None
 
 
+def _backup_stores(settings: Any, work: Path) -> int:
+    """The memory (``work/memory``) and the other databases (``work/data``) of ``settings``;
+    returns the number of memory records."""
+    from magray.memory.service import Memory
+    from magray.memory.transfer.backup import backup as backup_memory
+
+    paths = settings.paths
+    (work / "data").mkdir(parents=True)
+    records = 0
+    # An embedded store exists once written to; a server-side store always does.
+    if settings.memory.backend != "sqlite" or paths.memory_db.exists():
+        with Memory(settings) as memory:
+            manifest = backup_memory(memory, work / MEMORY_DIR)
+        records = sum(manifest.counts.values())
+    for name in DATABASES:
+        src = paths.data_dir / f"{name}.db"
+        if src.exists():
+            _snapshot_db(src, work / "data" / src.name)
+    return records
+
+
 def backup_home(
-    settings: Any, dest: Path | None = None, *, include_keys: bool = False
+    settings: Any,
+    dest: Path | None = None,
+    *,
+    include_keys: bool = False,
+    tenants: Mapping[str, Any] | None = None,
 ) -> HomeBackup:
     """Back up everything the home of ``settings`` holds into ``dest`` (new or empty).
+
+    ``tenants`` maps each tenant of ``magray serve`` to its settings (the server knows how
+    a tenant's store is found); each is backed up under ``tenants/<name>/``.
 
     Raises:
         BackupError: ``dest`` is not empty, or a part could not be copied.
     """
-    from magray.memory.service import Memory
-    from magray.memory.transfer.backup import backup as backup_memory
-
     paths = settings.paths
     if dest is None:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -112,19 +142,13 @@ def backup_home(
     work = dest.with_name(f".{dest.name}.home-tmp-{os.getpid()}")
     shutil.rmtree(work, ignore_errors=True)
     try:
-        (work / "data").mkdir(parents=True)
+        records = _backup_stores(settings, work)
         (work / "config").mkdir()
         parts: dict[str, dict[str, Any]] = {}
-        records = 0
-        # An embedded store exists once written to; a server-side store always does.
-        if settings.memory.backend != "sqlite" or paths.memory_db.exists():
-            with Memory(settings) as memory:
-                manifest = backup_memory(memory, work / MEMORY_DIR)
-            records = sum(manifest.counts.values())
-        for name in DATABASES:
-            src = paths.data_dir / f"{name}.db"
-            if src.exists():
-                _snapshot_db(src, work / "data" / src.name)
+        tenant_records = {
+            name: _backup_stores(tenant, work / TENANTS_DIR / name)
+            for name, tenant in sorted((tenants or {}).items())
+        }
         keys = (KEYS_FILE,) if include_keys else ()
         for name in (*CONFIG_FILES, *keys):
             src = paths.config_dir / name
@@ -132,7 +156,7 @@ def backup_home(
                 shutil.copy2(src, work / "config" / name)
         for path in sorted(p for p in work.rglob("*") if p.is_file()):
             rel = path.relative_to(work).as_posix()
-            if not rel.startswith(MEMORY_DIR + "/"):  # the memory backup checks its own
+            if not _tenant_of(rel)[1].startswith(MEMORY_DIR + "/"):  # it checks its own
                 parts[rel] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
         doc = {
             "format": FORMAT,
@@ -140,6 +164,10 @@ def backup_home(
             "created_at": time.time(),
             "memory": (work / MEMORY_DIR).is_dir(),
             "memory_records": records,
+            "tenants": {
+                name: {"memory": (work / TENANTS_DIR / name / MEMORY_DIR).is_dir()}
+                for name in tenant_records
+            },
             "keys": include_keys,
             "parts": parts,
         }
@@ -154,7 +182,7 @@ def backup_home(
         ) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return HomeBackup(dest, parts, records)
+    return HomeBackup(dest, parts, records, tenant_records)
 
 
 def read_home_manifest(src: Path) -> dict[str, Any]:
@@ -191,8 +219,17 @@ def read_home_manifest(src: Path) -> dict[str, Any]:
     return dict(doc)
 
 
-def restore_home(settings: Any, src: Path, *, force: bool = False) -> dict[str, Any]:
+def restore_home(
+    settings: Any,
+    src: Path,
+    *,
+    force: bool = False,
+    tenant_settings: Callable[[str], Any] | None = None,
+) -> dict[str, Any]:
     """Put a home backup back: verified first, then each part replaced atomically.
+
+    ``tenant_settings`` gives the settings of a tenant of ``magray serve`` by name; a backup
+    that holds tenants needs it.
 
     Raises:
         BackupError: the backup is damaged, or the home already holds data and ``force`` is
@@ -203,17 +240,40 @@ def restore_home(settings: Any, src: Path, *, force: bool = False) -> dict[str, 
 
     src = src.expanduser().absolute()
     doc = read_home_manifest(src)
-    if doc.get("memory"):
-        read_manifest(src / MEMORY_DIR)  # the memory backup's own checks, before any change
-    paths = settings.paths
-    targets = {rel: _target(paths, rel) for rel in doc["parts"]}
+    tenants = doc.get("tenants") or {}
+    if not isinstance(tenants, dict) or (tenants and tenant_settings is None):
+        raise BackupError(
+            f"{src} holds tenants of `magray serve`, which this restore cannot place; nothing"
+            " was changed: restore it with `magray restore`."
+        )
+    owners = {name: tenant_settings(name) for name in sorted(tenants)} if tenant_settings else {}
+    # (settings, backup folder of its memory) of every store the backup holds, home first
+    memories = [(settings, src / MEMORY_DIR)] if doc.get("memory") else []
+    memories += [
+        (owners[name], src / TENANTS_DIR / name / MEMORY_DIR)
+        for name in owners
+        if isinstance(tenants[name], dict) and tenants[name].get("memory")
+    ]
+    for _, folder in memories:
+        read_manifest(folder)  # each memory backup's own checks, before any change
+    targets: dict[str, Path | None] = {}
+    for rel in doc["parts"]:
+        tenant, inner = _tenant_of(rel)
+        owner = settings if tenant is None else owners.get(tenant)
+        mine = tenant is None or inner.startswith("data/")  # a tenant shares the settings
+        targets[rel] = _target(owner.paths, inner) if owner is not None and mine else None
     existing = [rel for rel, target in targets.items() if target is not None and target.exists()]
+    existing += [
+        f"{TENANTS_DIR}/{name}/memory"
+        for name, owner in owners.items()
+        if owner.paths.memory_db.exists()
+    ]
     if existing and not force:
         raise BackupError(
             f"this home already has {', '.join(existing[:3])}; add --force to replace them."
         )
-    if doc.get("memory"):
-        restore_memory(settings, src / MEMORY_DIR, force=force)
+    for owner, folder in memories:
+        restore_memory(owner, folder, force=force)
     for rel, target in targets.items():
         if target is None:
             continue
@@ -224,6 +284,15 @@ def restore_home(settings: Any, src: Path, *, force: bool = False) -> dict[str, 
         if target.name == KEYS_FILE:
             target.chmod(0o600)
     return doc
+
+
+def _tenant_of(rel: str) -> tuple[str | None, str]:
+    """The tenant a backed-up part belongs to (None: the home) and its path inside it."""
+    folder, _, rest = rel.partition("/")
+    if folder == TENANTS_DIR and "/" in rest:
+        name, _, inner = rest.partition("/")
+        return name, inner
+    return None, rel
 
 
 def _target(paths: Any, rel: str) -> Path | None:

@@ -11,6 +11,7 @@ together with its bookkeeping row, so a crash leaves either the old or the new s
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -138,6 +139,10 @@ def apply(conn: sqlite3.Connection, migrations: Sequence[Migration]) -> list[int
 
 def advice(exc: BaseException) -> str:
     """What to do about a SQLite or file-system failure, as ``; …`` to end a message."""
+    if isinstance(exc, OSError) and exc.errno in (errno.EEXIST, errno.ENOTDIR) and exc.filename:
+        blocker = _file_in_the_way(Path(exc.filename))
+        if blocker is not None:
+            return f"; {blocker} is a file, not a folder: move it aside"
     text = str(exc).lower()
     if "full" in text or "no space" in text or "disk i/o" in text:
         return "; free some space and retry"
@@ -150,6 +155,14 @@ def advice(exc: BaseException) -> str:
     if "readonly" in text or "unable to open" in text or "permission" in text:
         return "; check that it is a file and its folder is writable"
     return ""
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first file on ``path`` (itself or a folder above it) where a folder belongs."""
+    for place in (*reversed(path.parents), path):
+        if place.exists() and not place.is_dir():
+            return place
+    return None
 
 
 @contextmanager

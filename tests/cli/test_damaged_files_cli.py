@@ -67,6 +67,25 @@ def test_a_memory_store_that_cannot_be_opened(magray_home: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    "args",
+    [
+        ["memory", "add", "x"],
+        ["memory", "backup"],
+        ["ingest", "README.md"],
+        ["tasks", "add", "t"],
+        ["logs"],
+        ["auth", "list-keys"],
+        ["llm", "usage"],
+    ],
+)
+def test_a_data_folder_that_is_a_file(args: list[str], magray_home: Path) -> None:
+    # a file where the home's data folder belongs: one line saying what to move, never
+    # an unexpected FileExistsError
+    (magray_home / "data").write_text("not a folder")
+    fails(run(args), 1, str(magray_home / "data"), "not a folder", "move it aside")
+
+
+@pytest.mark.parametrize(
     ("name", "args"),
     [
         ("tasks.db", ["tasks", "list"]),

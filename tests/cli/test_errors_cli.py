@@ -313,3 +313,24 @@ def test_config_set_of_a_model_not_installed_warns_and_keeps_the_setting(
         model.exit_code == 0 and "bge-m3 is not installed yet, so memory commands" in model.stderr
     )
     assert "bge-m3" in (magray_home / "config.toml").read_text()
+
+
+def test_an_unexpected_error_says_where_its_traceback_is(magray_home: Path) -> None:
+    from magray.cli.app import unexpected_line
+
+    line = unexpected_line(RuntimeError("boom"))
+    log = magray_home / "logs" / "magray.log"
+    assert line == f"unexpected RuntimeError: boom. Full traceback in {log}."
+    assert "RuntimeError: boom" in log.read_text()
+
+
+def test_an_unexpected_error_without_a_log_says_how_to_see_it(magray_home: Path) -> None:
+    # the log folder cannot be made (a file stands there): the line still says what to do
+    from magray.cli.app import unexpected_line
+
+    (magray_home / "logs").write_text("not a folder")
+    line = unexpected_line(RuntimeError("boom"))
+    assert line == (
+        "unexpected RuntimeError: boom; the log could not be written: run again with"
+        " MAGRAY_DEBUG=1 to see the traceback."
+    )

@@ -55,6 +55,57 @@ def test_backup_and_restore_the_whole_home(magray_home: Path, tmp_path: Path) ->
     assert run("restore", str(dest), "--force")[0] == 0
 
 
+def _tenant_store(name: str, text: str, task: str) -> None:
+    """A tenant of `magray serve` with one memory and one task, as the server writes them."""
+    from magray.config import load_settings
+    from magray.memory.records import NewRecord
+    from magray.memory.service import Memory
+    from magray.server.tenants import tenant_settings
+    from magray.tasks import TaskGraph
+
+    settings = tenant_settings(load_settings(), name)
+    with Memory(settings) as memory:
+        memory.remember(NewRecord(text=text))
+    with TaskGraph(settings.paths.tasks_db) as graph:
+        graph.add(task)
+
+
+def test_the_home_backup_keeps_the_server_tenants(magray_home: Path, tmp_path: Path) -> None:
+    # "the whole home": the tenants of `magray serve` live under <data>/tenants/ and come
+    # back with everything else, never silently left out
+    import shutil
+
+    assert run("memory", "add", "the home's own note")[0] == 0
+    _tenant_store("acme", "acme's staging db listens on 5433", "acme runbook")
+    dest = tmp_path / "b-tenants"
+    code, out, err = run("backup", str(dest), "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["tenants"] == {"acme": 1}
+    assert "tenants/acme/data/tasks.db" in report["parts"]
+
+    shutil.rmtree(magray_home / "data")
+    code, out, err = run("restore", str(dest))
+    assert code == 0, err
+    assert run("health", "--tenant", "acme", "--json")[0] == 0
+    from magray.config import load_settings
+    from magray.memory.service import Memory
+    from magray.server.tenants import tenant_settings
+    from magray.tasks import TaskGraph
+
+    settings = tenant_settings(load_settings(), "acme")
+    with Memory(settings) as memory:
+        assert [r.text for r in memory.list_records()] == ["acme's staging db listens on 5433"]
+    with TaskGraph(settings.paths.tasks_db) as graph:
+        assert [t.title for t in graph.tasks()] == ["acme runbook"]
+    assert "home's own note" in run("memory", "list")[1]
+
+    # a tenant that already has data is replaced only with --force
+    code, _, err = run("restore", str(dest))
+    assert code == 1 and "--force" in err
+    assert run("restore", str(dest), "--force")[0] == 0
+
+
 def test_damaged_backup_changes_nothing(magray_home: Path, tmp_path: Path) -> None:
     assert run("tasks", "add", "keep me")[0] == 0
     dest = tmp_path / "b2"

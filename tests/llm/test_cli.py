@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import stat
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -83,3 +85,28 @@ def test_errors_and_exit_codes(runner: CliRunner, magray_home: Path, server: Scr
     (magray_home / "config.toml").write_text('[llm.providers.x]\ntype = "gpt"\n')
     done = runner.invoke(app, ["llm", "list"])
     assert done.exit_code == 1 and "llm.providers.x.type" in done.output
+
+
+def test_ask_stopped_by_ctrl_c_keeps_the_answer_and_exits_130(
+    runner: CliRunner, magray_home: Path, server: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ctrl-C while the answer streams: what was said is shown and kept, and the exit code
+    # says it was interrupted (130), so `magray ask … && next` does not go on
+    from magray.llm.router import Router
+
+    _config(magray_home, server.url)
+    runner.invoke(app, ["keys", "set", "oa"], input=KEY + "\n")
+    server.add(oa_stream(["Port", " 5433", " is", " the", " one"]))
+    stream = Router.stream
+
+    def stopped(self: Router, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        for i, chunk in enumerate(stream(self, *args, **kwargs)):
+            if i == 3:
+                raise KeyboardInterrupt  # as Ctrl-C arrives while the model writes
+            yield chunk
+
+    monkeypatch.setattr(Router, "stream", stopped)
+    done = runner.invoke(app, ["ask", "which port?", "--no-memory"])
+    assert done.exit_code == 130, done.output
+    assert "Port 5433" in done.stdout
+    assert "stopped by Ctrl-C" in done.stderr

@@ -31,20 +31,22 @@ def error_line(message: str) -> None:
     )
 
 
-def _log_unexpected(exc: BaseException) -> str:
+def unexpected_line(exc: BaseException) -> str:
+    """The one line for an unexpected error, after its traceback went to the log file."""
     from magray.paths import resolve_paths
 
+    what = f"unexpected {type(exc).__name__}: {exc}"
     try:
         log = resolve_paths().log_file
-    except MagrayError:
-        return "(the log could not be written)"
-    try:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a", encoding="utf-8") as fh:
             fh.write("".join(traceback.format_exception(exc)))
-    except OSError:
-        return "(the log could not be written)"
-    return str(log)
+    except (MagrayError, OSError):
+        return (
+            f"{what}; the log could not be written: run again with MAGRAY_DEBUG=1 to see"
+            " the traceback."
+        )
+    return f"{what}. Full traceback in {log}."
 
 
 def summary(help_text: str | None) -> str:
@@ -158,8 +160,7 @@ class MagrayGroup(TyperGroup):
             _exit_on_usage_error(exc, ctx.meta.get(_SUBCOMMAND, ctx.command_path))
             if type(exc).__module__.startswith("typer") or _debug():
                 raise  # typer's own exits, aborts and usage errors
-            where = _log_unexpected(exc)
-            error_line(f"unexpected {type(exc).__name__}: {exc}. Full traceback in {where}.")
+            error_line(unexpected_line(exc))
             raise typer.Exit(1) from None
 
 

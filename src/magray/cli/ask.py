@@ -205,6 +205,8 @@ def ask(
         typer.echo(json.dumps(result_json(result), ensure_ascii=False))
     else:
         show_result(session, result)
+    if result.finish_reason == "interrupted":
+        raise typer.Exit(130)  # the partial answer is shown and kept; the exit says it stopped
 
 
 def logs(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -26,14 +27,30 @@ def backup(
     from magray.cli.context import settings
     from magray.home_backup import backup_home
 
-    result = backup_home(settings(), path, include_keys=include_keys)
+    current = settings()
+    result = backup_home(current, path, include_keys=include_keys, tenants=_tenants(current))
     if json_out:
         typer.echo(json.dumps(result.to_json()))
     else:
+        tenants = f", {len(result.tenants)} server tenant(s)" if result.tenants else ""
         typer.echo(
-            f"backed up {result.memory_records} memory record(s) and {len(result.parts)}"
-            f" other file(s) to {result.path}"
+            f"backed up {result.memory_records} memory record(s){tenants} and"
+            f" {len(result.parts)} other file(s) to {result.path}"
         )
+
+
+def _tenants(current: Any) -> dict[str, Any]:
+    """The settings of each tenant of `magray serve` with a folder under <data>/tenants/."""
+    from magray.server.keys import TENANT_RE
+    from magray.server.tenants import tenant_settings
+
+    folder = current.paths.data_dir / "tenants"
+    names = (
+        sorted(p.name for p in folder.iterdir() if p.is_dir() and TENANT_RE.match(p.name))
+        if folder.is_dir()
+        else []
+    )
+    return {name: tenant_settings(current, name) for name in names}
 
 
 def restore(
@@ -45,10 +62,16 @@ def restore(
 
     Example: magray restore ~/magray-backups/2026-12-04 --force
     """
+    from functools import partial
+
     from magray.cli.context import settings
     from magray.home_backup import restore_home
+    from magray.server.tenants import tenant_settings
 
-    doc = restore_home(settings(), path, force=force)
+    current = settings()
+    doc = restore_home(
+        current, path, force=force, tenant_settings=partial(tenant_settings, current)
+    )
     if json_out:
         typer.echo(json.dumps({"restored": str(path), "parts": sorted(doc["parts"])}))
     else:

@@ -44,7 +44,7 @@ from magray.memory.backends.sqlite.rows import (
 )
 from magray.memory.backends.sqlite.vector_backlog import VECTOR_SQL
 from magray.memory.records import MIN_ID_PREFIX, Filters, Layer, NewRecord
-from magray.sqlite_migrations import BUSY_TIMEOUT_S, connect
+from magray.sqlite_migrations import BUSY_TIMEOUT_S, advice, connect
 
 _NO_FILTERS = Filters()
 log = logging.getLogger("magray")
@@ -99,7 +99,12 @@ class Store:
 
         self.path = path
         self.lock_timeout = lock_timeout
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"the memory store {path} cannot be created ({exc.strerror}){advice(exc)}."
+            ) from None
         self._lock = FileLock(str(path) + ".lock")
         self._stats_conn: sqlite3.Connection | None = None  # access stats (see record_access)
         self._stats_lock = threading.Lock()  # one user of _stats_conn at a time
