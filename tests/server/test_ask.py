@@ -88,7 +88,9 @@ def test_unknown_conversation_is_404(llm: Scripted, make_client: AppFactory, key
     r = client.post(
         "/v1/ask", json={"question": "x", "conversation": "nope"}, headers=key("writer")
     )
-    assert r.status_code == 404 and "nope" in r.json()["detail"]
+    detail = r.json()["detail"]
+    assert r.status_code == 404 and "nope" in detail
+    assert "leave conversation out to start one" in detail  # what to do next
 
 
 def test_tokens_are_counted(llm: Scripted, make_client: AppFactory, key: Any) -> None:

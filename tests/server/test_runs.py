@@ -86,7 +86,8 @@ def test_refused_plan_does_nothing_and_runs_are_per_tenant(
     rid = agent_client.post("/v1/runs", json={"goal": "write no.txt"}, headers=h).json()["id"]
     wait_for(agent_client, rid, h, "waiting_for_approval")
     other = key("admin", "elsewhere")
-    assert agent_client.get(f"/v1/runs/{rid}", headers=other).status_code == 404
+    hidden = agent_client.get(f"/v1/runs/{rid}", headers=other)
+    assert hidden.status_code == 404 and "POST /v1/runs" in hidden.json()["detail"]
     writer = key("writer")
     assert agent_client.post("/v1/runs", json={"goal": "x"}, headers=writer).status_code == 403
     agent_client.post(f"/v1/runs/{rid}/approve", json={"approve": False}, headers=h)

@@ -101,6 +101,12 @@ def test_rules_round_trip_through_policy_toml(tmp_path: Path) -> None:
         make_rule("x", Action.DENY, path="a", command="b")
 
 
+@pytest.mark.parametrize("command", ["", "  ", "git 'log"])
+def test_an_empty_or_unclosed_command_prefix_says_what_to_give(command: str) -> None:
+    with pytest.raises(PolicyError, match="empty or badly quoted; give the command's first words"):
+        make_rule("shell_exec", Action.ALLOW, command=command)
+
+
 @pytest.mark.parametrize(
     ("host", "needle"),
     [

@@ -64,7 +64,10 @@ def _check(tenant: Tenant, q: AskIn) -> None:
     check_length(q.question, "the question")
     rt = tenant.runtime
     if q.conversation and not rt.conversations.exists(q.conversation):
-        raise NotFoundError(f"no conversation {q.conversation!r}.")
+        raise NotFoundError(
+            f"no conversation {q.conversation!r} in this tenant; send the conversation_id an"
+            " earlier answer returned, or leave conversation out to start one."
+        )
     if q.provider is not None:
         # a blank name is refused; UnknownProviderError names the configured ones
         rt.router.config.get(rt.router.config.named(q.provider))

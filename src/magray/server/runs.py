@@ -82,7 +82,10 @@ class Runs:
         with self._lock:
             run = self._runs.get(run_id)
         if run is None or run.tenant != tenant:
-            raise NotFoundError(f"no run {run_id!r}.")
+            raise NotFoundError(
+                f"no run {run_id!r} in this tenant; runs last as long as the server process"
+                " that started them: start it again with POST /v1/runs."
+            )
         return run
 
     def refuse_waiting(self) -> None:

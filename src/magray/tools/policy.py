@@ -342,7 +342,10 @@ def make_rule(
             if not shlex.split(command):
                 raise ValueError
         except ValueError:
-            raise PolicyError(f"command prefix {command!r} is empty or badly quoted.") from None
+            raise PolicyError(
+                f"command prefix {command!r} is empty or badly quoted; give the command's first"
+                " words with every quote closed, e.g. git status."
+            ) from None
     host = host.strip().lower() if host is not None else None
     return Rule(tool=tool.strip(), action=action, path=path, command=command, host=host)
 
