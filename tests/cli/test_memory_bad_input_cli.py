@@ -100,6 +100,17 @@ def count() -> int:
         (["memory", "search", "x", "--project", "a\tb"], 2, ["the project to filter by"]),
         (["memory", "search", "x", "--session", "a\x1b"], 2, ["the session to filter by"]),
         (["memory", "list", "--project", "a\x01"], 2, ["the project to filter by 'a\\x01'"]),
+        # a bidi or zero-width character in a label: it would look like another label
+        (["memory", "add", "x", "--tag", "ops\u202e"], 2, ["the tag 'ops\\u202e'", "(U+202E"]),
+        (["memory", "add", "x", "--kind", "no\u200bte"], 2, ["the kind", "(U+200B", "remove"]),
+        (["memory", "add", "x", "--project", "\ufeffp"], 2, ["the project", "(U+FEFF"]),
+        (["memory", "add", "x", "--session", "s\u2066"], 2, ["the session", "(U+2066"]),
+        (["memory", "search", "x", "--tag", "a\u200f"], 2, ["the tag to filter by", "(U+200F"]),
+        (
+            ["auth", "create-key", "--role", "reader", "--tenant", "acme\u202e"],
+            2,
+            ["'acme\\u202e'", "U+202E"],
+        ),
         (["config", "set", "search.rrf_k", "nan"], 1, ["search.rrf_k", "finite"]),
         (["config", "set", "search.rrf_k", "inf"], 1, ["search.rrf_k", "finite"]),
         (["config", "set", "search.vector_weight", "1e999"], 1, ["finite"]),

@@ -166,6 +166,8 @@ def test_bad_lines_are_named_and_nothing_is_imported(source: Memory, tmp_path: P
         ({"tags": ["ok", "a\x00"]}, r"a tag 'a\\x00' holds a control character \(U\+0000\)"),
         ({"project": "p\n"}, r"project 'p\\n' holds a control character \(U\+000A\)"),
         ({"session": "s\x85"}, r"session 's\\x85' holds a control character \(U\+0085\)"),
+        ({"tags": ["o\u202eps"]}, r"a tag 'o\\u202eps' holds a bidi or zero-width character"),
+        ({"kind": "n\u200bote"}, r"kind 'n\\u200bote' holds a bidi or zero-width character"),
     ],
 )
 def test_each_invalid_field_is_reported(

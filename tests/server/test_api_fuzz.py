@@ -11,8 +11,9 @@ traceback. Bounded by example count, not time.
 Roles and tenants, for every operation too (``ACCESS`` classifies each one as public,
 read, write or admin; an operation it does not name fails): a reader's and a writer's key
 get a 403 problem exactly where their role is short, for any valid input; tenant B's admin
-key, with tenant A's ids in paths and task links, gets 404 for each, and no answer to B
-holds A's texts or ids.
+key, with tenant A's ids (memories, task, run, conversation) in paths, task links and the
+conversation an answer goes on with, gets 404 for each, and no answer to B holds A's texts
+or ids.
 
 Offline: the only LLM provider is configured with a key variable that is not set, so
 ``/v1/ask`` and ``/v1/runs`` may answer valid input with a 503 (the provider is
@@ -435,8 +436,19 @@ def test_a_key_gets_403_exactly_where_its_role_is_short(
 SECRET = "qzxv"  # in every text of tenant A: never in an answer to tenant B
 
 
+def _seed_conversation(app: Any, tenant: str) -> str:
+    """A conversation of ``tenant`` (its log written directly: no LLM answers here); its id."""
+    from magray.agent.conversations import Turn
+
+    opened = app.fastapi.state.services.tenants.get(tenant)
+    cid = f"conv-{SECRET}-{tenant}"
+    turn = Turn(cid, 0.0, f"q {SECRET}", f"a {SECRET}", "oa", "m", 1, 1, 1.0, (), "stop")
+    opened.llm(lambda: opened.runtime.conversations.record(turn)).result()
+    return cid
+
+
 def _seed_tenant_a(client: Any, headers: dict[str, str]) -> list[str]:
-    """Tenant A's memories, task and run; their ids (and prefixes of them)."""
+    """Tenant A's memories, task, run and conversation; their ids (and prefixes of them)."""
     items = [
         {"text": f"zebra quartz note {i} {SECRET}{i}", "tags": ["shared"], "project": "p"}
         for i in range(6)
@@ -452,6 +464,7 @@ def _seed_tenant_a(client: Any, headers: dict[str, str]) -> list[str]:
     r = client.post("/v1/runs", json={"goal": f"goal {SECRET}", "dry_run": True}, headers=headers)
     assert r.status_code == 202, r.text
     ids.append(r.json()["id"])
+    ids.append(_seed_conversation(client.app, "tenant-a"))
     return ids + [i[:6] for i in ids]
 
 
@@ -492,6 +505,8 @@ def _tenant_checked(
             for field in ("depends_on", "memory"):  # a task's links to A's ids
                 if field in case.body:
                     case.body[field] = [a_id]
+            if case.operation.label == "POST /v1/ask":  # a conversation to go on with
+                case.body["conversation"] = a_id
             if query is not None and "query" in case.body:
                 case.body["query"] = query
         r = case.call(headers=headers)
@@ -500,7 +515,9 @@ def _tenant_checked(
         check(r, case.method, case.operation.path, where)
         if "id" in case.path_parameters:
             _problem(r, 404, where)
-        if isinstance(case.body, dict) and (case.body.get("depends_on") or case.body.get("memory")):
+        if isinstance(case.body, dict) and any(
+            case.body.get(field) for field in ("depends_on", "memory", "conversation")
+        ):
             _problem(r, 404, where)
         leaked = [s for s in [SECRET, *full_ids] if s in r.text and s not in sent]
         assert not leaked, where

@@ -174,6 +174,43 @@ def test_a_control_character_in_a_label_is_a_422_and_nothing_is_stored(
     _problem(client.post("/v1/memories/search", json=search, headers=h), 422, "to filter by", code)
 
 
+UNSEEN = [
+    ("kind", "note\u202e", "U+202E"),
+    ("tags", ["ok", "o\u200bps"], "U+200B"),
+    ("project", "\u2066p\u2069", "U+2066"),
+    ("session", "s\ufeff", "U+FEFF"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "code"), UNSEEN)
+def test_a_bidi_or_zero_width_character_in_a_label_is_a_422(
+    client: TestClient, h: dict[str, str], field: str, value: Any, code: str
+) -> None:
+    """A label that would print like another one is refused, by name and U+ code, on a
+    write, in a batch and as a filter; a text keeps such characters (they are content)."""
+    r = client.post("/v1/memories", json={"text": "x", field: value}, headers=h)
+    _problem(r, 422, f"({code}, a bidi or zero-width control)", "remove it")
+    batch = {"items": [{"text": "fine"}, {"text": "x", field: value}]}
+    assert _problem(client.post("/v1/memories/batch", json=batch, headers=h), 422, code)
+    assert client.get("/v1/memories", headers=h).json()["records"] == []
+    search = {"query": "x", field: value}
+    _problem(client.post("/v1/memories/search", json=search, headers=h), 422, "to filter by", code)
+    text = "\u202bשלום\u202c and a zero\u200bwidth space"
+    made = client.post("/v1/memories", json={"text": text}, headers=h)
+    assert made.status_code == 201, made.text
+    got = client.get(f"/v1/memories/{made.json()['id']}", headers=h)
+    assert got.json()["text"] == text
+
+
+def test_a_tenant_name_with_an_invisible_character_is_a_422(
+    client: TestClient, h: dict[str, str]
+) -> None:
+    for tenant, code in (("acme\u202e", "U+202E"), ("ac\u200dme", "U+200D"), ("a\u061c", "U+061C")):
+        r = client.post("/v1/keys", json={"role": "reader", "tenant": tenant}, headers=h)
+        _problem(r, 422, f"(it holds {code}, which does not show)", "lower-case letters")
+    assert client.post("/v1/keys", json={"role": "reader", "tenant": "acme"}, headers=h).is_success
+
+
 def test_a_control_character_in_a_project_of_a_query_or_an_upload_is_a_422(
     client: TestClient, h: dict[str, str]
 ) -> None:

@@ -8,6 +8,8 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
+from magray.config import load_settings
+
 SECRET = "Tenant A's launch code is 0000-ALPHA"
 
 
@@ -65,3 +67,73 @@ def test_readyz_checks_the_tenant_of_the_key_sent(client: TestClient, key: Any) 
     assert indexes(client.get("/readyz", headers=reader)).startswith("2 record(s)")
     bad = client.get("/readyz", headers={"Authorization": "Bearer mgr_nosuchkey"})
     assert bad.status_code == 401 and bad.json()["title"] == "Invalid API key"
+
+
+def _has_data(client: TestClient, admin: dict[str, str]) -> dict[str, bool]:
+    r = client.get("/v1/tenants", headers=admin)
+    assert r.status_code == 200, r.text
+    return {t["name"]: t["has_data"] for t in r.json()}
+
+
+def test_a_tenant_that_only_reads_has_no_data(client: TestClient, key: Any) -> None:
+    """Reads open a tenant's stores (its folder exists) but write nothing: no data. A
+    record, a task or a backup is data; forgetting the last record leaves none."""
+    admin, reader = key("admin", "default"), key("reader", "reads")
+    for path in ("/v1/memories", "/v1/memories/stats", "/v1/memories/export", "/v1/tasks"):
+        assert client.get(path, headers=reader).status_code == 200, path
+        assert client.get(path, headers=admin).status_code == 200, path
+    for who in (reader, admin):
+        assert client.get("/v1/usage", headers=who).status_code == 200
+        assert client.get("/v1/providers", headers=who).status_code == 200
+        found = client.post("/v1/memories/search", json={"query": "anything"}, headers=who)
+        assert found.status_code == 200, found.text
+        assert client.get("/readyz", headers=who).status_code in (200, 503)
+    assert client.get("/v1/memories/nope", headers=reader).status_code == 404
+    data_dir = load_settings().paths.data_dir
+    assert (data_dir / "tenants" / "reads").is_dir()  # the reads opened its store
+    assert _has_data(client, admin) == {"default": False, "reads": False}
+
+    rid = client.post("/v1/memories", json={"text": "a"}, headers=key("writer", "notes"))
+    client.post("/v1/tasks", json={"title": "a task"}, headers=key("writer", "todo"))
+    assert client.post("/v1/memories/backup", headers=key("admin", "saved")).status_code == 200
+    assert _has_data(client, admin) == {
+        "default": False,
+        "reads": False,
+        "notes": True,
+        "todo": True,
+        "saved": True,  # a backup of an empty store is still something it wrote
+    }
+    forgot = client.delete(f"/v1/memories/{rid.json()['id']}", headers=key("writer", "notes"))
+    assert forgot.status_code == 200, forgot.text
+    assert _has_data(client, admin)["notes"] is False
+
+
+def test_has_data_on_postgresql(
+    make_client: Any, key: Any, postgres_dsn: str, postgres_schema: str
+) -> None:
+    """On PostgreSQL a tenant's records are in a schema of its own: a reader's schema is
+    made but empty (no data), a writer's holds a record (data)."""
+    import psycopg
+
+    from magray.memory.backends.postgres.connection import schema_name
+
+    client = make_client(
+        memory__backend="postgres", memory__dsn=postgres_dsn, memory__pg_schema=postgres_schema
+    )
+    admin, reader, writer = key("admin", "default"), key("reader", "reads"), key("writer", "notes")
+    try:
+        assert client.get("/v1/memories", headers=reader).status_code == 200
+        assert client.post("/v1/memories", json={"text": "a"}, headers=writer).status_code == 201
+        assert _has_data(client, admin) == {"default": False, "reads": False, "notes": True}
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            made = conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s",
+                (schema_name("reads", postgres_schema),),
+            ).fetchone()
+        assert made is not None  # the read made the schema: its emptiness is what counts
+    finally:
+        client.__exit__(None, None, None)  # the tenants' pools, before their schemas go
+        with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+            for tenant in ("reads", "notes"):
+                name = schema_name(tenant, postgres_schema)
+                conn.execute(f"DROP SCHEMA IF EXISTS {name} CASCADE")

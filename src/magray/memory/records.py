@@ -22,8 +22,15 @@ _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 # NUL, an escape sequence or a newline in it is a client's bug or an attack on a terminal.
 # A record's text may hold tabs and newlines (and other C0 characters), never NUL.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+# The invisible characters that change how a label looks without being seen: the bidi
+# controls (embeddings and overrides U+202A-U+202E, isolates U+2066-U+2069, the marks
+# U+200E, U+200F and U+061C) and the zero-width ones (U+200B-U+200D, U+2060, U+FEFF).
+# "ops" and "o\u200bps", or a tag U+202E turns around, print alike in a listing; a label
+# holds none of them. A record's text may: there they are content (Arabic, Hebrew).
+_INVISIBLE = r"\u061c\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
+_UNSEEN = re.compile(f"[{_INVISIBLE}]")
 #: the labels' rule as a JSON Schema pattern (the API document shows it)
-LABEL_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+LABEL_PATTERN = rf"^[^\x00-\x1f\x7f-\x9f{_INVISIBLE}]*$"
 
 
 def _exact_time(ts: float | None) -> str | None:
@@ -36,20 +43,42 @@ def control_char(value: str) -> str | None:
     return None if found is None else found.group()
 
 
-def check_label(value: str, what: str) -> str:
-    """``value`` if it is a label without control characters; else a UsageError naming
-    ``what`` ("the kind", "a tag"...), the value and the character. The one check of the
-    rule: the memory's writes and filters, the CLI and the server all come through it."""
+def invisible_char(value: str) -> str | None:
+    """The first bidi control or zero-width character in ``value``, or None."""
+    found = _UNSEEN.search(value)
+    return None if found is None else found.group()
+
+
+def label_refusal(value: str, what: str) -> str | None:
+    """Why ``value`` is no label (one sentence naming ``what``, the value and the
+    character as U+XXXX), or None when it is one."""
+    shown = value if len(value) <= 40 else value[:40] + "…"
     char = control_char(value)
-    if char is None:
+    if char is not None:
+        return (
+            f"{what} {shown!r} holds a control character (U+{ord(char):04X}); labels are"
+            " printable text on one line: remove it."
+        )
+    char = invisible_char(value)
+    if char is not None:
+        return (
+            f"{what} {shown!r} holds an invisible character (U+{ord(char):04X}, a bidi or"
+            " zero-width control) that makes it look like another label: remove it."
+        )
+    return None
+
+
+def check_label(value: str, what: str) -> str:
+    """``value`` if it is a label without control, bidi or zero-width characters; else a
+    UsageError naming ``what`` ("the kind", "a tag"...), the value and the character. The
+    one check of the rule: the memory's writes and filters, the CLI and the server all
+    come through it."""
+    refusal = label_refusal(value, what)
+    if refusal is None:
         return value
     from magray.errors import UsageError
 
-    shown = value if len(value) <= 40 else value[:40] + "…"
-    raise UsageError(
-        f"{what} {shown!r} holds a control character (U+{ord(char):04X}); labels are"
-        " printable text on one line: remove it."
-    )
+    raise UsageError(refusal)
 
 
 def new_id() -> str:

@@ -80,13 +80,19 @@ def parse_role(value: str) -> Role:
 
 
 def check_tenant(value: str) -> str:
-    """A tenant name: lower-case letters, digits, '-' and '_', at most 63 characters."""
-    if not TENANT_RE.match(value):
-        raise UsageError(
-            f"invalid tenant {value!r}: use 1-63 lower-case letters, digits, '-' or '_',"
-            " starting with a letter or digit."
-        )
-    return value
+    """A tenant name: lower-case letters, digits, '-' and '_', at most 63 characters. A
+    control, bidi or zero-width character in a refused name is named (U+XXXX): it is
+    invisible in the name as printed."""
+    if TENANT_RE.match(value):
+        return value
+    from magray.memory.records import control_char, invisible_char
+
+    char = control_char(value) or invisible_char(value)
+    held = "" if char is None else f" (it holds U+{ord(char):04X}, which does not show)"
+    raise UsageError(
+        f"invalid tenant {value!r}{held}: use 1-63 lower-case letters, digits, '-' or '_',"
+        " starting with a letter or digit."
+    )
 
 
 def digest(key: str) -> str:

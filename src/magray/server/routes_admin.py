@@ -16,6 +16,7 @@ from magray.errors import NotFoundError
 from magray.server.deps import Admin, Svc
 from magray.server.keys import check_tenant, parse_role
 from magray.server.schemas import ChainCheck, KeyIn, KeyOut, NewKey, TenantOut
+from magray.server.tenants import has_data
 
 router = APIRouter(prefix="/v1")
 
@@ -74,7 +75,8 @@ def revoke_key(id: str, request: Request, svc: Svc, who: Admin) -> dict[str, Any
 @router.get(
     "/tenants",
     tags=["admin"],
-    summary="The tenants: those named by a key and those with a data folder.",
+    summary="The tenants: those named by a key and those with a data folder; has_data when"
+    " a tenant holds a record, task, conversation, LLM call or backup.",
     response_model=list[TenantOut],
     responses=_ADMIN_ONLY,
 )
@@ -94,7 +96,7 @@ def list_tenants(svc: Svc, who: Admin) -> list[dict[str, Any]]:
             "name": name,
             "keys": sum(k.tenant == name for k in keys),
             "active_keys": sum(k.tenant == name and k.revoked_at is None for k in keys),
-            "has_data": name in on_disk,
+            "has_data": name in on_disk and has_data(svc.settings, name),
         }
         for name in names
     ]

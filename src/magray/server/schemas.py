@@ -176,7 +176,9 @@ class NewKey(BaseModel):
 
 
 class TenantOut(BaseModel):
-    """A tenant: named by a key, by its data folder, or both."""
+    """A tenant: named by a key, by its data folder, or both. ``has_data``: it holds a
+    memory record, a task, a conversation, an LLM call or a backup (a tenant whose requests
+    only read has a folder but no data)."""
 
     name: str
     keys: int

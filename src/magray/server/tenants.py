@@ -53,6 +53,49 @@ def tenant_settings(settings: Settings, tenant: str) -> Settings:
     return dataclasses.replace(settings, paths=paths)
 
 
+# What a tenant writes besides its memory: a task, a conversation, an LLM call (the table
+# of each SQLite database, by its name in ``magray.paths.DATABASE_FILES``).
+WRITTEN = {"tasks": "tasks", "conversations": "conversations", "llm": "calls"}
+
+
+def has_data(settings: Settings, tenant: str) -> bool:
+    """Whether ``tenant`` holds anything written: a memory record, a task, a conversation,
+    an LLM call or a backup. Its requests open its stores, so a tenant that only ever read
+    has a data folder (and on PostgreSQL a schema) holding none of them: no data.
+
+    Reads the stores as they are, opening none of the tenant's services and creating
+    nothing; a database that cannot be read counts as holding data.
+    """
+    own = tenant_settings(settings, tenant)
+    folder = own.paths.data_dir
+    if not folder.is_dir():  # never opened: the folder is made whenever a tenant is
+        return False
+    databases = own.paths.databases()
+    if any(_has_rows(databases[db], table) for db, table in WRITTEN.items()):
+        return True
+    backups = folder / "backups"
+    if backups.is_dir() and any(backups.iterdir()):
+        return True
+    from magray.memory.backends import backend_kind
+
+    return backend_kind(own.memory.backend).holds_records(own)
+
+
+def _has_rows(db: Path, table: str) -> bool:
+    if not db.is_file():
+        return False
+    import sqlite3
+    from contextlib import closing
+
+    try:
+        uri = f"{db.resolve().as_uri()}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as conn:
+            row = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()
+    except sqlite3.Error as exc:
+        return "no such table" not in str(exc)  # made, not written to yet; else unreadable
+    return bool(row and row[0])
+
+
 class Tenant:
     """A tenant's runtime, the lock that serialises work on its store, its readers and its
     LLM thread.

@@ -440,6 +440,16 @@ class BackendKind(Protocol):
         """
         ...
 
+    def holds_records(self, settings: Settings) -> bool:
+        """Whether the store that ``settings`` name holds a record, found without opening
+        it: a store that does not exist yet is not created (False), one that cannot be
+        read counts as holding records.
+
+        Raises:
+            StoreError: the server of the store cannot be reached.
+        """
+        ...
+
     def restore(self, settings: Settings, manifest: BackupManifest, *, force: bool) -> None:
         """Replace the store with the backup ``manifest`` describes (already read; every
         file is checked here against its size and sha256 first), all or nothing.

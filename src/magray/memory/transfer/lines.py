@@ -31,6 +31,7 @@ from magray.memory.records import (
     Record,
     Source,
     control_char,
+    invisible_char,
     new_id,
 )
 from magray.timefmt import parse_iso
@@ -154,11 +155,12 @@ def normalise(obj: Any, model_id: str, dim: int, now: float) -> dict[str, Any]:
     for name, label in [("kind", kind), ("project", project), ("session", session)] + [
         ("a tag", tag) for tag in tags
     ]:
-        char = None if label is None else control_char(label)
-        if char is not None:
-            raise InvalidLine(
-                f"{name} {_short(label)} holds a control character (U+{ord(char):04X})"
-            )
+        for found, said in ((control_char, "a control"), (invisible_char, "a bidi or zero-width")):
+            char = None if label is None else found(label)
+            if char is not None:
+                raise InvalidLine(
+                    f"{name} {_short(label)} holds {said} character (U+{ord(char):04X})"
+                )
     importance = _num(obj, "importance", default=0.5, nullable=False)
     assert importance is not None
     if not 0.0 <= importance <= 1.0:

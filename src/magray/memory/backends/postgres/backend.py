@@ -91,6 +91,20 @@ class PostgresKind:
     def open(self, settings: Settings, *, warn: Warn | None = None) -> Backend:
         return open_from_settings(settings)
 
+    def holds_records(self, settings: Settings) -> bool:
+        """One short connection, no pool, no migration: a schema not made yet holds none."""
+        dsn = _dsn(settings)
+        name = connection.schema_name(None, settings.memory.pg_schema)
+        psycopg = connection.driver()
+        try:
+            with psycopg.connect(dsn, autocommit=True, connect_timeout=30) as conn:
+                if schema.current_version(conn, name) == 0:
+                    return False
+                row = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {name}.records)").fetchone()
+        except psycopg.Error as exc:
+            raise connection.translate(exc, connection.redact(dsn)) from None
+        return bool(row and row[0])
+
     def restore(self, settings: Settings, manifest: BackupManifest, *, force: bool) -> None:
         """Replace the schema's store by the snapshot, in one transaction (all or nothing)."""
         from magray.memory.transfer.manifest import sha256

@@ -414,6 +414,9 @@ class SqliteKind:
     def open(self, settings: Settings, *, warn: Warn | None = None) -> base.Backend:
         return SqliteBackend.from_settings(settings, warn=warn)
 
+    def holds_records(self, settings: Settings) -> bool:
+        return _backup.live_records(settings.paths.memory_db) != 0
+
     def restore(self, settings: Settings, manifest: BackupManifest, *, force: bool) -> None:
         _backup.restore(settings, manifest, force=force)
 

@@ -140,7 +140,7 @@ def _stage(manifest: BackupManifest, staging: Path) -> None:
 
 
 # -- restore ------------------------------------------------------------------------------
-def _live_records(db: Path) -> int:
+def live_records(db: Path) -> int:
     """Records in the live store (0 if it is missing or empty; -1 if it cannot be read)."""
     if not db.exists():
         return 0
@@ -156,7 +156,7 @@ def _live_records(db: Path) -> int:
 def _refuse_non_empty(db: Path, force: bool) -> None:
     if force:
         return
-    n = _live_records(db)
+    n = live_records(db)
     if n != 0:
         held = f"holds {n} record(s)" if n > 0 else "exists but cannot be read"
         raise BackupError(
