@@ -65,6 +65,9 @@ def test_breaker_opens_persists_and_half_opens(server: Scripted, magray_home: Pa
         with pytest.raises(ProviderUnavailableError):
             r.complete(ask())
     assert r.breaker_state("oa") == OPEN
+    # read from any thread, on a connection of its own: the same states
+    assert dict(r.breaker_states())["oa"] == OPEN
+    assert threading_read(r) == r.breaker_states()
     again = Router(load_settings(), clock=clock, sleep=clock.sleep, env={"TEST_KEY": "sk-x"})
     ROUTERS.append(again)
     with pytest.raises(
@@ -76,6 +79,7 @@ def test_breaker_opens_persists_and_half_opens(server: Scripted, magray_home: Pa
     assert len(server.requests) == 3  # refused without calling
     clock.now += 31
     assert again.breaker_state("oa") == HALF_OPEN
+    assert dict(again.breaker_states())["oa"] == HALF_OPEN
     server.add(Reply(500, {}))  # the trial call fails: open again at once
     with pytest.raises(ProviderUnavailableError):
         again.complete(ask())
@@ -84,6 +88,22 @@ def test_breaker_opens_persists_and_half_opens(server: Scripted, magray_home: Pa
     server.add(oa_stream(["back"]))
     assert again.complete(ask()).text == "back"
     assert again.breaker_state("oa") == CLOSED
+    assert dict(again.breaker_states())["oa"] == CLOSED
+
+
+def threading_read(r: Router) -> list[tuple[str, str]]:
+    """``r.breaker_states()`` called from another thread (the router's own connection
+    belongs to this one)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(r.breaker_states).result()
+
+
+def test_breaker_states_before_the_ledger_exists(magray_home: Path) -> None:
+    from magray.llm.usage import read_breakers
+
+    assert read_breakers(magray_home / "no-such" / "llm.db") == {}
 
 
 def test_token_budget_refuses_before_calling(server: Scripted, magray_home: Path) -> None:

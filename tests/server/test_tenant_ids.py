@@ -4,15 +4,17 @@ calls the API with B's key), and no dashboard page shows B anything of A's."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from magray.server.ui.session import csrf_token
 from tests.agent.conftest import oa_plan, step
 from tests.llm.conftest import Scripted, oa_stream
-from tests.server.test_runs import agent_client, wait_for  # noqa: F401  (the fixture)
+from tests.server.test_runs import DEADLINE, agent_client, wait_for  # noqa: F401  (the fixture)
 
 SECRET = "qzxv-7731"  # in every text of tenant A: never in an answer to tenant B
 
@@ -85,10 +87,7 @@ def test_the_dashboard_shows_b_nothing_of_a(
 ) -> None:
     a, conversation, run = _seed_a(agent_client, server, key)
     record = agent_client.get("/v1/memories", headers=a).json()["records"][0]["id"]
-    # A's run is answered first: while it waits it holds A's LLM thread, and each metrics
-    # scrape of the dashboard's sampler waits 5 s on that thread for A's breakers
-    agent_client.post(f"/v1/runs/{run}/approve", json={"approve": False}, headers=a)
-    wait_for(agent_client, run, a, "finished")
+    # A's run keeps waiting (and holding A's LLM thread) while B walks the pages
     b_key = key("admin", "tenant-b")["Authorization"].removeprefix("Bearer ")
     signed_in = agent_client.post("/ui/login", data={"key": b_key}, follow_redirects=False)
     assert signed_in.status_code == 303, signed_in.text
@@ -124,8 +123,44 @@ def test_the_dashboard_shows_b_nothing_of_a(
     ):
         r = agent_client.post(path, data={**form, "csrf": csrf})
         _clean(r.text.replace(path.split("/")[-2], ""), *ids)
-    # nothing of A's changed: its record is still there
+    # nothing of A's changed: its record is still there, its run still waits
     assert agent_client.get(f"/v1/memories/{record}", headers=a).status_code == 200
+    assert agent_client.get(f"/v1/runs/{run}", headers=a).json()["waiting_for_approval"]
+    agent_client.post(f"/v1/runs/{run}/approve", json={"approve": False}, headers=a)
+    wait_for(agent_client, run, a, "finished")
     # and B, which only read, has no data (A has)
     listed = {t["name"]: t["has_data"] for t in agent_client.get("/v1/tenants", headers=a).json()}
     assert listed["tenant-a"] and not listed["tenant-b"]
+
+
+def test_a_waiting_run_holds_up_no_scrape_probe_or_provider_list(
+    agent_client: TestClient,  # noqa: F811
+    server: Scripted,
+    key: Any,
+) -> None:
+    """A waiting run holds its tenant's one LLM thread until it is answered. ``/metrics``,
+    ``/readyz`` and ``/v1/providers`` of that tenant read the breakers from the ledger
+    instead of waiting for the thread: before, the scrape dropped the tenant's breakers
+    after 5 s and the probe and the listing waited for the approval."""
+    a, _, run = _seed_a(agent_client, server, key)
+    assert agent_client.get(f"/v1/runs/{run}", headers=a).json()["waiting_for_approval"]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            scrape = pool.submit(agent_client.get, "/metrics").result(timeout=DEADLINE)
+            ready = pool.submit(agent_client.get, "/readyz", headers=a).result(timeout=DEADLINE)
+            listed = pool.submit(agent_client.get, "/v1/providers", headers=a).result(
+                timeout=DEADLINE
+            )
+        finally:  # answered in any case, so that a request still waiting comes back
+            agent_client.post(f"/v1/runs/{run}/approve", json={"approve": False}, headers=a)
+    families = {f.name: f for f in text_string_to_metric_families(scrape.text)}
+    states = {
+        s.labels["provider"]: s.value
+        for s in families["magray_llm_breaker_state"].samples
+        if s.labels["tenant"] == "tenant-a"
+    }
+    assert states and set(states.values()) == {0.0}, states  # every breaker closed
+    checks = {c["name"]: c for c in ready.json()["checks"]}
+    assert checks["llm_provider"]["ok"] and "breaker closed" in checks["llm_provider"]["detail"]
+    assert listed.status_code == 200 and {r["breaker"] for r in listed.json()} == {"closed"}
+    wait_for(agent_client, run, a, "finished")

@@ -34,7 +34,7 @@ from magray.llm.base import Chunk, Completion, Provider, Request, ToolCall, Usag
 from magray.llm.config import LLMConfig, ProviderConfig, load_llm_config
 from magray.llm.keys import KeyStore, redact
 from magray.llm.registry import create_provider
-from magray.llm.usage import BreakerState, Call, UsageStore, day_of
+from magray.llm.usage import BreakerState, Call, UsageStore, day_of, read_breakers
 
 if TYPE_CHECKING:
     from magray.config import Settings
@@ -111,11 +111,13 @@ class Router:
         return self._providers[cfg.name]
 
     def describe(self) -> list[dict[str, object]]:
-        """One row per configured provider for ``magray llm list`` (builds no provider)."""
+        """One row per configured provider for ``magray llm list`` (builds no provider);
+        callable from any thread, like :meth:`breaker_states`."""
         from magray.llm.keys import lookup_key
         from magray.llm.registry import default_model, needs_key
 
         rows: list[dict[str, object]] = []
+        breakers = dict(self.breaker_states())
         for name in self.names():
             cfg = self.config.get(name)
             has_key = lookup_key(cfg, self.keys, self._env) is not None
@@ -128,7 +130,7 @@ class Router:
                     "default": name == self.config.default,
                     "fallback": name in self.config.fallback,
                     "key": "set" if has_key else ("missing" if needs_key(cfg) else "not needed"),
-                    "breaker": self.breaker_state(name),
+                    "breaker": breakers[name],
                 }
             )
         return rows
@@ -153,7 +155,17 @@ class Router:
     # -- circuit breaker ------------------------------------------------------------------
 
     def breaker_state(self, name: str) -> str:
-        state = self.usage.breaker(name)
+        return self._state_of(self.usage.breaker(name))
+
+    def breaker_states(self) -> list[tuple[str, str]]:
+        """(provider, breaker state) of each configured provider, read from the ledger on a
+        connection of its own: unlike :meth:`breaker_state` it may be called from any
+        thread, and never waits for the one making calls (the server's metrics)."""
+        path = self._usage.path if self._usage is not None else self.settings.paths.llm_db
+        saved = read_breakers(path)
+        return [(name, self._state_of(saved.get(name, BreakerState()))) for name in self.names()]
+
+    def _state_of(self, state: BreakerState) -> str:
         if state.opened_at is None:
             return CLOSED
         if self._clock() - state.opened_at >= self.breaker_cooldown:

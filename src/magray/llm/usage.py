@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,3 +189,28 @@ class UsageStore:
                 " opened_at = excluded.opened_at",
                 (provider, state.failures, state.opened_at),
             )
+
+
+def read_breakers(path: Path) -> dict[str, BreakerState]:
+    """Every provider's saved breaker state in the ledger at ``path``, read on a read-only
+    connection of its own: callable from any thread, it never waits for the thread whose
+    ``UsageStore`` makes the calls. None before the ledger exists.
+
+    Raises:
+        StoreError: the ledger exists but cannot be read.
+    """
+    if not path.is_file():
+        return {}
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            rows = conn.execute("SELECT provider, failures, opened_at FROM breakers").fetchall()
+    except sqlite3.Error as exc:
+        if "no such table" in str(exc):  # made, not migrated yet
+            return {}
+        raise StoreError(
+            f"the LLM usage database {path} cannot be read ({exc}){advice(exc)}."
+        ) from None
+    return {
+        str(name): BreakerState(int(failures), None if opened is None else float(opened))
+        for name, failures, opened in rows
+    }

@@ -6,7 +6,6 @@ with the reason, never an exception.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -61,9 +60,9 @@ def _embedder(rt: Runtime) -> Check:
     return Check("embedding_model", True, f"{embedder.model_id} ({embedder.dim}-d)")
 
 
-def _provider(rt: Runtime, on_llm_thread: Callable[[Callable[[], Any]], Any]) -> Check:
-    try:
-        rows = on_llm_thread(rt.router.describe)
+def _provider(rt: Runtime) -> Check:
+    try:  # from the ledger and the key file: never waits for a run on the LLM thread
+        rows = rt.router.describe()
     except Exception as exc:
         return Check("llm_provider", False, str(exc))
     default = next((r for r in rows if r["default"]), None)
@@ -74,24 +73,18 @@ def _provider(rt: Runtime, on_llm_thread: Callable[[Callable[[], Any]], Any]) ->
     return Check("llm_provider", ok, f"{name}: breaker {breaker}, key {key}")
 
 
-def _direct(fn: Callable[[], Any]) -> Any:
-    return fn()
-
-
 def readiness(
     rt: Runtime,
     *,
     lock: Any = None,
-    on_llm_thread: Callable[[Callable[[], Any]], Any] = _direct,
 ) -> list[Check]:
     """Store open, indexes consistent, embedding model loaded, default provider usable.
 
-    ``lock`` (when given) is held around the memory checks; ``on_llm_thread`` runs the
-    provider check where the runtime's router lives.
+    ``lock`` (when given) is held around the memory checks.
     """
     with lock if lock is not None else nullcontext():
         memory_checks = [_store(rt), _indexes(rt), _embedder(rt)]
-    return [*memory_checks, _provider(rt, on_llm_thread)]
+    return [*memory_checks, _provider(rt)]
 
 
 def report(checks: list[Check]) -> dict[str, Any]:

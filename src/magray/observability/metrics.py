@@ -8,8 +8,7 @@ time by a collector from the tenants that are open.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -18,29 +17,18 @@ from prometheus_client.registry import Collector
 if TYPE_CHECKING:
     from magray.runtime import Runtime
 
-T = TypeVar("T")
-
 
 class TenantView(Protocol):
-    """What the collector reads of a tenant: its name, runtime, lock and LLM thread."""
+    """What the collector reads of a tenant: its name, runtime and lock."""
 
     name: str
     runtime: Runtime
     lock: Any
 
-    def llm(self, fn: Callable[[], T]) -> Future[T]: ...
-
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 BREAKER_VALUES = {"closed": 0.0, "half-open": 1.0, "open": 2.0}
-
-
-def _breakers(rt: Runtime) -> Callable[[], list[tuple[str, str]]]:
-    def read() -> list[tuple[str, str]]:
-        return [(name, rt.router.breaker_state(name)) for name in rt.router.names()]
-
-    return read
 
 
 class StoreCollector(Collector):
@@ -82,8 +70,8 @@ class StoreCollector(Collector):
                 if isinstance(row, dict) and "backlog" in row:
                     backlog.add_metric([tenant, layer], float(row["backlog"]))
             if "router" in rt.__dict__:  # only a router that was built (no config reads here)
-                try:
-                    states = view.llm(_breakers(rt)).result(timeout=5)
+                try:  # from the ledger: never waits for the tenant's LLM thread
+                    states = rt.router.breaker_states()
                 except Exception:
                     states = []
                 for name, state in states:

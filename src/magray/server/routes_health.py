@@ -37,9 +37,7 @@ async def readyz(request: Request, svc: Svc) -> JSONResponse:
 
     def check() -> dict[str, Any]:
         tenant = svc.tenants.get(name)
-        checks = readiness(
-            tenant.runtime, lock=tenant.lock, on_llm_thread=lambda fn: tenant.llm(fn).result()
-        )
+        checks = readiness(tenant.runtime, lock=tenant.lock)
         return report(checks)
 
     data = await anyio.to_thread.run_sync(check)

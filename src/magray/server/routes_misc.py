@@ -89,13 +89,9 @@ def models(svc: Svc, who: Reader) -> list[dict[str, Any]]:
 
 
 @router.get("/providers", tags=["llm"], summary="Configured LLM providers and breaker state.")
-async def providers(svc: Svc, who: Reader) -> list[dict[str, Any]]:
-    import asyncio
-
-    tenant = svc.tenant(who)
-    rows: list[dict[str, Any]] = await asyncio.wrap_future(
-        tenant.llm(tenant.runtime.router.describe)
-    )
+def providers(svc: Svc, who: Reader) -> list[dict[str, Any]]:
+    # ``describe`` reads the ledger on its own connection: no wait for a run on the LLM thread
+    rows: list[dict[str, Any]] = svc.tenant(who).runtime.router.describe()
     return rows
 
 

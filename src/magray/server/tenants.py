@@ -96,6 +96,18 @@ def _has_rows(db: Path, table: str) -> bool:
     return bool(row and row[0])
 
 
+def _make_folder(folder: Path, tenant: str) -> None:
+    from magray.sqlite_migrations import advice
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(
+            f"the data folder of tenant {tenant!r} cannot be made ({exc.strerror or exc})"
+            f"{advice(exc) or '; check that its parent folders are writable'}."
+        ) from None
+
+
 class Tenant:
     """A tenant's runtime, the lock that serialises work on its store, its readers and its
     LLM thread.
@@ -244,7 +256,7 @@ class TenantPool:
             tenant = self._tenants.get(name)
             if tenant is None:
                 settings = tenant_settings(self.settings, name)
-                settings.paths.data_dir.mkdir(parents=True, exist_ok=True)
+                _make_folder(settings.paths.data_dir, name)
                 runtime = Runtime(
                     settings,
                     embedder=embedder,

@@ -37,8 +37,7 @@ async def health(request: Request, ui: Ui, user: User) -> Response:
     ready = await api.get("/readyz")
     providers = await api.get("/v1/providers")
     usage = await api.get("/v1/usage", days=7)
-    points = ui.sampler.points(user.tenant)
-    latest = ui.sampler.current()
+    points, latest = await ui.sampler.view(user.tenant)
     times = [p.at for p in points]
     layers = sorted({layer for p in points for layer in p.records})
     charts = {

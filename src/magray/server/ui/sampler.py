@@ -1,7 +1,8 @@
 """A small in-process history of the server's own Prometheus metrics, for the health page.
 
 Every ``INTERVAL`` seconds (and whenever the health page is drawn) the sampler reads the
-metrics registry the way a Prometheus server would, through the text exposition format, and
+metrics registry the way a Prometheus server would, through the text exposition format, on
+a worker thread (never on the event loop: the read visits every open tenant's store), and
 keeps the last hour of samples in a ring buffer: total requests, recall latency (sum and
 count of the histogram), records per tenant and layer, LLM tokens. Rates and means are
 differences between samples, so the page needs no Prometheus server.
@@ -84,8 +85,13 @@ class Sampler:
 
     async def _loop(self) -> None:
         while True:
-            self.sample()
+            await asyncio.to_thread(self.sample)  # reading the metrics reads every tenant
             await asyncio.sleep(self.interval)
+
+    async def view(self, tenant: str) -> tuple[list[Point], Sample]:
+        """``points(tenant)`` and ``current()`` for a page, read off the event loop: the
+        metrics read every open tenant's store, which may wait for its lock."""
+        return await asyncio.to_thread(lambda: (self.points(tenant), self.current()))
 
     def points(self, tenant: str) -> list[Point]:
         """The last hour as intervals; the newest sample is taken now."""
