@@ -69,6 +69,24 @@ def test_readyz_checks_the_tenant_of_the_key_sent(client: TestClient, key: Any) 
     assert bad.status_code == 401 and bad.json()["title"] == "Invalid API key"
 
 
+def test_a_tenant_folder_that_cannot_be_made_fails_readiness_in_one_line(
+    client: TestClient, key: Any, magray_home: Path
+) -> None:
+    """A file where the tenants' folder belongs: the probe answers 503 naming the file (a
+    failed check, as a damaged store would), a request of that tenant one problem line."""
+    tenants = load_settings().paths.data_dir / "tenants"
+    tenants.parent.mkdir(parents=True, exist_ok=True)
+    tenants.write_text("in the way", encoding="utf-8")
+    probe = client.get("/readyz", headers=key("reader", "gamma"))
+    assert probe.status_code == 503, probe.text
+    check = {c["name"]: c for c in probe.json()["checks"]}["store"]
+    assert not check["ok"]
+    assert f"{tenants} is a file, not a folder: move it aside" in check["detail"]
+    added = client.post("/v1/memories", json={"text": "x"}, headers=key("writer", "gamma"))
+    assert added.status_code == 500 and "is a file, not a folder" in added.json()["detail"]
+    assert "Traceback" not in added.text and "NotADirectoryError" not in added.text
+
+
 def _has_data(client: TestClient, admin: dict[str, str]) -> dict[str, bool]:
     r = client.get("/v1/tenants", headers=admin)
     assert r.status_code == 200, r.text

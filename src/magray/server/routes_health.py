@@ -29,14 +29,18 @@ async def readyz(request: Request, svc: Svc) -> JSONResponse:
     """The checks of the ``default`` tenant, or of the tenant of the API key sent with the
     request (any role; an unknown or revoked key is a 401): a probe needs no key, and the
     dashboard's Health page shows the signed-in key's own store."""
-    from magray.observability.health import readiness, report
+    from magray.errors import MagrayError
+    from magray.observability.health import Check, readiness, report
 
     name = DEFAULT_TENANT
     if request.headers.get("authorization"):
         name = (await svc.auth.principal(request)).tenant
 
     def check() -> dict[str, Any]:
-        tenant = svc.tenants.get(name)
+        try:
+            tenant = svc.tenants.get(name)
+        except MagrayError as exc:  # the tenant's store cannot be opened: not ready
+            return report([Check("store", False, exc.message_for("api"))])
         checks = readiness(tenant.runtime, lock=tenant.lock)
         return report(checks)
 
