@@ -111,6 +111,13 @@ MEMORY = Words("--memory", '"memory"')
 PROVIDER = Words("--provider", '"provider"')
 
 
+def server_setting(cli: str, change: str) -> Words:
+    """A remedy the command line gives with an option (``cli``: ``pass --root DIR``) and a
+    server takes from its own settings: an API client asks the server's operator to
+    ``change`` it (``add DIR to tools.roots``)."""
+    return Words(cli, f"ask the server's operator to {change}")
+
+
 def provider_option(name: str) -> Words:
     """The option that asks a named provider (``--provider NAME``)."""
     return Words(f"{PROVIDER.cli} {name}", f'{PROVIDER.api}: "{name}"')

@@ -88,3 +88,48 @@ def api_details(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     for exc, text in shown:
         assert not cli_words(text, kind_of(exc)[0]), text
+
+
+def event_texts(name: str, data: Any) -> list[tuple[str, int]]:
+    """The error texts of a server-sent event (ask or run) and the status each is judged by:
+    an ``error`` event's problem detail; a run's result: its error, its steps' errors and a
+    result that quotes an error; a plan's previews that could not be made."""
+    if not isinstance(data, dict):
+        return []
+    if name == "error":
+        return [(str(data.get("detail", "")), int(data.get("status", 500)))]
+    found: list[tuple[str, int]] = []
+    if name == "result":
+        if data.get("error"):
+            found += [(str(data["error"]), 400), (str(data.get("result", "")), 400)]
+        found += [(str(s["error"]), 400) for s in data.get("steps") or [] if s.get("error")]
+    if name == "plan":
+        shown = [str(p.get("preview", "")) for p in data.get("previews") or []]
+        found += [(text, 400) for text in shown if text.startswith("(no preview")]
+    return found
+
+
+@pytest.fixture(autouse=True)
+def api_events(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Collect the events of every ask stream and agent run the test's requests made;
+    afterwards, check that no error text in them names CLI words (:func:`cli_words`)."""
+    from magray.server import routes_ask
+    from magray.server.runs import Run
+
+    sent: list[tuple[str, Any]] = []
+    emit, event = Run.emit, routes_ask._event
+
+    def emitted(self: Run, name: str, data: dict[str, Any], *, last: bool = False) -> None:
+        sent.append((name, data))
+        emit(self, name, data, last=last)
+
+    def streamed(name: str, data: Any, n: int) -> bytes:
+        sent.append((name, data))
+        return event(name, data, n)
+
+    monkeypatch.setattr(Run, "emit", emitted)
+    monkeypatch.setattr(routes_ask, "_event", streamed)
+    yield
+    for name, data in sent:
+        for text, status in event_texts(name, data):
+            assert not cli_words(text, status), f"{name} event: {text}"

@@ -322,14 +322,14 @@ def test_json_nested_too_deep_in_a_search_is_a_400(served: tuple[Any, dict[str, 
 
 
 # -- roles and tenants ---------------------------------------------------------------------
-# Who may call each operation: "public" (no key: health and metrics), "read" (a reader),
+# Who may call each operation: "public" (no key: the probes), "read" (a reader),
 # "write" (a writer: it changes the tenant's data, or asks the LLM, whose answer is
-# remembered), "admin" (an admin only: the server's keys, tenants and audit, backups, agent
-# runs). Every operation of the OpenAPI document must be here: a new route fails the tests
-# until it is classified.
+# remembered), "admin" (an admin only: the server's keys, tenants, metrics and audit,
+# backups, agent runs). Every operation of the OpenAPI document must be here: a new route
+# fails the tests until it is classified.
 ACCESS = {
     "GET /healthz": "public",
-    "GET /metrics": "public",
+    "GET /metrics": "admin",  # names every tenant
     "GET /readyz": "public",
     "GET /v1/memories": "read",
     "POST /v1/memories/search": "read",  # a query in a body: a POST that changes nothing

@@ -97,7 +97,7 @@ def test_tokens_are_counted(llm: Scripted, make_client: AppFactory, key: Any) ->
     llm.add(oa_stream(["ok"], usage=(11, 4)))
     client = make_client()
     client.post("/v1/ask", json={"question": "x", "no_memory": True}, headers=key("writer"))
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=key("admin")).text
     assert 'magray_llm_tokens_total{kind="prompt",provider="oa"} 11.0' in text
     assert 'magray_llm_tokens_total{kind="completion",provider="oa"} 4.0' in text
 

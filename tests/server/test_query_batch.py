@@ -107,7 +107,8 @@ def test_each_search_embeds_its_query_once(client: TestClient, key: Any) -> None
     h = key("writer", "qb")
     for text in ("the staging port is 5433", "deploys run on fridays"):
         assert client.post("/v1/memories", json={"text": text}, headers=h).status_code == 201
-    before = value(samples(client), "magray_embedded_texts", "magray_embedded_texts_total")
+    admin = key("admin")
+    before = value(samples(client, admin), "magray_embedded_texts", "magray_embedded_texts_total")
     for query in ("staging port", "fridays", "staging port"):
         r = client.post("/v1/memories/search", json={"query": query}, headers=h)
         assert r.status_code == 200 and r.json()["hits"]
@@ -115,7 +116,7 @@ def test_each_search_embeds_its_query_once(client: TestClient, key: Any) -> None
         "/v1/memories/search", json={"query": "port", "mode": "keyword"}, headers=h
     )
     assert keyword.status_code == 200
-    after = value(samples(client), "magray_embedded_texts", "magray_embedded_texts_total")
+    after = value(samples(client, admin), "magray_embedded_texts", "magray_embedded_texts_total")
     assert after - before == 3  # made ahead and used by the recall, never twice; none for BM25
     batcher = client.app.fastapi.state.services.tenants.embedded()  # type: ignore[attr-defined]
     assert isinstance(batcher, QueryBatcher) and batcher.embedded == 3
@@ -135,8 +136,9 @@ def test_a_query_in_the_embedding_cache_skips_the_batch(
         assert client.post("/v1/memories", json={"text": text}, headers=h).status_code == 201
     batcher = client.app.fastapi.state.services.tenants.embedded()  # type: ignore[attr-defined]
     assert isinstance(batcher, QueryBatcher)
+    admin = key("admin")
     embedded = lambda: value(  # noqa: E731
-        samples(client), "magray_embedded_texts", "magray_embedded_texts_total"
+        samples(client, admin), "magray_embedded_texts", "magray_embedded_texts_total"
     )
     before = embedded()
     first = client.post("/v1/memories/search", json={"query": "staging port"}, headers=h)

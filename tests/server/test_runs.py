@@ -137,3 +137,22 @@ def test_a_run_naming_an_unknown_provider_is_refused_before_it_starts(
         )
         assert refused.status_code == status and said in refused.json()["detail"]
     assert server.requests == []  # nothing was planned
+
+
+def test_a_step_error_is_in_the_apis_words(
+    agent_client: TestClient, server: Scripted, repo: Path, key: Any, tmp_path: Path
+) -> None:
+    """A step refused for a path outside the workspace roots names the server's
+    ``tools.roots`` setting, not the CLI's ``--root`` (the leak check scans every event)."""
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("x\n", encoding="utf-8")
+    server.add(oa_plan(step("read", "file_read", {"path": str(outside)})))
+    h = key("admin")
+    rid = agent_client.post("/v1/runs", json={"goal": "read it"}, headers=h).json()["id"]
+    data = wait_for(agent_client, rid, h, "finished")
+    result = data["events"][-1]
+    assert result["event"] == "result", data
+    (denied,) = result["data"]["steps"]
+    assert denied["status"] == "denied"
+    assert "ask the server's operator to add the folder to tools.roots" in denied["error"]
+    assert "--root" not in denied["error"]

@@ -146,7 +146,7 @@ def test_a_waiting_run_holds_up_no_scrape_probe_or_provider_list(
     assert agent_client.get(f"/v1/runs/{run}", headers=a).json()["waiting_for_approval"]
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
-            scrape = pool.submit(agent_client.get, "/metrics").result(timeout=DEADLINE)
+            scrape = pool.submit(agent_client.get, "/metrics", headers=a).result(timeout=DEADLINE)
             ready = pool.submit(agent_client.get, "/readyz", headers=a).result(timeout=DEADLINE)
             listed = pool.submit(agent_client.get, "/v1/providers", headers=a).result(
                 timeout=DEADLINE

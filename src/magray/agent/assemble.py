@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from magray.errors import Surface
+
 if TYPE_CHECKING:
     from magray.agent.executor import StepResult
     from magray.agent.runner import Agent, Approve, Rememberer
@@ -34,7 +36,8 @@ class AgentOptions:
     (None: no bound), ``max_replans`` and ``token_budget`` bound the run, ``on_results``
     shows step results as they come, and ``examples`` picks the planner's worked examples
     by similarity to the goal (with the runtime's embedder, loaded on first use; without it
-    the planner takes them in order).
+    the planner takes them in order). ``surface`` words the errors of steps and of the run
+    for where they are shown (the server's are in the HTTP API's words).
     """
 
     approve: Approve | None = None
@@ -46,6 +49,7 @@ class AgentOptions:
     token_budget: int | None = None
     on_results: Callable[[list[StepResult]], None] | None = None
     examples: bool = True
+    surface: Surface = "cli"
 
 
 def build_agent(
@@ -66,13 +70,14 @@ def build_agent(
     selector = ExampleSelector(rt.embedder, follow_nearest=True) if o.examples else None
     return Agent(
         Planner(rt.router, registry, provider=o.provider, max_steps=o.max_steps, selector=selector),
-        Executor(registry, context, policy, rt.audit, confirm=o.confirm),
+        Executor(registry, context, policy, rt.audit, confirm=o.confirm, surface=o.surface),
         Critic(rt.router, provider=o.provider),
         approve=o.approve,
         memory=o.memory,
         max_replans=o.max_replans,
         token_budget=o.token_budget,
         on_results=o.on_results,
+        surface=o.surface,
     )
 
 

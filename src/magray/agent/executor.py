@@ -23,7 +23,7 @@ from typing import Any
 
 from magray.agent.interrupt import Children, sigint_ignored
 from magray.agent.plan import Plan, Step, resolve
-from magray.errors import DeniedError, MagrayError, ToolError
+from magray.errors import DeniedError, MagrayError, Surface, ToolError
 from magray.tools.audit import AuditLog
 from magray.tools.base import ToolContext, ToolResult
 from magray.tools.invoke import Confirm, Invocation, invoke
@@ -91,7 +91,8 @@ class Interrupted(KeyboardInterrupt):
 
 
 class Executor:
-    """Runs a validated plan with ``invoke``; ``confirm`` answers the policy's asks."""
+    """Runs a validated plan with ``invoke``; ``confirm`` answers the policy's asks; a
+    step's error is worded for ``surface`` (the HTTP API names no CLI option)."""
 
     def __init__(
         self,
@@ -105,6 +106,7 @@ class Executor:
         retries: int = 1,
         max_workers: int = 4,
         clock: Callable[[], float] = time.time,
+        surface: Surface = "cli",
     ) -> None:
         self.registry = registry
         self.ctx = ctx if step_timeout is None else replace(ctx, timeout=step_timeout)
@@ -114,6 +116,7 @@ class Executor:
         self.retries = retries
         self.max_workers = max_workers
         self.clock = clock
+        self.surface = surface
         self._stop = threading.Event()
 
     def _one(self, step: Step, outputs: Mapping[str, str]) -> StepResult:
@@ -127,13 +130,15 @@ class Executor:
             try:
                 done = invoke(tool, args, self.ctx, self.policy, self.audit, self.confirm)
             except DeniedError as exc:
-                return self._finish(step, args, DENIED, "deny", "", exc.message, started, attempts)
+                why = exc.message_for(self.surface)
+                return self._finish(step, args, DENIED, "deny", "", why, started, attempts)
             except MagrayError as exc:
                 if self._stop.is_set():
                     return self._interrupted(step, args, None, "", started, attempts)
                 if attempts <= self.retries and is_transient(None, exc):
                     continue
-                return self._finish(step, args, ERROR, None, "", exc.message, started, attempts)
+                why = exc.message_for(self.surface)
+                return self._finish(step, args, ERROR, None, "", why, started, attempts)
             res = done.result
             if self._stop.is_set():  # killed by Ctrl-C: never retried, whatever it says
                 return self._interrupted(step, args, done.decision, res.output, started, attempts)

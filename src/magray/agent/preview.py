@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from magray.agent.plan import Plan
-from magray.errors import MagrayError
+from magray.errors import MagrayError, Surface
 from magray.tools.base import Risk, ToolContext
 from magray.tools.registry import ToolRegistry
 
@@ -41,9 +41,15 @@ def shorten(text: str, max_lines: int = MAX_LINES) -> tuple[str, int]:
 
 
 def plan_previews(
-    plan: Plan, registry: ToolRegistry, ctx: ToolContext, *, max_lines: int = MAX_LINES
+    plan: Plan,
+    registry: ToolRegistry,
+    ctx: ToolContext,
+    *,
+    max_lines: int = MAX_LINES,
+    surface: Surface = "cli",
 ) -> list[StepPreview]:
-    """The previews of ``plan``'s steps that do more than read, in step order."""
+    """The previews of ``plan``'s steps that do more than read, in step order (a preview
+    that cannot be made says why in the words of ``surface``)."""
     found = []
     for step in plan.steps:
         try:
@@ -53,7 +59,7 @@ def plan_previews(
                 continue
             text = tool.preview(args, ctx)
         except (MagrayError, OSError, ValueError) as exc:
-            reason = exc.message if isinstance(exc, MagrayError) else str(exc)
+            reason = exc.message_for(surface) if isinstance(exc, MagrayError) else str(exc)
             text = f"(no preview before the earlier steps run: {reason})"
         short, cut = shorten(text, max_lines)
         found.append(StepPreview(step.id, step.tool, short, cut))

@@ -26,7 +26,7 @@ from magray.agent.executor import DENIED, OK, Executor, Interrupted, StepResult
 from magray.agent.plan import Plan
 from magray.agent.planner import Planned, Planner
 from magray.agent.session import AGENT_RUN, FROM_AGENT, RUN_SUCCEEDED
-from magray.errors import MagrayError, PlanError
+from magray.errors import MagrayError, PlanError, Surface
 from magray.llm.base import Usage
 from magray.memory.records import Layer, NewRecord, Source
 
@@ -59,6 +59,8 @@ class RunReport:
     error: MagrayError | None = None
     #: the status of each step of ``plan`` in its last execution (empty: not run)
     plan_status: dict[str, str] = field(default_factory=dict)
+    #: where the report is shown: the words of ``error`` and of ``result`` when it quotes one
+    surface: Surface = "cli"
 
     def succeeded(self) -> set[str]:
         """Ids of the final plan's steps that ran and succeeded."""
@@ -79,7 +81,7 @@ class RunReport:
             },
             "notes": self.notes,
             "interrupted": self.interrupted,
-            "error": self.error.message if self.error else None,
+            "error": self.error.message_for(self.surface) if self.error else None,
         }
 
     def summary(self) -> str:
@@ -102,6 +104,7 @@ class Agent:
         max_replans: int = 1,
         token_budget: int | None = None,
         on_results: Callable[[list[StepResult]], None] | None = None,
+        surface: Surface = "cli",
     ) -> None:
         self.planner = planner
         self.executor = executor
@@ -111,6 +114,7 @@ class Agent:
         self.max_replans = max_replans
         self.token_budget = token_budget
         self.on_results = on_results
+        self.surface = surface
 
     def _over_budget(self, report: RunReport) -> bool:
         return self.token_budget is not None and report.usage.total_tokens >= self.token_budget
@@ -123,7 +127,7 @@ class Agent:
         before any step ran is raised; after steps ran it is kept in ``report.error`` with
         those steps.
         """
-        report = RunReport(goal)
+        report = RunReport(goal, surface=self.surface)
         try:
             self._run(report, memories, planned)
         except Interrupted as exc:
@@ -142,7 +146,8 @@ class Agent:
                 raise
             report.error = exc
             report.done = False
-            report.result = f"stopped after {len(report.steps)} step(s): {exc.message}"
+            why = exc.message_for(self.surface)
+            report.result = f"stopped after {len(report.steps)} step(s): {why}"
         self._remember(report)
         return report
 

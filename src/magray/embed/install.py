@@ -24,6 +24,7 @@ from magray.embed.registry import (
     TOKENIZER_FILE,
     ModelSpec,
     model_spec,
+    unreadable,
     unregister_user_model,
 )
 from magray.errors import ModelError, ModelNotInstalledError, NetworkError, NotFoundError
@@ -63,16 +64,32 @@ def write_manifest(folder: Path, spec: ModelSpec, extra: dict[str, Any] | None =
 
 
 def is_installed(spec: ModelSpec, models_dir: Path) -> bool:
-    """Whether the model's files are present (not verified)."""
+    """Whether the model's files are present (not verified); a ``ModelError`` naming the
+    folder when this user may not look into it."""
     folder = spec.folder(models_dir)
-    if spec.source == "user":
-        return (folder / MODEL_FILE).is_file() and (folder / TOKENIZER_FILE).is_file()
-    return (folder / MANIFEST).is_file() and (folder / MODEL_FILE).is_file()
+    needed = (MODEL_FILE, TOKENIZER_FILE) if spec.source == "user" else (MANIFEST, MODEL_FILE)
+    try:
+        return all((folder / name).is_file() for name in needed)
+    except PermissionError as exc:
+        raise unreadable(folder, exc, spec.name) from None
 
 
 def verify(spec: ModelSpec, models_dir: Path, *, fresh: bool = False) -> Path:
     """Check the model's files against its manifest (once per process unless ``fresh``);
-    returns the folder."""
+    returns the folder. A file this user may not read is a ``ModelError`` naming the folder
+    (ONNX Runtime would say only that the model does not load)."""
+    try:
+        return _verify(spec, models_dir, fresh=fresh)
+    except PermissionError as exc:
+        raise unreadable(spec.folder(models_dir), exc, spec.name) from None
+
+
+def _readable(path: Path) -> None:
+    if not os.access(path, os.R_OK):
+        raise PermissionError(13, "Permission denied", str(path))
+
+
+def _verify(spec: ModelSpec, models_dir: Path, *, fresh: bool) -> Path:
     folder = spec.folder(models_dir)
     fix = install_command(spec)
     if not is_installed(spec, models_dir):
@@ -85,11 +102,13 @@ def verify(spec: ModelSpec, models_dir: Path, *, fresh: bool = False) -> Path:
             path = folder / name
             if not path.is_file() or path.stat().st_size != size:
                 raise ModelError(f"{path} is missing or changed since it was added; run `{fix}`.")
+            _readable(path)
         return folder
     stat = manifest.stat()
     key = (str(folder), stat.st_mtime, stat.st_size)
     if key in _verified and not fresh:
         return folder
+    _readable(manifest)
     try:
         files: dict[str, str] = json.loads(manifest.read_text(encoding="utf-8"))["files"]
     except (ValueError, KeyError, TypeError):
@@ -97,6 +116,7 @@ def verify(spec: ModelSpec, models_dir: Path, *, fresh: bool = False) -> Path:
     for name in files:
         if not (folder / name).is_file():
             raise ModelNotInstalledError(f"{folder / name} is missing; run `{fix}` to reinstall.")
+        _readable(folder / name)
     identity = _identity(folder, files)
     if fresh or _read_stamp(folder) != identity:
         # Hash every file once; later processes trust the files while their size, mtime

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from magray.errors import ConfigError, Listing, NotFoundError, UsageError, see
+from magray.errors import ConfigError, Listing, ModelError, NotFoundError, UsageError, see
 from magray.plugins import Warn, load_each
 
 Pooling = Literal["mean", "cls", "last_token"]
@@ -227,14 +227,32 @@ def _registry_path(models_dir: Path) -> Path:
     return models_dir / REGISTRY_FILE
 
 
+def unreadable(folder: Path, exc: OSError, model: str | None = None) -> ModelError:
+    """The one line for the models folder (or ``model``'s own folder) when this user may not
+    read it: which folder, and what to do."""
+    why = (exc.strerror or type(exc).__name__).lower()
+    what = f"the folder of model {model}," if model else "the models folder"
+    elsewhere = (
+        "install the model where it can read"
+        if model
+        else "set MAGRAY_MODELS_DIR to a folder it can read"
+    )
+    return ModelError(
+        f"{what} {folder}{',' if model else ''} cannot be read ({why}); give this user read"
+        f" access to it (`chmod -R u+rX {folder}` as its owner), or {elsewhere}."
+    )
+
+
 def user_specs(models_dir: Path) -> list[ModelSpec]:
     """Models the user registered with ``magray models add``."""
     path = _registry_path(models_dir)
-    if not path.exists():
-        return []
     try:
+        if not path.exists():
+            return []
         data = json.loads(path.read_text(encoding="utf-8"))
         return [ModelSpec.from_json(item) for item in data.get("models", [])]
+    except PermissionError as exc:
+        raise unreadable(models_dir, exc) from None
     except (ValueError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{path} is damaged ({exc}); fix or remove it.") from None
 

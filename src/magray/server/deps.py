@@ -60,3 +60,9 @@ Svc = Annotated[Services, Depends(services)]
 Reader = Annotated[Principal, need(Role.READER)]
 Writer = Annotated[Principal, need(Role.WRITER)]
 Admin = Annotated[Principal, need(Role.ADMIN)]
+
+#: the OpenAPI ``responses`` of a route that needs an admin key
+ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No key, or an unknown or revoked key."},
+    403: {"description": "The key's role is not admin."},
+}

@@ -13,17 +13,12 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from magray.errors import NotFoundError
-from magray.server.deps import Admin, Svc
+from magray.server.deps import ADMIN_ONLY, Admin, Svc
 from magray.server.keys import check_tenant, parse_role
 from magray.server.schemas import ChainCheck, KeyIn, KeyOut, NewKey, TenantOut
 from magray.server.tenants import has_data
 
 router = APIRouter(prefix="/v1")
-
-_ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No key, or an unknown or revoked key."},
-    403: {"description": "The key's role is not admin."},
-}
 
 
 @router.get(
@@ -31,7 +26,7 @@ _ADMIN_ONLY: dict[int | str, dict[str, Any]] = {
     tags=["admin"],
     summary="Every API key (never the key or its hash), oldest first.",
     response_model=list[KeyOut],
-    responses=_ADMIN_ONLY,
+    responses=ADMIN_ONLY,
 )
 def list_keys(svc: Svc, who: Admin) -> list[dict[str, Any]]:
     return [k.to_json() for k in svc.auth.keys.list()]
@@ -43,7 +38,7 @@ def list_keys(svc: Svc, who: Admin) -> list[dict[str, Any]]:
     status_code=201,
     summary="Create a key for a role and tenant; the key is in this answer only.",
     response_model=NewKey,
-    responses={**_ADMIN_ONLY, 422: {"description": "Unknown role or invalid tenant name."}},
+    responses={**ADMIN_ONLY, 422: {"description": "Unknown role or invalid tenant name."}},
 )
 def create_key(body: KeyIn, request: Request, svc: Svc, who: Admin) -> dict[str, Any]:
     role = parse_role(body.role)
@@ -58,7 +53,7 @@ def create_key(body: KeyIn, request: Request, svc: Svc, who: Admin) -> dict[str,
     tags=["admin"],
     summary="Revoke a key; requests with it are refused from now on.",
     response_model=KeyOut,
-    responses={**_ADMIN_ONLY, 404: {"description": "No key with this id, or it is revoked."}},
+    responses={**ADMIN_ONLY, 404: {"description": "No key with this id, or it is revoked."}},
 )
 def revoke_key(id: str, request: Request, svc: Svc, who: Admin) -> dict[str, Any]:
     known = {k.id: k for k in svc.auth.keys.list()}
@@ -78,7 +73,7 @@ def revoke_key(id: str, request: Request, svc: Svc, who: Admin) -> dict[str, Any
     summary="The tenants: those named by a key and those with a data folder; has_data when"
     " a tenant holds a record, task, conversation, LLM call or backup.",
     response_model=list[TenantOut],
-    responses=_ADMIN_ONLY,
+    responses=ADMIN_ONLY,
 )
 def list_tenants(svc: Svc, who: Admin) -> list[dict[str, Any]]:
     from magray.server.keys import TENANT_RE
@@ -107,7 +102,7 @@ def list_tenants(svc: Svc, who: Admin) -> list[dict[str, Any]]:
     tags=["audit"],
     summary="Recompute the audit hash chain: ok, entries checked, the first bad entry (admin).",
     response_model=ChainCheck,
-    responses=_ADMIN_ONLY,
+    responses=ADMIN_ONLY,
 )
 def verify_chain(svc: Svc, who: Admin) -> dict[str, Any]:
     return svc.chain.verify().to_json()

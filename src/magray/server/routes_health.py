@@ -1,4 +1,9 @@
-"""``/healthz`` (liveness), ``/readyz`` (readiness) and ``/metrics`` (Prometheus)."""
+"""``/healthz`` (liveness), ``/readyz`` (readiness) and ``/metrics`` (Prometheus).
+
+The probes need no key. ``/metrics`` names every tenant (records, bytes, recall latency,
+breakers), so it needs an admin key, as the server's tenant listing does; a key-less
+loopback client of ``server.auth = "off"`` is an admin, so it scrapes without one.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 
 from magray import __version__
 from magray.server.auth import DEFAULT_TENANT
-from magray.server.deps import Svc
+from magray.server.deps import ADMIN_ONLY, Admin, Svc
 
 router = APIRouter(tags=["health"])
 
@@ -50,11 +55,14 @@ async def readyz(request: Request, svc: Svc) -> JSONResponse:
 
 @router.get(
     "/metrics",
-    summary="Prometheus metrics (text exposition format).",
+    summary="Prometheus metrics (text exposition format); needs an admin key.",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **ADMIN_ONLY,
+    },
 )
-def metrics(svc: Svc) -> Response:
+def metrics(svc: Svc, _: Admin) -> Response:
     from magray.observability.metrics import CONTENT_TYPE
 
     return Response(svc.metrics.render(), media_type=CONTENT_TYPE)

@@ -174,7 +174,8 @@ def _agent(tenant: Tenant, run: Run, options: dict[str, Any]) -> Any:
         needs = acts(plan) and not mode.dry_run
         event: dict[str, Any] = {**_plan_json(plan), "needs_approval": needs}
         if needs:  # what the approver is asked about: each acting step's diff or argv
-            event["previews"] = [p.to_dict() for p in plan_previews(plan, registry, ctx)]
+            shown = plan_previews(plan, registry, ctx, surface="api")
+            event["previews"] = [p.to_dict() for p in shown]
         run.emit("plan", event)
         if not needs:
             return True
@@ -201,5 +202,6 @@ def _agent(tenant: Tenant, run: Run, options: dict[str, Any]) -> Any:
         max_replans=options.get("max_replans", 1),
         on_results=on_results,
         examples=False,
+        surface="api",
     )
     return rt.agent(registry, ctx, rt.policy(mode), how)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import Field
 
-from magray.errors import ToolError
+from magray.errors import ToolError, server_setting
 from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult, cap_output
 from magray.tools.paths import real_path, relative_to_roots, resolve_inside
 
@@ -74,8 +74,9 @@ class Walk:
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
             raise ToolError(
-                f"{self.tool} took longer than {self.ctx.timeout:g}s; search a smaller folder "
-                "or raise --timeout.",
+                f"{self.tool} took longer than {self.ctx.timeout:g}s; search a smaller folder or ",
+                server_setting("raise --timeout", "raise tools.timeout"),
+                ".",
                 transient=False,
             )
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import Field
 
-from magray.errors import DeniedError, ToolError, see
+from magray.errors import DeniedError, ToolError, see, server_setting
 from magray.tools import sandbox
 from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult
 from magray.tools.git_safety import (
@@ -86,7 +86,9 @@ class GitTool(Tool[Any]):
                 f" (git: {lines[-1]})" if lines and "not a git repository" not in lines[-1] else ""
             )
             raise ToolError(
-                f"{root} is not inside a git repository{said}; run `git init` there or pass --root."
+                f"{root} is not inside a git repository{said}; run `git init` there or ",
+                server_setting("pass --root", "add a repository's folder to tools.roots"),
+                ".",
             )
         top = Path(lines[0]).resolve()
         try:
@@ -94,8 +96,10 @@ class GitTool(Tool[Any]):
         except DeniedError:
             raise DeniedError(
                 f"the git repository at {top} is larger than the workspace roots "
-                f"({', '.join(str(r) for r in ctx.roots)}); pass --root {top} to let the git "
-                f"tools use it, or run `git init` in {root} for a repository of its own."
+                f"({', '.join(str(r) for r in ctx.roots)}); ",
+                server_setting(f"pass --root {top}", f"add {top} to tools.roots"),
+                f" to let the git tools use it, or run `git init` in {root} for a repository"
+                " of its own.",
             ) from None
         dirs = tuple(dict.fromkeys((root / line).resolve() for line in lines[1:]))
         listed = self.query(["config", "--get-regexp", r"^filter\."], ctx)
@@ -112,7 +116,11 @@ class GitTool(Tool[Any]):
             # a linked worktree, or a `.git` file that points anywhere: writes stay in the roots
             raise DeniedError(
                 f"denied: {self.name}: the repository's git folder {outside[0]} is outside the "
-                f"workspace roots; add it with --root {outside[0]} to let git write there."
+                "workspace roots; ",
+                server_setting(
+                    f"add it with --root {outside[0]}", f"add {outside[0]} to tools.roots"
+                ),
+                " to let git write there.",
             )
         return sandbox.Confinement(writable=ctx.roots)
 

@@ -122,7 +122,8 @@ def invoke(
         raise
     if action is Action.DENY:
         audit.record(tool.name, raw_args, "deny", "denied", detail=reason)
-        raise DeniedError(f"denied: {tool.name}: {reason.rstrip('.')}.")
+        given = decision.parts if reason == decision.reason else ()  # the policy's own words
+        raise DeniedError(f"denied: {tool.name}: ", *(given or (reason.rstrip("."),)), ".")
     if policy.mode.dry_run:
         try:
             shown = tool.preview(args, ctx)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from magray.errors import DeniedError
+from magray.errors import DeniedError, server_setting
 
 #: the longest path (characters) and file name (UTF-8 bytes) a tool accepts, as on Linux
 MAX_PATH = 4096
@@ -63,7 +63,11 @@ def resolve_inside(path: str | Path, roots: Sequence[Path]) -> Path:
             symlink loop).
     """
     if not roots:
-        raise DeniedError("no workspace roots are allowed; pass --root DIR.")
+        raise DeniedError(
+            "no workspace roots are allowed; ",
+            server_setting("pass --root DIR", "add a folder to tools.roots"),
+            ".",
+        )
     check_path_text(path)
     real_roots = [Path(r).resolve() for r in roots]
     raw = Path(path)
@@ -86,8 +90,9 @@ def resolve_inside(path: str | Path, roots: Sequence[Path]) -> Path:
     else:
         why = "follows a symlink"
     raise DeniedError(
-        f"path {str(path)!r} {why} to {resolved}, outside the workspace roots ({shown}); "
-        "add the folder with --root to allow it."
+        f"path {str(path)!r} {why} to {resolved}, outside the workspace roots ({shown}); ",
+        server_setting("add the folder with --root", "add the folder to tools.roots"),
+        " to allow it.",
     )
 
 

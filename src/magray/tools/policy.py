@@ -45,7 +45,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magray.errors import DeniedError, PolicyError
+from magray.errors import DeniedError, Part, PolicyError
 from magray.tools.paths import relative_to_roots, resolve_inside
 from magray.tools.policy_builtin import BUILTIN_RULES, BuiltinRule, in_git_dir
 from magray.tools.policy_paths import PathFilter as PathFilter  # re-exported
@@ -103,6 +103,8 @@ class Mode:
 class Decision:
     action: Action
     reason: str
+    #: the reason in parts, when an error gave it: each surface words its remedy
+    parts: tuple[Part, ...] = ()
 
 
 def _command_matches(prefix: str, argv: Sequence[str]) -> bool:
@@ -285,7 +287,7 @@ class Policy:
                 rel_paths.append(relative_to_roots(resolved, ctx.roots))
             inside = self._subtree_paths(tool, args, ctx)
         except DeniedError as exc:
-            return Decision(Action.DENY, exc.message)
+            return Decision(Action.DENY, exc.message, exc.clause())
         if any("\x00" in word for word in tool.command(args) or ()):
             return Decision(Action.DENY, "the command contains a NUL byte; remove it.")
         risk = tool.risk_for(args)
