@@ -186,14 +186,22 @@ def test_approvals_follow_the_mode_and_always() -> None:
     asker = Asker(Choice.ALWAYS)
     approvals = Approvals(asker, registry)
     assert approvals.approve(read) and asker.asked == 0  # reading needs no approval
-    assert approvals.approve(plan) and approvals.approve(plan) and asker.asked == 1
+    assert approvals.approve(plan) and asker.asked == 1
     assert approvals.confirm("shell_exec", "")  # the approved plan's asks are approved
+    assert approvals.approve(plan) and asker.asked == 1  # "always": not asked again
+    # nobody said yes to that plan: only the tools approved "always" pass, not its other
+    # asks (an ask rule on a read of the same plan, a redirect)
+    assert approvals.confirm("file_edit", "") and not approvals.confirm("file_read", "")
     assert approvals.approve(read)  # a new plan: only the tools approved "always" pass
     assert approvals.confirm("file_edit", "") and not approvals.confirm("shell_exec", "")
     refuse = Asker(Choice.NO)
     assert not Approvals(refuse, registry).approve(plan)
     fresh = Asker(Choice.NO)
-    assert Approvals(fresh, registry, mode=Mode.AUTO_EDIT).approve(plan) and not fresh.asked
+    auto = Approvals(fresh, registry, mode=Mode.AUTO_EDIT)
+    edit_and_read = Plan("g", (*plan.steps, Step("s2", "file_read", {"path": "secrets/k"})))
+    assert auto.approve(edit_and_read) and not fresh.asked
+    # auto-edit approves edits, not a read an ask rule covers in the same plan
+    assert auto.confirm("file_edit", "") and not auto.confirm("file_read", "")
 
 
 def test_untrusted_data_cannot_close_its_own_block() -> None:

@@ -156,3 +156,32 @@ def test_a_step_error_is_in_the_apis_words(
     assert denied["status"] == "denied"
     assert "ask the server's operator to add the folder to tools.roots" in denied["error"]
     assert "--root" not in denied["error"]
+
+
+def test_an_approved_plan_does_not_approve_the_asks_of_a_re_plan(
+    agent_client: TestClient,
+    server: Scripted,
+    repo: Path,
+    magray_home: Path,
+    key: Any,
+) -> None:
+    """A re-plan that only reads is not shown for approval, so the policy's asks in it (an
+    ``ask`` path rule on a read) are nobody's approval: the first plan's yes is not reused."""
+    (repo / "secrets").mkdir()
+    (repo / "secrets" / "key.txt").write_text("TOPSECRET\n", encoding="utf-8")
+    (magray_home / "policy.toml").write_text(
+        '[[rules]]\ntool = "file_read"\naction = "ask"\npath = "secrets/**"\n', encoding="utf-8"
+    )
+    server.add(
+        oa_plan(step("write", "file_write", {"path": "out.txt", "content": "hello\n"})),
+        oa_verdict(False, reason="read the key too"),
+        oa_plan(step("peek", "file_read", {"path": "secrets/key.txt"}), call_id="call_2"),
+    )
+    h = key("admin")
+    rid = agent_client.post("/v1/runs", json={"goal": "write hello"}, headers=h).json()["id"]
+    wait_for(agent_client, rid, h, "waiting_for_approval")
+    agent_client.post(f"/v1/runs/{rid}/approve", json={"approve": True}, headers=h)
+    data = wait_for(agent_client, rid, h, "finished")
+    steps = [e["data"]["steps"] for e in data["events"] if e["event"] == "steps"]
+    assert steps[-1] == [{"id": "peek", "tool": "file_read", "status": "denied"}]
+    assert "TOPSECRET" not in str(data)

@@ -89,8 +89,7 @@ class Approvals:
         if self.yes or not tools or self.mode is Mode.READ_ONLY:
             return True  # read-only: the policy refuses the side effects, nobody is asked
         if all(self._automatic(t) for t in tools):
-            self._plan_approved = True
-            return True
+            return True  # nobody said yes to this plan: its other asks are still asked
         if self.asker is None:
             return True  # nobody to ask: the policy turns each ask into a denial
         choice = self.asker.approve(plan, tools)

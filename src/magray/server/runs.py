@@ -171,6 +171,7 @@ def _agent(tenant: Tenant, run: Run, options: dict[str, Any]) -> Any:
     def approve(plan: Plan) -> bool:
         from magray.agent.preview import plan_previews
 
+        approved["yes"] = False  # a yes answers this plan only, never a re-plan's asks
         needs = acts(plan) and not mode.dry_run
         event: dict[str, Any] = {**_plan_json(plan), "needs_approval": needs}
         if needs:  # what the approver is asked about: each acting step's diff or argv

@@ -102,6 +102,24 @@ class ToolContext:
         """The first root: relative paths are taken from here."""
         return self.roots[0]
 
+    @property
+    def own_folders(self) -> tuple[Path, ...]:
+        """MAGRAY's own home folders (settings, policy, MCP servers, data, audit log, logs,
+        models) that tools never change and commands see read-only; () without settings.
+
+        A folder that holds a workspace root is left out: the user put the workspace there.
+        """
+        if self.settings is None:
+            return ()
+        paths = self.settings.paths
+        folders = (paths.config_dir, paths.data_dir, paths.logs_dir, paths.models_dir)
+        out: list[Path] = []
+        for folder in folders:
+            real = folder.expanduser().resolve()
+            if real not in out and not any(r.is_relative_to(real) for r in self.roots):
+                out.append(real)
+        return tuple(out)
+
     def base_env(self) -> Mapping[str, str]:
         return os.environ if self.env is None else self.env
 

@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
-from urllib.parse import urlsplit
 
 from magray.errors import DeniedError, MagrayError, ToolError
 from magray.tools.audit import AuditLog
 from magray.tools.base import RedirectCheck, Tool, ToolContext, ToolResult
+from magray.tools.netguard import url_host
 from magray.tools.policy import Action, Decision, Policy
 
 #: asks a person to approve a call: (tool name, preview) -> approved?
@@ -78,7 +78,7 @@ def _redirect_check(
     """The policy's word on a redirect to ``url``: decided as a call to its host would be."""
 
     def check(url: str) -> None:
-        host = (urlsplit(url.strip()).hostname or "").rstrip(".")
+        host = url_host(url)
         decision = policy.decide(tool, args, ctx, hosts=[host])
         action, reason = _settle(
             decision,

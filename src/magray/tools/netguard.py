@@ -58,9 +58,48 @@ def blocked_reason(ip: IPAddress) -> str | None:
     return None
 
 
+def canonical_host(host: str) -> str:
+    """``host`` as the resolver reaches it, the form host rules and globs are matched on.
+
+    ``getaddrinfo`` encodes a Unicode name to IDNA (``ｌｏｃａｌｈｏｓｔ`` is ``localhost``,
+    a zero-width space vanishes) and reads an IPv4 address in any ``inet_aton`` spelling
+    (``2130706433``, ``0x7f.1``, ``0177.0.0.1``); so this lowercases, drops a trailing dot,
+    encodes to IDNA, writes IPv4 addresses dotted (also when mapped into IPv6) and IPv6
+    addresses compressed.
+
+    Raises:
+        UsageError: a name that IDNA cannot encode (an empty or over-long label).
+    """
+    name = host.strip().lower().rstrip(".")
+    if not name.isascii():
+        try:
+            name = name.encode("idna").decode("ascii").lower().rstrip(".")
+        except UnicodeError:
+            raise UsageError(f"{host!r} is not a valid host name; check the URL.") from None
+    try:
+        ip = ipaddress.ip_address(name)
+    except ValueError:
+        try:
+            return socket.inet_ntoa(socket.inet_aton(name))
+        except OSError:
+            return name
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ip)
+
+
+def url_host(url: str) -> str:
+    """The host ``url`` reaches, in the form host rules match (``canonical_host``);
+    empty when it has none or cannot be read (``check_url`` says what is wrong with it)."""
+    try:
+        return canonical_host(urlsplit(url.strip()).hostname or "")
+    except (ValueError, UsageError):
+        return ""
+
+
 def host_allowed(host: str, patterns: Sequence[str]) -> bool:
     """True when ``host`` matches one of the host globs (``*.internal``, ``localhost``)."""
-    name = host.lower().rstrip(".")
+    name = canonical_host(host)
     return any(fnmatchcase(name, p.lower().rstrip(".")) for p in patterns)
 
 
@@ -100,7 +139,7 @@ def check_url(url: str, allow_private: Sequence[str] = ()) -> Target:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise UsageError(f"only http and https URLs can be fetched (got {url!r}).")
-    host = (parts.hostname or "").rstrip(".")
+    host = canonical_host(parts.hostname or "")
     if not host:
         raise UsageError(f"the URL {url!r} has no host.")
     port = port or (443 if scheme == "https" else 80)

@@ -281,16 +281,23 @@ class Policy:
         decision for a redirect hop to another host.
         """
         rel_paths: list[str] = []
+        resolved_paths: list[Path] = []
         try:
             for raw in tool.path_args(args):
                 resolved = resolve_inside(raw, ctx.roots)
+                resolved_paths.append(resolved)
                 rel_paths.append(relative_to_roots(resolved, ctx.roots))
             inside = self._subtree_paths(tool, args, ctx)
         except DeniedError as exc:
             return Decision(Action.DENY, exc.message, exc.clause())
+        risk = tool.risk_for(args)
+        if risk is not Risk.READ and ctx.own_folders:
+            moved = [resolve_inside(getattr(args, f), ctx.roots) for f in tool.subtree_fields]
+            own = _own_folder(resolved_paths, moved, ctx.own_folders)
+            if own is not None:
+                return Decision(Action.DENY, own)
         if any("\x00" in word for word in tool.command(args) or ()):
             return Decision(Action.DENY, "the command contains a NUL byte; remove it.")
-        risk = tool.risk_for(args)
         builtin = self._builtin_denial(tool, args, [*rel_paths, *inside], ctx, risk)
         if builtin is not None:
             return builtin
@@ -318,6 +325,20 @@ class Policy:
             if why is not None:
                 return Decision(Action.ASK, why)
         return decision
+
+
+def _own_folder(paths: Sequence[Path], moved: Sequence[Path], own: Sequence[Path]) -> str | None:
+    """Why a change to ``paths`` is refused: one lies in MAGRAY's own home folders (or a
+    folder in ``moved`` holds one), whose settings, policy and audit log no tool may change;
+    None when none does."""
+    for path in [*paths, *moved]:
+        for folder in own:
+            if path.is_relative_to(folder) or (path in moved and folder.is_relative_to(path)):
+                return (
+                    f"{path} is in MAGRAY's own home ({folder}: settings, policy, audit log); "
+                    "tools do not change it, change it with magray config or magray policy"
+                )
+    return None
 
 
 def make_rule(

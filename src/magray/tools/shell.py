@@ -127,14 +127,21 @@ class Completed:
 def workspace_confinement(ctx: ToolContext, network: bool = False) -> sandbox.Confinement:
     """The roots writable, their top-level ``.git`` read-only: the confinement of commands.
 
-    A root that is itself a ``.git`` folder (added for a linked worktree) stays read-only.
+    A root that is itself a ``.git`` folder (added for a linked worktree) stays read-only, and
+    so do MAGRAY's own home folders that lie in a root (``ToolContext.own_folders``).
     """
     git_dirs = tuple(
         root / ".git"
         for root in ctx.roots
         if (root / ".git").exists() and not (root / ".git").is_symlink()
     ) + tuple(root for root in ctx.roots if root.name == ".git")
-    return sandbox.Confinement(writable=ctx.roots, readable=git_dirs, network=network)
+    # MAGRAY's own home inside a root (settings, policy, audit log) stays read-only too
+    own = tuple(
+        folder
+        for folder in ctx.own_folders
+        if folder.is_dir() and any(folder.is_relative_to(root) for root in ctx.roots)
+    )
+    return sandbox.Confinement(writable=ctx.roots, readable=git_dirs + own, network=network)
 
 
 def run_argv(

@@ -41,7 +41,7 @@ from magray.tools.base import (
     ToolResult,
     cap_output,
 )
-from magray.tools.netguard import Target, check_url
+from magray.tools.netguard import Target, check_url, url_host
 from magray.tools.web_text import html_to_text
 
 MAX_REDIRECTS = 5
@@ -114,13 +114,6 @@ def _is_transient(exc: OSError | http.client.HTTPException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS
 
 
-def _hostname(url: str) -> str:
-    try:
-        return (urlsplit(url.strip()).hostname or "").rstrip(".")
-    except ValueError:
-        return ""  # check_url says what is wrong with it
-
-
 #: headers that carry credentials: sent only to the origin the caller named
 CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 
@@ -129,7 +122,7 @@ def _origin(url: str) -> tuple[str, str, int]:
     try:
         parts = urlsplit(url.strip())
         scheme = parts.scheme.lower()
-        return scheme, _hostname(url).lower(), parts.port or (443 if scheme == "https" else 80)
+        return scheme, url_host(url).lower(), parts.port or (443 if scheme == "https" else 80)
     except ValueError:
         return "", "", 0
 
@@ -176,9 +169,9 @@ def fetch(
     deadline = time.monotonic() + timeout
     hops: list[str] = []
     current = url
-    reached = {_hostname(url)}
+    reached = {url_host(url)}
     for _ in range(MAX_REDIRECTS + 1):
-        host = _hostname(current)
+        host = url_host(current)
         if host and host not in reached:
             if check_redirect is not None:
                 check_redirect(current)
@@ -270,10 +263,7 @@ class WebFetch(Tool[WebFetchArgs]):
         self.max_bytes = max_bytes
 
     def hosts(self, args: WebFetchArgs) -> list[str]:
-        try:
-            host = urlsplit(args.url.strip()).hostname
-        except ValueError:
-            return []
+        host = url_host(args.url)
         return [host] if host else []
 
     def preview(self, args: WebFetchArgs, ctx: ToolContext) -> str:
