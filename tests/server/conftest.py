@@ -57,15 +57,19 @@ def client(make_client: AppFactory) -> TestClient:
 
 #: a CLI option outside backticks (``use --force``)
 _OPTION = re.compile(r"(?<![\w-])--[a-z][\w-]*")
+#: a value the client sent, quoted back as Python's repr quotes it (``no conversation
+#: '--tmpfs'``): the client's own words, never a CLI option the message tells it to use
+_ECHOED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
 
 def cli_words(detail: str, status: int) -> bool:
     """Whether a problem's detail names a CLI option, or a CLI command when it is the
     client's to act on (4xx): an API client can do neither. (A 5xx may name the command
     the server's operator runs.)"""
-    if any(_OPTION.search(part) for part in detail.split("`")[::2]):
+    said = _ECHOED.sub("''", detail)  # what the message says, without the client's values
+    if any(_OPTION.search(part) for part in said.split("`")[::2]):
         return True
-    return status < 500 and "`magray " in detail
+    return status < 500 and "`magray " in said
 
 
 @pytest.fixture(autouse=True)
