@@ -59,7 +59,7 @@ def client(make_client: AppFactory) -> TestClient:
 _OPTION = re.compile(r"(?<![\w-])--[a-z][\w-]*")
 #: a value the client sent, quoted back as Python's repr quotes it (``no conversation
 #: '--tmpfs'``): the client's own words, never a CLI option the message tells it to use
-_ECHOED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_ECHOED = re.compile(r"(?<!\w)'(?:[^'\\]|\\.)*'(?!\w)|(?<!\w)\"(?:[^\"\\]|\\.)*\"(?!\w)")
 
 
 def cli_words(detail: str, status: int) -> bool:

@@ -69,4 +69,5 @@ def test_the_scan_for_cli_words_in_problems() -> None:
     # a value the client sent, quoted back, is the client's words, not an option to use
     assert not cli_words("no conversation '--tmpfs' in this tenant.", 404)
     assert cli_words("a tag never holds a comma (got 'a,b'); give each (--tag a --tag b).", 422)
+    assert cli_words("the model's plan failed; plan with another provider (--provider), it's", 422)
     assert not cli_words("damaged; run `magray memory reindex --reembed`.", 500)
