@@ -6,6 +6,7 @@ patching the call that fails (``Path.is_file``/``exists``, ``os.access``)."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -72,3 +73,30 @@ def test_an_unreadable_model_file_is_named_before_onnx_runtime_opens_it(
     )
     with pytest.raises(ModelError, match=f"chmod -R u\\+rX {folder}"):
         verify(model_spec("default"), models, fresh=True)
+
+
+def test_one_unreadable_model_folder_is_one_marked_row_of_the_listing(
+    default_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models = tmp_path / "models"
+    folder = _copy_default(default_model_dir, models)
+    refuse_under(monkeypatch, folder, "is_file")
+    monkeypatch.setenv("MAGRAY_MODELS_DIR", str(models))
+    runner = CliRunner()
+    r = runner.invoke(app, ["models", "list", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = {row["name"]: row for row in json.loads(r.stdout)}
+    name = model_spec("default").name
+    assert rows[name]["status"] == "unreadable: permission denied"
+    assert not rows[name]["installed"]
+    assert {"bge-m3", "qwen2.5-coder-0.5b"} <= set(rows)
+    assert all(row["status"] == "ok" for n, row in rows.items() if n != name)
+    assert f"chmod -R u+rX {folder}" in r.stderr
+    table = runner.invoke(app, ["models", "list"])
+    assert table.exit_code == 0, table.output
+    line = next(x for x in table.stdout.splitlines() if x.startswith(f"{name} "))
+    assert line.endswith("(unreadable: permission denied)")
+    # A command that needs the model still fails with the one line naming the folder.
+    info = runner.invoke(app, ["models", "info", "default"])
+    assert info.exit_code == 1
+    assert info.output.startswith(f"error: the folder of model {name}, {folder}, cannot be read")
