@@ -51,12 +51,19 @@ def test_an_unreadable_models_folder_is_one_line(
     assert "unexpected" not in r.output and len(r.output.strip().splitlines()) == 1
 
 
-def test_an_unreadable_model_folder_names_the_model(
+@pytest.fixture
+def unreadable_default(
     default_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+) -> tuple[Path, Path]:
+    """(models folder, the default model's folder), the model's folder unreadable."""
     models = tmp_path / "models"
     folder = _copy_default(default_model_dir, models)
     refuse_under(monkeypatch, folder, "is_file")
+    return models, folder
+
+
+def test_an_unreadable_model_folder_names_the_model(unreadable_default: tuple[Path, Path]) -> None:
+    models, folder = unreadable_default
     spec = model_spec("default")
     with pytest.raises(ModelError, match=f"the folder of model {spec.name}, {folder}, cannot"):
         is_installed(spec, models)
@@ -76,11 +83,9 @@ def test_an_unreadable_model_file_is_named_before_onnx_runtime_opens_it(
 
 
 def test_one_unreadable_model_folder_is_one_marked_row_of_the_listing(
-    default_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    unreadable_default: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    models = tmp_path / "models"
-    folder = _copy_default(default_model_dir, models)
-    refuse_under(monkeypatch, folder, "is_file")
+    models, folder = unreadable_default
     monkeypatch.setenv("MAGRAY_MODELS_DIR", str(models))
     runner = CliRunner()
     r = runner.invoke(app, ["models", "list", "--json"])
