@@ -51,3 +51,38 @@ def test_first_json_object_skips_prose() -> None:
     text = 'Sure {not json} here: {"steps": [{"id": "s1"}]} and {"x": 1}'
     assert first_json_object(text) == {"steps": [{"id": "s1"}]}
     assert first_json_object("no plan, just 4") is None
+
+
+def test_plan_problems_have_no_words_of_the_command_line() -> None:
+    """Plan problems are plain strings on every surface (the server's runs show them as
+    they are): none may name a CLI option or command."""
+    import re
+
+    from magray.agent.strategies.base import check, still_invalid
+
+    registry = default_registry()
+    problems: list[str] = []
+    for args in ({}, {"zz": 1}, {"path": 3, "argv": "x", "query": [], "start_line": "a"}):
+        steps = [{"id": f"s{i}", "tool": t.name, "args": args} for i, t in enumerate(registry)]
+        problems += check("g", {"steps": steps}, registry, None)[1]
+    for raw in (
+        {"steps": []},
+        {"steps": "x"},
+        {"steps": [1]},
+        {"steps": [{"tool": "git_status", "args": []}]},
+        {"steps": [{"tool": "git_status", "depends_on": "a"}]},
+        {"steps": [{"id": "a", "tool": "nope", "depends_on": ["a", "zz"]}] * 2},
+        {"steps": [{"id": "a", "tool": "git_status", "args": {"x": "{{steps.b.output}}"}}]},
+        {
+            "steps": [
+                {"id": "a", "tool": "git_status", "depends_on": ["b"]},
+                {"id": "b", "tool": "git_status", "depends_on": ["a"]},
+            ]
+        },
+    ):
+        problems += check("g", raw, registry, 1)[1]
+    assert len(problems) > 20
+    error = still_invalid(problems, 2)
+    cli_only = re.compile(r"(?<![\w-])--[a-z]|`magray|\bmagray [a-z]")
+    for text in (*problems, error.message_for("api")):
+        assert not cli_only.search(text), text

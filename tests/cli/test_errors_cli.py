@@ -257,7 +257,7 @@ def test_real_process_add_then_search_json(magray_home: Path) -> None:
 
 
 def test_config_set_of_a_model_that_does_not_exist_changes_nothing(magray_home: Path) -> None:
-    fails(run(["config", "set", "embed.model", "nope"]), 3, "unknown model 'nope'")
+    fails(run(["config", "set", "embed.model", "nope"]), 1, "unknown model 'nope'")
     fails(run(["config", "set", "search.reranker", "all-minilm-l6-v2"]), 1, "not a reranker")
     fails(run(["config", "set", "embed.model", "bge-reranker-v2-m3"]), 1, "not an embedder")
     assert not (magray_home / "config.toml").exists()
@@ -293,8 +293,8 @@ def test_config_set_of_tools_roots_names_a_missing_folder(
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
     b.mkdir()
-    fails(run(["config", "set", "tools.roots", f"{a},{b}"]), 2, f"separated by {os.pathsep!r}")
-    fails(run(["config", "set", "tools.roots", str(tmp_path / "nope")]), 2, "is not a folder")
+    fails(run(["config", "set", "tools.roots", f"{a},{b}"]), 1, f"separated by {os.pathsep!r}")
+    fails(run(["config", "set", "tools.roots", str(tmp_path / "nope")]), 1, "is not a folder")
     assert not (magray_home / "config.toml").exists()
     assert run(["config", "set", "tools.roots", f"{a}{os.pathsep}{b}"]).exit_code == 0
 
@@ -334,3 +334,20 @@ def test_an_unexpected_error_without_a_log_says_how_to_see_it(magray_home: Path)
         "unexpected RuntimeError: boom; the log could not be written: run again with"
         " MAGRAY_DEBUG=1 to see the traceback."
     )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [
+        ("embed.batch_size", "abc", "whole number"),
+        ("search.mode", "bogus", "must be one of"),
+        ("tools.roots", "/no/such/folder", "is not a folder"),
+        ("embed.model", "nope", "unknown model 'nope'"),
+    ],
+)
+def test_config_set_refuses_every_invalid_value_as_a_config_error(
+    magray_home: Path, key: str, value: str, needle: str
+) -> None:
+    """One rule for every key: a value `config set` refuses is a config error (exit 1)."""
+    fails(run(["config", "set", key, value]), 1, needle)
+    assert not (magray_home / "config.toml").exists()

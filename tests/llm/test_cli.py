@@ -110,3 +110,8 @@ def test_ask_stopped_by_ctrl_c_keeps_the_answer_and_exits_130(
     assert done.exit_code == 130, done.output
     assert "Port 5433" in done.stdout
     assert "stopped by Ctrl-C" in done.stderr
+    # the provider never reported usage: the ledger and the log estimate it, not 0 + 0
+    [row] = json.loads(runner.invoke(app, ["llm", "usage", "--json"]).stdout)
+    assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
+    [turn] = json.loads(runner.invoke(app, ["logs", "--json"]).stdout)
+    assert turn["prompt_tokens"] == row["prompt_tokens"] and turn["completion_tokens"] > 0

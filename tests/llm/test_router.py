@@ -178,3 +178,34 @@ def test_missing_key_falls_back_and_names_env_var(server: Scripted, magray_home:
     assert r.complete(ask()).provider == "oa"
     with pytest.raises(Exception, match=r"ANTHROPIC_API_KEY.*magray keys set cloud"):
         r.provider("cloud")
+
+
+@pytest.mark.parametrize("where", ["caller", "provider"])
+def test_a_stream_stopped_by_ctrl_c_records_estimated_tokens(
+    server: Scripted, magray_home: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    """Ctrl-C before the provider reported usage: the ledger row counts the prompt and the
+    answer so far with the provider's own count, not 0 + 0."""
+    server.add(oa_stream(["Port", " 5433", " is", " the", " one"], usage=(9, 5)))
+    r = router(magray_home, openai_toml(server.url) + '[llm]\ndefault = "oa"\n')
+    prov = r.provider("oa")
+    if where == "provider":  # Ctrl-C arrives while the provider reads the stream
+        real = type(prov).stream
+
+        def stopped(self: object, request: object) -> object:
+            for i, chunk in enumerate(real(self, request)):  # type: ignore[arg-type]
+                if i == 3:
+                    raise KeyboardInterrupt
+                yield chunk
+
+        monkeypatch.setattr(type(prov), "stream", stopped)
+    said: list[str] = []
+    with pytest.raises(KeyboardInterrupt):
+        for chunk in r.stream(ask()):
+            said.append(chunk.text)
+            if where == "caller" and len(said) == 3:
+                raise KeyboardInterrupt  # the caller stops reading
+    [row] = r.usage.totals("2000-01-01")
+    assert row.prompt_tokens == prov.count_tokens(ask().messages) > 0
+    assert row.completion_tokens == 3  # "Port 5433": ≈4 characters a token
+    assert r.last is not None and r.last.usage.prompt_tokens == row.prompt_tokens

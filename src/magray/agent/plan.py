@@ -118,7 +118,13 @@ def order(plan: Plan) -> list[Step]:
 
 
 def validate(plan: Plan, registry: ToolRegistry, *, max_steps: int | None = None) -> list[str]:
-    """Every problem with ``plan`` (empty when it can run)."""
+    """Every problem with ``plan`` (empty when it can run).
+
+    Plain strings: no problem names a CLI option or command (tool argument errors name the
+    tool's own fields), so the words are the same on every surface and a ``PlanError``
+    built from them reads right in the server's runs too. A problem that needs surface
+    words would have to keep its ``Words`` parts (``tests/agent/test_plan.py`` checks).
+    """
     problems: list[str] = []
     if not plan.steps:
         problems.append("the plan has no steps")

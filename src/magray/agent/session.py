@@ -8,6 +8,7 @@ the conversation, and the result says so in ``notes``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import secrets
@@ -29,8 +30,16 @@ from magray.agent.cite import (
 from magray.agent.conversations import ConversationLog, Turn
 from magray.agent.evidence import JOIN, Embedder, focus
 from magray.agent.untrusted import RULE, untrusted
-from magray.errors import UsageError
-from magray.llm.base import Chunk, Message, Provider, Request, Usage, capabilities_of
+from magray.errors import MagrayError, UsageError
+from magray.llm.base import (
+    Chunk,
+    Message,
+    Provider,
+    Request,
+    Usage,
+    capabilities_of,
+    estimate_usage,
+)
 from magray.memory.records import Filters, Hit, Layer, NewRecord, Query, Record
 
 SYSTEM_PROMPT = (
@@ -522,6 +531,10 @@ class Session:
                     finish = chunk.finish_reason
         except KeyboardInterrupt:
             finish = "interrupted"
+            if usage == Usage():  # stopped before the provider reported it: estimated
+                with contextlib.suppress(MagrayError):  # (the provider already answered)
+                    prov = self.llm.provider(provider)
+                    usage = estimate_usage(prov, request.messages, "".join(parts))
         return parts, usage, finish, first
 
     def _remember(self, question: str, result: AskResult) -> None:

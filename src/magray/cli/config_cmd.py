@@ -186,8 +186,23 @@ def set_(
 ) -> None:
     """Validate and store a setting in config.toml.
 
+    A key or value it refuses (a bad number, a choice not in the list, a folder or model
+    that does not exist) is a config error, exit 1, for every key; nothing is written.
+    Exit 2 is left to the command line itself (a missing argument, an unknown option).
+
     Example: magray config set search.mode keyword
     """
+    from magray.errors import ConfigError, NotFoundError, UnknownProviderError, UsageError
+
+    try:
+        _set(key, value)
+    except (UsageError, NotFoundError, UnknownProviderError) as exc:
+        # the checks share code with options and lookups (`--root`, a model name) that
+        # raise these; here each is a value config.toml must not hold: one exit code
+        raise ConfigError(*exc.parts) from None
+
+
+def _set(key: str, value: str) -> None:
     from magray.config import write_setting
     from magray.llm.config import LLM_SETTINGS, write_llm_setting
     from magray.paths import resolve_paths

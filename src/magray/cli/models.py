@@ -59,6 +59,9 @@ def list_models(
 ) -> None:
     """List known models: name, kind, dim, installed, active, provider.
 
+    A model whose folder this user may not read is still listed, marked
+    `(unreadable: <why>)` (JSON: `status`), with the fix on stderr.
+
     Example: magray models list --json
     """
     from magray.cli.context import settings
@@ -66,6 +69,14 @@ def list_models(
 
     config = settings()
     rows = model_rows(config) + local_rows(config)
+    for r in rows:
+        if r["status"] != "ok":  # the row is marked; the fix goes to stderr
+            folder = Path(r["path"]).parent if r["kind"] == "llm" else Path(r["path"])
+            typer.echo(
+                f"warning: the folder of model {r['name']}, {folder}, is {r['status']};"
+                f" give this user read access to it (`chmod -R u+rX {folder}` as its owner).",
+                err=True,
+            )
     if json_out:
         typer.echo(json.dumps(rows, ensure_ascii=False))
         return
@@ -75,6 +86,7 @@ def list_models(
             f"{r['name']:<24} {r['kind']:<9} {r['dim'] or '-':>5}"
             f" {'yes' if r['installed'] else 'no':<9}"
             f" {'yes' if r['active'] else '':<6} {r['provider']}"
+            + ("" if r["status"] == "ok" else f"  ({r['status']})")
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from magray.embed.install import MANIFEST, install_command, is_installed
+from magray.embed.install import MANIFEST, install_command, install_status, is_installed
 from magray.embed.registry import MODEL_FILE, ModelSpec, all_specs, model_spec
 from magray.embed.session import choose_providers
 
@@ -29,7 +29,11 @@ def model_row(spec: ModelSpec, settings: Settings, *, probe: bool = False) -> di
     ``provider`` is the provider a session would use (probe: the one it does use).
     """
     models_dir = settings.paths.models_dir
-    installed = is_installed(spec, models_dir)
+    # A listing marks an unreadable folder in its row; `models info` (probe) needs the
+    # model, so it fails with the one line that names the folder and the fix.
+    installed, status = (
+        (is_installed(spec, models_dir), "ok") if probe else install_status(spec, models_dir)
+    )
     folder = spec.folder(models_dir)
     provider = choose_providers(settings.embed.device)[0]
     row: dict[str, Any] = {
@@ -40,6 +44,7 @@ def model_row(spec: ModelSpec, settings: Settings, *, probe: bool = False) -> di
         "pooling": spec.pooling,
         "max_length": spec.max_length,
         "installed": installed,
+        "status": status,
         # The embedder in use is active even when missing (loading it then says how to
         # install it); a reranker counts only when it is installed and would be used.
         "active": spec.name in _active_names(settings) and (installed or spec.kind != "reranker"),

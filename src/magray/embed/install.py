@@ -25,6 +25,7 @@ from magray.embed.registry import (
     ModelSpec,
     model_spec,
     unreadable,
+    unreadable_reason,
     unregister_user_model,
 )
 from magray.errors import ModelError, ModelNotInstalledError, NetworkError, NotFoundError
@@ -63,15 +64,29 @@ def write_manifest(folder: Path, spec: ModelSpec, extra: dict[str, Any] | None =
     return path
 
 
+def _has_files(spec: ModelSpec, models_dir: Path) -> bool:
+    folder = spec.folder(models_dir)
+    needed = (MODEL_FILE, TOKENIZER_FILE) if spec.source == "user" else (MANIFEST, MODEL_FILE)
+    return all((folder / name).is_file() for name in needed)
+
+
 def is_installed(spec: ModelSpec, models_dir: Path) -> bool:
     """Whether the model's files are present (not verified); a ``ModelError`` naming the
     folder when this user may not look into it."""
-    folder = spec.folder(models_dir)
-    needed = (MODEL_FILE, TOKENIZER_FILE) if spec.source == "user" else (MANIFEST, MODEL_FILE)
     try:
-        return all((folder / name).is_file() for name in needed)
+        return _has_files(spec, models_dir)
     except PermissionError as exc:
-        raise unreadable(folder, exc, spec.name) from None
+        raise unreadable(spec.folder(models_dir), exc, spec.name) from None
+
+
+def install_status(spec: ModelSpec, models_dir: Path) -> tuple[bool, str]:
+    """``(installed, status)`` for listings: ``status`` is ``ok``, or ``unreadable: <why>``
+    when this user may not look into the model's folder (so one such folder does not hide
+    the other models; commands that load the model raise ``is_installed``'s error)."""
+    try:
+        return _has_files(spec, models_dir), "ok"
+    except PermissionError as exc:
+        return False, f"unreadable: {unreadable_reason(exc)}"
 
 
 def verify(spec: ModelSpec, models_dir: Path, *, fresh: bool = False) -> Path:

@@ -227,10 +227,15 @@ def _registry_path(models_dir: Path) -> Path:
     return models_dir / REGISTRY_FILE
 
 
+def unreadable_reason(exc: OSError) -> str:
+    """Why a folder cannot be read, in a few words (``permission denied``)."""
+    return (exc.strerror or type(exc).__name__).lower()
+
+
 def unreadable(folder: Path, exc: OSError, model: str | None = None) -> ModelError:
     """The one line for the models folder (or ``model``'s own folder) when this user may not
     read it: which folder, and what to do."""
-    why = (exc.strerror or type(exc).__name__).lower()
+    why = unreadable_reason(exc)
     what = f"the folder of model {model}," if model else "the models folder"
     elsewhere = (
         "install the model where it can read"

@@ -154,6 +154,19 @@ class Provider(Protocol):
         ...
 
 
+def estimate_usage(provider: Provider, messages: Sequence[Message], said: str) -> Usage:
+    """The usage of a stream stopped (Ctrl-C) before ``provider`` reported it, counted with
+    its own ``count_tokens`` (what its context budgeting uses): the prompt, and the answer
+    so far as an assistant message less an empty one's overhead. ``Usage()`` if the count
+    fails: it must not hide the Ctrl-C that stopped the call."""
+    try:
+        answer = provider.count_tokens((Message("assistant", said),)) if said else 0
+        empty = provider.count_tokens((Message("assistant", ""),)) if said else 0
+        return Usage(provider.count_tokens(messages), max(0, answer - empty))
+    except Exception:
+        return Usage()
+
+
 @runtime_checkable
 class Declares(Protocol):
     """A provider that declares its ``Capabilities`` (every built-in one does)."""

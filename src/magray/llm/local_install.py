@@ -299,19 +299,26 @@ def _copy_licence(model: LocalModel, folder: Path) -> None:
 def model_row(model: LocalModel, models_dir: Path, active: str | None = None) -> dict[str, Any]:
     """Facts about a local LLM for `magray models list/info` (the embedders' row shape)."""
     path = model_path(model, models_dir)
+    try:
+        installed, status = is_installed(model, models_dir), "ok"
+        size = path.stat().st_size if path.is_file() else 0
+    except PermissionError as exc:  # this row says so; the listing still shows the rest
+        why = (exc.strerror or type(exc).__name__).lower()
+        installed, status, size = False, f"unreadable: {why}", 0
     return {
         "name": model.name,
         "aliases": list(model.aliases),
         "kind": "llm",
         "dim": 0,
-        "installed": is_installed(model, models_dir),
+        "installed": installed,
+        "status": status,
         "active": model.name == active,
         "provider": "llama.cpp",
         "source": "pypi-wheels" if model.parts else "package",
         "hub_repo": model.hub_repo,
         "license": model.license,
         "path": str(path),
-        "bytes": model.size or (path.stat().st_size if path.is_file() else 0),
+        "bytes": model.size or size,
         "sha256": model.sha256 or None,
         "chat_template": model.chat,
         "n_ctx": model.n_ctx,

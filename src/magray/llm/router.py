@@ -30,7 +30,15 @@ from magray.errors import (
     provider_option,
     see,
 )
-from magray.llm.base import Chunk, Completion, Provider, Request, ToolCall, Usage
+from magray.llm.base import (
+    Chunk,
+    Completion,
+    Provider,
+    Request,
+    ToolCall,
+    Usage,
+    estimate_usage,
+)
 from magray.llm.config import LLMConfig, ProviderConfig, load_llm_config
 from magray.llm.keys import KeyStore, redact
 from magray.llm.registry import create_provider
@@ -247,11 +255,14 @@ class Router:
         started = self._clock()
         first: float | None = None
         usage: Usage | None = None
+        said: list[str] = []
         try:
             for chunk in prov.stream(request):
-                if chunk.text and first is None:
-                    first = (self._clock() - started) * 1000
-                    self._shown = True
+                if chunk.text:
+                    said.append(chunk.text)
+                    if first is None:
+                        first = (self._clock() - started) * 1000
+                        self._shown = True
                 if chunk.usage is not None:
                     usage = chunk.usage
                 yield chunk
@@ -260,8 +271,12 @@ class Router:
             if exc.retryable:
                 self._failed(cfg.name)
             raise
-        except GeneratorExit:  # the caller stopped reading (Ctrl-C): keep what was said
+        except (GeneratorExit, KeyboardInterrupt):
+            # Ctrl-C, in the caller (which stops reading) or inside the provider: the call
+            # is recorded, and the tokens the provider never reported are estimated
+            usage = usage or estimate_usage(prov, request.messages, "".join(said))
             self._record(cfg, model, started, usage, first, "interrupted")
+            self.last = Served(cfg.name, model, usage, (self._clock() - started) * 1000, first)
             raise
         self._record(cfg, model, started, usage, first)
         self._succeeded(cfg.name)
