@@ -163,7 +163,13 @@ def run_argv(
     with tempfile.TemporaryFile() as out:
         try:
             proc = sandbox.spawn(
-                argv, cwd, env, out, ctx.sandbox, confinement or workspace_confinement(ctx)
+                argv,
+                cwd,
+                env,
+                out,
+                ctx.sandbox,
+                confinement or workspace_confinement(ctx),
+                ctx.secret_files,
             )
         except FileNotFoundError:
             raise ToolError(f"program {argv[0]!r} was not found on PATH.") from None
