@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from magray.tools import sandbox
+from tests.tools.conftest import git
 from tests.tools.test_sandbox import cli, shell
 
 SECRET = "s3cr3t-value"
@@ -89,3 +90,14 @@ def test_read_tools_refuse_magrays_secrets(tmp_path: Path, magray_home: Path) ->
     other = cli(["tools", "run", "file_read", *root, "-a", f"path={magray_home / 'notes.txt'}"])
     assert other.exit_code == 0 and "other file" in other.stdout
 
+
+def test_git_tools_show_no_committed_secret(tmp_path: Path, magray_home: Path) -> None:
+    magray_secrets(magray_home)
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", "magray-home/keys.toml")
+    git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i")
+    root = ["--root", str(tmp_path), "--json"]
+    show = cli(["tools", "run", "git_show", *root, "-a", "rev=HEAD:magray-home/keys.toml"])
+    assert show.exit_code == 4 and SECRET not in show.stdout
+    log = cli(["tools", "run", "git_show", *root, "-a", "rev=HEAD"])
+    assert log.exit_code == 0 and SECRET not in log.stdout
