@@ -11,6 +11,7 @@ A tool that reaches a host its arguments did not name (a redirect) asks
 
 from __future__ import annotations
 
+import contextlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 #: seconds one tool call may take: the default of the ``tools.timeout`` setting
 DEFAULT_TIMEOUT: float = option("tools.timeout").default
 DEFAULT_OUTPUT_CAP = 64_000
+#: the files SQLite keeps beside a database while it is open
+_JOURNALS = ("-wal", "-shm", "-journal")
 
 
 class ToolArgs(BaseModel):
@@ -69,6 +72,26 @@ class ToolResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "output": self.output, "data": self.data, "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """MAGRAY's secret files (real paths) and their ``(device, inode)`` pairs."""
+
+    files: tuple[Path, ...] = ()
+    ids: frozenset[tuple[int, int]] = frozenset()
+
+    def holds(self, path: Path) -> bool:
+        """Whether ``path`` (a real path) is one of the files, or a hard link to one."""
+        if path in self.files:
+            return True
+        if not self.ids:
+            return False
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) in self.ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +142,32 @@ class ToolContext:
             if real not in out and not any(r.is_relative_to(real) for r in self.roots):
                 out.append(real)
         return tuple(out)
+
+    @property
+    def secret_files(self) -> tuple[Path, ...]:
+        """MAGRAY's own secrets (the LLM provider keys file, the server's API-key database
+        and its journal files), real paths: no tool reads them and commands do not see
+        them, wherever they lie; () without settings."""
+        if self.settings is None:
+            return ()
+        paths = self.settings.paths
+        db = paths.server_keys_db
+        files = [paths.keys_file, db, *(db.with_name(db.name + s) for s in _JOURNALS)]
+        return tuple(dict.fromkeys(f.expanduser().resolve() for f in files))
+
+    def secrets(self) -> Secrets:
+        """``secret_files`` with their identities, to ask about many paths."""
+        files = self.secret_files
+        ids = set()
+        for secret in files:
+            with contextlib.suppress(OSError):
+                st = os.stat(secret)
+                ids.add((st.st_dev, st.st_ino))
+        return Secrets(files, frozenset(ids))
+
+    def is_secret(self, path: Path) -> bool:
+        """Whether ``path`` (a real path) is one of ``secret_files``, or a hard link to one."""
+        return self.settings is not None and self.secrets().holds(path)
 
     def base_env(self) -> Mapping[str, str]:
         return os.environ if self.env is None else self.env

@@ -70,6 +70,8 @@ class Walk:
         self.deadline = time.monotonic() + ctx.timeout
         self.loops: list[str] = []
         self.hidden = 0
+        #: MAGRAY's secrets (``ToolContext.secret_files``), never shown
+        self.secrets = ctx.secrets()
 
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -116,6 +118,9 @@ class Walk:
             self.loops.append(rel)
             return False
         if not any(real == r or real.is_relative_to(r) for r in self.ctx.roots):
+            return False
+        if self.secrets.holds(real):
+            self.hidden += 1
             return False
         hide = self.ctx.path_filter
         if hide is not None and (hide.hides(rel) or (real != path and hide.hides(self.rel(real)))):

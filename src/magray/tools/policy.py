@@ -2,7 +2,9 @@
 
 Order of decision for one call:
 
-1. every path argument must lie inside the workspace roots, else **deny**;
+1. every path argument must lie inside the workspace roots, else **deny**; MAGRAY's own
+   secrets (``ToolContext.secret_files``: the provider keys file, the server's key
+   database) are denied to every tool, under any rule and ``--yes``;
 2. read-only mode denies anything that is not a read;
 3. matching rules: any ``deny`` wins, then ``allow``, then ``ask``;
 4. defaults: reads are allowed; writes, commands and network access ask.
@@ -290,6 +292,13 @@ class Policy:
             inside = self._subtree_paths(tool, args, ctx)
         except DeniedError as exc:
             return Decision(Action.DENY, exc.message, exc.clause())
+        secret = next((p for p in resolved_paths if ctx.is_secret(p)), None)
+        if secret is not None:
+            return Decision(
+                Action.DENY,
+                f"{secret} holds MAGRAY's secrets (LLM provider keys or the server's API keys);"
+                " no tool reads or changes it, whatever the rules say (magray keys manages it)",
+            )
         risk = tool.risk_for(args)
         if risk is not Risk.READ and ctx.own_folders:
             moved = [resolve_inside(getattr(args, f), ctx.roots) for f in tool.subtree_fields]

@@ -14,6 +14,12 @@ is ``full-access``), and an environment built from an allow-list (``clean_env``)
 ``full-access`` it also gets a private ``/tmp`` and ``/run`` (no daemon sockets) and no
 capabilities (bwrap run by root would otherwise keep them, and could remount ``/``).
 
+Outside ``full-access`` the user's credentials are hidden too, wherever they lie (a root
+included): each folder of ``SECRET_DIRS`` under the home (``HOME`` of the command's
+environment, and the account's home) is an empty tmpfs, each file of ``SECRET_FILES``
+and each file the caller names (MAGRAY's provider keys and server key database) reads
+as ``/dev/null``.
+
 Every process started here is registered until it ends; ``kill_running()`` kills them
 all with their process trees (``bwrap --unshare-pid --die-with-parent``: when bwrap
 dies, the kernel kills everything in its PID namespace). The executor calls it on
@@ -90,6 +96,74 @@ def clean_env(env: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+#: folders under a home holding credentials: commands see them empty
+SECRET_DIRS = (
+    ".ssh",
+    ".aws",
+    ".gnupg",
+    ".azure",
+    ".kube",
+    ".password-store",
+    ".config/gcloud",
+    ".config/gh",
+)
+#: files under a home holding credentials: commands read them as /dev/null
+SECRET_FILES = (
+    ".netrc",
+    ".git-credentials",
+    ".docker/config.json",
+    ".pypirc",
+    ".npmrc",
+    ".pgpass",
+    ".vault-token",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".config/git/credentials",
+    ".config/hub",
+)
+
+
+def _homes(env: Mapping[str, str]) -> list[Path]:
+    homes = [env.get("HOME", "")]
+    with contextlib.suppress(KeyError, ImportError):
+        import pwd
+
+        homes.append(pwd.getpwuid(os.getuid()).pw_dir)
+    return [Path(h) for h in dict.fromkeys(homes) if h and Path(h).is_absolute() and h != "/"]
+
+
+def secret_paths(env: Mapping[str, str], files: Sequence[Path] = ()) -> tuple[Path, ...]:
+    """The credential folders and files under the homes of ``env`` that exist, real paths,
+    then those of ``files`` that exist: what ``hide_args`` hides from a command."""
+    wanted = [home / name for home in _homes(env) for name in (*SECRET_DIRS, *SECRET_FILES)]
+    out: list[Path] = []
+    for path in [*wanted, *files]:
+        try:
+            real = path.resolve()
+            exists = real.exists()
+        except (OSError, RuntimeError):
+            continue
+        if exists and real not in out:
+            out.append(real)
+    return tuple(out)
+
+
+def hide_args(hidden: Sequence[Path], bound: Sequence[Path]) -> list[str]:
+    """bwrap options hiding each of ``hidden``: a folder becomes an empty tmpfs, a file
+    ``/dev/null``. A path under /tmp or /run (private in the sandbox) is hidden only when it
+    lies in one of the ``bound`` folders the command sees."""
+    out: list[str] = []
+    for path in hidden:
+        private = path.is_relative_to("/tmp") or path.is_relative_to("/run")
+        if private and not any(path.is_relative_to(b) for b in bound):
+            continue
+        if path.is_dir():
+            out += ["--tmpfs", str(path)]
+        else:
+            out += ["--ro-bind", "/dev/null", str(path)]
+    return out
+
+
 _PROBE = ("--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run")
 _PROBE_TAIL = ("--unshare-pid", "--unshare-ipc", "--unshare-net", "--cap-drop", "ALL", "true")
 
@@ -128,15 +202,24 @@ def unavailable(config: SandboxConfig) -> str | None:
 
 
 def bwrap_argv(
-    argv: Sequence[str], cwd: Path, config: SandboxConfig, confinement: Confinement
+    argv: Sequence[str],
+    cwd: Path,
+    config: SandboxConfig,
+    confinement: Confinement,
+    hidden: Sequence[Path] = (),
 ) -> list[str]:
-    """``argv`` wrapped in a bubblewrap command line for ``config`` and ``confinement``."""
+    """``argv`` wrapped in a bubblewrap command line for ``config`` and ``confinement``.
+
+    ``hidden``: credential folders and files (``secret_paths``) the command must not read,
+    outside ``full-access``.
+    """
     out = [shutil.which(config.bwrap) or config.bwrap]
     if config.mode is SandboxMode.FULL_ACCESS:
         out += ["--bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc"]
     else:
         out += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
-        out += _host_tmp_binds()
+        host_tmp = _host_tmp_binds()
+        out += host_tmp
         # /run holds the sockets of daemons (docker, dbus, a user's agents): out of reach
         out += ["--tmpfs", "/run", *_resolver_binds()]
         bind = "--bind" if config.mode is SandboxMode.WORKSPACE_WRITE else "--ro-bind"
@@ -144,6 +227,9 @@ def bwrap_argv(
             out += [bind, str(path), str(path)]
         for path in confinement.readable:
             out += ["--ro-bind", str(path), str(path)]
+        # last, so that a secret inside a root (or a re-bound folder) is hidden too
+        bound = [*confinement.writable, *confinement.readable, *map(Path, host_tmp[2::3])]
+        out += hide_args(hidden, bound)
         # root keeps every capability in bwrap unless told otherwise (and could remount /)
         out += ["--cap-drop", "ALL"]
     out += ["--unshare-pid", "--unshare-ipc", "--die-with-parent", "--new-session"]
@@ -197,10 +283,12 @@ def spawn(
     stdout: IO[Any],
     config: SandboxConfig,
     confinement: Confinement,
+    secret_files: Sequence[Path] = (),
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` confined (when the sandbox works) and register it for ``kill_running``.
 
-    The caller waits for it and then calls ``finish``.
+    The credentials under the home of ``env`` and ``secret_files`` are hidden from it
+    (``secret_paths``). The caller waits for it and then calls ``finish``.
 
     Raises:
         FileNotFoundError, PermissionError: the program (or bwrap) cannot be started.
@@ -209,7 +297,8 @@ def spawn(
     if _probe(config.bwrap) is None:
         if "/" not in argv[0] and shutil.which(argv[0], path=env.get("PATH")) is None:
             raise FileNotFoundError(argv[0])
-        full = bwrap_argv(argv, cwd, config, confinement)
+        hidden = secret_paths(env, secret_files)
+        full = bwrap_argv(argv, cwd, config, confinement, hidden)
     proc = subprocess.Popen(
         full,
         cwd=cwd,

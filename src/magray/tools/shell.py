@@ -25,6 +25,7 @@ from pydantic import Field
 from magray.errors import ToolError
 from magray.tools import sandbox
 from magray.tools.base import Risk, Tool, ToolArgs, ToolContext, ToolResult
+from magray.tools.git_safety import shell_git_env
 from magray.tools.paths import resolve_inside
 
 #: options that make a program run another program (or a configured command), per program;
@@ -163,7 +164,13 @@ def run_argv(
     with tempfile.TemporaryFile() as out:
         try:
             proc = sandbox.spawn(
-                argv, cwd, env, out, ctx.sandbox, confinement or workspace_confinement(ctx)
+                argv,
+                cwd,
+                env,
+                out,
+                ctx.sandbox,
+                confinement or workspace_confinement(ctx),
+                ctx.secret_files,
             )
         except FileNotFoundError:
             raise ToolError(f"program {argv[0]!r} was not found on PATH.") from None
@@ -241,7 +248,9 @@ class ShellExec(Tool[ExecArgs]):
         cwd = resolve_inside(args.cwd or ".", ctx.roots)
         if not cwd.is_dir():
             raise ToolError(f"working folder {args.cwd} is not a folder.")
-        done = run_argv(args.argv, cwd, ctx, confinement=workspace_confinement(ctx, args.network))
+        git_env = shell_git_env(args.argv, cwd, ctx)
+        confinement = workspace_confinement(ctx, args.network)
+        done = run_argv(args.argv, cwd, ctx, git_env, confinement)
         data: dict[str, Any] = {
             "argv": list(done.argv),
             "exit_code": done.returncode,
