@@ -166,6 +166,17 @@ def _file_in_the_way(path: Path) -> Path | None:
 
 
 @contextmanager
+def read_only(path: Path, *, timeout: float = 5.0) -> Iterator[sqlite3.Connection]:
+    """A read-only connection to the database at ``path`` for one look, closed afterwards:
+    no migration, no journal mode change, nothing created (``sqlite3.Error`` as raised)."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+@contextmanager
 def opened(
     path: Path, *, migrations: Sequence[Migration], what: str
 ) -> Iterator[sqlite3.Connection]:

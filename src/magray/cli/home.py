@@ -41,15 +41,9 @@ def backup(
 
 def _tenants(current: Any) -> dict[str, Any]:
     """The settings of each tenant of `magray serve` with a folder under <data>/tenants/."""
-    from magray.server.keys import TENANT_RE
-    from magray.server.tenants import tenant_settings
+    from magray.server.tenants import tenant_settings, tenants_on_disk
 
-    folder = current.paths.data_dir / "tenants"
-    names = (
-        sorted(p.name for p in folder.iterdir() if p.is_dir() and TENANT_RE.match(p.name))
-        if folder.is_dir()
-        else []
-    )
+    names = tenants_on_disk(current.paths.data_dir)
     return {name: tenant_settings(current, name) for name in names}
 
 

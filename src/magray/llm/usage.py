@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from magray.errors import StoreError
-from magray.sqlite_migrations import advice, connect
+from magray.sqlite_migrations import advice, connect, read_only
 
 MIGRATIONS: tuple[tuple[int, str, str], ...] = (
     (
@@ -202,7 +202,7 @@ def read_breakers(path: Path) -> dict[str, BreakerState]:
     if not path.is_file():
         return {}
     try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        with read_only(path) as conn:
             rows = conn.execute("SELECT provider, failures, opened_at FROM breakers").fetchall()
     except sqlite3.Error as exc:
         if "no such table" in str(exc):  # made, not migrated yet

@@ -51,7 +51,7 @@ def invisible_char(value: str) -> str | None:
 
 def label_refusal(value: str, what: str) -> str | None:
     """Why ``value`` is no label (one sentence naming ``what``, the value and the
-    character as U+XXXX), or None when it is one."""
+    character by its code point, e.g. U+202E), or None when it is one."""
     shown = value if len(value) <= 40 else value[:40] + "…"
     char = control_char(value)
     if char is not None:

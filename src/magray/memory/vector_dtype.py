@@ -23,6 +23,8 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from magray.sqlite_migrations import read_only
+
 AUTO = "auto"
 DTYPES = ("f32", "f16", "i8")
 NEW_STORE = "f16"  # searches ~2x faster than f32 at the same recall, half the file
@@ -78,7 +80,7 @@ def peek(db: Path, index_dir: Path, setting: str) -> str | None:
     if setting != AUTO or not db.exists():
         return resolve_dtype(setting, lambda _key: None, index_dir)
     try:
-        with contextlib.closing(sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)) as c:
+        with read_only(db) as c:
             if not c.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone():
                 return NEW_STORE
 

@@ -81,8 +81,8 @@ def parse_role(value: str) -> Role:
 
 def check_tenant(value: str) -> str:
     """A tenant name: lower-case letters, digits, '-' and '_', at most 63 characters. A
-    control, bidi or zero-width character in a refused name is named (U+XXXX): it is
-    invisible in the name as printed."""
+    control, bidi or zero-width character in a refused name is named by its code point
+    (e.g. U+202E): it is invisible in the name as printed."""
     if TENANT_RE.match(value):
         return value
     from magray.memory.records import control_char, invisible_char

@@ -16,7 +16,7 @@ from magray.errors import NotFoundError
 from magray.server.deps import ADMIN_ONLY, Admin, Svc
 from magray.server.keys import check_tenant, parse_role
 from magray.server.schemas import ChainCheck, KeyIn, KeyOut, NewKey, TenantOut
-from magray.server.tenants import has_data
+from magray.server.tenants import has_data, tenants_on_disk
 
 router = APIRouter(prefix="/v1")
 
@@ -76,15 +76,8 @@ def revoke_key(id: str, request: Request, svc: Svc, who: Admin) -> dict[str, Any
     responses=ADMIN_ONLY,
 )
 def list_tenants(svc: Svc, who: Admin) -> list[dict[str, Any]]:
-    from magray.server.keys import TENANT_RE
-
     keys = svc.auth.keys.list()
-    folder = svc.settings.paths.data_dir / "tenants"
-    on_disk = (
-        {p.name for p in folder.iterdir() if p.is_dir() and TENANT_RE.match(p.name)}
-        if folder.is_dir()
-        else set()
-    )
+    on_disk = set(tenants_on_disk(svc.settings.paths.data_dir))
     names = sorted(on_disk | {k.tenant for k in keys})
     return [
         {

@@ -37,6 +37,16 @@ def tenant_dir(data_dir: Path, tenant: str) -> Path:
     return data_dir / "tenants" / check_tenant(tenant)
 
 
+def tenants_on_disk(data_dir: Path) -> list[str]:
+    """The names of the tenants with a folder under ``<data dir>/tenants/``, sorted."""
+    from magray.server.keys import TENANT_RE
+
+    folder = data_dir / "tenants"
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and TENANT_RE.match(p.name))
+
+
 def tenant_settings(settings: Settings, tenant: str) -> Settings:
     """The settings of ``tenant``: the same values over the tenant's own data folder."""
     paths = dataclasses.replace(
@@ -85,11 +95,11 @@ def _has_rows(db: Path, table: str) -> bool:
     if not db.is_file():
         return False
     import sqlite3
-    from contextlib import closing
+
+    from magray.sqlite_migrations import read_only
 
     try:
-        uri = f"{db.resolve().as_uri()}?mode=ro"
-        with closing(sqlite3.connect(uri, uri=True, timeout=5.0)) as conn:
+        with read_only(db) as conn:
             row = conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()
     except sqlite3.Error as exc:
         return "no such table" not in str(exc)  # made, not written to yet; else unreadable
